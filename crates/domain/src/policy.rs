@@ -1,0 +1,134 @@
+//! A tenant's security policy. Defaults follow the guidebook and OWASP ASVS v4 (2.1.1 minimum
+//! length 12, 2.2.1 anti-automation, 3.3.2 idle and absolute session timeouts).
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use crate::error::FieldErrors;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityPolicy {
+    /// Minimum password length in characters (8..=128).
+    pub password_min_length: u32,
+    /// How many previous passwords may not be reused (0..=24).
+    pub password_history: u32,
+    /// Days after which a password must be changed; 0 means never (0..=3650).
+    pub password_max_age_days: u32,
+    /// Days before expiry on which a warning is shown (0..=90).
+    pub password_expiry_warning_days: u32,
+    /// Consecutive failures that lock an account (1..=100).
+    pub lockout_threshold: u32,
+    /// How long a locked account stays locked, in minutes (1..=1440).
+    pub lockout_minutes: u32,
+    /// A session unused for this many minutes ends (1..=1440).
+    pub idle_timeout_minutes: u32,
+    /// A session ends this many hours after login, whatever its use (1..=168).
+    pub absolute_timeout_hours: u32,
+}
+
+impl Default for SecurityPolicy {
+    fn default() -> Self {
+        Self {
+            password_min_length: 12,
+            password_history: 5,
+            password_max_age_days: 0,
+            password_expiry_warning_days: 14,
+            lockout_threshold: 5,
+            lockout_minutes: 15,
+            idle_timeout_minutes: 30,
+            absolute_timeout_hours: 12,
+        }
+    }
+}
+
+/// Where a password stands against the policy's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordAge {
+    Fresh,
+    ExpiresSoon { days_left: i64 },
+    Expired,
+}
+
+impl SecurityPolicy {
+    pub fn validate(&self) -> Result<(), FieldErrors> {
+        let mut e = FieldErrors::new();
+        let mut check = |field: &'static str, v: u32, lo: u32, hi: u32| {
+            if v < lo || v > hi {
+                e.push(field, "out_of_range");
+            }
+        };
+        check("password_min_length", self.password_min_length, 8, 128);
+        check("password_history", self.password_history, 0, 24);
+        check("password_max_age_days", self.password_max_age_days, 0, 3650);
+        check("password_expiry_warning_days", self.password_expiry_warning_days, 0, 90);
+        check("lockout_threshold", self.lockout_threshold, 1, 100);
+        check("lockout_minutes", self.lockout_minutes, 1, 1440);
+        check("idle_timeout_minutes", self.idle_timeout_minutes, 1, 1440);
+        check("absolute_timeout_hours", self.absolute_timeout_hours, 1, 168);
+        if e.is_empty() { Ok(()) } else { Err(e) }
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::minutes(i64::from(self.idle_timeout_minutes))
+    }
+    pub fn absolute_timeout(&self) -> Duration {
+        Duration::hours(i64::from(self.absolute_timeout_hours))
+    }
+    pub fn lockout_duration(&self) -> Duration {
+        Duration::minutes(i64::from(self.lockout_minutes))
+    }
+
+    pub fn password_age(&self, changed_at: OffsetDateTime, now: OffsetDateTime) -> PasswordAge {
+        if self.password_max_age_days == 0 {
+            return PasswordAge::Fresh;
+        }
+        let expires = changed_at + Duration::days(i64::from(self.password_max_age_days));
+        if now >= expires {
+            return PasswordAge::Expired;
+        }
+        let left = expires - now;
+        if left <= Duration::days(i64::from(self.password_expiry_warning_days)) {
+            // Round up so that "expires in 0 days" is never shown before it has expired.
+            let days_left = (left.whole_seconds() + 86_399) / 86_400;
+            PasswordAge::ExpiresSoon { days_left }
+        } else {
+            PasswordAge::Fresh
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_guidebook() {
+        let p = SecurityPolicy::default();
+        assert!(p.validate().is_ok());
+        assert_eq!(p.lockout_threshold, 5);
+        assert_eq!(p.idle_timeout_minutes, 30);
+        assert_eq!(p.absolute_timeout_hours, 12);
+        assert_eq!(p.password_min_length, 12);
+    }
+
+    #[test]
+    fn out_of_range_values_are_reported_per_field() {
+        let p = SecurityPolicy { password_min_length: 4, idle_timeout_minutes: 0, ..Default::default() };
+        let e = p.validate().err().unwrap_or_default();
+        assert_eq!(e.code_for("password_min_length"), Some("out_of_range"));
+        assert_eq!(e.code_for("idle_timeout_minutes"), Some("out_of_range"));
+        assert_eq!(e.0.len(), 2);
+    }
+
+    #[test]
+    fn password_age_warns_then_expires() {
+        let p = SecurityPolicy { password_max_age_days: 90, password_expiry_warning_days: 14, ..Default::default() };
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(p.password_age(t0, t0 + Duration::days(10)), PasswordAge::Fresh);
+        assert_eq!(p.password_age(t0, t0 + Duration::days(80)), PasswordAge::ExpiresSoon { days_left: 10 });
+        assert_eq!(p.password_age(t0, t0 + Duration::days(90)), PasswordAge::Expired);
+        let never = SecurityPolicy::default();
+        assert_eq!(never.password_age(t0, t0 + Duration::days(9999)), PasswordAge::Fresh);
+    }
+}
