@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 use crate::error::FieldErrors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SecurityPolicy {
     /// Minimum password length in characters (8..=128).
     pub password_min_length: u32,

@@ -1,1 +1,202 @@
+//! The storage interface. Its methods are shaped by use cases, not tables, and each one takes the
+//! capability that allows it (a [`Scope`] from the permission engine, the [`LoginFlow`], or the
+//! operator's [`OperatorScope`]): the tenant a query is limited to always comes from that
+//! capability. Every method that changes something takes the audit event that records it, and a
+//! backend writes both in one transaction. Backends own their SQL dialect and migrations:
+//! `daicho-store-sqlite` now, PostgreSQL later.
 
+use async_trait::async_trait;
+use daicho_domain::audit::ChainReport;
+use daicho_domain::user::UserProfile;
+use daicho_domain::{
+    AuditEvent, AuditFilter, FieldErrors, LanguagePref, LoginFlow, LoginId, ManagePolicy, ManageUsers,
+    NewAuditEvent, OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId, Tenant,
+    TenantCode, TenantId, TenantName, User, UserId, UserStatus,
+};
+use time::OffsetDateTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was violated; the field errors name the field.
+    #[error("conflict")]
+    Conflict(FieldErrors),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user about to be created.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: UserId,
+    pub login_id: LoginId,
+    pub profile: UserProfile,
+    pub password_hash: String,
+    pub must_change_password: bool,
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub id: TenantId,
+    pub code: TenantCode,
+    pub name: TenantName,
+    pub policy: SecurityPolicy,
+    pub at: OffsetDateTime,
+}
+
+/// What the login path needs to check a password.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub user: User,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: SessionId,
+    pub token_hash: String,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub at: OffsetDateTime,
+    pub csrf_token: String,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub csrf_token: String,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// A session with the user and tenant it belongs to, as loaded on every request.
+#[derive(Debug, Clone)]
+pub struct SessionContext {
+    pub session: Session,
+    pub user: User,
+    pub tenant: Tenant,
+}
+
+/// A failed password check against an existing user.
+#[derive(Debug, Clone)]
+pub struct LoginFailure {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    /// Failures at or beyond this count lock the account.
+    pub threshold: u32,
+    pub lock_until: OffsetDateTime,
+    pub failure_event: NewAuditEvent,
+    /// Written only if this failure locks the account.
+    pub lockout_event: NewAuditEvent,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- operator (local command line only) ---
+    async fn create_tenant(
+        &self,
+        op: &OperatorScope,
+        tenant: NewTenant,
+        admin: NewUser,
+        events: Vec<NewAuditEvent>,
+    ) -> StoreResult<(Tenant, User)>;
+    async fn operator_create_user(
+        &self,
+        op: &OperatorScope,
+        tenant: TenantId,
+        user: NewUser,
+        event: NewAuditEvent,
+    ) -> StoreResult<User>;
+    async fn list_tenants(&self, op: &OperatorScope) -> StoreResult<Vec<Tenant>>;
+    /// Checks every chain (one per tenant, and the operator's own).
+    async fn verify_all_audit_chains(&self, op: &OperatorScope) -> StoreResult<Vec<(Option<TenantId>, ChainReport)>>;
+
+    // --- login and session lookup ---
+    async fn tenant_by_code(&self, flow: &LoginFlow, code: &TenantCode) -> StoreResult<Option<Tenant>>;
+    async fn credential(&self, flow: &LoginFlow, tenant: TenantId, login: &LoginId) -> StoreResult<Option<Credential>>;
+    /// Failed logins recorded from `ip` since `since`, across all tenants.
+    async fn login_failures_from_ip(&self, flow: &LoginFlow, ip: &str, since: OffsetDateTime) -> StoreResult<u64>;
+    /// Counts a failure against the user; locks the account when the count reaches the
+    /// threshold. Returns true when this failure locked it.
+    async fn record_login_failure(&self, flow: &LoginFlow, failure: LoginFailure) -> StoreResult<bool>;
+    /// Creates the session, clears the failure count and records the login.
+    async fn start_session(&self, flow: &LoginFlow, session: NewSession, event: NewAuditEvent) -> StoreResult<()>;
+    async fn session_by_token_hash(&self, flow: &LoginFlow, token_hash: &str) -> StoreResult<Option<SessionContext>>;
+    async fn touch_session(&self, flow: &LoginFlow, id: SessionId, at: OffsetDateTime) -> StoreResult<()>;
+    /// Ends a session (logout, timeout) and records why.
+    async fn end_session(&self, flow: &LoginFlow, id: SessionId, event: NewAuditEvent) -> StoreResult<()>;
+    /// Appends an event that records no change of state (failed attempt, refusal, export).
+    async fn append_audit(&self, event: NewAuditEvent) -> StoreResult<()>;
+
+    // --- one's own account ---
+    async fn own_user(&self, scope: &Scope<OwnAccount>) -> StoreResult<User>;
+    /// The current password hash followed by up to `history` earlier ones, newest first.
+    async fn password_hashes(&self, scope: &Scope<OwnAccount>, history: u32) -> StoreResult<Vec<String>>;
+    async fn own_password_hash(&self, scope: &Scope<OwnAccount>) -> StoreResult<String>;
+    /// Sets a new password, keeps `history` earlier ones, and ends every other session.
+    async fn change_password(
+        &self,
+        scope: &Scope<OwnAccount>,
+        new_hash: String,
+        history: u32,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
+    async fn list_own_sessions(&self, scope: &Scope<OwnAccount>) -> StoreResult<Vec<Session>>;
+    async fn revoke_own_session(&self, scope: &Scope<OwnAccount>, id: SessionId, event: NewAuditEvent) -> StoreResult<()>;
+    async fn set_language(&self, scope: &Scope<OwnAccount>, lang: LanguagePref, event: NewAuditEvent) -> StoreResult<()>;
+
+    // --- user administration ---
+    async fn list_users(&self, scope: &Scope<ManageUsers>) -> StoreResult<Vec<User>>;
+    async fn get_user(&self, scope: &Scope<ManageUsers>, id: UserId) -> StoreResult<User>;
+    async fn create_user(&self, scope: &Scope<ManageUsers>, user: NewUser, event: NewAuditEvent) -> StoreResult<User>;
+    /// Updates the profile; a role change ends the user's sessions so it applies from a fresh login.
+    async fn update_user(
+        &self,
+        scope: &Scope<ManageUsers>,
+        id: UserId,
+        profile: UserProfile,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<User>;
+    /// Disabling ends all of the user's sessions in the same transaction.
+    async fn set_user_status(
+        &self,
+        scope: &Scope<ManageUsers>,
+        id: UserId,
+        status: UserStatus,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
+    async fn delete_user(&self, scope: &Scope<ManageUsers>, id: UserId, event: NewAuditEvent) -> StoreResult<()>;
+    /// Sets a one-time password that must be changed at next login; ends the user's sessions.
+    async fn reset_password(
+        &self,
+        scope: &Scope<ManageUsers>,
+        id: UserId,
+        new_hash: String,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
+    async fn unlock_user(&self, scope: &Scope<ManageUsers>, id: UserId, event: NewAuditEvent) -> StoreResult<()>;
+
+    // --- policy ---
+    async fn update_policy(&self, scope: &Scope<ManagePolicy>, policy: SecurityPolicy, event: NewAuditEvent) -> StoreResult<()>;
+
+    // --- operation history ---
+    /// Newest first, at most `limit`.
+    async fn search_audit(&self, scope: &Scope<ReadAudit>, filter: &AuditFilter, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+    async fn verify_audit_chain(&self, scope: &Scope<ReadAudit>) -> StoreResult<ChainReport>;
+}
