@@ -1,1 +1,220 @@
-fn main() {}
+//! `daicho`: the single binary. Parses the command line and hands over to the library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use daicho::config::{Config, FlagOverrides, ServerFlags};
+use daicho::operator::{self, AdminSpec};
+use daicho_authn::PasswordHasher;
+use daicho_domain::{Clock, OperatorScope, SystemClock};
+use daicho_store::Store;
+
+#[derive(Parser)]
+#[command(name = "daicho", version, about = "Daicho: a hosted web database for everyday business work")]
+struct Cli {
+    /// TOML configuration file (also $DAICHO_CONFIG).
+    #[arg(long, global = true, env = "DAICHO_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite database, generated TLS certificate).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct ServeArgs {
+    /// Address for HTTPS, e.g. 127.0.0.1:8443.
+    #[arg(long)]
+    https_addr: Option<std::net::SocketAddr>,
+    /// Address for the plain-HTTP redirect listener.
+    #[arg(long)]
+    http_addr: Option<std::net::SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTPS (and the HTTP redirect) until interrupted.
+    Serve(ServeArgs),
+    /// Serve with a seeded demo tenant; prints its sign-in details.
+    Demo(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Load and check the configuration, print it with secrets redacted, and exit.
+    CheckConfig,
+    /// Tenants (operator).
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Users (operator).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// The operation history (operator).
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Subcommand)]
+enum TenantCmd {
+    /// Create a tenant and its first administrator; prints a one-time password.
+    Create {
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "admin")]
+        admin_login: String,
+        #[arg(long)]
+        admin_name: String,
+        #[arg(long)]
+        admin_email: String,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user to a tenant; prints a one-time password.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        /// member or tenant_admin
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+    /// Give a user a new one-time password (to be changed at next sign-in).
+    ResetPassword {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        login: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Verify every hash chain; exits non-zero if any is broken.
+    Verify,
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn hasher() -> anyhow::Result<PasswordHasher> {
+    tokio::task::spawn_blocking(PasswordHasher::new).await?.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if demo {
+        let store = daicho::open_store(&config).await?;
+        let creds = operator::seed_demo(store.as_ref(), &hasher().await?, clock.now()).await?;
+        let port = config.server.https_addr.port();
+        println!("\nDaicho demo is starting at https://127.0.0.1:{port}/ (self-signed certificate: accept it in the browser)\n");
+        println!("  tenant code : {}", creds.tenant);
+        println!("  admin       : {}  password: {}", creds.admin_login, creds.admin_password);
+        println!("  staff       : {}  password: {}\n", creds.member_login, creds.member_password);
+    }
+    let running = daicho::start(&config, clock).await?;
+    tracing::info!(https = %running.https.addr, http = ?running.http.as_ref().map(|h| h.addr), "Daicho is serving");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tracing::info!("shutting down");
+    running.shutdown();
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let serve_args = match &cli.command {
+        Command::Serve(a) | Command::Demo(a) => a.clone(),
+        _ => ServeArgs::default(),
+    };
+    let flags = FlagOverrides {
+        data_dir: cli.data_dir.clone(),
+        server: (serve_args.https_addr.is_some() || serve_args.http_addr.is_some())
+            .then_some(ServerFlags { https_addr: serve_args.https_addr, http_addr: serve_args.http_addr }),
+    };
+    let config = Config::load(cli.config.as_deref(), &flags).map_err(anyhow::Error::msg)?;
+    init_logging(&config);
+    daicho::install_crypto_provider();
+    let now = SystemClock.now();
+    match cli.command {
+        Command::Serve(_) => serve(config, false).await?,
+        Command::Demo(_) => serve(config, true).await?,
+        Command::Migrate => {
+            daicho::open_store(&config).await?;
+            println!("database is up to date: {}", daicho::config::redact_url(&config.database_url()));
+        }
+        Command::CheckConfig => {
+            println!("configuration is valid:\n{config:#?}");
+        }
+        Command::Tenant(TenantCmd::Create { code, name, admin_login, admin_name, admin_email }) => {
+            let store = daicho::open_store(&config).await?;
+            let spec = AdminSpec { login_id: &admin_login, display_name: &admin_name, email: &admin_email };
+            let (t, u, otp) = operator::create_tenant(store.as_ref(), &hasher().await?, now, &code, &name, spec).await?;
+            println!("created tenant {} ({})", t.code, t.name.as_str());
+            println!("first administrator: {}  one-time password: {otp}", u.login_id);
+            println!("the password must be changed at first sign-in; it is not shown again");
+        }
+        Command::Tenant(TenantCmd::List) => {
+            let store = daicho::open_store(&config).await?;
+            for t in store.list_tenants(&OperatorScope::local()).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+                println!("{}\t{}\t{}", t.code, t.name.as_str(), t.id);
+            }
+        }
+        Command::User(UserCmd::Create { tenant, login, name, email, role }) => {
+            let store = daicho::open_store(&config).await?;
+            let (u, otp) = operator::create_user(store.as_ref(), &hasher().await?, now, &tenant, &login, &name, &email, &role).await?;
+            println!("created user {} in tenant {tenant}  one-time password: {otp}", u.login_id);
+        }
+        Command::User(UserCmd::ResetPassword { tenant, login }) => {
+            let store = daicho::open_store(&config).await?;
+            let otp = operator::reset_password(store.as_ref(), &hasher().await?, now, &tenant, &login, true).await?;
+            println!("new one-time password for {login} in {tenant}: {otp}");
+        }
+        Command::Audit(AuditCmd::Verify) => {
+            let store = daicho::open_store(&config).await?;
+            let (lines, ok) = operator::verify_audit(store.as_ref()).await?;
+            for l in lines {
+                println!("{l}");
+            }
+            return Ok(if ok { 0 } else { 1 });
+        }
+    }
+    Ok(0)
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("daicho: cannot start the runtime: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(0) => std::process::ExitCode::SUCCESS,
+        Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("daicho: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

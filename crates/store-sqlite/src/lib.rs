@@ -248,6 +248,11 @@ fn const_format_user_by_id() -> &'static str {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(internal)?;
+        Ok(())
+    }
+
     async fn create_tenant(
         &self,
         _op: &OperatorScope,
@@ -288,6 +293,37 @@ impl Store for SqliteStore {
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
         self.user_in(tenant, user.id).await
+    }
+
+    async fn operator_set_password(
+        &self,
+        _op: &OperatorScope,
+        tenant: TenantId,
+        user: UserId,
+        hash: String,
+        must_change: bool,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE users SET password_hash = ?, must_change_password = ?, password_changed_at = ?, failed_logins = 0, \
+             locked_until = NULL, updated_at = ? WHERE id = ? AND tenant_id = ?",
+        )
+        .bind(&hash)
+        .bind(must_change)
+        .bind(ms(at))
+        .bind(ms(at))
+        .bind(user.to_string())
+        .bind(tenant.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        Self::check_affected(n)?;
+        Self::end_user_sessions(&mut tx, tenant, user).await?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
     }
 
     async fn list_tenants(&self, _op: &OperatorScope) -> StoreResult<Vec<Tenant>> {
@@ -351,11 +387,19 @@ impl Store for SqliteStore {
 
     async fn record_login_failure(&self, _flow: &LoginFlow, f: LoginFailure) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
+        // A lock that has run out starts a fresh count, so the account locks again after
+        // another `threshold` failures. SET expressions all see the row as it was before.
         let row = sqlx::query(
-            "UPDATE users SET failed_logins = failed_logins + 1, \
-             locked_until = CASE WHEN failed_logins + 1 >= ? THEN ? ELSE locked_until END \
-             WHERE id = ? AND tenant_id = ? RETURNING failed_logins",
+            "UPDATE users SET \
+             failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= ?1 THEN 1 ELSE failed_logins + 1 END, \
+             locked_until = CASE \
+                WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= ?1 THEN 1 ELSE failed_logins + 1 END) >= ?2 \
+                    AND (locked_until IS NULL OR locked_until <= ?1) THEN ?3 \
+                WHEN locked_until IS NOT NULL AND locked_until <= ?1 THEN NULL \
+                ELSE locked_until END \
+             WHERE id = ?4 AND tenant_id = ?5 RETURNING failed_logins",
         )
+        .bind(ms(f.failure_event.at))
         .bind(i64::from(f.threshold))
         .bind(ms(f.lock_until))
         .bind(f.user_id.to_string())

@@ -104,6 +104,9 @@ pub struct LoginFailure {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Answers when the database does (health checks).
+    async fn ping(&self) -> StoreResult<()>;
+
     // --- operator (local command line only) ---
     async fn create_tenant(
         &self,
@@ -119,6 +122,17 @@ pub trait Store: Send + Sync + 'static {
         user: NewUser,
         event: NewAuditEvent,
     ) -> StoreResult<User>;
+    /// Sets a user's password from the command line (demo accounts, operator resets).
+    async fn operator_set_password(
+        &self,
+        op: &OperatorScope,
+        tenant: TenantId,
+        user: UserId,
+        hash: String,
+        must_change: bool,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
     async fn list_tenants(&self, op: &OperatorScope) -> StoreResult<Vec<Tenant>>;
     /// Checks every chain (one per tenant, and the operator's own).
     async fn verify_all_audit_chains(&self, op: &OperatorScope) -> StoreResult<Vec<(Option<TenantId>, ChainReport)>>;

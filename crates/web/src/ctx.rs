@@ -1,0 +1,97 @@
+//! What every handler knows about its request: the request id, the client's IP (resolved once
+//! by the middleware), the user agent, the browser's language and the current time from the
+//! injected clock. It also builds audit events so that each one carries the same facts.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::header;
+use daicho_domain::{AuditAction, Lang, NewAuditEvent, Outcome, Principal};
+use time::OffsetDateTime;
+
+use crate::state::AppState;
+
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub request_id: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub browser_lang: Lang,
+    pub accept_language: Option<String>,
+    pub now: OffsetDateTime,
+    pub path: String,
+}
+
+impl Ctx {
+    pub fn event(&self, action: AuditAction, outcome: Outcome) -> NewAuditEvent {
+        NewAuditEvent {
+            at: self.now,
+            tenant_id: None,
+            actor_id: None,
+            actor_login: String::new(),
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            action,
+            target: String::new(),
+            outcome,
+            details: String::new(),
+        }
+    }
+
+    pub fn event_by(&self, who: &Principal, action: AuditAction, outcome: Outcome) -> NewAuditEvent {
+        let mut e = self.event(action, outcome);
+        e.tenant_id = Some(who.tenant_id);
+        e.actor_id = Some(who.user_id);
+        e.actor_login = who.login_id.as_str().to_owned();
+        e
+    }
+}
+
+pub trait EventExt {
+    fn target(self, t: impl Into<String>) -> Self;
+    fn details(self, d: impl Into<String>) -> Self;
+}
+
+impl EventExt for NewAuditEvent {
+    fn target(mut self, t: impl Into<String>) -> Self {
+        self.target = t.into();
+        self
+    }
+    fn details(mut self, d: impl Into<String>) -> Self {
+        self.details = d.into();
+        self
+    }
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ctx_from_parts(parts, state))
+    }
+}
+
+pub fn ctx_from_parts(parts: &Parts, state: &AppState) -> Ctx {
+    let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let ip = parts.extensions.get::<ClientIp>().map(|c| c.0.to_string()).unwrap_or_default();
+    let header_str = |h: header::HeaderName| parts.headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let accept_language = header_str(header::ACCEPT_LANGUAGE);
+    let browser_lang = accept_language.as_deref().map(Lang::from_accept_language).unwrap_or(Lang::En);
+    Ctx {
+        request_id,
+        ip,
+        user_agent: header_str(header::USER_AGENT).unwrap_or_default().chars().take(256).collect(),
+        browser_lang,
+        accept_language,
+        now: state.clock.now(),
+        path: parts.uri.path().to_owned(),
+    }
+}

@@ -1,0 +1,138 @@
+//! Request bodies and query strings. Every field is a plain string (or absent), so that a
+//! malformed value becomes a field error with the user's input kept, never an extractor
+//! rejection; unknown fields are refused where the shape is ours to define (JSON).
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    pub tenant: String,
+    #[serde(default)]
+    pub login_id: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub next: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    pub reason: Option<String>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DoneQuery {
+    pub done: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    pub current_password: String,
+    #[serde(default)]
+    pub new_password: String,
+    #[serde(default)]
+    pub confirm_password: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LanguageForm {
+    #[serde(default)]
+    pub language: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct UserForm {
+    #[serde(default)]
+    pub login_id: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub language: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    pub confirm: String,
+}
+
+/// Policy values arrive as text so that "abc" is a field error, not a rejected request.
+#[derive(Debug, Default, Deserialize)]
+pub struct PolicyForm {
+    #[serde(default)]
+    pub password_min_length: String,
+    #[serde(default)]
+    pub password_history: String,
+    #[serde(default)]
+    pub password_max_age_days: String,
+    #[serde(default)]
+    pub password_expiry_warning_days: String,
+    #[serde(default)]
+    pub lockout_threshold: String,
+    #[serde(default)]
+    pub lockout_minutes: String,
+    #[serde(default)]
+    pub idle_timeout_minutes: String,
+    #[serde(default)]
+    pub absolute_timeout_hours: String,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+pub struct AuditQuery {
+    pub login: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    pub ip: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub before: Option<String>,
+    pub limit: Option<String>,
+}
+
+// --- JSON API bodies ---
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiLogin {
+    pub tenant: String,
+    pub login_id: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiPasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiNewUser {
+    pub login_id: String,
+    pub display_name: String,
+    pub email: String,
+    pub role: String,
+    #[serde(default = "auto")]
+    pub language: String,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiUserUpdate {
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub role: Option<String>,
+    pub language: Option<String>,
+}

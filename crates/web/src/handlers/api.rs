@@ -1,0 +1,183 @@
+//! The JSON API under /api/v1: the same operations as the pages, through the same functions in
+//! [`super::ops`], with the same permission checks and audit events. Authentication is the
+//! session cookie (obtained from `POST /api/v1/session`); state-changing calls carry the
+//! session's CSRF token in `X-CSRF-Token`.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use daicho_domain::{AuditEvent, ManageUsers, OwnAccount, ReadAudit, User, UserId, UserStatus};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::ctx::Ctx;
+use crate::error::{AppError, AppResult};
+use crate::forms::{ApiLogin, ApiNewUser, ApiPasswordChange, ApiUserUpdate, AuditQuery};
+use crate::handlers::ops::{self, LoginOutcome};
+use crate::session::{Auth, AuthAny, clear_session_cookie, session_cookie};
+use crate::state::AppState;
+
+/// JSON body extractor whose failures are our errors (400 with the parser's explanation).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(AppError::BadJson("expected Content-Type: application/json".into())),
+            Err(JsonRejection::BytesRejection(_)) => Err(AppError::PayloadTooLarge),
+            Err(e) => Err(AppError::BadJson(e.body_text().chars().take(300).collect())),
+        }
+    }
+}
+
+pub fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "login_id": u.login_id.as_str(),
+        "display_name": u.display_name.as_str(),
+        "email": u.email.as_str(),
+        "role": u.role.as_str(),
+        "status": u.status.as_str(),
+        "language": u.language.as_str(),
+        "must_change_password": u.must_change_password,
+        "locked_until": u.locked_until.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+        "failed_logins": u.failed_logins,
+        "created_at": u.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
+        "updated_at": u.updated_at.format(&time::format_description::well_known::Rfc3339).ok(),
+    })
+}
+
+fn event_json(e: &AuditEvent) -> Value {
+    serde_json::to_value(e).unwrap_or(Value::Null)
+}
+
+fn user_id(raw: &str) -> AppResult<UserId> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+pub async fn create_session(State(state): State<AppState>, ctx: Ctx, ApiJson(b): ApiJson<ApiLogin>) -> AppResult<Response> {
+    match ops::login(&state, &ctx, &b.tenant, &b.login_id, &b.password).await? {
+        LoginOutcome::Success { token } => {
+            let mut res = (StatusCode::CREATED, Json(json!({"status": "signed_in"}))).into_response();
+            if let Ok(v) = HeaderValue::from_str(&session_cookie(&token)) {
+                res.headers_mut().append(header::SET_COOKIE, v);
+            }
+            Ok(res)
+        }
+        LoginOutcome::Failed => Err(AppError::Unauthenticated { reason: None }),
+        LoginOutcome::Throttled => Err(AppError::TooManyRequests),
+    }
+}
+
+pub async fn delete_session(State(state): State<AppState>, ctx: Ctx, AuthAny(auth): AuthAny) -> AppResult<Response> {
+    ops::logout(&state, &ctx, &auth).await?;
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    if let Ok(v) = HeaderValue::from_str(&clear_session_cookie()) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+pub async fn me(State(state): State<AppState>, ctx: Ctx, AuthAny(auth): AuthAny) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<OwnAccount>(&state, &ctx).await?;
+    let user = state.store.own_user(&scope).await?;
+    Ok(Json(json!({
+        "user": user_json(&user),
+        "tenant": {"code": auth.tenant.code.as_str(), "name": auth.tenant.name.as_str()},
+        "session": {"id": auth.session.id, "created_at": auth.session.created_at.format(&time::format_description::well_known::Rfc3339).ok()},
+        "csrf_token": auth.csrf(),
+        "password_change_required": auth.must_change_password(),
+    })))
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    AuthAny(auth): AuthAny,
+    ApiJson(b): ApiJson<ApiPasswordChange>,
+) -> AppResult<StatusCode> {
+    let scope = auth.authorize::<OwnAccount>(&state, &ctx).await?;
+    ops::change_password(&state, &ctx, &auth, &scope, &b.current_password, &b.new_password, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_users(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
+    let users = state.store.list_users(&scope).await?;
+    Ok(Json(json!({"users": users.iter().map(user_json).collect::<Vec<_>>()})))
+}
+
+pub async fn create_user(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    ApiJson(b): ApiJson<ApiNewUser>,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
+    let (user, otp) =
+        ops::create_user(&state, &ctx, &auth, &scope, &b.login_id, &b.display_name, &b.email, &b.role, &b.language).await?;
+    Ok((StatusCode::CREATED, Json(json!({"user": user_json(&user), "one_time_password": otp}))).into_response())
+}
+
+pub async fn get_user(State(state): State<AppState>, ctx: Ctx, auth: Auth, Path(id): Path<String>) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
+    let u = state.store.get_user(&scope, user_id(&id)?).await?;
+    Ok(Json(json!({"user": user_json(&u)})))
+}
+
+pub async fn update_user(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ApiUserUpdate>,
+) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
+    let id = user_id(&id)?;
+    let old = state.store.get_user(&scope, id).await?;
+    let u = ops::update_user(
+        &state,
+        &ctx,
+        &auth,
+        &scope,
+        id,
+        b.display_name.as_deref().unwrap_or(old.display_name.as_str()),
+        b.email.as_deref().unwrap_or(old.email.as_str()),
+        b.role.as_deref().unwrap_or(old.role.as_str()),
+        b.language.as_deref().unwrap_or(old.language.as_str()),
+    )
+    .await?;
+    Ok(Json(json!({"user": user_json(&u)})))
+}
+
+pub async fn disable_user(State(state): State<AppState>, ctx: Ctx, auth: Auth, Path(id): Path<String>) -> AppResult<StatusCode> {
+    let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
+    ops::set_status(&state, &ctx, &auth, &scope, user_id(&id)?, UserStatus::Disabled).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn enable_user(State(state): State<AppState>, ctx: Ctx, auth: Auth, Path(id): Path<String>) -> AppResult<StatusCode> {
+    let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
+    ops::set_status(&state, &ctx, &auth, &scope, user_id(&id)?, UserStatus::Active).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_audit(State(state): State<AppState>, ctx: Ctx, auth: Auth, Query(q): Query<AuditQuery>) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ReadAudit>(&state, &ctx).await?;
+    let filter = ops::audit_filter(&q).map_err(AppError::Invalid)?;
+    let limit = ops::audit_limit(&q).map_err(AppError::Invalid)?;
+    let events = ops::search_audit(&state, &scope, &filter, limit).await?;
+    let next_before = (events.len() == limit as usize).then(|| events.last().map(|e| e.seq)).flatten();
+    Ok(Json(json!({"events": events.iter().map(event_json).collect::<Vec<_>>(), "next_before": next_before})))
+}
+
+pub async fn openapi() -> Response {
+    let mut r = include_str!("../../openapi.json").into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}

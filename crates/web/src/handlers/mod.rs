@@ -1,0 +1,12 @@
+//! Handlers, one module per resource. HTML and JSON handlers for the same operation call the
+//! same function in [`ops`], so both paths obey the same rules and record the same events.
+
+pub mod account;
+pub mod api;
+pub mod assets;
+pub mod audit;
+pub mod auth;
+pub mod home;
+pub mod ops;
+pub mod policy;
+pub mod users;

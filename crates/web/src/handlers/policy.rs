@@ -1,0 +1,150 @@
+//! The tenant's security policy page.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use daicho_domain::{FieldErrors, ManagePolicy, SecurityPolicy};
+
+use crate::ctx::Ctx;
+use crate::error::{AppError, AppResult};
+use crate::forms::{DoneQuery, PolicyForm};
+use crate::handlers::ops;
+use crate::middleware::redirect_see_other;
+use crate::session::Auth;
+use crate::state::AppState;
+use crate::views::{Errors, Page, render, render_status};
+
+pub struct PolicyField {
+    pub group: &'static str,
+    pub name: &'static str,
+    pub label: String,
+    pub hint: String,
+    pub min: u32,
+    pub max: u32,
+    pub value: String,
+}
+
+/// (group heading, field, min, max) in display order; ranges match `SecurityPolicy::validate`.
+const FIELDS: &[(&str, &str, u32, u32)] = &[
+    ("policy.group_passwords", "password_min_length", 8, 128),
+    ("", "password_history", 0, 24),
+    ("", "password_max_age_days", 0, 3650),
+    ("", "password_expiry_warning_days", 0, 90),
+    ("policy.group_lockout", "lockout_threshold", 1, 100),
+    ("", "lockout_minutes", 1, 1440),
+    ("policy.group_sessions", "idle_timeout_minutes", 1, 1440),
+    ("", "absolute_timeout_hours", 1, 168),
+];
+
+fn values(p: &SecurityPolicy) -> [u32; 8] {
+    [
+        p.password_min_length,
+        p.password_history,
+        p.password_max_age_days,
+        p.password_expiry_warning_days,
+        p.lockout_threshold,
+        p.lockout_minutes,
+        p.idle_timeout_minutes,
+        p.absolute_timeout_hours,
+    ]
+}
+
+fn form_values(f: &PolicyForm) -> [&str; 8] {
+    [
+        &f.password_min_length,
+        &f.password_history,
+        &f.password_max_age_days,
+        &f.password_expiry_warning_days,
+        &f.lockout_threshold,
+        &f.lockout_minutes,
+        &f.idle_timeout_minutes,
+        &f.absolute_timeout_hours,
+    ]
+}
+
+#[derive(Template)]
+#[template(path = "admin/policy.html")]
+struct PolicyPage {
+    p: Page,
+    fields: Vec<PolicyField>,
+    errors: Errors,
+}
+
+fn page(auth: &Auth, ctx: &Ctx, shown: [String; 8], errors: Errors, done: Option<&str>) -> PolicyPage {
+    let fields = FIELDS
+        .iter()
+        .zip(shown)
+        .map(|((group, name, min, max), value)| PolicyField {
+            group,
+            name,
+            label: format!("policy.{name}"),
+            hint: format!("policy.{name}_hint"),
+            min: *min,
+            max: *max,
+            value,
+        })
+        .collect();
+    PolicyPage { p: Page::for_user(auth, "policy.title", "policy", &ctx.request_id).with_flash(done), fields, errors }
+}
+
+pub async fn policy_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Query(q): Query<DoneQuery>,
+) -> AppResult<Response> {
+    let _scope = auth.authorize::<ManagePolicy>(&state, &ctx).await?;
+    let shown = values(&auth.tenant.policy).map(|v| v.to_string());
+    Ok(render(&page(&auth, &ctx, shown, Errors::default(), q.done.as_deref())))
+}
+
+/// Parses the form into a policy, collecting a field error for every value that is not a
+/// whole number.
+pub fn parse_policy(f: &PolicyForm) -> Result<SecurityPolicy, FieldErrors> {
+    let mut errs = FieldErrors::new();
+    let mut nums = [0u32; 8];
+    for (i, ((_, name, _, _), raw)) in FIELDS.iter().zip(form_values(f)).enumerate() {
+        match raw.trim().parse::<u32>() {
+            Ok(n) => nums[i] = n,
+            Err(_) => errs.push(name, "not_a_number"),
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let p = SecurityPolicy {
+        password_min_length: nums[0],
+        password_history: nums[1],
+        password_max_age_days: nums[2],
+        password_expiry_warning_days: nums[3],
+        lockout_threshold: nums[4],
+        lockout_minutes: nums[5],
+        idle_timeout_minutes: nums[6],
+        absolute_timeout_hours: nums[7],
+    };
+    p.validate()?;
+    Ok(p)
+}
+
+pub async fn update_policy(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Form(f): Form<PolicyForm>,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManagePolicy>(&state, &ctx).await?;
+    let result = match parse_policy(&f) {
+        Ok(p) => ops::update_policy(&state, &ctx, &auth, &scope, p).await,
+        Err(e) => Err(AppError::Invalid(e)),
+    };
+    match result {
+        Ok(()) => Ok(redirect_see_other("/admin/policy?done=policy_saved")),
+        Err(AppError::Invalid(errs)) => {
+            let shown = form_values(&f).map(|s| s.chars().take(12).collect::<String>());
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page(&auth, &ctx, shown, Errors(errs), None)))
+        }
+        Err(e) => Err(e),
+    }
+}

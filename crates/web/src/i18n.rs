@@ -1,0 +1,324 @@
+//! The interface in English and Japanese. Every visible string has a key here; a test checks
+//! that every key the templates use exists in both languages, so no page shows a raw key.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use daicho_domain::Lang;
+
+/// (key, English, Japanese)
+const MESSAGES: &[(&str, &str, &str)] = &[
+    ("nav.skip", "Skip to content", "本文へ移動"),
+    ("nav.main", "Main", "メイン"),
+    ("nav.home", "Home", "ホーム"),
+    ("nav.users", "Users", "ユーザー"),
+    ("nav.policy", "Security policy", "セキュリティポリシー"),
+    ("nav.audit", "Operation history", "操作履歴"),
+    ("nav.account", "Your account", "アカウント"),
+    ("nav.logout", "Sign out", "ログアウト"),
+    ("footer.request", "Request", "リクエスト"),
+    ("form.has_errors", "Please correct the fields marked below.", "下記の項目を修正してください。"),
+    ("action.save", "Save", "保存"),
+    ("action.cancel", "Cancel", "キャンセル"),
+    ("action.done", "Done", "完了"),
+    ("action.edit", "Edit", "編集"),
+    ("action.actions", "Actions", "操作"),
+    ("field.tenant", "Tenant code", "テナントコード"),
+    ("field.login_id", "Login ID", "ログインID"),
+    ("field.password", "Password", "パスワード"),
+    ("field.display_name", "Name", "氏名"),
+    ("field.email", "E-mail", "メールアドレス"),
+    ("field.role", "Role", "ロール"),
+    ("field.status", "Status", "状態"),
+    ("field.language", "Language", "表示言語"),
+    ("field.current_password", "Current password", "現在のパスワード"),
+    ("field.new_password", "New password", "新しいパスワード"),
+    ("field.confirm_password", "New password again", "新しいパスワード（確認）"),
+    ("role.tenant_admin", "Tenant administrator", "テナント管理者"),
+    ("role.member", "Member", "メンバー"),
+    ("status.active", "Active", "有効"),
+    ("status.disabled", "Disabled", "無効"),
+    ("status.locked", "Locked", "ロック中"),
+    ("lang.auto", "Browser setting", "ブラウザーの設定"),
+    ("lang.en", "English", "English"),
+    ("lang.ja", "日本語", "日本語"),
+    ("outcome.success", "Success", "成功"),
+    ("outcome.failure", "Failure", "失敗"),
+    ("outcome.denied", "Denied", "拒否"),
+    ("login.title", "Sign in to Daicho", "Daicho にログイン"),
+    ("login.submit", "Sign in", "ログイン"),
+    ("login.failed", "The tenant code, login ID or password is not correct, or the account cannot sign in now.", "テナントコード、ログインID、パスワードのいずれかが正しくないか、現在このアカウントではログインできません。"),
+    ("login.throttled", "Too many failed sign-ins from your network. Please wait a few minutes and try again.", "お使いのネットワークからのログイン失敗が多すぎます。数分待ってから再度お試しください。"),
+    ("login.reason_idle", "You were signed out because the session was idle for too long.", "一定時間操作がなかったため、ログアウトしました。"),
+    ("login.reason_absolute", "Your session reached its maximum length. Please sign in again.", "セッションの有効期間が終了しました。再度ログインしてください。"),
+    ("login.reason_disabled", "Your session has ended.", "セッションは終了しました。"),
+    ("login.reason_logged_out", "You have signed out.", "ログアウトしました。"),
+    ("login.reason_password_changed", "Your password was changed. Please sign in with the new password.", "パスワードを変更しました。新しいパスワードでログインしてください。"),
+    ("home.welcome", "Welcome", "ようこそ"),
+    ("home.you", "Your sign-in", "ログイン情報"),
+    ("home.signed_in_at", "Signed in at", "ログイン日時"),
+    ("home.manage_account", "Password, language and sessions", "パスワード・表示言語・セッションの管理"),
+    ("home.admin", "Administration", "管理"),
+    ("home.users_hint", "add, disable and reset users", "ユーザーの追加・無効化・パスワード再設定"),
+    ("home.policy_hint", "passwords, lockout and session limits", "パスワード・ロックアウト・セッションの設定"),
+    ("home.audit_hint", "who did what, when and from where", "誰が・いつ・どこから・何をしたか"),
+    ("account.title", "Your account", "アカウント"),
+    ("account.profile", "Profile", "プロフィール"),
+    ("account.password_changed", "Password last changed", "パスワード最終変更日時"),
+    ("account.change_password", "Change password", "パスワードを変更"),
+    ("account.language", "Display language", "表示言語"),
+    ("account.sessions", "Active sessions", "ログイン中のセッション"),
+    ("account.sessions_hint", "Every browser signed in to your account. End any session you do not recognise, then change your password.", "あなたのアカウントでログインしているブラウザーの一覧です。心当たりのないセッションは終了し、パスワードを変更してください。"),
+    ("session.started", "Signed in", "ログイン日時"),
+    ("session.last_seen", "Last used", "最終利用"),
+    ("session.ip", "IP address", "IPアドレス"),
+    ("session.browser", "Browser", "ブラウザー"),
+    ("session.current", "This browser", "このブラウザー"),
+    ("session.end", "End session", "終了する"),
+    ("password.title", "Change password", "パスワードの変更"),
+    ("password.forced", "You must set a new password before continuing.", "続行する前に新しいパスワードを設定してください。"),
+    ("password.submit", "Change password", "変更する"),
+    ("password.hint", "At least {min} characters. It must not contain your login ID, be a common password, or repeat one of your last {history} passwords.", "{min}文字以上。ログインIDを含むもの、よく使われるもの、直近{history}回に使ったものは使えません。"),
+    ("banner.password_expires", "Your password expires in {days} day(s). Please change it from your account page.", "パスワードの有効期限まであと{days}日です。アカウント画面から変更してください。"),
+    ("users.title", "Users", "ユーザー"),
+    ("users.new", "New user", "ユーザーを追加"),
+    ("users.new_title", "New user", "ユーザーの追加"),
+    ("users.edit_title", "Edit user", "ユーザーの編集"),
+    ("users.count", "users", "人"),
+    ("users.must_change", "Must change password", "パスワード変更待ち"),
+    ("users.login_id_hint", "Letters, digits and . _ - @ only. It cannot be changed later.", "半角英数字と . _ - @ のみ。後から変更できません。"),
+    ("users.details", "Details", "詳細"),
+    ("users.failed_logins", "Failed sign-ins in a row", "連続ログイン失敗回数"),
+    ("users.created", "Created", "作成日時"),
+    ("users.actions", "Account actions", "アカウント操作"),
+    ("users.actions_hint", "Disabling, resetting the password or deleting ends all of the user's sessions at once.", "無効化・パスワード再設定・削除を行うと、そのユーザーのセッションはすべて直ちに終了します。"),
+    ("users.self_hint", "You cannot disable, reset or delete your own account here.", "自分自身のアカウントはここで無効化・再設定・削除できません。"),
+    ("users.unlock", "Unlock", "ロック解除"),
+    ("users.reset_password", "Reset password", "パスワード再設定"),
+    ("users.disable", "Disable", "無効にする"),
+    ("users.enable", "Enable", "有効にする"),
+    ("users.delete", "Delete user", "ユーザーを削除"),
+    ("users.delete_title", "Delete this user?", "このユーザーを削除しますか？"),
+    ("users.delete_warning", "The user's account, sessions and password history are removed. Their entries in the operation history stay.", "アカウント、セッション、パスワード履歴が削除されます。操作履歴の記録は残ります。"),
+    ("users.delete_confirm", "Yes, delete this user", "はい、削除します"),
+    ("otp.created_title", "User created", "ユーザーを作成しました"),
+    ("otp.reset_title", "Password reset", "パスワードを再設定しました"),
+    ("otp.explain", "Give the user these sign-in details through a safe channel. They must choose a new password at their first sign-in.", "以下のログイン情報を安全な方法で本人に伝えてください。初回ログイン時に新しいパスワードの設定が必要です。"),
+    ("otp.password", "One-time password", "初期パスワード"),
+    ("otp.once", "This password is shown only once and is not stored in readable form.", "このパスワードは一度だけ表示され、読める形では保存されません。"),
+    ("policy.title", "Security policy", "セキュリティポリシー"),
+    ("policy.intro", "These rules apply to every user of this tenant. Changes take effect at once and are recorded in the operation history.", "このテナントのすべてのユーザーに適用されます。変更は即時に反映され、操作履歴に記録されます。"),
+    ("policy.group_passwords", "Passwords", "パスワード"),
+    ("policy.group_lockout", "Lockout", "ロックアウト"),
+    ("policy.group_sessions", "Sessions", "セッション"),
+    ("policy.password_min_length", "Minimum length", "最小文字数"),
+    ("policy.password_min_length_hint", "characters", "文字"),
+    ("policy.password_history", "Passwords remembered", "再利用を禁止する世代数"),
+    ("policy.password_history_hint", "previous passwords that may not be reused", "過去のパスワードを再利用できない世代数"),
+    ("policy.password_max_age_days", "Password expiry", "パスワードの有効期限"),
+    ("policy.password_max_age_days_hint", "days; 0 = never", "日（0 = 無期限）"),
+    ("policy.password_expiry_warning_days", "Warn before expiry", "期限切れ前の警告"),
+    ("policy.password_expiry_warning_days_hint", "days", "日"),
+    ("policy.lockout_threshold", "Failed sign-ins before lockout", "ロックまでのログイン失敗回数"),
+    ("policy.lockout_threshold_hint", "in a row", "連続"),
+    ("policy.lockout_minutes", "Lockout duration", "ロック時間"),
+    ("policy.lockout_minutes_hint", "minutes", "分"),
+    ("policy.idle_timeout_minutes", "Idle timeout", "無操作タイムアウト"),
+    ("policy.idle_timeout_minutes_hint", "minutes without activity", "分（操作がない時間）"),
+    ("policy.absolute_timeout_hours", "Maximum session length", "セッションの最長時間"),
+    ("policy.absolute_timeout_hours_hint", "hours after sign-in", "時間（ログインからの経過）"),
+    ("audit.title", "Operation history", "操作履歴"),
+    ("audit.export", "Export CSV", "CSVエクスポート"),
+    ("audit.chain_ok", "Integrity check passed: the history is complete and unmodified.", "改ざん検知：履歴は欠落・改変なく完全です。"),
+    ("audit.chain_broken", "Integrity check FAILED: the history has been modified at event", "改ざん検知：次のイベントで履歴の改変が検出されました"),
+    ("audit.events_checked", "events checked", "件を検証"),
+    ("audit.user", "User", "ユーザー"),
+    ("audit.action", "Operation", "操作"),
+    ("audit.outcome", "Outcome", "結果"),
+    ("audit.ip", "IP address", "IPアドレス"),
+    ("audit.from", "From", "開始日"),
+    ("audit.to", "To", "終了日"),
+    ("audit.any", "Any", "すべて"),
+    ("audit.search", "Search", "検索"),
+    ("audit.clear", "Clear", "クリア"),
+    ("audit.when", "When (UTC)", "日時（UTC）"),
+    ("audit.target", "Target", "対象"),
+    ("audit.details", "Details", "詳細"),
+    ("audit.none", "No operations match.", "該当する操作はありません。"),
+    ("audit.older", "Older operations", "さらに古い操作"),
+    ("flash.password_changed", "Your password has been changed. Your other sessions were ended.", "パスワードを変更しました。他のセッションは終了しました。"),
+    ("flash.language_saved", "Language saved.", "表示言語を保存しました。"),
+    ("flash.session_ended", "The session was ended.", "セッションを終了しました。"),
+    ("flash.user_saved", "User saved.", "ユーザーを保存しました。"),
+    ("flash.user_disabled", "User disabled; their sessions were ended.", "ユーザーを無効にし、セッションを終了しました。"),
+    ("flash.user_enabled", "User enabled.", "ユーザーを有効にしました。"),
+    ("flash.user_deleted", "User deleted.", "ユーザーを削除しました。"),
+    ("flash.user_unlocked", "User unlocked.", "ロックを解除しました。"),
+    ("flash.policy_saved", "Security policy saved.", "セキュリティポリシーを保存しました。"),
+    ("error.request_id", "If you contact support, quote this request id:", "お問い合わせの際は、このリクエストIDをお伝えください："),
+    ("error.back_home", "Back to the start page", "トップページへ戻る"),
+    ("error.generic.title", "Something went wrong", "エラーが発生しました"),
+    ("error.generic.message", "The request could not be completed.", "リクエストを完了できませんでした。"),
+    ("error.unauthenticated.title", "Please sign in", "ログインしてください"),
+    ("error.unauthenticated.message", "You need to sign in to do this.", "この操作にはログインが必要です。"),
+    ("error.password_change_required.title", "Password change required", "パスワードの変更が必要です"),
+    ("error.password_change_required.message", "Change your password before continuing.", "続行する前にパスワードを変更してください。"),
+    ("error.forbidden.title", "Not allowed", "権限がありません"),
+    ("error.forbidden.message", "Your account is not allowed to do this. The attempt was recorded.", "この操作を行う権限がありません。この試行は記録されました。"),
+    ("error.csrf.title", "Form expired", "フォームの有効期限切れ"),
+    ("error.csrf.message", "The form was not sent from this session. Reload the page and try again.", "このセッションから送信されたフォームではありません。ページを再読み込みしてやり直してください。"),
+    ("error.cross_origin.title", "Request refused", "リクエストを拒否しました"),
+    ("error.cross_origin.message", "The request came from another site.", "他のサイトからのリクエストです。"),
+    ("error.bad_host.title", "Unknown host", "不明なホスト"),
+    ("error.bad_host.message", "This server does not answer for that host name.", "このサーバーはそのホスト名では応答しません。"),
+    ("error.headers_too_large.title", "Request headers too large", "リクエストヘッダーが大きすぎます"),
+    ("error.headers_too_large.message", "The request headers exceed the allowed size.", "リクエストヘッダーが上限を超えています。"),
+    ("error.not_found.title", "Not found", "見つかりません"),
+    ("error.not_found.message", "There is nothing here, or it is not yours to see.", "ページが存在しないか、閲覧できません。"),
+    ("error.bad_request.title", "Bad request", "不正なリクエスト"),
+    ("error.bad_request.message", "The request could not be understood.", "リクエストを解釈できませんでした。"),
+    ("error.invalid_json.title", "Malformed JSON", "JSONの形式が正しくありません"),
+    ("error.invalid_json.message", "The JSON body does not parse or does not have the documented shape.", "JSON本文を解析できないか、所定の形式ではありません。"),
+    ("error.invalid.title", "Invalid input", "入力内容に誤りがあります"),
+    ("error.invalid.message", "Some values are not valid.", "一部の値が正しくありません。"),
+    ("error.conflict.title", "Conflict", "競合"),
+    ("error.conflict.message", "The value is already in use.", "その値は既に使われています。"),
+    ("error.too_many_requests.title", "Too many requests", "リクエストが多すぎます"),
+    ("error.too_many_requests.message", "Please wait a moment and try again.", "しばらく待ってから再度お試しください。"),
+    ("error.payload_too_large.title", "Request too large", "リクエストが大きすぎます"),
+    ("error.payload_too_large.message", "The request body exceeds the allowed size.", "リクエスト本文が上限を超えています。"),
+    ("error.method_not_allowed.title", "Method not allowed", "許可されていないメソッド"),
+    ("error.method_not_allowed.message", "This address does not accept that kind of request.", "このアドレスはその種類のリクエストを受け付けません。"),
+    ("error.unsupported_media_type.title", "Unsupported content type", "未対応の形式"),
+    ("error.unsupported_media_type.message", "Send the request body in the documented format.", "リクエスト本文を所定の形式で送信してください。"),
+    ("error.unavailable.title", "Temporarily unavailable", "一時的に利用できません"),
+    ("error.unavailable.message", "The service is busy. Please try again shortly.", "サービスが混み合っています。しばらくしてから再度お試しください。"),
+    ("error.internal.title", "Something went wrong", "エラーが発生しました"),
+    ("error.internal.message", "An unexpected error occurred. It has been logged.", "予期しないエラーが発生しました。記録されています。"),
+    ("err.required", "This field is required.", "必須項目です。"),
+    ("err.too_long", "This value is too long.", "長すぎます。"),
+    ("err.login_id_chars", "Use only letters, digits and . _ - @.", "半角英数字と . _ - @ のみ使用できます。"),
+    ("err.control_chars", "Control characters are not allowed.", "制御文字は使用できません。"),
+    ("err.email_format", "Enter an e-mail address such as name@example.jp.", "name@example.jp のような形式で入力してください。"),
+    ("err.choice", "Choose one of the offered values.", "選択肢から選んでください。"),
+    ("err.tenant_code_length", "A tenant code has 2 to 32 characters.", "テナントコードは2〜32文字です。"),
+    ("err.tenant_code_chars", "Use lower-case letters, digits and hyphens.", "半角英小文字・数字・ハイフンのみ使用できます。"),
+    ("err.out_of_range", "The value is outside the allowed range.", "許容範囲外の値です。"),
+    ("err.not_a_number", "Enter a whole number.", "整数で入力してください。"),
+    ("err.password_too_short", "The password is shorter than the policy allows.", "パスワードがポリシーの最小文字数より短いです。"),
+    ("err.password_too_long", "The password is too long (at most 256 characters).", "パスワードが長すぎます（256文字まで）。"),
+    ("err.password_contains_login", "The password must not contain your login ID.", "パスワードにログインIDを含めることはできません。"),
+    ("err.password_common", "This password is too common; choose another.", "よく使われるパスワードのため使用できません。"),
+    ("err.password_reused", "This password was used recently; choose another.", "最近使用したパスワードは使用できません。"),
+    ("err.wrong_password", "The current password is not correct.", "現在のパスワードが正しくありません。"),
+    ("err.mismatch", "The two new passwords differ.", "新しいパスワードが一致しません。"),
+    ("err.taken", "This value is already in use.", "既に使われています。"),
+    ("err.confirm_required", "Tick the box to confirm.", "確認のチェックを入れてください。"),
+    ("err.bad_date", "Enter a date as YYYY-MM-DD.", "YYYY-MM-DD 形式で入力してください。"),
+    ("err.bad_ip", "Enter an IP address.", "IPアドレスを入力してください。"),
+    ("err.cannot_change_self", "You cannot do this to your own account.", "自分自身のアカウントには実行できません。"),
+    ("err.unknown", "This value is not valid.", "値が正しくありません。"),
+];
+
+static TABLE: LazyLock<HashMap<&'static str, (&'static str, &'static str)>> =
+    LazyLock::new(|| MESSAGES.iter().map(|(k, en, ja)| (*k, (*en, *ja))).collect());
+
+/// The message for `key`; an unknown key yields the key itself (and a test keeps that from
+/// happening in shipped templates).
+pub fn t(lang: Lang, key: &str) -> &'static str {
+    match TABLE.get(key) {
+        Some((en, ja)) => match lang {
+            Lang::En => en,
+            Lang::Ja => ja,
+        },
+        None => match TABLE.get("err.unknown") {
+            Some(_) if key.starts_with("err.") => t(lang, "err.unknown"),
+            _ => "…",
+        },
+    }
+}
+
+pub fn has_key(key: &str) -> bool {
+    TABLE.contains_key(key)
+}
+
+pub fn error_message(lang: Lang, code: &str) -> &'static str {
+    let key = format!("err.{code}");
+    if has_key(&key) { t(lang, &key) } else { t(lang, "err.unknown") }
+}
+
+/// Keys for an error page: heading and message.
+pub fn error_heading_and_message(code: &str) -> (&'static str, &'static str) {
+    let title = format!("error.{code}.title");
+    match MESSAGES.iter().position(|(k, _, _)| *k == title) {
+        Some(i) => {
+            let heading = MESSAGES[i].0;
+            let msg_key = format!("error.{code}.message");
+            let message = MESSAGES.iter().find(|(k, _, _)| *k == msg_key).map(|m| m.0).unwrap_or("error.generic.message");
+            (heading, message)
+        }
+        None => ("error.generic.title", "error.generic.message"),
+    }
+}
+
+/// Only known flash keys are shown; anything else in `?done=` is ignored.
+pub fn flash_key(done: &str) -> Option<&'static str> {
+    let key = format!("flash.{done}");
+    MESSAGES.iter().find(|(k, _, _)| *k == key).map(|m| m.0)
+}
+
+pub fn login_reason_key(reason: &str) -> Option<&'static str> {
+    let key = format!("login.reason_{reason}");
+    MESSAGES.iter().find(|(k, _, _)| *k == key).map(|m| m.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_used_in_templates_exists_in_both_languages() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut missing = Vec::new();
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (prefix, fmt) in [("p.t(\"", "{}"), ("p.e(\"", "err.{}")] {
+                    for part in text.split(prefix).skip(1) {
+                        let key = part.split('"').next().unwrap();
+                        let full = fmt.replace("{}", key);
+                        if !has_key(&full) {
+                            missing.push(format!("{}: {full}", path.display()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "missing keys: {missing:?}");
+    }
+
+    #[test]
+    fn keys_are_unique_and_no_translation_is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        for (k, en, ja) in MESSAGES {
+            assert!(seen.insert(*k), "duplicate key {k}");
+            assert!(!en.is_empty() && !ja.is_empty(), "{k}");
+        }
+    }
+
+    #[test]
+    fn error_pages_have_a_heading_and_message_for_every_code() {
+        for code in ["not_found", "forbidden", "csrf", "internal", "payload_too_large", "headers_too_large"] {
+            let (h, m) = error_heading_and_message(code);
+            assert!(h.starts_with(&format!("error.{code}")), "{code}");
+            assert!(m.starts_with(&format!("error.{code}")), "{code}");
+        }
+        assert_eq!(error_heading_and_message("nonsense").0, "error.generic.title");
+    }
+}

@@ -1,0 +1,118 @@
+//! The route table. Every route is registered through [`Routes::add`] with its declared access,
+//! so the inventory that the route-inventory test walks is the router itself, not a copy that
+//! could drift.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{MethodRouter, delete, get, patch, post};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::handlers::{account, api, assets, audit, auth, home, policy, users};
+use crate::middleware;
+use crate::session;
+use crate::state::AppState;
+
+/// Who may reach a route. Enforcement is in the handlers' extractors and capability requests;
+/// this declaration is what the inventory test holds them to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reachable without signing in.
+    Public,
+    /// Any signed-in user of the tenant.
+    User,
+    /// Tenant administrators only.
+    Admin,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteInfo {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+struct Routes {
+    router: Router<AppState>,
+    info: Vec<RouteInfo>,
+}
+
+impl Routes {
+    fn add(mut self, method: &'static str, path: &'static str, access: Access, handler: MethodRouter<AppState>) -> Self {
+        self.info.push(RouteInfo { method, path, access });
+        self.router = self.router.route(path, handler);
+        self
+    }
+}
+
+fn table() -> Routes {
+    use Access::*;
+    Routes { router: Router::new(), info: Vec::new() }
+        // assets and probes
+        .add("GET", "/assets/app.css", Public, get(assets::app_css))
+        .add("GET", "/assets/icon.svg", Public, get(assets::icon_svg))
+        .add("GET", "/favicon.ico", Public, get(assets::favicon))
+        .add("GET", "/healthz", Public, get(assets::healthz))
+        // sign-in
+        .add("GET", "/login", Public, get(auth::login_page))
+        .add("POST", "/login", Public, post(auth::login_submit))
+        .add("POST", "/logout", User, post(auth::logout))
+        // pages
+        .add("GET", "/", User, get(home::home))
+        .add("GET", "/account", User, get(account::account_page))
+        .add("GET", "/account/password", User, get(account::password_form))
+        .add("POST", "/account/password", User, post(account::change_password))
+        .add("POST", "/account/language", User, post(account::set_language))
+        .add("POST", "/account/sessions/{id}/revoke", User, post(account::revoke_session))
+        .add("GET", "/admin/users", Admin, get(users::list_users))
+        .add("POST", "/admin/users", Admin, post(users::create_user))
+        .add("GET", "/admin/users/new", Admin, get(users::new_user_form))
+        .add("GET", "/admin/users/{id}", Admin, get(users::show_user))
+        .add("GET", "/admin/users/{id}/edit", Admin, get(users::edit_user_form))
+        .add("POST", "/admin/users/{id}/edit", Admin, post(users::update_user))
+        .add("POST", "/admin/users/{id}/disable", Admin, post(users::disable_user))
+        .add("POST", "/admin/users/{id}/enable", Admin, post(users::enable_user))
+        .add("POST", "/admin/users/{id}/unlock", Admin, post(users::unlock_user))
+        .add("POST", "/admin/users/{id}/reset-password", Admin, post(users::reset_password))
+        .add("GET", "/admin/users/{id}/delete", Admin, get(users::delete_user_form))
+        .add("POST", "/admin/users/{id}/delete", Admin, post(users::delete_user))
+        .add("GET", "/admin/policy", Admin, get(policy::policy_page))
+        .add("POST", "/admin/policy", Admin, post(policy::update_policy))
+        .add("GET", "/admin/audit", Admin, get(audit::audit_page))
+        .add("GET", "/admin/audit/export.csv", Admin, get(audit::export_audit))
+        // JSON API
+        .add("GET", "/api/v1/openapi.json", Public, get(api::openapi))
+        .add("POST", "/api/v1/session", Public, post(api::create_session))
+        .add("DELETE", "/api/v1/session", User, delete(api::delete_session))
+        .add("GET", "/api/v1/me", User, get(api::me))
+        .add("POST", "/api/v1/me/password", User, post(api::change_password))
+        .add("GET", "/api/v1/users", Admin, get(api::list_users))
+        .add("POST", "/api/v1/users", Admin, post(api::create_user))
+        .add("GET", "/api/v1/users/{id}", Admin, get(api::get_user))
+        .add("PATCH", "/api/v1/users/{id}", Admin, patch(api::update_user))
+        .add("POST", "/api/v1/users/{id}/disable", Admin, post(api::disable_user))
+        .add("POST", "/api/v1/users/{id}/enable", Admin, post(api::enable_user))
+        .add("GET", "/api/v1/audit", Admin, get(api::list_audit))
+}
+
+/// Every route with its declared access.
+pub fn inventory() -> Vec<RouteInfo> {
+    table().info
+}
+
+/// The HTTPS application with all its layers. Layers wrap from the bottom up: the last added
+/// runs first.
+pub fn router(state: AppState) -> Router {
+    let limit = state.settings.max_body_bytes;
+    table()
+        .router
+        .fallback(|| async { crate::error::AppError::NotFound })
+        .layer(from_fn_with_state(state.clone(), session::session_layer))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestBodyLimitLayer::new(limit))
+        .layer(from_fn_with_state(state.clone(), middleware::origin_check))
+        .layer(from_fn_with_state(state.clone(), middleware::client_ip))
+        .layer(from_fn_with_state(state.clone(), middleware::host_and_headers))
+        .layer(from_fn_with_state(state.clone(), middleware::edge))
+        .with_state(state)
+}

@@ -1,0 +1,270 @@
+//! Server-side sessions (ASVS V3). The cookie holds a random 256-bit token; the database holds
+//! only its SHA-256. On every request this layer loads the session, ends it when the user is no
+//! longer active or its idle or absolute limit has passed (both from the tenant's policy, both
+//! measured by the injected clock), and checks the per-session CSRF token on every
+//! state-changing request. Handlers then take [`Auth`] (or [`AuthAny`] where a pending password
+//! change must not block them) and ask it for a capability.
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use daicho_authn::{constant_time_eq, hash_token};
+use daicho_domain::policy::PasswordAge;
+use daicho_domain::{
+    AuditAction, Lang, LoginFlow, Outcome, Permission, Principal, Scope, Tenant, User, UserStatus,
+};
+use daicho_store::{Session, SessionContext};
+use time::Duration;
+
+use crate::ctx::{Ctx, EventExt, ctx_from_parts};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+/// `__Host-` binds the cookie to this origin: Secure, Path=/ and no Domain are enforced by the
+/// browser (RFC 6265bis 4.1.3.2).
+pub const SESSION_COOKIE: &str = "__Host-daicho_session";
+
+/// Sessions are touched at most this often, to spare the database a write per request.
+const TOUCH_EVERY: Duration = Duration::seconds(10);
+
+pub fn session_cookie(token: &str) -> String {
+    format!("{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Lax")
+}
+
+pub fn clear_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
+/// The session token from the Cookie header, if it has the shape of one of ours.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(s) = value.to_str() else { continue };
+        for pair in s.split(';') {
+            if let Some((name, v)) = pair.trim().split_once('=') {
+                let v = v.trim();
+                if name.trim() == SESSION_COOKIE
+                    && v.len() == 43
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    return Some(v.to_owned());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A request with a live session, placed in the request extensions by [`session_layer`].
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub ctx: SessionContext,
+    pub principal: Principal,
+}
+
+/// Why a session presented with this request has just been ended.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionEnded(pub &'static str);
+
+fn is_unsafe(m: &Method) -> bool {
+    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Routes that start a session and so cannot carry a session's CSRF token; the Origin check
+/// still applies to them.
+fn csrf_exempt(path: &str) -> bool {
+    path == "/login" || path == "/api/v1/session"
+}
+
+pub async fn session_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, mut body) = req.into_parts();
+    let ctx = ctx_from_parts(&parts, &state);
+    let mut csrf_expected: Option<String> = None;
+
+    if let Some(token) = session_token(&parts.headers) {
+        let flow = LoginFlow::new();
+        match state.store.session_by_token_hash(&flow, &hash_token(&token)).await {
+            Err(e) => return AppError::from(e).into_response(),
+            Ok(None) => {}
+            Ok(Some(sc)) => {
+                let policy = &sc.tenant.policy;
+                let ended = if sc.user.status != UserStatus::Active {
+                    Some(("disabled", AuditAction::SessionRevoked))
+                } else if ctx.now - sc.session.created_at >= policy.absolute_timeout() {
+                    Some(("absolute", AuditAction::SessionAbsoluteTimeout))
+                } else if ctx.now - sc.session.last_seen_at >= policy.idle_timeout() {
+                    Some(("idle", AuditAction::SessionIdleTimeout))
+                } else {
+                    None
+                };
+                let principal = Principal {
+                    tenant_id: sc.tenant.id,
+                    user_id: sc.user.id,
+                    login_id: sc.user.login_id.clone(),
+                    role: sc.user.role,
+                    session_id: sc.session.id,
+                };
+                if let Some((reason, action)) = ended {
+                    let ev = ctx.event_by(&principal, action, Outcome::Success).target(format!("session:{}", sc.session.id));
+                    if let Err(e) = state.store.end_session(&flow, sc.session.id, ev).await {
+                        return AppError::from(e).into_response();
+                    }
+                    parts.extensions.insert(SessionEnded(reason));
+                } else {
+                    if ctx.now - sc.session.last_seen_at >= TOUCH_EVERY {
+                        if let Err(e) = state.store.touch_session(&flow, sc.session.id, ctx.now).await {
+                            return AppError::from(e).into_response();
+                        }
+                    }
+                    csrf_expected = Some(sc.session.csrf_token.clone());
+                    parts.extensions.insert(Authenticated { ctx: sc, principal });
+                }
+            }
+        }
+    }
+
+    // CSRF layer 2 (ASVS 4.2.2): a state-changing request made with a session must carry that
+    // session's token, in the X-CSRF-Token header (API) or the `csrf` form field (pages).
+    if let Some(expected) = csrf_expected {
+        if is_unsafe(&parts.method) && !csrf_exempt(parts.uri.path()) {
+            let presented = match parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()) {
+                Some(h) => Some(h.to_owned()),
+                None if is_form(&parts.headers) => {
+                    let bytes = match axum::body::to_bytes(body, state.settings.max_body_bytes).await {
+                        Ok(b) => b,
+                        Err(_) => return AppError::PayloadTooLarge.into_response(),
+                    };
+                    let token = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
+                    body = Body::from(bytes);
+                    token
+                }
+                None => None,
+            };
+            if !presented.is_some_and(|p| constant_time_eq(&p, &expected)) {
+                if let Some(a) = parts.extensions.get::<Authenticated>() {
+                    let ev = ctx
+                        .event_by(&a.principal, AuditAction::PermissionDenied, Outcome::Denied)
+                        .target(ctx.path.clone())
+                        .details("csrf token missing or wrong");
+                    let _ = state.store.append_audit(ev).await;
+                }
+                return AppError::Csrf.into_response();
+            }
+        }
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+fn is_form(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+}
+
+/// The signed-in user. Refuses with "password change required" while the password must be
+/// changed (first login, reset, expiry).
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub principal: Principal,
+    pub user: User,
+    pub tenant: Tenant,
+    pub session: Session,
+    pub lang: Lang,
+    pub password_age: PasswordAge,
+}
+
+impl Auth {
+    /// The handler's first statement: obtain a capability from the permission engine, or
+    /// refuse (and record the refusal).
+    pub async fn authorize<P: Permission>(&self, state: &AppState, ctx: &Ctx) -> AppResult<Scope<P>> {
+        match self.principal.authorize::<P>() {
+            Ok(scope) => Ok(scope),
+            Err(_) => {
+                let ev = ctx
+                    .event_by(&self.principal, AuditAction::PermissionDenied, Outcome::Denied)
+                    .target(ctx.path.clone())
+                    .details(format!("needs {}", P::NAME));
+                state.store.append_audit(ev).await?;
+                Err(AppError::Forbidden)
+            }
+        }
+    }
+
+    pub fn csrf(&self) -> &str {
+        &self.session.csrf_token
+    }
+
+    pub fn must_change_password(&self) -> bool {
+        self.user.must_change_password || self.password_age == PasswordAge::Expired
+    }
+}
+
+/// The signed-in user, even while a password change is pending (password page, logout, who am I).
+#[derive(Debug, Clone)]
+pub struct AuthAny(pub Auth);
+
+impl FromRequestParts<AppState> for AuthAny {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(a) = parts.extensions.get::<Authenticated>() else {
+            let reason = parts.extensions.get::<SessionEnded>().map(|e| e.0);
+            return Err(AppError::Unauthenticated { reason });
+        };
+        let sc = &a.ctx;
+        let accept = parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+        let now = state.clock.now();
+        Ok(AuthAny(Auth {
+            principal: a.principal.clone(),
+            user: sc.user.clone(),
+            tenant: sc.tenant.clone(),
+            session: sc.session.clone(),
+            lang: sc.user.language.resolve(accept),
+            password_age: sc.tenant.policy.password_age(sc.user.password_changed_at, now),
+        }))
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let AuthAny(auth) = AuthAny::from_request_parts(parts, state).await?;
+        if auth.must_change_password() {
+            return Err(AppError::PasswordChangeRequired);
+        }
+        Ok(auth)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn only_well_formed_session_cookies_are_read() {
+        let good = "A".repeat(43);
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_str(&format!("x=1; {SESSION_COOKIE}={good}")).unwrap());
+        assert_eq!(session_token(&h), Some(good));
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("__Host-daicho_session=' OR 1=1 --"));
+        assert_eq!(session_token(&h), None);
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("daicho_session=AAAA"));
+        assert_eq!(session_token(&h), None);
+    }
+
+    #[test]
+    fn the_cookie_is_host_prefixed_secure_and_http_only() {
+        let c = session_cookie("t");
+        assert!(c.starts_with("__Host-"));
+        for attr in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"] {
+            assert!(c.contains(attr), "{attr}");
+        }
+        assert!(!c.contains("Domain"));
+    }
+}

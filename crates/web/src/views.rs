@@ -1,0 +1,182 @@
+//! Presenters: the askama templates, the common page frame, and the two renderings of an error
+//! (HTML page and JSON body). Templates are auto-escaped; no handler builds HTML by hand.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use daicho_domain::{FieldErrors, Lang, Role, User, UserStatus};
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::error::ErrorInfo;
+use crate::i18n;
+use crate::session::Auth;
+
+/// The signed-in user as the page frame shows them.
+#[derive(Debug, Clone)]
+pub struct NavUser {
+    pub display_name: String,
+    pub tenant_name: String,
+    pub is_admin: bool,
+}
+
+/// Everything the frame (`base.html`) needs.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub lang: Lang,
+    pub title: &'static str,
+    pub section: &'static str,
+    pub request_id: String,
+    pub user: Option<NavUser>,
+    pub csrf: String,
+    pub banner: Option<String>,
+    pub flash: Option<&'static str>,
+}
+
+impl Page {
+    pub fn anonymous(lang: Lang, title: &'static str, request_id: &str) -> Self {
+        Self {
+            lang,
+            title,
+            section: "",
+            request_id: request_id.to_owned(),
+            user: None,
+            csrf: String::new(),
+            banner: None,
+            flash: None,
+        }
+    }
+
+    pub fn for_user(auth: &Auth, title: &'static str, section: &'static str, request_id: &str) -> Self {
+        let banner = match auth.password_age {
+            daicho_domain::policy::PasswordAge::ExpiresSoon { days_left } => {
+                Some(i18n::t(auth.lang, "banner.password_expires").replace("{days}", &days_left.to_string()))
+            }
+            _ => None,
+        };
+        Self {
+            lang: auth.lang,
+            title,
+            section,
+            request_id: request_id.to_owned(),
+            user: Some(NavUser {
+                display_name: auth.user.display_name.as_str().to_owned(),
+                tenant_name: auth.tenant.name.as_str().to_owned(),
+                is_admin: auth.user.role == Role::TenantAdmin,
+            }),
+            csrf: auth.csrf().to_owned(),
+            banner,
+            flash: None,
+        }
+    }
+
+    pub fn with_flash(mut self, done: Option<&str>) -> Self {
+        self.flash = done.and_then(i18n::flash_key);
+        self
+    }
+
+    /// Translates a message key.
+    pub fn t(&self, key: &str) -> &'static str {
+        i18n::t(self.lang, key)
+    }
+
+    /// Translates a field error code.
+    pub fn e(&self, code: &str) -> &'static str {
+        i18n::error_message(self.lang, code)
+    }
+
+    pub fn outcome(&self, o: &str) -> &'static str {
+        match o {
+            "success" => self.t("outcome.success"),
+            "failure" => self.t("outcome.failure"),
+            "denied" => self.t("outcome.denied"),
+            _ => "",
+        }
+    }
+}
+
+/// Field errors as templates read them.
+#[derive(Debug, Clone, Default)]
+pub struct Errors(pub FieldErrors);
+
+impl Errors {
+    pub fn get(&self, field: &str) -> Option<&'static str> {
+        self.0.code_for(field)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+pub fn fmt_time(t: OffsetDateTime) -> String {
+    let f = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.format(&f).unwrap_or_default()
+}
+
+pub fn role_key(r: Role) -> &'static str {
+    match r {
+        Role::TenantAdmin => "role.tenant_admin",
+        Role::Member => "role.member",
+    }
+}
+
+/// Status label and CSS class for a user, counting a lock as a status of its own.
+pub fn status_of(u: &User, now: OffsetDateTime) -> (&'static str, &'static str) {
+    if u.status == UserStatus::Disabled {
+        ("status.disabled", "off")
+    } else if u.is_locked(now) {
+        ("status.locked", "warn")
+    } else {
+        ("status.active", "ok")
+    }
+}
+
+pub fn render<T: Template>(t: &T) -> Response {
+    render_status(StatusCode::OK, t)
+}
+
+pub fn render_status<T: Template>(status: StatusCode, t: &T) -> Response {
+    match t.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => crate::error::AppError::Internal(format!("template: {e}")).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "errors/error.html")]
+struct ErrorPage<'a> {
+    p: Page,
+    status: u16,
+    heading: &'a str,
+    message: &'a str,
+}
+
+pub fn error_page(status: StatusCode, info: &ErrorInfo, lang: Lang, request_id: &str) -> Response {
+    let (heading, message) = i18n::error_heading_and_message(info.code);
+    let page = ErrorPage { p: Page::anonymous(lang, heading, request_id), status: status.as_u16(), heading, message };
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        // The error page itself failed: answer with the bare status rather than loop.
+        Err(_) => status.into_response(),
+    }
+}
+
+pub fn error_json(status: StatusCode, info: &ErrorInfo, lang: Lang, request_id: &str) -> Response {
+    let (_, message) = i18n::error_heading_and_message(info.code);
+    let fields: Vec<_> = info
+        .fields
+        .0
+        .iter()
+        .map(|f| serde_json::json!({"field": f.field, "code": f.code, "message": i18n::error_message(lang, f.code)}))
+        .collect();
+    let body = serde_json::json!({
+        "error": {
+            "code": info.code,
+            "message": i18n::t(lang, message),
+            "request_id": request_id,
+            "fields": fields,
+            "detail": info.detail,
+        }
+    });
+    (status, axum::Json(body)).into_response()
+}
