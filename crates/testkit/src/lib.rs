@@ -1,1 +1,186 @@
+//! TestApp: the real Daicho server on random loopback ports, over HTTPS with its generated
+//! certificate, on a fresh data directory, with a manual clock the test moves. Personas are
+//! signed-in HTTP clients.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::Arc;
+
+use daicho::config::Config;
+use daicho::{Running, operator};
+use daicho_authn::PasswordHasher;
+use daicho_domain::{Clock, ManualClock};
+use reqwest::{Certificate, Client, StatusCode};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+pub use reqwest;
+
+/// When every test's clock starts.
+pub const T0: OffsetDateTime = datetime!(2026-04-01 09:00 UTC);
+
+pub struct TestApp {
+    pub base: String,
+    pub http_base: String,
+    pub clock: ManualClock,
+    pub running: Running,
+    pub config: Config,
+    pub cert_pem: Vec<u8>,
+    pub hasher: PasswordHasher,
+    _dir: tempfile::TempDir,
+}
+
+/// A signed-in (or anonymous) client of one tenant.
+pub struct Persona {
+    pub client: Client,
+    pub csrf: String,
+    pub tenant: String,
+    pub login: String,
+    pub password: String,
+    pub base: String,
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        daicho::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        config.server.https_addr = "127.0.0.1:0".parse().unwrap();
+        config.server.http_addr = "127.0.0.1:0".parse().unwrap();
+        config.database.max_connections = 4;
+        adjust(&mut config);
+        let clock = ManualClock::new(T0);
+        let running = daicho::start(&config, Arc::new(clock.clone())).await.unwrap();
+        let cert_pem = std::fs::read(dir.path().join("tls/cert.pem")).unwrap();
+        let base = format!("https://127.0.0.1:{}", running.https.addr.port());
+        let http_base = running.http.as_ref().map(|h| format!("http://127.0.0.1:{}", h.addr.port())).unwrap_or_default();
+        let hasher = running.state.hasher.clone();
+        Self { base, http_base, clock, running, config, cert_pem, hasher, _dir: dir }
+    }
+
+    pub fn store(&self) -> &dyn daicho_store::Store {
+        self.running.store.as_ref()
+    }
+
+    pub fn sqlite(&self) -> &daicho_store_sqlite_reexport::SqliteStore {
+        self.running.store.as_ref()
+    }
+
+    /// A client that trusts only this server's certificate, keeps cookies, and does not follow
+    /// redirects (tests assert them).
+    pub fn client(&self) -> Client {
+        Client::builder()
+            .tls_certs_only([Certificate::from_pem(&self.cert_pem).unwrap()])
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a tenant with an admin whose password is known and need not be changed.
+    pub async fn tenant(&self, code: &str) -> (String, String) {
+        let spec = operator::AdminSpec { login_id: "admin", display_name: "Admin", email: "admin@example.jp" };
+        operator::create_tenant(self.store(), &self.hasher, self.clock.now(), code, &format!("{code} Inc."), spec).await.unwrap();
+        let pw = operator::reset_password(self.store(), &self.hasher, self.clock.now(), code, "admin", false).await.unwrap();
+        ("admin".into(), pw)
+    }
+
+    /// Adds a member (or admin) with a known password that need not be changed.
+    pub async fn user(&self, tenant: &str, login: &str, role: &str) -> String {
+        operator::create_user(self.store(), &self.hasher, self.clock.now(), tenant, login, login, &format!("{login}@example.jp"), role)
+            .await
+            .unwrap();
+        operator::reset_password(self.store(), &self.hasher, self.clock.now(), tenant, login, false).await.unwrap()
+    }
+
+    /// Signs in through the JSON API and reads the CSRF token.
+    pub async fn login(&self, tenant: &str, login: &str, password: &str) -> Persona {
+        let client = self.client();
+        let r = client
+            .post(self.url("/api/v1/session"))
+            .json(&json!({"tenant": tenant, "login_id": login, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "login of {login}@{tenant} failed: {}", r.text().await.unwrap());
+        let me: Value = client.get(self.url("/api/v1/me")).send().await.unwrap().json().await.unwrap();
+        Persona {
+            client,
+            csrf: me["csrf_token"].as_str().unwrap().to_owned(),
+            tenant: tenant.into(),
+            login: login.into(),
+            password: password.into(),
+            base: self.base.clone(),
+        }
+    }
+
+    pub fn anonymous(&self) -> Persona {
+        Persona {
+            client: self.client(),
+            csrf: String::new(),
+            tenant: String::new(),
+            login: String::new(),
+            password: String::new(),
+            base: self.base.clone(),
+        }
+    }
+
+    /// The standard cast: tenant A with an admin and a member, tenant B with an admin.
+    pub async fn cast(&self) -> Cast {
+        let (_, a_pw) = self.tenant("acme").await;
+        let m_pw = self.user("acme", "member1", "member").await;
+        let (_, b_pw) = self.tenant("other").await;
+        Cast {
+            admin: self.login("acme", "admin", &a_pw).await,
+            member: self.login("acme", "member1", &m_pw).await,
+            other_admin: self.login("other", "admin", &b_pw).await,
+        }
+    }
+}
+
+pub struct Cast {
+    pub admin: Persona,
+    pub member: Persona,
+    pub other_admin: Persona,
+}
+
+impl Persona {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+    pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let r = self.get(path).await;
+        let s = r.status();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+    /// A form post carrying this session's CSRF token.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut f: Vec<(&str, &str)> = fields.to_vec();
+        f.push(("csrf", &self.csrf));
+        self.client.post(self.url(path)).form(&f).send().await.unwrap()
+    }
+    /// A JSON request carrying this session's CSRF token.
+    pub async fn send_json(&self, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self.client.request(method, self.url(path)).header("x-csrf-token", &self.csrf).json(&body).send().await.unwrap();
+        let s = r.status();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+    pub async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send_json(reqwest::Method::POST, path, body).await
+    }
+}
+
+pub mod daicho_store_sqlite_reexport {
+    pub use daicho_store_sqlite::SqliteStore;
+}

@@ -53,16 +53,16 @@ pub async fn login_submit(
     existing: Option<axum::Extension<Authenticated>>,
     Form(f): Form<LoginForm>,
 ) -> AppResult<Response> {
-    // Signing in again from a browser that holds a session ends the old one first, so that no
-    // session outlives a change of identity (session fixation, ASVS 3.2.1).
-    if let Some(axum::Extension(a)) = existing {
+    let outcome = ops::login(&state, &ctx, &f.tenant, &f.login_id, &f.password).await?;
+    // Signing in again from a browser that holds a session ends the old one, so that no session
+    // outlives a change of identity (session fixation, ASVS 3.2.1). A failed attempt leaves it.
+    if let (LoginOutcome::Success { .. }, Some(axum::Extension(a))) = (&outcome, existing) {
         let ev = ctx
             .event_by(&a.principal, daicho_domain::AuditAction::Logout, daicho_domain::Outcome::Success)
             .target(format!("session:{}", a.ctx.session.id))
             .details("replaced by a new sign-in");
         state.store.end_session(&LoginFlow::new(), a.ctx.session.id, ev).await?;
     }
-    let outcome = ops::login(&state, &ctx, &f.tenant, &f.login_id, &f.password).await?;
     match outcome {
         LoginOutcome::Success { token } => {
             let to = safe_next(&f.next).filter(|n| *n != "/login").unwrap_or("/");
@@ -86,11 +86,7 @@ pub async fn login_submit(
                 login_id: f.login_id.chars().take(64).collect(),
                 next: safe_next(&f.next).unwrap_or("").to_owned(),
             };
-            let mut res = render_status(status, &page);
-            if let Ok(v) = HeaderValue::from_str(&clear_session_cookie()) {
-                res.headers_mut().append(header::SET_COOKIE, v);
-            }
-            Ok(res)
+            Ok(render_status(status, &page))
         }
     }
 }

@@ -44,15 +44,21 @@ pub async fn login(state: &AppState, ctx: &Ctx, tenant: &str, login_id: &str, pa
         store.append_audit(e).await?;
         return Ok(LoginOutcome::Throttled);
     }
-    let (Ok(code), Ok(login)) = (TenantCode::parse(tenant), LoginId::parse(login_id)) else {
+    let Ok(code) = TenantCode::parse(tenant) else {
         state.hasher.verify_dummy(password);
-        store.append_audit(failure_event(ctx, login_id, None, "malformed tenant code or login ID")).await?;
+        store.append_audit(failure_event(ctx, login_id, None, "malformed tenant code")).await?;
         return Ok(LoginOutcome::Failed);
     };
     let Some(t) = store.tenant_by_code(&flow, &code).await? else {
         state.hasher.verify_dummy(password);
         let why = format!("unknown tenant {}", code.as_str());
-        store.append_audit(failure_event(ctx, login.as_str(), None, &why)).await?;
+        store.append_audit(failure_event(ctx, login_id, None, &why)).await?;
+        return Ok(LoginOutcome::Failed);
+    };
+    // From here on the attempt belongs to the tenant's history, even with a malformed login ID.
+    let Ok(login) = LoginId::parse(login_id) else {
+        state.hasher.verify_dummy(password);
+        store.append_audit(failure_event(ctx, login_id, Some(t.id), "malformed login ID")).await?;
         return Ok(LoginOutcome::Failed);
     };
     let Some(cred) = store.credential(&flow, t.id, &login).await? else {
@@ -158,8 +164,8 @@ pub async fn change_password(
             return Err(AppError::Invalid(FieldErrors::single("confirm_password", "mismatch")));
         }
     }
-    // The current password always counts as reused; the history adds earlier ones.
-    let take = 1 + policy.password_history as usize;
+    // "The last N passwords" include the current one, which is never allowed again at once.
+    let take = (policy.password_history as usize).max(1);
     let previous: Vec<String> = hashes.into_iter().take(take).collect();
     check_new_password(&state.hasher, &policy, &auth.user.login_id, new, &previous).map_err(AppError::Invalid)?;
     let hash = state.hasher.hash(new).map_err(|e| AppError::Internal(e.to_string()))?;

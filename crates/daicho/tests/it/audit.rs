@@ -1,0 +1,144 @@
+//! The operation history: search, paging, export, and tamper evidence.
+
+use daicho_domain::Clock;
+use daicho_testkit::TestApp;
+use daicho_testkit::reqwest::StatusCode;
+use time::Duration;
+
+#[tokio::test]
+async fn the_hash_chain_detects_a_modified_row() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let page = cast.admin.get("/admin/audit").await.text().await.unwrap();
+    assert!(page.contains("Integrity check passed"));
+    let pool = app.running.store.pool_for_tests();
+    // The application cannot change history: the table is append-only.
+    let blocked = sqlx::query("UPDATE audit_events SET actor_login = 'nobody'").execute(pool).await;
+    assert!(blocked.is_err());
+    let blocked = sqlx::query("DELETE FROM audit_events").execute(pool).await;
+    assert!(blocked.is_err());
+    // An attacker with database access drops the guard and rewrites one event...
+    sqlx::query("DROP TRIGGER audit_events_no_update").execute(pool).await.unwrap();
+    let seq: i64 = sqlx::query_scalar("SELECT MIN(seq) FROM audit_events WHERE action = 'login.success' AND actor_login = 'member1'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_events SET ip = '10.9.9.9' WHERE seq = ?").bind(seq).execute(pool).await.unwrap();
+    // ...and the check points at it.
+    let page = cast.admin.get("/admin/audit").await.text().await.unwrap();
+    assert!(page.contains("Integrity check FAILED"), "tampering is shown");
+    assert!(page.contains(&format!("#{seq}")));
+    let (lines, ok) = daicho::operator::verify_audit(app.store()).await.unwrap();
+    assert!(!ok, "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains(&format!("BROKEN at event {seq}"))));
+    // The other tenant's chain is untouched.
+    let page = cast.other_admin.get("/admin/audit").await.text().await.unwrap();
+    assert!(page.contains("Integrity check passed"));
+}
+
+#[tokio::test]
+async fn the_history_is_searched_by_user_action_outcome_ip_and_dates_and_paged() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    app.clock.advance(Duration::days(2));
+    for i in 0..3 {
+        app.client().post(app.url("/login")).form(&[("tenant", "acme"), ("login_id", "member1"), ("password", &format!("bad-{i}"))]).send().await.unwrap();
+    }
+    let admin = app.login("acme", "admin", &cast.admin.password).await;
+    let q = |s: &'static str| {
+        let admin = &admin;
+        async move { admin.get_json(s).await.1["events"].as_array().unwrap().clone() }
+    };
+    assert_eq!(q("/api/v1/audit?login=member1&action=login.failure").await.len(), 3);
+    assert_eq!(q("/api/v1/audit?login=MEMBER1&outcome=failure").await.len(), 3);
+    assert_eq!(q("/api/v1/audit?ip=127.0.0.1&action=login.failure").await.len(), 3);
+    assert_eq!(q("/api/v1/audit?ip=192.0.2.1").await.len(), 0);
+    assert_eq!(q("/api/v1/audit?action=login.failure&from=2026-04-03&to=2026-04-03").await.len(), 3);
+    assert_eq!(q("/api/v1/audit?action=login.failure&to=2026-04-02").await.len(), 0);
+    // Paging: newest first, keyset by sequence number.
+    let (_, p1) = admin.get_json("/api/v1/audit?limit=2").await;
+    let before = p1["next_before"].as_i64().unwrap();
+    let (_, p2) = admin.get_json(&format!("/api/v1/audit?limit=2&before={before}")).await;
+    let s1: Vec<i64> = p1["events"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let s2: Vec<i64> = p2["events"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(s1[0] > s1[1] && s1[1] > s2[0] && s2[0] > s2[1], "{s1:?} {s2:?}");
+    // The page shows the same with its filter form.
+    let page = admin.get("/admin/audit?login=member1&action=login.failure").await.text().await.unwrap();
+    assert_eq!(page.matches("<code>login.failure</code>").count(), 3);
+    // Bad criteria are explained, not a 500.
+    let (s, v) = admin.get_json("/api/v1/audit?from=yesterday").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["fields"][0]["code"], "bad_date");
+    let (s, _) = admin.get_json("/api/v1/audit?action=drop.table").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = admin.get_json("/api/v1/audit?limit=100000").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(admin.get("/admin/audit?from=nope").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_export_is_a_bom_prefixed_csv_with_formulas_neutralised_and_is_itself_audited() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    app.client().post(app.url("/login")).form(&[("tenant", "acme"), ("login_id", "=cmd|' /C calc'!A0"), ("password", "x")]).send().await.unwrap();
+    let r = cast.admin.get("/admin/audit/export.csv?action=login.failure").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment;"));
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(&bytes[..3], &[0xEF, 0xBB, 0xBF]);
+    let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(&rows[0][2], "'=cmd|' /C calc'!A0");
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=audit.export").await;
+    let e = &v["events"][0];
+    assert_eq!(e["actor_login"], "admin");
+    assert!(e["details"].as_str().unwrap().contains("action=login.failure"));
+}
+
+#[tokio::test]
+async fn the_export_streams_more_events_than_one_batch() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    for i in 0..1100 {
+        let ev = daicho_domain::NewAuditEvent {
+            at: app.clock.now(),
+            tenant_id: None,
+            actor_id: None,
+            actor_login: format!("bulk{i}"),
+            ip: "127.0.0.1".into(),
+            user_agent: String::new(),
+            action: daicho_domain::AuditAction::LoginFailure,
+            target: String::new(),
+            outcome: daicho_domain::Outcome::Failure,
+            details: String::new(),
+        };
+        let tenant = app.store().list_tenants(&daicho_domain::OperatorScope::local()).await.unwrap().into_iter().find(|t| t.code.as_str() == "acme").unwrap();
+        app.store().append_audit(daicho_domain::NewAuditEvent { tenant_id: Some(tenant.id), ..ev }).await.unwrap();
+    }
+    let text = cast.admin.get("/admin/audit/export.csv?action=login.failure").await.text().await.unwrap();
+    assert_eq!(text.lines().count(), 1101, "header + 1100 rows");
+    let (lines, ok) = daicho::operator::verify_audit(app.store()).await.unwrap();
+    assert!(ok, "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_policy_change_is_recorded_with_its_before_and_after() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let f = vec![
+        ("password_min_length", "14"),
+        ("password_history", "5"),
+        ("password_max_age_days", "0"),
+        ("password_expiry_warning_days", "14"),
+        ("lockout_threshold", "5"),
+        ("lockout_minutes", "15"),
+        ("idle_timeout_minutes", "30"),
+        ("absolute_timeout_hours", "12"),
+    ];
+    assert_eq!(cast.admin.post_form("/admin/policy", &f).await.status(), StatusCode::SEE_OTHER);
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=policy.change").await;
+    assert_eq!(v["events"][0]["details"], "password_min_length: 12 -> 14");
+}

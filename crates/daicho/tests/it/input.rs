@@ -1,0 +1,105 @@
+//! Bad input anywhere gets a clear 4xx, never a panic or a 500.
+
+use daicho_testkit::TestApp;
+use daicho_testkit::reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+#[tokio::test]
+async fn malformed_json_is_a_400_that_says_what_is_wrong() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let cases: [(&str, &str); 6] = [
+        ("{", "application/json"),
+        ("[]", "application/json"),
+        ("{\"login_id\": 5}", "application/json"),
+        ("{\"login_id\":\"a\",\"display_name\":\"b\",\"email\":\"c@d.jp\",\"role\":\"member\",\"is_admin\":true}", "application/json"),
+        ("login_id=a", "application/x-www-form-urlencoded"),
+        ("\u{0}\u{1}\u{2}", "application/json"),
+    ];
+    for (body, ct) in cases {
+        let r = cast
+            .admin
+            .client
+            .post(cast.admin.url("/api/v1/users"))
+            .header("x-csrf-token", &cast.admin.csrf)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "invalid_json", "{body}");
+        assert!(v["error"]["request_id"].is_string());
+    }
+    // Unknown fields are refused rather than ignored (hidden-field tampering).
+    let r = cast.admin.client.post(cast.admin.url("/api/v1/users")).header("x-csrf-token", &cast.admin.csrf).header("content-type", "application/json").body(cases[3].0).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["detail"].as_str().unwrap().contains("is_admin"));
+}
+
+#[tokio::test]
+async fn bad_paths_queries_and_forms_never_cause_a_server_error() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let long = "a".repeat(5000);
+    let gets = [
+        "/admin/users/not-a-uuid".to_owned(),
+        "/admin/users/00000000-0000-0000-0000-000000000000".to_owned(),
+        "/api/v1/users/%00".to_owned(),
+        "/api/v1/users/..%2F..%2Fetc".to_owned(),
+        format!("/admin/audit?login={long}"),
+        "/admin/audit?before=-1&from=2026-13-45".to_owned(),
+        "/api/v1/audit?before=abc".to_owned(),
+        "/login?next=%00%0d%0aSet-Cookie:x=y".to_owned(),
+        "/account?done=%3Cscript%3E".to_owned(),
+        "/admin/users?x[]=1&x[]=2".to_owned(),
+    ];
+    for p in &gets {
+        let r = a.get(p).await;
+        let s = r.status();
+        assert!(s.is_client_error() || s.is_success() || s.is_redirection(), "GET {p} -> {s}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("<script>"), "GET {p} reflects markup");
+    }
+    let forms: [(&str, Vec<(&str, &str)>); 5] = [
+        ("/admin/policy", vec![("password_min_length", "99999999999999999999")]),
+        ("/admin/users", vec![("login_id", "\u{202e}evil"), ("display_name", "x\u{0}y")]),
+        ("/account/language", vec![("language", "klingon")]),
+        ("/account/password", vec![("current_password", long.as_str())]),
+        ("/login", vec![("tenant", long.as_str()), ("login_id", long.as_str()), ("password", long.as_str())]),
+    ];
+    for (p, f) in forms {
+        let r = a.post_form(p, &f).await;
+        assert!(r.status().is_client_error() || r.status().is_redirection(), "POST {p} -> {}", r.status());
+    }
+    for m in [Method::PUT, Method::DELETE, Method::PATCH] {
+        let r = a.client.request(m.clone(), a.url("/admin/users")).header("x-csrf-token", &a.csrf).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{m}");
+    }
+    let r = a.client.post(a.url("/admin/users")).header("x-csrf-token", &a.csrf).header("content-type", "text/plain").body("hello").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Non-UTF-8 and odd headers.
+    let r = a.client.get(a.url("/")).header("accept-language", "\u{00ff}\u{00fe};q=abc,,,").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.client().get(app.url("/login")).header("cookie", "a=b; ;;; =; __Host-daicho_session").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_language_follows_the_browser_and_then_the_users_choice() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let r = app.client().get(app.url("/login")).header("accept-language", "ja,en;q=0.8").send().await.unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Daicho にログイン"));
+    assert!(page.contains("lang=\"ja\""));
+    let page = cast.member.get("/account").await.text().await.unwrap();
+    assert!(page.contains("Your account"));
+    let r = cast.member.post_form("/account/language", &[("language", "ja")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = cast.member.get(&crate::location(&r)).await.text().await.unwrap();
+    assert!(page.contains("アカウント"));
+    assert!(page.contains("表示言語を保存しました"));
+}

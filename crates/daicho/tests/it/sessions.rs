@@ -1,0 +1,143 @@
+//! Sessions: fixation, idle and absolute timeouts on the moved clock, logout, revocation.
+
+use daicho_testkit::reqwest::StatusCode;
+use daicho_testkit::{TestApp, reqwest};
+use serde_json::json;
+use time::Duration;
+
+#[tokio::test]
+async fn the_session_token_changes_at_login_so_a_planted_cookie_is_useless() {
+    let app = TestApp::start().await;
+    let (_, pw) = app.tenant("acme").await;
+    // An attacker plants a well-formed token in the victim's browser before sign-in.
+    let planted = "A".repeat(43);
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    jar.add_cookie_str(&format!("__Host-daicho_session={planted}; Path=/; Secure"), &app.url("/").parse().unwrap());
+    let victim = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&app.cert_pem).unwrap()])
+        .cookie_provider(jar)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = victim.post(app.url("/login")).form(&[("tenant", "acme"), ("login_id", "admin"), ("password", pw.as_str())]).send().await.unwrap();
+    let issued = crate::session_token(&r).unwrap();
+    assert_ne!(issued, planted);
+    // The planted value does not authenticate.
+    let attacker = app.client();
+    let r = attacker.get(app.url("/api/v1/me")).header("cookie", format!("__Host-daicho_session={planted}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Two sign-ins of the same user get different tokens.
+    let r2 = app.client().post(app.url("/login")).form(&[("tenant", "acme"), ("login_id", "admin"), ("password", pw.as_str())]).send().await.unwrap();
+    assert_ne!(crate::session_token(&r2).unwrap(), issued);
+}
+
+#[tokio::test]
+async fn an_idle_session_ends_after_the_policy_timeout_and_use_keeps_it_alive() {
+    let app = TestApp::start().await;
+    let (_, pw) = app.tenant("acme").await;
+    let admin = app.login("acme", "admin", &pw).await;
+    // Used every 29 minutes, it stays alive well past 30 minutes.
+    for _ in 0..3 {
+        app.clock.advance(Duration::minutes(29));
+        assert_eq!(admin.get("/api/v1/me").await.status(), StatusCode::OK);
+    }
+    app.clock.advance(Duration::minutes(30));
+    let r = admin.get("/account").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(crate::location(&r), "/login?reason=idle&next=%2Faccount");
+    // Ended on the server: going back in time does not revive it.
+    app.clock.advance(Duration::minutes(-30));
+    assert_eq!(admin.get("/api/v1/me").await.status(), StatusCode::UNAUTHORIZED);
+    let login_page = app.anonymous().get("/login?reason=idle").await.text().await.unwrap();
+    assert!(login_page.contains("idle for too long"));
+    let other = app.login("acme", "admin", &pw).await;
+    let (_, v) = other.get_json("/api/v1/audit?action=session.idle_timeout").await;
+    assert_eq!(v["events"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_session_ends_at_its_absolute_lifetime_however_active() {
+    let app = TestApp::start().await;
+    let (_, pw) = app.tenant("acme").await;
+    let admin = app.login("acme", "admin", &pw).await;
+    for _ in 0..24 {
+        app.clock.advance(Duration::minutes(29));
+        if admin.get("/api/v1/me").await.status() != StatusCode::OK {
+            break;
+        }
+    }
+    // 24 × 29 min = 11 h 36 min: still alive; the next step crosses 12 hours.
+    assert_eq!(admin.get("/api/v1/me").await.status(), StatusCode::OK);
+    app.clock.advance(Duration::minutes(29));
+    let r = admin.get("/").await;
+    assert_eq!(crate::location(&r), "/login?reason=absolute");
+}
+
+#[tokio::test]
+async fn logout_destroys_the_session_on_the_server() {
+    let app = TestApp::start().await;
+    let (_, pw) = app.tenant("acme").await;
+    let r = app.client().post(app.url("/login")).form(&[("tenant", "acme"), ("login_id", "admin"), ("password", pw.as_str())]).send().await.unwrap();
+    let token = crate::session_token(&r).unwrap();
+    let cookie = format!("__Host-daicho_session={token}");
+    let c = app.client();
+    let me: serde_json::Value = c.get(app.url("/api/v1/me")).header("cookie", &cookie).send().await.unwrap().json().await.unwrap();
+    let csrf = me["csrf_token"].as_str().unwrap().to_owned();
+    let r = c.post(app.url("/logout")).header("cookie", &cookie).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(crate::location(&r), "/login?reason=logged_out");
+    assert!(crate::set_cookies(&r).iter().any(|c| c.contains("Max-Age=0")));
+    // The old cookie, replayed, no longer works.
+    let r = c.get(app.url("/api/v1/me")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_user_sees_their_sessions_and_can_end_another_one() {
+    let app = TestApp::start().await;
+    let (_, pw) = app.tenant("acme").await;
+    let laptop = app.login("acme", "admin", &pw).await;
+    let phone = app.login("acme", "admin", &pw).await;
+    let page = laptop.get("/account").await.text().await.unwrap();
+    assert_eq!(page.matches("/revoke\"").count(), 1, "one other session can be ended");
+    assert!(page.contains("This browser"));
+    let id = page.split("/account/sessions/").nth(1).unwrap().split('/').next().unwrap().to_owned();
+    let r = laptop.post_form(&format!("/account/sessions/{id}/revoke"), &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(phone.get("/api/v1/me").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(laptop.get("/api/v1/me").await.status(), StatusCode::OK);
+    // Another user's session id is not found.
+    let r = laptop.post_form(&format!("/account/sessions/{id}/revoke"), &[]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_disabled_users_open_session_stops_working_at_once() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    assert_eq!(cast.member.get("/api/v1/me").await.status(), StatusCode::OK);
+    let users = cast.admin.get_json("/api/v1/users").await.1;
+    let id = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"].as_str().unwrap().to_owned();
+    let (s, _) = cast.admin.post_json(&format!("/api/v1/users/{id}/disable"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(cast.member.get("/api/v1/me").await.status(), StatusCode::UNAUTHORIZED);
+    let r = cast.member.get("/").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // And they cannot sign in again until re-enabled.
+    let again = app.client().post(app.url("/api/v1/session")).json(&json!({"tenant": "acme", "login_id": "member1", "password": cast.member.password})).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    let (s, _) = cast.admin.post_json(&format!("/api/v1/users/{id}/enable"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    app.login("acme", "member1", &cast.member.password).await;
+}
+
+#[tokio::test]
+async fn malformed_or_unknown_session_cookies_are_treated_as_signed_out() {
+    let app = TestApp::start().await;
+    for cookie in ["__Host-daicho_session=", "__Host-daicho_session=' OR '1'='1", "__Host-daicho_session=%00%ff", &format!("__Host-daicho_session={}", "Z".repeat(43)), "garbage"] {
+        let r = app.client().get(app.url("/api/v1/me")).header("cookie", cookie).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{cookie}");
+        let r = app.client().get(app.url("/")).header("cookie", cookie).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{cookie}");
+    }
+}
