@@ -209,13 +209,13 @@ impl Config {
         if self.database.max_connections == 0 || self.database.max_connections > 1000 {
             return Err("database.max_connections must be between 1 and 1000".into());
         }
-        if let Some(url) = &self.database.url {
-            if !url.starts_with("sqlite:") {
-                return Err(format!(
-                    "database.url {}: only sqlite: URLs are supported by this build (PostgreSQL support is planned)",
-                    redact_url(url)
-                ));
-            }
+        if let Some(url) = &self.database.url
+            && !url.starts_with("sqlite:")
+        {
+            return Err(format!(
+                "database.url {}: only sqlite: URLs are supported by this build (PostgreSQL support is planned)",
+                redact_url(url)
+            ));
         }
         Ok(())
     }
@@ -254,7 +254,11 @@ mod tests {
     fn file_then_flags_override_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("daicho.toml");
-        std::fs::write(&p, "data_dir = \"/tmp/x\"\n[server]\nhttps_addr = \"127.0.0.1:9443\"\nhttp_addr = \"127.0.0.1:9080\"\n").unwrap();
+        std::fs::write(
+            &p,
+            "data_dir = \"/tmp/x\"\n[server]\nhttps_addr = \"127.0.0.1:9443\"\nhttp_addr = \"127.0.0.1:9080\"\n",
+        )
+        .unwrap();
         let flags = FlagOverrides {
             data_dir: None,
             server: Some(ServerFlags { https_addr: Some("127.0.0.1:7443".parse().unwrap()), http_addr: None }),

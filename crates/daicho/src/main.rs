@@ -127,7 +127,9 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         let store = daicho::open_store(&config).await?;
         let creds = operator::seed_demo(store.as_ref(), &hasher().await?, clock.now()).await?;
         let port = config.server.https_addr.port();
-        println!("\nDaicho demo is starting at https://127.0.0.1:{port}/ (self-signed certificate: accept it in the browser)\n");
+        println!(
+            "\nDaicho demo is starting at https://127.0.0.1:{port}/ (self-signed certificate: accept it in the browser)\n"
+        );
         println!("  tenant code : {}", creds.tenant);
         println!("  admin       : {}  password: {}", creds.admin_login, creds.admin_password);
         println!("  staff       : {}  password: {}\n", creds.member_login, creds.member_password);
@@ -167,7 +169,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Tenant(TenantCmd::Create { code, name, admin_login, admin_name, admin_email }) => {
             let store = daicho::open_store(&config).await?;
             let spec = AdminSpec { login_id: &admin_login, display_name: &admin_name, email: &admin_email };
-            let (t, u, otp) = operator::create_tenant(store.as_ref(), &hasher().await?, now, &code, &name, spec).await?;
+            let (t, u, otp) =
+                operator::create_tenant(store.as_ref(), &hasher().await?, now, &code, &name, spec).await?;
             println!("created tenant {} ({})", t.code, t.name.as_str());
             println!("first administrator: {}  one-time password: {otp}", u.login_id);
             println!("the password must be changed at first sign-in; it is not shown again");
@@ -180,7 +183,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::User(UserCmd::Create { tenant, login, name, email, role }) => {
             let store = daicho::open_store(&config).await?;
-            let (u, otp) = operator::create_user(store.as_ref(), &hasher().await?, now, &tenant, &login, &name, &email, &role).await?;
+            let (u, otp) =
+                operator::create_user(store.as_ref(), &hasher().await?, now, &tenant, &login, &name, &email, &role)
+                    .await?;
             println!("created user {} in tenant {tenant}  one-time password: {otp}", u.login_id);
         }
         Command::User(UserCmd::ResetPassword { tenant, login }) => {

@@ -5,13 +5,19 @@
 use daicho_authn::{PasswordHasher, generate_one_time_password};
 use daicho_domain::user::UserProfile;
 use daicho_domain::{
-    AuditAction, LoginFlow, LoginId, NewAuditEvent, OperatorScope, Outcome, SecurityPolicy, Tenant, TenantCode, TenantId,
-    TenantName, User, UserId,
+    AuditAction, LoginFlow, LoginId, NewAuditEvent, OperatorScope, Outcome, SecurityPolicy, Tenant, TenantCode,
+    TenantId, TenantName, User, UserId,
 };
 use daicho_store::{NewTenant, NewUser, Store};
 use time::OffsetDateTime;
 
-fn operator_event(at: OffsetDateTime, tenant: Option<TenantId>, action: AuditAction, target: String, details: String) -> NewAuditEvent {
+fn operator_event(
+    at: OffsetDateTime,
+    tenant: Option<TenantId>,
+    action: AuditAction,
+    target: String,
+    details: String,
+) -> NewAuditEvent {
     NewAuditEvent {
         at,
         tenant_id: tenant,
@@ -56,8 +62,20 @@ pub async fn create_tenant(
     let tenant_id = TenantId::new_random();
     let user_id = UserId::new_random();
     let events = vec![
-        operator_event(now, Some(tenant_id), AuditAction::TenantCreate, format!("tenant:{}", code.as_str()), format!("name={}", name.as_str())),
-        operator_event(now, Some(tenant_id), AuditAction::UserCreate, format!("user:{user_id} {}", login.as_str()), "role=tenant_admin".into()),
+        operator_event(
+            now,
+            Some(tenant_id),
+            AuditAction::TenantCreate,
+            format!("tenant:{}", code.as_str()),
+            format!("name={}", name.as_str()),
+        ),
+        operator_event(
+            now,
+            Some(tenant_id),
+            AuditAction::UserCreate,
+            format!("user:{user_id} {}", login.as_str()),
+            "role=tenant_admin".into(),
+        ),
     ];
     let (tenant, user) = store
         .create_tenant(
@@ -98,7 +116,13 @@ pub async fn create_user(
     let otp = generate_one_time_password();
     let hash = hasher.hash(&otp).map_err(|e| anyhow::anyhow!("{e}"))?;
     let id = UserId::new_random();
-    let ev = operator_event(now, Some(tenant.id), AuditAction::UserCreate, format!("user:{id} {}", login.as_str()), format!("role={}", profile.role.as_str()));
+    let ev = operator_event(
+        now,
+        Some(tenant.id),
+        AuditAction::UserCreate,
+        format!("user:{id} {}", login.as_str()),
+        format!("role={}", profile.role.as_str()),
+    );
     let user = store
         .operator_create_user(
             &OperatorScope::local(),
@@ -129,7 +153,13 @@ pub async fn reset_password(
         .ok_or_else(|| anyhow::anyhow!("no user {} in tenant {}", login.as_str(), tenant.code.as_str()))?;
     let otp = generate_one_time_password();
     let hash = hasher.hash(&otp).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ev = operator_event(now, Some(tenant.id), AuditAction::PasswordReset, format!("user:{} {}", cred.user.id, login.as_str()), String::new());
+    let ev = operator_event(
+        now,
+        Some(tenant.id),
+        AuditAction::PasswordReset,
+        format!("user:{} {}", cred.user.id, login.as_str()),
+        String::new(),
+    );
     store
         .operator_set_password(&OperatorScope::local(), tenant.id, cred.user.id, hash, must_change, now, ev)
         .await
@@ -147,7 +177,11 @@ pub struct DemoCredentials {
 
 /// Creates the demo tenant (once) and gives its two accounts fresh passwords on every start,
 /// so the printed credentials always work. Demo accounts need no password change at sign-in.
-pub async fn seed_demo(store: &dyn Store, hasher: &PasswordHasher, now: OffsetDateTime) -> anyhow::Result<DemoCredentials> {
+pub async fn seed_demo(
+    store: &dyn Store,
+    hasher: &PasswordHasher,
+    now: OffsetDateTime,
+) -> anyhow::Result<DemoCredentials> {
     if find_tenant(store, "demo").await.is_err() {
         create_tenant(
             store,
@@ -158,7 +192,8 @@ pub async fn seed_demo(store: &dyn Store, hasher: &PasswordHasher, now: OffsetDa
             AdminSpec { login_id: "admin", display_name: "管理 太郎 (Demo admin)", email: "admin@demo.example" },
         )
         .await?;
-        create_user(store, hasher, now, "demo", "staff", "現場 花子 (Demo staff)", "staff@demo.example", "member").await?;
+        create_user(store, hasher, now, "demo", "staff", "現場 花子 (Demo staff)", "staff@demo.example", "member")
+            .await?;
     }
     let admin_password = reset_password(store, hasher, now, "demo", "admin", false).await?;
     let member_password = reset_password(store, hasher, now, "demo", "staff", false).await?;

@@ -38,7 +38,8 @@ pub fn load(cert: &Path, key: &Path) -> anyhow::Result<(Vec<CertificateDer<'stat
     if chain.is_empty() {
         anyhow::bail!("no certificate in {}", cert.display());
     }
-    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("cannot read private key {}", key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).with_context(|| format!("cannot read private key {}", key.display()))?;
     Ok((chain, key))
 }
 

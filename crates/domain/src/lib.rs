@@ -16,8 +16,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{DomainError, FieldError, FieldErrors};
 pub use ids::{SessionId, TenantId, UserId};
 pub use perm::{
-    LoginFlow, ManagePolicy, ManageUsers, OperatorScope, OwnAccount, Permission, Principal,
-    ReadAudit, Scope,
+    LoginFlow, ManagePolicy, ManageUsers, OperatorScope, OwnAccount, Permission, Principal, ReadAudit, Scope,
 };
 pub use policy::SecurityPolicy;
 pub use tenant::{Tenant, TenantCode, TenantName};

@@ -171,9 +171,7 @@ impl Lang {
         for part in header.split(',').take(20) {
             let mut it = part.split(';');
             let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = it
-                .find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok()))
-                .unwrap_or(1.0);
+            let q = it.find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok())).unwrap_or(1.0);
             let lang = if tag == "ja" || tag.starts_with("ja-") {
                 Some(Lang::Ja)
             } else if tag == "en" || tag.starts_with("en-") {
@@ -181,10 +179,10 @@ impl Lang {
             } else {
                 None
             };
-            if let Some(l) = lang {
-                if best.is_none_or(|(bq, _)| q > bq) {
-                    best = Some((q, l));
-                }
+            if let Some(l) = lang
+                && best.is_none_or(|(bq, _)| q > bq)
+            {
+                best = Some((q, l));
             }
         }
         best.map(|(_, l)| l).unwrap_or(Lang::En)

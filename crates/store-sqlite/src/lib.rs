@@ -14,13 +14,12 @@ use async_trait::async_trait;
 use daicho_domain::audit::{ChainReport, ChainVerifier, GENESIS_HASH, chain_hash, unix_ms};
 use daicho_domain::user::UserProfile;
 use daicho_domain::{
-    AuditEvent, AuditFilter, FieldErrors, LanguagePref, LoginFlow, LoginId, ManagePolicy, ManageUsers,
-    NewAuditEvent, OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId,
-    Tenant, TenantCode, TenantId, User, UserId, UserStatus,
+    AuditEvent, AuditFilter, FieldErrors, LanguagePref, LoginFlow, LoginId, ManagePolicy, ManageUsers, NewAuditEvent,
+    OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId, Tenant, TenantCode, TenantId, User, UserId,
+    UserStatus,
 };
 use daicho_store::{
-    Credential, LoginFailure, NewSession, NewTenant, NewUser, Session, SessionContext, Store, StoreError,
-    StoreResult,
+    Credential, LoginFailure, NewSession, NewTenant, NewUser, Session, SessionContext, Store, StoreError, StoreResult,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -118,11 +117,12 @@ impl SqliteStore {
     async fn append_in(tx: &mut Transaction<'static, Sqlite>, ev: NewAuditEvent) -> StoreResult<()> {
         let ev = ev.bounded();
         let chain = chain_of(ev.tenant_id);
-        let prev: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_events WHERE chain = ? ORDER BY seq DESC LIMIT 1")
-            .bind(&chain)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(internal)?;
+        let prev: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit_events WHERE chain = ? ORDER BY seq DESC LIMIT 1")
+                .bind(&chain)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(internal)?;
         let prev = prev.unwrap_or_else(|| GENESIS_HASH.to_owned());
         let at = ms(ev.at);
         let hash = chain_hash(
@@ -356,7 +356,12 @@ impl Store for SqliteStore {
         row.as_ref().map(tenant_from_row).transpose()
     }
 
-    async fn credential(&self, _flow: &LoginFlow, tenant: TenantId, login: &LoginId) -> StoreResult<Option<Credential>> {
+    async fn credential(
+        &self,
+        _flow: &LoginFlow,
+        tenant: TenantId,
+        login: &LoginId,
+    ) -> StoreResult<Option<Credential>> {
         let row = sqlx::query(
             "SELECT u.id, u.tenant_id, u.login_id, u.display_name, u.email, u.role, u.status, u.language, \
              u.must_change_password, u.password_changed_at, u.failed_logins, u.locked_until, u.created_at, u.updated_at, \
@@ -369,7 +374,10 @@ impl Store for SqliteStore {
         .map_err(internal)?;
         match row {
             None => Ok(None),
-            Some(r) => Ok(Some(Credential { user: user_from_row(&r)?, password_hash: r.try_get("password_hash").map_err(internal)? })),
+            Some(r) => Ok(Some(Credential {
+                user: user_from_row(&r)?,
+                password_hash: r.try_get("password_hash").map_err(internal)?,
+            })),
         }
     }
 
@@ -603,7 +611,12 @@ impl Store for SqliteStore {
         rows.iter().map(|r| session_from_row(r, "")).collect()
     }
 
-    async fn revoke_own_session(&self, scope: &Scope<OwnAccount>, id: SessionId, event: NewAuditEvent) -> StoreResult<()> {
+    async fn revoke_own_session(
+        &self,
+        scope: &Scope<OwnAccount>,
+        id: SessionId,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         let n = sqlx::query("DELETE FROM sessions WHERE id = ? AND user_id = ? AND tenant_id = ?")
             .bind(id.to_string())
@@ -618,7 +631,12 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(internal)
     }
 
-    async fn set_language(&self, scope: &Scope<OwnAccount>, lang: LanguagePref, event: NewAuditEvent) -> StoreResult<()> {
+    async fn set_language(
+        &self,
+        scope: &Scope<OwnAccount>,
+        lang: LanguagePref,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         let n = sqlx::query("UPDATE users SET language = ? WHERE id = ? AND tenant_id = ?")
             .bind(lang.as_str())
@@ -780,7 +798,12 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(internal)
     }
 
-    async fn update_policy(&self, scope: &Scope<ManagePolicy>, policy: SecurityPolicy, event: NewAuditEvent) -> StoreResult<()> {
+    async fn update_policy(
+        &self,
+        scope: &Scope<ManagePolicy>,
+        policy: SecurityPolicy,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
         let json = serde_json_string(&policy)?;
         let mut tx = self.write_tx().await?;
         let n = sqlx::query("UPDATE tenants SET policy = ? WHERE id = ?")
@@ -795,7 +818,12 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(internal)
     }
 
-    async fn search_audit(&self, scope: &Scope<ReadAudit>, f: &AuditFilter, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+    async fn search_audit(
+        &self,
+        scope: &Scope<ReadAudit>,
+        f: &AuditFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
         // Optional criteria as `(? IS NULL OR col = ?)`: one static statement, every value bound.
         let rows = sqlx::query(
             "SELECT seq, at, tenant_id, actor_id, actor_login, ip, user_agent, action, target, outcome, details, \

@@ -16,7 +16,10 @@ fn bad(what: &str) -> StoreError {
     StoreError::Internal(format!("stored value does not parse: {what}"))
 }
 
-fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(r: &'r SqliteRow, col: &str) -> StoreResult<T> {
+fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
+    r: &'r SqliteRow,
+    col: &str,
+) -> StoreResult<T> {
     r.try_get(col).map_err(|e| StoreError::Internal(format!("column {col}: {e}")))
 }
 

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use daicho_domain::audit::ChainReport;
 use daicho_domain::user::UserProfile;
 use daicho_domain::{
-    AuditEvent, AuditFilter, FieldErrors, LanguagePref, LoginFlow, LoginId, ManagePolicy, ManageUsers,
-    NewAuditEvent, OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId, Tenant,
-    TenantCode, TenantId, TenantName, User, UserId, UserStatus,
+    AuditEvent, AuditFilter, FieldErrors, LanguagePref, LoginFlow, LoginId, ManagePolicy, ManageUsers, NewAuditEvent,
+    OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId, Tenant, TenantCode, TenantId, TenantName,
+    User, UserId, UserStatus,
 };
 use time::OffsetDateTime;
 
@@ -169,8 +169,18 @@ pub trait Store: Send + Sync + 'static {
         event: NewAuditEvent,
     ) -> StoreResult<()>;
     async fn list_own_sessions(&self, scope: &Scope<OwnAccount>) -> StoreResult<Vec<Session>>;
-    async fn revoke_own_session(&self, scope: &Scope<OwnAccount>, id: SessionId, event: NewAuditEvent) -> StoreResult<()>;
-    async fn set_language(&self, scope: &Scope<OwnAccount>, lang: LanguagePref, event: NewAuditEvent) -> StoreResult<()>;
+    async fn revoke_own_session(
+        &self,
+        scope: &Scope<OwnAccount>,
+        id: SessionId,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
+    async fn set_language(
+        &self,
+        scope: &Scope<OwnAccount>,
+        lang: LanguagePref,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
 
     // --- user administration ---
     async fn list_users(&self, scope: &Scope<ManageUsers>) -> StoreResult<Vec<User>>;
@@ -207,10 +217,20 @@ pub trait Store: Send + Sync + 'static {
     async fn unlock_user(&self, scope: &Scope<ManageUsers>, id: UserId, event: NewAuditEvent) -> StoreResult<()>;
 
     // --- policy ---
-    async fn update_policy(&self, scope: &Scope<ManagePolicy>, policy: SecurityPolicy, event: NewAuditEvent) -> StoreResult<()>;
+    async fn update_policy(
+        &self,
+        scope: &Scope<ManagePolicy>,
+        policy: SecurityPolicy,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
 
     // --- operation history ---
     /// Newest first, at most `limit`.
-    async fn search_audit(&self, scope: &Scope<ReadAudit>, filter: &AuditFilter, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+    async fn search_audit(
+        &self,
+        scope: &Scope<ReadAudit>,
+        filter: &AuditFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
     async fn verify_audit_chain(&self, scope: &Scope<ReadAudit>) -> StoreResult<ChainReport>;
 }

@@ -57,7 +57,8 @@ impl TestApp {
         let running = daicho::start(&config, Arc::new(clock.clone())).await.unwrap();
         let cert_pem = std::fs::read(dir.path().join("tls/cert.pem")).unwrap();
         let base = format!("https://127.0.0.1:{}", running.https.addr.port());
-        let http_base = running.http.as_ref().map(|h| format!("http://127.0.0.1:{}", h.addr.port())).unwrap_or_default();
+        let http_base =
+            running.http.as_ref().map(|h| format!("http://127.0.0.1:{}", h.addr.port())).unwrap_or_default();
         let hasher = running.state.hasher.clone();
         Self { base, http_base, clock, running, config, cert_pem, hasher, _dir: dir }
     }
@@ -88,16 +89,28 @@ impl TestApp {
     /// Creates a tenant with an admin whose password is known and need not be changed.
     pub async fn tenant(&self, code: &str) -> (String, String) {
         let spec = operator::AdminSpec { login_id: "admin", display_name: "Admin", email: "admin@example.jp" };
-        operator::create_tenant(self.store(), &self.hasher, self.clock.now(), code, &format!("{code} Inc."), spec).await.unwrap();
-        let pw = operator::reset_password(self.store(), &self.hasher, self.clock.now(), code, "admin", false).await.unwrap();
+        operator::create_tenant(self.store(), &self.hasher, self.clock.now(), code, &format!("{code} Inc."), spec)
+            .await
+            .unwrap();
+        let pw =
+            operator::reset_password(self.store(), &self.hasher, self.clock.now(), code, "admin", false).await.unwrap();
         ("admin".into(), pw)
     }
 
     /// Adds a member (or admin) with a known password that need not be changed.
     pub async fn user(&self, tenant: &str, login: &str, role: &str) -> String {
-        operator::create_user(self.store(), &self.hasher, self.clock.now(), tenant, login, login, &format!("{login}@example.jp"), role)
-            .await
-            .unwrap();
+        operator::create_user(
+            self.store(),
+            &self.hasher,
+            self.clock.now(),
+            tenant,
+            login,
+            login,
+            &format!("{login}@example.jp"),
+            role,
+        )
+        .await
+        .unwrap();
         operator::reset_password(self.store(), &self.hasher, self.clock.now(), tenant, login, false).await.unwrap()
     }
 
@@ -172,7 +185,14 @@ impl Persona {
     }
     /// A JSON request carrying this session's CSRF token.
     pub async fn send_json(&self, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self.client.request(method, self.url(path)).header("x-csrf-token", &self.csrf).json(&body).send().await.unwrap();
+        let r = self
+            .client
+            .request(method, self.url(path))
+            .header("x-csrf-token", &self.csrf)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let s = r.status();
         (s, r.json().await.unwrap_or(Value::Null))
     }

@@ -6,8 +6,8 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use daicho_domain::{AuditAction, Lang, NewAuditEvent, Outcome, Principal};
 use time::OffsetDateTime;
 

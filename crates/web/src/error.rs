@@ -12,7 +12,9 @@ use daicho_store::StoreError;
 #[derive(Debug)]
 pub enum AppError {
     /// No valid session. Pages redirect to the login page; the API answers 401.
-    Unauthenticated { reason: Option<&'static str> },
+    Unauthenticated {
+        reason: Option<&'static str>,
+    },
     /// The password must be changed before anything else.
     PasswordChangeRequired,
     Forbidden,

@@ -98,11 +98,9 @@ pub async fn edge(State(_state): State<AppState>, mut req: Request, next: Next) 
     let status = res.status();
 
     let info = res.extensions_mut().remove::<ErrorInfo>();
-    let is_own_body = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/html") || ct.starts_with("application/json") || ct.starts_with("text/csv"));
+    let is_own_body = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+        ct.starts_with("text/html") || ct.starts_with("application/json") || ct.starts_with("text/csv")
+    });
     if info.is_some() || (status.as_u16() >= 400 && !is_own_body) {
         let info = info.unwrap_or(ErrorInfo {
             code: generic_code(status),

@@ -38,7 +38,13 @@ struct Routes {
 }
 
 impl Routes {
-    fn add(mut self, method: &'static str, path: &'static str, access: Access, handler: MethodRouter<AppState>) -> Self {
+    fn add(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
         self.info.push(RouteInfo { method, path, access });
         self.router = self.router.route(path, handler);
         self

@@ -20,7 +20,10 @@ use crate::middleware::{request_host, security_headers};
 use crate::state::WebSettings;
 
 /// A rustls server configuration from a PEM certificate chain and key.
-pub fn tls_server_config(cert_chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> anyhow::Result<ServerConfig> {
+pub fn tls_server_config(
+    cert_chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> anyhow::Result<ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -38,11 +41,17 @@ pub struct HttpsServer {
 
 impl HttpsServer {
     /// Serves `app` on an already bound listener.
-    pub fn start(listener: std::net::TcpListener, tls: ServerConfig, app: Router, settings: &WebSettings) -> anyhow::Result<Self> {
+    pub fn start(
+        listener: std::net::TcpListener,
+        tls: ServerConfig,
+        app: Router,
+        settings: &WebSettings,
+    ) -> anyhow::Result<Self> {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let handle = Handle::new();
-        let mut server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(tls)))?.handle(handle.clone());
+        let mut server =
+            axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(tls)))?.handle(handle.clone());
         // hyper's own header buffer bound; our middleware enforces the configured (smaller) limit
         // with a proper 431 page.
         server
@@ -50,7 +59,10 @@ impl HttpsServer {
             .http1()
             .max_buf_size((settings.max_header_bytes * 4).max(8192))
             .header_read_timeout(Duration::from_secs(20));
-        server.http_builder().http2().max_header_list_size(u32::try_from(settings.max_header_bytes * 4).unwrap_or(65536));
+        server
+            .http_builder()
+            .http2()
+            .max_header_list_size(u32::try_from(settings.max_header_bytes * 4).unwrap_or(65536));
         let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
         Ok(Self { addr, handle, task })
     }
@@ -86,7 +98,11 @@ impl RedirectServer {
 fn redirect_to_https(req: &Request, settings: &WebSettings) -> Response {
     let mut res = match request_host(req) {
         Some(host) if settings.public_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) => {
-            let port = if settings.public_https_port == 443 { String::new() } else { format!(":{}", settings.public_https_port) };
+            let port = if settings.public_https_port == 443 {
+                String::new()
+            } else {
+                format!(":{}", settings.public_https_port)
+            };
             let host = if host.contains(':') { format!("[{host}]") } else { host };
             let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
             let mut r = StatusCode::PERMANENT_REDIRECT.into_response();

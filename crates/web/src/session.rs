@@ -13,9 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use daicho_authn::{constant_time_eq, hash_token};
 use daicho_domain::policy::PasswordAge;
-use daicho_domain::{
-    AuditAction, Lang, LoginFlow, Outcome, Permission, Principal, Scope, Tenant, User, UserStatus,
-};
+use daicho_domain::{AuditAction, Lang, LoginFlow, Outcome, Permission, Principal, Scope, Tenant, User, UserStatus};
 use daicho_store::{Session, SessionContext};
 use time::Duration;
 
@@ -107,16 +105,17 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
                     session_id: sc.session.id,
                 };
                 if let Some((reason, action)) = ended {
-                    let ev = ctx.event_by(&principal, action, Outcome::Success).target(format!("session:{}", sc.session.id));
+                    let ev =
+                        ctx.event_by(&principal, action, Outcome::Success).target(format!("session:{}", sc.session.id));
                     if let Err(e) = state.store.end_session(&flow, sc.session.id, ev).await {
                         return AppError::from(e).into_response();
                     }
                     parts.extensions.insert(SessionEnded(reason));
                 } else {
-                    if ctx.now - sc.session.last_seen_at >= TOUCH_EVERY {
-                        if let Err(e) = state.store.touch_session(&flow, sc.session.id, ctx.now).await {
-                            return AppError::from(e).into_response();
-                        }
+                    if ctx.now - sc.session.last_seen_at >= TOUCH_EVERY
+                        && let Err(e) = state.store.touch_session(&flow, sc.session.id, ctx.now).await
+                    {
+                        return AppError::from(e).into_response();
                     }
                     csrf_expected = Some(sc.session.csrf_token.clone());
                     parts.extensions.insert(Authenticated { ctx: sc, principal });
@@ -127,31 +126,32 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
 
     // CSRF layer 2 (ASVS 4.2.2): a state-changing request made with a session must carry that
     // session's token, in the X-CSRF-Token header (API) or the `csrf` form field (pages).
-    if let Some(expected) = csrf_expected {
-        if is_unsafe(&parts.method) && !csrf_exempt(parts.uri.path()) {
-            let presented = match parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()) {
-                Some(h) => Some(h.to_owned()),
-                None if is_form(&parts.headers) => {
-                    let bytes = match axum::body::to_bytes(body, state.settings.max_body_bytes).await {
-                        Ok(b) => b,
-                        Err(_) => return AppError::PayloadTooLarge.into_response(),
-                    };
-                    let token = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
-                    body = Body::from(bytes);
-                    token
-                }
-                None => None,
-            };
-            if !presented.is_some_and(|p| constant_time_eq(&p, &expected)) {
-                if let Some(a) = parts.extensions.get::<Authenticated>() {
-                    let ev = ctx
-                        .event_by(&a.principal, AuditAction::PermissionDenied, Outcome::Denied)
-                        .target(ctx.path.clone())
-                        .details("csrf token missing or wrong");
-                    let _ = state.store.append_audit(ev).await;
-                }
-                return AppError::Csrf.into_response();
+    if let Some(expected) = csrf_expected
+        && is_unsafe(&parts.method)
+        && !csrf_exempt(parts.uri.path())
+    {
+        let presented = match parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()) {
+            Some(h) => Some(h.to_owned()),
+            None if is_form(&parts.headers) => {
+                let bytes = match axum::body::to_bytes(body, state.settings.max_body_bytes).await {
+                    Ok(b) => b,
+                    Err(_) => return AppError::PayloadTooLarge.into_response(),
+                };
+                let token = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
+                body = Body::from(bytes);
+                token
             }
+            None => None,
+        };
+        if !presented.is_some_and(|p| constant_time_eq(&p, &expected)) {
+            if let Some(a) = parts.extensions.get::<Authenticated>() {
+                let ev = ctx
+                    .event_by(&a.principal, AuditAction::PermissionDenied, Outcome::Denied)
+                    .target(ctx.path.clone())
+                    .details("csrf token missing or wrong");
+                let _ = state.store.append_audit(ev).await;
+            }
+            return AppError::Csrf.into_response();
         }
     }
     next.run(Request::from_parts(parts, body)).await

@@ -19,10 +19,12 @@ async fn the_hash_chain_detects_a_modified_row() {
     assert!(blocked.is_err());
     // An attacker with database access drops the guard and rewrites one event...
     sqlx::query("DROP TRIGGER audit_events_no_update").execute(pool).await.unwrap();
-    let seq: i64 = sqlx::query_scalar("SELECT MIN(seq) FROM audit_events WHERE action = 'login.success' AND actor_login = 'member1'")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT MIN(seq) FROM audit_events WHERE action = 'login.success' AND actor_login = 'member1'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
     sqlx::query("UPDATE audit_events SET ip = '10.9.9.9' WHERE seq = ?").bind(seq).execute(pool).await.unwrap();
     // ...and the check points at it.
     let page = cast.admin.get("/admin/audit").await.text().await.unwrap();
@@ -42,7 +44,12 @@ async fn the_history_is_searched_by_user_action_outcome_ip_and_dates_and_paged()
     let cast = app.cast().await;
     app.clock.advance(Duration::days(2));
     for i in 0..3 {
-        app.client().post(app.url("/login")).form(&[("tenant", "acme"), ("login_id", "member1"), ("password", &format!("bad-{i}"))]).send().await.unwrap();
+        app.client()
+            .post(app.url("/login"))
+            .form(&[("tenant", "acme"), ("login_id", "member1"), ("password", &format!("bad-{i}"))])
+            .send()
+            .await
+            .unwrap();
     }
     let admin = app.login("acme", "admin", &cast.admin.password).await;
     let q = |s: &'static str| {
@@ -80,7 +87,12 @@ async fn the_history_is_searched_by_user_action_outcome_ip_and_dates_and_paged()
 async fn the_export_is_a_bom_prefixed_csv_with_formulas_neutralised_and_is_itself_audited() {
     let app = TestApp::start().await;
     let cast = app.cast().await;
-    app.client().post(app.url("/login")).form(&[("tenant", "acme"), ("login_id", "=cmd|' /C calc'!A0"), ("password", "x")]).send().await.unwrap();
+    app.client()
+        .post(app.url("/login"))
+        .form(&[("tenant", "acme"), ("login_id", "=cmd|' /C calc'!A0"), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
     let r = cast.admin.get("/admin/audit/export.csv?action=login.failure").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
@@ -115,7 +127,14 @@ async fn the_export_streams_more_events_than_one_batch() {
             outcome: daicho_domain::Outcome::Failure,
             details: String::new(),
         };
-        let tenant = app.store().list_tenants(&daicho_domain::OperatorScope::local()).await.unwrap().into_iter().find(|t| t.code.as_str() == "acme").unwrap();
+        let tenant = app
+            .store()
+            .list_tenants(&daicho_domain::OperatorScope::local())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|t| t.code.as_str() == "acme")
+            .unwrap();
         app.store().append_audit(daicho_domain::NewAuditEvent { tenant_id: Some(tenant.id), ..ev }).await.unwrap();
     }
     let text = cast.admin.get("/admin/audit/export.csv?action=login.failure").await.text().await.unwrap();

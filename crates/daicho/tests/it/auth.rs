@@ -95,7 +95,10 @@ async fn every_login_failure_gets_the_same_answer_so_users_cannot_be_enumerated(
         bodies.push(msg);
     }
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "identical messages: {bodies:?}");
-    let (s, v) = app.anonymous().post_json("/api/v1/session", json!({"tenant": "acme", "login_id": "nosuchuser", "password": "x"})).await;
+    let (s, v) = app
+        .anonymous()
+        .post_json("/api/v1/session", json!({"tenant": "acme", "login_id": "nosuchuser", "password": "x"}))
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(v["error"]["code"], "unauthenticated");
 }

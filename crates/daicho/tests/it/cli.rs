@@ -10,7 +10,11 @@ fn daicho(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
         .env_remove("DAICHO_CONFIG")
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -43,13 +47,33 @@ fn environment_variables_override_the_file() {
 #[test]
 fn the_operator_creates_a_tenant_and_a_user_and_verifies_the_audit_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, out, err) = daicho(dir.path(), &["tenant", "create", "--code", "acme", "--name", "ACME 株式会社", "--admin-name", "Admin", "--admin-email", "admin@acme.example"]);
+    let (code, out, err) = daicho(
+        dir.path(),
+        &[
+            "tenant",
+            "create",
+            "--code",
+            "acme",
+            "--name",
+            "ACME 株式会社",
+            "--admin-name",
+            "Admin",
+            "--admin-email",
+            "admin@acme.example",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("one-time password: "));
-    let (code, _, err) = daicho(dir.path(), &["tenant", "create", "--code", "acme", "--name", "again", "--admin-name", "A", "--admin-email", "a@a.jp"]);
+    let (code, _, err) = daicho(
+        dir.path(),
+        &["tenant", "create", "--code", "acme", "--name", "again", "--admin-name", "A", "--admin-email", "a@a.jp"],
+    );
     assert_ne!(code, 0);
     assert!(err.contains("cannot create tenant"), "{err}");
-    let (code, out, _) = daicho(dir.path(), &["user", "create", "--tenant", "acme", "--login", "taro", "--name", "Taro", "--email", "taro@acme.example"]);
+    let (code, out, _) = daicho(
+        dir.path(),
+        &["user", "create", "--tenant", "acme", "--login", "taro", "--name", "Taro", "--email", "taro@acme.example"],
+    );
     assert_eq!(code, 0);
     assert!(out.contains("created user taro"));
     let (code, out, _) = daicho(dir.path(), &["tenant", "list"]);
@@ -58,7 +82,8 @@ fn the_operator_creates_a_tenant_and_a_user_and_verifies_the_audit_chain() {
     let (code, out, _) = daicho(dir.path(), &["audit", "verify"]);
     assert_eq!(code, 0);
     assert!(out.contains("intact (3 events)"), "{out}");
-    let (code, _, err) = daicho(dir.path(), &["user", "create", "--tenant", "nope", "--login", "x", "--name", "x", "--email", "x@x.jp"]);
+    let (code, _, err) =
+        daicho(dir.path(), &["user", "create", "--tenant", "nope", "--login", "x", "--name", "x", "--email", "x@x.jp"]);
     assert_ne!(code, 0);
     assert!(err.contains("no tenant with code nope"));
 }

@@ -8,10 +8,18 @@ use serde_json::json;
 async fn a_form_post_without_the_sessions_token_is_refused() {
     let app = TestApp::start().await;
     let cast = app.cast().await;
-    let r = cast.admin.client.post(cast.admin.url("/account/language")).form(&[("language", "ja")]).send().await.unwrap();
+    let r =
+        cast.admin.client.post(cast.admin.url("/account/language")).form(&[("language", "ja")]).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.text().await.unwrap().contains("Form expired"));
-    let r = cast.admin.client.post(cast.admin.url("/account/language")).form(&[("language", "ja"), ("csrf", "nope")]).send().await.unwrap();
+    let r = cast
+        .admin
+        .client
+        .post(cast.admin.url("/account/language"))
+        .form(&[("language", "ja"), ("csrf", "nope")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let (_, v) = cast.admin.get_json("/api/v1/audit?action=permission.denied").await;
     assert_eq!(v["events"].as_array().unwrap().len(), 2, "refusals are audited");
@@ -21,9 +29,24 @@ async fn a_form_post_without_the_sessions_token_is_refused() {
 async fn another_sessions_token_is_refused() {
     let app = TestApp::start().await;
     let cast = app.cast().await;
-    let r = cast.member.client.post(cast.member.url("/account/language")).form(&[("language", "ja"), ("csrf", cast.admin.csrf.as_str())]).send().await.unwrap();
+    let r = cast
+        .member
+        .client
+        .post(cast.member.url("/account/language"))
+        .form(&[("language", "ja"), ("csrf", cast.admin.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = cast.member.client.post(cast.member.url("/api/v1/me/password")).header("x-csrf-token", &cast.admin.csrf).json(&json!({"current_password": "a", "new_password": "b"})).send().await.unwrap();
+    let r = cast
+        .member
+        .client
+        .post(cast.member.url("/api/v1/me/password"))
+        .header("x-csrf-token", &cast.admin.csrf)
+        .json(&json!({"current_password": "a", "new_password": "b"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // With its own token the same request passes the CSRF check.
     let r = cast.member.post_form("/account/language", &[("language", "ja")]).await;
@@ -34,7 +57,14 @@ async fn another_sessions_token_is_refused() {
 async fn api_writes_need_the_token_in_a_header() {
     let app = TestApp::start().await;
     let cast = app.cast().await;
-    let r = cast.admin.client.post(cast.admin.url("/api/v1/users")).json(&json!({"login_id": "x", "display_name": "x", "email": "x@x.jp", "role": "member"})).send().await.unwrap();
+    let r = cast
+        .admin
+        .client
+        .post(cast.admin.url("/api/v1/users"))
+        .json(&json!({"login_id": "x", "display_name": "x", "email": "x@x.jp", "role": "member"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "csrf");
@@ -45,17 +75,32 @@ async fn cross_site_requests_are_refused_by_fetch_metadata_and_origin() {
     let app = TestApp::start().await;
     let cast = app.cast().await;
     let post = |h: (&'static str, String)| {
-        cast.admin.client.post(cast.admin.url("/account/language")).header(h.0, h.1).form(&[("language", "ja"), ("csrf", cast.admin.csrf.as_str())]).send()
+        cast.admin
+            .client
+            .post(cast.admin.url("/account/language"))
+            .header(h.0, h.1)
+            .form(&[("language", "ja"), ("csrf", cast.admin.csrf.as_str())])
+            .send()
     };
     assert_eq!(post(("sec-fetch-site", "cross-site".into())).await.unwrap().status(), StatusCode::FORBIDDEN);
     assert_eq!(post(("sec-fetch-site", "same-site".into())).await.unwrap().status(), StatusCode::FORBIDDEN);
     assert_eq!(post(("origin", "https://evil.example".into())).await.unwrap().status(), StatusCode::FORBIDDEN);
     assert_eq!(post(("origin", "null".into())).await.unwrap().status(), StatusCode::FORBIDDEN);
     let port = app.running.https.addr.port();
-    assert_eq!(post(("origin", format!("https://127.0.0.1:{}", port + 1))).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        post(("origin", format!("https://127.0.0.1:{}", port + 1))).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(post(("origin", format!("https://127.0.0.1:{port}"))).await.unwrap().status(), StatusCode::SEE_OTHER);
     assert_eq!(post(("sec-fetch-site", "same-origin".into())).await.unwrap().status(), StatusCode::SEE_OTHER);
     // A cross-site login attempt (login CSRF) is refused before any password check.
-    let r = app.client().post(app.url("/login")).header("sec-fetch-site", "cross-site").form(&[("tenant", "acme"), ("login_id", "admin"), ("password", "x")]).send().await.unwrap();
+    let r = app
+        .client()
+        .post(app.url("/login"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("tenant", "acme"), ("login_id", "admin"), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }

@@ -1,8 +1,8 @@
 //! Security headers on every kind of response, limits, Host and TLS.
 
 use daicho_testkit::TestApp;
-use rustls_pki_types::pem::PemObject;
 use daicho_testkit::reqwest::{Response, StatusCode};
+use rustls_pki_types::pem::PemObject;
 
 fn assert_security_headers(r: &Response, what: &str) {
     let h = r.headers();
@@ -58,7 +58,10 @@ async fn every_kind_of_response_carries_the_security_headers() {
 #[tokio::test]
 async fn the_http_listener_only_redirects_to_https() {
     let app = TestApp::start().await;
-    let c = daicho_testkit::reqwest::Client::builder().redirect(daicho_testkit::reqwest::redirect::Policy::none()).build().unwrap();
+    let c = daicho_testkit::reqwest::Client::builder()
+        .redirect(daicho_testkit::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let r = c.get(format!("{}/account?x=1", app.http_base)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
     let port = app.running.https.addr.port();
@@ -87,10 +90,24 @@ async fn an_unknown_host_header_is_refused_with_400() {
 async fn an_oversized_body_is_refused_with_413() {
     let app = TestApp::start().await;
     let big = "x".repeat(2 * 1024 * 1024);
-    let r = app.client().post(app.url("/login")).header("content-type", "application/x-www-form-urlencoded").body(format!("tenant={big}")).send().await.unwrap();
+    let r = app
+        .client()
+        .post(app.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("tenant={big}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_security_headers(&r, "413");
-    let r = app.client().post(app.url("/api/v1/session")).header("content-type", "application/json").body(format!("{{\"tenant\":\"{big}\"}}")).send().await.unwrap();
+    let r = app
+        .client()
+        .post(app.url("/api/v1/session"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"tenant\":\"{big}\"}}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
@@ -122,11 +139,16 @@ async fn tls_1_2_and_1_3_are_accepted_and_plain_http_on_the_https_port_is_not() 
         for c in rustls_pki_types::CertificateDer::pem_slice_iter(&app.cert_pem) {
             roots.add(c.unwrap()).unwrap();
         }
-        let cfg = rustls::ClientConfig::builder_with_protocol_versions(versions).with_root_certificates(roots).with_no_client_auth();
+        let cfg = rustls::ClientConfig::builder_with_protocol_versions(versions)
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let c = daicho_testkit::reqwest::Client::builder().tls_backend_preconfigured(cfg).build().unwrap();
         let r = c.get(app.url("/healthz")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
-    let plain = daicho_testkit::reqwest::Client::new().get(format!("http://127.0.0.1:{}/healthz", app.running.https.addr.port())).send().await;
+    let plain = daicho_testkit::reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/healthz", app.running.https.addr.port()))
+        .send()
+        .await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
 }

@@ -12,7 +12,10 @@ async fn malformed_json_is_a_400_that_says_what_is_wrong() {
         ("{", "application/json"),
         ("[]", "application/json"),
         ("{\"login_id\": 5}", "application/json"),
-        ("{\"login_id\":\"a\",\"display_name\":\"b\",\"email\":\"c@d.jp\",\"role\":\"member\",\"is_admin\":true}", "application/json"),
+        (
+            "{\"login_id\":\"a\",\"display_name\":\"b\",\"email\":\"c@d.jp\",\"role\":\"member\",\"is_admin\":true}",
+            "application/json",
+        ),
         ("login_id=a", "application/x-www-form-urlencoded"),
         ("\u{0}\u{1}\u{2}", "application/json"),
     ];
@@ -33,7 +36,16 @@ async fn malformed_json_is_a_400_that_says_what_is_wrong() {
         assert!(v["error"]["request_id"].is_string());
     }
     // Unknown fields are refused rather than ignored (hidden-field tampering).
-    let r = cast.admin.client.post(cast.admin.url("/api/v1/users")).header("x-csrf-token", &cast.admin.csrf).header("content-type", "application/json").body(cases[3].0).send().await.unwrap();
+    let r = cast
+        .admin
+        .client
+        .post(cast.admin.url("/api/v1/users"))
+        .header("x-csrf-token", &cast.admin.csrf)
+        .header("content-type", "application/json")
+        .body(cases[3].0)
+        .send()
+        .await
+        .unwrap();
     let v: Value = r.json().await.unwrap();
     assert!(v["error"]["detail"].as_str().unwrap().contains("is_admin"));
 }
@@ -75,15 +87,25 @@ async fn bad_paths_queries_and_forms_never_cause_a_server_error() {
         assert!(r.status().is_client_error() || r.status().is_redirection(), "POST {p} -> {}", r.status());
     }
     for m in [Method::PUT, Method::DELETE, Method::PATCH] {
-        let r = a.client.request(m.clone(), a.url("/admin/users")).header("x-csrf-token", &a.csrf).send().await.unwrap();
+        let r =
+            a.client.request(m.clone(), a.url("/admin/users")).header("x-csrf-token", &a.csrf).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{m}");
     }
-    let r = a.client.post(a.url("/admin/users")).header("x-csrf-token", &a.csrf).header("content-type", "text/plain").body("hello").send().await.unwrap();
+    let r = a
+        .client
+        .post(a.url("/admin/users"))
+        .header("x-csrf-token", &a.csrf)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // Non-UTF-8 and odd headers.
     let r = a.client.get(a.url("/")).header("accept-language", "\u{00ff}\u{00fe};q=abc,,,").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let r = app.client().get(app.url("/login")).header("cookie", "a=b; ;;; =; __Host-daicho_session").send().await.unwrap();
+    let r =
+        app.client().get(app.url("/login")).header("cookie", "a=b; ;;; =; __Host-daicho_session").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
 

@@ -29,6 +29,8 @@ pub fn set_cookies(r: &Response) -> Vec<String> {
 /// The session token in a response's Set-Cookie, if any.
 pub fn session_token(r: &Response) -> Option<String> {
     set_cookies(r).iter().find_map(|c| {
-        c.strip_prefix("__Host-daicho_session=").map(|rest| rest.split(';').next().unwrap_or("").to_owned()).filter(|v| !v.is_empty())
+        c.strip_prefix("__Host-daicho_session=")
+            .map(|rest| rest.split(';').next().unwrap_or("").to_owned())
+            .filter(|v| !v.is_empty())
     })
 }

@@ -32,7 +32,14 @@ async fn every_route_is_public_by_declaration_or_refused_to_anonymous_clients() 
             continue;
         }
         let method = Method::from_bytes(r.method.as_bytes()).unwrap();
-        let resp = app.client().request(method, app.url(&concrete(r.path))).header("content-type", "application/json").body("{}").send().await.unwrap();
+        let resp = app
+            .client()
+            .request(method, app.url(&concrete(r.path)))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         let s = resp.status();
         if r.path.starts_with("/api/") {
             assert_eq!(s, StatusCode::UNAUTHORIZED, "{} {}", r.method, r.path);
@@ -53,7 +60,10 @@ async fn every_admin_route_is_refused_to_a_member() {
         let method = Method::from_bytes(r.method.as_bytes()).unwrap();
         // A well-formed body of the route's kind, so that only the permission can refuse it.
         let (ct, body) = if r.path.starts_with("/api/") {
-            ("application/json", "{\"login_id\":\"x\",\"display_name\":\"x\",\"email\":\"x@x.jp\",\"role\":\"member\"}".to_owned())
+            (
+                "application/json",
+                "{\"login_id\":\"x\",\"display_name\":\"x\",\"email\":\"x@x.jp\",\"role\":\"member\"}".to_owned(),
+            )
         } else {
             ("application/x-www-form-urlencoded", format!("csrf={}", cast.member.csrf))
         };

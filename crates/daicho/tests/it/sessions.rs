@@ -19,15 +19,31 @@ async fn the_session_token_changes_at_login_so_a_planted_cookie_is_useless() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = victim.post(app.url("/login")).form(&[("tenant", "acme"), ("login_id", "admin"), ("password", pw.as_str())]).send().await.unwrap();
+    let r = victim
+        .post(app.url("/login"))
+        .form(&[("tenant", "acme"), ("login_id", "admin"), ("password", pw.as_str())])
+        .send()
+        .await
+        .unwrap();
     let issued = crate::session_token(&r).unwrap();
     assert_ne!(issued, planted);
     // The planted value does not authenticate.
     let attacker = app.client();
-    let r = attacker.get(app.url("/api/v1/me")).header("cookie", format!("__Host-daicho_session={planted}")).send().await.unwrap();
+    let r = attacker
+        .get(app.url("/api/v1/me"))
+        .header("cookie", format!("__Host-daicho_session={planted}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // Two sign-ins of the same user get different tokens.
-    let r2 = app.client().post(app.url("/login")).form(&[("tenant", "acme"), ("login_id", "admin"), ("password", pw.as_str())]).send().await.unwrap();
+    let r2 = app
+        .client()
+        .post(app.url("/login"))
+        .form(&[("tenant", "acme"), ("login_id", "admin"), ("password", pw.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_ne!(crate::session_token(&r2).unwrap(), issued);
 }
 
@@ -77,11 +93,18 @@ async fn a_session_ends_at_its_absolute_lifetime_however_active() {
 async fn logout_destroys_the_session_on_the_server() {
     let app = TestApp::start().await;
     let (_, pw) = app.tenant("acme").await;
-    let r = app.client().post(app.url("/login")).form(&[("tenant", "acme"), ("login_id", "admin"), ("password", pw.as_str())]).send().await.unwrap();
+    let r = app
+        .client()
+        .post(app.url("/login"))
+        .form(&[("tenant", "acme"), ("login_id", "admin"), ("password", pw.as_str())])
+        .send()
+        .await
+        .unwrap();
     let token = crate::session_token(&r).unwrap();
     let cookie = format!("__Host-daicho_session={token}");
     let c = app.client();
-    let me: serde_json::Value = c.get(app.url("/api/v1/me")).header("cookie", &cookie).send().await.unwrap().json().await.unwrap();
+    let me: serde_json::Value =
+        c.get(app.url("/api/v1/me")).header("cookie", &cookie).send().await.unwrap().json().await.unwrap();
     let csrf = me["csrf_token"].as_str().unwrap().to_owned();
     let r = c.post(app.url("/logout")).header("cookie", &cookie).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -117,14 +140,23 @@ async fn a_disabled_users_open_session_stops_working_at_once() {
     let cast = app.cast().await;
     assert_eq!(cast.member.get("/api/v1/me").await.status(), StatusCode::OK);
     let users = cast.admin.get_json("/api/v1/users").await.1;
-    let id = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"].as_str().unwrap().to_owned();
+    let id = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (s, _) = cast.admin.post_json(&format!("/api/v1/users/{id}/disable"), json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(cast.member.get("/api/v1/me").await.status(), StatusCode::UNAUTHORIZED);
     let r = cast.member.get("/").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     // And they cannot sign in again until re-enabled.
-    let again = app.client().post(app.url("/api/v1/session")).json(&json!({"tenant": "acme", "login_id": "member1", "password": cast.member.password})).send().await.unwrap();
+    let again = app
+        .client()
+        .post(app.url("/api/v1/session"))
+        .json(&json!({"tenant": "acme", "login_id": "member1", "password": cast.member.password}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
     let (s, _) = cast.admin.post_json(&format!("/api/v1/users/{id}/enable"), json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
@@ -134,7 +166,13 @@ async fn a_disabled_users_open_session_stops_working_at_once() {
 #[tokio::test]
 async fn malformed_or_unknown_session_cookies_are_treated_as_signed_out() {
     let app = TestApp::start().await;
-    for cookie in ["__Host-daicho_session=", "__Host-daicho_session=' OR '1'='1", "__Host-daicho_session=%00%ff", &format!("__Host-daicho_session={}", "Z".repeat(43)), "garbage"] {
+    for cookie in [
+        "__Host-daicho_session=",
+        "__Host-daicho_session=' OR '1'='1",
+        "__Host-daicho_session=%00%ff",
+        &format!("__Host-daicho_session={}", "Z".repeat(43)),
+        "garbage",
+    ] {
         let r = app.client().get(app.url("/api/v1/me")).header("cookie", cookie).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{cookie}");
         let r = app.client().get(app.url("/")).header("cookie", cookie).send().await.unwrap();

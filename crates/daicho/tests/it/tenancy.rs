@@ -19,13 +19,21 @@ async fn an_admin_of_tenant_b_gets_404_for_every_user_route_of_tenant_a() {
         assert_eq!(b.get(&path).await.status(), StatusCode::NOT_FOUND, "GET {path}");
     }
     for action in ["disable", "enable", "unlock", "reset-password", "edit"] {
-        let r = b.post_form(&format!("/admin/users/{id}/{action}"), &[("display_name", "x"), ("email", "x@x.jp"), ("role", "member"), ("language", "auto")]).await;
+        let r = b
+            .post_form(
+                &format!("/admin/users/{id}/{action}"),
+                &[("display_name", "x"), ("email", "x@x.jp"), ("role", "member"), ("language", "auto")],
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "POST {action}");
     }
     let r = b.post_form(&format!("/admin/users/{id}/delete"), &[("confirm", "yes")]).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(b.get_json(&format!("/api/v1/users/{id}")).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(b.send_json(Method::PATCH, &format!("/api/v1/users/{id}"), json!({"display_name": "pwned"})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        b.send_json(Method::PATCH, &format!("/api/v1/users/{id}"), json!({"display_name": "pwned"})).await.0,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(b.post_json(&format!("/api/v1/users/{id}/disable"), json!({})).await.0, StatusCode::NOT_FOUND);
     // Nothing changed in tenant A.
     let (_, v) = cast.admin.get_json(&format!("/api/v1/users/{id}")).await;
@@ -45,7 +53,14 @@ async fn a_member_is_refused_every_admin_page_and_api_and_the_refusal_is_audited
     let cast = app.cast().await;
     let id = member_id(&cast.admin, "admin").await;
     let m = &cast.member;
-    for path in ["/admin/users", "/admin/users/new", "/admin/policy", "/admin/audit", "/admin/audit/export.csv", &format!("/admin/users/{id}")] {
+    for path in [
+        "/admin/users",
+        "/admin/users/new",
+        "/admin/policy",
+        "/admin/audit",
+        "/admin/audit/export.csv",
+        &format!("/admin/users/{id}"),
+    ] {
         assert_eq!(m.get(path).await.status(), StatusCode::FORBIDDEN, "GET {path}");
     }
     for path in ["/admin/policy", "/admin/users", &format!("/admin/users/{id}/disable")] {

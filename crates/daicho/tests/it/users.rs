@@ -12,7 +12,19 @@ fn otp_from(page: &str) -> String {
 async fn an_admin_creates_a_user_who_must_change_the_one_time_password_at_first_login() {
     let app = TestApp::start().await;
     let cast = app.cast().await;
-    let r = cast.admin.post_form("/admin/users", &[("login_id", "Hanako"), ("display_name", "山田 花子"), ("email", "hanako@example.jp"), ("role", "member"), ("language", "ja")]).await;
+    let r = cast
+        .admin
+        .post_form(
+            "/admin/users",
+            &[
+                ("login_id", "Hanako"),
+                ("display_name", "山田 花子"),
+                ("email", "hanako@example.jp"),
+                ("role", "member"),
+                ("language", "ja"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let page = r.text().await.unwrap();
     let otp = otp_from(&page);
@@ -27,7 +39,16 @@ async fn an_admin_creates_a_user_who_must_change_the_one_time_password_at_first_
     assert_eq!(v["error"]["code"], "password_change_required");
     let page = hanako.get("/account/password").await.text().await.unwrap();
     assert!(page.contains("続行する前に新しいパスワードを設定してください"), "Japanese for a ja user");
-    let r = hanako.post_form("/account/password", &[("current_password", &otp), ("new_password", "さくら咲く春の日の台帳 2026"), ("confirm_password", "さくら咲く春の日の台帳 2026")]).await;
+    let r = hanako
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", &otp),
+                ("new_password", "さくら咲く春の日の台帳 2026"),
+                ("confirm_password", "さくら咲く春の日の台帳 2026"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(hanako.get("/").await.status(), StatusCode::OK);
     let (_, v) = cast.admin.get_json("/api/v1/audit?action=user.create").await;
@@ -38,17 +59,52 @@ async fn an_admin_creates_a_user_who_must_change_the_one_time_password_at_first_
 async fn user_forms_explain_every_invalid_field_and_keep_the_input() {
     let app = TestApp::start().await;
     let cast = app.cast().await;
-    let r = cast.admin.post_form("/admin/users", &[("login_id", "bad id!"), ("display_name", ""), ("email", "not-an-email"), ("role", "root"), ("language", "auto")]).await;
+    let r = cast
+        .admin
+        .post_form(
+            "/admin/users",
+            &[
+                ("login_id", "bad id!"),
+                ("display_name", ""),
+                ("email", "not-an-email"),
+                ("role", "root"),
+                ("language", "auto"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = r.text().await.unwrap();
-    for msg in ["Use only letters, digits", "This field is required", "Enter an e-mail address", "Choose one of the offered values"] {
+    for msg in [
+        "Use only letters, digits",
+        "This field is required",
+        "Enter an e-mail address",
+        "Choose one of the offered values",
+    ] {
         assert!(page.contains(msg), "{msg}");
     }
     assert!(page.contains("value=\"not-an-email\""));
-    let r = cast.admin.post_form("/admin/users", &[("login_id", "member1"), ("display_name", "Dup"), ("email", "d@example.jp"), ("role", "member"), ("language", "auto")]).await;
+    let r = cast
+        .admin
+        .post_form(
+            "/admin/users",
+            &[
+                ("login_id", "member1"),
+                ("display_name", "Dup"),
+                ("email", "d@example.jp"),
+                ("role", "member"),
+                ("language", "auto"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("already in use"));
-    let (s, v) = cast.admin.post_json("/api/v1/users", json!({"login_id": "member1", "display_name": "D", "email": "d@example.jp", "role": "member"})).await;
+    let (s, v) = cast
+        .admin
+        .post_json(
+            "/api/v1/users",
+            json!({"login_id": "member1", "display_name": "D", "email": "d@example.jp", "role": "member"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(v["error"]["fields"][0]["field"], "login_id");
     assert_eq!(v["error"]["fields"][0]["code"], "taken");
@@ -59,7 +115,13 @@ async fn hostile_names_are_stored_intact_and_shown_escaped() {
     let app = TestApp::start().await;
     let cast = app.cast().await;
     let evil = "<script>alert('x')</script> \"'; DROP TABLE users;-- 😀";
-    let (s, v) = cast.admin.post_json("/api/v1/users", json!({"login_id": "evil", "display_name": evil, "email": "e@example.jp", "role": "member"})).await;
+    let (s, v) = cast
+        .admin
+        .post_json(
+            "/api/v1/users",
+            json!({"login_id": "evil", "display_name": evil, "email": "e@example.jp", "role": "member"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
     let id = v["user"]["id"].as_str().unwrap();
     let (_, v) = cast.admin.get_json(&format!("/api/v1/users/{id}")).await;
@@ -74,10 +136,20 @@ async fn an_admin_edits_disables_enables_resets_and_deletes_a_user_and_each_step
     let app = TestApp::start().await;
     let cast = app.cast().await;
     let (_, v) = cast.admin.get_json("/api/v1/users").await;
-    let id = v["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"].as_str().unwrap().to_owned();
-    let r = cast.admin.post_form(&format!("/admin/users/{id}/edit"), &[("display_name", "Member One"), ("email", "one@example.jp"), ("role", "member"), ("language", "en")]).await;
+    let id = v["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = cast
+        .admin
+        .post_form(
+            &format!("/admin/users/{id}/edit"),
+            &[("display_name", "Member One"), ("email", "one@example.jp"), ("role", "member"), ("language", "en")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let (s, v) = cast.admin.send_json(Method::PATCH, &format!("/api/v1/users/{id}"), json!({"email": "uno@example.jp"})).await;
+    let (s, v) =
+        cast.admin.send_json(Method::PATCH, &format!("/api/v1/users/{id}"), json!({"email": "uno@example.jp"})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["user"]["email"], "uno@example.jp");
     assert_eq!(v["user"]["display_name"], "Member One");
@@ -103,7 +175,12 @@ async fn an_admin_edits_disables_enables_resets_and_deletes_a_user_and_each_step
     for a in ["user.update", "password.reset", "user.delete"] {
         assert!(actions.contains(&a), "{a} in {actions:?}");
     }
-    let upd = v["events"].as_array().unwrap().iter().find(|e| e["action"] == "user.update" && e["details"].as_str().unwrap().contains("display_name")).unwrap();
+    let upd = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "user.update" && e["details"].as_str().unwrap().contains("display_name"))
+        .unwrap();
     assert!(upd["details"].as_str().unwrap().contains("member1 -> Member One"));
 }
 
@@ -118,7 +195,10 @@ async fn an_admin_cannot_disable_delete_or_demote_themselves() {
     assert_eq!(v["error"]["fields"][0]["code"], "cannot_change_self");
     let (s, _) = cast.admin.send_json(Method::PATCH, &format!("/api/v1/users/{me}"), json!({"role": "member"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(cast.admin.post_form(&format!("/admin/users/{me}/delete"), &[("confirm", "yes")]).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        cast.admin.post_form(&format!("/admin/users/{me}/delete"), &[("confirm", "yes")]).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
     assert_eq!(cast.admin.get("/api/v1/users").await.status(), StatusCode::OK);
 }
 
@@ -127,8 +207,12 @@ async fn a_role_change_ends_the_users_sessions_so_it_applies_from_a_fresh_login(
     let app = TestApp::start().await;
     let cast = app.cast().await;
     let (_, v) = cast.admin.get_json("/api/v1/users").await;
-    let id = v["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"].as_str().unwrap().to_owned();
-    let (s, _) = cast.admin.send_json(Method::PATCH, &format!("/api/v1/users/{id}"), json!({"role": "tenant_admin"})).await;
+    let id = v["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) =
+        cast.admin.send_json(Method::PATCH, &format!("/api/v1/users/{id}"), json!({"role": "tenant_admin"})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(cast.member.get("/api/v1/me").await.status(), StatusCode::UNAUTHORIZED);
     let promoted = app.login("acme", "member1", &cast.member.password).await;

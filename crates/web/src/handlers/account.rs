@@ -107,7 +107,17 @@ pub async fn change_password(
     Form(f): Form<PasswordForm>,
 ) -> AppResult<Response> {
     let scope = auth.authorize::<OwnAccount>(&state, &ctx).await?;
-    match ops::change_password(&state, &ctx, &auth, &scope, &f.current_password, &f.new_password, Some(&f.confirm_password)).await {
+    match ops::change_password(
+        &state,
+        &ctx,
+        &auth,
+        &scope,
+        &f.current_password,
+        &f.new_password,
+        Some(&f.confirm_password),
+    )
+    .await
+    {
         Ok(()) => Ok(redirect_see_other("/account?done=password_changed")),
         Err(AppError::Invalid(errs)) => {
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &password_page(&auth, &ctx, Errors(errs))))
@@ -123,10 +133,13 @@ pub async fn set_language(
     Form(f): Form<LanguageForm>,
 ) -> AppResult<Response> {
     let scope = auth.authorize::<OwnAccount>(&state, &ctx).await?;
-    let lang = LanguagePref::parse(&f.language).map_err(|c| AppError::Invalid(daicho_domain::FieldErrors::single("language", c)))?;
-    let ev = ctx
-        .event_by(&auth.principal, AuditAction::LanguageChange, Outcome::Success)
-        .details(format!("{} -> {}", auth.user.language.as_str(), lang.as_str()));
+    let lang = LanguagePref::parse(&f.language)
+        .map_err(|c| AppError::Invalid(daicho_domain::FieldErrors::single("language", c)))?;
+    let ev = ctx.event_by(&auth.principal, AuditAction::LanguageChange, Outcome::Success).details(format!(
+        "{} -> {}",
+        auth.user.language.as_str(),
+        lang.as_str()
+    ));
     state.store.set_language(&scope, lang, ev).await?;
     Ok(redirect_see_other("/account?done=language_saved"))
 }
@@ -139,7 +152,8 @@ pub async fn revoke_session(
 ) -> AppResult<Response> {
     let scope = auth.authorize::<OwnAccount>(&state, &ctx).await?;
     let id: SessionId = id.parse().map_err(|_| AppError::NotFound)?;
-    let ev = ctx.event_by(&auth.principal, AuditAction::SessionRevoked, Outcome::Success).target(format!("session:{id}"));
+    let ev =
+        ctx.event_by(&auth.principal, AuditAction::SessionRevoked, Outcome::Success).target(format!("session:{id}"));
     state.store.revoke_own_session(&scope, id, ev).await?;
     Ok(redirect_see_other("/account?done=session_ended"))
 }

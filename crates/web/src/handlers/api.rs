@@ -28,7 +28,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(AppError::BadJson("expected Content-Type: application/json".into())),
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                Err(AppError::BadJson("expected Content-Type: application/json".into()))
+            }
             Err(JsonRejection::BytesRejection(_)) => Err(AppError::PayloadTooLarge),
             Err(e) => Err(AppError::BadJson(e.body_text().chars().take(300).collect())),
         }
@@ -60,7 +62,11 @@ fn user_id(raw: &str) -> AppResult<UserId> {
     raw.parse().map_err(|_| AppError::NotFound)
 }
 
-pub async fn create_session(State(state): State<AppState>, ctx: Ctx, ApiJson(b): ApiJson<ApiLogin>) -> AppResult<Response> {
+pub async fn create_session(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<ApiLogin>,
+) -> AppResult<Response> {
     match ops::login(&state, &ctx, &b.tenant, &b.login_id, &b.password).await? {
         LoginOutcome::Success { token } => {
             let mut res = (StatusCode::CREATED, Json(json!({"status": "signed_in"}))).into_response();
@@ -120,11 +126,17 @@ pub async fn create_user(
 ) -> AppResult<Response> {
     let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
     let (user, otp) =
-        ops::create_user(&state, &ctx, &auth, &scope, &b.login_id, &b.display_name, &b.email, &b.role, &b.language).await?;
+        ops::create_user(&state, &ctx, &auth, &scope, &b.login_id, &b.display_name, &b.email, &b.role, &b.language)
+            .await?;
     Ok((StatusCode::CREATED, Json(json!({"user": user_json(&user), "one_time_password": otp}))).into_response())
 }
 
-pub async fn get_user(State(state): State<AppState>, ctx: Ctx, auth: Auth, Path(id): Path<String>) -> AppResult<Json<Value>> {
+pub async fn get_user(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
     let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
     let u = state.store.get_user(&scope, user_id(&id)?).await?;
     Ok(Json(json!({"user": user_json(&u)})))
@@ -155,19 +167,34 @@ pub async fn update_user(
     Ok(Json(json!({"user": user_json(&u)})))
 }
 
-pub async fn disable_user(State(state): State<AppState>, ctx: Ctx, auth: Auth, Path(id): Path<String>) -> AppResult<StatusCode> {
+pub async fn disable_user(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
     let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
     ops::set_status(&state, &ctx, &auth, &scope, user_id(&id)?, UserStatus::Disabled).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn enable_user(State(state): State<AppState>, ctx: Ctx, auth: Auth, Path(id): Path<String>) -> AppResult<StatusCode> {
+pub async fn enable_user(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
     let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
     ops::set_status(&state, &ctx, &auth, &scope, user_id(&id)?, UserStatus::Active).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn list_audit(State(state): State<AppState>, ctx: Ctx, auth: Auth, Query(q): Query<AuditQuery>) -> AppResult<Json<Value>> {
+pub async fn list_audit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Query(q): Query<AuditQuery>,
+) -> AppResult<Json<Value>> {
     let scope = auth.authorize::<ReadAudit>(&state, &ctx).await?;
     let filter = ops::audit_filter(&q).map_err(AppError::Invalid)?;
     let limit = ops::audit_limit(&q).map_err(AppError::Invalid)?;

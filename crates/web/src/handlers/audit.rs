@@ -49,7 +49,14 @@ struct AuditPage {
 /// The query string for the same filter, optionally from an older position.
 fn query_string(q: &AuditQuery, before: Option<i64>) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [("login", &q.login), ("action", &q.action), ("outcome", &q.outcome), ("ip", &q.ip), ("from", &q.from), ("to", &q.to)] {
+    for (k, v) in [
+        ("login", &q.login),
+        ("action", &q.action),
+        ("outcome", &q.outcome),
+        ("ip", &q.ip),
+        ("from", &q.from),
+        ("to", &q.to),
+    ] {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
             s.append_pair(k, v);
         }
@@ -61,7 +68,12 @@ fn query_string(q: &AuditQuery, before: Option<i64>) -> String {
     if out.is_empty() { out } else { format!("?{out}") }
 }
 
-pub async fn audit_page(State(state): State<AppState>, ctx: Ctx, auth: Auth, Query(q): Query<AuditQuery>) -> AppResult<Response> {
+pub async fn audit_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Query(q): Query<AuditQuery>,
+) -> AppResult<Response> {
     let scope = auth.authorize::<ReadAudit>(&state, &ctx).await?;
     const PAGE: u32 = 50;
     let (events, filter_error) = match ops::audit_filter(&q) {
@@ -114,7 +126,19 @@ pub const EXPORT_MAX: usize = 1_000_000;
 
 pub fn csv_header() -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(["seq", "at_utc", "login_id", "user_id", "ip", "user_agent", "action", "target", "outcome", "details", "hash"]);
+    let _ = w.write_record([
+        "seq",
+        "at_utc",
+        "login_id",
+        "user_id",
+        "ip",
+        "user_agent",
+        "action",
+        "target",
+        "outcome",
+        "details",
+        "hash",
+    ]);
     let mut out = vec![0xEF, 0xBB, 0xBF];
     out.extend(w.into_inner().unwrap_or_default());
     out
@@ -142,7 +166,12 @@ pub fn csv_rows(events: &[AuditEvent]) -> Vec<u8> {
 
 /// Streams the filtered history as CSV (UTF-8 with BOM, for Excel), in batches, so memory
 /// stays flat however long the history is. The export itself is recorded first.
-pub async fn export_audit(State(state): State<AppState>, ctx: Ctx, auth: Auth, Query(q): Query<AuditQuery>) -> AppResult<Response> {
+pub async fn export_audit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Query(q): Query<AuditQuery>,
+) -> AppResult<Response> {
     let scope = auth.authorize::<ReadAudit>(&state, &ctx).await?;
     let filter = ops::audit_filter(&q).map_err(AppError::Invalid)?;
     let ev = ctx

@@ -18,7 +18,9 @@ use crate::state::AppState;
 
 pub enum LoginOutcome {
     /// The plain session token for the cookie.
-    Success { token: String },
+    Success {
+        token: String,
+    },
     /// Wrong tenant, login ID or password, disabled or locked: one answer for all (ASVS 2.2.x).
     Failed,
     Throttled,
@@ -33,13 +35,20 @@ fn failure_event(ctx: &Ctx, tried: &str, tenant: Option<daicho_domain::TenantId>
 
 /// Checks a sign-in. Every path verifies one argon2 hash, so an unknown tenant or user costs
 /// the same time as a wrong password.
-pub async fn login(state: &AppState, ctx: &Ctx, tenant: &str, login_id: &str, password: &str) -> AppResult<LoginOutcome> {
+pub async fn login(
+    state: &AppState,
+    ctx: &Ctx,
+    tenant: &str,
+    login_id: &str,
+    password: &str,
+) -> AppResult<LoginOutcome> {
     let flow = LoginFlow::new();
     let store = &state.store;
     let window = Duration::minutes(i64::from(state.settings.login_ip_window_minutes));
     let recent = store.login_failures_from_ip(&flow, &ctx.ip, ctx.now - window).await?;
     if recent >= u64::from(state.settings.login_ip_max_failures) {
-        let mut e = ctx.event(AuditAction::LoginThrottled, Outcome::Denied).details(format!("{recent} failures from this IP"));
+        let mut e =
+            ctx.event(AuditAction::LoginThrottled, Outcome::Denied).details(format!("{recent} failures from this IP"));
         e.actor_login = login_id.chars().take(128).collect();
         store.append_audit(e).await?;
         return Ok(LoginOutcome::Throttled);
@@ -84,10 +93,10 @@ pub async fn login(state: &AppState, ctx: &Ctx, tenant: &str, login_id: &str, pa
     if !ok {
         let policy = t.policy;
         let lock_until = ctx.now + policy.lockout_duration();
-        let mut lockout = ctx
-            .event(AuditAction::LoginLockout, Outcome::Failure)
-            .target(format!("user:{}", user.id))
-            .details(format!("locked for {} minutes after {} failures", policy.lockout_minutes, policy.lockout_threshold));
+        let mut lockout =
+            ctx.event(AuditAction::LoginLockout, Outcome::Failure).target(format!("user:{}", user.id)).details(
+                format!("locked for {} minutes after {} failures", policy.lockout_minutes, policy.lockout_threshold),
+            );
         lockout.tenant_id = Some(t.id);
         lockout.actor_id = Some(user.id);
         lockout.actor_login = login.as_str().to_owned();
@@ -133,7 +142,9 @@ pub async fn login(state: &AppState, ctx: &Ctx, tenant: &str, login_id: &str, pa
 }
 
 pub async fn logout(state: &AppState, ctx: &Ctx, auth: &Auth) -> AppResult<()> {
-    let ev = ctx.event_by(&auth.principal, AuditAction::Logout, Outcome::Success).target(format!("session:{}", auth.session.id));
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::Logout, Outcome::Success)
+        .target(format!("session:{}", auth.session.id));
     state.store.end_session(&LoginFlow::new(), auth.session.id, ev).await?;
     Ok(())
 }
@@ -159,17 +170,17 @@ pub async fn change_password(
         state.store.append_audit(ev).await?;
         return Err(AppError::Invalid(FieldErrors::single("current_password", "wrong_password")));
     }
-    if let Some(c) = confirm {
-        if c != new {
-            return Err(AppError::Invalid(FieldErrors::single("confirm_password", "mismatch")));
-        }
+    if confirm.is_some_and(|c| c != new) {
+        return Err(AppError::Invalid(FieldErrors::single("confirm_password", "mismatch")));
     }
     // "The last N passwords" include the current one, which is never allowed again at once.
     let take = (policy.password_history as usize).max(1);
     let previous: Vec<String> = hashes.into_iter().take(take).collect();
     check_new_password(&state.hasher, &policy, &auth.user.login_id, new, &previous).map_err(AppError::Invalid)?;
     let hash = state.hasher.hash(new).map_err(|e| AppError::Internal(e.to_string()))?;
-    let ev = ctx.event_by(&auth.principal, AuditAction::PasswordChange, Outcome::Success).target(format!("user:{}", auth.user.id));
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::PasswordChange, Outcome::Success)
+        .target(format!("user:{}", auth.user.id));
     state.store.change_password(scope, hash, policy.password_history, ctx.now, ev).await?;
     Ok(())
 }
@@ -207,7 +218,14 @@ pub async fn create_user(
         .store
         .create_user(
             scope,
-            NewUser { id, login_id: login, profile: prof, password_hash: hash, must_change_password: true, at: ctx.now },
+            NewUser {
+                id,
+                login_id: login,
+                profile: prof,
+                password_hash: hash,
+                must_change_password: true,
+                at: ctx.now,
+            },
             ev,
         )
         .await?;
@@ -233,11 +251,7 @@ fn describe_changes(old: &User, new: &UserProfile) -> String {
 
 /// Refuses operations that would let an admin lock themselves out (logic-flaw guard).
 fn not_self(auth: &Auth, id: UserId) -> AppResult<()> {
-    if auth.user.id == id {
-        Err(AppError::Invalid(FieldErrors::single("user", "cannot_change_self")))
-    } else {
-        Ok(())
-    }
+    if auth.user.id == id { Err(AppError::Invalid(FieldErrors::single("user", "cannot_change_self"))) } else { Ok(()) }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -275,11 +289,18 @@ pub async fn set_status(
     not_self(auth, id)?;
     let user = state.store.get_user(scope, id).await?;
     let action = if status == UserStatus::Disabled { AuditAction::UserDisable } else { AuditAction::UserEnable };
-    let ev = ctx.event_by(&auth.principal, action, Outcome::Success).target(format!("user:{id} {}", user.login_id.as_str()));
+    let ev =
+        ctx.event_by(&auth.principal, action, Outcome::Success).target(format!("user:{id} {}", user.login_id.as_str()));
     Ok(state.store.set_user_status(scope, id, status, ctx.now, ev).await?)
 }
 
-pub async fn delete_user(state: &AppState, ctx: &Ctx, auth: &Auth, scope: &Scope<ManageUsers>, id: UserId) -> AppResult<()> {
+pub async fn delete_user(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    scope: &Scope<ManageUsers>,
+    id: UserId,
+) -> AppResult<()> {
     not_self(auth, id)?;
     let user = state.store.get_user(scope, id).await?;
     let ev = ctx
@@ -301,14 +322,24 @@ pub async fn reset_password(
     let user = state.store.get_user(scope, id).await?;
     let otp = generate_one_time_password();
     let hash = state.hasher.hash(&otp).map_err(|e| AppError::Internal(e.to_string()))?;
-    let ev = ctx.event_by(&auth.principal, AuditAction::PasswordReset, Outcome::Success).target(format!("user:{id} {}", user.login_id.as_str()));
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::PasswordReset, Outcome::Success)
+        .target(format!("user:{id} {}", user.login_id.as_str()));
     state.store.reset_password(scope, id, hash, ctx.now, ev).await?;
     Ok((user, otp))
 }
 
-pub async fn unlock_user(state: &AppState, ctx: &Ctx, auth: &Auth, scope: &Scope<ManageUsers>, id: UserId) -> AppResult<()> {
+pub async fn unlock_user(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    scope: &Scope<ManageUsers>,
+    id: UserId,
+) -> AppResult<()> {
     let user = state.store.get_user(scope, id).await?;
-    let ev = ctx.event_by(&auth.principal, AuditAction::UserUnlock, Outcome::Success).target(format!("user:{id} {}", user.login_id.as_str()));
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::UserUnlock, Outcome::Success)
+        .target(format!("user:{id} {}", user.login_id.as_str()));
     Ok(state.store.unlock_user(scope, id, ev).await?)
 }
 

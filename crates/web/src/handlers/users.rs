@@ -132,7 +132,9 @@ pub async fn create_user(
     Form(f): Form<UserForm>,
 ) -> AppResult<Response> {
     let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
-    match ops::create_user(&state, &ctx, &auth, &scope, &f.login_id, &f.display_name, &f.email, &f.role, &f.language).await {
+    match ops::create_user(&state, &ctx, &auth, &scope, &f.login_id, &f.display_name, &f.email, &f.role, &f.language)
+        .await
+    {
         Ok((user, otp)) => Ok(one_time(&auth, &ctx, "otp.created_title", &auth.tenant, &user, otp)),
         Err(AppError::Invalid(errs) | AppError::Conflict(errs)) => {
             let page = UserFormPage {
@@ -260,28 +262,48 @@ pub async fn update_user(
     }
 }
 
-pub async fn disable_user(State(state): State<AppState>, ctx: Ctx, auth: Auth, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn disable_user(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
     let id = user_id(&id)?;
     ops::set_status(&state, &ctx, &auth, &scope, id, UserStatus::Disabled).await?;
     Ok(redirect_see_other(&format!("/admin/users/{id}?done=user_disabled")))
 }
 
-pub async fn enable_user(State(state): State<AppState>, ctx: Ctx, auth: Auth, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn enable_user(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
     let id = user_id(&id)?;
     ops::set_status(&state, &ctx, &auth, &scope, id, UserStatus::Active).await?;
     Ok(redirect_see_other(&format!("/admin/users/{id}?done=user_enabled")))
 }
 
-pub async fn unlock_user(State(state): State<AppState>, ctx: Ctx, auth: Auth, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn unlock_user(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
     let id = user_id(&id)?;
     ops::unlock_user(&state, &ctx, &auth, &scope, id).await?;
     Ok(redirect_see_other(&format!("/admin/users/{id}?done=user_unlocked")))
 }
 
-pub async fn reset_password(State(state): State<AppState>, ctx: Ctx, auth: Auth, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn reset_password(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
     let (user, otp) = ops::reset_password(&state, &ctx, &auth, &scope, user_id(&id)?).await?;
     Ok(one_time(&auth, &ctx, "otp.reset_title", &auth.tenant, &user, otp))
@@ -297,7 +319,12 @@ struct DeletePage {
     missing_confirm: bool,
 }
 
-pub async fn delete_user_form(State(state): State<AppState>, ctx: Ctx, auth: Auth, Path(id): Path<String>) -> AppResult<Response> {
+pub async fn delete_user_form(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
     let u = state.store.get_user(&scope, user_id(&id)?).await?;
     Ok(render(&DeletePage {
@@ -334,4 +361,3 @@ pub async fn delete_user(
     ops::delete_user(&state, &ctx, &auth, &scope, id).await?;
     Ok(redirect_see_other("/admin/users?done=user_deleted"))
 }
-

@@ -1,0 +1,194 @@
+//! Browser journeys in headless Chromium (Debian's chromium and chromedriver), against the real
+//! server on a random loopback port. `scripts/test` installs the browser when it is missing;
+//! without it this test fails, it never skips.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration as StdDuration;
+
+use daicho_testkit::TestApp;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use time::Duration;
+
+struct Driver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn chromedriver() -> Driver {
+    let path = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("chromedriver is not installed: run scripts/test, which installs Debian's chromium-driver");
+    let port = free_port();
+    let child =
+        Command::new(path).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    Driver { child, port, _profile: tempfile::tempdir().unwrap() }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let args = json!([
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,900",
+        format!("--user-data-dir={}", driver._profile.path().display()),
+    ]);
+    let mut caps = serde_json::Map::new();
+    caps.insert("goog:chromeOptions".into(), json!({"args": args, "binary": "/usr/bin/chromium"}));
+    // The test server's certificate is self-signed and generated per test.
+    caps.insert("acceptInsecureCerts".into(), json!(true));
+    let url = format!("http://127.0.0.1:{}", driver.port);
+    let mut last = None;
+    for _ in 0..50 {
+        match ClientBuilder::rustls().unwrap().capabilities(caps.clone()).connect(&url).await {
+            Ok(c) => return c,
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(StdDuration::from_millis(100)).await;
+            }
+        }
+    }
+    panic!("cannot start a browser session: {last:?}");
+}
+
+async fn fill(c: &Client, css: &str, value: &str) {
+    let e = c.find(Locator::Css(css)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(value).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+}
+
+async fn shot(c: &Client, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), c.screenshot().await.unwrap()).unwrap();
+}
+
+async fn path(c: &Client) -> String {
+    let u = c.current_url().await.unwrap();
+    match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_owned(),
+    }
+}
+
+/// Waits (in wall-clock time, for the browser only) until the page's path is `want`.
+async fn wait_path(c: &Client, want: &str) {
+    for _ in 0..100 {
+        if path(c).await == want {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    panic!("expected {want}, at {} showing:\n{}", path(c).await, c.source().await.unwrap());
+}
+
+/// Waits until the page shows `text`.
+async fn wait_text(c: &Client, text: &str) {
+    for _ in 0..100 {
+        if c.source().await.unwrap().contains(text) {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    panic!("expected {text:?} at {}", path(c).await);
+}
+
+async fn sign_in(c: &Client, app: &TestApp, tenant: &str, login: &str, password: &str) {
+    c.goto(&app.url("/login")).await.unwrap();
+    fill(c, "#tenant", tenant).await;
+    fill(c, "#login_id", login).await;
+    fill(c, "#password", password).await;
+    click(c, "form[action='/login'] button[type=submit]").await;
+}
+
+#[tokio::test]
+async fn a_user_signs_in_changes_the_password_signs_out_and_an_idle_session_ends() {
+    let app = TestApp::start().await;
+    let (_, pw) = app.tenant("acme").await;
+    let driver = chromedriver();
+    let c = browser(&driver).await;
+
+    // Sign in and land on the start page.
+    c.goto(&app.url("/login")).await.unwrap();
+    shot(&c, "01-login").await;
+    sign_in(&c, &app, "acme", "admin", &pw).await;
+    wait_path(&c, "/").await;
+    wait_text(&c, "Welcome").await;
+    shot(&c, "02-home").await;
+
+    // Change the password through the account page.
+    click(&c, "a[href='/account']").await;
+    wait_path(&c, "/account").await;
+    shot(&c, "03-account").await;
+    click(&c, "a[href='/account/password']").await;
+    fill(&c, "#current_password", &pw).await;
+    fill(&c, "#new_password", "short").await;
+    fill(&c, "#confirm_password", "short").await;
+    click(&c, "form[action='/account/password'] button[type=submit]").await;
+    wait_text(&c, "shorter than the policy allows").await;
+    shot(&c, "04-password-error").await;
+    fill(&c, "#current_password", &pw).await;
+    fill(&c, "#new_password", "a much better passphrase").await;
+    fill(&c, "#confirm_password", "a much better passphrase").await;
+    click(&c, "form[action='/account/password'] button[type=submit]").await;
+    wait_path(&c, "/account?done=password_changed").await;
+    wait_text(&c, "Your password has been changed").await;
+
+    // Sign out with the header button.
+    click(&c, "form[action='/logout'] button").await;
+    wait_path(&c, "/login?reason=logged_out").await;
+    wait_text(&c, "You have signed out").await;
+    c.goto(&app.url("/account")).await.unwrap();
+    wait_path(&c, "/login?next=%2Faccount").await;
+
+    // The old password fails with the generic message; the new one works.
+    sign_in(&c, &app, "acme", "admin", &pw).await;
+    wait_text(&c, "is not correct").await;
+    shot(&c, "05-login-failed").await;
+    sign_in(&c, &app, "acme", "admin", "a much better passphrase").await;
+    wait_path(&c, "/").await;
+
+    // The admin sets a one-minute idle timeout in the policy page.
+    c.goto(&app.url("/admin/policy")).await.unwrap();
+    fill(&c, "#idle_timeout_minutes", "1").await;
+    shot(&c, "06-policy").await;
+    click(&c, "form[action='/admin/policy'] button[type=submit]").await;
+    wait_path(&c, "/admin/policy?done=policy_saved").await;
+
+    // Thirty seconds later the session is alive; two idle minutes later it is gone.
+    app.clock.advance(Duration::seconds(30));
+    c.goto(&app.url("/admin/audit")).await.unwrap();
+    wait_path(&c, "/admin/audit").await;
+    shot(&c, "07-audit").await;
+    app.clock.advance(Duration::minutes(2));
+    c.goto(&app.url("/admin/users")).await.unwrap();
+    wait_path(&c, "/login?reason=idle&next=%2Fadmin%2Fusers").await;
+    wait_text(&c, "idle for too long").await;
+    shot(&c, "08-idle").await;
+
+    c.close().await.unwrap();
+}
