@@ -60,7 +60,11 @@ async fn browser(driver: &Driver) -> Client {
     let url = format!("http://127.0.0.1:{}", driver.port);
     let mut last = None;
     for _ in 0..50 {
-        match ClientBuilder::rustls().unwrap().capabilities(caps.clone()).connect(&url).await {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
             Ok(c) => return c,
             Err(e) => {
                 last = Some(e);
