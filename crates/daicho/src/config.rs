@@ -54,7 +54,8 @@ pub struct TlsConfig {
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// `sqlite://path` (default: `<data_dir>/daicho.db`). May contain credentials: redacted.
+    /// `sqlite://path` (default: `<data_dir>/daicho.db`) or `postgres://user:pass@host/db`
+    /// (TLS per `sslmode`). May contain credentials: redacted wherever it is shown.
     pub url: Option<String>,
     pub max_connections: u32,
 }
@@ -210,12 +211,9 @@ impl Config {
             return Err("database.max_connections must be between 1 and 1000".into());
         }
         if let Some(url) = &self.database.url
-            && !url.starts_with("sqlite:")
+            && !["sqlite:", "postgres:", "postgresql:"].iter().any(|p| url.starts_with(p))
         {
-            return Err(format!(
-                "database.url {}: only sqlite: URLs are supported by this build (PostgreSQL support is planned)",
-                redact_url(url)
-            ));
+            return Err(format!("database.url {}: must start with sqlite: or postgres:", redact_url(url)));
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use daicho_authn::PasswordHasher;
 use daicho_domain::Clock;
 use daicho_store::Store;
+use daicho_store_postgres::PgStore;
 use daicho_store_sqlite::SqliteStore;
 use daicho_web::{AppState, HttpsServer, RedirectServer, WebSettings};
 
@@ -21,20 +22,59 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+/// The configured store, by concrete backend (tests reach its pool to play the attacker).
+#[derive(Clone)]
+pub enum StoreHandle {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+impl StoreHandle {
+    pub fn as_dyn(&self) -> Arc<dyn Store> {
+        match self {
+            StoreHandle::Sqlite(s) => s.clone(),
+            StoreHandle::Postgres(s) => s.clone(),
+        }
+    }
+
+    pub fn get(&self) -> &dyn Store {
+        match self {
+            StoreHandle::Sqlite(s) => s.as_ref(),
+            StoreHandle::Postgres(s) => s.as_ref(),
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            StoreHandle::Sqlite(_) => "sqlite",
+            StoreHandle::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Opens the configured database (`sqlite:` or `postgres:`) and applies pending migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<StoreHandle> {
+    let url = config.database_url();
+    let shown = config::redact_url(&url);
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let store = PgStore::open(&url, config.database.max_connections)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open database {shown}: {e}"))?;
+        return Ok(StoreHandle::Postgres(Arc::new(store)));
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let store = SqliteStore::open(&config.database_url(), config.database.max_connections)
+    let store = SqliteStore::open(&url, config.database.max_connections)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", config::redact_url(&config.database_url())))?;
-    Ok(Arc::new(store))
+        .map_err(|e| anyhow::anyhow!("cannot open database {shown}: {e}"))?;
+    Ok(StoreHandle::Sqlite(Arc::new(store)))
 }
 
 /// A running installation: the HTTPS listener, the redirect listener and the store.
 pub struct Running {
     pub https: HttpsServer,
     pub http: Option<RedirectServer>,
-    pub store: Arc<SqliteStore>,
+    pub store: StoreHandle,
     pub state: AppState,
 }
 
@@ -67,7 +107,7 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
         login_ip_window_minutes: config.security.login_ip_window_minutes,
     };
     let hasher = tokio::task::spawn_blocking(PasswordHasher::new).await?.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let dyn_store: Arc<dyn Store> = store.clone();
+    let dyn_store: Arc<dyn Store> = store.as_dyn();
     let state = AppState::new(dyn_store, clock, hasher, settings);
     let app = daicho_web::router(state.clone());
     let https = HttpsServer::start(https_listener, tls, app, &state.settings)?;

@@ -9,7 +9,6 @@ use daicho::config::{Config, FlagOverrides, ServerFlags};
 use daicho::operator::{self, AdminSpec};
 use daicho_authn::PasswordHasher;
 use daicho_domain::{Clock, OperatorScope, SystemClock};
-use daicho_store::Store;
 
 #[derive(Parser)]
 #[command(name = "daicho", version, about = "Daicho: a hosted web database for everyday business work")]
@@ -125,7 +124,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if demo {
         let store = daicho::open_store(&config).await?;
-        let creds = operator::seed_demo(store.as_ref(), &hasher().await?, clock.now()).await?;
+        let creds = operator::seed_demo(store.get(), &hasher().await?, clock.now()).await?;
         let port = config.server.https_addr.port();
         println!(
             "\nDaicho demo is starting at https://127.0.0.1:{port}/ (self-signed certificate: accept it in the browser)\n"
@@ -169,33 +168,32 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Tenant(TenantCmd::Create { code, name, admin_login, admin_name, admin_email }) => {
             let store = daicho::open_store(&config).await?;
             let spec = AdminSpec { login_id: &admin_login, display_name: &admin_name, email: &admin_email };
-            let (t, u, otp) =
-                operator::create_tenant(store.as_ref(), &hasher().await?, now, &code, &name, spec).await?;
+            let (t, u, otp) = operator::create_tenant(store.get(), &hasher().await?, now, &code, &name, spec).await?;
             println!("created tenant {} ({})", t.code, t.name.as_str());
             println!("first administrator: {}  one-time password: {otp}", u.login_id);
             println!("the password must be changed at first sign-in; it is not shown again");
         }
         Command::Tenant(TenantCmd::List) => {
             let store = daicho::open_store(&config).await?;
-            for t in store.list_tenants(&OperatorScope::local()).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+            for t in store.get().list_tenants(&OperatorScope::local()).await.map_err(|e| anyhow::anyhow!("{e}"))? {
                 println!("{}\t{}\t{}", t.code, t.name.as_str(), t.id);
             }
         }
         Command::User(UserCmd::Create { tenant, login, name, email, role }) => {
             let store = daicho::open_store(&config).await?;
             let (u, otp) =
-                operator::create_user(store.as_ref(), &hasher().await?, now, &tenant, &login, &name, &email, &role)
+                operator::create_user(store.get(), &hasher().await?, now, &tenant, &login, &name, &email, &role)
                     .await?;
             println!("created user {} in tenant {tenant}  one-time password: {otp}", u.login_id);
         }
         Command::User(UserCmd::ResetPassword { tenant, login }) => {
             let store = daicho::open_store(&config).await?;
-            let otp = operator::reset_password(store.as_ref(), &hasher().await?, now, &tenant, &login, true).await?;
+            let otp = operator::reset_password(store.get(), &hasher().await?, now, &tenant, &login, true).await?;
             println!("new one-time password for {login} in {tenant}: {otp}");
         }
         Command::Audit(AuditCmd::Verify) => {
             let store = daicho::open_store(&config).await?;
-            let (lines, ok) = operator::verify_audit(store.as_ref()).await?;
+            let (lines, ok) = operator::verify_audit(store.get()).await?;
             for l in lines {
                 println!("{l}");
             }

@@ -47,8 +47,17 @@ impl TestApp {
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         daicho::install_crypto_provider();
+        // Server logs (with request ids) appear in a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_ansi(false)
+            .with_env_filter("warn,daicho=info")
+            .try_init();
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        if let Some(url) = postgres_admin_url() {
+            config.database.url = Some(fresh_postgres_database(&url).await);
+        }
         config.server.https_addr = "127.0.0.1:0".parse().unwrap();
         config.server.http_addr = "127.0.0.1:0".parse().unwrap();
         config.database.max_connections = 4;
@@ -64,11 +73,35 @@ impl TestApp {
     }
 
     pub fn store(&self) -> &dyn daicho_store::Store {
-        self.running.store.as_ref()
+        self.running.store.get()
     }
 
-    pub fn sqlite(&self) -> &daicho_store_sqlite_reexport::SqliteStore {
-        self.running.store.as_ref()
+    pub fn backend(&self) -> &'static str {
+        self.running.store.backend()
+    }
+
+    /// Runs raw SQL as an attacker with database access would, choosing the statement for the
+    /// backend in use. Returns the rows affected, or the database's refusal.
+    pub async fn raw_sql(&self, sqlite: &'static str, postgres: &'static str) -> Result<u64, String> {
+        match &self.running.store {
+            daicho::StoreHandle::Sqlite(s) => sqlx::query(sqlite)
+                .execute(s.pool_for_tests())
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(|e| e.to_string()),
+            daicho::StoreHandle::Postgres(s) => sqlx::query(postgres)
+                .execute(s.pool_for_tests())
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    pub async fn raw_i64(&self, sql: &'static str) -> i64 {
+        match &self.running.store {
+            daicho::StoreHandle::Sqlite(s) => sqlx::query_scalar(sql).fetch_one(s.pool_for_tests()).await.unwrap(),
+            daicho::StoreHandle::Postgres(s) => sqlx::query_scalar(sql).fetch_one(s.pool_for_tests()).await.unwrap(),
+        }
     }
 
     /// A client that trusts only this server's certificate, keeps cookies, and does not follow
@@ -201,6 +234,24 @@ impl Persona {
     }
 }
 
-pub mod daicho_store_sqlite_reexport {
-    pub use daicho_store_sqlite::SqliteStore;
+/// The PostgreSQL server the suite runs against, when `DAICHO_TEST_POSTGRES_URL` names one
+/// (scripts/test starts a throwaway cluster and sets it); otherwise the suite uses SQLite.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("DAICHO_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// Creates an empty database for one test and returns its URL.
+pub async fn fresh_postgres_database(admin_url: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("daicho_t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("cannot reach the test PostgreSQL server");
+    // The name is generated here from hex digits: no user input reaches this statement.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    let _ = conn.close().await;
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin_url, String::new()),
+    };
+    let (server, _) = base.rsplit_once('/').unwrap();
+    format!("{server}/{name}{query}")
 }

@@ -11,21 +11,23 @@ async fn the_hash_chain_detects_a_modified_row() {
     let cast = app.cast().await;
     let page = cast.admin.get("/admin/audit").await.text().await.unwrap();
     assert!(page.contains("Integrity check passed"));
-    let pool = app.running.store.pool_for_tests();
     // The application cannot change history: the table is append-only.
-    let blocked = sqlx::query("UPDATE audit_events SET actor_login = 'nobody'").execute(pool).await;
-    assert!(blocked.is_err());
-    let blocked = sqlx::query("DELETE FROM audit_events").execute(pool).await;
-    assert!(blocked.is_err());
+    assert!(
+        app.raw_sql("UPDATE audit_events SET actor_login = 'nobody'", "UPDATE audit_events SET actor_login = 'nobody'")
+            .await
+            .is_err()
+    );
+    assert!(app.raw_sql("DELETE FROM audit_events", "DELETE FROM audit_events").await.is_err());
     // An attacker with database access drops the guard and rewrites one event...
-    sqlx::query("DROP TRIGGER audit_events_no_update").execute(pool).await.unwrap();
-    let seq: i64 = sqlx::query_scalar(
-        "SELECT MIN(seq) FROM audit_events WHERE action = 'login.success' AND actor_login = 'member1'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    sqlx::query("UPDATE audit_events SET ip = '10.9.9.9' WHERE seq = ?").bind(seq).execute(pool).await.unwrap();
+    app.raw_sql("DROP TRIGGER audit_events_no_update", "DROP TRIGGER audit_events_no_update ON audit_events")
+        .await
+        .unwrap();
+    let seq = app
+        .raw_i64("SELECT MIN(seq) FROM audit_events WHERE action = 'login.success' AND actor_login = 'member1'")
+        .await;
+    let tamper = "UPDATE audit_events SET ip = '10.9.9.9' WHERE seq = \
+        (SELECT MIN(seq) FROM audit_events WHERE action = 'login.success' AND actor_login = 'member1')";
+    assert_eq!(app.raw_sql(tamper, tamper).await.unwrap(), 1);
     // ...and the check points at it.
     let page = cast.admin.get("/admin/audit").await.text().await.unwrap();
     assert!(page.contains("Integrity check FAILED"), "tampering is shown");

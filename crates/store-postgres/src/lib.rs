@@ -1,0 +1,867 @@
+//! The PostgreSQL store, for installations that outgrow one machine: several stateless Daicho
+//! nodes share it. Same interface, same behaviour and same tests as the SQLite store; all of
+//! Daicho's PostgreSQL SQL lives in this crate. Statements are `&'static str` and every value
+//! is a bind parameter. Each tenant's audit chain is extended under a transaction-scoped
+//! advisory lock on that chain, so concurrent writers on several nodes append in order.
+
+mod rows;
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use daicho_domain::audit::{ChainReport, ChainVerifier, GENESIS_HASH, chain_hash, unix_ms};
+use daicho_domain::user::UserProfile;
+use daicho_domain::{
+    AuditEvent, AuditFilter, FieldErrors, LanguagePref, LoginFlow, LoginId, ManagePolicy, ManageUsers, NewAuditEvent,
+    OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId, Tenant, TenantCode, TenantId, User, UserId,
+    UserStatus,
+};
+use daicho_store::{
+    Credential, LoginFailure, NewSession, NewTenant, NewUser, Session, SessionContext, Store, StoreError, StoreResult,
+};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Row, SqlSafeStr, Transaction};
+use time::OffsetDateTime;
+
+use crate::rows::{audit_from_row, session_from_row, tenant_from_row, user_from_row};
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("foundation"),
+        MigrationType::Simple,
+        include_str!("../migrations/0001_foundation.sql").into_sql_str(),
+        false,
+    )])
+}
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+fn internal(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        other => {
+            if let Some(db) = other.as_database_error() {
+                if db.is_unique_violation() {
+                    let field = match db.constraint() {
+                        Some("tenants_code_key") => "code",
+                        Some("users_login_unique") => "login_id",
+                        _ => "id",
+                    };
+                    return StoreError::Conflict(FieldErrors::single(field, "taken"));
+                }
+                // Connection loss, shutdown, lock and serialization failures: retryable, not broken.
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                if code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "40001"
+                    || code == "40P01"
+                    || code == "55P03"
+                {
+                    return StoreError::Unavailable(db.message().to_owned());
+                }
+            }
+            StoreError::Internal(other.to_string())
+        }
+    }
+}
+
+pub(crate) fn ms(t: OffsetDateTime) -> i64 {
+    unix_ms(t)
+}
+
+fn chain_of(tenant: Option<TenantId>) -> String {
+    tenant.map(|t| t.to_string()).unwrap_or_default()
+}
+
+impl PgStore {
+    /// Connects (a `postgres://` URL; TLS per its `sslmode`) and applies pending migrations.
+    pub async fn open(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Internal(format!("bad database url: {e}")))?
+            .application_name("daicho");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(opts)
+            .await
+            .map_err(internal)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn migrate(&self) -> StoreResult<()> {
+        migrator().run(&self.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+    }
+
+    /// The pool, for tests that play the attacker with direct database access.
+    pub fn pool_for_tests(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(internal)
+    }
+
+    async fn append_in(tx: &mut Transaction<'static, Postgres>, ev: NewAuditEvent) -> StoreResult<()> {
+        let ev = ev.bounded();
+        let chain = chain_of(ev.tenant_id);
+        // Serialises appends to this chain across connections and nodes until commit.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+            .bind(&chain)
+            .execute(&mut **tx)
+            .await
+            .map_err(internal)?;
+        let prev: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit_events WHERE chain = $1 ORDER BY seq DESC LIMIT 1")
+                .bind(&chain)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(internal)?;
+        let prev = prev.unwrap_or_else(|| GENESIS_HASH.to_owned());
+        let at = ms(ev.at);
+        let hash = chain_hash(
+            &prev,
+            at,
+            ev.tenant_id,
+            ev.actor_id,
+            &ev.actor_login,
+            &ev.ip,
+            &ev.user_agent,
+            ev.action.as_str(),
+            &ev.target,
+            ev.outcome.as_str(),
+            &ev.details,
+        );
+        sqlx::query(
+            "INSERT INTO audit_events (chain, at, tenant_id, actor_id, actor_login, ip, user_agent, action, target, \
+             outcome, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&chain)
+        .bind(at)
+        .bind(ev.tenant_id.map(|t| t.to_string()))
+        .bind(ev.actor_id.map(|a| a.to_string()))
+        .bind(&ev.actor_login)
+        .bind(&ev.ip)
+        .bind(&ev.user_agent)
+        .bind(ev.action.as_str())
+        .bind(&ev.target)
+        .bind(ev.outcome.as_str())
+        .bind(&ev.details)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
+        Ok(())
+    }
+
+    async fn insert_user(tx: &mut Transaction<'static, Postgres>, tenant: TenantId, u: &NewUser) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, login_id, display_name, email, role, status, language, password_hash, \
+             must_change_password, password_changed_at, failed_logins, locked_until, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9, $10, 0, NULL, $11, $12)",
+        )
+        .bind(u.id.to_string())
+        .bind(tenant.to_string())
+        .bind(u.login_id.as_str())
+        .bind(u.profile.display_name.as_str())
+        .bind(u.profile.email.as_str())
+        .bind(u.profile.role.as_str())
+        .bind(u.profile.language.as_str())
+        .bind(&u.password_hash)
+        .bind(u.must_change_password)
+        .bind(ms(u.at))
+        .bind(ms(u.at))
+        .bind(ms(u.at))
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
+        Ok(())
+    }
+
+    async fn user_in(&self, tenant: TenantId, id: UserId) -> StoreResult<User> {
+        let sql = const_format_user_by_id();
+        let row = sqlx::query(sql)
+            .bind(id.to_string())
+            .bind(tenant.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(internal)?
+            .ok_or(StoreError::NotFound)?;
+        user_from_row(&row)
+    }
+
+    async fn end_user_sessions(
+        tx: &mut Transaction<'static, Postgres>,
+        tenant: TenantId,
+        id: UserId,
+    ) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND tenant_id = $2")
+            .bind(id.to_string())
+            .bind(tenant.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    /// Fails with NotFound unless the user exists in the scope's tenant; used before changes so
+    /// that another tenant's user id behaves exactly like an unknown one.
+    fn check_affected(n: u64) -> StoreResult<()> {
+        if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    async fn verify_chain(&self, chain: &str) -> StoreResult<ChainReport> {
+        let mut v = ChainVerifier::default();
+        let mut after: i64 = 0;
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, at, tenant_id, actor_id, actor_login, ip, user_agent, action, target, outcome, details, \
+                 prev_hash, hash FROM audit_events WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT 1000",
+            )
+            .bind(chain)
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+            if rows.is_empty() {
+                break;
+            }
+            for r in &rows {
+                let e = audit_from_row(r)?;
+                after = e.seq;
+                v.feed(&e);
+            }
+        }
+        Ok(v.finish())
+    }
+}
+
+// A `&'static str` built from the shared column list: sqlx 0.9 accepts only static SQL.
+fn const_format_user_by_id() -> &'static str {
+    "SELECT u.id, u.tenant_id, u.login_id, u.display_name, u.email, u.role, u.status, u.language, \
+     u.must_change_password, u.password_changed_at, u.failed_logins, u.locked_until, u.created_at, u.updated_at \
+     FROM users u WHERE u.id = $1 AND u.tenant_id = $2"
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(internal)?;
+        Ok(())
+    }
+
+    async fn create_tenant(
+        &self,
+        _op: &OperatorScope,
+        t: NewTenant,
+        admin: NewUser,
+        events: Vec<NewAuditEvent>,
+    ) -> StoreResult<(Tenant, User)> {
+        let policy = serde_json_string(&t.policy)?;
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT INTO tenants (id, code, name, policy, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(t.id.to_string())
+            .bind(t.code.as_str())
+            .bind(t.name.as_str())
+            .bind(&policy)
+            .bind(ms(t.at))
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        Self::insert_user(&mut tx, t.id, &admin).await?;
+        for ev in events {
+            Self::append_in(&mut tx, ev).await?;
+        }
+        tx.commit().await.map_err(internal)?;
+        let tenant = Tenant { id: t.id, code: t.code, name: t.name, policy: t.policy, created_at: t.at };
+        let user = self.user_in(t.id, admin.id).await?;
+        Ok((tenant, user))
+    }
+
+    async fn operator_create_user(
+        &self,
+        _op: &OperatorScope,
+        tenant: TenantId,
+        user: NewUser,
+        event: NewAuditEvent,
+    ) -> StoreResult<User> {
+        let mut tx = self.write_tx().await?;
+        Self::insert_user(&mut tx, tenant, &user).await?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)?;
+        self.user_in(tenant, user.id).await
+    }
+
+    async fn operator_set_password(
+        &self,
+        _op: &OperatorScope,
+        tenant: TenantId,
+        user: UserId,
+        hash: String,
+        must_change: bool,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE users SET password_hash = $1, must_change_password = $2, password_changed_at = $3, failed_logins = 0, \
+             locked_until = NULL, updated_at = $4 WHERE id = $5 AND tenant_id = $6",
+        )
+        .bind(&hash)
+        .bind(must_change)
+        .bind(ms(at))
+        .bind(ms(at))
+        .bind(user.to_string())
+        .bind(tenant.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        Self::check_affected(n)?;
+        Self::end_user_sessions(&mut tx, tenant, user).await?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn list_tenants(&self, _op: &OperatorScope) -> StoreResult<Vec<Tenant>> {
+        let rows = sqlx::query("SELECT id, code, name, policy, created_at FROM tenants ORDER BY code")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        rows.iter().map(tenant_from_row).collect()
+    }
+
+    async fn verify_all_audit_chains(&self, _op: &OperatorScope) -> StoreResult<Vec<(Option<TenantId>, ChainReport)>> {
+        let chains: Vec<String> = sqlx::query_scalar("SELECT DISTINCT chain FROM audit_events ORDER BY chain")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        let mut out = Vec::new();
+        for c in chains {
+            let tenant = if c.is_empty() { None } else { TenantId::from_str(&c).ok() };
+            out.push((tenant, self.verify_chain(&c).await?));
+        }
+        Ok(out)
+    }
+
+    async fn tenant_by_code(&self, _flow: &LoginFlow, code: &TenantCode) -> StoreResult<Option<Tenant>> {
+        let row = sqlx::query("SELECT id, code, name, policy, created_at FROM tenants WHERE code = $1")
+            .bind(code.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(internal)?;
+        row.as_ref().map(tenant_from_row).transpose()
+    }
+
+    async fn credential(
+        &self,
+        _flow: &LoginFlow,
+        tenant: TenantId,
+        login: &LoginId,
+    ) -> StoreResult<Option<Credential>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.tenant_id, u.login_id, u.display_name, u.email, u.role, u.status, u.language, \
+             u.must_change_password, u.password_changed_at, u.failed_logins, u.locked_until, u.created_at, u.updated_at, \
+             u.password_hash FROM users u WHERE u.tenant_id = $1 AND u.login_id = $2",
+        )
+        .bind(tenant.to_string())
+        .bind(login.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(internal)?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some(Credential {
+                user: user_from_row(&r)?,
+                password_hash: r.try_get("password_hash").map_err(internal)?,
+            })),
+        }
+    }
+
+    async fn login_failures_from_ip(&self, _flow: &LoginFlow, ip: &str, since: OffsetDateTime) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_events WHERE ip = $1 AND action IN ('login.failure', 'login.lockout') AND at >= $2",
+        )
+        .bind(ip)
+        .bind(ms(since))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(internal)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn record_login_failure(&self, _flow: &LoginFlow, f: LoginFailure) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        // A lock that has run out starts a fresh count, so the account locks again after
+        // another `threshold` failures. SET expressions all see the row as it was before.
+        let row = sqlx::query(
+            "UPDATE users SET \
+             failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 ELSE failed_logins + 1 END, \
+             locked_until = CASE \
+                WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 ELSE failed_logins + 1 END) >= $2 \
+                    AND (locked_until IS NULL OR locked_until <= $1) THEN $3 \
+                WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN NULL \
+                ELSE locked_until END \
+             WHERE id = $4 AND tenant_id = $5 RETURNING failed_logins",
+        )
+        .bind(ms(f.failure_event.at))
+        .bind(i64::from(f.threshold))
+        .bind(ms(f.lock_until))
+        .bind(f.user_id.to_string())
+        .bind(f.tenant_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(internal)?;
+        let count: i64 = match row {
+            Some(r) => r.try_get(0).map_err(internal)?,
+            None => 0,
+        };
+        Self::append_in(&mut tx, f.failure_event).await?;
+        // Lock exactly when the count reaches the threshold, so one lockout event per lockout.
+        let locked_now = count == i64::from(f.threshold);
+        if locked_now {
+            Self::append_in(&mut tx, f.lockout_event).await?;
+        }
+        tx.commit().await.map_err(internal)?;
+        Ok(locked_now)
+    }
+
+    async fn start_session(&self, _flow: &LoginFlow, s: NewSession, event: NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND tenant_id = $2")
+            .bind(s.user_id.to_string())
+            .bind(s.tenant_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        sqlx::query(
+            "INSERT INTO sessions (id, token_hash, tenant_id, user_id, created_at, last_seen_at, csrf_token, ip, user_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(s.id.to_string())
+        .bind(&s.token_hash)
+        .bind(s.tenant_id.to_string())
+        .bind(s.user_id.to_string())
+        .bind(ms(s.at))
+        .bind(ms(s.at))
+        .bind(&s.csrf_token)
+        .bind(&s.ip)
+        .bind(s.user_agent.chars().take(256).collect::<String>())
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn session_by_token_hash(&self, _flow: &LoginFlow, token_hash: &str) -> StoreResult<Option<SessionContext>> {
+        let row = sqlx::query(
+            "SELECT s.id AS s_id, s.tenant_id AS s_tenant_id, s.user_id AS s_user_id, s.created_at AS s_created_at, \
+             s.last_seen_at AS s_last_seen_at, s.csrf_token AS s_csrf_token, s.ip AS s_ip, s.user_agent AS s_user_agent, \
+             u.id, u.tenant_id, u.login_id, u.display_name, u.email, u.role, u.status, u.language, \
+             u.must_change_password, u.password_changed_at, u.failed_logins, u.locked_until, u.created_at, u.updated_at, \
+             t.id AS t_id, t.code AS t_code, t.name AS t_name, t.policy AS t_policy, t.created_at AS t_created_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id \
+             JOIN tenants t ON t.id = s.tenant_id WHERE s.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(internal)?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(SessionContext {
+            session: session_from_row(&r, "s_")?,
+            user: user_from_row(&r)?,
+            tenant: rows::tenant_from_prefixed(&r)?,
+        }))
+    }
+
+    async fn touch_session(&self, _flow: &LoginFlow, id: SessionId, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $3")
+            .bind(ms(at))
+            .bind(id.to_string())
+            .bind(ms(at))
+            .execute(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    async fn end_session(&self, _flow: &LoginFlow, id: SessionId, event: NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?
+            .rows_affected();
+        // A session ended twice (two tabs logging out at once) is recorded once.
+        if n > 0 {
+            Self::append_in(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn append_audit(&self, event: NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn own_user(&self, scope: &Scope<OwnAccount>) -> StoreResult<User> {
+        self.user_in(scope.tenant_id(), scope.actor()).await
+    }
+
+    async fn password_hashes(&self, scope: &Scope<OwnAccount>, history: u32) -> StoreResult<Vec<String>> {
+        let mut out = vec![self.own_password_hash(scope).await?];
+        if history > 0 {
+            let older: Vec<String> = sqlx::query_scalar(
+                "SELECT h.password_hash FROM password_history h JOIN users u ON u.id = h.user_id \
+                 WHERE h.user_id = $1 AND u.tenant_id = $2 ORDER BY h.replaced_at DESC, h.id DESC LIMIT $3",
+            )
+            .bind(scope.actor().to_string())
+            .bind(scope.tenant_id().to_string())
+            .bind(i64::from(history))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+            out.extend(older);
+        }
+        Ok(out)
+    }
+
+    async fn own_password_hash(&self, scope: &Scope<OwnAccount>) -> StoreResult<String> {
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1 AND tenant_id = $2")
+            .bind(scope.actor().to_string())
+            .bind(scope.tenant_id().to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(internal)?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn change_password(
+        &self,
+        scope: &Scope<OwnAccount>,
+        new_hash: String,
+        history: u32,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let (user, tenant) = (scope.actor().to_string(), scope.tenant_id().to_string());
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "INSERT INTO password_history (user_id, password_hash, replaced_at) \
+             SELECT id, password_hash, $1::bigint FROM users WHERE id = $2 AND tenant_id = $3",
+        )
+        .bind(ms(at))
+        .bind(&user)
+        .bind(&tenant)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        Self::check_affected(n)?;
+        sqlx::query(
+            "DELETE FROM password_history WHERE user_id = $1 AND id NOT IN \
+             (SELECT id FROM password_history WHERE user_id = $2 ORDER BY replaced_at DESC, id DESC LIMIT $3)",
+        )
+        .bind(&user)
+        .bind(&user)
+        .bind(i64::from(history))
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, must_change_password = FALSE, password_changed_at = $2, updated_at = $3 \
+             WHERE id = $4 AND tenant_id = $5",
+        )
+        .bind(&new_hash)
+        .bind(ms(at))
+        .bind(ms(at))
+        .bind(&user)
+        .bind(&tenant)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND tenant_id = $2 AND id <> $3")
+            .bind(&user)
+            .bind(&tenant)
+            .bind(scope.session_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn list_own_sessions(&self, scope: &Scope<OwnAccount>) -> StoreResult<Vec<Session>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, user_id, created_at, last_seen_at, csrf_token, ip, user_agent FROM sessions \
+             WHERE user_id = $1 AND tenant_id = $2 ORDER BY last_seen_at DESC",
+        )
+        .bind(scope.actor().to_string())
+        .bind(scope.tenant_id().to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        rows.iter().map(|r| session_from_row(r, "")).collect()
+    }
+
+    async fn revoke_own_session(
+        &self,
+        scope: &Scope<OwnAccount>,
+        id: SessionId,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2 AND tenant_id = $3")
+            .bind(id.to_string())
+            .bind(scope.actor().to_string())
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?
+            .rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn set_language(
+        &self,
+        scope: &Scope<OwnAccount>,
+        lang: LanguagePref,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("UPDATE users SET language = $1 WHERE id = $2 AND tenant_id = $3")
+            .bind(lang.as_str())
+            .bind(scope.actor().to_string())
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?
+            .rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn list_users(&self, scope: &Scope<ManageUsers>) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.tenant_id, u.login_id, u.display_name, u.email, u.role, u.status, u.language, \
+             u.must_change_password, u.password_changed_at, u.failed_logins, u.locked_until, u.created_at, u.updated_at \
+             FROM users u WHERE u.tenant_id = $1 ORDER BY u.login_id LIMIT 10000",
+        )
+        .bind(scope.tenant_id().to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn get_user(&self, scope: &Scope<ManageUsers>, id: UserId) -> StoreResult<User> {
+        self.user_in(scope.tenant_id(), id).await
+    }
+
+    async fn create_user(&self, scope: &Scope<ManageUsers>, user: NewUser, event: NewAuditEvent) -> StoreResult<User> {
+        let mut tx = self.write_tx().await?;
+        Self::insert_user(&mut tx, scope.tenant_id(), &user).await?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)?;
+        self.user_in(scope.tenant_id(), user.id).await
+    }
+
+    async fn update_user(
+        &self,
+        scope: &Scope<ManageUsers>,
+        id: UserId,
+        p: UserProfile,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<User> {
+        let tenant = scope.tenant_id().to_string();
+        let mut tx = self.write_tx().await?;
+        let old_role: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE id = $1 AND tenant_id = $2")
+            .bind(id.to_string())
+            .bind(&tenant)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(internal)?;
+        let old_role = old_role.ok_or(StoreError::NotFound)?;
+        sqlx::query(
+            "UPDATE users SET display_name = $1, email = $2, role = $3, language = $4, updated_at = $5 WHERE id = $6 AND tenant_id = $7",
+        )
+        .bind(p.display_name.as_str())
+        .bind(p.email.as_str())
+        .bind(p.role.as_str())
+        .bind(p.language.as_str())
+        .bind(ms(at))
+        .bind(id.to_string())
+        .bind(&tenant)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+        if old_role != p.role.as_str() {
+            Self::end_user_sessions(&mut tx, scope.tenant_id(), id).await?;
+        }
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)?;
+        self.user_in(scope.tenant_id(), id).await
+    }
+
+    async fn set_user_status(
+        &self,
+        scope: &Scope<ManageUsers>,
+        id: UserId,
+        status: UserStatus,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4")
+            .bind(status.as_str())
+            .bind(ms(at))
+            .bind(id.to_string())
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?
+            .rows_affected();
+        Self::check_affected(n)?;
+        if status == UserStatus::Disabled {
+            Self::end_user_sessions(&mut tx, scope.tenant_id(), id).await?;
+        }
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn delete_user(&self, scope: &Scope<ManageUsers>, id: UserId, event: NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        // Sessions and password history go with the user (ON DELETE CASCADE); audit events
+        // keep the login ID and user id as text, so the history of a deleted user stays readable.
+        let n = sqlx::query("DELETE FROM users WHERE id = $1 AND tenant_id = $2")
+            .bind(id.to_string())
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?
+            .rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn reset_password(
+        &self,
+        scope: &Scope<ManageUsers>,
+        id: UserId,
+        new_hash: String,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE users SET password_hash = $1, must_change_password = TRUE, password_changed_at = $2, failed_logins = 0, \
+             locked_until = NULL, updated_at = $3 WHERE id = $4 AND tenant_id = $5",
+        )
+        .bind(&new_hash)
+        .bind(ms(at))
+        .bind(ms(at))
+        .bind(id.to_string())
+        .bind(scope.tenant_id().to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        Self::check_affected(n)?;
+        Self::end_user_sessions(&mut tx, scope.tenant_id(), id).await?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn unlock_user(&self, scope: &Scope<ManageUsers>, id: UserId, event: NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND tenant_id = $2")
+            .bind(id.to_string())
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?
+            .rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn update_policy(
+        &self,
+        scope: &Scope<ManagePolicy>,
+        policy: SecurityPolicy,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let json = serde_json_string(&policy)?;
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("UPDATE tenants SET policy = $1 WHERE id = $2")
+            .bind(&json)
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?
+            .rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn search_audit(
+        &self,
+        scope: &Scope<ReadAudit>,
+        f: &AuditFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        // Optional criteria as `(? IS NULL OR col = ?)`: one static statement, every value bound.
+        let rows = sqlx::query(
+            "SELECT seq, at, tenant_id, actor_id, actor_login, ip, user_agent, action, target, outcome, details, \
+             prev_hash, hash FROM audit_events WHERE chain = $1 \
+             AND ($2::text IS NULL OR actor_login = $2) AND ($3::text IS NULL OR action = $3) \
+             AND ($4::text IS NULL OR outcome = $4) AND ($5::text IS NULL OR ip = $5) \
+             AND ($6::bigint IS NULL OR at >= $6) AND ($7::bigint IS NULL OR at < $7) \
+             AND ($8::bigint IS NULL OR seq < $8) ORDER BY seq DESC LIMIT $9",
+        )
+        .bind(scope.tenant_id().to_string())
+        .bind(f.login.as_deref())
+        .bind(f.action.map(|a| a.as_str()))
+        .bind(f.outcome.map(|o| o.as_str()))
+        .bind(f.ip.as_deref())
+        .bind(f.from.map(ms))
+        .bind(f.until.map(ms))
+        .bind(f.before_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn verify_audit_chain(&self, scope: &Scope<ReadAudit>) -> StoreResult<ChainReport> {
+        self.verify_chain(&scope.tenant_id().to_string()).await
+    }
+}
+
+fn serde_json_string(p: &SecurityPolicy) -> StoreResult<String> {
+    serde_json::to_string(p).map_err(|e| StoreError::Internal(e.to_string()))
+}
