@@ -20,7 +20,26 @@ pub struct Config {
     pub tls: TlsConfig,
     pub database: DatabaseConfig,
     pub security: SecurityConfig,
+    pub jobs: JobsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Run scheduled jobs on this node. With several nodes every node may run them: leases in
+    /// the database make each due job run once.
+    pub enabled: bool,
+    /// How often this node looks for due jobs.
+    pub poll_seconds: u32,
+    /// This node's name in job leases (default: host name and process id).
+    pub node: Option<String>,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self { enabled: true, poll_seconds: 30, node: None }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -85,6 +104,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             database: DatabaseConfig::default(),
             security: SecurityConfig::default(),
+            jobs: JobsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -153,6 +173,7 @@ impl fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("database", &self.database)
             .field("security", &self.security)
+            .field("jobs", &self.jobs)
             .field("log", &self.log)
             .finish()
     }
@@ -206,6 +227,9 @@ impl Config {
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err("log.format must be \"pretty\" or \"json\"".into());
+        }
+        if self.jobs.poll_seconds == 0 || self.jobs.poll_seconds > 3600 {
+            return Err("jobs.poll_seconds must be between 1 and 3600".into());
         }
         if self.database.max_connections == 0 || self.database.max_connections > 1000 {
             return Err("database.max_connections must be between 1 and 1000".into());

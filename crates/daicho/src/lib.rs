@@ -2,6 +2,7 @@
 //! store, and the operator's command-line operations. `main.rs` is only argument parsing.
 
 pub mod config;
+pub mod jobs;
 pub mod operator;
 pub mod tls;
 
@@ -76,10 +77,15 @@ pub struct Running {
     pub http: Option<RedirectServer>,
     pub store: StoreHandle,
     pub state: AppState,
+    pub jobs: jobs::JobRunner,
+    jobs_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     pub fn shutdown(&self) {
+        if let Some(t) = &self.jobs_task {
+            t.abort();
+        }
         self.https.shutdown();
         if let Some(h) = &self.http {
             h.handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
@@ -108,6 +114,8 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     };
     let hasher = tokio::task::spawn_blocking(PasswordHasher::new).await?.map_err(|e| anyhow::anyhow!("{e}"))?;
     let dyn_store: Arc<dyn Store> = store.as_dyn();
+    let node = config.jobs.node.clone().unwrap_or_else(jobs::default_node_name);
+    let runner = jobs::JobRunner::new(dyn_store.clone(), clock.clone(), node);
     let state = AppState::new(dyn_store, clock, hasher, settings);
     let app = daicho_web::router(state.clone());
     let https = HttpsServer::start(https_listener, tls, app, &state.settings)?;
@@ -118,5 +126,9 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     } else {
         None
     };
-    Ok(Running { https, http, store, state })
+    let jobs_task = config.jobs.enabled.then(|| {
+        let every = std::time::Duration::from_secs(u64::from(config.jobs.poll_seconds));
+        tokio::spawn(runner.clone().run_forever(every))
+    });
+    Ok(Running { https, http, store, state, jobs: runner, jobs_task })
 }

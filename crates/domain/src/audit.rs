@@ -51,6 +51,7 @@ actions! {
     TenantCreate => "tenant.create",
     PermissionDenied => "permission.denied",
     AuditExport => "audit.export",
+    JobRun => "system.job",
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

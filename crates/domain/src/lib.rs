@@ -17,6 +17,7 @@ pub use error::{DomainError, FieldError, FieldErrors};
 pub use ids::{SessionId, TenantId, UserId};
 pub use perm::{
     LoginFlow, ManagePolicy, ManageUsers, OperatorScope, OwnAccount, Permission, Principal, ReadAudit, Scope,
+    SystemScope,
 };
 pub use policy::SecurityPolicy;
 pub use tenant::{Tenant, TenantCode, TenantName};

@@ -111,6 +111,20 @@ impl OperatorScope {
     }
 }
 
+/// The capability of scheduled work (session purge, later backups and monitors): it acts on
+/// the installation as a whole, never for a user. Only the job runner in `crates/daicho` makes
+/// one.
+#[derive(Debug)]
+pub struct SystemScope {
+    _private: (),
+}
+
+impl SystemScope {
+    pub fn jobs() -> Self {
+        Self { _private: () }
+    }
+}
+
 /// The capability of the unauthenticated login and session-lookup path: find a tenant by code, a
 /// credential by login ID, a session by token hash, and record the outcome. It reads nothing a
 /// client sees beyond what the generic login answer reveals.

@@ -15,8 +15,8 @@ use daicho_domain::audit::{ChainReport, ChainVerifier, GENESIS_HASH, chain_hash,
 use daicho_domain::user::UserProfile;
 use daicho_domain::{
     AuditEvent, AuditFilter, FieldErrors, LanguagePref, LoginFlow, LoginId, ManagePolicy, ManageUsers, NewAuditEvent,
-    OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId, Tenant, TenantCode, TenantId, User, UserId,
-    UserStatus,
+    OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId, SystemScope, Tenant, TenantCode, TenantId,
+    User, UserId, UserStatus,
 };
 use daicho_store::{
     Credential, LoginFailure, NewSession, NewTenant, NewUser, Session, SessionContext, Store, StoreError, StoreResult,
@@ -29,13 +29,22 @@ use time::OffsetDateTime;
 use crate::rows::{audit_from_row, session_from_row, tenant_from_row, user_from_row};
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("foundation"),
-        MigrationType::Simple,
-        include_str!("../migrations/0001_foundation.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("foundation"),
+            MigrationType::Simple,
+            include_str!("../migrations/0001_foundation.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("jobs"),
+            MigrationType::Simple,
+            include_str!("../migrations/0002_jobs.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 #[derive(Clone, Debug)]
@@ -354,6 +363,84 @@ impl Store for PgStore {
             out.push((tenant, self.verify_chain(&c).await?));
         }
         Ok(out)
+    }
+
+    async fn ensure_job(&self, _sys: &SystemScope, name: &str, first_due: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("INSERT INTO jobs (name, next_due_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(ms(first_due))
+            .execute(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    async fn claim_job(
+        &self,
+        _sys: &SystemScope,
+        name: &str,
+        node: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        // One atomic UPDATE: of several nodes racing, exactly one matches the free lease.
+        let n = sqlx::query(
+            "UPDATE jobs SET lease_owner = $1, lease_until = $2 WHERE name = $3 AND next_due_at <= $4 \
+             AND (lease_until IS NULL OR lease_until < $4)",
+        )
+        .bind(node)
+        .bind(ms(lease_until))
+        .bind(name)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn finish_job(
+        &self,
+        _sys: &SystemScope,
+        name: &str,
+        node: &str,
+        next_due: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE jobs SET next_due_at = $1, lease_owner = NULL, lease_until = NULL, last_run_at = $2, \
+             last_node = $3 WHERE name = $4 AND lease_owner = $3",
+        )
+        .bind(ms(next_due))
+        .bind(ms(event.at))
+        .bind(node)
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        if n == 1 {
+            Self::append_in(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(internal)?;
+        Ok(n == 1)
+    }
+
+    async fn purge_sessions(
+        &self,
+        _sys: &SystemScope,
+        idle_before: OffsetDateTime,
+        started_before: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let n = sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
+            .bind(ms(idle_before))
+            .bind(ms(started_before))
+            .execute(&self.pool)
+            .await
+            .map_err(internal)?
+            .rows_affected();
+        Ok(n)
     }
 
     async fn tenant_by_code(&self, _flow: &LoginFlow, code: &TenantCode) -> StoreResult<Option<Tenant>> {

@@ -10,8 +10,8 @@ use daicho_domain::audit::ChainReport;
 use daicho_domain::user::UserProfile;
 use daicho_domain::{
     AuditEvent, AuditFilter, FieldErrors, LanguagePref, LoginFlow, LoginId, ManagePolicy, ManageUsers, NewAuditEvent,
-    OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId, Tenant, TenantCode, TenantId, TenantName,
-    User, UserId, UserStatus,
+    OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId, SystemScope, Tenant, TenantCode, TenantId,
+    TenantName, User, UserId, UserStatus,
 };
 use time::OffsetDateTime;
 
@@ -136,6 +136,35 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tenants(&self, op: &OperatorScope) -> StoreResult<Vec<Tenant>>;
     /// Checks every chain (one per tenant, and the operator's own).
     async fn verify_all_audit_chains(&self, op: &OperatorScope) -> StoreResult<Vec<(Option<TenantId>, ChainReport)>>;
+
+    // --- scheduled jobs, leased through the database so that one node runs each due job ---
+    /// Registers a job if it is not known yet, first due at `first_due`.
+    async fn ensure_job(&self, sys: &SystemScope, name: &str, first_due: OffsetDateTime) -> StoreResult<()>;
+    /// Takes the lease on a due job whose lease is free or expired; true if this node got it.
+    async fn claim_job(
+        &self,
+        sys: &SystemScope,
+        name: &str,
+        node: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Records the run, schedules the next and releases the lease (only if this node holds it).
+    async fn finish_job(
+        &self,
+        sys: &SystemScope,
+        name: &str,
+        node: &str,
+        next_due: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// Removes sessions unused since `idle_before` or started before `started_before`.
+    async fn purge_sessions(
+        &self,
+        sys: &SystemScope,
+        idle_before: OffsetDateTime,
+        started_before: OffsetDateTime,
+    ) -> StoreResult<u64>;
 
     // --- login and session lookup ---
     async fn tenant_by_code(&self, flow: &LoginFlow, code: &TenantCode) -> StoreResult<Option<Tenant>>;

@@ -61,6 +61,8 @@ impl TestApp {
         config.server.https_addr = "127.0.0.1:0".parse().unwrap();
         config.server.http_addr = "127.0.0.1:0".parse().unwrap();
         config.database.max_connections = 4;
+        // Tests run scheduled jobs themselves (`running.jobs.tick()`) on the manual clock.
+        config.jobs.enabled = false;
         adjust(&mut config);
         let clock = ManualClock::new(T0);
         let running = daicho::start(&config, Arc::new(clock.clone())).await.unwrap();

@@ -8,6 +8,7 @@ mod cli;
 mod csrf;
 mod headers;
 mod input;
+mod jobs;
 mod passwords;
 mod routes;
 mod sessions;

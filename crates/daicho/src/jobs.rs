@@ -1,0 +1,117 @@
+//! Scheduled work, run exactly once however many nodes run. Every node polls; a due job is
+//! claimed with one atomic UPDATE on its row (a lease with an expiry), so of several nodes only
+//! one wins; a node that dies mid-job loses its lease when it expires and another node takes
+//! the job over. Time comes from the injected clock, so tests move it instead of waiting.
+
+use std::sync::Arc;
+
+use daicho_domain::{AuditAction, Clock, NewAuditEvent, Outcome, SystemScope};
+use daicho_store::Store;
+use time::{Duration, OffsetDateTime};
+
+/// A job: its name, how often it runs, and how long a lease lasts before another node may take
+/// over.
+pub struct JobSpec {
+    pub name: &'static str,
+    pub every: Duration,
+    pub lease: Duration,
+}
+
+/// The installation's scheduled jobs.
+pub const JOBS: &[JobSpec] = &[JobSpec { name: "sessions.purge", every: Duration::DAY, lease: Duration::minutes(10) }];
+
+#[derive(Clone)]
+pub struct JobRunner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    node: String,
+}
+
+impl JobRunner {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, node: String) -> Self {
+        Self { store, clock, node }
+    }
+
+    /// Claims and runs every due job once; returns the names of the jobs this node ran.
+    pub async fn tick(&self) -> anyhow::Result<Vec<&'static str>> {
+        let sys = SystemScope::jobs();
+        let mut ran = Vec::new();
+        for job in JOBS {
+            let now = self.clock.now();
+            self.store.ensure_job(&sys, job.name, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if !self
+                .store
+                .claim_job(&sys, job.name, &self.node, now, now + job.lease)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                continue;
+            }
+            let (outcome, details) = match self.run(&sys, job.name, now).await {
+                Ok(d) => (Outcome::Success, d),
+                Err(e) => {
+                    tracing::error!(job = job.name, error = %e, "job failed");
+                    (Outcome::Failure, format!("failed: {e}"))
+                }
+            };
+            let event = NewAuditEvent {
+                at: self.clock.now(),
+                tenant_id: None,
+                actor_id: None,
+                actor_login: "system".into(),
+                ip: "local".into(),
+                user_agent: format!("daicho-node {}", self.node),
+                action: AuditAction::JobRun,
+                target: format!("job:{}", job.name),
+                outcome,
+                details,
+            };
+            let next = now + job.every;
+            if self
+                .store
+                .finish_job(&sys, job.name, &self.node, next, event)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                ran.push(job.name);
+            } else {
+                tracing::warn!(job = job.name, "lease lost before the job finished; another node took over");
+            }
+        }
+        Ok(ran)
+    }
+
+    async fn run(&self, sys: &SystemScope, name: &str, now: OffsetDateTime) -> anyhow::Result<String> {
+        match name {
+            // Sessions are ended lazily when presented after their limits; this removes the
+            // rows of sessions nobody presents again. The bounds are the largest a policy allows
+            // (idle 1440 minutes, absolute 168 hours), so no live session is touched.
+            "sessions.purge" => {
+                let n = self
+                    .store
+                    .purge_sessions(sys, now - Duration::minutes(1440), now - Duration::hours(168))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(format!("removed {n} expired sessions"))
+            }
+            other => anyhow::bail!("unknown job {other}"),
+        }
+    }
+
+    /// Polls until the task is dropped.
+    pub async fn run_forever(self, every: std::time::Duration) {
+        loop {
+            if let Err(e) = self.tick().await {
+                tracing::warn!(error = %e, "job runner tick failed");
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
+/// This node's name in leases and logs: the configured one, or host name and process id.
+pub fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    let host = if host.is_empty() { "node".to_owned() } else { host };
+    format!("{host}-{}", std::process::id())
+}
