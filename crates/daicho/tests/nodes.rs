@@ -1,0 +1,230 @@
+//! Several stateless nodes on one PostgreSQL database: `daicho serve` runs twice as separate
+//! processes and the test moves between them. Needs `DAICHO_TEST_POSTGRES_URL` (scripts/test
+//! starts a throwaway cluster and sets it); without it this test fails rather than skips.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use daicho::config::Config;
+use daicho_domain::{Clock, SystemClock};
+use daicho_testkit::reqwest::{self, Certificate, Client, StatusCode};
+use serde_json::{Value, json};
+
+struct Node {
+    child: Child,
+    base: String,
+    cert: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn pg_url() -> String {
+    daicho_testkit::postgres_admin_url()
+        .expect("DAICHO_TEST_POSTGRES_URL is not set: run scripts/test, which starts a PostgreSQL server for this test")
+}
+
+async fn start_node(db: &str, name: &str) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_daicho"))
+        .args(["--data-dir", dir.path().to_str().unwrap(), "serve", "--https-addr", &format!("127.0.0.1:{port}")])
+        .env("DAICHO__DATABASE__URL", db)
+        .env("DAICHO__SERVER__HTTP_REDIRECT", "false")
+        .env("DAICHO__JOBS__POLL_SECONDS", "1")
+        .env("DAICHO__JOBS__NODE", name)
+        .env("DAICHO__LOG__LEVEL", "warn")
+        .env_remove("DAICHO_CONFIG")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("https://127.0.0.1:{port}");
+    let cert_path = dir.path().join("tls/cert.pem");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(cert) = std::fs::read(&cert_path) {
+            let c = Client::builder().tls_certs_only([Certificate::from_pem(&cert).unwrap()]).build().unwrap();
+            if let Ok(r) = c.get(format!("{base}/healthz")).send().await {
+                if r.status() == StatusCode::OK {
+                    return Node { child, base, cert, _dir: dir };
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "node {name} did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A client that trusts both nodes' certificates and shares one cookie jar: cookies are per
+/// host, not per port, so a session set by one node is presented to the other, as behind a
+/// load balancer.
+fn client(nodes: &[&Node]) -> Client {
+    Client::builder()
+        .tls_certs_only(nodes.iter().map(|n| Certificate::from_pem(&n.cert).unwrap()))
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+struct Cluster {
+    a: Node,
+    b: Node,
+    db: String,
+    admin_pw: String,
+    member_pw: String,
+}
+
+async fn cluster() -> Cluster {
+    daicho::install_crypto_provider();
+    let db = daicho_testkit::fresh_postgres_database(&pg_url()).await;
+    let config = Config {
+        database: daicho::config::DatabaseConfig { url: Some(db.clone()), max_connections: 2 },
+        ..Config::default()
+    };
+    let store = daicho::open_store(&config).await.unwrap();
+    let hasher = daicho_authn::PasswordHasher::new().unwrap();
+    let now = SystemClock.now();
+    let spec = daicho::operator::AdminSpec { login_id: "admin", display_name: "Admin", email: "admin@example.jp" };
+    daicho::operator::create_tenant(store.get(), &hasher, now, "acme", "ACME", spec).await.unwrap();
+    let admin_pw = daicho::operator::reset_password(store.get(), &hasher, now, "acme", "admin", false).await.unwrap();
+    daicho::operator::create_user(store.get(), &hasher, now, "acme", "member1", "M", "m@example.jp", "member")
+        .await
+        .unwrap();
+    let member_pw =
+        daicho::operator::reset_password(store.get(), &hasher, now, "acme", "member1", false).await.unwrap();
+    let (a, b) = tokio::join!(start_node(&db, "node-a"), start_node(&db, "node-b"));
+    Cluster { a, b, db, admin_pw, member_pw }
+}
+
+async fn sign_in(c: &Client, node: &Node, login: &str, pw: &str) -> String {
+    let r = c
+        .post(format!("{}/api/v1/session", node.base))
+        .json(&json!({"tenant": "acme", "login_id": login, "password": pw}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let me: Value = c.get(format!("{}/api/v1/me", node.base)).send().await.unwrap().json().await.unwrap();
+    me["csrf_token"].as_str().unwrap().to_owned()
+}
+
+async fn job_runs(db: &str) -> i64 {
+    let config = Config {
+        database: daicho::config::DatabaseConfig { url: Some(db.to_owned()), max_connections: 1 },
+        ..Config::default()
+    };
+    let daicho::StoreHandle::Postgres(pg) = daicho::open_store(&config).await.unwrap() else {
+        panic!("postgres expected")
+    };
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'system.job'")
+        .fetch_one(pg.pool_for_tests())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_session_started_on_one_node_works_on_the_other_and_ending_it_or_disabling_the_user_ends_it_on_both() {
+    let cl = cluster().await;
+    let (a, b) = (&cl.a, &cl.b);
+    let c = client(&[a, b]);
+
+    // Sign in through A, carry on through B.
+    let csrf = sign_in(&c, a, "admin", &cl.admin_pw).await;
+    assert_eq!(c.get(format!("{}/api/v1/me", b.base)).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(c.get(format!("{}/admin/users", b.base)).send().await.unwrap().status(), StatusCode::OK);
+
+    // Sign out through B: A refuses the same cookie at once.
+    let r = c.delete(format!("{}/api/v1/session", b.base)).header("x-csrf-token", &csrf).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(c.get(format!("{}/api/v1/me", a.base)).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // Disable a member on A while they are signed in on B: B refuses them at once.
+    let member = client(&[a, b]);
+    sign_in(&member, b, "member1", &cl.member_pw).await;
+    let csrf = sign_in(&c, a, "admin", &cl.admin_pw).await;
+    let users: Value = c.get(format!("{}/api/v1/users", a.base)).send().await.unwrap().json().await.unwrap();
+    let id = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = c.post(format!("{}/api/v1/users/{id}/disable", a.base)).header("x-csrf-token", &csrf).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(member.get(format!("{}/api/v1/me", b.base)).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_daily_job_due_once_runs_once_although_both_nodes_poll() {
+    let cl = cluster().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while job_runs(&cl.db).await == 0 {
+        assert!(Instant::now() < deadline, "the job never ran");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Both nodes poll every second; give them several more chances to run it twice.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(job_runs(&cl.db).await, 1, "exactly one run");
+}
+
+#[tokio::test]
+async fn a_node_killed_during_a_burst_of_writes_loses_no_acknowledged_write() {
+    let cl = cluster().await;
+    let c = client(&[&cl.a, &cl.b]);
+    let csrf = sign_in(&c, &cl.a, "admin", &cl.admin_pw).await;
+    let mut tasks = Vec::new();
+    for t in 0..6 {
+        let c = c.clone();
+        let (base, csrf) = (cl.a.base.clone(), csrf.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..400 {
+                let login = format!("burst-{t}-{i}");
+                let r = c
+                    .post(format!("{base}/api/v1/users"))
+                    .header("x-csrf-token", &csrf)
+                    .json(&json!({"login_id": login, "display_name": login, "email": format!("{login}@example.jp"), "role": "member"}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == StatusCode::CREATED => acked.push(login),
+                    Ok(r) => panic!("unexpected {}", r.status()),
+                    Err(_) => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let Cluster { a, b, db, .. } = cl;
+    let mut a = a;
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    assert!(acked.len() >= 5, "writes were acknowledged before the kill: {}", acked.len());
+    assert!(acked.len() < 2400, "the node was killed mid-burst");
+    // The session survives on B; every acknowledged user is there.
+    let users: Value = c.get(format!("{}/api/v1/users", b.base)).send().await.unwrap().json().await.unwrap();
+    let present: std::collections::HashSet<&str> =
+        users["users"].as_array().unwrap().iter().map(|u| u["login_id"].as_str().unwrap()).collect();
+    let missing: Vec<&String> = acked.iter().filter(|l| !present.contains(l.as_str())).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    // And each tenant's history is still one unbroken chain.
+    let config =
+        Config { database: daicho::config::DatabaseConfig { url: Some(db), max_connections: 1 }, ..Config::default() };
+    let store = daicho::open_store(&config).await.unwrap();
+    let (lines, ok) = daicho::operator::verify_audit(store.get()).await.unwrap();
+    assert!(ok, "{lines:?}");
+}
