@@ -50,15 +50,17 @@ async fn start_node(db: &str, name: &str) -> Node {
         .unwrap();
     let base = format!("https://127.0.0.1:{port}");
     let cert_path = dir.path().join("tls/cert.pem");
+    // Owned by `Node` from here on, so that every path (even a failed start) kills and reaps it.
+    let mut node = Node { child, base, cert: Vec::new(), _dir: dir };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(cert) = std::fs::read(&cert_path) {
-            let c = Client::builder().tls_certs_only([Certificate::from_pem(&cert).unwrap()]).build().unwrap();
-            if let Ok(r) = c.get(format!("{base}/healthz")).send().await {
-                if r.status() == StatusCode::OK {
-                    return Node { child, base, cert, _dir: dir };
-                }
-            }
+        if let Ok(cert) = std::fs::read(&cert_path)
+            && let Ok(c) = Client::builder().tls_certs_only([Certificate::from_pem(&cert).unwrap()]).build()
+            && let Ok(r) = c.get(format!("{}/healthz", node.base)).send().await
+            && r.status() == StatusCode::OK
+        {
+            node.cert = cert;
+            return node;
         }
         assert!(Instant::now() < deadline, "node {name} did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
