@@ -43,6 +43,13 @@ enum Command {
     Migrate,
     /// Load and check the configuration, print it with secrets redacted, and exit.
     CheckConfig,
+    /// Copy this installation's store (e.g. SQLite) into an empty one (e.g. PostgreSQL) and
+    /// verify the copy by row counts and audit chains. Stop the nodes first.
+    MigrateStore {
+        /// The target database URL, e.g. postgres://daicho@db.internal/daicho
+        #[arg(long)]
+        to: String,
+    },
     /// Tenants (operator).
     #[command(subcommand)]
     Tenant(TenantCmd),
@@ -161,6 +168,27 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Migrate => {
             daicho::open_store(&config).await?;
             println!("database is up to date: {}", daicho::config::redact_url(&config.database_url()));
+        }
+        Command::MigrateStore { to } => {
+            let source = daicho::open_store(&config).await?;
+            let mut target_config = config.clone();
+            target_config.database.url = Some(to);
+            target_config.validate().map_err(anyhow::Error::msg)?;
+            let target = daicho::open_store(&target_config).await?;
+            println!(
+                "copying {} -> {}",
+                daicho::config::redact_url(&config.database_url()),
+                daicho::config::redact_url(&target_config.database_url())
+            );
+            let report = operator::migrate_store(source.get(), target.get()).await?;
+            for (table, a, b) in &report.counts {
+                println!("{table:<18} source {a:>9}  target {b:>9}{}", if a == b { "" } else { "  MISMATCH" });
+            }
+            for line in &report.chains {
+                println!("{line}");
+            }
+            println!("{}", if report.ok { "copy verified" } else { "copy FAILED verification" });
+            return Ok(if report.ok { 0 } else { 1 });
         }
         Command::CheckConfig => {
             println!("configuration is valid:\n{config:#?}");

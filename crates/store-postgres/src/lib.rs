@@ -19,7 +19,8 @@ use daicho_domain::{
     User, UserId, UserStatus,
 };
 use daicho_store::{
-    Credential, LoginFailure, NewSession, NewTenant, NewUser, Session, SessionContext, Store, StoreError, StoreResult,
+    BaseDump, Credential, JobRow, LoginFailure, NewSession, NewTenant, NewUser, PasswordHistoryRow, Session,
+    SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, UserRow,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -361,6 +362,245 @@ impl Store for PgStore {
         for c in chains {
             let tenant = if c.is_empty() { None } else { TenantId::from_str(&c).ok() };
             out.push((tenant, self.verify_chain(&c).await?));
+        }
+        Ok(out)
+    }
+
+    async fn export_base(&self, _op: &OperatorScope) -> StoreResult<BaseDump> {
+        let g = |e: sqlx::Error| internal(e);
+        let mut d = BaseDump::default();
+        for r in sqlx::query("SELECT id, code, name, policy, created_at FROM tenants ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(g)?
+        {
+            d.tenants.push(TenantRow {
+                id: r.try_get("id").map_err(g)?,
+                code: r.try_get("code").map_err(g)?,
+                name: r.try_get("name").map_err(g)?,
+                policy: r.try_get("policy").map_err(g)?,
+                created_at: r.try_get("created_at").map_err(g)?,
+            });
+        }
+        for r in sqlx::query(
+            "SELECT id, tenant_id, login_id, display_name, email, role, status, language, password_hash, \
+             must_change_password, password_changed_at, failed_logins, locked_until, created_at, updated_at \
+             FROM users ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(g)?
+        {
+            d.users.push(UserRow {
+                id: r.try_get("id").map_err(g)?,
+                tenant_id: r.try_get("tenant_id").map_err(g)?,
+                login_id: r.try_get("login_id").map_err(g)?,
+                display_name: r.try_get("display_name").map_err(g)?,
+                email: r.try_get("email").map_err(g)?,
+                role: r.try_get("role").map_err(g)?,
+                status: r.try_get("status").map_err(g)?,
+                language: r.try_get("language").map_err(g)?,
+                password_hash: r.try_get("password_hash").map_err(g)?,
+                must_change_password: r.try_get("must_change_password").map_err(g)?,
+                password_changed_at: r.try_get("password_changed_at").map_err(g)?,
+                failed_logins: r.try_get("failed_logins").map_err(g)?,
+                locked_until: r.try_get("locked_until").map_err(g)?,
+                created_at: r.try_get("created_at").map_err(g)?,
+                updated_at: r.try_get("updated_at").map_err(g)?,
+            });
+        }
+        for r in sqlx::query("SELECT user_id, password_hash, replaced_at FROM password_history ORDER BY replaced_at")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(g)?
+        {
+            d.password_history.push(PasswordHistoryRow {
+                user_id: r.try_get("user_id").map_err(g)?,
+                password_hash: r.try_get("password_hash").map_err(g)?,
+                replaced_at: r.try_get("replaced_at").map_err(g)?,
+            });
+        }
+        for r in sqlx::query(
+            "SELECT id, token_hash, tenant_id, user_id, created_at, last_seen_at, csrf_token, ip, user_agent \
+             FROM sessions ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(g)?
+        {
+            d.sessions.push(SessionRow {
+                id: r.try_get("id").map_err(g)?,
+                token_hash: r.try_get("token_hash").map_err(g)?,
+                tenant_id: r.try_get("tenant_id").map_err(g)?,
+                user_id: r.try_get("user_id").map_err(g)?,
+                created_at: r.try_get("created_at").map_err(g)?,
+                last_seen_at: r.try_get("last_seen_at").map_err(g)?,
+                csrf_token: r.try_get("csrf_token").map_err(g)?,
+                ip: r.try_get("ip").map_err(g)?,
+                user_agent: r.try_get("user_agent").map_err(g)?,
+            });
+        }
+        for r in sqlx::query("SELECT name, next_due_at, last_run_at, last_node FROM jobs ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(g)?
+        {
+            d.jobs.push(JobRow {
+                name: r.try_get("name").map_err(g)?,
+                next_due_at: r.try_get("next_due_at").map_err(g)?,
+                last_run_at: r.try_get("last_run_at").map_err(g)?,
+                last_node: r.try_get("last_node").map_err(g)?,
+            });
+        }
+        Ok(d)
+    }
+
+    async fn export_audit(&self, _op: &OperatorScope, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, tenant_id, actor_id, actor_login, ip, user_agent, action, target, outcome, details, \
+             prev_hash, hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn import_base(&self, _op: &OperatorScope, d: BaseDump) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let existing: i64 =
+            sqlx::query_scalar("SELECT (SELECT COUNT(*) FROM tenants) + (SELECT COUNT(*) FROM audit_events)")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(internal)?;
+        if existing > 0 {
+            return Err(StoreError::Conflict(FieldErrors::single("target", "not_empty")));
+        }
+        for t in &d.tenants {
+            sqlx::query("INSERT INTO tenants (id, code, name, policy, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&t.id)
+                .bind(&t.code)
+                .bind(&t.name)
+                .bind(&t.policy)
+                .bind(t.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        }
+        for u in &d.users {
+            sqlx::query(
+                "INSERT INTO users (id, tenant_id, login_id, display_name, email, role, status, language, password_hash, \
+                 must_change_password, password_changed_at, failed_logins, locked_until, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(&u.id)
+            .bind(&u.tenant_id)
+            .bind(&u.login_id)
+            .bind(&u.display_name)
+            .bind(&u.email)
+            .bind(&u.role)
+            .bind(&u.status)
+            .bind(&u.language)
+            .bind(&u.password_hash)
+            .bind(u.must_change_password)
+            .bind(u.password_changed_at)
+            .bind(u.failed_logins)
+            .bind(u.locked_until)
+            .bind(u.created_at)
+            .bind(u.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
+        for h in &d.password_history {
+            sqlx::query("INSERT INTO password_history (user_id, password_hash, replaced_at) VALUES ($1, $2, $3)")
+                .bind(&h.user_id)
+                .bind(&h.password_hash)
+                .bind(h.replaced_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        }
+        for s in &d.sessions {
+            sqlx::query(
+                "INSERT INTO sessions (id, token_hash, tenant_id, user_id, created_at, last_seen_at, csrf_token, ip, \
+                 user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&s.id)
+            .bind(&s.token_hash)
+            .bind(&s.tenant_id)
+            .bind(&s.user_id)
+            .bind(s.created_at)
+            .bind(s.last_seen_at)
+            .bind(&s.csrf_token)
+            .bind(&s.ip)
+            .bind(&s.user_agent)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
+        for j in &d.jobs {
+            sqlx::query("INSERT INTO jobs (name, next_due_at, last_run_at, last_node) VALUES ($1, $2, $3, $4)")
+                .bind(&j.name)
+                .bind(j.next_due_at)
+                .bind(j.last_run_at)
+                .bind(&j.last_node)
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        }
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn import_audit(&self, _op: &OperatorScope, events: Vec<AuditEvent>) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for e in &events {
+            sqlx::query(
+                "INSERT INTO audit_events (seq, chain, at, tenant_id, actor_id, actor_login, ip, user_agent, action, \
+                 target, outcome, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(e.seq)
+            .bind(chain_of(e.tenant_id))
+            .bind(ms(e.at))
+            .bind(e.tenant_id.map(|t| t.to_string()))
+            .bind(e.actor_id.map(|a| a.to_string()))
+            .bind(&e.actor_login)
+            .bind(&e.ip)
+            .bind(&e.user_agent)
+            .bind(&e.action)
+            .bind(&e.target)
+            .bind(&e.outcome)
+            .bind(&e.details)
+            .bind(&e.prev_hash)
+            .bind(&e.hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
+        // Later appends continue after the copied sequence numbers.
+        sqlx::query("SELECT setval(pg_get_serial_sequence('audit_events', 'seq'), GREATEST((SELECT MAX(seq) FROM audit_events), 1))")
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn table_counts(&self, _op: &OperatorScope) -> StoreResult<Vec<(&'static str, i64)>> {
+        let mut out = Vec::new();
+        for table in TABLES {
+            let sql: &'static str = match *table {
+                "tenants" => "SELECT COUNT(*) FROM tenants",
+                "users" => "SELECT COUNT(*) FROM users",
+                "password_history" => "SELECT COUNT(*) FROM password_history",
+                "sessions" => "SELECT COUNT(*) FROM sessions",
+                "audit_events" => "SELECT COUNT(*) FROM audit_events",
+                "jobs" => "SELECT COUNT(*) FROM jobs",
+                _ => return Err(StoreError::Internal(format!("unknown table {table}"))),
+            };
+            let n: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await.map_err(internal)?;
+            out.push((*table, n));
         }
         Ok(out)
     }

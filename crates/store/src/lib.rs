@@ -102,6 +102,77 @@ pub struct LoginFailure {
     pub lockout_event: NewAuditEvent,
 }
 
+/// Whole rows, for copying an installation between stores (`daicho migrate-store`). Values are
+/// as stored (times in Unix milliseconds, the policy as JSON), so a copy is exact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRow {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+    pub policy: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub login_id: String,
+    pub display_name: String,
+    pub email: String,
+    pub role: String,
+    pub status: String,
+    pub language: String,
+    pub password_hash: String,
+    pub must_change_password: bool,
+    pub password_changed_at: i64,
+    pub failed_logins: i64,
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordHistoryRow {
+    pub user_id: String,
+    pub password_hash: String,
+    pub replaced_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: String,
+    pub token_hash: String,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub csrf_token: String,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRow {
+    pub name: String,
+    pub next_due_at: i64,
+    pub last_run_at: Option<i64>,
+    pub last_node: Option<String>,
+}
+
+/// Everything but the operation history, which is copied in batches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BaseDump {
+    pub tenants: Vec<TenantRow>,
+    pub users: Vec<UserRow>,
+    pub password_history: Vec<PasswordHistoryRow>,
+    pub sessions: Vec<SessionRow>,
+    pub jobs: Vec<JobRow>,
+}
+
+/// The tables a store holds, for counting before and after a copy.
+pub const TABLES: &[&str] = &["tenants", "users", "password_history", "sessions", "audit_events", "jobs"];
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Answers when the database does (health checks).
@@ -136,6 +207,17 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tenants(&self, op: &OperatorScope) -> StoreResult<Vec<Tenant>>;
     /// Checks every chain (one per tenant, and the operator's own).
     async fn verify_all_audit_chains(&self, op: &OperatorScope) -> StoreResult<Vec<(Option<TenantId>, ChainReport)>>;
+
+    // --- copying an installation between stores (operator) ---
+    async fn export_base(&self, op: &OperatorScope) -> StoreResult<BaseDump>;
+    /// Up to `limit` events with a sequence number above `after_seq`, in order.
+    async fn export_audit(&self, op: &OperatorScope, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+    /// Writes the dump into an empty store (refuses with Conflict otherwise), in one transaction.
+    async fn import_base(&self, op: &OperatorScope, dump: BaseDump) -> StoreResult<()>;
+    /// Appends events verbatim (sequence numbers and hashes included).
+    async fn import_audit(&self, op: &OperatorScope, events: Vec<AuditEvent>) -> StoreResult<()>;
+    /// Row counts of every table in [`TABLES`], in that order.
+    async fn table_counts(&self, op: &OperatorScope) -> StoreResult<Vec<(&'static str, i64)>>;
 
     // --- scheduled jobs, leased through the database so that one node runs each due job ---
     /// Registers a job if it is not known yet, first due at `first_due`.

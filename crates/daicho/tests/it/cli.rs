@@ -87,3 +87,32 @@ fn the_operator_creates_a_tenant_and_a_user_and_verifies_the_audit_chain() {
     assert_ne!(code, 0);
     assert!(err.contains("no tenant with code nope"));
 }
+
+#[test]
+fn migrate_store_copies_into_an_empty_store_verifies_and_refuses_a_non_empty_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = daicho(
+        dir.path(),
+        &[
+            "tenant",
+            "create",
+            "--code",
+            "acme",
+            "--name",
+            "ACME",
+            "--admin-name",
+            "A",
+            "--admin-email",
+            "a@acme.example",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let target = format!("sqlite://{}", dir.path().join("copy.db").display());
+    let (code, out, err) = daicho(dir.path(), &["migrate-store", "--to", &target]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("copy verified"), "{out}");
+    assert!(out.contains("users              source         1  target         1"), "{out}");
+    let (code, _, err) = daicho(dir.path(), &["migrate-store", "--to", &target]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not empty"), "{err}");
+}

@@ -9,6 +9,7 @@ mod csrf;
 mod headers;
 mod input;
 mod jobs;
+mod migrate;
 mod passwords;
 mod routes;
 mod sessions;
