@@ -21,7 +21,28 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub security: SecurityConfig,
     pub jobs: JobsConfig,
+    pub backup: BackupConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Take a backup every day (a scheduled job, run by one node).
+    pub daily: bool,
+    /// Where daily backups go (default `<data_dir>/backups`).
+    pub dir: Option<PathBuf>,
+    /// How many daily backups to keep.
+    pub keep: u32,
+    /// The PostgreSQL client programs (on PATH by default).
+    pub pg_dump: PathBuf,
+    pub pg_restore: PathBuf,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self { daily: true, dir: None, keep: 7, pg_dump: "pg_dump".into(), pg_restore: "pg_restore".into() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -105,6 +126,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             security: SecurityConfig::default(),
             jobs: JobsConfig::default(),
+            backup: BackupConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -174,6 +196,7 @@ impl fmt::Debug for Config {
             .field("database", &self.database)
             .field("security", &self.security)
             .field("jobs", &self.jobs)
+            .field("backup", &self.backup)
             .field("log", &self.log)
             .finish()
     }
@@ -228,6 +251,9 @@ impl Config {
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err("log.format must be \"pretty\" or \"json\"".into());
         }
+        if self.backup.keep == 0 || self.backup.keep > 365 {
+            return Err("backup.keep must be between 1 and 365".into());
+        }
         if self.jobs.poll_seconds == 0 || self.jobs.poll_seconds > 3600 {
             return Err("jobs.poll_seconds must be between 1 and 3600".into());
         }
@@ -240,6 +266,10 @@ impl Config {
             return Err(format!("database.url {}: must start with sqlite: or postgres:", redact_url(url)));
         }
         Ok(())
+    }
+
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup.dir.clone().unwrap_or_else(|| self.data_dir.join("backups"))
     }
 
     pub fn database_url(&self) -> String {

@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use daicho_domain::{AuditAction, Clock, NewAuditEvent, Outcome, SystemScope};
 use daicho_store::Store;
+
+use crate::StoreHandle;
+use crate::config::Config;
 use time::{Duration, OffsetDateTime};
 
 /// A job: its name, how often it runs, and how long a lease lasts before another node may take
@@ -18,25 +21,34 @@ pub struct JobSpec {
 }
 
 /// The installation's scheduled jobs.
-pub const JOBS: &[JobSpec] = &[JobSpec { name: "sessions.purge", every: Duration::DAY, lease: Duration::minutes(10) }];
+pub const JOBS: &[JobSpec] = &[
+    JobSpec { name: "sessions.purge", every: Duration::DAY, lease: Duration::minutes(10) },
+    JobSpec { name: "backup.daily", every: Duration::DAY, lease: Duration::hours(2) },
+];
 
 #[derive(Clone)]
 pub struct JobRunner {
+    handle: StoreHandle,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     node: String,
+    config: Arc<Config>,
 }
 
 impl JobRunner {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, node: String) -> Self {
-        Self { store, clock, node }
+    pub fn new(handle: StoreHandle, clock: Arc<dyn Clock>, node: String, config: Arc<Config>) -> Self {
+        Self { store: handle.as_dyn(), handle, clock, node, config }
+    }
+
+    fn enabled(&self, job: &str) -> bool {
+        job != "backup.daily" || self.config.backup.daily
     }
 
     /// Claims and runs every due job once; returns the names of the jobs this node ran.
     pub async fn tick(&self) -> anyhow::Result<Vec<&'static str>> {
         let sys = SystemScope::jobs();
         let mut ran = Vec::new();
-        for job in JOBS {
+        for job in JOBS.iter().filter(|j| self.enabled(j.name)) {
             let now = self.clock.now();
             self.store.ensure_job(&sys, job.name, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             if !self
@@ -93,6 +105,13 @@ impl JobRunner {
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 Ok(format!("removed {n} expired sessions"))
+            }
+            "backup.daily" => {
+                let dir = self.config.backup_dir();
+                let out = dir.join(crate::backup::file_name(&self.handle, now));
+                let size = crate::backup::backup(&self.handle, &self.config, &out).await?;
+                let removed = crate::backup::prune(&dir, self.config.backup.keep as usize)?;
+                Ok(format!("wrote {} ({size} bytes); removed {removed} old backups", out.display()))
             }
             other => anyhow::bail!("unknown job {other}"),
         }

@@ -1,6 +1,7 @@
 //! The Daicho application: configuration, TLS material, start-up of the listeners over the
 //! store, and the operator's command-line operations. `main.rs` is only argument parsing.
 
+pub mod backup;
 pub mod config;
 pub mod jobs;
 pub mod operator;
@@ -115,7 +116,7 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
     let hasher = tokio::task::spawn_blocking(PasswordHasher::new).await?.map_err(|e| anyhow::anyhow!("{e}"))?;
     let dyn_store: Arc<dyn Store> = store.as_dyn();
     let node = config.jobs.node.clone().unwrap_or_else(jobs::default_node_name);
-    let runner = jobs::JobRunner::new(dyn_store.clone(), clock.clone(), node);
+    let runner = jobs::JobRunner::new(store.clone(), clock.clone(), node, Arc::new(config.clone()));
     let state = AppState::new(dyn_store, clock, hasher, settings);
     let app = daicho_web::router(state.clone());
     let https = HttpsServer::start(https_listener, tls, app, &state.settings)?;

@@ -50,6 +50,20 @@ enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Write a backup of the store now (SQLite: a consistent snapshot; PostgreSQL: pg_dump).
+    Backup {
+        /// The backup file (default: a time-stamped file in backup.dir).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Restore a backup into the configured store, replacing what is there. Stop every node first.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        /// Confirm that the current contents are to be replaced.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Tenants (operator).
     #[command(subcommand)]
     Tenant(TenantCmd),
@@ -189,6 +203,25 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             println!("{}", if report.ok { "copy verified" } else { "copy FAILED verification" });
             return Ok(if report.ok { 0 } else { 1 });
+        }
+        Command::Backup { out } => {
+            let store = daicho::open_store(&config).await?;
+            let out = out.unwrap_or_else(|| config.backup_dir().join(daicho::backup::file_name(&store, now)));
+            let size = daicho::backup::backup(&store, &config, &out).await?;
+            println!("wrote {} ({size} bytes)", out.display());
+        }
+        Command::Restore { from, yes } => {
+            if !yes {
+                anyhow::bail!("restore replaces the current database; stop every node and run again with --yes");
+            }
+            daicho::backup::restore(&config, &from).await?;
+            let store = daicho::open_store(&config).await?;
+            let (lines, ok) = operator::verify_audit(store.get()).await?;
+            for l in lines {
+                println!("{l}");
+            }
+            println!("restored from {}", from.display());
+            return Ok(if ok { 0 } else { 1 });
         }
         Command::CheckConfig => {
             println!("configuration is valid:\n{config:#?}");

@@ -129,10 +129,12 @@ async fn job_runs(db: &str) -> i64 {
     let daicho::StoreHandle::Postgres(pg) = daicho::open_store(&config).await.unwrap() else {
         panic!("postgres expected")
     };
-    sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'system.job'")
-        .fetch_one(pg.pool_for_tests())
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'system.job' AND target = 'job:sessions.purge'",
+    )
+    .fetch_one(pg.pool_for_tests())
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -176,6 +178,10 @@ async fn a_daily_job_due_once_runs_once_although_both_nodes_poll() {
     // Both nodes poll every second; give them several more chances to run it twice.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(job_runs(&cl.db).await, 1, "exactly one run");
+    // The daily backup (pg_dump) likewise ran on one node only.
+    let backups = std::fs::read_dir(cl.a._dir.path().join("backups")).map(|d| d.count()).unwrap_or(0)
+        + std::fs::read_dir(cl.b._dir.path().join("backups")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(backups, 1, "one backup file across both nodes");
 }
 
 #[tokio::test]

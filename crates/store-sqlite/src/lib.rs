@@ -115,6 +115,13 @@ impl SqliteStore {
         migrator().run(&self.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
     }
 
+    /// Writes a consistent copy of the whole database to `path` (SQLite's VACUUM INTO: a
+    /// transactionally consistent snapshot, taken while the service keeps running).
+    pub async fn backup_into(&self, path: &str) -> StoreResult<()> {
+        sqlx::query("VACUUM INTO ?").bind(path).execute(&self.pool).await.map_err(internal)?;
+        Ok(())
+    }
+
     /// The pool, for tests that play the attacker with direct database access.
     pub fn pool_for_tests(&self) -> &SqlitePool {
         &self.pool

@@ -9,7 +9,7 @@ use daicho_testkit::reqwest::StatusCode;
 use time::Duration;
 
 fn runner(app: &TestApp, node: &str) -> JobRunner {
-    JobRunner::new(app.running.store.as_dyn(), Arc::new(app.clock.clone()), node.into())
+    JobRunner::new(app.running.store.clone(), Arc::new(app.clock.clone()), node.into(), Arc::new(app.config.clone()))
 }
 
 async fn job_runs(app: &TestApp) -> i64 {
@@ -18,7 +18,7 @@ async fn job_runs(app: &TestApp) -> i64 {
 
 #[tokio::test]
 async fn a_due_job_runs_exactly_once_whichever_nodes_poll() {
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(|c| c.backup.daily = false).await;
     let (a, b) = (runner(&app, "node-a"), runner(&app, "node-b"));
     let (ra, rb) = tokio::join!(a.tick(), b.tick());
     assert_eq!(ra.unwrap().len() + rb.unwrap().len(), 1, "one of the two ran it");
@@ -35,7 +35,7 @@ async fn a_due_job_runs_exactly_once_whichever_nodes_poll() {
 
 #[tokio::test]
 async fn a_job_held_by_a_dead_node_is_taken_over_when_its_lease_expires() {
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(|c| c.backup.daily = false).await;
     let sys = SystemScope::jobs();
     let now = app.clock.now();
     app.store().ensure_job(&sys, "sessions.purge", now).await.unwrap();
@@ -66,7 +66,7 @@ async fn a_job_held_by_a_dead_node_is_taken_over_when_its_lease_expires() {
 
 #[tokio::test]
 async fn the_purge_removes_sessions_past_every_possible_limit_and_keeps_live_ones() {
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(|c| c.backup.daily = false).await;
     let (_, pw) = app.tenant("acme").await;
     let old = app.login("acme", "admin", &pw).await;
     app.clock.advance(Duration::days(8));

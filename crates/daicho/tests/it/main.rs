@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+mod backup;
 mod cli;
 mod csrf;
 mod headers;
