@@ -16,7 +16,7 @@ use crate::views::{Page, fmt_time, render, role_key};
 #[template(path = "home.html")]
 struct HomePage {
     p: Page,
-    display_name: String,
+    welcome: String,
     tenant_name: String,
     tenant_code: String,
     login_id: String,
@@ -34,7 +34,7 @@ pub async fn home(
     let _scope = auth.authorize::<OwnAccount>(&state, &ctx).await?;
     let page = HomePage {
         p: Page::for_user(&auth, "nav.home", "home", &ctx.request_id).with_flash(q.done.as_deref()),
-        display_name: auth.user.display_name.as_str().to_owned(),
+        welcome: crate::i18n::t(auth.lang, "home.welcome").replace("{name}", auth.user.display_name.as_str()),
         tenant_name: auth.tenant.name.as_str().to_owned(),
         tenant_code: auth.tenant.code.as_str().to_owned(),
         login_id: auth.user.login_id.as_str().to_owned(),
