@@ -1,12 +1,15 @@
 //! A tenant's security policy. Defaults follow the guidebook and OWASP ASVS v4 (2.1.1 minimum
 //! length 12, 2.2.1 anti-automation, 3.3.2 idle and absolute session timeouts).
 
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::FieldErrors;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityPolicy {
     /// Minimum password length in characters (8..=128).
@@ -25,6 +28,8 @@ pub struct SecurityPolicy {
     pub idle_timeout_minutes: u32,
     /// A session ends this many hours after login, whatever its use (1..=168).
     pub absolute_timeout_hours: u32,
+    /// Networks users may sign in and work from; empty means any (at most 100 entries).
+    pub ip_allowlist: Vec<IpNet>,
 }
 
 impl Default for SecurityPolicy {
@@ -38,6 +43,7 @@ impl Default for SecurityPolicy {
             lockout_minutes: 15,
             idle_timeout_minutes: 30,
             absolute_timeout_hours: 12,
+            ip_allowlist: Vec::new(),
         }
     }
 }
@@ -66,7 +72,19 @@ impl SecurityPolicy {
         check("lockout_minutes", self.lockout_minutes, 1, 1440);
         check("idle_timeout_minutes", self.idle_timeout_minutes, 1, 1440);
         check("absolute_timeout_hours", self.absolute_timeout_hours, 1, 168);
+        if self.ip_allowlist.len() > 100 {
+            e.push("ip_allowlist", "too_many");
+        }
         if e.is_empty() { Ok(()) } else { Err(e) }
+    }
+
+    /// Whether a client at `ip` may use the tenant (ASVS 1.4.x network access control).
+    pub fn allows_ip(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        self.ip_allowlist.is_empty() || self.ip_allowlist.iter().any(|n| n.contains(&ip))
     }
 
     pub fn idle_timeout(&self) -> Duration {
@@ -119,6 +137,18 @@ mod tests {
         assert_eq!(e.code_for("password_min_length"), Some("out_of_range"));
         assert_eq!(e.code_for("idle_timeout_minutes"), Some("out_of_range"));
         assert_eq!(e.0.len(), 2);
+    }
+
+    #[test]
+    fn an_empty_allowlist_allows_everyone_and_a_set_one_only_its_networks() {
+        let mut p = SecurityPolicy::default();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(p.allows_ip(ip("203.0.113.9")));
+        p.ip_allowlist = vec!["192.0.2.0/24".parse().unwrap(), "2001:db8::/32".parse().unwrap()];
+        assert!(p.allows_ip(ip("192.0.2.77")));
+        assert!(p.allows_ip(ip("::ffff:192.0.2.77")));
+        assert!(p.allows_ip(ip("2001:db8::1")));
+        assert!(!p.allows_ip(ip("203.0.113.9")));
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub enum AppError {
     Csrf,
     /// The Origin / Sec-Fetch-Site check refused a cross-site request.
     CrossOrigin,
+    /// The client's network is not on the tenant's allowlist.
+    IpNotAllowed,
     /// The Host header names none of the configured public hosts.
     BadHost,
     HeadersTooLarge,
@@ -54,7 +56,9 @@ impl AppError {
         match self {
             AppError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AppError::PasswordChangeRequired => StatusCode::FORBIDDEN,
-            AppError::Forbidden | AppError::Csrf | AppError::CrossOrigin => StatusCode::FORBIDDEN,
+            AppError::Forbidden | AppError::Csrf | AppError::CrossOrigin | AppError::IpNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
             AppError::BadHost => StatusCode::BAD_REQUEST,
             AppError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             AppError::NotFound => StatusCode::NOT_FOUND,
@@ -74,6 +78,7 @@ impl AppError {
             AppError::PasswordChangeRequired => "password_change_required",
             AppError::Forbidden => "forbidden",
             AppError::Csrf => "csrf",
+            AppError::IpNotAllowed => "ip_not_allowed",
             AppError::CrossOrigin => "cross_origin",
             AppError::BadHost => "bad_host",
             AppError::HeadersTooLarge => "headers_too_large",

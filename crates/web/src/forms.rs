@@ -82,6 +82,9 @@ pub struct PolicyForm {
     pub idle_timeout_minutes: String,
     #[serde(default)]
     pub absolute_timeout_hours: String,
+    /// One network per line (CIDR, or a single address).
+    #[serde(default)]
+    pub ip_allowlist: String,
 }
 
 #[derive(Debug, Default, Deserialize, Clone)]

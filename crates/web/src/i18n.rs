@@ -196,6 +196,14 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("policy.idle_timeout_minutes_hint", "minutes without activity", "分（操作がない時間）"),
     ("policy.absolute_timeout_hours", "Maximum session length", "セッションの最長時間"),
     ("policy.absolute_timeout_hours_hint", "hours after sign-in", "時間（ログインからの経過）"),
+    ("policy.group_network", "Network", "ネットワーク"),
+    ("policy.ip_allowlist", "Allowed networks", "接続を許可するネットワーク"),
+    (
+        "policy.ip_allowlist_hint",
+        "One address or CIDR range per line, e.g. 203.0.113.0/24. Leave empty to allow any network. Sign-ins and requests from elsewhere are refused and recorded.",
+        "1行に1つ、IPアドレスまたはCIDR（例: 203.0.113.0/24）。空欄ならすべてのネットワークを許可します。それ以外からのログインと操作は拒否され、記録されます。",
+    ),
+    ("policy.your_ip", "Your address now:", "現在のあなたのアドレス:"),
     ("audit.title", "Operation history", "操作履歴"),
     ("audit.export", "Export CSV", "CSVエクスポート"),
     (
@@ -387,6 +395,23 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.bad_ip", "Enter an IP address.", "IPアドレスを入力してください。"),
     ("err.cannot_change_self", "You cannot do this to your own account.", "自分自身のアカウントには実行できません。"),
     ("err.unknown", "This value is not valid.", "値が正しくありません。"),
+    (
+        "err.bad_cidr",
+        "Enter one IP address or CIDR range per line, such as 192.0.2.0/24.",
+        "1行に1つ、192.0.2.0/24 のようなIPアドレスまたはCIDRを入力してください。",
+    ),
+    (
+        "err.would_lock_out",
+        "This list does not include your own address, so it would lock you out.",
+        "このリストにはあなた自身のアドレスが含まれていないため、自分を締め出してしまいます。",
+    ),
+    ("err.too_many", "Too many entries.", "項目が多すぎます。"),
+    ("error.ip_not_allowed.title", "Network not allowed", "許可されていないネットワーク"),
+    (
+        "error.ip_not_allowed.message",
+        "Your organisation allows Daicho only from its own networks. The attempt was recorded.",
+        "所属組織の設定により、このネットワークからは利用できません。この試行は記録されました。",
+    ),
 ];
 
 static TABLE: LazyLock<HashMap<&'static str, (&'static str, &'static str)>> =

@@ -111,6 +111,17 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
                         return AppError::from(e).into_response();
                     }
                     parts.extensions.insert(SessionEnded(reason));
+                } else if !client_ip_allowed(&parts, policy) {
+                    // Network access control on every request, not only at sign-in: a session
+                    // carried to another network is refused there (and works again back home).
+                    let ev = ctx
+                        .event_by(&principal, AuditAction::PermissionDenied, Outcome::Denied)
+                        .target(ctx.path.clone())
+                        .details("client IP not on the tenant's allowlist");
+                    if let Err(e) = state.store.append_audit(ev).await {
+                        return AppError::from(e).into_response();
+                    }
+                    return AppError::IpNotAllowed.into_response();
                 } else {
                     if ctx.now - sc.session.last_seen_at >= TOUCH_EVERY
                         && let Err(e) = state.store.touch_session(&flow, sc.session.id, ctx.now).await
@@ -155,6 +166,13 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
         }
     }
     next.run(Request::from_parts(parts, body)).await
+}
+
+fn client_ip_allowed(parts: &Parts, policy: &daicho_domain::SecurityPolicy) -> bool {
+    match parts.extensions.get::<crate::ctx::ClientIp>() {
+        Some(ip) => policy.allows_ip(ip.0),
+        None => policy.ip_allowlist.is_empty(),
+    }
 }
 
 fn is_form(h: &HeaderMap) -> bool {

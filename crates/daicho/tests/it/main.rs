@@ -11,6 +11,7 @@ mod headers;
 mod input;
 mod jobs;
 mod migrate;
+mod network;
 mod passwords;
 mod routes;
 mod sessions;

@@ -83,7 +83,7 @@ struct PasswordPage {
 }
 
 fn password_page(auth: &Auth, ctx: &Ctx, errors: Errors) -> PasswordPage {
-    let policy = auth.tenant.policy;
+    let policy = &auth.tenant.policy;
     PasswordPage {
         p: Page::for_user(auth, "password.title", "account", &ctx.request_id),
         forced: auth.must_change_password(),

@@ -64,6 +64,13 @@ pub async fn login(
         store.append_audit(failure_event(ctx, login_id, None, &why)).await?;
         return Ok(LoginOutcome::Failed);
     };
+    // Network access control (tenant policy). The dummy verification keeps the timing of a
+    // refusal equal to that of a wrong password.
+    if !ctx.ip.parse::<std::net::IpAddr>().is_ok_and(|ip| t.policy.allows_ip(ip)) {
+        state.hasher.verify_dummy(password);
+        store.append_audit(failure_event(ctx, login_id, Some(t.id), "client IP not on the tenant's allowlist")).await?;
+        return Ok(LoginOutcome::Failed);
+    }
     // From here on the attempt belongs to the tenant's history, even with a malformed login ID.
     let Ok(login) = LoginId::parse(login_id) else {
         state.hasher.verify_dummy(password);
@@ -91,7 +98,7 @@ pub async fn login(
         return Ok(LoginOutcome::Failed);
     }
     if !ok {
-        let policy = t.policy;
+        let policy = &t.policy;
         let lock_until = ctx.now + policy.lockout_duration();
         let mut lockout =
             ctx.event(AuditAction::LoginLockout, Outcome::Failure).target(format!("user:{}", user.id)).details(
@@ -160,7 +167,7 @@ pub async fn change_password(
     new: &str,
     confirm: Option<&str>,
 ) -> AppResult<()> {
-    let policy = auth.tenant.policy;
+    let policy = &auth.tenant.policy;
     let hashes = state.store.password_hashes(scope, policy.password_history).await?;
     let current_ok = hashes.first().is_some_and(|h| state.hasher.verify(h, current));
     if !current_ok {
@@ -176,7 +183,7 @@ pub async fn change_password(
     // "The last N passwords" include the current one, which is never allowed again at once.
     let take = (policy.password_history as usize).max(1);
     let previous: Vec<String> = hashes.into_iter().take(take).collect();
-    check_new_password(&state.hasher, &policy, &auth.user.login_id, new, &previous).map_err(AppError::Invalid)?;
+    check_new_password(&state.hasher, policy, &auth.user.login_id, new, &previous).map_err(AppError::Invalid)?;
     let hash = state.hasher.hash(new).map_err(|e| AppError::Internal(e.to_string()))?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::PasswordChange, Outcome::Success)
@@ -351,8 +358,12 @@ pub async fn update_policy(
     policy: SecurityPolicy,
 ) -> AppResult<()> {
     policy.validate().map_err(AppError::Invalid)?;
-    let old = serde_json::to_value(auth.tenant.policy).unwrap_or_default();
-    let new = serde_json::to_value(policy).unwrap_or_default();
+    // An administrator cannot save an allowlist that shuts out their own network.
+    if !ctx.ip.parse::<std::net::IpAddr>().is_ok_and(|ip| policy.allows_ip(ip)) {
+        return Err(AppError::Invalid(FieldErrors::single("ip_allowlist", "would_lock_out")));
+    }
+    let old = serde_json::to_value(&auth.tenant.policy).unwrap_or_default();
+    let new = serde_json::to_value(&policy).unwrap_or_default();
     let mut changes = Vec::new();
     if let (Some(o), Some(n)) = (old.as_object(), new.as_object()) {
         for (k, v) in n {

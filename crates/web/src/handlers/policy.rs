@@ -69,10 +69,19 @@ fn form_values(f: &PolicyForm) -> [&str; 8] {
 struct PolicyPage {
     p: Page,
     fields: Vec<PolicyField>,
+    allowlist: String,
+    client_ip: String,
     errors: Errors,
 }
 
-fn page(auth: &Auth, ctx: &Ctx, shown: [String; 8], errors: Errors, done: Option<&str>) -> PolicyPage {
+fn page(
+    auth: &Auth,
+    ctx: &Ctx,
+    shown: [String; 8],
+    allowlist: String,
+    errors: Errors,
+    done: Option<&str>,
+) -> PolicyPage {
     let fields = FIELDS
         .iter()
         .zip(shown)
@@ -86,7 +95,13 @@ fn page(auth: &Auth, ctx: &Ctx, shown: [String; 8], errors: Errors, done: Option
             value,
         })
         .collect();
-    PolicyPage { p: Page::for_user(auth, "policy.title", "policy", &ctx.request_id).with_flash(done), fields, errors }
+    PolicyPage {
+        p: Page::for_user(auth, "policy.title", "policy", &ctx.request_id).with_flash(done),
+        fields,
+        allowlist,
+        client_ip: ctx.ip.clone(),
+        errors,
+    }
 }
 
 pub async fn policy_page(
@@ -97,7 +112,8 @@ pub async fn policy_page(
 ) -> AppResult<Response> {
     let _scope = auth.authorize::<ManagePolicy>(&state, &ctx).await?;
     let shown = values(&auth.tenant.policy).map(|v| v.to_string());
-    Ok(render(&page(&auth, &ctx, shown, Errors::default(), q.done.as_deref())))
+    let allowlist = auth.tenant.policy.ip_allowlist.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("\n");
+    Ok(render(&page(&auth, &ctx, shown, allowlist, Errors::default(), q.done.as_deref())))
 }
 
 /// Parses the form into a policy, collecting a field error for every value that is not a
@@ -109,6 +125,20 @@ pub fn parse_policy(f: &PolicyForm) -> Result<SecurityPolicy, FieldErrors> {
         match raw.trim().parse::<u32>() {
             Ok(n) => nums[i] = n,
             Err(_) => errs.push(name, "not_a_number"),
+        }
+    }
+    let mut allowlist = Vec::new();
+    for line in f.ip_allowlist.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let net = line
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| line.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map(|n| n.trunc());
+        match net {
+            Ok(n) => allowlist.push(n),
+            Err(_) => {
+                errs.push("ip_allowlist", "bad_cidr");
+                break;
+            }
         }
     }
     if !errs.is_empty() {
@@ -123,6 +153,7 @@ pub fn parse_policy(f: &PolicyForm) -> Result<SecurityPolicy, FieldErrors> {
         lockout_minutes: nums[5],
         idle_timeout_minutes: nums[6],
         absolute_timeout_hours: nums[7],
+        ip_allowlist: allowlist,
     };
     p.validate()?;
     Ok(p)
@@ -143,7 +174,11 @@ pub async fn update_policy(
         Ok(()) => Ok(redirect_see_other("/admin/policy?done=policy_saved")),
         Err(AppError::Invalid(errs)) => {
             let shown = form_values(&f).map(|s| s.chars().take(12).collect::<String>());
-            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page(&auth, &ctx, shown, Errors(errs), None)))
+            let allowlist: String = f.ip_allowlist.chars().take(5000).collect();
+            Ok(render_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &page(&auth, &ctx, shown, allowlist, Errors(errs), None),
+            ))
         }
         Err(e) => Err(e),
     }
