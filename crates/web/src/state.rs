@@ -5,7 +5,10 @@
 use std::sync::Arc;
 
 use daicho_authn::PasswordHasher;
-use daicho_domain::Clock;
+use daicho_domain::{Clock, FieldErrors, LoginId, SecurityPolicy};
+use tokio::sync::Semaphore;
+
+use crate::error::{AppError, AppResult};
 use daicho_store::Store;
 use ipnet::IpNet;
 
@@ -44,10 +47,56 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
     pub settings: Arc<WebSettings>,
+    /// Bounds concurrent argon2 work: each hash takes 19 MiB and tens of milliseconds of CPU,
+    /// so a flood of sign-ins queues here instead of exhausting memory or starving the runtime.
+    hash_permits: Arc<Semaphore>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, hasher: PasswordHasher, settings: WebSettings) -> Self {
-        Self { store, clock, hasher, settings: Arc::new(settings) }
+        let permits = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
+        Self { store, clock, hasher, settings: Arc::new(settings), hash_permits: Arc::new(Semaphore::new(permits)) }
+    }
+
+    /// Runs password work on the blocking pool, at most one job per core at a time.
+    async fn password_work<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
+    ) -> AppResult<T> {
+        let _permit = self.hash_permits.acquire().await.map_err(|_| AppError::Unavailable("shutting down".into()))?;
+        let hasher = self.hasher.clone();
+        tokio::task::spawn_blocking(move || f(&hasher))
+            .await
+            .map_err(|e| AppError::Internal(format!("password work: {e}")))
+    }
+
+    pub async fn verify_password(&self, hash: &str, password: &str) -> AppResult<bool> {
+        let (hash, password) = (hash.to_owned(), password.to_owned());
+        self.password_work(move |h| h.verify(&hash, &password)).await
+    }
+
+    /// Spends the time of one verification (unknown users), so that timing reveals nothing.
+    pub async fn verify_dummy_password(&self, password: &str) -> AppResult<()> {
+        let password = password.to_owned();
+        self.password_work(move |h| {
+            h.verify_dummy(&password);
+        })
+        .await
+    }
+
+    pub async fn hash_password(&self, password: &str) -> AppResult<String> {
+        let password = password.to_owned();
+        self.password_work(move |h| h.hash(&password)).await?.map_err(|e| AppError::Internal(e.to_string()))
+    }
+
+    pub async fn check_new_password(
+        &self,
+        policy: &SecurityPolicy,
+        login: &LoginId,
+        new: &str,
+        previous: Vec<String>,
+    ) -> AppResult<Result<(), FieldErrors>> {
+        let (policy, login, new) = (policy.clone(), login.clone(), new.to_owned());
+        self.password_work(move |h| daicho_authn::check_new_password(h, &policy, &login, &new, &previous)).await
     }
 }

@@ -179,3 +179,55 @@ async fn malformed_or_unknown_session_cookies_are_treated_as_signed_out() {
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{cookie}");
     }
 }
+
+#[tokio::test]
+async fn signing_in_again_through_the_api_ends_the_browsers_previous_session() {
+    let app = TestApp::start().await;
+    let (_, pw) = app.tenant("acme").await;
+    let c = app.client();
+    let body = json!({"tenant": "acme", "login_id": "admin", "password": pw});
+    let first = c.post(app.url("/api/v1/session")).json(&body).send().await.unwrap();
+    let old = crate::session_token(&first).unwrap();
+    let second = c.post(app.url("/api/v1/session")).json(&body).send().await.unwrap();
+    assert_eq!(second.status(), StatusCode::CREATED);
+    assert_ne!(crate::session_token(&second).unwrap(), old);
+    let replaced = app.raw_i64("SELECT COUNT(*) FROM audit_events WHERE details = 'replaced by a new sign-in'").await;
+    assert_eq!(replaced, 1, "the replacement is recorded");
+    let replay = app
+        .client()
+        .get(app.url("/api/v1/me"))
+        .header("cookie", format!("__Host-daicho_session={old}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_flood_of_sign_ins_queues_for_password_hashing_without_starving_other_requests() {
+    let app = TestApp::start_with(|c| c.security.login_ip_max_failures = 1000).await;
+    app.tenant("acme").await;
+    let mut flood = Vec::new();
+    for i in 0..32 {
+        let (c, url) = (app.client(), app.url("/api/v1/session"));
+        flood.push(tokio::spawn(async move {
+            c.post(url)
+                .json(&json!({"tenant": "acme", "login_id": format!("nobody{i}"), "password": "x"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    // While the flood hashes, other requests are still answered promptly.
+    let mut worst = std::time::Duration::ZERO;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        assert_eq!(app.anonymous().get("/healthz").await.status(), StatusCode::OK);
+        worst = worst.max(t.elapsed());
+    }
+    for f in flood {
+        assert_eq!(f.await.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    assert!(worst < std::time::Duration::from_millis(1500), "health check took {worst:?} during the flood");
+}

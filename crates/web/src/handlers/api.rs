@@ -65,10 +65,14 @@ fn user_id(raw: &str) -> AppResult<UserId> {
 pub async fn create_session(
     State(state): State<AppState>,
     ctx: Ctx,
+    existing: Option<axum::Extension<crate::session::Authenticated>>,
     ApiJson(b): ApiJson<ApiLogin>,
 ) -> AppResult<Response> {
     match ops::login(&state, &ctx, &b.tenant, &b.login_id, &b.password).await? {
         LoginOutcome::Success { token } => {
+            if let Some(axum::Extension(old)) = existing {
+                ops::end_replaced_session(&state, &ctx, &old).await?;
+            }
             let mut res = (StatusCode::CREATED, Json(json!({"status": "signed_in"}))).into_response();
             if let Ok(v) = HeaderValue::from_str(&session_cookie(&token)) {
                 res.headers_mut().append(header::SET_COOKIE, v);

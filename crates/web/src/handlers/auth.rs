@@ -5,9 +5,8 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use daicho_domain::LoginFlow;
 
-use crate::ctx::{Ctx, EventExt};
+use crate::ctx::Ctx;
 use crate::error::AppResult;
 use crate::forms::{LoginForm, LoginQuery};
 use crate::handlers::ops::{self, LoginOutcome};
@@ -57,11 +56,7 @@ pub async fn login_submit(
     // Signing in again from a browser that holds a session ends the old one, so that no session
     // outlives a change of identity (session fixation, ASVS 3.2.1). A failed attempt leaves it.
     if let (LoginOutcome::Success { .. }, Some(axum::Extension(a))) = (&outcome, existing) {
-        let ev = ctx
-            .event_by(&a.principal, daicho_domain::AuditAction::Logout, daicho_domain::Outcome::Success)
-            .target(format!("session:{}", a.ctx.session.id))
-            .details("replaced by a new sign-in");
-        state.store.end_session(&LoginFlow::new(), a.ctx.session.id, ev).await?;
+        ops::end_replaced_session(&state, &ctx, &a).await?;
     }
     match outcome {
         LoginOutcome::Success { token } => {

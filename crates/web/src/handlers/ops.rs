@@ -2,7 +2,7 @@
 //! its input into domain values, calls the store with the audit event that records it, and
 //! returns a domain result; presenting it is the caller's business.
 
-use daicho_authn::{Token, check_new_password, generate_one_time_password};
+use daicho_authn::{Token, generate_one_time_password};
 use daicho_domain::user::UserProfile;
 use daicho_domain::{
     AuditAction, AuditFilter, FieldErrors, LoginFlow, LoginId, ManagePolicy, ManageUsers, NewAuditEvent, Outcome,
@@ -54,12 +54,12 @@ pub async fn login(
         return Ok(LoginOutcome::Throttled);
     }
     let Ok(code) = TenantCode::parse(tenant) else {
-        state.hasher.verify_dummy(password);
+        state.verify_dummy_password(password).await?;
         store.append_audit(failure_event(ctx, login_id, None, "malformed tenant code")).await?;
         return Ok(LoginOutcome::Failed);
     };
     let Some(t) = store.tenant_by_code(&flow, &code).await? else {
-        state.hasher.verify_dummy(password);
+        state.verify_dummy_password(password).await?;
         let why = format!("unknown tenant {}", code.as_str());
         store.append_audit(failure_event(ctx, login_id, None, &why)).await?;
         return Ok(LoginOutcome::Failed);
@@ -67,22 +67,22 @@ pub async fn login(
     // Network access control (tenant policy). The dummy verification keeps the timing of a
     // refusal equal to that of a wrong password.
     if !ctx.ip.parse::<std::net::IpAddr>().is_ok_and(|ip| t.policy.allows_ip(ip)) {
-        state.hasher.verify_dummy(password);
+        state.verify_dummy_password(password).await?;
         store.append_audit(failure_event(ctx, login_id, Some(t.id), "client IP not on the tenant's allowlist")).await?;
         return Ok(LoginOutcome::Failed);
     }
     // From here on the attempt belongs to the tenant's history, even with a malformed login ID.
     let Ok(login) = LoginId::parse(login_id) else {
-        state.hasher.verify_dummy(password);
+        state.verify_dummy_password(password).await?;
         store.append_audit(failure_event(ctx, login_id, Some(t.id), "malformed login ID")).await?;
         return Ok(LoginOutcome::Failed);
     };
     let Some(cred) = store.credential(&flow, t.id, &login).await? else {
-        state.hasher.verify_dummy(password);
+        state.verify_dummy_password(password).await?;
         store.append_audit(failure_event(ctx, login.as_str(), Some(t.id), "unknown login ID")).await?;
         return Ok(LoginOutcome::Failed);
     };
-    let ok = state.hasher.verify(&cred.password_hash, password);
+    let ok = state.verify_password(&cred.password_hash, password).await?;
     let user = &cred.user;
     let fail = |why: &str| {
         let mut e = failure_event(ctx, login.as_str(), Some(t.id), why);
@@ -148,6 +148,17 @@ pub async fn login(
     Ok(LoginOutcome::Success { token: token.plain })
 }
 
+/// Ends the session a browser held when it signs in again, so that no session outlives a
+/// change of identity (session fixation, ASVS 3.2.1).
+pub async fn end_replaced_session(state: &AppState, ctx: &Ctx, old: &crate::session::Authenticated) -> AppResult<()> {
+    let ev = ctx
+        .event_by(&old.principal, AuditAction::Logout, Outcome::Success)
+        .target(format!("session:{}", old.ctx.session.id))
+        .details("replaced by a new sign-in");
+    state.store.end_session(&LoginFlow::new(), old.ctx.session.id, ev).await?;
+    Ok(())
+}
+
 pub async fn logout(state: &AppState, ctx: &Ctx, auth: &Auth) -> AppResult<()> {
     let ev = ctx
         .event_by(&auth.principal, AuditAction::Logout, Outcome::Success)
@@ -169,7 +180,10 @@ pub async fn change_password(
 ) -> AppResult<()> {
     let policy = &auth.tenant.policy;
     let hashes = state.store.password_hashes(scope, policy.password_history).await?;
-    let current_ok = hashes.first().is_some_and(|h| state.hasher.verify(h, current));
+    let current_ok = match hashes.first() {
+        Some(h) => state.verify_password(h, current).await?,
+        None => false,
+    };
     if !current_ok {
         let ev = ctx
             .event_by(&auth.principal, AuditAction::PasswordChangeFailure, Outcome::Failure)
@@ -183,8 +197,8 @@ pub async fn change_password(
     // "The last N passwords" include the current one, which is never allowed again at once.
     let take = (policy.password_history as usize).max(1);
     let previous: Vec<String> = hashes.into_iter().take(take).collect();
-    check_new_password(&state.hasher, policy, &auth.user.login_id, new, &previous).map_err(AppError::Invalid)?;
-    let hash = state.hasher.hash(new).map_err(|e| AppError::Internal(e.to_string()))?;
+    state.check_new_password(policy, &auth.user.login_id, new, previous).await?.map_err(AppError::Invalid)?;
+    let hash = state.hash_password(new).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::PasswordChange, Outcome::Success)
         .target(format!("user:{}", auth.user.id));
@@ -215,7 +229,7 @@ pub async fn create_user(
         return Err(AppError::Invalid(errs));
     };
     let otp = generate_one_time_password();
-    let hash = state.hasher.hash(&otp).map_err(|e| AppError::Internal(e.to_string()))?;
+    let hash = state.hash_password(&otp).await?;
     let id = UserId::new_random();
     let ev = ctx
         .event_by(&auth.principal, AuditAction::UserCreate, Outcome::Success)
@@ -328,7 +342,7 @@ pub async fn reset_password(
     not_self(auth, id)?;
     let user = state.store.get_user(scope, id).await?;
     let otp = generate_one_time_password();
-    let hash = state.hasher.hash(&otp).map_err(|e| AppError::Internal(e.to_string()))?;
+    let hash = state.hash_password(&otp).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::PasswordReset, Outcome::Success)
         .target(format!("user:{id} {}", user.login_id.as_str()));
