@@ -86,6 +86,9 @@ pub async fn edge(State(_state): State<AppState>, mut req: Request, next: Next) 
     req.extensions_mut().insert(RequestId(rid.clone()));
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
+    // HSTS means nothing for IP literals and, for localhost, would force HTTPS on every other
+    // local development server in the browser for two years; send it for real names only.
+    let hsts = request_host(&req).is_some_and(|h| h != "localhost" && h.parse::<std::net::IpAddr>().is_err());
     let method = req.method().clone();
     let lang = req
         .headers()
@@ -141,7 +144,7 @@ pub async fn edge(State(_state): State<AppState>, mut req: Request, next: Next) 
         };
     }
     let cacheable = path.starts_with("/assets/") && status.is_success();
-    security_headers(res.headers_mut(), true, cacheable);
+    security_headers(res.headers_mut(), hsts, cacheable);
     if let Ok(v) = HeaderValue::from_str(&rid) {
         res.headers_mut().insert("x-request-id", v);
     }

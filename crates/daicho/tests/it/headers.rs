@@ -14,7 +14,6 @@ fn assert_security_headers(r: &Response, what: &str) {
     assert_eq!(get("x-content-type-options"), "nosniff", "{what}");
     assert_eq!(get("x-frame-options"), "DENY", "{what}");
     assert_eq!(get("referrer-policy"), "same-origin", "{what}");
-    assert!(get("strict-transport-security").starts_with("max-age="), "{what}");
     assert!(!get("x-request-id").is_empty(), "{what}");
     assert!(h.get("server").is_none(), "{what}: no Server header");
 }
@@ -53,6 +52,20 @@ async fn every_kind_of_response_carries_the_security_headers() {
     let forbidden = cast.member.get("/admin/users").await;
     assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
     assert_security_headers(&forbidden, "403");
+}
+
+#[tokio::test]
+async fn hsts_is_sent_for_real_host_names_but_not_for_localhost_or_ip_literals() {
+    let app = TestApp::start_with(|c| c.server.public_hosts.push("daicho.example.jp".into())).await;
+    let named = app.client().get(app.url("/login")).header("host", "daicho.example.jp").send().await.unwrap();
+    assert_eq!(named.headers()["strict-transport-security"], "max-age=63072000; includeSubDomains");
+    let err = app.client().get(app.url("/nope")).header("host", "daicho.example.jp").send().await.unwrap();
+    assert_eq!(err.status(), StatusCode::NOT_FOUND);
+    assert!(err.headers().get("strict-transport-security").is_some(), "on errors too");
+    for host in ["127.0.0.1", "localhost"] {
+        let r = app.client().get(app.url("/login")).header("host", host).send().await.unwrap();
+        assert!(r.headers().get("strict-transport-security").is_none(), "{host}");
+    }
 }
 
 #[tokio::test]
