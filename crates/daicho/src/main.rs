@@ -156,9 +156,16 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     }
     let running = daicho::start(&config, clock).await?;
     tracing::info!(https = %running.https.addr, http = ?running.http.as_ref().map(|h| h.addr), "Daicho is serving");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    // Ctrl-C, or SIGTERM from systemd or a container runtime: stop accepting, let in-flight
+    // requests finish (up to 10 s), then exit.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
     tracing::info!("shutting down");
     running.shutdown();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(12), running.https.task).await;
     Ok(())
 }
 
