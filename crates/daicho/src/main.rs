@@ -158,7 +158,8 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     tracing::info!(https = %running.https.addr, http = ?running.http.as_ref().map(|h| h.addr), "Daicho is serving");
     // Ctrl-C, or SIGTERM from systemd or a container runtime: stop accepting, let in-flight
     // requests finish (up to 10 s), then exit.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing SIGTERM handler")?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
         _ = term.recv() => {}

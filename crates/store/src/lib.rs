@@ -5,6 +5,8 @@
 //! backend writes both in one transaction. Backends own their SQL dialect and migrations:
 //! `daicho-store-sqlite` now, PostgreSQL later.
 
+pub mod rows;
+
 use async_trait::async_trait;
 use daicho_domain::audit::ChainReport;
 use daicho_domain::user::UserProfile;

@@ -1,0 +1,109 @@
+//! Mapping stored rows to domain values, shared by every backend. A backend supplies the
+//! column readers ([`Columns`]); the parsing of stored values into validated domain types lives
+//! here once. A stored value that no longer parses is reported as an internal error (it means
+//! the database was changed outside Daicho), never silently replaced.
+
+use std::str::FromStr;
+
+use daicho_domain::{
+    AuditEvent, DisplayName, Email, LanguagePref, LoginId, Role, SecurityPolicy, SessionId, Tenant, TenantCode,
+    TenantId, TenantName, User, UserId, UserStatus,
+};
+use time::OffsetDateTime;
+
+use crate::{Session, StoreError, StoreResult};
+
+/// Typed access to one row's columns by name.
+pub trait Columns {
+    fn text(&self, col: &str) -> StoreResult<String>;
+    fn opt_text(&self, col: &str) -> StoreResult<Option<String>>;
+    fn int(&self, col: &str) -> StoreResult<i64>;
+    fn opt_int(&self, col: &str) -> StoreResult<Option<i64>>;
+    fn flag(&self, col: &str) -> StoreResult<bool>;
+}
+
+/// The error for a column that cannot be read.
+pub fn column_error(col: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(format!("column {col}: {e}"))
+}
+
+fn bad(what: &str) -> StoreError {
+    StoreError::Internal(format!("stored value does not parse: {what}"))
+}
+
+pub fn time_ms(v: i64) -> StoreResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1_000_000).map_err(|_| bad("time"))
+}
+
+fn id<T: FromStr>(r: &impl Columns, col: &str) -> StoreResult<T> {
+    T::from_str(&r.text(col)?).map_err(|_| bad(col))
+}
+
+fn opt_id<T: FromStr>(r: &impl Columns, col: &str) -> StoreResult<Option<T>> {
+    r.opt_text(col)?.map(|s| T::from_str(&s).map_err(|_| bad(col))).transpose()
+}
+
+pub fn user(r: &impl Columns) -> StoreResult<User> {
+    Ok(User {
+        id: id::<UserId>(r, "id")?,
+        tenant_id: id::<TenantId>(r, "tenant_id")?,
+        login_id: LoginId::parse(&r.text("login_id")?).map_err(|_| bad("login_id"))?,
+        display_name: DisplayName::parse(&r.text("display_name")?).map_err(|_| bad("display_name"))?,
+        email: Email::parse(&r.text("email")?).map_err(|_| bad("email"))?,
+        role: Role::parse(&r.text("role")?).map_err(|_| bad("role"))?,
+        status: UserStatus::parse(&r.text("status")?).map_err(|_| bad("status"))?,
+        language: LanguagePref::parse(&r.text("language")?).map_err(|_| bad("language"))?,
+        must_change_password: r.flag("must_change_password")?,
+        password_changed_at: time_ms(r.int("password_changed_at")?)?,
+        failed_logins: u32::try_from(r.int("failed_logins")?).unwrap_or(u32::MAX),
+        locked_until: r.opt_int("locked_until")?.map(time_ms).transpose()?,
+        created_at: time_ms(r.int("created_at")?)?,
+        updated_at: time_ms(r.int("updated_at")?)?,
+    })
+}
+
+/// A tenant from columns named with `prefix` (`""`, or `"t_"` in a join).
+pub fn tenant(r: &impl Columns, prefix: &str) -> StoreResult<Tenant> {
+    let col = |c: &str| format!("{prefix}{c}");
+    let policy = r.text(&col("policy"))?;
+    Ok(Tenant {
+        id: id::<TenantId>(r, &col("id"))?,
+        code: TenantCode::parse(&r.text(&col("code"))?).map_err(|_| bad("code"))?,
+        name: TenantName::parse(&r.text(&col("name"))?).map_err(|_| bad("name"))?,
+        policy: serde_json::from_str::<SecurityPolicy>(&policy).map_err(|_| bad("policy"))?,
+        created_at: time_ms(r.int(&col("created_at"))?)?,
+    })
+}
+
+/// A session from columns named with `prefix`.
+pub fn session(r: &impl Columns, prefix: &str) -> StoreResult<Session> {
+    let col = |c: &str| format!("{prefix}{c}");
+    Ok(Session {
+        id: id::<SessionId>(r, &col("id"))?,
+        tenant_id: id::<TenantId>(r, &col("tenant_id"))?,
+        user_id: id::<UserId>(r, &col("user_id"))?,
+        created_at: time_ms(r.int(&col("created_at"))?)?,
+        last_seen_at: time_ms(r.int(&col("last_seen_at"))?)?,
+        csrf_token: r.text(&col("csrf_token"))?,
+        ip: r.text(&col("ip"))?,
+        user_agent: r.text(&col("user_agent"))?,
+    })
+}
+
+pub fn audit(r: &impl Columns) -> StoreResult<AuditEvent> {
+    Ok(AuditEvent {
+        seq: r.int("seq")?,
+        at: time_ms(r.int("at")?)?,
+        tenant_id: opt_id(r, "tenant_id")?,
+        actor_id: opt_id(r, "actor_id")?,
+        actor_login: r.text("actor_login")?,
+        ip: r.text("ip")?,
+        user_agent: r.text("user_agent")?,
+        action: r.text("action")?,
+        target: r.text("target")?,
+        outcome: r.text("outcome")?,
+        details: r.text("details")?,
+        prev_hash: r.text("prev_hash")?,
+        hash: r.text("hash")?,
+    })
+}
