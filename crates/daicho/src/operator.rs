@@ -238,6 +238,10 @@ pub struct MigrationReport {
 pub async fn migrate_store(source: &dyn Store, target: &dyn Store) -> anyhow::Result<MigrationReport> {
     let op = OperatorScope::local();
     let err = |e: daicho_store::StoreError| anyhow::anyhow!("{e:?}");
+    let before = source.table_counts(&op).await.map_err(err)?;
+    if before.iter().any(|(t, n)| *t == "user_tables" && *n > 0) {
+        anyhow::bail!("the source holds user tables, which migrate-store cannot copy yet; nothing was copied");
+    }
     let base = source.export_base(&op).await.map_err(err)?;
     target.import_base(&op, base).await.map_err(|e| match e {
         daicho_store::StoreError::Conflict(_) => anyhow::anyhow!("the target store is not empty"),

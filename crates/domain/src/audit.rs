@@ -52,6 +52,11 @@ actions! {
     PermissionDenied => "permission.denied",
     AuditExport => "audit.export",
     JobRun => "system.job",
+    TableCreate => "table.create",
+    FieldCreate => "field.create",
+    RecordCreate => "record.create",
+    RecordUpdate => "record.update",
+    RecordDelete => "record.delete",
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,11 +1,14 @@
 //! One error vocabulary for the domain. Field errors carry a stable code that the web layer turns
 //! into a sentence in the user's language; they never carry user input back verbatim.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
-    pub field: &'static str,
+    /// A form field's name, or a user table field's id.
+    pub field: Cow<'static, str>,
     pub code: &'static str,
 }
 
@@ -17,13 +20,16 @@ impl FieldErrors {
         Self(Vec::new())
     }
     pub fn push(&mut self, field: &'static str, code: &'static str) {
-        self.0.push(FieldError { field, code });
+        self.0.push(FieldError { field: Cow::Borrowed(field), code });
+    }
+    pub fn push_owned(&mut self, field: String, code: &'static str) {
+        self.0.push(FieldError { field: Cow::Owned(field), code });
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
     pub fn single(field: &'static str, code: &'static str) -> Self {
-        Self(vec![FieldError { field, code }])
+        Self(vec![FieldError { field: Cow::Borrowed(field), code }])
     }
     /// Ok when empty, otherwise the invalid-input error.
     pub fn into_result(self) -> Result<(), DomainError> {

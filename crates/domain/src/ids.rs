@@ -43,3 +43,5 @@ macro_rules! id_type {
 id_type!(TenantId);
 id_type!(UserId);
 id_type!(SessionId);
+id_type!(TableId);
+id_type!(FieldId);

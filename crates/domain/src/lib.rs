@@ -8,16 +8,17 @@ pub mod error;
 pub mod ids;
 pub mod perm;
 pub mod policy;
+pub mod table;
 pub mod tenant;
 pub mod user;
 
 pub use audit::{AuditAction, AuditEvent, AuditFilter, NewAuditEvent, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{DomainError, FieldError, FieldErrors};
-pub use ids::{SessionId, TenantId, UserId};
+pub use ids::{FieldId, SessionId, TableId, TenantId, UserId};
 pub use perm::{
-    LoginFlow, ManagePolicy, ManageUsers, OperatorScope, OwnAccount, Permission, Principal, ReadAudit, Scope,
-    SystemScope,
+    LoginFlow, ManageDesign, ManagePolicy, ManageTableData, ManageUsers, OperatorScope, OwnAccount, Permission,
+    Principal, ReadAudit, Scope, SystemScope,
 };
 pub use policy::SecurityPolicy;
 pub use tenant::{Tenant, TenantCode, TenantName};

@@ -50,6 +50,16 @@ permission!(
     ReadAudit, "read_audit", |r| r == Role::TenantAdmin
 );
 
+permission!(
+    /// Create tables and change their design (fields and rules).
+    ManageDesign, "manage_design", |r| r == Role::TenantAdmin
+);
+permission!(
+    /// Read and write the records of the tenant's tables. Until per-table group rights arrive,
+    /// only administrators hold it: deny by default.
+    ManageTableData, "manage_table_data", |r| r == Role::TenantAdmin
+);
+
 /// The authenticated user behind a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

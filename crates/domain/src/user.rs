@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn profile_parse_reports_every_bad_field() {
         let errs = UserProfile::parse("", "nope", "root", "fr").err().unwrap_or_default();
-        let fields: Vec<_> = errs.0.iter().map(|e| e.field).collect();
+        let fields: Vec<_> = errs.0.iter().map(|e| e.field.as_ref()).collect();
         assert_eq!(fields, ["display_name", "email", "role", "language"]);
     }
 }

@@ -12,19 +12,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use daicho_domain::audit::{ChainReport, ChainVerifier, GENESIS_HASH, chain_hash, unix_ms};
+use daicho_domain::table::{Cell, FieldDef, Name, Storage, TableDef};
 use daicho_domain::user::UserProfile;
 use daicho_domain::{
-    AuditEvent, AuditFilter, FieldErrors, LanguagePref, LoginFlow, LoginId, ManagePolicy, ManageUsers, NewAuditEvent,
-    OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId, SystemScope, Tenant, TenantCode, TenantId,
-    User, UserId, UserStatus,
+    AuditEvent, AuditFilter, FieldErrors, FieldId, LanguagePref, LoginFlow, LoginId, ManageDesign, ManagePolicy,
+    ManageTableData, ManageUsers, NewAuditEvent, OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy,
+    SessionId, SystemScope, TableId, Tenant, TenantCode, TenantId, User, UserId, UserStatus,
 };
+use daicho_store::ut;
 use daicho_store::{
-    BaseDump, Credential, JobRow, LoginFailure, NewSession, NewTenant, NewUser, PasswordHistoryRow, Session,
+    BaseDump, Credential, JobRow, LoginFailure, NewSession, NewTenant, NewUser, PasswordHistoryRow, Record, Session,
     SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, UserRow,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlSafeStr, Sqlite, SqlitePool, Transaction};
+use sqlx::{AssertSqlSafe, Row, SqlSafeStr, Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
 
 use crate::rows::{audit_from_row, session_from_row, tenant_from_row, user_from_row};
@@ -43,6 +45,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("jobs"),
             MigrationType::Simple,
             include_str!("../migrations/0002_jobs.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            3,
+            Cow::Borrowed("user tables"),
+            MigrationType::Simple,
+            include_str!("../migrations/0003_user_tables.sql").into_sql_str(),
             false,
         ),
     ])
@@ -364,6 +373,247 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn create_table(
+        &self,
+        scope: &Scope<ManageDesign>,
+        id: TableId,
+        name: Name,
+        description: String,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<TableDef> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT INTO user_tables (id, tenant_id, name, description, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(id.to_string())
+            .bind(scope.tenant_id().to_string())
+            .bind(name.as_str())
+            .bind(&description)
+            .bind(ms(at))
+            .execute(&mut *tx)
+            .await
+            .map_err(catalogue_error)?;
+        let ddl = format!(
+            "CREATE TABLE {} ({ID_COLUMN}, version BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL, \
+             updated_at BIGINT NOT NULL, updated_by TEXT NOT NULL)",
+            ut::table_ident(id)
+        );
+        sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)?;
+        Ok(TableDef { id, tenant_id: scope.tenant_id(), name, description, fields: Vec::new(), created_at: at })
+    }
+
+    async fn list_tables(&self, scope: &Scope<ManageTableData>) -> StoreResult<Vec<TableDef>> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM user_tables WHERE tenant_id = ? ORDER BY name")
+            .bind(scope.tenant_id().to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        let mut out = Vec::new();
+        for id in ids {
+            let id = id.parse::<TableId>().map_err(|_| StoreError::Internal("bad table id".into()))?;
+            out.push(self.load_table(scope.tenant_id(), id).await?);
+        }
+        Ok(out)
+    }
+
+    async fn table(&self, scope: &Scope<ManageTableData>, id: TableId) -> StoreResult<TableDef> {
+        self.load_table(scope.tenant_id(), id).await
+    }
+
+    async fn add_field(
+        &self,
+        scope: &Scope<ManageDesign>,
+        table: TableId,
+        field: FieldDef,
+        event: NewAuditEvent,
+    ) -> StoreResult<TableDef> {
+        let def = self.load_table(scope.tenant_id(), table).await?;
+        let mut tx = self.write_tx().await?;
+        let kind = serde_json::to_string(&field.kind).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let rules = serde_json::to_string(&field.rules).map_err(|e| StoreError::Internal(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO user_fields (id, table_id, position, name, kind, rules, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(field.id.to_string())
+        .bind(table.to_string())
+        .bind(i64::try_from(def.fields.len()).unwrap_or(i64::MAX))
+        .bind(field.name.as_str())
+        .bind(&kind)
+        .bind(&rules)
+        .bind(ms(event.at))
+        .execute(&mut *tx)
+        .await
+        .map_err(catalogue_error)?;
+        let col_type = match field.kind.storage() {
+            Storage::Text => "TEXT",
+            Storage::Int => INT_TYPE,
+            Storage::Bool => BOOL_TYPE,
+        };
+        let ddl = format!("ALTER TABLE {} ADD COLUMN {} {col_type}", ut::table_ident(table), ut::field_ident(field.id));
+        sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+        if field.rules.unique {
+            let ddl = format!(
+                "CREATE UNIQUE INDEX {} ON {} ({})",
+                ut::unique_ident(field.id),
+                ut::table_ident(table),
+                ut::field_ident(field.id)
+            );
+            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+        }
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)?;
+        self.load_table(scope.tenant_id(), table).await
+    }
+
+    async fn insert_record(
+        &self,
+        scope: &Scope<ManageTableData>,
+        table: &TableDef,
+        cells: Vec<(FieldId, Cell)>,
+        at: OffsetDateTime,
+        mut event: NewAuditEvent,
+    ) -> StoreResult<Record> {
+        if table.tenant_id != scope.tenant_id() {
+            return Err(StoreError::NotFound);
+        }
+        let who = scope.actor().to_string();
+        let mut cols = vec![
+            "version".to_owned(),
+            "created_at".into(),
+            "created_by".into(),
+            "updated_at".into(),
+            "updated_by".into(),
+        ];
+        cols.extend(cells.iter().map(|(f, _)| ut::field_ident(*f)));
+        let params: Vec<String> = (1..=cols.len()).map(ph).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({}) RETURNING id",
+            ut::table_ident(table.id),
+            cols.join(", "),
+            params.join(", ")
+        );
+        let mut q =
+            sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql)).bind(1i64).bind(ms(at)).bind(&who).bind(ms(at)).bind(&who);
+        for (f, c) in &cells {
+            q = bind_cell(q, c, storage_of(table, *f));
+        }
+        let mut tx = self.write_tx().await?;
+        let id = q.fetch_one(&mut *tx).await.map_err(|e| record_error(e, table))?;
+        event.target = format!("{} record:{id}", event.target);
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)?;
+        self.get_record_in(table, id).await
+    }
+
+    async fn get_record(&self, scope: &Scope<ManageTableData>, table: &TableDef, id: i64) -> StoreResult<Record> {
+        if table.tenant_id != scope.tenant_id() {
+            return Err(StoreError::NotFound);
+        }
+        self.get_record_in(table, id).await
+    }
+
+    async fn update_record(
+        &self,
+        scope: &Scope<ManageTableData>,
+        table: &TableDef,
+        id: i64,
+        expected_version: i64,
+        cells: Vec<(FieldId, Cell)>,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<Record> {
+        if table.tenant_id != scope.tenant_id() {
+            return Err(StoreError::NotFound);
+        }
+        let mut sets = vec![format!("version = version + 1, updated_at = {}, updated_by = {}", ph(1), ph(2))];
+        for (i, (f, _)) in cells.iter().enumerate() {
+            sets.push(format!("{} = {}", ut::field_ident(*f), ph(i + 3)));
+        }
+        let n = cells.len();
+        let sql = format!(
+            "UPDATE {} SET {} WHERE id = {} AND version = {}",
+            ut::table_ident(table.id),
+            sets.join(", "),
+            ph(n + 3),
+            ph(n + 4)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(ms(at)).bind(scope.actor().to_string());
+        for (f, c) in &cells {
+            q = bind_cell_q(q, c, storage_of(table, *f));
+        }
+        let mut tx = self.write_tx().await?;
+        let done = q
+            .bind(id)
+            .bind(expected_version)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| record_error(e, table))?
+            .rows_affected();
+        if done == 0 {
+            let exists: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT version FROM {} WHERE id = {}",
+                ut::table_ident(table.id),
+                ph(1)
+            )))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(internal)?;
+            return Err(match exists {
+                None => StoreError::NotFound,
+                Some(_) => StoreError::Conflict(FieldErrors::single("version", "stale")),
+            });
+        }
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)?;
+        self.get_record_in(table, id).await
+    }
+
+    async fn delete_record(
+        &self,
+        scope: &Scope<ManageTableData>,
+        table: &TableDef,
+        id: i64,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        if table.tenant_id != scope.tenant_id() {
+            return Err(StoreError::NotFound);
+        }
+        let mut tx = self.write_tx().await?;
+        let sql = format!("DELETE FROM {} WHERE id = {}", ut::table_ident(table.id), ph(1));
+        let n = sqlx::query(AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await.map_err(internal)?.rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn list_records(
+        &self,
+        scope: &Scope<ManageTableData>,
+        table: &TableDef,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Record>> {
+        if table.tenant_id != scope.tenant_id() {
+            return Err(StoreError::NotFound);
+        }
+        let sql = format!(
+            "SELECT {} FROM {} WHERE ({p1} IS NULL OR id < {p1}) ORDER BY id DESC LIMIT {p2}",
+            record_columns(table),
+            ut::table_ident(table.id),
+            p1 = ph_typed(1, "bigint"),
+            p2 = ph(2)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        rows.iter().map(|r| record_from_row(r, table)).collect()
+    }
+
     async fn export_base(&self, _op: &OperatorScope) -> StoreResult<BaseDump> {
         let g = |e: sqlx::Error| internal(e);
         let mut d = BaseDump::default();
@@ -590,6 +840,8 @@ impl Store for SqliteStore {
                 "sessions" => "SELECT COUNT(*) FROM sessions",
                 "audit_events" => "SELECT COUNT(*) FROM audit_events",
                 "jobs" => "SELECT COUNT(*) FROM jobs",
+                "user_tables" => "SELECT COUNT(*) FROM user_tables",
+                "user_fields" => "SELECT COUNT(*) FROM user_fields",
                 _ => return Err(StoreError::Internal(format!("unknown table {table}"))),
             };
             let n: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await.map_err(internal)?;
@@ -1183,4 +1435,181 @@ impl Store for SqliteStore {
 
 fn serde_json_string(p: &SecurityPolicy) -> StoreResult<String> {
     serde_json::to_string(p).map_err(|e| StoreError::Internal(e.to_string()))
+}
+
+// --- user tables: helpers (identifiers come only from catalogue ids, see daicho_store::ut) ---
+
+fn catalogue_error(e: sqlx::Error) -> StoreError {
+    if let Some(db) = e.as_database_error()
+        && db.is_unique_violation()
+    {
+        return StoreError::Conflict(FieldErrors::single("name", "taken"));
+    }
+    internal(e)
+}
+
+/// A unique-rule violation names the field (by id) whose value is taken.
+fn record_error(e: sqlx::Error, table: &TableDef) -> StoreError {
+    if let Some(db) = e.as_database_error()
+        && db.is_unique_violation()
+    {
+        let hay = format!("{} {}", db.message(), db.constraint().unwrap_or(""));
+        let mut errs = FieldErrors::new();
+        for f in &table.fields {
+            let hex = f.id.as_uuid().simple().to_string();
+            if hay.contains(&hex) {
+                errs.push_owned(f.id.to_string(), "taken");
+            }
+        }
+        if errs.is_empty() {
+            errs.push("record", "taken");
+        }
+        return StoreError::Conflict(errs);
+    }
+    internal(e)
+}
+
+fn storage_of(table: &TableDef, field: FieldId) -> Storage {
+    table.fields.iter().find(|f| f.id == field).map(|f| f.kind.storage()).unwrap_or(Storage::Text)
+}
+
+fn record_columns(table: &TableDef) -> String {
+    let mut cols = vec![
+        "id".to_owned(),
+        "version".into(),
+        "created_at".into(),
+        "created_by".into(),
+        "updated_at".into(),
+        "updated_by".into(),
+    ];
+    cols.extend(table.fields.iter().map(|f| ut::field_ident(f.id)));
+    cols.join(", ")
+}
+
+fn record_from_row(r: &sqlx::sqlite::SqliteRow, table: &TableDef) -> StoreResult<Record> {
+    let get_i = |c: &str| r.try_get::<i64, _>(c).map_err(|e| rows_column_error(c, e));
+    let get_s = |c: &str| r.try_get::<String, _>(c).map_err(|e| rows_column_error(c, e));
+    let mut cells = Vec::with_capacity(table.fields.len());
+    for f in &table.fields {
+        let col = ut::field_ident(f.id);
+        let cell = match f.kind.storage() {
+            Storage::Text => r.try_get::<Option<String>, _>(col.as_str()).map(|v| v.map(Cell::Text)),
+            Storage::Int => r.try_get::<Option<i64>, _>(col.as_str()).map(|v| v.map(Cell::Int)),
+            Storage::Bool => r.try_get::<Option<bool>, _>(col.as_str()).map(|v| v.map(Cell::Bool)),
+        }
+        .map_err(|e| rows_column_error(&col, e))?
+        .unwrap_or(Cell::Null);
+        cells.push((f.id, cell));
+    }
+    Ok(Record {
+        id: get_i("id")?,
+        version: get_i("version")?,
+        cells,
+        created_at: daicho_store::rows::time_ms(get_i("created_at")?)?,
+        created_by: get_s("created_by")?,
+        updated_at: daicho_store::rows::time_ms(get_i("updated_at")?)?,
+        updated_by: get_s("updated_by")?,
+    })
+}
+
+fn rows_column_error(col: &str, e: sqlx::Error) -> StoreError {
+    daicho_store::rows::column_error(col, e)
+}
+
+type ScalarQ<'q> = sqlx::query::QueryScalar<'q, Sqlite, i64, sqlx::sqlite::SqliteArguments>;
+type PlainQ<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+
+fn bind_cell<'q>(q: ScalarQ<'q>, c: &Cell, storage: Storage) -> ScalarQ<'q> {
+    match c {
+        // A NULL is bound with the column's type: PostgreSQL refuses a text NULL for a bigint.
+        Cell::Null => match storage {
+            Storage::Text => q.bind(None::<String>),
+            Storage::Int => q.bind(None::<i64>),
+            Storage::Bool => q.bind(None::<bool>),
+        },
+        Cell::Text(s) => q.bind(s.clone()),
+        Cell::Int(n) => q.bind(*n),
+        Cell::Bool(b) => q.bind(*b),
+    }
+}
+
+fn bind_cell_q<'q>(q: PlainQ<'q>, c: &Cell, storage: Storage) -> PlainQ<'q> {
+    match c {
+        // A NULL is bound with the column's type: PostgreSQL refuses a text NULL for a bigint.
+        Cell::Null => match storage {
+            Storage::Text => q.bind(None::<String>),
+            Storage::Int => q.bind(None::<i64>),
+            Storage::Bool => q.bind(None::<bool>),
+        },
+        Cell::Text(s) => q.bind(s.clone()),
+        Cell::Int(n) => q.bind(*n),
+        Cell::Bool(b) => q.bind(*b),
+    }
+}
+
+impl SqliteStore {
+    async fn load_table(&self, tenant: TenantId, id: TableId) -> StoreResult<TableDef> {
+        let row =
+            sqlx::query("SELECT id, name, description, created_at FROM user_tables WHERE id = ? AND tenant_id = ?")
+                .bind(id.to_string())
+                .bind(tenant.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(internal)?
+                .ok_or(StoreError::NotFound)?;
+        let fields =
+            sqlx::query("SELECT id, position, name, kind, rules FROM user_fields WHERE table_id = ? ORDER BY position")
+                .bind(id.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(internal)?;
+        let bad = |what: &str| StoreError::Internal(format!("catalogue value does not parse: {what}"));
+        let mut defs = Vec::new();
+        for f in &fields {
+            let kind: String = f.try_get("kind").map_err(internal)?;
+            let rules: String = f.try_get("rules").map_err(internal)?;
+            let fid: String = f.try_get("id").map_err(internal)?;
+            let name: String = f.try_get("name").map_err(internal)?;
+            let pos: i64 = f.try_get("position").map_err(internal)?;
+            defs.push(FieldDef {
+                id: fid.parse().map_err(|_| bad("field id"))?,
+                name: Name::parse(&name).map_err(|_| bad("field name"))?,
+                kind: serde_json::from_str(&kind).map_err(|_| bad("field kind"))?,
+                rules: serde_json::from_str(&rules).map_err(|_| bad("field rules"))?,
+                position: u32::try_from(pos).unwrap_or(0),
+            });
+        }
+        let name: String = row.try_get("name").map_err(internal)?;
+        Ok(TableDef {
+            id,
+            tenant_id: tenant,
+            name: Name::parse(&name).map_err(|_| bad("table name"))?,
+            description: row.try_get("description").map_err(internal)?,
+            fields: defs,
+            created_at: daicho_store::rows::time_ms(row.try_get("created_at").map_err(internal)?)?,
+        })
+    }
+
+    async fn get_record_in(&self, table: &TableDef, id: i64) -> StoreResult<Record> {
+        let sql = format!("SELECT {} FROM {} WHERE id = {}", record_columns(table), ut::table_ident(table.id), ph(1));
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(internal)?
+            .ok_or(StoreError::NotFound)?;
+        record_from_row(&row, table)
+    }
+}
+
+const ID_COLUMN: &str = "id INTEGER PRIMARY KEY AUTOINCREMENT";
+const INT_TYPE: &str = "INTEGER";
+const BOOL_TYPE: &str = "INTEGER";
+
+fn ph(n: usize) -> String {
+    format!("?{n}")
+}
+
+fn ph_typed(n: usize, _ty: &str) -> String {
+    format!("?{n}")
 }

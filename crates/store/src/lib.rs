@@ -6,14 +6,16 @@
 //! `daicho-store-sqlite` now, PostgreSQL later.
 
 pub mod rows;
+pub mod ut;
 
 use async_trait::async_trait;
 use daicho_domain::audit::ChainReport;
+use daicho_domain::table::{Cell, FieldDef, Name, TableDef};
 use daicho_domain::user::UserProfile;
 use daicho_domain::{
-    AuditEvent, AuditFilter, FieldErrors, LanguagePref, LoginFlow, LoginId, ManagePolicy, ManageUsers, NewAuditEvent,
-    OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId, SystemScope, Tenant, TenantCode, TenantId,
-    TenantName, User, UserId, UserStatus,
+    AuditEvent, AuditFilter, FieldErrors, FieldId, LanguagePref, LoginFlow, LoginId, ManageDesign, ManagePolicy,
+    ManageTableData, ManageUsers, NewAuditEvent, OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy,
+    SessionId, SystemScope, TableId, Tenant, TenantCode, TenantId, TenantName, User, UserId, UserStatus,
 };
 use time::OffsetDateTime;
 
@@ -172,8 +174,22 @@ pub struct BaseDump {
     pub jobs: Vec<JobRow>,
 }
 
+/// A record of a user table: its id, version (for optimistic concurrency) and cells, in the
+/// order of the table's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub id: i64,
+    pub version: i64,
+    pub cells: Vec<(daicho_domain::FieldId, daicho_domain::table::Cell)>,
+    pub created_at: OffsetDateTime,
+    pub created_by: String,
+    pub updated_at: OffsetDateTime,
+    pub updated_by: String,
+}
+
 /// The tables a store holds, for counting before and after a copy.
-pub const TABLES: &[&str] = &["tenants", "users", "password_history", "sessions", "audit_events", "jobs"];
+pub const TABLES: &[&str] =
+    &["tenants", "users", "password_history", "sessions", "audit_events", "jobs", "user_tables", "user_fields"];
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -209,6 +225,66 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tenants(&self, op: &OperatorScope) -> StoreResult<Vec<Tenant>>;
     /// Checks every chain (one per tenant, and the operator's own).
     async fn verify_all_audit_chains(&self, op: &OperatorScope) -> StoreResult<Vec<(Option<TenantId>, ChainReport)>>;
+
+    // --- user tables: catalogue and records (each table is a real SQL table) ---
+    /// Creates the table in the catalogue and as an SQL table, in one transaction.
+    async fn create_table(
+        &self,
+        scope: &Scope<ManageDesign>,
+        id: TableId,
+        name: Name,
+        description: String,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<TableDef>;
+    async fn list_tables(&self, scope: &Scope<ManageTableData>) -> StoreResult<Vec<TableDef>>;
+    async fn table(&self, scope: &Scope<ManageTableData>, id: TableId) -> StoreResult<TableDef>;
+    /// Adds a typed column (and a unique index when the rule asks for one).
+    async fn add_field(
+        &self,
+        scope: &Scope<ManageDesign>,
+        table: TableId,
+        field: FieldDef,
+        event: NewAuditEvent,
+    ) -> StoreResult<TableDef>;
+    /// Inserts a record; the event's target gets the new record's id appended.
+    async fn insert_record(
+        &self,
+        scope: &Scope<ManageTableData>,
+        table: &TableDef,
+        cells: Vec<(FieldId, Cell)>,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<Record>;
+    async fn get_record(&self, scope: &Scope<ManageTableData>, table: &TableDef, id: i64) -> StoreResult<Record>;
+    /// Updates the given cells if the record is still at `expected_version`; otherwise Conflict
+    /// with the code `stale`.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_record(
+        &self,
+        scope: &Scope<ManageTableData>,
+        table: &TableDef,
+        id: i64,
+        expected_version: i64,
+        cells: Vec<(FieldId, Cell)>,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<Record>;
+    async fn delete_record(
+        &self,
+        scope: &Scope<ManageTableData>,
+        table: &TableDef,
+        id: i64,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
+    /// Newest first, keyset-paged by record id.
+    async fn list_records(
+        &self,
+        scope: &Scope<ManageTableData>,
+        table: &TableDef,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Record>>;
 
     // --- copying an installation between stores (operator) ---
     async fn export_base(&self, op: &OperatorScope) -> StoreResult<BaseDump>;

@@ -8,7 +8,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::handlers::{account, api, assets, audit, auth, home, policy, users};
+use crate::handlers::{account, api, assets, audit, auth, home, policy, tables, users};
 use crate::middleware;
 use crate::session;
 use crate::state::AppState;
@@ -99,6 +99,15 @@ fn table() -> Routes {
         .add("POST", "/api/v1/users/{id}/disable", Admin, post(api::disable_user))
         .add("POST", "/api/v1/users/{id}/enable", Admin, post(api::enable_user))
         .add("GET", "/api/v1/audit", Admin, get(api::list_audit))
+        .add("GET", "/api/v1/tables", Admin, get(tables::list_tables))
+        .add("POST", "/api/v1/tables", Admin, post(tables::create_table))
+        .add("GET", "/api/v1/tables/{tid}", Admin, get(tables::get_table))
+        .add("POST", "/api/v1/tables/{tid}/fields", Admin, post(tables::add_field))
+        .add("GET", "/api/v1/tables/{tid}/records", Admin, get(tables::list_records))
+        .add("POST", "/api/v1/tables/{tid}/records", Admin, post(tables::create_record))
+        .add("GET", "/api/v1/tables/{tid}/records/{rid}", Admin, get(tables::get_record))
+        .add("PATCH", "/api/v1/tables/{tid}/records/{rid}", Admin, patch(tables::update_record))
+        .add("DELETE", "/api/v1/tables/{tid}/records/{rid}", Admin, delete(tables::delete_record))
 }
 
 /// Every route with its declared access.

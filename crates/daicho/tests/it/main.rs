@@ -15,6 +15,7 @@ mod network;
 mod passwords;
 mod routes;
 mod sessions;
+mod tables;
 mod tenancy;
 mod users;
 

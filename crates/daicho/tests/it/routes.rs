@@ -18,6 +18,8 @@ const PUBLIC: &[(&str, &str)] = &[
 
 fn concrete(path: &str) -> String {
     path.replace("{id}", "0196a1b2-0000-7000-8000-000000000000")
+        .replace("{tid}", "0196a1b2-0000-7000-8000-000000000001")
+        .replace("{rid}", "1")
 }
 
 #[tokio::test]

@@ -4,7 +4,6 @@
 //! session's CSRF token in `X-CSRF-Token`.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,21 +18,33 @@ use crate::handlers::ops::{self, LoginOutcome};
 use crate::session::{Auth, AuthAny, clear_session_cookie, session_cookie};
 use crate::state::AppState;
 
-/// JSON body extractor whose failures are our errors (400 with the parser's explanation).
-pub struct ApiJson<T>(pub T);
+/// A JSON request body, read (within the body limit) but not yet parsed: handlers obtain their
+/// capability first and parse after, so that a refused request is refused whatever its body.
+pub struct ApiBody(pub axum::body::Bytes);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+impl<S: Send + Sync> FromRequest<S> for ApiBody {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::MissingJsonContentType(_)) => {
-                Err(AppError::BadJson("expected Content-Type: application/json".into()))
-            }
-            Err(JsonRejection::BytesRejection(_)) => Err(AppError::PayloadTooLarge),
-            Err(e) => Err(AppError::BadJson(e.body_text().chars().take(300).collect())),
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        if !is_json {
+            return Err(AppError::BadJson("expected Content-Type: application/json".into()));
         }
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => Ok(ApiBody(b)),
+            Err(_) => Err(AppError::PayloadTooLarge),
+        }
+    }
+}
+
+impl ApiBody {
+    /// Parses the body; a parse failure is a 400 that says what is wrong.
+    pub fn parse<T: DeserializeOwned>(&self) -> AppResult<T> {
+        serde_json::from_slice(&self.0).map_err(|e| AppError::BadJson(e.to_string().chars().take(300).collect()))
     }
 }
 
@@ -66,8 +77,9 @@ pub async fn create_session(
     State(state): State<AppState>,
     ctx: Ctx,
     existing: Option<axum::Extension<crate::session::Authenticated>>,
-    ApiJson(b): ApiJson<ApiLogin>,
+    body: ApiBody,
 ) -> AppResult<Response> {
+    let b: ApiLogin = body.parse()?;
     match ops::login(&state, &ctx, &b.tenant, &b.login_id, &b.password).await? {
         LoginOutcome::Success { token } => {
             if let Some(axum::Extension(old)) = existing {
@@ -109,9 +121,10 @@ pub async fn change_password(
     State(state): State<AppState>,
     ctx: Ctx,
     AuthAny(auth): AuthAny,
-    ApiJson(b): ApiJson<ApiPasswordChange>,
+    body: ApiBody,
 ) -> AppResult<StatusCode> {
     let scope = auth.authorize::<OwnAccount>(&state, &ctx).await?;
+    let b: ApiPasswordChange = body.parse()?;
     ops::change_password(&state, &ctx, &auth, &scope, &b.current_password, &b.new_password, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -122,13 +135,9 @@ pub async fn list_users(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> 
     Ok(Json(json!({"users": users.iter().map(user_json).collect::<Vec<_>>()})))
 }
 
-pub async fn create_user(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    auth: Auth,
-    ApiJson(b): ApiJson<ApiNewUser>,
-) -> AppResult<Response> {
+pub async fn create_user(State(state): State<AppState>, ctx: Ctx, auth: Auth, body: ApiBody) -> AppResult<Response> {
     let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
+    let b: ApiNewUser = body.parse()?;
     let (user, otp) =
         ops::create_user(&state, &ctx, &auth, &scope, &b.login_id, &b.display_name, &b.email, &b.role, &b.language)
             .await?;
@@ -151,9 +160,10 @@ pub async fn update_user(
     ctx: Ctx,
     auth: Auth,
     Path(id): Path<String>,
-    ApiJson(b): ApiJson<ApiUserUpdate>,
+    body: ApiBody,
 ) -> AppResult<Json<Value>> {
     let scope = auth.authorize::<ManageUsers>(&state, &ctx).await?;
+    let b: ApiUserUpdate = body.parse()?;
     let id = user_id(&id)?;
     let old = state.store.get_user(&scope, id).await?;
     let u = ops::update_user(

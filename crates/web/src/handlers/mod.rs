@@ -9,4 +9,5 @@ pub mod auth;
 pub mod home;
 pub mod ops;
 pub mod policy;
+pub mod tables;
 pub mod users;

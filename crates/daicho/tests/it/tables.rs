@@ -1,0 +1,199 @@
+//! User tables through the API: typed fields, validation, uniqueness, optimistic concurrency,
+//! hostile names, tenancy and the design and data rights.
+
+use daicho_testkit::reqwest::{Method, StatusCode};
+use daicho_testkit::{Persona, TestApp};
+use serde_json::{Value, json};
+
+async fn customers(admin: &Persona) -> (String, Value) {
+    let (s, v) = admin.post_json("/api/v1/tables", json!({"name": "顧客 (customers)", "description": "取引先"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let fields = [
+        json!({"name": "会社名", "kind": {"type": "text"}, "rules": {"required": true, "unique": true, "max_length": 50}}),
+        json!({"name": "メモ", "kind": {"type": "multiline"}}),
+        json!({"name": "従業員数", "kind": {"type": "integer"}, "rules": {"min": "0", "max": "1000000"}}),
+        json!({"name": "与信枠", "kind": {"type": "decimal", "scale": 2}}),
+        json!({"name": "契約日", "kind": {"type": "date"}}),
+        json!({"name": "最終連絡", "kind": {"type": "date_time"}}),
+        json!({"name": "有効", "kind": {"type": "checkbox"}}),
+        json!({"name": "ランク", "kind": {"type": "choice", "choices": ["A", "B", "C"]}}),
+        json!({"name": "メール", "kind": {"type": "email"}}),
+        json!({"name": "Web", "kind": {"type": "url"}}),
+    ];
+    let mut table = Value::Null;
+    for f in fields {
+        let (s, v) = admin.post_json(&format!("/api/v1/tables/{tid}/fields"), f).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        table = v["table"].clone();
+    }
+    (tid, table)
+}
+
+fn field_id(table: &Value, name: &str) -> String {
+    table["fields"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn every_field_type_round_trips_through_a_real_table() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, table) = customers(&cast.admin).await;
+    assert_eq!(table["fields"].as_array().unwrap().len(), 10);
+    let values = json!({
+        "会社名": "株式会社テスト", "メモ": "1行目\n2行目", "従業員数": 42, "与信枠": "1234567.89",
+        "契約日": "2026-04-01", "最終連絡": "2026-04-01T09:30:00+09:00", "有効": true, "ランク": "A",
+        "メール": "info@test.example.jp", "Web": "https://test.example.jp/",
+    });
+    let (s, v) = cast.admin.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": values})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let (s, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records/{rid}")).await;
+    assert_eq!(s, StatusCode::OK);
+    let got = &v["record"]["values"];
+    let f = |n: &str| got[field_id(&table, n)].clone();
+    assert_eq!(f("会社名"), "株式会社テスト");
+    assert_eq!(f("メモ"), "1行目\n2行目");
+    assert_eq!(f("従業員数"), 42);
+    assert_eq!(f("与信枠"), "1234567.89");
+    assert_eq!(f("契約日"), "2026-04-01");
+    assert_eq!(f("最終連絡"), "2026-04-01T00:30:00Z");
+    assert_eq!(f("有効"), true);
+    assert_eq!(f("ランク"), "A");
+    assert_eq!(f("Web"), "https://test.example.jp/");
+    assert_eq!(v["record"]["version"], 1);
+    let (_, list) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records")).await;
+    assert_eq!(list["records"].as_array().unwrap().len(), 1);
+    let (_, audit) = cast.admin.get_json("/api/v1/audit?action=record.create").await;
+    assert!(audit["events"][0]["details"].as_str().unwrap().contains("会社名: \"株式会社テスト\""));
+}
+
+#[tokio::test]
+async fn invalid_values_are_explained_per_field_and_nothing_is_written() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, table) = customers(&cast.admin).await;
+    let values = json!({"従業員数": "many", "与信枠": "1.234", "契約日": "2026-02-30", "ランク": "Z", "メール": "nope", "Web": "javascript:alert(1)", "無い項目": 1});
+    let (s, v) = cast.admin.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": values})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let errs: Vec<(String, String)> = v["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["field"].as_str().unwrap().to_owned(), e["code"].as_str().unwrap().to_owned()))
+        .collect();
+    let has = |name: &str, code: &str| errs.contains(&(field_id(&table, name), code.to_owned()));
+    assert!(has("会社名", "required"), "{errs:?}");
+    assert!(has("従業員数", "not_a_number"));
+    assert!(has("与信枠", "not_a_decimal"));
+    assert!(has("契約日", "bad_date"));
+    assert!(has("ランク", "choice"));
+    assert!(has("メール", "email_format"));
+    assert!(has("Web", "url_format"));
+    assert!(errs.contains(&("無い項目".to_owned(), "unknown_field".to_owned())));
+    let (_, list) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records")).await;
+    assert!(list["records"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_unique_field_refuses_a_duplicate_and_a_stale_edit_is_refused() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, table) = customers(&cast.admin).await;
+    let url = format!("/api/v1/tables/{tid}/records");
+    let (s, v) = cast.admin.post_json(&url, json!({"values": {"会社名": "ACME"}})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let (s, v) = cast.admin.post_json(&url, json!({"values": {"会社名": "ACME"}})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(v["error"]["fields"][0]["field"], field_id(&table, "会社名"));
+    assert_eq!(v["error"]["fields"][0]["code"], "taken");
+    // Two people edit version 1; the second save is refused, not silently overwritten.
+    let rec = format!("/api/v1/tables/{tid}/records/{rid}");
+    let (s, v) = cast.admin.send_json(Method::PATCH, &rec, json!({"version": 1, "values": {"従業員数": 10}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["record"]["version"], 2);
+    let (s, v) = cast.admin.send_json(Method::PATCH, &rec, json!({"version": 1, "values": {"従業員数": 20}})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(v["error"]["fields"][0]["code"], "stale");
+    let (_, v) = cast.admin.get_json(&rec).await;
+    assert_eq!(v["record"]["values"][field_id(&table, "従業員数")], 10);
+    let (_, audit) = cast.admin.get_json("/api/v1/audit?action=record.update").await;
+    assert_eq!(audit["events"][0]["details"], "従業員数: null -> 10");
+    let (s, _) = cast.admin.send_json(Method::DELETE, &rec, json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(cast.admin.get_json(&rec).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn hostile_table_field_and_choice_names_and_values_are_stored_intact() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let evil = "x'); DROP TABLE users; -- <script>alert(1)</script> \"😀";
+    let (s, v) = cast.admin.post_json("/api/v1/tables", json!({"name": evil})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = cast
+        .admin
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": evil, "kind": {"type": "choice", "choices": [evil, "ok"]}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = cast
+        .admin
+        .post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": "t", "kind": {"type": "text"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, v2) = cast
+        .admin
+        .post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {evil: evil, "t": evil}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v2}");
+    let fid = v["table"]["fields"][0]["id"].as_str().unwrap();
+    assert_eq!(v2["record"]["values"][fid], evil);
+    let (_, t) = cast.admin.get_json(&format!("/api/v1/tables/{tid}")).await;
+    assert_eq!(t["table"]["name"], evil);
+    // The users table is still there.
+    assert_eq!(cast.admin.get("/api/v1/users").await.status(), StatusCode::OK);
+    let (s, v) = cast.admin.post_json("/api/v1/tables", json!({"name": "bad\u{0}name"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["fields"][0]["code"], "control_chars");
+    let (s, _) = cast.admin.post_json("/api/v1/tables", json!({"name": evil})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "table names are unique within the tenant");
+}
+
+#[tokio::test]
+async fn another_tenant_gets_404_and_a_member_gets_403_for_tables_and_records() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, _) = customers(&cast.admin).await;
+    let (_, v) =
+        cast.admin.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "X"}})).await;
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let b = &cast.other_admin;
+    assert_eq!(b.get_json(&format!("/api/v1/tables/{tid}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(b.get_json(&format!("/api/v1/tables/{tid}/records")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(b.get_json(&format!("/api/v1/tables/{tid}/records/{rid}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        b.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "Y"}})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        b.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": "z", "kind": {"type": "text"}})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        b.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/records/{rid}"), json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, list) = b.get_json("/api/v1/tables").await;
+    assert!(list["tables"].as_array().unwrap().is_empty());
+    let m = &cast.member;
+    assert_eq!(m.get_json("/api/v1/tables").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(m.get_json(&format!("/api/v1/tables/{tid}/records/{rid}")).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(m.post_json("/api/v1/tables", json!({"name": "mine"})).await.0, StatusCode::FORBIDDEN);
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records/{rid}")).await;
+    assert_eq!(v["record"]["version"], 1, "nothing changed");
+}

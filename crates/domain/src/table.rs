@@ -1,0 +1,426 @@
+//! User tables (the web database): a tenant's tables, their typed fields and the rules on
+//! them, and the parsing of submitted values into typed values. Storage turns each table into
+//! a real SQL table whose table and column names come only from these ids.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use time::{Date, OffsetDateTime};
+
+use crate::error::FieldErrors;
+use crate::ids::{TableId, TenantId};
+
+fn clean_name(s: &str, max: usize) -> Result<String, &'static str> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("required");
+    }
+    if s.chars().count() > max {
+        return Err("too_long");
+    }
+    if s.chars().any(char::is_control) {
+        return Err("control_chars");
+    }
+    Ok(s.to_owned())
+}
+
+/// A table's or field's display name: any text (Japanese, symbols, quotes), 1 to 100 characters,
+/// no control characters. It is never used as an SQL identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Name(String);
+
+impl Name {
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        clean_name(s, 100).map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The kind of a field and what it stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FieldKind {
+    Text,
+    Multiline,
+    Integer,
+    /// Exact decimal with `scale` digits after the point (0..=6), stored as a scaled integer.
+    Decimal {
+        scale: u8,
+    },
+    Date,
+    DateTime,
+    Checkbox,
+    /// One of `choices`.
+    Choice {
+        choices: Vec<String>,
+    },
+    Email,
+    Url,
+}
+
+/// How a kind is stored: the storage layer maps these to column types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    Text,
+    Int,
+    Bool,
+}
+
+impl FieldKind {
+    pub fn storage(&self) -> Storage {
+        match self {
+            FieldKind::Integer | FieldKind::Decimal { .. } | FieldKind::DateTime => Storage::Int,
+            FieldKind::Checkbox => Storage::Bool,
+            _ => Storage::Text,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            FieldKind::Text => "text",
+            FieldKind::Multiline => "multiline",
+            FieldKind::Integer => "integer",
+            FieldKind::Decimal { .. } => "decimal",
+            FieldKind::Date => "date",
+            FieldKind::DateTime => "date_time",
+            FieldKind::Checkbox => "checkbox",
+            FieldKind::Choice { .. } => "choice",
+            FieldKind::Email => "email",
+            FieldKind::Url => "url",
+        }
+    }
+}
+
+/// Rules a field's values must follow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FieldRules {
+    pub required: bool,
+    pub unique: bool,
+    /// Characters, for text kinds (default 1,000 for text, 20,000 for multi-line).
+    pub max_length: Option<u32>,
+    /// Bounds for integer and decimal fields, in the field's own unit (decimals as text).
+    pub min: Option<String>,
+    pub max: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldDef {
+    pub id: crate::ids::FieldId,
+    pub name: Name,
+    pub kind: FieldKind,
+    pub rules: FieldRules,
+    pub position: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDef {
+    pub id: TableId,
+    pub tenant_id: TenantId,
+    pub name: Name,
+    pub description: String,
+    pub fields: Vec<FieldDef>,
+    pub created_at: OffsetDateTime,
+}
+
+/// A typed value as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    Null,
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+const MAX_TEXT: u32 = 1_000;
+const MAX_MULTILINE: u32 = 20_000;
+const MAX_FIELDS: usize = 200;
+const MAX_CHOICES: usize = 500;
+
+impl FieldDef {
+    /// Checks a new field's definition.
+    pub fn validate(kind: &FieldKind, rules: &FieldRules) -> Result<(), FieldErrors> {
+        let mut e = FieldErrors::new();
+        match kind {
+            FieldKind::Decimal { scale } if *scale > 6 => e.push("scale", "out_of_range"),
+            FieldKind::Choice { choices } => {
+                if choices.is_empty() || choices.len() > MAX_CHOICES {
+                    e.push("choices", "out_of_range");
+                }
+                let mut seen = std::collections::HashSet::new();
+                for c in choices {
+                    if clean_name(c, 100).is_err() {
+                        e.push("choices", "bad_choice");
+                        break;
+                    }
+                    if !seen.insert(c.trim()) {
+                        e.push("choices", "duplicate_choice");
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(n) = rules.max_length {
+            let cap = if matches!(kind, FieldKind::Multiline) { MAX_MULTILINE } else { MAX_TEXT };
+            if n == 0 || n > cap || !matches!(kind, FieldKind::Text | FieldKind::Multiline) {
+                e.push("max_length", "out_of_range");
+            }
+        }
+        for (name, bound) in [("min", &rules.min), ("max", &rules.max)] {
+            if let Some(b) = bound {
+                let ok = match kind {
+                    FieldKind::Integer => b.trim().parse::<i64>().is_ok(),
+                    FieldKind::Decimal { scale } => parse_decimal(b, *scale).is_ok(),
+                    _ => false,
+                };
+                if !ok {
+                    e.push(name, "out_of_range");
+                }
+            }
+        }
+        if rules.unique && matches!(kind, FieldKind::Checkbox | FieldKind::Multiline) {
+            e.push("unique", "not_for_this_type");
+        }
+        if e.is_empty() { Ok(()) } else { Err(e) }
+    }
+
+    fn bound(&self, b: &Option<String>) -> Option<i64> {
+        let b = b.as_deref()?;
+        match self.kind {
+            FieldKind::Integer => b.trim().parse().ok(),
+            FieldKind::Decimal { scale } => parse_decimal(b, scale).ok(),
+            _ => None,
+        }
+    }
+
+    /// Parses a submitted JSON value into what is stored, or the error code to show.
+    pub fn parse(&self, v: &Json) -> Result<Cell, &'static str> {
+        let empty = match v {
+            Json::Null => true,
+            Json::String(s) => s.trim().is_empty(),
+            _ => false,
+        };
+        if empty {
+            if self.rules.required && !matches!(self.kind, FieldKind::Checkbox) {
+                return Err("required");
+            }
+            return Ok(match self.kind {
+                FieldKind::Checkbox => Cell::Bool(false),
+                _ => Cell::Null,
+            });
+        }
+        let text = || -> Result<String, &'static str> {
+            match v {
+                Json::String(s) => Ok(s.clone()),
+                Json::Number(n) => Ok(n.to_string()),
+                _ => Err("wrong_type"),
+            }
+        };
+        let cell = match &self.kind {
+            FieldKind::Text | FieldKind::Multiline => {
+                let s = text()?;
+                let single = matches!(self.kind, FieldKind::Text);
+                let s = if single { s.trim().to_owned() } else { s };
+                let cap = self.rules.max_length.unwrap_or(if single { MAX_TEXT } else { MAX_MULTILINE });
+                if s.chars().count() > cap as usize {
+                    return Err("too_long");
+                }
+                let bad_control = |c: char| c.is_control() && !(!single && (c == '\n' || c == '\t' || c == '\r'));
+                if s.chars().any(bad_control) {
+                    return Err("control_chars");
+                }
+                Cell::Text(s)
+            }
+            FieldKind::Integer => match v {
+                Json::Number(n) => Cell::Int(n.as_i64().ok_or("not_a_number")?),
+                Json::String(s) => Cell::Int(s.trim().parse().map_err(|_| "not_a_number")?),
+                _ => return Err("wrong_type"),
+            },
+            FieldKind::Decimal { scale } => Cell::Int(parse_decimal(&text()?, *scale).map_err(|_| "not_a_decimal")?),
+            FieldKind::Date => {
+                let s = text()?;
+                let d = Date::parse(s.trim(), time::macros::format_description!("[year]-[month]-[day]"))
+                    .map_err(|_| "bad_date")?;
+                Cell::Text(d.to_string())
+            }
+            FieldKind::DateTime => {
+                let s = text()?;
+                let t = OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| "bad_datetime")?;
+                Cell::Int((t.unix_timestamp_nanos() / 1_000_000) as i64)
+            }
+            FieldKind::Checkbox => match v {
+                Json::Bool(b) => Cell::Bool(*b),
+                Json::String(s) if matches!(s.as_str(), "true" | "on" | "1" | "yes") => Cell::Bool(true),
+                Json::String(s) if matches!(s.as_str(), "false" | "off" | "0" | "no") => Cell::Bool(false),
+                _ => return Err("wrong_type"),
+            },
+            FieldKind::Choice { choices } => {
+                let s = text()?;
+                let s = s.trim();
+                if !choices.iter().any(|c| c.trim() == s) {
+                    return Err("choice");
+                }
+                Cell::Text(s.to_owned())
+            }
+            FieldKind::Email => {
+                let s = text()?;
+                crate::user::Email::parse(&s)?;
+                Cell::Text(s.trim().to_owned())
+            }
+            FieldKind::Url => {
+                let s = text()?.trim().to_owned();
+                let lower = s.to_ascii_lowercase();
+                // Only web addresses: a javascript: or data: URL in a record would be a link trap.
+                if !(lower.starts_with("https://") || lower.starts_with("http://"))
+                    || s.len() > 2000
+                    || s.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err("url_format");
+                }
+                Cell::Text(s)
+            }
+        };
+        if let Cell::Int(n) = cell
+            && matches!(self.kind, FieldKind::Integer | FieldKind::Decimal { .. })
+        {
+            if self.bound(&self.rules.min).is_some_and(|m| n < m) {
+                return Err("below_min");
+            }
+            if self.bound(&self.rules.max).is_some_and(|m| n > m) {
+                return Err("above_max");
+            }
+        }
+        Ok(cell)
+    }
+
+    /// The stored value as JSON for the API.
+    pub fn present(&self, c: &Cell) -> Json {
+        match (c, &self.kind) {
+            (Cell::Null, _) => Json::Null,
+            (Cell::Int(n), FieldKind::Decimal { scale }) => Json::String(format_decimal(*n, *scale)),
+            (Cell::Int(n), FieldKind::DateTime) => {
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(*n) * 1_000_000)
+                    .ok()
+                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                    .map(Json::String)
+                    .unwrap_or(Json::Null)
+            }
+            (Cell::Int(n), _) => Json::from(*n),
+            (Cell::Bool(b), _) => Json::Bool(*b),
+            (Cell::Text(s), _) => Json::String(s.clone()),
+        }
+    }
+}
+
+/// Parses "-12.345" with at most `scale` decimals into an integer scaled by 10^scale, exactly.
+pub fn parse_decimal(s: &str, scale: u8) -> Result<i64, &'static str> {
+    let s = s.trim().replace(',', "");
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest.to_owned()),
+        None => (false, s.strip_prefix('+').unwrap_or(&s).to_owned()),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((&digits, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > usize::from(scale)
+    {
+        return Err("not_a_decimal");
+    }
+    let mut text = String::from(if int.is_empty() { "0" } else { int });
+    text.push_str(frac);
+    for _ in frac.len()..usize::from(scale) {
+        text.push('0');
+    }
+    let v: i64 = text.parse().map_err(|_| "not_a_decimal")?;
+    Ok(if neg { -v } else { v })
+}
+
+pub fn format_decimal(v: i64, scale: u8) -> String {
+    if scale == 0 {
+        return v.to_string();
+    }
+    let p = 10i128.pow(u32::from(scale));
+    let a = i128::from(v).abs();
+    let sign = if v < 0 { "-" } else { "" };
+    format!("{sign}{}.{:0width$}", a / p, a % p, width = usize::from(scale))
+}
+
+/// Limits of the table designer.
+pub fn check_field_count(existing: usize) -> Result<(), FieldErrors> {
+    if existing >= MAX_FIELDS { Err(FieldErrors::single("fields", "too_many")) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field(kind: FieldKind, rules: FieldRules) -> FieldDef {
+        FieldDef { id: crate::ids::FieldId::new_random(), name: Name::parse("f").unwrap(), kind, rules, position: 0 }
+    }
+
+    #[test]
+    fn decimals_are_exact() {
+        assert_eq!(parse_decimal("12.34", 2), Ok(1234));
+        assert_eq!(parse_decimal("-0.5", 2), Ok(-50));
+        assert_eq!(parse_decimal("1,000", 0), Ok(1000));
+        assert_eq!(parse_decimal("0.1", 1).map(|v| format_decimal(v, 1)), Ok("0.1".into()));
+        assert!(parse_decimal("1.234", 2).is_err());
+        assert!(parse_decimal("1e3", 2).is_err());
+        assert_eq!(format_decimal(-5, 2), "-0.05");
+    }
+
+    #[test]
+    fn each_kind_parses_and_refuses_what_it_should() {
+        let int = field(
+            FieldKind::Integer,
+            FieldRules { min: Some("0".into()), max: Some("10".into()), ..Default::default() },
+        );
+        assert_eq!(int.parse(&json!(7)), Ok(Cell::Int(7)));
+        assert_eq!(int.parse(&json!("11")), Err("above_max"));
+        assert_eq!(int.parse(&json!("x")), Err("not_a_number"));
+        let date = field(FieldKind::Date, FieldRules::default());
+        assert_eq!(date.parse(&json!("2026-02-28")), Ok(Cell::Text("2026-02-28".into())));
+        assert_eq!(date.parse(&json!("2026-02-30")), Err("bad_date"));
+        let url = field(FieldKind::Url, FieldRules::default());
+        assert_eq!(url.parse(&json!("javascript:alert(1)")), Err("url_format"));
+        let choice = field(
+            FieldKind::Choice { choices: vec!["A".into(), "B".into()] },
+            FieldRules { required: true, ..Default::default() },
+        );
+        assert_eq!(choice.parse(&json!("C")), Err("choice"));
+        assert_eq!(choice.parse(&json!("")), Err("required"));
+        let text = field(FieldKind::Text, FieldRules { max_length: Some(3), ..Default::default() });
+        assert_eq!(text.parse(&json!("abcd")), Err("too_long"));
+        assert_eq!(text.parse(&json!("日本語")), Ok(Cell::Text("日本語".into())));
+        let cb = field(FieldKind::Checkbox, FieldRules::default());
+        assert_eq!(cb.parse(&json!(null)), Ok(Cell::Bool(false)));
+    }
+
+    #[test]
+    fn definitions_are_checked() {
+        assert!(FieldDef::validate(&FieldKind::Decimal { scale: 7 }, &FieldRules::default()).is_err());
+        assert!(FieldDef::validate(&FieldKind::Choice { choices: vec![] }, &FieldRules::default()).is_err());
+        assert!(
+            FieldDef::validate(&FieldKind::Choice { choices: vec!["a".into(), "a".into()] }, &FieldRules::default())
+                .is_err()
+        );
+        assert!(FieldDef::validate(&FieldKind::Checkbox, &FieldRules { unique: true, ..Default::default() }).is_err());
+        assert!(
+            FieldDef::validate(&FieldKind::Integer, &FieldRules { min: Some("x".into()), ..Default::default() })
+                .is_err()
+        );
+        assert!(
+            FieldDef::validate(
+                &FieldKind::Text,
+                &FieldRules { unique: true, max_length: Some(50), ..Default::default() }
+            )
+            .is_ok()
+        );
+    }
+}

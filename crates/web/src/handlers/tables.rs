@@ -1,0 +1,285 @@
+//! User tables through the JSON API: the designer (tables and typed fields) and records. Design
+//! needs `ManageDesign`; records need `ManageTableData` (administrators only until per-table
+//! group rights arrive). Values are validated per field by the domain before anything is
+//! written; every change is recorded with the fields it touched.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use daicho_domain::table::{Cell, FieldDef, FieldKind, FieldRules, Name, TableDef, check_field_count};
+use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, ManageTableData, Outcome, TableId};
+use daicho_store::Record;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::ctx::{Ctx, EventExt};
+use crate::error::{AppError, AppResult};
+use crate::handlers::api::ApiBody;
+use crate::session::Auth;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTableBody {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewFieldBody {
+    pub name: String,
+    pub kind: FieldKind,
+    #[serde(default)]
+    pub rules: FieldRules,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordBody {
+    #[serde(default)]
+    pub values: Map<String, Value>,
+    /// Required for updates: the version the edit was based on.
+    pub version: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RecordsQuery {
+    pub before: Option<String>,
+    pub limit: Option<String>,
+}
+
+fn table_json(t: &TableDef) -> Value {
+    json!({
+        "id": t.id,
+        "name": t.name.as_str(),
+        "description": t.description,
+        "fields": t.fields.iter().map(|f| json!({
+            "id": f.id, "name": f.name.as_str(), "kind": f.kind, "rules": f.rules, "position": f.position,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn record_json(t: &TableDef, r: &Record) -> Value {
+    let mut values = Map::new();
+    for (fid, cell) in &r.cells {
+        if let Some(f) = t.fields.iter().find(|f| f.id == *fid) {
+            values.insert(fid.to_string(), f.present(cell));
+        }
+    }
+    let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();
+    json!({
+        "id": r.id, "version": r.version, "values": values,
+        "created_at": fmt(r.created_at), "created_by": r.created_by,
+        "updated_at": fmt(r.updated_at), "updated_by": r.updated_by,
+    })
+}
+
+fn table_id(raw: &str) -> AppResult<TableId> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+fn record_id(raw: &str) -> AppResult<i64> {
+    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or(AppError::NotFound)
+}
+
+/// Parses submitted values (keyed by field id or name) into cells; every error is reported,
+/// keyed by field id. With `all`, fields not submitted are parsed as empty (so that required
+/// rules apply on create).
+fn parse_values(t: &TableDef, values: &Map<String, Value>, all: bool) -> AppResult<Vec<(FieldId, Cell)>> {
+    let mut errs = FieldErrors::new();
+    let mut cells = Vec::new();
+    for key in values.keys() {
+        if !t.fields.iter().any(|f| f.id.to_string() == *key || f.name.as_str() == key) {
+            errs.push_owned(key.chars().take(100).collect(), "unknown_field");
+        }
+    }
+    for f in &t.fields {
+        let v = values.get(&f.id.to_string()).or_else(|| values.get(f.name.as_str()));
+        let v = match (v, all) {
+            (Some(v), _) => v,
+            (None, true) => &Value::Null,
+            (None, false) => continue,
+        };
+        match f.parse(v) {
+            Ok(c) => cells.push((f.id, c)),
+            Err(code) => errs.push_owned(f.id.to_string(), code),
+        }
+    }
+    if errs.is_empty() { Ok(cells) } else { Err(AppError::Invalid(errs)) }
+}
+
+pub async fn list_tables(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let tables = state.store.list_tables(&scope).await?;
+    Ok(Json(json!({"tables": tables.iter().map(table_json).collect::<Vec<_>>()})))
+}
+
+pub async fn create_table(State(state): State<AppState>, ctx: Ctx, auth: Auth, body: ApiBody) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageDesign>(&state, &ctx).await?;
+    let b: NewTableBody = body.parse()?;
+    let mut errs = FieldErrors::new();
+    let name = Name::parse(&b.name).map_err(|c| errs.push("name", c)).ok();
+    if b.description.chars().count() > 2000 {
+        errs.push("description", "too_long");
+    }
+    let Some(name) = name.filter(|_| errs.is_empty()) else { return Err(AppError::Invalid(errs)) };
+    let id = TableId::new_random();
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::TableCreate, Outcome::Success)
+        .target(format!("table:{id}"))
+        .details(format!("name={}", name.as_str()));
+    let t = state.store.create_table(&scope, id, name, b.description, ctx.now, ev).await?;
+    Ok((StatusCode::CREATED, Json(json!({"table": table_json(&t)}))).into_response())
+}
+
+pub async fn get_table(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    Ok(Json(json!({"table": table_json(&t)})))
+}
+
+pub async fn add_field(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    body: ApiBody,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageDesign>(&state, &ctx).await?;
+    let data = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let b: NewFieldBody = body.parse()?;
+    let t = state.store.table(&data, table_id(&tid)?).await?;
+    check_field_count(t.fields.len()).map_err(AppError::Invalid)?;
+    let name = Name::parse(&b.name).map_err(|c| AppError::Invalid(FieldErrors::single("name", c)))?;
+    FieldDef::validate(&b.kind, &b.rules).map_err(AppError::Invalid)?;
+    let field = FieldDef { id: FieldId::new_random(), name, kind: b.kind, rules: b.rules, position: 0 };
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::FieldCreate, Outcome::Success)
+        .target(format!("table:{} field:{}", t.id, field.id))
+        .details(format!("name={}; type={}", field.name.as_str(), field.kind.name()));
+    let t = state.store.add_field(&scope, t.id, field, ev).await?;
+    Ok((StatusCode::CREATED, Json(json!({"table": table_json(&t)}))).into_response())
+}
+
+pub async fn list_records(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    Query(q): Query<RecordsQuery>,
+) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let before = match q.before.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => {
+            Some(s.parse::<i64>().map_err(|_| AppError::Invalid(FieldErrors::single("before", "not_a_number")))?)
+        }
+    };
+    let limit = match q.limit.as_deref().filter(|s| !s.is_empty()) {
+        None => 50,
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| AppError::Invalid(FieldErrors::single("limit", "out_of_range")))?,
+    };
+    let records = state.store.list_records(&scope, &t, before, limit).await?;
+    let next_before = (records.len() == limit as usize).then(|| records.last().map(|r| r.id)).flatten();
+    Ok(Json(
+        json!({"records": records.iter().map(|r| record_json(&t, r)).collect::<Vec<_>>(), "next_before": next_before}),
+    ))
+}
+
+fn describe(t: &TableDef, cells: &[(FieldId, Cell)], old: Option<&Record>) -> String {
+    let mut parts = Vec::new();
+    for (fid, c) in cells {
+        let Some(f) = t.fields.iter().find(|f| f.id == *fid) else { continue };
+        let new = f.present(c);
+        match old.and_then(|o| o.cells.iter().find(|(id, _)| id == fid)) {
+            Some((_, prev)) if prev == c => {}
+            Some((_, prev)) => parts.push(format!("{}: {} -> {}", f.name.as_str(), f.present(prev), new)),
+            None => parts.push(format!("{}: {}", f.name.as_str(), new)),
+        }
+    }
+    parts.join("; ")
+}
+
+pub async fn create_record(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    body: ApiBody,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let b: RecordBody = body.parse()?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let cells = parse_values(&t, &b.values, true)?;
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::RecordCreate, Outcome::Success)
+        .target(format!("table:{}", t.id))
+        .details(describe(&t, &cells, None));
+    let r = state.store.insert_record(&scope, &t, cells, ctx.now, ev).await?;
+    Ok((StatusCode::CREATED, Json(json!({"record": record_json(&t, &r)}))).into_response())
+}
+
+pub async fn get_record(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, rid)): Path<(String, String)>,
+) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let r = state.store.get_record(&scope, &t, record_id(&rid)?).await?;
+    Ok(Json(json!({"record": record_json(&t, &r)})))
+}
+
+pub async fn update_record(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, rid)): Path<(String, String)>,
+    body: ApiBody,
+) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let b: RecordBody = body.parse()?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let id = record_id(&rid)?;
+    let version = b.version.ok_or_else(|| AppError::Invalid(FieldErrors::single("version", "required")))?;
+    let cells = parse_values(&t, &b.values, false)?;
+    let old = state.store.get_record(&scope, &t, id).await?;
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
+        .target(format!("table:{} record:{id}", t.id))
+        .details(describe(&t, &cells, Some(&old)));
+    let r = state.store.update_record(&scope, &t, id, version, cells, ctx.now, ev).await?;
+    Ok(Json(json!({"record": record_json(&t, &r)})))
+}
+
+pub async fn delete_record(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, rid)): Path<(String, String)>,
+) -> AppResult<StatusCode> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let id = record_id(&rid)?;
+    let old = state.store.get_record(&scope, &t, id).await?;
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
+        .target(format!("table:{} record:{id}", t.id))
+        .details(describe(&t, &old.cells, None));
+    state.store.delete_record(&scope, &t, id, ev).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
