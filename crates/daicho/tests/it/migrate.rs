@@ -66,3 +66,18 @@ async fn sqlite_to(target_url: &str) {
     let (lines, ok) = daicho::operator::verify_audit(moved.store()).await.unwrap();
     assert!(ok, "{lines:?}");
 }
+
+#[tokio::test]
+async fn migrate_store_refuses_an_installation_with_user_tables_rather_than_copy_it_partly() {
+    let app = TestApp::start_with(|c| c.database.url = Some(format!("sqlite://{}", c.data_dir.join("source.db").display()))).await;
+    let cast = app.cast().await;
+    let (s, _) = cast.admin.post_json("/api/v1/tables", json!({"name": "顧客"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let mut config = app.config.clone();
+    config.database.url = Some(format!("sqlite://{}", app.config.data_dir.join("copy.db").display()));
+    let target = daicho::open_store(&config).await.unwrap();
+    let err = daicho::operator::migrate_store(app.store(), target.get()).await.unwrap_err().to_string();
+    assert!(err.contains("cannot copy yet"), "{err}");
+    let counts = target.get().table_counts(&daicho_domain::OperatorScope::local()).await.unwrap();
+    assert!(counts.iter().all(|(_, n)| *n == 0), "nothing was copied: {counts:?}");
+}
