@@ -196,3 +196,74 @@ async fn a_user_signs_in_changes_the_password_signs_out_and_an_idle_session_ends
 
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_admin_builds_a_table_adds_records_and_sees_validation_errors_explained() {
+    let app = TestApp::start().await;
+    let (_, pw) = app.tenant("acme").await;
+    let driver = chromedriver();
+    let c = browser(&driver).await;
+    sign_in(&c, &app, "acme", "admin", &pw).await;
+    wait_path(&c, "/").await;
+
+    // A table with a required unique name, a number and a choice.
+    click(&c, "a[href='/tables']").await;
+    wait_path(&c, "/tables").await;
+    fill(&c, "#name", "顧客").await;
+    fill(&c, "#description", "取引先の一覧").await;
+    click(&c, "form[action='/tables'] button[type=submit]").await;
+    wait_text(&c, "This table has no fields yet").await;
+    let table_path = path(&c).await;
+    let add = |name: &'static str, kind: &'static str, required: bool| {
+        let c = c.clone();
+        async move {
+            fill(&c, "#field_name", name).await;
+            c.find(Locator::Css(&format!("#kind option[value='{kind}']"))).await.unwrap().click().await.unwrap();
+            if kind == "choice" {
+                fill(&c, "#choices", "A\nB\nC").await;
+            }
+            if required {
+                click(&c, "input[name=required]").await;
+                click(&c, "input[name=unique]").await;
+            }
+            click(&c, "form[action$='/fields'] button[type=submit]").await;
+            wait_text(&c, &format!(">{name}</th>")).await;
+        }
+    };
+    add("会社名", "text", true).await;
+    add("従業員数", "integer", false).await;
+    add("ランク", "choice", false).await;
+    shot(&c, "10-table-designed").await;
+
+    // A record with a bad number is explained; then it is saved and listed.
+    click(&c, "a[href$='/records/new']").await;
+    wait_text(&c, "New record").await;
+    let inputs = c.find_all(Locator::Css("form[action$='/records'] input[type=text]")).await.unwrap();
+    inputs[0].send_keys("株式会社テスト").await.unwrap();
+    inputs[1].send_keys("many").await.unwrap();
+    click(&c, "form[action$='/records'] button[type=submit]").await;
+    wait_text(&c, "Enter a whole number").await;
+    shot(&c, "11-record-error").await;
+    let inputs = c.find_all(Locator::Css("form[action$='/records'] input[type=text]")).await.unwrap();
+    inputs[1].clear().await.unwrap();
+    inputs[1].send_keys("42").await.unwrap();
+    c.find(Locator::Css("select option[value='B']")).await.unwrap().click().await.unwrap();
+    click(&c, "form[action$='/records'] button[type=submit]").await;
+    wait_path(&c, &table_path).await;
+    wait_text(&c, "株式会社テスト").await;
+    shot(&c, "12-grid").await;
+
+    // A duplicate name is refused with the unique rule's message.
+    click(&c, "a[href$='/records/new']").await;
+    wait_text(&c, "New record").await;
+    c.find(Locator::Css("form[action$='/records'] input[type=text]"))
+        .await
+        .unwrap()
+        .send_keys("株式会社テスト")
+        .await
+        .unwrap();
+    click(&c, "form[action$='/records'] button[type=submit]").await;
+    wait_text(&c, "already in use").await;
+
+    c.close().await.unwrap();
+}

@@ -8,7 +8,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::handlers::{account, api, assets, audit, auth, home, policy, tables, users};
+use crate::handlers::{account, api, assets, audit, auth, home, policy, table_pages, tables, users};
 use crate::middleware;
 use crate::session;
 use crate::state::AppState;
@@ -70,6 +70,15 @@ fn table() -> Routes {
         .add("POST", "/account/password", User, post(account::change_password))
         .add("POST", "/account/language", User, post(account::set_language))
         .add("POST", "/account/sessions/{id}/revoke", User, post(account::revoke_session))
+        .add("GET", "/tables", Admin, get(table_pages::list_tables))
+        .add("POST", "/tables", Admin, post(table_pages::create_table))
+        .add("GET", "/tables/{tid}", Admin, get(table_pages::show_table))
+        .add("POST", "/tables/{tid}/fields", Admin, post(table_pages::add_field))
+        .add("GET", "/tables/{tid}/records/new", Admin, get(table_pages::new_record))
+        .add("POST", "/tables/{tid}/records", Admin, post(table_pages::create_record))
+        .add("GET", "/tables/{tid}/records/{rid}", Admin, get(table_pages::edit_record))
+        .add("POST", "/tables/{tid}/records/{rid}", Admin, post(table_pages::update_record))
+        .add("POST", "/tables/{tid}/records/{rid}/delete", Admin, post(table_pages::delete_record))
         .add("GET", "/admin/users", Admin, get(users::list_users))
         .add("POST", "/admin/users", Admin, post(users::create_user))
         .add("GET", "/admin/users/new", Admin, get(users::new_user_form))

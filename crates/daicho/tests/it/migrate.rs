@@ -69,7 +69,9 @@ async fn sqlite_to(target_url: &str) {
 
 #[tokio::test]
 async fn migrate_store_refuses_an_installation_with_user_tables_rather_than_copy_it_partly() {
-    let app = TestApp::start_with(|c| c.database.url = Some(format!("sqlite://{}", c.data_dir.join("source.db").display()))).await;
+    let app =
+        TestApp::start_with(|c| c.database.url = Some(format!("sqlite://{}", c.data_dir.join("source.db").display())))
+            .await;
     let cast = app.cast().await;
     let (s, _) = cast.admin.post_json("/api/v1/tables", json!({"name": "顧客"})).await;
     assert_eq!(s, StatusCode::CREATED);

@@ -197,3 +197,42 @@ async fn another_tenant_gets_404_and_a_member_gets_403_for_tables_and_records() 
     let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records/{rid}")).await;
     assert_eq!(v["record"]["version"], 1, "nothing changed");
 }
+
+#[tokio::test]
+async fn the_record_page_refuses_a_stale_save_and_says_why() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, table) = customers(&cast.admin).await;
+    let (_, v) =
+        cast.admin.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "ACME"}})).await;
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let page = cast.admin.get(&format!("/tables/{tid}/records/{rid}")).await.text().await.unwrap();
+    assert!(page.contains("name=\"version\" value=\"1\""));
+    // Someone else saves first.
+    let (s, _) = cast
+        .admin
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{tid}/records/{rid}"),
+            json!({"version": 1, "values": {"従業員数": 5}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let name = field_id(&table, "会社名");
+    let r = cast
+        .admin
+        .post_form(&format!("/tables/{tid}/records/{rid}"), &[("version", "1"), (name.as_str(), "ACME 2")])
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("Someone saved this record after you opened it"));
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records/{rid}")).await;
+    assert_eq!(v["record"]["values"][&name], "ACME");
+    // Deleting from the page asks for confirmation.
+    let r = cast.admin.post_form(&format!("/tables/{tid}/records/{rid}/delete"), &[]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = cast.admin.post_form(&format!("/tables/{tid}/records/{rid}/delete"), &[("confirm", "yes")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(cast.admin.get_json(&format!("/api/v1/tables/{tid}/records/{rid}")).await.0, StatusCode::NOT_FOUND);
+    // Members have no way in yet.
+    assert_eq!(cast.member.get(&format!("/tables/{tid}")).await.status(), StatusCode::FORBIDDEN);
+}

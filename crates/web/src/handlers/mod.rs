@@ -9,5 +9,6 @@ pub mod auth;
 pub mod home;
 pub mod ops;
 pub mod policy;
+pub mod table_pages;
 pub mod tables;
 pub mod users;

@@ -88,7 +88,7 @@ fn record_id(raw: &str) -> AppResult<i64> {
 /// Parses submitted values (keyed by field id or name) into cells; every error is reported,
 /// keyed by field id. With `all`, fields not submitted are parsed as empty (so that required
 /// rules apply on create).
-fn parse_values(t: &TableDef, values: &Map<String, Value>, all: bool) -> AppResult<Vec<(FieldId, Cell)>> {
+pub(crate) fn parse_values(t: &TableDef, values: &Map<String, Value>, all: bool) -> AppResult<Vec<(FieldId, Cell)>> {
     let mut errs = FieldErrors::new();
     let mut cells = Vec::new();
     for key in values.keys() {
@@ -199,7 +199,7 @@ pub async fn list_records(
     ))
 }
 
-fn describe(t: &TableDef, cells: &[(FieldId, Cell)], old: Option<&Record>) -> String {
+pub(crate) fn describe(t: &TableDef, cells: &[(FieldId, Cell)], old: Option<&Record>) -> String {
     let mut parts = Vec::new();
     for (fid, c) in cells {
         let Some(f) = t.fields.iter().find(|f| f.id == *fid) else { continue };

@@ -1,0 +1,561 @@
+//! Pages for user tables: the list, a table's grid with the field designer, and the record
+//! form. They call the same store operations and domain validation as the JSON API.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use daicho_domain::table::{FieldDef, FieldKind, FieldRules, Name, TableDef, check_field_count};
+use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, ManageTableData, Outcome, TableId};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::ctx::{Ctx, EventExt};
+use crate::error::{AppError, AppResult};
+use crate::handlers::tables::{describe, parse_values};
+use crate::middleware::redirect_see_other;
+use crate::session::Auth;
+use crate::state::AppState;
+use crate::views::{Errors, Page, render, render_status};
+
+fn table_id(raw: &str) -> AppResult<TableId> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+fn record_id(raw: &str) -> AppResult<i64> {
+    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or(AppError::NotFound)
+}
+
+pub struct TableRow {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub fields: usize,
+}
+
+#[derive(Template)]
+#[template(path = "tables/list.html")]
+struct ListPage {
+    p: Page,
+    tables: Vec<TableRow>,
+    errors: Errors,
+    name: String,
+    description: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NewTableForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+async fn list_page(state: &AppState, ctx: &Ctx, auth: &Auth, errors: Errors, f: NewTableForm) -> AppResult<ListPage> {
+    let scope = auth.authorize::<ManageTableData>(state, ctx).await?;
+    let tables = state.store.list_tables(&scope).await?;
+    Ok(ListPage {
+        p: Page::for_user(auth, "tables.title", "tables", &ctx.request_id),
+        tables: tables
+            .iter()
+            .map(|t| TableRow {
+                id: t.id.to_string(),
+                name: t.name.as_str().to_owned(),
+                description: t.description.clone(),
+                fields: t.fields.len(),
+            })
+            .collect(),
+        errors,
+        name: f.name,
+        description: f.description,
+    })
+}
+
+pub async fn list_tables(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Response> {
+    let _scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    Ok(render(&list_page(&state, &ctx, &auth, Errors::default(), NewTableForm::default()).await?))
+}
+
+pub async fn create_table(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Form(f): Form<NewTableForm>,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageDesign>(&state, &ctx).await?;
+    let mut errs = FieldErrors::new();
+    let name = Name::parse(&f.name).map_err(|c| errs.push("name", c)).ok();
+    if f.description.chars().count() > 2000 {
+        errs.push("description", "too_long");
+    }
+    let result = match name.filter(|_| errs.is_empty()) {
+        None => Err(AppError::Invalid(errs)),
+        Some(name) => {
+            let id = TableId::new_random();
+            let ev = ctx
+                .event_by(&auth.principal, AuditAction::TableCreate, Outcome::Success)
+                .target(format!("table:{id}"))
+                .details(format!("name={}", name.as_str()));
+            state.store.create_table(&scope, id, name, f.description.clone(), ctx.now, ev).await.map_err(AppError::from)
+        }
+    };
+    match result {
+        Ok(t) => Ok(redirect_see_other(&format!("/tables/{}", t.id))),
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &list_page(&state, &ctx, &auth, Errors(e), f).await?))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub struct GridRow {
+    pub id: i64,
+    pub cells: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "tables/show.html")]
+struct ShowPage {
+    p: Page,
+    id: String,
+    name: String,
+    description: String,
+    has_fields: bool,
+    headers: Vec<String>,
+    rows: Vec<GridRow>,
+    older: Option<i64>,
+    kinds: Vec<(&'static str, &'static str)>,
+    errors: Errors,
+    f_name: String,
+    f_kind: String,
+    f_choices: String,
+    f_scale: String,
+    f_required: bool,
+    f_unique: bool,
+}
+
+fn display(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "✓".into(),
+        Value::Bool(false) => String::new(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct GridQuery {
+    pub before: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NewFieldForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub choices: String,
+    #[serde(default)]
+    pub scale: String,
+    #[serde(default)]
+    pub required: Option<String>,
+    #[serde(default)]
+    pub unique: Option<String>,
+}
+
+const KINDS: &[(&str, &str)] = &[
+    ("text", "kind.text"),
+    ("multiline", "kind.multiline"),
+    ("integer", "kind.integer"),
+    ("decimal", "kind.decimal"),
+    ("date", "kind.date"),
+    ("date_time", "kind.date_time"),
+    ("checkbox", "kind.checkbox"),
+    ("choice", "kind.choice"),
+    ("email", "kind.email"),
+    ("url", "kind.url"),
+];
+
+async fn show_page(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+    before: Option<i64>,
+    errors: Errors,
+    f: NewFieldForm,
+) -> AppResult<ShowPage> {
+    let scope = auth.authorize::<ManageTableData>(state, ctx).await?;
+    const PAGE: u32 = 50;
+    let records = state.store.list_records(&scope, t, before, PAGE).await?;
+    let rows = records
+        .iter()
+        .map(|r| GridRow {
+            id: r.id,
+            cells: t
+                .fields
+                .iter()
+                .map(|f| {
+                    r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| display(&f.present(c))).unwrap_or_default()
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(ShowPage {
+        p: Page::for_user(auth, "tables.title", "tables", &ctx.request_id),
+        id: t.id.to_string(),
+        name: t.name.as_str().to_owned(),
+        description: t.description.clone(),
+        has_fields: !t.fields.is_empty(),
+        headers: t.fields.iter().map(|f| f.name.as_str().to_owned()).collect(),
+        older: (records.len() == PAGE as usize).then(|| records.last().map(|r| r.id)).flatten(),
+        rows,
+        kinds: KINDS.to_vec(),
+        errors,
+        f_kind: if f.kind.is_empty() { "text".into() } else { f.kind },
+        f_name: f.name,
+        f_choices: f.choices,
+        f_scale: if f.scale.is_empty() { "0".into() } else { f.scale },
+        f_required: f.required.is_some(),
+        f_unique: f.unique.is_some(),
+    })
+}
+
+pub async fn show_table(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    Query(q): Query<GridQuery>,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let before = q.before.as_deref().and_then(|b| b.parse::<i64>().ok());
+    Ok(render(&show_page(&state, &ctx, &auth, &t, before, Errors::default(), NewFieldForm::default()).await?))
+}
+
+fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), FieldErrors> {
+    let mut errs = FieldErrors::new();
+    let name = Name::parse(&f.name).map_err(|c| errs.push("name", c)).ok();
+    let kind = match f.kind.as_str() {
+        "text" => Some(FieldKind::Text),
+        "multiline" => Some(FieldKind::Multiline),
+        "integer" => Some(FieldKind::Integer),
+        "decimal" => match f.scale.trim().parse::<u8>() {
+            Ok(scale) => Some(FieldKind::Decimal { scale }),
+            Err(_) => {
+                errs.push("scale", "not_a_number");
+                None
+            }
+        },
+        "date" => Some(FieldKind::Date),
+        "date_time" => Some(FieldKind::DateTime),
+        "checkbox" => Some(FieldKind::Checkbox),
+        "choice" => Some(FieldKind::Choice {
+            choices: f.choices.lines().map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+        }),
+        "email" => Some(FieldKind::Email),
+        "url" => Some(FieldKind::Url),
+        _ => {
+            errs.push("kind", "choice");
+            None
+        }
+    };
+    let rules = FieldRules { required: f.required.is_some(), unique: f.unique.is_some(), ..Default::default() };
+    if let Some(k) = &kind
+        && let Err(e) = FieldDef::validate(k, &rules)
+    {
+        errs.0.extend(e.0);
+    }
+    match (name, kind) {
+        (Some(n), Some(k)) if errs.is_empty() => Ok((n, k, rules)),
+        _ => Err(errs),
+    }
+}
+
+pub async fn add_field(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    Form(f): Form<NewFieldForm>,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageDesign>(&state, &ctx).await?;
+    let data = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&data, table_id(&tid)?).await?;
+    let parsed = check_field_count(t.fields.len()).and_then(|()| field_from_form(&f));
+    let result = match parsed {
+        Err(e) => Err(AppError::Invalid(e)),
+        Ok((name, kind, rules)) => {
+            let field = FieldDef { id: FieldId::new_random(), name, kind, rules, position: 0 };
+            let ev = ctx
+                .event_by(&auth.principal, AuditAction::FieldCreate, Outcome::Success)
+                .target(format!("table:{} field:{}", t.id, field.id))
+                .details(format!("name={}; type={}", field.name.as_str(), field.kind.name()));
+            state.store.add_field(&scope, t.id, field, ev).await.map_err(AppError::from)
+        }
+    };
+    match result {
+        Ok(t) => Ok(redirect_see_other(&format!("/tables/{}", t.id))),
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
+            let page = show_page(&state, &ctx, &auth, &t, None, Errors(e), f).await?;
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub struct InputField {
+    pub key: String,
+    pub label: String,
+    pub input: &'static str,
+    pub inputmode: &'static str,
+    pub hint: &'static str,
+    pub value: String,
+    pub required: bool,
+    pub choices: Vec<String>,
+    pub error: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "tables/record.html")]
+struct RecordPage {
+    p: Page,
+    table_id: String,
+    table_name: String,
+    record_id: Option<i64>,
+    action: String,
+    version: i64,
+    stale: bool,
+    errors: Errors,
+    fields: Vec<InputField>,
+}
+
+fn input_fields(t: &TableDef, values: &Map<String, Value>, errors: &Errors) -> Vec<InputField> {
+    t.fields
+        .iter()
+        .map(|f| {
+            let key = f.id.to_string();
+            let (input, inputmode, hint) = match f.kind {
+                FieldKind::Multiline => ("textarea", "text", ""),
+                FieldKind::Integer => ("text", "numeric", ""),
+                FieldKind::Decimal { .. } => ("text", "decimal", ""),
+                FieldKind::Date => ("date", "text", ""),
+                FieldKind::DateTime => ("text", "text", "hint.date_time"),
+                FieldKind::Checkbox => ("checkbox", "text", ""),
+                FieldKind::Choice { .. } => ("select", "text", ""),
+                FieldKind::Email => ("email", "text", ""),
+                FieldKind::Url => ("url", "text", ""),
+                FieldKind::Text => ("text", "text", ""),
+            };
+            InputField {
+                value: values.get(&key).map(display_input).unwrap_or_default(),
+                error: errors.get(&key),
+                key,
+                label: f.name.as_str().to_owned(),
+                input,
+                inputmode,
+                hint,
+                required: f.rules.required,
+                choices: match &f.kind {
+                    FieldKind::Choice { choices } => choices.clone(),
+                    _ => Vec::new(),
+                },
+            }
+        })
+        .collect()
+}
+
+fn display_input(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The submitted form as values keyed by field id; an unticked checkbox is absent from a form,
+/// so every checkbox field is set explicitly.
+fn form_values(t: &TableDef, pairs: &[(String, String)]) -> Map<String, Value> {
+    let mut m = Map::new();
+    for f in &t.fields {
+        let key = f.id.to_string();
+        let v = pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+        let value = match f.kind {
+            FieldKind::Checkbox => Value::Bool(v.is_some()),
+            _ => v.map(Value::String).unwrap_or(Value::Null),
+        };
+        m.insert(key, value);
+    }
+    m
+}
+
+pub async fn new_record(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    Ok(render(&RecordPage {
+        p: Page::for_user(&auth, "records.new", "tables", &ctx.request_id),
+        table_id: t.id.to_string(),
+        table_name: t.name.as_str().to_owned(),
+        record_id: None,
+        action: format!("/tables/{}/records", t.id),
+        version: 0,
+        stale: false,
+        fields: input_fields(&t, &Map::new(), &Errors::default()),
+        errors: Errors::default(),
+    }))
+}
+
+pub async fn create_record(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let values = form_values(&t, &pairs);
+    let result = match parse_values(&t, &values, true) {
+        Err(e) => Err(e),
+        Ok(cells) => {
+            let ev = ctx
+                .event_by(&auth.principal, AuditAction::RecordCreate, Outcome::Success)
+                .target(format!("table:{}", t.id))
+                .details(describe(&t, &cells, None));
+            state.store.insert_record(&scope, &t, cells, ctx.now, ev).await.map_err(AppError::from)
+        }
+    };
+    match result {
+        Ok(_) => Ok(redirect_see_other(&format!("/tables/{}", t.id))),
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
+            let errors = Errors(e);
+            Ok(render_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &RecordPage {
+                    p: Page::for_user(&auth, "records.new", "tables", &ctx.request_id),
+                    table_id: t.id.to_string(),
+                    table_name: t.name.as_str().to_owned(),
+                    record_id: None,
+                    action: format!("/tables/{}/records", t.id),
+                    version: 0,
+                    stale: false,
+                    fields: input_fields(&t, &values, &errors),
+                    errors,
+                },
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn edit_record(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, rid)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let r = state.store.get_record(&scope, &t, record_id(&rid)?).await?;
+    let mut values = Map::new();
+    for (fid, c) in &r.cells {
+        if let Some(f) = t.fields.iter().find(|f| f.id == *fid) {
+            values.insert(fid.to_string(), f.present(c));
+        }
+    }
+    Ok(render(&RecordPage {
+        p: Page::for_user(&auth, "records.edit", "tables", &ctx.request_id),
+        table_id: t.id.to_string(),
+        table_name: t.name.as_str().to_owned(),
+        record_id: Some(r.id),
+        action: format!("/tables/{}/records/{}", t.id, r.id),
+        version: r.version,
+        stale: false,
+        fields: input_fields(&t, &values, &Errors::default()),
+        errors: Errors::default(),
+    }))
+}
+
+pub async fn update_record(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, rid)): Path<(String, String)>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let id = record_id(&rid)?;
+    let version = pairs.iter().find(|(k, _)| k == "version").and_then(|(_, v)| v.parse::<i64>().ok()).unwrap_or(0);
+    let values = form_values(&t, &pairs);
+    let old = state.store.get_record(&scope, &t, id).await?;
+    let result = match parse_values(&t, &values, true) {
+        Err(e) => Err(e),
+        Ok(cells) => {
+            let ev = ctx
+                .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
+                .target(format!("table:{} record:{id}", t.id))
+                .details(describe(&t, &cells, Some(&old)));
+            state.store.update_record(&scope, &t, id, version, cells, ctx.now, ev).await.map_err(AppError::from)
+        }
+    };
+    match result {
+        Ok(_) => Ok(redirect_see_other(&format!("/tables/{}", t.id))),
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
+            let stale = e.code_for("version") == Some("stale");
+            let errors = Errors(e);
+            Ok(render_status(
+                if stale { StatusCode::CONFLICT } else { StatusCode::UNPROCESSABLE_ENTITY },
+                &RecordPage {
+                    p: Page::for_user(&auth, "records.edit", "tables", &ctx.request_id),
+                    table_id: t.id.to_string(),
+                    table_name: t.name.as_str().to_owned(),
+                    record_id: Some(id),
+                    action: format!("/tables/{}/records/{id}", t.id),
+                    version,
+                    stale,
+                    fields: input_fields(&t, &values, &errors),
+                    errors,
+                },
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    pub confirm: String,
+}
+
+pub async fn delete_record(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, rid)): Path<(String, String)>,
+    Form(f): Form<ConfirmForm>,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let id = record_id(&rid)?;
+    if f.confirm != "yes" {
+        return Err(AppError::Invalid(FieldErrors::single("confirm", "confirm_required")));
+    }
+    let old = state.store.get_record(&scope, &t, id).await?;
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
+        .target(format!("table:{} record:{id}", t.id))
+        .details(describe(&t, &old.cells, None));
+    state.store.delete_record(&scope, &t, id, ev).await?;
+    Ok(redirect_see_other(&format!("/tables/{}", t.id)))
+}
