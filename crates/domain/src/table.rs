@@ -424,3 +424,111 @@ mod tests {
         );
     }
 }
+
+/// How records are listed: filters (all must hold), a keyword found anywhere in the text
+/// fields, one sort key (then the record id), keyset paging and a page size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordQuery {
+    pub filters: Vec<Filter>,
+    pub keyword: Option<String>,
+    /// `None` sorts by record id.
+    pub sort: Option<crate::ids::FieldId>,
+    pub descending: bool,
+    /// The last row of the previous page: its sort value and id.
+    pub after: Option<(Cell, i64)>,
+    pub limit: u32,
+}
+
+impl Default for RecordQuery {
+    fn default() -> Self {
+        Self { filters: Vec::new(), keyword: None, sort: None, descending: true, after: None, limit: 50 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub field: crate::ids::FieldId,
+    pub op: FilterOp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterOp {
+    Eq(Cell),
+    Contains(String),
+    StartsWith(String),
+    Gt(Cell),
+    Gte(Cell),
+    Lt(Cell),
+    Lte(Cell),
+    Empty,
+    NotEmpty,
+    AnyOf(Vec<Cell>),
+}
+
+impl FieldDef {
+    /// Parses a filter for this field: operator name and text operand, checked against the
+    /// field's kind (but not its rules: a filter may look beyond a field's limits).
+    pub fn filter(&self, op: &str, operand: &str) -> Result<Filter, &'static str> {
+        let plain = FieldDef { rules: FieldRules::default(), ..self.clone() };
+        let value = |s: &str| match plain.parse(&Json::String(s.to_owned()))? {
+            Cell::Null => Err("required"),
+            c => Ok(c),
+        };
+        let textual = self.kind.storage() == Storage::Text && !matches!(self.kind, FieldKind::Date);
+        let ordered =
+            matches!(self.kind, FieldKind::Integer | FieldKind::Decimal { .. } | FieldKind::Date | FieldKind::DateTime);
+        let op = match op {
+            "eq" => FilterOp::Eq(value(operand)?),
+            "contains" if textual => FilterOp::Contains(operand.to_owned()),
+            "starts_with" if textual => FilterOp::StartsWith(operand.to_owned()),
+            "gt" if ordered => FilterOp::Gt(value(operand)?),
+            "gte" if ordered => FilterOp::Gte(value(operand)?),
+            "lt" if ordered => FilterOp::Lt(value(operand)?),
+            "lte" if ordered => FilterOp::Lte(value(operand)?),
+            "empty" => FilterOp::Empty,
+            "not_empty" => FilterOp::NotEmpty,
+            "any_of" => FilterOp::AnyOf(operand.split(',').map(|s| value(s.trim())).collect::<Result<_, _>>()?),
+            _ => return Err("bad_operator"),
+        };
+        if let FilterOp::Contains(s) | FilterOp::StartsWith(s) = &op
+            && (s.is_empty() || s.chars().count() > 200)
+        {
+            return Err("out_of_range");
+        }
+        Ok(Filter { field: self.id, op })
+    }
+
+    /// Whether the keyword search covers this field.
+    pub fn searchable(&self) -> bool {
+        matches!(
+            self.kind,
+            FieldKind::Text | FieldKind::Multiline | FieldKind::Choice { .. } | FieldKind::Email | FieldKind::Url
+        )
+    }
+}
+
+/// The text the keyword search looks in: every searchable field's value, one per line.
+pub fn search_text(table: &TableDef, cells: &[(crate::ids::FieldId, Cell)]) -> String {
+    let mut out = String::new();
+    for f in table.fields.iter().filter(|f| f.searchable()) {
+        if let Some((_, Cell::Text(s))) = cells.iter().find(|(id, _)| *id == f.id) {
+            out.push_str(s);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Keyword rule: at least two characters (one character would match nearly everything and
+/// cannot use the trigram index), at most 200.
+pub fn check_keyword(k: &str) -> Result<String, &'static str> {
+    let k = k.trim();
+    let n = k.chars().count();
+    if n < 2 {
+        return Err("keyword_too_short");
+    }
+    if n > 200 || k.chars().any(char::is_control) {
+        return Err("out_of_range");
+    }
+    Ok(k.to_owned())
+}

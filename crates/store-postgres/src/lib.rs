@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use daicho_domain::audit::{ChainReport, ChainVerifier, GENESIS_HASH, chain_hash, unix_ms};
-use daicho_domain::table::{Cell, FieldDef, Name, Storage, TableDef};
+use daicho_domain::table::{Cell, FieldDef, FilterOp, Name, RecordQuery, Storage, TableDef, search_text};
 use daicho_domain::user::UserProfile;
 use daicho_domain::{
     AuditEvent, AuditFilter, FieldErrors, FieldId, LanguagePref, LoginFlow, LoginId, ManageDesign, ManagePolicy,
@@ -26,7 +26,7 @@ use daicho_store::{
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, PgPool, Postgres, Row, SqlSafeStr, Transaction};
+use sqlx::{AssertSqlSafe, PgPool, Postgres, QueryBuilder, Row, SqlSafeStr, Transaction};
 use time::OffsetDateTime;
 
 use crate::rows::{audit_from_row, session_from_row, tenant_from_row, user_from_row};
@@ -52,6 +52,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("user tables"),
             MigrationType::Simple,
             include_str!("../migrations/0003_user_tables.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("search"),
+            MigrationType::Simple,
+            include_str!("../migrations/0004_search.sql").into_sql_str(),
             false,
         ),
     ])
@@ -398,10 +405,17 @@ impl Store for PgStore {
         .map_err(catalogue_error)?;
         let ddl = format!(
             "CREATE TABLE {} ({ID_COLUMN}, version BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL, \
-             updated_at BIGINT NOT NULL, updated_by TEXT NOT NULL)",
+             updated_at BIGINT NOT NULL, updated_by TEXT NOT NULL, search_text TEXT NOT NULL DEFAULT '')",
             ut::table_ident(id)
         );
         sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+        // The keyword index: a pg_trgm GIN index over the record's searchable text.
+        let idx = format!(
+            "CREATE INDEX s_{} ON {} USING gin (search_text gin_trgm_ops)",
+            id.as_uuid().simple(),
+            ut::table_ident(id)
+        );
+        sqlx::query(AssertSqlSafe(idx)).execute(&mut *tx).await.map_err(internal)?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
         Ok(TableDef { id, tenant_id: scope.tenant_id(), name, description, fields: Vec::new(), created_at: at })
@@ -456,6 +470,16 @@ impl Store for PgStore {
         };
         let ddl = format!("ALTER TABLE {} ADD COLUMN {} {col_type}", ut::table_ident(table), ut::field_ident(field.id));
         sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+        if !matches!(field.kind, daicho_domain::table::FieldKind::Multiline) && !field.rules.unique {
+            // For filtering and sorting (with the id as tie-breaker, as the keyset uses it).
+            let ddl = format!(
+                "CREATE INDEX i_{} ON {} ({}, id)",
+                field.id.as_uuid().simple(),
+                ut::table_ident(table),
+                ut::field_ident(field.id)
+            );
+            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+        }
         if field.rules.unique {
             let ddl = format!(
                 "CREATE UNIQUE INDEX {} ON {} ({})",
@@ -488,6 +512,7 @@ impl Store for PgStore {
             "created_by".into(),
             "updated_at".into(),
             "updated_by".into(),
+            "search_text".into(),
         ];
         cols.extend(cells.iter().map(|(f, _)| ut::field_ident(*f)));
         let params: Vec<String> = (1..=cols.len()).map(ph).collect();
@@ -497,8 +522,13 @@ impl Store for PgStore {
             cols.join(", "),
             params.join(", ")
         );
-        let mut q =
-            sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql)).bind(1i64).bind(ms(at)).bind(&who).bind(ms(at)).bind(&who);
+        let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+            .bind(1i64)
+            .bind(ms(at))
+            .bind(&who)
+            .bind(ms(at))
+            .bind(&who)
+            .bind(search_text(table, &cells));
         for (f, c) in &cells {
             q = bind_cell(q, c, storage_of(table, *f));
         }
@@ -554,6 +584,16 @@ impl Store for PgStore {
             .await
             .map_err(|e| record_error(e, table))?
             .rows_affected();
+        if done == 1 {
+            let now = read_record_tx(&mut tx, table, id).await?;
+            let sql = format!("UPDATE {} SET search_text = $1 WHERE id = $2", ut::table_ident(table.id));
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(search_text(table, &now.cells))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        }
         if done == 0 {
             let exists: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
                 "SELECT version FROM {} WHERE id = {}",
@@ -596,25 +636,93 @@ impl Store for PgStore {
         &self,
         scope: &Scope<ManageTableData>,
         table: &TableDef,
-        before: Option<i64>,
-        limit: u32,
+        query: &RecordQuery,
     ) -> StoreResult<Vec<Record>> {
         if table.tenant_id != scope.tenant_id() {
             return Err(StoreError::NotFound);
         }
-        let sql = format!(
-            "SELECT {} FROM {} WHERE ({p1} IS NULL OR id < {p1}) ORDER BY id DESC LIMIT {p2}",
-            record_columns(table),
-            ut::table_ident(table.id),
-            p1 = ph_typed(1, "bigint"),
-            p2 = ph(2)
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(before)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(internal)?;
+        let t = ut::table_ident(table.id);
+        let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {} FROM {t} WHERE 1 = 1", record_columns(table)));
+        for f in &query.filters {
+            let Some(def) = table.fields.iter().find(|d| d.id == f.field) else { return Err(StoreError::NotFound) };
+            let col = ut::field_ident(f.field);
+            match &f.op {
+                FilterOp::Eq(c) => push_cmp(&mut qb, &col, "=", c),
+                FilterOp::Gt(c) => push_cmp(&mut qb, &col, ">", c),
+                FilterOp::Gte(c) => push_cmp(&mut qb, &col, ">=", c),
+                FilterOp::Lt(c) => push_cmp(&mut qb, &col, "<", c),
+                FilterOp::Lte(c) => push_cmp(&mut qb, &col, "<=", c),
+                FilterOp::Contains(s) => {
+                    qb.push(format!(" AND {col} ILIKE "));
+                    qb.push_bind(format!("%{}%", like_escape(s)));
+                    qb.push(" ESCAPE '\\'");
+                }
+                FilterOp::StartsWith(s) => {
+                    qb.push(format!(" AND {col} ILIKE "));
+                    qb.push_bind(format!("{}%", like_escape(s)));
+                    qb.push(" ESCAPE '\\'");
+                }
+                FilterOp::Empty if def.kind.storage() == Storage::Text => {
+                    qb.push(format!(" AND ({col} IS NULL OR {col} = '')"));
+                }
+                FilterOp::Empty => {
+                    qb.push(format!(" AND {col} IS NULL"));
+                }
+                FilterOp::NotEmpty => {
+                    qb.push(format!(" AND {col} IS NOT NULL"));
+                }
+                FilterOp::AnyOf(values) => {
+                    qb.push(format!(" AND {col} IN ("));
+                    for (i, v) in values.iter().enumerate() {
+                        if i > 0 {
+                            qb.push(", ");
+                        }
+                        push_cell(&mut qb, v);
+                    }
+                    qb.push(")");
+                }
+            }
+        }
+        if let Some(k) = &query.keyword {
+            push_keyword(&mut qb, &t, k);
+        }
+        let (lt_gt, dir) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
+        match query.sort {
+            None => {
+                if let Some((_, id)) = &query.after {
+                    qb.push(format!(" AND id {lt_gt} "));
+                    qb.push_bind(*id);
+                }
+                qb.push(format!(" ORDER BY id {dir}"));
+            }
+            Some(fid) => {
+                if !table.fields.iter().any(|d| d.id == fid) {
+                    return Err(StoreError::NotFound);
+                }
+                let col = ut::field_ident(fid);
+                // Empty values sort last in both directions and on both stores.
+                match &query.after {
+                    None => {}
+                    Some((Cell::Null, id)) => {
+                        qb.push(format!(" AND {col} IS NULL AND id {lt_gt} "));
+                        qb.push_bind(*id);
+                    }
+                    Some((v, id)) => {
+                        qb.push(format!(" AND ({col} {lt_gt} "));
+                        push_cell(&mut qb, v);
+                        qb.push(format!(" OR ({col} = "));
+                        push_cell(&mut qb, v);
+                        qb.push(format!(" AND id {lt_gt} "));
+                        qb.push_bind(*id);
+                        qb.push(format!(") OR {col} IS NULL)"));
+                    }
+                }
+                qb.push(format!(" ORDER BY ({col} IS NULL) ASC, {col} {dir}, id {dir}"));
+            }
+        }
+        qb.push(" LIMIT ");
+        qb.push_bind(i64::from(query.limit));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(internal)?;
         rows.iter().map(|r| record_from_row(r, table)).collect()
     }
 
@@ -1621,6 +1729,44 @@ fn ph(n: usize) -> String {
     format!("${n}")
 }
 
-fn ph_typed(n: usize, ty: &str) -> String {
-    format!("${n}::{ty}")
+fn push_cell(qb: &mut QueryBuilder<Postgres>, c: &Cell) {
+    match c {
+        Cell::Null => {
+            qb.push("NULL");
+        }
+        Cell::Text(s) => {
+            qb.push_bind(s.clone());
+        }
+        Cell::Int(n) => {
+            qb.push_bind(*n);
+        }
+        Cell::Bool(b) => {
+            qb.push_bind(*b);
+        }
+    }
+}
+
+fn push_cmp(qb: &mut QueryBuilder<Postgres>, col: &str, op: &str, c: &Cell) {
+    qb.push(format!(" AND {col} {op} "));
+    push_cell(qb, c);
+}
+
+/// Escapes LIKE's wildcards so that a search for "100%" finds the text "100%".
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// Keyword search through the table's pg_trgm GIN index on `search_text` (case-insensitive
+/// substring; three or more characters use the index, two characters scan).
+fn push_keyword(qb: &mut QueryBuilder<Postgres>, _t: &str, k: &str) {
+    qb.push(" AND search_text ILIKE ");
+    qb.push_bind(format!("%{}%", like_escape(k)));
+    qb.push(" ESCAPE '\\'");
+}
+
+/// Reads a record inside the caller's transaction (it sees that transaction's own writes).
+async fn read_record_tx(tx: &mut Transaction<'static, Postgres>, table: &TableDef, id: i64) -> StoreResult<Record> {
+    let sql = format!("SELECT {} FROM {} WHERE id = {}", record_columns(table), ut::table_ident(table.id), ph(1));
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut **tx).await.map_err(internal)?;
+    record_from_row(&row, table)
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use daicho_domain::audit::{ChainReport, ChainVerifier, GENESIS_HASH, chain_hash, unix_ms};
-use daicho_domain::table::{Cell, FieldDef, Name, Storage, TableDef};
+use daicho_domain::table::{Cell, FieldDef, FilterOp, Name, RecordQuery, Storage, TableDef, search_text};
 use daicho_domain::user::UserProfile;
 use daicho_domain::{
     AuditEvent, AuditFilter, FieldErrors, FieldId, LanguagePref, LoginFlow, LoginId, ManageDesign, ManagePolicy,
@@ -26,7 +26,7 @@ use daicho_store::{
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Row, SqlSafeStr, Sqlite, SqlitePool, Transaction};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, SqlSafeStr, Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
 
 use crate::rows::{audit_from_row, session_from_row, tenant_from_row, user_from_row};
@@ -398,6 +398,9 @@ impl Store for SqliteStore {
             ut::table_ident(id)
         );
         sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+        // The keyword index: FTS5 with the trigram tokenizer finds substrings, also in Japanese.
+        let fts = format!("CREATE VIRTUAL TABLE {}_fts USING fts5(body, tokenize = 'trigram')", ut::table_ident(id));
+        sqlx::query(AssertSqlSafe(fts)).execute(&mut *tx).await.map_err(internal)?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
         Ok(TableDef { id, tenant_id: scope.tenant_id(), name, description, fields: Vec::new(), created_at: at })
@@ -452,6 +455,16 @@ impl Store for SqliteStore {
         };
         let ddl = format!("ALTER TABLE {} ADD COLUMN {} {col_type}", ut::table_ident(table), ut::field_ident(field.id));
         sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+        if !matches!(field.kind, daicho_domain::table::FieldKind::Multiline) && !field.rules.unique {
+            // For filtering and sorting (with the id as tie-breaker, as the keyset uses it).
+            let ddl = format!(
+                "CREATE INDEX i_{} ON {} ({}, id)",
+                field.id.as_uuid().simple(),
+                ut::table_ident(table),
+                ut::field_ident(field.id)
+            );
+            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+        }
         if field.rules.unique {
             let ddl = format!(
                 "CREATE UNIQUE INDEX {} ON {} ({})",
@@ -500,6 +513,13 @@ impl Store for SqliteStore {
         }
         let mut tx = self.write_tx().await?;
         let id = q.fetch_one(&mut *tx).await.map_err(|e| record_error(e, table))?;
+        let fts = format!("INSERT INTO {}_fts (rowid, body) VALUES (?1, ?2)", ut::table_ident(table.id));
+        sqlx::query(AssertSqlSafe(fts))
+            .bind(id)
+            .bind(search_text(table, &cells))
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
         event.target = format!("{} record:{id}", event.target);
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
@@ -550,6 +570,16 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| record_error(e, table))?
             .rows_affected();
+        if done == 1 {
+            let now = read_record_tx(&mut tx, table, id).await?;
+            let sql = format!("UPDATE {}_fts SET body = ?1 WHERE rowid = ?2", ut::table_ident(table.id));
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(search_text(table, &now.cells))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        }
         if done == 0 {
             let exists: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
                 "SELECT version FROM {} WHERE id = {}",
@@ -584,6 +614,8 @@ impl Store for SqliteStore {
         let sql = format!("DELETE FROM {} WHERE id = {}", ut::table_ident(table.id), ph(1));
         let n = sqlx::query(AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await.map_err(internal)?.rows_affected();
         Self::check_affected(n)?;
+        let fts = format!("DELETE FROM {}_fts WHERE rowid = ?1", ut::table_ident(table.id));
+        sqlx::query(AssertSqlSafe(fts)).bind(id).execute(&mut *tx).await.map_err(internal)?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
     }
@@ -592,25 +624,93 @@ impl Store for SqliteStore {
         &self,
         scope: &Scope<ManageTableData>,
         table: &TableDef,
-        before: Option<i64>,
-        limit: u32,
+        query: &RecordQuery,
     ) -> StoreResult<Vec<Record>> {
         if table.tenant_id != scope.tenant_id() {
             return Err(StoreError::NotFound);
         }
-        let sql = format!(
-            "SELECT {} FROM {} WHERE ({p1} IS NULL OR id < {p1}) ORDER BY id DESC LIMIT {p2}",
-            record_columns(table),
-            ut::table_ident(table.id),
-            p1 = ph_typed(1, "bigint"),
-            p2 = ph(2)
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(before)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(internal)?;
+        let t = ut::table_ident(table.id);
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM {t} WHERE 1 = 1", record_columns(table)));
+        for f in &query.filters {
+            let Some(def) = table.fields.iter().find(|d| d.id == f.field) else { return Err(StoreError::NotFound) };
+            let col = ut::field_ident(f.field);
+            match &f.op {
+                FilterOp::Eq(c) => push_cmp(&mut qb, &col, "=", c),
+                FilterOp::Gt(c) => push_cmp(&mut qb, &col, ">", c),
+                FilterOp::Gte(c) => push_cmp(&mut qb, &col, ">=", c),
+                FilterOp::Lt(c) => push_cmp(&mut qb, &col, "<", c),
+                FilterOp::Lte(c) => push_cmp(&mut qb, &col, "<=", c),
+                FilterOp::Contains(s) => {
+                    qb.push(format!(" AND {col} LIKE "));
+                    qb.push_bind(format!("%{}%", like_escape(s)));
+                    qb.push(" ESCAPE '\\'");
+                }
+                FilterOp::StartsWith(s) => {
+                    qb.push(format!(" AND {col} LIKE "));
+                    qb.push_bind(format!("{}%", like_escape(s)));
+                    qb.push(" ESCAPE '\\'");
+                }
+                FilterOp::Empty if def.kind.storage() == Storage::Text => {
+                    qb.push(format!(" AND ({col} IS NULL OR {col} = '')"));
+                }
+                FilterOp::Empty => {
+                    qb.push(format!(" AND {col} IS NULL"));
+                }
+                FilterOp::NotEmpty => {
+                    qb.push(format!(" AND {col} IS NOT NULL"));
+                }
+                FilterOp::AnyOf(values) => {
+                    qb.push(format!(" AND {col} IN ("));
+                    for (i, v) in values.iter().enumerate() {
+                        if i > 0 {
+                            qb.push(", ");
+                        }
+                        push_cell(&mut qb, v);
+                    }
+                    qb.push(")");
+                }
+            }
+        }
+        if let Some(k) = &query.keyword {
+            push_keyword(&mut qb, &t, k);
+        }
+        let (lt_gt, dir) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
+        match query.sort {
+            None => {
+                if let Some((_, id)) = &query.after {
+                    qb.push(format!(" AND id {lt_gt} "));
+                    qb.push_bind(*id);
+                }
+                qb.push(format!(" ORDER BY id {dir}"));
+            }
+            Some(fid) => {
+                if !table.fields.iter().any(|d| d.id == fid) {
+                    return Err(StoreError::NotFound);
+                }
+                let col = ut::field_ident(fid);
+                // Empty values sort last in both directions and on both stores.
+                match &query.after {
+                    None => {}
+                    Some((Cell::Null, id)) => {
+                        qb.push(format!(" AND {col} IS NULL AND id {lt_gt} "));
+                        qb.push_bind(*id);
+                    }
+                    Some((v, id)) => {
+                        qb.push(format!(" AND ({col} {lt_gt} "));
+                        push_cell(&mut qb, v);
+                        qb.push(format!(" OR ({col} = "));
+                        push_cell(&mut qb, v);
+                        qb.push(format!(" AND id {lt_gt} "));
+                        qb.push_bind(*id);
+                        qb.push(format!(") OR {col} IS NULL)"));
+                    }
+                }
+                qb.push(format!(" ORDER BY ({col} IS NULL) ASC, {col} {dir}, id {dir}"));
+            }
+        }
+        qb.push(" LIMIT ");
+        qb.push_bind(i64::from(query.limit));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(internal)?;
         rows.iter().map(|r| record_from_row(r, table)).collect()
     }
 
@@ -1610,6 +1710,50 @@ fn ph(n: usize) -> String {
     format!("?{n}")
 }
 
-fn ph_typed(n: usize, _ty: &str) -> String {
-    format!("?{n}")
+fn push_cell(qb: &mut QueryBuilder<Sqlite>, c: &Cell) {
+    match c {
+        Cell::Null => {
+            qb.push("NULL");
+        }
+        Cell::Text(s) => {
+            qb.push_bind(s.clone());
+        }
+        Cell::Int(n) => {
+            qb.push_bind(*n);
+        }
+        Cell::Bool(b) => {
+            qb.push_bind(*b);
+        }
+    }
+}
+
+fn push_cmp(qb: &mut QueryBuilder<Sqlite>, col: &str, op: &str, c: &Cell) {
+    qb.push(format!(" AND {col} {op} "));
+    push_cell(qb, c);
+}
+
+/// Escapes LIKE's wildcards so that a search for "100%" finds the text "100%".
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// Keyword search through the table's FTS5 trigram index: three or more characters use the
+/// index (a phrase query matches any substring); two characters scan the index's text.
+fn push_keyword(qb: &mut QueryBuilder<Sqlite>, t: &str, k: &str) {
+    if k.chars().count() >= 3 {
+        qb.push(format!(" AND id IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH "));
+        qb.push_bind(format!("\"{}\"", k.replace('"', "\"\"")));
+        qb.push(")");
+    } else {
+        qb.push(format!(" AND id IN (SELECT rowid FROM {t}_fts WHERE body LIKE "));
+        qb.push_bind(format!("%{}%", like_escape(k)));
+        qb.push(" ESCAPE '\\')");
+    }
+}
+
+/// Reads a record inside the caller's transaction (it sees that transaction's own writes).
+async fn read_record_tx(tx: &mut Transaction<'static, Sqlite>, table: &TableDef, id: i64) -> StoreResult<Record> {
+    let sql = format!("SELECT {} FROM {} WHERE id = {}", record_columns(table), ut::table_ident(table.id), ph(1));
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut **tx).await.map_err(internal)?;
+    record_from_row(&row, table)
 }

@@ -10,7 +10,7 @@ pub mod ut;
 
 use async_trait::async_trait;
 use daicho_domain::audit::ChainReport;
-use daicho_domain::table::{Cell, FieldDef, Name, TableDef};
+use daicho_domain::table::{Cell, FieldDef, Name, RecordQuery, TableDef};
 use daicho_domain::user::UserProfile;
 use daicho_domain::{
     AuditEvent, AuditFilter, FieldErrors, FieldId, LanguagePref, LoginFlow, LoginId, ManageDesign, ManagePolicy,
@@ -277,13 +277,12 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         event: NewAuditEvent,
     ) -> StoreResult<()>;
-    /// Newest first, keyset-paged by record id.
+    /// Records matching the query's filters and keyword, in its order, keyset-paged.
     async fn list_records(
         &self,
         scope: &Scope<ManageTableData>,
         table: &TableDef,
-        before: Option<i64>,
-        limit: u32,
+        query: &RecordQuery,
     ) -> StoreResult<Vec<Record>>;
 
     // --- copying an installation between stores (operator) ---

@@ -236,3 +236,120 @@ async fn the_record_page_refuses_a_stale_save_and_says_why() {
     // Members have no way in yet.
     assert_eq!(cast.member.get(&format!("/tables/{tid}")).await.status(), StatusCode::FORBIDDEN);
 }
+
+async fn seeded(app: &TestApp) -> (Persona, String, Value) {
+    let cast = app.cast().await;
+    let (tid, table) = customers(&cast.admin).await;
+    let rows = [
+        ("東京システム株式会社", 120, "A", "2026-01-10"),
+        ("大阪精機", 45, "B", "2025-12-01"),
+        ("Kyoto Software GmbH", 8, "C", "2026-03-03"),
+        ("札幌データ 100% 合同会社", 300, "A", ""),
+        ("名古屋東京物流", 60, "B", "2026-02-14"),
+    ];
+    for (name, staff, rank, date) in rows {
+        let (s, v) = cast
+            .admin
+            .post_json(
+                &format!("/api/v1/tables/{tid}/records"),
+                json!({"values": {"会社名": name, "従業員数": staff, "ランク": rank, "契約日": date}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    (cast.admin, tid, table)
+}
+
+fn names(v: &Value, table: &Value) -> Vec<String> {
+    let f = field_id(table, "会社名");
+    v["records"].as_array().unwrap().iter().map(|r| r["values"][&f].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn keyword_search_finds_japanese_and_latin_substrings_and_nothing_when_nothing_matches() {
+    let app = TestApp::start().await;
+    let (admin, tid, table) = seeded(&app).await;
+    let q = |k: &str| {
+        format!("/api/v1/tables/{tid}/records?q={}", form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>())
+    };
+    let (s, v) = admin.get_json(&q("東京")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut got = names(&v, &table);
+    got.sort();
+    assert_eq!(got, ["名古屋東京物流", "東京システム株式会社"], "two characters, no spaces between words");
+    assert_eq!(names(&admin.get_json(&q("システム")).await.1, &table), ["東京システム株式会社"]);
+    assert_eq!(names(&admin.get_json(&q("software")).await.1, &table), ["Kyoto Software GmbH"], "case-insensitive");
+    assert_eq!(
+        names(&admin.get_json(&q("100%")).await.1, &table),
+        ["札幌データ 100% 合同会社"],
+        "wildcards are literal"
+    );
+    assert!(names(&admin.get_json(&q("存在しない会社")).await.1, &table).is_empty());
+    let (s, v) = admin.get_json(&q("東")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["fields"][0]["code"], "keyword_too_short");
+    // An edit moves the record in and out of the index.
+    let (_, v) = admin.get_json(&q("大阪")).await;
+    let rid = v["records"][0]["id"].as_i64().unwrap();
+    let (s, _) = admin
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{tid}/records/{rid}"),
+            json!({"version": 1, "values": {"会社名": "神戸精機"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(names(&admin.get_json(&q("大阪")).await.1, &table).is_empty());
+    assert_eq!(names(&admin.get_json(&q("神戸")).await.1, &table), ["神戸精機"]);
+    admin.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/records/{rid}"), json!({})).await;
+    assert!(names(&admin.get_json(&q("神戸")).await.1, &table).is_empty());
+}
+
+#[tokio::test]
+async fn filters_sort_and_keyset_pages_agree_on_both_stores() {
+    let app = TestApp::start().await;
+    let (admin, tid, table) = seeded(&app).await;
+    let staff = field_id(&table, "従業員数");
+    let base = format!("/api/v1/tables/{tid}/records");
+    let (_, v) = admin.get_json(&format!("{base}?filter.gte.従業員数=60&sort=従業員数&dir=asc")).await;
+    assert_eq!(names(&v, &table), ["名古屋東京物流", "東京システム株式会社", "札幌データ 100% 合同会社"]);
+    let (_, v) = admin.get_json(&format!("{base}?filter.any_of.ランク=A,C&sort={staff}&dir=desc")).await;
+    assert_eq!(names(&v, &table), ["札幌データ 100% 合同会社", "東京システム株式会社", "Kyoto Software GmbH"]);
+    let (_, v) = admin.get_json(&format!("{base}?filter.empty.契約日=")).await;
+    assert_eq!(names(&v, &table), ["札幌データ 100% 合同会社"]);
+    let (_, v) = admin.get_json(&format!("{base}?filter.lt.契約日=2026-01-01")).await;
+    assert_eq!(names(&v, &table), ["大阪精機"]);
+    let (_, v) = admin.get_json(&format!("{base}?filter.starts_with.会社名=大阪")).await;
+    assert_eq!(names(&v, &table), ["大阪精機"]);
+    // Sorting by a date puts empty values last; keyset pages of two walk the same order.
+    let (_, all) = admin.get_json(&format!("{base}?sort=契約日&dir=asc")).await;
+    let order = names(&all, &table);
+    assert_eq!(order.last().unwrap(), "札幌データ 100% 合同会社");
+    let mut walked = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (s, v) = admin.get_json(&format!("{base}?sort=契約日&dir=asc&limit=2{after}")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        walked.extend(names(&v, &table));
+        match v["next_after"].as_str() {
+            Some(c) => after = format!("&after={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, order);
+    // Bad queries are explained.
+    for (bad, code) in [
+        ("filter.gt.会社名=x", "bad_operator"),
+        ("filter.gt.従業員数=many", "not_a_number"),
+        ("sort=nope", "unknown_field"),
+        ("after=@@@", "bad_cursor"),
+        ("limit=0", "out_of_range"),
+    ] {
+        let (s, v) = admin.get_json(&format!("{base}?{bad}")).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert_eq!(v["error"]["fields"][0]["code"], code, "{bad}");
+    }
+    // The grid page searches too.
+    let page = admin.get(&format!("/tables/{tid}?q=%E6%9D%B1%E4%BA%AC")).await.text().await.unwrap();
+    assert!(page.contains("名古屋東京物流") && !page.contains("大阪精機"));
+}

@@ -6,14 +6,14 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use daicho_domain::table::{FieldDef, FieldKind, FieldRules, Name, TableDef, check_field_count};
+use daicho_domain::table::{FieldDef, FieldKind, FieldRules, Name, RecordQuery, TableDef, check_field_count};
 use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, ManageTableData, Outcome, TableId};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::ctx::{Ctx, EventExt};
 use crate::error::{AppError, AppResult};
-use crate::handlers::tables::{describe, parse_values};
+use crate::handlers::tables::{cursor_after, describe, parse_values, record_query};
 use crate::middleware::redirect_see_other;
 use crate::session::Auth;
 use crate::state::AppState;
@@ -124,7 +124,12 @@ struct ShowPage {
     has_fields: bool,
     headers: Vec<String>,
     rows: Vec<GridRow>,
-    older: Option<i64>,
+    older: Option<String>,
+    keyword: String,
+    sort: String,
+    dir: String,
+    query_error: Option<&'static str>,
+    sort_options: Vec<(String, String)>,
     kinds: Vec<(&'static str, &'static str)>,
     errors: Errors,
     f_name: String,
@@ -143,11 +148,6 @@ fn display(v: &Value) -> String {
         Value::Bool(false) => String::new(),
         other => other.to_string(),
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct GridQuery {
-    pub before: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,13 +184,28 @@ async fn show_page(
     ctx: &Ctx,
     auth: &Auth,
     t: &TableDef,
-    before: Option<i64>,
+    pairs: &[(String, String)],
     errors: Errors,
     f: NewFieldForm,
 ) -> AppResult<ShowPage> {
     let scope = auth.authorize::<ManageTableData>(state, ctx).await?;
-    const PAGE: u32 = 50;
-    let records = state.store.list_records(&scope, t, before, PAGE).await?;
+    let (query, query_error) = match record_query(t, pairs) {
+        Ok(q) => (q, None),
+        Err(AppError::Invalid(e)) => (RecordQuery::default(), e.0.first().map(|fe| fe.code)),
+        Err(e) => return Err(e),
+    };
+    let records = state.store.list_records(&scope, t, &query).await?;
+    let keep = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (keyword, sort, dir) = (keep("q"), keep("sort"), keep("dir"));
+    let base_query = {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [("q", &keyword), ("sort", &sort), ("dir", &dir)] {
+            if !v.is_empty() {
+                s.append_pair(k, v);
+            }
+        }
+        s.finish()
+    };
     let rows = records
         .iter()
         .map(|r| GridRow {
@@ -211,7 +226,14 @@ async fn show_page(
         description: t.description.clone(),
         has_fields: !t.fields.is_empty(),
         headers: t.fields.iter().map(|f| f.name.as_str().to_owned()).collect(),
-        older: (records.len() == PAGE as usize).then(|| records.last().map(|r| r.id)).flatten(),
+        older: (records.len() == query.limit as usize)
+            .then(|| records.last().map(|r| format!("{base_query}&after={}", cursor_after(&query, r))))
+            .flatten(),
+        keyword,
+        sort,
+        dir,
+        query_error,
+        sort_options: t.fields.iter().map(|f| (f.id.to_string(), f.name.as_str().to_owned())).collect(),
         rows,
         kinds: KINDS.to_vec(),
         errors,
@@ -229,12 +251,11 @@ pub async fn show_table(
     ctx: Ctx,
     auth: Auth,
     Path(tid): Path<String>,
-    Query(q): Query<GridQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
     let t = state.store.table(&scope, table_id(&tid)?).await?;
-    let before = q.before.as_deref().and_then(|b| b.parse::<i64>().ok());
-    Ok(render(&show_page(&state, &ctx, &auth, &t, before, Errors::default(), NewFieldForm::default()).await?))
+    Ok(render(&show_page(&state, &ctx, &auth, &t, &pairs, Errors::default(), NewFieldForm::default()).await?))
 }
 
 fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), FieldErrors> {
@@ -301,7 +322,7 @@ pub async fn add_field(
     match result {
         Ok(t) => Ok(redirect_see_other(&format!("/tables/{}", t.id))),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
-            let page = show_page(&state, &ctx, &auth, &t, None, Errors(e), f).await?;
+            let page = show_page(&state, &ctx, &auth, &t, &[], Errors(e), f).await?;
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),

@@ -7,7 +7,9 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use daicho_domain::table::{Cell, FieldDef, FieldKind, FieldRules, Name, TableDef, check_field_count};
+use daicho_domain::table::{
+    Cell, FieldDef, FieldKind, FieldRules, Name, RecordQuery, TableDef, check_field_count, check_keyword,
+};
 use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, ManageTableData, Outcome, TableId};
 use daicho_store::Record;
 use serde::Deserialize;
@@ -45,10 +47,95 @@ pub struct RecordBody {
     pub version: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct RecordsQuery {
-    pub before: Option<String>,
-    pub limit: Option<String>,
+/// Builds a record query from query-string pairs, the same for the API and the grid page:
+/// `q` (keyword), `sort` (field id or name) and `dir` (`asc`/`desc`), `after` (the cursor a
+/// previous page returned), `limit` (1 to 500), and any number of `filter.<op>.<field>=<value>`
+/// (ops: eq, contains, starts_with, gt, gte, lt, lte, empty, not_empty, any_of).
+pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResult<RecordQuery> {
+    let mut q = RecordQuery::default();
+    let mut errs = FieldErrors::new();
+    let field = |key: &str| t.fields.iter().find(|f| f.id.to_string() == key || f.name.as_str() == key);
+    let mut sort_desc = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "q" if !v.trim().is_empty() => match check_keyword(v) {
+                Ok(k) => q.keyword = Some(k),
+                Err(c) => errs.push("q", c),
+            },
+            "q" => {}
+            "sort" if v.is_empty() || v == "id" => {}
+            "sort" => match field(v) {
+                Some(f) => q.sort = Some(f.id),
+                None => errs.push("sort", "unknown_field"),
+            },
+            "dir" => match v.as_str() {
+                "asc" => sort_desc = Some(false),
+                "desc" | "" => sort_desc = Some(true),
+                _ => errs.push("dir", "choice"),
+            },
+            "limit" if !v.is_empty() => match v.parse::<u32>() {
+                Ok(n) if (1..=500).contains(&n) => q.limit = n,
+                _ => errs.push("limit", "out_of_range"),
+            },
+            "after" if !v.is_empty() => match decode_cursor(v) {
+                Some(c) => q.after = Some(c),
+                None => errs.push("after", "bad_cursor"),
+            },
+            key if key.starts_with("filter.") => {
+                let rest = &key["filter.".len()..];
+                let Some((op, name)) = rest.split_once('.') else {
+                    errs.push("filter", "bad_operator");
+                    continue;
+                };
+                match field(name) {
+                    None => errs
+                        .push_owned(format!("filter.{}", name.chars().take(100).collect::<String>()), "unknown_field"),
+                    Some(f) => match f.filter(op, v) {
+                        Ok(fl) => q.filters.push(fl),
+                        Err(c) => errs.push_owned(f.id.to_string(), c),
+                    },
+                }
+            }
+            _ => {}
+        }
+    }
+    q.descending = sort_desc.unwrap_or(q.sort.is_none());
+    if q.filters.len() > 20 {
+        errs.push("filter", "too_many");
+    }
+    if errs.is_empty() { Ok(q) } else { Err(AppError::Invalid(errs)) }
+}
+
+/// The cursor after a record: its sort value and id, opaque to clients.
+pub(crate) fn cursor_after(q: &RecordQuery, r: &Record) -> String {
+    use base64::Engine as _;
+    let v = match q.sort.and_then(|s| r.cells.iter().find(|(id, _)| *id == s)).map(|(_, c)| c) {
+        Some(Cell::Text(s)) => json!({"t": s}),
+        Some(Cell::Int(n)) => json!({"i": n}),
+        Some(Cell::Bool(b)) => json!({"b": b}),
+        _ => Value::Null,
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!([v, r.id]).to_string())
+}
+
+fn decode_cursor(s: &str) -> Option<(Cell, i64)> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.as_bytes()).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let id = v.get(1)?.as_i64()?;
+    let cell = match v.get(0)? {
+        Value::Null => Cell::Null,
+        o => {
+            if let Some(t) = o.get("t").and_then(Value::as_str) {
+                Cell::Text(t.to_owned())
+            } else if let Some(i) = o.get("i").and_then(Value::as_i64) {
+                Cell::Int(i)
+            } else {
+                Cell::Bool(o.get("b")?.as_bool()?)
+            }
+        }
+    };
+    Some((cell, id))
 }
 
 fn table_json(t: &TableDef) -> Value {
@@ -174,29 +261,14 @@ pub async fn list_records(
     ctx: Ctx,
     auth: Auth,
     Path(tid): Path<String>,
-    Query(q): Query<RecordsQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> AppResult<Json<Value>> {
     let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
     let t = state.store.table(&scope, table_id(&tid)?).await?;
-    let before = match q.before.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => {
-            Some(s.parse::<i64>().map_err(|_| AppError::Invalid(FieldErrors::single("before", "not_a_number")))?)
-        }
-    };
-    let limit = match q.limit.as_deref().filter(|s| !s.is_empty()) {
-        None => 50,
-        Some(s) => s
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| AppError::Invalid(FieldErrors::single("limit", "out_of_range")))?,
-    };
-    let records = state.store.list_records(&scope, &t, before, limit).await?;
-    let next_before = (records.len() == limit as usize).then(|| records.last().map(|r| r.id)).flatten();
-    Ok(Json(
-        json!({"records": records.iter().map(|r| record_json(&t, r)).collect::<Vec<_>>(), "next_before": next_before}),
-    ))
+    let q = record_query(&t, &pairs)?;
+    let records = state.store.list_records(&scope, &t, &q).await?;
+    let next = (records.len() == q.limit as usize).then(|| records.last().map(|r| cursor_after(&q, r))).flatten();
+    Ok(Json(json!({"records": records.iter().map(|r| record_json(&t, r)).collect::<Vec<_>>(), "next_after": next})))
 }
 
 pub(crate) fn describe(t: &TableDef, cells: &[(FieldId, Cell)], old: Option<&Record>) -> String {
