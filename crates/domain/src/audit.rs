@@ -57,6 +57,7 @@ actions! {
     RecordCreate => "record.create",
     RecordUpdate => "record.update",
     RecordDelete => "record.delete",
+    RecordExport => "record.export",
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -52,6 +52,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("records.edit", "Record", "レコード"),
     ("records.none", "No records yet.", "レコードはまだありません。"),
     ("records.more", "Next page", "次のページ"),
+    ("records.export", "Export CSV", "CSVエクスポート"),
+    ("records.export_sjis", "CSV for Excel (Shift_JIS)", "Excel用CSV（Shift_JIS）"),
     ("records.search", "Keyword", "キーワード"),
     ("records.sort", "Sort by", "並べ替え"),
     ("records.sort_newest", "Newest first", "新しい順"),

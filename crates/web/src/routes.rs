@@ -79,6 +79,7 @@ fn table() -> Routes {
         .add("GET", "/tables/{tid}/records/{rid}", Admin, get(table_pages::edit_record))
         .add("POST", "/tables/{tid}/records/{rid}", Admin, post(table_pages::update_record))
         .add("POST", "/tables/{tid}/records/{rid}/delete", Admin, post(table_pages::delete_record))
+        .add("GET", "/tables/{tid}/export.csv", Admin, get(tables::export_records))
         .add("GET", "/admin/users", Admin, get(users::list_users))
         .add("POST", "/admin/users", Admin, post(users::create_user))
         .add("GET", "/admin/users/new", Admin, get(users::new_user_form))
@@ -115,6 +116,7 @@ fn table() -> Routes {
         .add("GET", "/api/v1/tables/{tid}/records", Admin, get(tables::list_records))
         .add("POST", "/api/v1/tables/{tid}/records", Admin, post(tables::create_record))
         .add("GET", "/api/v1/tables/{tid}/records/{rid}", Admin, get(tables::get_record))
+        .add("GET", "/api/v1/tables/{tid}/export.csv", Admin, get(tables::export_records))
         .add("PATCH", "/api/v1/tables/{tid}/records/{rid}", Admin, patch(tables::update_record))
         .add("DELETE", "/api/v1/tables/{tid}/records/{rid}", Admin, delete(tables::delete_record))
 }

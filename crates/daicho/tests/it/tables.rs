@@ -353,3 +353,44 @@ async fn filters_sort_and_keyset_pages_agree_on_both_stores() {
     let page = admin.get(&format!("/tables/{tid}?q=%E6%9D%B1%E4%BA%AC")).await.text().await.unwrap();
     assert!(page.contains("名古屋東京物流") && !page.contains("大阪精機"));
 }
+
+#[tokio::test]
+async fn a_view_exports_as_csv_in_utf8_or_shift_jis_with_formulas_neutralised_and_is_recorded() {
+    let app = TestApp::start().await;
+    let (admin, tid, _table) = seeded(&app).await;
+    let (s, _) = admin
+        .post_json(
+            &format!("/api/v1/tables/{tid}/records"),
+            json!({"values": {"会社名": "=HYPERLINK(\"http://evil\")", "従業員数": 1}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let r = admin.get(&format!("/api/v1/tables/{tid}/export.csv?sort=従業員数&dir=asc")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(&bytes[..3], &[0xEF, 0xBB, 0xBF]);
+    let text = std::str::from_utf8(&bytes[3..]).unwrap();
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(&rdr.headers().unwrap()[0], "会社名");
+    let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 6);
+    assert_eq!(&rows[0][0], "'=HYPERLINK(\"http://evil\")", "neutralised");
+    assert_eq!(&rows[1][0], "Kyoto Software GmbH", "in the view's order");
+    assert_eq!(&rows[1][3], "", "an empty decimal stays empty");
+    // Shift_JIS for Excel, with the view's filter.
+    let r = admin.get(&format!("/api/v1/tables/{tid}/export.csv?q=%E6%9D%B1%E4%BA%AC&encoding=shift_jis")).await;
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=shift_jis");
+    let bytes = r.bytes().await.unwrap();
+    let (decoded, _, bad) = encoding_rs::SHIFT_JIS.decode(&bytes);
+    assert!(!bad);
+    assert!(
+        decoded.contains("東京システム株式会社") && decoded.contains("名古屋東京物流") && !decoded.contains("大阪")
+    );
+    assert_eq!(decoded.lines().count(), 3);
+    let (_, v) = admin.get_json("/api/v1/audit?action=record.export").await;
+    let details: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["details"].as_str().unwrap()).collect();
+    assert!(details.contains(&"finished: 6 rows") && details.contains(&"finished: 2 rows"), "{details:?}");
+    let (s, _) = admin.get_json(&format!("/api/v1/tables/{tid}/export.csv?encoding=ebcdic")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}

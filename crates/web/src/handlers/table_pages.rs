@@ -130,6 +130,7 @@ struct ShowPage {
     dir: String,
     query_error: Option<&'static str>,
     sort_options: Vec<(String, String)>,
+    export_query: String,
     kinds: Vec<(&'static str, &'static str)>,
     errors: Errors,
     f_name: String,
@@ -229,6 +230,7 @@ async fn show_page(
         older: (records.len() == query.limit as usize)
             .then(|| records.last().map(|r| format!("{base_query}&after={}", cursor_after(&query, r))))
             .flatten(),
+        export_query: base_query.clone(),
         keyword,
         sort,
         dir,
