@@ -58,6 +58,7 @@ actions! {
     RecordUpdate => "record.update",
     RecordDelete => "record.delete",
     RecordExport => "record.export",
+    RecordImport => "record.import",
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

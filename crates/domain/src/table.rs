@@ -254,8 +254,11 @@ impl FieldDef {
             }
             FieldKind::Checkbox => match v {
                 Json::Bool(b) => Cell::Bool(*b),
-                Json::String(s) if matches!(s.as_str(), "true" | "on" | "1" | "yes") => Cell::Bool(true),
-                Json::String(s) if matches!(s.as_str(), "false" | "off" | "0" | "no") => Cell::Bool(false),
+                Json::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                    "true" | "on" | "1" | "yes" => Cell::Bool(true),
+                    "false" | "off" | "0" | "no" => Cell::Bool(false),
+                    _ => return Err("wrong_type"),
+                },
                 _ => return Err("wrong_type"),
             },
             FieldKind::Choice { choices } => {

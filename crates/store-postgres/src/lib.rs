@@ -506,34 +506,8 @@ impl Store for PgStore {
             return Err(StoreError::NotFound);
         }
         let who = scope.actor().to_string();
-        let mut cols = vec![
-            "version".to_owned(),
-            "created_at".into(),
-            "created_by".into(),
-            "updated_at".into(),
-            "updated_by".into(),
-            "search_text".into(),
-        ];
-        cols.extend(cells.iter().map(|(f, _)| ut::field_ident(*f)));
-        let params: Vec<String> = (1..=cols.len()).map(ph).collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({}) RETURNING id",
-            ut::table_ident(table.id),
-            cols.join(", "),
-            params.join(", ")
-        );
-        let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
-            .bind(1i64)
-            .bind(ms(at))
-            .bind(&who)
-            .bind(ms(at))
-            .bind(&who)
-            .bind(search_text(table, &cells));
-        for (f, c) in &cells {
-            q = bind_cell(q, c, storage_of(table, *f));
-        }
         let mut tx = self.write_tx().await?;
-        let id = q.fetch_one(&mut *tx).await.map_err(|e| record_error(e, table))?;
+        let id = insert_in(&mut tx, table, &who, at, &cells).await?;
         event.target = format!("{} record:{id}", event.target);
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
@@ -630,6 +604,54 @@ impl Store for PgStore {
         Self::check_affected(n)?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
+    }
+
+    async fn import_records(
+        &self,
+        scope: &Scope<ManageTableData>,
+        table: &TableDef,
+        inserts: Vec<Vec<(FieldId, Cell)>>,
+        updates: Vec<(i64, Vec<(FieldId, Cell)>)>,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<(u64, u64)> {
+        if table.tenant_id != scope.tenant_id() {
+            return Err(StoreError::NotFound);
+        }
+        let who = scope.actor().to_string();
+        let mut tx = self.write_tx().await?;
+        for cells in &inserts {
+            insert_in(&mut tx, table, &who, at, cells).await?;
+        }
+        for (id, cells) in &updates {
+            let mut sets = vec![format!("version = version + 1, updated_at = {}, updated_by = {}", ph(1), ph(2))];
+            for (i, (f, _)) in cells.iter().enumerate() {
+                sets.push(format!("{} = {}", ut::field_ident(*f), ph(i + 3)));
+            }
+            let sql = format!(
+                "UPDATE {} SET {} WHERE id = {}",
+                ut::table_ident(table.id),
+                sets.join(", "),
+                ph(cells.len() + 3)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(ms(at)).bind(&who);
+            for (f, c) in cells {
+                q = bind_cell_q(q, c, storage_of(table, *f));
+            }
+            let n = q.bind(*id).execute(&mut *tx).await.map_err(|e| record_error(e, table))?.rows_affected();
+            Self::check_affected(n)?;
+            let now = read_record_tx(&mut tx, table, *id).await?;
+            let sql = format!("UPDATE {} SET search_text = $1 WHERE id = $2", ut::table_ident(table.id));
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(search_text(table, &now.cells))
+                .bind(*id)
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        }
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)?;
+        Ok((inserts.len() as u64, updates.len() as u64))
     }
 
     async fn list_records(
@@ -1769,4 +1791,42 @@ async fn read_record_tx(tx: &mut Transaction<'static, Postgres>, table: &TableDe
     let sql = format!("SELECT {} FROM {} WHERE id = {}", record_columns(table), ut::table_ident(table.id), ph(1));
     let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut **tx).await.map_err(internal)?;
     record_from_row(&row, table)
+}
+
+/// Inserts one record (and its search text) inside the caller's transaction.
+async fn insert_in(
+    tx: &mut Transaction<'static, Postgres>,
+    table: &TableDef,
+    who: &str,
+    at: OffsetDateTime,
+    cells: &[(FieldId, Cell)],
+) -> StoreResult<i64> {
+    let mut cols = vec![
+        "version".to_owned(),
+        "created_at".into(),
+        "created_by".into(),
+        "updated_at".into(),
+        "updated_by".into(),
+        "search_text".into(),
+    ];
+    cols.extend(cells.iter().map(|(f, _)| ut::field_ident(*f)));
+    let params: Vec<String> = (1..=cols.len()).map(ph).collect();
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({}) RETURNING id",
+        ut::table_ident(table.id),
+        cols.join(", "),
+        params.join(", ")
+    );
+    let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+        .bind(1i64)
+        .bind(ms(at))
+        .bind(who)
+        .bind(ms(at))
+        .bind(who)
+        .bind(search_text(table, cells));
+    for (f, c) in cells {
+        q = bind_cell(q, c, storage_of(table, *f));
+    }
+    let id = q.fetch_one(&mut **tx).await.map_err(|e| record_error(e, table))?;
+    Ok(id)
 }

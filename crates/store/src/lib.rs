@@ -277,6 +277,19 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         event: NewAuditEvent,
     ) -> StoreResult<()>;
+    /// Writes an import in one transaction, all rows or none: new records, and existing ones
+    /// (found by the caller through a unique key field) overwritten in the given fields.
+    /// Returns (inserted, updated).
+    #[allow(clippy::too_many_arguments)]
+    async fn import_records(
+        &self,
+        scope: &Scope<ManageTableData>,
+        table: &TableDef,
+        inserts: Vec<Vec<(FieldId, Cell)>>,
+        updates: Vec<(i64, Vec<(FieldId, Cell)>)>,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<(u64, u64)>;
     /// Records matching the query's filters and keyword, in its order, keyset-paged.
     async fn list_records(
         &self,

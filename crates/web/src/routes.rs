@@ -117,6 +117,7 @@ fn table() -> Routes {
         .add("POST", "/api/v1/tables/{tid}/records", Admin, post(tables::create_record))
         .add("GET", "/api/v1/tables/{tid}/records/{rid}", Admin, get(tables::get_record))
         .add("GET", "/api/v1/tables/{tid}/export.csv", Admin, get(tables::export_records))
+        .add("POST", "/api/v1/tables/{tid}/import", Admin, post(tables::import_records))
         .add("PATCH", "/api/v1/tables/{tid}/records/{rid}", Admin, patch(tables::update_record))
         .add("DELETE", "/api/v1/tables/{tid}/records/{rid}", Admin, delete(tables::delete_record))
 }

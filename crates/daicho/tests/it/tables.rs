@@ -394,3 +394,85 @@ async fn a_view_exports_as_csv_in_utf8_or_shift_jis_with_formulas_neutralised_an
     let (s, _) = admin.get_json(&format!("/api/v1/tables/{tid}/export.csv?encoding=ebcdic")).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+async fn import(admin: &Persona, tid: &str, query: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let r = admin
+        .client
+        .post(admin.url(&format!("/api/v1/tables/{tid}/import{query}")))
+        .header("x-csrf-token", &admin.csrf)
+        .header("content-type", "text/csv")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn csv_import_is_all_or_nothing_reads_shift_jis_and_updates_by_a_unique_key() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, table) = customers(&cast.admin).await;
+    let count = |admin: &Persona| {
+        let url = format!("/api/v1/tables/{tid}/records?limit=500");
+        let admin = admin.client.clone();
+        let full = cast.admin.url(&url);
+        async move {
+            admin.get(full).send().await.unwrap().json::<Value>().await.unwrap()["records"].as_array().unwrap().len()
+        }
+    };
+    // One bad row among good ones: nothing is written, every problem is reported by row.
+    let csv = "会社名,従業員数,ランク\n良い会社,10,A\n悪い会社,many,Z\n,5,B\n";
+    let (s, v) = import(&cast.admin, &tid, "", csv.as_bytes().to_vec()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<String> = v["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}={}", e["field"].as_str().unwrap(), e["code"].as_str().unwrap()))
+        .collect();
+    let staff = field_id(&table, "従業員数");
+    assert!(fields.contains(&format!("row:3:{staff}=not_a_number")), "{fields:?}");
+    assert!(fields.contains(&format!("row:3:{}=choice", field_id(&table, "ランク"))));
+    assert!(fields.contains(&format!("row:4:{}=required", field_id(&table, "会社名"))));
+    assert_eq!(count(&cast.admin).await, 0, "nothing half-imported");
+    // Ragged rows, unknown columns and bad encodings are refused.
+    assert_eq!(
+        import(&cast.admin, &tid, "", "会社名,従業員数\nA,1,extra\n".into()).await.1["error"]["fields"][0]["code"],
+        "ragged_row"
+    );
+    assert_eq!(
+        import(&cast.admin, &tid, "", "会社名,無い列\nA,1\n".into()).await.1["error"]["fields"][0]["code"],
+        "unknown_field"
+    );
+    assert_eq!(
+        import(&cast.admin, &tid, "?encoding=utf-8", vec![0x82, 0xA0, 0xFF]).await.1["error"]["fields"][0]["code"],
+        "bad_encoding"
+    );
+    // Shift_JIS from Excel, detected automatically; a neutralised formula cell comes back as typed.
+    let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode("会社名,従業員数,ランク\n株式会社あいう,10,A\n'=SUM(1),20,B\n");
+    let (s, v) = import(&cast.admin, &tid, "", bytes.into_owned()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["inserted"], 2);
+    // Insert or update by the unique key field.
+    let utf8_bom = [&[0xEF, 0xBB, 0xBF][..], "会社名,従業員数\n株式会社あいう,99\n新しい会社,1\n".as_bytes()].concat();
+    let (s, v) = import(&cast.admin, &tid, "?key=会社名", utf8_bom).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!((v["inserted"].as_i64(), v["updated"].as_i64()), (Some(1), Some(1)));
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.会社名=%E6%A0%AA%E5%BC%8F%E4%BC%9A%E7%A4%BE%E3%81%82%E3%81%84%E3%81%86")).await;
+    assert_eq!(v["records"][0]["values"][&staff], 99);
+    assert_eq!(v["records"][0]["values"][field_id(&table, "ランク")], "A", "columns not in the file are kept");
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?q=SUM")).await;
+    assert_eq!(v["records"][0]["values"][field_id(&table, "会社名")], "=SUM(1)");
+    assert_eq!(count(&cast.admin).await, 3);
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=record.import").await;
+    let details: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["details"].as_str().unwrap()).collect();
+    assert_eq!(details, ["1 rows inserted, 1 updated", "2 rows inserted, 0 updated"]);
+    // A key without the unique rule is refused; a member cannot import.
+    assert_eq!(
+        import(&cast.admin, &tid, "?key=従業員数", "会社名\nx\n".into()).await.1["error"]["fields"][0]["code"],
+        "key_not_unique"
+    );
+    assert_eq!(import(&cast.member, &tid, "", "会社名\nx\n".into()).await.0, StatusCode::FORBIDDEN);
+}

@@ -455,3 +455,167 @@ pub async fn export_records(
     }
     Ok(res)
 }
+
+/// The most rows one import may hold; the body limit (`server.max_body_bytes`) applies too.
+pub const IMPORT_MAX_ROWS: usize = 10_000;
+const IMPORT_MAX_ERRORS: usize = 100;
+
+/// Decodes an uploaded CSV: UTF-8 with or without BOM, or Shift_JIS (CP932), detected when
+/// `encoding` is `auto` or empty.
+fn decode_csv(bytes: &[u8], encoding: &str) -> Result<String, &'static str> {
+    let utf8 = |b: &[u8]| std::str::from_utf8(b.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(b)).map(str::to_owned);
+    let sjis = |b: &[u8]| {
+        let (text, _, bad) = encoding_rs::SHIFT_JIS.decode(b);
+        if bad { Err("bad_encoding") } else { Ok(text.into_owned()) }
+    };
+    match encoding {
+        "" | "auto" => utf8(bytes).or_else(|_| sjis(bytes)),
+        "utf-8" => utf8(bytes).map_err(|_| "bad_encoding"),
+        "shift_jis" => sjis(bytes),
+        _ => Err("choice"),
+    }
+}
+
+/// Undoes the export's formula neutralisation, so that an exported file imports unchanged.
+fn unneutralise(s: &str) -> &str {
+    match s.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => s,
+    }
+}
+
+/// Validates a whole CSV file against the table and writes it in one transaction, or writes
+/// nothing and reports every problem by row and column (rows numbered as in a spreadsheet, the
+/// header being row 1). With `key`, rows whose key value exists update that record.
+pub(crate) async fn import_csv(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+    bytes: &[u8],
+    encoding: &str,
+    key: Option<&str>,
+) -> AppResult<(u64, u64)> {
+    let scope = auth.authorize::<ManageTableData>(state, ctx).await?;
+    let bad = |field: &str, code: &'static str| {
+        let mut e = FieldErrors::new();
+        e.push_owned(field.to_owned(), code);
+        AppError::Invalid(e)
+    };
+    let text = decode_csv(bytes, encoding).map_err(|c| bad("file", c))?;
+    let key_field = match key.filter(|k| !k.is_empty()) {
+        None => None,
+        Some(k) => {
+            let f = t
+                .fields
+                .iter()
+                .find(|f| f.id.to_string() == k || f.name.as_str() == k)
+                .ok_or_else(|| bad("key", "unknown_field"))?;
+            if !f.rules.unique {
+                return Err(bad("key", "key_not_unique"));
+            }
+            Some(f)
+        }
+    };
+    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
+    let headers = rdr.headers().map_err(|_| bad("row:1", "bad_csv"))?.clone();
+    let mut columns: Vec<&FieldDef> = Vec::new();
+    let mut errs = FieldErrors::new();
+    for h in headers.iter() {
+        let h = h.trim();
+        match t.fields.iter().find(|f| f.name.as_str() == h || f.id.to_string() == h) {
+            Some(f) if columns.iter().any(|c| c.id == f.id) => {
+                errs.push_owned(format!("row:1:{h}"), "duplicate_column")
+            }
+            Some(f) => columns.push(f),
+            None => errs.push_owned(format!("row:1:{}", h.chars().take(100).collect::<String>()), "unknown_field"),
+        }
+    }
+    if !errs.is_empty() {
+        return Err(AppError::Invalid(errs));
+    }
+    let mut inserts = Vec::new();
+    let mut updates = Vec::new();
+    let mut seen_keys = std::collections::HashSet::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let row = i + 2;
+        if i >= IMPORT_MAX_ROWS {
+            return Err(bad("file", "too_many_rows"));
+        }
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let code =
+                    if matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) { "ragged_row" } else { "bad_csv" };
+                errs.push_owned(format!("row:{row}"), code);
+                break;
+            }
+        };
+        let values: Map<String, Value> = columns
+            .iter()
+            .zip(rec.iter())
+            .map(|(f, v)| (f.id.to_string(), Value::String(unneutralise(v).to_owned())))
+            .collect();
+        let existing = match key_field {
+            Some(kf) => {
+                let v = values.get(&kf.id.to_string()).and_then(Value::as_str).unwrap_or("").trim().to_owned();
+                if v.is_empty() {
+                    None
+                } else if !seen_keys.insert(v.clone()) {
+                    errs.push_owned(format!("row:{row}:{}", kf.id), "duplicate_key");
+                    continue;
+                } else {
+                    let filter = kf.filter("eq", &v).map_err(|c| bad(&format!("row:{row}:{}", kf.id), c))?;
+                    let q = RecordQuery { filters: vec![filter], limit: 1, ..Default::default() };
+                    state.store.list_records(&scope, t, &q).await?.first().map(|r| r.id)
+                }
+            }
+            None => None,
+        };
+        match parse_values(t, &values, existing.is_none()) {
+            Ok(cells) => match existing {
+                Some(id) => updates.push((id, cells)),
+                None => inserts.push(cells),
+            },
+            Err(AppError::Invalid(e)) => {
+                for fe in e.0 {
+                    errs.push_owned(format!("row:{row}:{}", fe.field), fe.code);
+                }
+            }
+            Err(other) => return Err(other),
+        }
+        if errs.0.len() >= IMPORT_MAX_ERRORS {
+            break;
+        }
+    }
+    if !errs.is_empty() {
+        return Err(AppError::Invalid(errs));
+    }
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::RecordImport, Outcome::Success)
+        .target(format!("table:{}", t.id))
+        .details(format!("{} rows inserted, {} updated", inserts.len(), updates.len()));
+    Ok(state.store.import_records(&scope, t, inserts, updates, ctx.now, ev).await?)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ImportQuery {
+    #[serde(default)]
+    pub encoding: String,
+    #[serde(default)]
+    pub key: String,
+}
+
+pub async fn import_records(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    Query(q): Query<ImportQuery>,
+    body: axum::body::Bytes,
+) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let (inserted, updated) = import_csv(&state, &ctx, &auth, &t, &body, &q.encoding, Some(q.key.as_str())).await?;
+    Ok(Json(json!({"inserted": inserted, "updated": updated})))
+}
