@@ -198,7 +198,7 @@ async fn a_user_signs_in_changes_the_password_signs_out_and_an_idle_session_ends
 }
 
 #[tokio::test]
-async fn an_admin_builds_a_table_adds_records_and_sees_validation_errors_explained() {
+async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     let app = TestApp::start().await;
     let (_, pw) = app.tenant("acme").await;
     let driver = chromedriver();
@@ -264,6 +264,30 @@ async fn an_admin_builds_a_table_adds_records_and_sees_validation_errors_explain
         .unwrap();
     click(&c, "form[action$='/records'] button[type=submit]").await;
     wait_text(&c, "already in use").await;
+
+    // Import a Shift_JIS CSV file, as Excel writes it, through the upload form.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("customers.csv");
+    let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode("会社名,従業員数,ランク
+大阪精機,45,B
+京都ソフト,8,C
+");
+    std::fs::write(&file, &bytes).unwrap();
+    c.goto(&app.url(&format!("{table_path}/import"))).await.unwrap();
+    wait_text(&c, "Import CSV").await;
+    c.find(Locator::Css("#file")).await.unwrap().send_keys(file.to_str().unwrap()).await.unwrap();
+    shot(&c, "13-import").await;
+    click(&c, "form[action$='/import'] button[type=submit]").await;
+    wait_text(&c, "The file was imported.").await;
+    wait_text(&c, "京都ソフト").await;
+
+    // Search the grid by a Japanese substring.
+    fill(&c, "#q", "精機").await;
+    click(&c, "form[role=search] button[type=submit]").await;
+    wait_text(&c, "大阪精機").await;
+    let src = c.source().await.unwrap();
+    assert!(!src.contains("京都ソフト"), "filtered out");
+    shot(&c, "14-search").await;
 
     c.close().await.unwrap();
 }

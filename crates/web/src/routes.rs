@@ -80,6 +80,8 @@ fn table() -> Routes {
         .add("POST", "/tables/{tid}/records/{rid}", Admin, post(table_pages::update_record))
         .add("POST", "/tables/{tid}/records/{rid}/delete", Admin, post(table_pages::delete_record))
         .add("GET", "/tables/{tid}/export.csv", Admin, get(tables::export_records))
+        .add("GET", "/tables/{tid}/import", Admin, get(table_pages::import_form))
+        .add("POST", "/tables/{tid}/import", Admin, post(table_pages::import_upload))
         .add("GET", "/admin/users", Admin, get(users::list_users))
         .add("POST", "/admin/users", Admin, post(users::create_user))
         .add("GET", "/admin/users/new", Admin, get(users::new_user_form))

@@ -152,6 +152,18 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
                 body = Body::from(bytes);
                 token
             }
+            None if is_multipart(&parts.headers) => {
+                // File uploads: the token is a form field like any other; read the body (within
+                // the limit), find the field, and hand the same bytes on.
+                let bytes = match axum::body::to_bytes(body, state.settings.max_body_bytes).await {
+                    Ok(b) => b,
+                    Err(_) => return AppError::PayloadTooLarge.into_response(),
+                };
+                let probe = Request::from_parts(parts.clone_without_extensions(), Body::from(bytes.clone()));
+                let token = multipart_field(probe, "csrf").await;
+                body = Body::from(bytes);
+                token
+            }
             None => None,
         };
         if !presented.is_some_and(|p| constant_time_eq(&p, &expected)) {
@@ -172,6 +184,40 @@ fn client_ip_allowed(parts: &Parts, policy: &daicho_domain::SecurityPolicy) -> b
     match parts.extensions.get::<crate::ctx::ClientIp>() {
         Some(ip) => policy.allows_ip(ip.0),
         None => policy.ip_allowlist.is_empty(),
+    }
+}
+
+fn is_multipart(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// The text of the first multipart field named `name`, if the body parses that far.
+async fn multipart_field(req: Request, name: &str) -> Option<String> {
+    use axum::extract::FromRequest;
+    let mut mp = axum::extract::Multipart::from_request(req, &()).await.ok()?;
+    while let Ok(Some(field)) = mp.next_field().await {
+        if field.name() == Some(name) {
+            return field.text().await.ok();
+        }
+    }
+    None
+}
+
+trait CloneParts {
+    fn clone_without_extensions(&self) -> Parts;
+}
+
+impl CloneParts for Parts {
+    /// A copy of method, URI, version and headers (enough to parse a body again).
+    fn clone_without_extensions(&self) -> Parts {
+        let mut b =
+            axum::http::Request::builder().method(self.method.clone()).uri(self.uri.clone()).version(self.version);
+        if let Some(h) = b.headers_mut() {
+            *h = self.headers.clone();
+        }
+        b.body(()).map(|r| r.into_parts().0).unwrap_or_else(|_| axum::http::Request::new(()).into_parts().0)
     }
 }
 

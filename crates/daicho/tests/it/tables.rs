@@ -476,3 +476,49 @@ async fn csv_import_is_all_or_nothing_reads_shift_jis_and_updates_by_a_unique_ke
     );
     assert_eq!(import(&cast.member, &tid, "", "会社名\nx\n".into()).await.0, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_import_page_takes_a_file_upload_with_its_csrf_token_and_lists_problems_by_row() {
+    use daicho_testkit::reqwest::multipart::{Form, Part};
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, _) = customers(&cast.admin).await;
+    let form = |csrf: Option<&str>, csv: &str| {
+        let mut f = Form::new();
+        if let Some(c) = csrf {
+            f = f.text("csrf", c.to_owned());
+        }
+        f.part("file", Part::bytes(csv.as_bytes().to_vec()).file_name("c.csv")).text("encoding", "auto").text("key", "")
+    };
+    let url = cast.admin.url(&format!("/tables/{tid}/import"));
+    // Without the session's token the upload is refused before anything is read.
+    let r = cast.admin.client.post(&url).multipart(form(None, "会社名\nX\n")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = cast.admin.client.post(&url).multipart(form(Some("wrong"), "会社名\nX\n")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A problem is listed by row and field name.
+    let r = cast
+        .admin
+        .client
+        .post(&url)
+        .multipart(form(Some(&cast.admin.csrf), "会社名,従業員数\nA,1\nB,many\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Row 3, 従業員数: Enter a whole number."), "problems listed");
+    // A good file lands and the grid says so.
+    let r = cast
+        .admin
+        .client
+        .post(&url)
+        .multipart(form(Some(&cast.admin.csrf), "会社名,従業員数\nA,1\nB,2\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = cast.admin.get(&crate::location(&r)).await.text().await.unwrap();
+    assert!(page.contains("The file was imported."));
+    assert!(page.contains(">A</td>") && page.contains(">B</td>"));
+}

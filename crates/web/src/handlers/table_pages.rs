@@ -196,6 +196,7 @@ async fn show_page(
         Err(e) => return Err(e),
     };
     let records = state.store.list_records(&scope, t, &query).await?;
+    let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
     let keep = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let (keyword, sort, dir) = (keep("q"), keep("sort"), keep("dir"));
     let base_query = {
@@ -221,7 +222,7 @@ async fn show_page(
         })
         .collect();
     Ok(ShowPage {
-        p: Page::for_user(auth, "tables.title", "tables", &ctx.request_id),
+        p: Page::for_user(auth, "tables.title", "tables", &ctx.request_id).with_flash(done),
         id: t.id.to_string(),
         name: t.name.as_str().to_owned(),
         description: t.description.clone(),
@@ -581,4 +582,98 @@ pub async fn delete_record(
         .details(describe(&t, &old.cells, None));
     state.store.delete_record(&scope, &t, id, ev).await?;
     Ok(redirect_see_other(&format!("/tables/{}", t.id)))
+}
+
+#[derive(Template)]
+#[template(path = "tables/import.html")]
+struct ImportPage {
+    p: Page,
+    table_id: String,
+    table_name: String,
+    keys: Vec<(String, String)>,
+    problems: Vec<(String, &'static str)>,
+    max_kib: usize,
+}
+
+fn import_page(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+    problems: Vec<(String, &'static str)>,
+) -> ImportPage {
+    ImportPage {
+        p: Page::for_user(auth, "import.title", "tables", &ctx.request_id),
+        table_id: t.id.to_string(),
+        table_name: t.name.as_str().to_owned(),
+        keys: t
+            .fields
+            .iter()
+            .filter(|f| f.rules.unique)
+            .map(|f| (f.id.to_string(), f.name.as_str().to_owned()))
+            .collect(),
+        problems,
+        max_kib: state.settings.max_body_bytes / 1024,
+    }
+}
+
+pub async fn import_form(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    Ok(render(&import_page(&state, &ctx, &auth, &t, Vec::new())))
+}
+
+/// "row 3, 従業員数" for an import error's location.
+fn where_of(t: &TableDef, field: &str, lang: daicho_domain::Lang) -> String {
+    let mut parts = field.splitn(3, ':');
+    let (_, row, rest) = (parts.next(), parts.next(), parts.next());
+    let row_word = crate::i18n::t(lang, "import.row");
+    let name = rest.map(|r| {
+        t.fields
+            .iter()
+            .find(|f| f.id.to_string() == r)
+            .map(|f| f.name.as_str().to_owned())
+            .unwrap_or_else(|| r.to_owned())
+    });
+    match (row, name) {
+        (Some(r), Some(n)) => format!("{row_word} {r}, {n}"),
+        (Some(r), None) => format!("{row_word} {r}"),
+        _ => field.to_owned(),
+    }
+}
+
+pub async fn import_upload(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    mut form: axum::extract::Multipart,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let (mut file, mut encoding, mut key) = (Vec::new(), String::new(), String::new());
+    while let Some(field) = form.next_field().await.map_err(|_| AppError::BadRequest("bad_multipart"))? {
+        match field.name() {
+            Some("file") => file = field.bytes().await.map_err(|_| AppError::PayloadTooLarge)?.to_vec(),
+            Some("encoding") => encoding = field.text().await.unwrap_or_default(),
+            Some("key") => key = field.text().await.unwrap_or_default(),
+            _ => {}
+        }
+    }
+    match crate::handlers::tables::import_csv(&state, &ctx, &auth, &t, &file, &encoding, Some(key.as_str())).await {
+        Ok(_) => Ok(redirect_see_other(&format!("/tables/{}?done=imported", t.id))),
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
+            let problems =
+                e.0.iter()
+                    .map(|fe| (where_of(&t, &fe.field, auth.lang), crate::i18n::error_message(auth.lang, fe.code)))
+                    .collect();
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &import_page(&state, &ctx, &auth, &t, problems)))
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -70,7 +70,8 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
             },
             "dir" => match v.as_str() {
                 "asc" => sort_desc = Some(false),
-                "desc" | "" => sort_desc = Some(true),
+                "desc" => sort_desc = Some(true),
+                "" => {}
                 _ => errs.push("dir", "choice"),
             },
             "limit" if !v.is_empty() => match v.parse::<u32>() {
