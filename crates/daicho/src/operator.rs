@@ -195,6 +195,7 @@ pub async fn seed_demo(
         create_user(store, hasher, now, "demo", "staff", "現場 花子 (Demo staff)", "staff@demo.example", "member")
             .await?;
     }
+    seed_demo_tables(store, now).await?;
     let admin_password = reset_password(store, hasher, now, "demo", "admin", false).await?;
     let member_password = reset_password(store, hasher, now, "demo", "staff", false).await?;
     Ok(DemoCredentials {
@@ -281,4 +282,192 @@ pub async fn migrate_store(source: &dyn Store, target: &dyn Store) -> anyhow::Re
         }
     }
     Ok(MigrationReport { counts, chains, ok })
+}
+
+/// Fills the demo tenant with a small business, once: customers, products, orders and
+/// inquiries, a few thousand records of Japanese and English text, made deterministically.
+pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow::Result<usize> {
+    use daicho_domain::table::{Cell, FieldDef, FieldKind, FieldRules, Name};
+    use daicho_domain::{FieldId, TableId};
+
+    let tenant = find_tenant(store, "demo").await?;
+    let cred = store
+        .credential(&LoginFlow::new(), tenant.id, &LoginId::parse("admin").map_err(|c| anyhow::anyhow!(c))?)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .ok_or_else(|| anyhow::anyhow!("the demo admin is missing"))?;
+    let principal = daicho_domain::Principal {
+        tenant_id: tenant.id,
+        user_id: cred.user.id,
+        login_id: cred.user.login_id.clone(),
+        role: cred.user.role,
+        session_id: daicho_domain::SessionId::new_random(),
+    };
+    let design = principal.authorize::<daicho_domain::ManageDesign>().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let data = principal.authorize::<daicho_domain::ManageTableData>().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !store.list_tables(&data).await.map_err(|e| anyhow::anyhow!("{e}"))?.is_empty() {
+        return Ok(0);
+    }
+    let event = |action: AuditAction, target: String| NewAuditEvent {
+        at: now,
+        tenant_id: Some(tenant.id),
+        actor_id: Some(principal.user_id),
+        actor_login: "admin".into(),
+        ip: "local".into(),
+        user_agent: "daicho demo".into(),
+        action,
+        target,
+        outcome: Outcome::Success,
+        details: "demo data".into(),
+    };
+    let name = |s: &str| Name::parse(s).map_err(|c| anyhow::anyhow!(c));
+    let rules = |required: bool, unique: bool| FieldRules { required, unique, ..Default::default() };
+    let choice = |c: &[&str]| FieldKind::Choice { choices: c.iter().map(|s| s.to_string()).collect() };
+    let specs: Vec<(&str, &str, Vec<(&str, FieldKind, FieldRules)>)> = vec![
+        (
+            "顧客 Customers",
+            "取引先の会社 / client companies",
+            vec![
+                ("会社名 Company", FieldKind::Text, rules(true, true)),
+                ("業種 Industry", choice(&["製造", "小売", "IT", "物流", "建設"]), rules(false, false)),
+                ("従業員数 Staff", FieldKind::Integer, rules(false, false)),
+                ("メール E-mail", FieldKind::Email, rules(false, false)),
+                ("契約日 Since", FieldKind::Date, rules(false, false)),
+                ("有効 Active", FieldKind::Checkbox, rules(false, false)),
+            ],
+        ),
+        (
+            "製品 Products",
+            "販売する製品 / what we sell",
+            vec![
+                ("品番 SKU", FieldKind::Text, rules(true, true)),
+                ("品名 Name", FieldKind::Text, rules(true, false)),
+                ("単価 Price", FieldKind::Decimal { scale: 0 }, rules(true, false)),
+            ],
+        ),
+        (
+            "受注 Orders",
+            "顧客からの注文 / orders from customers",
+            vec![
+                ("受注番号 Order no.", FieldKind::Text, rules(true, true)),
+                ("顧客 Customer", FieldKind::Text, rules(true, false)),
+                ("品番 SKU", FieldKind::Text, rules(true, false)),
+                ("数量 Quantity", FieldKind::Integer, rules(true, false)),
+                ("受注日 Ordered", FieldKind::Date, rules(true, false)),
+                ("状態 Status", choice(&["受付", "出荷済", "請求済", "完了"]), rules(true, false)),
+            ],
+        ),
+        (
+            "問い合わせ Inquiries",
+            "お客様からの問い合わせ / customer inquiries",
+            vec![
+                ("件名 Subject", FieldKind::Text, rules(true, false)),
+                ("顧客 Customer", FieldKind::Text, rules(false, false)),
+                ("内容 Details", FieldKind::Multiline, rules(false, false)),
+                ("状態 Status", choice(&["未対応", "対応中", "完了"]), rules(true, false)),
+            ],
+        ),
+    ];
+    let mut tables = Vec::new();
+    for (tname, desc, fields) in specs {
+        let id = TableId::new_random();
+        let mut t = store
+            .create_table(
+                &design,
+                id,
+                name(tname)?,
+                desc.into(),
+                now,
+                event(AuditAction::TableCreate, format!("table:{id}")),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        for (fname, kind, r) in fields {
+            let f = FieldDef { id: FieldId::new_random(), name: name(fname)?, kind, rules: r, position: 0 };
+            let target = format!("table:{id} field:{}", f.id);
+            t = store
+                .add_field(&design, id, f, event(AuditAction::FieldCreate, target))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+        tables.push(t);
+    }
+    let places = ["東京", "大阪", "名古屋", "札幌", "福岡", "仙台", "広島", "京都", "神戸", "横浜"];
+    let kinds = ["システム", "精機", "物流", "商事", "製作所", "ソフト", "建設", "電機"];
+    let forms = ["株式会社", "有限会社", "合同会社"];
+    let industries = ["製造", "小売", "IT", "物流", "建設"];
+    let text = |s: String| Cell::Text(s);
+    let date = |days: i64| {
+        let d = now.date() - time::Duration::days(days);
+        Cell::Text(d.to_string())
+    };
+    let mut customers = Vec::new();
+    let mut rows: Vec<Vec<Vec<(FieldId, Cell)>>> = vec![Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    let ids = |t: &daicho_domain::table::TableDef| t.fields.iter().map(|f| f.id).collect::<Vec<_>>();
+    let (c, p, o, q) = (ids(&tables[0]), ids(&tables[1]), ids(&tables[2]), ids(&tables[3]));
+    for i in 0..400usize {
+        let company = if i % 5 == 4 {
+            format!(
+                "{} {} Co., Ltd. {i}",
+                ["Pacific", "Sakura", "Northern", "Blue River"][i % 4],
+                ["Trading", "Systems", "Logistics"][i % 3]
+            )
+        } else {
+            format!("{}{}{} {i}", forms[i % 3], places[i % 10], kinds[i % 8])
+        };
+        customers.push(company.clone());
+        rows[0].push(vec![
+            (c[0], text(company)),
+            (c[1], text(industries[i % 5].into())),
+            (c[2], Cell::Int(((i * 37) % 900 + 5) as i64)),
+            (c[3], text(format!("info{i}@example.jp"))),
+            (c[4], date((i * 3) as i64)),
+            (c[5], Cell::Bool(i % 7 != 0)),
+        ]);
+    }
+    for i in 0..60usize {
+        rows[1].push(vec![
+            (p[0], text(format!("P-{:04}", i + 1))),
+            (
+                p[1],
+                text(format!(
+                    "{} {}",
+                    ["ボルト", "ナット", "センサー", "モーター", "ケーブル", "Bracket"][i % 6],
+                    i + 1
+                )),
+            ),
+            (p[2], Cell::Int(((i * 113) % 9000 + 100) as i64)),
+        ]);
+    }
+    for i in 0..1800usize {
+        rows[2].push(vec![
+            (o[0], text(format!("SO-{:06}", i + 1))),
+            (o[1], text(customers[(i * 7) % customers.len()].clone())),
+            (o[2], text(format!("P-{:04}", (i * 11) % 60 + 1))),
+            (o[3], Cell::Int(((i * 13) % 50 + 1) as i64)),
+            (o[4], date((i % 365) as i64)),
+            (o[5], text(["受付", "出荷済", "請求済", "完了"][i % 4].into())),
+        ]);
+    }
+    for i in 0..300usize {
+        rows[3].push(vec![
+            (
+                q[0],
+                text(format!(
+                    "{} ({i})",
+                    ["納期の確認", "見積もり依頼", "請求書の再発行", "Product question", "返品について"][i % 5]
+                )),
+            ),
+            (q[1], text(customers[(i * 3) % customers.len()].clone())),
+            (q[2], text("お世話になっております。\n詳細はお電話でご相談させてください。\nThank you.".into())),
+            (q[3], text(["未対応", "対応中", "完了"][i % 3].into())),
+        ]);
+    }
+    let mut total = 0;
+    for (t, r) in tables.iter().zip(rows) {
+        total += r.len();
+        let ev = event(AuditAction::RecordImport, format!("table:{}", t.id));
+        store.import_records(&data, t, r, Vec::new(), now, ev).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    Ok(total)
 }

@@ -268,10 +268,12 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     // Import a Shift_JIS CSV file, as Excel writes it, through the upload form.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("customers.csv");
-    let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode("会社名,従業員数,ランク
+    let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode(
+        "会社名,従業員数,ランク
 大阪精機,45,B
 京都ソフト,8,C
-");
+",
+    );
     std::fs::write(&file, &bytes).unwrap();
     c.goto(&app.url(&format!("{table_path}/import"))).await.unwrap();
     wait_text(&c, "Import CSV").await;

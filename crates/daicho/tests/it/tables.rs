@@ -522,3 +522,37 @@ async fn the_import_page_takes_a_file_upload_with_its_csrf_token_and_lists_probl
     assert!(page.contains("The file was imported."));
     assert!(page.contains(">A</td>") && page.contains(">B</td>"));
 }
+
+#[tokio::test]
+async fn the_demo_tenant_has_a_small_business_to_explore_and_reseeding_adds_nothing() {
+    use daicho_domain::Clock;
+    let app = TestApp::start().await;
+    let creds = daicho::operator::seed_demo(app.store(), &app.hasher, app.clock.now()).await.unwrap();
+    let again = daicho::operator::seed_demo(app.store(), &app.hasher, app.clock.now()).await.unwrap();
+    let admin = app.login("demo", "admin", &again.admin_password).await;
+    assert_ne!(creds.admin_password, again.admin_password, "fresh passwords at every start");
+    let (_, v) = admin.get_json("/api/v1/tables").await;
+    let tables = v["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 4);
+    let orders = tables.iter().find(|t| t["name"].as_str().unwrap().starts_with("受注")).unwrap();
+    let tid = orders["id"].as_str().unwrap();
+    let mut n = 0;
+    let mut after = String::new();
+    loop {
+        let (_, v) = admin.get_json(&format!("/api/v1/tables/{tid}/records?limit=500{after}")).await;
+        n += v["records"].as_array().unwrap().len();
+        match v["next_after"].as_str() {
+            Some(c) => after = format!("&after={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(n, 1800);
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{tid}/records?q=%E6%9D%B1%E4%BA%AC&limit=5")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 5, "Japanese keyword search finds orders of Tokyo customers");
+    let staff = app.login("demo", "staff", &again.member_password).await;
+    assert_eq!(
+        staff.get_json("/api/v1/tables").await.0,
+        StatusCode::FORBIDDEN,
+        "members wait for the permission matrix"
+    );
+}
