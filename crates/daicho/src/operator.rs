@@ -323,7 +323,8 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
     let name = |s: &str| Name::parse(s).map_err(|c| anyhow::anyhow!(c));
     let rules = |required: bool, unique: bool| FieldRules { required, unique, ..Default::default() };
     let choice = |c: &[&str]| FieldKind::Choice { choices: c.iter().map(|s| s.to_string()).collect() };
-    let specs: Vec<(&str, &str, Vec<(&str, FieldKind, FieldRules)>)> = vec![
+    type FieldSpec = (&'static str, FieldKind, FieldRules);
+    let specs: Vec<(&str, &str, Vec<FieldSpec>)> = vec![
         (
             "顧客 Customers",
             "取引先の会社 / client companies",
