@@ -652,10 +652,14 @@ pub async fn import_upload(
     ctx: Ctx,
     auth: Auth,
     Path(tid): Path<String>,
-    mut form: axum::extract::Multipart,
+    req: axum::extract::Request,
 ) -> AppResult<Response> {
     let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
     let t = state.store.table(&scope, table_id(&tid)?).await?;
+    // Parsed only after the capability check, like every body.
+    let mut form = <axum::extract::Multipart as axum::extract::FromRequest<()>>::from_request(req, &())
+        .await
+        .map_err(|_| AppError::BadRequest("bad_multipart"))?;
     let (mut file, mut encoding, mut key) = (Vec::new(), String::new(), String::new());
     while let Some(field) = form.next_field().await.map_err(|_| AppError::BadRequest("bad_multipart"))? {
         match field.name() {
