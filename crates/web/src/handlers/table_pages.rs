@@ -358,6 +358,40 @@ struct RecordPage {
     fields: Vec<InputField>,
 }
 
+/// The record form page, new (`record: None`) or existing.
+#[allow(clippy::too_many_arguments)]
+fn record_page(
+    auth: &Auth,
+    ctx: &Ctx,
+    t: &TableDef,
+    record: Option<i64>,
+    version: i64,
+    values: &Map<String, Value>,
+    errors: Errors,
+    stale: bool,
+) -> RecordPage {
+    let action = match record {
+        Some(id) => format!("/tables/{}/records/{id}", t.id),
+        None => format!("/tables/{}/records", t.id),
+    };
+    RecordPage {
+        p: Page::for_user(
+            auth,
+            if record.is_some() { "records.edit" } else { "records.new" },
+            "tables",
+            &ctx.request_id,
+        ),
+        table_id: t.id.to_string(),
+        table_name: t.name.as_str().to_owned(),
+        record_id: record,
+        action,
+        version,
+        stale,
+        fields: input_fields(t, values, &errors),
+        errors,
+    }
+}
+
 fn input_fields(t: &TableDef, values: &Map<String, Value>, errors: &Errors) -> Vec<InputField> {
     t.fields
         .iter()
@@ -425,17 +459,7 @@ pub async fn new_record(
 ) -> AppResult<Response> {
     let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
     let t = state.store.table(&scope, table_id(&tid)?).await?;
-    Ok(render(&RecordPage {
-        p: Page::for_user(&auth, "records.new", "tables", &ctx.request_id),
-        table_id: t.id.to_string(),
-        table_name: t.name.as_str().to_owned(),
-        record_id: None,
-        action: format!("/tables/{}/records", t.id),
-        version: 0,
-        stale: false,
-        fields: input_fields(&t, &Map::new(), &Errors::default()),
-        errors: Errors::default(),
-    }))
+    Ok(render(&record_page(&auth, &ctx, &t, None, 0, &Map::new(), Errors::default(), false)))
 }
 
 pub async fn create_record(
@@ -460,23 +484,10 @@ pub async fn create_record(
     };
     match result {
         Ok(_) => Ok(redirect_see_other(&format!("/tables/{}", t.id))),
-        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
-            let errors = Errors(e);
-            Ok(render_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &RecordPage {
-                    p: Page::for_user(&auth, "records.new", "tables", &ctx.request_id),
-                    table_id: t.id.to_string(),
-                    table_name: t.name.as_str().to_owned(),
-                    record_id: None,
-                    action: format!("/tables/{}/records", t.id),
-                    version: 0,
-                    stale: false,
-                    fields: input_fields(&t, &values, &errors),
-                    errors,
-                },
-            ))
-        }
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => Ok(render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &record_page(&auth, &ctx, &t, None, 0, &values, Errors(e), false),
+        )),
         Err(e) => Err(e),
     }
 }
@@ -496,17 +507,7 @@ pub async fn edit_record(
             values.insert(fid.to_string(), f.present(c));
         }
     }
-    Ok(render(&RecordPage {
-        p: Page::for_user(&auth, "records.edit", "tables", &ctx.request_id),
-        table_id: t.id.to_string(),
-        table_name: t.name.as_str().to_owned(),
-        record_id: Some(r.id),
-        action: format!("/tables/{}/records/{}", t.id, r.id),
-        version: r.version,
-        stale: false,
-        fields: input_fields(&t, &values, &Errors::default()),
-        errors: Errors::default(),
-    }))
+    Ok(render(&record_page(&auth, &ctx, &t, Some(r.id), r.version, &values, Errors::default(), false)))
 }
 
 pub async fn update_record(
@@ -536,20 +537,9 @@ pub async fn update_record(
         Ok(_) => Ok(redirect_see_other(&format!("/tables/{}", t.id))),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let stale = e.code_for("version") == Some("stale");
-            let errors = Errors(e);
             Ok(render_status(
                 if stale { StatusCode::CONFLICT } else { StatusCode::UNPROCESSABLE_ENTITY },
-                &RecordPage {
-                    p: Page::for_user(&auth, "records.edit", "tables", &ctx.request_id),
-                    table_id: t.id.to_string(),
-                    table_name: t.name.as_str().to_owned(),
-                    record_id: Some(id),
-                    action: format!("/tables/{}/records/{id}", t.id),
-                    version,
-                    stale,
-                    fields: input_fields(&t, &values, &errors),
-                    errors,
-                },
+                &record_page(&auth, &ctx, &t, Some(id), version, &values, Errors(e), stale),
             ))
         }
         Err(e) => Err(e),
