@@ -135,6 +135,16 @@ impl PgStore {
         &self.pool
     }
 
+    /// One scoped write that must touch a row (else NotFound, as for another tenant's id),
+    /// recorded by `event` in the same transaction.
+    async fn write_one(&self, q: PlainQ<'_>, event: NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = q.execute(&mut *tx).await.map_err(internal)?.rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
     async fn write_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(internal)
     }
@@ -1337,18 +1347,14 @@ impl Store for PgStore {
         id: SessionId,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2 AND tenant_id = $3")
-            .bind(id.to_string())
-            .bind(scope.actor().to_string())
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        Self::check_affected(n)?;
-        Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        self.write_one(
+            sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2 AND tenant_id = $3")
+                .bind(id.to_string())
+                .bind(scope.actor().to_string())
+                .bind(scope.tenant_id().to_string()),
+            event,
+        )
+        .await
     }
 
     async fn set_language(
@@ -1357,18 +1363,14 @@ impl Store for PgStore {
         lang: LanguagePref,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query("UPDATE users SET language = $1 WHERE id = $2 AND tenant_id = $3")
-            .bind(lang.as_str())
-            .bind(scope.actor().to_string())
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        Self::check_affected(n)?;
-        Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        self.write_one(
+            sqlx::query("UPDATE users SET language = $1 WHERE id = $2 AND tenant_id = $3")
+                .bind(lang.as_str())
+                .bind(scope.actor().to_string())
+                .bind(scope.tenant_id().to_string()),
+            event,
+        )
+        .await
     }
 
     async fn list_users(&self, scope: &Scope<ManageUsers>) -> StoreResult<Vec<User>> {
@@ -1461,19 +1463,15 @@ impl Store for PgStore {
     }
 
     async fn delete_user(&self, scope: &Scope<ManageUsers>, id: UserId, event: NewAuditEvent) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
         // Sessions and password history go with the user (ON DELETE CASCADE); audit events
         // keep the login ID and user id as text, so the history of a deleted user stays readable.
-        let n = sqlx::query("DELETE FROM users WHERE id = $1 AND tenant_id = $2")
-            .bind(id.to_string())
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        Self::check_affected(n)?;
-        Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        self.write_one(
+            sqlx::query("DELETE FROM users WHERE id = $1 AND tenant_id = $2")
+                .bind(id.to_string())
+                .bind(scope.tenant_id().to_string()),
+            event,
+        )
+        .await
     }
 
     async fn reset_password(
@@ -1505,17 +1503,13 @@ impl Store for PgStore {
     }
 
     async fn unlock_user(&self, scope: &Scope<ManageUsers>, id: UserId, event: NewAuditEvent) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND tenant_id = $2")
-            .bind(id.to_string())
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        Self::check_affected(n)?;
-        Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        self.write_one(
+            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND tenant_id = $2")
+                .bind(id.to_string())
+                .bind(scope.tenant_id().to_string()),
+            event,
+        )
+        .await
     }
 
     async fn update_policy(
@@ -1525,17 +1519,11 @@ impl Store for PgStore {
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         let json = serde_json_string(&policy)?;
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query("UPDATE tenants SET policy = $1 WHERE id = $2")
-            .bind(&json)
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        Self::check_affected(n)?;
-        Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        self.write_one(
+            sqlx::query("UPDATE tenants SET policy = $1 WHERE id = $2").bind(&json).bind(scope.tenant_id().to_string()),
+            event,
+        )
+        .await
     }
 
     async fn search_audit(

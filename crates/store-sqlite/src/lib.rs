@@ -136,6 +136,16 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// One scoped write that must touch a row (else NotFound, as for another tenant's id),
+    /// recorded by `event` in the same transaction.
+    async fn write_one(&self, q: PlainQ<'_>, event: NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = q.execute(&mut *tx).await.map_err(internal)?.rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
     async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(internal)
     }
@@ -1319,18 +1329,14 @@ impl Store for SqliteStore {
         id: SessionId,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query("DELETE FROM sessions WHERE id = ? AND user_id = ? AND tenant_id = ?")
-            .bind(id.to_string())
-            .bind(scope.actor().to_string())
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        Self::check_affected(n)?;
-        Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        self.write_one(
+            sqlx::query("DELETE FROM sessions WHERE id = ? AND user_id = ? AND tenant_id = ?")
+                .bind(id.to_string())
+                .bind(scope.actor().to_string())
+                .bind(scope.tenant_id().to_string()),
+            event,
+        )
+        .await
     }
 
     async fn set_language(
@@ -1339,18 +1345,14 @@ impl Store for SqliteStore {
         lang: LanguagePref,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query("UPDATE users SET language = ? WHERE id = ? AND tenant_id = ?")
-            .bind(lang.as_str())
-            .bind(scope.actor().to_string())
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        Self::check_affected(n)?;
-        Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        self.write_one(
+            sqlx::query("UPDATE users SET language = ? WHERE id = ? AND tenant_id = ?")
+                .bind(lang.as_str())
+                .bind(scope.actor().to_string())
+                .bind(scope.tenant_id().to_string()),
+            event,
+        )
+        .await
     }
 
     async fn list_users(&self, scope: &Scope<ManageUsers>) -> StoreResult<Vec<User>> {
@@ -1443,19 +1445,15 @@ impl Store for SqliteStore {
     }
 
     async fn delete_user(&self, scope: &Scope<ManageUsers>, id: UserId, event: NewAuditEvent) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
         // Sessions and password history go with the user (ON DELETE CASCADE); audit events
         // keep the login ID and user id as text, so the history of a deleted user stays readable.
-        let n = sqlx::query("DELETE FROM users WHERE id = ? AND tenant_id = ?")
-            .bind(id.to_string())
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        Self::check_affected(n)?;
-        Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        self.write_one(
+            sqlx::query("DELETE FROM users WHERE id = ? AND tenant_id = ?")
+                .bind(id.to_string())
+                .bind(scope.tenant_id().to_string()),
+            event,
+        )
+        .await
     }
 
     async fn reset_password(
@@ -1487,17 +1485,13 @@ impl Store for SqliteStore {
     }
 
     async fn unlock_user(&self, scope: &Scope<ManageUsers>, id: UserId, event: NewAuditEvent) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ? AND tenant_id = ?")
-            .bind(id.to_string())
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        Self::check_affected(n)?;
-        Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        self.write_one(
+            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ? AND tenant_id = ?")
+                .bind(id.to_string())
+                .bind(scope.tenant_id().to_string()),
+            event,
+        )
+        .await
     }
 
     async fn update_policy(
@@ -1507,17 +1501,11 @@ impl Store for SqliteStore {
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         let json = serde_json_string(&policy)?;
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query("UPDATE tenants SET policy = ? WHERE id = ?")
-            .bind(&json)
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        Self::check_affected(n)?;
-        Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        self.write_one(
+            sqlx::query("UPDATE tenants SET policy = ? WHERE id = ?").bind(&json).bind(scope.tenant_id().to_string()),
+            event,
+        )
+        .await
     }
 
     async fn search_audit(
