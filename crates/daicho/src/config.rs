@@ -79,6 +79,9 @@ pub struct ServerConfig {
     /// Proxies whose X-Forwarded-For is believed (CIDR).
     pub trusted_proxies: Vec<IpNet>,
     pub max_body_bytes: usize,
+    /// The body limit of CSV import uploads (page and API); every other route has
+    /// `max_body_bytes`.
+    pub max_import_bytes: usize,
     pub max_header_bytes: usize,
 }
 
@@ -143,6 +146,7 @@ impl Default for ServerConfig {
             public_https_port: None,
             trusted_proxies: Vec::new(),
             max_body_bytes: web.max_body_bytes,
+            max_import_bytes: web.max_import_bytes,
             max_header_bytes: web.max_header_bytes,
         }
     }

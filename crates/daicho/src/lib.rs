@@ -109,6 +109,7 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
         public_https_port: config.server.public_https_port.unwrap_or(bound.port()),
         trusted_proxies: config.server.trusted_proxies.clone(),
         max_body_bytes: config.server.max_body_bytes,
+        max_import_bytes: config.server.max_import_bytes,
         max_header_bytes: config.server.max_header_bytes,
         login_ip_max_failures: config.security.login_ip_max_failures,
         login_ip_window_minutes: config.security.login_ip_window_minutes,

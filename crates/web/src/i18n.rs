@@ -59,11 +59,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "The first row names the fields (as in an export). Every row is checked first; if any row has a problem, nothing is imported and each problem is listed.",
         "1行目はフィールド名です（エクスポートと同じ形式）。すべての行を先に確認し、1行でも問題があれば何も読み込まず、問題を一覧にします。",
     ),
-    (
-        "import.limits",
-        "At most 10,000 rows per file and the upload size limit",
-        "1ファイル10,000行まで、アップロードサイズの上限あり",
-    ),
+    ("import.limits", "At most 100,000 rows per file; largest file", "1ファイル100,000行まで。ファイルサイズの上限"),
     (
         "import.refused",
         "Nothing was imported. Correct these rows and try again:",

@@ -6,7 +6,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, delete, get, patch, post};
-use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::handlers::{account, api, assets, audit, auth, home, policy, table_pages, tables, users};
 use crate::middleware;
@@ -132,13 +131,14 @@ pub fn inventory() -> Vec<RouteInfo> {
 /// The HTTPS application with all its layers. Layers wrap from the bottom up: the last added
 /// runs first.
 pub fn router(state: AppState) -> Router {
-    let limit = state.settings.max_body_bytes;
     table()
         .router
         .fallback(|| async { crate::error::AppError::NotFound })
         .layer(from_fn_with_state(state.clone(), session::session_layer))
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(RequestBodyLimitLayer::new(limit))
+        // the limit per route is enforced by `body_limit`; axum's own extractor default (2 MiB)
+        // is switched off so that it cannot disagree
+        .layer(DefaultBodyLimit::disable())
+        .layer(from_fn_with_state(state.clone(), middleware::body_limit))
         .layer(from_fn_with_state(state.clone(), middleware::origin_check))
         .layer(from_fn_with_state(state.clone(), middleware::client_ip))
         .layer(from_fn_with_state(state.clone(), middleware::host_and_headers))

@@ -144,7 +144,7 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
         let presented = match parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()) {
             Some(h) => Some(h.to_owned()),
             None if is_form(&parts.headers) => {
-                let bytes = match axum::body::to_bytes(body, state.settings.max_body_bytes).await {
+                let bytes = match axum::body::to_bytes(body, state.settings.body_limit_for(parts.uri.path())).await {
                     Ok(b) => b,
                     Err(_) => return AppError::PayloadTooLarge.into_response(),
                 };
@@ -155,7 +155,7 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
             None if is_multipart(&parts.headers) => {
                 // File uploads: the token is a form field like any other; read the body (within
                 // the limit), find the field, and hand the same bytes on.
-                let bytes = match axum::body::to_bytes(body, state.settings.max_body_bytes).await {
+                let bytes = match axum::body::to_bytes(body, state.settings.body_limit_for(parts.uri.path())).await {
                     Ok(b) => b,
                     Err(_) => return AppError::PayloadTooLarge.into_response(),
                 };

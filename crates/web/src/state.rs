@@ -21,6 +21,8 @@ pub struct WebSettings {
     /// Peers whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<IpNet>,
     pub max_body_bytes: usize,
+    /// The body limit of CSV import routes (the only routes that take large uploads).
+    pub max_import_bytes: usize,
     pub max_header_bytes: usize,
     /// Failed logins from one IP address within the window before further attempts are refused.
     pub login_ip_max_failures: u32,
@@ -34,6 +36,7 @@ impl Default for WebSettings {
             public_https_port: 8443,
             trusted_proxies: Vec::new(),
             max_body_bytes: 1024 * 1024,
+            max_import_bytes: 64 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
             login_ip_max_failures: 30,
             login_ip_window_minutes: 15,
@@ -50,6 +53,17 @@ pub struct AppState {
     /// Bounds concurrent argon2 work: each hash takes 19 MiB and tens of milliseconds of CPU,
     /// so a flood of sign-ins queues here instead of exhausting memory or starving the runtime.
     hash_permits: Arc<Semaphore>,
+}
+
+impl WebSettings {
+    /// The body limit for a request path: CSV import routes take uploads up to
+    /// `max_import_bytes`, everything else `max_body_bytes`.
+    pub fn body_limit_for(&self, path: &str) -> usize {
+        let import = path.ends_with("/import")
+            && (path.starts_with("/tables/") || path.starts_with("/api/v1/tables/"))
+            && path.matches('/').count() <= 5;
+        if import { self.max_import_bytes.max(self.max_body_bytes) } else { self.max_body_bytes }
+    }
 }
 
 impl AppState {
@@ -98,5 +112,20 @@ impl AppState {
     ) -> AppResult<Result<(), FieldErrors>> {
         let (policy, login, new) = (policy.clone(), login.clone(), new.to_owned());
         self.password_work(move |h| daicho_authn::check_new_password(h, &policy, &login, &new, &previous)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_import_routes_take_large_bodies() {
+        let s = WebSettings::default();
+        assert_eq!(s.body_limit_for("/tables/abc/import"), s.max_import_bytes);
+        assert_eq!(s.body_limit_for("/api/v1/tables/abc/import"), s.max_import_bytes);
+        for p in ["/tables/abc/records", "/api/v1/users", "/import", "/tables/a/b/c/d/import", "/login"] {
+            assert_eq!(s.body_limit_for(p), s.max_body_bytes, "{p}");
+        }
     }
 }

@@ -556,3 +556,32 @@ async fn the_demo_tenant_has_a_small_business_to_explore_and_reseeding_adds_noth
         "members wait for the permission matrix"
     );
 }
+
+#[tokio::test]
+async fn imports_take_files_larger_than_the_general_body_limit_up_to_their_own() {
+    let app = TestApp::start_with(|c| c.server.max_import_bytes = 4 * 1024 * 1024).await;
+    let cast = app.cast().await;
+    let (tid, _) = customers(&cast.admin).await;
+    // About 2.3 MiB: over the 1 MiB limit of every other route, within the import limit.
+    let mut csv = String::from("会社名,メモ\n");
+    let mut n = 0;
+    while csv.len() < 2_300_000 {
+        n += 1;
+        csv.push_str(&format!("会社{n},{}\n", "備考".repeat(20)));
+    }
+    let (s, v) = import(&cast.admin, &tid, "", csv.clone().into_bytes()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["inserted"], n);
+    // The same size on a record route is refused.
+    let (s, _) = cast
+        .admin
+        .post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"メモ": "x".repeat(2_300_000)}}))
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    // Over the import limit: 413 before anything is read or written.
+    let (s, _) = import(&cast.admin, &tid, "", vec![b'a'; 5 * 1024 * 1024]).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?limit=1")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["records"].as_array().unwrap().len(), 1);
+}

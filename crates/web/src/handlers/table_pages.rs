@@ -582,7 +582,7 @@ struct ImportPage {
     table_name: String,
     keys: Vec<(String, String)>,
     problems: Vec<(String, &'static str)>,
-    max_kib: usize,
+    max_mib: usize,
 }
 
 fn import_page(
@@ -603,7 +603,7 @@ fn import_page(
             .map(|f| (f.id.to_string(), f.name.as_str().to_owned()))
             .collect(),
         problems,
-        max_kib: state.settings.max_body_bytes / 1024,
+        max_mib: state.settings.max_import_bytes / (1024 * 1024),
     }
 }
 

@@ -457,8 +457,9 @@ pub async fn export_records(
     Ok(res)
 }
 
-/// The most rows one import may hold; the body limit (`server.max_body_bytes`) applies too.
-pub const IMPORT_MAX_ROWS: usize = 10_000;
+/// The most rows one import may hold (all are validated, then written in one transaction, so a
+/// file is held in memory: about 100 MB at this bound); `server.max_import_bytes` applies too.
+pub const IMPORT_MAX_ROWS: usize = 100_000;
 const IMPORT_MAX_ERRORS: usize = 100;
 
 /// Decodes an uploaded CSV: UTF-8 with or without BOM, or Shift_JIS (CP932), detected when
