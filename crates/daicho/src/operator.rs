@@ -240,8 +240,10 @@ pub async fn migrate_store(source: &dyn Store, target: &dyn Store) -> anyhow::Re
     let op = OperatorScope::local();
     let err = |e: daicho_store::StoreError| anyhow::anyhow!("{e:?}");
     let before = source.table_counts(&op).await.map_err(err)?;
-    if before.iter().any(|(t, n)| *t == "user_tables" && *n > 0) {
-        anyhow::bail!("the source holds user tables, which migrate-store cannot copy yet; nothing was copied");
+    if before.iter().any(|(t, n)| (*t == "user_tables" || *t == "user_groups") && *n > 0) {
+        anyhow::bail!(
+            "the source holds user tables or groups, which migrate-store cannot copy yet; nothing was copied"
+        );
     }
     let base = source.export_base(&op).await.map_err(err)?;
     target.import_base(&op, base).await.map_err(|e| match e {
@@ -304,8 +306,10 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
         session_id: daicho_domain::SessionId::new_random(),
     };
     let design = principal.authorize::<daicho_domain::ManageDesign>().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let data = principal.authorize::<daicho_domain::ManageTableData>().map_err(|e| anyhow::anyhow!("{e}"))?;
-    if !store.list_tables(&data).await.map_err(|e| anyhow::anyhow!("{e}"))?.is_empty() {
+    let uses = principal.authorize::<daicho_domain::UseTables>().map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The demo administrator holds every table right (administrators do); the engine says so.
+    let table_scope = |t: TableId| principal.table_access(t, Vec::new());
+    if !store.list_tables(&uses).await.map_err(|e| anyhow::anyhow!("{e}"))?.is_empty() {
         return Ok(0);
     }
     let event = |action: AuditAction, target: String| NewAuditEvent {
@@ -383,11 +387,14 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
             )
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let design_t = principal
+            .authorize_table::<daicho_domain::access::Design>(&table_scope(id))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         for (fname, kind, r) in fields {
             let f = FieldDef { id: FieldId::new_random(), name: name(fname)?, kind, rules: r, position: 0 };
             let target = format!("table:{id} field:{}", f.id);
             t = store
-                .add_field(&design, id, f, event(AuditAction::FieldCreate, target))
+                .add_field(&design_t, id, f, event(AuditAction::FieldCreate, target))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         }
@@ -468,7 +475,85 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
     for (t, r) in tables.iter().zip(rows) {
         total += r.len();
         let ev = event(AuditAction::RecordImport, format!("table:{}", t.id));
-        store.import_records(&data, t, r, Vec::new(), now, ev).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let import = principal
+            .authorize_table::<daicho_domain::access::Import>(&table_scope(t.id))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        store.import_records(&import, t, r, Vec::new(), now, ev).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
+    seed_demo_groups(store, &principal, &tables, now).await?;
     Ok(total)
+}
+
+/// Two groups with different rights: Sales (the demo staff user) works with customers and
+/// orders and sees prices it cannot change; Support handles inquiries and does not see the
+/// customers' staff numbers.
+async fn seed_demo_groups(
+    store: &dyn Store,
+    admin: &daicho_domain::Principal,
+    tables: &[daicho_domain::table::TableDef],
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    use daicho_domain::access::{FieldAccess, Rights, RowRule, TableGrant, TableRight::*};
+    use daicho_domain::table::Name;
+    let err = |e: daicho_store::StoreError| anyhow::anyhow!("{e:?}");
+    let scope = admin.authorize::<daicho_domain::ManageGroups>().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let staff = store
+        .credential(&LoginFlow::new(), admin.tenant_id, &LoginId::parse("staff").map_err(|c| anyhow::anyhow!(c))?)
+        .await
+        .map_err(err)?
+        .map(|c| c.user.id);
+    let event = |action: AuditAction, target: String, details: String| NewAuditEvent {
+        at: now,
+        tenant_id: Some(admin.tenant_id),
+        actor_id: Some(admin.user_id),
+        actor_login: admin.login_id.as_str().to_owned(),
+        ip: "local".into(),
+        user_agent: "daicho demo".into(),
+        action,
+        target,
+        outcome: Outcome::Success,
+        details,
+    };
+    let field =
+        |t: usize, prefix: &str| tables[t].fields.iter().find(|f| f.name.as_str().starts_with(prefix)).map(|f| f.id);
+    type Spec = (usize, Rights, RowRule, Vec<(Option<daicho_domain::FieldId>, FieldAccess)>);
+    let groups: Vec<(&str, &str, bool, Vec<Spec>)> = vec![
+        (
+            "営業 Sales",
+            "顧客と受注を担当 / customers and orders",
+            true,
+            vec![
+                (0, Rights::of([View, Create, Edit, Export]), RowRule::All, vec![]),
+                (1, Rights::of([View, Edit]), RowRule::All, vec![(field(1, "単価"), FieldAccess::ReadOnly)]),
+                (2, Rights::of([View, Create, Edit, Export, Import]), RowRule::All, vec![]),
+                (3, Rights::of([View]), RowRule::All, vec![]),
+            ],
+        ),
+        (
+            "サポート Support",
+            "問い合わせ対応 / customer inquiries",
+            false,
+            vec![
+                (0, Rights::of([View]), RowRule::All, vec![(field(0, "従業員数"), FieldAccess::Hidden)]),
+                (3, Rights::of([View, Create, Edit, Delete]), RowRule::CreatedByMe, vec![]),
+            ],
+        ),
+    ];
+    for (name, desc, with_staff, grants) in groups {
+        let id = daicho_domain::GroupId::new_random();
+        let n = Name::parse(name).map_err(|c| anyhow::anyhow!(c))?;
+        let ev = event(AuditAction::GroupCreate, format!("group:{id}"), format!("name={name}"));
+        store.create_group(&scope, id, n, desc.into(), now, ev).await.map_err(err)?;
+        if with_staff && let Some(u) = staff {
+            let ev = event(AuditAction::GroupMembers, format!("group:{id}"), "members=staff".into());
+            store.set_group_members(&scope, id, vec![u], ev).await.map_err(err)?;
+        }
+        for (t, rights, rows, fields) in grants {
+            let fields = fields.into_iter().filter_map(|(f, a)| f.map(|f| (f, a))).collect();
+            let grant = TableGrant { group: id, table: tables[t].id, rights, rows, fields };
+            let ev = event(AuditAction::GroupGrant, format!("group:{id} table:{}", tables[t].id), "demo".into());
+            store.set_table_grant(&scope, grant, ev).await.map_err(err)?;
+        }
+    }
+    Ok(())
 }

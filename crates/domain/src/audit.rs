@@ -59,6 +59,11 @@ actions! {
     RecordDelete => "record.delete",
     RecordExport => "record.export",
     RecordImport => "record.import",
+    GroupCreate => "group.create",
+    GroupUpdate => "group.update",
+    GroupDelete => "group.delete",
+    GroupMembers => "group.members",
+    GroupGrant => "group.grant",
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -45,3 +45,4 @@ id_type!(UserId);
 id_type!(SessionId);
 id_type!(TableId);
 id_type!(FieldId);
+id_type!(GroupId);

@@ -2,6 +2,7 @@
 //! the clock. It knows nothing of HTTP or SQL, so every front end (pages, JSON API, CLI, jobs)
 //! and every store backend share one set of rules.
 
+pub mod access;
 pub mod audit;
 pub mod clock;
 pub mod error;
@@ -12,13 +13,14 @@ pub mod table;
 pub mod tenant;
 pub mod user;
 
+pub use access::{FieldAccess, Group, Rights, RowRule, RowScope, TableAccess, TableGrant, TableRight, TableScope};
 pub use audit::{AuditAction, AuditEvent, AuditFilter, NewAuditEvent, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{DomainError, FieldError, FieldErrors};
-pub use ids::{FieldId, SessionId, TableId, TenantId, UserId};
+pub use ids::{FieldId, GroupId, SessionId, TableId, TenantId, UserId};
 pub use perm::{
-    LoginFlow, ManageDesign, ManagePolicy, ManageTableData, ManageUsers, OperatorScope, OwnAccount, Permission,
-    Principal, ReadAudit, Scope, SystemScope,
+    LoginFlow, ManageDesign, ManageGroups, ManagePolicy, ManageUsers, OperatorScope, OwnAccount, Permission, Principal,
+    ReadAudit, Scope, SystemScope, UseTables,
 };
 pub use policy::SecurityPolicy;
 pub use tenant::{Tenant, TenantCode, TenantName};

@@ -55,9 +55,13 @@ permission!(
     ManageDesign, "manage_design", |r| r == Role::TenantAdmin
 );
 permission!(
-    /// Read and write the records of the tenant's tables. Until per-table group rights arrive,
-    /// only administrators hold it: deny by default.
-    ManageTableData, "manage_table_data", |r| r == Role::TenantAdmin
+    /// Use the tenant's tables: list them and ask for table rights, which come from groups (see
+    /// [`crate::access`]); every user holds it, and holds nothing on a table by it alone.
+    UseTables, "use_tables", |_r| true
+);
+permission!(
+    /// Create, change and delete groups, their members and their table rights.
+    ManageGroups, "manage_groups", |r| r == Role::TenantAdmin
 );
 
 /// The authenticated user behind a request.

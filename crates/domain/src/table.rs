@@ -58,6 +58,10 @@ pub enum FieldKind {
     },
     Email,
     Url,
+    /// A telephone number: digits, spaces, `+ - ( )`, at most 30 characters.
+    Phone,
+    /// A user of the tenant, stored by id.
+    User,
 }
 
 /// How a kind is stored: the storage layer maps these to column types.
@@ -89,6 +93,8 @@ impl FieldKind {
             FieldKind::Choice { .. } => "choice",
             FieldKind::Email => "email",
             FieldKind::Url => "url",
+            FieldKind::Phone => "phone",
+            FieldKind::User => "user",
         }
     }
 }
@@ -286,6 +292,24 @@ impl FieldDef {
                 }
                 Cell::Text(s)
             }
+            FieldKind::Phone => {
+                let s = text()?.trim().to_owned();
+                let digits = s.chars().filter(char::is_ascii_digit).count();
+                if s.chars().count() > 30
+                    || digits < 2
+                    || !s.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')'))
+                {
+                    return Err("phone_format");
+                }
+                Cell::Text(s)
+            }
+            FieldKind::User => {
+                // The id of a user; that the user belongs to the tenant is checked where users
+                // are known (the web layer, against the tenant's directory).
+                let s = text()?.trim().to_owned();
+                let id: crate::ids::UserId = s.parse().map_err(|_| "unknown_user")?;
+                Cell::Text(id.to_string())
+            }
         };
         if let Cell::Int(n) = cell
             && matches!(self.kind, FieldKind::Integer | FieldKind::Decimal { .. })
@@ -365,6 +389,21 @@ mod tests {
 
     fn field(kind: FieldKind, rules: FieldRules) -> FieldDef {
         FieldDef { id: crate::ids::FieldId::new_random(), name: Name::parse("f").unwrap(), kind, rules, position: 0 }
+    }
+
+    #[test]
+    fn phone_numbers_and_users_are_checked() {
+        let phone = field(FieldKind::Phone, FieldRules::default());
+        assert_eq!(phone.parse(&Json::from("+81 (3) 1234-5678")), Ok(Cell::Text("+81 (3) 1234-5678".into())));
+        for bad in ["03-1234-567x", "<script>", "1", &"1".repeat(31)] {
+            assert_eq!(phone.parse(&Json::from(bad)), Err("phone_format"), "{bad}");
+        }
+        let user = field(FieldKind::User, FieldRules::default());
+        let id = crate::ids::UserId::new_random();
+        assert_eq!(user.parse(&Json::from(id.to_string())), Ok(Cell::Text(id.to_string())));
+        assert_eq!(user.parse(&Json::from("taro' OR 1=1")), Err("unknown_user"));
+        assert!(user.filter("contains", "x").is_err());
+        assert!(user.filter("eq", &id.to_string()).is_ok());
     }
 
     #[test]
@@ -477,7 +516,7 @@ impl FieldDef {
             Cell::Null => Err("required"),
             c => Ok(c),
         };
-        let textual = self.kind.storage() == Storage::Text && !matches!(self.kind, FieldKind::Date);
+        let textual = self.kind.storage() == Storage::Text && !matches!(self.kind, FieldKind::Date | FieldKind::User);
         let ordered =
             matches!(self.kind, FieldKind::Integer | FieldKind::Decimal { .. } | FieldKind::Date | FieldKind::DateTime);
         let op = match op {
@@ -505,7 +544,12 @@ impl FieldDef {
     pub fn searchable(&self) -> bool {
         matches!(
             self.kind,
-            FieldKind::Text | FieldKind::Multiline | FieldKind::Choice { .. } | FieldKind::Email | FieldKind::Url
+            FieldKind::Text
+                | FieldKind::Multiline
+                | FieldKind::Choice { .. }
+                | FieldKind::Email
+                | FieldKind::Url
+                | FieldKind::Phone
         )
     }
 }

@@ -11,14 +11,17 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use daicho_domain::access::{Create, Delete, Design, Edit, Group, Import, Right, TableGrant, View};
 use daicho_domain::audit::{ChainReport, ChainVerifier, GENESIS_HASH, chain_hash, unix_ms};
 use daicho_domain::table::{Cell, FieldDef, FilterOp, Name, RecordQuery, Storage, TableDef, search_text};
 use daicho_domain::user::UserProfile;
 use daicho_domain::{
-    AuditEvent, AuditFilter, FieldErrors, FieldId, LanguagePref, LoginFlow, LoginId, ManageDesign, ManagePolicy,
-    ManageTableData, ManageUsers, NewAuditEvent, OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy,
-    SessionId, SystemScope, TableId, Tenant, TenantCode, TenantId, User, UserId, UserStatus,
+    AuditEvent, AuditFilter, FieldErrors, FieldId, GroupId, LanguagePref, LoginFlow, LoginId, ManageDesign,
+    ManageGroups, ManagePolicy, ManageUsers, NewAuditEvent, OperatorScope, OwnAccount, ReadAudit, Scope,
+    SecurityPolicy, SessionId, SystemScope, TableId, TableScope, Tenant, TenantCode, TenantId, UseTables, User, UserId,
+    UserStatus,
 };
+use daicho_store::guard::{self, RowCond};
 use daicho_store::ut;
 use daicho_store::{
     BaseDump, Credential, JobRow, LoginFailure, NewSession, NewTenant, NewUser, PasswordHistoryRow, Record, Session,
@@ -59,6 +62,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("search"),
             MigrationType::Simple,
             include_str!("../migrations/0004_search.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            5,
+            Cow::Borrowed("groups"),
+            MigrationType::Simple,
+            include_str!("../migrations/0005_groups.sql").into_sql_str(),
             false,
         ),
     ])
@@ -143,6 +153,48 @@ impl PgStore {
         Self::check_affected(n)?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
+    }
+
+    /// Inside a write: the record must exist (NotFound) and the scope must cover it (Forbidden).
+    async fn check_covered<R: Right>(
+        tx: &mut Transaction<'static, Postgres>,
+        scope: &TableScope<R>,
+        table: &TableDef,
+        id: i64,
+    ) -> StoreResult<()> {
+        let sql = format!("SELECT {} FROM {} WHERE id = {}", record_columns(table), ut::table_ident(table.id), ph(1));
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(internal)?
+            .ok_or(StoreError::NotFound)?;
+        if guard::covers(scope, &record_from_row(&row, table)?) { Ok(()) } else { Err(StoreError::Forbidden) }
+    }
+
+    async fn grants_for(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<TableGrant>> {
+        let rows = sqlx::query(
+            "SELECT g.group_id, g.table_id, g.rights, g.rows, g.fields FROM table_grants g \
+             JOIN group_members m ON m.group_id = g.group_id JOIN user_groups ug ON ug.id = g.group_id \
+             WHERE m.user_id = $1 AND ug.tenant_id = $2",
+        )
+        .bind(user.to_string())
+        .bind(tenant.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        rows.iter().map(crate::rows::grant_from_row).collect()
+    }
+
+    /// The group must belong to the scope's tenant.
+    async fn check_group(tx: &mut Transaction<'static, Postgres>, tenant: TenantId, id: GroupId) -> StoreResult<()> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_groups WHERE id = $1 AND tenant_id = $2")
+            .bind(id.to_string())
+            .bind(tenant.to_string())
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(internal)?;
+        Self::check_affected(n as u64)
     }
 
     async fn write_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
@@ -431,7 +483,7 @@ impl Store for PgStore {
         Ok(TableDef { id, tenant_id: scope.tenant_id(), name, description, fields: Vec::new(), created_at: at })
     }
 
-    async fn list_tables(&self, scope: &Scope<ManageTableData>) -> StoreResult<Vec<TableDef>> {
+    async fn list_tables(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<TableDef>> {
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM user_tables WHERE tenant_id = $1 ORDER BY name")
             .bind(scope.tenant_id().to_string())
             .fetch_all(&self.pool)
@@ -445,18 +497,32 @@ impl Store for PgStore {
         Ok(out)
     }
 
-    async fn table(&self, scope: &Scope<ManageTableData>, id: TableId) -> StoreResult<TableDef> {
+    async fn table(&self, scope: &Scope<UseTables>, id: TableId) -> StoreResult<TableDef> {
         self.load_table(scope.tenant_id(), id).await
+    }
+
+    async fn my_grants(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<TableGrant>> {
+        self.grants_for(scope.tenant_id(), scope.actor()).await
+    }
+
+    async fn directory(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<(UserId, LoginId, String)>> {
+        let rows = sqlx::query("SELECT id, login_id, display_name FROM users WHERE tenant_id = $1 ORDER BY login_id")
+            .bind(scope.tenant_id().to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        rows.iter().map(crate::rows::directory_from_row).collect()
     }
 
     async fn add_field(
         &self,
-        scope: &Scope<ManageDesign>,
+        scope: &TableScope<Design>,
         table: TableId,
         field: FieldDef,
         event: NewAuditEvent,
     ) -> StoreResult<TableDef> {
         let def = self.load_table(scope.tenant_id(), table).await?;
+        guard::check_table(scope, &def)?;
         let mut tx = self.write_tx().await?;
         let kind = serde_json::to_string(&field.kind).map_err(|e| StoreError::Internal(e.to_string()))?;
         let rules = serde_json::to_string(&field.rules).map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -506,34 +572,38 @@ impl Store for PgStore {
 
     async fn insert_record(
         &self,
-        scope: &Scope<ManageTableData>,
+        scope: &TableScope<Create>,
         table: &TableDef,
         cells: Vec<(FieldId, Cell)>,
         at: OffsetDateTime,
         mut event: NewAuditEvent,
     ) -> StoreResult<Record> {
-        if table.tenant_id != scope.tenant_id() {
-            return Err(StoreError::NotFound);
-        }
+        guard::check_table(scope, table)?;
+        guard::check_writes(scope, &cells)?;
         let who = scope.actor().to_string();
         let mut tx = self.write_tx().await?;
         let id = insert_in(&mut tx, table, &who, at, &cells).await?;
         event.target = format!("{} record:{id}", event.target);
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
-        self.get_record_in(table, id).await
+        let mut r = self.get_record_in(table, id).await?;
+        guard::redact(scope, &mut r);
+        Ok(r)
     }
 
-    async fn get_record(&self, scope: &Scope<ManageTableData>, table: &TableDef, id: i64) -> StoreResult<Record> {
-        if table.tenant_id != scope.tenant_id() {
+    async fn get_record(&self, scope: &TableScope<View>, table: &TableDef, id: i64) -> StoreResult<Record> {
+        guard::check_table(scope, table)?;
+        let mut r = self.get_record_in(table, id).await?;
+        if !guard::covers(scope, &r) {
             return Err(StoreError::NotFound);
         }
-        self.get_record_in(table, id).await
+        guard::redact(scope, &mut r);
+        Ok(r)
     }
 
     async fn update_record(
         &self,
-        scope: &Scope<ManageTableData>,
+        scope: &TableScope<Edit>,
         table: &TableDef,
         id: i64,
         expected_version: i64,
@@ -541,9 +611,8 @@ impl Store for PgStore {
         at: OffsetDateTime,
         event: NewAuditEvent,
     ) -> StoreResult<Record> {
-        if table.tenant_id != scope.tenant_id() {
-            return Err(StoreError::NotFound);
-        }
+        guard::check_table(scope, table)?;
+        guard::check_writes(scope, &cells)?;
         let mut sets = vec![format!("version = version + 1, updated_at = {}, updated_by = {}", ph(1), ph(2))];
         for (i, (f, _)) in cells.iter().enumerate() {
             sets.push(format!("{} = {}", ut::field_ident(*f), ph(i + 3)));
@@ -561,6 +630,7 @@ impl Store for PgStore {
             q = bind_cell_q(q, c, storage_of(table, *f));
         }
         let mut tx = self.write_tx().await?;
+        Self::check_covered(&mut tx, scope, table, id).await?;
         let done = q
             .bind(id)
             .bind(expected_version)
@@ -595,20 +665,21 @@ impl Store for PgStore {
         }
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
-        self.get_record_in(table, id).await
+        let mut r = self.get_record_in(table, id).await?;
+        guard::redact(scope, &mut r);
+        Ok(r)
     }
 
     async fn delete_record(
         &self,
-        scope: &Scope<ManageTableData>,
+        scope: &TableScope<Delete>,
         table: &TableDef,
         id: i64,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
-        if table.tenant_id != scope.tenant_id() {
-            return Err(StoreError::NotFound);
-        }
+        guard::check_table(scope, table)?;
         let mut tx = self.write_tx().await?;
+        Self::check_covered(&mut tx, scope, table, id).await?;
         let sql = format!("DELETE FROM {} WHERE id = {}", ut::table_ident(table.id), ph(1));
         let n = sqlx::query(AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await.map_err(internal)?.rows_affected();
         Self::check_affected(n)?;
@@ -618,15 +689,16 @@ impl Store for PgStore {
 
     async fn import_records(
         &self,
-        scope: &Scope<ManageTableData>,
+        scope: &TableScope<Import>,
         table: &TableDef,
         inserts: Vec<Vec<(FieldId, Cell)>>,
         updates: Vec<(i64, Vec<(FieldId, Cell)>)>,
         at: OffsetDateTime,
         event: NewAuditEvent,
     ) -> StoreResult<(u64, u64)> {
-        if table.tenant_id != scope.tenant_id() {
-            return Err(StoreError::NotFound);
+        guard::check_table(scope, table)?;
+        for cells in inserts.iter().chain(updates.iter().map(|(_, c)| c)) {
+            guard::check_writes(scope, cells)?;
         }
         let who = scope.actor().to_string();
         let mut tx = self.write_tx().await?;
@@ -634,6 +706,7 @@ impl Store for PgStore {
             insert_in(&mut tx, table, &who, at, cells).await?;
         }
         for (id, cells) in &updates {
+            Self::check_covered(&mut tx, scope, table, *id).await?;
             let mut sets = vec![format!("version = version + 1, updated_at = {}, updated_by = {}", ph(1), ph(2))];
             for (i, (f, _)) in cells.iter().enumerate() {
                 sets.push(format!("{} = {}", ut::field_ident(*f), ph(i + 3)));
@@ -666,15 +739,15 @@ impl Store for PgStore {
 
     async fn list_records(
         &self,
-        scope: &Scope<ManageTableData>,
+        scope: &TableScope<View>,
         table: &TableDef,
         query: &RecordQuery,
     ) -> StoreResult<Vec<Record>> {
-        if table.tenant_id != scope.tenant_id() {
-            return Err(StoreError::NotFound);
-        }
+        guard::check_table(scope, table)?;
+        guard::check_query(scope, query)?;
         let t = ut::table_ident(table.id);
         let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {} FROM {t} WHERE 1 = 1", record_columns(table)));
+        push_rows(&mut qb, guard::row_conditions(scope, table));
         for f in &query.filters {
             let Some(def) = table.fields.iter().find(|d| d.id == f.field) else { return Err(StoreError::NotFound) };
             let col = ut::field_ident(f.field);
@@ -717,6 +790,9 @@ impl Store for PgStore {
         }
         if let Some(k) = &query.keyword {
             push_keyword(&mut qb, &t, k);
+            if let Some(visible) = guard::visible_search_fields(scope, table) {
+                push_visible_keyword(&mut qb, &visible, k);
+            }
         }
         let (lt_gt, dir) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
         match query.sort {
@@ -755,7 +831,204 @@ impl Store for PgStore {
         qb.push(" LIMIT ");
         qb.push_bind(i64::from(query.limit));
         let rows = qb.build().fetch_all(&self.pool).await.map_err(internal)?;
-        rows.iter().map(|r| record_from_row(r, table)).collect()
+        rows.iter()
+            .map(|r| {
+                let mut rec = record_from_row(r, table)?;
+                guard::redact(scope, &mut rec);
+                Ok(rec)
+            })
+            .collect()
+    }
+
+    async fn list_groups(&self, scope: &Scope<ManageGroups>) -> StoreResult<Vec<Group>> {
+        let tenant = scope.tenant_id().to_string();
+        let mut groups: Vec<Group> =
+            sqlx::query("SELECT id, tenant_id, name, description FROM user_groups WHERE tenant_id = $1 ORDER BY name")
+                .bind(&tenant)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(internal)?
+                .iter()
+                .map(crate::rows::group_from_row)
+                .collect::<StoreResult<_>>()?;
+        let members = sqlx::query(
+            "SELECT m.group_id, m.user_id FROM group_members m JOIN user_groups g ON g.id = m.group_id \
+             WHERE g.tenant_id = $1",
+        )
+        .bind(&tenant)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        let grants = sqlx::query(
+            "SELECT t.group_id, t.table_id, t.rights, t.rows, t.fields FROM table_grants t \
+             JOIN user_groups g ON g.id = t.group_id WHERE g.tenant_id = $1",
+        )
+        .bind(&tenant)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        for g in &mut groups {
+            let gid = g.id.to_string();
+            for m in &members {
+                if m.try_get::<String, _>("group_id").map_err(internal)? == gid {
+                    let u: String = m.try_get("user_id").map_err(internal)?;
+                    g.members.push(u.parse().map_err(|_| StoreError::Internal("bad member id".into()))?);
+                }
+            }
+            for r in &grants {
+                let grant = crate::rows::grant_from_row(r)?;
+                if grant.group == g.id {
+                    g.grants.push(grant);
+                }
+            }
+        }
+        Ok(groups)
+    }
+
+    async fn create_group(
+        &self,
+        scope: &Scope<ManageGroups>,
+        id: GroupId,
+        name: Name,
+        description: String,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO user_groups (id, tenant_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id.to_string())
+        .bind(scope.tenant_id().to_string())
+        .bind(name.as_str())
+        .bind(&description)
+        .bind(ms(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(catalogue_error)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn update_group(
+        &self,
+        scope: &Scope<ManageGroups>,
+        id: GroupId,
+        name: Name,
+        description: String,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("UPDATE user_groups SET name = $1, description = $2 WHERE id = $3 AND tenant_id = $4")
+            .bind(name.as_str())
+            .bind(&description)
+            .bind(id.to_string())
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(catalogue_error)?
+            .rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn delete_group(&self, scope: &Scope<ManageGroups>, id: GroupId, event: NewAuditEvent) -> StoreResult<()> {
+        self.write_one(
+            sqlx::query("DELETE FROM user_groups WHERE id = $1 AND tenant_id = $2")
+                .bind(id.to_string())
+                .bind(scope.tenant_id().to_string()),
+            event,
+        )
+        .await
+    }
+
+    async fn set_group_members(
+        &self,
+        scope: &Scope<ManageGroups>,
+        id: GroupId,
+        members: Vec<UserId>,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        Self::check_group(&mut tx, scope.tenant_id(), id).await?;
+        sqlx::query("DELETE FROM group_members WHERE group_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        for u in members {
+            // Only users of the same tenant: another tenant's user id inserts nothing.
+            let n = sqlx::query(
+                "INSERT INTO group_members (group_id, user_id) SELECT $1::text, id FROM users WHERE id = $2 AND tenant_id = $3 \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id.to_string())
+            .bind(u.to_string())
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?
+            .rows_affected();
+            if n == 0 {
+                let dup: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM group_members WHERE group_id = $1 AND user_id = $2")
+                        .bind(id.to_string())
+                        .bind(u.to_string())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(internal)?;
+                Self::check_affected(dup as u64)?;
+            }
+        }
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn set_table_grant(
+        &self,
+        scope: &Scope<ManageGroups>,
+        grant: TableGrant,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        Self::check_group(&mut tx, scope.tenant_id(), grant.group).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_tables WHERE id = $1 AND tenant_id = $2")
+            .bind(grant.table.to_string())
+            .bind(scope.tenant_id().to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(internal)?;
+        Self::check_affected(n as u64)?;
+        if grant.rights.is_empty() {
+            sqlx::query("DELETE FROM table_grants WHERE group_id = $1 AND table_id = $2")
+                .bind(grant.group.to_string())
+                .bind(grant.table.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        } else {
+            let (rows, fields) = daicho_store::rows::grant_json(&grant)?;
+            sqlx::query(
+                "INSERT INTO table_grants (group_id, table_id, rights, rows, fields) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (group_id, table_id) DO UPDATE SET rights = excluded.rights, rows = excluded.rows, \
+                 fields = excluded.fields",
+            )
+            .bind(grant.group.to_string())
+            .bind(grant.table.to_string())
+            .bind(grant.rights.bits())
+            .bind(rows)
+            .bind(fields)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn grants_of_user(&self, scope: &Scope<ManageGroups>, user: UserId) -> StoreResult<Vec<TableGrant>> {
+        self.grants_for(scope.tenant_id(), user).await
     }
 
     async fn export_base(&self, _op: &OperatorScope) -> StoreResult<BaseDump> {
@@ -990,6 +1263,7 @@ impl Store for PgStore {
                 "audit_events" => "SELECT COUNT(*) FROM audit_events",
                 "jobs" => "SELECT COUNT(*) FROM jobs",
                 "user_tables" => "SELECT COUNT(*) FROM user_tables",
+                "user_groups" => "SELECT COUNT(*) FROM user_groups",
                 "user_fields" => "SELECT COUNT(*) FROM user_fields",
                 _ => return Err(StoreError::Internal(format!("unknown table {table}"))),
             };
@@ -1772,6 +2046,42 @@ fn push_keyword(qb: &mut QueryBuilder<Postgres>, _t: &str, k: &str) {
     qb.push(" AND search_text ILIKE ");
     qb.push_bind(format!("%{}%", like_escape(k)));
     qb.push(" ESCAPE '\\'");
+}
+
+/// Renders a scope's row conditions (see `guard::row_conditions`).
+fn push_rows(qb: &mut QueryBuilder<Postgres>, conds: Vec<Vec<RowCond>>) {
+    for any in conds {
+        qb.push(" AND (1 = 0");
+        for c in any {
+            match c {
+                RowCond::True => {
+                    qb.push(" OR 1 = 1");
+                }
+                RowCond::False => {}
+                RowCond::CreatedBy(me) => {
+                    qb.push(" OR created_by = ");
+                    qb.push_bind(me);
+                }
+                RowCond::FieldIs(f, me) => {
+                    qb.push(format!(" OR {} = ", ut::field_ident(f)));
+                    qb.push_bind(me);
+                }
+            }
+        }
+        qb.push(")");
+    }
+}
+
+/// With hidden fields, a keyword must also be found in a visible field: the index narrows
+/// the rows, this confirms them.
+fn push_visible_keyword(qb: &mut QueryBuilder<Postgres>, visible: &[FieldId], k: &str) {
+    qb.push(" AND (1 = 0");
+    for f in visible {
+        qb.push(format!(" OR {} ILIKE ", ut::field_ident(*f)));
+        qb.push_bind(format!("%{}%", like_escape(k)));
+        qb.push(" ESCAPE '\\'");
+    }
+    qb.push(")");
 }
 
 /// Reads a record inside the caller's transaction (it sees that transaction's own writes).

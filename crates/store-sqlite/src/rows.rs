@@ -46,3 +46,17 @@ pub(crate) fn session_from_row(r: &SqliteRow, prefix: &str) -> StoreResult<Sessi
 pub(crate) fn audit_from_row(r: &SqliteRow) -> StoreResult<AuditEvent> {
     rows::audit(&Cols(r))
 }
+
+pub(crate) fn directory_from_row(
+    r: &SqliteRow,
+) -> StoreResult<(daicho_domain::UserId, daicho_domain::LoginId, String)> {
+    rows::directory_entry(&Cols(r))
+}
+
+pub(crate) fn grant_from_row(r: &SqliteRow) -> StoreResult<daicho_domain::TableGrant> {
+    rows::grant(&Cols(r))
+}
+
+pub(crate) fn group_from_row(r: &SqliteRow) -> StoreResult<daicho_domain::Group> {
+    rows::group(&Cols(r))
+}

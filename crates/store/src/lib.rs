@@ -5,17 +5,20 @@
 //! backend writes both in one transaction. Backends own their SQL dialect and migrations:
 //! `daicho-store-sqlite` now, PostgreSQL later.
 
+pub mod guard;
 pub mod rows;
 pub mod ut;
 
 use async_trait::async_trait;
+use daicho_domain::GroupId;
+use daicho_domain::access::{Create, Delete, Design, Edit, Group, Import, TableGrant, View};
 use daicho_domain::audit::ChainReport;
 use daicho_domain::table::{Cell, FieldDef, Name, RecordQuery, TableDef};
 use daicho_domain::user::UserProfile;
 use daicho_domain::{
-    AuditEvent, AuditFilter, FieldErrors, FieldId, LanguagePref, LoginFlow, LoginId, ManageDesign, ManagePolicy,
-    ManageTableData, ManageUsers, NewAuditEvent, OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy,
-    SessionId, SystemScope, TableId, Tenant, TenantCode, TenantId, TenantName, User, UserId, UserStatus,
+    AuditEvent, AuditFilter, FieldErrors, FieldId, LanguagePref, LoginFlow, LoginId, ManageDesign, ManageGroups,
+    ManagePolicy, ManageUsers, NewAuditEvent, OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId,
+    SystemScope, TableId, TableScope, Tenant, TenantCode, TenantId, TenantName, UseTables, User, UserId, UserStatus,
 };
 use time::OffsetDateTime;
 
@@ -23,6 +26,9 @@ use time::OffsetDateTime;
 pub enum StoreError {
     #[error("not found")]
     NotFound,
+    /// The capability does not cover this row or field.
+    #[error("forbidden")]
+    Forbidden,
     /// A uniqueness rule was violated; the field errors name the field.
     #[error("conflict")]
     Conflict(FieldErrors),
@@ -188,8 +194,17 @@ pub struct Record {
 }
 
 /// The tables a store holds, for counting before and after a copy.
-pub const TABLES: &[&str] =
-    &["tenants", "users", "password_history", "sessions", "audit_events", "jobs", "user_tables", "user_fields"];
+pub const TABLES: &[&str] = &[
+    "tenants",
+    "users",
+    "password_history",
+    "sessions",
+    "audit_events",
+    "jobs",
+    "user_tables",
+    "user_fields",
+    "user_groups",
+];
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -237,12 +252,18 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
         event: NewAuditEvent,
     ) -> StoreResult<TableDef>;
-    async fn list_tables(&self, scope: &Scope<ManageTableData>) -> StoreResult<Vec<TableDef>>;
-    async fn table(&self, scope: &Scope<ManageTableData>, id: TableId) -> StoreResult<TableDef>;
+    /// Every table of the tenant; which of them a user may use is the engine's decision
+    /// ([`daicho_domain::Principal::table_access`]) from [`Store::my_grants`].
+    async fn list_tables(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<TableDef>>;
+    async fn table(&self, scope: &Scope<UseTables>, id: TableId) -> StoreResult<TableDef>;
+    /// The table grants of the groups the principal belongs to.
+    async fn my_grants(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<TableGrant>>;
+    /// The tenant's users as others may see them (for user fields): id, login ID, name.
+    async fn directory(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<(UserId, LoginId, String)>>;
     /// Adds a typed column (and a unique index when the rule asks for one).
     async fn add_field(
         &self,
-        scope: &Scope<ManageDesign>,
+        scope: &TableScope<Design>,
         table: TableId,
         field: FieldDef,
         event: NewAuditEvent,
@@ -250,19 +271,20 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a record; the event's target gets the new record's id appended.
     async fn insert_record(
         &self,
-        scope: &Scope<ManageTableData>,
+        scope: &TableScope<Create>,
         table: &TableDef,
         cells: Vec<(FieldId, Cell)>,
         at: OffsetDateTime,
         event: NewAuditEvent,
     ) -> StoreResult<Record>;
-    async fn get_record(&self, scope: &Scope<ManageTableData>, table: &TableDef, id: i64) -> StoreResult<Record>;
+    /// A record the scope covers, without the fields it hides (NotFound otherwise).
+    async fn get_record(&self, scope: &TableScope<View>, table: &TableDef, id: i64) -> StoreResult<Record>;
     /// Updates the given cells if the record is still at `expected_version`; otherwise Conflict
     /// with the code `stale`.
     #[allow(clippy::too_many_arguments)]
     async fn update_record(
         &self,
-        scope: &Scope<ManageTableData>,
+        scope: &TableScope<Edit>,
         table: &TableDef,
         id: i64,
         expected_version: i64,
@@ -272,7 +294,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Record>;
     async fn delete_record(
         &self,
-        scope: &Scope<ManageTableData>,
+        scope: &TableScope<Delete>,
         table: &TableDef,
         id: i64,
         event: NewAuditEvent,
@@ -283,7 +305,7 @@ pub trait Store: Send + Sync + 'static {
     #[allow(clippy::too_many_arguments)]
     async fn import_records(
         &self,
-        scope: &Scope<ManageTableData>,
+        scope: &TableScope<Import>,
         table: &TableDef,
         inserts: Vec<Vec<(FieldId, Cell)>>,
         updates: Vec<(i64, Vec<(FieldId, Cell)>)>,
@@ -293,10 +315,49 @@ pub trait Store: Send + Sync + 'static {
     /// Records matching the query's filters and keyword, in its order, keyset-paged.
     async fn list_records(
         &self,
-        scope: &Scope<ManageTableData>,
+        scope: &TableScope<View>,
         table: &TableDef,
         query: &RecordQuery,
     ) -> StoreResult<Vec<Record>>;
+
+    // --- groups and the permission matrix ---
+    /// Every group of the tenant with its members and table grants.
+    async fn list_groups(&self, scope: &Scope<ManageGroups>) -> StoreResult<Vec<Group>>;
+    async fn create_group(
+        &self,
+        scope: &Scope<ManageGroups>,
+        id: GroupId,
+        name: Name,
+        description: String,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
+    async fn update_group(
+        &self,
+        scope: &Scope<ManageGroups>,
+        id: GroupId,
+        name: Name,
+        description: String,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
+    async fn delete_group(&self, scope: &Scope<ManageGroups>, id: GroupId, event: NewAuditEvent) -> StoreResult<()>;
+    /// Replaces the group's members (users of the tenant only; others are NotFound).
+    async fn set_group_members(
+        &self,
+        scope: &Scope<ManageGroups>,
+        id: GroupId,
+        members: Vec<UserId>,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
+    /// Sets one group's grant on one table; a grant without rights is removed.
+    async fn set_table_grant(
+        &self,
+        scope: &Scope<ManageGroups>,
+        grant: TableGrant,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
+    /// The grants that reach a user through their groups, for "what may this user do".
+    async fn grants_of_user(&self, scope: &Scope<ManageGroups>, user: UserId) -> StoreResult<Vec<TableGrant>>;
 
     // --- copying an installation between stores (operator) ---
     async fn export_base(&self, op: &OperatorScope) -> StoreResult<BaseDump>;

@@ -107,3 +107,43 @@ pub fn audit(r: &impl Columns) -> StoreResult<AuditEvent> {
         hash: r.text("hash")?,
     })
 }
+
+/// One entry of the tenant's user directory: id, login ID and display name.
+pub fn directory_entry(r: &impl Columns) -> StoreResult<(UserId, LoginId, String)> {
+    Ok((
+        id::<UserId>(r, "id")?,
+        LoginId::parse(&r.text("login_id")?).map_err(|_| bad("login_id"))?,
+        r.text("display_name")?,
+    ))
+}
+
+/// A table grant from columns group_id, table_id, rights, rows, fields.
+pub fn grant(r: &impl Columns) -> StoreResult<daicho_domain::TableGrant> {
+    Ok(daicho_domain::TableGrant {
+        group: id(r, "group_id")?,
+        table: id(r, "table_id")?,
+        rights: daicho_domain::Rights::from_bits(r.int("rights")?),
+        rows: serde_json::from_str(&r.text("rows")?).map_err(|_| bad("grant rows"))?,
+        fields: serde_json::from_str(&r.text("fields")?).map_err(|_| bad("grant fields"))?,
+    })
+}
+
+/// A group from columns id, tenant_id, name, description (members and grants added after).
+pub fn group(r: &impl Columns) -> StoreResult<daicho_domain::Group> {
+    Ok(daicho_domain::Group {
+        id: id(r, "id")?,
+        tenant_id: id(r, "tenant_id")?,
+        name: daicho_domain::table::Name::parse(&r.text("name")?).map_err(|_| bad("group name"))?,
+        description: r.text("description")?,
+        members: Vec::new(),
+        grants: Vec::new(),
+    })
+}
+
+/// The JSON stored for a grant's row rule and field rules.
+pub fn grant_json(g: &daicho_domain::TableGrant) -> StoreResult<(String, String)> {
+    let e = |e: serde_json::Error| StoreError::Internal(e.to_string());
+    let fields: std::collections::BTreeMap<_, _> =
+        g.fields.iter().filter(|(_, a)| **a != daicho_domain::FieldAccess::Editable).collect();
+    Ok((serde_json::to_string(&g.rows).map_err(e)?, serde_json::to_string(&fields).map_err(e)?))
+}

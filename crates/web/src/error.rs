@@ -124,6 +124,7 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => AppError::NotFound,
+            StoreError::Forbidden => AppError::Forbidden,
             StoreError::Conflict(f) => AppError::Conflict(f),
             StoreError::Unavailable(m) => AppError::Unavailable(m),
             StoreError::Internal(m) => AppError::Internal(m),

@@ -16,6 +16,7 @@ pub mod routes;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod tablecap;
 pub mod views;
 
 pub use routes::{Access, RouteInfo, router};

@@ -5,9 +5,9 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{MethodRouter, delete, get, patch, post};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
-use crate::handlers::{account, api, assets, audit, auth, home, policy, table_pages, tables, users};
+use crate::handlers::{account, api, assets, audit, auth, groups, home, policy, table_pages, tables, users};
 use crate::middleware;
 use crate::session;
 use crate::state::AppState;
@@ -22,6 +22,9 @@ pub enum Access {
     User,
     /// Tenant administrators only.
     Admin,
+    /// Any signed-in user, then the table right from their groups (404 without any right on
+    /// the table, 403 without the one the route needs).
+    Table,
 }
 
 #[derive(Debug, Clone)]
@@ -69,18 +72,18 @@ fn table() -> Routes {
         .add("POST", "/account/password", User, post(account::change_password))
         .add("POST", "/account/language", User, post(account::set_language))
         .add("POST", "/account/sessions/{id}/revoke", User, post(account::revoke_session))
-        .add("GET", "/tables", Admin, get(table_pages::list_tables))
+        .add("GET", "/tables", User, get(table_pages::list_tables))
         .add("POST", "/tables", Admin, post(table_pages::create_table))
-        .add("GET", "/tables/{tid}", Admin, get(table_pages::show_table))
-        .add("POST", "/tables/{tid}/fields", Admin, post(table_pages::add_field))
-        .add("GET", "/tables/{tid}/records/new", Admin, get(table_pages::new_record))
-        .add("POST", "/tables/{tid}/records", Admin, post(table_pages::create_record))
-        .add("GET", "/tables/{tid}/records/{rid}", Admin, get(table_pages::edit_record))
-        .add("POST", "/tables/{tid}/records/{rid}", Admin, post(table_pages::update_record))
-        .add("POST", "/tables/{tid}/records/{rid}/delete", Admin, post(table_pages::delete_record))
-        .add("GET", "/tables/{tid}/export.csv", Admin, get(tables::export_records))
-        .add("GET", "/tables/{tid}/import", Admin, get(table_pages::import_form))
-        .add("POST", "/tables/{tid}/import", Admin, post(table_pages::import_upload))
+        .add("GET", "/tables/{tid}", Table, get(table_pages::show_table))
+        .add("POST", "/tables/{tid}/fields", Table, post(table_pages::add_field))
+        .add("GET", "/tables/{tid}/records/new", Table, get(table_pages::new_record))
+        .add("POST", "/tables/{tid}/records", Table, post(table_pages::create_record))
+        .add("GET", "/tables/{tid}/records/{rid}", Table, get(table_pages::edit_record))
+        .add("POST", "/tables/{tid}/records/{rid}", Table, post(table_pages::update_record))
+        .add("POST", "/tables/{tid}/records/{rid}/delete", Table, post(table_pages::delete_record))
+        .add("GET", "/tables/{tid}/export.csv", Table, get(tables::export_records))
+        .add("GET", "/tables/{tid}/import", Table, get(table_pages::import_form))
+        .add("POST", "/tables/{tid}/import", Table, post(table_pages::import_upload))
         .add("GET", "/admin/users", Admin, get(users::list_users))
         .add("POST", "/admin/users", Admin, post(users::create_user))
         .add("GET", "/admin/users/new", Admin, get(users::new_user_form))
@@ -93,6 +96,16 @@ fn table() -> Routes {
         .add("POST", "/admin/users/{id}/reset-password", Admin, post(users::reset_password))
         .add("GET", "/admin/users/{id}/delete", Admin, get(users::delete_user_form))
         .add("POST", "/admin/users/{id}/delete", Admin, post(users::delete_user))
+        .add("GET", "/admin/users/{id}/access", Admin, get(groups::user_access_page))
+        .add("GET", "/admin/groups", Admin, get(groups::list_page))
+        .add("POST", "/admin/groups", Admin, post(groups::create_page))
+        .add("GET", "/admin/groups/{gid}", Admin, get(groups::show_page))
+        .add("POST", "/admin/groups/{gid}/edit", Admin, post(groups::edit_page))
+        .add("POST", "/admin/groups/{gid}/members", Admin, post(groups::members_page))
+        .add("POST", "/admin/groups/{gid}/grants", Admin, post(groups::matrix_page))
+        .add("POST", "/admin/groups/{gid}/delete", Admin, post(groups::delete_page))
+        .add("GET", "/admin/groups/{gid}/tables/{tid}", Admin, get(groups::table_page))
+        .add("POST", "/admin/groups/{gid}/tables/{tid}", Admin, post(groups::table_submit))
         .add("GET", "/admin/policy", Admin, get(policy::policy_page))
         .add("POST", "/admin/policy", Admin, post(policy::update_policy))
         .add("GET", "/admin/audit", Admin, get(audit::audit_page))
@@ -110,17 +123,25 @@ fn table() -> Routes {
         .add("POST", "/api/v1/users/{id}/disable", Admin, post(api::disable_user))
         .add("POST", "/api/v1/users/{id}/enable", Admin, post(api::enable_user))
         .add("GET", "/api/v1/audit", Admin, get(api::list_audit))
-        .add("GET", "/api/v1/tables", Admin, get(tables::list_tables))
+        .add("GET", "/api/v1/groups", Admin, get(groups::api_list))
+        .add("POST", "/api/v1/groups", Admin, post(groups::api_create))
+        .add("GET", "/api/v1/groups/{gid}", Admin, get(groups::api_get))
+        .add("PATCH", "/api/v1/groups/{gid}", Admin, patch(groups::api_update))
+        .add("DELETE", "/api/v1/groups/{gid}", Admin, delete(groups::api_delete))
+        .add("PUT", "/api/v1/groups/{gid}/members", Admin, put(groups::api_members))
+        .add("PUT", "/api/v1/groups/{gid}/grants/{tid}", Admin, put(groups::api_grant))
+        .add("GET", "/api/v1/users/{id}/access", Admin, get(groups::api_user_access))
+        .add("GET", "/api/v1/tables", User, get(tables::list_tables))
         .add("POST", "/api/v1/tables", Admin, post(tables::create_table))
-        .add("GET", "/api/v1/tables/{tid}", Admin, get(tables::get_table))
-        .add("POST", "/api/v1/tables/{tid}/fields", Admin, post(tables::add_field))
-        .add("GET", "/api/v1/tables/{tid}/records", Admin, get(tables::list_records))
-        .add("POST", "/api/v1/tables/{tid}/records", Admin, post(tables::create_record))
-        .add("GET", "/api/v1/tables/{tid}/records/{rid}", Admin, get(tables::get_record))
-        .add("GET", "/api/v1/tables/{tid}/export.csv", Admin, get(tables::export_records))
-        .add("POST", "/api/v1/tables/{tid}/import", Admin, post(tables::import_records))
-        .add("PATCH", "/api/v1/tables/{tid}/records/{rid}", Admin, patch(tables::update_record))
-        .add("DELETE", "/api/v1/tables/{tid}/records/{rid}", Admin, delete(tables::delete_record))
+        .add("GET", "/api/v1/tables/{tid}", Table, get(tables::get_table))
+        .add("POST", "/api/v1/tables/{tid}/fields", Table, post(tables::add_field))
+        .add("GET", "/api/v1/tables/{tid}/records", Table, get(tables::list_records))
+        .add("POST", "/api/v1/tables/{tid}/records", Table, post(tables::create_record))
+        .add("GET", "/api/v1/tables/{tid}/records/{rid}", Table, get(tables::get_record))
+        .add("GET", "/api/v1/tables/{tid}/export.csv", Table, get(tables::export_records))
+        .add("POST", "/api/v1/tables/{tid}/import", Table, post(tables::import_records))
+        .add("PATCH", "/api/v1/tables/{tid}/records/{rid}", Table, patch(tables::update_record))
+        .add("DELETE", "/api/v1/tables/{tid}/records/{rid}", Table, delete(tables::delete_record))
 }
 
 /// Every route with its declared access.

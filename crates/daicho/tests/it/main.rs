@@ -13,6 +13,7 @@ mod jobs;
 mod migrate;
 mod network;
 mod passwords;
+mod permissions;
 mod routes;
 mod sessions;
 mod tables;

@@ -6,22 +6,20 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use daicho_domain::access::{Create, Delete, Design, Edit, Import, TableRight, View};
 use daicho_domain::table::{FieldDef, FieldKind, FieldRules, Name, RecordQuery, TableDef, check_field_count};
-use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, ManageTableData, Outcome, TableId};
+use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, Outcome, TableId, UseTables};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::ctx::{Ctx, EventExt};
 use crate::error::{AppError, AppResult};
-use crate::handlers::tables::{cursor_after, describe, parse_values, record_query};
+use crate::handlers::tables::{check_users, cursor_after, describe, parse_values, record_query};
 use crate::middleware::redirect_see_other;
 use crate::session::Auth;
 use crate::state::AppState;
+use crate::tablecap::OpenTable;
 use crate::views::{Errors, Page, render, render_status};
-
-fn table_id(raw: &str) -> AppResult<TableId> {
-    raw.parse().map_err(|_| AppError::NotFound)
-}
 
 fn record_id(raw: &str) -> AppResult<i64> {
     raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or(AppError::NotFound)
@@ -29,6 +27,8 @@ fn record_id(raw: &str) -> AppResult<i64> {
 
 pub struct TableRow {
     pub id: String,
+    /// The grid for users who may view, else the new-record form (or import) they may use.
+    pub href: String,
     pub name: String,
     pub description: String,
     pub fields: usize,
@@ -42,6 +42,7 @@ struct ListPage {
     errors: Errors,
     name: String,
     description: String,
+    can_create_tables: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,27 +54,44 @@ pub struct NewTableForm {
 }
 
 async fn list_page(state: &AppState, ctx: &Ctx, auth: &Auth, errors: Errors, f: NewTableForm) -> AppResult<ListPage> {
-    let scope = auth.authorize::<ManageTableData>(state, ctx).await?;
-    let tables = state.store.list_tables(&scope).await?;
+    let uses = auth.authorize::<UseTables>(state, ctx).await?;
+    let tables = state.store.list_tables(&uses).await?;
+    let grants = state.store.my_grants(&uses).await?;
+    let mut rows = Vec::new();
+    for def in tables {
+        let access = auth.principal.table_access(def.id, grants.clone());
+        let rights = access.rights();
+        if rights.is_empty() {
+            continue;
+        }
+        let open = OpenTable { def, access };
+        let t = open.visible(auth);
+        let href = if rights.has(TableRight::View) || rights.has(TableRight::Design) {
+            format!("/tables/{}", t.id)
+        } else if rights.has(TableRight::Create) {
+            format!("/tables/{}/records/new", t.id)
+        } else {
+            format!("/tables/{}/import", t.id)
+        };
+        rows.push(TableRow {
+            id: t.id.to_string(),
+            href,
+            name: t.name.as_str().to_owned(),
+            description: t.description.clone(),
+            fields: t.fields.len(),
+        });
+    }
     Ok(ListPage {
         p: Page::for_user(auth, "tables.title", "tables", &ctx.request_id),
-        tables: tables
-            .iter()
-            .map(|t| TableRow {
-                id: t.id.to_string(),
-                name: t.name.as_str().to_owned(),
-                description: t.description.clone(),
-                fields: t.fields.len(),
-            })
-            .collect(),
+        tables: rows,
         errors,
         name: f.name,
         description: f.description,
+        can_create_tables: auth.principal.may::<ManageDesign>(),
     })
 }
 
 pub async fn list_tables(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Response> {
-    let _scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
     Ok(render(&list_page(&state, &ctx, &auth, Errors::default(), NewTableForm::default()).await?))
 }
 
@@ -139,6 +157,55 @@ struct ShowPage {
     f_scale: String,
     f_required: bool,
     f_unique: bool,
+    can: Can,
+}
+
+/// Which actions a page offers (each is checked again, by the engine, when used).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Can {
+    pub create: bool,
+    pub edit: bool,
+    pub delete: bool,
+    pub import: bool,
+    pub export: bool,
+    pub design: bool,
+}
+
+impl Can {
+    fn of(open: &OpenTable) -> Self {
+        let a = &open.access;
+        Can {
+            create: a.has(TableRight::Create),
+            edit: a.has(TableRight::Edit),
+            delete: a.has(TableRight::Delete),
+            import: a.has(TableRight::Import),
+            export: a.has(TableRight::Export),
+            design: a.has(TableRight::Design),
+        }
+    }
+}
+
+/// How a cell shows on a page: user fields by name, from the tenant's directory.
+fn shown(f: &FieldDef, c: &daicho_domain::table::Cell, users: &[(daicho_domain::UserId, String, String)]) -> String {
+    if let (FieldKind::User, daicho_domain::table::Cell::Text(id)) = (&f.kind, c)
+        && let Some((_, login, name)) = users.iter().find(|(u, _, _)| u.to_string() == *id)
+    {
+        return format!("{name} ({login})");
+    }
+    display(&f.present(c))
+}
+
+async fn users_for(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+) -> AppResult<Vec<(daicho_domain::UserId, String, String)>> {
+    if t.fields.iter().any(|f| matches!(f.kind, FieldKind::User)) {
+        auth.directory(state, ctx).await
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 fn display(v: &Value) -> String {
@@ -178,24 +245,28 @@ const KINDS: &[(&str, &str)] = &[
     ("choice", "kind.choice"),
     ("email", "kind.email"),
     ("url", "kind.url"),
+    ("phone", "kind.phone"),
+    ("user", "kind.user"),
 ];
 
 async fn show_page(
     state: &AppState,
     ctx: &Ctx,
     auth: &Auth,
-    t: &TableDef,
+    open: &OpenTable,
     pairs: &[(String, String)],
     errors: Errors,
     f: NewFieldForm,
 ) -> AppResult<ShowPage> {
-    let scope = auth.authorize::<ManageTableData>(state, ctx).await?;
+    let scope = auth.table_right::<View>(state, ctx, open).await?;
+    let t = &open.seen_by(&scope);
+    let users = users_for(state, ctx, auth, t).await?;
     let (query, query_error) = match record_query(t, pairs) {
         Ok(q) => (q, None),
         Err(AppError::Invalid(e)) => (RecordQuery::default(), e.0.first().map(|fe| fe.code)),
         Err(e) => return Err(e),
     };
-    let records = state.store.list_records(&scope, t, &query).await?;
+    let records = state.store.list_records(&scope, &open.def, &query).await?;
     let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
     let keep = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let (keyword, sort, dir) = (keep("q"), keep("sort"), keep("dir"));
@@ -216,7 +287,7 @@ async fn show_page(
                 .fields
                 .iter()
                 .map(|f| {
-                    r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| display(&f.present(c))).unwrap_or_default()
+                    r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| shown(f, c, &users)).unwrap_or_default()
                 })
                 .collect(),
         })
@@ -246,6 +317,7 @@ async fn show_page(
         f_scale: if f.scale.is_empty() { "0".into() } else { f.scale },
         f_required: f.required.is_some(),
         f_unique: f.unique.is_some(),
+        can: Can::of(open),
     })
 }
 
@@ -256,9 +328,8 @@ pub async fn show_table(
     Path(tid): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
-    Ok(render(&show_page(&state, &ctx, &auth, &t, &pairs, Errors::default(), NewFieldForm::default()).await?))
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    Ok(render(&show_page(&state, &ctx, &auth, &open, &pairs, Errors::default(), NewFieldForm::default()).await?))
 }
 
 fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), FieldErrors> {
@@ -283,6 +354,8 @@ fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), Fi
         }),
         "email" => Some(FieldKind::Email),
         "url" => Some(FieldKind::Url),
+        "phone" => Some(FieldKind::Phone),
+        "user" => Some(FieldKind::User),
         _ => {
             errs.push("kind", "choice");
             None
@@ -307,9 +380,9 @@ pub async fn add_field(
     Path(tid): Path<String>,
     Form(f): Form<NewFieldForm>,
 ) -> AppResult<Response> {
-    let scope = auth.authorize::<ManageDesign>(&state, &ctx).await?;
-    let data = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&data, table_id(&tid)?).await?;
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let scope = auth.table_right::<Design>(&state, &ctx, &open).await?;
+    let t = &open.def;
     let parsed = check_field_count(t.fields.len()).and_then(|()| field_from_form(&f));
     let result = match parsed {
         Err(e) => Err(AppError::Invalid(e)),
@@ -325,7 +398,7 @@ pub async fn add_field(
     match result {
         Ok(t) => Ok(redirect_see_other(&format!("/tables/{}", t.id))),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
-            let page = show_page(&state, &ctx, &auth, &t, &[], Errors(e), f).await?;
+            let page = show_page(&state, &ctx, &auth, &open, &[], Errors(e), f).await?;
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),
@@ -340,8 +413,12 @@ pub struct InputField {
     pub hint: &'static str,
     pub value: String,
     pub required: bool,
-    pub choices: Vec<String>,
+    /// (value, label) for selects.
+    pub choices: Vec<(String, String)>,
     pub error: Option<&'static str>,
+    /// Shown as text, not as an input: the user may see but not change it.
+    pub read_only: bool,
+    pub shown: String,
 }
 
 #[derive(Template)]
@@ -356,22 +433,33 @@ struct RecordPage {
     stale: bool,
     errors: Errors,
     fields: Vec<InputField>,
+    can_save: bool,
+    can_delete: bool,
+}
+
+/// What a record form shows: the fields the user sees, which of them they may write, and the
+/// tenant's users for user fields.
+struct FormSpec<'a> {
+    t: &'a TableDef,
+    writes: &'a dyn Fn(FieldId) -> bool,
+    users: &'a [(daicho_domain::UserId, String, String)],
+    can_save: bool,
+    can_delete: bool,
 }
 
 /// The record form page, new (`record: None`) or existing.
-#[allow(clippy::too_many_arguments)]
 fn record_page(
     auth: &Auth,
     ctx: &Ctx,
-    t: &TableDef,
-    record: Option<i64>,
-    version: i64,
+    spec: &FormSpec<'_>,
+    record: Option<(i64, i64)>,
     values: &Map<String, Value>,
     errors: Errors,
     stale: bool,
 ) -> RecordPage {
+    let t = spec.t;
     let action = match record {
-        Some(id) => format!("/tables/{}/records/{id}", t.id),
+        Some((id, _)) => format!("/tables/{}/records/{id}", t.id),
         None => format!("/tables/{}/records", t.id),
     };
     RecordPage {
@@ -383,17 +471,20 @@ fn record_page(
         ),
         table_id: t.id.to_string(),
         table_name: t.name.as_str().to_owned(),
-        record_id: record,
+        record_id: record.map(|(id, _)| id),
         action,
-        version,
+        version: record.map(|(_, v)| v).unwrap_or(0),
         stale,
-        fields: input_fields(t, values, &errors),
+        fields: input_fields(spec, values, &errors),
         errors,
+        can_save: spec.can_save,
+        can_delete: spec.can_delete,
     }
 }
 
-fn input_fields(t: &TableDef, values: &Map<String, Value>, errors: &Errors) -> Vec<InputField> {
-    t.fields
+fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Errors) -> Vec<InputField> {
+    spec.t
+        .fields
         .iter()
         .map(|f| {
             let key = f.id.to_string();
@@ -404,14 +495,22 @@ fn input_fields(t: &TableDef, values: &Map<String, Value>, errors: &Errors) -> V
                 FieldKind::Date => ("date", "text", ""),
                 FieldKind::DateTime => ("text", "text", "hint.date_time"),
                 FieldKind::Checkbox => ("checkbox", "text", ""),
-                FieldKind::Choice { .. } => ("select", "text", ""),
+                FieldKind::Choice { .. } | FieldKind::User => ("select", "text", ""),
                 FieldKind::Email => ("email", "text", ""),
                 FieldKind::Url => ("url", "text", ""),
+                FieldKind::Phone => ("tel", "text", ""),
                 FieldKind::Text => ("text", "text", ""),
             };
+            let value = values.get(&key).map(display_input).unwrap_or_default();
+            let shown = match values.get(&key) {
+                Some(v) => f.parse(v).map(|c| shown(f, &c, spec.users)).unwrap_or_else(|_| display(v)),
+                None => String::new(),
+            };
             InputField {
-                value: values.get(&key).map(display_input).unwrap_or_default(),
+                value,
+                shown,
                 error: errors.get(&key),
+                read_only: !(spec.writes)(f.id),
                 key,
                 label: f.name.as_str().to_owned(),
                 input,
@@ -419,7 +518,12 @@ fn input_fields(t: &TableDef, values: &Map<String, Value>, errors: &Errors) -> V
                 hint,
                 required: f.rules.required,
                 choices: match &f.kind {
-                    FieldKind::Choice { choices } => choices.clone(),
+                    FieldKind::Choice { choices } => choices.iter().map(|c| (c.clone(), c.clone())).collect(),
+                    FieldKind::User => spec
+                        .users
+                        .iter()
+                        .map(|(id, login, name)| (id.to_string(), format!("{name} ({login})")))
+                        .collect(),
                     _ => Vec::new(),
                 },
             }
@@ -435,11 +539,11 @@ fn display_input(v: &Value) -> String {
     }
 }
 
-/// The submitted form as values keyed by field id; an unticked checkbox is absent from a form,
-/// so every checkbox field is set explicitly.
-fn form_values(t: &TableDef, pairs: &[(String, String)]) -> Map<String, Value> {
+/// The submitted form as values keyed by field id, for the fields the user may write; an
+/// unticked checkbox is absent from a form, so every writable checkbox field is set explicitly.
+fn form_values(t: &TableDef, pairs: &[(String, String)], writes: &dyn Fn(FieldId) -> bool) -> Map<String, Value> {
     let mut m = Map::new();
-    for f in &t.fields {
+    for f in t.fields.iter().filter(|f| writes(f.id)) {
         let key = f.id.to_string();
         let v = pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
         let value = match f.kind {
@@ -448,7 +552,23 @@ fn form_values(t: &TableDef, pairs: &[(String, String)]) -> Map<String, Value> {
         };
         m.insert(key, value);
     }
+    // A submitted field the user may not write is passed on, so that it is refused by name.
+    for (k, v) in pairs {
+        if let Some(f) = t.fields.iter().find(|f| f.id.to_string() == *k && !writes(f.id)) {
+            m.insert(f.id.to_string(), Value::String(v.clone()));
+        }
+    }
     m
+}
+
+fn values_of(t: &TableDef, r: &daicho_store::Record) -> Map<String, Value> {
+    let mut values = Map::new();
+    for (fid, c) in &r.cells {
+        if let Some(f) = t.fields.iter().find(|f| f.id == *fid) {
+            values.insert(fid.to_string(), f.present(c));
+        }
+    }
+    values
 }
 
 pub async fn new_record(
@@ -457,9 +577,12 @@ pub async fn new_record(
     auth: Auth,
     Path(tid): Path<String>,
 ) -> AppResult<Response> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
-    Ok(render(&record_page(&auth, &ctx, &t, None, 0, &Map::new(), Errors::default(), false)))
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let scope = auth.table_right::<Create>(&state, &ctx, &open).await?;
+    let t = open.seen_by(&scope);
+    let users = users_for(&state, &ctx, &auth, &t).await?;
+    let spec = FormSpec { t: &t, writes: &|f| scope.writes(f), users: &users, can_save: true, can_delete: false };
+    Ok(render(&record_page(&auth, &ctx, &spec, None, &Map::new(), Errors::default(), false)))
 }
 
 pub async fn create_record(
@@ -469,26 +592,40 @@ pub async fn create_record(
     Path(tid): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
-    let values = form_values(&t, &pairs);
-    let result = match parse_values(&t, &values, true) {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let scope = auth.table_right::<Create>(&state, &ctx, &open).await?;
+    let t = open.seen_by(&scope);
+    let writes = |f| scope.writes(f);
+    let values = form_values(&t, &pairs, &writes);
+    let result = match parse_values(&t, &values, true, &writes) {
         Err(e) => Err(e),
-        Ok(cells) => {
-            let ev = ctx
-                .event_by(&auth.principal, AuditAction::RecordCreate, Outcome::Success)
-                .target(format!("table:{}", t.id))
-                .details(describe(&t, &cells, None));
-            state.store.insert_record(&scope, &t, cells, ctx.now, ev).await.map_err(AppError::from)
-        }
+        Ok(cells) => match check_users(&state, &ctx, &auth, &t, &[&cells]).await {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let ev = ctx
+                    .event_by(&auth.principal, AuditAction::RecordCreate, Outcome::Success)
+                    .target(format!("table:{}", t.id))
+                    .details(describe(&t, &cells, None));
+                state.store.insert_record(&scope, &open.def, cells, ctx.now, ev).await.map_err(AppError::from)
+            }
+        },
+    };
+    let after = if open.access.has(TableRight::View) {
+        format!("/tables/{}", t.id)
+    } else {
+        format!("/tables/{}/records/new", t.id)
     };
     match result {
-        Ok(_) => Ok(redirect_see_other(&format!("/tables/{}", t.id))),
-        Err(AppError::Invalid(e) | AppError::Conflict(e)) => Ok(render_status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &record_page(&auth, &ctx, &t, None, 0, &values, Errors(e), false),
-        )),
-        Err(e) => Err(e),
+        Ok(_) => Ok(redirect_see_other(&after)),
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
+            let users = users_for(&state, &ctx, &auth, &t).await?;
+            let spec = FormSpec { t: &t, writes: &writes, users: &users, can_save: true, can_delete: false };
+            Ok(render_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &record_page(&auth, &ctx, &spec, None, &values, Errors(e), false),
+            ))
+        }
+        Err(e) => Err(auth.refused(&state, &ctx, e, format!("create in table:{}", t.id)).await),
     }
 }
 
@@ -498,16 +635,23 @@ pub async fn edit_record(
     auth: Auth,
     Path((tid, rid)): Path<(String, String)>,
 ) -> AppResult<Response> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
-    let r = state.store.get_record(&scope, &t, record_id(&rid)?).await?;
-    let mut values = Map::new();
-    for (fid, c) in &r.cells {
-        if let Some(f) = t.fields.iter().find(|f| f.id == *fid) {
-            values.insert(fid.to_string(), f.present(c));
-        }
-    }
-    Ok(render(&record_page(&auth, &ctx, &t, Some(r.id), r.version, &values, Errors::default(), false)))
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let view = auth.table_right::<View>(&state, &ctx, &open).await?;
+    let t = open.seen_by(&view);
+    let r = state.store.get_record(&view, &open.def, record_id(&rid)?).await?;
+    // Whether this record may be edited or deleted (rights and row rules); the page shows the
+    // form read-only otherwise.
+    let edit = auth.principal.authorize_table::<Edit>(&open.access).ok();
+    let can_save = edit.as_ref().is_some_and(|e| daicho_store::guard::covers(e, &r));
+    let can_delete = auth
+        .principal
+        .authorize_table::<Delete>(&open.access)
+        .ok()
+        .is_some_and(|d| daicho_store::guard::covers(&d, &r));
+    let writes = |f| can_save && edit.as_ref().is_some_and(|e| e.writes(f));
+    let users = users_for(&state, &ctx, &auth, &t).await?;
+    let spec = FormSpec { t: &t, writes: &writes, users: &users, can_save, can_delete };
+    Ok(render(&record_page(&auth, &ctx, &spec, Some((r.id, r.version)), &values_of(&t, &r), Errors::default(), false)))
 }
 
 pub async fn update_record(
@@ -517,32 +661,49 @@ pub async fn update_record(
     Path((tid, rid)): Path<(String, String)>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let view = auth.table_right::<View>(&state, &ctx, &open).await?;
+    let scope = auth.table_right::<Edit>(&state, &ctx, &open).await?;
+    let t = open.seen_by(&scope);
     let id = record_id(&rid)?;
     let version = pairs.iter().find(|(k, _)| k == "version").and_then(|(_, v)| v.parse::<i64>().ok()).unwrap_or(0);
-    let values = form_values(&t, &pairs);
-    let old = state.store.get_record(&scope, &t, id).await?;
-    let result = match parse_values(&t, &values, true) {
+    let writes = |f| scope.writes(f);
+    let values = form_values(&t, &pairs, &writes);
+    let old = state.store.get_record(&view, &open.def, id).await?;
+    let result = match parse_values(&t, &values, true, &writes) {
         Err(e) => Err(e),
-        Ok(cells) => {
-            let ev = ctx
-                .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
-                .target(format!("table:{} record:{id}", t.id))
-                .details(describe(&t, &cells, Some(&old)));
-            state.store.update_record(&scope, &t, id, version, cells, ctx.now, ev).await.map_err(AppError::from)
-        }
+        Ok(cells) => match check_users(&state, &ctx, &auth, &t, &[&cells]).await {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let ev = ctx
+                    .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
+                    .target(format!("table:{} record:{id}", t.id))
+                    .details(describe(&t, &cells, Some(&old)));
+                state
+                    .store
+                    .update_record(&scope, &open.def, id, version, cells, ctx.now, ev)
+                    .await
+                    .map_err(AppError::from)
+            }
+        },
     };
     match result {
         Ok(_) => Ok(redirect_see_other(&format!("/tables/{}", t.id))),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let stale = e.code_for("version") == Some("stale");
+            let users = users_for(&state, &ctx, &auth, &t).await?;
+            let spec = FormSpec { t: &t, writes: &writes, users: &users, can_save: true, can_delete: false };
+            // Read-only fields show their stored values.
+            let mut shown = values_of(&t, &old);
+            shown.extend(
+                values.into_iter().filter(|(k, _)| t.fields.iter().any(|f| f.id.to_string() == *k && writes(f.id))),
+            );
             Ok(render_status(
                 if stale { StatusCode::CONFLICT } else { StatusCode::UNPROCESSABLE_ENTITY },
-                &record_page(&auth, &ctx, &t, Some(id), version, &values, Errors(e), stale),
+                &record_page(&auth, &ctx, &spec, Some((id, version)), &shown, Errors(e), stale),
             ))
         }
-        Err(e) => Err(e),
+        Err(e) => Err(auth.refused(&state, &ctx, e, format!("edit of table:{} record:{id}", t.id)).await),
     }
 }
 
@@ -559,18 +720,22 @@ pub async fn delete_record(
     Path((tid, rid)): Path<(String, String)>,
     Form(f): Form<ConfirmForm>,
 ) -> AppResult<Response> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let view = auth.table_right::<View>(&state, &ctx, &open).await?;
+    let scope = auth.table_right::<Delete>(&state, &ctx, &open).await?;
+    let t = &open.def;
     let id = record_id(&rid)?;
     if f.confirm != "yes" {
         return Err(AppError::Invalid(FieldErrors::single("confirm", "confirm_required")));
     }
-    let old = state.store.get_record(&scope, &t, id).await?;
+    let old = state.store.get_record(&view, t, id).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
         .target(format!("table:{} record:{id}", t.id))
-        .details(describe(&t, &old.cells, None));
-    state.store.delete_record(&scope, &t, id, ev).await?;
+        .details(describe(&open.seen_by(&view), &old.cells, None));
+    if let Err(e) = state.store.delete_record(&scope, t, id, ev).await {
+        return Err(auth.refused(&state, &ctx, e.into(), format!("delete of table:{} record:{id}", t.id)).await);
+    }
     Ok(redirect_see_other(&format!("/tables/{}", t.id)))
 }
 
@@ -613,9 +778,9 @@ pub async fn import_form(
     auth: Auth,
     Path(tid): Path<String>,
 ) -> AppResult<Response> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
-    Ok(render(&import_page(&state, &ctx, &auth, &t, Vec::new())))
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let scope = auth.table_right::<Import>(&state, &ctx, &open).await?;
+    Ok(render(&import_page(&state, &ctx, &auth, &open.seen_by(&scope), Vec::new())))
 }
 
 /// "row 3, 従業員数" for an import error's location.
@@ -644,8 +809,9 @@ pub async fn import_upload(
     Path(tid): Path<String>,
     req: axum::extract::Request,
 ) -> AppResult<Response> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let scope = auth.table_right::<Import>(&state, &ctx, &open).await?;
+    let t = open.seen_by(&scope);
     // Parsed only after the capability check, like every body.
     let mut form = <axum::extract::Multipart as axum::extract::FromRequest<()>>::from_request(req, &())
         .await
@@ -659,8 +825,11 @@ pub async fn import_upload(
             _ => {}
         }
     }
-    match crate::handlers::tables::import_csv(&state, &ctx, &auth, &t, &file, &encoding, Some(key.as_str())).await {
-        Ok(_) => Ok(redirect_see_other(&format!("/tables/{}?done=imported", t.id))),
+    match crate::handlers::tables::import_csv(&state, &ctx, &auth, &open, &file, &encoding, Some(key.as_str())).await {
+        Ok(_) if open.access.has(TableRight::View) => {
+            Ok(redirect_see_other(&format!("/tables/{}?done=imported", t.id)))
+        }
+        Ok(_) => Ok(redirect_see_other(&format!("/tables/{}/import?done=imported", t.id))),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let problems =
                 e.0.iter()

@@ -1,16 +1,17 @@
-//! User tables through the JSON API: the designer (tables and typed fields) and records. Design
-//! needs `ManageDesign`; records need `ManageTableData` (administrators only until per-table
-//! group rights arrive). Values are validated per field by the domain before anything is
+//! User tables through the JSON API: the designer (tables and typed fields) and records. Creating
+//! a table needs `ManageDesign`; everything on a table needs the table right from the user's
+//! groups (`crate::tablecap`), which also hides fields and limits rows. Values are validated per field by the domain before anything is
 //! written; every change is recorded with the fields it touched.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use daicho_domain::access::{Create, Delete, Design, Edit, Export, Import, View};
 use daicho_domain::table::{
     Cell, FieldDef, FieldKind, FieldRules, Name, RecordQuery, TableDef, check_field_count, check_keyword,
 };
-use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, ManageTableData, Outcome, TableId};
+use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, Outcome, TableId, UseTables};
 use daicho_store::Record;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -20,6 +21,7 @@ use crate::error::{AppError, AppResult};
 use crate::handlers::api::ApiBody;
 use crate::session::Auth;
 use crate::state::AppState;
+use crate::tablecap::OpenTable;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,6 +152,18 @@ fn table_json(t: &TableDef) -> Value {
     })
 }
 
+/// A table as this user sees it, with their rights and the fields they may not change.
+fn table_json_for(auth: &Auth, t: &OpenTable) -> Value {
+    let mut v = table_json(&t.visible(auth));
+    v["my_rights"] = json!(t.access.rights());
+    let read_only: Vec<String> = match auth.principal.authorize_table::<Edit>(&t.access) {
+        Ok(s) => t.def.fields.iter().filter(|f| s.sees(f.id) && !s.writes(f.id)).map(|f| f.id.to_string()).collect(),
+        Err(_) => Vec::new(),
+    };
+    v["read_only_fields"] = json!(read_only);
+    v
+}
+
 fn record_json(t: &TableDef, r: &Record) -> Value {
     let mut values = Map::new();
     for (fid, cell) in &r.cells {
@@ -165,18 +179,21 @@ fn record_json(t: &TableDef, r: &Record) -> Value {
     })
 }
 
-fn table_id(raw: &str) -> AppResult<TableId> {
-    raw.parse().map_err(|_| AppError::NotFound)
-}
-
 fn record_id(raw: &str) -> AppResult<i64> {
     raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or(AppError::NotFound)
 }
 
 /// Parses submitted values (keyed by field id or name) into cells; every error is reported,
-/// keyed by field id. With `all`, fields not submitted are parsed as empty (so that required
-/// rules apply on create).
-pub(crate) fn parse_values(t: &TableDef, values: &Map<String, Value>, all: bool) -> AppResult<Vec<(FieldId, Cell)>> {
+/// keyed by field id. `t` is the design as the user sees it, so a hidden field is unknown; a
+/// field the user may not write (`writes`) is refused when submitted and otherwise left alone.
+/// With `all`, writable fields not submitted are parsed as empty (so that required rules apply
+/// on create).
+pub(crate) fn parse_values(
+    t: &TableDef,
+    values: &Map<String, Value>,
+    all: bool,
+    writes: &dyn Fn(FieldId) -> bool,
+) -> AppResult<Vec<(FieldId, Cell)>> {
     let mut errs = FieldErrors::new();
     let mut cells = Vec::new();
     for key in values.keys() {
@@ -186,6 +203,12 @@ pub(crate) fn parse_values(t: &TableDef, values: &Map<String, Value>, all: bool)
     }
     for f in &t.fields {
         let v = values.get(&f.id.to_string()).or_else(|| values.get(f.name.as_str()));
+        if !writes(f.id) {
+            if v.is_some() {
+                errs.push_owned(f.id.to_string(), "read_only");
+            }
+            continue;
+        }
         let v = match (v, all) {
             (Some(v), _) => v,
             (None, true) => &Value::Null,
@@ -199,10 +222,47 @@ pub(crate) fn parse_values(t: &TableDef, values: &Map<String, Value>, all: bool)
     if errs.is_empty() { Ok(cells) } else { Err(AppError::Invalid(errs)) }
 }
 
+/// User fields must name users of the tenant.
+pub(crate) async fn check_users(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+    rows: &[&[(FieldId, Cell)]],
+) -> AppResult<()> {
+    let user_fields: Vec<FieldId> =
+        t.fields.iter().filter(|f| matches!(f.kind, FieldKind::User)).map(|f| f.id).collect();
+    if user_fields.is_empty() {
+        return Ok(());
+    }
+    let known: std::collections::HashSet<String> =
+        auth.directory(state, ctx).await?.into_iter().map(|(id, _, _)| id.to_string()).collect();
+    let mut errs = FieldErrors::new();
+    for cells in rows {
+        for (f, c) in cells.iter() {
+            if let Cell::Text(s) = c
+                && user_fields.contains(f)
+                && !known.contains(s)
+            {
+                errs.push_owned(f.to_string(), "unknown_user");
+            }
+        }
+    }
+    if errs.is_empty() { Ok(()) } else { Err(AppError::Invalid(errs)) }
+}
+
 pub async fn list_tables(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Json<Value>> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let tables = state.store.list_tables(&scope).await?;
-    Ok(Json(json!({"tables": tables.iter().map(table_json).collect::<Vec<_>>()})))
+    let uses = auth.authorize::<UseTables>(&state, &ctx).await?;
+    let tables = state.store.list_tables(&uses).await?;
+    let grants = state.store.my_grants(&uses).await?;
+    let mut out = Vec::new();
+    for def in tables {
+        let access = auth.principal.table_access(def.id, grants.clone());
+        if !access.rights().is_empty() {
+            out.push(table_json_for(&auth, &OpenTable { def, access }));
+        }
+    }
+    Ok(Json(json!({"tables": out})))
 }
 
 pub async fn create_table(State(state): State<AppState>, ctx: Ctx, auth: Auth, body: ApiBody) -> AppResult<Response> {
@@ -229,9 +289,8 @@ pub async fn get_table(
     auth: Auth,
     Path(tid): Path<String>,
 ) -> AppResult<Json<Value>> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
-    Ok(Json(json!({"table": table_json(&t)})))
+    let t = auth.open_table(&state, &ctx, &tid).await?;
+    Ok(Json(json!({"table": table_json_for(&auth, &t)})))
 }
 
 pub async fn add_field(
@@ -241,10 +300,10 @@ pub async fn add_field(
     Path(tid): Path<String>,
     body: ApiBody,
 ) -> AppResult<Response> {
-    let scope = auth.authorize::<ManageDesign>(&state, &ctx).await?;
-    let data = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let scope = auth.table_right::<Design>(&state, &ctx, &open).await?;
     let b: NewFieldBody = body.parse()?;
-    let t = state.store.table(&data, table_id(&tid)?).await?;
+    let t = &open.def;
     check_field_count(t.fields.len()).map_err(AppError::Invalid)?;
     let name = Name::parse(&b.name).map_err(|c| AppError::Invalid(FieldErrors::single("name", c)))?;
     FieldDef::validate(&b.kind, &b.rules).map_err(AppError::Invalid)?;
@@ -264,10 +323,11 @@ pub async fn list_records(
     Path(tid): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> AppResult<Json<Value>> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
+    let t = open.seen_by(&scope);
     let q = record_query(&t, &pairs)?;
-    let records = state.store.list_records(&scope, &t, &q).await?;
+    let records = state.store.list_records(&scope, &open.def, &q).await?;
     let next = (records.len() == q.limit as usize).then(|| records.last().map(|r| cursor_after(&q, r))).flatten();
     Ok(Json(json!({"records": records.iter().map(|r| record_json(&t, r)).collect::<Vec<_>>(), "next_after": next})))
 }
@@ -293,15 +353,17 @@ pub async fn create_record(
     Path(tid): Path<String>,
     body: ApiBody,
 ) -> AppResult<Response> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let scope = auth.table_right::<Create>(&state, &ctx, &open).await?;
     let b: RecordBody = body.parse()?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
-    let cells = parse_values(&t, &b.values, true)?;
+    let t = open.seen_by(&scope);
+    let cells = parse_values(&t, &b.values, true, &|f| scope.writes(f))?;
+    check_users(&state, &ctx, &auth, &t, &[&cells]).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordCreate, Outcome::Success)
         .target(format!("table:{}", t.id))
         .details(describe(&t, &cells, None));
-    let r = state.store.insert_record(&scope, &t, cells, ctx.now, ev).await?;
+    let r = state.store.insert_record(&scope, &open.def, cells, ctx.now, ev).await?;
     Ok((StatusCode::CREATED, Json(json!({"record": record_json(&t, &r)}))).into_response())
 }
 
@@ -311,10 +373,10 @@ pub async fn get_record(
     auth: Auth,
     Path((tid, rid)): Path<(String, String)>,
 ) -> AppResult<Json<Value>> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
-    let r = state.store.get_record(&scope, &t, record_id(&rid)?).await?;
-    Ok(Json(json!({"record": record_json(&t, &r)})))
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
+    let r = state.store.get_record(&scope, &open.def, record_id(&rid)?).await?;
+    Ok(Json(json!({"record": record_json(&open.seen_by(&scope), &r)})))
 }
 
 pub async fn update_record(
@@ -324,18 +386,26 @@ pub async fn update_record(
     Path((tid, rid)): Path<(String, String)>,
     body: ApiBody,
 ) -> AppResult<Json<Value>> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let view = auth.table_right::<View>(&state, &ctx, &open).await?;
+    let scope = auth.table_right::<Edit>(&state, &ctx, &open).await?;
     let b: RecordBody = body.parse()?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let t = open.seen_by(&scope);
     let id = record_id(&rid)?;
     let version = b.version.ok_or_else(|| AppError::Invalid(FieldErrors::single("version", "required")))?;
-    let cells = parse_values(&t, &b.values, false)?;
-    let old = state.store.get_record(&scope, &t, id).await?;
+    let cells = parse_values(&t, &b.values, false, &|f| scope.writes(f))?;
+    check_users(&state, &ctx, &auth, &t, &[&cells]).await?;
+    let old = state.store.get_record(&view, &open.def, id).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
         .target(format!("table:{} record:{id}", t.id))
         .details(describe(&t, &cells, Some(&old)));
-    let r = state.store.update_record(&scope, &t, id, version, cells, ctx.now, ev).await?;
+    let r = match state.store.update_record(&scope, &open.def, id, version, cells, ctx.now, ev).await {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(auth.refused(&state, &ctx, e.into(), format!("edit of table:{} record:{id}", t.id)).await);
+        }
+    };
     Ok(Json(json!({"record": record_json(&t, &r)})))
 }
 
@@ -345,15 +415,18 @@ pub async fn delete_record(
     auth: Auth,
     Path((tid, rid)): Path<(String, String)>,
 ) -> AppResult<StatusCode> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let view = auth.table_right::<View>(&state, &ctx, &open).await?;
+    let scope = auth.table_right::<Delete>(&state, &ctx, &open).await?;
     let id = record_id(&rid)?;
-    let old = state.store.get_record(&scope, &t, id).await?;
+    let old = state.store.get_record(&view, &open.def, id).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
-        .target(format!("table:{} record:{id}", t.id))
-        .details(describe(&t, &old.cells, None));
-    state.store.delete_record(&scope, &t, id, ev).await?;
+        .target(format!("table:{} record:{id}", open.def.id))
+        .details(describe(&open.def, &old.cells, None));
+    if let Err(e) = state.store.delete_record(&scope, &open.def, id, ev).await {
+        return Err(auth.refused(&state, &ctx, e.into(), format!("delete of table:{} record:{id}", open.def.id)).await);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -368,8 +441,12 @@ pub async fn export_records(
     Path(tid): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
+    let _export = auth.table_right::<Export>(&state, &ctx, &open).await?;
+    // Columns: the fields the user sees; rows: those view covers (applied by the store).
+    let t = open.seen_by(&scope);
+    let full = open.def.clone();
     let sjis = match pairs.iter().find(|(k, _)| k == "encoding").map(|(_, v)| v.as_str()) {
         None | Some("") | Some("utf-8") => false,
         Some("shift_jis") => true,
@@ -401,7 +478,7 @@ pub async fn export_records(
         let mut rows = 0u64;
         let mut ok = tx.send(Ok(first)).await.is_ok();
         while ok {
-            let batch = match store.list_records(&scope, &t, &q).await {
+            let batch = match store.list_records(&scope, &full, &q).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "record export failed mid-stream");
@@ -493,12 +570,13 @@ pub(crate) async fn import_csv(
     state: &AppState,
     ctx: &Ctx,
     auth: &Auth,
-    t: &TableDef,
+    open: &OpenTable,
     bytes: &[u8],
     encoding: &str,
     key: Option<&str>,
 ) -> AppResult<(u64, u64)> {
-    let scope = auth.authorize::<ManageTableData>(state, ctx).await?;
+    let scope = auth.table_right::<Import>(state, ctx, open).await?;
+    let t = &open.seen_by(&scope);
     let bad = |field: &str, code: &'static str| {
         let mut e = FieldErrors::new();
         e.push_owned(field.to_owned(), code);
@@ -516,7 +594,12 @@ pub(crate) async fn import_csv(
             if !f.rules.unique {
                 return Err(bad("key", "key_not_unique"));
             }
-            Some(f)
+            // Finding the records to update means reading them: that takes view.
+            let view = auth.table_right::<View>(state, ctx, open).await?;
+            if !view.sees(f.id) {
+                return Err(bad("key", "unknown_field"));
+            }
+            Some((f, view))
         }
     };
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
@@ -558,8 +641,8 @@ pub(crate) async fn import_csv(
             .zip(rec.iter())
             .map(|(f, v)| (f.id.to_string(), Value::String(unneutralise(v).to_owned())))
             .collect();
-        let existing = match key_field {
-            Some(kf) => {
+        let existing = match &key_field {
+            Some((kf, view)) => {
                 let v = values.get(&kf.id.to_string()).and_then(Value::as_str).unwrap_or("").trim().to_owned();
                 if v.is_empty() {
                     None
@@ -569,12 +652,12 @@ pub(crate) async fn import_csv(
                 } else {
                     let filter = kf.filter("eq", &v).map_err(|c| bad(&format!("row:{row}:{}", kf.id), c))?;
                     let q = RecordQuery { filters: vec![filter], limit: 1, ..Default::default() };
-                    state.store.list_records(&scope, t, &q).await?.first().map(|r| r.id)
+                    state.store.list_records(view, &open.def, &q).await?.first().map(|r| r.id)
                 }
             }
             None => None,
         };
-        match parse_values(t, &values, existing.is_none()) {
+        match parse_values(t, &values, existing.is_none(), &|f| scope.writes(f)) {
             Ok(cells) => match existing {
                 Some(id) => updates.push((id, cells)),
                 None => inserts.push(cells),
@@ -593,11 +676,17 @@ pub(crate) async fn import_csv(
     if !errs.is_empty() {
         return Err(AppError::Invalid(errs));
     }
+    let all: Vec<&[(FieldId, Cell)]> =
+        inserts.iter().map(Vec::as_slice).chain(updates.iter().map(|(_, c)| c.as_slice())).collect();
+    check_users(state, ctx, auth, t, &all).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordImport, Outcome::Success)
         .target(format!("table:{}", t.id))
         .details(format!("{} rows inserted, {} updated", inserts.len(), updates.len()));
-    Ok(state.store.import_records(&scope, t, inserts, updates, ctx.now, ev).await?)
+    match state.store.import_records(&scope, &open.def, inserts, updates, ctx.now, ev).await {
+        Ok(n) => Ok(n),
+        Err(e) => Err(auth.refused(state, ctx, e.into(), format!("import into table:{}", t.id)).await),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -616,8 +705,8 @@ pub async fn import_records(
     Query(q): Query<ImportQuery>,
     body: axum::body::Bytes,
 ) -> AppResult<Json<Value>> {
-    let scope = auth.authorize::<ManageTableData>(&state, &ctx).await?;
-    let t = state.store.table(&scope, table_id(&tid)?).await?;
-    let (inserted, updated) = import_csv(&state, &ctx, &auth, &t, &body, &q.encoding, Some(q.key.as_str())).await?;
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let _scope = auth.table_right::<Import>(&state, &ctx, &open).await?;
+    let (inserted, updated) = import_csv(&state, &ctx, &auth, &open, &body, &q.encoding, Some(q.key.as_str())).await?;
     Ok(Json(json!({"inserted": inserted, "updated": updated})))
 }

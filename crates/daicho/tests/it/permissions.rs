@@ -1,0 +1,443 @@
+//! The permission matrix: groups, table rights, hidden and read-only fields, row rules, "what
+//! may this user do", refusals audited, and tenancy of every new route, through pages and API.
+
+use daicho_testkit::reqwest::{Method, StatusCode};
+use daicho_testkit::{Persona, TestApp};
+use serde_json::{Value, json};
+
+struct Deals {
+    tid: String,
+    title: String,
+    amount: String,
+    memo: String,
+    owner: String,
+    group: String,
+    member_id: String,
+}
+
+/// A "deals" table with a text, a secret amount, a memo and an owner (user) field; a group with
+/// the member in it and no rights yet.
+async fn setup(app: &TestApp, admin: &Persona) -> Deals {
+    let (s, v) = admin.post_json("/api/v1/tables", json!({"name": "案件 Deals"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (name, kind) in [("件名", "text"), ("金額", "integer"), ("メモ", "text"), ("担当", "user")] {
+        let (s, v) = admin
+            .post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": {"type": kind}}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let (_, users) = admin.get_json("/api/v1/users").await;
+    let member_id = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, g) = admin.post_json("/api/v1/groups", json!({"name": "営業 <Sales>", "description": "x"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    let group = g["group"]["id"].as_str().unwrap().to_owned();
+    let (s, _) =
+        admin.send_json(Method::PUT, &format!("/api/v1/groups/{group}/members"), json!({"members": [member_id]})).await;
+    assert_eq!(s, StatusCode::OK);
+    let _ = app;
+    Deals {
+        tid,
+        title: ids[0].clone(),
+        amount: ids[1].clone(),
+        memo: ids[2].clone(),
+        owner: ids[3].clone(),
+        group,
+        member_id,
+    }
+}
+
+async fn grant(admin: &Persona, d: &Deals, body: Value) {
+    let (s, v) = admin.send_json(Method::PUT, &format!("/api/v1/groups/{}/grants/{}", d.group, d.tid), body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+async fn add(who: &Persona, d: &Deals, values: Value) -> (StatusCode, Value) {
+    who.post_json(&format!("/api/v1/tables/{}/records", d.tid), json!({ "values": values })).await
+}
+
+/// What each right allows, tried through the API and the pages: (granted?, status).
+async fn try_all(m: &Persona, d: &Deals, rid: i64) -> Vec<(&'static str, StatusCode)> {
+    let t = &d.tid;
+    let mut out = Vec::new();
+    out.push(("view api", m.get_json(&format!("/api/v1/tables/{t}/records")).await.0));
+    out.push(("view page", m.get(&format!("/tables/{t}")).await.status()));
+    out.push(("create api", add(m, d, json!({"件名": "new"})).await.0));
+    out.push((
+        "create page",
+        m.post_form(&format!("/tables/{t}/records"), &[(d.title.as_str(), "from page")]).await.status(),
+    ));
+    out.push((
+        "edit api",
+        m.send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{t}/records/{rid}"),
+            json!({"version": 1, "values": {"件名": "e"}}),
+        )
+        .await
+        .0,
+    ));
+    out.push((
+        "import api",
+        m.client
+            .post(m.url(&format!("/api/v1/tables/{t}/import")))
+            .header("x-csrf-token", &m.csrf)
+            .header("content-type", "text/csv")
+            .body("件名\nimported\n")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+    ));
+    out.push(("import page", m.get(&format!("/tables/{t}/import")).await.status()));
+    out.push(("export api", m.get(&format!("/api/v1/tables/{t}/export.csv")).await.status()));
+    out.push(("export page", m.get(&format!("/tables/{t}/export.csv")).await.status()));
+    out.push((
+        "design api",
+        m.post_json(
+            &format!("/api/v1/tables/{t}/fields"),
+            json!({"name": format!("f{rid}"), "kind": {"type": "text"}}),
+        )
+        .await
+        .0,
+    ));
+    out.push((
+        "delete api",
+        m.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/records/{rid}"), json!({})).await.0,
+    ));
+    out
+}
+
+fn allowed(op: &str, right: &str) -> bool {
+    let needed = op.split(' ').next().unwrap();
+    needed == right || (needed == "view" && right != "create" && right != "import" && right != "design")
+}
+
+#[tokio::test]
+async fn every_right_is_granted_and_refused_through_pages_and_api() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&app, &cast.admin).await;
+    for right in ["view", "create", "edit", "delete", "import", "export", "design"] {
+        // Grant the right (with view where it needs it), on a fresh record the member may touch.
+        let rights: Vec<&str> =
+            if ["edit", "delete", "export"].contains(&right) { vec!["view", right] } else { vec![right] };
+        grant(&cast.admin, &d, json!({"rights": rights})).await;
+        let (s, v) = add(&cast.admin, &d, json!({"件名": format!("for {right}")})).await;
+        assert_eq!(s, StatusCode::CREATED);
+        let rid = v["record"]["id"].as_i64().unwrap();
+        for (op, status) in try_all(&cast.member, &d, rid).await {
+            let ok = status.is_success() || status == StatusCode::SEE_OTHER;
+            assert_eq!(ok, allowed(op, right), "right {right}: {op} -> {status}");
+            if !ok {
+                assert_eq!(status, StatusCode::FORBIDDEN, "right {right}: {op} is refused with 403");
+            }
+        }
+    }
+    // Refusals are in the operation history, with what was needed.
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=permission.denied&limit=500").await;
+    let details: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["details"].as_str().unwrap()).collect();
+    for r in ["view", "create", "edit", "delete", "import", "export", "design"] {
+        assert!(details.iter().any(|x| x.starts_with(&format!("needs {r} on table:"))), "{r}: {details:?}");
+    }
+    // No rights at all: the table is not there for the member.
+    grant(&cast.admin, &d, json!({"rights": []})).await;
+    assert_eq!(cast.member.get_json(&format!("/api/v1/tables/{}", d.tid)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(cast.member.get(&format!("/tables/{}", d.tid)).await.status(), StatusCode::NOT_FOUND);
+    let (_, v) = cast.member.get_json("/api/v1/tables").await;
+    assert!(v["tables"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn hidden_and_read_only_fields_apply_to_grid_record_api_export_and_search() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&app, &cast.admin).await;
+    let (_, v) = add(&cast.admin, &d, json!({"件名": "秘密の案件", "金額": 987654321, "メモ": "社内メモ"})).await;
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let mut fields = serde_json::Map::new();
+    fields.insert(d.amount.clone(), json!("hidden"));
+    fields.insert(d.memo.clone(), json!("read_only"));
+    grant(&cast.admin, &d, json!({"rights": ["view", "create", "edit", "export"], "fields": fields})).await;
+    let m = &cast.member;
+    let t = &d.tid;
+    // API: the hidden field is absent from the table, the list and the record.
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}")).await;
+    let names: Vec<&str> =
+        v["table"]["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["件名", "メモ", "担当"]);
+    assert_eq!(v["table"]["read_only_fields"], json!([d.memo]));
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records")).await;
+    assert!(v["records"][0]["values"].get(&d.amount).is_none(), "{v}");
+    assert_eq!(v["records"][0]["values"][&d.memo], "社内メモ");
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records/{rid}")).await;
+    assert!(v["record"]["values"].get(&d.amount).is_none());
+    assert!(!v.to_string().contains("987654321"));
+    // Grid page, record page and export do not show it either.
+    for path in [format!("/tables/{t}"), format!("/tables/{t}/records/{rid}"), format!("/tables/{t}/export.csv")] {
+        let body = m.get(&path).await.text().await.unwrap();
+        assert!(!body.contains("987654321") && !body.contains("金額"), "{path}");
+    }
+    // The record page shows the read-only field as text, not as an input.
+    let page = m.get(&format!("/tables/{t}/records/{rid}")).await.text().await.unwrap();
+    assert!(page.contains("社内メモ") && !page.contains(&format!("name=\"{}\"", d.memo)));
+    // Filtering, sorting or searching on the hidden field cannot probe it.
+    assert_eq!(
+        m.get_json(&format!("/api/v1/tables/{t}/records?filter.eq.{}=987654321", d.amount)).await.1["error"]["fields"]
+            [0]["code"],
+        "unknown_field"
+    );
+    assert_eq!(
+        m.get_json(&format!("/api/v1/tables/{t}/records?sort={}", d.amount)).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // A hidden text value is not found by keyword search; a visible one is.
+    let mut f2 = serde_json::Map::new();
+    f2.insert(d.memo.clone(), json!("hidden"));
+    grant(&cast.admin, &d, json!({"rights": ["view", "create", "edit", "export"], "fields": f2})).await;
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records?q=社内メモ")).await;
+    assert!(v["records"].as_array().unwrap().is_empty(), "hidden text is not searchable: {v}");
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{t}/records?q=社内メモ")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "the admin finds it");
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records?q=秘密の")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 1);
+    // Writing a read-only or hidden field is refused by name, on the API and on the page.
+    grant(&cast.admin, &d, json!({"rights": ["view", "create", "edit", "export"], "fields": fields})).await;
+    let (s, v) = m
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{t}/records/{rid}"),
+            json!({"version": 1, "values": {"メモ": "x"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["fields"][0]["code"], "read_only");
+    let (s, v) = add(m, &d, json!({"件名": "a", "金額": 1})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["fields"][0]["code"], "unknown_field");
+    let r = m
+        .post_form(
+            &format!("/tables/{t}/records/{rid}"),
+            &[("version", "1"), (d.title.as_str(), "ok"), (d.memo.as_str(), "tampered")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "a hidden-field tamper is refused");
+    // An allowed edit keeps what the member may not touch.
+    let (s, v) = m
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{t}/records/{rid}"),
+            json!({"version": 1, "values": {"件名": "更新"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{t}/records/{rid}")).await;
+    assert_eq!(v["record"]["values"][&d.amount], 987654321);
+    assert_eq!(v["record"]["values"][&d.memo], "社内メモ");
+    // Import cannot write them either.
+    grant(&cast.admin, &d, json!({"rights": ["view", "import"], "fields": fields})).await;
+    let r = m
+        .client
+        .post(m.url(&format!("/api/v1/tables/{t}/import")))
+        .header("x-csrf-token", &m.csrf)
+        .header("content-type", "text/csv")
+        .body("件名,メモ\na,b\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn row_rules_limit_records_to_their_creator_or_their_owner() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&app, &cast.admin).await;
+    let t = &d.tid;
+    let m = &cast.member;
+    grant(
+        &cast.admin,
+        &d,
+        json!({"rights": ["view", "create", "edit", "delete", "export"], "rows": {"type": "created_by_me"}}),
+    )
+    .await;
+    let (_, v) = add(&cast.admin, &d, json!({"件名": "admin's"})).await;
+    let theirs = v["record"]["id"].as_i64().unwrap();
+    let (s, v) = add(m, &d, json!({"件名": "mine"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let mine = v["record"]["id"].as_i64().unwrap();
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records")).await;
+    let ids: Vec<i64> = v["records"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [mine]);
+    assert_eq!(m.get_json(&format!("/api/v1/tables/{t}/records/{theirs}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(m.get(&format!("/tables/{t}/records/{theirs}")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        m.send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{t}/records/{theirs}"),
+            json!({"version": 1, "values": {"件名": "x"}})
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        m.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/records/{theirs}"), json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let csv = m.get(&format!("/api/v1/tables/{t}/export.csv")).await.text().await.unwrap();
+    assert!(csv.contains("mine") && !csv.contains("admin's"), "{csv}");
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records?q=admin")).await;
+    assert!(v["records"].as_array().unwrap().is_empty(), "search obeys row rules");
+    // Viewing everything but editing only one's own: the other record is read-only.
+    let g2 = cast.admin.post_json("/api/v1/groups", json!({"name": "viewers"})).await.1["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cast.admin.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/members"), json!({"members": [d.member_id]})).await;
+    cast.admin.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/grants/{t}"), json!({"rights": ["view"]})).await;
+    assert_eq!(m.get_json(&format!("/api/v1/tables/{t}/records/{theirs}")).await.0, StatusCode::OK);
+    let (s, _) = m
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{t}/records/{theirs}"),
+            json!({"version": 1, "values": {"件名": "x"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let page = m.get(&format!("/tables/{t}/records/{theirs}")).await.text().await.unwrap();
+    assert!(!page.contains(&format!("/records/{theirs}/delete")), "no delete form");
+    assert!(!page.contains("type=\"submit\" class=\"primary\""), "no save button");
+    // "User is me": records whose owner field is the member.
+    cast.admin.send_json(Method::DELETE, &format!("/api/v1/groups/{g2}"), json!({})).await;
+    grant(&cast.admin, &d, json!({"rights": ["view"], "rows": {"type": "user_is_me", "field": d.owner}})).await;
+    let (s, v) = add(&cast.admin, &d, json!({"件名": "assigned", "担当": d.member_id})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records")).await;
+    let titles: Vec<&str> =
+        v["records"].as_array().unwrap().iter().map(|r| r["values"][&d.title].as_str().unwrap()).collect();
+    assert_eq!(titles, ["assigned"]);
+    // A user field must name a user of the tenant, and a row rule a user field.
+    let (s, v) = add(&cast.admin, &d, json!({"件名": "x", "担当": "00000000-0000-0000-0000-000000000000"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["fields"][0]["code"], "unknown_user");
+    let (s, _) = cast
+        .admin
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/groups/{}/grants/{t}", d.group),
+            json!({"rights": ["view"], "rows": {"type": "user_is_me", "field": d.title}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn the_admin_sees_what_a_user_may_do_and_changes_take_effect_at_once() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&app, &cast.admin).await;
+    let mut fields = serde_json::Map::new();
+    fields.insert(d.amount.clone(), json!("hidden"));
+    fields.insert(d.memo.clone(), json!("read_only"));
+    grant(&cast.admin, &d, json!({"rights": ["view", "edit"], "rows": {"type": "created_by_me"}, "fields": fields}))
+        .await;
+    let (s, v) = cast.admin.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await;
+    assert_eq!(s, StatusCode::OK);
+    let row = v["tables"].as_array().unwrap().iter().find(|r| r["table"] == d.tid.as_str()).unwrap();
+    assert_eq!(row["rights"], json!(["view", "edit"]));
+    assert_eq!(row["rows"], "created_by_me");
+    assert_eq!(row["hidden_fields"], json!(["金額"]));
+    assert_eq!(row["read_only_fields"], json!(["メモ"]));
+    let page = cast.admin.get(&format!("/admin/users/{}/access", d.member_id)).await.text().await.unwrap();
+    assert!(page.contains("案件 Deals") && page.contains("金額"));
+    assert!(page.contains("営業 &") && !page.contains("<Sales>"), "escaped");
+    // The matrix page shows the grant; saving it from the form changes it.
+    let page = cast.admin.get(&format!("/admin/groups/{}", d.group)).await.text().await.unwrap();
+    assert!(page.contains(&format!("name=\"right.{}\" value=\"edit\"", d.tid)));
+    let r = cast
+        .admin
+        .post_form(
+            &format!("/admin/groups/{}/grants", d.group),
+            &[(&format!("right.{}", d.tid), "view"), (&format!("rows.{}", d.tid), "all")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await;
+    let row = v["tables"].as_array().unwrap().iter().find(|r| r["table"] == d.tid.as_str()).unwrap();
+    assert_eq!(row["rights"], json!(["view"]));
+    assert_eq!(row["rows"], "all");
+    assert_eq!(row["hidden_fields"], json!(["金額"]), "field rules kept");
+    // Field rules from the table page.
+    let r = cast
+        .admin
+        .post_form(
+            &format!("/admin/groups/{}/tables/{}", d.group, d.tid),
+            &[("rows", "all"), (&format!("field.{}", d.amount), "editable")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) = cast.member.get_json(&format!("/api/v1/tables/{}", d.tid)).await;
+    assert_eq!(v["table"]["fields"].as_array().unwrap().len(), 4);
+    // Removing the member from the group takes effect on their next request.
+    let r = cast.admin.post_form(&format!("/admin/groups/{}/members", d.group), &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(cast.member.get_json(&format!("/api/v1/tables/{}", d.tid)).await.0, StatusCode::NOT_FOUND);
+    // Every change to the matrix is in the operation history.
+    let (_, v) = cast.admin.get_json("/api/v1/audit?limit=500").await;
+    let actions: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for a in ["group.create", "group.members", "group.grant"] {
+        assert!(actions.contains(&a), "{a}");
+    }
+}
+
+#[tokio::test]
+async fn groups_and_grants_are_per_tenant_and_admin_only() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&app, &cast.admin).await;
+    let b = &cast.other_admin;
+    let g = &d.group;
+    assert_eq!(b.get_json(&format!("/api/v1/groups/{g}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(b.get(&format!("/admin/groups/{g}")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(b.send_json(Method::DELETE, &format!("/api/v1/groups/{g}"), json!({})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        b.send_json(Method::PATCH, &format!("/api/v1/groups/{g}"), json!({"name": "stolen"})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        b.send_json(Method::PUT, &format!("/api/v1/groups/{g}/members"), json!({"members": []})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(b.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await.0, StatusCode::NOT_FOUND);
+    assert!(b.get_json("/api/v1/groups").await.1["groups"].as_array().unwrap().is_empty());
+    // B's own group cannot be granted A's table or given A's users.
+    let bg = b.post_json("/api/v1/groups", json!({"name": "b"})).await.1["group"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        b.send_json(Method::PUT, &format!("/api/v1/groups/{bg}/grants/{}", d.tid), json!({"rights": ["view"]})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        b.send_json(Method::PUT, &format!("/api/v1/groups/{bg}/members"), json!({"members": [d.member_id]})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Names are unique per tenant; hostile names are kept and escaped.
+    let (s, v) = cast.admin.post_json("/api/v1/groups", json!({"name": "営業 <Sales>"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let page = cast.admin.get("/admin/groups").await.text().await.unwrap();
+    assert!(page.contains("営業 &") && !page.contains("<Sales>"));
+    // Members cannot manage groups.
+    assert_eq!(cast.member.get_json("/api/v1/groups").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        cast.member
+            .send_json(Method::PUT, &format!("/api/v1/groups/{g}/grants/{}", d.tid), json!({"rights": ["view"]}))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+}

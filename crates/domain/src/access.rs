@@ -1,0 +1,519 @@
+//! Table rights: the part of the permission engine that decides, per table, what a user may do
+//! with its records and fields. Rights are granted to groups of users, per table:
+//! view, create, edit, delete, import, export and design; per group, table and field a field
+//! may be hidden or read-only; and a grant may cover only some rows ("records they created", or
+//! "records whose user field is them").
+//!
+//! A user holds a right on a table when any of their groups grants it (tenant administrators
+//! hold every right). For that right, the rows covered are the union of the covering groups'
+//! row rules, and a field is hidden (or read-only) only when every covering group hides it (or
+//! makes it read-only). Edit, delete and export also need view, and see only rows and fields
+//! that view covers. Deny by default: no group, no right.
+//!
+//! [`Principal::authorize_table`] is the only way to obtain a [`TableScope`]; the store's
+//! record methods take one and apply its rows and fields in their queries.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::DomainError;
+use crate::ids::{FieldId, GroupId, TableId, TenantId, UserId};
+use crate::perm::Principal;
+use crate::table::{Cell, Name};
+use crate::user::Role;
+
+/// One right on a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableRight {
+    View,
+    Create,
+    Edit,
+    Delete,
+    Import,
+    Export,
+    Design,
+}
+
+impl TableRight {
+    pub const ALL: [TableRight; 7] = [
+        TableRight::View,
+        TableRight::Create,
+        TableRight::Edit,
+        TableRight::Delete,
+        TableRight::Import,
+        TableRight::Export,
+        TableRight::Design,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TableRight::View => "view",
+            TableRight::Create => "create",
+            TableRight::Edit => "edit",
+            TableRight::Delete => "delete",
+            TableRight::Import => "import",
+            TableRight::Export => "export",
+            TableRight::Design => "design",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == s)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    /// Rights that only make sense on records the user can see, and so also need view.
+    fn needs_view(self) -> bool {
+        matches!(self, TableRight::Edit | TableRight::Delete | TableRight::Export)
+    }
+}
+
+/// A set of table rights, stored as a bit mask.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Rights(u8);
+
+impl Rights {
+    pub const NONE: Rights = Rights(0);
+    pub const ALL: Rights = Rights(0b111_1111);
+
+    pub fn from_bits(bits: i64) -> Self {
+        Rights((bits & i64::from(Self::ALL.0)) as u8)
+    }
+    pub fn bits(self) -> i64 {
+        i64::from(self.0)
+    }
+    pub fn has(self, r: TableRight) -> bool {
+        self.0 & r.bit() != 0
+    }
+    pub fn with(self, r: TableRight) -> Self {
+        Rights(self.0 | r.bit())
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = TableRight> {
+        TableRight::ALL.into_iter().filter(move |r| self.has(*r))
+    }
+    pub fn of(rights: impl IntoIterator<Item = TableRight>) -> Self {
+        rights.into_iter().fold(Rights::NONE, Rights::with)
+    }
+}
+
+impl Serialize for Rights {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Rights {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Rights::of(Vec::<TableRight>::deserialize(d)?))
+    }
+}
+
+/// Which records a grant covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RowRule {
+    #[default]
+    All,
+    /// Records the user created.
+    CreatedByMe,
+    /// Records whose user field `field` holds the user.
+    UserIsMe { field: FieldId },
+}
+
+impl RowRule {
+    pub fn name(&self) -> &'static str {
+        match self {
+            RowRule::All => "all",
+            RowRule::CreatedByMe => "created_by_me",
+            RowRule::UserIsMe { .. } => "user_is_me",
+        }
+    }
+}
+
+/// What a group may do with one field. Ordered from least to most: the most a user's covering
+/// groups allow is what the user gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldAccess {
+    Hidden,
+    ReadOnly,
+    #[default]
+    Editable,
+}
+
+impl FieldAccess {
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldAccess::Hidden => "hidden",
+            FieldAccess::ReadOnly => "read_only",
+            FieldAccess::Editable => "editable",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [FieldAccess::Hidden, FieldAccess::ReadOnly, FieldAccess::Editable].into_iter().find(|a| a.name() == s)
+    }
+}
+
+/// One group's rights on one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableGrant {
+    pub group: GroupId,
+    pub table: TableId,
+    pub rights: Rights,
+    pub rows: RowRule,
+    /// Fields that are not editable for this group (absent: editable).
+    pub fields: BTreeMap<FieldId, FieldAccess>,
+}
+
+impl TableGrant {
+    pub fn field(&self, f: FieldId) -> FieldAccess {
+        self.fields.get(&f).copied().unwrap_or_default()
+    }
+}
+
+/// A group of users in a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: GroupId,
+    pub tenant_id: TenantId,
+    pub name: Name,
+    pub description: String,
+    pub members: Vec<UserId>,
+    pub grants: Vec<TableGrant>,
+}
+
+/// The rows a scope covers: every row, or rows matching all of the listed conditions, each of
+/// which is a set of rules of which any may match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowScope {
+    /// Conjunction of disjunctions; empty means every row.
+    pub all_of: Vec<Vec<RowRule>>,
+}
+
+impl RowScope {
+    pub fn is_all(&self) -> bool {
+        self.all_of.is_empty()
+    }
+
+    /// Whether a record (who created it, and its cells) is covered, for `me`.
+    pub fn covers(&self, me: UserId, created_by: &str, cell: impl Fn(FieldId) -> Option<Cell>) -> bool {
+        let me_s = me.to_string();
+        self.all_of.iter().all(|any| {
+            any.iter().any(|r| match r {
+                RowRule::All => true,
+                RowRule::CreatedByMe => created_by == me_s,
+                RowRule::UserIsMe { field } => matches!(cell(*field), Some(Cell::Text(s)) if s == me_s),
+            })
+        })
+    }
+}
+
+/// Markers for the table rights, so that a store method states the right it needs in its type.
+pub trait Right: Send + Sync + 'static {
+    const RIGHT: TableRight;
+}
+
+macro_rules! right {
+    ($name:ident, $r:expr) => {
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+        impl Right for $name {
+            const RIGHT: TableRight = $r;
+        }
+    };
+}
+
+right!(View, TableRight::View);
+right!(Create, TableRight::Create);
+right!(Edit, TableRight::Edit);
+right!(Delete, TableRight::Delete);
+right!(Import, TableRight::Import);
+right!(Export, TableRight::Export);
+right!(Design, TableRight::Design);
+
+/// What one user may do on one table, computed from their groups' grants on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableAccess {
+    pub table: TableId,
+    pub admin: bool,
+    /// The grants on this table of the groups the user belongs to.
+    pub grants: Vec<TableGrant>,
+}
+
+/// Proof that `actor` holds right `R` on `table`, with the rows and fields it covers. Only
+/// [`Principal::authorize_table`] makes one.
+#[derive(Debug, Clone)]
+pub struct TableScope<R: Right> {
+    tenant_id: TenantId,
+    actor: UserId,
+    table: TableId,
+    rows: RowScope,
+    /// Field access for this right; fields absent are editable.
+    fields: BTreeMap<FieldId, FieldAccess>,
+    _r: PhantomData<R>,
+}
+
+impl<R: Right> TableScope<R> {
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+    pub fn actor(&self) -> UserId {
+        self.actor
+    }
+    pub fn table(&self) -> TableId {
+        self.table
+    }
+    pub fn rows(&self) -> &RowScope {
+        &self.rows
+    }
+    pub fn field(&self, f: FieldId) -> FieldAccess {
+        self.fields.get(&f).copied().unwrap_or_default()
+    }
+    pub fn sees(&self, f: FieldId) -> bool {
+        self.field(f) != FieldAccess::Hidden
+    }
+    pub fn writes(&self, f: FieldId) -> bool {
+        self.field(f) == FieldAccess::Editable
+    }
+    /// Whether this scope covers a record.
+    pub fn covers(&self, created_by: &str, cell: impl Fn(FieldId) -> Option<Cell>) -> bool {
+        self.rows.covers(self.actor, created_by, cell)
+    }
+    /// Whether any field is hidden (the keyword search then looks only in visible fields).
+    pub fn hides_any(&self) -> bool {
+        self.fields.values().any(|a| *a == FieldAccess::Hidden)
+    }
+}
+
+/// The effect of a set of covering grants: their rows (union) and fields (most permissive).
+struct Effect {
+    rows: Vec<RowRule>,
+    fields: BTreeMap<FieldId, FieldAccess>,
+}
+
+impl TableAccess {
+    fn effect(&self, r: TableRight) -> Option<Effect> {
+        let covering: Vec<&TableGrant> = self.grants.iter().filter(|g| g.rights.has(r)).collect();
+        if covering.is_empty() {
+            return None;
+        }
+        let rows = if covering.iter().any(|g| g.rows == RowRule::All) {
+            Vec::new()
+        } else {
+            let mut rows: Vec<RowRule> = covering.iter().map(|g| g.rows).collect();
+            rows.sort_by_key(|r| format!("{r:?}"));
+            rows.dedup();
+            rows
+        };
+        // A field is restricted only when every covering group restricts it.
+        let mut fields = BTreeMap::new();
+        let restricted: std::collections::BTreeSet<FieldId> =
+            covering.iter().flat_map(|g| g.fields.keys().copied()).collect();
+        for f in restricted {
+            let best = covering.iter().map(|g| g.field(f)).max().unwrap_or_default();
+            if best != FieldAccess::Editable {
+                fields.insert(f, best);
+            }
+        }
+        Some(Effect { rows, fields })
+    }
+
+    /// Whether the user holds right `r` (for showing links and buttons; enforcement goes
+    /// through [`Principal::authorize_table`]).
+    pub fn has(&self, r: TableRight) -> bool {
+        self.admin || (self.effect(r).is_some() && (!r.needs_view() || self.effect(TableRight::View).is_some()))
+    }
+
+    /// The rights held, for "what may this user do".
+    pub fn rights(&self) -> Rights {
+        Rights::of(TableRight::ALL.into_iter().filter(|r| self.has(*r)))
+    }
+
+    /// Field access and rows for right `r`, or `None` when it is not held.
+    pub fn resolve(&self, r: TableRight) -> Option<(RowScope, BTreeMap<FieldId, FieldAccess>)> {
+        if self.admin {
+            return Some((RowScope::default(), BTreeMap::new()));
+        }
+        let own = self.effect(r)?;
+        let view = self.effect(TableRight::View);
+        if r.needs_view() && view.is_none() {
+            return None;
+        }
+        let mut all_of = Vec::new();
+        if !own.rows.is_empty() {
+            all_of.push(own.rows);
+        }
+        let mut fields = own.fields;
+        if r != TableRight::View
+            && let Some(v) = view
+        {
+            if r.needs_view() && !v.rows.is_empty() && !all_of.contains(&v.rows) {
+                all_of.push(v.rows);
+            }
+            // What view hides stays hidden; what view leaves read-only cannot be written.
+            for (f, a) in v.fields {
+                let cur = fields.get(&f).copied().unwrap_or_default();
+                if a < cur {
+                    fields.insert(f, a);
+                }
+            }
+        }
+        if r == TableRight::View {
+            // Viewing does not write; "read-only" is meaningful for the writing rights only.
+            fields.retain(|_, a| *a == FieldAccess::Hidden);
+        }
+        Some((RowScope { all_of }, fields))
+    }
+}
+
+impl Principal {
+    /// The user's access to a table from their groups' grants on it (which the store loads for
+    /// the principal's own groups). Administrators hold every right.
+    pub fn table_access(&self, table: TableId, grants: Vec<TableGrant>) -> TableAccess {
+        let grants = grants.into_iter().filter(|g| g.table == table).collect();
+        TableAccess { table, admin: self.role == Role::TenantAdmin, grants }
+    }
+
+    /// Grants right `R` on the table, with the rows and fields it covers, or refuses.
+    pub fn authorize_table<R: Right>(&self, access: &TableAccess) -> Result<TableScope<R>, DomainError> {
+        let (rows, fields) = access.resolve(R::RIGHT).ok_or(DomainError::Forbidden)?;
+        Ok(TableScope {
+            tenant_id: self.tenant_id,
+            actor: self.user_id,
+            table: access.table,
+            rows,
+            fields,
+            _r: PhantomData,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::SessionId;
+    use crate::user::LoginId;
+
+    fn member() -> Principal {
+        Principal {
+            tenant_id: TenantId::new_random(),
+            user_id: UserId::new_random(),
+            login_id: LoginId::parse("taro").unwrap(),
+            role: Role::Member,
+            session_id: SessionId::new_random(),
+        }
+    }
+
+    fn grant(t: TableId, rights: &[TableRight], rows: RowRule, fields: &[(FieldId, FieldAccess)]) -> TableGrant {
+        TableGrant {
+            group: GroupId::new_random(),
+            table: t,
+            rights: Rights::of(rights.iter().copied()),
+            rows,
+            fields: fields.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn no_group_no_right_and_administrators_hold_every_right() {
+        let p = member();
+        let t = TableId::new_random();
+        let a = p.table_access(t, Vec::new());
+        for r in TableRight::ALL {
+            assert!(!a.has(r));
+        }
+        assert!(p.authorize_table::<View>(&a).is_err());
+        let admin = Principal { role: Role::TenantAdmin, ..p };
+        let a = admin.table_access(t, Vec::new());
+        assert_eq!(a.rights(), Rights::ALL);
+        let s = admin.authorize_table::<Edit>(&a).unwrap();
+        assert!(s.rows().is_all());
+    }
+
+    #[test]
+    fn grants_for_other_tables_do_not_count() {
+        let p = member();
+        let (t, other) = (TableId::new_random(), TableId::new_random());
+        let a = p.table_access(t, vec![grant(other, &[TableRight::View], RowRule::All, &[])]);
+        assert!(!a.has(TableRight::View));
+    }
+
+    #[test]
+    fn edit_delete_and_export_need_view_but_create_and_import_do_not() {
+        let p = member();
+        let t = TableId::new_random();
+        let all_but_view: Vec<TableRight> = TableRight::ALL.into_iter().filter(|r| *r != TableRight::View).collect();
+        let a = p.table_access(t, vec![grant(t, &all_but_view, RowRule::All, &[])]);
+        assert!(a.has(TableRight::Create) && a.has(TableRight::Import) && a.has(TableRight::Design));
+        assert!(!a.has(TableRight::Edit) && !a.has(TableRight::Delete) && !a.has(TableRight::Export));
+        assert!(p.authorize_table::<Edit>(&a).is_err());
+        assert!(p.authorize_table::<Create>(&a).is_ok());
+    }
+
+    #[test]
+    fn rights_rows_and_fields_are_the_union_of_the_groups() {
+        let p = member();
+        let t = TableId::new_random();
+        let (salary, memo, owner) = (FieldId::new_random(), FieldId::new_random(), FieldId::new_random());
+        let staff = grant(
+            t,
+            &[TableRight::View, TableRight::Edit],
+            RowRule::CreatedByMe,
+            &[(salary, FieldAccess::Hidden), (memo, FieldAccess::ReadOnly)],
+        );
+        let a = p.table_access(t, vec![staff.clone()]);
+        let v = p.authorize_table::<View>(&a).unwrap();
+        assert!(!v.sees(salary) && v.sees(memo));
+        assert_eq!(v.field(memo), FieldAccess::Editable, "read-only is about writing");
+        let e = p.authorize_table::<Edit>(&a).unwrap();
+        assert!(!e.sees(salary) && e.sees(memo) && !e.writes(memo) && e.writes(owner));
+        let me = p.user_id.to_string();
+        assert!(e.covers(&me, |_| None));
+        assert!(!e.covers("someone-else", |_| None));
+        // A second group that sees salaries and owns rows by a user field widens both.
+        let managers =
+            grant(t, &[TableRight::View], RowRule::UserIsMe { field: owner }, &[(memo, FieldAccess::Hidden)]);
+        let a = p.table_access(t, vec![staff, managers]);
+        let v = p.authorize_table::<View>(&a).unwrap();
+        assert!(v.sees(salary) && v.sees(memo));
+        assert!(v.covers("someone-else", |f| (f == owner).then(|| Cell::Text(me.clone()))));
+        assert!(!v.covers("someone-else", |_| None));
+        // Edit keeps its own (narrower) rows and its field rules.
+        let e = p.authorize_table::<Edit>(&a).unwrap();
+        assert!(!e.covers("someone-else", |f| (f == owner).then(|| Cell::Text(me.clone()))));
+        assert!(e.covers(&me, |_| None));
+        assert!(!e.sees(salary), "edit's own grant hides salary");
+    }
+
+    #[test]
+    fn what_view_hides_stays_hidden_for_edit() {
+        let p = member();
+        let t = TableId::new_random();
+        let f = FieldId::new_random();
+        let viewers = grant(t, &[TableRight::View], RowRule::All, &[(f, FieldAccess::Hidden)]);
+        let editors = grant(t, &[TableRight::Edit], RowRule::All, &[]);
+        let a = p.table_access(t, vec![viewers, editors]);
+        let e = p.authorize_table::<Edit>(&a).unwrap();
+        assert!(!e.sees(f) && !e.writes(f));
+    }
+
+    #[test]
+    fn rights_serialise_as_names() {
+        let r = Rights::of([TableRight::View, TableRight::Export]);
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"["view","export"]"#);
+        let back: Rights = serde_json::from_str(r#"["export","view"]"#).unwrap();
+        assert_eq!(back, r);
+        assert!(serde_json::from_str::<Rights>(r#"["fly"]"#).is_err());
+        assert_eq!(Rights::from_bits(Rights::ALL.bits()), Rights::ALL);
+        assert_eq!(Rights::from_bits(-1), Rights::ALL);
+    }
+}

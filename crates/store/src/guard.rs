@@ -1,0 +1,83 @@
+//! What every backend does with a table capability before and after its SQL: the checks are the
+//! same in every dialect, so they live here once. Rows a scope does not cover are filtered in
+//! each backend's SQL (listing) or checked here (single records); hidden fields never leave
+//! the store; fields the scope may not write are refused.
+
+use daicho_domain::access::{Right, TableScope, View};
+use daicho_domain::table::{Cell, RecordQuery, TableDef};
+use daicho_domain::{FieldId, RowRule};
+
+use crate::{Record, StoreError, StoreResult};
+
+/// The table must be the scope's table, in the scope's tenant.
+pub fn check_table<R: Right>(scope: &TableScope<R>, table: &TableDef) -> StoreResult<()> {
+    if table.tenant_id != scope.tenant_id() || table.id != scope.table() {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Every cell must be one the scope may write.
+pub fn check_writes<R: Right>(scope: &TableScope<R>, cells: &[(FieldId, Cell)]) -> StoreResult<()> {
+    if cells.iter().all(|(f, _)| scope.writes(*f)) { Ok(()) } else { Err(StoreError::Forbidden) }
+}
+
+/// Whether the scope's row rules cover a record.
+pub fn covers<R: Right>(scope: &TableScope<R>, r: &Record) -> bool {
+    scope.covers(&r.created_by, |f| r.cells.iter().find(|(id, _)| *id == f).map(|(_, c)| c.clone()))
+}
+
+/// Drops the cells of hidden fields.
+pub fn redact<R: Right>(scope: &TableScope<R>, r: &mut Record) {
+    r.cells.retain(|(f, _)| scope.sees(*f));
+}
+
+/// Filters and sorting may use visible fields only (else one could probe hidden values).
+pub fn check_query(scope: &TableScope<View>, q: &RecordQuery) -> StoreResult<()> {
+    let hidden = |f: FieldId| !scope.sees(f);
+    if q.filters.iter().any(|fl| hidden(fl.field)) || q.sort.is_some_and(hidden) {
+        return Err(StoreError::Forbidden);
+    }
+    Ok(())
+}
+
+/// When the scope hides fields that the keyword index covers, the visible searchable fields
+/// the keyword must also be found in (so a hidden value cannot be found by searching);
+/// `None` when nothing searchable is hidden.
+pub fn visible_search_fields(scope: &TableScope<View>, table: &TableDef) -> Option<Vec<FieldId>> {
+    let searchable = table.fields.iter().filter(|f| f.searchable());
+    if !scope.hides_any() || searchable.clone().all(|f| scope.sees(f.id)) {
+        return None;
+    }
+    Some(searchable.filter(|f| scope.sees(f.id)).map(|f| f.id).collect())
+}
+
+/// One condition of a row scope, for a backend to render in its dialect.
+pub enum RowCond {
+    True,
+    CreatedBy(String),
+    FieldIs(FieldId, String),
+    False,
+}
+
+/// The scope's rows as SQL-ready conditions: all outer entries must hold, any inner one.
+pub fn row_conditions<R: Right>(scope: &TableScope<R>, table: &TableDef) -> Vec<Vec<RowCond>> {
+    let me = scope.actor().to_string();
+    scope
+        .rows()
+        .all_of
+        .iter()
+        .map(|any| {
+            any.iter()
+                .map(|r| match r {
+                    RowRule::All => RowCond::True,
+                    RowRule::CreatedByMe => RowCond::CreatedBy(me.clone()),
+                    RowRule::UserIsMe { field } if table.fields.iter().any(|f| f.id == *field) => {
+                        RowCond::FieldIs(*field, me.clone())
+                    }
+                    RowRule::UserIsMe { .. } => RowCond::False,
+                })
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,773 @@
+//! The permission matrix: groups of users and, per group and table, the rights view, create,
+//! edit, delete, import, export and design, the row rule, and fields hidden or read-only. Pages
+//! under /admin/groups and the JSON API under /api/v1/groups share the operations here; both
+//! need `ManageGroups` (tenant administrators). "What may this user do" is
+//! /admin/users/{id}/access and /api/v1/users/{id}/access, computed by the same engine that
+//! enforces it.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use daicho_domain::access::{Edit, View};
+use daicho_domain::table::{FieldKind, Name, TableDef};
+use daicho_domain::{
+    AuditAction, FieldAccess, FieldErrors, FieldId, Group, GroupId, ManageGroups, ManageUsers, Outcome, Rights,
+    RowRule, Scope, TableGrant, TableId, TableRight, UseTables, User, UserId,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ctx::{Ctx, EventExt};
+use crate::error::{AppError, AppResult};
+use crate::forms::DoneQuery;
+use crate::handlers::api::ApiBody;
+use crate::middleware::redirect_see_other;
+use crate::session::Auth;
+use crate::state::AppState;
+use crate::views::{Errors, Page, render, render_status};
+
+fn group_id(raw: &str) -> AppResult<GroupId> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+fn parse_name(name: &str, description: &str) -> Result<(Name, String), FieldErrors> {
+    let mut errs = FieldErrors::new();
+    let n = Name::parse(name).map_err(|c| errs.push("name", c)).ok();
+    if description.chars().count() > 2000 {
+        errs.push("description", "too_long");
+    }
+    match n {
+        Some(n) if errs.is_empty() => Ok((n, description.trim().to_owned())),
+        _ => Err(errs),
+    }
+}
+
+/// Checks a grant against the table: fields must be the table's, and a "user is me" row rule
+/// must name one of its user fields.
+fn check_grant(t: &TableDef, g: &TableGrant) -> Result<(), FieldErrors> {
+    let mut errs = FieldErrors::new();
+    if let RowRule::UserIsMe { field } = g.rows
+        && !t.fields.iter().any(|f| f.id == field && matches!(f.kind, FieldKind::User))
+    {
+        errs.push("rows", "not_a_user_field");
+    }
+    for f in g.fields.keys() {
+        if !t.fields.iter().any(|d| d.id == *f) {
+            errs.push_owned(f.to_string(), "unknown_field");
+        }
+    }
+    if errs.is_empty() { Ok(()) } else { Err(errs) }
+}
+
+fn describe_grant(t: &TableDef, g: &TableGrant) -> String {
+    let rights: Vec<&str> = g.rights.iter().map(TableRight::name).collect();
+    let fields: Vec<String> = g
+        .fields
+        .iter()
+        .filter_map(|(f, a)| t.fields.iter().find(|d| d.id == *f).map(|d| format!("{}={}", d.name.as_str(), a.name())))
+        .collect();
+    format!(
+        "table={}; rights={}; rows={}; fields={}",
+        t.name.as_str(),
+        if rights.is_empty() { "none".into() } else { rights.join(",") },
+        g.rows.name(),
+        if fields.is_empty() { "all editable".into() } else { fields.join(",") }
+    )
+}
+
+async fn find_group(state: &AppState, scope: &Scope<ManageGroups>, id: GroupId) -> AppResult<Group> {
+    state.store.list_groups(scope).await?.into_iter().find(|g| g.id == id).ok_or(AppError::NotFound)
+}
+
+async fn tables_of(state: &AppState, auth: &Auth, ctx: &Ctx) -> AppResult<Vec<TableDef>> {
+    let uses = auth.authorize::<UseTables>(state, ctx).await?;
+    Ok(state.store.list_tables(&uses).await?)
+}
+
+async fn create(state: &AppState, ctx: &Ctx, auth: &Auth, name: &str, description: &str) -> AppResult<GroupId> {
+    let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
+    let (name, description) = parse_name(name, description).map_err(AppError::Invalid)?;
+    let id = GroupId::new_random();
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::GroupCreate, Outcome::Success)
+        .target(format!("group:{id}"))
+        .details(format!("name={}", name.as_str()));
+    state.store.create_group(&scope, id, name, description, ctx.now, ev).await?;
+    Ok(id)
+}
+
+async fn rename(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId, name: &str, description: &str) -> AppResult<()> {
+    let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
+    let (name, description) = parse_name(name, description).map_err(AppError::Invalid)?;
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::GroupUpdate, Outcome::Success)
+        .target(format!("group:{id}"))
+        .details(format!("name={}", name.as_str()));
+    Ok(state.store.update_group(&scope, id, name, description, ev).await?)
+}
+
+async fn remove(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId) -> AppResult<()> {
+    let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
+    let g = find_group(state, &scope, id).await?;
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::GroupDelete, Outcome::Success)
+        .target(format!("group:{id}"))
+        .details(format!("name={}", g.name.as_str()));
+    Ok(state.store.delete_group(&scope, id, ev).await?)
+}
+
+async fn set_members(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId, members: Vec<UserId>) -> AppResult<()> {
+    let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
+    let users = auth.directory(state, ctx).await?;
+    let logins: Vec<String> = members
+        .iter()
+        .map(|m| users.iter().find(|(u, _, _)| u == m).map(|(_, l, _)| l.clone()).unwrap_or_else(|| m.to_string()))
+        .collect();
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::GroupMembers, Outcome::Success)
+        .target(format!("group:{id}"))
+        .details(format!("members={}", logins.join(",")));
+    Ok(state.store.set_group_members(&scope, id, members, ev).await?)
+}
+
+async fn set_grant(state: &AppState, ctx: &Ctx, auth: &Auth, grant: TableGrant) -> AppResult<()> {
+    let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
+    let tables = tables_of(state, auth, ctx).await?;
+    let t = tables.iter().find(|t| t.id == grant.table).ok_or(AppError::NotFound)?;
+    check_grant(t, &grant).map_err(AppError::Invalid)?;
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::GroupGrant, Outcome::Success)
+        .target(format!("group:{} table:{}", grant.group, grant.table))
+        .details(describe_grant(t, &grant));
+    Ok(state.store.set_table_grant(&scope, grant, ev).await?)
+}
+
+/// One table in "what may this user do".
+pub struct AccessRow {
+    pub table_id: String,
+    pub table: String,
+    pub rights: Vec<(&'static str, bool)>,
+    pub rows: String,
+    pub hidden: Vec<String>,
+    pub read_only: Vec<String>,
+}
+
+async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> AppResult<Vec<AccessRow>> {
+    let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
+    let grants = state.store.grants_of_user(&scope, user.id).await?;
+    let tables = tables_of(state, auth, ctx).await?;
+    let who = daicho_domain::Principal {
+        tenant_id: user.tenant_id,
+        user_id: user.id,
+        login_id: user.login_id.clone(),
+        role: user.role,
+        session_id: auth.principal.session_id,
+    };
+    let mut out = Vec::new();
+    for t in tables {
+        let access = who.table_access(t.id, grants.clone());
+        let rights = access.rights();
+        let view = who.authorize_table::<View>(&access).ok();
+        let edit = who.authorize_table::<Edit>(&access).ok();
+        let rows = match &view {
+            None => String::new(),
+            Some(v) if v.rows().is_all() => "all".into(),
+            Some(v) => v
+                .rows()
+                .all_of
+                .iter()
+                .map(|any| {
+                    any.iter()
+                        .map(|r| match r {
+                            RowRule::UserIsMe { field } => format!(
+                                "user_is_me:{}",
+                                t.fields.iter().find(|f| f.id == *field).map(|f| f.name.as_str()).unwrap_or("?")
+                            ),
+                            other => other.name().to_owned(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                })
+                .collect::<Vec<_>>()
+                .join(" & "),
+        };
+        out.push(AccessRow {
+            table_id: t.id.to_string(),
+            table: t.name.as_str().to_owned(),
+            rights: TableRight::ALL.iter().map(|r| (r.name(), rights.has(*r))).collect(),
+            rows,
+            hidden: t
+                .fields
+                .iter()
+                .filter(|f| view.as_ref().is_some_and(|v| !v.sees(f.id)))
+                .map(|f| f.name.as_str().to_owned())
+                .collect(),
+            read_only: t
+                .fields
+                .iter()
+                .filter(|f| edit.as_ref().is_some_and(|e| e.sees(f.id) && !e.writes(f.id)))
+                .map(|f| f.name.as_str().to_owned())
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages
+
+pub struct GroupRow {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub members: usize,
+    pub tables: usize,
+}
+
+#[derive(Template)]
+#[template(path = "admin/groups.html")]
+struct GroupsPage {
+    p: Page,
+    groups: Vec<GroupRow>,
+    errors: Errors,
+    name: String,
+    description: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct GroupForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+async fn groups_page(state: &AppState, ctx: &Ctx, auth: &Auth, errors: Errors, f: GroupForm) -> AppResult<GroupsPage> {
+    let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
+    let groups = state.store.list_groups(&scope).await?;
+    Ok(GroupsPage {
+        p: Page::for_user(auth, "groups.title", "groups", &ctx.request_id),
+        groups: groups
+            .iter()
+            .map(|g| GroupRow {
+                id: g.id.to_string(),
+                name: g.name.as_str().to_owned(),
+                description: g.description.clone(),
+                members: g.members.len(),
+                tables: g.grants.len(),
+            })
+            .collect(),
+        errors,
+        name: f.name,
+        description: f.description,
+    })
+}
+
+pub async fn list_page(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Response> {
+    Ok(render(&groups_page(&state, &ctx, &auth, Errors::default(), GroupForm::default()).await?))
+}
+
+pub async fn create_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    axum::Form(f): axum::Form<GroupForm>,
+) -> AppResult<Response> {
+    match create(&state, &ctx, &auth, &f.name, &f.description).await {
+        Ok(id) => Ok(redirect_see_other(&format!("/admin/groups/{id}?done=group_saved"))),
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &groups_page(&state, &ctx, &auth, Errors(e), f).await?))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub struct MemberRow {
+    pub id: String,
+    pub label: String,
+    pub member: bool,
+}
+
+pub struct MatrixRow {
+    pub table_id: String,
+    pub table: String,
+    pub rights: Vec<(&'static str, bool)>,
+    pub rows: String,
+    pub restricted: usize,
+}
+
+#[derive(Template)]
+#[template(path = "admin/group.html")]
+struct GroupPage {
+    p: Page,
+    id: String,
+    name: String,
+    description: String,
+    members: Vec<MemberRow>,
+    matrix: Vec<MatrixRow>,
+    errors: Errors,
+}
+
+async fn group_page(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId, errors: Errors) -> AppResult<GroupPage> {
+    let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
+    let g = find_group(state, &scope, id).await?;
+    let users = auth.directory(state, ctx).await?;
+    let tables = tables_of(state, auth, ctx).await?;
+    Ok(GroupPage {
+        p: Page::for_user(auth, "groups.title", "groups", &ctx.request_id),
+        id: g.id.to_string(),
+        name: g.name.as_str().to_owned(),
+        description: g.description.clone(),
+        members: users
+            .iter()
+            .map(|(u, login, name)| MemberRow {
+                id: u.to_string(),
+                label: format!("{name} ({login})"),
+                member: g.members.contains(u),
+            })
+            .collect(),
+        matrix: tables
+            .iter()
+            .map(|t| {
+                let grant = g.grants.iter().find(|gr| gr.table == t.id);
+                let rights = grant.map(|gr| gr.rights).unwrap_or_default();
+                MatrixRow {
+                    table_id: t.id.to_string(),
+                    table: t.name.as_str().to_owned(),
+                    rights: TableRight::ALL.iter().map(|r| (r.name(), rights.has(*r))).collect(),
+                    rows: grant.map(|gr| gr.rows.name()).unwrap_or("all").to_owned(),
+                    restricted: grant.map(|gr| gr.fields.len()).unwrap_or(0),
+                }
+            })
+            .collect(),
+        errors,
+    })
+}
+
+pub async fn show_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(gid): Path<String>,
+    Query(q): Query<DoneQuery>,
+) -> AppResult<Response> {
+    let _scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let mut page = group_page(&state, &ctx, &auth, group_id(&gid)?, Errors::default()).await?;
+    page.p = page.p.with_flash(q.done.as_deref());
+    Ok(render(&page))
+}
+
+pub async fn edit_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(gid): Path<String>,
+    axum::Form(f): axum::Form<GroupForm>,
+) -> AppResult<Response> {
+    let _scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let id = group_id(&gid)?;
+    match rename(&state, &ctx, &auth, id, &f.name, &f.description).await {
+        Ok(()) => Ok(redirect_see_other(&format!("/admin/groups/{id}?done=group_saved"))),
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &group_page(&state, &ctx, &auth, id, Errors(e)).await?))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn members_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(gid): Path<String>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let _scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let id = group_id(&gid)?;
+    let mut members = Vec::new();
+    for (k, v) in &pairs {
+        if k == "member" {
+            members.push(v.parse::<UserId>().map_err(|_| AppError::BadRequest("bad_member"))?);
+        }
+    }
+    set_members(&state, &ctx, &auth, id, members).await?;
+    Ok(redirect_see_other(&format!("/admin/groups/{id}?done=group_saved")))
+}
+
+/// The whole matrix of one group in one form: `right.<table id>` = right name (repeated), and
+/// `rows.<table id>` = all | created_by_me (a "user is me" rule is set on the table's page).
+pub async fn matrix_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(gid): Path<String>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let id = group_id(&gid)?;
+    let g = find_group(&state, &scope, id).await?;
+    let tables = tables_of(&state, &auth, &ctx).await?;
+    for t in &tables {
+        let key = t.id.to_string();
+        let mut rights = Rights::NONE;
+        for (k, v) in &pairs {
+            if k.strip_prefix("right.") == Some(key.as_str()) {
+                rights = rights.with(TableRight::parse(v).ok_or(AppError::BadRequest("bad_right"))?);
+            }
+        }
+        let old = g.grants.iter().find(|gr| gr.table == t.id);
+        let rows = match pairs.iter().find(|(k, _)| k.strip_prefix("rows.") == Some(key.as_str())).map(|(_, v)| v) {
+            Some(v) if v == "created_by_me" => RowRule::CreatedByMe,
+            Some(v) if v == "all" => RowRule::All,
+            // kept as set on the table's page
+            _ => old.map(|gr| gr.rows).unwrap_or_default(),
+        };
+        let fields = old.map(|gr| gr.fields.clone()).unwrap_or_default();
+        let changed =
+            old.map(|gr| (gr.rights, gr.rows)) != Some((rights, rows)) && !(old.is_none() && rights.is_empty());
+        if changed {
+            set_grant(&state, &ctx, &auth, TableGrant { group: id, table: t.id, rights, rows, fields }).await?;
+        }
+    }
+    Ok(redirect_see_other(&format!("/admin/groups/{id}?done=group_saved")))
+}
+
+pub async fn delete_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(gid): Path<String>,
+    axum::Form(f): axum::Form<crate::forms::ConfirmForm>,
+) -> AppResult<Response> {
+    let _scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let id = group_id(&gid)?;
+    if f.confirm != "yes" {
+        let page =
+            group_page(&state, &ctx, &auth, id, Errors(FieldErrors::single("confirm", "confirm_required"))).await?;
+        return Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
+    remove(&state, &ctx, &auth, id).await?;
+    Ok(redirect_see_other("/admin/groups?done=group_deleted"))
+}
+
+pub struct FieldRow {
+    pub id: String,
+    pub name: String,
+    pub access: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "admin/group_table.html")]
+struct GroupTablePage {
+    p: Page,
+    group_id: String,
+    group_name: String,
+    table_id: String,
+    table_name: String,
+    has_grant: bool,
+    rows: String,
+    user_fields: Vec<(String, String)>,
+    fields: Vec<FieldRow>,
+    errors: Errors,
+}
+
+async fn group_table(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    gid: &str,
+    tid: &str,
+) -> AppResult<(Group, TableDef, Option<TableGrant>)> {
+    let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
+    let g = find_group(state, &scope, group_id(gid)?).await?;
+    let tid: TableId = tid.parse().map_err(|_| AppError::NotFound)?;
+    let t = tables_of(state, auth, ctx).await?.into_iter().find(|t| t.id == tid).ok_or(AppError::NotFound)?;
+    let grant = g.grants.iter().find(|gr| gr.table == tid).cloned();
+    Ok((g, t, grant))
+}
+
+fn group_table_page(
+    auth: &Auth,
+    ctx: &Ctx,
+    g: &Group,
+    t: &TableDef,
+    grant: Option<&TableGrant>,
+    errors: Errors,
+) -> GroupTablePage {
+    let rows = match grant.map(|gr| gr.rows) {
+        Some(RowRule::UserIsMe { field }) => format!("user_is_me:{field}"),
+        Some(r) => r.name().to_owned(),
+        None => "all".into(),
+    };
+    GroupTablePage {
+        p: Page::for_user(auth, "groups.title", "groups", &ctx.request_id),
+        group_id: g.id.to_string(),
+        group_name: g.name.as_str().to_owned(),
+        table_id: t.id.to_string(),
+        table_name: t.name.as_str().to_owned(),
+        has_grant: grant.is_some(),
+        rows,
+        user_fields: t
+            .fields
+            .iter()
+            .filter(|f| matches!(f.kind, FieldKind::User))
+            .map(|f| (format!("user_is_me:{}", f.id), f.name.as_str().to_owned()))
+            .collect(),
+        fields: t
+            .fields
+            .iter()
+            .map(|f| FieldRow {
+                id: f.id.to_string(),
+                name: f.name.as_str().to_owned(),
+                access: grant.map(|gr| gr.field(f.id)).unwrap_or_default().name(),
+            })
+            .collect(),
+        errors,
+    }
+}
+
+pub async fn table_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((gid, tid)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let _scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let (g, t, grant) = group_table(&state, &ctx, &auth, &gid, &tid).await?;
+    Ok(render(&group_table_page(&auth, &ctx, &g, &t, grant.as_ref(), Errors::default())))
+}
+
+/// Row rule and field access of one group on one table: `rows` = all | created_by_me |
+/// user_is_me:<field id>, and `field.<field id>` = editable | read_only | hidden.
+pub async fn table_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((gid, tid)): Path<(String, String)>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let _scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let (g, t, grant) = group_table(&state, &ctx, &auth, &gid, &tid).await?;
+    let Some(old) = grant else {
+        let errs = FieldErrors::single("rights", "grant_rights_first");
+        return Ok(render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &group_table_page(&auth, &ctx, &g, &t, None, Errors(errs)),
+        ));
+    };
+    let rows = match pairs.iter().find(|(k, _)| k == "rows").map(|(_, v)| v.as_str()) {
+        Some("all") | None => RowRule::All,
+        Some("created_by_me") => RowRule::CreatedByMe,
+        Some(v) => match v.strip_prefix("user_is_me:").and_then(|f| f.parse::<FieldId>().ok()) {
+            Some(field) => RowRule::UserIsMe { field },
+            None => return Err(AppError::BadRequest("bad_rows")),
+        },
+    };
+    let mut fields = BTreeMap::new();
+    for (k, v) in &pairs {
+        if let Some(f) = k.strip_prefix("field.") {
+            let f: FieldId = f.parse().map_err(|_| AppError::BadRequest("bad_field"))?;
+            let a = FieldAccess::parse(v).ok_or(AppError::BadRequest("bad_access"))?;
+            if a != FieldAccess::Editable {
+                fields.insert(f, a);
+            }
+        }
+    }
+    let grant = TableGrant { group: g.id, table: t.id, rights: old.rights, rows, fields };
+    match set_grant(&state, &ctx, &auth, grant.clone()).await {
+        Ok(()) => Ok(redirect_see_other(&format!("/admin/groups/{}?done=group_saved", g.id))),
+        Err(AppError::Invalid(e)) => Ok(render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &group_table_page(&auth, &ctx, &g, &t, Some(&grant), Errors(e)),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/user_access.html")]
+struct UserAccessPage {
+    p: Page,
+    user_id: String,
+    login_id: String,
+    display_name: String,
+    is_admin: bool,
+    groups: Vec<(String, String)>,
+    rows: Vec<AccessRow>,
+}
+
+pub async fn user_access_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(uid): Path<String>,
+) -> AppResult<Response> {
+    let users = auth.authorize::<ManageUsers>(&state, &ctx).await?;
+    let scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let u = state.store.get_user(&users, uid.parse().map_err(|_| AppError::NotFound)?).await?;
+    let rows = access_of(&state, &ctx, &auth, &u).await?;
+    let groups = state
+        .store
+        .list_groups(&scope)
+        .await?
+        .into_iter()
+        .filter(|g| g.members.contains(&u.id))
+        .map(|g| (g.id.to_string(), g.name.as_str().to_owned()))
+        .collect();
+    Ok(render(&UserAccessPage {
+        p: Page::for_user(&auth, "access.title", "users", &ctx.request_id),
+        user_id: u.id.to_string(),
+        login_id: u.login_id.as_str().to_owned(),
+        display_name: u.display_name.as_str().to_owned(),
+        is_admin: u.role == daicho_domain::Role::TenantAdmin,
+        groups,
+        rows,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON API
+
+fn group_json(g: &Group) -> Value {
+    json!({
+        "id": g.id,
+        "name": g.name.as_str(),
+        "description": g.description,
+        "members": g.members,
+        "grants": g.grants.iter().map(|gr| json!({
+            "table": gr.table, "rights": gr.rights, "rows": gr.rows, "fields": gr.fields,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupBody {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembersBody {
+    pub members: Vec<UserId>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    pub rights: Rights,
+    #[serde(default)]
+    pub rows: RowRule,
+    #[serde(default)]
+    pub fields: BTreeMap<FieldId, FieldAccess>,
+}
+
+pub async fn api_list(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let groups = state.store.list_groups(&scope).await?;
+    Ok(Json(json!({"groups": groups.iter().map(group_json).collect::<Vec<_>>()})))
+}
+
+pub async fn api_create(State(state): State<AppState>, ctx: Ctx, auth: Auth, body: ApiBody) -> AppResult<Response> {
+    let scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let b: GroupBody = body.parse()?;
+    let id = create(&state, &ctx, &auth, &b.name, &b.description).await?;
+    let g = find_group(&state, &scope, id).await?;
+    Ok((StatusCode::CREATED, Json(json!({"group": group_json(&g)}))).into_response())
+}
+
+pub async fn api_get(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(gid): Path<String>,
+) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let g = find_group(&state, &scope, group_id(&gid)?).await?;
+    Ok(Json(json!({"group": group_json(&g)})))
+}
+
+pub async fn api_update(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(gid): Path<String>,
+    body: ApiBody,
+) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let b: GroupBody = body.parse()?;
+    let id = group_id(&gid)?;
+    rename(&state, &ctx, &auth, id, &b.name, &b.description).await?;
+    Ok(Json(json!({"group": group_json(&find_group(&state, &scope, id).await?)})))
+}
+
+pub async fn api_delete(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(gid): Path<String>,
+) -> AppResult<StatusCode> {
+    let _scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    remove(&state, &ctx, &auth, group_id(&gid)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn api_members(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(gid): Path<String>,
+    body: ApiBody,
+) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let b: MembersBody = body.parse()?;
+    let id = group_id(&gid)?;
+    set_members(&state, &ctx, &auth, id, b.members).await?;
+    Ok(Json(json!({"group": group_json(&find_group(&state, &scope, id).await?)})))
+}
+
+pub async fn api_grant(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((gid, tid)): Path<(String, String)>,
+    body: ApiBody,
+) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
+    let b: GrantBody = body.parse()?;
+    let id = group_id(&gid)?;
+    find_group(&state, &scope, id).await?;
+    let table: TableId = tid.parse().map_err(|_| AppError::NotFound)?;
+    set_grant(&state, &ctx, &auth, TableGrant { group: id, table, rights: b.rights, rows: b.rows, fields: b.fields })
+        .await?;
+    Ok(Json(json!({"group": group_json(&find_group(&state, &scope, id).await?)})))
+}
+
+pub async fn api_user_access(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(uid): Path<String>,
+) -> AppResult<Json<Value>> {
+    let users = auth.authorize::<ManageUsers>(&state, &ctx).await?;
+    let u = state.store.get_user(&users, uid.parse().map_err(|_| AppError::NotFound)?).await?;
+    let rows = access_of(&state, &ctx, &auth, &u).await?;
+    Ok(Json(json!({
+        "user": u.id,
+        "administrator": u.role == daicho_domain::Role::TenantAdmin,
+        "tables": rows.iter().map(|r| json!({
+            "table": r.table_id,
+            "name": r.table,
+            "rights": r.rights.iter().filter(|(_, has)| *has).map(|(n, _)| *n).collect::<Vec<_>>(),
+            "rows": r.rows,
+            "hidden_fields": r.hidden,
+            "read_only_fields": r.read_only,
+        })).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,111 @@
+//! Opening a user table for a request: every table route goes through here. The table comes
+//! from the tenant of the signed-in user; the user's rights on it come from their groups'
+//! grants, decided by the permission engine (`daicho_domain::access`). A table the user holds
+//! no right on is answered like a table that does not exist (404), so its existence does not
+//! leak; a missing right on a table they can see is 403. Every refusal is recorded.
+
+use daicho_domain::access::{Right, TableAccess, TableScope};
+use daicho_domain::table::TableDef;
+use daicho_domain::{AuditAction, Outcome, TableId, UseTables, UserId};
+
+use crate::ctx::{Ctx, EventExt};
+use crate::error::{AppError, AppResult};
+use crate::session::Auth;
+use crate::state::AppState;
+
+/// A table the user holds at least one right on, with those rights.
+#[derive(Debug, Clone)]
+pub struct OpenTable {
+    /// The whole design, hidden fields included: use [`OpenTable::seen_by`] for what a user sees.
+    pub def: TableDef,
+    pub access: TableAccess,
+}
+
+impl OpenTable {
+    /// The design as a scope sees it: hidden fields removed, so that everything built from it
+    /// (grid columns, forms, filters, sorting, CSV columns, JSON) leaves them out.
+    pub fn seen_by<R: Right>(&self, scope: &TableScope<R>) -> TableDef {
+        let mut t = self.def.clone();
+        t.fields.retain(|f| scope.sees(f.id));
+        t
+    }
+}
+
+impl OpenTable {
+    /// The design as this user sees it at all: through view if they hold it, else through the
+    /// right they do hold (designers see every field).
+    pub fn visible(&self, auth: &Auth) -> TableDef {
+        use daicho_domain::access::{Create, Design, Import, View};
+        let p = &auth.principal;
+        if let Ok(s) = p.authorize_table::<View>(&self.access) {
+            self.seen_by(&s)
+        } else if p.authorize_table::<Design>(&self.access).is_ok() {
+            self.def.clone()
+        } else if let Ok(s) = p.authorize_table::<Create>(&self.access) {
+            self.seen_by(&s)
+        } else if let Ok(s) = p.authorize_table::<Import>(&self.access) {
+            self.seen_by(&s)
+        } else {
+            TableDef { fields: Vec::new(), ..self.def.clone() }
+        }
+    }
+}
+
+impl Auth {
+    pub async fn open_table(&self, state: &AppState, ctx: &Ctx, raw_id: &str) -> AppResult<OpenTable> {
+        let uses = self.authorize::<UseTables>(state, ctx).await?;
+        let id: TableId = raw_id.parse().map_err(|_| AppError::NotFound)?;
+        let def = state.store.table(&uses, id).await?;
+        let grants = state.store.my_grants(&uses).await?;
+        let access = self.principal.table_access(id, grants);
+        if access.rights().is_empty() {
+            self.record_refusal(state, ctx, format!("no right on table:{id}")).await?;
+            return Err(AppError::NotFound);
+        }
+        Ok(OpenTable { def, access })
+    }
+
+    /// The capability for right `R` on an open table, or 403 (recorded).
+    pub async fn table_right<R: Right>(&self, state: &AppState, ctx: &Ctx, t: &OpenTable) -> AppResult<TableScope<R>> {
+        match self.principal.authorize_table::<R>(&t.access) {
+            Ok(s) => Ok(s),
+            Err(_) => {
+                let what = format!("needs {} on table:{}", R::RIGHT.name(), t.def.id);
+                self.record_refusal(state, ctx, what).await?;
+                Err(AppError::Forbidden)
+            }
+        }
+    }
+
+    /// Records a refusal (also one the store made: a row or field the capability does not
+    /// cover) and passes other errors through.
+    pub async fn refused(&self, state: &AppState, ctx: &Ctx, e: AppError, what: impl Into<String>) -> AppError {
+        if matches!(e, AppError::Forbidden)
+            && let Err(err) = self.record_refusal(state, ctx, what.into()).await
+        {
+            return err;
+        }
+        e
+    }
+
+    async fn record_refusal(&self, state: &AppState, ctx: &Ctx, what: String) -> AppResult<()> {
+        let ev = ctx
+            .event_by(&self.principal, AuditAction::PermissionDenied, Outcome::Denied)
+            .target(ctx.path.clone())
+            .details(what);
+        state.store.append_audit(ev).await?;
+        Ok(())
+    }
+
+    /// The tenant's users (id, login ID, name), for user fields.
+    pub async fn directory(&self, state: &AppState, ctx: &Ctx) -> AppResult<Vec<(UserId, String, String)>> {
+        let uses = self.authorize::<UseTables>(state, ctx).await?;
+        Ok(state
+            .store
+            .directory(&uses)
+            .await?
+            .into_iter()
+            .map(|(id, login, name)| (id, login.as_str().to_owned(), name))
+            .collect())
+    }
+}
