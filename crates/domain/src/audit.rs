@@ -64,6 +64,9 @@ actions! {
     GroupDelete => "group.delete",
     GroupMembers => "group.members",
     GroupGrant => "group.grant",
+    TokenCreate => "token.create",
+    TokenRevoke => "token.revoke",
+    TokenRefused => "token.refused",
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

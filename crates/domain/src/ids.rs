@@ -46,3 +46,4 @@ id_type!(SessionId);
 id_type!(TableId);
 id_type!(FieldId);
 id_type!(GroupId);
+id_type!(TokenId);

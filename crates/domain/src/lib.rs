@@ -17,7 +17,7 @@ pub use access::{FieldAccess, Group, Rights, RowRule, RowScope, TableAccess, Tab
 pub use audit::{AuditAction, AuditEvent, AuditFilter, NewAuditEvent, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{DomainError, FieldError, FieldErrors};
-pub use ids::{FieldId, GroupId, SessionId, TableId, TenantId, UserId};
+pub use ids::{FieldId, GroupId, SessionId, TableId, TenantId, TokenId, UserId};
 pub use perm::{
     LoginFlow, ManageDesign, ManageGroups, ManagePolicy, ManageUsers, OperatorScope, OwnAccount, Permission, Principal,
     ReadAudit, Scope, SystemScope, UseTables,

@@ -18,14 +18,15 @@ use daicho_domain::user::UserProfile;
 use daicho_domain::{
     AuditEvent, AuditFilter, FieldErrors, FieldId, GroupId, LanguagePref, LoginFlow, LoginId, ManageDesign,
     ManageGroups, ManagePolicy, ManageUsers, NewAuditEvent, OperatorScope, OwnAccount, ReadAudit, Scope,
-    SecurityPolicy, SessionId, SystemScope, TableId, TableScope, Tenant, TenantCode, TenantId, UseTables, User, UserId,
-    UserStatus,
+    SecurityPolicy, SessionId, SystemScope, TableId, TableScope, Tenant, TenantCode, TenantId, TokenId, UseTables,
+    User, UserId, UserStatus,
 };
 use daicho_store::guard::{self, RowCond};
 use daicho_store::ut;
 use daicho_store::{
-    BaseDump, Credential, JobRow, LoginFailure, NewSession, NewTenant, NewUser, PasswordHistoryRow, Record, Session,
-    SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, UserRow,
+    ApiToken, BaseDump, Credential, JobRow, LoginFailure, NewApiToken, NewSession, NewTenant, NewUser,
+    PasswordHistoryRow, Record, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow,
+    TokenContext, UserRow,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -69,6 +70,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("groups"),
             MigrationType::Simple,
             include_str!("../migrations/0005_groups.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            6,
+            Cow::Borrowed("api tokens"),
+            MigrationType::Simple,
+            include_str!("../migrations/0006_api_tokens.sql").into_sql_str(),
             false,
         ),
     ])
@@ -1483,6 +1491,42 @@ impl Store for PgStore {
         }))
     }
 
+    async fn token_by_hash(&self, _flow: &LoginFlow, token_hash: &str) -> StoreResult<Option<TokenContext>> {
+        let row = sqlx::query(
+            "SELECT k.id AS k_id, k.tenant_id AS k_tenant_id, k.user_id AS k_user_id, k.name AS k_name, \
+             k.read_only AS k_read_only, k.created_at AS k_created_at, k.expires_at AS k_expires_at, \
+             k.last_used_at AS k_last_used_at, k.revoked_at AS k_revoked_at, \
+             u.id, u.tenant_id, u.login_id, u.display_name, u.email, u.role, u.status, u.language, \
+             u.must_change_password, u.password_changed_at, u.failed_logins, u.locked_until, u.created_at, u.updated_at, \
+             t.id AS t_id, t.code AS t_code, t.name AS t_name, t.policy AS t_policy, t.created_at AS t_created_at \
+             FROM api_tokens k JOIN users u ON u.id = k.user_id AND u.tenant_id = k.tenant_id \
+             JOIN tenants t ON t.id = k.tenant_id WHERE k.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(internal)?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(TokenContext {
+            token: crate::rows::token_from_row(&r, "k_")?,
+            user: user_from_row(&r)?,
+            tenant: rows::tenant_from_prefixed(&r)?,
+        }))
+    }
+
+    async fn touch_token(&self, _flow: &LoginFlow, id: TokenId, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(ms(at))
+        .bind(id.to_string())
+        .bind(ms(at) - 60_000)
+        .execute(&self.pool)
+        .await
+        .map_err(internal)?;
+        Ok(())
+    }
+
     async fn touch_session(&self, _flow: &LoginFlow, id: SessionId, at: OffsetDateTime) -> StoreResult<()> {
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $3")
             .bind(ms(at))
@@ -1600,6 +1644,76 @@ impl Store for PgStore {
             .map_err(internal)?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
+    }
+
+    async fn create_token(
+        &self,
+        scope: &Scope<OwnAccount>,
+        token: NewApiToken,
+        event: NewAuditEvent,
+    ) -> StoreResult<ApiToken> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO api_tokens (id, tenant_id, user_id, name, token_hash, read_only, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(token.id.to_string())
+        .bind(scope.tenant_id().to_string())
+        .bind(scope.actor().to_string())
+        .bind(&token.name)
+        .bind(&token.token_hash)
+        .bind(token.read_only)
+        .bind(ms(token.at))
+        .bind(ms(token.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(catalogue_error)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)?;
+        Ok(ApiToken {
+            id: token.id,
+            tenant_id: scope.tenant_id(),
+            user_id: scope.actor(),
+            name: token.name,
+            read_only: token.read_only,
+            created_at: token.at,
+            expires_at: token.expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        })
+    }
+
+    async fn list_own_tokens(&self, scope: &Scope<OwnAccount>) -> StoreResult<Vec<ApiToken>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, user_id, name, read_only, created_at, expires_at, last_used_at, revoked_at \
+             FROM api_tokens WHERE user_id = $1 AND tenant_id = $2 ORDER BY created_at DESC",
+        )
+        .bind(scope.actor().to_string())
+        .bind(scope.tenant_id().to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        rows.iter().map(|r| crate::rows::token_from_row(r, "")).collect()
+    }
+
+    async fn revoke_own_token(
+        &self,
+        scope: &Scope<OwnAccount>,
+        id: TokenId,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        self.write_one(
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND tenant_id = $4 AND revoked_at IS NULL",
+            )
+            .bind(ms(at))
+            .bind(id.to_string())
+            .bind(scope.actor().to_string())
+            .bind(scope.tenant_id().to_string()),
+            event,
+        )
+        .await
     }
 
     async fn list_own_sessions(&self, scope: &Scope<OwnAccount>) -> StoreResult<Vec<Session>> {

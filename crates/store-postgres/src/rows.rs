@@ -58,3 +58,7 @@ pub(crate) fn grant_from_row(r: &PgRow) -> StoreResult<daicho_domain::TableGrant
 pub(crate) fn group_from_row(r: &PgRow) -> StoreResult<daicho_domain::Group> {
     rows::group(&Cols(r))
 }
+
+pub(crate) fn token_from_row(r: &PgRow, prefix: &str) -> StoreResult<daicho_store::ApiToken> {
+    rows::api_token(&Cols(r), prefix)
+}

@@ -60,3 +60,7 @@ pub(crate) fn grant_from_row(r: &SqliteRow) -> StoreResult<daicho_domain::TableG
 pub(crate) fn group_from_row(r: &SqliteRow) -> StoreResult<daicho_domain::Group> {
     rows::group(&Cols(r))
 }
+
+pub(crate) fn token_from_row(r: &SqliteRow, prefix: &str) -> StoreResult<daicho_store::ApiToken> {
+    rows::api_token(&Cols(r), prefix)
+}

@@ -18,7 +18,8 @@ use daicho_domain::user::UserProfile;
 use daicho_domain::{
     AuditEvent, AuditFilter, FieldErrors, FieldId, LanguagePref, LoginFlow, LoginId, ManageDesign, ManageGroups,
     ManagePolicy, ManageUsers, NewAuditEvent, OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId,
-    SystemScope, TableId, TableScope, Tenant, TenantCode, TenantId, TenantName, UseTables, User, UserId, UserStatus,
+    SystemScope, TableId, TableScope, Tenant, TenantCode, TenantId, TenantName, TokenId, UseTables, User, UserId,
+    UserStatus,
 };
 use time::OffsetDateTime;
 
@@ -39,6 +40,38 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A personal API token (its plain value is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: TokenId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub name: String,
+    pub read_only: bool,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub id: TokenId,
+    pub name: String,
+    pub token_hash: String,
+    pub read_only: bool,
+    pub at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A token with its user and tenant, as loaded on every token-authenticated request.
+#[derive(Debug, Clone)]
+pub struct TokenContext {
+    pub token: ApiToken,
+    pub user: User,
+    pub tenant: Tenant,
+}
 
 /// A user about to be created.
 #[derive(Debug, Clone)]
@@ -415,6 +448,10 @@ pub trait Store: Send + Sync + 'static {
     async fn end_session(&self, flow: &LoginFlow, id: SessionId, event: NewAuditEvent) -> StoreResult<()>;
     /// Appends an event that records no change of state (failed attempt, refusal, export).
     async fn append_audit(&self, event: NewAuditEvent) -> StoreResult<()>;
+    /// A personal API token by the hash of its value, with its user and tenant.
+    async fn token_by_hash(&self, flow: &LoginFlow, token_hash: &str) -> StoreResult<Option<TokenContext>>;
+    /// Records use (at most once a minute per token).
+    async fn touch_token(&self, flow: &LoginFlow, id: TokenId, at: OffsetDateTime) -> StoreResult<()>;
 
     // --- one's own account ---
     async fn own_user(&self, scope: &Scope<OwnAccount>) -> StoreResult<User>;
@@ -427,6 +464,20 @@ pub trait Store: Send + Sync + 'static {
         scope: &Scope<OwnAccount>,
         new_hash: String,
         history: u32,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
+    async fn create_token(
+        &self,
+        scope: &Scope<OwnAccount>,
+        token: NewApiToken,
+        event: NewAuditEvent,
+    ) -> StoreResult<ApiToken>;
+    async fn list_own_tokens(&self, scope: &Scope<OwnAccount>) -> StoreResult<Vec<ApiToken>>;
+    async fn revoke_own_token(
+        &self,
+        scope: &Scope<OwnAccount>,
+        id: TokenId,
         at: OffsetDateTime,
         event: NewAuditEvent,
     ) -> StoreResult<()>;

@@ -147,3 +147,19 @@ pub fn grant_json(g: &daicho_domain::TableGrant) -> StoreResult<(String, String)
         g.fields.iter().filter(|(_, a)| **a != daicho_domain::FieldAccess::Editable).collect();
     Ok((serde_json::to_string(&g.rows).map_err(e)?, serde_json::to_string(&fields).map_err(e)?))
 }
+
+/// A personal API token from columns with the given prefix.
+pub fn api_token(r: &impl Columns, p: &str) -> StoreResult<crate::ApiToken> {
+    let c = |n: &str| format!("{p}{n}");
+    Ok(crate::ApiToken {
+        id: id(r, &c("id"))?,
+        tenant_id: id(r, &c("tenant_id"))?,
+        user_id: id(r, &c("user_id"))?,
+        name: r.text(&c("name"))?,
+        read_only: r.flag(&c("read_only"))?,
+        created_at: time_ms(r.int(&c("created_at"))?)?,
+        expires_at: time_ms(r.int(&c("expires_at"))?)?,
+        last_used_at: r.opt_int(&c("last_used_at"))?.map(time_ms).transpose()?,
+        revoked_at: r.opt_int(&c("revoked_at"))?.map(time_ms).transpose()?,
+    })
+}

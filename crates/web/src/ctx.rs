@@ -85,13 +85,23 @@ pub fn ctx_from_parts(parts: &Parts, state: &AppState) -> Ctx {
     let header_str = |h: header::HeaderName| parts.headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let accept_language = header_str(header::ACCEPT_LANGUAGE);
     let browser_lang = accept_language.as_deref().map(Lang::from_accept_language).unwrap_or(Lang::En);
+    let agent: String = header_str(header::USER_AGENT).unwrap_or_default().chars().take(256).collect();
+    let user_agent = match parts.extensions.get::<crate::session::ViaToken>() {
+        Some(via) => token_agent(via, &agent),
+        None => agent,
+    };
     Ctx {
         request_id,
         ip,
-        user_agent: header_str(header::USER_AGENT).unwrap_or_default().chars().take(256).collect(),
+        user_agent,
         browser_lang,
         accept_language,
         now: state.clock.now(),
         path: parts.uri.path().to_owned(),
     }
+}
+
+/// The user-agent column of events made with a personal API token names the token.
+pub fn token_agent(via: &crate::session::ViaToken, agent: &str) -> String {
+    format!("token:{} ({}) {agent}", via.name, via.id).trim_end().to_owned()
 }

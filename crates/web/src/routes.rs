@@ -7,7 +7,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
-use crate::handlers::{account, api, assets, audit, auth, groups, home, policy, table_pages, tables, users};
+use crate::handlers::{account, api, assets, audit, auth, groups, home, policy, table_pages, tables, tokens, users};
 use crate::middleware;
 use crate::session;
 use crate::state::AppState;
@@ -72,6 +72,9 @@ fn table() -> Routes {
         .add("POST", "/account/password", User, post(account::change_password))
         .add("POST", "/account/language", User, post(account::set_language))
         .add("POST", "/account/sessions/{id}/revoke", User, post(account::revoke_session))
+        .add("GET", "/account/tokens", User, get(tokens::page))
+        .add("POST", "/account/tokens", User, post(tokens::create_page))
+        .add("POST", "/account/tokens/{id}/revoke", User, post(tokens::revoke_page))
         .add("GET", "/tables", User, get(table_pages::list_tables))
         .add("POST", "/tables", Admin, post(table_pages::create_table))
         .add("GET", "/tables/{tid}", Table, get(table_pages::show_table))
@@ -116,6 +119,9 @@ fn table() -> Routes {
         .add("DELETE", "/api/v1/session", User, delete(api::delete_session))
         .add("GET", "/api/v1/me", User, get(api::me))
         .add("POST", "/api/v1/me/password", User, post(api::change_password))
+        .add("GET", "/api/v1/me/tokens", User, get(tokens::api_list))
+        .add("POST", "/api/v1/me/tokens", User, post(tokens::api_create))
+        .add("DELETE", "/api/v1/me/tokens/{id}", User, delete(tokens::api_revoke))
         .add("GET", "/api/v1/users", Admin, get(api::list_users))
         .add("POST", "/api/v1/users", Admin, post(api::create_user))
         .add("GET", "/api/v1/users/{id}", Admin, get(api::get_user))

@@ -76,8 +76,113 @@ fn csrf_exempt(path: &str) -> bool {
     path == "/login" || path == "/api/v1/session"
 }
 
+/// The token of an `Authorization: Bearer dct_…` header, if it has the shape of one of ours.
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    let token = token.trim();
+    let body = token.strip_prefix(API_TOKEN_PREFIX)?;
+    (scheme.eq_ignore_ascii_case("bearer")
+        && body.len() == 43
+        && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then(|| token.to_owned())
+}
+
+/// Personal API tokens start with this, so that a leaked one is recognisable (secret scanners).
+pub const API_TOKEN_PREFIX: &str = "dct_";
+
+/// Which token a request was made with, for the operation history.
+#[derive(Debug, Clone)]
+pub struct ViaToken {
+    pub id: daicho_domain::TokenId,
+    pub name: String,
+}
+
+/// API routes a token may not use: signing in and out, and changing the account's password or
+/// tokens, which need the person at a browser.
+fn token_may_not_use(path: &str) -> bool {
+    path == "/api/v1/session" || path.starts_with("/api/v1/me/")
+}
+
+/// A request made with a personal API token: it authenticates the JSON API only, acts as its
+/// user (same rights, same tenant checks, IP allowlist included) and, for read-only tokens,
+/// only reads. No CSRF token is needed: a bearer header is never sent by a browser on its own.
+async fn token_request(state: AppState, mut parts: Parts, body: Body, token: String, next: Next) -> Response {
+    let ctx = ctx_from_parts(&parts, &state);
+    let path = parts.uri.path().to_owned();
+    if !path.starts_with("/api/") {
+        return AppError::Unauthenticated { reason: None }.into_response();
+    }
+    let flow = LoginFlow::new();
+    let tc = match state.store.token_by_hash(&flow, &hash_token(&token)).await {
+        Err(e) => return AppError::from(e).into_response(),
+        Ok(None) => return AppError::Unauthenticated { reason: None }.into_response(),
+        Ok(Some(tc)) => tc,
+    };
+    let principal = Principal {
+        tenant_id: tc.tenant.id,
+        user_id: tc.user.id,
+        login_id: tc.user.login_id.clone(),
+        role: tc.user.role,
+        session_id: daicho_domain::SessionId::from_uuid(tc.token.id.as_uuid()),
+    };
+    let via = ViaToken { id: tc.token.id, name: tc.token.name.clone() };
+    parts.extensions.insert(via.clone());
+    let ctx = Ctx { user_agent: crate::ctx::token_agent(&via, &ctx.user_agent), ..ctx };
+    let refusal = if tc.token.revoked_at.is_some() {
+        Some("revoked")
+    } else if ctx.now >= tc.token.expires_at {
+        Some("expired")
+    } else if tc.user.status != UserStatus::Active {
+        Some("user disabled")
+    } else if !client_ip_allowed(&parts, &tc.tenant.policy) {
+        Some("client IP not on the tenant's allowlist")
+    } else if token_may_not_use(&path) {
+        Some("route needs a signed-in session")
+    } else if tc.token.read_only && is_unsafe(&parts.method) {
+        Some("read-only token")
+    } else {
+        None
+    };
+    if let Some(why) = refusal {
+        let ev = ctx
+            .event_by(&principal, AuditAction::TokenRefused, Outcome::Denied)
+            .target(format!("token:{} {path}", tc.token.id))
+            .details(why);
+        if let Err(e) = state.store.append_audit(ev).await {
+            return AppError::from(e).into_response();
+        }
+        return match why {
+            "route needs a signed-in session" | "read-only token" => AppError::Forbidden,
+            "client IP not on the tenant's allowlist" => AppError::IpNotAllowed,
+            _ => AppError::Unauthenticated { reason: None },
+        }
+        .into_response();
+    }
+    if let Err(e) = state.store.touch_token(&flow, tc.token.id, ctx.now).await {
+        return AppError::from(e).into_response();
+    }
+    let session = Session {
+        id: principal.session_id,
+        tenant_id: tc.tenant.id,
+        user_id: tc.user.id,
+        created_at: tc.token.created_at,
+        last_seen_at: ctx.now,
+        csrf_token: String::new(),
+        ip: ctx.ip.clone(),
+        user_agent: ctx.user_agent.clone(),
+    };
+    let sc = SessionContext { session, user: tc.user, tenant: tc.tenant };
+    parts.extensions.insert(Authenticated { ctx: sc, principal });
+    next.run(Request::from_parts(parts, body)).await
+}
+
 pub async fn session_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, mut body) = req.into_parts();
+    if let Some(token) = bearer_token(&parts.headers) {
+        // A token request ignores cookies: it is authenticated by the token alone.
+        return token_request(state, parts, body, token, next).await;
+    }
     let ctx = ctx_from_parts(&parts, &state);
     let mut csrf_expected: Option<String> = None;
 

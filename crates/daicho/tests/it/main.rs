@@ -18,6 +18,7 @@ mod routes;
 mod sessions;
 mod tables;
 mod tenancy;
+mod tokens;
 mod users;
 
 use daicho_testkit::reqwest::Response;

@@ -12,4 +12,5 @@ pub mod ops;
 pub mod policy;
 pub mod table_pages;
 pub mod tables;
+pub mod tokens;
 pub mod users;

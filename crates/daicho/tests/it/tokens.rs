@@ -1,0 +1,199 @@
+//! Personal API tokens: shown once, stored as hashes, scoped, expiring, revocable; a token acts
+//! as its user with the same rights and the operation history names it.
+
+use daicho_testkit::reqwest::{Method, StatusCode};
+use daicho_testkit::{Persona, TestApp};
+use serde_json::{Value, json};
+
+async fn new_token(who: &Persona, name: &str, read_only: bool, days: i64) -> (String, String) {
+    let (s, v) = who
+        .post_json("/api/v1/me/tokens", json!({"name": name, "read_only": read_only, "expires_in_days": days}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    (v["token"]["id"].as_str().unwrap().to_owned(), v["secret"].as_str().unwrap().to_owned())
+}
+
+/// A request with only the token: no cookie, no CSRF header.
+async fn with_token(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut r = app.client().request(method, app.url(path)).header("authorization", format!("Bearer {token}"));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn table_for_member(admin: &Persona, member_login: &str) -> String {
+    let (_, v) = admin.post_json("/api/v1/tables", json!({"name": "Notes"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    admin.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": "text", "kind": {"type": "text"}})).await;
+    let (_, users) = admin.get_json("/api/v1/users").await;
+    let uid = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == member_login).unwrap()["id"].clone();
+    let (_, g) = admin.post_json("/api/v1/groups", json!({"name": "writers"})).await;
+    let gid = g["group"]["id"].as_str().unwrap().to_owned();
+    admin.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/members"), json!({"members": [uid]})).await;
+    admin
+        .send_json(Method::PUT, &format!("/api/v1/groups/{gid}/grants/{tid}"), json!({"rights": ["view", "create"]}))
+        .await;
+    tid
+}
+
+#[tokio::test]
+async fn a_token_acts_as_its_user_with_its_scope_and_is_named_in_the_history() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let tid = table_for_member(&cast.admin, "member1").await;
+    let (_, read) = new_token(&cast.member, "reporting", true, 30).await;
+    let (rw_id, rw) = new_token(&cast.member, "sync job", false, 30).await;
+    assert!(read.starts_with("dct_") && read.len() == 47);
+    // Only hashes are stored.
+    assert_eq!(app.raw_i64("SELECT COUNT(*) FROM api_tokens WHERE token_hash LIKE 'dct_%'").await, 0);
+    assert_eq!(app.raw_i64("SELECT COUNT(*) FROM api_tokens").await, 2);
+    // Read-only: reads, and is refused (and recorded) on a write.
+    let (s, v) = with_token(&app, &read, Method::GET, &format!("/api/v1/tables/{tid}/records"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = with_token(
+        &app,
+        &read,
+        Method::POST,
+        &format!("/api/v1/tables/{tid}/records"),
+        Some(json!({"values": {"text": "x"}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Read-write: writes without a CSRF token, as the member, with the member's rights only.
+    let (s, v) = with_token(
+        &app,
+        &rw,
+        Method::POST,
+        &format!("/api/v1/tables/{tid}/records"),
+        Some(json!({"values": {"text": "from the sync job"}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, _) = with_token(&app, &rw, Method::GET, "/api/v1/users", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "no more than the user may do");
+    let (s, _) = with_token(&app, &rw, Method::POST, "/api/v1/tables", Some(json!({"name": "mine"}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, me) = with_token(&app, &rw, Method::GET, "/api/v1/me", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(me["user"]["login_id"], "member1");
+    // The history names the user and the token.
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=record.create").await;
+    let ev = &v["events"][0];
+    assert_eq!(ev["actor_login"], "member1");
+    assert!(ev["user_agent"].as_str().unwrap().contains(&format!("token:sync job ({rw_id})")), "{ev}");
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=token.refused").await;
+    assert_eq!(v["events"][0]["details"], "read-only token");
+    // Not for pages, not for managing the account.
+    let r = app.client().get(app.url("/tables")).header("authorization", format!("Bearer {rw}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "pages need a browser session");
+    for (m, path, body) in [
+        (Method::GET, "/api/v1/me/tokens", None),
+        (Method::POST, "/api/v1/me/tokens", Some(json!({"name": "x", "expires_in_days": 1}))),
+        (Method::POST, "/api/v1/me/password", Some(json!({"current": "x", "new": "y"}))),
+        (Method::DELETE, "/api/v1/session", None),
+    ] {
+        assert_eq!(with_token(&app, &rw, m, path, body).await.0, StatusCode::FORBIDDEN, "{path}");
+    }
+    // Another tenant's tables are not there for the token either.
+    let (_, v) = cast.other_admin.post_json("/api/v1/tables", json!({"name": "B"})).await;
+    let btid = v["table"]["id"].as_str().unwrap();
+    assert_eq!(
+        with_token(&app, &rw, Method::GET, &format!("/api/v1/tables/{btid}/records"), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn tokens_expire_can_be_revoked_and_die_with_their_user() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (_, short) = new_token(&cast.admin, "one day", true, 1).await;
+    let (id, revocable) = new_token(&cast.member, "revocable", true, 30).await;
+    let (_, kept) = new_token(&cast.member, "kept", true, 30).await;
+    assert_eq!(with_token(&app, &short, Method::GET, "/api/v1/me", None).await.0, StatusCode::OK);
+    // Revoked: refused at once.
+    let (s, _) = cast.member.send_json(Method::DELETE, &format!("/api/v1/me/tokens/{id}"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(with_token(&app, &revocable, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);
+    // Nobody else's token can be revoked by id.
+    assert_eq!(
+        cast.admin.send_json(Method::DELETE, &format!("/api/v1/me/tokens/{id}"), json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Unknown, malformed, or presented next to a valid cookie: the token decides.
+    let fake = format!("dct_{}", "A".repeat(43));
+    assert_eq!(with_token(&app, &fake, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);
+    let r = cast
+        .admin
+        .client
+        .get(cast.admin.url("/api/v1/me"))
+        .header("authorization", format!("Bearer {fake}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a bad token is not rescued by a cookie");
+    // Disabling the user ends their tokens too.
+    let (_, users) = cast.admin.get_json("/api/v1/users").await;
+    let uid = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) = cast.admin.post_json(&format!("/api/v1/users/{uid}/disable"), json!({})).await;
+    assert!(s.is_success());
+    assert_eq!(with_token(&app, &kept, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);
+    // Expired on the injected clock (the admin is still active; the token is not).
+    app.clock.advance(time::Duration::hours(25));
+    assert_eq!(with_token(&app, &short, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);
+    for why in ["revoked", "expired", "user disabled"] {
+        let n = match why {
+            "revoked" => {
+                app.raw_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'token.refused' AND details = 'revoked'")
+                    .await
+            }
+            "expired" => {
+                app.raw_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'token.refused' AND details = 'expired'")
+                    .await
+            }
+            _ => {
+                app.raw_i64(
+                    "SELECT COUNT(*) FROM audit_events WHERE action = 'token.refused' AND details = 'user disabled'",
+                )
+                .await
+            }
+        };
+        assert_eq!(n, 1, "{why}");
+    }
+}
+
+#[tokio::test]
+async fn the_tokens_page_shows_a_new_token_once_and_refuses_bad_input() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let r = cast
+        .member
+        .post_form("/account/tokens", &[("name", "<b>ci</b>"), ("scope", "read"), ("expires_in_days", "30")])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    let start = page.find("dct_").unwrap();
+    let secret = &page[start..start + 47];
+    assert_eq!(with_token(&app, secret, Method::GET, "/api/v1/me", None).await.0, StatusCode::OK);
+    assert!(page.contains("&lt;b&gt;ci&lt;/b&gt;") || page.contains("&#60;b&#62;ci"), "escaped name");
+    let again = cast.member.get("/account/tokens").await.text().await.unwrap();
+    assert!(!again.contains(secret), "shown once");
+    for days in ["0", "366", "x"] {
+        let r = cast.member.post_form("/account/tokens", &[("name", "n"), ("expires_in_days", days)]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{days}");
+    }
+    let r = cast.member.post_form("/account/tokens", &[("name", "<b>ci</b>"), ("expires_in_days", "5")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "names are unique per user");
+}
