@@ -24,7 +24,7 @@ use daicho_domain::{
 use daicho_store::guard::{self, RowCond};
 use daicho_store::ut;
 use daicho_store::{
-    ApiToken, BaseDump, Credential, JobRow, LoginFailure, NewApiToken, NewSession, NewTenant, NewUser,
+    ApiToken, BaseDump, Credential, HistoryEntry, JobRow, LoginFailure, NewApiToken, NewSession, NewTenant, NewUser,
     PasswordHistoryRow, Record, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow,
     TokenContext, UserRow,
 };
@@ -70,6 +70,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("api tokens"),
             MigrationType::Simple,
             include_str!("../migrations/0005_api_tokens.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            6,
+            Cow::Borrowed("record history"),
+            MigrationType::Simple,
+            include_str!("../migrations/0006_record_history.sql").into_sql_str(),
             false,
         ),
     ])
@@ -170,7 +177,7 @@ impl SqliteStore {
         scope: &TableScope<R>,
         table: &TableDef,
         id: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Record> {
         let sql = format!("SELECT {} FROM {} WHERE id = {}", record_columns(table), ut::table_ident(table.id), ph(1));
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id)
@@ -178,7 +185,37 @@ impl SqliteStore {
             .await
             .map_err(internal)?
             .ok_or(StoreError::NotFound)?;
-        if guard::covers(scope, &record_from_row(&row, table)?) { Ok(()) } else { Err(StoreError::Forbidden) }
+        let r = record_from_row(&row, table)?;
+        if guard::covers(scope, &r) { Ok(r) } else { Err(StoreError::Forbidden) }
+    }
+
+    /// Records a change to a record (when anything changed) inside the caller's transaction.
+    async fn history_in(
+        tx: &mut Transaction<'static, Sqlite>,
+        table: &TableDef,
+        old: &Record,
+        now: &Record,
+        event: &NewAuditEvent,
+    ) -> StoreResult<()> {
+        let changes = guard::changes(old, now);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO record_history (table_id, record_id, version, at, actor_id, actor_login, changes) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(table.id.to_string())
+        .bind(now.id)
+        .bind(now.version)
+        .bind(ms(event.at))
+        .bind(event.actor_id.map(|a| a.to_string()))
+        .bind(&event.actor_login)
+        .bind(guard::changes_json(&changes))
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
+        Ok(())
     }
 
     async fn grants_for(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<TableGrant>> {
@@ -623,7 +660,7 @@ impl Store for SqliteStore {
             q = bind_cell_q(q, c, storage_of(table, *f));
         }
         let mut tx = self.write_tx().await?;
-        Self::check_covered(&mut tx, scope, table, id).await?;
+        let old = Self::check_covered(&mut tx, scope, table, id).await?;
         let done = q
             .bind(id)
             .bind(expected_version)
@@ -633,6 +670,7 @@ impl Store for SqliteStore {
             .rows_affected();
         if done == 1 {
             let now = read_record_tx(&mut tx, table, id).await?;
+            Self::history_in(&mut tx, table, &old, &now, &event).await?;
             let sql = format!("UPDATE {}_fts SET body = ?1 WHERE rowid = ?2", ut::table_ident(table.id));
             sqlx::query(AssertSqlSafe(sql))
                 .bind(search_text(table, &now.cells))
@@ -673,6 +711,12 @@ impl Store for SqliteStore {
         guard::check_table(scope, table)?;
         let mut tx = self.write_tx().await?;
         Self::check_covered(&mut tx, scope, table, id).await?;
+        sqlx::query("DELETE FROM record_history WHERE table_id = ? AND record_id = ?")
+            .bind(table.id.to_string())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
         let sql = format!("DELETE FROM {} WHERE id = {}", ut::table_ident(table.id), ph(1));
         let n = sqlx::query(AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await.map_err(internal)?.rows_affected();
         Self::check_affected(n)?;
@@ -701,7 +745,7 @@ impl Store for SqliteStore {
             insert_in(&mut tx, table, &who, at, cells).await?;
         }
         for (id, cells) in &updates {
-            Self::check_covered(&mut tx, scope, table, *id).await?;
+            let old = Self::check_covered(&mut tx, scope, table, *id).await?;
             let mut sets = vec![format!("version = version + 1, updated_at = {}, updated_by = {}", ph(1), ph(2))];
             for (i, (f, _)) in cells.iter().enumerate() {
                 sets.push(format!("{} = {}", ut::field_ident(*f), ph(i + 3)));
@@ -719,6 +763,7 @@ impl Store for SqliteStore {
             let n = q.bind(*id).execute(&mut *tx).await.map_err(|e| record_error(e, table))?.rows_affected();
             Self::check_affected(n)?;
             let now = read_record_tx(&mut tx, table, *id).await?;
+            Self::history_in(&mut tx, table, &old, &now, &event).await?;
             let sql = format!("UPDATE {}_fts SET body = ?1 WHERE rowid = ?2", ut::table_ident(table.id));
             sqlx::query(AssertSqlSafe(sql))
                 .bind(search_text(table, &now.cells))
@@ -730,6 +775,35 @@ impl Store for SqliteStore {
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
         Ok((inserts.len() as u64, updates.len() as u64))
+    }
+
+    async fn record_history(
+        &self,
+        scope: &TableScope<View>,
+        table: &TableDef,
+        id: i64,
+    ) -> StoreResult<Vec<HistoryEntry>> {
+        self.get_record(scope, table, id).await?;
+        let rows = sqlx::query("SELECT version, at, actor_login, changes FROM record_history WHERE table_id = ? AND record_id = ? ORDER BY id DESC LIMIT 500")
+            .bind(table.id.to_string())
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let changes = guard::visible_changes(scope, &r.try_get::<String, _>("changes").map_err(internal)?)?;
+            if changes.is_empty() {
+                continue;
+            }
+            out.push(HistoryEntry {
+                version: r.try_get("version").map_err(internal)?,
+                at: daicho_store::rows::time_ms(r.try_get("at").map_err(internal)?)?,
+                actor_login: r.try_get("actor_login").map_err(internal)?,
+                changes,
+            });
+        }
+        Ok(out)
     }
 
     async fn list_records(

@@ -81,3 +81,50 @@ pub fn row_conditions<R: Right>(scope: &TableScope<R>, table: &TableDef) -> Vec<
         })
         .collect()
 }
+
+/// The cells that differ between two versions of a record: (field, before, after).
+pub fn changes(old: &Record, new: &Record) -> Vec<(FieldId, Cell, Cell)> {
+    new.cells
+        .iter()
+        .filter_map(|(f, after)| {
+            let before = old.cells.iter().find(|(id, _)| id == f).map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
+            (before != *after).then(|| (*f, before, after.clone()))
+        })
+        .collect()
+}
+
+fn cell_json(c: &Cell) -> serde_json::Value {
+    match c {
+        Cell::Null => serde_json::Value::Null,
+        Cell::Text(s) => serde_json::Value::String(s.clone()),
+        Cell::Int(n) => serde_json::Value::from(*n),
+        Cell::Bool(b) => serde_json::Value::Bool(*b),
+    }
+}
+
+fn json_cell(v: &serde_json::Value) -> Cell {
+    match v {
+        serde_json::Value::String(s) => Cell::Text(s.clone()),
+        serde_json::Value::Number(n) => n.as_i64().map(Cell::Int).unwrap_or(Cell::Null),
+        serde_json::Value::Bool(b) => Cell::Bool(*b),
+        _ => Cell::Null,
+    }
+}
+
+/// The stored form of a history entry's changes.
+pub fn changes_json(changes: &[(FieldId, Cell, Cell)]) -> String {
+    serde_json::Value::Array(
+        changes.iter().map(|(f, b, a)| serde_json::json!([f.to_string(), cell_json(b), cell_json(a)])).collect(),
+    )
+    .to_string()
+}
+
+/// Reads stored changes, keeping only the fields the scope sees.
+pub fn visible_changes<R: Right>(scope: &TableScope<R>, stored: &str) -> StoreResult<Vec<(FieldId, Cell, Cell)>> {
+    let v: Vec<(String, serde_json::Value, serde_json::Value)> =
+        serde_json::from_str(stored).map_err(|e| StoreError::Internal(format!("history: {e}")))?;
+    Ok(v.into_iter()
+        .filter_map(|(f, b, a)| f.parse::<FieldId>().ok().map(|f| (f, json_cell(&b), json_cell(&a))))
+        .filter(|(f, _, _)| scope.sees(*f))
+        .collect())
+}

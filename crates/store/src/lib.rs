@@ -73,6 +73,15 @@ pub struct TokenContext {
     pub tenant: Tenant,
 }
 
+/// One change to a record, with the fields the reader may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub version: i64,
+    pub at: OffsetDateTime,
+    pub actor_login: String,
+    pub changes: Vec<(FieldId, Cell, Cell)>,
+}
+
 /// A user about to be created.
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -345,6 +354,14 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
         event: NewAuditEvent,
     ) -> StoreResult<(u64, u64)>;
+    /// A record's changes, newest first, limited to the fields the scope sees (entries that
+    /// changed only hidden fields are left out). NotFound unless the scope covers the record.
+    async fn record_history(
+        &self,
+        scope: &TableScope<View>,
+        table: &TableDef,
+        id: i64,
+    ) -> StoreResult<Vec<HistoryEntry>>;
     /// Records matching the query's filters and keyword, in its order, keyset-paged.
     async fn list_records(
         &self,

@@ -84,6 +84,7 @@ fn table() -> Routes {
         .add("GET", "/tables/{tid}/records/{rid}", Table, get(table_pages::edit_record))
         .add("POST", "/tables/{tid}/records/{rid}", Table, post(table_pages::update_record))
         .add("POST", "/tables/{tid}/records/{rid}/delete", Table, post(table_pages::delete_record))
+        .add("GET", "/tables/{tid}/records/{rid}/history", Table, get(table_pages::record_history))
         .add("GET", "/tables/{tid}/export.csv", Table, get(tables::export_records))
         .add("GET", "/tables/{tid}/import", Table, get(table_pages::import_form))
         .add("POST", "/tables/{tid}/import", Table, post(table_pages::import_upload))
@@ -146,6 +147,7 @@ fn table() -> Routes {
         .add("GET", "/api/v1/tables/{tid}/records/{rid}", Table, get(tables::get_record))
         .add("GET", "/api/v1/tables/{tid}/export.csv", Table, get(tables::export_records))
         .add("POST", "/api/v1/tables/{tid}/import", Table, post(tables::import_records))
+        .add("GET", "/api/v1/tables/{tid}/records/{rid}/history", Table, get(tables::record_history))
         .add("PATCH", "/api/v1/tables/{tid}/records/{rid}", Table, patch(tables::update_record))
         .add("DELETE", "/api/v1/tables/{tid}/records/{rid}", Table, delete(tables::delete_record))
 }

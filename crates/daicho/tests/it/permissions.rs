@@ -441,3 +441,49 @@ async fn groups_and_grants_are_per_tenant_and_admin_only() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn a_records_history_shows_who_changed_what_within_the_readers_field_and_row_rules() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&app, &cast.admin).await;
+    let t = &d.tid;
+    let (_, v) = add(&cast.admin, &d, json!({"件名": "最初", "金額": 100})).await;
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let path = format!("/api/v1/tables/{t}/records/{rid}");
+    let (s, _) = cast
+        .admin
+        .send_json(Method::PATCH, &path, json!({"version": 1, "values": {"件名": "二番目", "金額": 200}}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = cast.admin.send_json(Method::PATCH, &path, json!({"version": 2, "values": {"金額": 300}})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{t}/records/{rid}/history")).await;
+    let entries = v["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{v}");
+    assert_eq!(entries[0]["version"], 3);
+    assert_eq!(entries[0]["changes"], json!([{"field": d.amount, "before": 200, "after": 300}]));
+    assert_eq!(entries[1]["actor_login"], "admin");
+    // The member does not see the amount: its changes are left out, and so is an entry that
+    // changed nothing else.
+    let mut fields = serde_json::Map::new();
+    fields.insert(d.amount.clone(), json!("hidden"));
+    grant(&cast.admin, &d, json!({"rights": ["view", "edit"], "fields": fields})).await;
+    let (s, v) = cast.member.get_json(&format!("/api/v1/tables/{t}/records/{rid}/history")).await;
+    assert_eq!(s, StatusCode::OK);
+    let entries = v["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["changes"], json!([{"field": d.title, "before": "最初", "after": "二番目"}]));
+    let page = cast.member.get(&format!("/tables/{t}/records/{rid}/history")).await.text().await.unwrap();
+    assert!(page.contains("最初") && page.contains("二番目") && !page.contains("300") && !page.contains("金額"));
+    // Row rules: a record the member may not see has no history for them.
+    grant(&cast.admin, &d, json!({"rights": ["view"], "rows": {"type": "created_by_me"}})).await;
+    assert_eq!(
+        cast.member.get_json(&format!("/api/v1/tables/{t}/records/{rid}/history")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        cast.other_admin.get_json(&format!("/api/v1/tables/{t}/records/{rid}/history")).await.0,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -707,6 +707,71 @@ pub async fn update_record(
     }
 }
 
+pub struct HistoryRow {
+    pub at: String,
+    pub who: String,
+    pub version: i64,
+    pub changes: Vec<(String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "tables/history.html")]
+struct HistoryPage {
+    p: Page,
+    table_id: String,
+    table_name: String,
+    record_id: i64,
+    created_at: String,
+    created_by: String,
+    entries: Vec<HistoryRow>,
+}
+
+pub async fn record_history(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, rid)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let view = auth.table_right::<View>(&state, &ctx, &open).await?;
+    let t = open.seen_by(&view);
+    let id = record_id(&rid)?;
+    let r = state.store.get_record(&view, &open.def, id).await?;
+    let entries = state.store.record_history(&view, &open.def, id).await?;
+    let users = auth.directory(&state, &ctx).await?;
+    let name_of = |uid: &str| {
+        users
+            .iter()
+            .find(|(u, _, _)| u.to_string() == uid)
+            .map(|(_, login, name)| format!("{name} ({login})"))
+            .unwrap_or_else(|| uid.to_owned())
+    };
+    let field = |f: FieldId| t.fields.iter().find(|d| d.id == f);
+    Ok(render(&HistoryPage {
+        p: Page::for_user(&auth, "history.title", "tables", &ctx.request_id),
+        table_id: t.id.to_string(),
+        table_name: t.name.as_str().to_owned(),
+        record_id: id,
+        created_at: crate::views::fmt_time(r.created_at),
+        created_by: name_of(&r.created_by),
+        entries: entries
+            .iter()
+            .map(|e| HistoryRow {
+                at: crate::views::fmt_time(e.at),
+                who: e.actor_login.clone(),
+                version: e.version,
+                changes: e
+                    .changes
+                    .iter()
+                    .filter_map(|(f, b, a)| {
+                        field(*f).map(|d| (d.name.as_str().to_owned(), shown(d, b, &users), shown(d, a, &users)))
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }))
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct ConfirmForm {
     #[serde(default)]

@@ -379,6 +379,38 @@ pub async fn get_record(
     Ok(Json(json!({"record": record_json(&open.seen_by(&scope), &r)})))
 }
 
+/// A record's change history: each change with who, when and each field's before and after,
+/// limited to the fields the caller sees (hidden fields' changes are left out).
+pub async fn record_history(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, rid)): Path<(String, String)>,
+) -> AppResult<Json<Value>> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
+    let t = open.seen_by(&scope);
+    let id = record_id(&rid)?;
+    let r = state.store.get_record(&scope, &open.def, id).await?;
+    let entries = state.store.record_history(&scope, &open.def, id).await?;
+    let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();
+    let present =
+        |f: FieldId, c: &Cell| t.fields.iter().find(|d| d.id == f).map(|d| d.present(c)).unwrap_or(Value::Null);
+    Ok(Json(json!({
+        "record": id,
+        "created_at": fmt(r.created_at),
+        "created_by": r.created_by,
+        "entries": entries.iter().map(|e| json!({
+            "version": e.version,
+            "at": fmt(e.at),
+            "actor_login": e.actor_login,
+            "changes": e.changes.iter().map(|(f, b, a)| json!({
+                "field": f, "before": present(*f, b), "after": present(*f, a),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })))
+}
+
 pub async fn update_record(
     State(state): State<AppState>,
     ctx: Ctx,
