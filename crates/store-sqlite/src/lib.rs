@@ -189,6 +189,45 @@ impl SqliteStore {
         if guard::covers(scope, &r) { Ok(r) } else { Err(StoreError::Forbidden) }
     }
 
+    /// Overwrites the given cells of a record the scope covers (no version check: imports and
+    /// bulk edits are deliberate), with its search text and history, inside the caller's
+    /// transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn overwrite_in<R: Right>(
+        tx: &mut Transaction<'static, Sqlite>,
+        scope: &TableScope<R>,
+        table: &TableDef,
+        id: i64,
+        cells: &[(FieldId, Cell)],
+        at: OffsetDateTime,
+        who: &str,
+        event: &NewAuditEvent,
+    ) -> StoreResult<()> {
+        let old = Self::check_covered(tx, scope, table, id).await?;
+        let mut sets = vec![format!("version = version + 1, updated_at = {}, updated_by = {}", ph(1), ph(2))];
+        for (i, (f, _)) in cells.iter().enumerate() {
+            sets.push(format!("{} = {}", ut::field_ident(*f), ph(i + 3)));
+        }
+        let sql =
+            format!("UPDATE {} SET {} WHERE id = {}", ut::table_ident(table.id), sets.join(", "), ph(cells.len() + 3));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(ms(at)).bind(who);
+        for (f, c) in cells {
+            q = bind_cell_q(q, c, storage_of(table, *f));
+        }
+        let n = q.bind(id).execute(&mut **tx).await.map_err(|e| record_error(e, table))?.rows_affected();
+        Self::check_affected(n)?;
+        let now = read_record_tx(tx, table, id).await?;
+        Self::history_in(tx, table, &old, &now, event).await?;
+        let sql = format!("UPDATE {}_fts SET body = ?1 WHERE rowid = ?2", ut::table_ident(table.id));
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(search_text(table, &now.cells))
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
     /// Records a change to a record (when anything changed) inside the caller's transaction.
     async fn history_in(
         tx: &mut Transaction<'static, Sqlite>,
@@ -708,22 +747,56 @@ impl Store for SqliteStore {
         id: i64,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
+        self.delete_records(scope, table, &[id], event).await.map(|_| ())
+    }
+
+    async fn delete_records(
+        &self,
+        scope: &TableScope<Delete>,
+        table: &TableDef,
+        ids: &[i64],
+        event: NewAuditEvent,
+    ) -> StoreResult<u64> {
         guard::check_table(scope, table)?;
         let mut tx = self.write_tx().await?;
-        Self::check_covered(&mut tx, scope, table, id).await?;
-        sqlx::query("DELETE FROM record_history WHERE table_id = ? AND record_id = ?")
-            .bind(table.id.to_string())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?;
-        let sql = format!("DELETE FROM {} WHERE id = {}", ut::table_ident(table.id), ph(1));
-        let n = sqlx::query(AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await.map_err(internal)?.rows_affected();
-        Self::check_affected(n)?;
-        let fts = format!("DELETE FROM {}_fts WHERE rowid = ?1", ut::table_ident(table.id));
-        sqlx::query(AssertSqlSafe(fts)).bind(id).execute(&mut *tx).await.map_err(internal)?;
+        for &id in ids {
+            Self::check_covered(&mut tx, scope, table, id).await?;
+            sqlx::query("DELETE FROM record_history WHERE table_id = ? AND record_id = ?")
+                .bind(table.id.to_string())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+            let sql = format!("DELETE FROM {} WHERE id = {}", ut::table_ident(table.id), ph(1));
+            let n = sqlx::query(AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await.map_err(internal)?.rows_affected();
+            Self::check_affected(n)?;
+            let fts = format!("DELETE FROM {}_fts WHERE rowid = ?1", ut::table_ident(table.id));
+            sqlx::query(AssertSqlSafe(fts)).bind(id).execute(&mut *tx).await.map_err(internal)?;
+        }
         Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        tx.commit().await.map_err(internal)?;
+        Ok(ids.len() as u64)
+    }
+
+    async fn update_records(
+        &self,
+        scope: &TableScope<Edit>,
+        table: &TableDef,
+        ids: &[i64],
+        cells: Vec<(FieldId, Cell)>,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<u64> {
+        guard::check_table(scope, table)?;
+        guard::check_writes(scope, &cells)?;
+        let who = scope.actor().to_string();
+        let mut tx = self.write_tx().await?;
+        for &id in ids {
+            Self::overwrite_in(&mut tx, scope, table, id, &cells, at, &who, &event).await?;
+        }
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)?;
+        Ok(ids.len() as u64)
     }
 
     async fn import_records(
@@ -745,32 +818,7 @@ impl Store for SqliteStore {
             insert_in(&mut tx, table, &who, at, cells).await?;
         }
         for (id, cells) in &updates {
-            let old = Self::check_covered(&mut tx, scope, table, *id).await?;
-            let mut sets = vec![format!("version = version + 1, updated_at = {}, updated_by = {}", ph(1), ph(2))];
-            for (i, (f, _)) in cells.iter().enumerate() {
-                sets.push(format!("{} = {}", ut::field_ident(*f), ph(i + 3)));
-            }
-            let sql = format!(
-                "UPDATE {} SET {} WHERE id = {}",
-                ut::table_ident(table.id),
-                sets.join(", "),
-                ph(cells.len() + 3)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(ms(at)).bind(&who);
-            for (f, c) in cells {
-                q = bind_cell_q(q, c, storage_of(table, *f));
-            }
-            let n = q.bind(*id).execute(&mut *tx).await.map_err(|e| record_error(e, table))?.rows_affected();
-            Self::check_affected(n)?;
-            let now = read_record_tx(&mut tx, table, *id).await?;
-            Self::history_in(&mut tx, table, &old, &now, &event).await?;
-            let sql = format!("UPDATE {}_fts SET body = ?1 WHERE rowid = ?2", ut::table_ident(table.id));
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(search_text(table, &now.cells))
-                .bind(*id)
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?;
+            Self::overwrite_in(&mut tx, scope, table, *id, cells, at, &who, &event).await?;
         }
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;

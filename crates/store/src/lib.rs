@@ -341,6 +341,27 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         event: NewAuditEvent,
     ) -> StoreResult<()>;
+    /// Deletes several records in one transaction, all or none (NotFound or Forbidden if any is
+    /// missing or not covered). Returns how many.
+    async fn delete_records(
+        &self,
+        scope: &TableScope<Delete>,
+        table: &TableDef,
+        ids: &[i64],
+        event: NewAuditEvent,
+    ) -> StoreResult<u64>;
+    /// Sets the same cells on several records in one transaction, all or none, each change in
+    /// the record's history. Returns how many.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_records(
+        &self,
+        scope: &TableScope<Edit>,
+        table: &TableDef,
+        ids: &[i64],
+        cells: Vec<(FieldId, Cell)>,
+        at: OffsetDateTime,
+        event: NewAuditEvent,
+    ) -> StoreResult<u64>;
     /// Writes an import in one transaction, all rows or none: new records, and existing ones
     /// (found by the caller through a unique key field) overwritten in the given fields.
     /// Returns (inserted, updated).

@@ -85,6 +85,7 @@ fn table() -> Routes {
         .add("POST", "/tables/{tid}/records/{rid}", Table, post(table_pages::update_record))
         .add("POST", "/tables/{tid}/records/{rid}/delete", Table, post(table_pages::delete_record))
         .add("GET", "/tables/{tid}/records/{rid}/history", Table, get(table_pages::record_history))
+        .add("POST", "/tables/{tid}/bulk", Table, post(table_pages::bulk))
         .add("GET", "/tables/{tid}/export.csv", Table, get(tables::export_records))
         .add("GET", "/tables/{tid}/import", Table, get(table_pages::import_form))
         .add("POST", "/tables/{tid}/import", Table, post(table_pages::import_upload))
@@ -148,6 +149,8 @@ fn table() -> Routes {
         .add("GET", "/api/v1/tables/{tid}/export.csv", Table, get(tables::export_records))
         .add("POST", "/api/v1/tables/{tid}/import", Table, post(tables::import_records))
         .add("GET", "/api/v1/tables/{tid}/records/{rid}/history", Table, get(tables::record_history))
+        .add("POST", "/api/v1/tables/{tid}/records/bulk-delete", Table, post(tables::bulk_delete))
+        .add("POST", "/api/v1/tables/{tid}/records/bulk-update", Table, post(tables::bulk_update))
         .add("PATCH", "/api/v1/tables/{tid}/records/{rid}", Table, patch(tables::update_record))
         .add("DELETE", "/api/v1/tables/{tid}/records/{rid}", Table, delete(tables::delete_record))
 }

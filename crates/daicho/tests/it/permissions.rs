@@ -487,3 +487,78 @@ async fn a_records_history_shows_who_changed_what_within_the_readers_field_and_r
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn bulk_edit_and_delete_are_all_or_nothing_within_the_users_rules_and_recorded() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&app, &cast.admin).await;
+    let t = &d.tid;
+    let m = &cast.member;
+    let mut fields = serde_json::Map::new();
+    fields.insert(d.memo.clone(), json!("read_only"));
+    grant(
+        &cast.admin,
+        &d,
+        json!({"rights": ["view", "create", "edit", "delete"], "rows": {"type": "created_by_me"}, "fields": fields}),
+    )
+    .await;
+    let (_, v) = add(&cast.admin, &d, json!({"件名": "admin's"})).await;
+    let theirs = v["record"]["id"].as_i64().unwrap();
+    let mut mine = Vec::new();
+    for i in 0..3 {
+        let (_, v) = add(m, &d, json!({"件名": format!("mine {i}")})).await;
+        mine.push(v["record"]["id"].as_i64().unwrap());
+    }
+    let bulk = |op: &'static str| format!("/api/v1/tables/{t}/records/bulk-{op}");
+    // One record not covered: nothing changes.
+    let (s, _) = m.post_json(&bulk("update"), json!({"ids": [mine[0], theirs], "values": {"件名": "x"}})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records/{}", mine[0])).await;
+    assert_eq!(v["record"]["values"][&d.title], "mine 0", "all or nothing");
+    let (s, _) = m.post_json(&bulk("delete"), json!({"ids": [mine[0], theirs]})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Read-only fields cannot be bulk-set; nothing selected or too many is explained.
+    let (s, v) = m.post_json(&bulk("update"), json!({"ids": [mine[0]], "values": {"メモ": "x"}})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["fields"][0]["code"], "read_only");
+    let (_, v) = m.post_json(&bulk("delete"), json!({"ids": []})).await;
+    assert_eq!(v["error"]["fields"][0]["code"], "nothing_selected");
+    let many: Vec<i64> = (1..=1001).collect();
+    let (_, v) = m.post_json(&bulk("delete"), json!({"ids": many})).await;
+    assert_eq!(v["error"]["fields"][0]["code"], "too_many");
+    // By ids, and by the grid's query (which sees only the member's rows).
+    let (s, v) = m.post_json(&bulk("update"), json!({"ids": [mine[0], mine[1]], "values": {"件名": "done"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["updated"], 2);
+    let (_, h) = m.get_json(&format!("/api/v1/tables/{t}/records/{}/history", mine[1])).await;
+    assert_eq!(h["entries"][0]["changes"][0]["after"], "done");
+    let (s, v) = m.post_json(&bulk("delete"), json!({"query": format!("filter.eq.{}=done", d.title)})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["deleted"], 2);
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{t}/records")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 2, "the admin's record and mine 2 remain");
+    // The grid's bulk form.
+    let (_, v) = add(&cast.admin, &d, json!({"件名": "p1"})).await;
+    let p1 = v["record"]["id"].as_i64().unwrap().to_string();
+    let r = cast
+        .admin
+        .post_form(
+            &format!("/tables/{t}/bulk"),
+            &[("id", &p1), ("action", "set"), ("field", &d.title), ("value", "p2")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = cast.admin.post_form(&format!("/tables/{t}/bulk"), &[("id", &p1), ("action", "delete")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "deleting asks for confirmation");
+    let r = cast
+        .admin
+        .post_form(&format!("/tables/{t}/bulk"), &[("id", &p1), ("action", "delete"), ("confirm", "yes")])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=record.delete&limit=10").await;
+    assert!(
+        v["events"].as_array().unwrap().iter().any(|e| e["details"].as_str().unwrap().starts_with("bulk delete of 2"))
+    );
+    assert_eq!(cast.other_admin.post_json(&bulk("delete"), json!({"ids": [theirs]})).await.0, StatusCode::NOT_FOUND);
+}

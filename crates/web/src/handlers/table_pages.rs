@@ -158,6 +158,10 @@ struct ShowPage {
     f_required: bool,
     f_unique: bool,
     can: Can,
+    /// Fields a bulk edit may set (the user's writable fields).
+    bulk_fields: Vec<(String, String)>,
+    bulk_error: Option<&'static str>,
+    bulk_max: usize,
 }
 
 /// Which actions a page offers (each is checked again, by the engine, when used).
@@ -318,7 +322,75 @@ async fn show_page(
         f_required: f.required.is_some(),
         f_unique: f.unique.is_some(),
         can: Can::of(open),
+        bulk_fields: match auth.principal.authorize_table::<Edit>(&open.access) {
+            Ok(e) => open
+                .def
+                .fields
+                .iter()
+                .filter(|f| e.writes(f.id))
+                .map(|f| (f.id.to_string(), f.name.as_str().to_owned()))
+                .collect(),
+            Err(_) => Vec::new(),
+        },
+        bulk_error: None,
+        bulk_max: crate::handlers::tables::BULK_MAX,
     })
+}
+
+/// The grid's bulk form: the ticked records (`id`, repeated) or, with `all_matching`, every
+/// record the grid's query selects; `action` = delete (with `confirm=yes`) or set (`field`,
+/// `value`).
+pub async fn bulk(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    use crate::handlers::tables::{bulk_delete_op, bulk_update_op};
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
+    let mut ids = Vec::new();
+    for (k, v) in &pairs {
+        if k == "id" {
+            ids.push(v.parse::<i64>().map_err(|_| AppError::BadRequest("bad_id"))?);
+        }
+    }
+    let query = get("query").to_owned();
+    let selector = (get("all_matching") == "on").then_some(query.as_str());
+    let result = match get("action") {
+        "delete" if get("confirm") != "yes" => {
+            Err(AppError::Invalid(FieldErrors::single("confirm", "confirm_required")))
+        }
+        "delete" => bulk_delete_op(&state, &ctx, &auth, &open, ids, selector).await.map(|_| "bulk_deleted"),
+        "set" => {
+            let field = get("field");
+            let f = open.def.fields.iter().find(|f| f.id.to_string() == field);
+            let value = match f.map(|f| &f.kind) {
+                Some(FieldKind::Checkbox) => Value::Bool(matches!(get("value").trim(), "on" | "true" | "1" | "yes")),
+                _ => Value::String(get("value").to_owned()),
+            };
+            let mut values = Map::new();
+            values.insert(field.to_owned(), value);
+            bulk_update_op(&state, &ctx, &auth, &open, ids, selector, &values).await.map(|_| "bulk_updated")
+        }
+        _ => Err(AppError::BadRequest("bad_action")),
+    };
+    let back = |extra: &str| {
+        let sep = if query.is_empty() { "" } else { "&" };
+        format!("/tables/{}?{query}{sep}{extra}", open.def.id)
+    };
+    match result {
+        Ok(done) => Ok(redirect_see_other(&back(&format!("done={done}")))),
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
+            let grid_pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+            let mut page =
+                show_page(&state, &ctx, &auth, &open, &grid_pairs, Errors::default(), NewFieldForm::default()).await?;
+            page.bulk_error = e.0.first().map(|fe| fe.code);
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 pub async fn show_table(

@@ -462,6 +462,137 @@ pub async fn delete_record(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The most records one bulk edit or delete may touch.
+pub const BULK_MAX: usize = 1000;
+
+/// The records a bulk operation applies to: the ids given, or every record the grid query
+/// (`q`, `filter.…`) selects among those the user sees; at most [`BULK_MAX`].
+pub(crate) async fn bulk_ids(
+    state: &AppState,
+    auth: &Auth,
+    ctx: &Ctx,
+    open: &OpenTable,
+    ids: Vec<i64>,
+    query: Option<&str>,
+) -> AppResult<Vec<i64>> {
+    let mut ids = match query {
+        Some(qs) => {
+            let view = auth.table_right::<View>(state, ctx, open).await?;
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(qs.trim_start_matches('?').as_bytes())
+                .into_owned()
+                .filter(|(k, _)| k == "q" || k.starts_with("filter."))
+                .collect();
+            let mut q = record_query(&open.seen_by(&view), &pairs)?;
+            q.limit = (BULK_MAX + 1) as u32;
+            state.store.list_records(&view, &open.def, &q).await?.iter().map(|r| r.id).collect()
+        }
+        None => ids,
+    };
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Err(AppError::Invalid(FieldErrors::single("ids", "nothing_selected")));
+    }
+    if ids.len() > BULK_MAX || ids.iter().any(|i| *i <= 0) {
+        return Err(AppError::Invalid(FieldErrors::single("ids", "too_many")));
+    }
+    Ok(ids)
+}
+
+fn id_list(ids: &[i64]) -> String {
+    let shown: Vec<String> = ids.iter().take(50).map(i64::to_string).collect();
+    if ids.len() > 50 { format!("{},…", shown.join(",")) } else { shown.join(",") }
+}
+
+/// Deletes the given (or selected) records in one transaction, all or none; recorded once
+/// with the count and ids.
+pub(crate) async fn bulk_delete_op(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    open: &OpenTable,
+    ids: Vec<i64>,
+    query: Option<&str>,
+) -> AppResult<u64> {
+    let scope = auth.table_right::<Delete>(state, ctx, open).await?;
+    let ids = bulk_ids(state, auth, ctx, open, ids, query).await?;
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
+        .target(format!("table:{} records:{}", open.def.id, ids.len()))
+        .details(format!("bulk delete of {} records: {}", ids.len(), id_list(&ids)));
+    match state.store.delete_records(&scope, &open.def, &ids, ev).await {
+        Ok(n) => Ok(n),
+        Err(e) => Err(auth.refused(state, ctx, e.into(), format!("bulk delete in table:{}", open.def.id)).await),
+    }
+}
+
+/// Sets the same values on the given (or selected) records in one transaction, all or none.
+pub(crate) async fn bulk_update_op(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    open: &OpenTable,
+    ids: Vec<i64>,
+    query: Option<&str>,
+    values: &Map<String, Value>,
+) -> AppResult<u64> {
+    let scope = auth.table_right::<Edit>(state, ctx, open).await?;
+    let t = open.seen_by(&scope);
+    let cells = parse_values(&t, values, false, &|f| scope.writes(f))?;
+    if cells.is_empty() {
+        return Err(AppError::Invalid(FieldErrors::single("values", "required")));
+    }
+    check_users(state, ctx, auth, &t, &[&cells]).await?;
+    let ids = bulk_ids(state, auth, ctx, open, ids, query).await?;
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
+        .target(format!("table:{} records:{}", t.id, ids.len()))
+        .details(format!("bulk edit of {} records: {}; {}", ids.len(), id_list(&ids), describe(&t, &cells, None)));
+    match state.store.update_records(&scope, &open.def, &ids, cells, ctx.now, ev).await {
+        Ok(n) => Ok(n),
+        Err(e) => Err(auth.refused(state, ctx, e.into(), format!("bulk edit in table:{}", t.id)).await),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkBody {
+    #[serde(default)]
+    pub ids: Vec<i64>,
+    /// Instead of ids: a grid query (`q=…&filter.eq.<field>=…`) selecting the records.
+    pub query: Option<String>,
+    #[serde(default)]
+    pub values: Map<String, Value>,
+}
+
+pub async fn bulk_delete(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    body: ApiBody,
+) -> AppResult<Json<Value>> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let _scope = auth.table_right::<Delete>(&state, &ctx, &open).await?;
+    let b: BulkBody = body.parse()?;
+    let n = bulk_delete_op(&state, &ctx, &auth, &open, b.ids, b.query.as_deref()).await?;
+    Ok(Json(json!({"deleted": n})))
+}
+
+pub async fn bulk_update(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    body: ApiBody,
+) -> AppResult<Json<Value>> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let _scope = auth.table_right::<Edit>(&state, &ctx, &open).await?;
+    let b: BulkBody = body.parse()?;
+    let n = bulk_update_op(&state, &ctx, &auth, &open, b.ids, b.query.as_deref(), &b.values).await?;
+    Ok(Json(json!({"updated": n})))
+}
+
 /// Streams the records a query selects as CSV: the fields as columns (header: field names),
 /// values as shown, cells that a spreadsheet would run as a formula neutralised, in UTF-8 with
 /// a BOM (`encoding=utf-8`, the default) or Shift_JIS (`encoding=shift_jis`) for Excel. Batches
