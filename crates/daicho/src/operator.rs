@@ -355,7 +355,11 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
             "顧客からの注文 / orders from customers",
             vec![
                 ("受注番号 Order no.", FieldKind::Text, rules(true, true)),
-                ("顧客 Customer", FieldKind::Text, rules(true, false)),
+                (
+                    "顧客 Customer",
+                    FieldKind::Link { table: TableId::new_random(), show: FieldId::new_random() },
+                    rules(true, false),
+                ),
                 ("品番 SKU", FieldKind::Text, rules(true, false)),
                 ("数量 Quantity", FieldKind::Integer, rules(true, false)),
                 ("受注日 Ordered", FieldKind::Date, rules(true, false)),
@@ -391,6 +395,14 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
             .authorize_table::<daicho_domain::access::Design>(&table_scope(id))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for (fname, kind, r) in fields {
+            // Orders link to their customer and show its company name.
+            let kind = match (&kind, tables.first()) {
+                (FieldKind::Link { .. }, Some(customers)) => {
+                    let c: &daicho_domain::table::TableDef = customers;
+                    FieldKind::Link { table: c.id, show: c.fields[0].id }
+                }
+                _ => kind,
+            };
             let f = FieldDef { id: FieldId::new_random(), name: name(fname)?, kind, rules: r, position: 0 };
             let target = format!("table:{id} field:{}", f.id);
             t = store
@@ -450,7 +462,8 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
     for i in 0..1800usize {
         rows[2].push(vec![
             (o[0], text(format!("SO-{:06}", i + 1))),
-            (o[1], text(customers[(i * 7) % customers.len()].clone())),
+            // customers were imported first into a fresh table, so their ids are 1..=400
+            (o[1], Cell::Int(((i * 7) % customers.len() + 1) as i64)),
             (o[2], text(format!("P-{:04}", (i * 11) % 60 + 1))),
             (o[3], Cell::Int(((i * 13) % 50 + 1) as i64)),
             (o[4], date((i % 365) as i64)),

@@ -62,6 +62,12 @@ pub enum FieldKind {
     Phone,
     /// A user of the tenant, stored by id.
     User,
+    /// A link to a record of another table (stored by record id), shown by one of that
+    /// record's fields (`show`, the lookup) to users who may see it.
+    Link {
+        table: crate::ids::TableId,
+        show: crate::ids::FieldId,
+    },
 }
 
 /// How a kind is stored: the storage layer maps these to column types.
@@ -75,7 +81,9 @@ pub enum Storage {
 impl FieldKind {
     pub fn storage(&self) -> Storage {
         match self {
-            FieldKind::Integer | FieldKind::Decimal { .. } | FieldKind::DateTime => Storage::Int,
+            FieldKind::Integer | FieldKind::Decimal { .. } | FieldKind::DateTime | FieldKind::Link { .. } => {
+                Storage::Int
+            }
             FieldKind::Checkbox => Storage::Bool,
             _ => Storage::Text,
         }
@@ -95,6 +103,7 @@ impl FieldKind {
             FieldKind::Url => "url",
             FieldKind::Phone => "phone",
             FieldKind::User => "user",
+            FieldKind::Link { .. } => "link",
         }
     }
 }
@@ -309,6 +318,16 @@ impl FieldDef {
                 let s = text()?.trim().to_owned();
                 let id: crate::ids::UserId = s.parse().map_err(|_| "unknown_user")?;
                 Cell::Text(id.to_string())
+            }
+            FieldKind::Link { .. } => {
+                // A record id; that the record exists and may be seen is checked where tables
+                // are known (the web layer, through the user's view capability on the target).
+                let n = match v {
+                    Json::Number(n) => n.as_i64(),
+                    Json::String(s) => s.trim().trim_start_matches('#').parse::<i64>().ok(),
+                    _ => None,
+                };
+                Cell::Int(n.filter(|n| *n > 0).ok_or("unknown_record")?)
             }
         };
         if let Cell::Int(n) = cell

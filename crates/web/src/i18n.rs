@@ -13,6 +13,16 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("nav.home", "Home", "ホーム"),
     ("nav.users", "Users", "ユーザー"),
     ("nav.tables", "Tables", "テーブル"),
+    ("kind.link", "Link to a record", "レコードへのリンク"),
+    ("fields.link", "Links to (table › field to show)", "リンク先（テーブル › 表示するフィールド）"),
+    (
+        "fields.link_hint",
+        "Only for link fields: each record then links to one record of that table and shows its field.",
+        "リンク型のみ：各レコードがリンク先テーブルの1件を参照し、そのフィールドを表示します。",
+    ),
+    ("hint.link", "The number (#) of the linked record", "リンク先レコードの番号（#）"),
+    ("err.unknown_record", "No such record that you may see.", "参照できるレコードがありません。"),
+    ("err.unknown_table", "No such table.", "テーブルがありません。"),
     ("bulk.select", "Select", "選択"),
     ("bulk.title", "With the ticked records", "チェックしたレコードに対して"),
     (

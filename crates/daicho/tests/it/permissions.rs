@@ -562,3 +562,80 @@ async fn bulk_edit_and_delete_are_all_or_nothing_within_the_users_rules_and_reco
     );
     assert_eq!(cast.other_admin.post_json(&bulk("delete"), json!({"ids": [theirs]})).await.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn link_fields_show_the_linked_record_only_to_users_who_may_see_it() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "顧客"})).await;
+    let cust = v["table"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = a
+        .post_json(&format!("/api/v1/tables/{cust}/fields"), json!({"name": "会社名", "kind": {"type": "text"}}))
+        .await;
+    let company = v["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "受注"})).await;
+    let orders = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{orders}/fields"),
+            json!({"name": "顧客", "kind": {"type": "link", "table": cust, "show": company}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let link = v["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+    let (_, v) =
+        a.post_json(&format!("/api/v1/tables/{cust}/records"), json!({"values": {"会社名": "株式会社リンク"}})).await;
+    let cid = v["record"]["id"].as_i64().unwrap();
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{orders}/records"), json!({"values": {"顧客": cid}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let oid = v["record"]["id"].as_i64().unwrap();
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{orders}/records/{oid}")).await;
+    assert_eq!(v["record"]["values"][&link], cid);
+    assert_eq!(v["record"]["lookups"][&link], "株式会社リンク");
+    let page = a.get(&format!("/tables/{orders}")).await.text().await.unwrap();
+    assert!(page.contains("株式会社リンク"));
+    let form = a.get(&format!("/tables/{orders}/records/{oid}")).await.text().await.unwrap();
+    assert!(form.contains(&format!("<option value=\"{cid}\" selected>")), "the form offers the customers");
+    // A record that does not exist cannot be linked; nor can another tenant's table.
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{orders}/records"), json!({"values": {"顧客": 9999}})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["fields"][0]["code"], "unknown_record");
+    let (_, v) = cast.other_admin.post_json("/api/v1/tables", json!({"name": "B"})).await;
+    let btable = v["table"]["id"].as_str().unwrap();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{orders}/fields"),
+            json!({"name": "x", "kind": {"type": "link", "table": btable, "show": company}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["fields"][0]["code"], "unknown_table");
+    // A member who may use orders but not customers sees the link, not the customer.
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let uid = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"].clone();
+    let gid = a.post_json("/api/v1/groups", json!({"name": "g"})).await.1["group"]["id"].as_str().unwrap().to_owned();
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/members"), json!({"members": [uid]})).await;
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/grants/{orders}"), json!({"rights": ["view", "create"]}))
+        .await;
+    let m = &cast.member;
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{orders}/records/{oid}")).await;
+    assert!(v["record"].get("lookups").is_none(), "{v}");
+    assert!(!m.get(&format!("/tables/{orders}")).await.text().await.unwrap().contains("株式会社リンク"));
+    let (s, v) = m.post_json(&format!("/api/v1/tables/{orders}/records"), json!({"values": {"顧客": cid}})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "linking reads the target: {v}");
+    // With view on customers, but the shown field hidden: still no name.
+    let mut hidden = serde_json::Map::new();
+    hidden.insert(company.clone(), json!("hidden"));
+    a.send_json(
+        Method::PUT,
+        &format!("/api/v1/groups/{gid}/grants/{cust}"),
+        json!({"rights": ["view"], "fields": hidden}),
+    )
+    .await;
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{orders}/records/{oid}")).await;
+    assert!(v["record"].get("lookups").is_none(), "{v}");
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/grants/{cust}"), json!({"rights": ["view"]})).await;
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{orders}/records/{oid}")).await;
+    assert_eq!(v["record"]["lookups"][&link], "株式会社リンク");
+}

@@ -551,8 +551,14 @@ async fn the_demo_tenant_has_a_small_business_to_explore_and_reseeding_adds_noth
         }
     }
     assert_eq!(n, 1800);
-    let (_, v) = admin.get_json(&format!("/api/v1/tables/{tid}/records?q=%E6%9D%B1%E4%BA%AC&limit=5")).await;
-    assert_eq!(v["records"].as_array().unwrap().len(), 5, "Japanese keyword search finds orders of Tokyo customers");
+    // Orders link to their customers and show the company name.
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{tid}/records?limit=1")).await;
+    let lookups = v["records"][0]["lookups"].as_object().unwrap();
+    assert!(lookups.values().next().unwrap().as_str().unwrap().len() > 3, "{v}");
+    let customers = tables.iter().find(|t| t["name"].as_str().unwrap().starts_with("顧客")).unwrap();
+    let cid = customers["id"].as_str().unwrap();
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{cid}/records?q=%E6%9D%B1%E4%BA%AC&limit=5")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 5, "Japanese keyword search finds Tokyo customers");
     // The staff user is in the Sales group: four tables, prices read-only, no deleting orders.
     let staff = app.login("demo", "staff", &again.member_password).await;
     let (s, v) = staff.get_json("/api/v1/tables").await;

@@ -14,7 +14,9 @@ use serde_json::{Map, Value};
 
 use crate::ctx::{Ctx, EventExt};
 use crate::error::{AppError, AppResult};
-use crate::handlers::tables::{check_users, cursor_after, describe, parse_values, record_query};
+use crate::handlers::tables::{
+    check_link_kind, check_refs, cursor_after, describe, lookups, parse_values, record_query,
+};
 use crate::middleware::redirect_see_other;
 use crate::session::Auth;
 use crate::state::AppState;
@@ -162,6 +164,9 @@ struct ShowPage {
     bulk_fields: Vec<(String, String)>,
     bulk_error: Option<&'static str>,
     bulk_max: usize,
+    /// For a new link field: every (table, field) it may show, as "table id:field id".
+    link_targets: Vec<(String, String)>,
+    f_link: String,
 }
 
 /// Which actions a page offers (each is checked again, by the engine, when used).
@@ -197,6 +202,39 @@ fn shown(f: &FieldDef, c: &daicho_domain::table::Cell, users: &[(daicho_domain::
         return format!("{name} ({login})");
     }
     display(&f.present(c))
+}
+
+/// For each link field, up to 500 records of its target the user may see, as (id, label).
+async fn link_choices(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+) -> AppResult<std::collections::HashMap<FieldId, Vec<(String, String)>>> {
+    let mut out = std::collections::HashMap::new();
+    for f in &t.fields {
+        let FieldKind::Link { table, show } = &f.kind else { continue };
+        let Ok(target) = auth.open_table(state, ctx, &table.to_string()).await else { continue };
+        let Ok(view) = auth.principal.authorize_table::<View>(&target.access) else { continue };
+        let q = RecordQuery { limit: 500, ..Default::default() };
+        let rows = state.store.list_records(&view, &target.def, &q).await?;
+        if rows.len() == 500 {
+            continue; // too many for a list: the form takes the record number instead
+        }
+        let show_def = target.def.fields.iter().find(|d| d.id == *show);
+        let mut choices: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| {
+                let label = show_def
+                    .and_then(|d| r.cells.iter().find(|(id, _)| *id == d.id).map(|(_, c)| display(&d.present(c))))
+                    .unwrap_or_default();
+                (r.id.to_string(), format!("#{} {label}", r.id))
+            })
+            .collect();
+        choices.sort_by(|a, b| a.1.cmp(&b.1));
+        out.insert(f.id, choices);
+    }
+    Ok(out)
 }
 
 async fn users_for(
@@ -236,6 +274,9 @@ pub struct NewFieldForm {
     pub required: Option<String>,
     #[serde(default)]
     pub unique: Option<String>,
+    /// For link fields: "table id:field id" of the record field to show.
+    #[serde(default)]
+    pub link: String,
 }
 
 const KINDS: &[(&str, &str)] = &[
@@ -251,6 +292,7 @@ const KINDS: &[(&str, &str)] = &[
     ("url", "kind.url"),
     ("phone", "kind.phone"),
     ("user", "kind.user"),
+    ("link", "kind.link"),
 ];
 
 async fn show_page(
@@ -271,6 +313,7 @@ async fn show_page(
         Err(e) => return Err(e),
     };
     let records = state.store.list_records(&scope, &open.def, &query).await?;
+    let links = lookups(state, ctx, auth, t, &records).await?;
     let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
     let keep = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let (keyword, sort, dir) = (keep("q"), keep("sort"), keep("dir"));
@@ -291,7 +334,16 @@ async fn show_page(
                 .fields
                 .iter()
                 .map(|f| {
-                    r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| shown(f, c, &users)).unwrap_or_default()
+                    r.cells
+                        .iter()
+                        .find(|(id, _)| *id == f.id)
+                        .map(|(_, c)| match (c, &f.kind) {
+                            (daicho_domain::table::Cell::Int(n), FieldKind::Link { .. }) => {
+                                links.get(&(f.id, *n)).cloned().unwrap_or_else(|| format!("#{n}"))
+                            }
+                            _ => shown(f, c, &users),
+                        })
+                        .unwrap_or_default()
                 })
                 .collect(),
         })
@@ -334,6 +386,23 @@ async fn show_page(
         },
         bulk_error: None,
         bulk_max: crate::handlers::tables::BULK_MAX,
+        link_targets: if open.access.has(TableRight::Design) {
+            let uses = auth.authorize::<UseTables>(state, ctx).await?;
+            state
+                .store
+                .list_tables(&uses)
+                .await?
+                .iter()
+                .flat_map(|lt| {
+                    lt.fields.iter().filter(|f| !matches!(f.kind, FieldKind::Link { .. })).map(move |f| {
+                        (format!("{}:{}", lt.id, f.id), format!("{} › {}", lt.name.as_str(), f.name.as_str()))
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        f_link: f.link,
     })
 }
 
@@ -428,6 +497,13 @@ fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), Fi
         "url" => Some(FieldKind::Url),
         "phone" => Some(FieldKind::Phone),
         "user" => Some(FieldKind::User),
+        "link" => match f.link.split_once(':').map(|(t, s)| (t.parse(), s.parse())) {
+            Some((Ok(table), Ok(show))) => Some(FieldKind::Link { table, show }),
+            _ => {
+                errs.push("link", "required");
+                None
+            }
+        },
         _ => {
             errs.push("kind", "choice");
             None
@@ -456,6 +532,14 @@ pub async fn add_field(
     let scope = auth.table_right::<Design>(&state, &ctx, &open).await?;
     let t = &open.def;
     let parsed = check_field_count(t.fields.len()).and_then(|()| field_from_form(&f));
+    let parsed = match parsed {
+        Ok((n, k, r)) => match check_link_kind(&state, &ctx, &auth, &k).await {
+            Ok(()) => Ok((n, k, r)),
+            Err(AppError::Invalid(e)) => Err(e),
+            Err(e) => return Err(e),
+        },
+        Err(e) => Err(e),
+    };
     let result = match parsed {
         Err(e) => Err(AppError::Invalid(e)),
         Ok((name, kind, rules)) => {
@@ -515,6 +599,8 @@ struct FormSpec<'a> {
     t: &'a TableDef,
     writes: &'a dyn Fn(FieldId) -> bool,
     users: &'a [(daicho_domain::UserId, String, String)],
+    /// Choices for link fields: (record id, label), when the target can be listed.
+    links: std::collections::HashMap<FieldId, Vec<(String, String)>>,
     can_save: bool,
     can_delete: bool,
 }
@@ -568,6 +654,8 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 FieldKind::DateTime => ("text", "text", "hint.date_time"),
                 FieldKind::Checkbox => ("checkbox", "text", ""),
                 FieldKind::Choice { .. } | FieldKind::User => ("select", "text", ""),
+                FieldKind::Link { .. } if spec.links.contains_key(&f.id) => ("select", "text", ""),
+                FieldKind::Link { .. } => ("text", "numeric", "hint.link"),
                 FieldKind::Email => ("email", "text", ""),
                 FieldKind::Url => ("url", "text", ""),
                 FieldKind::Phone => ("tel", "text", ""),
@@ -596,6 +684,7 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                         .iter()
                         .map(|(id, login, name)| (id.to_string(), format!("{name} ({login})")))
                         .collect(),
+                    FieldKind::Link { .. } => spec.links.get(&f.id).cloned().unwrap_or_default(),
                     _ => Vec::new(),
                 },
             }
@@ -653,7 +742,9 @@ pub async fn new_record(
     let scope = auth.table_right::<Create>(&state, &ctx, &open).await?;
     let t = open.seen_by(&scope);
     let users = users_for(&state, &ctx, &auth, &t).await?;
-    let spec = FormSpec { t: &t, writes: &|f| scope.writes(f), users: &users, can_save: true, can_delete: false };
+    let links = link_choices(&state, &ctx, &auth, &t).await?;
+    let spec =
+        FormSpec { t: &t, writes: &|f| scope.writes(f), users: &users, links, can_save: true, can_delete: false };
     Ok(render(&record_page(&auth, &ctx, &spec, None, &Map::new(), Errors::default(), false)))
 }
 
@@ -671,7 +762,7 @@ pub async fn create_record(
     let values = form_values(&t, &pairs, &writes);
     let result = match parse_values(&t, &values, true, &writes) {
         Err(e) => Err(e),
-        Ok(cells) => match check_users(&state, &ctx, &auth, &t, &[&cells]).await {
+        Ok(cells) => match check_refs(&state, &ctx, &auth, &t, &[&cells]).await {
             Err(e) => Err(e),
             Ok(()) => {
                 let ev = ctx
@@ -691,7 +782,8 @@ pub async fn create_record(
         Ok(_) => Ok(redirect_see_other(&after)),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let users = users_for(&state, &ctx, &auth, &t).await?;
-            let spec = FormSpec { t: &t, writes: &writes, users: &users, can_save: true, can_delete: false };
+            let links = link_choices(&state, &ctx, &auth, &t).await?;
+            let spec = FormSpec { t: &t, writes: &writes, users: &users, links, can_save: true, can_delete: false };
             Ok(render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &record_page(&auth, &ctx, &spec, None, &values, Errors(e), false),
@@ -722,7 +814,8 @@ pub async fn edit_record(
         .is_some_and(|d| daicho_store::guard::covers(&d, &r));
     let writes = |f| can_save && edit.as_ref().is_some_and(|e| e.writes(f));
     let users = users_for(&state, &ctx, &auth, &t).await?;
-    let spec = FormSpec { t: &t, writes: &writes, users: &users, can_save, can_delete };
+    let links = link_choices(&state, &ctx, &auth, &t).await?;
+    let spec = FormSpec { t: &t, writes: &writes, users: &users, links, can_save, can_delete };
     Ok(render(&record_page(&auth, &ctx, &spec, Some((r.id, r.version)), &values_of(&t, &r), Errors::default(), false)))
 }
 
@@ -744,7 +837,7 @@ pub async fn update_record(
     let old = state.store.get_record(&view, &open.def, id).await?;
     let result = match parse_values(&t, &values, true, &writes) {
         Err(e) => Err(e),
-        Ok(cells) => match check_users(&state, &ctx, &auth, &t, &[&cells]).await {
+        Ok(cells) => match check_refs(&state, &ctx, &auth, &t, &[&cells]).await {
             Err(e) => Err(e),
             Ok(()) => {
                 let ev = ctx
@@ -764,7 +857,8 @@ pub async fn update_record(
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let stale = e.code_for("version") == Some("stale");
             let users = users_for(&state, &ctx, &auth, &t).await?;
-            let spec = FormSpec { t: &t, writes: &writes, users: &users, can_save: true, can_delete: false };
+            let links = link_choices(&state, &ctx, &auth, &t).await?;
+            let spec = FormSpec { t: &t, writes: &writes, users: &users, links, can_save: true, can_delete: false };
             // Read-only fields show their stored values.
             let mut shown = values_of(&t, &old);
             shown.extend(

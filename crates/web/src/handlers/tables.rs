@@ -251,6 +251,133 @@ pub(crate) async fn check_users(
     if errs.is_empty() { Ok(()) } else { Err(AppError::Invalid(errs)) }
 }
 
+/// User and link fields must name users of the tenant and records the user may see.
+pub(crate) async fn check_refs(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+    rows: &[&[(FieldId, Cell)]],
+) -> AppResult<()> {
+    check_users(state, ctx, auth, t, rows).await?;
+    let mut errs = FieldErrors::new();
+    for f in &t.fields {
+        let FieldKind::Link { table, .. } = &f.kind else { continue };
+        let mut ids: Vec<i64> = rows
+            .iter()
+            .flat_map(|cells| cells.iter())
+            .filter(|(fid, _)| *fid == f.id)
+            .filter_map(|(_, c)| if let Cell::Int(n) = c { Some(*n) } else { None })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            continue;
+        }
+        // Linking reads the target: it takes view there, with its row rules.
+        let target = match auth.open_table(state, ctx, &table.to_string()).await {
+            Ok(o) => o,
+            Err(AppError::NotFound) => {
+                errs.push_owned(f.id.to_string(), "unknown_record");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let view = match auth.table_right::<View>(state, ctx, &target).await {
+            Ok(v) => v,
+            Err(AppError::Forbidden) => {
+                errs.push_owned(f.id.to_string(), "unknown_record");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for id in ids {
+            match state.store.get_record(&view, &target.def, id).await {
+                Ok(_) => {}
+                Err(daicho_store::StoreError::NotFound) => {
+                    errs.push_owned(f.id.to_string(), "unknown_record");
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if errs.is_empty() { Ok(()) } else { Err(AppError::Invalid(errs)) }
+}
+
+/// The lookups of link fields: for each (link field, record id) the linked record's shown
+/// field, as the user may see it (nothing for targets, rows or fields they may not see).
+pub(crate) async fn lookups(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+    records: &[Record],
+) -> AppResult<std::collections::HashMap<(FieldId, i64), String>> {
+    let mut out = std::collections::HashMap::new();
+    for f in &t.fields {
+        let FieldKind::Link { table, show } = &f.kind else { continue };
+        let mut ids: Vec<i64> = records
+            .iter()
+            .filter_map(|r| r.cells.iter().find(|(fid, _)| *fid == f.id))
+            .filter_map(|(_, c)| if let Cell::Int(n) = c { Some(*n) } else { None })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            continue;
+        }
+        let Ok(target) = auth.open_table(state, ctx, &table.to_string()).await else { continue };
+        let Ok(view) = auth.principal.authorize_table::<View>(&target.access) else { continue };
+        let Some(show_def) = target.def.fields.iter().find(|d| d.id == *show) else { continue };
+        for id in ids {
+            if let Ok(r) = state.store.get_record(&view, &target.def, id).await
+                && let Some((_, c)) = r.cells.iter().find(|(fid, _)| fid == show)
+            {
+                let label = match show_def.present(c) {
+                    Value::String(s) => s,
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                out.insert((f.id, id), label);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks a new link field: its target table is the tenant's, and the shown field is one of
+/// that table's.
+pub(crate) async fn check_link_kind(state: &AppState, ctx: &Ctx, auth: &Auth, kind: &FieldKind) -> AppResult<()> {
+    let FieldKind::Link { table, show } = kind else { return Ok(()) };
+    let uses = auth.authorize::<UseTables>(state, ctx).await?;
+    let target = match state.store.table(&uses, *table).await {
+        Ok(t) => t,
+        Err(daicho_store::StoreError::NotFound) => {
+            return Err(AppError::Invalid(FieldErrors::single("kind", "unknown_table")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match target.fields.iter().find(|f| f.id == *show) {
+        Some(f) if !matches!(f.kind, FieldKind::Link { .. }) => Ok(()),
+        _ => Err(AppError::Invalid(FieldErrors::single("kind", "unknown_field"))),
+    }
+}
+
+fn with_links(v: &mut Value, r: &Record, links: &std::collections::HashMap<(FieldId, i64), String>) {
+    let mut m = Map::new();
+    for (fid, c) in &r.cells {
+        if let Cell::Int(n) = c
+            && let Some(label) = links.get(&(*fid, *n))
+        {
+            m.insert(fid.to_string(), Value::String(label.clone()));
+        }
+    }
+    if !m.is_empty() {
+        v["lookups"] = Value::Object(m);
+    }
+}
+
 pub async fn list_tables(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Json<Value>> {
     let uses = auth.authorize::<UseTables>(&state, &ctx).await?;
     let tables = state.store.list_tables(&uses).await?;
@@ -307,6 +434,7 @@ pub async fn add_field(
     check_field_count(t.fields.len()).map_err(AppError::Invalid)?;
     let name = Name::parse(&b.name).map_err(|c| AppError::Invalid(FieldErrors::single("name", c)))?;
     FieldDef::validate(&b.kind, &b.rules).map_err(AppError::Invalid)?;
+    check_link_kind(&state, &ctx, &auth, &b.kind).await?;
     let field = FieldDef { id: FieldId::new_random(), name, kind: b.kind, rules: b.rules, position: 0 };
     let ev = ctx
         .event_by(&auth.principal, AuditAction::FieldCreate, Outcome::Success)
@@ -329,7 +457,16 @@ pub async fn list_records(
     let q = record_query(&t, &pairs)?;
     let records = state.store.list_records(&scope, &open.def, &q).await?;
     let next = (records.len() == q.limit as usize).then(|| records.last().map(|r| cursor_after(&q, r))).flatten();
-    Ok(Json(json!({"records": records.iter().map(|r| record_json(&t, r)).collect::<Vec<_>>(), "next_after": next})))
+    let links = lookups(&state, &ctx, &auth, &t, &records).await?;
+    let out: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let mut v = record_json(&t, r);
+            with_links(&mut v, r, &links);
+            v
+        })
+        .collect();
+    Ok(Json(json!({"records": out, "next_after": next})))
 }
 
 pub(crate) fn describe(t: &TableDef, cells: &[(FieldId, Cell)], old: Option<&Record>) -> String {
@@ -358,7 +495,7 @@ pub async fn create_record(
     let b: RecordBody = body.parse()?;
     let t = open.seen_by(&scope);
     let cells = parse_values(&t, &b.values, true, &|f| scope.writes(f))?;
-    check_users(&state, &ctx, &auth, &t, &[&cells]).await?;
+    check_refs(&state, &ctx, &auth, &t, &[&cells]).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordCreate, Outcome::Success)
         .target(format!("table:{}", t.id))
@@ -376,7 +513,11 @@ pub async fn get_record(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
     let r = state.store.get_record(&scope, &open.def, record_id(&rid)?).await?;
-    Ok(Json(json!({"record": record_json(&open.seen_by(&scope), &r)})))
+    let t = open.seen_by(&scope);
+    let links = lookups(&state, &ctx, &auth, &t, std::slice::from_ref(&r)).await?;
+    let mut v = record_json(&t, &r);
+    with_links(&mut v, &r, &links);
+    Ok(Json(json!({"record": v})))
 }
 
 /// A record's change history: each change with who, when and each field's before and after,
@@ -426,7 +567,7 @@ pub async fn update_record(
     let id = record_id(&rid)?;
     let version = b.version.ok_or_else(|| AppError::Invalid(FieldErrors::single("version", "required")))?;
     let cells = parse_values(&t, &b.values, false, &|f| scope.writes(f))?;
-    check_users(&state, &ctx, &auth, &t, &[&cells]).await?;
+    check_refs(&state, &ctx, &auth, &t, &[&cells]).await?;
     let old = state.store.get_record(&view, &open.def, id).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
@@ -542,7 +683,7 @@ pub(crate) async fn bulk_update_op(
     if cells.is_empty() {
         return Err(AppError::Invalid(FieldErrors::single("values", "required")));
     }
-    check_users(state, ctx, auth, &t, &[&cells]).await?;
+    check_refs(state, ctx, auth, &t, &[&cells]).await?;
     let ids = bulk_ids(state, auth, ctx, open, ids, query).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
@@ -841,7 +982,7 @@ pub(crate) async fn import_csv(
     }
     let all: Vec<&[(FieldId, Cell)]> =
         inserts.iter().map(Vec::as_slice).chain(updates.iter().map(|(_, c)| c.as_slice())).collect();
-    check_users(state, ctx, auth, t, &all).await?;
+    check_refs(state, ctx, auth, t, &all).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordImport, Outcome::Success)
         .target(format!("table:{}", t.id))
