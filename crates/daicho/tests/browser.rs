@@ -81,8 +81,25 @@ async fn fill(c: &Client, css: &str, value: &str) {
     e.send_keys(value).await.unwrap();
 }
 
+/// Clicks an element, retrying while the page is still being replaced by a navigation (the
+/// element found may belong to the page that is going away).
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+    click_on(c, Locator::Css(css)).await
+}
+
+async fn click_on(c: &Client, at: Locator<'_>) {
+    let mut last = None;
+    for _ in 0..40 {
+        match c.find(at).await {
+            Ok(e) => match e.click().await {
+                Ok(()) => return,
+                Err(err) => last = Some(format!("{err:?}")),
+            },
+            Err(err) => last = Some(format!("{err:?}")),
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    panic!("cannot click {at:?}: {last:?}");
 }
 
 async fn shot(c: &Client, name: &str) {
@@ -111,6 +128,17 @@ async fn wait_path(c: &Client, want: &str) {
 }
 
 /// Waits until the page shows `text`.
+/// Waits until the current URL's query contains `part` (a form submission has navigated).
+async fn wait_query(c: &Client, part: &str) {
+    for _ in 0..100 {
+        if path(c).await.contains(part) {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    panic!("never reached a URL with {part}: at {}", path(c).await);
+}
+
 async fn wait_text(c: &Client, text: &str) {
     for _ in 0..100 {
         if c.source().await.unwrap().contains(text) {
@@ -218,7 +246,7 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
         let c = c.clone();
         async move {
             fill(&c, "#field_name", name).await;
-            c.find(Locator::Css(&format!("#kind option[value='{kind}']"))).await.unwrap().click().await.unwrap();
+            click_on(&c, Locator::Css(&format!("#kind option[value='{kind}']"))).await;
             if kind == "choice" {
                 fill(&c, "#choices", "A\nB\nC").await;
             }
@@ -247,7 +275,7 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     let inputs = c.find_all(Locator::Css("form[action$='/records'] input[type=text]")).await.unwrap();
     inputs[1].clear().await.unwrap();
     inputs[1].send_keys("42").await.unwrap();
-    c.find(Locator::Css("select option[value='B']")).await.unwrap().click().await.unwrap();
+    click_on(&c, Locator::Css("select option[value='B']")).await;
     click(&c, "form[action$='/records'] button[type=submit]").await;
     wait_path(&c, &table_path).await;
     wait_text(&c, "株式会社テスト").await;
@@ -286,10 +314,101 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     // Search the grid by a Japanese substring.
     fill(&c, "#q", "精機").await;
     click(&c, "form[role=search] button[type=submit]").await;
+    wait_query(&c, "q=").await;
     wait_text(&c, "大阪精機").await;
     let src = c.source().await.unwrap();
-    assert!(!src.contains("京都ソフト"), "filtered out");
+    let at = src.find("京都ソフト").map(|i| src[i.saturating_sub(300)..i + 50].to_owned());
+    assert!(at.is_none(), "filtered out: {at:?}");
     shot(&c, "14-search").await;
+
+    // Export the view: the export link carries the grid's search, and the file holds only what
+    // the grid shows. (The browser would save it; the test fetches it with the same session.)
+    let href = c.find(Locator::Css("a[href*='/export.csv']")).await.unwrap().attr("href").await.unwrap().unwrap();
+    assert!(href.contains("q="), "{href}");
+    let cookie = c.get_named_cookie("__Host-daicho_session").await.unwrap();
+    let csv = app
+        .client()
+        .get(app.url(&href.replace("&amp;", "&")))
+        .header("cookie", format!("__Host-daicho_session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains("大阪精機") && !csv.contains("京都ソフト"), "{csv}");
+
+    // Sort by staff, largest first.
+    c.goto(&app.url(&table_path)).await.unwrap();
+    click_on(&c, Locator::Css("#sort option:nth-child(3)")).await;
+    click_on(&c, Locator::Css("#dir option[value='desc']")).await;
+    click(&c, "form[role=search] button[type=submit]").await;
+    wait_query(&c, "dir=desc").await;
+    wait_text(&c, "大阪精機").await;
+    let src = c.source().await.unwrap();
+    let (a, b, k) =
+        (src.find("大阪精機").unwrap(), src.find("株式会社テスト").unwrap(), src.find("京都ソフト").unwrap());
+    assert!(a < b && b < k, "45, 42, 8");
+    shot(&c, "15-sorted").await;
+
+    // An orders table whose records link to a customer and show its name.
+    c.goto(&app.url("/tables")).await.unwrap();
+    fill(&c, "#name", "受注").await;
+    click(&c, "form[action='/tables'] button[type=submit]").await;
+    wait_text(&c, "This table has no fields yet").await;
+    let orders_path = path(&c).await;
+    fill(&c, "#field_name", "顧客").await;
+    click_on(&c, Locator::Css("#kind option[value='link']")).await;
+    click_on(&c, Locator::XPath("//select[@id='link']/option[contains(., '顧客 › 会社名')]")).await;
+    shot(&c, "16-link-field").await;
+    click(&c, "form[action$='/fields'] button[type=submit]").await;
+    wait_text(&c, ">顧客</th>").await;
+    click(&c, "a[href$='/records/new']").await;
+    wait_text(&c, "New record").await;
+    click_on(&c, Locator::XPath("//form[contains(@action,'/records')]//select/option[contains(., '株式会社テスト')]"))
+        .await;
+    click(&c, "form[action$='/records'] button[type=submit]").await;
+    wait_path(&c, &orders_path).await;
+    wait_text(&c, "株式会社テスト").await;
+    shot(&c, "17-orders-grid").await;
+
+    // Change the order's customer and read its history.
+    click(&c, "table.grid-table a[href*='/records/']").await;
+    wait_text(&c, "Change history").await;
+    click_on(&c, Locator::XPath("//form[contains(@action,'/records')]//select/option[contains(., '大阪精機')]")).await;
+    click(&c, "form[action*='/records/'] button.primary").await;
+    wait_path(&c, &orders_path).await;
+    c.goto(&app.url(&format!("{orders_path}/records/1/history"))).await.unwrap();
+    wait_text(&c, "Change history #1").await;
+    shot(&c, "18-history").await;
+
+    // The permission matrix: a group, its members and its rights per table.
+    app.user("acme", "taro", "member").await;
+    c.goto(&app.url("/admin/groups")).await.unwrap();
+    fill(&c, "#name", "営業").await;
+    click(&c, "form[action='/admin/groups'] button[type=submit]").await;
+    wait_text(&c, "Rights per table").await;
+    for right in ["view", "create", "edit"] {
+        click_on(&c, Locator::Css(&format!("input[name^='right.'][value='{right}']"))).await;
+    }
+    click(&c, "form[action$='/grants'] button[type=submit]").await;
+    wait_text(&c, "Group saved.").await;
+    click_on(&c, Locator::XPath("//label[contains(., 'taro')]/input")).await;
+    click(&c, "form[action$='/members'] button[type=submit]").await;
+    wait_text(&c, "Group saved.").await;
+    shot(&c, "19-group-matrix").await;
+    c.goto(&app.url("/admin/users")).await.unwrap();
+    click_on(&c, Locator::XPath("//a[text()='taro']")).await;
+    click(&c, "a[href$='/access']").await;
+    wait_text(&c, "What this user may do").await;
+    shot(&c, "20-user-access").await;
+
+    // A personal API token, shown once.
+    c.goto(&app.url("/account/tokens")).await.unwrap();
+    fill(&c, "#name", "nightly export").await;
+    click(&c, "form[action='/account/tokens'] button[type=submit]").await;
+    wait_text(&c, "Token created").await;
+    shot(&c, "21-token").await;
 
     c.close().await.unwrap();
 }

@@ -137,6 +137,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "管理者：すべてのテーブルですべての権限を持ちます。",
     ),
     ("access.no_groups", "none", "なし"),
+    ("access.groups", "Groups", "所属グループ"),
     ("access.yes", "allowed", "可"),
     ("access.no", "not allowed", "不可"),
     ("records.read_only", "read-only", "変更不可"),

@@ -913,6 +913,20 @@ pub async fn record_history(
             .unwrap_or_else(|| uid.to_owned())
     };
     let field = |f: FieldId| t.fields.iter().find(|d| d.id == f);
+    // Link values show their linked record as the reader may see it.
+    let pseudo: Vec<daicho_store::Record> = entries
+        .iter()
+        .flat_map(|e| e.changes.iter())
+        .flat_map(|(f, b, a)| [(*f, b.clone()), (*f, a.clone())])
+        .map(|cell| daicho_store::Record { cells: vec![cell], ..r.clone() })
+        .collect();
+    let links = lookups(&state, &ctx, &auth, &t, &pseudo).await?;
+    let shown_h = |d: &FieldDef, c: &daicho_domain::table::Cell| match (c, &d.kind) {
+        (daicho_domain::table::Cell::Int(n), FieldKind::Link { .. }) => {
+            links.get(&(d.id, *n)).map(|l| format!("#{n} {l}")).unwrap_or_else(|| format!("#{n}"))
+        }
+        _ => shown(d, c, &users),
+    };
     Ok(render(&HistoryPage {
         p: Page::for_user(&auth, "history.title", "tables", &ctx.request_id),
         table_id: t.id.to_string(),
@@ -930,7 +944,7 @@ pub async fn record_history(
                     .changes
                     .iter()
                     .filter_map(|(f, b, a)| {
-                        field(*f).map(|d| (d.name.as_str().to_owned(), shown(d, b, &users), shown(d, a, &users)))
+                        field(*f).map(|d| (d.name.as_str().to_owned(), shown_h(d, b), shown_h(d, a)))
                     })
                     .collect(),
             })
