@@ -40,7 +40,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("flash.bulk_updated", "Records updated.", "レコードを更新しました。"),
     ("err.nothing_selected", "Tick at least one record.", "レコードを1件以上選んでください。"),
     (
-        "err.too_many",
+        "err.too_many_records",
         "Too many records at once: narrow the search.",
         "一度に処理できる件数を超えています。条件を絞ってください。",
     ),

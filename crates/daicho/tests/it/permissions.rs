@@ -526,7 +526,7 @@ async fn bulk_edit_and_delete_are_all_or_nothing_within_the_users_rules_and_reco
     assert_eq!(v["error"]["fields"][0]["code"], "nothing_selected");
     let many: Vec<i64> = (1..=1001).collect();
     let (_, v) = m.post_json(&bulk("delete"), json!({"ids": many})).await;
-    assert_eq!(v["error"]["fields"][0]["code"], "too_many");
+    assert_eq!(v["error"]["fields"][0]["code"], "too_many_records");
     // By ids, and by the grid's query (which sees only the member's rows).
     let (s, v) = m.post_json(&bulk("update"), json!({"ids": [mine[0], mine[1]], "values": {"件名": "done"}})).await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -635,7 +635,7 @@ pub(crate) async fn bulk_ids(
         return Err(AppError::Invalid(FieldErrors::single("ids", "nothing_selected")));
     }
     if ids.len() > BULK_MAX || ids.iter().any(|i| *i <= 0) {
-        return Err(AppError::Invalid(FieldErrors::single("ids", "too_many")));
+        return Err(AppError::Invalid(FieldErrors::single("ids", "too_many_records")));
     }
     Ok(ids)
 }
