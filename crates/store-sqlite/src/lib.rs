@@ -822,6 +822,13 @@ impl Store for SqliteStore {
         }
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
+        if inserts.len() + updates.len() >= 1000 {
+            // Planner statistics for the grown table (a bounded sample, milliseconds): without
+            // them SQLite may sort a whole filtered set instead of walking the sort index.
+            let mut conn = self.pool.acquire().await.map_err(internal)?;
+            sqlx::query("PRAGMA analysis_limit = 400").execute(&mut *conn).await.map_err(internal)?;
+            sqlx::query("PRAGMA optimize").execute(&mut *conn).await.map_err(internal)?;
+        }
         Ok((inserts.len() as u64, updates.len() as u64))
     }
 
@@ -863,98 +870,119 @@ impl Store for SqliteStore {
         guard::check_table(scope, table)?;
         guard::check_query(scope, query)?;
         let t = ut::table_ident(table.id);
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM {t} WHERE 1 = 1", record_columns(table)));
-        push_rows(&mut qb, guard::row_conditions(scope, table));
-        for f in &query.filters {
-            let Some(def) = table.fields.iter().find(|d| d.id == f.field) else { return Err(StoreError::NotFound) };
-            let col = ut::field_ident(f.field);
-            match &f.op {
-                FilterOp::Eq(c) => push_cmp(&mut qb, &col, "=", c),
-                FilterOp::Gt(c) => push_cmp(&mut qb, &col, ">", c),
-                FilterOp::Gte(c) => push_cmp(&mut qb, &col, ">=", c),
-                FilterOp::Lt(c) => push_cmp(&mut qb, &col, "<", c),
-                FilterOp::Lte(c) => push_cmp(&mut qb, &col, "<=", c),
-                FilterOp::Contains(s) => {
-                    qb.push(format!(" AND {col} LIKE "));
-                    qb.push_bind(format!("%{}%", like_escape(s)));
-                    qb.push(" ESCAPE '\\'");
-                }
-                FilterOp::StartsWith(s) => {
-                    qb.push(format!(" AND {col} LIKE "));
-                    qb.push_bind(format!("{}%", like_escape(s)));
-                    qb.push(" ESCAPE '\\'");
-                }
-                FilterOp::Empty if def.kind.storage() == Storage::Text => {
-                    qb.push(format!(" AND ({col} IS NULL OR {col} = '')"));
-                }
-                FilterOp::Empty => {
-                    qb.push(format!(" AND {col} IS NULL"));
-                }
-                FilterOp::NotEmpty => {
-                    qb.push(format!(" AND {col} IS NOT NULL"));
-                }
-                FilterOp::AnyOf(values) => {
-                    qb.push(format!(" AND {col} IN ("));
-                    for (i, v) in values.iter().enumerate() {
-                        if i > 0 {
-                            qb.push(", ");
-                        }
-                        push_cell(&mut qb, v);
-                    }
-                    qb.push(")");
-                }
-            }
-        }
-        if let Some(k) = &query.keyword {
-            push_keyword(&mut qb, &t, k);
-            if let Some(visible) = guard::visible_search_fields(scope, table) {
-                push_visible_keyword(&mut qb, &visible, k);
-            }
-        }
         let (lt_gt, dir) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
-        match query.sort {
-            None => {
-                if let Some((_, id)) = &query.after {
-                    qb.push(format!(" AND id {lt_gt} "));
-                    qb.push_bind(*id);
-                }
-                qb.push(format!(" ORDER BY id {dir}"));
+        // A sorted list reads records with a value first, then the empty ones, as two index
+        // range scans on (field, id): one ORDER BY that puts NULLs last would be an expression
+        // no index serves (every matching row read and sorted: 140-330 ms at a million rows).
+        #[derive(Clone, Copy)]
+        enum Part {
+            ById,
+            Values(FieldId),
+            Empty(FieldId),
+        }
+        let parts: Vec<Part> = match (query.sort, &query.after) {
+            (None, _) => vec![Part::ById],
+            (Some(f), Some((Cell::Null, _))) => vec![Part::Empty(f)],
+            (Some(f), _) => vec![Part::Values(f), Part::Empty(f)],
+        };
+        if let Some(f) = query.sort
+            && !table.fields.iter().any(|d| d.id == f)
+        {
+            return Err(StoreError::NotFound);
+        }
+        let mut out = Vec::new();
+        for part in parts {
+            let want = i64::from(query.limit) - out.len() as i64;
+            if want <= 0 {
+                break;
             }
-            Some(fid) => {
-                if !table.fields.iter().any(|d| d.id == fid) {
-                    return Err(StoreError::NotFound);
-                }
-                let col = ut::field_ident(fid);
-                // Empty values sort last in both directions and on both stores.
-                match &query.after {
-                    None => {}
-                    Some((Cell::Null, id)) => {
-                        qb.push(format!(" AND {col} IS NULL AND id {lt_gt} "));
-                        qb.push_bind(*id);
+            let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM {t} WHERE 1 = 1", record_columns(table)));
+            push_rows(&mut qb, guard::row_conditions(scope, table));
+            for f in &query.filters {
+                let Some(def) = table.fields.iter().find(|d| d.id == f.field) else { return Err(StoreError::NotFound) };
+                let col = ut::field_ident(f.field);
+                match &f.op {
+                    FilterOp::Eq(c) => push_cmp(&mut qb, &col, "=", c),
+                    FilterOp::Gt(c) => push_cmp(&mut qb, &col, ">", c),
+                    FilterOp::Gte(c) => push_cmp(&mut qb, &col, ">=", c),
+                    FilterOp::Lt(c) => push_cmp(&mut qb, &col, "<", c),
+                    FilterOp::Lte(c) => push_cmp(&mut qb, &col, "<=", c),
+                    FilterOp::Contains(s) => {
+                        qb.push(format!(" AND {col} LIKE "));
+                        qb.push_bind(format!("%{}%", like_escape(s)));
+                        qb.push(" ESCAPE '\\'");
                     }
-                    Some((v, id)) => {
-                        qb.push(format!(" AND ({col} {lt_gt} "));
-                        push_cell(&mut qb, v);
-                        qb.push(format!(" OR ({col} = "));
-                        push_cell(&mut qb, v);
+                    FilterOp::StartsWith(s) => {
+                        qb.push(format!(" AND {col} LIKE "));
+                        qb.push_bind(format!("{}%", like_escape(s)));
+                        qb.push(" ESCAPE '\\'");
+                    }
+                    FilterOp::Empty if def.kind.storage() == Storage::Text => {
+                        qb.push(format!(" AND ({col} IS NULL OR {col} = '')"));
+                    }
+                    FilterOp::Empty => {
+                        qb.push(format!(" AND {col} IS NULL"));
+                    }
+                    FilterOp::NotEmpty => {
+                        qb.push(format!(" AND {col} IS NOT NULL"));
+                    }
+                    FilterOp::AnyOf(values) => {
+                        qb.push(format!(" AND {col} IN ("));
+                        for (i, v) in values.iter().enumerate() {
+                            if i > 0 {
+                                qb.push(", ");
+                            }
+                            push_cell(&mut qb, v);
+                        }
+                        qb.push(")");
+                    }
+                }
+            }
+            if let Some(k) = &query.keyword {
+                push_keyword(&mut qb, &t, k);
+                if let Some(visible) = guard::visible_search_fields(scope, table) {
+                    push_visible_keyword(&mut qb, &visible, k);
+                }
+            }
+            match part {
+                Part::ById => {
+                    if let Some((_, id)) = &query.after {
                         qb.push(format!(" AND id {lt_gt} "));
                         qb.push_bind(*id);
-                        qb.push(format!(") OR {col} IS NULL)"));
                     }
+                    qb.push(format!(" ORDER BY id {dir}"));
                 }
-                qb.push(format!(" ORDER BY ({col} IS NULL) ASC, {col} {dir}, id {dir}"));
+                Part::Values(f) => {
+                    let col = ut::field_ident(f);
+                    qb.push(format!(" AND {col} IS NOT NULL"));
+                    if let Some((v, id)) = &query.after {
+                        qb.push(format!(" AND ({col}, id) {lt_gt} ("));
+                        push_cell(&mut qb, v);
+                        qb.push(", ");
+                        qb.push_bind(*id);
+                        qb.push(")");
+                    }
+                    qb.push(format!(" ORDER BY {col} {dir}, id {dir}"));
+                }
+                Part::Empty(f) => {
+                    let col = ut::field_ident(f);
+                    qb.push(format!(" AND {col} IS NULL"));
+                    if let Some((Cell::Null, id)) = &query.after {
+                        qb.push(format!(" AND id {lt_gt} "));
+                        qb.push_bind(*id);
+                    }
+                    qb.push(format!(" ORDER BY id {dir}"));
+                }
+            }
+            qb.push(" LIMIT ");
+            qb.push_bind(want);
+            for r in qb.build().fetch_all(&self.pool).await.map_err(internal)? {
+                let mut rec = record_from_row(&r, table)?;
+                guard::redact(scope, &mut rec);
+                out.push(rec);
             }
         }
-        qb.push(" LIMIT ");
-        qb.push_bind(i64::from(query.limit));
-        let rows = qb.build().fetch_all(&self.pool).await.map_err(internal)?;
-        rows.iter()
-            .map(|r| {
-                let mut rec = record_from_row(r, table)?;
-                guard::redact(scope, &mut rec);
-                Ok(rec)
-            })
-            .collect()
+        Ok(out)
     }
 
     async fn list_groups(&self, scope: &Scope<ManageGroups>) -> StoreResult<Vec<Group>> {
