@@ -251,6 +251,18 @@ pub(crate) async fn check_users(
     if errs.is_empty() { Ok(()) } else { Err(AppError::Invalid(errs)) }
 }
 
+/// The distinct record ids a link field holds across some rows of cells.
+fn linked_ids<'a>(field: FieldId, rows: impl Iterator<Item = &'a [(FieldId, Cell)]>) -> Vec<i64> {
+    let mut ids: Vec<i64> = rows
+        .flat_map(|cells| cells.iter())
+        .filter(|(fid, _)| *fid == field)
+        .filter_map(|(_, c)| if let Cell::Int(n) = c { Some(*n) } else { None })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// User and link fields must name users of the tenant and records the user may see.
 pub(crate) async fn check_refs(
     state: &AppState,
@@ -263,14 +275,7 @@ pub(crate) async fn check_refs(
     let mut errs = FieldErrors::new();
     for f in &t.fields {
         let FieldKind::Link { table, .. } = &f.kind else { continue };
-        let mut ids: Vec<i64> = rows
-            .iter()
-            .flat_map(|cells| cells.iter())
-            .filter(|(fid, _)| *fid == f.id)
-            .filter_map(|(_, c)| if let Cell::Int(n) = c { Some(*n) } else { None })
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = linked_ids(f.id, rows.iter().copied());
         if ids.is_empty() {
             continue;
         }
@@ -317,13 +322,7 @@ pub(crate) async fn lookups(
     let mut out = std::collections::HashMap::new();
     for f in &t.fields {
         let FieldKind::Link { table, show } = &f.kind else { continue };
-        let mut ids: Vec<i64> = records
-            .iter()
-            .filter_map(|r| r.cells.iter().find(|(fid, _)| *fid == f.id))
-            .filter_map(|(_, c)| if let Cell::Int(n) = c { Some(*n) } else { None })
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = linked_ids(f.id, records.iter().map(|r| r.cells.as_slice()));
         if ids.is_empty() {
             continue;
         }
