@@ -61,6 +61,24 @@ impl ServerSpec {
             .context("no one-time password in the output of tenant create")
     }
 
+    /// `daicho migrate-store --to URL` with the server stopped: how long the verified copy of
+    /// the whole installation takes.
+    pub async fn migrate_store(&self, to: &str) -> anyhow::Result<Duration> {
+        let started = std::time::Instant::now();
+        let out = self
+            .command()
+            .args(["migrate-store", "--to", to])
+            .output()
+            .await
+            .with_context(|| format!("running {}", self.binary.display()))?;
+        let took = started.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || !stdout.contains("copy verified") {
+            bail!("migrate-store failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(took)
+    }
+
     pub async fn start(&self) -> anyhow::Result<Server> {
         std::fs::create_dir_all(&self.data_dir)?;
         let log = std::fs::File::create(self.data_dir.join("server.log"))?;

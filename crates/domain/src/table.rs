@@ -494,15 +494,42 @@ pub struct RecordQuery {
     pub keyword: Option<String>,
     /// `None` sorts by record id.
     pub sort: Option<crate::ids::FieldId>,
+    /// The direction of the first sort key, and of the record id that breaks ties.
     pub descending: bool,
-    /// The last row of the previous page: its sort value and id.
+    /// Further sort keys after the first (each with its own direction, `true` = descending);
+    /// empty values sort last in every key. Only with `sort` set.
+    pub then: Vec<(crate::ids::FieldId, bool)>,
+    /// The last row of the previous page: its first sort value and id.
     pub after: Option<(Cell, i64)>,
+    /// The last row's values of the further sort keys, in order.
+    pub after_then: Vec<Cell>,
     pub limit: u32,
+}
+
+/// The most sort keys a list takes.
+pub const MAX_SORT_KEYS: usize = 3;
+
+impl RecordQuery {
+    /// Every sort key in order (field, descending).
+    pub fn sort_keys(&self) -> Vec<(crate::ids::FieldId, bool)> {
+        let mut keys: Vec<_> = self.sort.map(|f| (f, self.descending)).into_iter().collect();
+        keys.extend(self.then.iter().copied());
+        keys
+    }
 }
 
 impl Default for RecordQuery {
     fn default() -> Self {
-        Self { filters: Vec::new(), keyword: None, sort: None, descending: true, after: None, limit: 50 }
+        Self {
+            filters: Vec::new(),
+            keyword: None,
+            sort: None,
+            descending: true,
+            then: Vec::new(),
+            after: None,
+            after_then: Vec::new(),
+            limit: 50,
+        }
     }
 }
 

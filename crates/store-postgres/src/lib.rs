@@ -22,18 +22,18 @@ use daicho_domain::{
     User, UserId, UserStatus,
 };
 use daicho_store::guard::{self, RowCond};
-use daicho_store::ut;
 use daicho_store::{
-    ApiToken, BaseDump, Credential, HistoryEntry, JobRow, LoginFailure, NewApiToken, NewSession, NewTenant, NewUser,
-    PasswordHistoryRow, Record, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow,
-    TokenContext, UserRow,
+    ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, JobRow, LoginFailure, NewApiToken, NewSession,
+    NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, Session, SessionContext, SessionRow, Store,
+    StoreError, StoreResult, TABLES, TenantRow, TokenContext, UserRow,
 };
+use daicho_store::{copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Postgres, QueryBuilder, Row, SqlSafeStr, Transaction};
 use time::OffsetDateTime;
 
-use crate::rows::{audit_from_row, session_from_row, tenant_from_row, user_from_row};
+use crate::rows::{Cols, audit_from_row, session_from_row, tenant_from_row, user_from_row};
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
@@ -549,19 +549,7 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(catalogue_error)?;
-        let ddl = format!(
-            "CREATE TABLE {} ({ID_COLUMN}, version BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL, \
-             updated_at BIGINT NOT NULL, updated_by TEXT NOT NULL, search_text TEXT NOT NULL DEFAULT '')",
-            ut::table_ident(id)
-        );
-        sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
-        // The keyword index: a pg_trgm GIN index over the record's searchable text.
-        let idx = format!(
-            "CREATE INDEX s_{} ON {} USING gin (search_text gin_trgm_ops)",
-            id.as_uuid().simple(),
-            ut::table_ident(id)
-        );
-        sqlx::query(AssertSqlSafe(idx)).execute(&mut *tx).await.map_err(internal)?;
+        create_storage(&mut tx, id).await?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
         Ok(TableDef { id, tenant_id: scope.tenant_id(), name, description, fields: Vec::new(), created_at: at })
@@ -623,32 +611,7 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(catalogue_error)?;
-        let col_type = match field.kind.storage() {
-            Storage::Text => "TEXT",
-            Storage::Int => INT_TYPE,
-            Storage::Bool => BOOL_TYPE,
-        };
-        let ddl = format!("ALTER TABLE {} ADD COLUMN {} {col_type}", ut::table_ident(table), ut::field_ident(field.id));
-        sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
-        if !matches!(field.kind, daicho_domain::table::FieldKind::Multiline) && !field.rules.unique {
-            // For filtering and sorting (with the id as tie-breaker, as the keyset uses it).
-            let ddl = format!(
-                "CREATE INDEX i_{} ON {} ({}, id)",
-                field.id.as_uuid().simple(),
-                ut::table_ident(table),
-                ut::field_ident(field.id)
-            );
-            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
-        }
-        if field.rules.unique {
-            let ddl = format!(
-                "CREATE UNIQUE INDEX {} ON {} ({})",
-                ut::unique_ident(field.id),
-                ut::table_ident(table),
-                ut::field_ident(field.id)
-            );
-            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
-        }
+        add_column(&mut tx, table, &field).await?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
         self.load_table(scope.tenant_id(), table).await
@@ -962,23 +925,35 @@ impl Store for PgStore {
                 Part::Values(f) => {
                     let col = ut::field_ident(f);
                     qb.push(format!(" AND {col} IS NOT NULL"));
-                    if let Some((v, id)) = &query.after {
-                        qb.push(format!(" AND ({col}, id) {lt_gt} ("));
-                        push_cell(&mut qb, v);
-                        qb.push(", ");
-                        qb.push_bind(*id);
-                        qb.push(")");
+                    match &query.after {
+                        Some((v, id)) if query.then.is_empty() => {
+                            qb.push(format!(" AND ({col}, id) {lt_gt} ("));
+                            push_cell(&mut qb, v);
+                            qb.push(", ");
+                            qb.push_bind(*id);
+                            qb.push(")");
+                        }
+                        Some((v, id)) => {
+                            qb.push(format!(" AND ({col} {lt_gt} "));
+                            push_cell(&mut qb, v);
+                            qb.push(format!(" OR ({col} = "));
+                            push_cell(&mut qb, v);
+                            qb.push(" AND ");
+                            push_after_then(&mut qb, &query.then, &query.after_then, *id, query.descending);
+                            qb.push("))");
+                        }
+                        None => {}
                     }
-                    qb.push(format!(" ORDER BY {col} {dir}, id {dir}"));
+                    qb.push(format!(" ORDER BY {col} {dir}, {}id {dir}", then_order(&query.then)));
                 }
                 Part::Empty(f) => {
                     let col = ut::field_ident(f);
                     qb.push(format!(" AND {col} IS NULL"));
                     if let Some((Cell::Null, id)) = &query.after {
-                        qb.push(format!(" AND id {lt_gt} "));
-                        qb.push_bind(*id);
+                        qb.push(" AND ");
+                        push_after_then(&mut qb, &query.then, &query.after_then, *id, query.descending);
                     }
-                    qb.push(format!(" ORDER BY id {dir}"));
+                    qb.push(format!(" ORDER BY {}id {dir}", then_order(&query.then)));
                 }
             }
             qb.push(" LIMIT ");
@@ -1417,10 +1392,279 @@ impl Store for PgStore {
                 "user_tables" => "SELECT COUNT(*) FROM user_tables",
                 "user_groups" => "SELECT COUNT(*) FROM user_groups",
                 "user_fields" => "SELECT COUNT(*) FROM user_fields",
+                "group_members" => "SELECT COUNT(*) FROM group_members",
+                "table_grants" => "SELECT COUNT(*) FROM table_grants",
+                "api_tokens" => "SELECT COUNT(*) FROM api_tokens",
+                "record_history" => "SELECT COUNT(*) FROM record_history",
                 _ => return Err(StoreError::Internal(format!("unknown table {table}"))),
             };
             let n: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await.map_err(internal)?;
             out.push((*table, n));
+        }
+        Ok(out)
+    }
+
+    async fn export_catalogue(&self, _op: &OperatorScope) -> StoreResult<CatalogueDump> {
+        let all = |sql: &'static str| sqlx::query(sql).fetch_all(&self.pool);
+        let mut d = CatalogueDump::default();
+        for r in all(copy::SELECT_TABLES).await.map_err(internal)? {
+            let mut t = copy::table(&Cols(&r))?;
+            let seq: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT pg_sequence_last_value(pg_get_serial_sequence($1, 'id')::regclass)")
+                    .bind(ut::table_ident(t.id.parse().map_err(|_| StoreError::Internal("bad table id".into()))?))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(internal)?;
+            t.last_id = seq.flatten().unwrap_or(0);
+            d.tables.push(t);
+        }
+        for r in all(copy::SELECT_FIELDS).await.map_err(internal)? {
+            d.fields.push(copy::field(&Cols(&r))?);
+        }
+        for r in all(copy::SELECT_GROUPS).await.map_err(internal)? {
+            d.groups.push(copy::group(&Cols(&r))?);
+        }
+        for r in all(copy::SELECT_MEMBERS).await.map_err(internal)? {
+            d.members.push(copy::member(&Cols(&r))?);
+        }
+        for r in all(copy::SELECT_GRANTS).await.map_err(internal)? {
+            d.grants.push(copy::grant(&Cols(&r))?);
+        }
+        for r in all(copy::SELECT_TOKENS).await.map_err(internal)? {
+            d.tokens.push(copy::token(&Cols(&r))?);
+        }
+        Ok(d)
+    }
+
+    async fn import_catalogue(&self, _op: &OperatorScope, d: CatalogueDump) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let existing: i64 =
+            sqlx::query_scalar("SELECT (SELECT COUNT(*) FROM user_tables) + (SELECT COUNT(*) FROM user_groups)")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(internal)?;
+        if existing > 0 {
+            return Err(StoreError::Conflict(FieldErrors::single("target", "not_empty")));
+        }
+        for t in &d.tables {
+            let id: TableId = t.id.parse().map_err(|_| StoreError::Internal("bad table id".into()))?;
+            sqlx::query(
+                "INSERT INTO user_tables (id, tenant_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&t.id)
+            .bind(&t.tenant_id)
+            .bind(&t.name)
+            .bind(&t.description)
+            .bind(t.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+            create_storage(&mut tx, id).await?;
+            if t.last_id > 0 {
+                // The id high-water mark, so that ids of deleted records are never handed out again.
+                sqlx::query("SELECT setval(pg_get_serial_sequence($1, 'id'), $2)")
+                    .bind(ut::table_ident(id))
+                    .bind(t.last_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(internal)?;
+            }
+        }
+        for f in &d.fields {
+            sqlx::query(
+                "INSERT INTO user_fields (id, table_id, position, name, kind, rules, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&f.id)
+            .bind(&f.table_id)
+            .bind(f.position)
+            .bind(&f.name)
+            .bind(&f.kind)
+            .bind(&f.rules)
+            .bind(f.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+            let (table, def) = copy::field_def(f)?;
+            add_column(&mut tx, table, &def).await?;
+        }
+        for g in &d.groups {
+            sqlx::query(
+                "INSERT INTO user_groups (id, tenant_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&g.id)
+            .bind(&g.tenant_id)
+            .bind(&g.name)
+            .bind(&g.description)
+            .bind(g.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
+        for m in &d.members {
+            sqlx::query("INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)")
+                .bind(&m.group_id)
+                .bind(&m.user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        }
+        for g in &d.grants {
+            sqlx::query(
+                "INSERT INTO table_grants (group_id, table_id, rights, rows, fields) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&g.group_id)
+            .bind(&g.table_id)
+            .bind(g.rights)
+            .bind(&g.rows)
+            .bind(&g.fields)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
+        for t in &d.tokens {
+            sqlx::query(
+                "INSERT INTO api_tokens (id, tenant_id, user_id, name, token_hash, read_only, created_at, expires_at, \
+                 last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&t.id)
+            .bind(&t.tenant_id)
+            .bind(&t.user_id)
+            .bind(&t.name)
+            .bind(&t.token_hash)
+            .bind(t.read_only)
+            .bind(t.created_at)
+            .bind(t.expires_at)
+            .bind(t.last_used_at)
+            .bind(t.revoked_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn export_table_records(
+        &self,
+        _op: &OperatorScope,
+        tenant: TenantId,
+        table: TableId,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Record>> {
+        let def = self.load_table(tenant, table).await?;
+        let sql = format!(
+            "SELECT {} FROM {} WHERE id > $1 ORDER BY id LIMIT $2",
+            record_columns(&def),
+            ut::table_ident(table)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        rows.iter().map(|r| record_from_row(r, &def)).collect()
+    }
+
+    async fn import_table_records(
+        &self,
+        _op: &OperatorScope,
+        tenant: TenantId,
+        table: TableId,
+        records: Vec<Record>,
+    ) -> StoreResult<()> {
+        let def = self.load_table(tenant, table).await?;
+        let mut cols: Vec<String> =
+            ["id", "version", "created_at", "created_by", "updated_at", "updated_by", "search_text"]
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect();
+        cols.extend(def.fields.iter().map(|f| ut::field_ident(f.id)));
+        let params: Vec<String> = (1..=cols.len()).map(ph).collect();
+        let sql =
+            format!("INSERT INTO {} ({}) VALUES ({})", ut::table_ident(table), cols.join(", "), params.join(", "));
+        let mut tx = self.write_tx().await?;
+        for r in &records {
+            let mut q = sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(r.id)
+                .bind(r.version)
+                .bind(ms(r.created_at))
+                .bind(&r.created_by)
+                .bind(ms(r.updated_at))
+                .bind(&r.updated_by)
+                .bind(search_text(&def, &r.cells));
+            for f in &def.fields {
+                let cell = r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| c).unwrap_or(&Cell::Null);
+                q = bind_cell_q(q, cell, f.kind.storage());
+            }
+            q.execute(&mut *tx).await.map_err(|e| record_error(e, &def))?;
+        }
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn export_record_history(
+        &self,
+        _op: &OperatorScope,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordHistoryRow>> {
+        let rows = sqlx::query(
+            "SELECT id, table_id, record_id, version, at, actor_id, actor_login, changes FROM record_history \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        rows.iter().map(|r| copy::history(&Cols(r))).collect()
+    }
+
+    async fn import_record_history(&self, _op: &OperatorScope, rows: Vec<RecordHistoryRow>) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for h in &rows {
+            sqlx::query(
+                "INSERT INTO record_history (id, table_id, record_id, version, at, actor_id, actor_login, changes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(h.id)
+            .bind(&h.table_id)
+            .bind(h.record_id)
+            .bind(h.version)
+            .bind(h.at)
+            .bind(&h.actor_id)
+            .bind(&h.actor_login)
+            .bind(&h.changes)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
+        if let Some(last) = rows.iter().map(|h| h.id).max() {
+            // Entries written after the copy continue above the copied ids.
+            sqlx::query(
+                "SELECT setval(pg_get_serial_sequence('record_history', 'id'), GREATEST($1, \
+                 (SELECT last_value FROM record_history_id_seq)))",
+            )
+            .bind(last)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn record_counts(&self, _op: &OperatorScope) -> StoreResult<Vec<(TableId, i64)>> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM user_tables ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        let mut out = Vec::new();
+        for id in ids {
+            let id: TableId = id.parse().map_err(|_| StoreError::Internal("bad table id".into()))?;
+            let sql = format!("SELECT COUNT(*) FROM {}", ut::table_ident(id));
+            let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&self.pool).await.map_err(internal)?;
+            out.push((id, n));
         }
         Ok(out)
     }
@@ -2293,6 +2537,58 @@ fn push_cmp(qb: &mut QueryBuilder<Postgres>, col: &str, op: &str, c: &Cell) {
     push_cell(qb, c);
 }
 
+/// ORDER BY terms for the further sort keys, each followed by ", ": empty values last.
+fn then_order(then: &[(FieldId, bool)]) -> String {
+    then.iter()
+        .map(|(f, desc)| {
+            let c = ut::field_ident(*f);
+            format!("({c} IS NULL), {c} {}, ", if *desc { "DESC" } else { "ASC" })
+        })
+        .collect()
+}
+
+/// The keyset condition "after this row" over the further sort keys and then the id: for some
+/// key, every earlier key equal and this one after (a value sorts before an empty one), or all
+/// equal and the id after.
+fn push_after_then(qb: &mut QueryBuilder<Postgres>, then: &[(FieldId, bool)], vals: &[Cell], id: i64, id_desc: bool) {
+    qb.push("(");
+    let mut first = true;
+    for i in 0..=then.len() {
+        let value = vals.get(i).unwrap_or(&Cell::Null);
+        if i < then.len() && *value == Cell::Null {
+            continue; // nothing sorts after an empty value within its key
+        }
+        if !first {
+            qb.push(" OR ");
+        }
+        first = false;
+        qb.push("(1 = 1");
+        for (j, (f, _)) in then.iter().enumerate().take(i) {
+            let col = ut::field_ident(*f);
+            match vals.get(j).unwrap_or(&Cell::Null) {
+                Cell::Null => {
+                    qb.push(format!(" AND {col} IS NULL"));
+                }
+                c => push_cmp(qb, &col, "=", c),
+            }
+        }
+        match then.get(i) {
+            Some((f, desc)) => {
+                let col = ut::field_ident(*f);
+                qb.push(format!(" AND ({col} {} ", if *desc { "<" } else { ">" }));
+                push_cell(qb, value);
+                qb.push(format!(" OR {col} IS NULL)"));
+            }
+            None => {
+                qb.push(format!(" AND id {} ", if id_desc { "<" } else { ">" }));
+                qb.push_bind(id);
+            }
+        }
+        qb.push(")");
+    }
+    qb.push(")");
+}
+
 /// Escapes LIKE's wildcards so that a search for "100%" finds the text "100%".
 fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
@@ -2347,6 +2643,56 @@ async fn read_record_tx(tx: &mut Transaction<'static, Postgres>, table: &TableDe
     let sql = format!("SELECT {} FROM {} WHERE id = {}", record_columns(table), ut::table_ident(table.id), ph(1));
     let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut **tx).await.map_err(internal)?;
     record_from_row(&row, table)
+}
+
+/// Creates a user table's SQL table and its keyword index, inside the caller's transaction.
+async fn create_storage(tx: &mut Transaction<'static, Postgres>, id: TableId) -> StoreResult<()> {
+    let ddl = format!(
+        "CREATE TABLE {} ({ID_COLUMN}, version BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL, \
+         updated_at BIGINT NOT NULL, updated_by TEXT NOT NULL, search_text TEXT NOT NULL DEFAULT '')",
+        ut::table_ident(id)
+    );
+    sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
+    // The keyword index: a pg_trgm GIN index over the record's searchable text.
+    let idx = format!(
+        "CREATE INDEX s_{} ON {} USING gin (search_text gin_trgm_ops)",
+        id.as_uuid().simple(),
+        ut::table_ident(id)
+    );
+    sqlx::query(AssertSqlSafe(idx)).execute(&mut **tx).await.map_err(internal)?;
+    Ok(())
+}
+
+/// Adds a field's column and its index (unique or for filtering and sorting), inside the
+/// caller's transaction.
+async fn add_column(tx: &mut Transaction<'static, Postgres>, table: TableId, field: &FieldDef) -> StoreResult<()> {
+    let col_type = match field.kind.storage() {
+        Storage::Text => "TEXT",
+        Storage::Int => INT_TYPE,
+        Storage::Bool => BOOL_TYPE,
+    };
+    let ddl = format!("ALTER TABLE {} ADD COLUMN {} {col_type}", ut::table_ident(table), ut::field_ident(field.id));
+    sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
+    if !matches!(field.kind, daicho_domain::table::FieldKind::Multiline) && !field.rules.unique {
+        // For filtering and sorting (with the id as tie-breaker, as the keyset uses it).
+        let ddl = format!(
+            "CREATE INDEX i_{} ON {} ({}, id)",
+            field.id.as_uuid().simple(),
+            ut::table_ident(table),
+            ut::field_ident(field.id)
+        );
+        sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
+    }
+    if field.rules.unique {
+        let ddl = format!(
+            "CREATE UNIQUE INDEX {} ON {} ({})",
+            ut::unique_ident(field.id),
+            ut::table_ident(table),
+            ut::field_ident(field.id)
+        );
+        sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
+    }
+    Ok(())
 }
 
 /// Inserts one record (and its search text) inside the caller's transaction.

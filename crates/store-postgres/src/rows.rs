@@ -7,7 +7,7 @@ use daicho_store::{Session, StoreResult};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-struct Cols<'a>(&'a PgRow);
+pub(crate) struct Cols<'a>(pub(crate) &'a PgRow);
 
 impl Columns for Cols<'_> {
     fn text(&self, col: &str) -> StoreResult<String> {

@@ -7,7 +7,7 @@ use daicho_store::{Session, StoreResult};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-struct Cols<'a>(&'a SqliteRow);
+pub(crate) struct Cols<'a>(pub(crate) &'a SqliteRow);
 
 impl Columns for Cols<'_> {
     fn text(&self, col: &str) -> StoreResult<String> {

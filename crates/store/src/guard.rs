@@ -35,7 +35,7 @@ pub fn redact<R: Right>(scope: &TableScope<R>, r: &mut Record) {
 /// Filters and sorting may use visible fields only (else one could probe hidden values).
 pub fn check_query(scope: &TableScope<View>, q: &RecordQuery) -> StoreResult<()> {
     let hidden = |f: FieldId| !scope.sees(f);
-    if q.filters.iter().any(|fl| hidden(fl.field)) || q.sort.is_some_and(hidden) {
+    if q.filters.iter().any(|fl| hidden(fl.field)) || q.sort_keys().iter().any(|(f, _)| hidden(*f)) {
         return Err(StoreError::Forbidden);
     }
     Ok(())

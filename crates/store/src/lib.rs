@@ -5,6 +5,7 @@
 //! backend writes both in one transaction. Backends own their SQL dialect and migrations:
 //! `daicho-store-sqlite` now, PostgreSQL later.
 
+pub mod copy;
 pub mod guard;
 pub mod rows;
 pub mod ut;
@@ -222,6 +223,94 @@ pub struct BaseDump {
     pub jobs: Vec<JobRow>,
 }
 
+/// A user table in the catalogue; `last_id` is the highest record id ever handed out (so that a
+/// copy never reuses the id of a deleted record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserTableRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub description: String,
+    pub created_at: i64,
+    pub last_id: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFieldRow {
+    pub id: String,
+    pub table_id: String,
+    pub position: i64,
+    pub name: String,
+    /// FieldKind as JSON.
+    pub kind: String,
+    /// FieldRules as JSON.
+    pub rules: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGroupRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub description: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMemberRow {
+    pub group_id: String,
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableGrantRow {
+    pub group_id: String,
+    pub table_id: String,
+    pub rights: i64,
+    pub rows: String,
+    pub fields: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub token_hash: String,
+    pub read_only: bool,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// The catalogue of user tables and everything that hangs off it but the records and their
+/// history, which are copied in batches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogueDump {
+    pub tables: Vec<UserTableRow>,
+    pub fields: Vec<UserFieldRow>,
+    pub groups: Vec<UserGroupRow>,
+    pub members: Vec<GroupMemberRow>,
+    pub grants: Vec<TableGrantRow>,
+    pub tokens: Vec<ApiTokenRow>,
+}
+
+/// One entry of a record's change history, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordHistoryRow {
+    pub id: i64,
+    pub table_id: String,
+    pub record_id: i64,
+    pub version: i64,
+    pub at: i64,
+    pub actor_id: Option<String>,
+    pub actor_login: String,
+    pub changes: String,
+}
+
 /// A record of a user table: its id, version (for optimistic concurrency) and cells, in the
 /// order of the table's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,6 +335,10 @@ pub const TABLES: &[&str] = &[
     "user_tables",
     "user_fields",
     "user_groups",
+    "group_members",
+    "table_grants",
+    "api_tokens",
+    "record_history",
 ];
 
 #[async_trait]
@@ -440,6 +533,40 @@ pub trait Store: Send + Sync + 'static {
     async fn import_audit(&self, op: &OperatorScope, events: Vec<AuditEvent>) -> StoreResult<()>;
     /// Row counts of every table in [`TABLES`], in that order.
     async fn table_counts(&self, op: &OperatorScope) -> StoreResult<Vec<(&'static str, i64)>>;
+    /// The catalogue of user tables, groups, grants and API tokens.
+    async fn export_catalogue(&self, op: &OperatorScope) -> StoreResult<CatalogueDump>;
+    /// Writes the catalogue into a store that holds no user tables yet (Conflict otherwise) and
+    /// creates each table's SQL table, indexes and keyword index, in one transaction.
+    async fn import_catalogue(&self, op: &OperatorScope, dump: CatalogueDump) -> StoreResult<()>;
+    /// Up to `limit` records of a table with an id above `after_id`, in id order, unredacted.
+    async fn export_table_records(
+        &self,
+        op: &OperatorScope,
+        tenant: TenantId,
+        table: TableId,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Record>>;
+    /// Inserts records verbatim (ids, versions, authors and times included) with their search
+    /// text, in one transaction.
+    async fn import_table_records(
+        &self,
+        op: &OperatorScope,
+        tenant: TenantId,
+        table: TableId,
+        records: Vec<Record>,
+    ) -> StoreResult<()>;
+    /// Up to `limit` history entries with an id above `after_id`, in id order.
+    async fn export_record_history(
+        &self,
+        op: &OperatorScope,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordHistoryRow>>;
+    /// Inserts history entries verbatim, in one transaction.
+    async fn import_record_history(&self, op: &OperatorScope, rows: Vec<RecordHistoryRow>) -> StoreResult<()>;
+    /// The number of records in each user table.
+    async fn record_counts(&self, op: &OperatorScope) -> StoreResult<Vec<(TableId, i64)>>;
 
     // --- scheduled jobs, leased through the database so that one node runs each due job ---
     /// Registers a job if it is not known yet, first due at `first_due`.

@@ -1,7 +1,7 @@
 //! Moving a populated installation from SQLite to PostgreSQL.
 
 use daicho_testkit::TestApp;
-use daicho_testkit::reqwest::StatusCode;
+use daicho_testkit::reqwest::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test]
@@ -44,6 +44,8 @@ async fn sqlite_to(target_url: &str) {
         .await
         .unwrap();
 
+    let tables = build_tables(&cast).await;
+
     let mut config = app.config.clone();
     config.database.url = Some(target_url.to_owned());
     let target = daicho::open_store(&config).await.unwrap();
@@ -51,6 +53,23 @@ async fn sqlite_to(target_url: &str) {
     assert!(report.ok, "{report:?}");
     assert!(report.counts.iter().any(|(t, n, _)| *t == "users" && *n == 4), "{report:?}");
     assert!(report.counts.iter().any(|(t, n, _)| *t == "audit_events" && *n > 10), "{report:?}");
+    let count = |name: &str| report.counts.iter().find(|(t, _, _)| t == name).map(|(_, a, b)| (*a, *b));
+    assert_eq!(count(&format!("records {}", tables.customers)), Some((29, 29)), "{report:?}");
+    assert_eq!(count(&format!("records {}", tables.orders)), Some((5, 5)), "{report:?}");
+    assert_eq!(count("user_tables"), Some((2, 2)));
+    assert_eq!(count("user_fields"), Some((7, 7)));
+    assert_eq!(count("user_groups"), Some((1, 1)));
+    assert_eq!(count("group_members"), Some((1, 1)));
+    assert_eq!(count("table_grants"), Some((2, 2)));
+    assert_eq!(count("api_tokens"), Some((1, 1)));
+    assert_eq!(count("record_history"), Some((2, 2)));
+    // And back again (from PostgreSQL on that pass): the copy reads from either store.
+    let mut back_config = app.config.clone();
+    back_config.database.url = Some(format!("sqlite://{}", app.config.data_dir.join("back.db").display()));
+    let back = daicho::open_store(&back_config).await.unwrap();
+    let round = daicho::operator::migrate_store(target.get(), back.get()).await.unwrap();
+    assert!(round.ok, "{round:?}");
+    assert_eq!(round.counts, report.counts);
     // A second copy into the same target is refused rather than merged.
     assert!(daicho::operator::migrate_store(app.store(), target.get()).await.is_err());
 
@@ -65,21 +84,171 @@ async fn sqlite_to(target_url: &str) {
     assert!(page.contains("Integrity check passed"));
     let (lines, ok) = daicho::operator::verify_audit(moved.store()).await.unwrap();
     assert!(ok, "{lines:?}");
+    check_tables(&moved, &admin, &tables).await;
 }
 
-#[tokio::test]
-async fn migrate_store_refuses_an_installation_with_user_tables_rather_than_copy_it_partly() {
-    let app =
-        TestApp::start_with(|c| c.database.url = Some(format!("sqlite://{}", c.data_dir.join("source.db").display())))
+struct Tables {
+    customers: String,
+    orders: String,
+    updated: i64,
+    token: String,
+}
+
+/// Two user tables (customers, and orders linking to them) with every storage type, hostile
+/// text, an edited record (history), a deleted one (the id high-water mark), a group with field
+/// rules and a personal API token.
+async fn build_tables(cast: &daicho_testkit::Cast) -> Tables {
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "顧客 Customers", "description": "移行テスト"})).await;
+    let customers = v["table"]["id"].as_str().unwrap().to_owned();
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let member_id = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut company = String::new();
+    for (name, kind, rules) in [
+        ("会社名", json!({"type": "text"}), json!({"required": true, "unique": true})),
+        ("社員数", json!({"type": "integer"}), json!({})),
+        ("契約日", json!({"type": "date"}), json!({})),
+        ("有効", json!({"type": "checkbox"}), json!({})),
+        ("担当", json!({"type": "user"}), json!({})),
+    ] {
+        let (s, v) = a
+            .post_json(
+                &format!("/api/v1/tables/{customers}/fields"),
+                json!({"name": name, "kind": kind, "rules": rules}),
+            )
             .await;
-    let cast = app.cast().await;
-    let (s, _) = cast.admin.post_json("/api/v1/tables", json!({"name": "顧客"})).await;
-    assert_eq!(s, StatusCode::CREATED);
-    let mut config = app.config.clone();
-    config.database.url = Some(format!("sqlite://{}", app.config.data_dir.join("copy.db").display()));
-    let target = daicho::open_store(&config).await.unwrap();
-    let err = daicho::operator::migrate_store(app.store(), target.get()).await.unwrap_err().to_string();
-    assert!(err.contains("cannot copy yet"), "{err}");
-    let counts = target.get().table_counts(&daicho_domain::OperatorScope::local()).await.unwrap();
-    assert!(counts.iter().all(|(_, n)| *n == 0), "nothing was copied: {counts:?}");
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        if name == "会社名" {
+            company = v["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+        }
+    }
+    let mut ids = Vec::new();
+    for i in 1..=30 {
+        let name = if i == 7 {
+            "'; DROP TABLE users; -- <b>株式会社</b> 😀".to_owned()
+        } else {
+            format!("株式会社テスト{i:02}")
+        };
+        let (s, v) = a
+            .post_json(
+                &format!("/api/v1/tables/{customers}/records"),
+                json!({"values": {"会社名": name, "社員数": i * 10, "契約日": format!("2026-01-{i:02}"),
+                                  "有効": i % 2 == 0, "担当": if i % 3 == 0 { json!(member_id) } else { json!(null) }}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["record"]["id"].as_i64().unwrap());
+    }
+    let updated = ids[1];
+    for (version, n) in [(1, 999), (2, 1000)] {
+        let (s, v) = a
+            .send_json(
+                Method::PATCH,
+                &format!("/api/v1/tables/{customers}/records/{updated}"),
+                json!({"version": version, "values": {"社員数": n}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let last = ids[29];
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{customers}/records/{last}"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "受注 Orders"})).await;
+    let orders = v["table"]["id"].as_str().unwrap().to_owned();
+    for (name, kind) in [
+        ("顧客", json!({"type": "link", "table": customers, "show": company})),
+        ("金額", json!({"type": "decimal", "scale": 2})),
+    ] {
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{orders}/fields"), json!({"name": name, "kind": kind})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    for i in 0..5 {
+        let (s, v) = a
+            .post_json(
+                &format!("/api/v1/tables/{orders}/records"),
+                json!({"values": {"顧客": ids[i], "金額": format!("{}.50", 1000 + i)}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+
+    let (_, g) = a.post_json("/api/v1/groups", json!({"name": "営業 Sales"})).await;
+    let gid = g["group"]["id"].as_str().unwrap().to_owned();
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/members"), json!({"members": [member_id]})).await;
+    let (_, t) = a.get_json(&format!("/api/v1/tables/{customers}")).await;
+    let staff = t["table"]["fields"][1]["id"].as_str().unwrap().to_owned();
+    let mut hidden = serde_json::Map::new();
+    hidden.insert(staff, json!("hidden"));
+    for (table, body) in
+        [(&customers, json!({"rights": ["view"], "fields": hidden})), (&orders, json!({"rights": ["view", "create"]}))]
+    {
+        let (s, v) = a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/grants/{table}"), body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, v) = cast
+        .member
+        .post_json("/api/v1/me/tokens", json!({"name": "移行", "read_only": true, "expires_in_days": 30}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    Tables { customers, orders, updated, token: v["secret"].as_str().unwrap().to_owned() }
+}
+
+/// On the moved installation: records, search, sort, history, links, rights and the token work
+/// as before, and a new record does not reuse a deleted record's id.
+async fn check_tables(moved: &TestApp, admin: &daicho_testkit::Persona, t: &Tables) {
+    let c = &t.customers;
+    let fid = |def: &serde_json::Value, name: &str| {
+        def["table"]["fields"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (_, cdef) = admin.get_json(&format!("/api/v1/tables/{c}")).await;
+    let (_, odef) = admin.get_json(&format!("/api/v1/tables/{}", t.orders)).await;
+    let (company, link, amount) = (fid(&cdef, "会社名"), fid(&odef, "顧客"), fid(&odef, "金額"));
+    let (s, v) = admin.get_json(&format!("/api/v1/tables/{c}/records?limit=100")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["records"].as_array().unwrap().len(), 29);
+    // The keyword index was rebuilt: a substring of Japanese text, and the hostile name intact.
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{c}/records?q=%E3%83%86%E3%82%B9%E3%83%8812")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{c}/records?q=DROP")).await;
+    assert_eq!(v["records"][0]["values"][&company], "'; DROP TABLE users; -- <b>株式会社</b> 😀");
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{c}/records?sort=社員数&dir=desc&limit=1")).await;
+    assert_eq!(v["records"][0]["id"], t.updated);
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{c}/records/{}/history", t.updated)).await;
+    assert_eq!(v["entries"].as_array().unwrap().len(), 2, "{v}");
+    // The unique rule came along.
+    let (s, _) = admin
+        .post_json(&format!("/api/v1/tables/{c}/records"), json!({"values": {"会社名": "株式会社テスト03"}}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, v) = admin.post_json(&format!("/api/v1/tables/{c}/records"), json!({"values": {"会社名": "移行後"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // (PostgreSQL's sequence also spent an id on the refused duplicate above.)
+    assert!(v["record"]["id"].as_i64().unwrap() > 30, "the deleted record's id 30 is not handed out again: {v}");
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{}/records?limit=10", t.orders)).await;
+    let first = &v["records"][4];
+    assert_eq!(first["lookups"][&link], "株式会社テスト01", "{v}");
+    assert_eq!(first["values"][&amount], "1000.50", "{v}");
+    // The member's rights and field rules, and their token.
+    let member = moved.login("acme", "member1", "a moved passphrase 1").await;
+    let (_, v) = member.get_json(&format!("/api/v1/tables/{c}/records/{}", t.updated)).await;
+    assert_eq!(v["record"]["values"].as_object().unwrap().len(), 4, "社員数 stays hidden: {v}");
+    assert_eq!(
+        member.post_json(&format!("/api/v1/tables/{c}/records"), json!({"values": {}})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let r = moved
+        .client()
+        .get(moved.url(&format!("/api/v1/tables/{}/records", t.orders)))
+        .header("authorization", format!("Bearer {}", t.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
 }

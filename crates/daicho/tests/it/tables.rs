@@ -606,3 +606,76 @@ async fn imports_take_files_larger_than_the_general_body_limit_up_to_their_own()
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["records"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn several_sort_keys_with_empty_values_page_in_one_consistent_order() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "並べ替え"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    for (name, kind) in
+        [("区分", json!({"type": "text"})), ("数", json!({"type": "integer"})), ("済", json!({"type": "checkbox"}))]
+    {
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": kind})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    // 30 records: 区分 one of three values or empty, 数 one of four values or empty, repeated.
+    let mut rows = Vec::new();
+    for i in 0..30i64 {
+        let kubun = match i % 4 {
+            0 => Value::Null,
+            n => json!(["東", "西", "南"][n as usize - 1]),
+        };
+        let num = if i % 5 == 0 { Value::Null } else { json!(i % 3) };
+        let (s, v) = a
+            .post_json(
+                &format!("/api/v1/tables/{tid}/records"),
+                json!({"values": {"区分": kubun, "数": num, "済": i % 2 == 0}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        rows.push((v["record"]["id"].as_i64().unwrap(), kubun, num));
+    }
+    // The expected order: 区分 ascending, then 数 descending, empty values last in each key, then
+    // the id in the first key's direction.
+    let key = |v: &Value| v.as_str().map(str::to_owned);
+    let mut expected = rows.clone();
+    expected.sort_by(|x, y| {
+        let k1 = (key(&x.1).is_none(), key(&x.1)).cmp(&(key(&y.1).is_none(), key(&y.1)));
+        let k2 =
+            (x.2.is_null(), std::cmp::Reverse(x.2.as_i64())).cmp(&(y.2.is_null(), std::cmp::Reverse(y.2.as_i64())));
+        k1.then(k2).then(x.0.cmp(&y.0))
+    });
+    let expected: Vec<i64> = expected.iter().map(|r| r.0).collect();
+    let base = format!("/api/v1/tables/{tid}/records?sort=区分&dir=asc&sort=数&dir=desc");
+    let (_, all) = a.get_json(&format!("{base}&limit=100")).await;
+    let ids =
+        |v: &Value| v["records"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(ids(&all), expected);
+    // Keyset pages of 4 walk exactly the same order, across the empty values of both keys.
+    let mut walked = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (s, v) = a.get_json(&format!("{base}&limit=4{after}")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        walked.extend(ids(&v));
+        match v["next_after"].as_str() {
+            Some(c) => after = format!("&after={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, expected);
+    // Three keys descending, and the same with the export (which pages internally).
+    let (_, v) = a
+        .get_json(&format!(
+            "/api/v1/tables/{tid}/records?sort=済&dir=desc&sort=数&dir=asc&sort=区分&dir=desc&limit=100"
+        ))
+        .await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 30);
+    assert_eq!(v["records"][0]["values"].as_object().unwrap().values().filter(|x| **x == json!(true)).count(), 1);
+    // An unknown key is named.
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?sort=区分&sort=数&sort=済&sort=id&sort=作成")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["fields"][0]["code"], "unknown_field");
+}

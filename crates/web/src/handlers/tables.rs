@@ -57,7 +57,7 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
     let mut q = RecordQuery::default();
     let mut errs = FieldErrors::new();
     let field = |key: &str| t.fields.iter().find(|f| f.id.to_string() == key || f.name.as_str() == key);
-    let mut sort_desc = None;
+    let (mut sorts, mut dirs) = (Vec::new(), Vec::new());
     for (k, v) in pairs {
         match k.as_str() {
             "q" if !v.trim().is_empty() => match check_keyword(v) {
@@ -65,15 +65,11 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
                 Err(c) => errs.push("q", c),
             },
             "q" => {}
-            "sort" if v.is_empty() || v == "id" => {}
-            "sort" => match field(v) {
-                Some(f) => q.sort = Some(f.id),
-                None => errs.push("sort", "unknown_field"),
-            },
+            "sort" => sorts.push(v.as_str()),
             "dir" => match v.as_str() {
-                "asc" => sort_desc = Some(false),
-                "desc" => sort_desc = Some(true),
-                "" => {}
+                "asc" => dirs.push(Some(false)),
+                "desc" => dirs.push(Some(true)),
+                "" => dirs.push(None),
                 _ => errs.push("dir", "choice"),
             },
             "limit" if !v.is_empty() => match v.parse::<u32>() {
@@ -81,7 +77,10 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
                 _ => errs.push("limit", "out_of_range"),
             },
             "after" if !v.is_empty() => match decode_cursor(v) {
-                Some(c) => q.after = Some(c),
+                Some((c, then)) => {
+                    q.after = Some(c);
+                    q.after_then = then;
+                }
                 None => errs.push("after", "bad_cursor"),
             },
             key if key.starts_with("filter.") => {
@@ -102,43 +101,82 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
             _ => {}
         }
     }
-    q.descending = sort_desc.unwrap_or(q.sort.is_none());
+    // The i-th `dir` goes with the i-th `sort`; an empty `sort` (or "id") adds no key.
+    let mut keys: Vec<(FieldId, bool)> = Vec::new();
+    for (i, name) in sorts.iter().enumerate() {
+        let desc = dirs.get(i).copied().flatten();
+        if name.is_empty() || *name == "id" {
+            if i == 0 && keys.is_empty() {
+                q.descending = desc.unwrap_or(true);
+            }
+            continue;
+        }
+        match field(name) {
+            Some(f) if !keys.iter().any(|(k, _)| *k == f.id) => keys.push((f.id, desc.unwrap_or(false))),
+            Some(_) => {}
+            None => errs.push("sort", "unknown_field"),
+        }
+    }
+    if sorts.is_empty() {
+        q.descending = dirs.first().copied().flatten().unwrap_or(true);
+    }
+    if keys.len() > daicho_domain::table::MAX_SORT_KEYS {
+        errs.push("sort", "too_many");
+    }
+    if let Some(((first, desc), rest)) = keys.split_first() {
+        q.sort = Some(*first);
+        q.descending = *desc;
+        q.then = rest.to_vec();
+    }
     if q.filters.len() > 20 {
         errs.push("filter", "too_many");
     }
     if errs.is_empty() { Ok(q) } else { Err(AppError::Invalid(errs)) }
 }
 
-/// The cursor after a record: its sort value and id, opaque to clients.
+/// The cursor after a record: its sort values and id, opaque to clients.
 pub(crate) fn cursor_after(q: &RecordQuery, r: &Record) -> String {
     use base64::Engine as _;
-    let v = match q.sort.and_then(|s| r.cells.iter().find(|(id, _)| *id == s)).map(|(_, c)| c) {
+    let value = |f: Option<FieldId>| match f.and_then(|s| r.cells.iter().find(|(id, _)| *id == s)).map(|(_, c)| c) {
         Some(Cell::Text(s)) => json!({"t": s}),
         Some(Cell::Int(n)) => json!({"i": n}),
         Some(Cell::Bool(b)) => json!({"b": b}),
         _ => Value::Null,
     };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!([v, r.id]).to_string())
+    let mut c = vec![value(q.sort), json!(r.id)];
+    if !q.then.is_empty() {
+        c.push(Value::Array(q.then.iter().map(|(f, _)| value(Some(*f))).collect()));
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Value::Array(c).to_string())
 }
 
-fn decode_cursor(s: &str) -> Option<(Cell, i64)> {
+fn decode_cursor(s: &str) -> Option<((Cell, i64), Vec<Cell>)> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.as_bytes()).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
     let id = v.get(1)?.as_i64()?;
-    let cell = match v.get(0)? {
-        Value::Null => Cell::Null,
-        o => {
-            if let Some(t) = o.get("t").and_then(Value::as_str) {
-                Cell::Text(t.to_owned())
-            } else if let Some(i) = o.get("i").and_then(Value::as_i64) {
-                Cell::Int(i)
-            } else {
-                Cell::Bool(o.get("b")?.as_bool()?)
+    let cell = |o: &Value| -> Option<Cell> {
+        Some(match o {
+            Value::Null => Cell::Null,
+            o => {
+                if let Some(t) = o.get("t").and_then(Value::as_str) {
+                    Cell::Text(t.to_owned())
+                } else if let Some(i) = o.get("i").and_then(Value::as_i64) {
+                    Cell::Int(i)
+                } else {
+                    Cell::Bool(o.get("b")?.as_bool()?)
+                }
             }
-        }
+        })
     };
-    Some((cell, id))
+    let then = match v.get(2) {
+        None => Vec::new(),
+        Some(Value::Array(a)) if a.len() < daicho_domain::table::MAX_SORT_KEYS => {
+            a.iter().map(cell).collect::<Option<Vec<_>>>()?
+        }
+        Some(_) => return None,
+    };
+    Some(((cell(v.get(0)?)?, id), then))
 }
 
 fn table_json(t: &TableDef) -> Value {
@@ -818,7 +856,13 @@ pub async fn export_records(
             if batch.len() < q.limit as usize {
                 break;
             }
-            q.after = decode_cursor(&cursor);
+            match decode_cursor(&cursor) {
+                Some((after, then)) => {
+                    q.after = Some(after);
+                    q.after_then = then;
+                }
+                None => break,
+            }
         }
         finished.at = clock.now();
         finished.details = format!("{} {rows} rows", if ok { "finished:" } else { "interrupted after" });
