@@ -351,6 +351,23 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     assert!(a < b && b < k, "45, 42, 8");
     shot(&c, "15-sorted").await;
 
+    // A filter row (従業員数 at least 10) with the sort kept, saved as a personal view.
+    click_on(&c, Locator::XPath("//select[@name='ff']/option[contains(., '従業員数')]")).await;
+    click_on(&c, Locator::Css("select[name=fo] option[value='gte']")).await;
+    fill(&c, "input[name=fv]", "10").await;
+    click(&c, "form[role=search] button[type=submit]").await;
+    wait_query(&c, "ff=").await;
+    wait_text(&c, "大阪精機").await;
+    assert!(!c.source().await.unwrap().contains("京都ソフト"), "8 staff is filtered out");
+    click(&c, "details.save-view summary").await;
+    fill(&c, "#view_name", "10人以上").await;
+    click(&c, "form[action$='/views'] button[type=submit]").await;
+    wait_text(&c, "View saved.").await;
+    let src = c.source().await.unwrap();
+    assert!(src.contains("aria-current=\"page\">10人以上"), "the saved view is current");
+    assert!(src.contains("大阪精機") && !src.contains("京都ソフト"));
+    shot(&c, "15b-saved-view").await;
+
     // An orders table whose records link to a customer and show its name.
     c.goto(&app.url("/tables")).await.unwrap();
     fill(&c, "#name", "受注").await;

@@ -67,6 +67,18 @@ actions! {
     TokenCreate => "token.create",
     TokenRevoke => "token.revoke",
     TokenRefused => "token.refused",
+    ViewCreate => "view.create",
+    ViewDelete => "view.delete",
+    TableUpdate => "table.update",
+    TableDelete => "table.delete",
+    TableRestore => "table.restore",
+    TablePurge => "table.purge",
+    FieldUpdate => "field.update",
+    FieldReorder => "field.reorder",
+    FieldDelete => "field.delete",
+    FieldRestore => "field.restore",
+    FieldPurge => "field.purge",
+    FieldRetype => "field.retype",
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

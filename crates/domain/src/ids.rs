@@ -47,3 +47,4 @@ id_type!(TableId);
 id_type!(FieldId);
 id_type!(GroupId);
 id_type!(TokenId);
+id_type!(ViewId);

@@ -12,12 +12,13 @@ pub mod policy;
 pub mod table;
 pub mod tenant;
 pub mod user;
+pub mod view;
 
 pub use access::{FieldAccess, Group, Rights, RowRule, RowScope, TableAccess, TableGrant, TableRight, TableScope};
 pub use audit::{AuditAction, AuditEvent, AuditFilter, NewAuditEvent, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{DomainError, FieldError, FieldErrors};
-pub use ids::{FieldId, GroupId, SessionId, TableId, TenantId, TokenId, UserId};
+pub use ids::{FieldId, GroupId, SessionId, TableId, TenantId, TokenId, UserId, ViewId};
 pub use perm::{
     LoginFlow, ManageDesign, ManageGroups, ManagePolicy, ManageUsers, OperatorScope, OwnAccount, Permission, Principal,
     ReadAudit, Scope, SystemScope, UseTables,

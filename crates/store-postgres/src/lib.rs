@@ -15,11 +15,12 @@ use daicho_domain::access::{Create, Delete, Design, Edit, Group, Import, Right, 
 use daicho_domain::audit::{ChainReport, ChainVerifier, GENESIS_HASH, chain_hash, unix_ms};
 use daicho_domain::table::{Cell, FieldDef, FilterOp, Name, RecordQuery, Storage, TableDef, search_text};
 use daicho_domain::user::UserProfile;
+use daicho_domain::view::SavedView;
 use daicho_domain::{
     AuditEvent, AuditFilter, FieldErrors, FieldId, GroupId, LanguagePref, LoginFlow, LoginId, ManageDesign,
     ManageGroups, ManagePolicy, ManageUsers, NewAuditEvent, OperatorScope, OwnAccount, ReadAudit, Scope,
     SecurityPolicy, SessionId, SystemScope, TableId, TableScope, Tenant, TenantCode, TenantId, TokenId, UseTables,
-    User, UserId, UserStatus,
+    User, UserId, UserStatus, ViewId,
 };
 use daicho_store::guard::{self, RowCond};
 use daicho_store::{
@@ -84,6 +85,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("record history"),
             MigrationType::Simple,
             include_str!("../migrations/0007_record_history.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            8,
+            Cow::Borrowed("saved views"),
+            MigrationType::Simple,
+            include_str!("../migrations/0008_saved_views.sql").into_sql_str(),
             false,
         ),
     ])
@@ -1158,6 +1166,65 @@ impl Store for PgStore {
         self.grants_for(scope.tenant_id(), user).await
     }
 
+    async fn list_views(&self, scope: &TableScope<View>) -> StoreResult<Vec<SavedView>> {
+        let rows = sqlx::query(
+            "SELECT id, table_id, owner_id, name, spec, created_at, created_by FROM saved_views \
+             WHERE tenant_id = $1 AND table_id = $2 AND (owner_id IS NULL OR owner_id = $3) \
+             ORDER BY owner_id IS NOT NULL, name, id",
+        )
+        .bind(scope.tenant_id().to_string())
+        .bind(scope.table().to_string())
+        .bind(scope.actor().to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        rows.iter().map(|r| daicho_store::rows::saved_view(&Cols(r))).collect()
+    }
+
+    async fn create_view(&self, scope: &TableScope<View>, view: SavedView, event: NewAuditEvent) -> StoreResult<()> {
+        if view.owner != Some(scope.actor()) || view.table_id != scope.table() {
+            return Err(StoreError::Forbidden);
+        }
+        self.insert_view(scope.tenant_id(), view, event).await
+    }
+
+    async fn create_shared_view(
+        &self,
+        scope: &TableScope<Design>,
+        view: SavedView,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        if view.owner.is_some() || view.table_id != scope.table() {
+            return Err(StoreError::Forbidden);
+        }
+        self.insert_view(scope.tenant_id(), view, event).await
+    }
+
+    async fn delete_view(&self, scope: &TableScope<View>, id: ViewId, event: NewAuditEvent) -> StoreResult<()> {
+        let q =
+            sqlx::query("DELETE FROM saved_views WHERE id = $1 AND tenant_id = $2 AND table_id = $3 AND owner_id = $4")
+                .bind(id.to_string())
+                .bind(scope.tenant_id().to_string())
+                .bind(scope.table().to_string())
+                .bind(scope.actor().to_string());
+        self.write_one(q, event).await
+    }
+
+    async fn delete_shared_view(
+        &self,
+        scope: &TableScope<Design>,
+        id: ViewId,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let q = sqlx::query(
+            "DELETE FROM saved_views WHERE id = $1 AND tenant_id = $2 AND table_id = $3 AND owner_id IS NULL",
+        )
+        .bind(id.to_string())
+        .bind(scope.tenant_id().to_string())
+        .bind(scope.table().to_string());
+        self.write_one(q, event).await
+    }
+
     async fn export_base(&self, _op: &OperatorScope) -> StoreResult<BaseDump> {
         let g = |e: sqlx::Error| internal(e);
         let mut d = BaseDump::default();
@@ -1396,6 +1463,7 @@ impl Store for PgStore {
                 "table_grants" => "SELECT COUNT(*) FROM table_grants",
                 "api_tokens" => "SELECT COUNT(*) FROM api_tokens",
                 "record_history" => "SELECT COUNT(*) FROM record_history",
+                "saved_views" => "SELECT COUNT(*) FROM saved_views",
                 _ => return Err(StoreError::Internal(format!("unknown table {table}"))),
             };
             let n: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await.map_err(internal)?;
@@ -1432,6 +1500,9 @@ impl Store for PgStore {
         }
         for r in all(copy::SELECT_TOKENS).await.map_err(internal)? {
             d.tokens.push(copy::token(&Cols(&r))?);
+        }
+        for r in all(copy::SELECT_VIEWS).await.map_err(internal)? {
+            d.views.push(copy::view(&Cols(&r))?);
         }
         Ok(d)
     }
@@ -1537,6 +1608,23 @@ impl Store for PgStore {
             .bind(t.expires_at)
             .bind(t.last_used_at)
             .bind(t.revoked_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
+        for v in &d.views {
+            sqlx::query(
+                "INSERT INTO saved_views (id, tenant_id, table_id, owner_id, name, spec, created_at, created_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&v.id)
+            .bind(&v.tenant_id)
+            .bind(&v.table_id)
+            .bind(&v.owner_id)
+            .bind(&v.name)
+            .bind(&v.spec)
+            .bind(v.created_at)
+            .bind(&v.created_by)
             .execute(&mut *tx)
             .await
             .map_err(internal)?;
@@ -2452,6 +2540,48 @@ fn bind_cell_q<'q>(q: PlainQ<'q>, c: &Cell, storage: Storage) -> PlainQ<'q> {
 }
 
 impl PgStore {
+    /// Inserts a saved view after checking, in the same transaction, that its name is free
+    /// among the views of the same owner (or the shared ones) and the count is within bounds.
+    async fn insert_view(&self, tenant: TenantId, view: SavedView, event: NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let owner = view.owner.map(|o| o.to_string());
+        let same: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM saved_views WHERE tenant_id = $1 AND table_id = $2 \
+             AND ((owner_id IS NULL AND $3::text IS NULL) OR owner_id = $4)",
+        )
+        .bind(tenant.to_string())
+        .bind(view.table_id.to_string())
+        .bind(owner.clone())
+        .bind(owner.clone())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(internal)?;
+        if same.iter().any(|n| n == view.name.as_str()) {
+            return Err(StoreError::Conflict(FieldErrors::single("name", "taken")));
+        }
+        if same.len() >= daicho_domain::view::MAX_VIEWS {
+            return Err(StoreError::Conflict(FieldErrors::single("name", "too_many")));
+        }
+        let spec = serde_json::to_string(&view.spec).map_err(|e| StoreError::Internal(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO saved_views (id, tenant_id, table_id, owner_id, name, spec, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(view.id.to_string())
+        .bind(tenant.to_string())
+        .bind(view.table_id.to_string())
+        .bind(owner)
+        .bind(view.name.as_str())
+        .bind(spec)
+        .bind(ms(view.created_at))
+        .bind(view.created_by.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
     async fn load_table(&self, tenant: TenantId, id: TableId) -> StoreResult<TableDef> {
         let row =
             sqlx::query("SELECT id, name, description, created_at FROM user_tables WHERE id = $1 AND tenant_id = $2")

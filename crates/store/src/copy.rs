@@ -4,7 +4,8 @@
 
 use crate::rows::Columns;
 use crate::{
-    ApiTokenRow, GroupMemberRow, RecordHistoryRow, StoreResult, TableGrantRow, UserFieldRow, UserGroupRow, UserTableRow,
+    ApiTokenRow, GroupMemberRow, RecordHistoryRow, SavedViewRow, StoreResult, TableGrantRow, UserFieldRow,
+    UserGroupRow, UserTableRow,
 };
 
 pub const SELECT_TABLES: &str = "SELECT id, tenant_id, name, description, created_at FROM user_tables ORDER BY id";
@@ -14,6 +15,8 @@ pub const SELECT_GROUPS: &str = "SELECT id, tenant_id, name, description, create
 pub const SELECT_MEMBERS: &str = "SELECT group_id, user_id FROM group_members ORDER BY group_id, user_id";
 pub const SELECT_GRANTS: &str =
     "SELECT group_id, table_id, rights, rows, fields FROM table_grants ORDER BY group_id, table_id";
+pub const SELECT_VIEWS: &str =
+    "SELECT id, tenant_id, table_id, owner_id, name, spec, created_at, created_by FROM saved_views ORDER BY id";
 pub const SELECT_TOKENS: &str = "SELECT id, tenant_id, user_id, name, token_hash, read_only, created_at, expires_at, \
      last_used_at, revoked_at FROM api_tokens ORDER BY id";
 
@@ -106,4 +109,17 @@ pub fn field_def(f: &UserFieldRow) -> StoreResult<(daicho_domain::TableId, daich
             position: u32::try_from(f.position).unwrap_or(0),
         },
     ))
+}
+
+pub fn view(r: &impl Columns) -> StoreResult<SavedViewRow> {
+    Ok(SavedViewRow {
+        id: r.text("id")?,
+        tenant_id: r.text("tenant_id")?,
+        table_id: r.text("table_id")?,
+        owner_id: r.opt_text("owner_id")?,
+        name: r.text("name")?,
+        spec: r.text("spec")?,
+        created_at: r.int("created_at")?,
+        created_by: r.text("created_by")?,
+    })
 }

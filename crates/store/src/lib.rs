@@ -16,11 +16,12 @@ use daicho_domain::access::{Create, Delete, Design, Edit, Group, Import, TableGr
 use daicho_domain::audit::ChainReport;
 use daicho_domain::table::{Cell, FieldDef, Name, RecordQuery, TableDef};
 use daicho_domain::user::UserProfile;
+use daicho_domain::view::SavedView;
 use daicho_domain::{
     AuditEvent, AuditFilter, FieldErrors, FieldId, LanguagePref, LoginFlow, LoginId, ManageDesign, ManageGroups,
     ManagePolicy, ManageUsers, NewAuditEvent, OperatorScope, OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId,
     SystemScope, TableId, TableScope, Tenant, TenantCode, TenantId, TenantName, TokenId, UseTables, User, UserId,
-    UserStatus,
+    UserStatus, ViewId,
 };
 use time::OffsetDateTime;
 
@@ -296,6 +297,19 @@ pub struct CatalogueDump {
     pub members: Vec<GroupMemberRow>,
     pub grants: Vec<TableGrantRow>,
     pub tokens: Vec<ApiTokenRow>,
+    pub views: Vec<SavedViewRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedViewRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub table_id: String,
+    pub owner_id: Option<String>,
+    pub name: String,
+    pub spec: String,
+    pub created_at: i64,
+    pub created_by: String,
 }
 
 /// One entry of a record's change history, as stored.
@@ -339,6 +353,7 @@ pub const TABLES: &[&str] = &[
     "table_grants",
     "api_tokens",
     "record_history",
+    "saved_views",
 ];
 
 #[async_trait]
@@ -522,6 +537,25 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// The grants that reach a user through their groups, for "what may this user do".
     async fn grants_of_user(&self, scope: &Scope<ManageGroups>, user: UserId) -> StoreResult<Vec<TableGrant>>;
+
+    // --- saved views ---
+    /// The table's shared views, then the reader's own, each by name.
+    async fn list_views(&self, scope: &TableScope<View>) -> StoreResult<Vec<SavedView>>;
+    /// Saves a personal view; its owner must be the reader. A name taken by another of the
+    /// reader's views on the table is a Conflict.
+    async fn create_view(&self, scope: &TableScope<View>, view: SavedView, event: NewAuditEvent) -> StoreResult<()>;
+    /// Saves a view shared with everyone who may view the table (no owner).
+    async fn create_shared_view(
+        &self,
+        scope: &TableScope<Design>,
+        view: SavedView,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
+    /// Deletes one of the reader's own views (NotFound for any other).
+    async fn delete_view(&self, scope: &TableScope<View>, id: ViewId, event: NewAuditEvent) -> StoreResult<()>;
+    /// Deletes a shared view of the table.
+    async fn delete_shared_view(&self, scope: &TableScope<Design>, id: ViewId, event: NewAuditEvent)
+    -> StoreResult<()>;
 
     // --- copying an installation between stores (operator) ---
     async fn export_base(&self, op: &OperatorScope) -> StoreResult<BaseDump>;

@@ -163,3 +163,16 @@ pub fn api_token(r: &impl Columns, p: &str) -> StoreResult<crate::ApiToken> {
         revoked_at: r.opt_int(&c("revoked_at"))?.map(time_ms).transpose()?,
     })
 }
+
+/// A saved view from columns id, table_id, owner_id, name, spec, created_at, created_by.
+pub fn saved_view(r: &impl Columns) -> StoreResult<daicho_domain::view::SavedView> {
+    Ok(daicho_domain::view::SavedView {
+        id: id(r, "id")?,
+        table_id: id(r, "table_id")?,
+        owner: opt_id(r, "owner_id")?,
+        name: daicho_domain::table::Name::parse(&r.text("name")?).map_err(|_| bad("view name"))?,
+        spec: serde_json::from_str(&r.text("spec")?).map_err(|_| bad("view spec"))?,
+        created_at: time_ms(r.int("created_at")?)?,
+        created_by: id(r, "created_by")?,
+    })
+}

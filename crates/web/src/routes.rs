@@ -7,7 +7,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
-use crate::handlers::{account, api, assets, audit, auth, groups, home, policy, table_pages, tables, tokens, users};
+use crate::handlers::{
+    account, api, assets, audit, auth, groups, home, policy, table_pages, tables, tokens, users, views,
+};
 use crate::middleware;
 use crate::session;
 use crate::state::AppState;
@@ -87,6 +89,8 @@ fn table() -> Routes {
         .add("GET", "/tables/{tid}/records/{rid}/history", Table, get(table_pages::record_history))
         .add("POST", "/tables/{tid}/bulk", Table, post(table_pages::bulk))
         .add("GET", "/tables/{tid}/export.csv", Table, get(tables::export_records))
+        .add("POST", "/tables/{tid}/views", Table, post(views::create_page))
+        .add("POST", "/tables/{tid}/views/{vid}/delete", Table, post(views::delete_page))
         .add("GET", "/tables/{tid}/import", Table, get(table_pages::import_form))
         .add("POST", "/tables/{tid}/import", Table, post(table_pages::import_upload))
         .add("GET", "/admin/users", Admin, get(users::list_users))
@@ -146,6 +150,9 @@ fn table() -> Routes {
         .add("GET", "/api/v1/tables/{tid}/records", Table, get(tables::list_records))
         .add("POST", "/api/v1/tables/{tid}/records", Table, post(tables::create_record))
         .add("GET", "/api/v1/tables/{tid}/records/{rid}", Table, get(tables::get_record))
+        .add("GET", "/api/v1/tables/{tid}/views", Table, get(views::api_list))
+        .add("POST", "/api/v1/tables/{tid}/views", Table, post(views::api_create))
+        .add("DELETE", "/api/v1/tables/{tid}/views/{vid}", Table, delete(views::api_delete))
         .add("GET", "/api/v1/tables/{tid}/export.csv", Table, get(tables::export_records))
         .add("POST", "/api/v1/tables/{tid}/import", Table, post(tables::import_records))
         .add("GET", "/api/v1/tables/{tid}/records/{rid}/history", Table, get(tables::record_history))

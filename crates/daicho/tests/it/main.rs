@@ -20,6 +20,7 @@ mod tables;
 mod tenancy;
 mod tokens;
 mod users;
+mod views;
 
 use daicho_testkit::reqwest::Response;
 

@@ -63,6 +63,7 @@ async fn sqlite_to(target_url: &str) {
     assert_eq!(count("table_grants"), Some((2, 2)));
     assert_eq!(count("api_tokens"), Some((1, 1)));
     assert_eq!(count("record_history"), Some((2, 2)));
+    assert_eq!(count("saved_views"), Some((1, 1)));
     // And back again (from PostgreSQL on that pass): the copy reads from either store.
     let mut back_config = app.config.clone();
     back_config.database.url = Some(format!("sqlite://{}", app.config.data_dir.join("back.db").display()));
@@ -166,11 +167,11 @@ async fn build_tables(cast: &daicho_testkit::Cast) -> Tables {
         let (s, v) = a.post_json(&format!("/api/v1/tables/{orders}/fields"), json!({"name": name, "kind": kind})).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
     }
-    for i in 0..5 {
+    for (i, customer) in ids.iter().take(5).enumerate() {
         let (s, v) = a
             .post_json(
                 &format!("/api/v1/tables/{orders}/records"),
-                json!({"values": {"顧客": ids[i], "金額": format!("{}.50", 1000 + i)}}),
+                json!({"values": {"顧客": customer, "金額": format!("{}.50", 1000 + i)}}),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -189,6 +190,13 @@ async fn build_tables(cast: &daicho_testkit::Cast) -> Tables {
         let (s, v) = a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/grants/{table}"), body).await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{customers}/views"),
+            json!({"name": "大口", "shared": true, "sort": [{"field": "社員数", "dir": "desc"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
     let (s, v) = cast
         .member
         .post_json("/api/v1/me/tokens", json!({"name": "移行", "read_only": true, "expires_in_days": 30}))
@@ -235,6 +243,10 @@ async fn check_tables(moved: &TestApp, admin: &daicho_testkit::Persona, t: &Tabl
     let first = &v["records"][4];
     assert_eq!(first["lookups"][&link], "株式会社テスト01", "{v}");
     assert_eq!(first["values"][&amount], "1000.50", "{v}");
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{c}/views")).await;
+    let view = v["views"][0]["id"].as_str().unwrap().to_owned();
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{c}/records?view={view}&limit=1")).await;
+    assert_eq!(v["records"][0]["id"], t.updated, "the shared view came along and runs");
     // The member's rights and field rules, and their token.
     let member = moved.login("acme", "member1", "a moved passphrase 1").await;
     let (_, v) = member.get_json(&format!("/api/v1/tables/{c}/records/{}", t.updated)).await;

@@ -14,3 +14,4 @@ pub mod table_pages;
 pub mod tables;
 pub mod tokens;
 pub mod users;
+pub mod views;

@@ -129,6 +129,59 @@ pub async fn create_table(
     }
 }
 
+pub struct FilterRow {
+    pub field: String,
+    pub op: String,
+    pub value: String,
+}
+
+pub struct ViewLink {
+    pub id: String,
+    pub name: String,
+    pub shared: bool,
+    pub active: bool,
+    pub deletable: bool,
+}
+
+/// The grid's filter operators and their labels.
+const FILTER_OPS: &[(&str, &str)] = &[
+    ("contains", "op.contains"),
+    ("eq", "op.eq"),
+    ("starts_with", "op.starts_with"),
+    ("gte", "op.gte"),
+    ("lte", "op.lte"),
+    ("gt", "op.gt"),
+    ("lt", "op.lt"),
+    ("any_of", "op.any_of"),
+    ("empty", "op.empty"),
+    ("not_empty", "op.not_empty"),
+];
+
+/// The grid form's filter rows (`ff`, `fo`, `fv`, repeated in order) as `filter.<op>.<field>`
+/// parameters; rows without a field, or without a value where the operator needs one, are
+/// dropped. Other parameters pass through.
+fn grid_pairs(pairs: &[(String, String)]) -> Vec<(String, String)> {
+    let pick = |key: &str| pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    let (ff, fo, fv) = (pick("ff"), pick("fo"), pick("fv"));
+    let mut out: Vec<(String, String)> =
+        pairs.iter().filter(|(k, _)| !matches!(k.as_str(), "ff" | "fo" | "fv" | "view_error")).cloned().collect();
+    for (i, field) in ff.iter().enumerate() {
+        let op = fo.get(i).copied().unwrap_or("contains");
+        let value = fv.get(i).copied().unwrap_or("");
+        let needs_value = !matches!(op, "empty" | "not_empty");
+        if field.is_empty() || (needs_value && value.is_empty()) || op.contains('.') {
+            continue;
+        }
+        out.push((format!("filter.{op}.{field}"), if needs_value { value.to_owned() } else { String::new() }));
+    }
+    out
+}
+
+/// A saved view's error code from the redirect, if it is one this page explains.
+fn view_error_code(v: &str) -> Option<&'static str> {
+    ["required", "too_long", "control_chars", "taken", "too_many", "unknown_field"].into_iter().find(|c| *c == v)
+}
+
 pub struct GridRow {
     pub id: i64,
     pub cells: Vec<String>,
@@ -146,8 +199,18 @@ struct ShowPage {
     rows: Vec<GridRow>,
     older: Option<String>,
     keyword: String,
-    sort: String,
-    dir: String,
+    /// The sort keys (field id, "asc"/"desc"), padded with empty rows to the most allowed.
+    sort_rows: Vec<(String, String)>,
+    /// The filters, then one empty row to add another.
+    filter_rows: Vec<FilterRow>,
+    ops: Vec<(&'static str, &'static str)>,
+    /// Every field the user sees: (id, name, chosen as a column).
+    column_options: Vec<(String, String, bool)>,
+    views: Vec<ViewLink>,
+    any_deletable: bool,
+    columns_chosen: bool,
+    current_view: Option<String>,
+    view_error: Option<&'static str>,
     query_error: Option<&'static str>,
     sort_options: Vec<(String, String)>,
     export_query: String,
@@ -307,25 +370,91 @@ async fn show_page(
     let scope = auth.table_right::<View>(state, ctx, open).await?;
     let t = &open.seen_by(&scope);
     let users = users_for(state, ctx, auth, t).await?;
-    let (query, query_error) = match record_query(t, pairs) {
+    let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
+    let view_error = pairs.iter().find(|(k, _)| k == "view_error").and_then(|(_, v)| view_error_code(v));
+    let saved = state.store.list_views(&scope).await?;
+    let grid = grid_pairs(pairs);
+    let (resolved, current) = match crate::handlers::views::resolve(state, &scope, &grid).await {
+        Ok(r) => r,
+        Err(AppError::Invalid(_)) => (grid.clone(), None),
+        Err(e) => return Err(e),
+    };
+    let (query, mut query_error) = match record_query(t, &resolved) {
         Ok(q) => (q, None),
         Err(AppError::Invalid(e)) => (RecordQuery::default(), e.0.first().map(|fe| fe.code)),
         Err(e) => return Err(e),
     };
-    let records = state.store.list_records(&scope, &open.def, &query).await?;
+    let cols = match crate::handlers::views::columns(t, &resolved) {
+        Ok(c) => c,
+        Err(AppError::Invalid(e)) => {
+            query_error = query_error.or(e.0.first().map(|fe| fe.code));
+            t.fields.iter().map(|f| f.id).collect()
+        }
+        Err(e) => return Err(e),
+    };
+    let shown_t = crate::handlers::views::narrowed(t, &cols);
+    // A saved view this reader may not run shows nothing (and says why), never a wider list.
+    let records = if query_error.is_some() && current.is_some() {
+        Vec::new()
+    } else {
+        state.store.list_records(&scope, &open.def, &query).await?
+    };
     let links = lookups(state, ctx, auth, t, &records).await?;
-    let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
-    let keep = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
-    let (keyword, sort, dir) = (keep("q"), keep("sort"), keep("dir"));
+    // The grid's query as canonical parameters (keyword, sort keys, filters, columns): for the
+    // export link, the next page, the bulk form and "save this view".
+    let mut canonical: Vec<(String, String)> =
+        resolved.iter().filter(|(k, v)| k == "q" && !v.is_empty()).cloned().collect();
+    if query_error.is_none() {
+        for (f, desc) in query.sort_keys() {
+            canonical.push(("sort".into(), f.to_string()));
+            canonical.push(("dir".into(), if desc { "desc" } else { "asc" }.into()));
+        }
+        if query.sort.is_none() && !query.descending {
+            canonical.push(("dir".into(), "asc".into()));
+        }
+    }
+    canonical
+        .extend(resolved.iter().filter(|(k, v)| k.starts_with("filter.") || (k == "col" && !v.is_empty())).cloned());
     let base_query = {
         let mut s = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [("q", &keyword), ("sort", &sort), ("dir", &dir)] {
-            if !v.is_empty() {
-                s.append_pair(k, v);
-            }
+        for (k, v) in &canonical {
+            s.append_pair(k, v);
         }
         s.finish()
     };
+    let keep = |k: &str| resolved.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let keyword = keep("q");
+    let mut sort_rows: Vec<(String, String)> =
+        query.sort_keys().iter().map(|(f, d)| (f.to_string(), if *d { "desc" } else { "asc" }.to_owned())).collect();
+    if query.sort.is_none() && keep("dir") == "asc" {
+        sort_rows.push((String::new(), "asc".into()));
+    }
+    sort_rows.resize(daicho_domain::table::MAX_SORT_KEYS, (String::new(), String::new()));
+    let mut filter_rows: Vec<FilterRow> = resolved
+        .iter()
+        .filter_map(|(k, v)| {
+            let (op, name) = k.strip_prefix("filter.")?.split_once('.')?;
+            let f = t.fields.iter().find(|f| f.id.to_string() == name || f.name.as_str() == name)?;
+            Some(FilterRow { field: f.id.to_string(), op: op.to_owned(), value: v.clone() })
+        })
+        .collect();
+    filter_rows.push(FilterRow { field: String::new(), op: "contains".into(), value: String::new() });
+    let chosen: Vec<FieldId> =
+        if resolved.iter().any(|(k, v)| k == "col" && !v.is_empty()) { cols.clone() } else { Vec::new() };
+    let me = auth.principal.user_id;
+    let can_design = open.access.has(TableRight::Design);
+    let views: Vec<ViewLink> = saved
+        .iter()
+        .map(|v| ViewLink {
+            id: v.id.to_string(),
+            name: v.name.as_str().to_owned(),
+            shared: v.owner.is_none(),
+            active: current.as_ref().is_some_and(|c| c.id == v.id),
+            deletable: v.owner == Some(me) || (v.owner.is_none() && can_design),
+        })
+        .collect();
+    let t_all = t;
+    let t = &shown_t;
     let rows = records
         .iter()
         .map(|r| GridRow {
@@ -360,10 +489,21 @@ async fn show_page(
             .flatten(),
         export_query: base_query.clone(),
         keyword,
-        sort,
-        dir,
+        sort_rows,
+        filter_rows,
+        ops: FILTER_OPS.to_vec(),
+        column_options: t_all
+            .fields
+            .iter()
+            .map(|f| (f.id.to_string(), f.name.as_str().to_owned(), chosen.contains(&f.id)))
+            .collect(),
+        any_deletable: views.iter().any(|v| v.deletable),
+        columns_chosen: !chosen.is_empty(),
+        views,
+        current_view: current.map(|c| c.name.as_str().to_owned()),
+        view_error,
         query_error,
-        sort_options: t.fields.iter().map(|f| (f.id.to_string(), f.name.as_str().to_owned())).collect(),
+        sort_options: t_all.fields.iter().map(|f| (f.id.to_string(), f.name.as_str().to_owned())).collect(),
         rows,
         kinds: KINDS.to_vec(),
         errors,

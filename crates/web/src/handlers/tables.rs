@@ -491,6 +491,7 @@ pub async fn list_records(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
     let t = open.seen_by(&scope);
+    let (pairs, _) = crate::handlers::views::resolve(&state, &scope, &pairs).await?;
     let q = record_query(&t, &pairs)?;
     let records = state.store.list_records(&scope, &open.def, &q).await?;
     let next = (records.len() == q.limit as usize).then(|| records.last().map(|r| cursor_after(&q, r))).flatten();
@@ -793,8 +794,11 @@ pub async fn export_records(
         Some("shift_jis") => true,
         Some(_) => return Err(AppError::Invalid(FieldErrors::single("encoding", "choice"))),
     };
+    let (pairs, _) = crate::handlers::views::resolve(&state, &scope, &pairs).await?;
     let mut q = record_query(&t, &pairs)?;
     q.limit = 1000;
+    // The view's columns, in its order (filters and sort may use others the user sees).
+    let t = crate::handlers::views::narrowed(&t, &crate::handlers::views::columns(&t, &pairs)?);
     let started = ctx
         .event_by(&auth.principal, AuditAction::RecordExport, Outcome::Success)
         .target(format!("table:{}", t.id))

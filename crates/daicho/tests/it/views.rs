@@ -1,0 +1,247 @@
+//! Saved views (personal and shared), the grid's filter rows, sort keys and columns, and views
+//! through the API and the export, always under the reader's own rights.
+
+use daicho_testkit::reqwest::{Method, StatusCode};
+use daicho_testkit::{Persona, TestApp};
+use serde_json::{Value, json};
+
+use crate::location;
+
+struct Deals {
+    tid: String,
+    title: String,
+    amount: String,
+    stage: String,
+}
+
+/// A deals table with 12 records; the member is in a group that may view it with 金額 hidden.
+async fn setup(admin: &Persona) -> Deals {
+    let (_, v) = admin.post_json("/api/v1/tables", json!({"name": "案件"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (name, kind) in [
+        ("件名", json!({"type": "text"})),
+        ("金額", json!({"type": "integer"})),
+        ("段階", json!({"type": "choice", "choices": ["見込み", "提案", "受注"]})),
+    ] {
+        let (s, v) =
+            admin.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": kind})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    for i in 0..12 {
+        let stage = ["見込み", "提案", "受注"][i % 3];
+        let (s, v) = admin
+            .post_json(
+                &format!("/api/v1/tables/{tid}/records"),
+                json!({"values": {"件名": format!("案件{i:02} <b>"), "金額": (i as i64) * 100, "段階": stage}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (_, users) = admin.get_json("/api/v1/users").await;
+    let member = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"].clone();
+    let gid =
+        admin.post_json("/api/v1/groups", json!({"name": "営業"})).await.1["group"]["id"].as_str().unwrap().to_owned();
+    admin.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/members"), json!({"members": [member]})).await;
+    let mut hidden = serde_json::Map::new();
+    hidden.insert(ids[1].clone(), json!("hidden"));
+    let (s, v) = admin
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/groups/{gid}/grants/{tid}"),
+            json!({"rights": ["view", "export"], "fields": hidden}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    Deals { tid, title: ids[0].clone(), amount: ids[1].clone(), stage: ids[2].clone() }
+}
+
+fn titles(v: &Value, d: &Deals) -> Vec<String> {
+    v["records"].as_array().unwrap().iter().map(|r| r["values"][&d.title].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn personal_and_shared_views_run_under_the_readers_own_rights() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(a).await;
+    let t = &d.tid;
+
+    // The member saves a personal view: one stage, sorted by title descending.
+    let (s, v) = m
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "提案中 <i>", "filters": [{"field": "段階", "op": "eq", "value": "提案"}],
+                   "sort": [{"field": "件名", "dir": "desc"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["view"]["shared"], false);
+    let mine = v["view"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records?view={mine}")).await;
+    assert_eq!(titles(&v, &d), ["案件10 <b>", "案件07 <b>", "案件04 <b>", "案件01 <b>"]);
+    // Paging a view: after and limit may be added; anything else would change the view.
+    let (_, p1) = m.get_json(&format!("/api/v1/tables/{t}/records?view={mine}&limit=3")).await;
+    let after = p1["next_after"].as_str().unwrap();
+    let (_, p2) = m.get_json(&format!("/api/v1/tables/{t}/records?view={mine}&limit=3&after={after}")).await;
+    assert_eq!(titles(&p2, &d), ["案件01 <b>"]);
+    let (s, v) = m.get_json(&format!("/api/v1/tables/{t}/records?view={mine}&q=xx")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["fields"][0]["code"], "not_with_view");
+    // Nobody else sees or runs a personal view.
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/views")).await;
+    assert!(v["views"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(a.get_json(&format!("/api/v1/tables/{t}/records?view={mine}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        a.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/views/{mine}"), json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // The same name twice is a conflict; a hidden field cannot be used; sharing needs design.
+    let (s, v) = m.post_json(&format!("/api/v1/tables/{t}/views"), json!({"name": "提案中 <i>"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, v) = m
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "x", "sort": [{"field": "金額", "dir": "asc"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["fields"][0]["code"], "unknown_field");
+    let (s, _) = m.post_json(&format!("/api/v1/tables/{t}/views"), json!({"name": "共有", "shared": true})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = m
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "y", "filters": [{"field": "段階", "op": "eq.x", "value": ""}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The admin shares two views: one on visible fields, one that filters on the hidden amount.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "受注", "shared": true, "filters": [{"field": d.stage, "op": "eq", "value": "受注"}],
+                   "sort": [{"field": "段階", "dir": "asc"}, {"field": "件名", "dir": "asc"}], "columns": ["件名"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let won = v["view"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "大口", "shared": true, "filters": [{"field": d.amount, "op": "gte", "value": "500"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let big = v["view"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/views")).await;
+    let names: Vec<&str> = v["views"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["受注", "大口", "提案中 <i>"], "shared first, then the member's own");
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records?view={won}")).await;
+    assert_eq!(titles(&v, &d), ["案件02 <b>", "案件05 <b>", "案件08 <b>", "案件11 <b>"]);
+    assert!(v["records"][0]["values"].get(&d.amount).is_none(), "the amount stays hidden");
+    // A shared view on a field the member may not see is refused for them, not widened.
+    let (s, v) = m.get_json(&format!("/api/v1/tables/{t}/records?view={big}")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={big}")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 7);
+    // The export follows the view's filters, sort and columns.
+    let csv = m.get(&format!("/api/v1/tables/{t}/export.csv?view={won}")).await.text().await.unwrap();
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(lines, ["件名", "案件02 <b>", "案件05 <b>", "案件08 <b>", "案件11 <b>"]);
+    // Only the design right deletes a shared view; the member deletes their own.
+    assert_eq!(
+        m.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/views/{won}"), json!({})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        m.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/views/{mine}"), json!({})).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        a.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/views/{won}"), json!({})).await.0,
+        StatusCode::NO_CONTENT
+    );
+    // Another tenant sees nothing of it; everything is in the operation history.
+    let b = &cast.other_admin;
+    assert_eq!(b.get_json(&format!("/api/v1/tables/{t}/views")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(b.post_json(&format!("/api/v1/tables/{t}/views"), json!({"name": "x"})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        b.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/views/{big}"), json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(b.post_form(&format!("/tables/{t}/views/{big}/delete"), &[]).await.status(), StatusCode::NOT_FOUND);
+    let (_, v) = a.get_json("/api/v1/audit?action=view.create").await;
+    assert_eq!(v["events"].as_array().unwrap().len(), 3);
+    let (_, v) = a.get_json("/api/v1/audit?action=view.delete").await;
+    assert_eq!(v["events"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn the_grid_filters_by_rows_sorts_by_several_keys_chooses_columns_and_saves_views() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let d = setup(a).await;
+    let t = &d.tid;
+    // Filter rows (field, condition, value), two sort keys and two chosen columns, without JS.
+    let grid = format!(
+        "/tables/{t}?q=&ff={}&fo=gte&fv=300&ff={}&fo=any_of&fv=%E8%A6%8B%E8%BE%BC%E3%81%BF,%E5%8F%97%E6%B3%A8&ff=&fo=contains&fv=\
+         &sort={}&dir=asc&sort={}&dir=desc&sort=&dir=&col={}&col={}",
+        d.amount, d.stage, d.stage, d.title, d.title, d.amount
+    );
+    let page = a.get(&grid).await.text().await.unwrap();
+    let order: Vec<usize> = ["案件11", "案件08", "案件05", "案件09", "案件06", "案件03"]
+        .iter()
+        .map(|n| page.find(n).unwrap_or_else(|| panic!("{n} missing")))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "受注 first (by 段階), then 件名 descending: {order:?}");
+    assert!(!page.contains("案件04") && !page.contains("案件02"), "filtered out");
+    assert!(page.contains("&#60;b&#62;") && !page.contains("案件11 <b>"), "values are escaped");
+    assert!(!page.contains("<th scope=\"col\">段階</th>"), "only the chosen columns");
+    // The export link carries the filters and the columns.
+    let export = page.split("href=\"/tables/").find(|s| s.contains("export.csv?")).unwrap();
+    let export = format!("/tables/{}", export.split('"').next().unwrap().replace("&amp;", "&").replace("&#38;", "&"));
+    let csv = a.get(&export).await.text().await.unwrap();
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(lines[0], "件名,金額", "{export}");
+    assert_eq!(lines.len(), 7, "{csv}");
+    // Save it as a shared view from the page, open it, then delete it.
+    let query = page
+        .split("name=\"query\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    let r = a
+        .post_form(&format!("/tables/{t}/views"), &[("view_name", "大口の見込み"), ("shared", "on"), ("query", &query)])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = location(&r);
+    assert!(to.contains("view=") && to.contains("done=view_saved"), "{to}");
+    let page = a.get(&to).await.text().await.unwrap();
+    assert!(page.contains("aria-current=\"page\">大口の見込み"), "the view is the current one");
+    assert!(page.find("案件11").unwrap() < page.find("案件03").unwrap());
+    assert!(!page.contains("案件04"));
+    // The member sees the shared view (on the hidden amount, so it is refused for them, and the
+    // page says why instead of showing more).
+    let mpage = cast.member.get(&to.replace("&done=view_saved", "")).await;
+    assert_eq!(mpage.status(), StatusCode::OK);
+    let mpage = mpage.text().await.unwrap();
+    assert!(mpage.contains("role=\"alert\""), "the page explains the refused view");
+    assert!(!mpage.contains("案件11"), "nothing is shown under a view the member may not run");
+    // A bad name is explained on the grid.
+    let r = a.post_form(&format!("/tables/{t}/views"), &[("view_name", ""), ("query", "")]).await;
+    let to_err = location(&r);
+    assert!(to_err.contains("view_error=required"), "{to_err}");
+    let vid = to.split("view=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let r = a.post_form(&format!("/tables/{t}/views/{vid}/delete"), &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(a.get(&format!("/tables/{t}?view={vid}")).await.status(), StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,292 @@
+//! Saved views: a name for what the grid shows (keyword, filters, sort keys, columns), personal
+//! or shared. Anyone who may view a table keeps personal views of it; sharing a view with
+//! everyone who may view the table needs the design right. A view is only a query: the grid,
+//! the API (`?view=`) and the export run it under the reader's own rights, so a shared view that
+//! uses a field the reader may not see is refused for them, not widened.
+
+use axum::Json;
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use daicho_domain::access::{Design, View};
+use daicho_domain::table::{Name, TableDef};
+use daicho_domain::view::{FilterSpec, SavedView, SortSpec, ViewSpec};
+use daicho_domain::{AuditAction, FieldErrors, FieldId, Outcome, TableScope, ViewId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ctx::{Ctx, EventExt};
+use crate::error::{AppError, AppResult};
+use crate::handlers::api::ApiBody;
+use crate::handlers::tables::record_query;
+use crate::middleware::redirect_see_other;
+use crate::session::Auth;
+use crate::state::AppState;
+use crate::tablecap::OpenTable;
+
+/// Query keys a request may add to a saved view (`?view=…&after=…`); anything else that shapes
+/// the list would silently change the view, so it is refused.
+const WITH_VIEW: &[&str] = &["view", "after", "limit", "encoding", "done"];
+
+/// The list parameters to run: the saved view's, when `view` names one the reader may use
+/// (404 otherwise), followed by the paging keys given with it; else the parameters as given.
+pub(crate) async fn resolve(
+    state: &AppState,
+    scope: &TableScope<View>,
+    pairs: &[(String, String)],
+) -> AppResult<(Vec<(String, String)>, Option<SavedView>)> {
+    let Some((_, vid)) = pairs.iter().find(|(k, v)| k == "view" && !v.is_empty()) else {
+        return Ok((pairs.to_vec(), None));
+    };
+    if let Some((k, _)) = pairs.iter().find(|(k, _)| !WITH_VIEW.contains(&k.as_str())) {
+        let mut e = FieldErrors::new();
+        e.push_owned(k.chars().take(100).collect(), "not_with_view");
+        return Err(AppError::Invalid(e));
+    }
+    let id: ViewId = vid.parse().map_err(|_| AppError::NotFound)?;
+    let view = state.store.list_views(scope).await?.into_iter().find(|v| v.id == id).ok_or(AppError::NotFound)?;
+    let mut out = view.spec.to_pairs();
+    out.extend(pairs.iter().filter(|(k, _)| k != "view").cloned());
+    Ok((out, Some(view)))
+}
+
+/// The columns to show: the `col` parameters (field ids or names, each a field the reader
+/// sees), in order; every field when there are none.
+pub(crate) fn columns(t: &TableDef, pairs: &[(String, String)]) -> AppResult<Vec<FieldId>> {
+    let mut out: Vec<FieldId> = Vec::new();
+    for (k, v) in pairs {
+        if k != "col" || v.is_empty() {
+            continue;
+        }
+        match t.fields.iter().find(|f| f.id.to_string() == *v || f.name.as_str() == v) {
+            Some(f) if !out.contains(&f.id) => out.push(f.id),
+            Some(_) => {}
+            None => return Err(AppError::Invalid(FieldErrors::single("col", "unknown_field"))),
+        }
+    }
+    if out.is_empty() {
+        out = t.fields.iter().map(|f| f.id).collect();
+    }
+    Ok(out)
+}
+
+/// The table with only the given fields, in the given order.
+pub(crate) fn narrowed(t: &TableDef, cols: &[FieldId]) -> TableDef {
+    TableDef {
+        fields: cols.iter().filter_map(|c| t.fields.iter().find(|f| f.id == *c).cloned()).collect(),
+        ..t.clone()
+    }
+}
+
+/// A view spec from list parameters, validated exactly as a list request would be (unknown or
+/// hidden fields, bad operators and values are refused with the same errors).
+pub(crate) fn spec_from_pairs(t: &TableDef, pairs: &[(String, String)]) -> AppResult<ViewSpec> {
+    let q = record_query(t, pairs)?;
+    let mut spec = ViewSpec {
+        keyword: q.keyword.clone().unwrap_or_default(),
+        sort: q.sort_keys().into_iter().map(|(field, desc)| SortSpec { field, desc }).collect(),
+        ..ViewSpec::default()
+    };
+    for (k, v) in pairs {
+        let Some(rest) = k.strip_prefix("filter.") else { continue };
+        let Some((op, name)) = rest.split_once('.') else { continue };
+        if let Some(f) = t.fields.iter().find(|f| f.id.to_string() == name || f.name.as_str() == name) {
+            spec.filters.push(FilterSpec { field: f.id, op: op.to_owned(), value: v.clone() });
+        }
+    }
+    if pairs.iter().any(|(k, v)| k == "col" && !v.is_empty()) {
+        spec.columns = columns(t, pairs)?;
+    }
+    Ok(spec)
+}
+
+/// Saves a view of the table as the reader sees it; shared views need the design right.
+async fn save(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    open: &OpenTable,
+    name: &str,
+    shared: bool,
+    pairs: &[(String, String)],
+) -> AppResult<SavedView> {
+    let scope = auth.table_right::<View>(state, ctx, open).await?;
+    let t = open.seen_by(&scope);
+    let name = Name::parse(name).map_err(|c| AppError::Invalid(FieldErrors::single("name", c)))?;
+    let spec = spec_from_pairs(&t, pairs)?;
+    let view = SavedView {
+        id: ViewId::new_random(),
+        table_id: open.def.id,
+        owner: (!shared).then_some(auth.principal.user_id),
+        name,
+        spec,
+        created_at: ctx.now,
+        created_by: auth.principal.user_id,
+    };
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::ViewCreate, Outcome::Success)
+        .target(format!("table:{} view:{}", open.def.id, view.id))
+        .details(format!("{} ({})", view.name.as_str(), if shared { "shared" } else { "personal" }));
+    if shared {
+        let design = auth.table_right::<Design>(state, ctx, open).await?;
+        state.store.create_shared_view(&design, view.clone(), ev).await?;
+    } else {
+        state.store.create_view(&scope, view.clone(), ev).await?;
+    }
+    Ok(view)
+}
+
+/// Deletes a view: one's own personal view, or a shared one with the design right.
+async fn remove(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTable, vid: &str) -> AppResult<()> {
+    let scope = auth.table_right::<View>(state, ctx, open).await?;
+    let id: ViewId = vid.parse().map_err(|_| AppError::NotFound)?;
+    let view = state.store.list_views(&scope).await?.into_iter().find(|v| v.id == id).ok_or(AppError::NotFound)?;
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::ViewDelete, Outcome::Success)
+        .target(format!("table:{} view:{id}", open.def.id))
+        .details(view.name.as_str().to_owned());
+    if view.owner.is_none() {
+        let design = auth.table_right::<Design>(state, ctx, open).await?;
+        state.store.delete_shared_view(&design, id, ev).await?;
+    } else {
+        state.store.delete_view(&scope, id, ev).await?;
+    }
+    Ok(())
+}
+
+pub(crate) fn view_json(v: &SavedView, me: daicho_domain::UserId) -> Value {
+    json!({
+        "id": v.id,
+        "name": v.name.as_str(),
+        "shared": v.owner.is_none(),
+        "mine": v.owner == Some(me) || (v.owner.is_none() && v.created_by == me),
+        "keyword": v.spec.keyword,
+        "sort": v.spec.sort.iter().map(|s| json!({"field": s.field, "dir": if s.desc { "desc" } else { "asc" }})).collect::<Vec<_>>(),
+        "filters": v.spec.filters.iter().map(|f| json!({"field": f.field, "op": f.op, "value": f.value})).collect::<Vec<_>>(),
+        "columns": v.spec.columns,
+        "created_at": v.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+    })
+}
+
+pub async fn api_list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+) -> AppResult<Json<Value>> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
+    let views = state.store.list_views(&scope).await?;
+    Ok(Json(json!({"views": views.iter().map(|v| view_json(v, auth.principal.user_id)).collect::<Vec<_>>()})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViewBody {
+    name: String,
+    #[serde(default)]
+    shared: bool,
+    #[serde(default)]
+    keyword: String,
+    #[serde(default)]
+    sort: Vec<SortBody>,
+    #[serde(default)]
+    filters: Vec<FilterBody>,
+    #[serde(default)]
+    columns: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SortBody {
+    field: String,
+    #[serde(default)]
+    dir: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterBody {
+    field: String,
+    op: String,
+    #[serde(default)]
+    value: String,
+}
+
+pub async fn api_create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    body: ApiBody,
+) -> AppResult<Response> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let b: ViewBody = body.parse()?;
+    let mut pairs = Vec::new();
+    if !b.keyword.is_empty() {
+        pairs.push(("q".to_owned(), b.keyword));
+    }
+    for s in b.sort {
+        pairs.push(("sort".to_owned(), s.field));
+        pairs.push(("dir".to_owned(), s.dir));
+    }
+    for f in b.filters {
+        if f.op.contains('.') {
+            return Err(AppError::Invalid(FieldErrors::single("filter", "bad_operator")));
+        }
+        pairs.push((format!("filter.{}.{}", f.op, f.field), f.value));
+    }
+    for c in b.columns {
+        pairs.push(("col".to_owned(), c));
+    }
+    let view = save(&state, &ctx, &auth, &open, &b.name, b.shared, &pairs).await?;
+    Ok((StatusCode::CREATED, Json(json!({"view": view_json(&view, auth.principal.user_id)}))).into_response())
+}
+
+pub async fn api_delete(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, vid)): Path<(String, String)>,
+) -> AppResult<StatusCode> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    remove(&state, &ctx, &auth, &open, &vid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The grid's "save this view" form: a name, shared or not, and the grid's current query.
+pub async fn create_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
+    let query = get("query").to_owned();
+    let grid: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .filter(|(k, _)| !WITH_VIEW.contains(&k.as_str()))
+        .collect();
+    match save(&state, &ctx, &auth, &open, get("view_name"), get("shared") == "on", &grid).await {
+        Ok(v) => Ok(redirect_see_other(&format!("/tables/{}?view={}&done=view_saved", open.def.id, v.id))),
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
+            let code = e.0.first().map(|fe| fe.code).unwrap_or("invalid");
+            let sep = if query.is_empty() { "" } else { "&" };
+            Ok(redirect_see_other(&format!("/tables/{}?{query}{sep}view_error={code}", open.def.id)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn delete_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, vid)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    remove(&state, &ctx, &auth, &open, &vid).await?;
+    Ok(redirect_see_other(&format!("/tables/{}?done=view_deleted", open.def.id)))
+}
