@@ -24,6 +24,7 @@ pub struct JobSpec {
 pub const JOBS: &[JobSpec] = &[
     JobSpec { name: "sessions.purge", every: Duration::DAY, lease: Duration::minutes(10) },
     JobSpec { name: "backup.daily", every: Duration::DAY, lease: Duration::hours(2) },
+    JobSpec { name: "trash.purge", every: Duration::DAY, lease: Duration::minutes(30) },
 ];
 
 #[derive(Clone)]
@@ -112,6 +113,29 @@ impl JobRunner {
                 let size = crate::backup::backup(&self.handle, &self.config, &out).await?;
                 let removed = crate::backup::prune(&dir, self.config.backup.keep as usize)?;
                 Ok(format!("wrote {} ({size} bytes); removed {removed} old backups", out.display()))
+            }
+            // Tables and fields deleted more than TRASH_DAYS ago go for good, each purge
+            // recorded in its tenant's history.
+            "trash.purge" => {
+                let days = daicho_domain::table::TRASH_DAYS;
+                let template = NewAuditEvent {
+                    at: now,
+                    tenant_id: None,
+                    actor_id: None,
+                    actor_login: "system".into(),
+                    ip: "local".into(),
+                    user_agent: format!("daicho-node {}", self.node),
+                    action: AuditAction::TablePurge,
+                    target: String::new(),
+                    outcome: Outcome::Success,
+                    details: format!("in the trash for more than {days} days"),
+                };
+                let n = self
+                    .store
+                    .purge_trash(sys, now - Duration::days(days), template)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(format!("purged {n} tables and fields from the trash"))
             }
             other => anyhow::bail!("unknown job {other}"),
         }

@@ -356,7 +356,7 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     click_on(&c, Locator::Css("select[name=fo] option[value='gte']")).await;
     fill(&c, "input[name=fv]", "10").await;
     click(&c, "form[role=search] button[type=submit]").await;
-    wait_query(&c, "ff=").await;
+    wait_query(&c, "fv=10").await;
     wait_text(&c, "大阪精機").await;
     assert!(!c.source().await.unwrap().contains("京都ソフト"), "8 staff is filtered out");
     click(&c, "details.save-view summary").await;
@@ -367,6 +367,11 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     assert!(src.contains("aria-current=\"page\">10人以上"), "the saved view is current");
     assert!(src.contains("大阪精機") && !src.contains("京都ソフト"));
     shot(&c, "15b-saved-view").await;
+
+    // The design page: fields in order with rename, move and delete.
+    c.goto(&app.url(&format!("{table_path}/design"))).await.unwrap();
+    wait_text(&c, "Name and description").await;
+    shot(&c, "15c-design").await;
 
     // An orders table whose records link to a customer and show its name.
     c.goto(&app.url("/tables")).await.unwrap();

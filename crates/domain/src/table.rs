@@ -506,6 +506,9 @@ pub struct RecordQuery {
     pub limit: u32,
 }
 
+/// Days a deleted table or field stays in the trash (restorable) before it is purged.
+pub const TRASH_DAYS: i64 = 30;
+
 /// The most sort keys a list takes.
 pub const MAX_SORT_KEYS: usize = 3;
 

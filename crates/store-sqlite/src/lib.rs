@@ -26,12 +26,12 @@ use daicho_store::guard::{self, RowCond};
 use daicho_store::{
     ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, JobRow, LoginFailure, NewApiToken, NewSession,
     NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, Session, SessionContext, SessionRow, Store,
-    StoreError, StoreResult, TABLES, TenantRow, TokenContext, UserRow,
+    StoreError, StoreResult, TABLES, TenantRow, TokenContext, TrashItem, UserRow,
 };
 use daicho_store::{copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, SqlSafeStr, Sqlite, SqlitePool, Transaction};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, SqlSafeStr, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use time::OffsetDateTime;
 
 use crate::rows::{Cols, audit_from_row, session_from_row, tenant_from_row, user_from_row};
@@ -85,6 +85,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed("saved views"),
             MigrationType::Simple,
             include_str!("../migrations/0007_saved_views.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            8,
+            Cow::Borrowed("trash"),
+            MigrationType::Simple,
+            include_str!("../migrations/0008_trash.sql").into_sql_str(),
             false,
         ),
     ])
@@ -553,11 +560,12 @@ impl Store for SqliteStore {
     }
 
     async fn list_tables(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<TableDef>> {
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM user_tables WHERE tenant_id = ? ORDER BY name")
-            .bind(scope.tenant_id().to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(internal)?;
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM user_tables WHERE tenant_id = ? AND deleted_at IS NULL ORDER BY name")
+                .bind(scope.tenant_id().to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(internal)?;
         let mut out = Vec::new();
         for id in ids {
             let id = id.parse::<TableId>().map_err(|_| StoreError::Internal("bad table id".into()))?;
@@ -1161,6 +1169,243 @@ impl Store for SqliteStore {
         self.grants_for(scope.tenant_id(), user).await
     }
 
+    async fn update_table(
+        &self,
+        scope: &TableScope<Design>,
+        name: Option<Name>,
+        description: Option<String>,
+        event: NewAuditEvent,
+    ) -> StoreResult<TableDef> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE user_tables SET name = COALESCE(?, name), description = COALESCE(?, description) \
+             WHERE id = ? AND tenant_id = ? AND deleted_at IS NULL",
+        )
+        .bind(name.as_ref().map(|n| n.as_str().to_owned()))
+        .bind(description)
+        .bind(scope.table().to_string())
+        .bind(scope.tenant_id().to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(catalogue_error)?
+        .rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
+        tx.commit().await.map_err(internal)?;
+        Ok(def)
+    }
+
+    async fn rename_field(
+        &self,
+        scope: &TableScope<Design>,
+        field: FieldId,
+        name: Name,
+        event: NewAuditEvent,
+    ) -> StoreResult<TableDef> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE user_fields SET name = ? WHERE id = ? AND table_id = ? AND deleted_at IS NULL \
+             AND table_id IN (SELECT id FROM user_tables WHERE tenant_id = ? AND deleted_at IS NULL)",
+        )
+        .bind(name.as_str())
+        .bind(field.to_string())
+        .bind(scope.table().to_string())
+        .bind(scope.tenant_id().to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(catalogue_error)?
+        .rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
+        tx.commit().await.map_err(internal)?;
+        Ok(def)
+    }
+
+    async fn reorder_fields(
+        &self,
+        scope: &TableScope<Design>,
+        order: Vec<FieldId>,
+        event: NewAuditEvent,
+    ) -> StoreResult<TableDef> {
+        let mut tx = self.write_tx().await?;
+        let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
+        if !guard::is_permutation(&def, &order) {
+            return Err(StoreError::Conflict(FieldErrors::single("fields", "not_every_field")));
+        }
+        for (i, f) in order.iter().enumerate() {
+            sqlx::query("UPDATE user_fields SET position = ? WHERE id = ? AND table_id = ?")
+                .bind(i64::try_from(i).unwrap_or(i64::MAX))
+                .bind(f.to_string())
+                .bind(scope.table().to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        }
+        Self::append_in(&mut tx, event).await?;
+        let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
+        tx.commit().await.map_err(internal)?;
+        Ok(def)
+    }
+
+    async fn trash_field(&self, scope: &TableScope<Design>, field: FieldId, event: NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE user_fields SET deleted_at = ?, deleted_by = ?, trashed_name = name, name = ? \
+             WHERE id = ? AND table_id = ? AND deleted_at IS NULL \
+             AND table_id IN (SELECT id FROM user_tables WHERE tenant_id = ? AND deleted_at IS NULL)",
+        )
+        .bind(ms(event.at))
+        .bind(scope.actor().to_string())
+        .bind(ut::trash_placeholder(&field.to_string()))
+        .bind(field.to_string())
+        .bind(scope.table().to_string())
+        .bind(scope.tenant_id().to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        Self::check_affected(n)?;
+        // The keyword index forgets the field's values (they stay in their column).
+        let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
+        rebuild_search(&mut tx, &def).await?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn trash_table(&self, scope: &Scope<ManageDesign>, table: TableId, event: NewAuditEvent) -> StoreResult<()> {
+        let q = sqlx::query(
+            "UPDATE user_tables SET deleted_at = ?, deleted_by = ?, trashed_name = name, name = ? \
+             WHERE id = ? AND tenant_id = ? AND deleted_at IS NULL",
+        )
+        .bind(ms(event.at))
+        .bind(scope.actor().to_string())
+        .bind(ut::trash_placeholder(&table.to_string()))
+        .bind(table.to_string())
+        .bind(scope.tenant_id().to_string());
+        self.write_one(q, event).await
+    }
+
+    async fn list_trash(&self, scope: &Scope<ManageDesign>) -> StoreResult<Vec<TrashItem>> {
+        let tenant = scope.tenant_id().to_string();
+        let mut out = Vec::new();
+        let tables = sqlx::query(
+            "SELECT id, trashed_name, deleted_at, deleted_by FROM user_tables WHERE tenant_id = ? AND deleted_at IS NOT NULL",
+        )
+        .bind(&tenant)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        for r in &tables {
+            out.push(daicho_store::rows::trash_item(&Cols(r), false)?);
+        }
+        let fields = sqlx::query(
+            "SELECT t.id AS id, t.name AS trashed_name, f.deleted_at AS deleted_at, f.deleted_by AS deleted_by, \
+             f.id AS field_id, f.trashed_name AS field_name FROM user_fields f JOIN user_tables t ON t.id = f.table_id \
+             WHERE t.tenant_id = ? AND t.deleted_at IS NULL AND f.deleted_at IS NOT NULL",
+        )
+        .bind(&tenant)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        for r in &fields {
+            out.push(daicho_store::rows::trash_item(&Cols(r), true)?);
+        }
+        out.sort_by_key(|i| std::cmp::Reverse(i.deleted_at));
+        Ok(out)
+    }
+
+    async fn restore(
+        &self,
+        scope: &Scope<ManageDesign>,
+        table: TableId,
+        field: Option<FieldId>,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let n = match field {
+            None => sqlx::query(
+                "UPDATE user_tables SET name = trashed_name, trashed_name = NULL, deleted_at = NULL, deleted_by = NULL \
+                 WHERE id = ? AND tenant_id = ? AND deleted_at IS NOT NULL",
+            )
+            .bind(table.to_string())
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(catalogue_error)?
+            .rows_affected(),
+            Some(f) => sqlx::query(
+                "UPDATE user_fields SET name = trashed_name, trashed_name = NULL, deleted_at = NULL, deleted_by = NULL, \
+                 position = (SELECT COALESCE(MAX(position), -1) + 1 FROM user_fields WHERE table_id = ?) \
+                 WHERE id = ? AND table_id = ? AND deleted_at IS NOT NULL \
+                 AND table_id IN (SELECT id FROM user_tables WHERE tenant_id = ? AND deleted_at IS NULL)",
+            )
+            .bind(table.to_string())
+            .bind(f.to_string())
+            .bind(table.to_string())
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(catalogue_error)?
+            .rows_affected(),
+        };
+        Self::check_affected(n)?;
+        if field.is_some() {
+            let def = load_def(&mut tx, scope.tenant_id(), table, false).await?;
+            rebuild_search(&mut tx, &def).await?;
+        }
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn purge(
+        &self,
+        scope: &Scope<ManageDesign>,
+        table: TableId,
+        field: Option<FieldId>,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        self.purge_in(scope.tenant_id(), table, field, event).await
+    }
+
+    async fn purge_trash(
+        &self,
+        _sys: &SystemScope,
+        before: OffsetDateTime,
+        template: NewAuditEvent,
+    ) -> StoreResult<u64> {
+        let rows = sqlx::query(
+            "SELECT t.tenant_id AS tenant_id, t.id AS table_id, NULL AS field_id FROM user_tables t \
+             WHERE t.deleted_at IS NOT NULL AND t.deleted_at < ? \
+             UNION ALL SELECT t.tenant_id, t.id, f.id FROM user_fields f JOIN user_tables t ON t.id = f.table_id \
+             WHERE t.deleted_at IS NULL AND f.deleted_at IS NOT NULL AND f.deleted_at < ?",
+        )
+        .bind(ms(before))
+        .bind(ms(before))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        let mut n = 0;
+        for r in &rows {
+            let (tenant, table, field) = daicho_store::rows::purge_target(&Cols(r))?;
+            let mut ev = template.clone();
+            ev.tenant_id = Some(tenant);
+            ev.action = if field.is_some() {
+                daicho_domain::AuditAction::FieldPurge
+            } else {
+                daicho_domain::AuditAction::TablePurge
+            };
+            ev.target = match field {
+                Some(f) => format!("table:{table} field:{f}"),
+                None => format!("table:{table}"),
+            };
+            self.purge_in(tenant, table, field, ev).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     async fn list_views(&self, scope: &TableScope<View>) -> StoreResult<Vec<SavedView>> {
         let rows = sqlx::query(
             "SELECT id, table_id, owner_id, name, spec, created_at, created_by FROM saved_views \
@@ -1507,13 +1752,17 @@ impl Store for SqliteStore {
         for t in &d.tables {
             let id: TableId = t.id.parse().map_err(|_| StoreError::Internal("bad table id".into()))?;
             sqlx::query(
-                "INSERT INTO user_tables (id, tenant_id, name, description, created_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO user_tables (id, tenant_id, name, description, created_at, deleted_at, deleted_by, \
+                 trashed_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&t.id)
             .bind(&t.tenant_id)
             .bind(&t.name)
             .bind(&t.description)
             .bind(t.created_at)
+            .bind(t.deleted_at)
+            .bind(&t.deleted_by)
+            .bind(&t.trashed_name)
             .execute(&mut *tx)
             .await
             .map_err(internal)?;
@@ -1530,8 +1779,8 @@ impl Store for SqliteStore {
         }
         for f in &d.fields {
             sqlx::query(
-                "INSERT INTO user_fields (id, table_id, position, name, kind, rules, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO user_fields (id, table_id, position, name, kind, rules, created_at, deleted_at, deleted_by, \
+                 trashed_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&f.id)
             .bind(&f.table_id)
@@ -1540,6 +1789,9 @@ impl Store for SqliteStore {
             .bind(&f.kind)
             .bind(&f.rules)
             .bind(f.created_at)
+            .bind(f.deleted_at)
+            .bind(&f.deleted_by)
+            .bind(&f.trashed_name)
             .execute(&mut *tx)
             .await
             .map_err(internal)?;
@@ -1625,7 +1877,7 @@ impl Store for SqliteStore {
         after_id: i64,
         limit: u32,
     ) -> StoreResult<Vec<Record>> {
-        let def = self.load_table(tenant, table).await?;
+        let def = self.load_table_with_trash(tenant, table).await?;
         let sql = format!(
             "SELECT {} FROM {} WHERE id > ?1 ORDER BY id LIMIT ?2",
             record_columns(&def),
@@ -1647,7 +1899,7 @@ impl Store for SqliteStore {
         table: TableId,
         records: Vec<Record>,
     ) -> StoreResult<()> {
-        let def = self.load_table(tenant, table).await?;
+        let def = self.load_table_with_trash(tenant, table).await?;
         let mut cols: Vec<String> = ["id", "version", "created_at", "created_by", "updated_at", "updated_by"]
             .iter()
             .map(|c| (*c).to_owned())
@@ -2518,6 +2770,52 @@ fn bind_cell_q<'q>(q: PlainQ<'q>, c: &Cell, storage: Storage) -> PlainQ<'q> {
 }
 
 impl SqliteStore {
+    /// Deletes a trashed table or field of the tenant for good, with its data.
+    async fn purge_in(
+        &self,
+        tenant: TenantId,
+        table: TableId,
+        field: Option<FieldId>,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        match field {
+            None => {
+                let n =
+                    sqlx::query("DELETE FROM user_tables WHERE id = ? AND tenant_id = ? AND deleted_at IS NOT NULL")
+                        .bind(table.to_string())
+                        .bind(tenant.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(internal)?
+                        .rows_affected();
+                Self::check_affected(n)?;
+                for ddl in drop_storage(table) {
+                    sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+                }
+            }
+            Some(f) => {
+                let n = sqlx::query(
+                    "DELETE FROM user_fields WHERE id = ? AND table_id = ? AND deleted_at IS NOT NULL \
+                     AND table_id IN (SELECT id FROM user_tables WHERE tenant_id = ? AND deleted_at IS NULL)",
+                )
+                .bind(f.to_string())
+                .bind(table.to_string())
+                .bind(tenant.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?
+                .rows_affected();
+                Self::check_affected(n)?;
+                for ddl in drop_column(table, f) {
+                    sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+                }
+            }
+        }
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
     /// Inserts a saved view after checking, in the same transaction, that its name is free
     /// among the views of the same owner (or the shared ones) and the count is within bounds.
     async fn insert_view(&self, tenant: TenantId, view: SavedView, event: NewAuditEvent) -> StoreResult<()> {
@@ -2561,45 +2859,14 @@ impl SqliteStore {
     }
 
     async fn load_table(&self, tenant: TenantId, id: TableId) -> StoreResult<TableDef> {
-        let row =
-            sqlx::query("SELECT id, name, description, created_at FROM user_tables WHERE id = ? AND tenant_id = ?")
-                .bind(id.to_string())
-                .bind(tenant.to_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(internal)?
-                .ok_or(StoreError::NotFound)?;
-        let fields =
-            sqlx::query("SELECT id, position, name, kind, rules FROM user_fields WHERE table_id = ? ORDER BY position")
-                .bind(id.to_string())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(internal)?;
-        let bad = |what: &str| StoreError::Internal(format!("catalogue value does not parse: {what}"));
-        let mut defs = Vec::new();
-        for f in &fields {
-            let kind: String = f.try_get("kind").map_err(internal)?;
-            let rules: String = f.try_get("rules").map_err(internal)?;
-            let fid: String = f.try_get("id").map_err(internal)?;
-            let name: String = f.try_get("name").map_err(internal)?;
-            let pos: i64 = f.try_get("position").map_err(internal)?;
-            defs.push(FieldDef {
-                id: fid.parse().map_err(|_| bad("field id"))?,
-                name: Name::parse(&name).map_err(|_| bad("field name"))?,
-                kind: serde_json::from_str(&kind).map_err(|_| bad("field kind"))?,
-                rules: serde_json::from_str(&rules).map_err(|_| bad("field rules"))?,
-                position: u32::try_from(pos).unwrap_or(0),
-            });
-        }
-        let name: String = row.try_get("name").map_err(internal)?;
-        Ok(TableDef {
-            id,
-            tenant_id: tenant,
-            name: Name::parse(&name).map_err(|_| bad("table name"))?,
-            description: row.try_get("description").map_err(internal)?,
-            fields: defs,
-            created_at: daicho_store::rows::time_ms(row.try_get("created_at").map_err(internal)?)?,
-        })
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        load_def(&mut conn, tenant, id, false).await
+    }
+
+    /// The table with its trashed fields too, and also when it is trashed itself (for copies).
+    async fn load_table_with_trash(&self, tenant: TenantId, id: TableId) -> StoreResult<TableDef> {
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        load_def(&mut conn, tenant, id, true).await
     }
 
     async fn get_record_in(&self, table: &TableDef, id: i64) -> StoreResult<Record> {
@@ -2756,6 +3023,88 @@ async fn read_record_tx(tx: &mut Transaction<'static, Sqlite>, table: &TableDef,
     let sql = format!("SELECT {} FROM {} WHERE id = {}", record_columns(table), ut::table_ident(table.id), ph(1));
     let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut **tx).await.map_err(internal)?;
     record_from_row(&row, table)
+}
+
+/// A table's definition read through `conn` (a transaction sees its own changes). Without
+/// `with_trash`, a trashed table is NotFound and trashed fields are left out; with it, both are
+/// loaded under the names they had.
+async fn load_def(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    id: TableId,
+    with_trash: bool,
+) -> StoreResult<TableDef> {
+    let table_sql = if with_trash {
+        "SELECT id, COALESCE(trashed_name, name) AS name, description, created_at FROM user_tables \
+         WHERE id = ? AND tenant_id = ?"
+    } else {
+        "SELECT id, name, description, created_at FROM user_tables WHERE id = ? AND tenant_id = ? AND deleted_at IS NULL"
+    };
+    let row = sqlx::query(table_sql)
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(internal)?
+        .ok_or(StoreError::NotFound)?;
+    let fields_sql = if with_trash {
+        "SELECT id, position, COALESCE(trashed_name, name) AS name, kind, rules FROM user_fields WHERE table_id = ? \
+         ORDER BY position"
+    } else {
+        "SELECT id, position, name, kind, rules FROM user_fields WHERE table_id = ? AND deleted_at IS NULL \
+         ORDER BY position"
+    };
+    let fields = sqlx::query(fields_sql).bind(id.to_string()).fetch_all(&mut *conn).await.map_err(internal)?;
+    let bad = |what: &str| StoreError::Internal(format!("catalogue value does not parse: {what}"));
+    let mut defs = Vec::new();
+    for f in &fields {
+        let kind: String = f.try_get("kind").map_err(internal)?;
+        let rules: String = f.try_get("rules").map_err(internal)?;
+        let fid: String = f.try_get("id").map_err(internal)?;
+        let name: String = f.try_get("name").map_err(internal)?;
+        let pos: i64 = f.try_get("position").map_err(internal)?;
+        defs.push(FieldDef {
+            id: fid.parse().map_err(|_| bad("field id"))?,
+            name: Name::parse(&name).map_err(|_| bad("field name"))?,
+            kind: serde_json::from_str(&kind).map_err(|_| bad("field kind"))?,
+            rules: serde_json::from_str(&rules).map_err(|_| bad("field rules"))?,
+            position: u32::try_from(pos).unwrap_or(0),
+        });
+    }
+    let name: String = row.try_get("name").map_err(internal)?;
+    Ok(TableDef {
+        id,
+        tenant_id: tenant,
+        name: Name::parse(&name).map_err(|_| bad("table name"))?,
+        description: row.try_get("description").map_err(internal)?,
+        fields: defs,
+        created_at: daicho_store::rows::time_ms(row.try_get("created_at").map_err(internal)?)?,
+    })
+}
+
+/// Rewrites the keyword index of a table from its live searchable fields, in SQL (the same
+/// text as `search_text`: each value followed by a newline).
+async fn rebuild_search(tx: &mut Transaction<'static, Sqlite>, def: &TableDef) -> StoreResult<()> {
+    let t = ut::table_ident(def.id);
+    sqlx::query(AssertSqlSafe(format!("DELETE FROM {t}_fts"))).execute(&mut **tx).await.map_err(internal)?;
+    let sql = format!("INSERT INTO {t}_fts (rowid, body) SELECT id, {} FROM {t}", ut::search_expr(def, "char(10)"));
+    sqlx::query(AssertSqlSafe(sql)).execute(&mut **tx).await.map_err(internal)?;
+    Ok(())
+}
+
+/// The statements that drop a table's storage.
+fn drop_storage(table: TableId) -> Vec<String> {
+    let t = ut::table_ident(table);
+    vec![format!("DROP TABLE IF EXISTS {t}_fts"), format!("DROP TABLE IF EXISTS {t}")]
+}
+
+/// The statements that drop a field's indexes and column.
+fn drop_column(table: TableId, field: FieldId) -> Vec<String> {
+    vec![
+        format!("DROP INDEX IF EXISTS i_{}", field.as_uuid().simple()),
+        format!("DROP INDEX IF EXISTS {}", ut::unique_ident(field)),
+        format!("ALTER TABLE {} DROP COLUMN {}", ut::table_ident(table), ut::field_ident(field)),
+    ]
 }
 
 /// Creates a user table's SQL table and its keyword index, inside the caller's transaction.

@@ -8,9 +8,10 @@ use crate::{
     UserGroupRow, UserTableRow,
 };
 
-pub const SELECT_TABLES: &str = "SELECT id, tenant_id, name, description, created_at FROM user_tables ORDER BY id";
-pub const SELECT_FIELDS: &str =
-    "SELECT id, table_id, position, name, kind, rules, created_at FROM user_fields ORDER BY table_id, position";
+pub const SELECT_TABLES: &str = "SELECT id, tenant_id, name, description, created_at, deleted_at, deleted_by, \
+     trashed_name FROM user_tables ORDER BY id";
+pub const SELECT_FIELDS: &str = "SELECT id, table_id, position, name, kind, rules, created_at, deleted_at, deleted_by, \
+     trashed_name FROM user_fields ORDER BY table_id, position";
 pub const SELECT_GROUPS: &str = "SELECT id, tenant_id, name, description, created_at FROM user_groups ORDER BY id";
 pub const SELECT_MEMBERS: &str = "SELECT group_id, user_id FROM group_members ORDER BY group_id, user_id";
 pub const SELECT_GRANTS: &str =
@@ -29,6 +30,9 @@ pub fn table(r: &impl Columns) -> StoreResult<UserTableRow> {
         description: r.text("description")?,
         created_at: r.int("created_at")?,
         last_id: 0,
+        deleted_at: r.opt_int("deleted_at")?,
+        deleted_by: r.opt_text("deleted_by")?,
+        trashed_name: r.opt_text("trashed_name")?,
     })
 }
 
@@ -41,6 +45,9 @@ pub fn field(r: &impl Columns) -> StoreResult<UserFieldRow> {
         kind: r.text("kind")?,
         rules: r.text("rules")?,
         created_at: r.int("created_at")?,
+        deleted_at: r.opt_int("deleted_at")?,
+        deleted_by: r.opt_text("deleted_by")?,
+        trashed_name: r.opt_text("trashed_name")?,
     })
 }
 
@@ -103,7 +110,8 @@ pub fn field_def(f: &UserFieldRow) -> StoreResult<(daicho_domain::TableId, daich
         f.table_id.parse().map_err(|_| bad("table id"))?,
         daicho_domain::table::FieldDef {
             id: f.id.parse().map_err(|_| bad("field id"))?,
-            name: daicho_domain::table::Name::parse(&f.name).map_err(|_| bad("field name"))?,
+            name: daicho_domain::table::Name::parse(f.trashed_name.as_deref().unwrap_or(&f.name))
+                .map_err(|_| bad("field name"))?,
             kind: serde_json::from_str(&f.kind).map_err(|_| bad("field kind"))?,
             rules: serde_json::from_str(&f.rules).map_err(|_| bad("field rules"))?,
             position: u32::try_from(f.position).unwrap_or(0),

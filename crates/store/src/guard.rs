@@ -128,3 +128,12 @@ pub fn visible_changes<R: Right>(scope: &TableScope<R>, stored: &str) -> StoreRe
         .filter(|(f, _, _)| scope.sees(*f))
         .collect())
 }
+
+/// Whether `order` names every field of the table exactly once.
+pub fn is_permutation(def: &TableDef, order: &[FieldId]) -> bool {
+    let mut a: Vec<FieldId> = def.fields.iter().map(|f| f.id).collect();
+    let mut b = order.to_vec();
+    a.sort();
+    b.sort();
+    a == b
+}

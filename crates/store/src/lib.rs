@@ -234,6 +234,9 @@ pub struct UserTableRow {
     pub description: String,
     pub created_at: i64,
     pub last_id: i64,
+    pub deleted_at: Option<i64>,
+    pub deleted_by: Option<String>,
+    pub trashed_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +250,9 @@ pub struct UserFieldRow {
     /// FieldRules as JSON.
     pub rules: String,
     pub created_at: i64,
+    pub deleted_at: Option<i64>,
+    pub deleted_by: Option<String>,
+    pub trashed_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,6 +329,19 @@ pub struct RecordHistoryRow {
     pub actor_id: Option<String>,
     pub actor_login: String,
     pub changes: String,
+}
+
+/// A table or field in the trash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrashItem {
+    pub table: TableId,
+    /// The table's name (its name before deletion, when the table itself is trashed).
+    pub table_name: String,
+    /// Set for a trashed field of a table.
+    pub field: Option<(FieldId, String)>,
+    pub deleted_at: OffsetDateTime,
+    /// The user id of whoever deleted it.
+    pub deleted_by: String,
 }
 
 /// A record of a user table: its id, version (for optimistic concurrency) and cells, in the
@@ -537,6 +556,60 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// The grants that reach a user through their groups, for "what may this user do".
     async fn grants_of_user(&self, scope: &Scope<ManageGroups>, user: UserId) -> StoreResult<Vec<TableGrant>>;
+
+    // --- the design of a table, and the trash ---
+    /// Renames a table and/or changes its description.
+    async fn update_table(
+        &self,
+        scope: &TableScope<Design>,
+        name: Option<Name>,
+        description: Option<String>,
+        event: NewAuditEvent,
+    ) -> StoreResult<TableDef>;
+    /// Renames a field.
+    async fn rename_field(
+        &self,
+        scope: &TableScope<Design>,
+        field: FieldId,
+        name: Name,
+        event: NewAuditEvent,
+    ) -> StoreResult<TableDef>;
+    /// Puts the fields in the given order (every field of the table exactly once).
+    async fn reorder_fields(
+        &self,
+        scope: &TableScope<Design>,
+        order: Vec<FieldId>,
+        event: NewAuditEvent,
+    ) -> StoreResult<TableDef>;
+    /// Moves a field to the trash: it disappears from every page, list, search and export, its
+    /// values are kept until it is restored or purged.
+    async fn trash_field(&self, scope: &TableScope<Design>, field: FieldId, event: NewAuditEvent) -> StoreResult<()>;
+    /// Moves a table to the trash with its records.
+    async fn trash_table(&self, scope: &Scope<ManageDesign>, table: TableId, event: NewAuditEvent) -> StoreResult<()>;
+    /// The tenant's trashed tables and fields, newest first.
+    async fn list_trash(&self, scope: &Scope<ManageDesign>) -> StoreResult<Vec<TrashItem>>;
+    /// Restores a trashed table, or a trashed field (`field` set) of a live table. A name taken
+    /// meanwhile is a Conflict.
+    async fn restore(
+        &self,
+        scope: &Scope<ManageDesign>,
+        table: TableId,
+        field: Option<FieldId>,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
+    /// Deletes a trashed table (its SQL table, records, grants, views and history) or a
+    /// trashed field (its column and values) for good.
+    async fn purge(
+        &self,
+        scope: &Scope<ManageDesign>,
+        table: TableId,
+        field: Option<FieldId>,
+        event: NewAuditEvent,
+    ) -> StoreResult<()>;
+    /// Purges everything trashed before `before`, in every tenant, recording each purge in its
+    /// tenant's history (from `template`); returns how many items went.
+    async fn purge_trash(&self, sys: &SystemScope, before: OffsetDateTime, template: NewAuditEvent)
+    -> StoreResult<u64>;
 
     // --- saved views ---
     /// The table's shared views, then the reader's own, each by name.

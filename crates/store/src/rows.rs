@@ -176,3 +176,22 @@ pub fn saved_view(r: &impl Columns) -> StoreResult<daicho_domain::view::SavedVie
         created_by: id(r, "created_by")?,
     })
 }
+
+/// A trash entry: columns id (table), trashed_name (table name), deleted_at, deleted_by, and
+/// for a field field_id and field_name.
+pub fn trash_item(r: &impl Columns, is_field: bool) -> StoreResult<crate::TrashItem> {
+    Ok(crate::TrashItem {
+        table: id(r, "id")?,
+        table_name: r.opt_text("trashed_name")?.unwrap_or_default(),
+        field: if is_field { Some((id(r, "field_id")?, r.opt_text("field_name")?.unwrap_or_default())) } else { None },
+        deleted_at: time_ms(r.opt_int("deleted_at")?.unwrap_or(0))?,
+        deleted_by: r.opt_text("deleted_by")?.unwrap_or_default(),
+    })
+}
+
+/// What the trash purge takes: columns tenant_id, table_id and field_id (NULL for a table).
+pub fn purge_target(
+    r: &impl Columns,
+) -> StoreResult<(TenantId, daicho_domain::TableId, Option<daicho_domain::FieldId>)> {
+    Ok((id(r, "tenant_id")?, id(r, "table_id")?, opt_id(r, "field_id")?))
+}

@@ -16,6 +16,24 @@ pub fn unique_ident(id: FieldId) -> String {
     format!("u_{}", id.as_uuid().simple())
 }
 
+/// The name a trashed table or field holds while in the trash: it starts with a control
+/// character, which no name a user types may contain, so it never takes a user's name.
+pub fn trash_placeholder(id: &str) -> String {
+    format!("\u{1}trash:{id}")
+}
+
+/// SQL for a record's searchable text from its live searchable columns: each non-empty value
+/// followed by `newline` (the dialect's expression for a newline), as `search_text` builds it.
+pub fn search_expr(def: &daicho_domain::table::TableDef, newline: &str) -> String {
+    let parts: Vec<String> = def
+        .fields
+        .iter()
+        .filter(|f| f.searchable())
+        .map(|f| format!("COALESCE({} || {newline}, '')", field_ident(f.id)))
+        .collect();
+    if parts.is_empty() { "''".to_owned() } else { parts.join(" || ") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 use crate::handlers::{
-    account, api, assets, audit, auth, groups, home, policy, table_pages, tables, tokens, users, views,
+    account, api, assets, audit, auth, design, groups, home, policy, table_pages, tables, tokens, users, views,
 };
 use crate::middleware;
 use crate::session;
@@ -79,7 +79,11 @@ fn table() -> Routes {
         .add("POST", "/account/tokens/{id}/revoke", User, post(tokens::revoke_page))
         .add("GET", "/tables", User, get(table_pages::list_tables))
         .add("POST", "/tables", Admin, post(table_pages::create_table))
+        .add("GET", "/tables/trash", Admin, get(design::trash_page))
+        .add("POST", "/tables/trash", Admin, post(design::trash_submit))
         .add("GET", "/tables/{tid}", Table, get(table_pages::show_table))
+        .add("GET", "/tables/{tid}/design", Table, get(design::page))
+        .add("POST", "/tables/{tid}/design", Table, post(design::submit))
         .add("POST", "/tables/{tid}/fields", Table, post(table_pages::add_field))
         .add("GET", "/tables/{tid}/records/new", Table, get(table_pages::new_record))
         .add("POST", "/tables/{tid}/records", Table, post(table_pages::create_record))
@@ -146,6 +150,16 @@ fn table() -> Routes {
         .add("GET", "/api/v1/tables", User, get(tables::list_tables))
         .add("POST", "/api/v1/tables", Admin, post(tables::create_table))
         .add("GET", "/api/v1/tables/{tid}", Table, get(tables::get_table))
+        .add("PATCH", "/api/v1/tables/{tid}", Table, patch(design::api_update_table))
+        .add("DELETE", "/api/v1/tables/{tid}", Table, delete(design::api_delete_table))
+        .add("PUT", "/api/v1/tables/{tid}/fields/order", Table, put(design::api_reorder))
+        .add("PATCH", "/api/v1/tables/{tid}/fields/{fid}", Table, patch(design::api_update_field))
+        .add("DELETE", "/api/v1/tables/{tid}/fields/{fid}", Table, delete(design::api_delete_field))
+        .add("GET", "/api/v1/trash", Admin, get(design::api_trash))
+        .add("POST", "/api/v1/trash/tables/{tid}/restore", Admin, post(design::api_restore_table))
+        .add("DELETE", "/api/v1/trash/tables/{tid}", Admin, delete(design::api_purge_table))
+        .add("POST", "/api/v1/trash/tables/{tid}/fields/{fid}/restore", Admin, post(design::api_restore_field))
+        .add("DELETE", "/api/v1/trash/tables/{tid}/fields/{fid}", Admin, delete(design::api_purge_field))
         .add("POST", "/api/v1/tables/{tid}/fields", Table, post(tables::add_field))
         .add("GET", "/api/v1/tables/{tid}/records", Table, get(tables::list_records))
         .add("POST", "/api/v1/tables/{tid}/records", Table, post(tables::create_record))

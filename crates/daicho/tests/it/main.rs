@@ -7,6 +7,7 @@ mod auth;
 mod backup;
 mod cli;
 mod csrf;
+mod design;
 mod headers;
 mod input;
 mod jobs;

@@ -56,8 +56,8 @@ async fn sqlite_to(target_url: &str) {
     let count = |name: &str| report.counts.iter().find(|(t, _, _)| t == name).map(|(_, a, b)| (*a, *b));
     assert_eq!(count(&format!("records {}", tables.customers)), Some((29, 29)), "{report:?}");
     assert_eq!(count(&format!("records {}", tables.orders)), Some((5, 5)), "{report:?}");
-    assert_eq!(count("user_tables"), Some((2, 2)));
-    assert_eq!(count("user_fields"), Some((7, 7)));
+    assert_eq!(count("user_tables"), Some((3, 3)));
+    assert_eq!(count("user_fields"), Some((8, 8)));
     assert_eq!(count("user_groups"), Some((1, 1)));
     assert_eq!(count("group_members"), Some((1, 1)));
     assert_eq!(count("table_grants"), Some((2, 2)));
@@ -190,6 +190,15 @@ async fn build_tables(cast: &daicho_testkit::Cast) -> Tables {
         let (s, v) = a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/grants/{table}"), body).await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
+    // A table in the trash, with a record, comes along in the trash.
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "旧台帳"})).await;
+    let old = v["table"]["id"].as_str().unwrap().to_owned();
+    a.post_json(&format!("/api/v1/tables/{old}/fields"), json!({"name": "メモ", "kind": {"type": "text"}})).await;
+    a.post_json(&format!("/api/v1/tables/{old}/records"), json!({"values": {"メモ": "残す"}})).await;
+    assert_eq!(
+        a.send_json(Method::DELETE, &format!("/api/v1/tables/{old}"), json!({})).await.0,
+        StatusCode::NO_CONTENT
+    );
     let (s, v) = a
         .post_json(
             &format!("/api/v1/tables/{customers}/views"),
@@ -247,6 +256,15 @@ async fn check_tables(moved: &TestApp, admin: &daicho_testkit::Persona, t: &Tabl
     let view = v["views"][0]["id"].as_str().unwrap().to_owned();
     let (_, v) = admin.get_json(&format!("/api/v1/tables/{c}/records?view={view}&limit=1")).await;
     assert_eq!(v["records"][0]["id"], t.updated, "the shared view came along and runs");
+    let (_, v) = admin.get_json("/api/v1/trash").await;
+    assert_eq!(v["items"][0]["table_name"], "旧台帳", "{v}");
+    let old = v["items"][0]["table"].as_str().unwrap().to_owned();
+    assert_eq!(
+        admin.post_json(&format!("/api/v1/trash/tables/{old}/restore"), json!({})).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{old}/records")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "restored on the new store with its record");
     // The member's rights and field rules, and their token.
     let member = moved.login("acme", "member1", "a moved passphrase 1").await;
     let (_, v) = member.get_json(&format!("/api/v1/tables/{c}/records/{}", t.updated)).await;

@@ -6,6 +6,7 @@ pub mod api;
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod design;
 pub mod groups;
 pub mod home;
 pub mod ops;

@@ -93,8 +93,18 @@ async fn list_page(state: &AppState, ctx: &Ctx, auth: &Auth, errors: Errors, f: 
     })
 }
 
-pub async fn list_tables(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Response> {
-    Ok(render(&list_page(&state, &ctx, &auth, Errors::default(), NewTableForm::default()).await?))
+pub async fn list_tables(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let mut page = list_page(&state, &ctx, &auth, Errors::default(), NewTableForm::default()).await?;
+    let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
+    if done.is_some() {
+        page.p = Page::for_user(&auth, "tables.title", "tables", &ctx.request_id).with_flash(done);
+    }
+    Ok(render(&page))
 }
 
 pub async fn create_table(
@@ -357,6 +367,11 @@ const KINDS: &[(&str, &str)] = &[
     ("user", "kind.user"),
     ("link", "kind.link"),
 ];
+
+/// The i18n key of a field type's label.
+pub(crate) fn kind_label(kind: &FieldKind) -> &'static str {
+    KINDS.iter().find(|(k, _)| *k == kind.name()).map(|(_, l)| *l).unwrap_or("kind.text")
+}
 
 async fn show_page(
     state: &AppState,

@@ -179,7 +179,7 @@ fn decode_cursor(s: &str) -> Option<((Cell, i64), Vec<Cell>)> {
     Some(((cell(v.get(0)?)?, id), then))
 }
 
-fn table_json(t: &TableDef) -> Value {
+pub(crate) fn table_json(t: &TableDef) -> Value {
     json!({
         "id": t.id,
         "name": t.name.as_str(),

@@ -1,0 +1,286 @@
+//! Changing a table after it is built: rename and describe, rename and reorder fields, delete
+//! fields and tables into the trash, restore them, purge them by hand or after the trash
+//! period; through the API and the pages, with tenancy and rights.
+
+use std::sync::Arc;
+
+use daicho::jobs::JobRunner;
+use daicho_testkit::reqwest::{Method, StatusCode};
+use daicho_testkit::{Persona, TestApp};
+use serde_json::{Value, json};
+use time::Duration;
+
+use crate::location;
+
+/// A table with three fields and three records; returns (table id, field ids).
+async fn table(a: &Persona) -> (String, Vec<String>) {
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "問い合わせ", "description": "窓口"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (name, kind) in [("件名", "text"), ("秘密メモ", "text"), ("件数", "integer")] {
+        let (s, v) =
+            a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": {"type": kind}})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    for i in 0..3 {
+        let (s, v) = a
+            .post_json(
+                &format!("/api/v1/tables/{tid}/records"),
+                json!({"values": {"件名": format!("件名{i}"), "秘密メモ": format!("合言葉ふじやま{i}"), "件数": i}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    (tid, ids)
+}
+
+fn field_names(v: &Value) -> Vec<String> {
+    v["table"]["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn tables_and_fields_are_renamed_and_reordered_and_bad_requests_are_explained() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, ids) = table(a).await;
+    let (s, v) = a
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{tid}"),
+            json!({"name": "問い合わせ 2027", "description": "新窓口"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["table"]["name"], "問い合わせ 2027");
+    assert_eq!(v["table"]["description"], "新窓口");
+    let (s, v) =
+        a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}/fields/{}", ids[0]), json!({"name": "題名"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = a
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/tables/{tid}/fields/order"),
+            json!({"fields": [ids[2], "題名", ids[1]]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(field_names(&v), ["件数", "題名", "秘密メモ"]);
+    // Records keep their values under the new names and order.
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?sort=題名&dir=asc")).await;
+    assert_eq!(v["records"][0]["values"][&ids[0]], "件名0");
+    // Explained refusals.
+    let (s, v) =
+        a.send_json(Method::PUT, &format!("/api/v1/tables/{tid}/fields/order"), json!({"fields": [ids[2]]})).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("not_every_field"))
+    );
+    let (s, _) =
+        a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}/fields/{}", ids[1]), json!({"name": "題名"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "a field name is unique in its table");
+    let (s, v) = a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}"), json!({"name": "a\u{7}b"})).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("control_chars"))
+    );
+    let (s, _) = a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}/fields/nope"), json!({"name": "x"})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // A member without the design right, and another tenant, are refused.
+    let m = &cast.member;
+    assert_eq!(
+        m.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}"), json!({"name": "x"})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let b = &cast.other_admin;
+    for (method, path, body) in [
+        (Method::PATCH, format!("/api/v1/tables/{tid}"), json!({"name": "x"})),
+        (Method::DELETE, format!("/api/v1/tables/{tid}"), json!({})),
+        (Method::PUT, format!("/api/v1/tables/{tid}/fields/order"), json!({"fields": ids})),
+        (Method::PATCH, format!("/api/v1/tables/{tid}/fields/{}", ids[0]), json!({"name": "x"})),
+        (Method::DELETE, format!("/api/v1/tables/{tid}/fields/{}", ids[0]), json!({})),
+        (Method::POST, format!("/api/v1/trash/tables/{tid}/restore"), json!({})),
+        (Method::DELETE, format!("/api/v1/trash/tables/{tid}"), json!({})),
+    ] {
+        assert_eq!(b.send_json(method.clone(), &path, body).await.0, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+    assert_eq!(b.get(&format!("/tables/{tid}/design")).await.status(), StatusCode::NOT_FOUND);
+    let (_, v) = a.get_json("/api/v1/audit?action=field.reorder").await;
+    assert_eq!(v["events"][0]["details"], "件数, 題名, 秘密メモ");
+}
+
+#[tokio::test]
+async fn a_deleted_field_vanishes_everywhere_and_comes_back_from_the_trash() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, ids) = table(a).await;
+    let secret = &ids[1];
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/fields/{secret}"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    assert_eq!(field_names(&v), ["件名", "件数"]);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records")).await;
+    assert!(v["records"][0]["values"].get(secret).is_none(), "{v}");
+    // Not searchable, filterable, exportable or shown any more.
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?q=%E3%81%B5%E3%81%98%E3%82%84%E3%81%BE")).await;
+    assert!(v["records"].as_array().unwrap().is_empty(), "the keyword index forgot it: {v}");
+    let (s, _) = a.get_json(&format!("/api/v1/tables/{tid}/records?filter.contains.秘密メモ=x")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let csv = a.get(&format!("/api/v1/tables/{tid}/export.csv")).await.text().await.unwrap();
+    assert!(!csv.contains("秘密メモ") && !csv.contains("ふじやま"), "{csv}");
+    let page = a.get(&format!("/tables/{tid}")).await.text().await.unwrap();
+    assert!(!page.contains("ふじやま"));
+    // Its name is free again.
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": "秘密メモ", "kind": {"type": "text"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let newer = v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    // The trash lists it; restoring while the name is taken is refused with a reason.
+    let (_, v) = a.get_json("/api/v1/trash").await;
+    assert_eq!(v["items"][0]["field_name"], "秘密メモ");
+    assert_eq!(v["items"][0]["table_name"], "問い合わせ");
+    assert_eq!(v["days"], 30);
+    let restore = format!("/api/v1/trash/tables/{tid}/fields/{secret}/restore");
+    let (s, v) = a.post_json(&restore, json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}/fields/{newer}"), json!({"name": "新メモ"})).await;
+    let (s, _) = a.post_json(&restore, json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    assert_eq!(field_names(&v), ["件名", "件数", "新メモ", "秘密メモ"], "restored at the end");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?q=%E3%81%B5%E3%81%98%E3%82%84%E3%81%BE1")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "values and search are back: {v}");
+    assert!(a.get_json("/api/v1/trash").await.1["items"].as_array().unwrap().is_empty());
+    // Deleted again and purged by hand: gone for good.
+    a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/fields/{secret}"), json!({})).await;
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/trash/tables/{tid}/fields/{secret}"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(a.post_json(&restore, json!({})).await.0, StatusCode::NOT_FOUND);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 3, "the records stay");
+    for action in ["field.delete", "field.restore", "field.purge"] {
+        let (_, v) = a.get_json(&format!("/api/v1/audit?action={action}")).await;
+        assert!(!v["events"].as_array().unwrap().is_empty(), "{action}");
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_table_is_gone_for_everyone_until_restored_and_purged_after_the_trash_period() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, ids) = table(a).await;
+    // A member who may design the table may delete fields, not the table.
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let uid = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"].clone();
+    let gid =
+        a.post_json("/api/v1/groups", json!({"name": "設計"})).await.1["group"]["id"].as_str().unwrap().to_owned();
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/members"), json!({"members": [uid]})).await;
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/grants/{tid}"), json!({"rights": ["view", "design"]}))
+        .await;
+    let m = &cast.member;
+    assert_eq!(m.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}"), json!({})).await.0, StatusCode::FORBIDDEN);
+    let (s, v) =
+        m.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}/fields/{}", ids[2]), json!({"name": "数"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(m.get_json("/api/v1/trash").await.0, StatusCode::FORBIDDEN);
+
+    assert_eq!(
+        a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}"), json!({})).await.0,
+        StatusCode::NO_CONTENT
+    );
+    for who in [a, m] {
+        assert_eq!(who.get_json(&format!("/api/v1/tables/{tid}")).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(who.get_json(&format!("/api/v1/tables/{tid}/records")).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(who.get(&format!("/tables/{tid}")).await.status(), StatusCode::NOT_FOUND);
+    }
+    let (_, v) = a.get_json("/api/v1/tables").await;
+    assert!(v["tables"].as_array().unwrap().is_empty(), "{v}");
+    // Its name is free; the other tenant sees nothing in its trash.
+    let (s, _) = a.post_json("/api/v1/tables", json!({"name": "問い合わせ"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert!(cast.other_admin.get_json("/api/v1/trash").await.1["items"].as_array().unwrap().is_empty());
+    let (s, _) = a.post_json(&format!("/api/v1/trash/tables/{tid}/restore"), json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "the name is taken now");
+    let (_, v) = a.get_json("/api/v1/tables").await;
+    let other = v["tables"][0]["id"].as_str().unwrap().to_owned();
+    a.send_json(Method::DELETE, &format!("/api/v1/tables/{other}"), json!({})).await;
+    let (s, _) = a.post_json(&format!("/api/v1/trash/tables/{tid}/restore"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 3, "records and rights come back with the table");
+    assert_eq!(m.get_json(&format!("/api/v1/tables/{tid}/records")).await.0, StatusCode::OK);
+
+    // Trashed again; 29 days later still there, after 30 the daily job purges it (and the other).
+    a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}"), json!({})).await;
+    let runner = JobRunner::new(
+        app.running.store.clone(),
+        Arc::new(app.clock.clone()),
+        "node".into(),
+        Arc::new(app.config.clone()),
+    );
+    app.clock.advance(Duration::days(29));
+    runner.tick().await.unwrap();
+    assert_eq!(app.raw_i64("SELECT COUNT(*) FROM user_tables").await, 2);
+    app.clock.advance(Duration::days(2));
+    assert!(runner.tick().await.unwrap().contains(&"trash.purge"));
+    assert_eq!(app.raw_i64("SELECT COUNT(*) FROM user_tables").await, 0);
+    assert_eq!(app.raw_i64("SELECT COUNT(*) FROM table_grants").await, 0);
+    let physical: i64 = if app.backend() == "sqlite" {
+        app.raw_i64("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 't\\_%' ESCAPE '\\'").await
+    } else {
+        app.raw_i64("SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE 't\\_%'").await
+    };
+    assert_eq!(physical, 0, "the SQL tables are dropped");
+    assert_eq!(
+        app.raw_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'table.purge' AND actor_login = 'system'").await,
+        2,
+        "each purge is in its tenant's history"
+    );
+    let (lines, ok) = daicho::operator::verify_audit(app.store()).await.unwrap();
+    assert!(ok, "{lines:?}");
+}
+
+#[tokio::test]
+async fn the_design_and_trash_pages_rename_move_delete_and_restore() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, ids) = table(a).await;
+    let design = format!("/tables/{tid}/design");
+    let page = a.get(&design).await.text().await.unwrap();
+    assert!(page.contains("秘密メモ") && page.contains("name=\"action\" value=\"delete_table\""));
+    let r = a.post_form(&design, &[("action", "settings"), ("name", "窓口 <b>"), ("description", "説明")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(location(&r).ends_with("done=saved"));
+    let name_key = format!("name_{}", ids[0]);
+    let r = a.post_form(&design, &[("action", "rename"), ("field", &ids[0]), (&name_key, "題名")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = a.post_form(&design, &[("action", "up"), ("field", &ids[2])]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    assert_eq!(v["table"]["name"], "窓口 <b>");
+    assert_eq!(field_names(&v), ["題名", "件数", "秘密メモ"]);
+    // Deleting needs the confirmation tick.
+    let r = a.post_form(&design, &[("action", "delete_field"), ("field", &ids[1])]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("role=\"alert\""));
+    let r = a.post_form(&design, &[("action", "delete_field"), ("field", &ids[1]), ("confirm", "yes")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = a.post_form(&design, &[("action", "delete_table"), ("confirm", "yes")]).await;
+    assert_eq!(location(&r), "/tables?done=table_deleted");
+    // The trash page shows both (escaped); restore the table from it.
+    let trash = a.get("/tables/trash").await.text().await.unwrap();
+    assert!(trash.contains("窓口 &#60;b&#62;"), "{trash}");
+    assert!(!trash.contains("秘密メモ"), "a trashed table's trashed field comes back with it, not alone");
+    let r = a.post_form("/tables/trash", &[("action", "purge"), ("table", &tid), ("field", "")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "purging needs the tick");
+    let r = a.post_form("/tables/trash", &[("action", "restore"), ("table", &tid), ("field", "")]).await;
+    assert_eq!(location(&r), "/tables/trash?done=restored");
+    assert_eq!(a.get(&format!("/tables/{tid}")).await.status(), StatusCode::OK);
+    assert!(a.get("/tables/trash").await.text().await.unwrap().contains("秘密メモ"));
+    assert_eq!(cast.member.get("/tables/trash").await.status(), StatusCode::FORBIDDEN);
+}

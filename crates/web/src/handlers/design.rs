@@ -1,0 +1,505 @@
+//! The design of a table after it is built: rename and describe the table, rename and reorder
+//! its fields, delete fields (design right on the table) and tables (administrators), and the
+//! trash from which deleted tables and fields are restored, or purged, within
+//! [`TRASH_DAYS`](daicho_domain::table::TRASH_DAYS) days. A deleted field disappears from every
+//! page, list, search and export at once; its values stay in its column until it is purged.
+
+use askama::Template;
+use axum::Json;
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use daicho_domain::access::Design;
+use daicho_domain::table::{Name, TRASH_DAYS, TableDef};
+use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, Outcome, TableId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ctx::{Ctx, EventExt};
+use crate::error::{AppError, AppResult};
+use crate::handlers::api::ApiBody;
+use crate::handlers::tables::table_json;
+use crate::middleware::redirect_see_other;
+use crate::session::Auth;
+use crate::state::AppState;
+use crate::tablecap::OpenTable;
+use crate::views::{Errors, Page, render, render_status};
+
+fn field_of(t: &TableDef, key: &str) -> AppResult<FieldId> {
+    t.fields.iter().find(|f| f.id.to_string() == key || f.name.as_str() == key).map(|f| f.id).ok_or(AppError::NotFound)
+}
+
+fn invalid(field: &'static str, code: &'static str) -> AppError {
+    AppError::Invalid(FieldErrors::single(field, code))
+}
+
+async fn update_table_op(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    open: &OpenTable,
+    name: Option<&str>,
+    description: Option<&str>,
+) -> AppResult<TableDef> {
+    let scope = auth.table_right::<Design>(state, ctx, open).await?;
+    let name = name.map(Name::parse).transpose().map_err(|c| invalid("name", c))?;
+    if description.is_some_and(|d| d.chars().count() > 2000) {
+        return Err(invalid("description", "too_long"));
+    }
+    let mut details = Vec::new();
+    if let Some(n) = &name {
+        details.push(format!("name: {} -> {}", open.def.name.as_str(), n.as_str()));
+    }
+    if description.is_some() {
+        details.push("description changed".to_owned());
+    }
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::TableUpdate, Outcome::Success)
+        .target(format!("table:{}", open.def.id))
+        .details(details.join("; "));
+    Ok(state.store.update_table(&scope, name, description.map(str::to_owned), ev).await?)
+}
+
+async fn rename_field_op(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    open: &OpenTable,
+    field: &str,
+    name: &str,
+) -> AppResult<TableDef> {
+    let scope = auth.table_right::<Design>(state, ctx, open).await?;
+    let id = field_of(&open.def, field)?;
+    let name = Name::parse(name).map_err(|c| invalid("name", c))?;
+    let old = open.def.fields.iter().find(|f| f.id == id).map(|f| f.name.as_str().to_owned()).unwrap_or_default();
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::FieldUpdate, Outcome::Success)
+        .target(format!("table:{} field:{id}", open.def.id))
+        .details(format!("name: {old} -> {}", name.as_str()));
+    Ok(state.store.rename_field(&scope, id, name, ev).await?)
+}
+
+async fn reorder_op(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    open: &OpenTable,
+    order: Vec<FieldId>,
+) -> AppResult<TableDef> {
+    let scope = auth.table_right::<Design>(state, ctx, open).await?;
+    if !daicho_store::guard::is_permutation(&open.def, &order) {
+        return Err(invalid("fields", "not_every_field"));
+    }
+    let names: Vec<&str> =
+        order.iter().filter_map(|id| open.def.fields.iter().find(|f| f.id == *id).map(|f| f.name.as_str())).collect();
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::FieldReorder, Outcome::Success)
+        .target(format!("table:{}", open.def.id))
+        .details(names.join(", "));
+    Ok(state.store.reorder_fields(&scope, order, ev).await?)
+}
+
+async fn delete_field_op(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTable, field: &str) -> AppResult<()> {
+    let scope = auth.table_right::<Design>(state, ctx, open).await?;
+    let id = field_of(&open.def, field)?;
+    let name = open.def.fields.iter().find(|f| f.id == id).map(|f| f.name.as_str().to_owned()).unwrap_or_default();
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::FieldDelete, Outcome::Success)
+        .target(format!("table:{} field:{id}", open.def.id))
+        .details(format!("{name} (to the trash for {TRASH_DAYS} days)"));
+    Ok(state.store.trash_field(&scope, id, ev).await?)
+}
+
+async fn delete_table_op(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTable) -> AppResult<()> {
+    let scope = auth.authorize::<ManageDesign>(state, ctx).await?;
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::TableDelete, Outcome::Success)
+        .target(format!("table:{}", open.def.id))
+        .details(format!("{} (to the trash for {TRASH_DAYS} days)", open.def.name.as_str()));
+    Ok(state.store.trash_table(&scope, open.def.id, ev).await?)
+}
+
+/// A trash entry named by its table id and, for a field, its field id.
+fn trash_target(table: &str, field: Option<&str>) -> AppResult<(TableId, Option<FieldId>)> {
+    let t = table.parse::<TableId>().map_err(|_| AppError::NotFound)?;
+    let f =
+        field.filter(|f| !f.is_empty()).map(|f| f.parse::<FieldId>().map_err(|_| AppError::NotFound)).transpose()?;
+    Ok((t, f))
+}
+
+async fn restore_op(state: &AppState, ctx: &Ctx, auth: &Auth, table: &str, field: Option<&str>) -> AppResult<()> {
+    let scope = auth.authorize::<ManageDesign>(state, ctx).await?;
+    let (t, f) = trash_target(table, field)?;
+    let (action, target) = match f {
+        Some(f) => (AuditAction::FieldRestore, format!("table:{t} field:{f}")),
+        None => (AuditAction::TableRestore, format!("table:{t}")),
+    };
+    let ev = ctx.event_by(&auth.principal, action, Outcome::Success).target(target);
+    Ok(state.store.restore(&scope, t, f, ev).await?)
+}
+
+async fn purge_op(state: &AppState, ctx: &Ctx, auth: &Auth, table: &str, field: Option<&str>) -> AppResult<()> {
+    let scope = auth.authorize::<ManageDesign>(state, ctx).await?;
+    let (t, f) = trash_target(table, field)?;
+    let (action, target) = match f {
+        Some(f) => (AuditAction::FieldPurge, format!("table:{t} field:{f}")),
+        None => (AuditAction::TablePurge, format!("table:{t}")),
+    };
+    let ev = ctx.event_by(&auth.principal, action, Outcome::Success).target(target).details("deleted for good");
+    Ok(state.store.purge(&scope, t, f, ev).await?)
+}
+
+fn trash_json(items: &[daicho_store::TrashItem]) -> Value {
+    let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    json!({
+        "days": TRASH_DAYS,
+        "items": items.iter().map(|i| json!({
+            "table": i.table,
+            "table_name": i.table_name,
+            "field": i.field.as_ref().map(|(id, _)| id),
+            "field_name": i.field.as_ref().map(|(_, n)| n),
+            "deleted_at": fmt(i.deleted_at),
+            "deleted_by": i.deleted_by,
+            "purge_after": fmt(i.deleted_at + time::Duration::days(TRASH_DAYS)),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+// --- JSON API ---
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TableUpdateBody {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+pub async fn api_update_table(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    body: ApiBody,
+) -> AppResult<Json<Value>> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let b: TableUpdateBody = body.parse()?;
+    let t = update_table_op(&state, &ctx, &auth, &open, b.name.as_deref(), b.description.as_deref()).await?;
+    Ok(Json(json!({"table": table_json(&t)})))
+}
+
+pub async fn api_delete_table(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+) -> AppResult<StatusCode> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    delete_table_op(&state, &ctx, &auth, &open).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldUpdateBody {
+    name: String,
+}
+
+pub async fn api_update_field(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, fid)): Path<(String, String)>,
+    body: ApiBody,
+) -> AppResult<Json<Value>> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let b: FieldUpdateBody = body.parse()?;
+    let t = rename_field_op(&state, &ctx, &auth, &open, &fid, &b.name).await?;
+    Ok(Json(json!({"table": table_json(&t)})))
+}
+
+pub async fn api_delete_field(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, fid)): Path<(String, String)>,
+) -> AppResult<StatusCode> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    delete_field_op(&state, &ctx, &auth, &open, &fid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderBody {
+    fields: Vec<String>,
+}
+
+pub async fn api_reorder(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    body: ApiBody,
+) -> AppResult<Json<Value>> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let b: OrderBody = body.parse()?;
+    let mut order = Vec::new();
+    for f in &b.fields {
+        order.push(field_of(&open.def, f).map_err(|_| invalid("fields", "unknown_field"))?);
+    }
+    let t = reorder_op(&state, &ctx, &auth, &open, order).await?;
+    Ok(Json(json!({"table": table_json(&t)})))
+}
+
+pub async fn api_trash(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Json<Value>> {
+    let scope = auth.authorize::<ManageDesign>(&state, &ctx).await?;
+    Ok(Json(trash_json(&state.store.list_trash(&scope).await?)))
+}
+
+pub async fn api_restore_table(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+) -> AppResult<StatusCode> {
+    restore_op(&state, &ctx, &auth, &tid, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn api_restore_field(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, fid)): Path<(String, String)>,
+) -> AppResult<StatusCode> {
+    restore_op(&state, &ctx, &auth, &tid, Some(&fid)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn api_purge_table(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+) -> AppResult<StatusCode> {
+    purge_op(&state, &ctx, &auth, &tid, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn api_purge_field(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, fid)): Path<(String, String)>,
+) -> AppResult<StatusCode> {
+    purge_op(&state, &ctx, &auth, &tid, Some(&fid)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- pages ---
+
+pub struct FieldRow {
+    pub id: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub first: bool,
+    pub last: bool,
+}
+
+#[derive(Template)]
+#[template(path = "tables/design.html")]
+struct DesignPage {
+    p: Page,
+    id: String,
+    name: String,
+    description: String,
+    fields: Vec<FieldRow>,
+    errors: Errors,
+    can_delete_table: bool,
+    trash_days: i64,
+}
+
+fn design_page(auth: &Auth, ctx: &Ctx, t: &TableDef, errors: Errors, done: Option<&str>) -> DesignPage {
+    let n = t.fields.len();
+    DesignPage {
+        p: Page::for_user(auth, "design.title", "tables", &ctx.request_id).with_flash(done),
+        id: t.id.to_string(),
+        name: t.name.as_str().to_owned(),
+        description: t.description.clone(),
+        fields: t
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| FieldRow {
+                id: f.id.to_string(),
+                name: f.name.as_str().to_owned(),
+                kind: crate::handlers::table_pages::kind_label(&f.kind),
+                first: i == 0,
+                last: i + 1 == n,
+            })
+            .collect(),
+        errors,
+        can_delete_table: auth.principal.authorize::<ManageDesign>().is_ok(),
+        trash_days: TRASH_DAYS,
+    }
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    axum::extract::Query(pairs): axum::extract::Query<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let _scope = auth.table_right::<Design>(&state, &ctx, &open).await?;
+    let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
+    Ok(render(&design_page(&auth, &ctx, &open.def, Errors::default(), done)))
+}
+
+/// One form for every design action: `action` = settings (name, description), rename (field,
+/// name), up / down (field), delete_field (field, confirm), delete_table (confirm).
+pub async fn submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path(tid): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
+    let back = |done: &str| redirect_see_other(&format!("/tables/{}/design?done={done}", open.def.id));
+    let confirmed = get("confirm") == "yes";
+    let result = match get("action") {
+        "settings" => update_table_op(&state, &ctx, &auth, &open, Some(get("name")), Some(get("description")))
+            .await
+            .map(|_| "saved"),
+        "rename" => {
+            let field = get("field");
+            let name = pairs.iter().find(|(k, _)| *k == format!("name_{field}")).map(|(_, v)| v.as_str()).unwrap_or("");
+            rename_field_op(&state, &ctx, &auth, &open, field, name).await.map(|_| "field_renamed")
+        }
+        dir @ ("up" | "down") => {
+            let mut order: Vec<FieldId> = open.def.fields.iter().map(|f| f.id).collect();
+            let at = order.iter().position(|f| f.to_string() == get("field")).ok_or(AppError::NotFound)?;
+            let to = if dir == "up" { at.checked_sub(1) } else { Some(at + 1).filter(|t| *t < order.len()) };
+            match to {
+                Some(to) => {
+                    order.swap(at, to);
+                    reorder_op(&state, &ctx, &auth, &open, order).await.map(|_| "fields_reordered")
+                }
+                None => Ok("fields_reordered"),
+            }
+        }
+        "delete_field" if !confirmed => Err(invalid("confirm", "confirm_required")),
+        "delete_field" => delete_field_op(&state, &ctx, &auth, &open, get("field")).await.map(|_| "field_deleted"),
+        "delete_table" if !confirmed => Err(invalid("confirm", "confirm_required")),
+        "delete_table" => {
+            delete_table_op(&state, &ctx, &auth, &open).await?;
+            return Ok(redirect_see_other("/tables?done=table_deleted"));
+        }
+        _ => Err(AppError::BadRequest("bad_action")),
+    };
+    match result {
+        Ok(done) => Ok(back(done)),
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
+            let open = auth.open_table(&state, &ctx, &tid).await?;
+            let page = design_page(&auth, &ctx, &open.def, Errors(e), None);
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub struct TrashRow {
+    pub table: String,
+    pub table_name: String,
+    pub field: String,
+    pub field_name: String,
+    pub deleted_at: String,
+    pub deleted_by: String,
+    pub purge_after: String,
+}
+
+#[derive(Template)]
+#[template(path = "tables/trash.html")]
+struct TrashPage {
+    p: Page,
+    rows: Vec<TrashRow>,
+    trash_days: i64,
+    errors: Errors,
+}
+
+async fn trash_page_for(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    errors: Errors,
+    done: Option<&str>,
+) -> AppResult<TrashPage> {
+    let scope = auth.authorize::<ManageDesign>(state, ctx).await?;
+    let items = state.store.list_trash(&scope).await?;
+    let uses = auth.authorize::<daicho_domain::UseTables>(state, ctx).await?;
+    let people = state.store.directory(&uses).await?;
+    let who = |id: &str| {
+        people
+            .iter()
+            .find(|(u, _, _)| u.to_string() == id)
+            .map(|(_, login, name)| format!("{name} ({})", login.as_str()))
+            .unwrap_or_else(|| id.to_owned())
+    };
+    let fmt = crate::views::fmt_time;
+    Ok(TrashPage {
+        p: Page::for_user(auth, "trash.title", "tables", &ctx.request_id).with_flash(done),
+        rows: items
+            .iter()
+            .map(|i| TrashRow {
+                table: i.table.to_string(),
+                table_name: i.table_name.clone(),
+                field: i.field.as_ref().map(|(f, _)| f.to_string()).unwrap_or_default(),
+                field_name: i.field.as_ref().map(|(_, n)| n.clone()).unwrap_or_default(),
+                deleted_at: fmt(i.deleted_at),
+                deleted_by: who(&i.deleted_by),
+                purge_after: fmt(i.deleted_at + time::Duration::days(TRASH_DAYS)),
+            })
+            .collect(),
+        trash_days: TRASH_DAYS,
+        errors,
+    })
+}
+
+pub async fn trash_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    axum::extract::Query(pairs): axum::extract::Query<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
+    Ok(render(&trash_page_for(&state, &ctx, &auth, Errors::default(), done).await?))
+}
+
+/// `action` = restore or purge (with `confirm=yes`), for `table` and optionally `field`.
+pub async fn trash_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let _scope = auth.authorize::<ManageDesign>(&state, &ctx).await?;
+    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
+    let field = Some(get("field")).filter(|f| !f.is_empty());
+    let result = match get("action") {
+        "restore" => restore_op(&state, &ctx, &auth, get("table"), field).await.map(|_| "restored"),
+        "purge" if get("confirm") != "yes" => Err(invalid("confirm", "confirm_required")),
+        "purge" => purge_op(&state, &ctx, &auth, get("table"), field).await.map(|_| "purged"),
+        _ => Err(AppError::BadRequest("bad_action")),
+    };
+    match result {
+        Ok(done) => Ok(redirect_see_other(&format!("/tables/trash?done={done}"))),
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
+            let page = trash_page_for(&state, &ctx, &auth, Errors(e), None).await?;
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(e),
+    }
+}
