@@ -419,6 +419,14 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
                 ("顧客 Customer", FieldKind::Text, rules(false, false)),
                 ("内容 Details", FieldKind::Multiline, rules(false, false)),
                 ("状態 Status", choice(&["未対応", "対応中", "完了"]), rules(true, false)),
+                ("受付番号 No.", FieldKind::AutoNumber { prefix: "Q-".into(), digits: 5 }, rules(false, false)),
+                (
+                    "タグ Tags",
+                    FieldKind::MultiChoice {
+                        choices: ["至急", "見積", "クレーム", "Web"].iter().map(|s| s.to_string()).collect(),
+                    },
+                    rules(false, false),
+                ),
             ],
         ),
     ];
@@ -527,6 +535,15 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
             (q[1], text(customers[(i * 3) % customers.len()].clone())),
             (q[2], text("お世話になっております。\n詳細はお電話でご相談させてください。\nThank you.".into())),
             (q[3], text(["未対応", "対応中", "完了"][i % 3].into())),
+            // q[4] is the auto-number, given by the database.
+            (
+                q[5],
+                if i % 5 == 4 {
+                    Cell::Null
+                } else {
+                    text(["至急", "見積\nWeb", "クレーム", "至急\nWeb"][i % 4].into())
+                },
+            ),
         ]);
     }
     let mut total = 0;

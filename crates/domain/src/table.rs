@@ -56,6 +56,18 @@ pub enum FieldKind {
     Choice {
         choices: Vec<String>,
     },
+    /// Any number of `choices`, stored in the order of the list, one per line.
+    MultiChoice {
+        choices: Vec<String>,
+    },
+    /// A number given to each record when it is created (its record number), shown with a
+    /// prefix and at least `digits` digits (`INV-000042`); never written by anyone.
+    AutoNumber {
+        #[serde(default)]
+        prefix: String,
+        #[serde(default = "default_digits")]
+        digits: u8,
+    },
     Email,
     Url,
     /// A telephone number: digits, spaces, `+ - ( )`, at most 30 characters.
@@ -70,6 +82,10 @@ pub enum FieldKind {
     },
 }
 
+fn default_digits() -> u8 {
+    6
+}
+
 /// How a kind is stored: the storage layer maps these to column types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Storage {
@@ -81,9 +97,11 @@ pub enum Storage {
 impl FieldKind {
     pub fn storage(&self) -> Storage {
         match self {
-            FieldKind::Integer | FieldKind::Decimal { .. } | FieldKind::DateTime | FieldKind::Link { .. } => {
-                Storage::Int
-            }
+            FieldKind::Integer
+            | FieldKind::Decimal { .. }
+            | FieldKind::DateTime
+            | FieldKind::Link { .. }
+            | FieldKind::AutoNumber { .. } => Storage::Int,
             FieldKind::Checkbox => Storage::Bool,
             _ => Storage::Text,
         }
@@ -104,7 +122,14 @@ impl FieldKind {
             FieldKind::Phone => "phone",
             FieldKind::User => "user",
             FieldKind::Link { .. } => "link",
+            FieldKind::MultiChoice { .. } => "multi_choice",
+            FieldKind::AutoNumber { .. } => "auto_number",
         }
+    }
+
+    /// Whether values of this kind are set by Daicho, never by a user.
+    pub fn is_generated(&self) -> bool {
+        matches!(self, FieldKind::AutoNumber { .. })
     }
 }
 
@@ -119,6 +144,8 @@ pub struct FieldRules {
     /// Bounds for integer and decimal fields, in the field's own unit (decimals as text).
     pub min: Option<String>,
     pub max: Option<String>,
+    /// The value a new record gets when none is given (as it would be typed).
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,7 +187,7 @@ impl FieldDef {
         let mut e = FieldErrors::new();
         match kind {
             FieldKind::Decimal { scale } if *scale > 6 => e.push("scale", "out_of_range"),
-            FieldKind::Choice { choices } => {
+            FieldKind::Choice { choices } | FieldKind::MultiChoice { choices } => {
                 if choices.is_empty() || choices.len() > MAX_CHOICES {
                     e.push("choices", "out_of_range");
                 }
@@ -174,6 +201,17 @@ impl FieldDef {
                         e.push("choices", "duplicate_choice");
                         break;
                     }
+                }
+            }
+            FieldKind::AutoNumber { prefix, digits } => {
+                if *digits > 12 {
+                    e.push("digits", "out_of_range");
+                }
+                if !prefix.is_empty() && (prefix.chars().count() > 20 || prefix.chars().any(char::is_control)) {
+                    e.push("prefix", "out_of_range");
+                }
+                if rules.required || rules.unique || rules.default.is_some() {
+                    e.push("rules", "not_for_this_type");
                 }
             }
             _ => {}
@@ -196,8 +234,23 @@ impl FieldDef {
                 }
             }
         }
-        if rules.unique && matches!(kind, FieldKind::Checkbox | FieldKind::Multiline) {
+        if rules.unique && matches!(kind, FieldKind::Checkbox | FieldKind::Multiline | FieldKind::MultiChoice { .. }) {
             e.push("unique", "not_for_this_type");
+        }
+        if let Some(d) = &rules.default {
+            let probe = FieldDef {
+                id: crate::ids::FieldId::new_random(),
+                name: Name(String::from("default")),
+                kind: kind.clone(),
+                rules: FieldRules { required: false, unique: false, default: None, ..rules.clone() },
+                position: 0,
+            };
+            let ok = !matches!(kind, FieldKind::User | FieldKind::Link { .. })
+                && d.chars().count() <= 1000
+                && probe.parse(&Json::String(d.clone())).is_ok();
+            if !ok {
+                e.push("default", "bad_default");
+            }
         }
         if e.is_empty() { Ok(()) } else { Err(e) }
     }
@@ -216,6 +269,7 @@ impl FieldDef {
         let empty = match v {
             Json::Null => true,
             Json::String(s) => s.trim().is_empty(),
+            Json::Array(a) => a.is_empty(),
             _ => false,
         };
         if empty {
@@ -234,6 +288,12 @@ impl FieldDef {
                 _ => Err("wrong_type"),
             }
         };
+        if let FieldKind::MultiChoice { choices } = &self.kind {
+            return multi_choice(choices, v);
+        }
+        if self.kind.is_generated() {
+            return Err("read_only");
+        }
         let cell = match &self.kind {
             FieldKind::Text | FieldKind::Multiline => {
                 let s = text()?;
@@ -329,6 +389,8 @@ impl FieldDef {
                 };
                 Cell::Int(n.filter(|n| *n > 0).ok_or("unknown_record")?)
             }
+            // Handled above.
+            FieldKind::MultiChoice { .. } | FieldKind::AutoNumber { .. } => return Err("read_only"),
         };
         if let Cell::Int(n) = cell
             && matches!(self.kind, FieldKind::Integer | FieldKind::Decimal { .. })
@@ -355,11 +417,44 @@ impl FieldDef {
                     .map(Json::String)
                     .unwrap_or(Json::Null)
             }
+            (Cell::Int(n), FieldKind::AutoNumber { prefix, digits }) => {
+                Json::String(format!("{prefix}{n:0width$}", width = usize::from(*digits)))
+            }
             (Cell::Int(n), _) => Json::from(*n),
             (Cell::Bool(b), _) => Json::Bool(*b),
+            (Cell::Text(s), FieldKind::MultiChoice { .. }) => {
+                Json::Array(s.split('\n').filter(|c| !c.is_empty()).map(|c| Json::String(c.to_owned())).collect())
+            }
             (Cell::Text(s), _) => Json::String(s.clone()),
         }
     }
+}
+
+/// A multiple-choice value: a JSON list of choices, or text with one choice per line (as
+/// Excel and kintone write them in CSV), or separated by commas; stored in the order of the
+/// field's list, one per line, each at most once.
+fn multi_choice(choices: &[String], v: &Json) -> Result<Cell, &'static str> {
+    let given: Vec<String> = match v {
+        Json::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(|s| s.trim().to_owned()).ok_or("wrong_type"))
+            .collect::<Result<_, _>>()?,
+        Json::String(s) => {
+            let lines: Vec<String> = s.lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect();
+            let known = |l: &String| choices.iter().any(|c| c.trim() == l);
+            if lines.iter().all(known) {
+                lines
+            } else {
+                s.split([',', '\n']).map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()
+            }
+        }
+        _ => return Err("wrong_type"),
+    };
+    if given.iter().any(|g| !choices.iter().any(|c| c.trim() == g.as_str())) {
+        return Err("choice");
+    }
+    let picked: Vec<&str> = choices.iter().map(|c| c.trim()).filter(|c| given.iter().any(|g| g == c)).collect();
+    Ok(if picked.is_empty() { Cell::Null } else { Cell::Text(picked.join("\n")) })
 }
 
 /// Parses "-12.345" with at most `scale` decimals into an integer scaled by 10^scale, exactly.
@@ -545,6 +640,8 @@ pub struct Filter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FilterOp {
     Eq(Cell),
+    /// A multiple-choice value includes any of these choices.
+    Includes(Vec<String>),
     Contains(String),
     StartsWith(String),
     Gt(Cell),
@@ -565,6 +662,39 @@ impl FieldDef {
             Cell::Null => Err("required"),
             c => Ok(c),
         };
+        // A multiple choice matches a record that has the choice (or any of them).
+        if let FieldKind::MultiChoice { choices } = &self.kind {
+            let one = |s: &str| {
+                let s = s.trim();
+                choices.iter().find(|c| c.trim() == s).map(|c| c.trim().to_owned()).ok_or("choice")
+            };
+            let op = match op {
+                "eq" => FilterOp::Includes(vec![one(operand)?]),
+                "any_of" => FilterOp::Includes(operand.split(',').map(one).collect::<Result<_, _>>()?),
+                "empty" => FilterOp::Empty,
+                "not_empty" => FilterOp::NotEmpty,
+                _ => return Err("bad_operator"),
+            };
+            return Ok(Filter { field: self.id, op });
+        }
+        // The record number: "INV-000042" or "42".
+        if let FieldKind::AutoNumber { prefix, .. } = &self.kind {
+            let n = |s: &str| -> Result<Cell, &'static str> {
+                let s = s.trim();
+                let digits = s.strip_prefix(prefix.as_str()).unwrap_or(s);
+                digits.parse::<i64>().map(Cell::Int).map_err(|_| "not_a_number")
+            };
+            let op = match op {
+                "eq" => FilterOp::Eq(n(operand)?),
+                "gt" => FilterOp::Gt(n(operand)?),
+                "gte" => FilterOp::Gte(n(operand)?),
+                "lt" => FilterOp::Lt(n(operand)?),
+                "lte" => FilterOp::Lte(n(operand)?),
+                "any_of" => FilterOp::AnyOf(operand.split(',').map(n).collect::<Result<_, _>>()?),
+                _ => return Err("bad_operator"),
+            };
+            return Ok(Filter { field: self.id, op });
+        }
         let textual = self.kind.storage() == Storage::Text && !matches!(self.kind, FieldKind::Date | FieldKind::User);
         let ordered =
             matches!(self.kind, FieldKind::Integer | FieldKind::Decimal { .. } | FieldKind::Date | FieldKind::DateTime);
@@ -596,6 +726,7 @@ impl FieldDef {
             FieldKind::Text
                 | FieldKind::Multiline
                 | FieldKind::Choice { .. }
+                | FieldKind::MultiChoice { .. }
                 | FieldKind::Email
                 | FieldKind::Url
                 | FieldKind::Phone

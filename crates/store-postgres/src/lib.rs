@@ -912,6 +912,22 @@ impl Store for PgStore {
                     FilterOp::NotEmpty => {
                         qb.push(format!(" AND {col} IS NOT NULL"));
                     }
+                    FilterOp::Includes(values) => {
+                        // Stored one choice per line: the whole value, or a first, last or
+                        // middle line.
+                        qb.push(" AND (1 = 0");
+                        for v in values {
+                            let e = like_escape(v);
+                            qb.push(format!(" OR {col} = "));
+                            qb.push_bind(v.clone());
+                            for pattern in [format!("{e}\n%"), format!("%\n{e}"), format!("%\n{e}\n%")] {
+                                qb.push(format!(" OR {col} LIKE "));
+                                qb.push_bind(pattern);
+                                qb.push(" ESCAPE '\\'");
+                            }
+                        }
+                        qb.push(")");
+                    }
                     FilterOp::AnyOf(values) => {
                         qb.push(format!(" AND {col} IN ("));
                         for (i, v) in values.iter().enumerate() {
@@ -1920,7 +1936,9 @@ impl Store for PgStore {
                 .iter()
                 .map(|c| (*c).to_owned())
                 .collect();
-        cols.extend(def.fields.iter().map(|f| ut::field_ident(f.id)));
+        // Auto-numbers are computed by the database from the id.
+        let written: Vec<&FieldDef> = def.fields.iter().filter(|f| !f.kind.is_generated()).collect();
+        cols.extend(written.iter().map(|f| ut::field_ident(f.id)));
         let params: Vec<String> = (1..=cols.len()).map(ph).collect();
         let sql =
             format!("INSERT INTO {} ({}) VALUES ({})", ut::table_ident(table), cols.join(", "), params.join(", "));
@@ -1934,7 +1952,7 @@ impl Store for PgStore {
                 .bind(ms(r.updated_at))
                 .bind(&r.updated_by)
                 .bind(search_text(&def, &r.cells));
-            for f in &def.fields {
+            for f in &written {
                 let cell = r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| c).unwrap_or(&Cell::Null);
                 q = bind_cell_q(q, cell, f.kind.storage());
             }
@@ -3142,6 +3160,8 @@ async fn add_column(tx: &mut Transaction<'static, Postgres>, table: TableId, fie
         Storage::Int => INT_TYPE,
         Storage::Bool => BOOL_TYPE,
     };
+    // An auto-number is the record number, computed by the database from the id.
+    let col_type = if field.kind.is_generated() { "BIGINT GENERATED ALWAYS AS (id) STORED" } else { col_type };
     let ddl = format!("ALTER TABLE {} ADD COLUMN {} {col_type}", ut::table_ident(table), ut::field_ident(field.id));
     sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
     if !matches!(field.kind, daicho_domain::table::FieldKind::Multiline) && !field.rules.unique {

@@ -57,7 +57,7 @@ async fn sqlite_to(target_url: &str) {
     assert_eq!(count(&format!("records {}", tables.customers)), Some((29, 29)), "{report:?}");
     assert_eq!(count(&format!("records {}", tables.orders)), Some((5, 5)), "{report:?}");
     assert_eq!(count("user_tables"), Some((3, 3)));
-    assert_eq!(count("user_fields"), Some((8, 8)));
+    assert_eq!(count("user_fields"), Some((9, 9)));
     assert_eq!(count("user_groups"), Some((1, 1)));
     assert_eq!(count("group_members"), Some((1, 1)));
     assert_eq!(count("table_grants"), Some((2, 2)));
@@ -163,6 +163,7 @@ async fn build_tables(cast: &daicho_testkit::Cast) -> Tables {
     for (name, kind) in [
         ("顧客", json!({"type": "link", "table": customers, "show": company})),
         ("金額", json!({"type": "decimal", "scale": 2})),
+        ("受注番号", json!({"type": "auto_number", "prefix": "SO-", "digits": 4})),
     ] {
         let (s, v) = a.post_json(&format!("/api/v1/tables/{orders}/fields"), json!({"name": name, "kind": kind})).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -252,6 +253,7 @@ async fn check_tables(moved: &TestApp, admin: &daicho_testkit::Persona, t: &Tabl
     let first = &v["records"][4];
     assert_eq!(first["lookups"][&link], "株式会社テスト01", "{v}");
     assert_eq!(first["values"][&amount], "1000.50", "{v}");
+    assert_eq!(first["values"][&fid(&odef, "受注番号")], "SO-0001", "{v}");
     let (_, v) = admin.get_json(&format!("/api/v1/tables/{c}/views")).await;
     let view = v["views"][0]["id"].as_str().unwrap().to_owned();
     let (_, v) = admin.get_json(&format!("/api/v1/tables/{c}/records?view={view}&limit=1")).await;

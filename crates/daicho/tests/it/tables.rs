@@ -679,3 +679,127 @@ async fn several_sort_keys_with_empty_values_page_in_one_consistent_order() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["error"]["fields"][0]["code"], "unknown_field");
 }
+
+async fn add_record(a: &Persona, tid: &str, values: Value) -> (StatusCode, Value) {
+    a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({ "values": values })).await
+}
+
+async fn titles_of(a: &Persona, tid: &str, title: &str, q: &str) -> Vec<String> {
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?{q}")).await;
+    assert_eq!(s, StatusCode::OK, "{q}: {v}");
+    v["records"].as_array().unwrap().iter().map(|r| r["values"][title].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn multiple_choice_auto_number_and_default_values_work_through_api_form_csv_and_filters() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "問い合わせ"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (name, kind, rules) in [
+        ("件名", json!({"type": "text"}), json!({"required": true})),
+        ("番号", json!({"type": "auto_number", "prefix": "INQ-"}), json!({})),
+        ("タグ", json!({"type": "multi_choice", "choices": ["重要", "至急", "保留"]}), json!({})),
+        ("状態", json!({"type": "choice", "choices": ["新規", "対応中", "完了"]}), json!({"default": "新規"})),
+    ] {
+        let (s, v) = a
+            .post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": kind, "rules": rules}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let (title, number, tags, state) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    // Definitions that make no sense are refused.
+    for (kind, rules, code) in [
+        (json!({"type": "auto_number"}), json!({"unique": true}), "not_for_this_type"),
+        (json!({"type": "integer"}), json!({"default": "many"}), "bad_default"),
+        (json!({"type": "multi_choice", "choices": ["a"]}), json!({"unique": true}), "not_for_this_type"),
+    ] {
+        let (s, v) = a
+            .post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": "x", "kind": kind, "rules": rules}))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["error"]["fields"][0]["code"], code, "{v}");
+    }
+    let add = |values: Value| add_record(a, &tid, values);
+    let (s, v) = add(json!({"件名": "一件目", "タグ": ["至急", "重要"]})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["record"]["values"][tags], json!(["重要", "至急"]), "kept in the order of the list");
+    assert_eq!(v["record"]["values"][number], "INQ-000001");
+    assert_eq!(v["record"]["values"][state], "新規", "the default");
+    let (s, v) = add(json!({"件名": "二件目", "タグ": "保留", "状態": "完了"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["record"]["values"][tags], json!(["保留"]));
+    let (s, _) = add(json!({"件名": "三件目"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    for (values, code) in [
+        (json!({"件名": "x", "番号": "INQ-9"}), "read_only"),
+        (json!({"件名": "x", "タグ": ["重要", "無い"]}), "choice"),
+        (json!({"件名": "x", "タグ": [1]}), "wrong_type"),
+    ] {
+        let (s, v) = add(values.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{values}");
+        assert_eq!(v["error"]["fields"][0]["code"], code, "{values}");
+    }
+    // Filters, keyword and sort.
+    let list = |q: &'static str| titles_of(a, &tid, title, q);
+    assert_eq!(list("filter.eq.タグ=至急").await, ["一件目"]);
+    assert_eq!(list("filter.any_of.タグ=至急,保留&sort=番号&dir=asc").await, ["一件目", "二件目"]);
+    assert_eq!(list("filter.empty.タグ=").await, ["三件目"]);
+    assert_eq!(list("filter.eq.番号=INQ-000002").await, ["二件目"]);
+    assert_eq!(list("filter.gte.番号=2&sort=番号&dir=desc").await, ["三件目", "二件目"]);
+    assert_eq!(list("q=%E4%BF%9D%E7%95%99").await, ["二件目"]);
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.タグ=無い")).await;
+    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("choice")));
+    // The export writes one choice per line in a cell and the number with its prefix; reading the
+    // file back by the auto-number updates the same records, and without a key inserts new ones
+    // with new numbers.
+    let csv = a.get(&format!("/api/v1/tables/{tid}/export.csv?sort=番号&dir=asc")).await.text().await.unwrap();
+    assert!(csv.contains("一件目,INQ-000001,\"重要\n至急\",新規"), "{csv}");
+    let edited = csv.replace("二件目", "二件目(改)");
+    let (s, v) = import(a, &tid, "?key=番号", edited.into_bytes()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!((v["inserted"].as_i64(), v["updated"].as_i64()), (Some(0), Some(3)), "{v}");
+    assert_eq!(list("filter.eq.番号=2").await, ["二件目(改)"]);
+    let (s, v) = import(a, &tid, "", csv.into_bytes()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(list("filter.gt.番号=3&sort=番号&dir=asc").await, ["一件目", "二件目", "三件目"]);
+    // The record form: a checkbox per choice, the default preselected, the number shown, not editable.
+    let form = a.get(&format!("/tables/{tid}/records/new")).await.text().await.unwrap();
+    assert_eq!(form.matches(&format!("type=\"checkbox\" name=\"{tags}\"")).count(), 3, "{form}");
+    assert!(form.contains("<option value=\"新規\" selected>"));
+    assert!(!form.contains(&format!("name=\"{number}\"")), "the number is not an input");
+    let r = a
+        .post_form(
+            &format!("/tables/{tid}/records"),
+            &[(title.as_str(), "フォーム"), (tags.as_str(), "保留"), (tags.as_str(), "重要")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) =
+        a.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.件名=%E3%83%95%E3%82%A9%E3%83%BC%E3%83%A0")).await;
+    assert_eq!(v["records"][0]["values"][tags], json!(["重要", "保留"]));
+    let page = a.get(&format!("/tables/{tid}")).await.text().await.unwrap();
+    assert!(page.contains("重要, 保留") && page.contains("INQ-000007"), "the grid shows both");
+    // An auto-number added later numbers the existing records; deleting and purging it works.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": "連番", "kind": {"type": "auto_number", "digits": 3}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let late = v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?sort=連番&dir=asc&limit=1")).await;
+    assert_eq!(v["records"][0]["values"][&late], "001");
+    assert_eq!(
+        a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/fields/{late}"), json!({})).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (s, v) = a.send_json(Method::DELETE, &format!("/api/v1/trash/tables/{tid}/fields/{late}"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = add(json!({"件名": "最後"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}

@@ -240,6 +240,8 @@ struct ShowPage {
     /// For a new link field: every (table, field) it may show, as "table id:field id".
     link_targets: Vec<(String, String)>,
     f_link: String,
+    f_prefix: String,
+    f_default: String,
 }
 
 /// Which actions a page offers (each is checked again, by the engine, when used).
@@ -327,6 +329,7 @@ fn display(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(display).collect::<Vec<_>>().join(", "),
         Value::Bool(true) => "✓".into(),
         Value::Bool(false) => String::new(),
         other => other.to_string(),
@@ -350,6 +353,12 @@ pub struct NewFieldForm {
     /// For link fields: "table id:field id" of the record field to show.
     #[serde(default)]
     pub link: String,
+    /// For auto-numbers: the text before the number.
+    #[serde(default)]
+    pub prefix: String,
+    /// The value a new record gets when none is given.
+    #[serde(default)]
+    pub default: String,
 }
 
 const KINDS: &[(&str, &str)] = &[
@@ -361,11 +370,13 @@ const KINDS: &[(&str, &str)] = &[
     ("date_time", "kind.date_time"),
     ("checkbox", "kind.checkbox"),
     ("choice", "kind.choice"),
+    ("multi_choice", "kind.multi_choice"),
     ("email", "kind.email"),
     ("url", "kind.url"),
     ("phone", "kind.phone"),
     ("user", "kind.user"),
     ("link", "kind.link"),
+    ("auto_number", "kind.auto_number"),
 ];
 
 /// The i18n key of a field type's label.
@@ -558,6 +569,8 @@ async fn show_page(
             Vec::new()
         },
         f_link: f.link,
+        f_prefix: f.prefix,
+        f_default: f.default,
     })
 }
 
@@ -648,6 +661,10 @@ fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), Fi
         "choice" => Some(FieldKind::Choice {
             choices: f.choices.lines().map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
         }),
+        "multi_choice" => Some(FieldKind::MultiChoice {
+            choices: f.choices.lines().map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+        }),
+        "auto_number" => Some(FieldKind::AutoNumber { prefix: f.prefix.trim().to_owned(), digits: 6 }),
         "email" => Some(FieldKind::Email),
         "url" => Some(FieldKind::Url),
         "phone" => Some(FieldKind::Phone),
@@ -664,7 +681,12 @@ fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), Fi
             None
         }
     };
-    let rules = FieldRules { required: f.required.is_some(), unique: f.unique.is_some(), ..Default::default() };
+    let rules = FieldRules {
+        required: f.required.is_some(),
+        unique: f.unique.is_some(),
+        default: Some(f.default.trim().to_owned()).filter(|d| !d.is_empty()),
+        ..Default::default()
+    };
     if let Some(k) = &kind
         && let Err(e) = FieldDef::validate(k, &rules)
     {
@@ -730,6 +752,8 @@ pub struct InputField {
     /// Shown as text, not as an input: the user may see but not change it.
     pub read_only: bool,
     pub shown: String,
+    /// The ticked choices of a multiple choice.
+    pub selected: Vec<String>,
 }
 
 #[derive(Template)]
@@ -809,6 +833,8 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 FieldKind::DateTime => ("text", "text", "hint.date_time"),
                 FieldKind::Checkbox => ("checkbox", "text", ""),
                 FieldKind::Choice { .. } | FieldKind::User => ("select", "text", ""),
+                FieldKind::MultiChoice { .. } => ("checkboxes", "text", ""),
+                FieldKind::AutoNumber { .. } => ("text", "numeric", ""),
                 FieldKind::Link { .. } if spec.links.contains_key(&f.id) => ("select", "text", ""),
                 FieldKind::Link { .. } => ("text", "numeric", "hint.link"),
                 FieldKind::Email => ("email", "text", ""),
@@ -817,6 +843,10 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 FieldKind::Text => ("text", "text", ""),
             };
             let value = values.get(&key).map(display_input).unwrap_or_default();
+            let selected = match values.get(&key) {
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+                _ => Vec::new(),
+            };
             let shown = match values.get(&key) {
                 Some(v) => f.parse(v).map(|c| shown(f, &c, spec.users)).unwrap_or_else(|_| display(v)),
                 None => String::new(),
@@ -825,7 +855,8 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 value,
                 shown,
                 error: errors.get(&key),
-                read_only: !(spec.writes)(f.id),
+                read_only: !(spec.writes)(f.id) || f.kind.is_generated(),
+                selected,
                 key,
                 label: f.name.as_str().to_owned(),
                 input,
@@ -833,7 +864,9 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 hint,
                 required: f.rules.required,
                 choices: match &f.kind {
-                    FieldKind::Choice { choices } => choices.iter().map(|c| (c.clone(), c.clone())).collect(),
+                    FieldKind::Choice { choices } | FieldKind::MultiChoice { choices } => {
+                        choices.iter().map(|c| (c.trim().to_owned(), c.clone())).collect()
+                    }
                     FieldKind::User => spec
                         .users
                         .iter()
@@ -859,11 +892,15 @@ fn display_input(v: &Value) -> String {
 /// unticked checkbox is absent from a form, so every writable checkbox field is set explicitly.
 fn form_values(t: &TableDef, pairs: &[(String, String)], writes: &dyn Fn(FieldId) -> bool) -> Map<String, Value> {
     let mut m = Map::new();
-    for f in t.fields.iter().filter(|f| writes(f.id)) {
+    for f in t.fields.iter().filter(|f| writes(f.id) && !f.kind.is_generated()) {
         let key = f.id.to_string();
         let v = pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
         let value = match f.kind {
             FieldKind::Checkbox => Value::Bool(v.is_some()),
+            // One checkbox per choice: every ticked one arrives under the field's key.
+            FieldKind::MultiChoice { .. } => {
+                Value::Array(pairs.iter().filter(|(k, _)| *k == key).map(|(_, v)| Value::String(v.clone())).collect())
+            }
             _ => v.map(Value::String).unwrap_or(Value::Null),
         };
         m.insert(key, value);
@@ -900,7 +937,16 @@ pub async fn new_record(
     let links = link_choices(&state, &ctx, &auth, &t).await?;
     let spec =
         FormSpec { t: &t, writes: &|f| scope.writes(f), users: &users, links, can_save: true, can_delete: false };
-    Ok(render(&record_page(&auth, &ctx, &spec, None, &Map::new(), Errors::default(), false)))
+    // The form starts with each field's default value.
+    let mut defaults = Map::new();
+    for f in &t.fields {
+        if let Some(d) = &f.rules.default
+            && let Ok(c) = f.parse(&Value::String(d.clone()))
+        {
+            defaults.insert(f.id.to_string(), f.present(&c));
+        }
+    }
+    Ok(render(&record_page(&auth, &ctx, &spec, None, &defaults, Errors::default(), false)))
 }
 
 pub async fn create_record(

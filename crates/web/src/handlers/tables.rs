@@ -241,15 +241,23 @@ pub(crate) fn parse_values(
     }
     for f in &t.fields {
         let v = values.get(&f.id.to_string()).or_else(|| values.get(f.name.as_str()));
+        if f.kind.is_generated() {
+            if v.is_some_and(|v| !v.is_null()) {
+                errs.push_owned(f.id.to_string(), "read_only");
+            }
+            continue;
+        }
         if !writes(f.id) {
             if v.is_some() {
                 errs.push_owned(f.id.to_string(), "read_only");
             }
             continue;
         }
+        // A new record gets a field's default when no value is given for it.
+        let default = f.rules.default.clone().map(Value::String);
         let v = match (v, all) {
             (Some(v), _) => v,
-            (None, true) => &Value::Null,
+            (None, true) => default.as_ref().unwrap_or(&Value::Null),
             (None, false) => continue,
         };
         match f.parse(v) {
@@ -841,6 +849,8 @@ pub async fn export_records(
                     let s = match v {
                         Value::Null => String::new(),
                         Value::String(s) => s,
+                        // A multiple choice: one choice per line in the cell, as Excel shows it.
+                        Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n"),
                         Value::Bool(b) => {
                             if b {
                                 "TRUE".into()
@@ -942,7 +952,7 @@ pub(crate) async fn import_csv(
                 .iter()
                 .find(|f| f.id.to_string() == k || f.name.as_str() == k)
                 .ok_or_else(|| bad("key", "unknown_field"))?;
-            if !f.rules.unique {
+            if !f.rules.unique && !f.kind.is_generated() {
                 return Err(bad("key", "key_not_unique"));
             }
             // Finding the records to update means reading them: that takes view.
@@ -1008,6 +1018,11 @@ pub(crate) async fn import_csv(
             }
             None => None,
         };
+        // Auto-numbers in the file (an export read back) are not written: they are the record's.
+        let mut values = values;
+        for f in columns.iter().filter(|f| f.kind.is_generated()) {
+            values.remove(&f.id.to_string());
+        }
         match parse_values(t, &values, existing.is_none(), &|f| scope.writes(f)) {
             Ok(cells) => match existing {
                 Some(id) => updates.push((id, cells)),
