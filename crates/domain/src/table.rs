@@ -430,6 +430,32 @@ impl FieldDef {
     }
 }
 
+/// Kinds a field may be changed into: not a link, user or auto-number (their values would
+/// need checks against other tables, the directory or the database), and not from an
+/// auto-number.
+pub fn retype_allowed(from: &FieldKind, to: &FieldKind) -> bool {
+    !from.is_generated() && !matches!(to, FieldKind::Link { .. } | FieldKind::User | FieldKind::AutoNumber { .. })
+}
+
+/// Converts a stored value of field `old` into one of field `new` (same field, new type), as if
+/// the value had been typed again: numbers, dates and choices as text, checkboxes as true or
+/// false, multiple choices one per line. The error code says why a value does not convert.
+pub fn convert(old: &FieldDef, new: &FieldDef, c: &Cell) -> Result<Cell, &'static str> {
+    let text = match old.present(c) {
+        Json::Null => return new.parse(&Json::Null),
+        Json::String(s) => s,
+        Json::Number(n) => n.to_string(),
+        Json::Bool(b) => b.to_string(),
+        Json::Array(items) => items.iter().filter_map(Json::as_str).collect::<Vec<_>>().join("\n"),
+        Json::Object(_) => return Err("wrong_type"),
+    };
+    // A value that was only false (an unticked checkbox) is empty in a type that has no false.
+    if matches!(c, Cell::Bool(false)) && !matches!(new.kind, FieldKind::Checkbox) {
+        return new.parse(&Json::Null);
+    }
+    new.parse(&Json::String(text))
+}
+
 /// A multiple-choice value: a JSON list of choices, or text with one choice per line (as
 /// Excel and kintone write them in CSV), or separated by commas; stored in the order of the
 /// field's list, one per line, each at most once.

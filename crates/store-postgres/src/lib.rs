@@ -25,8 +25,8 @@ use daicho_domain::{
 use daicho_store::guard::{self, RowCond};
 use daicho_store::{
     ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, JobRow, LoginFailure, NewApiToken, NewSession,
-    NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, Session, SessionContext, SessionRow, Store,
-    StoreError, StoreResult, TABLES, TenantRow, TokenContext, TrashItem, UserRow,
+    NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, RetypeReport, Session, SessionContext,
+    SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, TokenContext, TrashItem, UserRow,
 };
 use daicho_store::{copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -194,6 +194,7 @@ impl PgStore {
     ) -> StoreResult<Record> {
         let sql = format!("SELECT {} FROM {} WHERE id = {}", record_columns(table), ut::table_ident(table.id), ph(1));
         let row = sqlx::query(AssertSqlSafe(sql))
+            .persistent(false)
             .bind(id)
             .fetch_optional(&mut **tx)
             .await
@@ -224,7 +225,7 @@ impl PgStore {
         }
         let sql =
             format!("UPDATE {} SET {} WHERE id = {}", ut::table_ident(table.id), sets.join(", "), ph(cells.len() + 3));
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(ms(at)).bind(who);
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false).bind(ms(at)).bind(who);
         for (f, c) in cells {
             q = bind_cell_q(q, c, storage_of(table, *f));
         }
@@ -234,6 +235,7 @@ impl PgStore {
         Self::history_in(tx, table, &old, &now, event).await?;
         let sql = format!("UPDATE {} SET search_text = $1 WHERE id = $2", ut::table_ident(table.id));
         sqlx::query(AssertSqlSafe(sql))
+            .persistent(false)
             .bind(search_text(table, &now.cells))
             .bind(id)
             .execute(&mut **tx)
@@ -688,7 +690,7 @@ impl Store for PgStore {
             ph(n + 3),
             ph(n + 4)
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(ms(at)).bind(scope.actor().to_string());
+        let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false).bind(ms(at)).bind(scope.actor().to_string());
         for (f, c) in &cells {
             q = bind_cell_q(q, c, storage_of(table, *f));
         }
@@ -706,6 +708,7 @@ impl Store for PgStore {
             Self::history_in(&mut tx, table, &old, &now, &event).await?;
             let sql = format!("UPDATE {} SET search_text = $1 WHERE id = $2", ut::table_ident(table.id));
             sqlx::query(AssertSqlSafe(sql))
+                .persistent(false)
                 .bind(search_text(table, &now.cells))
                 .bind(id)
                 .execute(&mut *tx)
@@ -718,6 +721,7 @@ impl Store for PgStore {
                 ut::table_ident(table.id),
                 ph(1)
             )))
+            .persistent(false)
             .bind(id)
             .fetch_optional(&mut *tx)
             .await
@@ -762,7 +766,13 @@ impl Store for PgStore {
                 .await
                 .map_err(internal)?;
             let sql = format!("DELETE FROM {} WHERE id = {}", ut::table_ident(table.id), ph(1));
-            let n = sqlx::query(AssertSqlSafe(sql)).bind(id).execute(&mut *tx).await.map_err(internal)?.rows_affected();
+            let n = sqlx::query(AssertSqlSafe(sql))
+                .persistent(false)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?
+                .rows_affected();
             Self::check_affected(n)?;
         }
         Self::append_in(&mut tx, event).await?;
@@ -990,7 +1000,7 @@ impl Store for PgStore {
             }
             qb.push(" LIMIT ");
             qb.push_bind(want);
-            for r in qb.build().fetch_all(&self.pool).await.map_err(internal)? {
+            for r in qb.build().persistent(false).fetch_all(&self.pool).await.map_err(internal)? {
                 let mut rec = record_from_row(&r, table)?;
                 guard::redact(scope, &mut rec);
                 out.push(rec);
@@ -1268,6 +1278,118 @@ impl Store for PgStore {
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         tx.commit().await.map_err(internal)?;
         Ok(def)
+    }
+
+    async fn retype_field(
+        &self,
+        scope: &TableScope<Design>,
+        field: FieldDef,
+        apply: bool,
+        event: NewAuditEvent,
+    ) -> StoreResult<RetypeReport> {
+        let mut tx = self.write_tx().await?;
+        let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
+        let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
+        let t = ut::table_ident(def.id);
+        let col = ut::field_ident(field.id);
+        let tmp = format!("r_{}", field.id.as_uuid().simple());
+        let one = TableDef { fields: vec![old.clone()], ..def.clone() };
+        let read = format!("SELECT {} FROM {t} WHERE id > {} ORDER BY id LIMIT 1000", record_columns(&one), ph(1));
+        let mut report = RetypeReport::default();
+        // Pass one: does every value convert?
+        let mut after = 0i64;
+        loop {
+            let rows = sqlx::query(AssertSqlSafe(read.clone()))
+                .persistent(false)
+                .bind(after)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(internal)?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("id").map_err(internal)?;
+            for r in &rows {
+                let rec = record_from_row(r, &one)?;
+                report.records += 1;
+                let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
+                if let Err(code) = daicho_domain::table::convert(&old, &field, &cell) {
+                    report.failed += 1;
+                    if report.failures.len() < daicho_store::RETYPE_REPORT_MAX {
+                        let shown = match old.present(&cell) {
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        report.failures.push((rec.id, shown, code));
+                    }
+                }
+            }
+        }
+        if report.failed > 0 || !apply {
+            return Ok(report);
+        }
+        // Pass two: the new values go into a new column that then takes the field's place.
+        for ddl in [
+            format!("DROP INDEX IF EXISTS i_{}", field.id.as_uuid().simple()),
+            format!("DROP INDEX IF EXISTS {}", ut::unique_ident(field.id)),
+        ] {
+            sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(internal)?;
+        }
+        let ddl = format!("ALTER TABLE {t} ADD COLUMN {tmp} {}", column_type(&field));
+        sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(internal)?;
+        let write = format!("UPDATE {t} SET {tmp} = {} WHERE id = {}", ph(1), ph(2));
+        let mut after = 0i64;
+        loop {
+            let rows = sqlx::query(AssertSqlSafe(read.clone()))
+                .persistent(false)
+                .bind(after)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(internal)?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("id").map_err(internal)?;
+            for r in &rows {
+                let rec = record_from_row(r, &one)?;
+                let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
+                let new =
+                    daicho_domain::table::convert(&old, &field, &cell).map_err(|c| StoreError::Internal(c.into()))?;
+                let q = bind_cell_q(
+                    sqlx::query(AssertSqlSafe(write.clone())).persistent(false),
+                    &new,
+                    field.kind.storage(),
+                );
+                q.bind(rec.id).execute(&mut *tx).await.map_err(internal)?;
+            }
+        }
+        for ddl in
+            [format!("ALTER TABLE {t} DROP COLUMN {col}"), format!("ALTER TABLE {t} RENAME COLUMN {tmp} TO {col}")]
+        {
+            sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(internal)?;
+        }
+        for ddl in field_indexes(def.id, &field) {
+            sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(|e| {
+                match e.as_database_error() {
+                    Some(db) if db.is_unique_violation() => {
+                        StoreError::Conflict(FieldErrors::single("unique", "duplicate_values"))
+                    }
+                    _ => internal(e),
+                }
+            })?;
+        }
+        let kind = serde_json::to_string(&field.kind).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let rules = serde_json::to_string(&field.rules).map_err(|e| StoreError::Internal(e.to_string()))?;
+        sqlx::query("UPDATE user_fields SET kind = $1, rules = $2 WHERE id = $3 AND table_id = $4")
+            .bind(kind)
+            .bind(rules)
+            .bind(field.id.to_string())
+            .bind(def.id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        let new_def = load_def(&mut tx, scope.tenant_id(), def.id, false).await?;
+        rebuild_search(&mut tx, &new_def).await?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)?;
+        report.applied = true;
+        Ok(report)
     }
 
     async fn trash_field(&self, scope: &TableScope<Design>, field: FieldId, event: NewAuditEvent) -> StoreResult<()> {
@@ -1915,6 +2037,7 @@ impl Store for PgStore {
             ut::table_ident(table)
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
+            .persistent(false)
             .bind(after_id)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
@@ -1945,6 +2068,7 @@ impl Store for PgStore {
         let mut tx = self.write_tx().await?;
         for r in &records {
             let mut q = sqlx::query(AssertSqlSafe(sql.clone()))
+                .persistent(false)
                 .bind(r.id)
                 .bind(r.version)
                 .bind(ms(r.created_at))
@@ -2021,7 +2145,11 @@ impl Store for PgStore {
         for id in ids {
             let id: TableId = id.parse().map_err(|_| StoreError::Internal("bad table id".into()))?;
             let sql = format!("SELECT COUNT(*) FROM {}", ut::table_ident(id));
-            let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&self.pool).await.map_err(internal)?;
+            let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+                .persistent(false)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(internal)?;
             out.push((id, n));
         }
         Ok(out)
@@ -2831,7 +2959,7 @@ impl PgStore {
                         .rows_affected();
                 Self::check_affected(n)?;
                 for ddl in drop_storage(table) {
-                    sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+                    sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(internal)?;
                 }
             }
             Some(f) => {
@@ -2848,7 +2976,7 @@ impl PgStore {
                 .rows_affected();
                 Self::check_affected(n)?;
                 for ddl in drop_column(table, f) {
-                    sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+                    sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(internal)?;
                 }
             }
         }
@@ -2912,6 +3040,7 @@ impl PgStore {
     async fn get_record_in(&self, table: &TableDef, id: i64) -> StoreResult<Record> {
         let sql = format!("SELECT {} FROM {} WHERE id = {}", record_columns(table), ut::table_ident(table.id), ph(1));
         let row = sqlx::query(AssertSqlSafe(sql))
+            .persistent(false)
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -3055,7 +3184,8 @@ fn push_visible_keyword(qb: &mut QueryBuilder<Postgres>, visible: &[FieldId], k:
 /// Reads a record inside the caller's transaction (it sees that transaction's own writes).
 async fn read_record_tx(tx: &mut Transaction<'static, Postgres>, table: &TableDef, id: i64) -> StoreResult<Record> {
     let sql = format!("SELECT {} FROM {} WHERE id = {}", record_columns(table), ut::table_ident(table.id), ph(1));
-    let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut **tx).await.map_err(internal)?;
+    let row =
+        sqlx::query(AssertSqlSafe(sql)).persistent(false).bind(id).fetch_one(&mut **tx).await.map_err(internal)?;
     record_from_row(&row, table)
 }
 
@@ -3116,7 +3246,7 @@ async fn load_def(conn: &mut PgConnection, tenant: TenantId, id: TableId, with_t
 async fn rebuild_search(tx: &mut Transaction<'static, Postgres>, def: &TableDef) -> StoreResult<()> {
     let t = ut::table_ident(def.id);
     let sql = format!("UPDATE {t} SET search_text = {}", ut::search_expr(def, "chr(10)"));
-    sqlx::query(AssertSqlSafe(sql)).execute(&mut **tx).await.map_err(internal)?;
+    sqlx::query(AssertSqlSafe(sql)).persistent(false).execute(&mut **tx).await.map_err(internal)?;
     Ok(())
 }
 
@@ -3141,49 +3271,66 @@ async fn create_storage(tx: &mut Transaction<'static, Postgres>, id: TableId) ->
          updated_at BIGINT NOT NULL, updated_by TEXT NOT NULL, search_text TEXT NOT NULL DEFAULT '')",
         ut::table_ident(id)
     );
-    sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
+    sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut **tx).await.map_err(internal)?;
     // The keyword index: a pg_trgm GIN index over the record's searchable text.
     let idx = format!(
         "CREATE INDEX s_{} ON {} USING gin (search_text gin_trgm_ops)",
         id.as_uuid().simple(),
         ut::table_ident(id)
     );
-    sqlx::query(AssertSqlSafe(idx)).execute(&mut **tx).await.map_err(internal)?;
+    sqlx::query(AssertSqlSafe(idx)).persistent(false).execute(&mut **tx).await.map_err(internal)?;
     Ok(())
 }
 
 /// Adds a field's column and its index (unique or for filtering and sorting), inside the
 /// caller's transaction.
 async fn add_column(tx: &mut Transaction<'static, Postgres>, table: TableId, field: &FieldDef) -> StoreResult<()> {
-    let col_type = match field.kind.storage() {
+    let ddl = format!(
+        "ALTER TABLE {} ADD COLUMN {} {}",
+        ut::table_ident(table),
+        ut::field_ident(field.id),
+        column_type(field)
+    );
+    sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut **tx).await.map_err(internal)?;
+    for ddl in field_indexes(table, field) {
+        sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut **tx).await.map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// The SQL type of a field's column. An auto-number is the record number, computed by the
+/// database from the id.
+fn column_type(field: &FieldDef) -> &'static str {
+    if field.kind.is_generated() {
+        return "BIGINT GENERATED ALWAYS AS (id) STORED";
+    }
+    match field.kind.storage() {
         Storage::Text => "TEXT",
         Storage::Int => INT_TYPE,
         Storage::Bool => BOOL_TYPE,
-    };
-    // An auto-number is the record number, computed by the database from the id.
-    let col_type = if field.kind.is_generated() { "BIGINT GENERATED ALWAYS AS (id) STORED" } else { col_type };
-    let ddl = format!("ALTER TABLE {} ADD COLUMN {} {col_type}", ut::table_ident(table), ut::field_ident(field.id));
-    sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
-    if !matches!(field.kind, daicho_domain::table::FieldKind::Multiline) && !field.rules.unique {
-        // For filtering and sorting (with the id as tie-breaker, as the keyset uses it).
-        let ddl = format!(
-            "CREATE INDEX i_{} ON {} ({}, id)",
-            field.id.as_uuid().simple(),
-            ut::table_ident(table),
-            ut::field_ident(field.id)
-        );
-        sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
     }
+}
+
+/// A field's index: unique when the rule says so, else (field, id) for filtering and sorting
+/// (the id breaks ties, as the keyset uses it); none for multi-line text.
+fn field_indexes(table: TableId, field: &FieldDef) -> Vec<String> {
     if field.rules.unique {
-        let ddl = format!(
+        vec![format!(
             "CREATE UNIQUE INDEX {} ON {} ({})",
             ut::unique_ident(field.id),
             ut::table_ident(table),
             ut::field_ident(field.id)
-        );
-        sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
+        )]
+    } else if matches!(field.kind, daicho_domain::table::FieldKind::Multiline) {
+        Vec::new()
+    } else {
+        vec![format!(
+            "CREATE INDEX i_{} ON {} ({}, id)",
+            field.id.as_uuid().simple(),
+            ut::table_ident(table),
+            ut::field_ident(field.id)
+        )]
     }
-    Ok(())
 }
 
 /// Inserts one record (and its search text) inside the caller's transaction.
@@ -3211,6 +3358,7 @@ async fn insert_in(
         params.join(", ")
     );
     let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+        .persistent(false)
         .bind(1i64)
         .bind(ms(at))
         .bind(who)

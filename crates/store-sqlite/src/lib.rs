@@ -25,8 +25,8 @@ use daicho_domain::{
 use daicho_store::guard::{self, RowCond};
 use daicho_store::{
     ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, JobRow, LoginFailure, NewApiToken, NewSession,
-    NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, Session, SessionContext, SessionRow, Store,
-    StoreError, StoreResult, TABLES, TenantRow, TokenContext, TrashItem, UserRow,
+    NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, RetypeReport, Session, SessionContext,
+    SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, TokenContext, TrashItem, UserRow,
 };
 use daicho_store::{copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -1263,6 +1263,104 @@ impl Store for SqliteStore {
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         tx.commit().await.map_err(internal)?;
         Ok(def)
+    }
+
+    async fn retype_field(
+        &self,
+        scope: &TableScope<Design>,
+        field: FieldDef,
+        apply: bool,
+        event: NewAuditEvent,
+    ) -> StoreResult<RetypeReport> {
+        let mut tx = self.write_tx().await?;
+        let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
+        let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
+        let t = ut::table_ident(def.id);
+        let col = ut::field_ident(field.id);
+        let tmp = format!("r_{}", field.id.as_uuid().simple());
+        let one = TableDef { fields: vec![old.clone()], ..def.clone() };
+        let read = format!("SELECT {} FROM {t} WHERE id > {} ORDER BY id LIMIT 1000", record_columns(&one), ph(1));
+        let mut report = RetypeReport::default();
+        // Pass one: does every value convert?
+        let mut after = 0i64;
+        loop {
+            let rows =
+                sqlx::query(AssertSqlSafe(read.clone())).bind(after).fetch_all(&mut *tx).await.map_err(internal)?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("id").map_err(internal)?;
+            for r in &rows {
+                let rec = record_from_row(r, &one)?;
+                report.records += 1;
+                let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
+                if let Err(code) = daicho_domain::table::convert(&old, &field, &cell) {
+                    report.failed += 1;
+                    if report.failures.len() < daicho_store::RETYPE_REPORT_MAX {
+                        let shown = match old.present(&cell) {
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        report.failures.push((rec.id, shown, code));
+                    }
+                }
+            }
+        }
+        if report.failed > 0 || !apply {
+            return Ok(report);
+        }
+        // Pass two: the new values go into a new column that then takes the field's place.
+        for ddl in [
+            format!("DROP INDEX IF EXISTS i_{}", field.id.as_uuid().simple()),
+            format!("DROP INDEX IF EXISTS {}", ut::unique_ident(field.id)),
+        ] {
+            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+        }
+        let ddl = format!("ALTER TABLE {t} ADD COLUMN {tmp} {}", column_type(&field));
+        sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+        let write = format!("UPDATE {t} SET {tmp} = {} WHERE id = {}", ph(1), ph(2));
+        let mut after = 0i64;
+        loop {
+            let rows =
+                sqlx::query(AssertSqlSafe(read.clone())).bind(after).fetch_all(&mut *tx).await.map_err(internal)?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("id").map_err(internal)?;
+            for r in &rows {
+                let rec = record_from_row(r, &one)?;
+                let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
+                let new =
+                    daicho_domain::table::convert(&old, &field, &cell).map_err(|c| StoreError::Internal(c.into()))?;
+                let q = bind_cell_q(sqlx::query(AssertSqlSafe(write.clone())), &new, field.kind.storage());
+                q.bind(rec.id).execute(&mut *tx).await.map_err(internal)?;
+            }
+        }
+        for ddl in
+            [format!("ALTER TABLE {t} DROP COLUMN {col}"), format!("ALTER TABLE {t} RENAME COLUMN {tmp} TO {col}")]
+        {
+            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+        }
+        for ddl in field_indexes(def.id, &field) {
+            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(|e| match e.as_database_error() {
+                Some(db) if db.is_unique_violation() => {
+                    StoreError::Conflict(FieldErrors::single("unique", "duplicate_values"))
+                }
+                _ => internal(e),
+            })?;
+        }
+        let kind = serde_json::to_string(&field.kind).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let rules = serde_json::to_string(&field.rules).map_err(|e| StoreError::Internal(e.to_string()))?;
+        sqlx::query("UPDATE user_fields SET kind = ?, rules = ? WHERE id = ? AND table_id = ?")
+            .bind(kind)
+            .bind(rules)
+            .bind(field.id.to_string())
+            .bind(def.id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        let new_def = load_def(&mut tx, scope.tenant_id(), def.id, false).await?;
+        rebuild_search(&mut tx, &new_def).await?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)?;
+        report.applied = true;
+        Ok(report)
     }
 
     async fn trash_field(&self, scope: &TableScope<Design>, field: FieldId, event: NewAuditEvent) -> StoreResult<()> {
@@ -3142,35 +3240,52 @@ async fn create_storage(tx: &mut Transaction<'static, Sqlite>, id: TableId) -> S
 /// Adds a field's column and its index (unique or for filtering and sorting), inside the
 /// caller's transaction.
 async fn add_column(tx: &mut Transaction<'static, Sqlite>, table: TableId, field: &FieldDef) -> StoreResult<()> {
-    let col_type = match field.kind.storage() {
+    let ddl = format!(
+        "ALTER TABLE {} ADD COLUMN {} {}",
+        ut::table_ident(table),
+        ut::field_ident(field.id),
+        column_type(field)
+    );
+    sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
+    for ddl in field_indexes(table, field) {
+        sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// The SQL type of a field's column. An auto-number is the record number, computed by the
+/// database from the id.
+fn column_type(field: &FieldDef) -> &'static str {
+    if field.kind.is_generated() {
+        return "INTEGER GENERATED ALWAYS AS (id) VIRTUAL";
+    }
+    match field.kind.storage() {
         Storage::Text => "TEXT",
         Storage::Int => INT_TYPE,
         Storage::Bool => BOOL_TYPE,
-    };
-    // An auto-number is the record number, computed by the database from the id.
-    let col_type = if field.kind.is_generated() { "INTEGER GENERATED ALWAYS AS (id) VIRTUAL" } else { col_type };
-    let ddl = format!("ALTER TABLE {} ADD COLUMN {} {col_type}", ut::table_ident(table), ut::field_ident(field.id));
-    sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
-    if !matches!(field.kind, daicho_domain::table::FieldKind::Multiline) && !field.rules.unique {
-        // For filtering and sorting (with the id as tie-breaker, as the keyset uses it).
-        let ddl = format!(
-            "CREATE INDEX i_{} ON {} ({}, id)",
-            field.id.as_uuid().simple(),
-            ut::table_ident(table),
-            ut::field_ident(field.id)
-        );
-        sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
     }
+}
+
+/// A field's index: unique when the rule says so, else (field, id) for filtering and sorting
+/// (the id breaks ties, as the keyset uses it); none for multi-line text.
+fn field_indexes(table: TableId, field: &FieldDef) -> Vec<String> {
     if field.rules.unique {
-        let ddl = format!(
+        vec![format!(
             "CREATE UNIQUE INDEX {} ON {} ({})",
             ut::unique_ident(field.id),
             ut::table_ident(table),
             ut::field_ident(field.id)
-        );
-        sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
+        )]
+    } else if matches!(field.kind, daicho_domain::table::FieldKind::Multiline) {
+        Vec::new()
+    } else {
+        vec![format!(
+            "CREATE INDEX i_{} ON {} ({}, id)",
+            field.id.as_uuid().simple(),
+            ut::table_ident(table),
+            ut::field_ident(field.id)
+        )]
     }
-    Ok(())
 }
 
 /// Inserts one record (and its search text) inside the caller's transaction.

@@ -331,6 +331,18 @@ pub struct RecordHistoryRow {
     pub changes: String,
 }
 
+/// What a change of type found: how many records were read and, for the first
+/// [`RETYPE_REPORT_MAX`] values that do not convert, the record id, the value as it was and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetypeReport {
+    pub records: u64,
+    pub failed: u64,
+    pub failures: Vec<(i64, String, &'static str)>,
+    pub applied: bool,
+}
+
+pub const RETYPE_REPORT_MAX: usize = 100;
+
 /// A table or field in the trash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrashItem {
@@ -581,6 +593,16 @@ pub trait Store: Send + Sync + 'static {
         order: Vec<FieldId>,
         event: NewAuditEvent,
     ) -> StoreResult<TableDef>;
+    /// Changes a field's type and rules, converting every record's value with
+    /// `daicho_domain::table::convert`, in one transaction. With `apply` false, or when any
+    /// value does not convert, nothing changes and the report lists what would not convert.
+    async fn retype_field(
+        &self,
+        scope: &TableScope<Design>,
+        field: FieldDef,
+        apply: bool,
+        event: NewAuditEvent,
+    ) -> StoreResult<RetypeReport>;
     /// Moves a field to the trash: it disappears from every page, list, search and export, its
     /// values are kept until it is restored or purged.
     async fn trash_field(&self, scope: &TableScope<Design>, field: FieldId, event: NewAuditEvent) -> StoreResult<()>;

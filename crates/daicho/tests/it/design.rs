@@ -284,3 +284,111 @@ async fn the_design_and_trash_pages_rename_move_delete_and_restore() {
     assert!(a.get("/tables/trash").await.text().await.unwrap().contains("秘密メモ"));
     assert_eq!(cast.member.get("/tables/trash").await.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn changing_a_type_converts_every_value_or_reports_those_that_do_not_and_changes_nothing() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "変換"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (name, kind, rules) in [
+        ("数量", json!({"type": "text"}), json!({"max_length": 10})),
+        ("コード", json!({"type": "text"}), json!({"unique": true})),
+        ("区分", json!({"type": "choice", "choices": ["A", "B"]}), json!({})),
+        ("済", json!({"type": "checkbox"}), json!({})),
+    ] {
+        let (s, v) = a
+            .post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": kind, "rules": rules}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let mut recs = Vec::new();
+    for (qty, code, kubun, done) in [("12", "1", "A", true), ("7", "01", "B", false), ("たくさん", "2", "A", false)]
+    {
+        let (s, v) = a
+            .post_json(
+                &format!("/api/v1/tables/{tid}/records"),
+                json!({"values": {"数量": qty, "コード": code, "区分": kubun, "済": done}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        recs.push(v["record"]["id"].as_i64().unwrap());
+    }
+    let retype = |f: &str| format!("/api/v1/tables/{tid}/fields/{f}/retype");
+    // One value does not convert: nothing changes, and the report says which and why.
+    let (s, v) = a.post_json(&retype(&ids[0]), json!({"kind": {"type": "integer"}})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!((v["records"].as_i64(), v["failed"].as_i64()), (Some(3), Some(1)));
+    assert_eq!(v["failures"][0], json!({"record": recs[2], "value": "たくさん", "code": "not_a_number"}));
+    assert_eq!(v["rules_dropped"], json!(["max_length"]));
+    let (_, t) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    assert_eq!(t["table"]["fields"][0]["kind"]["type"], "text", "nothing changed");
+    // Fixed, checked without changing, then changed.
+    a.send_json(
+        Method::PATCH,
+        &format!("/api/v1/tables/{tid}/records/{}", recs[2]),
+        json!({"version": 1, "values": {"数量": "3"}}),
+    )
+    .await;
+    let (s, v) = a.post_json(&retype(&ids[0]), json!({"kind": {"type": "integer"}, "apply": false})).await;
+    assert_eq!((s, v["applied"].as_bool(), v["failed"].as_i64()), (StatusCode::OK, Some(false), Some(0)), "{v}");
+    let (s, v) = a.post_json(&retype(&ids[0]), json!({"kind": {"type": "integer"}})).await;
+    assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    assert_eq!(v["table"]["fields"][0]["kind"]["type"], "integer");
+    assert!(v["table"]["fields"][0]["rules"]["max_length"].is_null());
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?sort=数量&dir=asc")).await;
+    let qty: Vec<i64> =
+        v["records"].as_array().unwrap().iter().map(|r| r["values"][&ids[0]].as_i64().unwrap()).collect();
+    assert_eq!(qty, [3, 7, 12], "sorted as numbers now");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?filter.gte.数量=7")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 2);
+    // A unique text whose values collide as numbers ("1" and "01") is refused, nothing changed.
+    let (s, v) = a.post_json(&retype(&ids[1]), json!({"kind": {"type": "integer"}})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{}", recs[1])).await;
+    assert_eq!(v["record"]["values"][&ids[1]], "01", "{v}");
+    // Choice to multiple choice, checkbox to text; never into a link, user or auto-number.
+    let (s, v) =
+        a.post_json(&retype(&ids[2]), json!({"kind": {"type": "multi_choice", "choices": ["A", "B", "C"]}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = a.post_json(&retype(&ids[3]), json!({"kind": {"type": "text"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{}", recs[0])).await;
+    assert_eq!(v["record"]["values"][&ids[2]], json!(["A"]));
+    assert_eq!(v["record"]["values"][&ids[3]], "true");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{}", recs[1])).await;
+    assert!(v["record"]["values"][&ids[3]].is_null(), "unticked becomes empty");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?q=true")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "the keyword index follows the new type");
+    let (s, v) = a.post_json(&retype(&ids[3]), json!({"kind": {"type": "auto_number"}})).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("not_for_this_type"))
+    );
+    let (_, v) = a.get_json("/api/v1/audit?action=field.retype").await;
+    assert_eq!(v["events"].as_array().unwrap().len(), 3, "only the changes that happened");
+    // The page: check shows the report; apply redirects; another tenant gets 404.
+    let page = format!("/tables/{tid}/design/fields/{}/type", ids[1]);
+    assert!(a.get(&page).await.text().await.unwrap().contains("name=\"kind\""));
+    let r = a.post_form(&page, &[("action", "check"), ("kind", "email")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains(">01<") && body.contains("role=\"alert\""), "{body}");
+    let r = a.post_form(&page, &[("action", "check"), ("kind", "multiline")]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("role=\"status\"") && body.contains(": unique"),
+        "the check names the rule that would go: {body}"
+    );
+    let r = a.post_form(&page, &[("action", "apply"), ("kind", "multiline")]).await;
+    assert_eq!(location(&r), format!("/tables/{tid}/design?done=field_retyped"));
+    assert_eq!(cast.other_admin.get(&page).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        cast.other_admin.post_json(&retype(&ids[0]), json!({"kind": {"type": "text"}})).await.0,
+        StatusCode::NOT_FOUND
+    );
+}

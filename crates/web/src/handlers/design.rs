@@ -99,6 +99,134 @@ async fn reorder_op(
     Ok(state.store.reorder_fields(&scope, order, ev).await?)
 }
 
+/// The field's rules that still apply to the new kind; the ones that do not are named.
+fn carry_rules(
+    kind: &daicho_domain::table::FieldKind,
+    rules: &daicho_domain::table::FieldRules,
+) -> AppResult<(daicho_domain::table::FieldRules, Vec<&'static str>)> {
+    let mut rules = rules.clone();
+    let mut dropped = Vec::new();
+    for _ in 0..6 {
+        let Err(e) = daicho_domain::table::FieldDef::validate(kind, &rules) else { return Ok((rules, dropped)) };
+        let mut progressed = false;
+        for fe in &e.0 {
+            let gone = match fe.field.as_ref() {
+                "max_length" => rules.max_length.take().is_some(),
+                "min" => rules.min.take().is_some(),
+                "max" => rules.max.take().is_some(),
+                "default" => rules.default.take().is_some(),
+                "unique" => std::mem::take(&mut rules.unique),
+                "rules" => {
+                    let any = rules.required || rules.unique || rules.default.is_some();
+                    rules.required = false;
+                    rules.unique = false;
+                    rules.default = None;
+                    any
+                }
+                _ => return Err(AppError::Invalid(e)),
+            };
+            if gone {
+                dropped.push(match fe.field.as_ref() {
+                    "max_length" => "max_length",
+                    "min" => "min",
+                    "max" => "max",
+                    "default" => "default",
+                    "unique" => "unique",
+                    _ => "required",
+                });
+                progressed = true;
+            }
+        }
+        if !progressed {
+            return Err(AppError::Invalid(e));
+        }
+    }
+    Err(invalid("kind", "choice"))
+}
+
+/// Changes a field's type: converts every value or, if any does not convert, changes nothing
+/// and reports which (record, value, why). With `apply` false it only checks.
+pub(crate) async fn retype_op(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    open: &OpenTable,
+    field: &str,
+    kind: daicho_domain::table::FieldKind,
+    apply: bool,
+) -> AppResult<(daicho_store::RetypeReport, Vec<&'static str>)> {
+    let scope = auth.table_right::<Design>(state, ctx, open).await?;
+    let id = field_of(&open.def, field)?;
+    let old = open.def.fields.iter().find(|f| f.id == id).cloned().ok_or(AppError::NotFound)?;
+    // The report shows values: only of a field the designer may see.
+    let view = auth.table_right::<daicho_domain::access::View>(state, ctx, open).await?;
+    if !view.sees(id) {
+        return Err(invalid("field", "unknown_field"));
+    }
+    if !daicho_domain::table::retype_allowed(&old.kind, &kind) {
+        return Err(invalid("kind", "not_for_this_type"));
+    }
+    let (rules, dropped) = carry_rules(&kind, &old.rules)?;
+    let new = daicho_domain::table::FieldDef { kind, rules, ..old.clone() };
+    let ev = ctx
+        .event_by(&auth.principal, AuditAction::FieldRetype, Outcome::Success)
+        .target(format!("table:{} field:{id}", open.def.id))
+        .details(format!(
+            "{}: {} -> {}{}",
+            old.name.as_str(),
+            old.kind.name(),
+            new.kind.name(),
+            if dropped.is_empty() { String::new() } else { format!("; rules dropped: {}", dropped.join(", ")) }
+        ));
+    let report = state.store.retype_field(&scope, new, apply, ev).await?;
+    Ok((report, dropped))
+}
+
+pub(crate) fn report_json(r: &daicho_store::RetypeReport, dropped: &[&'static str]) -> Value {
+    json!({
+        "applied": r.applied,
+        "records": r.records,
+        "failed": r.failed,
+        "failures": r.failures.iter().map(|(id, v, code)| json!({"record": id, "value": v, "code": code})).collect::<Vec<_>>(),
+        "rules_dropped": dropped,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetypeBody {
+    kind: daicho_domain::table::FieldKind,
+    #[serde(default = "yes")]
+    apply: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn api_retype(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, fid)): Path<(String, String)>,
+    body: ApiBody,
+) -> AppResult<Response> {
+    use axum::response::IntoResponse as _;
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let b: RetypeBody = body.parse()?;
+    let (report, dropped) = retype_op(&state, &ctx, &auth, &open, &fid, b.kind, b.apply).await?;
+    let status = if report.failed > 0 { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let mut out = report_json(&report, &dropped);
+    if report.failed > 0 {
+        out["error"] =
+            json!({"code": "values_do_not_convert", "message": "Some values do not convert; nothing was changed."});
+    } else if report.applied {
+        let open = auth.open_table(&state, &ctx, &tid).await?;
+        out["table"] = table_json(&open.def);
+    }
+    Ok((status, Json(out)).into_response())
+}
+
 async fn delete_field_op(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTable, field: &str) -> AppResult<()> {
     let scope = auth.table_right::<Design>(state, ctx, open).await?;
     let id = field_of(&open.def, field)?;
@@ -498,6 +626,116 @@ pub async fn trash_submit(
         Ok(done) => Ok(redirect_see_other(&format!("/tables/trash?done={done}"))),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let page = trash_page_for(&state, &ctx, &auth, Errors(e), None).await?;
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+// --- the change-of-type page ---
+
+/// A value that does not convert: record id, the value as it was, why.
+type Failure = (i64, String, &'static str);
+
+#[derive(Template)]
+#[template(path = "tables/retype.html")]
+struct RetypePage {
+    p: Page,
+    id: String,
+    table_name: String,
+    field_id: String,
+    field_name: String,
+    current: &'static str,
+    kinds: Vec<(&'static str, &'static str)>,
+    kind: String,
+    choices: String,
+    scale: String,
+    errors: Errors,
+    /// After a check or a refused change: records read, values that do not convert, and the
+    /// first of them (record, value, reason).
+    report: Option<(u64, u64, Vec<Failure>)>,
+    dropped: Vec<&'static str>,
+    checked_ok: bool,
+}
+
+fn retype_page(
+    auth: &Auth,
+    ctx: &Ctx,
+    t: &TableDef,
+    fid: FieldId,
+    form: &[(String, String)],
+    errors: Errors,
+) -> AppResult<RetypePage> {
+    let f = t.fields.iter().find(|f| f.id == fid).ok_or(AppError::NotFound)?;
+    let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let choices = match &f.kind {
+        daicho_domain::table::FieldKind::Choice { choices }
+        | daicho_domain::table::FieldKind::MultiChoice { choices } => choices.join("\n"),
+        _ => String::new(),
+    };
+    Ok(RetypePage {
+        p: Page::for_user(auth, "retype.title", "tables", &ctx.request_id),
+        id: t.id.to_string(),
+        table_name: t.name.as_str().to_owned(),
+        field_id: f.id.to_string(),
+        field_name: f.name.as_str().to_owned(),
+        current: crate::handlers::table_pages::kind_label(&f.kind),
+        kinds: crate::handlers::table_pages::retype_kinds(),
+        kind: get("kind").unwrap_or_else(|| f.kind.name().to_owned()),
+        choices: get("choices").unwrap_or(choices),
+        scale: get("scale").unwrap_or_else(|| "0".into()),
+        errors,
+        report: None,
+        dropped: Vec::new(),
+        checked_ok: false,
+    })
+}
+
+pub async fn retype_form(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, fid)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let _scope = auth.table_right::<Design>(&state, &ctx, &open).await?;
+    let id = field_of(&open.def, &fid)?;
+    Ok(render(&retype_page(&auth, &ctx, &open.def, id, &[], Errors::default())?))
+}
+
+/// `action` = check (report only) or apply; `kind`, and `choices` / `scale` where the kind
+/// needs them.
+pub async fn retype_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    auth: Auth,
+    Path((tid, fid)): Path<(String, String)>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    let open = auth.open_table(&state, &ctx, &tid).await?;
+    let _scope = auth.table_right::<Design>(&state, &ctx, &open).await?;
+    let id = field_of(&open.def, &fid)?;
+    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
+    let apply = get("action") == "apply";
+    let kind = crate::handlers::table_pages::kind_from_form(get("kind"), get("choices"), get("scale"));
+    let result = match kind {
+        Ok(k) => retype_op(&state, &ctx, &auth, &open, &id.to_string(), k, apply).await,
+        Err(e) => Err(AppError::Invalid(e)),
+    };
+    match result {
+        Ok((r, _)) if r.applied => {
+            Ok(redirect_see_other(&format!("/tables/{}/design?done=field_retyped", open.def.id)))
+        }
+        Ok((r, dropped)) => {
+            let mut page = retype_page(&auth, &ctx, &open.def, id, &pairs, Errors::default())?;
+            page.checked_ok = r.failed == 0;
+            page.report = Some((r.records, r.failed, r.failures));
+            page.dropped = dropped;
+            let status = if page.checked_ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+            Ok(render_status(status, &page))
+        }
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
+            let page = retype_page(&auth, &ctx, &open.def, id, &pairs, Errors(e))?;
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),

@@ -379,6 +379,36 @@ const KINDS: &[(&str, &str)] = &[
     ("auto_number", "kind.auto_number"),
 ];
 
+/// The kinds a field may be changed into (see `daicho_domain::table::retype_allowed`).
+pub(crate) fn retype_kinds() -> Vec<(&'static str, &'static str)> {
+    KINDS.iter().filter(|(k, _)| !matches!(*k, "link" | "user" | "auto_number")).copied().collect()
+}
+
+/// A field kind from the designer's form fields (kind, choices one per line, decimal scale).
+pub(crate) fn kind_from_form(kind: &str, choices: &str, scale: &str) -> Result<FieldKind, FieldErrors> {
+    let list = || choices.lines().map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect();
+    let k = match kind {
+        "text" => FieldKind::Text,
+        "multiline" => FieldKind::Multiline,
+        "integer" => FieldKind::Integer,
+        "decimal" => match scale.trim().parse::<u8>() {
+            Ok(scale) => FieldKind::Decimal { scale },
+            Err(_) => return Err(FieldErrors::single("scale", "not_a_number")),
+        },
+        "date" => FieldKind::Date,
+        "date_time" => FieldKind::DateTime,
+        "checkbox" => FieldKind::Checkbox,
+        "choice" => FieldKind::Choice { choices: list() },
+        "multi_choice" => FieldKind::MultiChoice { choices: list() },
+        "email" => FieldKind::Email,
+        "url" => FieldKind::Url,
+        "phone" => FieldKind::Phone,
+        _ => return Err(FieldErrors::single("kind", "choice")),
+    };
+    FieldDef::validate(&k, &FieldRules::default())?;
+    Ok(k)
+}
+
 /// The i18n key of a field type's label.
 pub(crate) fn kind_label(kind: &FieldKind) -> &'static str {
     KINDS.iter().find(|(k, _)| *k == kind.name()).map(|(_, l)| *l).unwrap_or("kind.text")
