@@ -167,6 +167,43 @@ pub struct TableDef {
     pub created_at: OffsetDateTime,
 }
 
+/// The system fields every record has: when and by whom it was created and last updated.
+/// They are not in a table's catalogue; they have fixed ids, map to the record's own columns,
+/// and are read-only. A list may show, sort and filter by them like any field.
+pub const SYSTEM_FIELDS: [(u128, &str, &str); 4] = [
+    (1, "created_at", "作成日時 Created at"),
+    (2, "created_by", "作成者 Created by"),
+    (3, "updated_at", "更新日時 Updated at"),
+    (4, "updated_by", "更新者 Updated by"),
+];
+
+/// The record column of a system field.
+pub fn system_column(id: crate::ids::FieldId) -> Option<&'static str> {
+    SYSTEM_FIELDS.iter().find(|(n, _, _)| id.as_uuid().as_u128() == *n).map(|(_, c, _)| *c)
+}
+
+/// The system fields as field definitions: the times as date-times, the authors as users.
+pub fn system_fields() -> Vec<FieldDef> {
+    SYSTEM_FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, (n, col, name))| FieldDef {
+            id: crate::ids::FieldId::from_uuid(uuid::Uuid::from_u128(*n)),
+            name: Name((*name).to_owned()),
+            kind: if col.ends_with("_at") { FieldKind::DateTime } else { FieldKind::User },
+            rules: FieldRules::default(),
+            position: 10_000 + i as u32,
+        })
+        .collect()
+}
+
+impl TableDef {
+    /// A field of the table, or a system field, by id.
+    pub fn field(&self, id: crate::ids::FieldId) -> Option<FieldDef> {
+        self.fields.iter().find(|f| f.id == id).cloned().or_else(|| system_fields().into_iter().find(|f| f.id == id))
+    }
+}
+
 /// A typed value as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cell {

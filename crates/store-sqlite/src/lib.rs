@@ -868,9 +868,7 @@ impl Store for SqliteStore {
             (Some(f), Some((Cell::Null, _))) => vec![Part::Empty(f)],
             (Some(f), _) => vec![Part::Values(f), Part::Empty(f)],
         };
-        if let Some(f) = query.sort
-            && !table.fields.iter().any(|d| d.id == f)
-        {
+        if query.sort_keys().iter().any(|(f, _)| table.field(*f).is_none()) {
             return Err(StoreError::NotFound);
         }
         let mut out = Vec::new();
@@ -882,7 +880,7 @@ impl Store for SqliteStore {
             let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM {t} WHERE 1 = 1", record_columns(table)));
             push_rows(&mut qb, guard::row_conditions(scope, table));
             for f in &query.filters {
-                let Some(def) = table.fields.iter().find(|d| d.id == f.field) else { return Err(StoreError::NotFound) };
+                let Some(def) = table.field(f.field) else { return Err(StoreError::NotFound) };
                 let col = ut::field_ident(f.field);
                 match &f.op {
                     FilterOp::Eq(c) => push_cmp(&mut qb, &col, "=", c),

@@ -369,6 +369,20 @@ pub struct Record {
     pub updated_by: String,
 }
 
+impl Record {
+    /// The value of a field, or of a system field (created at/by, updated at/by), as stored.
+    pub fn cell(&self, id: daicho_domain::FieldId) -> Option<daicho_domain::table::Cell> {
+        use daicho_domain::table::Cell;
+        match daicho_domain::table::system_column(id) {
+            Some("created_at") => Some(Cell::Int(daicho_domain::audit::unix_ms(self.created_at))),
+            Some("updated_at") => Some(Cell::Int(daicho_domain::audit::unix_ms(self.updated_at))),
+            Some("created_by") => Some(Cell::Text(self.created_by.clone())),
+            Some(_) => Some(Cell::Text(self.updated_by.clone())),
+            None => self.cells.iter().find(|(f, _)| *f == id).map(|(_, c)| c.clone()),
+        }
+    }
+}
+
 /// The tables a store holds, for counting before and after a copy.
 pub const TABLES: &[&str] = &[
     "tenants",

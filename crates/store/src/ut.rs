@@ -8,8 +8,12 @@ pub fn table_ident(id: TableId) -> String {
     format!("t_{}", id.as_uuid().simple())
 }
 
+/// A field's column; a system field's is the record's own column (created_at, …).
 pub fn field_ident(id: FieldId) -> String {
-    format!("f_{}", id.as_uuid().simple())
+    match daicho_domain::table::system_column(id) {
+        Some(c) => c.to_owned(),
+        None => format!("f_{}", id.as_uuid().simple()),
+    }
 }
 
 pub fn unique_ident(id: FieldId) -> String {

@@ -803,3 +803,59 @@ async fn multiple_choice_auto_number_and_default_values_work_through_api_form_cs
     let (s, v) = add(json!({"件名": "最後"})).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
 }
+
+#[tokio::test]
+async fn the_system_fields_created_and_updated_at_and_by_sort_filter_show_and_export() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "メモ"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let (_, v) =
+        a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": "本文", "kind": {"type": "text"}})).await;
+    let body = v["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        app.clock.advance(time::Duration::minutes(1));
+        let (_, v) = add_record(a, &tid, json!({"本文": format!("メモ{i}")})).await;
+        ids.push(v["record"]["id"].as_i64().unwrap());
+    }
+    app.clock.advance(time::Duration::minutes(1));
+    let (s, _) = a
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{tid}/records/{}", ids[0]),
+            json!({"version": 1, "values": {"本文": "更新"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Sorted by when each was last updated, newest first; by creation, oldest first.
+    assert_eq!(titles_of(a, &tid, &body, "sort=updated_at&dir=desc").await, ["更新", "メモ2", "メモ1"]);
+    assert_eq!(titles_of(a, &tid, &body, "sort=作成日時%20Created%20at&dir=asc").await, ["更新", "メモ1", "メモ2"]);
+    // Filtered by time and by author.
+    let (_, me) = a.get_json("/api/v1/me").await;
+    let admin_id = me["user"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(titles_of(a, &tid, &body, "filter.gte.updated_at=2026-04-01T09:04:00Z").await, ["更新"]);
+    assert_eq!(
+        titles_of(a, &tid, &body, &format!("filter.eq.created_by={admin_id}&sort=id&dir=asc")).await,
+        ["更新", "メモ1", "メモ2"]
+    );
+    // They cannot be written.
+    let (s, v) = add_record(a, &tid, json!({"本文": "x", "created_by": "someone"})).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_field"))
+    );
+    // Chosen as columns they show (the author by name) and export.
+    let page = a.get(&format!("/tables/{tid}?col=本文&col=updated_by&col=updated_at")).await.text().await.unwrap();
+    assert!(page.contains("<th scope=\"col\">更新者 Updated by</th>") && page.contains("Admin (admin)"), "{page}");
+    let csv = a
+        .get(&format!("/api/v1/tables/{tid}/export.csv?col=本文&col=created_at&sort=created_at&dir=asc"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains("更新,2026-04-01T09:01:00Z"), "{csv}");
+    // A member without rights on the table learns nothing from them.
+    assert_eq!(m.get_json(&format!("/api/v1/tables/{tid}/records?sort=updated_at")).await.0, StatusCode::NOT_FOUND);
+}

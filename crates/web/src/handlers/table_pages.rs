@@ -425,7 +425,7 @@ async fn show_page(
 ) -> AppResult<ShowPage> {
     let scope = auth.table_right::<View>(state, ctx, open).await?;
     let t = &open.seen_by(&scope);
-    let users = users_for(state, ctx, auth, t).await?;
+
     let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
     let view_error = pairs.iter().find(|(k, _)| k == "view_error").and_then(|(_, v)| view_error_code(v));
     let saved = state.store.list_views(&scope).await?;
@@ -449,6 +449,7 @@ async fn show_page(
         Err(e) => return Err(e),
     };
     let shown_t = crate::handlers::views::narrowed(t, &cols);
+    let users = users_for(state, ctx, auth, &shown_t).await?;
     // A saved view this reader may not run shows nothing (and says why), never a wider list.
     let records = if query_error.is_some() && current.is_some() {
         Vec::new()
@@ -490,7 +491,7 @@ async fn show_page(
         .iter()
         .filter_map(|(k, v)| {
             let (op, name) = k.strip_prefix("filter.")?.split_once('.')?;
-            let f = t.fields.iter().find(|f| f.id.to_string() == name || f.name.as_str() == name)?;
+            let f = crate::handlers::tables::find_field(t, name)?;
             Some(FilterRow { field: f.id.to_string(), op: op.to_owned(), value: v.clone() })
         })
         .collect();
@@ -510,6 +511,7 @@ async fn show_page(
         })
         .collect();
     let t_all = t;
+    let system = daicho_domain::table::system_fields();
     let t = &shown_t;
     let rows = records
         .iter()
@@ -519,14 +521,12 @@ async fn show_page(
                 .fields
                 .iter()
                 .map(|f| {
-                    r.cells
-                        .iter()
-                        .find(|(id, _)| *id == f.id)
-                        .map(|(_, c)| match (c, &f.kind) {
+                    r.cell(f.id)
+                        .map(|c| match (&c, &f.kind) {
                             (daicho_domain::table::Cell::Int(n), FieldKind::Link { .. }) => {
                                 links.get(&(f.id, *n)).cloned().unwrap_or_else(|| format!("#{n}"))
                             }
-                            _ => shown(f, c, &users),
+                            _ => shown(f, &c, &users),
                         })
                         .unwrap_or_default()
                 })
@@ -551,6 +551,7 @@ async fn show_page(
         column_options: t_all
             .fields
             .iter()
+            .chain(system.iter())
             .map(|f| (f.id.to_string(), f.name.as_str().to_owned(), chosen.contains(&f.id)))
             .collect(),
         any_deletable: views.iter().any(|v| v.deletable),
@@ -559,7 +560,12 @@ async fn show_page(
         current_view: current.map(|c| c.name.as_str().to_owned()),
         view_error,
         query_error,
-        sort_options: t_all.fields.iter().map(|f| (f.id.to_string(), f.name.as_str().to_owned())).collect(),
+        sort_options: t_all
+            .fields
+            .iter()
+            .chain(system.iter())
+            .map(|f| (f.id.to_string(), f.name.as_str().to_owned()))
+            .collect(),
         rows,
         kinds: KINDS.to_vec(),
         errors,

@@ -56,7 +56,7 @@ pub struct RecordBody {
 pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResult<RecordQuery> {
     let mut q = RecordQuery::default();
     let mut errs = FieldErrors::new();
-    let field = |key: &str| t.fields.iter().find(|f| f.id.to_string() == key || f.name.as_str() == key);
+    let field = |key: &str| find_field(t, key);
     let (mut sorts, mut dirs) = (Vec::new(), Vec::new());
     for (k, v) in pairs {
         match k.as_str() {
@@ -134,10 +134,20 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
     if errs.is_empty() { Ok(q) } else { Err(AppError::Invalid(errs)) }
 }
 
+/// A field of the table the reader sees, by id or name; or a system field (created at/by,
+/// updated at/by) by id, name or column name.
+pub(crate) fn find_field(t: &TableDef, key: &str) -> Option<FieldDef> {
+    t.fields.iter().find(|f| f.id.to_string() == key || f.name.as_str() == key).cloned().or_else(|| {
+        daicho_domain::table::system_fields().into_iter().find(|f| {
+            f.id.to_string() == key || f.name.as_str() == key || daicho_domain::table::system_column(f.id) == Some(key)
+        })
+    })
+}
+
 /// The cursor after a record: its sort values and id, opaque to clients.
 pub(crate) fn cursor_after(q: &RecordQuery, r: &Record) -> String {
     use base64::Engine as _;
-    let value = |f: Option<FieldId>| match f.and_then(|s| r.cells.iter().find(|(id, _)| *id == s)).map(|(_, c)| c) {
+    let value = |f: Option<FieldId>| match f.and_then(|s| r.cell(s)) {
         Some(Cell::Text(s)) => json!({"t": s}),
         Some(Cell::Int(n)) => json!({"i": n}),
         Some(Cell::Bool(b)) => json!({"b": b}),
@@ -844,8 +854,7 @@ pub async fn export_records(
             let mut w = csv::Writer::from_writer(Vec::new());
             for r in &batch {
                 let cells = t.fields.iter().map(|f| {
-                    let v =
-                        r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| f.present(c)).unwrap_or(Value::Null);
+                    let v = r.cell(f.id).map(|c| f.present(&c)).unwrap_or(Value::Null);
                     let s = match v {
                         Value::Null => String::new(),
                         Value::String(s) => s,

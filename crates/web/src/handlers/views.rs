@@ -58,7 +58,7 @@ pub(crate) fn columns(t: &TableDef, pairs: &[(String, String)]) -> AppResult<Vec
         if k != "col" || v.is_empty() {
             continue;
         }
-        match t.fields.iter().find(|f| f.id.to_string() == *v || f.name.as_str() == v) {
+        match crate::handlers::tables::find_field(t, v) {
             Some(f) if !out.contains(&f.id) => out.push(f.id),
             Some(_) => {}
             None => return Err(AppError::Invalid(FieldErrors::single("col", "unknown_field"))),
@@ -72,10 +72,7 @@ pub(crate) fn columns(t: &TableDef, pairs: &[(String, String)]) -> AppResult<Vec
 
 /// The table with only the given fields, in the given order.
 pub(crate) fn narrowed(t: &TableDef, cols: &[FieldId]) -> TableDef {
-    TableDef {
-        fields: cols.iter().filter_map(|c| t.fields.iter().find(|f| f.id == *c).cloned()).collect(),
-        ..t.clone()
-    }
+    TableDef { fields: cols.iter().filter_map(|c| t.field(*c)).collect(), ..t.clone() }
 }
 
 /// A view spec from list parameters, validated exactly as a list request would be (unknown or
@@ -90,7 +87,7 @@ pub(crate) fn spec_from_pairs(t: &TableDef, pairs: &[(String, String)]) -> AppRe
     for (k, v) in pairs {
         let Some(rest) = k.strip_prefix("filter.") else { continue };
         let Some((op, name)) = rest.split_once('.') else { continue };
-        if let Some(f) = t.fields.iter().find(|f| f.id.to_string() == name || f.name.as_str() == name) {
+        if let Some(f) = crate::handlers::tables::find_field(t, name) {
             spec.filters.push(FilterSpec { field: f.id, op: op.to_owned(), value: v.clone() });
         }
     }
