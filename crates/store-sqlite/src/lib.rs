@@ -797,9 +797,7 @@ impl Store for SqliteStore {
         }
         let who = scope.actor().to_string();
         let mut tx = self.write_tx().await?;
-        for cells in &inserts {
-            insert_in(&mut tx, table, &who, at, cells).await?;
-        }
+        insert_many(&mut tx, table, &who, at, &inserts).await?;
         for (id, cells) in &updates {
             Self::overwrite_in(&mut tx, scope, table, *id, cells, at, &who, &event).await?;
         }
@@ -3284,6 +3282,63 @@ fn field_indexes(table: TableId, field: &FieldDef) -> Vec<String> {
             ut::field_ident(field.id)
         )]
     }
+}
+
+/// Inserts many records with multi-row INSERTs (rows with the same fields together, as many
+/// per statement as the parameter limit allows), then fills the keyword index for all of them
+/// with one INSERT … SELECT, inside the caller's transaction (which holds the write lock, so
+/// the new ids are exactly those above the table's previous high-water mark).
+async fn insert_many(
+    tx: &mut Transaction<'static, Sqlite>,
+    table: &TableDef,
+    who: &str,
+    at: OffsetDateTime,
+    rows: &[Vec<(FieldId, Cell)>],
+) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let t = ut::table_ident(table.id);
+    let before: i64 = sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)")
+        .bind(&t)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(internal)?;
+    for group in rows.chunk_by(|a, b| a.iter().map(|(f, _)| f).eq(b.iter().map(|(f, _)| f))) {
+        let fields: Vec<FieldId> = group[0].iter().map(|(f, _)| *f).collect();
+        let per_row = 5 + fields.len();
+        let chunk = (30_000 / per_row).clamp(1, 500);
+        for part in group.chunks(chunk) {
+            let mut qb = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO {t} (version, created_at, created_by, updated_at, updated_by{}) ",
+                fields.iter().map(|f| format!(", {}", ut::field_ident(*f))).collect::<String>()
+            ));
+            qb.push_values(part, |mut b, row| {
+                b.push_bind(1i64)
+                    .push_bind(ms(at))
+                    .push_bind(who.to_owned())
+                    .push_bind(ms(at))
+                    .push_bind(who.to_owned());
+                for (f, c) in row {
+                    match (c, storage_of(table, *f)) {
+                        (Cell::Null, Storage::Text) => b.push_bind(None::<String>),
+                        (Cell::Null, Storage::Int) => b.push_bind(None::<i64>),
+                        (Cell::Null, Storage::Bool) => b.push_bind(None::<bool>),
+                        (Cell::Text(s), _) => b.push_bind(s.clone()),
+                        (Cell::Int(n), _) => b.push_bind(*n),
+                        (Cell::Bool(v), _) => b.push_bind(*v),
+                    };
+                }
+            });
+            qb.build().execute(&mut **tx).await.map_err(|e| record_error(e, table))?;
+        }
+    }
+    let fts = format!(
+        "INSERT INTO {t}_fts (rowid, body) SELECT id, {} FROM {t} WHERE id > ?",
+        ut::search_expr(table, "char(10)")
+    );
+    sqlx::query(AssertSqlSafe(fts)).bind(before).execute(&mut **tx).await.map_err(internal)?;
+    Ok(())
 }
 
 /// Inserts one record (and its search text) inside the caller's transaction.
