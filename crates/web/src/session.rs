@@ -159,7 +159,10 @@ async fn token_request(state: AppState, mut parts: Parts, body: Body, token: Str
         }
         .into_response();
     }
-    if let Err(e) = state.store.touch_token(&flow, tc.token.id, ctx.now).await {
+    // Like sessions, a token's last use is written at most every TOUCH_EVERY (not a write per
+    // request).
+    let stale = tc.token.last_used_at.is_none_or(|t| ctx.now - t >= TOUCH_EVERY);
+    if stale && let Err(e) = state.store.touch_token(&flow, tc.token.id, ctx.now).await {
         return AppError::from(e).into_response();
     }
     let session = Session {
