@@ -869,6 +869,32 @@ impl Store for SqliteStore {
         if query.sort_keys().iter().any(|(f, _)| table.field(*f).is_none()) {
             return Err(StoreError::NotFound);
         }
+        // Filter on one field, sort by another: SQLite's planner tends to take the filter's
+        // index and sort every match, which is slow when many records match. Walking the sort
+        // index and checking the filter on each row finds a page after about
+        // limit x rows / matches rows, so it wins once matches exceed sqrt(limit x rows): a
+        // bounded count decides.
+        let walk_sort = match query.sort {
+            Some(s) if query.keyword.is_none() && query.filters.iter().any(|f| f.field != s) => {
+                let rows: i64 =
+                    sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)")
+                        .bind(&t)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(internal)?;
+                let threshold = ((f64::from(query.limit) * rows as f64).sqrt() as i64).max(200);
+                let mut probe =
+                    QueryBuilder::<Sqlite>::new(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE 1 = 1"));
+                push_rows(&mut probe, guard::row_conditions(scope, table));
+                push_filters(&mut probe, table, &query.filters, None)?;
+                probe.push(" LIMIT ");
+                probe.push_bind(threshold);
+                probe.push(")");
+                let matches: i64 = probe.build_query_scalar().fetch_one(&self.pool).await.map_err(internal)?;
+                (matches >= threshold).then_some(s)
+            }
+            _ => None,
+        };
         let mut out = Vec::new();
         for part in parts {
             let want = i64::from(query.limit) - out.len() as i64;
@@ -877,62 +903,7 @@ impl Store for SqliteStore {
             }
             let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM {t} WHERE 1 = 1", record_columns(table)));
             push_rows(&mut qb, guard::row_conditions(scope, table));
-            for f in &query.filters {
-                let Some(def) = table.field(f.field) else { return Err(StoreError::NotFound) };
-                let col = ut::field_ident(f.field);
-                match &f.op {
-                    FilterOp::Eq(c) => push_cmp(&mut qb, &col, "=", c),
-                    FilterOp::Gt(c) => push_cmp(&mut qb, &col, ">", c),
-                    FilterOp::Gte(c) => push_cmp(&mut qb, &col, ">=", c),
-                    FilterOp::Lt(c) => push_cmp(&mut qb, &col, "<", c),
-                    FilterOp::Lte(c) => push_cmp(&mut qb, &col, "<=", c),
-                    FilterOp::Contains(s) => {
-                        qb.push(format!(" AND {col} LIKE "));
-                        qb.push_bind(format!("%{}%", like_escape(s)));
-                        qb.push(" ESCAPE '\\'");
-                    }
-                    FilterOp::StartsWith(s) => {
-                        qb.push(format!(" AND {col} LIKE "));
-                        qb.push_bind(format!("{}%", like_escape(s)));
-                        qb.push(" ESCAPE '\\'");
-                    }
-                    FilterOp::Empty if def.kind.storage() == Storage::Text => {
-                        qb.push(format!(" AND ({col} IS NULL OR {col} = '')"));
-                    }
-                    FilterOp::Empty => {
-                        qb.push(format!(" AND {col} IS NULL"));
-                    }
-                    FilterOp::NotEmpty => {
-                        qb.push(format!(" AND {col} IS NOT NULL"));
-                    }
-                    FilterOp::Includes(values) => {
-                        // Stored one choice per line: the whole value, or a first, last or
-                        // middle line.
-                        qb.push(" AND (1 = 0");
-                        for v in values {
-                            let e = like_escape(v);
-                            qb.push(format!(" OR {col} = "));
-                            qb.push_bind(v.clone());
-                            for pattern in [format!("{e}\n%"), format!("%\n{e}"), format!("%\n{e}\n%")] {
-                                qb.push(format!(" OR {col} LIKE "));
-                                qb.push_bind(pattern);
-                                qb.push(" ESCAPE '\\'");
-                            }
-                        }
-                        qb.push(")");
-                    }
-                    FilterOp::AnyOf(values) => {
-                        qb.push(format!(" AND {col} IN ("));
-                        for (i, v) in values.iter().enumerate() {
-                            if i > 0 {
-                                qb.push(", ");
-                            }
-                            push_cell(&mut qb, v);
-                        }
-                        qb.push(")");
-                    }
-                }
-            }
+            push_filters(&mut qb, table, &query.filters, walk_sort)?;
             if let Some(k) = &query.keyword {
                 push_keyword(&mut qb, &t, k);
                 if let Some(visible) = guard::visible_search_fields(scope, table) {
@@ -3021,6 +2992,77 @@ fn push_cell(qb: &mut QueryBuilder<Sqlite>, c: &Cell) {
 fn push_cmp(qb: &mut QueryBuilder<Sqlite>, col: &str, op: &str, c: &Cell) {
     qb.push(format!(" AND {col} {op} "));
     push_cell(qb, c);
+}
+
+/// The filters as SQL conditions. With `walk_sort`, filters on other fields than that sort
+/// field are written so that no index serves them: the sort index is walked instead.
+fn push_filters(
+    qb: &mut QueryBuilder<Sqlite>,
+    table: &TableDef,
+    filters: &[daicho_domain::table::Filter],
+    walk_sort: Option<FieldId>,
+) -> StoreResult<()> {
+    for f in filters {
+        let Some(def) = table.field(f.field) else { return Err(StoreError::NotFound) };
+        // A unary plus keeps SQLite from using the column's index (see `list_records`).
+        let col = match walk_sort {
+            Some(s) if s != f.field => format!("+{}", ut::field_ident(f.field)),
+            _ => ut::field_ident(f.field),
+        };
+        match &f.op {
+            FilterOp::Eq(c) => push_cmp(qb, &col, "=", c),
+            FilterOp::Gt(c) => push_cmp(qb, &col, ">", c),
+            FilterOp::Gte(c) => push_cmp(qb, &col, ">=", c),
+            FilterOp::Lt(c) => push_cmp(qb, &col, "<", c),
+            FilterOp::Lte(c) => push_cmp(qb, &col, "<=", c),
+            FilterOp::Contains(s) => {
+                qb.push(format!(" AND {col} LIKE "));
+                qb.push_bind(format!("%{}%", like_escape(s)));
+                qb.push(" ESCAPE '\\'");
+            }
+            FilterOp::StartsWith(s) => {
+                qb.push(format!(" AND {col} LIKE "));
+                qb.push_bind(format!("{}%", like_escape(s)));
+                qb.push(" ESCAPE '\\'");
+            }
+            FilterOp::Empty if def.kind.storage() == Storage::Text => {
+                qb.push(format!(" AND ({col} IS NULL OR {col} = '')"));
+            }
+            FilterOp::Empty => {
+                qb.push(format!(" AND {col} IS NULL"));
+            }
+            FilterOp::NotEmpty => {
+                qb.push(format!(" AND {col} IS NOT NULL"));
+            }
+            FilterOp::Includes(values) => {
+                // Stored one choice per line: the whole value, or a first, last or
+                // middle line.
+                qb.push(" AND (1 = 0");
+                for v in values {
+                    let e = like_escape(v);
+                    qb.push(format!(" OR {col} = "));
+                    qb.push_bind(v.clone());
+                    for pattern in [format!("{e}\n%"), format!("%\n{e}"), format!("%\n{e}\n%")] {
+                        qb.push(format!(" OR {col} LIKE "));
+                        qb.push_bind(pattern);
+                        qb.push(" ESCAPE '\\'");
+                    }
+                }
+                qb.push(")");
+            }
+            FilterOp::AnyOf(values) => {
+                qb.push(format!(" AND {col} IN ("));
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        qb.push(", ");
+                    }
+                    push_cell(qb, v);
+                }
+                qb.push(")");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// ORDER BY terms for the further sort keys, each followed by ", ": empty values last.
