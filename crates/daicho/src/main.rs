@@ -272,8 +272,38 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// glibc's malloc raises its mmap threshold after the first large block is freed, so the
+/// 19 MiB blocks of later argon2id hashes come from heap arenas it keeps: a server that has
+/// checked a few passwords would idle at 70 MB instead of 15. A fixed threshold keeps large
+/// blocks in mmap, returned on free. It can only be set before the process starts, so the
+/// server re-executes itself once with the tunable set (an operator's own GLIBC_TUNABLES that
+/// already sets it is left alone). See docs/PERFORMANCE.md.
+#[cfg(target_os = "linux")]
+fn with_malloc_tunables() {
+    use std::os::unix::process::CommandExt as _;
+    const TUNABLE: &str = "glibc.malloc.mmap_threshold=131072";
+    let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    // Once only, even where the loader drops the variable (set-user-id binaries).
+    if current.contains("glibc.malloc.mmap_threshold") || std::env::var_os("DAICHO_REEXECUTED").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    let value = if current.is_empty() { TUNABLE.to_owned() } else { format!("{current}:{TUNABLE}") };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("GLIBC_TUNABLES", value)
+        .env("DAICHO_REEXECUTED", "1")
+        .exec();
+    // Only reached when the exec failed: carry on with the default allocator settings.
+    eprintln!("daicho: could not restart with a fixed malloc mmap threshold ({err}); continuing");
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    #[cfg(target_os = "linux")]
+    if matches!(cli.command, Command::Serve(_) | Command::Demo(_)) {
+        with_malloc_tunables();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
