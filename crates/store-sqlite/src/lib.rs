@@ -3188,34 +3188,28 @@ async fn load_def(
     id: TableId,
     with_trash: bool,
 ) -> StoreResult<TableDef> {
-    let table_sql = if with_trash {
-        "SELECT id, COALESCE(trashed_name, name) AS name, description, created_at FROM user_tables \
-         WHERE id = ? AND tenant_id = ?"
+    // One statement for the table and its fields (a LEFT JOIN: a table may have none yet).
+    let sql = if with_trash {
+        "SELECT t.name AS t_name, t.trashed_name AS t_trashed, t.description, t.created_at, f.id AS f_id, \
+         f.position, COALESCE(f.trashed_name, f.name) AS f_name, f.kind, f.rules \
+         FROM user_tables t LEFT JOIN user_fields f ON f.table_id = t.id \
+         WHERE t.id = ? AND t.tenant_id = ? ORDER BY f.position"
     } else {
-        "SELECT id, name, description, created_at FROM user_tables WHERE id = ? AND tenant_id = ? AND deleted_at IS NULL"
+        "SELECT t.name AS t_name, NULL AS t_trashed, t.description, t.created_at, f.id AS f_id, f.position, \
+         f.name AS f_name, f.kind, f.rules \
+         FROM user_tables t LEFT JOIN user_fields f ON f.table_id = t.id AND f.deleted_at IS NULL \
+         WHERE t.id = ? AND t.tenant_id = ? AND t.deleted_at IS NULL ORDER BY f.position"
     };
-    let row = sqlx::query(table_sql)
-        .bind(id.to_string())
-        .bind(tenant.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(internal)?
-        .ok_or(StoreError::NotFound)?;
-    let fields_sql = if with_trash {
-        "SELECT id, position, COALESCE(trashed_name, name) AS name, kind, rules FROM user_fields WHERE table_id = ? \
-         ORDER BY position"
-    } else {
-        "SELECT id, position, name, kind, rules FROM user_fields WHERE table_id = ? AND deleted_at IS NULL \
-         ORDER BY position"
-    };
-    let fields = sqlx::query(fields_sql).bind(id.to_string()).fetch_all(&mut *conn).await.map_err(internal)?;
+    let rows =
+        sqlx::query(sql).bind(id.to_string()).bind(tenant.to_string()).fetch_all(&mut *conn).await.map_err(internal)?;
+    let first = rows.first().ok_or(StoreError::NotFound)?;
     let bad = |what: &str| StoreError::Internal(format!("catalogue value does not parse: {what}"));
     let mut defs = Vec::new();
-    for f in &fields {
+    for f in &rows {
+        let Some(fid) = f.try_get::<Option<String>, _>("f_id").map_err(internal)? else { continue };
         let kind: String = f.try_get("kind").map_err(internal)?;
         let rules: String = f.try_get("rules").map_err(internal)?;
-        let fid: String = f.try_get("id").map_err(internal)?;
-        let name: String = f.try_get("name").map_err(internal)?;
+        let name: String = f.try_get("f_name").map_err(internal)?;
         let pos: i64 = f.try_get("position").map_err(internal)?;
         defs.push(FieldDef {
             id: fid.parse().map_err(|_| bad("field id"))?,
@@ -3225,14 +3219,17 @@ async fn load_def(
             position: u32::try_from(pos).unwrap_or(0),
         });
     }
-    let name: String = row.try_get("name").map_err(internal)?;
+    let name: String = match first.try_get::<Option<String>, _>("t_trashed").map_err(internal)? {
+        Some(n) => n,
+        None => first.try_get("t_name").map_err(internal)?,
+    };
     Ok(TableDef {
         id,
         tenant_id: tenant,
         name: Name::parse(&name).map_err(|_| bad("table name"))?,
-        description: row.try_get("description").map_err(internal)?,
+        description: first.try_get("description").map_err(internal)?,
         fields: defs,
-        created_at: daicho_store::rows::time_ms(row.try_get("created_at").map_err(internal)?)?,
+        created_at: daicho_store::rows::time_ms(first.try_get("created_at").map_err(internal)?)?,
     })
 }
 

@@ -134,6 +134,37 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
     if errs.is_empty() { Ok(q) } else { Err(AppError::Invalid(errs)) }
 }
 
+/// A cell as CSV text: text as stored (a multiple choice is already one choice per line, as
+/// Excel shows it), checkboxes as TRUE / FALSE, numbers, dates and the rest as the API presents
+/// them. Borrowed where it can be: the export writes millions of these.
+fn export_text<'a>(f: &FieldDef, r: &'a Record) -> std::borrow::Cow<'a, str> {
+    use std::borrow::Cow;
+    if daicho_domain::table::system_column(f.id).is_some() {
+        return match r.cell(f.id).map(|c| f.present(&c)) {
+            Some(Value::String(s)) => Cow::Owned(s),
+            _ => Cow::Borrowed(""),
+        };
+    }
+    let Some((_, c)) = r.cells.iter().find(|(id, _)| *id == f.id) else { return Cow::Borrowed("") };
+    match (c, &f.kind) {
+        (Cell::Null, _) => Cow::Borrowed(""),
+        (Cell::Text(s), _) => Cow::Borrowed(s.as_str()),
+        (Cell::Bool(true), _) => Cow::Borrowed("TRUE"),
+        (Cell::Bool(false), _) => Cow::Borrowed("FALSE"),
+        (Cell::Int(n), FieldKind::Integer | FieldKind::Link { .. }) => Cow::Owned(n.to_string()),
+        (c, _) => match f.present(c) {
+            Value::String(s) => Cow::Owned(s),
+            Value::Null => Cow::Borrowed(""),
+            other => Cow::Owned(other.to_string()),
+        },
+    }
+}
+
+/// A cell that a spreadsheet would run as a formula gets a leading apostrophe.
+fn neutralised(s: std::borrow::Cow<'_, str>) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { std::borrow::Cow::Owned(format!("'{s}")) } else { s }
+}
+
 /// A field of the table the reader sees, by id or name; or a system field (created at/by,
 /// updated at/by) by id, name or column name.
 pub(crate) fn find_field(t: &TableDef, key: &str) -> Option<FieldDef> {
@@ -851,27 +882,12 @@ pub async fn export_records(
             };
             let Some(last) = batch.last() else { break };
             let cursor = cursor_after(&q, last);
-            let mut w = csv::Writer::from_writer(Vec::new());
+            let mut w = csv::Writer::from_writer(Vec::with_capacity(batch.len() * 128));
+            let mut cells: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(t.fields.len());
             for r in &batch {
-                let cells = t.fields.iter().map(|f| {
-                    let v = r.cell(f.id).map(|c| f.present(&c)).unwrap_or(Value::Null);
-                    let s = match v {
-                        Value::Null => String::new(),
-                        Value::String(s) => s,
-                        // A multiple choice: one choice per line in the cell, as Excel shows it.
-                        Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n"),
-                        Value::Bool(b) => {
-                            if b {
-                                "TRUE".into()
-                            } else {
-                                "FALSE".into()
-                            }
-                        }
-                        other => other.to_string(),
-                    };
-                    crate::handlers::audit::csv_cell(&s)
-                });
-                let _ = w.write_record(cells);
+                cells.clear();
+                cells.extend(t.fields.iter().map(|f| neutralised(export_text(f, r))));
+                let _ = w.write_record(cells.iter().map(|c| c.as_bytes()));
             }
             rows += batch.len() as u64;
             let text = String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default();
