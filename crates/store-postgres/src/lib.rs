@@ -890,62 +890,7 @@ impl Store for PgStore {
             let mut qb =
                 QueryBuilder::<Postgres>::new(format!("SELECT {} FROM {t} WHERE 1 = 1", record_columns(table)));
             push_rows(&mut qb, guard::row_conditions(scope, table));
-            for f in &query.filters {
-                let Some(def) = table.field(f.field) else { return Err(StoreError::NotFound) };
-                let col = ut::field_ident(f.field);
-                match &f.op {
-                    FilterOp::Eq(c) => push_cmp(&mut qb, &col, "=", c),
-                    FilterOp::Gt(c) => push_cmp(&mut qb, &col, ">", c),
-                    FilterOp::Gte(c) => push_cmp(&mut qb, &col, ">=", c),
-                    FilterOp::Lt(c) => push_cmp(&mut qb, &col, "<", c),
-                    FilterOp::Lte(c) => push_cmp(&mut qb, &col, "<=", c),
-                    FilterOp::Contains(s) => {
-                        qb.push(format!(" AND {col} ILIKE "));
-                        qb.push_bind(format!("%{}%", like_escape(s)));
-                        qb.push(" ESCAPE '\\'");
-                    }
-                    FilterOp::StartsWith(s) => {
-                        qb.push(format!(" AND {col} ILIKE "));
-                        qb.push_bind(format!("{}%", like_escape(s)));
-                        qb.push(" ESCAPE '\\'");
-                    }
-                    FilterOp::Empty if def.kind.storage() == Storage::Text => {
-                        qb.push(format!(" AND ({col} IS NULL OR {col} = '')"));
-                    }
-                    FilterOp::Empty => {
-                        qb.push(format!(" AND {col} IS NULL"));
-                    }
-                    FilterOp::NotEmpty => {
-                        qb.push(format!(" AND {col} IS NOT NULL"));
-                    }
-                    FilterOp::Includes(values) => {
-                        // Stored one choice per line: the whole value, or a first, last or
-                        // middle line.
-                        qb.push(" AND (1 = 0");
-                        for v in values {
-                            let e = like_escape(v);
-                            qb.push(format!(" OR {col} = "));
-                            qb.push_bind(v.clone());
-                            for pattern in [format!("{e}\n%"), format!("%\n{e}"), format!("%\n{e}\n%")] {
-                                qb.push(format!(" OR {col} LIKE "));
-                                qb.push_bind(pattern);
-                                qb.push(" ESCAPE '\\'");
-                            }
-                        }
-                        qb.push(")");
-                    }
-                    FilterOp::AnyOf(values) => {
-                        qb.push(format!(" AND {col} IN ("));
-                        for (i, v) in values.iter().enumerate() {
-                            if i > 0 {
-                                qb.push(", ");
-                            }
-                            push_cell(&mut qb, v);
-                        }
-                        qb.push(")");
-                    }
-                }
-            }
+            push_filters(&mut qb, table, &query.filters)?;
             if let Some(k) = &query.keyword {
                 push_keyword(&mut qb, &t, k);
                 if let Some(visible) = guard::visible_search_fields(scope, table) {
@@ -1003,6 +948,34 @@ impl Store for PgStore {
             }
         }
         Ok(out)
+    }
+
+    async fn count_records(
+        &self,
+        scope: &TableScope<View>,
+        table: &TableDef,
+        query: &RecordQuery,
+        cap: u64,
+    ) -> StoreResult<(u64, bool)> {
+        guard::check_table(scope, table)?;
+        guard::check_query(scope, query)?;
+        let t = ut::table_ident(table.id);
+        // Counted up to the cap only: a count never costs more than reading `cap` index entries.
+        let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE 1 = 1"));
+        push_rows(&mut qb, guard::row_conditions(scope, table));
+        push_filters(&mut qb, table, &query.filters)?;
+        if let Some(k) = &query.keyword {
+            push_keyword(&mut qb, &t, k);
+            if let Some(visible) = guard::visible_search_fields(scope, table) {
+                push_visible_keyword(&mut qb, &visible, k);
+            }
+        }
+        qb.push(" LIMIT ");
+        qb.push_bind(i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1));
+        qb.push(") AS c");
+        let n: i64 = qb.build_query_scalar().persistent(false).fetch_one(&self.pool).await.map_err(internal)?;
+        let n = u64::try_from(n).unwrap_or(0);
+        Ok((n.min(cap), n > cap))
     }
 
     async fn list_groups(&self, scope: &Scope<ManageGroups>) -> StoreResult<Vec<Group>> {
@@ -3074,6 +3047,71 @@ fn push_cell(qb: &mut QueryBuilder<Postgres>, c: &Cell) {
 fn push_cmp(qb: &mut QueryBuilder<Postgres>, col: &str, op: &str, c: &Cell) {
     qb.push(format!(" AND {col} {op} "));
     push_cell(qb, c);
+}
+
+/// The filters as SQL conditions.
+fn push_filters(
+    qb: &mut QueryBuilder<Postgres>,
+    table: &TableDef,
+    filters: &[daicho_domain::table::Filter],
+) -> StoreResult<()> {
+    for f in filters {
+        let Some(def) = table.field(f.field) else { return Err(StoreError::NotFound) };
+        let col = ut::field_ident(f.field);
+        match &f.op {
+            FilterOp::Eq(c) => push_cmp(qb, &col, "=", c),
+            FilterOp::Gt(c) => push_cmp(qb, &col, ">", c),
+            FilterOp::Gte(c) => push_cmp(qb, &col, ">=", c),
+            FilterOp::Lt(c) => push_cmp(qb, &col, "<", c),
+            FilterOp::Lte(c) => push_cmp(qb, &col, "<=", c),
+            FilterOp::Contains(s) => {
+                qb.push(format!(" AND {col} ILIKE "));
+                qb.push_bind(format!("%{}%", like_escape(s)));
+                qb.push(" ESCAPE '\\'");
+            }
+            FilterOp::StartsWith(s) => {
+                qb.push(format!(" AND {col} ILIKE "));
+                qb.push_bind(format!("{}%", like_escape(s)));
+                qb.push(" ESCAPE '\\'");
+            }
+            FilterOp::Empty if def.kind.storage() == Storage::Text => {
+                qb.push(format!(" AND ({col} IS NULL OR {col} = '')"));
+            }
+            FilterOp::Empty => {
+                qb.push(format!(" AND {col} IS NULL"));
+            }
+            FilterOp::NotEmpty => {
+                qb.push(format!(" AND {col} IS NOT NULL"));
+            }
+            FilterOp::Includes(values) => {
+                // Stored one choice per line: the whole value, or a first, last or
+                // middle line.
+                qb.push(" AND (1 = 0");
+                for v in values {
+                    let e = like_escape(v);
+                    qb.push(format!(" OR {col} = "));
+                    qb.push_bind(v.clone());
+                    for pattern in [format!("{e}\n%"), format!("%\n{e}"), format!("%\n{e}\n%")] {
+                        qb.push(format!(" OR {col} LIKE "));
+                        qb.push_bind(pattern);
+                        qb.push(" ESCAPE '\\'");
+                    }
+                }
+                qb.push(")");
+            }
+            FilterOp::AnyOf(values) => {
+                qb.push(format!(" AND {col} IN ("));
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        qb.push(", ");
+                    }
+                    push_cell(qb, v);
+                }
+                qb.push(")");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// ORDER BY terms for the further sort keys, each followed by ", ": empty values last.

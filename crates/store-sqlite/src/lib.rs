@@ -874,15 +874,27 @@ impl Store for SqliteStore {
         // index and checking the filter on each row finds a page after about
         // limit x rows / matches rows, so it wins once matches exceed sqrt(limit x rows): a
         // bounded count decides.
+        let needs_threshold =
+            query.keyword.is_some() || query.sort.is_some_and(|s| query.filters.iter().any(|f| f.field != s));
+        let threshold = if needs_threshold {
+            let rows: i64 = sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)")
+                .bind(&t)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(internal)?;
+            ((f64::from(query.limit) * rows as f64).sqrt() as i64).max(200)
+        } else {
+            0
+        };
+        // The same reasoning for a common keyword: when it matches at least `threshold` records,
+        // reading records in list order and asking the trigram index about each one finds a
+        // page sooner than collecting every match.
+        let keyword = match &query.keyword {
+            Some(k) => Some(self.keyword_plan(&t, k, threshold.max(COUNT_PROBE)).await?),
+            None => None,
+        };
         let walk_sort = match query.sort {
             Some(s) if query.keyword.is_none() && query.filters.iter().any(|f| f.field != s) => {
-                let rows: i64 =
-                    sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)")
-                        .bind(&t)
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(internal)?;
-                let threshold = ((f64::from(query.limit) * rows as f64).sqrt() as i64).max(200);
                 let mut probe =
                     QueryBuilder::<Sqlite>::new(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE 1 = 1"));
                 push_rows(&mut probe, guard::row_conditions(scope, table));
@@ -905,7 +917,9 @@ impl Store for SqliteStore {
             push_rows(&mut qb, guard::row_conditions(scope, table));
             push_filters(&mut qb, table, &query.filters, walk_sort)?;
             if let Some(k) = &query.keyword {
-                push_keyword(&mut qb, &t, k);
+                if let Some(plan) = &keyword {
+                    push_keyword_plan(&mut qb, &t, plan);
+                }
                 if let Some(visible) = guard::visible_search_fields(scope, table) {
                     push_visible_keyword(&mut qb, &visible, k);
                 }
@@ -961,6 +975,35 @@ impl Store for SqliteStore {
             }
         }
         Ok(out)
+    }
+
+    async fn count_records(
+        &self,
+        scope: &TableScope<View>,
+        table: &TableDef,
+        query: &RecordQuery,
+        cap: u64,
+    ) -> StoreResult<(u64, bool)> {
+        guard::check_table(scope, table)?;
+        guard::check_query(scope, query)?;
+        let t = ut::table_ident(table.id);
+        // Counted up to the cap only: a count never costs more than reading `cap` index entries.
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE 1 = 1"));
+        push_rows(&mut qb, guard::row_conditions(scope, table));
+        push_filters(&mut qb, table, &query.filters, None)?;
+        if let Some(k) = &query.keyword {
+            let plan = self.keyword_plan(&t, k, COUNT_PROBE).await?;
+            push_keyword_plan(&mut qb, &t, &plan);
+            if let Some(visible) = guard::visible_search_fields(scope, table) {
+                push_visible_keyword(&mut qb, &visible, k);
+            }
+        }
+        qb.push(" LIMIT ");
+        qb.push_bind(i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1));
+        qb.push(") AS c");
+        let n: i64 = qb.build_query_scalar().fetch_one(&self.pool).await.map_err(internal)?;
+        let n = u64::try_from(n).unwrap_or(0);
+        Ok((n.min(cap), n > cap))
     }
 
     async fn list_groups(&self, scope: &Scope<ManageGroups>) -> StoreResult<Vec<Group>> {
@@ -2899,6 +2942,23 @@ impl SqliteStore {
         tx.commit().await.map_err(internal)
     }
 
+    /// Decides how to find a keyword by reading up to `limit` matching ids.
+    async fn keyword_plan(&self, t: &str, k: &str, limit: i64) -> StoreResult<KeywordPlan> {
+        let (fts, pattern) = keyword_pattern(k);
+        let sql = if fts {
+            format!("SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH ?1 LIMIT ?2")
+        } else {
+            format!("SELECT rowid FROM {t}_fts WHERE body LIKE ?1 ESCAPE '\\' LIMIT ?2")
+        };
+        let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(pattern)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(if ids.len() as i64 >= limit { KeywordPlan::PerRow(k.to_owned()) } else { KeywordPlan::Ids(ids) })
+    }
+
     /// Inserts a saved view after checking, in the same transaction, that its name is free
     /// among the views of the same owner (or the shared ones) and the count is within bounds.
     async fn insert_view(&self, tenant: TenantId, view: SavedView, event: NewAuditEvent) -> StoreResult<()> {
@@ -2965,6 +3025,8 @@ impl SqliteStore {
 }
 
 const ID_COLUMN: &str = "id INTEGER PRIMARY KEY AUTOINCREMENT";
+/// A keyword probe reads at least this many matching ids: one more than lists count.
+const COUNT_PROBE: i64 = 10_001;
 const INT_TYPE: &str = "INTEGER";
 const BOOL_TYPE: &str = "INTEGER";
 
@@ -3124,15 +3186,49 @@ fn like_escape(s: &str) -> String {
 
 /// Keyword search through the table's FTS5 trigram index: three or more characters use the
 /// index (a phrase query matches any substring); two characters scan the index's text.
-fn push_keyword(qb: &mut QueryBuilder<Sqlite>, t: &str, k: &str) {
+/// How a keyword is found. `Ids`: every matching record's id, when fewer than the probe's limit
+/// match (one pass over the index or, for two characters, the search text, ending early).
+/// `PerRow`: the keyword is common, so the list reads records in its own order and asks about
+/// each one, finding a page after a few rows instead of collecting a large part of the table.
+enum KeywordPlan {
+    Ids(Vec<i64>),
+    PerRow(String),
+}
+
+/// A keyword as an FTS5 phrase (three characters or more) or a LIKE pattern (two).
+fn keyword_pattern(k: &str) -> (bool, String) {
     if k.chars().count() >= 3 {
-        qb.push(format!(" AND id IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH "));
-        qb.push_bind(format!("\"{}\"", k.replace('"', "\"\"")));
-        qb.push(")");
+        (true, format!("\"{}\"", k.replace('"', "\"\"")))
     } else {
-        qb.push(format!(" AND id IN (SELECT rowid FROM {t}_fts WHERE body LIKE "));
-        qb.push_bind(format!("%{}%", like_escape(k)));
-        qb.push(" ESCAPE '\\')");
+        (false, format!("%{}%", like_escape(k)))
+    }
+}
+
+fn push_keyword_plan(qb: &mut QueryBuilder<Sqlite>, t: &str, plan: &KeywordPlan) {
+    match plan {
+        KeywordPlan::Ids(ids) if ids.is_empty() => {
+            qb.push(" AND 1 = 0");
+        }
+        KeywordPlan::Ids(ids) => {
+            qb.push(" AND id IN (");
+            let mut sep = qb.separated(", ");
+            for id in ids {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+        }
+        KeywordPlan::PerRow(k) => {
+            let (fts, pattern) = keyword_pattern(k);
+            if fts {
+                qb.push(format!(" AND EXISTS (SELECT 1 FROM {t}_fts WHERE {t}_fts MATCH "));
+                qb.push_bind(pattern);
+                qb.push(format!(" AND rowid = {t}.id)"));
+            } else {
+                qb.push(format!(" AND EXISTS (SELECT 1 FROM {t}_fts WHERE rowid = {t}.id AND body LIKE "));
+                qb.push_bind(pattern);
+                qb.push(" ESCAPE '\\')");
+            }
+        }
     }
 }
 

@@ -528,6 +528,15 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
         event: NewAuditEvent,
     ) -> StoreResult<(u64, u64)>;
+    /// How many records the query selects (its filters, keyword and the scope's rows), counted up
+    /// to `cap`; `true` when there are more than `cap`.
+    async fn count_records(
+        &self,
+        scope: &TableScope<View>,
+        table: &TableDef,
+        query: &RecordQuery,
+        cap: u64,
+    ) -> StoreResult<(u64, bool)>;
     /// A record's changes, newest first, limited to the fields the scope sees (entries that
     /// changed only hidden fields are left out). NotFound unless the scope covers the record.
     async fn record_history(

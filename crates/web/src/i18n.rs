@@ -130,6 +130,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "After conversion some values are the same, which the unique rule does not allow.",
         "変換後に同じ値が重複し、重複禁止のルールに反します。",
     ),
+    ("records.unit", "records", "件"),
+    ("records.counted_up_to", "counted up to", "上限"),
     ("design.title", "Design", "設計"),
     ("design.open", "Design…", "設計…"),
     ("design.settings", "Name and description", "名前と説明"),

@@ -930,3 +930,57 @@ async fn a_filter_on_one_field_with_a_sort_on_another_gives_the_same_pages_which
         assert_eq!(walked, expected.iter().map(|e| e.1).collect::<Vec<_>>(), "{filter}");
     }
 }
+
+#[tokio::test]
+async fn common_and_rare_keywords_give_the_same_pages_whichever_way_they_are_found() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "大量"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    for (name, kind) in [("本文", json!({"type": "text"})), ("番", json!({"type": "integer"}))] {
+        a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": kind})).await;
+    }
+    // 10,200 records: every one says 共通語 (more than a list counts), every third 三番目, three
+    // say まれな言葉.
+    let mut csv = String::from("本文,番\n");
+    for i in 1..=10_200 {
+        let rare = if i % 3400 == 0 { " まれな言葉" } else { "" };
+        let third = if i % 3 == 0 { " 三番目" } else { "" };
+        csv.push_str(&format!("共通語 {i}{third}{rare},{i}\n"));
+    }
+    let (s, v) = import(a, &tid, "", csv.into_bytes()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let ids =
+        |v: &Value| v["records"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect::<Vec<_>>();
+    let get = |q: &str| {
+        let url = format!("/api/v1/tables/{tid}/records?{q}");
+        async move {
+            let (s, v) = a.get_json(&url).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    // Common (found record by record in list order), newest first and by a field.
+    let v = get("q=%E5%85%B1%E9%80%9A%E8%AA%9E&count=true&limit=3").await;
+    assert_eq!(ids(&v), [10_200, 10_199, 10_198]);
+    assert_eq!((v["count"].as_u64(), v["count_capped"].as_bool()), (Some(10_000), Some(true)));
+    let v = get("q=%E5%85%B1%E9%80%9A%E8%AA%9E&sort=%E7%95%AA&dir=asc&limit=2").await;
+    assert_eq!(ids(&v), [1, 2]);
+    let v = get("q=%E5%85%B1%E9%80%9A&limit=2").await;
+    assert_eq!(ids(&v), [10_200, 10_199], "two characters, common");
+    // A third of them (3,400: collected) and three (rare), with the exact count.
+    let v = get("q=%E4%B8%89%E7%95%AA%E7%9B%AE&count=true&limit=2").await;
+    assert_eq!((ids(&v), v["count"].as_u64()), (vec![10_200, 10_197], Some(3_400)));
+    let v = get("q=%E3%81%BE%E3%82%8C%E3%81%AA&count=true").await;
+    assert_eq!((ids(&v), v["count"].as_u64()), (vec![10_200, 6_800, 3_400], Some(3)));
+    // Paging a common keyword walks on without repeating or skipping.
+    let mut after = String::new();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let v = get(&format!("q=%E5%85%B1%E9%80%9A%E8%AA%9E&filter.lte.%E7%95%AA=5000&limit=400{after}")).await;
+        seen.extend(ids(&v));
+        after = format!("&after={}", v["next_after"].as_str().unwrap());
+    }
+    assert_eq!(seen, (3_801..=5_000).rev().collect::<Vec<i64>>());
+}

@@ -245,3 +245,30 @@ async fn the_grid_filters_by_rows_sorts_by_several_keys_chooses_columns_and_save
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(a.get(&format!("/tables/{t}?view={vid}")).await.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn lists_count_matching_records_up_to_a_cap_under_the_readers_rights() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(a).await;
+    let t = &d.tid;
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records?count=true&filter.eq.段階=受注&limit=1")).await;
+    assert_eq!((v["count"].as_u64(), v["count_capped"].as_bool()), (Some(4), Some(false)), "{v}");
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "the count is of all matches, not the page");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records")).await;
+    assert!(v.get("count").is_none(), "counting is asked for");
+    let page = a.get(&format!("/tables/{t}?q=%E6%A1%88%E4%BB%B6")).await.text().await.unwrap();
+    assert!(page.contains(">12 records<"), "the grid says how many match");
+    // A member whose rows are limited counts only what they may see.
+    let (_, g) = a.get_json("/api/v1/groups").await;
+    let gid = g["groups"][0]["id"].as_str().unwrap().to_owned();
+    a.send_json(
+        Method::PUT,
+        &format!("/api/v1/groups/{gid}/grants/{t}"),
+        json!({"rights": ["view"], "rows": {"type": "created_by_me"}}),
+    )
+    .await;
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records?count=true")).await;
+    assert_eq!(v["count"].as_u64(), Some(0), "{v}");
+}

@@ -217,6 +217,10 @@ struct ShowPage {
     /// Every field the user sees: (id, name, chosen as a column).
     column_options: Vec<(String, String, bool)>,
     views: Vec<ViewLink>,
+    /// How many records match, with thousands separators; `count_capped` when more than the cap.
+    count: String,
+    count_capped: bool,
+    count_cap: String,
     any_deletable: bool,
     columns_chosen: bool,
     current_view: Option<String>,
@@ -409,6 +413,19 @@ pub(crate) fn kind_from_form(kind: &str, choices: &str, scale: &str) -> Result<F
     Ok(k)
 }
 
+/// 12345 as "12,345".
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The i18n key of a field type's label.
 pub(crate) fn kind_label(kind: &FieldKind) -> &'static str {
     KINDS.iter().find(|(k, _)| *k == kind.name()).map(|(_, l)| *l).unwrap_or("kind.text")
@@ -451,10 +468,13 @@ async fn show_page(
     let shown_t = crate::handlers::views::narrowed(t, &cols);
     let users = users_for(state, ctx, auth, &shown_t).await?;
     // A saved view this reader may not run shows nothing (and says why), never a wider list.
-    let records = if query_error.is_some() && current.is_some() {
-        Vec::new()
+    let refused = query_error.is_some() && current.is_some();
+    let records = if refused { Vec::new() } else { state.store.list_records(&scope, &open.def, &query).await? };
+    // The number of matching records, counted up to a cap so that it never costs a full scan.
+    let (count, capped) = if refused {
+        (0, false)
     } else {
-        state.store.list_records(&scope, &open.def, &query).await?
+        state.store.count_records(&scope, &open.def, &query, crate::handlers::tables::COUNT_CAP).await?
     };
     let links = lookups(state, ctx, auth, t, &records).await?;
     // The grid's query as canonical parameters (keyword, sort keys, filters, columns): for the
@@ -554,6 +574,9 @@ async fn show_page(
             .chain(system.iter())
             .map(|f| (f.id.to_string(), f.name.as_str().to_owned(), chosen.contains(&f.id)))
             .collect(),
+        count: grouped(count),
+        count_capped: capped,
+        count_cap: grouped(crate::handlers::tables::COUNT_CAP),
         any_deletable: views.iter().any(|v| v.deletable),
         columns_chosen: !chosen.is_empty(),
         views,

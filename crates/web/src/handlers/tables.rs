@@ -545,6 +545,13 @@ pub async fn list_records(
     let records = state.store.list_records(&scope, &open.def, &q).await?;
     let next = (records.len() == q.limit as usize).then(|| records.last().map(|r| cursor_after(&q, r))).flatten();
     let links = lookups(&state, &ctx, &auth, &t, &records).await?;
+    // `count=true` adds how many records match, counted up to COUNT_CAP.
+    let count = if pairs.iter().any(|(k, v)| k == "count" && v == "true") {
+        let (n, capped) = state.store.count_records(&scope, &open.def, &q, COUNT_CAP).await?;
+        Some(json!({"count": n, "count_capped": capped}))
+    } else {
+        None
+    };
     let out: Vec<Value> = records
         .iter()
         .map(|r| {
@@ -553,7 +560,12 @@ pub async fn list_records(
             v
         })
         .collect();
-    Ok(Json(json!({"records": out, "next_after": next})))
+    let mut body = json!({"records": out, "next_after": next});
+    if let Some(c) = count {
+        body["count"] = c["count"].clone();
+        body["count_capped"] = c["count_capped"].clone();
+    }
+    Ok(Json(body))
 }
 
 pub(crate) fn describe(t: &TableDef, cells: &[(FieldId, Cell)], old: Option<&Record>) -> String {
@@ -689,6 +701,9 @@ pub async fn delete_record(
     }
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Lists count matching records up to this many (the grid says "10,000+" beyond).
+pub const COUNT_CAP: u64 = 10_000;
 
 /// The most records one bulk edit or delete may touch.
 pub const BULK_MAX: usize = 1000;
