@@ -874,8 +874,7 @@ impl Store for SqliteStore {
         // index and checking the filter on each row finds a page after about
         // limit x rows / matches rows, so it wins once matches exceed sqrt(limit x rows): a
         // bounded count decides.
-        let needs_threshold =
-            query.keyword.is_some() || query.sort.is_some_and(|s| query.filters.iter().any(|f| f.field != s));
+        let needs_threshold = query.sort.is_some_and(|s| query.filters.iter().any(|f| f.field != s));
         let threshold = if needs_threshold {
             let rows: i64 = sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)")
                 .bind(&t)
@@ -890,7 +889,9 @@ impl Store for SqliteStore {
         // reading records in list order and asking the trigram index about each one finds a
         // page sooner than collecting every match.
         let keyword = match &query.keyword {
-            Some(k) => Some(self.keyword_plan(&t, k, threshold.max(COUNT_PROBE)).await?),
+            // Three characters or more: the trigram index (no probe needed).
+            Some(k) if k.chars().count() >= 3 => Some(KeywordPlan::Index(keyword_pattern(k).1)),
+            Some(k) => Some(self.keyword_plan(&t, k, COUNT_PROBE).await?),
             None => None,
         };
         let walk_sort = match query.sort {
@@ -917,8 +918,26 @@ impl Store for SqliteStore {
             push_rows(&mut qb, guard::row_conditions(scope, table));
             push_filters(&mut qb, table, &query.filters, walk_sort)?;
             if let Some(k) = &query.keyword {
-                if let Some(plan) = &keyword {
-                    push_keyword_plan(&mut qb, &t, plan);
+                match (&keyword, part) {
+                    // Newest (or oldest) first and nothing else narrows the list: the trigram
+                    // index gives the page's ids in order and stops after them.
+                    (Some(KeywordPlan::Index(pattern)), Part::ById)
+                        if query.filters.is_empty()
+                            && scope.rows().is_all()
+                            && guard::visible_search_fields(scope, table).is_none() =>
+                    {
+                        qb.push(format!(" AND id IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH "));
+                        qb.push_bind(pattern.clone());
+                        if let Some((_, id)) = &query.after {
+                            qb.push(format!(" AND rowid {lt_gt} "));
+                            qb.push_bind(*id);
+                        }
+                        qb.push(format!(" ORDER BY rowid {dir} LIMIT "));
+                        qb.push_bind(want);
+                        qb.push(")");
+                    }
+                    (Some(plan), _) => push_keyword_plan(&mut qb, &t, plan),
+                    (None, _) => {}
                 }
                 if let Some(visible) = guard::visible_search_fields(scope, table) {
                     push_visible_keyword(&mut qb, &visible, k);
@@ -993,6 +1012,15 @@ impl Store for SqliteStore {
         push_filters(&mut qb, table, &query.filters, None)?;
         if let Some(k) = &query.keyword {
             let plan = self.keyword_plan(&t, k, COUNT_PROBE).await?;
+            // More matches than a list counts, and nothing else narrows them: the cap it is.
+            if !matches!(plan, KeywordPlan::Ids(_))
+                && query.filters.is_empty()
+                && scope.rows().is_all()
+                && guard::visible_search_fields(scope, table).is_none()
+                && cap < COUNT_PROBE as u64
+            {
+                return Ok((cap, true));
+            }
             push_keyword_plan(&mut qb, &t, &plan);
             if let Some(visible) = guard::visible_search_fields(scope, table) {
                 push_visible_keyword(&mut qb, &visible, k);
@@ -2956,7 +2984,11 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(internal)?;
-        Ok(if ids.len() as i64 >= limit { KeywordPlan::PerRow(k.to_owned()) } else { KeywordPlan::Ids(ids) })
+        Ok(match (ids.len() as i64 >= limit, fts) {
+            (false, _) => KeywordPlan::Ids(ids),
+            (true, true) => KeywordPlan::Index(keyword_pattern(k).1),
+            (true, false) => KeywordPlan::PerRow(keyword_pattern(k).1),
+        })
     }
 
     /// Inserts a saved view after checking, in the same transaction, that its name is free
@@ -3186,12 +3218,14 @@ fn like_escape(s: &str) -> String {
 
 /// Keyword search through the table's FTS5 trigram index: three or more characters use the
 /// index (a phrase query matches any substring); two characters scan the index's text.
-/// How a keyword is found. `Ids`: every matching record's id, when fewer than the probe's limit
-/// match (one pass over the index or, for two characters, the search text, ending early).
-/// `PerRow`: the keyword is common, so the list reads records in its own order and asks about
-/// each one, finding a page after a few rows instead of collecting a large part of the table.
+/// How a keyword is found. `Ids`: every matching record's id, when fewer than the probe's
+/// limit match (read from the trigram index, or from one pass over the search text that ends
+/// early). `Index`: a common keyword of three characters or more, found through the trigram
+/// index (in list order when nothing else narrows the list). `PerRow`: a common two-character
+/// keyword, checked on each record the list reads in its own order.
 enum KeywordPlan {
     Ids(Vec<i64>),
+    Index(String),
     PerRow(String),
 }
 
@@ -3217,17 +3251,15 @@ fn push_keyword_plan(qb: &mut QueryBuilder<Sqlite>, t: &str, plan: &KeywordPlan)
             }
             qb.push(")");
         }
-        KeywordPlan::PerRow(k) => {
-            let (fts, pattern) = keyword_pattern(k);
-            if fts {
-                qb.push(format!(" AND EXISTS (SELECT 1 FROM {t}_fts WHERE {t}_fts MATCH "));
-                qb.push_bind(pattern);
-                qb.push(format!(" AND rowid = {t}.id)"));
-            } else {
-                qb.push(format!(" AND EXISTS (SELECT 1 FROM {t}_fts WHERE rowid = {t}.id AND body LIKE "));
-                qb.push_bind(pattern);
-                qb.push(" ESCAPE '\\')");
-            }
+        KeywordPlan::Index(pattern) => {
+            qb.push(format!(" AND id IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH "));
+            qb.push_bind(pattern.clone());
+            qb.push(")");
+        }
+        KeywordPlan::PerRow(pattern) => {
+            qb.push(format!(" AND EXISTS (SELECT 1 FROM {t}_fts WHERE rowid = {t}.id AND body LIKE "));
+            qb.push_bind(pattern.clone());
+            qb.push(" ESCAPE '\\')");
         }
     }
 }
