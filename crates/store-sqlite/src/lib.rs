@@ -891,7 +891,10 @@ impl Store for SqliteStore {
         let keyword = match &query.keyword {
             // Three characters or more: the trigram index (no probe needed).
             Some(k) if k.chars().count() >= 3 => Some(KeywordPlan::Index(keyword_pattern(k).1)),
-            Some(k) => Some(self.keyword_plan(&t, k, COUNT_PROBE).await?),
+            // Two characters: the probe stops at a few pages' worth of matches; a keyword that
+            // common is then checked per record (about limit / frequency records are read), a
+            // rarer one is used as the complete list of ids the probe collected.
+            Some(k) => Some(self.keyword_plan(&t, k, (i64::from(query.limit) * 4).max(200)).await?),
             None => None,
         };
         let walk_sort = match query.sort {
