@@ -372,6 +372,16 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     c.goto(&app.url(&format!("{table_path}/design"))).await.unwrap();
     wait_text(&c, "Name and description").await;
     shot(&c, "15c-design").await;
+    // Changing a field's type: "check only" reports without changing anything.
+    click_on(&c, Locator::XPath("//a[contains(@href, '/type')]")).await;
+    wait_text(&c, "Change the type").await;
+    click_on(&c, Locator::Css("#kind option[value='multiline']")).await;
+    click(&c, "button[value=check]").await;
+    wait_text(&c, "Every value converts.").await;
+    shot(&c, "15d-retype-check").await;
+    c.goto(&app.url("/tables/trash")).await.unwrap();
+    wait_text(&c, "The trash is empty.").await;
+    shot(&c, "15e-trash").await;
 
     // An orders table whose records link to a customer and show its name.
     c.goto(&app.url("/tables")).await.unwrap();
