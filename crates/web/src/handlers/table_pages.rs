@@ -704,30 +704,8 @@ fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), Fi
     let mut errs = FieldErrors::new();
     let name = Name::parse(&f.name).map_err(|c| errs.push("name", c)).ok();
     let kind = match f.kind.as_str() {
-        "text" => Some(FieldKind::Text),
-        "multiline" => Some(FieldKind::Multiline),
-        "integer" => Some(FieldKind::Integer),
-        "decimal" => match f.scale.trim().parse::<u8>() {
-            Ok(scale) => Some(FieldKind::Decimal { scale }),
-            Err(_) => {
-                errs.push("scale", "not_a_number");
-                None
-            }
-        },
-        "date" => Some(FieldKind::Date),
-        "date_time" => Some(FieldKind::DateTime),
-        "checkbox" => Some(FieldKind::Checkbox),
-        "choice" => Some(FieldKind::Choice {
-            choices: f.choices.lines().map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
-        }),
-        "multi_choice" => Some(FieldKind::MultiChoice {
-            choices: f.choices.lines().map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
-        }),
-        "auto_number" => Some(FieldKind::AutoNumber { prefix: f.prefix.trim().to_owned(), digits: 6 }),
-        "email" => Some(FieldKind::Email),
-        "url" => Some(FieldKind::Url),
-        "phone" => Some(FieldKind::Phone),
         "user" => Some(FieldKind::User),
+        "auto_number" => Some(FieldKind::AutoNumber { prefix: f.prefix.trim().to_owned(), digits: 6 }),
         "link" => match f.link.split_once(':').map(|(t, s)| (t.parse(), s.parse())) {
             Some((Ok(table), Ok(show))) => Some(FieldKind::Link { table, show }),
             _ => {
@@ -735,10 +713,13 @@ fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), Fi
                 None
             }
         },
-        _ => {
-            errs.push("kind", "choice");
-            None
-        }
+        other => match kind_from_form(other, &f.choices, &f.scale) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                errs.0.extend(e.0);
+                None
+            }
+        },
     };
     let rules = FieldRules {
         required: f.required.is_some(),
