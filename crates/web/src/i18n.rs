@@ -131,6 +131,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "変換後に同じ値が重複し、重複禁止のルールに反します。",
     ),
     ("records.unit", "records", "件"),
+    ("records.created", "Created", "作成"),
+    ("records.updated", "Last updated", "最終更新"),
     ("records.unit_one", "record", "件"),
     ("records.counted_up_to", "counted up to", "上限"),
     ("design.title", "Design", "設計"),

@@ -856,6 +856,13 @@ async fn the_system_fields_created_and_updated_at_and_by_sort_filter_show_and_ex
         .await
         .unwrap();
     assert!(csv.contains("更新,2026-04-01T09:01:00Z"), "{csv}");
+    // The record page shows them too.
+    let page = a.get(&format!("/tables/{tid}/records/{}", ids[0])).await.text().await.unwrap();
+    assert!(
+        page.contains("Created 2026-04-01 09:01:00 UTC · Admin (admin)")
+            && page.contains("Last updated 2026-04-01 09:04:00 UTC"),
+        "{page}"
+    );
     // A member without rights on the table learns nothing from them.
     assert_eq!(m.get_json(&format!("/api/v1/tables/{tid}/records?sort=updated_at")).await.0, StatusCode::NOT_FOUND);
 }

@@ -810,6 +810,8 @@ struct RecordPage {
     fields: Vec<InputField>,
     can_save: bool,
     can_delete: bool,
+    /// Created at, created by, updated at, updated by (an existing record).
+    meta: Option<(String, String, String, String)>,
 }
 
 /// What a record form shows: the fields the user sees, which of them they may write, and the
@@ -856,6 +858,7 @@ fn record_page(
         errors,
         can_save: spec.can_save,
         can_delete: spec.can_delete,
+        meta: None,
     }
 }
 
@@ -1056,8 +1059,25 @@ pub async fn edit_record(
     let writes = |f| can_save && edit.as_ref().is_some_and(|e| e.writes(f));
     let users = users_for(&state, &ctx, &auth, &t).await?;
     let links = link_choices(&state, &ctx, &auth, &t).await?;
+    // The system fields: when and by whom the record was created and last updated.
+    let people = auth.directory(&state, &ctx).await?;
     let spec = FormSpec { t: &t, writes: &writes, users: &users, links, can_save, can_delete };
-    Ok(render(&record_page(&auth, &ctx, &spec, Some((r.id, r.version)), &values_of(&t, &r), Errors::default(), false)))
+    let mut page =
+        record_page(&auth, &ctx, &spec, Some((r.id, r.version)), &values_of(&t, &r), Errors::default(), false);
+    let who = |id: &str| {
+        people
+            .iter()
+            .find(|(u, _, _)| u.to_string() == id)
+            .map(|(_, login, name)| format!("{name} ({login})"))
+            .unwrap_or_else(|| id.to_owned())
+    };
+    page.meta = Some((
+        crate::views::fmt_time(r.created_at),
+        who(&r.created_by),
+        crate::views::fmt_time(r.updated_at),
+        who(&r.updated_by),
+    ));
+    Ok(render(&page))
 }
 
 pub async fn update_record(
