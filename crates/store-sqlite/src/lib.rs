@@ -178,6 +178,23 @@ impl SqliteStore {
 
     /// One scoped write that must touch a row (else NotFound, as for another tenant's id),
     /// recorded by `event` in the same transaction.
+    /// One catalogue change of a table's design with its event, in one transaction; NotFound
+    /// when nothing matched, Conflict when a name is taken; returns the design after it.
+    async fn write_design(
+        &self,
+        q: PlainQ<'_>,
+        scope: &TableScope<Design>,
+        event: NewAuditEvent,
+    ) -> StoreResult<TableDef> {
+        let mut tx = self.write_tx().await?;
+        let n = q.execute(&mut *tx).await.map_err(catalogue_error)?.rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
+        tx.commit().await.map_err(internal)?;
+        Ok(def)
+    }
+
     async fn write_one(&self, q: PlainQ<'_>, event: NewAuditEvent) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         let n = q.execute(&mut *tx).await.map_err(internal)?.rows_affected();
@@ -1233,24 +1250,15 @@ impl Store for SqliteStore {
         description: Option<String>,
         event: NewAuditEvent,
     ) -> StoreResult<TableDef> {
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query(
+        let q = sqlx::query(
             "UPDATE user_tables SET name = COALESCE(?, name), description = COALESCE(?, description) \
              WHERE id = ? AND tenant_id = ? AND deleted_at IS NULL",
         )
         .bind(name.as_ref().map(|n| n.as_str().to_owned()))
         .bind(description)
         .bind(scope.table().to_string())
-        .bind(scope.tenant_id().to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(catalogue_error)?
-        .rows_affected();
-        Self::check_affected(n)?;
-        Self::append_in(&mut tx, event).await?;
-        let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
-        tx.commit().await.map_err(internal)?;
-        Ok(def)
+        .bind(scope.tenant_id().to_string());
+        self.write_design(q, scope, event).await
     }
 
     async fn rename_field(
@@ -1260,24 +1268,15 @@ impl Store for SqliteStore {
         name: Name,
         event: NewAuditEvent,
     ) -> StoreResult<TableDef> {
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query(
+        let q = sqlx::query(
             "UPDATE user_fields SET name = ? WHERE id = ? AND table_id = ? AND deleted_at IS NULL \
              AND table_id IN (SELECT id FROM user_tables WHERE tenant_id = ? AND deleted_at IS NULL)",
         )
         .bind(name.as_str())
         .bind(field.to_string())
         .bind(scope.table().to_string())
-        .bind(scope.tenant_id().to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(catalogue_error)?
-        .rows_affected();
-        Self::check_affected(n)?;
-        Self::append_in(&mut tx, event).await?;
-        let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
-        tx.commit().await.map_err(internal)?;
-        Ok(def)
+        .bind(scope.tenant_id().to_string());
+        self.write_design(q, scope, event).await
     }
 
     async fn reorder_fields(
