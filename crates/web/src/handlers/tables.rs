@@ -873,6 +873,31 @@ pub async fn export_records(
     let mut finished =
         ctx.event_by(&auth.principal, AuditAction::RecordExport, Outcome::Success).target(format!("table:{}", t.id));
     let clock = state.clock.clone();
+    // Two tasks, so that reading the next batch overlaps writing this one as CSV: the reader
+    // pages through the store (keyset), the writer turns batches into bytes. Both channels are
+    // bounded, so a slow client holds back the reader: memory stays at a few batches.
+    let (batches_tx, mut batches_rx) = tokio::sync::mpsc::channel::<Vec<Record>>(2);
+    let reader_store = store.clone();
+    let reader = tokio::spawn(async move {
+        loop {
+            let batch = reader_store.list_records(&scope, &full, &q).await?;
+            let full_batch = batch.len() >= q.limit as usize;
+            let next = match batch.last() {
+                Some(last) if full_batch => decode_cursor(&cursor_after(&q, last)),
+                _ => None,
+            };
+            if batch.is_empty() || batches_tx.send(batch).await.is_err() {
+                return Ok::<(), daicho_store::StoreError>(());
+            }
+            match next {
+                Some((after, then)) => {
+                    q.after = Some(after);
+                    q.after_then = then;
+                }
+                None => return Ok(()),
+            }
+        }
+    });
     tokio::spawn(async move {
         let encode = |text: String| -> Vec<u8> {
             if sjis { encoding_rs::SHIFT_JIS.encode(&text).0.into_owned() } else { text.into_bytes() }
@@ -887,16 +912,7 @@ pub async fn export_records(
         let mut rows = 0u64;
         let mut ok = tx.send(Ok(first)).await.is_ok();
         while ok {
-            let batch = match store.list_records(&scope, &full, &q).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, "record export failed mid-stream");
-                    let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
-                    break;
-                }
-            };
-            let Some(last) = batch.last() else { break };
-            let cursor = cursor_after(&q, last);
+            let Some(batch) = batches_rx.recv().await else { break };
             let mut w = csv::Writer::from_writer(Vec::with_capacity(batch.len() * 128));
             let mut cells: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(t.fields.len());
             for r in &batch {
@@ -907,16 +923,23 @@ pub async fn export_records(
             rows += batch.len() as u64;
             let text = String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default();
             ok = tx.send(Ok(encode(text))).await.is_ok();
-            if batch.len() < q.limit as usize {
-                break;
+        }
+        // Closing the receiver stops a reader whose client went away.
+        drop(batches_rx);
+        let failed = match reader.await {
+            Ok(Ok(())) => false,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "record export failed mid-stream");
+                true
             }
-            match decode_cursor(&cursor) {
-                Some((after, then)) => {
-                    q.after = Some(after);
-                    q.after_then = then;
-                }
-                None => break,
+            Err(e) => {
+                tracing::error!(error = %e, "record export reader stopped");
+                true
             }
+        };
+        if failed {
+            ok = false;
+            let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
         }
         finished.at = clock.now();
         finished.details = format!("{} {rows} rows", if ok { "finished:" } else { "interrupted after" });
