@@ -101,6 +101,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/0009_trash.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            10,
+            Cow::Borrowed("search lower"),
+            MigrationType::Simple,
+            include_str!("../migrations/0010_search_lower.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -250,7 +257,7 @@ impl PgStore {
         Self::check_affected(n)?;
         let now = read_record_tx(tx, table, id).await?;
         Self::history_in(tx, table, &old, &now, event).await?;
-        let sql = format!("UPDATE {} SET search_text = $1 WHERE id = $2", ut::table_ident(table.id));
+        let sql = format!("UPDATE {} SET search_text = lower($1) WHERE id = $2", ut::table_ident(table.id));
         sqlx::query(AssertSqlSafe(sql))
             .persistent(false)
             .bind(search_text(table, &now.cells))
@@ -723,7 +730,7 @@ impl Store for PgStore {
         if done == 1 {
             let now = read_record_tx(&mut tx, table, id).await?;
             Self::history_in(&mut tx, table, &old, &now, &event).await?;
-            let sql = format!("UPDATE {} SET search_text = $1 WHERE id = $2", ut::table_ident(table.id));
+            let sql = format!("UPDATE {} SET search_text = lower($1) WHERE id = $2", ut::table_ident(table.id));
             sqlx::query(AssertSqlSafe(sql))
                 .persistent(false)
                 .bind(search_text(table, &now.cells))
@@ -898,67 +905,111 @@ impl Store for PgStore {
         if query.sort_keys().iter().any(|(f, _)| table.field(*f).is_none()) {
             return Err(StoreError::NotFound);
         }
+        // A keyword with nothing else narrowing the rows: pg_trgm's index returns its matches
+        // unordered, so taking the first page through it reads every match (26 ms at 1 % of a
+        // million rows), while walking the list order reads 50 / density rows (and everything
+        // when nothing matches). So the walk is tried first for a bounded number of rows, and
+        // the index (forced, with its matches sorted) is used only when the walk falls short.
+        let probe = query.keyword.is_some() && query.filters.is_empty() && scope.rows().is_all();
         let mut out = Vec::new();
         for part in parts {
             let want = i64::from(query.limit) - out.len() as i64;
             if want <= 0 {
                 break;
             }
-            let mut qb =
-                QueryBuilder::<Postgres>::new(format!("SELECT {} FROM {t} WHERE 1 = 1", record_columns(table)));
-            push_rows(&mut qb, guard::row_conditions(scope, table));
-            push_filters(&mut qb, table, &query.filters)?;
-            if let Some(k) = &query.keyword {
-                push_keyword(&mut qb, &t, k);
-                if let Some(visible) = guard::visible_search_fields(scope, table) {
-                    push_visible_keyword(&mut qb, &visible, k);
-                }
-            }
-            match part {
-                Part::ById => {
-                    if let Some((_, id)) = &query.after {
-                        qb.push(format!(" AND id {lt_gt} "));
-                        qb.push_bind(*id);
-                    }
-                    qb.push(format!(" ORDER BY id {dir}"));
-                }
-                Part::Values(f) => {
-                    let col = ut::field_ident(f);
-                    qb.push(format!(" AND {col} IS NOT NULL"));
-                    match &query.after {
-                        Some((v, id)) if query.then.is_empty() => {
-                            qb.push(format!(" AND ({col}, id) {lt_gt} ("));
-                            push_cell(&mut qb, v);
-                            qb.push(", ");
+            // The part's own conditions, and its order.
+            let push_part = |qb: &mut QueryBuilder<Postgres>| -> String {
+                match part {
+                    Part::ById => {
+                        if let Some((_, id)) = &query.after {
+                            qb.push(format!(" AND id {lt_gt} "));
                             qb.push_bind(*id);
-                            qb.push(")");
                         }
-                        Some((v, id)) => {
-                            qb.push(format!(" AND ({col} {lt_gt} "));
-                            push_cell(&mut qb, v);
-                            qb.push(format!(" OR ({col} = "));
-                            push_cell(&mut qb, v);
+                        format!("id {dir}")
+                    }
+                    Part::Values(f) => {
+                        let col = ut::field_ident(f);
+                        qb.push(format!(" AND {col} IS NOT NULL"));
+                        match &query.after {
+                            Some((v, id)) if query.then.is_empty() => {
+                                qb.push(format!(" AND ({col}, id) {lt_gt} ("));
+                                push_cell(qb, v);
+                                qb.push(", ");
+                                qb.push_bind(*id);
+                                qb.push(")");
+                            }
+                            Some((v, id)) => {
+                                qb.push(format!(" AND ({col} {lt_gt} "));
+                                push_cell(qb, v);
+                                qb.push(format!(" OR ({col} = "));
+                                push_cell(qb, v);
+                                qb.push(" AND ");
+                                push_after_then(qb, &query.then, &query.after_then, *id, query.descending);
+                                qb.push("))");
+                            }
+                            None => {}
+                        }
+                        format!("{col} {dir}, {}id {dir}", then_order(&query.then))
+                    }
+                    Part::Empty(f) => {
+                        let col = ut::field_ident(f);
+                        qb.push(format!(" AND {col} IS NULL"));
+                        if let Some((Cell::Null, id)) = &query.after {
                             qb.push(" AND ");
-                            push_after_then(&mut qb, &query.then, &query.after_then, *id, query.descending);
-                            qb.push("))");
+                            push_after_then(qb, &query.then, &query.after_then, *id, query.descending);
                         }
-                        None => {}
+                        format!("{}id {dir}", then_order(&query.then))
                     }
-                    qb.push(format!(" ORDER BY {col} {dir}, {}id {dir}", then_order(&query.then)));
                 }
-                Part::Empty(f) => {
-                    let col = ut::field_ident(f);
-                    qb.push(format!(" AND {col} IS NULL"));
-                    if let Some((Cell::Null, id)) = &query.after {
-                        qb.push(" AND ");
-                        push_after_then(&mut qb, &query.then, &query.after_then, *id, query.descending);
+            };
+            let push_keywords = |qb: &mut QueryBuilder<Postgres>| {
+                if let Some(k) = &query.keyword {
+                    push_keyword(qb, &t, k);
+                    if let Some(visible) = guard::visible_search_fields(scope, table) {
+                        push_visible_keyword(qb, &visible, k);
                     }
-                    qb.push(format!(" ORDER BY {}id {dir}", then_order(&query.then)));
                 }
-            }
-            qb.push(" LIMIT ");
-            qb.push_bind(want);
-            for r in qb.build().persistent(false).fetch_all(&self.pool).await.map_err(internal)? {
+            };
+            let cols = record_columns(table);
+            let rows = if probe {
+                // The walk: the first KEYWORD_WALK rows in list order, then the keyword.
+                let mut qb = QueryBuilder::<Postgres>::new(format!(
+                    "SELECT {cols} FROM (SELECT {cols}, search_text FROM {t} WHERE 1 = 1"
+                ));
+                let order = push_part(&mut qb);
+                qb.push(format!(" ORDER BY {order} LIMIT {KEYWORD_WALK}) AS w WHERE 1 = 1"));
+                push_keywords(&mut qb);
+                qb.push(format!(" ORDER BY {order} LIMIT "));
+                qb.push_bind(want);
+                let walked = qb.build().persistent(false).fetch_all(&self.pool).await.map_err(internal)?;
+                if walked.len() as i64 >= want {
+                    walked
+                } else {
+                    // Fewer matches than a page in those rows: the keyword is rare (or the
+                    // table small), so its index finds every match and they are sorted.
+                    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM {t} WHERE 1 = 1"));
+                    let order = push_part(&mut qb);
+                    push_keywords(&mut qb);
+                    qb.push(format!(" ORDER BY {order} LIMIT "));
+                    qb.push_bind(want);
+                    let mut tx = self.pool.begin().await.map_err(internal)?;
+                    sqlx::query("SET LOCAL enable_indexscan = off").execute(&mut *tx).await.map_err(internal)?;
+                    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.map_err(internal)?;
+                    let rows = qb.build().persistent(false).fetch_all(&mut *tx).await.map_err(internal)?;
+                    tx.commit().await.map_err(internal)?;
+                    rows
+                }
+            } else {
+                let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM {t} WHERE 1 = 1"));
+                push_rows(&mut qb, guard::row_conditions(scope, table));
+                push_filters(&mut qb, table, &query.filters)?;
+                push_keywords(&mut qb);
+                let order = push_part(&mut qb);
+                qb.push(format!(" ORDER BY {order} LIMIT "));
+                qb.push_bind(want);
+                qb.build().persistent(false).fetch_all(&self.pool).await.map_err(internal)?
+            };
+            for r in rows {
                 let mut rec = record_from_row(&r, table)?;
                 guard::redact(scope, &mut rec);
                 out.push(rec);
@@ -2030,7 +2081,9 @@ impl Store for PgStore {
         // Auto-numbers are computed by the database from the id.
         let written: Vec<&FieldDef> = def.fields.iter().filter(|f| !f.kind.is_generated()).collect();
         cols.extend(written.iter().map(|f| ut::field_ident(f.id)));
-        let params: Vec<String> = (1..=cols.len()).map(ph).collect();
+        // The keyword text is kept in lower case (see `push_keyword`).
+        let params: Vec<String> =
+            (1..=cols.len()).map(|n| if n == 7 { format!("lower({})", ph(n)) } else { ph(n) }).collect();
         let sql =
             format!("INSERT INTO {} ({}) VALUES ({})", ut::table_ident(table), cols.join(", "), params.join(", "));
         let mut tx = self.write_tx().await?;
@@ -3165,17 +3218,25 @@ fn push_after_then(qb: &mut QueryBuilder<Postgres>, then: &[(FieldId, bool)], va
     qb.push(")");
 }
 
+/// How many rows, in list order, a keyword search walks before it turns to the keyword index
+/// (see `list_records`): about 4 ms at 0.4 µs a row, enough for a page of a keyword found in
+/// 0.5 % of the records; a rarer one has at most 0.5 % of a table as index matches to sort.
+const KEYWORD_WALK: i64 = 10_000;
+
 /// Escapes LIKE's wildcards so that a search for "100%" finds the text "100%".
 fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 /// Keyword search through the table's pg_trgm GIN index on `search_text` (case-insensitive
-/// substring; three or more characters use the index, two characters scan).
+/// substring; three or more characters use the index, two characters scan). The text is
+/// stored in lower case by PostgreSQL's own `lower()`, so `LIKE lower(pattern)` is what
+/// `ILIKE` would find (ILIKE lowers both sides the same way), without lowering every row
+/// checked: 0.2 µs a row instead of 0.9 µs.
 fn push_keyword(qb: &mut QueryBuilder<Postgres>, _t: &str, k: &str) {
-    qb.push(" AND search_text ILIKE ");
+    qb.push(" AND search_text LIKE lower(");
     qb.push_bind(format!("%{}%", like_escape(k)));
-    qb.push(" ESCAPE '\\'");
+    qb.push(") ESCAPE '\\'");
 }
 
 /// Renders a scope's row conditions (see `guard::row_conditions`).
@@ -3275,7 +3336,7 @@ async fn load_def(conn: &mut PgConnection, tenant: TenantId, id: TableId, with_t
 /// SQL (the same text as `search_text`: each value followed by a newline).
 async fn rebuild_search(tx: &mut Transaction<'static, Postgres>, def: &TableDef) -> StoreResult<()> {
     let t = ut::table_ident(def.id);
-    let sql = format!("UPDATE {t} SET search_text = {}", ut::search_expr(def, "chr(10)"));
+    let sql = format!("UPDATE {t} SET search_text = lower({})", ut::search_expr(def, "chr(10)"));
     sqlx::query(AssertSqlSafe(sql)).persistent(false).execute(&mut **tx).await.map_err(internal)?;
     Ok(())
 }
@@ -3389,7 +3450,9 @@ async fn insert_many(
                     .push_bind(who.to_owned())
                     .push_bind(ms(at))
                     .push_bind(who.to_owned())
-                    .push_bind(search_text(table, row));
+                    .push("lower(")
+                    .push_bind_unseparated(search_text(table, row))
+                    .push_unseparated(")");
                 for (f, c) in row {
                     match (c, storage_of(table, *f)) {
                         (Cell::Null, Storage::Text) => b.push_bind(None::<String>),
@@ -3424,7 +3487,8 @@ async fn insert_in(
         "search_text".into(),
     ];
     cols.extend(cells.iter().map(|(f, _)| ut::field_ident(*f)));
-    let params: Vec<String> = (1..=cols.len()).map(ph).collect();
+    let params: Vec<String> =
+        (1..=cols.len()).map(|n| if n == 6 { format!("lower({})", ph(n)) } else { ph(n) }).collect();
     let sql = format!(
         "INSERT INTO {} ({}) VALUES ({}) RETURNING id",
         ut::table_ident(table.id),

@@ -954,7 +954,8 @@ async fn common_and_rare_keywords_give_the_same_pages_whichever_way_they_are_fou
     for i in 1..=10_200 {
         let rare = if i % 3400 == 0 { " まれな言葉" } else { "" };
         let third = if i % 3 == 0 { " 三番目" } else { "" };
-        csv.push_str(&format!("共通語 {i}{third}{rare},{i}\n"));
+        let ancient = if i <= 100 { " Ancient Record" } else { "" };
+        csv.push_str(&format!("共通語 {i}{third}{rare}{ancient},{i}\n"));
     }
     let (s, v) = import(a, &tid, "", csv.into_bytes()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -990,4 +991,22 @@ async fn common_and_rare_keywords_give_the_same_pages_whichever_way_they_are_fou
         after = format!("&after={}", v["next_after"].as_str().unwrap());
     }
     assert_eq!(seen, (3_801..=5_000).rev().collect::<Vec<i64>>());
+    // Found only among the oldest records (a walk of the newest ones finds none), in any case:
+    // pages in both directions and by a field, and the count.
+    for (sort, first) in [("", 100), ("&sort=%E7%95%AA&dir=desc", 100), ("&dir=asc", 1)] {
+        let mut after = String::new();
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let v = get(&format!("q=ANCIENT%20record&limit=30{sort}{after}")).await;
+            seen.extend(ids(&v));
+            match v["next_after"].as_str() {
+                Some(n) => after = format!("&after={n}"),
+                None => break,
+            }
+        }
+        let want: Vec<i64> = if first == 1 { (1..=100).collect() } else { (1..=100).rev().collect() };
+        assert_eq!(seen, want, "{sort}");
+    }
+    let v = get("q=ancient&count=true&limit=1").await;
+    assert_eq!((ids(&v), v["count"].as_u64()), (vec![100], Some(100)));
 }
