@@ -236,3 +236,87 @@ async fn a_node_killed_during_a_burst_of_writes_loses_no_acknowledged_write() {
     let (lines, ok) = daicho::operator::verify_audit(store.get()).await.unwrap();
     assert!(ok, "{lines:?}");
 }
+
+#[tokio::test]
+async fn a_table_design_changed_through_one_node_is_served_at_once_by_the_other() {
+    // Each node keeps the designs it has read; the database's design version tells it when
+    // one changed elsewhere.
+    let cl = cluster().await;
+    let (a, b) = (&cl.a, &cl.b);
+    let c = client(&[a, b]);
+    let csrf = sign_in(&c, a, "admin", &cl.admin_pw).await;
+    let send = |method: reqwest::Method, node: &Node, path: &str, body: Value| {
+        c.request(method, format!("{}{path}", node.base)).header("x-csrf-token", &csrf).json(&body).send()
+    };
+    let get = |node: &Node, path: &str| {
+        let url = format!("{}{path}", node.base);
+        let c = c.clone();
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            let s = r.status();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let r = send(reqwest::Method::POST, a, "/api/v1/tables", json!({"name": "顧客"})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let tid = r.json::<Value>().await.unwrap()["table"]["id"].as_str().unwrap().to_owned();
+    let mut fields = Vec::new();
+    for name in ["氏名", "秘密"] {
+        let r = send(
+            reqwest::Method::POST,
+            a,
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": name, "kind": {"type": "text"}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap();
+        fields.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let r = send(
+        reqwest::Method::POST,
+        a,
+        &format!("/api/v1/tables/{tid}/records"),
+        json!({"values": {"氏名": "山田", "秘密": "合言葉"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let record = format!("/api/v1/tables/{tid}/records/1");
+    // B reads (and keeps) the design.
+    for _ in 0..2 {
+        let (s, v) = get(b, &record).await;
+        assert_eq!((s, v["record"]["values"][&fields[1]].as_str()), (StatusCode::OK, Some("合言葉")));
+    }
+    // A renames a field: B names it so at once.
+    let r = send(
+        reqwest::Method::PATCH,
+        a,
+        &format!("/api/v1/tables/{tid}/fields/{}", fields[0]),
+        json!({"name": "お名前"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, v) = get(b, &format!("/api/v1/tables/{tid}")).await;
+    let names: Vec<&str> =
+        v["table"]["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["お名前", "秘密"]);
+    assert_eq!(get(b, &format!("/api/v1/tables/{tid}/records?sort=お名前")).await.0, StatusCode::OK);
+    // A deletes a field: B no longer shows, sorts by or searches it.
+    let r = send(reqwest::Method::DELETE, a, &format!("/api/v1/tables/{tid}/fields/{}", fields[1]), json!({}))
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (s, v) = get(b, &record).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["record"]["values"].get(&fields[1]).is_none(), "{v}");
+    assert!(get(b, &format!("/api/v1/tables/{tid}/records?sort=秘密")).await.0.is_client_error());
+    let (_, v) = get(b, &format!("/api/v1/tables/{tid}/records?q=%E5%90%88%E8%A8%80%E8%91%89")).await;
+    assert_eq!(v["records"].as_array().map(Vec::len), Some(0), "{v}");
+    // A deletes the table: B answers 404.
+    let r = send(reqwest::Method::DELETE, a, &format!("/api/v1/tables/{tid}"), json!({})).await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(get(b, &record).await.0, StatusCode::NOT_FOUND);
+}

@@ -94,6 +94,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/0008_trash.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            9,
+            Cow::Borrowed("design version"),
+            MigrationType::Simple,
+            include_str!("../migrations/0009_design_version.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -2338,8 +2345,8 @@ impl Store for SqliteStore {
              s.last_seen_at AS s_last_seen_at, s.csrf_token AS s_csrf_token, s.ip AS s_ip, s.user_agent AS s_user_agent, \
              u.id, u.tenant_id, u.login_id, u.display_name, u.email, u.role, u.status, u.language, \
              u.must_change_password, u.password_changed_at, u.failed_logins, u.locked_until, u.created_at, u.updated_at, \
-             t.id AS t_id, t.code AS t_code, t.name AS t_name, t.policy AS t_policy, t.created_at AS t_created_at \
-             FROM sessions s JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id \
+             t.id AS t_id, t.code AS t_code, t.name AS t_name, t.policy AS t_policy, t.created_at AS t_created_at, \
+             t.design_version AS t_design_version FROM sessions s JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id \
              JOIN tenants t ON t.id = s.tenant_id WHERE s.token_hash = ?",
         )
         .bind(token_hash)
@@ -2351,6 +2358,7 @@ impl Store for SqliteStore {
             session: session_from_row(&r, "s_")?,
             user: user_from_row(&r)?,
             tenant: rows::tenant_from_prefixed(&r)?,
+            design_version: r.try_get("t_design_version").map_err(internal)?,
         }))
     }
 
@@ -2361,8 +2369,8 @@ impl Store for SqliteStore {
              k.last_used_at AS k_last_used_at, k.revoked_at AS k_revoked_at, \
              u.id, u.tenant_id, u.login_id, u.display_name, u.email, u.role, u.status, u.language, \
              u.must_change_password, u.password_changed_at, u.failed_logins, u.locked_until, u.created_at, u.updated_at, \
-             t.id AS t_id, t.code AS t_code, t.name AS t_name, t.policy AS t_policy, t.created_at AS t_created_at \
-             FROM api_tokens k JOIN users u ON u.id = k.user_id AND u.tenant_id = k.tenant_id \
+             t.id AS t_id, t.code AS t_code, t.name AS t_name, t.policy AS t_policy, t.created_at AS t_created_at, \
+             t.design_version AS t_design_version FROM api_tokens k JOIN users u ON u.id = k.user_id AND u.tenant_id = k.tenant_id \
              JOIN tenants t ON t.id = k.tenant_id WHERE k.token_hash = ?",
         )
         .bind(token_hash)
@@ -2374,6 +2382,7 @@ impl Store for SqliteStore {
             token: crate::rows::token_from_row(&r, "k_")?,
             user: user_from_row(&r)?,
             tenant: rows::tenant_from_prefixed(&r)?,
+            design_version: r.try_get("t_design_version").map_err(internal)?,
         }))
     }
 

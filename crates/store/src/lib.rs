@@ -73,6 +73,10 @@ pub struct TokenContext {
     pub token: ApiToken,
     pub user: User,
     pub tenant: Tenant,
+    /// The tenant's design version, read with the session: the database raises it with every
+    /// change to the tenant's tables or fields, so a design read at this version or later is
+    /// current (see the web crate's design cache).
+    pub design_version: i64,
 }
 
 /// One change to a record, with the fields the reader may see.
@@ -141,6 +145,10 @@ pub struct SessionContext {
     pub session: Session,
     pub user: User,
     pub tenant: Tenant,
+    /// The tenant's design version, read with the session: the database raises it with every
+    /// change to the tenant's tables or fields, so a design read at this version or later is
+    /// current (see the web crate's design cache).
+    pub design_version: i64,
 }
 
 /// A failed password check against an existing user.

@@ -7,6 +7,7 @@
 //! → handler, whose first statement obtains a capability from the permission engine.
 
 pub mod ctx;
+pub mod designs;
 pub mod error;
 pub mod forms;
 pub mod handlers;

@@ -175,7 +175,7 @@ async fn token_request(state: AppState, mut parts: Parts, body: Body, token: Str
         ip: ctx.ip.clone(),
         user_agent: ctx.user_agent.clone(),
     };
-    let sc = SessionContext { session, user: tc.user, tenant: tc.tenant };
+    let sc = SessionContext { session, user: tc.user, tenant: tc.tenant, design_version: tc.design_version };
     parts.extensions.insert(Authenticated { ctx: sc, principal });
     next.run(Request::from_parts(parts, body)).await
 }
@@ -345,6 +345,8 @@ pub struct Auth {
     pub session: Session,
     pub lang: Lang,
     pub password_age: PasswordAge,
+    /// The tenant's design version, read with the session.
+    pub design_version: i64,
 }
 
 impl Auth {
@@ -395,6 +397,7 @@ impl FromRequestParts<AppState> for AuthAny {
             session: sc.session.clone(),
             lang: sc.user.language.resolve(accept),
             password_age: sc.tenant.policy.password_age(sc.user.password_changed_at, now),
+            design_version: sc.design_version,
         }))
     }
 }

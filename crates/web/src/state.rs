@@ -53,6 +53,9 @@ pub struct AppState {
     /// Bounds concurrent argon2 work: each hash takes 19 MiB and tens of milliseconds of CPU,
     /// so a flood of sign-ins queues here instead of exhausting memory or starving the runtime.
     hash_permits: Arc<Semaphore>,
+    /// Table designs this node has read, checked against the database's design version on
+    /// every use (see `designs`).
+    pub designs: Arc<crate::designs::DesignCache>,
 }
 
 impl WebSettings {
@@ -69,7 +72,14 @@ impl WebSettings {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, hasher: PasswordHasher, settings: WebSettings) -> Self {
         let permits = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
-        Self { store, clock, hasher, settings: Arc::new(settings), hash_permits: Arc::new(Semaphore::new(permits)) }
+        Self {
+            store,
+            clock,
+            hasher,
+            settings: Arc::new(settings),
+            hash_permits: Arc::new(Semaphore::new(permits)),
+            designs: Arc::default(),
+        }
     }
 
     /// Runs password work on the blocking pool, at most one job per core at a time.

@@ -53,15 +53,39 @@ impl OpenTable {
 
 impl Auth {
     pub async fn open_table(&self, state: &AppState, ctx: &Ctx, raw_id: &str) -> AppResult<OpenTable> {
+        self.open_table_with(state, ctx, raw_id, true).await
+    }
+
+    /// `open_table` for a request that has just changed the table's design: the design is read
+    /// from the database, as the request's design version predates its own change.
+    pub async fn reopen_table(&self, state: &AppState, ctx: &Ctx, raw_id: &str) -> AppResult<OpenTable> {
+        self.open_table_with(state, ctx, raw_id, false).await
+    }
+
+    async fn open_table_with(&self, state: &AppState, ctx: &Ctx, raw_id: &str, cache: bool) -> AppResult<OpenTable> {
         let uses = self.authorize::<UseTables>(state, ctx).await?;
         let id: TableId = raw_id.parse().map_err(|_| AppError::NotFound)?;
-        // Administrators hold every right whatever the grants; for others the design and the
-        // grants are read at the same time.
-        let (def, grants) = if self.principal.role == daicho_domain::Role::TenantAdmin {
-            (state.store.table(&uses, id).await?, Vec::new())
-        } else {
-            let (def, grants) = tokio::join!(state.store.table(&uses, id), state.store.my_grants(&uses));
-            (def?, grants?)
+        // The design comes from this node's cache when the tenant's design version has not
+        // moved since it was read. Administrators hold every right whatever the grants; for
+        // others the grants are read (at the same time as the design, when that is read).
+        let tenant = uses.tenant_id();
+        let cached = if cache { state.designs.get(tenant, id, self.design_version) } else { None };
+        let admin = self.principal.role == daicho_domain::Role::TenantAdmin;
+        let (def, grants) = match cached {
+            Some(def) if admin => (def, Vec::new()),
+            Some(def) => (def, state.store.my_grants(&uses).await?),
+            None => {
+                let (def, grants) = if admin {
+                    (state.store.table(&uses, id).await?, Vec::new())
+                } else {
+                    let (def, grants) = tokio::join!(state.store.table(&uses, id), state.store.my_grants(&uses));
+                    (def?, grants?)
+                };
+                if cache {
+                    state.designs.put(tenant, id, self.design_version, &def);
+                }
+                (def, grants)
+            }
         };
         let access = self.principal.table_access(id, grants);
         if access.rights().is_empty() {

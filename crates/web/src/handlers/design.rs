@@ -221,7 +221,7 @@ pub async fn api_retype(
         out["error"] =
             json!({"code": "values_do_not_convert", "message": "Some values do not convert; nothing was changed."});
     } else if report.applied {
-        let open = auth.open_table(&state, &ctx, &tid).await?;
+        let open = auth.reopen_table(&state, &ctx, &tid).await?;
         out["table"] = table_json(&open.def);
     }
     Ok((status, Json(out)).into_response())
