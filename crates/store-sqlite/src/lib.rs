@@ -7,8 +7,10 @@
 mod rows;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use daicho_domain::access::{Create, Delete, Design, Edit, Group, Import, Right, TableGrant, View};
@@ -107,7 +109,15 @@ fn migrator() -> Migrator {
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Recent "walk the sort index?" decisions (see `list_records`), so that a list asked for
+    /// again within `PLAN_MEMO_FOR` does not count again. Only the query's plan depends on
+    /// it, never its result: a stale entry can cost time, not correctness.
+    plans: Arc<Mutex<HashMap<String, (Instant, bool)>>>,
 }
+
+/// How long a plan decision is reused; and how many are kept (the memo starts again when full).
+const PLAN_MEMO_FOR: Duration = Duration::from_secs(30);
+const PLAN_MEMO_MAX: usize = 512;
 
 fn internal(e: sqlx::Error) -> StoreError {
     match e {
@@ -162,7 +172,7 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(internal)?;
-        let store = Self { pool };
+        let store = Self { pool, plans: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -898,17 +908,7 @@ impl Store for SqliteStore {
         // index and checking the filter on each row finds a page after about
         // limit x rows / matches rows, so it wins once matches exceed sqrt(limit x rows): a
         // bounded count decides.
-        let needs_threshold = query.sort.is_some_and(|s| query.filters.iter().any(|f| f.field != s));
-        let threshold = if needs_threshold {
-            let rows: i64 = sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)")
-                .bind(&t)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(internal)?;
-            ((f64::from(query.limit) * rows as f64).sqrt() as i64).max(200)
-        } else {
-            0
-        };
+        // The decision is remembered for a while per table, sort, filters and row scope.
         // The same reasoning for a common keyword: when it matches at least `threshold` records,
         // reading records in list order and asking the trigram index about each one finds a
         // page sooner than collecting every match.
@@ -923,15 +923,29 @@ impl Store for SqliteStore {
         };
         let walk_sort = match query.sort {
             Some(s) if query.keyword.is_none() && query.filters.iter().any(|f| f.field != s) => {
-                let mut probe =
-                    QueryBuilder::<Sqlite>::new(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE 1 = 1"));
-                push_rows(&mut probe, guard::row_conditions(scope, table));
-                push_filters(&mut probe, table, &query.filters, None)?;
-                probe.push(" LIMIT ");
-                probe.push_bind(threshold);
-                probe.push(")");
-                let matches: i64 = probe.build_query_scalar().fetch_one(&self.pool).await.map_err(internal)?;
-                (matches >= threshold).then_some(s)
+                let memo_key =
+                    format!("{t} {s} {} {:?} {:?}", query.limit, query.filters, guard::row_conditions(scope, table));
+                if let Some(walk) = self.remembered_plan(&memo_key) {
+                    walk.then_some(s)
+                } else {
+                    let rows: i64 =
+                        sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)")
+                            .bind(&t)
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(internal)?;
+                    let threshold = ((f64::from(query.limit) * rows as f64).sqrt() as i64).max(200);
+                    let mut probe =
+                        QueryBuilder::<Sqlite>::new(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE 1 = 1"));
+                    push_rows(&mut probe, guard::row_conditions(scope, table));
+                    push_filters(&mut probe, table, &query.filters, None)?;
+                    probe.push(" LIMIT ");
+                    probe.push_bind(threshold);
+                    probe.push(")");
+                    let matches: i64 = probe.build_query_scalar().fetch_one(&self.pool).await.map_err(internal)?;
+                    self.remember_plan(memo_key, matches >= threshold);
+                    (matches >= threshold).then_some(s)
+                }
             }
             _ => None,
         };
@@ -2860,6 +2874,9 @@ fn storage_of(table: &TableDef, field: FieldId) -> Storage {
     table.fields.iter().find(|f| f.id == field).map(|f| f.kind.storage()).unwrap_or(Storage::Text)
 }
 
+/// The record's own columns that `record_columns` lists before the fields.
+const RECORD_COLUMNS: usize = 6;
+
 fn record_columns(table: &TableDef) -> String {
     let mut cols = vec![
         "id".to_owned(),
@@ -2873,29 +2890,32 @@ fn record_columns(table: &TableDef) -> String {
     cols.join(", ")
 }
 
+/// A record from a row selected with `record_columns(table)`, read by position (that order:
+/// six record columns, then the fields), which spares a column-name lookup per cell.
 fn record_from_row(r: &sqlx::sqlite::SqliteRow, table: &TableDef) -> StoreResult<Record> {
-    let get_i = |c: &str| r.try_get::<i64, _>(c).map_err(|e| rows_column_error(c, e));
-    let get_s = |c: &str| r.try_get::<String, _>(c).map_err(|e| rows_column_error(c, e));
+    const COLS: [&str; RECORD_COLUMNS] = ["id", "version", "created_at", "created_by", "updated_at", "updated_by"];
+    let get_i = |i: usize| r.try_get::<i64, _>(i).map_err(|e| rows_column_error(COLS[i], e));
+    let get_s = |i: usize| r.try_get::<String, _>(i).map_err(|e| rows_column_error(COLS[i], e));
     let mut cells = Vec::with_capacity(table.fields.len());
-    for f in &table.fields {
-        let col = ut::field_ident(f.id);
+    for (i, f) in table.fields.iter().enumerate() {
+        let at = RECORD_COLUMNS + i;
         let cell = match f.kind.storage() {
-            Storage::Text => r.try_get::<Option<String>, _>(col.as_str()).map(|v| v.map(Cell::Text)),
-            Storage::Int => r.try_get::<Option<i64>, _>(col.as_str()).map(|v| v.map(Cell::Int)),
-            Storage::Bool => r.try_get::<Option<bool>, _>(col.as_str()).map(|v| v.map(Cell::Bool)),
+            Storage::Text => r.try_get::<Option<String>, _>(at).map(|v| v.map(Cell::Text)),
+            Storage::Int => r.try_get::<Option<i64>, _>(at).map(|v| v.map(Cell::Int)),
+            Storage::Bool => r.try_get::<Option<bool>, _>(at).map(|v| v.map(Cell::Bool)),
         }
-        .map_err(|e| rows_column_error(&col, e))?
+        .map_err(|e| rows_column_error(&ut::field_ident(f.id), e))?
         .unwrap_or(Cell::Null);
         cells.push((f.id, cell));
     }
     Ok(Record {
-        id: get_i("id")?,
-        version: get_i("version")?,
+        id: get_i(0)?,
+        version: get_i(1)?,
         cells,
-        created_at: daicho_store::rows::time_ms(get_i("created_at")?)?,
-        created_by: get_s("created_by")?,
-        updated_at: daicho_store::rows::time_ms(get_i("updated_at")?)?,
-        updated_by: get_s("updated_by")?,
+        created_at: daicho_store::rows::time_ms(get_i(2)?)?,
+        created_by: get_s(3)?,
+        updated_at: daicho_store::rows::time_ms(get_i(4)?)?,
+        updated_by: get_s(5)?,
     })
 }
 
@@ -2935,6 +2955,23 @@ fn bind_cell_q<'q>(q: PlainQ<'q>, c: &Cell, storage: Storage) -> PlainQ<'q> {
 }
 
 impl SqliteStore {
+    /// A plan decision made for `key` within `PLAN_MEMO_FOR`, if any.
+    fn remembered_plan(&self, key: &str) -> Option<bool> {
+        let plans = self.plans.lock().ok()?;
+        plans.get(key).filter(|(at, _)| at.elapsed() < PLAN_MEMO_FOR).map(|(_, walk)| *walk)
+    }
+
+    fn remember_plan(&self, key: String, walk: bool) {
+        let Ok(mut plans) = self.plans.lock() else { return };
+        if plans.len() >= PLAN_MEMO_MAX {
+            plans.retain(|_, (at, _)| at.elapsed() < PLAN_MEMO_FOR);
+            if plans.len() >= PLAN_MEMO_MAX {
+                plans.clear();
+            }
+        }
+        plans.insert(key, (Instant::now(), walk));
+    }
+
     /// Deletes a trashed table or field of the tenant for good, with its data.
     async fn purge_in(
         &self,
@@ -3551,4 +3588,26 @@ async fn insert_in(
         .await
         .map_err(internal)?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn plan_decisions_are_remembered_per_key_and_the_memo_stays_bounded() {
+        let store = SqliteStore::open("sqlite::memory:", 1).await.expect("an in-memory store");
+        assert_eq!(store.remembered_plan("a"), None);
+        store.remember_plan("a".into(), true);
+        store.remember_plan("b".into(), false);
+        assert_eq!((store.remembered_plan("a"), store.remembered_plan("b")), (Some(true), Some(false)));
+        store.remember_plan("a".into(), false);
+        assert_eq!(store.remembered_plan("a"), Some(false), "a new decision replaces the old one");
+        for i in 0..PLAN_MEMO_MAX + 10 {
+            store.remember_plan(format!("k{i}"), true);
+        }
+        let kept = store.plans.lock().expect("the memo").len();
+        assert!(kept <= PLAN_MEMO_MAX, "{kept}");
+        assert_eq!(store.remembered_plan(&format!("k{}", PLAN_MEMO_MAX + 9)), Some(true), "the newest is kept");
+    }
 }

@@ -53,6 +53,7 @@ pub fn visible_search_fields(scope: &TableScope<View>, table: &TableDef) -> Opti
 }
 
 /// One condition of a row scope, for a backend to render in its dialect.
+#[derive(Debug)]
 pub enum RowCond {
     True,
     CreatedBy(String),
