@@ -26,7 +26,7 @@ pub struct TestApp {
     pub running: Running,
     pub config: Config,
     pub cert_pem: Vec<u8>,
-    pub hasher: PasswordHasher,
+    pub hasher: std::sync::Arc<PasswordHasher>,
     _dir: tempfile::TempDir,
 }
 

@@ -48,7 +48,8 @@ impl Default for WebSettings {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub hasher: PasswordHasher,
+    /// Shared, not copied: the state is cloned for every middleware and handler of a request.
+    pub hasher: Arc<PasswordHasher>,
     pub settings: Arc<WebSettings>,
     /// Bounds concurrent argon2 work: each hash takes 19 MiB and tens of milliseconds of CPU,
     /// so a flood of sign-ins queues here instead of exhausting memory or starving the runtime.
@@ -75,7 +76,7 @@ impl AppState {
         Self {
             store,
             clock,
-            hasher,
+            hasher: Arc::new(hasher),
             settings: Arc::new(settings),
             hash_permits: Arc::new(Semaphore::new(permits)),
             designs: Arc::default(),
