@@ -71,6 +71,9 @@ struct Args {
     import_batch: u64,
     #[arg(long, default_value_t = 10)]
     wrk_seconds: u32,
+    /// wrk runs per throughput measurement; the median run is reported, with every run's rate
+    #[arg(long, default_value_t = 3)]
+    wrk_runs: u32,
     #[arg(long, default_value_t = 16)]
     wrk_connections: u32,
     #[arg(long, default_value_t = 2)]
@@ -441,7 +444,11 @@ async fn run(
     let mut wrk_results = Vec::new();
     progress("wrk: get by id");
     let meter = server::CpuMeter::start(pid)?;
-    let r = run.random_ids("get", &format!("/api/v1/tables/{tid}/records/"), n).await?;
+    let mut runs = Vec::new();
+    for _ in 0..args.wrk_runs.max(1) {
+        runs.push(run.random_ids("get", &format!("/api/v1/tables/{tid}/records/"), n).await?);
+    }
+    let r = wrk::median(runs).context("no wrk run")?;
     let mut cpu = vec![("CSV import (the requests only)".to_owned(), import_cpu)];
     cpu.push(("wrk, get by id".to_owned(), meter.stop()?));
     wrk_results.push((
@@ -464,7 +471,11 @@ async fn run(
     let paths: Vec<String> = page_specs.iter().map(|s| s.api_path(&tid, &fids)).collect();
     progress("wrk: filtered, sorted first page");
     let meter = server::CpuMeter::start(pid)?;
-    let r = run.rotate("page", &paths).await?;
+    let mut runs = Vec::new();
+    for _ in 0..args.wrk_runs.max(1) {
+        runs.push(run.rotate("page", &paths).await?);
+    }
+    let r = wrk::median(runs).context("no wrk run")?;
     cpu.push(("wrk, filtered and sorted first page".to_owned(), meter.stop()?));
     wrk_results.push((
         "first page: filter 状態 = (each of 5 choices in turn), sort 金額 desc, 50 rows".to_owned(),
@@ -845,12 +856,15 @@ fn render(r: &Report, args: &Args) -> String {
     for (label, _, w, target, raw_qps, raw_req) in &r.wrk {
         let _ = writeln!(
             o,
-            "| API throughput, {} clients: {label} | **{:.0} requests/s** ({} requests; latency avg {}, p50 {}, p99 {}; \
-             non-2xx {}; socket errors: {}) | {raw_qps:.0} queries/s (the record query alone, {} tasks, pool of 8)<br>{raw_req:.0}/s with \
+            "| API throughput, {} clients: {label} | **{:.0} requests/s** (median of {} runs of {} s: {}; this run: {} \
+             requests; latency avg {}, p50 {}, p99 {}; non-2xx in all runs {}; socket errors: {}) | {raw_qps:.0} queries/s (the record query alone, {} tasks, pool of 8)<br>{raw_req:.0}/s with \
              the session and catalogue queries each request runs first | \
              ≥ {target:.0} requests/s | {} |",
             args.wrk_connections,
             w.requests_per_sec,
+            w.runs.len(),
+            args.wrk_seconds,
+            w.runs.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", "),
             w.requests,
             w.latency_avg,
             w.p50,
