@@ -272,31 +272,48 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// glibc's malloc raises its mmap threshold after the first large block is freed, so the
-/// 19 MiB blocks of later argon2id hashes come from heap arenas it keeps: a server that has
-/// checked a few passwords would idle at 70 MB instead of 15. A fixed threshold keeps large
-/// blocks in mmap, returned on free. It can only be set before the process starts, so the
-/// server re-executes itself once with the tunable set (an operator's own GLIBC_TUNABLES that
-/// already sets it is left alone). See docs/PERFORMANCE.md.
+/// Memory settings that can only be made before the process starts, so the server
+/// re-executes itself once with them (settings an operator made already are left alone):
+/// - mimalloc, the Rust allocator, by default keeps freed memory for a while and commits its
+///   arenas eagerly: a server that has checked a few passwords (argon2id takes 19 MiB each)
+///   would idle at 77 MB instead of 19. `MIMALLOC_PURGE_DELAY=0` returns freed memory at once
+///   and `MIMALLOC_ARENA_EAGER_COMMIT=0` commits it as it is used.
+/// - glibc's malloc, still used by SQLite, raises its mmap threshold after the first large
+///   block is freed and then keeps large blocks in its heap arenas; a fixed threshold keeps
+///   them in mmap, returned on free.
+///
+/// See docs/PERFORMANCE.md.
 #[cfg(target_os = "linux")]
 fn with_malloc_tunables() {
     use std::os::unix::process::CommandExt as _;
     const TUNABLE: &str = "glibc.malloc.mmap_threshold=131072";
+    const MIMALLOC: [(&str, &str); 2] = [("MIMALLOC_PURGE_DELAY", "0"), ("MIMALLOC_ARENA_EAGER_COMMIT", "0")];
+    // Once only, even where the loader drops a variable (set-user-id binaries).
+    if std::env::var_os("DAICHO_REEXECUTED").is_some() {
+        return;
+    }
     let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-    // Once only, even where the loader drops the variable (set-user-id binaries).
-    if current.contains("glibc.malloc.mmap_threshold") || std::env::var_os("DAICHO_REEXECUTED").is_some() {
+    let glibc = (!current.contains("glibc.malloc.mmap_threshold"))
+        .then(|| if current.is_empty() { TUNABLE.to_owned() } else { format!("{current}:{TUNABLE}") });
+    let mimalloc: Vec<(&str, &str)> = MIMALLOC.iter().copied().filter(|(k, _)| std::env::var_os(k).is_none()).collect();
+    if glibc.is_none() && mimalloc.is_empty() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else { return };
-    let value = if current.is_empty() { TUNABLE.to_owned() } else { format!("{current}:{TUNABLE}") };
-    let err = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env("GLIBC_TUNABLES", value)
-        .env("DAICHO_REEXECUTED", "1")
-        .exec();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1)).env("DAICHO_REEXECUTED", "1").envs(mimalloc);
+    if let Some(value) = glibc {
+        cmd.env("GLIBC_TUNABLES", value);
+    }
+    let err = cmd.exec();
     // Only reached when the exec failed: carry on with the default allocator settings.
-    eprintln!("daicho: could not restart with a fixed malloc mmap threshold ({err}); continuing");
+    eprintln!("daicho: could not restart with its memory settings ({err}); continuing");
 }
+
+/// The allocator: under concurrent API load glibc's malloc took about 15 % of the server's CPU
+/// (docs/PERFORMANCE.md, "Allocator"); its settings are made by `with_malloc_tunables`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
