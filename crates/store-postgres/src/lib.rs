@@ -2915,53 +2915,15 @@ fn storage_of(table: &TableDef, field: FieldId) -> Storage {
     table.fields.iter().find(|f| f.id == field).map(|f| f.kind.storage()).unwrap_or(Storage::Text)
 }
 
-/// The record's own columns that `record_columns` lists before the fields.
-const RECORD_COLUMNS: usize = 6;
-
 fn record_columns(table: &TableDef) -> String {
-    let mut cols = vec![
-        "id".to_owned(),
-        "version".into(),
-        "created_at".into(),
-        "created_by".into(),
-        "updated_at".into(),
-        "updated_by".into(),
-    ];
+    let mut cols: Vec<String> = daicho_store::rows::RECORD_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
     cols.extend(table.fields.iter().map(|f| ut::field_ident(f.id)));
     cols.join(", ")
 }
 
-/// A record from a row selected with `record_columns(table)`, read by position (that order:
-/// six record columns, then the fields), which spares a column-name lookup per cell.
+/// A record from a row selected with `record_columns(table)` (see `daicho_store::rows::record`).
 fn record_from_row(r: &sqlx::postgres::PgRow, table: &TableDef) -> StoreResult<Record> {
-    const COLS: [&str; RECORD_COLUMNS] = ["id", "version", "created_at", "created_by", "updated_at", "updated_by"];
-    let get_i = |i: usize| r.try_get::<i64, _>(i).map_err(|e| rows_column_error(COLS[i], e));
-    let get_s = |i: usize| r.try_get::<String, _>(i).map_err(|e| rows_column_error(COLS[i], e));
-    let mut cells = Vec::with_capacity(table.fields.len());
-    for (i, f) in table.fields.iter().enumerate() {
-        let at = RECORD_COLUMNS + i;
-        let cell = match f.kind.storage() {
-            Storage::Text => r.try_get::<Option<String>, _>(at).map(|v| v.map(Cell::Text)),
-            Storage::Int => r.try_get::<Option<i64>, _>(at).map(|v| v.map(Cell::Int)),
-            Storage::Bool => r.try_get::<Option<bool>, _>(at).map(|v| v.map(Cell::Bool)),
-        }
-        .map_err(|e| rows_column_error(&ut::field_ident(f.id), e))?
-        .unwrap_or(Cell::Null);
-        cells.push((f.id, cell));
-    }
-    Ok(Record {
-        id: get_i(0)?,
-        version: get_i(1)?,
-        cells,
-        created_at: daicho_store::rows::time_ms(get_i(2)?)?,
-        created_by: get_s(3)?,
-        updated_at: daicho_store::rows::time_ms(get_i(4)?)?,
-        updated_by: get_s(5)?,
-    })
-}
-
-fn rows_column_error(col: &str, e: sqlx::Error) -> StoreError {
-    daicho_store::rows::column_error(col, e)
+    daicho_store::rows::record(&crate::rows::Cols(r), table)
 }
 
 type ScalarQ<'q> = sqlx::query::QueryScalar<'q, Postgres, i64, sqlx::postgres::PgArguments>;

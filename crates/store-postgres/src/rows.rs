@@ -27,6 +27,24 @@ impl Columns for Cols<'_> {
     }
 }
 
+impl rows::ColumnsAt for Cols<'_> {
+    fn int_at(&self, at: usize) -> StoreResult<i64> {
+        self.0.try_get(at).map_err(|e| column_error(&format!("#{at}"), e))
+    }
+    fn text_at(&self, at: usize) -> StoreResult<String> {
+        self.0.try_get(at).map_err(|e| column_error(&format!("#{at}"), e))
+    }
+    fn opt_text_at(&self, at: usize) -> StoreResult<Option<String>> {
+        self.0.try_get(at).map_err(|e| column_error(&format!("#{at}"), e))
+    }
+    fn opt_int_at(&self, at: usize) -> StoreResult<Option<i64>> {
+        self.0.try_get(at).map_err(|e| column_error(&format!("#{at}"), e))
+    }
+    fn opt_flag_at(&self, at: usize) -> StoreResult<Option<bool>> {
+        self.0.try_get(at).map_err(|e| column_error(&format!("#{at}"), e))
+    }
+}
+
 pub(crate) fn user_from_row(r: &PgRow) -> StoreResult<User> {
     rows::user(&Cols(r))
 }

@@ -22,6 +22,49 @@ pub trait Columns {
     fn flag(&self, col: &str) -> StoreResult<bool>;
 }
 
+/// Typed access to one row's columns by position (for rows whose column order is known, such
+/// as those selected with a table's record columns).
+pub trait ColumnsAt {
+    fn int_at(&self, at: usize) -> StoreResult<i64>;
+    fn text_at(&self, at: usize) -> StoreResult<String>;
+    fn opt_text_at(&self, at: usize) -> StoreResult<Option<String>>;
+    fn opt_int_at(&self, at: usize) -> StoreResult<Option<i64>>;
+    fn opt_flag_at(&self, at: usize) -> StoreResult<Option<bool>>;
+}
+
+/// The record's own columns, in the order a record's SELECT lists them before the fields (each
+/// store's `record_columns`).
+pub const RECORD_COLUMNS: [&str; 6] = ["id", "version", "created_at", "created_by", "updated_at", "updated_by"];
+
+/// A record from a row selected as `RECORD_COLUMNS` then the table's fields in their order,
+/// read by position (no column name is formatted or looked up per cell).
+pub fn record(r: &impl ColumnsAt, table: &daicho_domain::table::TableDef) -> StoreResult<crate::Record> {
+    use daicho_domain::table::{Cell, Storage};
+    let named = |at: usize, e: StoreError| match (RECORD_COLUMNS.get(at), e) {
+        (Some(c), StoreError::Internal(m)) => StoreError::Internal(format!("{c}: {m}")),
+        (_, e) => e,
+    };
+    let mut cells = Vec::with_capacity(table.fields.len());
+    for (i, f) in table.fields.iter().enumerate() {
+        let at = RECORD_COLUMNS.len() + i;
+        let cell = match f.kind.storage() {
+            Storage::Text => r.opt_text_at(at)?.map(Cell::Text),
+            Storage::Int => r.opt_int_at(at)?.map(Cell::Int),
+            Storage::Bool => r.opt_flag_at(at)?.map(Cell::Bool),
+        };
+        cells.push((f.id, cell.unwrap_or(Cell::Null)));
+    }
+    Ok(crate::Record {
+        id: r.int_at(0).map_err(|e| named(0, e))?,
+        version: r.int_at(1).map_err(|e| named(1, e))?,
+        cells,
+        created_at: time_ms(r.int_at(2).map_err(|e| named(2, e))?)?,
+        created_by: r.text_at(3).map_err(|e| named(3, e))?,
+        updated_at: time_ms(r.int_at(4).map_err(|e| named(4, e))?)?,
+        updated_by: r.text_at(5).map_err(|e| named(5, e))?,
+    })
+}
+
 /// The error for a column that cannot be read.
 pub fn column_error(col: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("column {col}: {e}"))
@@ -194,4 +237,79 @@ pub fn purge_target(
     r: &impl Columns,
 ) -> StoreResult<(TenantId, daicho_domain::TableId, Option<daicho_domain::FieldId>)> {
     Ok((id(r, "tenant_id")?, id(r, "table_id")?, opt_id(r, "field_id")?))
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+    use daicho_domain::ids::{FieldId, TableId};
+    use daicho_domain::table::{Cell, FieldDef, FieldKind, FieldRules, Name, TableDef};
+
+    /// A row as a list of optional values, each a text, an integer or a flag.
+    struct Row(Vec<Option<&'static str>>);
+
+    impl ColumnsAt for Row {
+        fn int_at(&self, at: usize) -> StoreResult<i64> {
+            self.opt_int_at(at)?.ok_or_else(|| StoreError::Internal("null".into()))
+        }
+        fn text_at(&self, at: usize) -> StoreResult<String> {
+            self.opt_text_at(at)?.ok_or_else(|| StoreError::Internal("null".into()))
+        }
+        fn opt_text_at(&self, at: usize) -> StoreResult<Option<String>> {
+            Ok(self.0.get(at).copied().flatten().map(str::to_owned))
+        }
+        fn opt_int_at(&self, at: usize) -> StoreResult<Option<i64>> {
+            self.0
+                .get(at)
+                .copied()
+                .flatten()
+                .map(|v| v.parse().map_err(|_| StoreError::Internal("not a number".into())))
+                .transpose()
+        }
+        fn opt_flag_at(&self, at: usize) -> StoreResult<Option<bool>> {
+            Ok(self.0.get(at).copied().flatten().map(|v| v == "true"))
+        }
+    }
+
+    fn field(name: &str, kind: FieldKind, position: u32) -> FieldDef {
+        let name = Name::parse(name).expect("a name");
+        FieldDef { id: FieldId::new_random(), name, kind, rules: FieldRules::default(), position }
+    }
+
+    #[test]
+    fn a_record_is_read_by_position_record_columns_first_then_the_fields_in_order() {
+        let table = TableDef {
+            id: TableId::new_random(),
+            tenant_id: daicho_domain::TenantId::new_random(),
+            name: Name::parse("t").expect("a name"),
+            description: String::new(),
+            fields: vec![
+                field("name", FieldKind::Text, 0),
+                field("qty", FieldKind::Integer, 1),
+                field("done", FieldKind::Checkbox, 2),
+            ],
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let row = Row(vec![
+            Some("7"),
+            Some("3"),
+            Some("1000"),
+            Some("a"),
+            Some("2000"),
+            Some("b"),
+            Some("x"),
+            None,
+            Some("true"),
+        ]);
+        let r = record(&row, &table).expect("a record");
+        assert_eq!((r.id, r.version, r.created_by.as_str(), r.updated_by.as_str()), (7, 3, "a", "b"));
+        assert_eq!(r.updated_at.unix_timestamp(), 2);
+        let cells: Vec<Cell> = r.cells.iter().map(|(_, c)| c.clone()).collect();
+        assert_eq!(cells, [Cell::Text("x".into()), Cell::Null, Cell::Bool(true)]);
+        assert_eq!(r.cells[1].0, table.fields[1].id);
+        // A record column that does not read names itself in the error.
+        let bad = Row(vec![Some("7"), Some("three")]);
+        let Err(StoreError::Internal(m)) = record(&bad, &table) else { panic!("an error") };
+        assert!(m.starts_with("version:"), "{m}");
+    }
 }
