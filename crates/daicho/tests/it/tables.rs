@@ -948,14 +948,16 @@ async fn common_and_rare_keywords_give_the_same_pages_whichever_way_they_are_fou
     for (name, kind) in [("本文", json!({"type": "text"})), ("番", json!({"type": "integer"}))] {
         a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": kind})).await;
     }
-    // 10,200 records: every one says 共通語 (more than a list counts), every third 三番目, three
-    // say まれな言葉.
+    // 10,200 records: every one says 共通語 (more than a list counts), every third 三番目, every
+    // hundredth 百番毎 (fewer than a page among the newest 2,000, a page among 10,000), three say
+    // まれな言葉.
     let mut csv = String::from("本文,番\n");
     for i in 1..=10_200 {
         let rare = if i % 3400 == 0 { " まれな言葉" } else { "" };
         let third = if i % 3 == 0 { " 三番目" } else { "" };
         let ancient = if i <= 100 { " Ancient Record" } else { "" };
-        csv.push_str(&format!("共通語 {i}{third}{rare}{ancient},{i}\n"));
+        let hundredth = if i % 100 == 0 { " 百番毎" } else { "" };
+        csv.push_str(&format!("共通語 {i}{third}{rare}{ancient}{hundredth},{i}\n"));
     }
     let (s, v) = import(a, &tid, "", csv.into_bytes()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -980,6 +982,9 @@ async fn common_and_rare_keywords_give_the_same_pages_whichever_way_they_are_fou
     // A third of them (3,400: collected) and three (rare), with the exact count.
     let v = get("q=%E4%B8%89%E7%95%AA%E7%9B%AE&count=true&limit=2").await;
     assert_eq!((ids(&v), v["count"].as_u64()), (vec![10_200, 10_197], Some(3_400)));
+    let v = get("q=%E7%99%BE%E7%95%AA%E6%AF%8E&count=true&limit=50").await;
+    let every_hundredth: Vec<i64> = (0..50).map(|k| 10_200 - 100 * k).collect();
+    assert_eq!((ids(&v), v["count"].as_u64()), (every_hundredth, Some(102)));
     let v = get("q=%E3%81%BE%E3%82%8C%E3%81%AA&count=true").await;
     assert_eq!((ids(&v), v["count"].as_u64()), (vec![10_200, 6_800, 3_400], Some(3)));
     // Paging a common keyword walks on without repeating or skipping.
