@@ -553,7 +553,7 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
         let import = principal
             .authorize_table::<daicho_domain::access::Import>(&table_scope(t.id))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        store.import_records(&import, t, r, Vec::new(), now, ev).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        daicho_store::import_all(store, &import, t, r, now, ev).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
     seed_demo_groups(store, &principal, &tables, now).await?;
     Ok(total)

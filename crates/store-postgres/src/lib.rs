@@ -24,9 +24,9 @@ use daicho_domain::{
 };
 use daicho_store::guard::{self, RowCond};
 use daicho_store::{
-    ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, JobRow, LoginFailure, NewApiToken, NewSession,
-    NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, RetypeReport, Session, SessionContext,
-    SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, TokenContext, TrashItem, UserRow,
+    ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportPart, ImportParts, JobRow, LoginFailure,
+    NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, RetypeReport, Session,
+    SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, TokenContext, TrashItem, UserRow,
 };
 use daicho_store::{copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -836,24 +836,45 @@ impl Store for PgStore {
         &self,
         scope: &TableScope<Import>,
         table: &TableDef,
-        inserts: Vec<Vec<(FieldId, Cell)>>,
-        updates: Vec<(i64, Vec<(FieldId, Cell)>)>,
+        mut parts: ImportParts,
         at: OffsetDateTime,
-        event: NewAuditEvent,
+        mut event: NewAuditEvent,
     ) -> StoreResult<(u64, u64)> {
         guard::check_table(scope, table)?;
-        for cells in inserts.iter().chain(updates.iter().map(|(_, c)| c)) {
-            guard::check_writes(scope, cells)?;
-        }
+        let Some(first) = parts.recv().await else { return Err(daicho_store::import_abandoned()) };
         let who = scope.actor().to_string();
+        // Rolled back on drop when a part fails or the parts end without `Done`.
         let mut tx = self.write_tx().await?;
-        insert_many(&mut tx, table, &who, at, &inserts).await?;
-        for (id, cells) in &updates {
-            Self::overwrite_in(&mut tx, scope, table, *id, cells, at, &who, &event).await?;
+        let (mut inserted, mut updated) = (0u64, 0u64);
+        let mut next = Some(first);
+        loop {
+            let part = match next.take() {
+                Some(p) => p,
+                None => parts.recv().await.ok_or_else(daicho_store::import_abandoned)?,
+            };
+            match part {
+                ImportPart::Insert(rows) => {
+                    for cells in &rows {
+                        guard::check_writes(scope, cells)?;
+                    }
+                    insert_many(&mut tx, table, &who, at, &rows).await?;
+                    inserted += rows.len() as u64;
+                }
+                ImportPart::Update(rows) => {
+                    for (id, cells) in &rows {
+                        guard::check_writes(scope, cells)?;
+                        Self::overwrite_in(&mut tx, scope, table, *id, cells, at, &who, &event).await?;
+                    }
+                    updated += rows.len() as u64;
+                }
+                ImportPart::Done { details } => {
+                    event.details = details;
+                    Self::append_in(&mut tx, event).await?;
+                    tx.commit().await.map_err(internal)?;
+                    return Ok((inserted, updated));
+                }
+            }
         }
-        Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)?;
-        Ok((inserts.len() as u64, updates.len() as u64))
     }
 
     async fn record_history(

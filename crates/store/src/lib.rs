@@ -43,6 +43,45 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// One part of an import (see [`Store::import_records`]).
+#[derive(Debug)]
+pub enum ImportPart {
+    /// New records.
+    Insert(Vec<Vec<(FieldId, Cell)>>),
+    /// Existing records, overwritten in the given fields.
+    Update(Vec<(i64, Vec<(FieldId, Cell)>)>),
+    /// Every part was sent: commit, with these details in the import's audit event (the row
+    /// counts, known only now).
+    Done { details: String },
+}
+
+/// The parts of one import, in order.
+pub type ImportParts = tokio::sync::mpsc::Receiver<ImportPart>;
+
+/// The error of an import whose parts ended without [`ImportPart::Done`].
+pub fn import_abandoned() -> StoreError {
+    StoreError::Internal("the import was abandoned before its end; nothing was written".into())
+}
+
+/// An import of rows already in memory (the demo data, tests): one part and its end.
+pub async fn import_all(
+    store: &dyn Store,
+    scope: &TableScope<Import>,
+    table: &TableDef,
+    inserts: Vec<Vec<(FieldId, Cell)>>,
+    at: OffsetDateTime,
+    event: NewAuditEvent,
+) -> StoreResult<(u64, u64)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let details = event.details.clone();
+    // Both fit in the channel: neither send waits.
+    for part in [ImportPart::Insert(inserts), ImportPart::Done { details }] {
+        tx.try_send(part).map_err(|_| import_abandoned())?;
+    }
+    drop(tx);
+    store.import_records(scope, table, rx, at, event).await
+}
+
 /// A personal API token (its plain value is never stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
@@ -523,16 +562,18 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
         event: NewAuditEvent,
     ) -> StoreResult<u64>;
-    /// Writes an import in one transaction, all rows or none: new records, and existing ones
-    /// (found by the caller through a unique key field) overwritten in the given fields.
+    /// Writes an import in one transaction, all rows or none, part by part as the caller sends
+    /// them (it validates the rest of the file meanwhile): new records, and existing ones (found
+    /// by the caller through a unique key field) overwritten in the given fields. Commits on
+    /// [`ImportPart::Done`], recorded by `event` with the details given there. When the parts
+    /// end without it (the caller found the file invalid) or a part fails, nothing is written
+    /// and an error returned. Nothing is locked before the first part arrives.
     /// Returns (inserted, updated).
-    #[allow(clippy::too_many_arguments)]
     async fn import_records(
         &self,
         scope: &TableScope<Import>,
         table: &TableDef,
-        inserts: Vec<Vec<(FieldId, Cell)>>,
-        updates: Vec<(i64, Vec<(FieldId, Cell)>)>,
+        parts: ImportParts,
         at: OffsetDateTime,
         event: NewAuditEvent,
     ) -> StoreResult<(u64, u64)>;

@@ -106,6 +106,22 @@ impl TestApp {
         }
     }
 
+    /// On SQLite, the page cache size (`PRAGMA cache_size`) of every connection the pool may
+    /// hold, all held at once; `None` on PostgreSQL.
+    pub async fn sqlite_cache_sizes(&self) -> Option<Vec<i64>> {
+        let daicho::StoreHandle::Sqlite(s) = &self.running.store else { return None };
+        let pool = s.pool_for_tests();
+        let mut held = Vec::new();
+        for _ in 0..pool.options().get_max_connections() {
+            held.push(pool.acquire().await.unwrap());
+        }
+        let mut sizes = Vec::new();
+        for c in &mut held {
+            sizes.push(sqlx::query_scalar("PRAGMA cache_size").fetch_one(&mut **c).await.unwrap());
+        }
+        Some(sizes)
+    }
+
     /// A client that trusts only this server's certificate, keeps cookies, and does not follow
     /// redirects (tests assert them).
     pub fn client(&self) -> Client {

@@ -482,6 +482,58 @@ async fn csv_import_is_all_or_nothing_reads_shift_jis_and_updates_by_a_unique_ke
 }
 
 #[tokio::test]
+async fn a_large_import_is_all_or_nothing_although_it_is_written_while_it_is_read() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let (s, _) =
+        a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "既存の会社"}})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let count = || async {
+        let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?count=true&limit=1")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["count"].as_u64().unwrap()
+    };
+    let file = |bad_row: Option<(usize, &str)>| {
+        let mut csv = String::from("会社名,従業員数\n");
+        for i in 2..=3_501usize {
+            match bad_row {
+                Some((r, line)) if r == i => csv.push_str(line),
+                _ => csv.push_str(&format!("会社{i},{i}")),
+            }
+            csv.push('\n');
+        }
+        csv.into_bytes()
+    };
+    // A bad value in row 3,400: three parts of 1,000 rows had already gone to the store.
+    let (s, v) = import(a, &tid, "", file(Some((3_400, "会社3400,many")))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let staff = field_id(&table, "従業員数");
+    assert_eq!(v["error"]["fields"][0]["field"], format!("row:3400:{staff}"));
+    assert_eq!(count().await, 1, "nothing half-imported");
+    // A name taken by an existing record in row 2,300: the store refuses its third part.
+    let (s, v) = import(a, &tid, "", file(Some((2_300, "既存の会社,1")))).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["fields"][0]["field"], field_id(&table, "会社名"));
+    assert_eq!(count().await, 1, "nothing half-imported");
+    // Neither left a lock or a half-open transaction behind: the whole file goes in at once.
+    let (s, v) = import(a, &tid, "", file(None)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["inserted"], 3_500);
+    assert_eq!(count().await, 3_501);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?q=%E4%BC%9A%E7%A4%BE3501&count=true")).await;
+    assert_eq!(v["count"], 1, "the keyword index holds every part");
+    let (_, v) = a.get_json("/api/v1/audit?action=record.import").await;
+    let details: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["details"].as_str().unwrap()).collect();
+    assert_eq!(details, ["3500 rows inserted, 0 updated"], "only the import that was written is recorded");
+    // On SQLite an import writes with a large page cache: every connection has its usual one back.
+    if let Some(sizes) = app.sqlite_cache_sizes().await {
+        assert!(sizes.iter().all(|&s| s == -2000), "SQLite's default page cache on every connection: {sizes:?}");
+    }
+}
+
+#[tokio::test]
 async fn the_import_page_takes_a_file_upload_with_its_csrf_token_and_lists_problems_by_row() {
     use daicho_testkit::reqwest::multipart::{Form, Part};
     let app = TestApp::start().await;

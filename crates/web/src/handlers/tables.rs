@@ -12,9 +12,10 @@ use daicho_domain::table::{
     Cell, FieldDef, FieldKind, FieldRules, Name, RecordQuery, TableDef, check_field_count, check_keyword,
 };
 use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, Outcome, TableId, UseTables};
-use daicho_store::Record;
+use daicho_store::{ImportPart, Record};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 
 use crate::ctx::{Ctx, EventExt};
 use crate::error::{AppError, AppResult};
@@ -138,7 +139,6 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
 /// Excel shows it), checkboxes as TRUE / FALSE, numbers, dates and the rest as the API presents
 /// them. Borrowed where it can be: the export writes millions of these.
 fn export_text<'a>(f: &FieldDef, r: &'a Record) -> std::borrow::Cow<'a, str> {
-    use std::borrow::Cow;
     if daicho_domain::table::system_column(f.id).is_some() {
         return match r.cell(f.id).map(|c| f.present(&c)) {
             Some(Value::String(s)) => Cow::Owned(s),
@@ -958,18 +958,21 @@ pub async fn export_records(
     Ok(res)
 }
 
-/// The most rows one import may hold (all are validated, then written in one transaction, so a
-/// file is held in memory: about 100 MB at this bound); `server.max_import_bytes` applies too.
+/// The most rows one import may hold (written in one transaction); `server.max_import_bytes`
+/// bounds the file, which is held in memory as the request body.
 pub const IMPORT_MAX_ROWS: usize = 100_000;
 const IMPORT_MAX_ERRORS: usize = 100;
+/// Validated rows handed to the store at a time: it writes one part while the next is read and
+/// validated, and only a few parts are ever held in memory.
+const IMPORT_PART_ROWS: usize = 1_000;
 
 /// Decodes an uploaded CSV: UTF-8 with or without BOM, or Shift_JIS (CP932), detected when
 /// `encoding` is `auto` or empty.
-fn decode_csv(bytes: &[u8], encoding: &str) -> Result<String, &'static str> {
-    let utf8 = |b: &[u8]| std::str::from_utf8(b.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(b)).map(str::to_owned);
-    let sjis = |b: &[u8]| {
+fn decode_csv<'a>(bytes: &'a [u8], encoding: &str) -> Result<Cow<'a, str>, &'static str> {
+    let utf8 = |b: &'a [u8]| std::str::from_utf8(b.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(b)).map(Cow::Borrowed);
+    let sjis = |b: &'a [u8]| {
         let (text, _, bad) = encoding_rs::SHIFT_JIS.decode(b);
-        if bad { Err("bad_encoding") } else { Ok(text.into_owned()) }
+        if bad { Err("bad_encoding") } else { Ok(text) }
     };
     match encoding {
         "" | "auto" => utf8(bytes).or_else(|_| sjis(bytes)),
@@ -990,6 +993,10 @@ fn unneutralise(s: &str) -> &str {
 /// Validates a whole CSV file against the table and writes it in one transaction, or writes
 /// nothing and reports every problem by row and column (rows numbered as in a spreadsheet, the
 /// header being row 1). With `key`, rows whose key value exists update that record.
+///
+/// The store writes the rows part by part in a task of its own while the rest of the file is
+/// validated here; the first problem ends the parts, and the store's transaction is rolled back
+/// (see `Store::import_records`).
 pub(crate) async fn import_csv(
     state: &AppState,
     ctx: &Ctx,
@@ -1043,8 +1050,16 @@ pub(crate) async fn import_csv(
     if !errs.is_empty() {
         return Err(AppError::Invalid(errs));
     }
-    let mut inserts = Vec::new();
-    let mut updates = Vec::new();
+    let ev =
+        ctx.event_by(&auth.principal, AuditAction::RecordImport, Outcome::Success).target(format!("table:{}", t.id));
+    let (sender, parts) = tokio::sync::mpsc::channel(2);
+    let writer = {
+        let (store, scope, def, now) = (state.store.clone(), scope.clone(), open.def.clone(), ctx.now);
+        tokio::spawn(async move { store.import_records(&scope, &def, parts, now, ev).await })
+    };
+    // Dropped at the first problem (the writer then rolls back) or when the writer has failed.
+    let mut sender = Some(sender);
+    let mut part = ImportBatch::default();
     let mut seen_keys = std::collections::HashSet::new();
     for (i, rec) in rdr.records().enumerate() {
         let row = i + 2;
@@ -1088,8 +1103,8 @@ pub(crate) async fn import_csv(
         }
         match parse_values(t, &values, existing.is_none(), &|f| scope.writes(f)) {
             Ok(cells) => match existing {
-                Some(id) => updates.push((id, cells)),
-                None => inserts.push(cells),
+                Some(id) => part.updates.push((id, cells)),
+                None => part.inserts.push(cells),
             },
             Err(AppError::Invalid(e)) => {
                 for fe in e.0 {
@@ -1098,23 +1113,81 @@ pub(crate) async fn import_csv(
             }
             Err(other) => return Err(other),
         }
-        if errs.0.len() >= IMPORT_MAX_ERRORS {
-            break;
+        if !errs.is_empty() {
+            // Nothing more is written: the writer sees the parts end and rolls back.
+            sender = None;
+            part = ImportBatch::default();
+            if errs.0.len() >= IMPORT_MAX_ERRORS {
+                break;
+            }
+        } else if part.len() >= IMPORT_PART_ROWS {
+            part.send(state, ctx, auth, t, &mut sender).await?;
         }
     }
     if !errs.is_empty() {
+        drop(sender);
+        // The writer has rolled back (or never began); its "abandoned" error is not the news.
+        let _ = writer.await;
         return Err(AppError::Invalid(errs));
     }
-    let all: Vec<&[(FieldId, Cell)]> =
-        inserts.iter().map(Vec::as_slice).chain(updates.iter().map(|(_, c)| c.as_slice())).collect();
-    check_refs(state, ctx, auth, t, &all).await?;
-    let ev = ctx
-        .event_by(&auth.principal, AuditAction::RecordImport, Outcome::Success)
-        .target(format!("table:{}", t.id))
-        .details(format!("{} rows inserted, {} updated", inserts.len(), updates.len()));
-    match state.store.import_records(&scope, &open.def, inserts, updates, ctx.now, ev).await {
+    let (inserted, updated) = (part.inserted + part.inserts.len(), part.updated + part.updates.len());
+    part.send(state, ctx, auth, t, &mut sender).await?;
+    if let Some(s) = sender.take() {
+        let details = format!("{inserted} rows inserted, {updated} updated");
+        // A failed send means the writer has already ended with its error, awaited below.
+        let _ = s.send(ImportPart::Done { details }).await;
+    }
+    let written = writer.await.map_err(|e| AppError::Internal(format!("the import's writer failed: {e}")))?;
+    match written {
         Ok(n) => Ok(n),
         Err(e) => Err(auth.refused(state, ctx, e.into(), format!("import into table:{}", t.id)).await),
+    }
+}
+
+/// The validated rows of an import not yet handed to the store, and how many were.
+#[derive(Default)]
+struct ImportBatch {
+    inserts: Vec<Vec<(FieldId, Cell)>>,
+    updates: Vec<(i64, Vec<(FieldId, Cell)>)>,
+    inserted: usize,
+    updated: usize,
+}
+
+impl ImportBatch {
+    fn len(&self) -> usize {
+        self.inserts.len() + self.updates.len()
+    }
+
+    /// Checks the part's links and users, then hands it to the writer; when the writer has
+    /// ended (with an error it reports), `sender` becomes `None` and the rest is only validated.
+    async fn send(
+        &mut self,
+        state: &AppState,
+        ctx: &Ctx,
+        auth: &Auth,
+        t: &TableDef,
+        sender: &mut Option<tokio::sync::mpsc::Sender<ImportPart>>,
+    ) -> AppResult<()> {
+        let all: Vec<&[(FieldId, Cell)]> =
+            self.inserts.iter().map(Vec::as_slice).chain(self.updates.iter().map(|(_, c)| c.as_slice())).collect();
+        check_refs(state, ctx, auth, t, &all).await?;
+        self.inserted += self.inserts.len();
+        self.updated += self.updates.len();
+        let inserts = std::mem::take(&mut self.inserts);
+        let updates = std::mem::take(&mut self.updates);
+        if let Some(s) = sender.as_ref() {
+            let parts = [
+                (!inserts.is_empty()).then_some(ImportPart::Insert(inserts)),
+                (!updates.is_empty()).then_some(ImportPart::Update(updates)),
+            ];
+            for p in parts.into_iter().flatten() {
+                if s.send(p).await.is_err() {
+                    *sender = None;
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
