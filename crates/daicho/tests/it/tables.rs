@@ -482,6 +482,38 @@ async fn csv_import_is_all_or_nothing_reads_shift_jis_and_updates_by_a_unique_ke
 }
 
 #[tokio::test]
+async fn text_of_any_shape_comes_back_from_lists_exactly_as_stored() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let memo = field_id(&table, "メモ");
+    let shapes = [
+        "{\"a\": [1, 2]}",
+        "quotes \" and \\ backslashes \\\"",
+        "line\nbreaks\r\nand\ttabs",
+        "emoji 😀, 漢字 and \u{2028} (a line separator)",
+        "null",
+        "12345678901234567890",
+        "",
+    ];
+    for (i, text) in shapes.iter().enumerate() {
+        let (s, v) = a
+            .post_json(
+                &format!("/api/v1/tables/{tid}/records"),
+                json!({"values": {"会社名": format!("形{i}"), "メモ": text}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?dir=asc&limit=100")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let got: Vec<Value> = v["records"].as_array().unwrap().iter().map(|r| r["values"][&memo].clone()).collect();
+    let want: Vec<Value> = shapes.iter().map(|t| if t.is_empty() { Value::Null } else { json!(t) }).collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
 async fn a_large_import_is_all_or_nothing_although_it_is_written_while_it_is_read() {
     let app = TestApp::start().await;
     let cast = app.cast().await;
