@@ -768,8 +768,10 @@ fn render(r: &Report, args: &Args) -> String {
         o,
         "Measured {}. Latencies: {} sequential requests per operation on one keep-alive HTTPS connection \
          (fewer when an operation ran past {} s; n is shown), after two warm-up requests; p99 is the nearest rank, \
-         so with fewer than 100 samples it is the maximum. \"raw\" is the same SQL on the same database through \
-         sqlx with one connection, rows decoded.\n",
+         so with fewer than 100 samples it is the maximum. \"raw\" is the plain statement for the operation (one \
+         SELECT with the database's own plan) on the same database through sqlx with one connection, rows \
+         decoded; Daicho's store runs other statements for several of them (walking a sort index, walking \
+         before a keyword index, a page as one JSON text), so it can be faster than raw.\n",
         stamp(),
         args.samples,
         args.max_op_seconds
