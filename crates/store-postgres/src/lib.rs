@@ -121,6 +121,16 @@ fn migrator() -> Migrator {
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Imports writing at once on this node: an import's writer holds a pooled connection
+    /// while its handler, validating the next part, may need one too (key lookups, link
+    /// checks), so writers never take more than a few of the pool's connections.
+    import_turns: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// How many imports write at once on one node: a quarter of the pool's connections, at least
+/// one (see `PgStore::import_turns`).
+fn import_writers(max_connections: u32) -> usize {
+    (max_connections as usize / 4).max(1)
 }
 
 fn internal(e: sqlx::Error) -> StoreError {
@@ -175,7 +185,10 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(internal)?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            import_turns: std::sync::Arc::new(tokio::sync::Semaphore::new(import_writers(max_connections))),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -842,6 +855,7 @@ impl Store for PgStore {
     ) -> StoreResult<(u64, u64)> {
         guard::check_table(scope, table)?;
         let Some(first) = parts.recv().await else { return Err(daicho_store::import_abandoned()) };
+        let _turn = self.import_turns.acquire().await.map_err(|e| StoreError::Internal(e.to_string()))?;
         let who = scope.actor().to_string();
         // Rolled back on drop when a part fails or the parts end without `Done`.
         let mut tx = self.write_tx().await?;

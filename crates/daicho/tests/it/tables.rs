@@ -482,6 +482,30 @@ async fn csv_import_is_all_or_nothing_reads_shift_jis_and_updates_by_a_unique_ke
 }
 
 #[tokio::test]
+async fn more_imports_at_once_than_the_pool_has_connections_all_succeed() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, _) = customers(a).await;
+    // Six files (the test pool has four connections), each looked up by its key row by row
+    // while earlier parts are written: no import may starve another of a connection.
+    let file = |f: usize| {
+        let mut csv = String::from("会社名,従業員数\n");
+        for i in 0..1_500 {
+            csv.push_str(&format!("会社{f}-{i},{i}\n"));
+        }
+        import(a, &tid, "?key=会社名", csv.into_bytes())
+    };
+    let (r0, r1, r2, r3, r4, r5) = tokio::join!(file(0), file(1), file(2), file(3), file(4), file(5));
+    for (s, v) in [r0, r1, r2, r3, r4, r5] {
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!((v["inserted"].as_u64(), v["updated"].as_u64()), (Some(1_500), Some(0)));
+    }
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?count=true&limit=1")).await;
+    assert_eq!(v["count"], 9_000);
+}
+
+#[tokio::test]
 async fn text_of_any_shape_comes_back_from_lists_exactly_as_stored() {
     let app = TestApp::start().await;
     let cast = app.cast().await;
