@@ -24,8 +24,8 @@ use daicho_domain::{
 };
 use daicho_store::guard::{self, RowCond};
 use daicho_store::{
-    ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportPart, ImportParts, JobRow, LoginFailure,
-    NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, RetypeReport, Session,
+    ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportParts, JobRow, LoginFailure, NewApiToken,
+    NewSession, NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, RetypeReport, Session,
     SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, TokenContext, TrashItem, UserRow,
 };
 use daicho_store::{copy, ut};
@@ -859,36 +859,12 @@ impl Store for PgStore {
         let who = scope.actor().to_string();
         // Rolled back on drop when a part fails or the parts end without `Done`.
         let mut tx = self.write_tx().await?;
-        let (mut inserted, mut updated) = (0u64, 0u64);
-        let mut next = Some(first);
-        loop {
-            let part = match next.take() {
-                Some(p) => p,
-                None => parts.recv().await.ok_or_else(daicho_store::import_abandoned)?,
-            };
-            match part {
-                ImportPart::Insert(rows) => {
-                    for cells in &rows {
-                        guard::check_writes(scope, cells)?;
-                    }
-                    insert_many(&mut tx, table, &who, at, &rows).await?;
-                    inserted += rows.len() as u64;
-                }
-                ImportPart::Update(rows) => {
-                    for (id, cells) in &rows {
-                        guard::check_writes(scope, cells)?;
-                        Self::overwrite_in(&mut tx, scope, table, *id, cells, at, &who, &event).await?;
-                    }
-                    updated += rows.len() as u64;
-                }
-                ImportPart::Done { details } => {
-                    event.details = details;
-                    Self::append_in(&mut tx, event).await?;
-                    tx.commit().await.map_err(internal)?;
-                    return Ok((inserted, updated));
-                }
-            }
-        }
+        let mut sink = ImportTx { tx: &mut tx, scope, table, who: &who, at, event: &event };
+        let (inserted, updated, details) = daicho_store::write_parts(scope, first, &mut parts, &mut sink).await?;
+        event.details = details;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)?;
+        Ok((inserted, updated))
     }
 
     async fn record_history(
@@ -3516,6 +3492,27 @@ async fn insert_many(
         }
     }
     Ok(())
+}
+
+/// An import's open transaction, as `daicho_store::write_parts` writes into it.
+struct ImportTx<'a> {
+    tx: &'a mut Transaction<'static, Postgres>,
+    scope: &'a TableScope<Import>,
+    table: &'a TableDef,
+    who: &'a str,
+    at: OffsetDateTime,
+    event: &'a NewAuditEvent,
+}
+
+#[async_trait]
+impl daicho_store::ImportSink for ImportTx<'_> {
+    async fn insert(&mut self, rows: &[Vec<(FieldId, Cell)>]) -> StoreResult<()> {
+        insert_many(self.tx, self.table, self.who, self.at, rows).await
+    }
+
+    async fn update(&mut self, id: i64, cells: &[(FieldId, Cell)]) -> StoreResult<()> {
+        PgStore::overwrite_in(self.tx, self.scope, self.table, id, cells, self.at, self.who, self.event).await
+    }
 }
 
 /// Inserts one record (and its search text) inside the caller's transaction.

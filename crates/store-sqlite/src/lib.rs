@@ -3520,42 +3520,39 @@ async fn import_on(
         .fetch_one(&mut *tx)
         .await
         .map_err(internal)?;
-    let (mut inserted, mut updated) = (0u64, 0u64);
-    let mut next = Some(first);
-    loop {
-        let part = match next.take() {
-            Some(p) => p,
-            None => parts.recv().await.ok_or_else(daicho_store::import_abandoned)?,
-        };
-        match part {
-            ImportPart::Insert(rows) => {
-                for cells in &rows {
-                    guard::check_writes(scope, cells)?;
-                }
-                insert_rows(&mut tx, table, &who, at, &rows).await?;
-                inserted += rows.len() as u64;
-            }
-            ImportPart::Update(rows) => {
-                for (id, cells) in &rows {
-                    guard::check_writes(scope, cells)?;
-                    SqliteStore::overwrite_in(&mut tx, scope, table, *id, cells, at, &who, &event).await?;
-                }
-                updated += rows.len() as u64;
-            }
-            ImportPart::Done { details } => {
-                if inserted > 0 {
-                    let fts = format!(
-                        "INSERT INTO {t}_fts (rowid, body) SELECT id, {} FROM {t} WHERE id > ?",
-                        ut::search_expr(table, "char(10)")
-                    );
-                    sqlx::query(AssertSqlSafe(fts)).bind(before).execute(&mut *tx).await.map_err(internal)?;
-                }
-                event.details = details;
-                SqliteStore::append_in(&mut tx, event).await?;
-                tx.commit().await.map_err(internal)?;
-                return Ok((inserted, updated));
-            }
-        }
+    let mut sink = ImportTx { tx: &mut tx, scope, table, who: &who, at, event: &event };
+    let (inserted, updated, details) = daicho_store::write_parts(scope, first, parts, &mut sink).await?;
+    if inserted > 0 {
+        let fts = format!(
+            "INSERT INTO {t}_fts (rowid, body) SELECT id, {} FROM {t} WHERE id > ?",
+            ut::search_expr(table, "char(10)")
+        );
+        sqlx::query(AssertSqlSafe(fts)).bind(before).execute(&mut *tx).await.map_err(internal)?;
+    }
+    event.details = details;
+    SqliteStore::append_in(&mut tx, event).await?;
+    tx.commit().await.map_err(internal)?;
+    Ok((inserted, updated))
+}
+
+/// An import's open transaction, as `daicho_store::write_parts` writes into it.
+struct ImportTx<'a, 'c> {
+    tx: &'a mut Transaction<'c, Sqlite>,
+    scope: &'a TableScope<Import>,
+    table: &'a TableDef,
+    who: &'a str,
+    at: OffsetDateTime,
+    event: &'a NewAuditEvent,
+}
+
+#[async_trait]
+impl daicho_store::ImportSink for ImportTx<'_, '_> {
+    async fn insert(&mut self, rows: &[Vec<(FieldId, Cell)>]) -> StoreResult<()> {
+        insert_rows(self.tx, self.table, self.who, self.at, rows).await
+    }
+
+    async fn update(&mut self, id: i64, cells: &[(FieldId, Cell)]) -> StoreResult<()> {
+        SqliteStore::overwrite_in(self.tx, self.scope, self.table, id, cells, self.at, self.who, self.event).await
     }
 }
 

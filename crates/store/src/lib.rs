@@ -63,6 +63,51 @@ pub fn import_abandoned() -> StoreError {
     StoreError::Internal("the import was abandoned before its end; nothing was written".into())
 }
 
+/// Where a store writes an import's parts: its open transaction (see [`write_parts`]).
+#[async_trait]
+pub trait ImportSink: Send {
+    /// New records, in one or more multi-row statements.
+    async fn insert(&mut self, rows: &[Vec<(FieldId, Cell)>]) -> StoreResult<()>;
+    /// One existing record overwritten in the given fields, with its history.
+    async fn update(&mut self, id: i64, cells: &[(FieldId, Cell)]) -> StoreResult<()>;
+}
+
+/// Writes an import's parts into `sink` as they arrive, each checked against the scope, until
+/// [`ImportPart::Done`]; returns (inserted, updated, the event's details). When the parts end
+/// without it, an error: the store's transaction is then dropped, and rolled back.
+pub async fn write_parts(
+    scope: &TableScope<Import>,
+    first: ImportPart,
+    parts: &mut ImportParts,
+    sink: &mut dyn ImportSink,
+) -> StoreResult<(u64, u64, String)> {
+    let (mut inserted, mut updated) = (0u64, 0u64);
+    let mut next = Some(first);
+    loop {
+        let part = match next.take() {
+            Some(p) => p,
+            None => parts.recv().await.ok_or_else(import_abandoned)?,
+        };
+        match part {
+            ImportPart::Insert(rows) => {
+                for cells in &rows {
+                    guard::check_writes(scope, cells)?;
+                }
+                sink.insert(&rows).await?;
+                inserted += rows.len() as u64;
+            }
+            ImportPart::Update(rows) => {
+                for (id, cells) in &rows {
+                    guard::check_writes(scope, cells)?;
+                    sink.update(*id, cells).await?;
+                }
+                updated += rows.len() as u64;
+            }
+            ImportPart::Done { details } => return Ok((inserted, updated, details)),
+        }
+    }
+}
+
 /// An import of rows already in memory (the demo data, tests): one part and its end.
 pub async fn import_all(
     store: &dyn Store,
