@@ -24,8 +24,8 @@ use daicho_domain::{
 };
 use daicho_store::guard::{self, RowCond};
 use daicho_store::{
-    ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportParts, JobRow, LoginFailure, NewApiToken,
-    NewSession, NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, RetypeReport, Session,
+    ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportParts, ImportWrite, JobRow, LoginFailure,
+    NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, RetypeReport, Session,
     SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, TokenContext, TrashItem, UserRow,
 };
 use daicho_store::{copy, ut};
@@ -859,8 +859,9 @@ impl Store for PgStore {
         let who = scope.actor().to_string();
         // Rolled back on drop when a part fails or the parts end without `Done`.
         let mut tx = self.write_tx().await?;
-        let mut sink = ImportTx { tx: &mut tx, scope, table, who: &who, at, event: &event };
-        let (inserted, updated, details) = daicho_store::write_parts(scope, first, &mut parts, &mut sink).await?;
+        let w = ImportWrite { scope, table, who: &who, at, event: &event };
+        let (inserted, updated, details) =
+            daicho_store::write_parts(&w, first, &mut parts, &mut ImportTx(&mut tx)).await?;
         event.details = details;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
@@ -3495,23 +3496,16 @@ async fn insert_many(
 }
 
 /// An import's open transaction, as `daicho_store::write_parts` writes into it.
-struct ImportTx<'a> {
-    tx: &'a mut Transaction<'static, Postgres>,
-    scope: &'a TableScope<Import>,
-    table: &'a TableDef,
-    who: &'a str,
-    at: OffsetDateTime,
-    event: &'a NewAuditEvent,
-}
+struct ImportTx<'a>(&'a mut Transaction<'static, Postgres>);
 
 #[async_trait]
 impl daicho_store::ImportSink for ImportTx<'_> {
-    async fn insert(&mut self, rows: &[Vec<(FieldId, Cell)>]) -> StoreResult<()> {
-        insert_many(self.tx, self.table, self.who, self.at, rows).await
+    async fn insert(&mut self, w: &ImportWrite<'_>, rows: &[Vec<(FieldId, Cell)>]) -> StoreResult<()> {
+        insert_many(self.0, w.table, w.who, w.at, rows).await
     }
 
-    async fn update(&mut self, id: i64, cells: &[(FieldId, Cell)]) -> StoreResult<()> {
-        PgStore::overwrite_in(self.tx, self.scope, self.table, id, cells, self.at, self.who, self.event).await
+    async fn update(&mut self, w: &ImportWrite<'_>, id: i64, cells: &[(FieldId, Cell)]) -> StoreResult<()> {
+        PgStore::overwrite_in(self.0, w.scope, w.table, id, cells, w.at, w.who, w.event).await
     }
 }
 

@@ -26,9 +26,10 @@ use daicho_domain::{
 };
 use daicho_store::guard::{self, RowCond};
 use daicho_store::{
-    ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportPart, ImportParts, JobRow, LoginFailure,
-    NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, RetypeReport, Session,
-    SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, TokenContext, TrashItem, UserRow,
+    ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportPart, ImportParts, ImportWrite, JobRow,
+    LoginFailure, NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow,
+    RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, TokenContext,
+    TrashItem, UserRow,
 };
 use daicho_store::{copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -3520,8 +3521,8 @@ async fn import_on(
         .fetch_one(&mut *tx)
         .await
         .map_err(internal)?;
-    let mut sink = ImportTx { tx: &mut tx, scope, table, who: &who, at, event: &event };
-    let (inserted, updated, details) = daicho_store::write_parts(scope, first, parts, &mut sink).await?;
+    let w = ImportWrite { scope, table, who: &who, at, event: &event };
+    let (inserted, updated, details) = daicho_store::write_parts(&w, first, parts, &mut ImportTx(&mut tx)).await?;
     if inserted > 0 {
         let fts = format!(
             "INSERT INTO {t}_fts (rowid, body) SELECT id, {} FROM {t} WHERE id > ?",
@@ -3536,23 +3537,16 @@ async fn import_on(
 }
 
 /// An import's open transaction, as `daicho_store::write_parts` writes into it.
-struct ImportTx<'a, 'c> {
-    tx: &'a mut Transaction<'c, Sqlite>,
-    scope: &'a TableScope<Import>,
-    table: &'a TableDef,
-    who: &'a str,
-    at: OffsetDateTime,
-    event: &'a NewAuditEvent,
-}
+struct ImportTx<'a, 'c>(&'a mut Transaction<'c, Sqlite>);
 
 #[async_trait]
 impl daicho_store::ImportSink for ImportTx<'_, '_> {
-    async fn insert(&mut self, rows: &[Vec<(FieldId, Cell)>]) -> StoreResult<()> {
-        insert_rows(self.tx, self.table, self.who, self.at, rows).await
+    async fn insert(&mut self, w: &ImportWrite<'_>, rows: &[Vec<(FieldId, Cell)>]) -> StoreResult<()> {
+        insert_rows(self.0, w.table, w.who, w.at, rows).await
     }
 
-    async fn update(&mut self, id: i64, cells: &[(FieldId, Cell)]) -> StoreResult<()> {
-        SqliteStore::overwrite_in(self.tx, self.scope, self.table, id, cells, self.at, self.who, self.event).await
+    async fn update(&mut self, w: &ImportWrite<'_>, id: i64, cells: &[(FieldId, Cell)]) -> StoreResult<()> {
+        SqliteStore::overwrite_in(self.0, w.scope, w.table, id, cells, w.at, w.who, w.event).await
     }
 }
 

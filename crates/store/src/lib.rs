@@ -63,20 +63,30 @@ pub fn import_abandoned() -> StoreError {
     StoreError::Internal("the import was abandoned before its end; nothing was written".into())
 }
 
+/// What every part of one import is written with: its scope, table, actor (as stored in the
+/// records' created/updated by), time and audit event (whose actor the history records).
+pub struct ImportWrite<'a> {
+    pub scope: &'a TableScope<Import>,
+    pub table: &'a TableDef,
+    pub who: &'a str,
+    pub at: OffsetDateTime,
+    pub event: &'a NewAuditEvent,
+}
+
 /// Where a store writes an import's parts: its open transaction (see [`write_parts`]).
 #[async_trait]
 pub trait ImportSink: Send {
     /// New records, in one or more multi-row statements.
-    async fn insert(&mut self, rows: &[Vec<(FieldId, Cell)>]) -> StoreResult<()>;
+    async fn insert(&mut self, w: &ImportWrite<'_>, rows: &[Vec<(FieldId, Cell)>]) -> StoreResult<()>;
     /// One existing record overwritten in the given fields, with its history.
-    async fn update(&mut self, id: i64, cells: &[(FieldId, Cell)]) -> StoreResult<()>;
+    async fn update(&mut self, w: &ImportWrite<'_>, id: i64, cells: &[(FieldId, Cell)]) -> StoreResult<()>;
 }
 
 /// Writes an import's parts into `sink` as they arrive, each checked against the scope, until
 /// [`ImportPart::Done`]; returns (inserted, updated, the event's details). When the parts end
 /// without it, an error: the store's transaction is then dropped, and rolled back.
 pub async fn write_parts(
-    scope: &TableScope<Import>,
+    w: &ImportWrite<'_>,
     first: ImportPart,
     parts: &mut ImportParts,
     sink: &mut dyn ImportSink,
@@ -91,15 +101,15 @@ pub async fn write_parts(
         match part {
             ImportPart::Insert(rows) => {
                 for cells in &rows {
-                    guard::check_writes(scope, cells)?;
+                    guard::check_writes(w.scope, cells)?;
                 }
-                sink.insert(&rows).await?;
+                sink.insert(w, &rows).await?;
                 inserted += rows.len() as u64;
             }
             ImportPart::Update(rows) => {
                 for (id, cells) in &rows {
-                    guard::check_writes(scope, cells)?;
-                    sink.update(*id, cells).await?;
+                    guard::check_writes(w.scope, cells)?;
+                    sink.update(w, *id, cells).await?;
                 }
                 updated += rows.len() as u64;
             }
