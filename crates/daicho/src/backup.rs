@@ -104,9 +104,12 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<()> {
     }
     let db = sqlite_path(&url).context("database.url is not a sqlite:// file path")?;
     // Check the backup opens as a Daicho database before replacing anything.
-    let probe = daicho_store_sqlite::SqliteStore::open(&format!("sqlite://{}", from.display()), 1)
-        .await
-        .map_err(|e| anyhow::anyhow!("{} is not a usable backup: {e}", from.display()))?;
+    let probe = daicho_store_sqlite::SqliteStore::open(
+        &format!("sqlite://{}", from.display()),
+        daicho_store::PoolSettings::new(1),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{} is not a usable backup: {e}", from.display()))?;
     drop(probe);
     if let Some(dir) = db.parent() {
         std::fs::create_dir_all(dir)?;

@@ -101,6 +101,19 @@ pub struct DatabaseConfig {
     /// (TLS per `sslmode`). May contain credentials: redacted wherever it is shown.
     pub url: Option<String>,
     pub max_connections: u32,
+    /// A pooled connection idle at least this many seconds is checked before use (0: before
+    /// every use). See `daicho_store::PoolSettings::recheck_idle_after`.
+    pub recheck_idle_after_seconds: u64,
+}
+
+impl DatabaseConfig {
+    /// The store's pool settings.
+    pub fn pool(&self) -> daicho_store::PoolSettings {
+        daicho_store::PoolSettings {
+            max_connections: self.max_connections,
+            recheck_idle_after: std::time::Duration::from_secs(self.recheck_idle_after_seconds),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -154,7 +167,11 @@ impl Default for ServerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: None, max_connections: 8 }
+        Self {
+            url: None,
+            max_connections: 8,
+            recheck_idle_after_seconds: daicho_store::PoolSettings::RECHECK_IDLE_AFTER.as_secs(),
+        }
     }
 }
 
@@ -187,6 +204,7 @@ impl fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("url", &self.url.as_deref().map(redact_url))
             .field("max_connections", &self.max_connections)
+            .field("recheck_idle_after_seconds", &self.recheck_idle_after_seconds)
             .finish()
     }
 }
@@ -264,6 +282,9 @@ impl Config {
         if self.database.max_connections == 0 || self.database.max_connections > 1000 {
             return Err("database.max_connections must be between 1 and 1000".into());
         }
+        if self.database.recheck_idle_after_seconds > 3600 {
+            return Err("database.recheck_idle_after_seconds must be between 0 and 3600".into());
+        }
         if let Some(url) = &self.database.url
             && !["sqlite:", "postgres:", "postgresql:"].iter().any(|p| url.starts_with(p))
         {
@@ -323,6 +344,17 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.server.https_addr.to_string(), "127.0.0.1:7443");
         assert_eq!(c.server.http_addr.to_string(), "127.0.0.1:9080");
+    }
+
+    #[test]
+    fn the_pool_recheck_window_defaults_to_five_seconds_and_is_bounded() {
+        let mut c = Config::default();
+        assert_eq!(c.database.pool(), daicho_store::PoolSettings::new(8));
+        assert_eq!(c.database.pool().recheck_idle_after, std::time::Duration::from_secs(5));
+        c.database.recheck_idle_after_seconds = 0;
+        assert!(c.validate().is_ok());
+        c.database.recheck_idle_after_seconds = 3601;
+        assert!(c.validate().unwrap_err().contains("recheck_idle_after_seconds"));
     }
 
     #[test]

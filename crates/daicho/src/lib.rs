@@ -59,14 +59,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<StoreHandle> {
     let url = config.database_url();
     let shown = config::redact_url(&url);
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let store = PgStore::open(&url, config.database.max_connections)
+        let store = PgStore::open(&url, config.database.pool())
             .await
             .map_err(|e| anyhow::anyhow!("cannot open database {shown}: {e}"))?;
         return Ok(StoreHandle::Postgres(Arc::new(store)));
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let store = SqliteStore::open(&url, config.database.max_connections)
+    let store = SqliteStore::open(&url, config.database.pool())
         .await
         .map_err(|e| anyhow::anyhow!("cannot open database {shown}: {e}"))?;
     Ok(StoreHandle::Sqlite(Arc::new(store)))

@@ -10,6 +10,7 @@ use daicho::config::Config;
 use daicho_domain::{Clock, SystemClock};
 use daicho_testkit::reqwest::{self, Certificate, Client, StatusCode};
 use serde_json::{Value, json};
+use sqlx::Connection;
 
 struct Node {
     child: Child,
@@ -34,7 +35,7 @@ fn pg_url() -> String {
         .expect("DAICHO_TEST_POSTGRES_URL is not set: run scripts/test, which starts a PostgreSQL server for this test")
 }
 
-async fn start_node(db: &str, name: &str) -> Node {
+async fn start_node(db: &str, name: &str, env: &[(&str, &str)]) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_daicho"))
@@ -44,6 +45,7 @@ async fn start_node(db: &str, name: &str) -> Node {
         .env("DAICHO__JOBS__POLL_SECONDS", "1")
         .env("DAICHO__JOBS__NODE", name)
         .env("DAICHO__LOG__LEVEL", "warn")
+        .envs(env.iter().copied())
         .env_remove("DAICHO_CONFIG")
         .stdout(Stdio::null())
         .spawn()
@@ -88,10 +90,15 @@ struct Cluster {
 }
 
 async fn cluster() -> Cluster {
+    cluster_with(&[], &[]).await
+}
+
+/// Two nodes on a fresh database, each with extra environment variables.
+async fn cluster_with(env_a: &[(&str, &str)], env_b: &[(&str, &str)]) -> Cluster {
     daicho::install_crypto_provider();
     let db = daicho_testkit::fresh_postgres_database(&pg_url()).await;
     let config = Config {
-        database: daicho::config::DatabaseConfig { url: Some(db.clone()), max_connections: 2 },
+        database: daicho::config::DatabaseConfig { url: Some(db.clone()), max_connections: 2, ..Default::default() },
         ..Config::default()
     };
     let store = daicho::open_store(&config).await.unwrap();
@@ -105,7 +112,7 @@ async fn cluster() -> Cluster {
         .unwrap();
     let member_pw =
         daicho::operator::reset_password(store.get(), &hasher, now, "acme", "member1", false).await.unwrap();
-    let (a, b) = tokio::join!(start_node(&db, "node-a"), start_node(&db, "node-b"));
+    let (a, b) = tokio::join!(start_node(&db, "node-a", env_a), start_node(&db, "node-b", env_b));
     Cluster { a, b, db, admin_pw, member_pw }
 }
 
@@ -123,7 +130,7 @@ async fn sign_in(c: &Client, node: &Node, login: &str, pw: &str) -> String {
 
 async fn job_runs(db: &str) -> i64 {
     let config = Config {
-        database: daicho::config::DatabaseConfig { url: Some(db.to_owned()), max_connections: 1 },
+        database: daicho::config::DatabaseConfig { url: Some(db.to_owned()), max_connections: 1, ..Default::default() },
         ..Config::default()
     };
     let daicho::StoreHandle::Postgres(pg) = daicho::open_store(&config).await.unwrap() else {
@@ -230,8 +237,10 @@ async fn a_node_killed_during_a_burst_of_writes_loses_no_acknowledged_write() {
     let missing: Vec<&String> = acked.iter().filter(|l| !present.contains(l.as_str())).collect();
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
     // And each tenant's history is still one unbroken chain.
-    let config =
-        Config { database: daicho::config::DatabaseConfig { url: Some(db), max_connections: 1 }, ..Config::default() };
+    let config = Config {
+        database: daicho::config::DatabaseConfig { url: Some(db), max_connections: 1, ..Default::default() },
+        ..Config::default()
+    };
     let store = daicho::open_store(&config).await.unwrap();
     let (lines, ok) = daicho::operator::verify_audit(store.get()).await.unwrap();
     assert!(ok, "{lines:?}");
@@ -319,4 +328,67 @@ async fn a_table_design_changed_through_one_node_is_served_at_once_by_the_other(
     let r = send(reqwest::Method::DELETE, a, &format!("/api/v1/tables/{tid}"), json!({})).await.unwrap();
     assert!(r.status().is_success(), "{}", r.status());
     assert_eq!(get(b, &record).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn connections_the_database_ended_are_replaced_before_use_once_idle_past_the_window() {
+    // PostgreSQL ends every connection of both nodes (as a restart or failover would). Node A
+    // checks a pooled connection before use once it has been idle 0 s or more, so its next
+    // request runs on a new connection. Node B's window is an hour: its requests meet the dead
+    // connections first and get a retryable 503, never a 500, until each is replaced. B's 503
+    // also proves the connections really were ended.
+    let quiet = ("DAICHO__JOBS__ENABLED", "false");
+    let pool = ("DAICHO__DATABASE__MAX_CONNECTIONS", "2");
+    let cl = cluster_with(
+        &[quiet, pool, ("DAICHO__DATABASE__RECHECK_IDLE_AFTER_SECONDS", "0")],
+        &[quiet, pool, ("DAICHO__DATABASE__RECHECK_IDLE_AFTER_SECONDS", "3600")],
+    )
+    .await;
+    let (a, b) = (&cl.a, &cl.b);
+    let c = client(&[a, b]);
+    sign_in(&c, a, "admin", &cl.admin_pw).await;
+    let me = |node: &Node| c.get(format!("{}/api/v1/me", node.base)).send();
+    for node in [a, b] {
+        for _ in 0..3 {
+            assert_eq!(me(node).await.unwrap().status(), StatusCode::OK);
+        }
+    }
+
+    let mut admin = sqlx::PgConnection::connect(&cl.db).await.unwrap();
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(ended >= 2, "each node held a connection: {ended} ended");
+    // pg_terminate_backend only signals; wait until the backends are gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left} backends outlived pg_terminate_backend");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    assert_eq!(me(a).await.unwrap().status(), StatusCode::OK, "node A answers on a new connection");
+    let mut seen = Vec::new();
+    loop {
+        let s = me(b).await.unwrap().status();
+        assert!(s == StatusCode::OK || s == StatusCode::SERVICE_UNAVAILABLE, "node B answered {s}");
+        seen.push(s);
+        if s == StatusCode::OK {
+            break;
+        }
+        assert!(seen.len() <= 2, "node B kept dead connections beyond its pool of 2: {seen:?}");
+    }
+    assert_eq!(seen[0], StatusCode::SERVICE_UNAVAILABLE, "node B met a dead connection first: {seen:?}");
 }

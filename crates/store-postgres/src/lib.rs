@@ -25,8 +25,9 @@ use daicho_domain::{
 use daicho_store::guard::{self, RowCond};
 use daicho_store::{
     ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportParts, ImportWrite, JobRow, LoginFailure,
-    NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow, RetypeReport, Session,
-    SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, TokenContext, TrashItem, UserRow,
+    NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record, RecordHistoryRow,
+    RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, TokenContext,
+    TrashItem, UserRow,
 };
 use daicho_store::{copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -175,19 +176,29 @@ fn chain_of(tenant: Option<TenantId>) -> String {
 
 impl PgStore {
     /// Connects (a `postgres://` URL; TLS per its `sslmode`) and applies pending migrations.
-    pub async fn open(url: &str, max_connections: u32) -> StoreResult<Self> {
+    pub async fn open(url: &str, settings: PoolSettings) -> StoreResult<Self> {
+        let recheck = settings.recheck_idle_after;
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Internal(format!("bad database url: {e}")))?
             .application_name("daicho");
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(settings.max_connections.max(1))
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= recheck {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(opts)
             .await
             .map_err(internal)?;
         let store = Self {
             pool,
-            import_turns: std::sync::Arc::new(tokio::sync::Semaphore::new(import_writers(max_connections))),
+            import_turns: std::sync::Arc::new(tokio::sync::Semaphore::new(import_writers(settings.max_connections))),
         };
         store.migrate().await?;
         Ok(store)

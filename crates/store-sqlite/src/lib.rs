@@ -27,9 +27,9 @@ use daicho_domain::{
 use daicho_store::guard::{self, RowCond};
 use daicho_store::{
     ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportPart, ImportParts, ImportWrite, JobRow,
-    LoginFailure, NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, Record, RecordHistoryRow,
-    RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, TokenContext,
-    TrashItem, UserRow,
+    LoginFailure, NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record,
+    RecordHistoryRow, RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES,
+    TenantRow, TokenContext, TrashItem, UserRow,
 };
 use daicho_store::{copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -168,7 +168,8 @@ fn chain_of(tenant: Option<TenantId>) -> String {
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file and applies pending migrations.
-    pub async fn open(url: &str, max_connections: u32) -> StoreResult<Self> {
+    pub async fn open(url: &str, settings: PoolSettings) -> StoreResult<Self> {
+        let recheck = settings.recheck_idle_after;
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Internal(format!("bad database url: {e}")))?
             .create_if_missing(true)
@@ -177,7 +178,16 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(settings.max_connections.max(1))
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= recheck {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(opts.clone())
             .await
@@ -3632,7 +3642,7 @@ mod tests {
 
     #[tokio::test]
     async fn plan_decisions_are_remembered_per_key_and_the_memo_stays_bounded() {
-        let store = SqliteStore::open("sqlite::memory:", 1).await.expect("an in-memory store");
+        let store = SqliteStore::open("sqlite::memory:", PoolSettings::new(1)).await.expect("an in-memory store");
         assert_eq!(store.remembered_plan("a"), None);
         store.remember_plan("a".into(), true);
         store.remember_plan("b".into(), false);

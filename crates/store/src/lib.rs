@@ -445,6 +445,34 @@ pub struct RetypeReport {
 
 pub const RETYPE_REPORT_MAX: usize = 100;
 
+/// How a store keeps its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Connections the pool opens at most.
+    pub max_connections: u32,
+    /// A pooled connection is checked (pinged) before use only when it has been idle at least
+    /// this long; zero checks before every use.
+    ///
+    /// sqlx pings every connection when it goes back to its pool, and by default once more when
+    /// it is taken out: each ping is a round trip to SQLite's worker thread or to the PostgreSQL
+    /// backend, so a statement cost three round trips instead of one. The ping on return has
+    /// just proved a connection that is taken again soon after. One idle for longer may have been
+    /// closed on the other side (a database restart, a proxy's idle timeout), so it is checked
+    /// again and a dead one is replaced before a request sees it. Within the window, a
+    /// connection the database ended costs one request a 503, and is then replaced.
+    pub recheck_idle_after: std::time::Duration,
+}
+
+impl PoolSettings {
+    /// The default `recheck_idle_after`.
+    pub const RECHECK_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// `max_connections` connections, with the default recheck window.
+    pub fn new(max_connections: u32) -> Self {
+        Self { max_connections, recheck_idle_after: Self::RECHECK_IDLE_AFTER }
+    }
+}
+
 /// A table or field in the trash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrashItem {
