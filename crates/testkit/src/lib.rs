@@ -122,6 +122,19 @@ impl TestApp {
         Some(sizes)
     }
 
+    /// On PostgreSQL, the planner's estimate of the rows of user table `table_id`
+    /// (`pg_class.reltuples`; -1 before it was first analysed); `None` on SQLite.
+    pub async fn postgres_row_estimate(&self, table_id: &str) -> Option<i64> {
+        let daicho::StoreHandle::Postgres(s) = &self.running.store else { return None };
+        let rel = format!("t_{}", table_id.replace('-', ""));
+        let rows: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = $1")
+            .bind(rel)
+            .fetch_one(s.pool_for_tests())
+            .await
+            .unwrap();
+        Some(rows as i64)
+    }
+
     /// A client that trusts only this server's certificate, keeps cookies, and does not follow
     /// redirects (tests assert them).
     pub fn client(&self) -> Client {
