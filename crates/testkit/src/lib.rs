@@ -135,6 +135,21 @@ impl TestApp {
         Some(rows as i64)
     }
 
+    /// On PostgreSQL, runs `sql` (several statements allowed, no parameters) on the store's
+    /// database, for tests of migrations; `None` on SQLite.
+    pub async fn postgres_execute(&self, sql: &str) -> Option<()> {
+        let daicho::StoreHandle::Postgres(s) = &self.running.store else { return None };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(s.pool_for_tests()).await.unwrap();
+        Some(())
+    }
+
+    /// On PostgreSQL, the keyword text of every record of user table `table_id`, by id.
+    pub async fn postgres_search_text(&self, table_id: &str) -> Option<Vec<String>> {
+        let daicho::StoreHandle::Postgres(s) = &self.running.store else { return None };
+        let sql = format!("SELECT search_text FROM t_{} ORDER BY id", table_id.replace('-', ""));
+        Some(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(s.pool_for_tests()).await.unwrap())
+    }
+
     /// A client that trusts only this server's certificate, keeps cookies, and does not follow
     /// redirects (tests assert them).
     pub fn client(&self) -> Client {

@@ -392,3 +392,54 @@ async fn changing_a_type_converts_every_value_or_reports_those_that_do_not_and_c
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_record_reads_back_on_every_connection_after_its_fields_change_type() {
+    // PostgreSQL keeps the statement that reads a record by id prepared on each connection;
+    // a field's new type must give a new statement, never a 500 from the old one.
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "型"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (name, kind) in [("数", "integer"), ("済", "checkbox"), ("名", "text")] {
+        let (s, v) =
+            a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": {"type": kind}})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"数": 12, "済": true, "名": "34"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let rec = format!("/api/v1/tables/{tid}/records/{}", v["record"]["id"]);
+    // More reads than the pool has connections, so that each has prepared the statement.
+    let read_all = || async {
+        let mut last = Value::Null;
+        for _ in 0..40 {
+            let (s, v) = a.get_json(&rec).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            last = v;
+        }
+        last
+    };
+    let v = read_all().await;
+    assert_eq!((&v["record"]["values"][&ids[0]], &v["record"]["values"][&ids[1]]), (&json!(12), &json!(true)));
+    let retype = |f: &str| format!("/api/v1/tables/{tid}/fields/{f}/retype");
+    for (f, kind) in [(&ids[0], "text"), (&ids[1], "text"), (&ids[2], "integer")] {
+        let (s, v) = a.post_json(&retype(f), json!({"kind": {"type": kind}})).await;
+        assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    }
+    let v = read_all().await;
+    let values = &v["record"]["values"];
+    assert_eq!((&values[&ids[0]], &values[&ids[1]], &values[&ids[2]]), (&json!("12"), &json!("true"), &json!(34)));
+    // An edit reads the record inside its transaction too, before and after writing.
+    let (s, v) = a.send_json(Method::PATCH, &rec, json!({"version": 1, "values": {"数": "十二"}})).await;
+    assert_eq!((s, v["record"]["values"][&ids[0]].as_str()), (StatusCode::OK, Some("十二")), "{v}");
+    // And back: the first statements' types again.
+    let (s, v) = a.post_json(&retype(&ids[2]), json!({"kind": {"type": "text"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = read_all().await;
+    assert_eq!(v["record"]["values"][&ids[2]], json!("34"));
+}
