@@ -122,6 +122,23 @@ impl TestApp {
         Some(sizes)
     }
 
+    /// On PostgreSQL, how many INSERT statements into user tables are kept prepared on the
+    /// connections the pool may hold, all held at once; `None` on SQLite.
+    pub async fn postgres_prepared_inserts(&self) -> Option<i64> {
+        let daicho::StoreHandle::Postgres(s) = &self.running.store else { return None };
+        let pool = s.pool_for_tests();
+        let mut held = Vec::new();
+        for _ in 0..pool.options().get_max_connections() {
+            held.push(pool.acquire().await.unwrap());
+        }
+        let mut n = 0i64;
+        for c in &mut held {
+            let sql = "SELECT COUNT(*) FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO t\\_%'";
+            n += sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut **c).await.unwrap();
+        }
+        Some(n)
+    }
+
     /// On PostgreSQL, the planner's estimate of the rows of user table `table_id`
     /// (`pg_class.reltuples`; -1 before it was first analysed); `None` on SQLite.
     pub async fn postgres_row_estimate(&self, table_id: &str) -> Option<i64> {
