@@ -1196,6 +1196,24 @@ async fn phrases_with_spaces_and_punctuation_match_exactly_on_both_stores() {
             }
         }
     }
+    // A type change rebuilds the keyword text in SQL: on PostgreSQL exactly as records are
+    // written (joined in Rust), with the field's values now in it; phrases are found as before.
+    let before = app.postgres_search_text(&tid).await;
+    let (_, t) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    let number = field_id(&t["table"], "番");
+    let (s, v) =
+        a.post_json(&format!("/api/v1/tables/{tid}/fields/{number}/retype"), json!({"kind": {"type": "text"}})).await;
+    assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    if let Some(before) = before {
+        let after = app.postgres_search_text(&tid).await.unwrap();
+        let want: Vec<String> = before.iter().zip(1..).map(|(b, n)| format!("{b}{n}\u{1c1}")).collect();
+        assert_eq!(after, want);
+    }
+    for (k, want) in [("inv-2023", vec![1]), ("alpha beta", vec![3]), ("beta gamma", vec![]), ("a b 空", vec![6])] {
+        let enc: String = form_urlencoded::byte_serialize(k.as_bytes()).collect();
+        let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?q={enc}")).await;
+        assert_eq!(nums(&v), want, "{k:?} after the rebuild");
+    }
     // On PostgreSQL: text stored before the joining (spaces and newlines as typed) is joined by
     // migration 0012, and phrases are then found through the index as above.
     let t = format!("t_{}", tid.replace('-', ""));
@@ -1205,7 +1223,7 @@ async fn phrases_with_spaces_and_punctuation_match_exactly_on_both_stores() {
         assert!(before[2].contains("alpha beta"), "{before:?}");
         app.postgres_execute(include_str!("../../../store-postgres/migrations/0012_search_joined.sql")).await;
         let after = app.postgres_search_text(&tid).await.unwrap();
-        assert_eq!(after[2], "alpha\u{1c1}beta\u{1c1}gamma\u{1c1}delta\u{1c1}", "{after:?}");
+        assert_eq!(after[2], "alpha\u{1c1}beta\u{1c1}gamma\u{1c1}delta\u{1c1}3\u{1c1}", "{after:?}");
         assert!(after.iter().all(|s| !s.contains([' ', '\n', '-', '@', '\u{3000}'])), "{after:?}");
         let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?q=alpha%20beta")).await;
         assert_eq!(nums(&v), [3]);
