@@ -3318,8 +3318,9 @@ fn like_escape(s: &str) -> String {
 /// substring; three or more characters use the index, two characters scan). The text is
 /// stored in lower case by PostgreSQL's own `lower()`, with separators joined (see
 /// [`SEARCH_SEPARATORS`]), and the pattern is made the same way: `LIKE` then finds what
-/// `ILIKE` would, without lowering every row checked (0.2 µs a row instead of 0.9 µs). A keyword holding a separator is confirmed
-/// against the fields themselves (see [`exact_keyword_fields`]).
+/// `ILIKE` would, without lowering every row checked (0.2 µs a row instead of 0.9 µs). A
+/// keyword holding a separator is confirmed against the fields themselves (see
+/// [`exact_keyword_fields`]).
 fn push_keyword(qb: &mut QueryBuilder<Postgres>, _t: &str, k: &str) {
     qb.push(" AND search_text LIKE lower(");
     qb.push_bind(format!("%{}%", like_escape(&joined(k))));
@@ -3428,9 +3429,9 @@ fn push_rows(qb: &mut QueryBuilder<Postgres>, conds: Vec<Vec<RowCond>>) {
 }
 
 /// The keyword must also be found in one of `fields` (see [`exact_keyword_fields`]).
-fn push_exact_keyword(qb: &mut QueryBuilder<Postgres>, visible: &[FieldId], k: &str) {
+fn push_exact_keyword(qb: &mut QueryBuilder<Postgres>, fields: &[FieldId], k: &str) {
     qb.push(" AND (1 = 0");
-    for f in visible {
+    for f in fields {
         qb.push(format!(" OR {} ILIKE ", ut::field_ident(*f)));
         qb.push_bind(format!("%{}%", like_escape(k)));
         qb.push(" ESCAPE '\\'");
@@ -3444,8 +3445,9 @@ async fn read_record_tx(tx: &mut Transaction<'static, Postgres>, table: &TableDe
     record_from_row(&row, table)
 }
 
-/// The statement that reads one record by id: the only user-table statement prepared once per
-/// connection and kept (every other is parsed each time, see docs/ARCHITECTURE.md). A kept
+/// The statement that reads one record by id: prepared once per connection and kept, as only
+/// an import's full INSERT is besides (every other user-table statement is parsed each time,
+/// see docs/ARCHITECTURE.md). A kept
 /// statement saves a round trip to the database and a parse on every read, but its result
 /// types are fixed when it is prepared, and after a field's type changes PostgreSQL refuses to
 /// run it ("cached plan must not change result type"). So the text ends with a comment that
