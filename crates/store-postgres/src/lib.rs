@@ -23,6 +23,7 @@ use daicho_domain::{
     User, UserId, UserStatus, ViewId,
 };
 use daicho_store::guard::{self, RowCond};
+use daicho_store::warm::{Lease, Warm};
 use daicho_store::{
     ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportParts, ImportWrite, JobRow, LoginFailure,
     NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record, RecordHistoryRow,
@@ -31,6 +32,7 @@ use daicho_store::{
 };
 use daicho_store::{copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder, Row, SqlSafeStr, Transaction};
 use time::OffsetDateTime;
@@ -129,6 +131,8 @@ fn migrator() -> Migrator {
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Connections kept warm between read statements (see `daicho_store::warm`).
+    warm: std::sync::Arc<Warm<PoolConnection<Postgres>>>,
     /// Imports writing at once on this node: an import's writer holds a pooled connection
     /// while its handler, validating the next part, may need one too (key lookups, link
     /// checks), so writers never take more than a few of the pool's connections.
@@ -223,6 +227,7 @@ impl PgStore {
             .map_err(internal)?;
         let store = Self {
             pool,
+            warm: std::sync::Arc::new(Warm::new(settings.max_connections.max(1), recheck)),
             import_turns: std::sync::Arc::new(tokio::sync::Semaphore::new(import_writers(settings.max_connections))),
         };
         store.migrate().await?;
@@ -244,9 +249,25 @@ impl PgStore {
         migrator().run(&self.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
     }
 
-    /// The pool, for tests that play the attacker with direct database access.
+    /// The pool, for tests that play the attacker with direct database access. The warm
+    /// connections go back to it first, so that a test may hold every connection.
     pub fn pool_for_tests(&self) -> &PgPool {
+        self.warm.release();
         &self.pool
+    }
+
+    /// How many connections are kept warm now (for tests).
+    pub fn warm_connections_for_tests(&self) -> usize {
+        self.warm.len()
+    }
+
+    /// A connection for one read statement: a warm one if there is one, else from the pool.
+    async fn reader(&self) -> StoreResult<Lease<'_, PoolConnection<Postgres>>> {
+        if let Some(lease) = self.warm.take() {
+            return Ok(lease);
+        }
+        let conn = self.pool.acquire().await.map_err(internal)?;
+        Ok(self.warm.lease(conn))
     }
 
     /// One scoped write that must touch a row (else NotFound, as for another tenant's id),
@@ -1091,12 +1112,14 @@ impl Store for PgStore {
                 // A short walk first: a keyword it finds not once is rare (one in 0.5 % of the
                 // rows is missed by it with odds of e^-10), so the index is asked at once; one
                 // it finds, but not a page of, gets the long walk.
+                let mut r = self.reader().await?;
                 let mut walked =
-                    walk(KEYWORD_WALK_FIRST).build().persistent(false).fetch_all(&self.pool).await.map_err(internal)?;
+                    walk(KEYWORD_WALK_FIRST).build().persistent(false).fetch_all(&mut **r).await.map_err(internal)?;
                 if !walked.is_empty() && (walked.len() as i64) < want {
                     walked =
-                        walk(KEYWORD_WALK).build().persistent(false).fetch_all(&self.pool).await.map_err(internal)?;
+                        walk(KEYWORD_WALK).build().persistent(false).fetch_all(&mut **r).await.map_err(internal)?;
                 }
+                r.done();
                 if walked.len() as i64 >= want {
                     walked
                 } else {
@@ -1122,7 +1145,10 @@ impl Store for PgStore {
                 let order = push_part(&mut qb);
                 qb.push(format!(" ORDER BY {order} LIMIT "));
                 qb.push_bind(want);
-                qb.build().persistent(false).fetch_all(&self.pool).await.map_err(internal)?
+                let mut r = self.reader().await?;
+                let rows = qb.build().persistent(false).fetch_all(&mut **r).await.map_err(internal)?;
+                r.done();
+                rows
             };
             for r in rows {
                 let mut rec = record_from_row(&r, table)?;
@@ -1156,7 +1182,9 @@ impl Store for PgStore {
         qb.push(" LIMIT ");
         qb.push_bind(i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1));
         qb.push(") AS c");
-        let n: i64 = qb.build_query_scalar().persistent(false).fetch_one(&self.pool).await.map_err(internal)?;
+        let mut r = self.reader().await?;
+        let n: i64 = qb.build_query_scalar().persistent(false).fetch_one(&mut **r).await.map_err(internal)?;
+        r.done();
         let n = u64::try_from(n).unwrap_or(0);
         Ok((n.min(cap), n > cap))
     }
@@ -2480,6 +2508,7 @@ impl Store for PgStore {
     }
 
     async fn session_by_token_hash(&self, _flow: &LoginFlow, token_hash: &str) -> StoreResult<Option<SessionContext>> {
+        let mut r = self.reader().await?;
         let row = sqlx::query(
             "SELECT s.id AS s_id, s.tenant_id AS s_tenant_id, s.user_id AS s_user_id, s.created_at AS s_created_at, \
              s.last_seen_at AS s_last_seen_at, s.csrf_token AS s_csrf_token, s.ip AS s_ip, s.user_agent AS s_user_agent, \
@@ -2490,9 +2519,10 @@ impl Store for PgStore {
              JOIN tenants t ON t.id = s.tenant_id WHERE s.token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut **r)
         .await
         .map_err(internal)?;
+        r.done();
         let Some(r) = row else { return Ok(None) };
         Ok(Some(SessionContext {
             session: session_from_row(&r, "s_")?,
@@ -2503,6 +2533,7 @@ impl Store for PgStore {
     }
 
     async fn token_by_hash(&self, _flow: &LoginFlow, token_hash: &str) -> StoreResult<Option<TokenContext>> {
+        let mut r = self.reader().await?;
         let row = sqlx::query(
             "SELECT k.id AS k_id, k.tenant_id AS k_tenant_id, k.user_id AS k_user_id, k.name AS k_name, \
              k.read_only AS k_read_only, k.created_at AS k_created_at, k.expires_at AS k_expires_at, \
@@ -2514,9 +2545,10 @@ impl Store for PgStore {
              JOIN tenants t ON t.id = k.tenant_id WHERE k.token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut **r)
         .await
         .map_err(internal)?;
+        r.done();
         let Some(r) = row else { return Ok(None) };
         Ok(Some(TokenContext {
             token: crate::rows::token_from_row(&r, "k_")?,
@@ -3144,13 +3176,14 @@ impl PgStore {
     }
 
     async fn get_record_in(&self, table: &TableDef, id: i64) -> StoreResult<Record> {
+        let mut r = self.reader().await?;
         let row = sqlx::query(AssertSqlSafe(select_by_id(table)))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut **r)
             .await
-            .map_err(internal)?
-            .ok_or(StoreError::NotFound)?;
-        record_from_row(&row, table)
+            .map_err(internal)?;
+        r.done();
+        record_from_row(&row.ok_or(StoreError::NotFound)?, table)
     }
 }
 

@@ -25,6 +25,7 @@ use daicho_domain::{
     User, UserId, UserStatus, ViewId,
 };
 use daicho_store::guard::{self, RowCond};
+use daicho_store::warm::{Lease, Warm};
 use daicho_store::{
     ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportPart, ImportParts, ImportWrite, JobRow,
     LoginFailure, NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record,
@@ -33,6 +34,7 @@ use daicho_store::{
 };
 use daicho_store::{copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{
     AssertSqlSafe, ConnectOptions, Connection, QueryBuilder, Row, SqlSafeStr, Sqlite, SqliteConnection, SqlitePool,
@@ -123,6 +125,8 @@ pub struct SqliteStore {
     /// One import writes at a time on a node (SQLite has one writer): the next waits here, not
     /// on the database's lock with its timeout, and at most one import's page cache is held.
     import_turn: Arc<tokio::sync::Semaphore>,
+    /// Connections kept warm between read statements (see `daicho_store::warm`).
+    warm: Arc<Warm<PoolConnection<Sqlite>>>,
 }
 
 /// How long a plan decision is reused; and how many are kept (the memo starts again when full).
@@ -192,8 +196,13 @@ impl SqliteStore {
             .connect_with(opts.clone())
             .await
             .map_err(internal)?;
-        let store =
-            Self { pool, plans: Arc::default(), options: opts, import_turn: Arc::new(tokio::sync::Semaphore::new(1)) };
+        let store = Self {
+            pool,
+            plans: Arc::default(),
+            options: opts,
+            import_turn: Arc::new(tokio::sync::Semaphore::new(1)),
+            warm: Arc::new(Warm::new(settings.max_connections.max(1), recheck)),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -209,9 +218,25 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The pool, for tests that play the attacker with direct database access.
+    /// The pool, for tests that play the attacker with direct database access. The warm
+    /// connections go back to it first, so that a test may hold every connection.
     pub fn pool_for_tests(&self) -> &SqlitePool {
+        self.warm.release();
         &self.pool
+    }
+
+    /// How many connections are kept warm now (for tests).
+    pub fn warm_connections_for_tests(&self) -> usize {
+        self.warm.len()
+    }
+
+    /// A connection for one read statement: a warm one if there is one, else from the pool.
+    async fn reader(&self) -> StoreResult<Lease<'_, PoolConnection<Sqlite>>> {
+        if let Some(lease) = self.warm.take() {
+            return Ok(lease);
+        }
+        let conn = self.pool.acquire().await.map_err(internal)?;
+        Ok(self.warm.lease(conn))
     }
 
     /// One scoped write that must touch a row (else NotFound, as for another tenant's id),
@@ -1068,7 +1093,9 @@ impl Store for SqliteStore {
             qb.push(format!(" ORDER BY {order} LIMIT "));
             qb.push_bind(want);
             qb.push(")");
-            let page: String = qb.build_query_scalar().fetch_one(&self.pool).await.map_err(internal)?;
+            let mut r = self.reader().await?;
+            let page: String = qb.build_query_scalar().fetch_one(&mut **r).await.map_err(internal)?;
+            r.done();
             let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(&page)
                 .map_err(|e| StoreError::Internal(format!("a page of records as JSON: {e}")))?;
             for r in rows {
@@ -1113,7 +1140,9 @@ impl Store for SqliteStore {
         qb.push(" LIMIT ");
         qb.push_bind(i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1));
         qb.push(") AS c");
-        let n: i64 = qb.build_query_scalar().fetch_one(&self.pool).await.map_err(internal)?;
+        let mut r = self.reader().await?;
+        let n: i64 = qb.build_query_scalar().fetch_one(&mut **r).await.map_err(internal)?;
+        r.done();
         let n = u64::try_from(n).unwrap_or(0);
         Ok((n.min(cap), n > cap))
     }
@@ -2397,6 +2426,7 @@ impl Store for SqliteStore {
     }
 
     async fn session_by_token_hash(&self, _flow: &LoginFlow, token_hash: &str) -> StoreResult<Option<SessionContext>> {
+        let mut r = self.reader().await?;
         let row = sqlx::query(
             "SELECT s.id AS s_id, s.tenant_id AS s_tenant_id, s.user_id AS s_user_id, s.created_at AS s_created_at, \
              s.last_seen_at AS s_last_seen_at, s.csrf_token AS s_csrf_token, s.ip AS s_ip, s.user_agent AS s_user_agent, \
@@ -2407,9 +2437,10 @@ impl Store for SqliteStore {
              JOIN tenants t ON t.id = s.tenant_id WHERE s.token_hash = ?",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut **r)
         .await
         .map_err(internal)?;
+        r.done();
         let Some(r) = row else { return Ok(None) };
         Ok(Some(SessionContext {
             session: session_from_row(&r, "s_")?,
@@ -2420,6 +2451,7 @@ impl Store for SqliteStore {
     }
 
     async fn token_by_hash(&self, _flow: &LoginFlow, token_hash: &str) -> StoreResult<Option<TokenContext>> {
+        let mut r = self.reader().await?;
         let row = sqlx::query(
             "SELECT k.id AS k_id, k.tenant_id AS k_tenant_id, k.user_id AS k_user_id, k.name AS k_name, \
              k.read_only AS k_read_only, k.created_at AS k_created_at, k.expires_at AS k_expires_at, \
@@ -2431,9 +2463,10 @@ impl Store for SqliteStore {
              JOIN tenants t ON t.id = k.tenant_id WHERE k.token_hash = ?",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut **r)
         .await
         .map_err(internal)?;
+        r.done();
         let Some(r) = row else { return Ok(None) };
         Ok(Some(TokenContext {
             token: crate::rows::token_from_row(&r, "k_")?,
@@ -3099,13 +3132,10 @@ impl SqliteStore {
 
     async fn get_record_in(&self, table: &TableDef, id: i64) -> StoreResult<Record> {
         let sql = format!("SELECT {} FROM {} WHERE id = {}", record_columns(table), ut::table_ident(table.id), ph(1));
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(internal)?
-            .ok_or(StoreError::NotFound)?;
-        record_from_row(&row, table)
+        let mut r = self.reader().await?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&mut **r).await.map_err(internal)?;
+        r.done();
+        record_from_row(&row.ok_or(StoreError::NotFound)?, table)
     }
 }
 

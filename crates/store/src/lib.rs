@@ -9,6 +9,7 @@ pub mod copy;
 pub mod guard;
 pub mod rows;
 pub mod ut;
+pub mod warm;
 
 use async_trait::async_trait;
 use daicho_domain::GroupId;

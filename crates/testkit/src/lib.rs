@@ -139,6 +139,14 @@ impl TestApp {
         Some(n)
     }
 
+    /// How many connections the store keeps warm for the next read.
+    pub fn warm_connections(&self) -> usize {
+        match &self.running.store {
+            daicho::StoreHandle::Sqlite(s) => s.warm_connections_for_tests(),
+            daicho::StoreHandle::Postgres(s) => s.warm_connections_for_tests(),
+        }
+    }
+
     /// On PostgreSQL, the planner's estimate of the rows of user table `table_id`
     /// (`pg_class.reltuples`; -1 before it was first analysed); `None` on SQLite.
     pub async fn postgres_row_estimate(&self, table_id: &str) -> Option<i64> {

@@ -414,15 +414,20 @@ async fn a_record_reads_back_on_every_connection_after_its_fields_change_type() 
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let rec = format!("/api/v1/tables/{tid}/records/{}", v["record"]["id"]);
-    // More reads than the pool has connections, so that each has prepared the statement.
-    let read_all = || async {
+    // Reads four at a time, more than the pool has connections, so that each connection has
+    // prepared the statement (one after the other, they would all run on one warm connection).
+    let read_some = || async {
         let mut last = Value::Null;
-        for _ in 0..40 {
+        for _ in 0..10 {
             let (s, v) = a.get_json(&rec).await;
             assert_eq!(s, StatusCode::OK, "{v}");
             last = v;
         }
         last
+    };
+    let read_all = || async {
+        let (v, ..) = tokio::join!(read_some(), read_some(), read_some(), read_some());
+        v
     };
     let v = read_all().await;
     assert_eq!((&v["record"]["values"][&ids[0]], &v["record"]["values"][&ids[1]]), (&json!(12), &json!(true)));
@@ -442,4 +447,67 @@ async fn a_record_reads_back_on_every_connection_after_its_fields_change_type() 
     assert_eq!(s, StatusCode::OK, "{v}");
     let v = read_all().await;
     assert_eq!(v["record"]["values"][&ids[2]], json!("34"));
+}
+
+#[tokio::test]
+async fn reads_keep_connections_warm_and_writers_still_get_theirs() {
+    // A read statement that completed leaves its connection warm for the next read, skipping
+    // sqlx's ping on the way back to the pool; at most half the pool is kept warm, so writers
+    // waiting for a connection always get one.
+    let app = TestApp::start_with(|c| c.database.max_connections = 2).await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "温"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) =
+        a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": "数", "kind": {"type": "integer"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let fid = v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    let mut recs = Vec::new();
+    for n in 0..4 {
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"数": n}})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        recs.push(format!("/api/v1/tables/{tid}/records/{}", v["record"]["id"]));
+    }
+    for _ in 0..5 {
+        assert_eq!(a.get_json(&recs[0]).await.0, StatusCode::OK);
+    }
+    assert_eq!(app.warm_connections(), 1, "one of the two connections is kept warm");
+
+    // Readers and writers at once, on a pool of two: every request is answered well within
+    // the pool's 15 s wait, and each writer's edits all land.
+    let read = || async {
+        for _ in 0..15 {
+            let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?sort=数&dir=desc")).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let (s, v) = a.get_json(&recs[1]).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+    };
+    let write = |rec: &str| {
+        let rec = rec.to_owned();
+        async move {
+            for version in 1..=6 {
+                let (s, v) =
+                    a.send_json(Method::PATCH, &rec, json!({"version": version, "values": {"数": version * 10}})).await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+            }
+        }
+    };
+    let started = std::time::Instant::now();
+    tokio::join!(read(), read(), read(), write(&recs[1]), write(&recs[2]), write(&recs[3]));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
+    for rec in &recs[1..] {
+        let (_, v) = a.get_json(rec).await;
+        assert_eq!((&v["record"]["version"], &v["record"]["values"][&fid]), (&json!(7), &json!(60)), "{v}");
+    }
+    assert!(app.warm_connections() <= 1, "never more than half the pool");
+
+    // A pool told to check every connection before use keeps none warm.
+    let app = TestApp::start_with(|c| c.database.recheck_idle_after_seconds = 0).await;
+    let cast = app.cast().await;
+    for _ in 0..5 {
+        assert_eq!(cast.admin.get_json("/api/v1/me").await.0, StatusCode::OK);
+    }
+    assert_eq!(app.warm_connections(), 0);
 }
