@@ -263,11 +263,7 @@ impl PgStore {
 
     /// A connection for one read statement: a warm one if there is one, else from the pool.
     async fn reader(&self) -> StoreResult<Lease<'_, PoolConnection<Postgres>>> {
-        if let Some(lease) = self.warm.take() {
-            return Ok(lease);
-        }
-        let conn = self.pool.acquire().await.map_err(internal)?;
-        Ok(self.warm.lease(conn))
+        self.warm.lease_or(async { self.pool.acquire().await.map_err(internal) }).await
     }
 
     /// One scoped write that must touch a row (else NotFound, as for another tenant's id),

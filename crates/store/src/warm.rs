@@ -100,6 +100,15 @@ impl<C> Warm<C> {
         Lease { warm: self, conn, taken: Instant::now() }
     }
 
+    /// A lease on a warm connection, or else on one from `acquire` (the pool; not polled
+    /// when a warm one is there).
+    pub async fn lease_or<E>(&self, acquire: impl Future<Output = Result<C, E>>) -> Result<Lease<'_, C>, E> {
+        match self.take() {
+            Some(lease) => Ok(lease),
+            None => Ok(self.lease(acquire.await?)),
+        }
+    }
+
     fn put_at(&self, conn: C, taken: Instant, now: Instant) {
         let overflow = {
             let mut idle = self.lock();
@@ -202,6 +211,16 @@ mod tests {
         w.lease(1).done();
         assert!(w.is_empty());
         assert_eq!(Warm::<u8>::new(1, RECHECK).cap(), 0, "a pool of one keeps its connection circulating");
+    }
+
+    #[tokio::test]
+    async fn the_pool_is_asked_only_when_no_connection_is_warm() {
+        let w = Warm::new(8, RECHECK);
+        let from_pool = w.lease_or(async { Ok::<_, ()>(1) }).await.unwrap();
+        from_pool.done();
+        let warm = w.lease_or::<()>(async { panic!("the pool was asked although one was warm") }).await;
+        assert_eq!(*warm.unwrap(), 1);
+        assert_eq!(w.lease_or(async { Err::<u8, _>("pool timed out") }).await.unwrap_err(), "pool timed out");
     }
 
     #[test]
