@@ -37,13 +37,24 @@ async fn check(r: reqwest::Response, want: StatusCode, what: &str) -> anyhow::Re
 }
 
 impl Api {
-    /// Signs in with the one-time password, changes it as the server demands, and keeps the
-    /// session.
+    /// Signs in as the tenant's administrator with the one-time password, changes it as the
+    /// server demands, and keeps the session.
     pub async fn login(base: &str, cert_pem: &[u8], tenant: &str, one_time: &str) -> anyhow::Result<Self> {
+        Self::login_as(base, cert_pem, tenant, "admin", one_time).await
+    }
+
+    /// As [`Api::login`], for user `login_id`.
+    pub async fn login_as(
+        base: &str,
+        cert_pem: &[u8],
+        tenant: &str,
+        login_id: &str,
+        one_time: &str,
+    ) -> anyhow::Result<Self> {
         let anon = client_builder(cert_pem)?.build()?;
         let r = anon
             .post(format!("{base}/api/v1/session"))
-            .json(&json!({"tenant": tenant, "login_id": "admin", "password": one_time}))
+            .json(&json!({"tenant": tenant, "login_id": login_id, "password": one_time}))
             .send()
             .await?;
         let r = check(r, StatusCode::CREATED, "sign-in").await?;
@@ -95,6 +106,25 @@ impl Api {
             ids.push(id.to_owned());
         }
         Ok((tid, ids))
+    }
+
+    /// Adds staff member `login_id` (not an administrator) in a group of their own that may
+    /// view table `tid`, as most of a tenant's users are; returns their one-time password.
+    pub async fn add_viewer(&self, tid: &str, login_id: &str) -> anyhow::Result<String> {
+        let post = |path: &str, body: Value| self.client.post(format!("{}{path}", self.base)).json(&body).send();
+        let put = |path: &str, body: Value| self.client.put(format!("{}{path}", self.base)).json(&body).send();
+        let user = json!({"login_id": login_id, "display_name": "Staff", "email": "staff@example.jp", "role": "member"});
+        let u: Value = check(post("/api/v1/users", user).await?, StatusCode::CREATED, "add user").await?.json().await?;
+        let uid = u["user"]["id"].as_str().context("user id")?.to_owned();
+        let otp = u["one_time_password"].as_str().context("one-time password")?.to_owned();
+        let group = json!({"name": format!("viewers of {tid}"), "description": "daicho-bench"});
+        let g: Value = check(post("/api/v1/groups", group).await?, StatusCode::CREATED, "add group").await?.json().await?;
+        let gid = g["group"]["id"].as_str().context("group id")?.to_owned();
+        check(put(&format!("/api/v1/groups/{gid}/members"), json!({"members": [uid]})).await?, StatusCode::OK, "members")
+            .await?;
+        check(put(&format!("/api/v1/groups/{gid}/grants/{tid}"), json!({"rights": ["view"]})).await?, StatusCode::OK, "grant")
+            .await?;
+        Ok(otp)
     }
 
     /// Posts one CSV file; returns the rows inserted and the time the request took.

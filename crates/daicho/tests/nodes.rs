@@ -331,6 +331,58 @@ async fn a_table_design_changed_through_one_node_is_served_at_once_by_the_other(
 }
 
 #[tokio::test]
+async fn a_right_revoked_through_one_node_is_refused_at_once_by_the_other() {
+    // Each node keeps the grants a user's requests read; the database's design version, which
+    // every change to groups, members and grants raises, tells it when they changed elsewhere.
+    let cl = cluster().await;
+    let (a, b) = (&cl.a, &cl.b);
+    let admin = client(&[a, b]);
+    let csrf = sign_in(&admin, a, "admin", &cl.admin_pw).await;
+    let send = |method: reqwest::Method, path: &str, body: Value| {
+        admin.request(method, format!("{}{path}", a.base)).header("x-csrf-token", &csrf).json(&body).send()
+    };
+    let r = send(reqwest::Method::POST, "/api/v1/tables", json!({"name": "顧客"})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let tid = r.json::<Value>().await.unwrap()["table"]["id"].as_str().unwrap().to_owned();
+    let r = send(reqwest::Method::POST, &format!("/api/v1/tables/{tid}/records"), json!({"values": {}})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let users: Value = admin.get(format!("{}/api/v1/users", a.base)).send().await.unwrap().json().await.unwrap();
+    let member_id = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = send(reqwest::Method::POST, "/api/v1/groups", json!({"name": "営業", "description": ""})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let group = r.json::<Value>().await.unwrap()["group"]["id"].as_str().unwrap().to_owned();
+    let r = send(reqwest::Method::PUT, &format!("/api/v1/groups/{group}/members"), json!({"members": [member_id]}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let grants = format!("/api/v1/groups/{group}/grants/{tid}");
+    let r = send(reqwest::Method::PUT, &grants, json!({"rights": ["view"]})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The member reads through B (which keeps their grants).
+    let member = client(&[a, b]);
+    sign_in(&member, b, "member1", &cl.member_pw).await;
+    let record = format!("{}/api/v1/tables/{tid}/records/1", b.base);
+    for _ in 0..3 {
+        assert_eq!(member.get(&record).send().await.unwrap().status(), StatusCode::OK);
+    }
+    // A takes the right away: B refuses the member's next request.
+    let r = send(reqwest::Method::PUT, &grants, json!({"rights": []})).await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(member.get(&record).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    // Granted again through A, then the member taken out of the group through A.
+    let r = send(reqwest::Method::PUT, &grants, json!({"rights": ["view"]})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(member.get(&record).send().await.unwrap().status(), StatusCode::OK);
+    let r =
+        send(reqwest::Method::PUT, &format!("/api/v1/groups/{group}/members"), json!({"members": []})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(member.get(&record).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn connections_the_database_ended_are_replaced_before_use_once_idle_past_the_window() {
     // PostgreSQL ends every connection of both nodes (as a restart or failover would). Node A
     // checks a pooled connection before use once it has been idle 0 s or more, so its next

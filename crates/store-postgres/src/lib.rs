@@ -125,6 +125,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/0012_search_joined.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            13,
+            Cow::Borrowed("access version"),
+            MigrationType::Simple,
+            include_str!("../migrations/0013_access_version.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -380,6 +387,7 @@ impl PgStore {
     }
 
     async fn grants_for(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<TableGrant>> {
+        let mut r = self.reader().await?;
         let rows = sqlx::query(
             "SELECT g.group_id, g.table_id, g.rights, g.rows, g.fields FROM table_grants g \
              JOIN group_members m ON m.group_id = g.group_id JOIN user_groups ug ON ug.id = g.group_id \
@@ -387,9 +395,10 @@ impl PgStore {
         )
         .bind(user.to_string())
         .bind(tenant.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut **r)
         .await
         .map_err(internal)?;
+        r.done();
         rows.iter().map(crate::rows::grant_from_row).collect()
     }
 

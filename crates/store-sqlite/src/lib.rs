@@ -109,6 +109,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/0009_design_version.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            10,
+            Cow::Borrowed("access version"),
+            MigrationType::Simple,
+            include_str!("../migrations/0010_access_version.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -349,6 +356,7 @@ impl SqliteStore {
     }
 
     async fn grants_for(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<TableGrant>> {
+        let mut r = self.reader().await?;
         let rows = sqlx::query(
             "SELECT g.group_id, g.table_id, g.rights, g.rows, g.fields FROM table_grants g \
              JOIN group_members m ON m.group_id = g.group_id JOIN user_groups ug ON ug.id = g.group_id \
@@ -356,9 +364,10 @@ impl SqliteStore {
         )
         .bind(user.to_string())
         .bind(tenant.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut **r)
         .await
         .map_err(internal)?;
+        r.done();
         rows.iter().map(crate::rows::grant_from_row).collect()
     }
 

@@ -147,6 +147,12 @@ impl TestApp {
         }
     }
 
+    /// The tenant design version at which this server holds the grants of user `user_id` (as
+    /// the API writes it), if it holds them.
+    pub fn cached_grants_version(&self, user_id: &str) -> Option<i64> {
+        self.running.state.designs.grants_version(user_id.parse().ok()?)
+    }
+
     /// On PostgreSQL, the planner's estimate of the rows of user table `table_id`
     /// (`pg_class.reltuples`; -1 before it was first analysed); `None` on SQLite.
     pub async fn postgres_row_estimate(&self, table_id: &str) -> Option<i64> {

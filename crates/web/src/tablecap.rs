@@ -4,9 +4,9 @@
 //! no right on is answered like a table that does not exist (404), so its existence does not
 //! leak; a missing right on a table they can see is 403. Every refusal is recorded.
 
-use daicho_domain::access::{Right, TableAccess, TableScope};
+use daicho_domain::access::{Right, TableAccess, TableGrant, TableScope};
 use daicho_domain::table::TableDef;
-use daicho_domain::{AuditAction, Outcome, TableId, UseTables, UserId};
+use daicho_domain::{AuditAction, Outcome, Scope, TableId, UseTables, UserId};
 
 use crate::ctx::{Ctx, EventExt};
 use crate::error::{AppError, AppResult};
@@ -73,12 +73,12 @@ impl Auth {
         let admin = self.principal.role == daicho_domain::Role::TenantAdmin;
         let (def, grants) = match cached {
             Some(def) if admin => (def, Vec::new()),
-            Some(def) => (def, state.store.my_grants(&uses).await?),
+            Some(def) => (def, self.my_grants(state, &uses).await?),
             None => {
                 let (def, grants) = if admin {
                     (state.store.table(&uses, id).await?, Vec::new())
                 } else {
-                    let (def, grants) = tokio::join!(state.store.table(&uses, id), state.store.my_grants(&uses));
+                    let (def, grants) = tokio::join!(state.store.table(&uses, id), self.my_grants(state, &uses));
                     (def?, grants?)
                 };
                 if cache {
@@ -93,6 +93,19 @@ impl Auth {
             return Err(AppError::NotFound);
         }
         Ok(OpenTable { def, access })
+    }
+
+    /// The grants this user holds through their groups: kept by this node while the tenant's
+    /// design version (which every change to groups, members and grants raises) has not moved
+    /// since the session was read, else read from the store.
+    pub async fn my_grants(&self, state: &AppState, uses: &Scope<UseTables>) -> AppResult<Vec<TableGrant>> {
+        let (tenant, user) = (uses.tenant_id(), uses.actor());
+        if let Some(grants) = state.designs.grants(tenant, user, self.design_version) {
+            return Ok(grants);
+        }
+        let grants = state.store.my_grants(uses).await?;
+        state.designs.put_grants(tenant, user, self.design_version, &grants);
+        Ok(grants)
     }
 
     /// The capability for right `R` on an open table, or 403 (recorded).

@@ -640,3 +640,66 @@ async fn link_fields_show_the_linked_record_only_to_users_who_may_see_it() {
     let (_, v) = m.get_json(&format!("/api/v1/tables/{orders}/records/{oid}")).await;
     assert_eq!(v["record"]["lookups"][&link], "株式会社リンク");
 }
+
+#[tokio::test]
+async fn a_users_kept_grants_are_read_again_after_every_change_to_the_matrix() {
+    // The server keeps the grants a user's requests read, tagged with the tenant's design
+    // version; every change to a group, its members or its grants raises that version (in the
+    // database), so the next request reads them again and a revoked right is refused at once.
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&app, &cast.admin).await;
+    let m = &cast.member;
+    let (s, v) = add(&cast.admin, &d, json!({"件名": "案件A", "メモ": "秘密のメモ"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let record = format!("/api/v1/tables/{}/records/{rid}", d.tid);
+    assert_eq!(m.get_json(&record).await.0, StatusCode::NOT_FOUND, "no grant yet");
+    grant(&cast.admin, &d, json!({"rights": ["view"]})).await;
+    for _ in 0..3 {
+        let (s, v) = m.get_json(&record).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["record"]["values"][&d.memo], "秘密のメモ");
+    }
+    let kept = app.cached_grants_version(&d.member_id).expect("the member's grants are kept");
+    // While nothing changes, requests use the kept grants (records do not move the version).
+    assert_eq!(add(&cast.admin, &d, json!({"件名": "案件B"})).await.0, StatusCode::CREATED);
+    assert_eq!(m.get_json(&record).await.0, StatusCode::OK);
+    assert_eq!(app.cached_grants_version(&d.member_id), Some(kept));
+    // A grant changed (a field hidden): the next request no longer shows it.
+    let mut fields = serde_json::Map::new();
+    fields.insert(d.memo.clone(), json!("hidden"));
+    grant(&cast.admin, &d, json!({"rights": ["view", "edit"], "fields": fields})).await;
+    let (s, v) = m.get_json(&record).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["record"]["values"].get(&d.memo).is_none(), "{v}");
+    let read_again = app.cached_grants_version(&d.member_id).unwrap();
+    assert!(read_again > kept, "{read_again} > {kept}");
+    let edit = |version: i64| {
+        m.send_json(Method::PATCH, &record, json!({"version": version, "values": {"件名": format!("v{version}")}}))
+    };
+    assert_eq!(edit(1).await.0, StatusCode::OK);
+    // The edit right taken away: the next edit is refused.
+    grant(&cast.admin, &d, json!({"rights": ["view"]})).await;
+    assert_eq!(edit(2).await.0, StatusCode::FORBIDDEN);
+    // Out of the group: neither the API nor the pages show the table any more.
+    let list = m.get("/tables").await.text().await.unwrap();
+    assert!(list.contains("案件 Deals"), "listed while granted");
+    let members = format!("/api/v1/groups/{}/members", d.group);
+    assert_eq!(cast.admin.send_json(Method::PUT, &members, json!({"members": []})).await.0, StatusCode::OK);
+    assert_eq!(m.get_json(&record).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(m.get(&format!("/tables/{}", d.tid)).await.status(), StatusCode::NOT_FOUND);
+    let list = m.get("/tables").await.text().await.unwrap();
+    assert!(!list.contains("案件 Deals"), "not listed once out of the group");
+    // Back in the group, then the group deleted.
+    let back = json!({"members": [d.member_id]});
+    assert_eq!(cast.admin.send_json(Method::PUT, &members, back).await.0, StatusCode::OK);
+    assert_eq!(m.get_json(&record).await.0, StatusCode::OK);
+    let group = format!("/api/v1/groups/{}", d.group);
+    assert!(cast.admin.send_json(Method::DELETE, &group, json!({})).await.0.is_success());
+    assert_eq!(m.get_json(&record).await.0, StatusCode::NOT_FOUND);
+    let (_, v) = m.get_json("/api/v1/tables").await;
+    assert_eq!(v["tables"].as_array().map(Vec::len), Some(0), "{v}");
+    // Every one of those changes moved the version the member's grants were read at.
+    assert!(app.cached_grants_version(&d.member_id).unwrap() > read_again);
+}

@@ -58,7 +58,7 @@ pub struct NewTableForm {
 async fn list_page(state: &AppState, ctx: &Ctx, auth: &Auth, errors: Errors, f: NewTableForm) -> AppResult<ListPage> {
     let uses = auth.authorize::<UseTables>(state, ctx).await?;
     let tables = state.store.list_tables(&uses).await?;
-    let grants = state.store.my_grants(&uses).await?;
+    let grants = auth.my_grants(state, &uses).await?;
     let mut rows = Vec::new();
     for def in tables {
         let access = auth.principal.table_access(def.id, grants.clone());

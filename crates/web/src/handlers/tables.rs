@@ -467,7 +467,7 @@ fn with_links(v: &mut Value, r: &Record, links: &std::collections::HashMap<(Fiel
 pub async fn list_tables(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Json<Value>> {
     let uses = auth.authorize::<UseTables>(&state, &ctx).await?;
     let tables = state.store.list_tables(&uses).await?;
-    let grants = state.store.my_grants(&uses).await?;
+    let grants = auth.my_grants(&state, &uses).await?;
     let mut out = Vec::new();
     for def in tables {
         let access = auth.principal.table_access(def.id, grants.clone());
