@@ -226,6 +226,7 @@ struct ShowPage {
     current_view: Option<String>,
     view_error: Option<&'static str>,
     query_error: Option<&'static str>,
+    query_error_field: String,
     sort_options: Vec<(String, String)>,
     export_query: String,
     kinds: Vec<(&'static str, &'static str)>,
@@ -452,9 +453,20 @@ async fn show_page(
         Err(AppError::Invalid(_)) => (grid.clone(), None),
         Err(e) => return Err(e),
     };
+    // The first problem of a query that cannot run, and the field it is about when there is
+    // one (a field of the table, or the unknown name that was asked for).
+    let mut query_error_field = String::new();
     let (query, mut query_error) = match record_query(t, &resolved) {
         Ok(q) => (q, None),
-        Err(AppError::Invalid(e)) => (RecordQuery::default(), e.0.first().map(|fe| fe.code)),
+        Err(AppError::Invalid(e)) => {
+            if let Some(fe) = e.0.first() {
+                query_error_field = match crate::handlers::tables::find_field(t, &fe.field) {
+                    Some(f) => f.name.as_str().to_owned(),
+                    None => fe.field.strip_prefix("filter.").unwrap_or_default().to_owned(),
+                };
+            }
+            (RecordQuery::default(), e.0.first().map(|fe| fe.code))
+        }
         Err(e) => return Err(e),
     };
     let cols = match crate::handlers::views::columns(t, &resolved) {
@@ -467,8 +479,10 @@ async fn show_page(
     };
     let shown_t = crate::handlers::views::narrowed(t, &cols);
     let users = users_for(state, ctx, auth, &shown_t).await?;
-    // A saved view this reader may not run shows nothing (and says why), never a wider list.
-    let refused = query_error.is_some() && current.is_some();
+    // A query that cannot run (an unknown or hidden field, a bad operator or value, a saved
+    // view this reader may not run) shows nothing and says why: never a wider list that the
+    // reader could take for the one they asked for.
+    let refused = query_error.is_some();
     let records = if refused { Vec::new() } else { state.store.list_records(&scope, &open.def, &query).await? };
     // The number of matching records, counted up to a cap so that it never costs a full scan.
     let (count, capped) = if refused {
@@ -501,9 +515,25 @@ async fn show_page(
     };
     let keep = |k: &str| resolved.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let keyword = keep("q");
-    let mut sort_rows: Vec<(String, String)> =
-        query.sort_keys().iter().map(|(f, d)| (f.to_string(), if *d { "desc" } else { "asc" }.to_owned())).collect();
-    if query.sort.is_none() && keep("dir") == "asc" {
+    let mut sort_rows: Vec<(String, String)> = if query_error.is_some() {
+        // The query was refused: the form keeps the sort keys as asked (those it knows), so
+        // that fixing the one wrong value does not lose them.
+        let dirs: Vec<&String> = resolved.iter().filter(|(k, _)| k == "dir").map(|(_, v)| v).collect();
+        resolved
+            .iter()
+            .filter(|(k, _)| k == "sort")
+            .enumerate()
+            .map(|(i, (_, v))| {
+                let f = crate::handlers::tables::find_field(t, v).map(|f| f.id.to_string()).unwrap_or_default();
+                let d = dirs.get(i).map(|d| d.as_str()).filter(|d| *d == "asc" || *d == "desc").unwrap_or_default();
+                (f, d.to_owned())
+            })
+            .take(daicho_domain::table::MAX_SORT_KEYS)
+            .collect()
+    } else {
+        query.sort_keys().iter().map(|(f, d)| (f.to_string(), if *d { "desc" } else { "asc" }.to_owned())).collect()
+    };
+    if query.sort.is_none() && query_error.is_none() && keep("dir") == "asc" {
         sort_rows.push((String::new(), "asc".into()));
     }
     sort_rows.resize(daicho_domain::table::MAX_SORT_KEYS, (String::new(), String::new()));
@@ -583,6 +613,7 @@ async fn show_page(
         current_view: current.map(|c| c.name.as_str().to_owned()),
         view_error,
         query_error,
+        query_error_field,
         sort_options: t_all
             .fields
             .iter()
@@ -697,7 +728,12 @@ pub async fn show_table(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
-    Ok(render(&show_page(&state, &ctx, &auth, &open, &pairs, Errors::default(), NewFieldForm::default()).await?))
+    let page = show_page(&state, &ctx, &auth, &open, &pairs, Errors::default(), NewFieldForm::default()).await?;
+    // The grid's query is refused as the API refuses it (422), with the page saying why.
+    if page.query_error.is_some() {
+        return Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
+    Ok(render(&page))
 }
 
 fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), FieldErrors> {
