@@ -113,17 +113,27 @@ impl Api {
     pub async fn add_viewer(&self, tid: &str, login_id: &str) -> anyhow::Result<String> {
         let post = |path: &str, body: Value| self.client.post(format!("{}{path}", self.base)).json(&body).send();
         let put = |path: &str, body: Value| self.client.put(format!("{}{path}", self.base)).json(&body).send();
-        let user = json!({"login_id": login_id, "display_name": "Staff", "email": "staff@example.jp", "role": "member"});
+        let user =
+            json!({"login_id": login_id, "display_name": "Staff", "email": "staff@example.jp", "role": "member"});
         let u: Value = check(post("/api/v1/users", user).await?, StatusCode::CREATED, "add user").await?.json().await?;
         let uid = u["user"]["id"].as_str().context("user id")?.to_owned();
         let otp = u["one_time_password"].as_str().context("one-time password")?.to_owned();
         let group = json!({"name": format!("viewers of {tid}"), "description": "daicho-bench"});
-        let g: Value = check(post("/api/v1/groups", group).await?, StatusCode::CREATED, "add group").await?.json().await?;
+        let g: Value =
+            check(post("/api/v1/groups", group).await?, StatusCode::CREATED, "add group").await?.json().await?;
         let gid = g["group"]["id"].as_str().context("group id")?.to_owned();
-        check(put(&format!("/api/v1/groups/{gid}/members"), json!({"members": [uid]})).await?, StatusCode::OK, "members")
-            .await?;
-        check(put(&format!("/api/v1/groups/{gid}/grants/{tid}"), json!({"rights": ["view"]})).await?, StatusCode::OK, "grant")
-            .await?;
+        check(
+            put(&format!("/api/v1/groups/{gid}/members"), json!({"members": [uid]})).await?,
+            StatusCode::OK,
+            "members",
+        )
+        .await?;
+        check(
+            put(&format!("/api/v1/groups/{gid}/grants/{tid}"), json!({"rights": ["view"]})).await?,
+            StatusCode::OK,
+            "grant",
+        )
+        .await?;
         Ok(otp)
     }
 

@@ -61,8 +61,9 @@ async fn add(who: &Persona, d: &Deals, values: Value) -> (StatusCode, Value) {
     who.post_json(&format!("/api/v1/tables/{}/records", d.tid), json!({ "values": values })).await
 }
 
-/// What each right allows, tried through the API and the pages: (granted?, status).
-async fn try_all(m: &Persona, d: &Deals, rid: i64) -> Vec<(&'static str, StatusCode)> {
+/// What each right allows, tried through the API and the pages: (granted?, status). `rid` and
+/// `rid2` are records the member may touch (one is deleted through the API, one by the page).
+async fn try_all(m: &Persona, d: &Deals, rid: i64, rid2: i64) -> Vec<(&'static str, StatusCode)> {
     let t = &d.tid;
     let mut out = Vec::new();
     out.push(("view api", m.get_json(&format!("/api/v1/tables/{t}/records")).await.0));
@@ -94,7 +95,32 @@ async fn try_all(m: &Persona, d: &Deals, rid: i64) -> Vec<(&'static str, StatusC
             .unwrap()
             .status(),
     ));
+    out.push((
+        "edit page",
+        m.post_form(&format!("/tables/{t}/records/{rid2}"), &[("version", "1"), (d.title.as_str(), "edited by page")])
+            .await
+            .status(),
+    ));
     out.push(("import page", m.get(&format!("/tables/{t}/import")).await.status()));
+    let upload = daicho_testkit::reqwest::multipart::Form::new()
+        .text("csrf", m.csrf.clone())
+        .part(
+            "file",
+            daicho_testkit::reqwest::multipart::Part::bytes(
+                "件名
+uploaded
+"
+                .as_bytes()
+                .to_vec(),
+            )
+            .file_name("u.csv"),
+        )
+        .text("encoding", "auto")
+        .text("key", "");
+    out.push((
+        "import page upload",
+        m.client.post(m.url(&format!("/tables/{t}/import"))).multipart(upload).send().await.unwrap().status(),
+    ));
     out.push(("export api", m.get(&format!("/api/v1/tables/{t}/export.csv")).await.status()));
     out.push(("export page", m.get(&format!("/tables/{t}/export.csv")).await.status()));
     out.push((
@@ -107,8 +133,16 @@ async fn try_all(m: &Persona, d: &Deals, rid: i64) -> Vec<(&'static str, StatusC
         .0,
     ));
     out.push((
+        "design page",
+        m.post_form(&format!("/tables/{t}/fields"), &[("name", &format!("p{rid}")), ("kind", "text")]).await.status(),
+    ));
+    out.push((
         "delete api",
         m.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/records/{rid}"), json!({})).await.0,
+    ));
+    out.push((
+        "delete page",
+        m.post_form(&format!("/tables/{t}/records/{rid2}/delete"), &[("confirm", "yes")]).await.status(),
     ));
     out
 }
@@ -131,7 +165,12 @@ async fn every_right_is_granted_and_refused_through_pages_and_api() {
         let (s, v) = add(&cast.admin, &d, json!({"件名": format!("for {right}")})).await;
         assert_eq!(s, StatusCode::CREATED);
         let rid = v["record"]["id"].as_i64().unwrap();
-        for (op, status) in try_all(&cast.member, &d, rid).await {
+        let (s, v) = add(&cast.admin, &d, json!({"件名": format!("for {right}, by page")})).await;
+        assert_eq!(s, StatusCode::CREATED);
+        let rid2 = v["record"]["id"].as_i64().unwrap();
+        let ops = try_all(&cast.member, &d, rid, rid2).await;
+        assert_eq!(ops.len(), 15);
+        for (op, status) in ops {
             let ok = status.is_success() || status == StatusCode::SEE_OTHER;
             assert_eq!(ok, allowed(op, right), "right {right}: {op} -> {status}");
             if !ok {
@@ -534,6 +573,19 @@ async fn bulk_edit_and_delete_are_all_or_nothing_within_the_users_rules_and_reco
     assert_eq!(v["updated"], 2);
     let (_, h) = m.get_json(&format!("/api/v1/tables/{t}/records/{}/history", mine[1])).await;
     assert_eq!(h["entries"][0]["changes"][0]["after"], "done");
+    // The operation history names who edited which records, and what.
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=record.update&limit=20").await;
+    let bulk_edit = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["details"].as_str().unwrap().starts_with("bulk edit of 2 records"))
+        .unwrap_or_else(|| panic!("no bulk edit event: {v}"));
+    assert_eq!(bulk_edit["actor_login"], "member1");
+    assert_eq!(bulk_edit["actor_id"], d.member_id.as_str());
+    let details = bulk_edit["details"].as_str().unwrap();
+    assert!(details.contains(&mine[0].to_string()) && details.contains(&mine[1].to_string()), "{details}");
+    assert!(details.contains("done"), "{details}");
     let (s, v) = m.post_json(&bulk("delete"), json!({"query": format!("filter.eq.{}=done", d.title)})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["deleted"], 2);
@@ -558,9 +610,16 @@ async fn bulk_edit_and_delete_are_all_or_nothing_within_the_users_rules_and_reco
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (_, v) = cast.admin.get_json("/api/v1/audit?action=record.delete&limit=10").await;
-    assert!(
-        v["events"].as_array().unwrap().iter().any(|e| e["details"].as_str().unwrap().starts_with("bulk delete of 2"))
-    );
+    let bulk_deletes: Vec<(&str, &str)> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"].as_str().unwrap().starts_with("bulk delete of"))
+        .map(|e| (e["actor_login"].as_str().unwrap(), e["details"].as_str().unwrap()))
+        .collect();
+    assert_eq!(bulk_deletes.len(), 2, "the admin's (by the grid's form) and the member's (by query): {v}");
+    assert!(bulk_deletes[0].0 == "admin" && bulk_deletes[0].1.starts_with(&format!("bulk delete of 1 records: {p1}")));
+    assert!(bulk_deletes[1].0 == "member1" && bulk_deletes[1].1.starts_with("bulk delete of 2 records"));
     assert_eq!(cast.other_admin.post_json(&bulk("delete"), json!({"ids": [theirs]})).await.0, StatusCode::NOT_FOUND);
 }
 
@@ -702,4 +761,109 @@ async fn a_users_kept_grants_are_read_again_after_every_change_to_the_matrix() {
     assert_eq!(v["tables"].as_array().map(Vec::len), Some(0), "{v}");
     // Every one of those changes moved the version the member's grants were read at.
     assert!(app.cached_grants_version(&d.member_id).unwrap() > read_again);
+}
+
+#[tokio::test]
+async fn the_owner_row_rule_applies_to_grid_record_history_api_export_search_and_writes() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&app, &cast.admin).await;
+    let t = &d.tid;
+    let m = &cast.member;
+    let (_, users) = cast.admin.get_json("/api/v1/users").await;
+    let admin_id = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "admin").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    grant(
+        &cast.admin,
+        &d,
+        json!({"rights": ["view", "edit", "delete", "export"], "rows": {"type": "user_is_me", "field": d.owner}}),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for (title, owner) in
+        [("担当は私 mine", Some(&d.member_id)), ("担当は管理者 others", Some(&admin_id)), ("担当なし nobody", None)]
+    {
+        let values = match owner {
+            Some(o) => json!({"件名": title, "担当": o}),
+            None => json!({"件名": title}),
+        };
+        let (s, v) = add(&cast.admin, &d, values).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["record"]["id"].as_i64().unwrap());
+    }
+    let (mine, others, nobody) = (ids[0], ids[1], ids[2]);
+    // Lists, the grid page, search and export show only the member's own.
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records?count=true")).await;
+    let listed: Vec<i64> = v["records"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!((listed, v["count"].as_i64()), (vec![mine], Some(1)));
+    let grid = m.get(&format!("/tables/{t}")).await.text().await.unwrap();
+    assert!(grid.contains("担当は私") && !grid.contains("担当は管理者") && !grid.contains("担当なし"), "grid");
+    for (q, want) in [("others", vec![]), ("nobody", vec![]), ("%E6%8B%85%E5%BD%93", vec![mine])] {
+        let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records?q={q}")).await;
+        let found: Vec<i64> = v["records"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        assert_eq!(found, want, "search {q}");
+    }
+    let csv = m.get(&format!("/api/v1/tables/{t}/export.csv")).await.text().await.unwrap();
+    assert!(csv.contains("mine") && !csv.contains("others") && !csv.contains("nobody"), "{csv}");
+    // Others' records: not there for reading, history, editing or deleting, by API or page.
+    for id in [others, nobody] {
+        assert_eq!(m.get_json(&format!("/api/v1/tables/{t}/records/{id}")).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(m.get(&format!("/tables/{t}/records/{id}")).await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(m.get_json(&format!("/api/v1/tables/{t}/records/{id}/history")).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(m.get(&format!("/tables/{t}/records/{id}/history")).await.status(), StatusCode::NOT_FOUND);
+        let edit = json!({"version": 1, "values": {"件名": "changed"}});
+        assert_eq!(
+            m.send_json(Method::PATCH, &format!("/api/v1/tables/{t}/records/{id}"), edit).await.0,
+            StatusCode::NOT_FOUND
+        );
+        let r =
+            m.post_form(&format!("/tables/{t}/records/{id}"), &[("version", "1"), (d.title.as_str(), "changed")]).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            m.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/records/{id}"), json!({})).await.0,
+            StatusCode::NOT_FOUND
+        );
+        let r = m.post_form(&format!("/tables/{t}/records/{id}/delete"), &[("confirm", "yes")]).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    // Bulk operations naming them change nothing (all or nothing).
+    let (s, _) = m
+        .post_json(
+            &format!("/api/v1/tables/{t}/records/bulk-update"),
+            json!({"ids": [mine, others], "values": {"件名": "bulk"}}),
+        )
+        .await;
+    assert!(s.is_client_error(), "{s}");
+    let (s, _) = m.post_json(&format!("/api/v1/tables/{t}/records/bulk-delete"), json!({"ids": [mine, nobody]})).await;
+    assert!(s.is_client_error(), "{s}");
+    // Their own: readable, with its history, editable.
+    assert_eq!(m.get_json(&format!("/api/v1/tables/{t}/records/{mine}/history")).await.0, StatusCode::OK);
+    assert_eq!(m.get(&format!("/tables/{t}/records/{mine}/history")).await.status(), StatusCode::OK);
+    let (s, v) = m
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{t}/records/{mine}"),
+            json!({"version": 1, "values": {"件名": "担当は私 edited"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Handing their record to someone else (as a task is handed over) is an edit like any
+    // other, and takes the record out of their reach.
+    let (s, v) = m
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{t}/records/{mine}"),
+            json!({"version": 2, "values": {"担当": admin_id}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(m.get_json(&format!("/api/v1/tables/{t}/records/{mine}")).await.0, StatusCode::NOT_FOUND);
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records")).await;
+    assert_eq!(v["records"].as_array().map(Vec::len), Some(0), "{v}");
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{t}/records?limit=10")).await;
+    let titles: Vec<&str> =
+        v["records"].as_array().unwrap().iter().map(|r| r["values"][&d.title].as_str().unwrap()).collect();
+    assert!(titles.contains(&"担当は管理者 others") && titles.contains(&"担当なし nobody"), "untouched: {titles:?}");
 }

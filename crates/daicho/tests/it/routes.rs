@@ -98,3 +98,183 @@ async fn the_openapi_document_describes_every_api_route() {
     let api_routes = inventory().iter().filter(|r| r.path.starts_with("/api/")).count();
     assert_eq!(documented, api_routes, "no documented route is missing from the router");
 }
+
+/// Tenant A's objects, one of each kind a route can name.
+struct Objects {
+    table: String,
+    field: String,
+    view: String,
+    group: String,
+    user: String,
+    token: String,
+    session: String,
+    trashed_table: String,
+    trashed_field: String,
+}
+
+impl Objects {
+    /// `path` with its placeholders replaced by A's ids. The trash routes name A's table in
+    /// the trash (or A's field in the trash of a live table).
+    fn path(&self, path: &str) -> String {
+        let (tid, fid) = if path.starts_with("/api/v1/trash/tables/{tid}/fields") {
+            (&self.table, &self.trashed_field)
+        } else if path.starts_with("/api/v1/trash/") {
+            (&self.trashed_table, &self.field)
+        } else {
+            (&self.table, &self.field)
+        };
+        let id = if path.starts_with("/account/sessions/") {
+            &self.session
+        } else if path.contains("/tokens/") {
+            &self.token
+        } else {
+            &self.user
+        };
+        path.replace("{tid}", tid)
+            .replace("{fid}", fid)
+            .replace("{rid}", "1")
+            .replace("{vid}", &self.view)
+            .replace("{gid}", &self.group)
+            .replace("{id}", id)
+    }
+}
+
+/// A well-formed request body for `method path`, so that only the tenancy can refuse it.
+fn body_for(method: &str, path: &str, o: &Objects) -> (&'static str, String) {
+    let json = |v: serde_json::Value| ("application/json", v.to_string());
+    if path.starts_with("/api/") {
+        return match (method, path) {
+            (_, p) if p.ends_with("/import") => ("text/csv; charset=utf-8", "名前\nx\n".to_owned()),
+            ("PATCH", p) if p.contains("/records/") => json(serde_json::json!({"version": 1, "values": {"名前": "x"}})),
+            ("POST", p) if p.ends_with("/records") => json(serde_json::json!({"values": {"名前": "x"}})),
+            (_, p) if p.ends_with("/bulk-delete") => json(serde_json::json!({"ids": [1]})),
+            (_, p) if p.ends_with("/bulk-update") => json(serde_json::json!({"ids": [1], "values": {"名前": "x"}})),
+            (_, p) if p.ends_with("/fields/order") => json(serde_json::json!({"fields": [o.field]})),
+            (_, p) if p.ends_with("/retype") => json(serde_json::json!({"kind": {"type": "text"}})),
+            ("POST", p) if p.ends_with("/fields") => json(serde_json::json!({"name": "z", "kind": {"type": "text"}})),
+            ("POST", p) if p.ends_with("/views") => json(serde_json::json!({"name": "v", "shared": false})),
+            (_, p) if p.ends_with("/members") => json(serde_json::json!({"members": []})),
+            (_, p) if p.contains("/grants/") => json(serde_json::json!({"rights": ["view"]})),
+            ("PATCH", p) if p.starts_with("/api/v1/users/") => json(serde_json::json!({"display_name": "x"})),
+            ("PATCH", _) => json(serde_json::json!({"name": "x"})),
+            _ => json(serde_json::json!({})),
+        };
+    }
+    ("application/x-www-form-urlencoded", String::new())
+}
+
+#[tokio::test]
+async fn every_route_naming_another_tenants_object_answers_404_and_changes_nothing() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    // Tenant A: a table with a field and a record, a saved view, a group, a member, a token,
+    // a session, a table in the trash and a field in the trash.
+    let (_, v) = a.post_json("/api/v1/tables", serde_json::json!({"name": "顧客"})).await;
+    let table = v["table"]["id"].as_str().unwrap().to_owned();
+    let mut fields = Vec::new();
+    for name in ["名前", "旧欄"] {
+        let (s, v) = a
+            .post_json(
+                &format!("/api/v1/tables/{table}/fields"),
+                serde_json::json!({"name": name, "kind": {"type": "text"}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        fields.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let (s, v) =
+        a.post_json(&format!("/api/v1/tables/{table}/records"), serde_json::json!({"values": {"名前": "山田"}})).await;
+    assert_eq!((s, v["record"]["id"].as_i64()), (StatusCode::CREATED, Some(1)), "{v}");
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{table}/views"), serde_json::json!({"name": "全件", "shared": true}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let view = v["view"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = a.post_json("/api/v1/groups", serde_json::json!({"name": "営業", "description": ""})).await;
+    let group = v["group"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = a.get_json("/api/v1/users").await;
+    let user = v["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, v) = a.post_json("/api/v1/me/tokens", serde_json::json!({"name": "t", "expires_in_days": 30})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let token = v["token"]["id"].as_str().unwrap().to_owned();
+    // A second session of A's administrator, which the account page offers to end.
+    let second = app.login("acme", "admin", &a.password).await;
+    let account = a.get("/account").await.text().await.unwrap();
+    let session = account.split("/account/sessions/").nth(1).and_then(|s| s.split('/').next()).unwrap().to_owned();
+    let (_, v) = a.post_json("/api/v1/tables", serde_json::json!({"name": "廃止"})).await;
+    let trashed_table = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{trashed_table}"), serde_json::json!({})).await;
+    assert!(s.is_success(), "{s}");
+    let (s, _) = a
+        .send_json(Method::DELETE, &format!("/api/v1/tables/{table}/fields/{}", fields[1]), serde_json::json!({}))
+        .await;
+    assert!(s.is_success(), "{s}");
+    let o = Objects {
+        table,
+        field: fields[0].clone(),
+        view,
+        group,
+        user,
+        token,
+        session,
+        trashed_table,
+        trashed_field: fields[1].clone(),
+    };
+
+    // Tenant B's administrator, who may do everything in B, tries every route that names an
+    // object with A's ids.
+    let b = &cast.other_admin;
+    let mut wrong = Vec::new();
+    let mut tried = 0;
+    for r in inventory().iter().filter(|r| r.path.contains('{')) {
+        let path = o.path(r.path);
+        let (ct, body) = body_for(r.method, r.path, &o);
+        let body = if ct.starts_with("application/x-www-form-urlencoded") { format!("csrf={}", b.csrf) } else { body };
+        let resp = b
+            .client
+            .request(Method::from_bytes(r.method.as_bytes()).unwrap(), b.url(&path))
+            .header("x-csrf-token", &b.csrf)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        tried += 1;
+        if resp.status() != StatusCode::NOT_FOUND {
+            wrong.push(format!("{} {} -> {}", r.method, r.path, resp.status()));
+        }
+    }
+    assert!(tried >= 50, "{tried}");
+    assert!(wrong.is_empty(), "not 404 for another tenant's object:\n{}", wrong.join("\n"));
+
+    // A's objects are as they were.
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{}/records/1", o.table)).await;
+    assert_eq!(
+        (v["record"]["version"].as_i64(), &v["record"]["values"][&o.field]),
+        (Some(1), &serde_json::json!("山田"))
+    );
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{}", o.table)).await;
+    assert_eq!(v["table"]["name"], "顧客");
+    assert_eq!(a.get_json(&format!("/api/v1/groups/{}", o.group)).await.0, StatusCode::OK);
+    let (_, v) = a.get_json(&format!("/api/v1/users/{}", o.user)).await;
+    assert_eq!(v["user"]["status"], "active", "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{}/views", o.table)).await;
+    assert_eq!(v["views"].as_array().map(Vec::len), Some(1), "{v}");
+    let (_, v) = a.get_json("/api/v1/me/tokens").await;
+    assert!(
+        v["tokens"].as_array().unwrap().iter().any(|t| t["id"] == o.token.as_str() && t["revoked_at"].is_null()),
+        "{v}"
+    );
+    let (_, v) = a.get_json("/api/v1/trash").await;
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(a.get_json("/api/v1/me").await.0, StatusCode::OK, "A's session still works");
+    assert_eq!(second.get_json("/api/v1/me").await.0, StatusCode::OK, "and so does the other one");
+    // B's attempts are in B's history, not in A's.
+    let (_, v) = a.get_json("/api/v1/audit?limit=500").await;
+    let denied = v["events"].as_array().unwrap().iter().filter(|e| e["outcome"] != "success").count();
+    assert_eq!(denied, 0, "{v}");
+}

@@ -1229,3 +1229,281 @@ async fn phrases_with_spaces_and_punctuation_match_exactly_on_both_stores() {
         assert_eq!(nums(&v), [3]);
     }
 }
+
+#[tokio::test]
+async fn malformed_csv_is_refused_whole_and_formula_cells_are_kept_as_typed_but_exported_neutralised() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let (name, memo) = (field_id(&table, "会社名"), field_id(&table, "メモ"));
+    let error_codes = |v: &Value| -> Vec<String> {
+        v["error"]["fields"]
+            .as_array()
+            .map(|f| f.iter().map(|e| e["code"].as_str().unwrap_or("").to_owned()).collect())
+            .unwrap_or_default()
+    };
+    // A quote that never closes swallows the rest of the file into one cell: the file is refused.
+    let (s, v) = import(a, &tid, "", "会社名,メモ\n良い会社,ok\n\"閉じない会社,x\n次の会社,y\n".into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(!error_codes(&v).is_empty(), "{v}");
+    // A stray quote inside an unquoted cell, and a quoted cell followed by text: refused too, or
+    // read as the characters they are; never half-written.
+    let (s, v) = import(a, &tid, "", "会社名,メモ\nA\"B,ok\n\"C\"D,ok\n".into()).await;
+    assert!(s == StatusCode::OK || s == StatusCode::UNPROCESSABLE_ENTITY, "{s} {v}");
+    let written = if s == StatusCode::OK { v["inserted"].as_u64().unwrap() } else { 0 };
+    assert_eq!(record_count(a, &tid).await, written, "all or nothing");
+    let start = record_count(a, &tid).await;
+    // Huge cells: over the field's own limit (50) and over the multi-line cap (20,000): every
+    // row reported, nothing written.
+    let huge = format!("会社名,メモ\n{},ok\n普通の会社,{}\n普通の会社2,ok\n", "長".repeat(51), "あ".repeat(20_001));
+    let (s, v) = import(a, &tid, "", huge.into_bytes()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let fields: Vec<&str> =
+        v["error"]["fields"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&format!("row:2:{name}").as_str()), "{fields:?}");
+    assert!(fields.contains(&format!("row:3:{memo}").as_str()), "{fields:?}");
+    assert_eq!(record_count(a, &tid).await, start, "nothing half-imported");
+    // Quoted cells keep their commas, doubled quotes and line breaks.
+    let (s, v) = import(a, &tid, "", "会社名,メモ\n\"A, \"\"Quoted\"\" Inc.\",\"一行目\n二行目\"\n".into()).await;
+    assert_eq!((s, v["inserted"].as_u64()), (StatusCode::OK, Some(1)), "{v}");
+    // Formula cells typed into the file are data: kept exactly as typed, shown as text, and
+    // neutralised (a leading ') in every export so that a spreadsheet does not run them.
+    let formulas = [
+        ("=HYPERLINK(\"http://evil.example/\",\"x\")", "=1+1"),
+        ("+cmd|' /C calc'!A0", "@SUM(A1:A9)"),
+        ("-2+3", "=WEBSERVICE(\"http://evil.example/\")"),
+    ];
+    let mut csv = String::from("会社名,メモ\n");
+    for (n, m) in formulas {
+        csv.push_str(&format!("\"{}\",\"{}\"\n", n.replace('"', "\"\""), m.replace('"', "\"\"")));
+    }
+    let (s, v) = import(a, &tid, "", csv.into_bytes()).await;
+    assert_eq!((s, v["inserted"].as_u64()), (StatusCode::OK, Some(3)), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?limit=100")).await;
+    let stored: Vec<(String, String)> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (r["values"][&name].as_str().unwrap().to_owned(), r["values"][&memo].as_str().unwrap_or("").to_owned())
+        })
+        .collect();
+    for (n, m) in formulas {
+        assert!(stored.contains(&(n.to_owned(), m.to_owned())), "{n} kept as typed: {stored:?}");
+    }
+    assert!(stored.contains(&("A, \"Quoted\" Inc.".to_owned(), "一行目\n二行目".to_owned())), "{stored:?}");
+    let page = a.get(&format!("/tables/{tid}")).await.text().await.unwrap();
+    assert!(page.contains("=HYPERLINK(&#34;http://evil.example/&#34;,&#34;x&#34;)"), "escaped text on the grid");
+    for query in ["", "?encoding=shift_jis"] {
+        let csv = a.get(&format!("/api/v1/tables/{tid}/export.csv{query}")).await.bytes().await.unwrap();
+        let text = if query.is_empty() {
+            String::from_utf8(csv.to_vec()).unwrap()
+        } else {
+            encoding_rs::SHIFT_JIS.decode(&csv).0.into_owned()
+        };
+        let mut reader =
+            csv::ReaderBuilder::new().flexible(true).from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+        let cells: Vec<String> =
+            reader.records().flat_map(|r| r.unwrap().iter().map(str::to_owned).collect::<Vec<_>>()).collect();
+        for (n, m) in formulas {
+            assert!(cells.contains(&format!("'{n}")) && cells.contains(&format!("'{m}")), "{query}: {cells:?}");
+            assert!(!cells.contains(&n.to_owned()) && !cells.contains(&m.to_owned()), "{query}: no live formula");
+        }
+    }
+}
+
+#[tokio::test]
+async fn hostile_names_and_values_are_escaped_on_every_page_and_exported_intact_and_control_characters_refused() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let evil = "<img src=x onerror=alert(1)>\"'&";
+    let shown = "&#60;img src=x onerror=alert(1)&#62;";
+    let (s, v) = a.post_json("/api/v1/tables", json!({"name": evil, "description": evil})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let field_name = format!("{evil}欄");
+    for f in [
+        json!({"name": field_name, "kind": {"type": "choice", "choices": [evil, "普通"]}}),
+        json!({"name": "t", "kind": {"type": "text"}}),
+        json!({"name": "m", "kind": {"type": "multiline"}}),
+    ] {
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/fields"), f).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/records"),
+            json!({"values": {&field_name: evil, "t": evil, "m": format!("{evil}\n二行目\tタブ")}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // Every page that shows the table, its fields, its choices or the values: escaped.
+    for page in [
+        "/tables".to_owned(),
+        format!("/tables/{tid}"),
+        format!("/tables/{tid}/records/new"),
+        format!("/tables/{tid}/records/1"),
+        format!("/tables/{tid}/records/1/history"),
+        format!("/tables/{tid}/design"),
+        format!("/tables/{tid}/import"),
+    ] {
+        let r = a.get(&page).await;
+        assert_eq!(r.status(), StatusCode::OK, "{page}");
+        let html = r.text().await.unwrap();
+        assert!(!html.contains("<img src=x"), "{page} shows markup unescaped");
+        assert!(html.contains(shown), "{page} shows the name, escaped");
+    }
+    // The export carries names and values exactly (CSV-quoted, not HTML-escaped).
+    let csv = a.get(&format!("/api/v1/tables/{tid}/export.csv")).await.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    assert!(header.contains(&field_name), "{header:?}");
+    let row: Vec<String> = reader.records().next().unwrap().unwrap().iter().map(str::to_owned).collect();
+    assert!(row.contains(&evil.to_owned()) && row.contains(&format!("{evil}\n二行目\tタブ")), "{row:?}");
+    // Names: 100 characters are fine, 101 are not; control characters never.
+    let (s, _) = a.post_json("/api/v1/tables", json!({"name": "長".repeat(100)})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let code = |v: &Value| v["error"]["fields"][0]["code"].as_str().unwrap_or("").to_owned();
+    let (s, v) = a.post_json("/api/v1/tables", json!({"name": "長".repeat(101)})).await;
+    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "too_long".into()));
+    let fields = format!("/api/v1/tables/{tid}/fields");
+    for (body, want) in [
+        (json!({"name": "a\u{7}b", "kind": {"type": "text"}}), "control_chars"),
+        (json!({"name": "x".repeat(101), "kind": {"type": "text"}}), "too_long"),
+        (json!({"name": "c", "kind": {"type": "choice", "choices": ["a\u{1b}[31mb"]}}), "bad_choice"),
+        (json!({"name": "c", "kind": {"type": "choice", "choices": ["x".repeat(101)]}}), "bad_choice"),
+    ] {
+        let (s, v) = a.post_json(&fields, body.clone()).await;
+        assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, want.to_owned()), "{body}");
+    }
+    // Values: a single line refuses every control character (line breaks too), a multi-line
+    // field keeps line breaks and tabs but refuses the rest; nothing is written.
+    let records = format!("/api/v1/tables/{tid}/records");
+    for values in [json!({"t": "a\u{0}b"}), json!({"t": "一\n二"}), json!({"m": "a\u{1b}b"}), json!({"m": "a\u{7f}"})]
+    {
+        let (s, v) = a.post_json(&records, json!({ "values": values })).await;
+        assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "control_chars".to_owned()), "{values}");
+    }
+    assert_eq!(record_count(a, &tid).await, 1);
+}
+
+#[tokio::test]
+async fn email_phone_and_user_fields_round_trip_and_number_and_length_rules_are_enforced_through_the_api() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (s, v) = a.post_json("/api/v1/tables", json!({"name": "連絡先"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let mut table = Value::Null;
+    for f in [
+        json!({"name": "メール", "kind": {"type": "email"}}),
+        json!({"name": "電話", "kind": {"type": "phone"}}),
+        json!({"name": "担当者", "kind": {"type": "user"}}),
+        json!({"name": "件数", "kind": {"type": "integer"}, "rules": {"min": "-5", "max": "10"}}),
+        json!({"name": "率", "kind": {"type": "decimal", "scale": 2}, "rules": {"min": "0.50", "max": "99.99"}}),
+        json!({"name": "略称", "kind": {"type": "text"}, "rules": {"max_length": 5}}),
+        json!({"name": "備考", "kind": {"type": "multiline"}}),
+    ] {
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/fields"), f).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        table = v["table"].clone();
+    }
+    let id = |name: &str| field_id(&table, name);
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let member = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap().clone();
+    let member_id = member["id"].as_str().unwrap().to_owned();
+    // Every value comes back as stored, the limits themselves included.
+    let good = json!({
+        "メール": "  taro.yamada+sales@example.co.jp ",
+        "電話": "+81 (3) 1234-5678",
+        "担当者": member_id,
+        "件数": -5,
+        "率": "99.99",
+        "略称": "ABCDE",
+        "備考": "あ".repeat(20_000),
+    });
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({ "values": good })).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{rid}")).await;
+    let values = &v["record"]["values"];
+    assert_eq!(values[id("メール")], "taro.yamada+sales@example.co.jp", "trimmed");
+    assert_eq!(values[id("電話")], "+81 (3) 1234-5678");
+    assert_eq!(values[id("担当者")], member_id.as_str());
+    assert_eq!(values[id("件数")], -5);
+    assert_eq!(values[id("率")], "99.99");
+    assert_eq!(values[id("略称")], "ABCDE");
+    assert_eq!(values[id("備考")].as_str().map(|s| s.chars().count()), Some(20_000));
+    // The grid and the record page show the user by name, not by id.
+    let grid = a.get(&format!("/tables/{tid}")).await.text().await.unwrap();
+    let display = member["display_name"].as_str().unwrap();
+    assert!(grid.contains(display), "the grid names the user");
+    let page = a.get(&format!("/tables/{tid}/records/{rid}")).await.text().await.unwrap();
+    assert!(page.contains(display), "the record page names the user");
+    // Each broken rule is refused with its own code, and nothing is written.
+    for (field, value, code) in [
+        ("メール", json!("taro@"), "email_format"),
+        ("メール", json!("<script>@example.jp"), "email_format"),
+        ("電話", json!("03-1234-567x"), "phone_format"),
+        ("電話", json!("1"), "phone_format"),
+        ("担当者", json!("00000000-0000-0000-0000-000000000000"), "unknown_user"),
+        ("担当者", json!("taro' OR 1=1"), "unknown_user"),
+        ("件数", json!(-6), "below_min"),
+        ("件数", json!(11), "above_max"),
+        ("件数", json!("1.5"), "not_a_number"),
+        ("率", json!("0.49"), "below_min"),
+        ("率", json!("100.00"), "above_max"),
+        ("率", json!("1.234"), "not_a_decimal"),
+        ("略称", json!("ABCDEF"), "too_long"),
+        ("備考", json!("あ".repeat(20_001)), "too_long"),
+    ] {
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {field: value}})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{field}={value}: {v}");
+        assert_eq!(v["error"]["fields"][0]["field"], id(field).as_str(), "{field}={value}");
+        assert_eq!(v["error"]["fields"][0]["code"], code, "{field}={value}: {v}");
+    }
+    // The same rules hold for an edit.
+    let edit = json!({"version": 1, "values": {"件数": 11}});
+    let (s, v) = a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}/records/{rid}"), edit).await;
+    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("above_max")));
+    assert_eq!(record_count(a, &tid).await, 1);
+}
+
+#[tokio::test]
+async fn an_unknown_sort_or_filter_field_is_refused_by_the_grid_the_api_and_the_export() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, _) = customers(a).await;
+    let (s, _) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "A"}})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    for query in [
+        "sort=nope",
+        "sort=nope&dir=desc",
+        "sort=会社名&sort=nope",
+        "filter.eq.nope=1",
+        "filter.contains.%E7%84%A1%E3%81%84=x",
+        "filter.bogus_op.会社名=x",
+    ] {
+        for path in [
+            format!("/tables/{tid}?{query}"),
+            format!("/api/v1/tables/{tid}/records?{query}"),
+            format!("/api/v1/tables/{tid}/export.csv?{query}"),
+            format!("/tables/{tid}/export.csv?{query}"),
+        ] {
+            let s = a.get(&path).await.status();
+            assert!(s.is_client_error(), "{path} -> {s}");
+        }
+    }
+    // The known ones still work on every path.
+    for path in [
+        format!("/tables/{tid}?sort=会社名&dir=desc&filter.eq.会社名=A"),
+        format!("/api/v1/tables/{tid}/records?sort=会社名&dir=desc&filter.eq.会社名=A"),
+        format!("/api/v1/tables/{tid}/export.csv?sort=会社名&dir=desc&filter.eq.会社名=A"),
+    ] {
+        assert_eq!(a.get(&path).await.status(), StatusCode::OK, "{path}");
+    }
+}
