@@ -382,6 +382,21 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     assert!(src.contains("aria-current=\"page\">10人以上"), "the saved view is current");
     assert!(src.contains("大阪精機") && !src.contains("京都ソフト"));
     shot(&c, "15b-saved-view").await;
+    // The saved view exports what it shows, in its order (45 staff before 42).
+    let href = c.find(Locator::Css("a[href*='/export.csv']")).await.unwrap().attr("href").await.unwrap().unwrap();
+    let cookie = c.get_named_cookie("__Host-daicho_session").await.unwrap();
+    let csv = app
+        .client()
+        .get(app.url(&href.replace("&amp;", "&")))
+        .header("cookie", format!("__Host-daicho_session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (a, b) = (csv.find("大阪精機").unwrap(), csv.find("株式会社テスト").unwrap());
+    assert!(a < b && !csv.contains("京都ソフト"), "{csv}");
 
     // The design page: fields in order with rename, move and delete.
     c.goto(&app.url(&format!("{table_path}/design"))).await.unwrap();

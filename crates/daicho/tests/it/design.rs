@@ -270,6 +270,10 @@ async fn the_design_and_trash_pages_rename_move_delete_and_restore() {
     assert!(r.text().await.unwrap().contains("role=\"alert\""));
     let r = a.post_form(&design, &[("action", "delete_field"), ("field", &ids[1]), ("confirm", "yes")]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = a.post_form(&design, &[("action", "delete_table")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "deleting a table needs the tick too");
+    assert!(r.text().await.unwrap().contains("role=\"alert\""));
+    assert_eq!(a.get(&format!("/tables/{tid}")).await.status(), StatusCode::OK, "still there");
     let r = a.post_form(&design, &[("action", "delete_table"), ("confirm", "yes")]).await;
     assert_eq!(location(&r), "/tables?done=table_deleted");
     // The trash page shows both (escaped); restore the table from it.
@@ -283,6 +287,14 @@ async fn the_design_and_trash_pages_rename_move_delete_and_restore() {
     assert_eq!(a.get(&format!("/tables/{tid}")).await.status(), StatusCode::OK);
     assert!(a.get("/tables/trash").await.text().await.unwrap().contains("秘密メモ"));
     assert_eq!(cast.member.get("/tables/trash").await.status(), StatusCode::FORBIDDEN);
+    // The field comes back from the trash page with its values.
+    let r = a.post_form("/tables/trash", &[("action", "restore"), ("table", &tid), ("field", &ids[1])]).await;
+    assert_eq!(location(&r), "/tables/trash?done=restored");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?sort=件数&dir=asc")).await;
+    let memos: Vec<&str> =
+        v["records"].as_array().unwrap().iter().map(|r| r["values"][&ids[1]].as_str().unwrap_or("")).collect();
+    assert_eq!(memos, ["合言葉ふじやま0", "合言葉ふじやま1", "合言葉ふじやま2"]);
+    assert!(!a.get("/tables/trash").await.text().await.unwrap().contains("秘密メモ"), "no longer in the trash");
 }
 
 #[tokio::test]

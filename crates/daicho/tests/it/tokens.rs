@@ -196,4 +196,17 @@ async fn the_tokens_page_shows_a_new_token_once_and_refuses_bad_input() {
     }
     let r = cast.member.post_form("/account/tokens", &[("name", "<b>ci</b>"), ("expires_in_days", "5")]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "names are unique per user");
+    // Revoking from the page: nobody else can (404, the token keeps working), its owner can.
+    let (_, v) = cast.member.get_json("/api/v1/me/tokens").await;
+    let id = v["tokens"][0]["id"].as_str().unwrap().to_owned();
+    let revoke = format!("/account/tokens/{id}/revoke");
+    assert_eq!(cast.admin.post_form(&revoke, &[]).await.status(), StatusCode::NOT_FOUND, "another user's token");
+    assert_eq!(cast.other_admin.post_form(&revoke, &[]).await.status(), StatusCode::NOT_FOUND, "another tenant");
+    assert_eq!(with_token(&app, secret, Method::GET, "/api/v1/me", None).await.0, StatusCode::OK);
+    let r = cast.member.post_form(&revoke, &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(with_token(&app, secret, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=token.revoke").await;
+    let e = &v["events"][0];
+    assert_eq!((e["actor_login"].as_str(), e["outcome"].as_str()), (Some("member1"), Some("success")), "{v}");
 }
