@@ -123,7 +123,7 @@ async fn an_unknown_user_costs_the_same_time_as_a_wrong_password() {
     // Interleaved pairs, so that both kinds see the same machine load; compare medians.
     let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
     form_login(&app, "acme", "nobody", "warm-up").await;
-    for i in 0..9 {
+    for i in 0..11 {
         let t = Instant::now();
         form_login(&app, "acme", "nobody", &format!("wrong-password-{i}")).await;
         unknown.push(t.elapsed().as_secs_f64());
@@ -135,8 +135,12 @@ async fn an_unknown_user_costs_the_same_time_as_a_wrong_password() {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
     };
+    // Without the dummy verification an unknown user was measured at 4.3 ms against 24.9 ms
+    // for a wrong password (a ratio of 0.17, which fails this test); the band leaves room for
+    // the load of the rest of the suite on two cores, which has put the medians 2.4 times
+    // apart the other way.
     let (u, w) = (median(&mut unknown), median(&mut wrong));
-    assert!((0.5..2.0).contains(&(u / w)), "unknown user {u:.4}s vs wrong password {w:.4}s");
+    assert!((0.33..3.0).contains(&(u / w)), "unknown user {u:.4}s vs wrong password {w:.4}s");
 }
 
 #[tokio::test]
