@@ -108,6 +108,21 @@ async fn shot(c: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), c.screenshot().await.unwrap()).unwrap();
 }
 
+/// What the browser would download from `href` (as written in the page), fetched with its
+/// session cookie.
+async fn fetch_as_browser(c: &Client, app: &TestApp, href: &str) -> String {
+    let cookie = c.get_named_cookie("__Host-daicho_session").await.unwrap();
+    app.client()
+        .get(app.url(&href.replace("&amp;", "&")))
+        .header("cookie", format!("__Host-daicho_session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn path(c: &Client) -> String {
     let u = c.current_url().await.unwrap();
     match u.query() {
@@ -325,17 +340,7 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     // the grid shows. (The browser would save it; the test fetches it with the same session.)
     let href = c.find(Locator::Css("a[href*='/export.csv']")).await.unwrap().attr("href").await.unwrap().unwrap();
     assert!(href.contains("q="), "{href}");
-    let cookie = c.get_named_cookie("__Host-daicho_session").await.unwrap();
-    let csv = app
-        .client()
-        .get(app.url(&href.replace("&amp;", "&")))
-        .header("cookie", format!("__Host-daicho_session={}", cookie.value()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = fetch_as_browser(&c, &app, &href).await;
     assert!(csv.contains("大阪精機") && !csv.contains("京都ソフト"), "{csv}");
 
     // Sort by staff, largest first.
@@ -384,17 +389,7 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     shot(&c, "15b-saved-view").await;
     // The saved view exports what it shows, in its order (45 staff before 42).
     let href = c.find(Locator::Css("a[href*='/export.csv']")).await.unwrap().attr("href").await.unwrap().unwrap();
-    let cookie = c.get_named_cookie("__Host-daicho_session").await.unwrap();
-    let csv = app
-        .client()
-        .get(app.url(&href.replace("&amp;", "&")))
-        .header("cookie", format!("__Host-daicho_session={}", cookie.value()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = fetch_as_browser(&c, &app, &href).await;
     let (a, b) = (csv.find("大阪精機").unwrap(), csv.find("株式会社テスト").unwrap());
     assert!(a < b && !csv.contains("京都ソフト"), "{csv}");
 
