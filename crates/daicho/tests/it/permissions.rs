@@ -333,6 +333,14 @@ async fn row_rules_limit_records_to_their_creator_or_their_owner() {
     assert!(csv.contains("mine") && !csv.contains("admin's"), "{csv}");
     let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records?q=admin")).await;
     assert!(v["records"].as_array().unwrap().is_empty(), "search obeys row rules");
+    let grid = m.get(&format!("/tables/{t}")).await.text().await.unwrap();
+    assert!(grid.contains("mine") && !grid.contains("admin&#39;s") && !grid.contains("admin's"), "the grid page too");
+    for history in
+        [format!("/tables/{t}/records/{theirs}/history"), format!("/api/v1/tables/{t}/records/{theirs}/history")]
+    {
+        assert_eq!(m.get(&history).await.status(), StatusCode::NOT_FOUND, "{history}");
+    }
+    assert_eq!(m.get(&format!("/tables/{t}/records/{mine}/history")).await.status(), StatusCode::OK);
     // Viewing everything but editing only one's own: the other record is read-only.
     let g2 = cast.admin.post_json("/api/v1/groups", json!({"name": "viewers"})).await.1["group"]["id"]
         .as_str()
