@@ -235,6 +235,13 @@ async fn the_grid_filters_by_rows_sorts_by_several_keys_chooses_columns_and_save
     assert_eq!(mpage.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let mpage = mpage.text().await.unwrap();
     assert!(mpage.contains("role=\"alert\""), "the page explains the refused view");
+    assert!(!mpage.contains("金額"), "without naming the hidden field");
+    // Nor when the member asks for the hidden field by its name: the refusal names no field.
+    let r = cast.member.get(&format!("/tables/{t}?filter.gte.%E9%87%91%E9%A1%8D=500")).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.unwrap();
+    let alert = page.split("role=\"alert\">").nth(1).and_then(|a| a.split("</p>").next()).unwrap_or_default();
+    assert!(!alert.is_empty() && !alert.contains("金額"), "{alert}");
     assert!(!mpage.contains("案件11"), "nothing is shown under a view the member may not run");
     // A bad name is explained on the grid.
     let r = a.post_form(&format!("/tables/{t}/views"), &[("view_name", ""), ("query", "")]).await;

@@ -453,17 +453,15 @@ async fn show_page(
         Err(AppError::Invalid(_)) => (grid.clone(), None),
         Err(e) => return Err(e),
     };
-    // The first problem of a query that cannot run, and the field it is about when there is
-    // one (a field of the table, or the unknown name that was asked for).
+    // The first problem of a query that cannot run, and the name of its field when that is a
+    // field this reader sees (`t` holds only those: a saved view's filter on a hidden field
+    // must not name it).
     let mut query_error_field = String::new();
     let (query, mut query_error) = match record_query(t, &resolved) {
         Ok(q) => (q, None),
         Err(AppError::Invalid(e)) => {
-            if let Some(fe) = e.0.first() {
-                query_error_field = match crate::handlers::tables::find_field(t, &fe.field) {
-                    Some(f) => f.name.as_str().to_owned(),
-                    None => fe.field.strip_prefix("filter.").unwrap_or_default().to_owned(),
-                };
+            if let Some(f) = e.0.first().and_then(|fe| crate::handlers::tables::find_field(t, &fe.field)) {
+                query_error_field = f.name.as_str().to_owned();
             }
             (RecordQuery::default(), e.0.first().map(|fe| fe.code))
         }
