@@ -4,7 +4,10 @@
 //! Write transactions start with BEGIN IMMEDIATE so that concurrent writers queue on the busy
 //! timeout instead of failing on a lock upgrade.
 
+mod checkpoint;
 mod rows;
+
+pub use checkpoint::Checkpoint;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -42,6 +45,7 @@ use sqlx::{
 };
 use time::OffsetDateTime;
 
+use crate::checkpoint::Checkpointer;
 use crate::rows::{Cols, audit_from_row, session_from_row, tenant_from_row, user_from_row};
 
 fn migrator() -> Migrator {
@@ -134,6 +138,9 @@ pub struct SqliteStore {
     import_turn: Arc<tokio::sync::Semaphore>,
     /// Connections kept warm between read statements (see `daicho_store::warm`).
     warm: Arc<Warm<PoolConnection<Sqlite>>>,
+    /// The task that checkpoints the WAL off the request path (see `checkpoint`); it stops
+    /// when the last clone of the store is dropped.
+    checkpointer: Arc<Checkpointer>,
 }
 
 /// How long a plan decision is reused; and how many are kept (the memo starts again when full).
@@ -187,7 +194,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("wal_autocheckpoint", checkpoint::SAFETY_PAGES.to_string())
+            .pragma("journal_size_limit", checkpoint::JOURNAL_LIMIT.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .test_before_acquire(false)
@@ -206,9 +215,10 @@ impl SqliteStore {
         let store = Self {
             pool,
             plans: Arc::default(),
-            options: opts,
+            options: opts.clone(),
             import_turn: Arc::new(tokio::sync::Semaphore::new(1)),
             warm: Arc::new(Warm::new(settings.max_connections.max(1), recheck)),
+            checkpointer: Arc::new(Checkpointer::start(opts)),
         };
         store.migrate().await?;
         Ok(store)
@@ -230,6 +240,17 @@ impl SqliteStore {
     pub fn pool_for_tests(&self) -> &SqlitePool {
         self.warm.release();
         &self.pool
+    }
+
+    /// Runs one checkpoint now, as the store's checkpoint task does every second (for tests).
+    pub async fn checkpoint_for_tests(&self) -> StoreResult<Checkpoint> {
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        checkpoint::run(&mut conn).await.map_err(internal)
+    }
+
+    /// How many of the checkpoint task's passes left the WAL fully copied (for tests).
+    pub fn checkpoint_passes_for_tests(&self) -> u64 {
+        self.checkpointer.passes()
     }
 
     /// How many connections are kept warm now (for tests).
@@ -3674,6 +3695,70 @@ async fn insert_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store on a file of its own, with a table of blobs to write into.
+    async fn file_store(dir: &tempfile::TempDir) -> SqliteStore {
+        let url = format!("sqlite://{}", dir.path().join("daicho.sqlite").display());
+        let store = SqliteStore::open(&url, PoolSettings::new(2)).await.expect("a store on a file");
+        sqlx::query("CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)")
+            .execute(store.pool_for_tests())
+            .await
+            .expect("a table");
+        store
+    }
+
+    async fn write_pages(store: &SqliteStore, commits: usize, rows_per_commit: usize) {
+        for _ in 0..commits {
+            let mut tx = store.pool.begin().await.expect("a transaction");
+            for _ in 0..rows_per_commit {
+                sqlx::query("INSERT INTO blobs (b) VALUES (randomblob(3000))")
+                    .execute(&mut *tx)
+                    .await
+                    .expect("an insert");
+            }
+            tx.commit().await.expect("a commit");
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_leave_checkpoints_to_the_store_task_and_a_large_wal_is_cut_back() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = file_store(&dir).await;
+        // 1,500 commits of a page or more each: SQLite's default would have checkpointed
+        // inside the commit that passed 1,000 pages and then started the WAL again.
+        write_pages(&store, 1500, 1).await;
+        let done = store.checkpoint_for_tests().await.expect("a checkpoint");
+        assert!(done.wal_frames >= 1500, "no commit checkpointed: {done:?}");
+        assert_eq!(done.copied_frames, done.wal_frames, "a PASSIVE checkpoint without readers copies all");
+
+        // One large transaction (about 30 MB), checkpointed, then one more write: the WAL
+        // starts again from the top and its file is cut to the limit.
+        write_pages(&store, 1, 10_000).await;
+        let wal = dir.path().join("daicho.sqlite-wal");
+        let big = std::fs::metadata(&wal).expect("the WAL file").len();
+        assert!(big > checkpoint::JOURNAL_LIMIT, "{big}");
+        store.checkpoint_for_tests().await.expect("a checkpoint");
+        write_pages(&store, 1, 1).await;
+        let after = std::fs::metadata(&wal).expect("the WAL file").len();
+        assert!(after <= checkpoint::JOURNAL_LIMIT, "{big} -> {after}");
+    }
+
+    #[tokio::test]
+    async fn the_store_task_checkpoints_what_commits_leave() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = file_store(&dir).await;
+        write_pages(&store, 100, 1).await;
+        // The task runs every second: of two passes counted from here, the second started
+        // after the writes, and it found them all copied.
+        let before = store.checkpoint_passes_for_tests();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while store.checkpoint_passes_for_tests() < before + 2 {
+            assert!(Instant::now() < deadline, "the checkpoint task did not run");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let now = store.checkpoint_for_tests().await.expect("a checkpoint");
+        assert!(now.wal_frames >= 100 && now.copied_frames == now.wal_frames, "{now:?}");
+    }
 
     #[tokio::test]
     async fn plan_decisions_are_remembered_per_key_and_the_memo_stays_bounded() {
