@@ -6,6 +6,7 @@
 
 mod api;
 mod data;
+mod pgbench;
 mod raw;
 mod server;
 mod spec;
@@ -149,7 +150,7 @@ struct Report {
     /// `daicho migrate-store` of the whole installation into a fresh SQLite file.
     migrate: Duration,
     /// label, URL, wrk's result, target, raw units/s of the record query alone, raw units/s of
-    /// every statement the request runs (session, catalogue, record).
+    /// every statement the request runs (session, record).
     wrk: Vec<(String, String, wrk::WrkResult, f64, f64, f64)>,
     mem: Vec<(String, u64, Option<u64>)>,
     plans: Vec<(String, String, Vec<String>)>,
@@ -601,52 +602,31 @@ async fn run(
         None => Raw::sqlite(&spec.data_dir.join("daicho.db"), 8).await?,
         Some(u) => Raw::postgres(u, 8).await?,
     };
-    // What each API request asks of the database before its record query (the store's SQL at
-    // the measured commit): the session with its user and tenant, then the table's catalogue.
+    // What each API request asks of the database before its record query: the session with its
+    // user and tenant (the store's SQL). The table's design and the user's grants are kept per
+    // node (docs/ARCHITECTURE.md), so no request reads them while nothing changes.
     let pg = db_url.is_some();
-    let (p1, p2) = if pg { ("$1", "$2") } else { ("?", "?") };
-    let session_sql = format!(
-        "SELECT s.id AS s_id, s.tenant_id AS s_tenant_id, s.user_id AS s_user_id, s.created_at AS s_created_at, \
-         s.last_seen_at AS s_last_seen_at, s.csrf_token AS s_csrf_token, s.ip AS s_ip, s.user_agent AS s_user_agent, \
-         u.id, u.tenant_id, u.login_id, u.display_name, u.email, u.role, u.status, u.language, \
-         u.must_change_password, u.password_changed_at, u.failed_logins, u.locked_until, u.created_at, u.updated_at, \
-         t.id AS t_id, t.code AS t_code, t.name AS t_name, t.policy AS t_policy, t.created_at AS t_created_at \
-         FROM sessions s JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id \
-         JOIN tenants t ON t.id = s.tenant_id WHERE s.token_hash = {p1}"
-    );
+    let session_sql = |param: &str| {
+        format!(
+            "SELECT s.id AS s_id, s.tenant_id AS s_tenant_id, s.user_id AS s_user_id, s.created_at AS s_created_at, \
+             s.last_seen_at AS s_last_seen_at, s.csrf_token AS s_csrf_token, s.ip AS s_ip, s.user_agent AS s_user_agent, \
+             u.id, u.tenant_id, u.login_id, u.display_name, u.email, u.role, u.status, u.language, \
+             u.must_change_password, u.password_changed_at, u.failed_logins, u.locked_until, u.created_at, u.updated_at, \
+             t.id AS t_id, t.code AS t_code, t.name AS t_name, t.policy AS t_policy, t.created_at AS t_created_at, \
+             t.design_version AS t_design_version FROM sessions s JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id \
+             JOIN tenants t ON t.id = s.tenant_id WHERE s.token_hash = {param}"
+        )
+    };
     let token_hash = pool8.text("SELECT token_hash FROM sessions ORDER BY created_at DESC LIMIT 1").await?;
-    let tenant_id = pool8.text(&format!("SELECT tenant_id FROM user_tables WHERE id = '{tid}'")).await?;
-    let mut catalogue = vec![(session_sql, vec![V::Text(token_hash)])];
-    // Since the permission matrix (after 8197feb) each request also loads the user's grants.
-    if pool8.fetch("SELECT 1 FROM table_grants LIMIT 1", &[]).await.is_ok() {
-        let user_id = pool8.text("SELECT user_id FROM sessions ORDER BY created_at DESC LIMIT 1").await?;
-        catalogue.push((
-            format!(
-                "SELECT g.group_id, g.table_id, g.rights, g.rows, g.fields FROM table_grants g \
-                 JOIN group_members m ON m.group_id = g.group_id JOIN user_groups ug ON ug.id = g.group_id \
-                 WHERE m.user_id = {p1} AND ug.tenant_id = {p2}"
-            ),
-            vec![V::Text(user_id), V::Text(tenant_id.clone())],
-        ));
-    }
-    catalogue.extend([
-        (
-            format!("SELECT id, name, description, created_at FROM user_tables WHERE id = {p1} AND tenant_id = {p2}"),
-            vec![V::Text(tid.clone()), V::Text(tenant_id)],
-        ),
-        (
-            format!("SELECT id, position, name, kind, rules FROM user_fields WHERE table_id = {p1} ORDER BY position"),
-            vec![V::Text(tid.clone())],
-        ),
-    ]);
+    let before_record = vec![(session_sql(if pg { "$1" } else { "?" }), vec![V::Text(token_hash.clone())])];
     let mut rng = data::Rng::new(7);
     let gets: Vec<(String, Vec<V>)> =
         (0..4096).map(|_| (get_sql.clone(), vec![V::Int(1 + rng.below(n) as i64)])).collect();
-    let with_catalogue = |units: &[(String, Vec<V>)]| -> Vec<Vec<(String, Vec<V>)>> {
+    let with_session = |units: &[(String, Vec<V>)]| -> Vec<Vec<(String, Vec<V>)>> {
         units
             .iter()
             .map(|u| {
-                let mut all = catalogue.clone();
+                let mut all = before_record.clone();
                 all.push(u.clone());
                 all
             })
@@ -656,13 +636,27 @@ async fn run(
         |units: &[(String, Vec<V>)]| -> Vec<Vec<(String, Vec<V>)>> { units.iter().map(|u| vec![u.clone()]).collect() };
     progress("raw throughput: get by id");
     wrk_results[0].4 = pool8.throughput(args.wrk_connections, args.wrk_seconds, alone(&gets)).await?;
-    wrk_results[0].5 = pool8.throughput(args.wrk_connections, args.wrk_seconds, with_catalogue(&gets)).await?;
+    wrk_results[0].5 = pool8.throughput(args.wrk_connections, args.wrk_seconds, with_session(&gets)).await?;
+    if let Some(url) = db_url {
+        progress("pgbench: get by id");
+        let record = format!("\\set id random(1, {n})\n{};\n", get_sql.replace("$1", ":id"));
+        let both = format!("{}{};\n", record, session_sql(":th"));
+        let dir = &spec.data_dir;
+        let (c, secs) = (args.wrk_connections, args.wrk_seconds);
+        let alone = pgbench::tps(url, dir, "record", &record, &[], c, secs).await?;
+        let both_rate = pgbench::tps(url, dir, "session-record", &both, &[("th", &token_hash)], c, secs).await?;
+        notes.push(format!(
+            "PostgreSQL alone, driven by pgbench (its C client, prepared statements, {c} clients, 2 threads, \
+             {secs} s each) on this machine: the record query of a get-by-id {alone:.0}/s; the session query and the \
+             record query, as each request runs them, {both_rate:.0}/s."
+        ));
+    }
     // The staff member's requests run the same record query.
     (wrk_results[1].4, wrk_results[1].5) = (wrk_results[0].4, wrk_results[0].5);
     let pages: Vec<(String, Vec<V>)> = page_specs.iter().map(|s| s.sql(raw.dialect(), &table, &cols, false)).collect();
     progress("raw throughput: filtered, sorted first page");
     wrk_results[2].4 = pool8.throughput(args.wrk_connections, args.wrk_seconds, alone(&pages)).await?;
-    wrk_results[2].5 = pool8.throughput(args.wrk_connections, args.wrk_seconds, with_catalogue(&pages)).await?;
+    wrk_results[2].5 = pool8.throughput(args.wrk_connections, args.wrk_seconds, with_session(&pages)).await?;
     pool8.close().await;
     progress("raw export");
     let export_raw = raw.export(&table, &cols).await?;
@@ -883,7 +877,7 @@ fn render(r: &Report, args: &Args) -> String {
             o,
             "| API throughput, {} clients: {label} | **{:.0} requests/s** (median of {} runs of {} s: {}; this run: {} \
              requests; latency avg {}, p50 {}, p99 {}; non-2xx in all runs {}; socket errors: {}) | {raw_qps:.0} queries/s (the record query alone, {} tasks, pool of 8)<br>{raw_req:.0}/s with \
-             the session and catalogue queries each request runs first | \
+             the session query each request runs first | \
              ≥ {target:.0} requests/s | {} |",
             args.wrk_connections,
             w.requests_per_sec,
