@@ -213,12 +213,12 @@ impl SqliteStore {
             .await
             .map_err(internal)?;
         let store = Self {
-            pool,
+            pool: pool.clone(),
             plans: Arc::default(),
             options: opts.clone(),
             import_turn: Arc::new(tokio::sync::Semaphore::new(1)),
             warm: Arc::new(Warm::new(settings.max_connections.max(1), recheck)),
-            checkpointer: Arc::new(Checkpointer::start(opts)),
+            checkpointer: Arc::new(Checkpointer::start(pool)),
         };
         store.migrate().await?;
         Ok(store)
