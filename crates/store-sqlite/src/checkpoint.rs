@@ -8,13 +8,13 @@
 //! import's commit copied its own 60 MB before it returned.
 //!
 //! Here no commit checkpoints below [`SAFETY_PAGES`]: a task of the store runs a PASSIVE
-//! checkpoint every [`EVERY`] on one of the pool's connections. PASSIVE takes no lock that a
-//! reader or a writer waits for; it copies what no reader still needs and leaves the rest for
-//! the next pass. It borrows the connection for each pass rather than keeping one (and its
-//! worker thread) of its own. Should the task fall behind (or fail), the first commit past `SAFETY_PAGES`
-//! checkpoints as before, so the WAL stays bounded. `JOURNAL_LIMIT` truncates the `-wal` file
-//! when SQLite starts it again from the top, so that one large import does not leave its size
-//! on disk until the server stops.
+//! checkpoint every [`EVERY`] on one of the pool's connections, borrowed for each pass rather
+//! than kept (with its worker thread). PASSIVE takes no lock that a reader or a writer waits
+//! for; it copies what no reader still needs and leaves the rest for the next pass. Should the
+//! task fall behind (or fail), the first commit past `SAFETY_PAGES` checkpoints as before, so
+//! the WAL stays bounded. `JOURNAL_LIMIT` truncates the `-wal` file when SQLite starts it again
+//! from the top, so that one large import does not leave its size on disk until the server
+//! stops.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
