@@ -36,6 +36,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder, Row, SqlSafeStr, Transaction};
 use time::OffsetDateTime;
+use tokio_stream::StreamExt as _;
 
 use crate::rows::{Cols, audit_from_row, session_from_row, tenant_from_row, user_from_row};
 
@@ -1150,10 +1151,20 @@ impl Store for PgStore {
                 let order = push_part(&mut qb);
                 qb.push(format!(" ORDER BY {order} LIMIT "));
                 qb.push_bind(want);
+                // Each row is mapped as it arrives, while the backend produces the next ones:
+                // collecting the page first kept the two from overlapping (an export reads a
+                // million rows this way, a thousand at a time).
                 let mut r = self.reader().await?;
-                let rows = qb.build().persistent(false).fetch_all(&mut **r).await.map_err(internal)?;
+                {
+                    let mut rows = qb.build().persistent(false).fetch(&mut **r);
+                    while let Some(row) = rows.next().await {
+                        let mut rec = record_from_row(&row.map_err(internal)?, table)?;
+                        guard::redact(scope, &mut rec);
+                        out.push(rec);
+                    }
+                }
                 r.done();
-                rows
+                continue;
             };
             for r in rows {
                 let mut rec = record_from_row(&r, table)?;
