@@ -899,21 +899,30 @@ pub async fn export_records(
         }
     });
     tokio::spawn(async move {
-        let encode = |text: String| -> Vec<u8> {
-            if sjis { encoding_rs::SHIFT_JIS.encode(&text).0.into_owned() } else { text.into_bytes() }
+        // The CSV writer's output is UTF-8 already (every cell is a `str`): only Shift_JIS
+        // needs it as text, to convert it.
+        let encode = |bytes: Vec<u8>| -> Vec<u8> {
+            if sjis {
+                let text = String::from_utf8(bytes).unwrap_or_default();
+                encoding_rs::SHIFT_JIS.encode(&text).0.into_owned()
+            } else {
+                bytes
+            }
         };
         let header = {
             let mut w = csv::Writer::from_writer(Vec::new());
             let _ = w.write_record(t.fields.iter().map(|f| crate::handlers::audit::csv_cell(f.name.as_str())));
-            String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+            w.into_inner().unwrap_or_default()
         };
         let mut first = if sjis { Vec::new() } else { vec![0xEF, 0xBB, 0xBF] };
         first.extend(encode(header));
         let mut rows = 0u64;
         let mut ok = tx.send(Ok(first)).await.is_ok();
+        // The previous batch's size, so that a batch's buffer is allocated once.
+        let mut size_hint = 0usize;
         while ok {
             let Some(batch) = batches_rx.recv().await else { break };
-            let mut w = csv::Writer::from_writer(Vec::with_capacity(batch.len() * 128));
+            let mut w = csv::Writer::from_writer(Vec::with_capacity((size_hint + size_hint / 8).max(batch.len() * 64)));
             let mut cells: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(t.fields.len());
             for r in &batch {
                 cells.clear();
@@ -921,8 +930,9 @@ pub async fn export_records(
                 let _ = w.write_record(cells.iter().map(|c| c.as_bytes()));
             }
             rows += batch.len() as u64;
-            let text = String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default();
-            ok = tx.send(Ok(encode(text))).await.is_ok();
+            let bytes = w.into_inner().unwrap_or_default();
+            size_hint = bytes.len();
+            ok = tx.send(Ok(encode(bytes))).await.is_ok();
         }
         // Closing the receiver stops a reader whose client went away.
         drop(batches_rx);
