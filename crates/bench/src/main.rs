@@ -645,10 +645,55 @@ async fn run(
         let (c, secs) = (args.wrk_connections, args.wrk_seconds);
         let alone = pgbench::tps(url, dir, "record", &record, &[], c, secs).await?;
         let both_rate = pgbench::tps(url, dir, "session-record", &both, &[("th", &token_hash)], c, secs).await?;
+        // A design not built (docs/PERFORMANCE.md): one statement that reads the session and
+        // returns the record only if the session still belongs to the user, tenant and design
+        // version the node assumed from the session's previous request.
+        let assumed = pool8
+            .text(
+                "SELECT s.user_id::text || ' ' || s.tenant_id::text || ' ' || t.design_version::text \
+                 FROM sessions s JOIN tenants t ON t.id = s.tenant_id ORDER BY s.created_at DESC LIMIT 1",
+            )
+            .await?;
+        let mut assumed = assumed.split(' ');
+        let (user, tenant, design) = (
+            assumed.next().unwrap_or_default().to_owned(),
+            assumed.next().unwrap_or_default().to_owned(),
+            assumed.next().unwrap_or_default().to_owned(),
+        );
+        let fused = |join: &str, [th, id, user, tenant, design]: [&str; 5]| {
+            format!(
+                "SELECT s.*, r.* FROM ({}) AS s {join} JOIN LATERAL ({} AND s.s_user_id::text = {user} \
+                 AND s.s_tenant_id::text = {tenant} AND s.t_design_version::text = {design}) AS r ON true",
+                session_sql(th),
+                get_sql.replace("$1", id)
+            )
+        };
+        // The statement must return the record while the assumption holds, and not otherwise.
+        let check = fused("", ["$1", "$2", "$3", "$4", "$5"]);
+        for (who, expected) in [(user.as_str(), 1), ("00000000-0000-0000-0000-000000000000", 0)] {
+            let binds = [
+                V::Text(token_hash.clone()),
+                V::Int(1),
+                V::Text(who.into()),
+                V::Text(tenant.clone()),
+                V::Text(design.clone()),
+            ];
+            let got = pool8.fetch(&check, &binds).await?;
+            anyhow::ensure!(
+                got == expected,
+                "the one-statement read returned {got} rows for user {who}, not {expected}"
+            );
+        }
+        let one =
+            format!("\\set id random(1, {n})\n{};\n", fused("LEFT", [":th", ":id", ":user", ":tenant", ":design"]));
+        let vars = [("th", token_hash.as_str()), ("user", &user), ("tenant", &tenant), ("design", &design)];
+        let one_rate = pgbench::tps(url, dir, "session-with-record", &one, &vars, c, secs).await?;
         notes.push(format!(
             "PostgreSQL alone, driven by pgbench (its C client, prepared statements, {c} clients, 2 threads, \
              {secs} s each) on this machine: the record query of a get-by-id {alone:.0}/s; the session query and the \
-             record query, as each request runs them, {both_rate:.0}/s."
+             record query, as each request runs them, {both_rate:.0}/s; one statement that reads the session and \
+             returns the record only while the session matches the user, tenant and design version assumed \
+             (not built), {one_rate:.0}/s."
         ));
     }
     // The staff member's requests run the same record query.
