@@ -1517,11 +1517,14 @@ async fn a_record_export_spans_many_pages_in_order_with_every_record_once() {
     let cast = app.cast().await;
     let (tid, _table) = customers(&cast.admin).await;
     let rows = 2_345;
-    let mut csv = String::from("会社名,従業員数\n");
+    // A note of a few hundred bytes per record (quotes and a line break included), so that the
+    // export (about 1 MB) goes out in many pieces.
+    let memo = |i: usize| format!("{i}件目の備考、\"至急\"。\n{}", "長めの説明文です。".repeat(15));
+    let mut csv = String::from("会社名,従業員数,メモ\n");
     for i in 0..rows {
         // Seven distinct staff counts, and every tenth record without one.
         let staff = if i % 10 == 9 { String::new() } else { (i % 7).to_string() };
-        csv.push_str(&format!("会社{i:05},{staff}\n"));
+        csv.push_str(&format!("会社{i:05},{staff},\"{}\"\n", memo(i).replace('"', "\"\"")));
     }
     let (s, v) = import(&cast.admin, &tid, "", csv.into_bytes()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -1536,9 +1539,12 @@ async fn a_record_export_spans_many_pages_in_order_with_every_record_once() {
             let headers = rdr.headers().unwrap().clone();
             let name = headers.iter().position(|h| h == "会社名").unwrap();
             let staff = headers.iter().position(|h| h == "従業員数").unwrap();
+            let note = headers.iter().position(|h| h == "メモ").unwrap();
             rdr.records()
                 .map(|r| {
                     let r = r.unwrap();
+                    let i: usize = r[name]["会社".len()..].parse().unwrap();
+                    assert_eq!(r[note], memo(i), "the note of 会社{i:05}");
                     (r[name].to_owned(), r[staff].parse::<i64>().ok())
                 })
                 .collect::<Vec<(String, Option<i64>)>>()
@@ -1547,6 +1553,14 @@ async fn a_record_export_spans_many_pages_in_order_with_every_record_once() {
     // Newest first: the import's last row leads.
     let newest = export("").await;
     assert_eq!(newest.len(), rows);
+    // Shift_JIS: the same text, converted piece by piece.
+    let utf8 = cast.admin.get(&format!("/api/v1/tables/{tid}/export.csv")).await.bytes().await.unwrap();
+    assert!(utf8.len() > 900_000, "{} bytes", utf8.len());
+    let sjis =
+        cast.admin.get(&format!("/api/v1/tables/{tid}/export.csv?encoding=shift_jis")).await.bytes().await.unwrap();
+    let (decoded, _, bad) = encoding_rs::SHIFT_JIS.decode(&sjis);
+    assert!(!bad);
+    assert_eq!(decoded, std::str::from_utf8(&utf8[3..]).unwrap());
     let expected: Vec<String> = (0..rows).rev().map(|i| format!("会社{i:05}")).collect();
     assert_eq!(newest.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), expected);
     // By staff count: every value in order, ties by id (the import's order), empty ones last.

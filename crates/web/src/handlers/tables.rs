@@ -836,6 +836,9 @@ pub async fn bulk_update(
     Ok(Json(json!({"updated": n})))
 }
 
+/// The size of the pieces a CSV export is sent in (each holds whole records).
+const EXPORT_CHUNK: usize = 64 * 1024;
+
 /// Streams the records a query selects as CSV: the fields as columns (header: field names),
 /// values as shown, cells that a spreadsheet would run as a formula neutralised, in UTF-8 with
 /// a BOM (`encoding=utf-8`, the default) or Shift_JIS (`encoding=shift_jis`) for Excel. Batches
@@ -918,21 +921,32 @@ pub async fn export_records(
         first.extend(encode(header));
         let mut rows = 0u64;
         let mut ok = tx.send(Ok(first)).await.is_ok();
-        // The previous batch's size, so that a batch's buffer is allocated once.
-        let mut size_hint = 0usize;
+        // The bytes go out in chunks of about EXPORT_CHUNK, each ended after a whole record and
+        // allocated once at its final size: the memory an export holds does not grow with the
+        // width of the records (a batch of 1,000 records with long texts would otherwise be
+        // megabytes of CSV at once).
+        let chunk = || csv::Writer::from_writer(Vec::with_capacity(EXPORT_CHUNK + EXPORT_CHUNK / 4));
+        let mut w = chunk();
         while ok {
             let Some(batch) = batches_rx.recv().await else { break };
-            let mut w = csv::Writer::from_writer(Vec::with_capacity((size_hint + size_hint / 8).max(batch.len() * 64)));
             let mut cells: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(t.fields.len());
             for r in &batch {
                 cells.clear();
                 cells.extend(t.fields.iter().map(|f| neutralised(export_text(f, r))));
                 let _ = w.write_record(cells.iter().map(|c| c.as_bytes()));
+                rows += 1;
+                if w.get_ref().len() >= EXPORT_CHUNK {
+                    let full = std::mem::replace(&mut w, chunk()).into_inner().unwrap_or_default();
+                    ok = tx.send(Ok(encode(full))).await.is_ok();
+                    if !ok {
+                        break;
+                    }
+                }
             }
-            rows += batch.len() as u64;
-            let bytes = w.into_inner().unwrap_or_default();
-            size_hint = bytes.len();
-            ok = tx.send(Ok(encode(bytes))).await.is_ok();
+        }
+        let rest = w.into_inner().unwrap_or_default();
+        if ok && !rest.is_empty() {
+            ok = tx.send(Ok(encode(rest))).await.is_ok();
         }
         // Closing the receiver stops a reader whose client went away.
         drop(batches_rx);
