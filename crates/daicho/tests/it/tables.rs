@@ -399,6 +399,42 @@ async fn a_view_exports_as_csv_in_utf8_or_shift_jis_with_formulas_neutralised_an
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+#[tokio::test]
+async fn an_export_the_client_abandons_is_recorded_as_interrupted_not_finished() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, _) = customers(&cast.admin).await;
+    // About 12 MB of CSV: more than the sockets between the server and a client that stopped
+    // reading can hold, so the server is still writing when the client goes away.
+    let rows = 12_000;
+    let mut csv = String::from("会社名,メモ\n");
+    for i in 0..rows {
+        csv.push_str(&format!("会社{i:05},{}\n", "長めの説明文です。".repeat(37)));
+    }
+    let (s, v) = import(&cast.admin, &tid, "", csv.into_bytes()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut r = cast.admin.get(&format!("/api/v1/tables/{tid}/export.csv")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let first = r.chunk().await.unwrap().unwrap_or_default();
+    assert!(!first.is_empty());
+    drop(r);
+    // The server notices at its next write; its record of the export follows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, v) = cast.admin.get_json("/api/v1/audit?action=record.export").await;
+        let details: Vec<String> =
+            v["events"].as_array().unwrap().iter().map(|e| e["details"].as_str().unwrap().to_owned()).collect();
+        assert!(!details.iter().any(|d| d.starts_with("finished")), "{details:?}");
+        if let Some(d) = details.iter().find(|d| d.starts_with("interrupted after ")) {
+            let n: usize = d["interrupted after ".len()..].trim_end_matches(" rows").parse().unwrap();
+            assert!(n < rows, "{d}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no end of the export recorded: {details:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn import(admin: &Persona, tid: &str, query: &str, body: Vec<u8>) -> (StatusCode, Value) {
     let r = admin
         .client
