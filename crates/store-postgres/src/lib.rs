@@ -1136,9 +1136,14 @@ impl Store for PgStore {
                     push_keywords(&mut qb);
                     qb.push(format!(" ORDER BY {order} LIMIT "));
                     qb.push_bind(want);
-                    let mut tx = self.pool.begin().await.map_err(internal)?;
-                    sqlx::query("SET LOCAL enable_indexscan = off").execute(&mut *tx).await.map_err(internal)?;
-                    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.map_err(internal)?;
+                    // Only a bitmap scan of the keyword index may serve it (a walk of a sort
+                    // index, or of the table, is what the walk above already found too slow),
+                    // set in the statement that begins the transaction: one round trip, not three.
+                    let mut tx = self
+                        .pool
+                        .begin_with("BEGIN READ ONLY; SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off")
+                        .await
+                        .map_err(internal)?;
                     let rows = qb.build().persistent(false).fetch_all(&mut *tx).await.map_err(internal)?;
                     tx.commit().await.map_err(internal)?;
                     rows
@@ -3477,13 +3482,18 @@ fn push_rows(qb: &mut QueryBuilder<Postgres>, conds: Vec<Vec<RowCond>>) {
     }
 }
 
-/// The keyword must also be found in one of `fields` (see [`exact_keyword_fields`]).
+/// The keyword must also be found in one of `fields` (see [`exact_keyword_fields`]), case
+/// ignored. Written as `strpos(lower(col), lower(k))`, which is what `ILIKE '%k%'` does in a
+/// UTF-8 database (PostgreSQL lowers both sides, then matches), because the planner prices
+/// an `ILIKE` by running its pattern over each column's statistics: 0.1 ms a field, 0.5 ms
+/// a statement at four fields, paid twice by a keyword search that walks and then asks the
+/// index, more than the check itself costs.
 fn push_exact_keyword(qb: &mut QueryBuilder<Postgres>, fields: &[FieldId], k: &str) {
     qb.push(" AND (1 = 0");
     for f in fields {
-        qb.push(format!(" OR {} ILIKE ", ut::field_ident(*f)));
-        qb.push_bind(format!("%{}%", like_escape(k)));
-        qb.push(" ESCAPE '\\'");
+        qb.push(format!(" OR strpos(lower({}), lower(", ut::field_ident(*f)));
+        qb.push_bind(k.to_owned());
+        qb.push(")) > 0");
     }
     qb.push(")");
 }

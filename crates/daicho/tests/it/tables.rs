@@ -289,6 +289,11 @@ async fn keyword_search_finds_japanese_and_latin_substrings_and_nothing_when_not
         "wildcards are literal"
     );
     assert!(names(&admin.get_json(&q("存在しない会社")).await.1, &table).is_empty());
+    // A keyword with a separator is matched as written, case ignored: the space is a space.
+    assert_eq!(names(&admin.get_json(&q("KYOTO software")).await.1, &table), ["Kyoto Software GmbH"]);
+    assert_eq!(names(&admin.get_json(&q("データ 100%")).await.1, &table), ["札幌データ 100% 合同会社"]);
+    assert!(names(&admin.get_json(&q("kyoto-software")).await.1, &table).is_empty(), "a-b is not a b");
+    assert!(names(&admin.get_json(&q("データ 1000%")).await.1, &table).is_empty());
     let (s, v) = admin.get_json(&q("東")).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["error"]["fields"][0]["code"], "keyword_too_short");
