@@ -963,174 +963,62 @@ impl Store for SqliteStore {
         table: &TableDef,
         query: &RecordQuery,
     ) -> StoreResult<Vec<Record>> {
-        guard::check_table(scope, table)?;
-        guard::check_query(scope, query)?;
-        let t = ut::table_ident(table.id);
-        let (lt_gt, dir) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
-        // A sorted list reads records with a value first, then the empty ones, as two index
-        // range scans on (field, id): one ORDER BY that puts NULLs last would be an expression
-        // no index serves (every matching row read and sorted: 140-330 ms at a million rows).
-        #[derive(Clone, Copy)]
-        enum Part {
-            ById,
-            Values(FieldId),
-            Empty(FieldId),
-        }
-        let parts: Vec<Part> = match (query.sort, &query.after) {
-            (None, _) => vec![Part::ById],
-            (Some(f), Some((Cell::Null, _))) => vec![Part::Empty(f)],
-            (Some(f), _) => vec![Part::Values(f), Part::Empty(f)],
-        };
-        if query.sort_keys().iter().any(|(f, _)| table.field(*f).is_none()) {
-            return Err(StoreError::NotFound);
-        }
-        // Filter on one field, sort by another: SQLite's planner tends to take the filter's
-        // index and sort every match, which is slow when many records match. Walking the sort
-        // index and checking the filter on each row finds a page after about
-        // limit x rows / matches rows, so it wins once matches exceed sqrt(limit x rows): a
-        // bounded count decides.
-        // The decision is remembered for a while per table, sort, filters and row scope.
-        // The same reasoning for a common keyword: when it matches at least `threshold` records,
-        // reading records in list order and asking the trigram index about each one finds a
-        // page sooner than collecting every match.
-        let keyword = match &query.keyword {
-            // Three characters or more: the trigram index (no probe needed).
-            Some(k) if k.chars().count() >= 3 => Some(KeywordPlan::Index(keyword_pattern(k).1)),
-            // Two characters: the probe stops at a few pages' worth of matches; a keyword that
-            // common is then checked per record (about limit / frequency records are read), a
-            // rarer one is used as the complete list of ids the probe collected.
-            Some(k) => Some(self.keyword_plan(&t, k, (i64::from(query.limit) * 4).max(200)).await?),
-            None => None,
-        };
-        let walk_sort = match query.sort {
-            Some(s) if query.keyword.is_none() && query.filters.iter().any(|f| f.field != s) => {
-                let memo_key =
-                    format!("{t} {s} {} {:?} {:?}", query.limit, query.filters, guard::row_conditions(scope, table));
-                if let Some(walk) = self.remembered_plan(&memo_key) {
-                    walk.then_some(s)
-                } else {
-                    let rows: i64 =
-                        sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)")
-                            .bind(&t)
-                            .fetch_one(&self.pool)
-                            .await
-                            .map_err(internal)?;
-                    let threshold = ((f64::from(query.limit) * rows as f64).sqrt() as i64).max(200);
-                    let mut probe =
-                        QueryBuilder::<Sqlite>::new(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE 1 = 1"));
-                    push_rows(&mut probe, guard::row_conditions(scope, table));
-                    push_filters(&mut probe, table, &query.filters, None)?;
-                    probe.push(" LIMIT ");
-                    probe.push_bind(threshold);
-                    probe.push(")");
-                    let matches: i64 = probe.build_query_scalar().fetch_one(&self.pool).await.map_err(internal)?;
-                    self.remember_plan(memo_key, matches >= threshold);
-                    (matches >= threshold).then_some(s)
-                }
-            }
-            _ => None,
-        };
-        let mut out = Vec::new();
-        for part in parts {
-            let want = i64::from(query.limit) - out.len() as i64;
-            if want <= 0 {
-                break;
-            }
-            let order = match part {
-                Part::ById => format!("id {dir}"),
-                Part::Values(f) => format!("{} {dir}, {}id {dir}", ut::field_ident(f), then_order(&query.then)),
-                Part::Empty(_) => format!("{}id {dir}", then_order(&query.then)),
-            };
-            // The page comes back as one JSON text (an array of each record's columns, in list
-            // order) rather than row by row: the driver hands every row and every value across
-            // threads, which cost more than SQLite reading them (the CSV export reads a whole
-            // table in pages).
-            let cols = record_columns(table);
-            let mut qb = QueryBuilder::<Sqlite>::new(format!(
-                "SELECT json_group_array(json_array({cols}) ORDER BY {order}) FROM (SELECT {cols} FROM {t} WHERE 1 = 1"
-            ));
-            push_rows(&mut qb, guard::row_conditions(scope, table));
-            push_filters(&mut qb, table, &query.filters, walk_sort)?;
-            if let Some(k) = &query.keyword {
-                match (&keyword, part) {
-                    // Newest (or oldest) first and nothing else narrows the list: the trigram
-                    // index gives the page's ids in order and stops after them.
-                    (Some(KeywordPlan::Index(pattern)), Part::ById)
-                        if query.filters.is_empty()
-                            && scope.rows().is_all()
-                            && guard::visible_search_fields(scope, table).is_none() =>
-                    {
-                        qb.push(format!(" AND id IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH "));
-                        qb.push_bind(pattern.clone());
-                        if let Some((_, id)) = &query.after {
-                            qb.push(format!(" AND rowid {lt_gt} "));
-                            qb.push_bind(*id);
-                        }
-                        qb.push(format!(" ORDER BY rowid {dir} LIMIT "));
-                        qb.push_bind(want);
-                        qb.push(")");
-                    }
-                    (Some(plan), _) => push_keyword_plan(&mut qb, &t, plan),
-                    (None, _) => {}
-                }
-                if let Some(visible) = guard::visible_search_fields(scope, table) {
-                    push_visible_keyword(&mut qb, &visible, k);
-                }
-            }
-            match part {
-                Part::ById => {
-                    if let Some((_, id)) = &query.after {
-                        qb.push(format!(" AND id {lt_gt} "));
-                        qb.push_bind(*id);
-                    }
-                }
-                Part::Values(f) => {
-                    let col = ut::field_ident(f);
-                    qb.push(format!(" AND {col} IS NOT NULL"));
-                    match &query.after {
-                        Some((v, id)) if query.then.is_empty() => {
-                            qb.push(format!(" AND ({col}, id) {lt_gt} ("));
-                            push_cell(&mut qb, v);
-                            qb.push(", ");
-                            qb.push_bind(*id);
-                            qb.push(")");
-                        }
-                        Some((v, id)) => {
-                            qb.push(format!(" AND ({col} {lt_gt} "));
-                            push_cell(&mut qb, v);
-                            qb.push(format!(" OR ({col} = "));
-                            push_cell(&mut qb, v);
-                            qb.push(" AND ");
-                            push_after_then(&mut qb, &query.then, &query.after_then, *id, query.descending);
-                            qb.push("))");
-                        }
-                        None => {}
-                    }
-                }
-                Part::Empty(f) => {
-                    let col = ut::field_ident(f);
-                    qb.push(format!(" AND {col} IS NULL"));
-                    if let Some((Cell::Null, id)) = &query.after {
-                        qb.push(" AND ");
-                        push_after_then(&mut qb, &query.then, &query.after_then, *id, query.descending);
-                    }
-                }
-            }
-            qb.push(format!(" ORDER BY {order} LIMIT "));
-            qb.push_bind(want);
-            qb.push(")");
-            let mut r = self.reader().await?;
-            let page: String = qb.build_query_scalar().fetch_one(&mut **r).await.map_err(internal)?;
-            r.done();
-            let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(&page)
-                .map_err(|e| StoreError::Internal(format!("a page of records as JSON: {e}")))?;
-            for r in rows {
-                let mut rec = daicho_store::rows::record(&crate::rows::JsonCols(r.into()), table)?;
-                guard::redact(scope, &mut rec);
-                out.push(rec);
-            }
+        let mut out = Vec::with_capacity(query.limit as usize);
+        for (page, _) in self.page_json(scope, table, query).await? {
+            map_page(scope, table, &page, &mut out)?;
         }
         Ok(out)
+    }
+
+    async fn scan_records(
+        &self,
+        scope: &TableScope<View>,
+        table: &TableDef,
+        mut query: RecordQuery,
+        pages: tokio::sync::mpsc::Sender<Vec<Record>>,
+    ) -> StoreResult<()> {
+        // SQLite reads a page while the page before it is turned into records: the next
+        // page's position is taken from the page's last record alone, so the two overlap
+        // (SQLite's thread waited for the mapping a third of the time otherwise).
+        let (texts_tx, mut texts_rx) = tokio::sync::mpsc::channel::<Vec<(String, i64)>>(2);
+        let (map_scope, map_table, limit) = (scope.clone(), table.clone(), query.limit as usize);
+        let mapper = tokio::spawn(async move {
+            while let Some(texts) = texts_rx.recv().await {
+                let mut page = Vec::with_capacity(limit);
+                for (text, _) in &texts {
+                    map_page(&map_scope, &map_table, text, &mut page)?;
+                }
+                if pages.send(page).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<(), StoreError>(())
+        });
+        let read = async {
+            loop {
+                let texts = self.page_json(scope, table, &query).await?;
+                let n: i64 = texts.iter().map(|(_, n)| n).sum();
+                let last = match texts.iter().rev().find(|(_, n)| *n > 0) {
+                    Some((text, _)) => {
+                        let row =
+                            last_row(text).ok_or_else(|| StoreError::Internal("a page without its last row".into()))?;
+                        let mut one = Vec::with_capacity(1);
+                        map_page(scope, table, &format!("[{row}]"), &mut one)?;
+                        one.pop()
+                    }
+                    None => None,
+                };
+                let Some(last) = last else { return Ok(()) };
+                if texts_tx.send(texts).await.is_err() || n < i64::from(query.limit) {
+                    return Ok(());
+                }
+                last.resume(&mut query);
+            }
+        };
+        let read: StoreResult<()> = read.await;
+        drop(texts_tx);
+        let mapped = mapper.await.map_err(|e| StoreError::Internal(format!("mapping a page of records: {e}")))?;
+        read.and(mapped)
     }
 
     async fn count_records(
@@ -2976,6 +2864,57 @@ fn storage_of(table: &TableDef, field: FieldId) -> Storage {
     table.fields.iter().find(|f| f.id == field).map(|f| f.kind.storage()).unwrap_or(Storage::Text)
 }
 
+/// Turns a page that SQLite returned as JSON (see `page_json`) into records, as the scope
+/// sees them.
+fn map_page(scope: &TableScope<View>, table: &TableDef, page: &str, out: &mut Vec<Record>) -> StoreResult<()> {
+    let rows: Vec<Vec<serde_json::Value>> =
+        serde_json::from_str(page).map_err(|e| StoreError::Internal(format!("a page of records as JSON: {e}")))?;
+    for r in rows {
+        let mut rec = daicho_store::rows::record(&crate::rows::JsonCols(r.into()), table)?;
+        guard::redact(scope, &mut rec);
+        out.push(rec);
+    }
+    Ok(())
+}
+
+/// The text of the last element of a JSON array of arrays, as SQLite writes a page (see
+/// `page_json`), found without parsing the rest: brackets count only outside strings.
+fn last_row(page: &str) -> Option<&str> {
+    let bytes = page.as_bytes();
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut last = None;
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' => {
+                depth += 1;
+                if depth == 2 {
+                    start = i;
+                }
+            }
+            b']' => {
+                if depth == 2 {
+                    last = Some((start, i + 1));
+                }
+                depth = depth.checked_sub(1)?;
+            }
+            _ => {}
+        }
+    }
+    let (a, b) = last?;
+    (depth == 0 && !in_string).then(|| &page[a..b])
+}
+
 fn record_columns(table: &TableDef) -> String {
     let mut cols: Vec<String> = daicho_store::rows::RECORD_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
     cols.extend(table.fields.iter().map(|f| ut::field_ident(f.id)));
@@ -3083,6 +3022,181 @@ impl SqliteStore {
     }
 
     /// Decides how to find a keyword by reading up to `limit` matching ids.
+    /// A page of a list as SQLite returns it: for each part of the list (records with a value
+    /// in the sort field, then those without), the records as one JSON array of their columns
+    /// in list order, and how many there are. `map_page` turns them into records.
+    async fn page_json(
+        &self,
+        scope: &TableScope<View>,
+        table: &TableDef,
+        query: &RecordQuery,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        guard::check_table(scope, table)?;
+        guard::check_query(scope, query)?;
+        let t = ut::table_ident(table.id);
+        let (lt_gt, dir) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
+        // A sorted list reads records with a value first, then the empty ones, as two index
+        // range scans on (field, id): one ORDER BY that puts NULLs last would be an expression
+        // no index serves (every matching row read and sorted: 140-330 ms at a million rows).
+        #[derive(Clone, Copy)]
+        enum Part {
+            ById,
+            Values(FieldId),
+            Empty(FieldId),
+        }
+        let parts: Vec<Part> = match (query.sort, &query.after) {
+            (None, _) => vec![Part::ById],
+            (Some(f), Some((Cell::Null, _))) => vec![Part::Empty(f)],
+            (Some(f), _) => vec![Part::Values(f), Part::Empty(f)],
+        };
+        if query.sort_keys().iter().any(|(f, _)| table.field(*f).is_none()) {
+            return Err(StoreError::NotFound);
+        }
+        // Filter on one field, sort by another: SQLite's planner tends to take the filter's
+        // index and sort every match, which is slow when many records match. Walking the sort
+        // index and checking the filter on each row finds a page after about
+        // limit x rows / matches rows, so it wins once matches exceed sqrt(limit x rows): a
+        // bounded count decides.
+        // The decision is remembered for a while per table, sort, filters and row scope.
+        // The same reasoning for a common keyword: when it matches at least `threshold` records,
+        // reading records in list order and asking the trigram index about each one finds a
+        // page sooner than collecting every match.
+        let keyword = match &query.keyword {
+            // Three characters or more: the trigram index (no probe needed).
+            Some(k) if k.chars().count() >= 3 => Some(KeywordPlan::Index(keyword_pattern(k).1)),
+            // Two characters: the probe stops at a few pages' worth of matches; a keyword that
+            // common is then checked per record (about limit / frequency records are read), a
+            // rarer one is used as the complete list of ids the probe collected.
+            Some(k) => Some(self.keyword_plan(&t, k, (i64::from(query.limit) * 4).max(200)).await?),
+            None => None,
+        };
+        let walk_sort = match query.sort {
+            Some(s) if query.keyword.is_none() && query.filters.iter().any(|f| f.field != s) => {
+                let memo_key =
+                    format!("{t} {s} {} {:?} {:?}", query.limit, query.filters, guard::row_conditions(scope, table));
+                if let Some(walk) = self.remembered_plan(&memo_key) {
+                    walk.then_some(s)
+                } else {
+                    let rows: i64 =
+                        sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)")
+                            .bind(&t)
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(internal)?;
+                    let threshold = ((f64::from(query.limit) * rows as f64).sqrt() as i64).max(200);
+                    let mut probe =
+                        QueryBuilder::<Sqlite>::new(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {t} WHERE 1 = 1"));
+                    push_rows(&mut probe, guard::row_conditions(scope, table));
+                    push_filters(&mut probe, table, &query.filters, None)?;
+                    probe.push(" LIMIT ");
+                    probe.push_bind(threshold);
+                    probe.push(")");
+                    let matches: i64 = probe.build_query_scalar().fetch_one(&self.pool).await.map_err(internal)?;
+                    self.remember_plan(memo_key, matches >= threshold);
+                    (matches >= threshold).then_some(s)
+                }
+            }
+            _ => None,
+        };
+        let mut out = Vec::new();
+        let mut got = 0i64;
+        for part in parts {
+            let want = i64::from(query.limit) - got;
+            if want <= 0 {
+                break;
+            }
+            let order = match part {
+                Part::ById => format!("id {dir}"),
+                Part::Values(f) => format!("{} {dir}, {}id {dir}", ut::field_ident(f), then_order(&query.then)),
+                Part::Empty(_) => format!("{}id {dir}", then_order(&query.then)),
+            };
+            // The page comes back as one JSON text (an array of each record's columns, in list
+            // order) rather than row by row: the driver hands every row and every value across
+            // threads, which cost more than SQLite reading them (the CSV export reads a whole
+            // table in pages).
+            let cols = record_columns(table);
+            let mut qb = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT json_group_array(json_array({cols}) ORDER BY {order}), count(*) FROM (SELECT {cols} FROM {t} WHERE 1 = 1"
+            ));
+            push_rows(&mut qb, guard::row_conditions(scope, table));
+            push_filters(&mut qb, table, &query.filters, walk_sort)?;
+            if let Some(k) = &query.keyword {
+                match (&keyword, part) {
+                    // Newest (or oldest) first and nothing else narrows the list: the trigram
+                    // index gives the page's ids in order and stops after them.
+                    (Some(KeywordPlan::Index(pattern)), Part::ById)
+                        if query.filters.is_empty()
+                            && scope.rows().is_all()
+                            && guard::visible_search_fields(scope, table).is_none() =>
+                    {
+                        qb.push(format!(" AND id IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH "));
+                        qb.push_bind(pattern.clone());
+                        if let Some((_, id)) = &query.after {
+                            qb.push(format!(" AND rowid {lt_gt} "));
+                            qb.push_bind(*id);
+                        }
+                        qb.push(format!(" ORDER BY rowid {dir} LIMIT "));
+                        qb.push_bind(want);
+                        qb.push(")");
+                    }
+                    (Some(plan), _) => push_keyword_plan(&mut qb, &t, plan),
+                    (None, _) => {}
+                }
+                if let Some(visible) = guard::visible_search_fields(scope, table) {
+                    push_visible_keyword(&mut qb, &visible, k);
+                }
+            }
+            match part {
+                Part::ById => {
+                    if let Some((_, id)) = &query.after {
+                        qb.push(format!(" AND id {lt_gt} "));
+                        qb.push_bind(*id);
+                    }
+                }
+                Part::Values(f) => {
+                    let col = ut::field_ident(f);
+                    qb.push(format!(" AND {col} IS NOT NULL"));
+                    match &query.after {
+                        Some((v, id)) if query.then.is_empty() => {
+                            qb.push(format!(" AND ({col}, id) {lt_gt} ("));
+                            push_cell(&mut qb, v);
+                            qb.push(", ");
+                            qb.push_bind(*id);
+                            qb.push(")");
+                        }
+                        Some((v, id)) => {
+                            qb.push(format!(" AND ({col} {lt_gt} "));
+                            push_cell(&mut qb, v);
+                            qb.push(format!(" OR ({col} = "));
+                            push_cell(&mut qb, v);
+                            qb.push(" AND ");
+                            push_after_then(&mut qb, &query.then, &query.after_then, *id, query.descending);
+                            qb.push("))");
+                        }
+                        None => {}
+                    }
+                }
+                Part::Empty(f) => {
+                    let col = ut::field_ident(f);
+                    qb.push(format!(" AND {col} IS NULL"));
+                    if let Some((Cell::Null, id)) = &query.after {
+                        qb.push(" AND ");
+                        push_after_then(&mut qb, &query.then, &query.after_then, *id, query.descending);
+                    }
+                }
+            }
+            qb.push(format!(" ORDER BY {order} LIMIT "));
+            qb.push_bind(want);
+            qb.push(")");
+            let mut r = self.reader().await?;
+            let (page, n): (String, i64) = qb.build_query_as().fetch_one(&mut **r).await.map_err(internal)?;
+            r.done();
+            got += n;
+            out.push((page, n));
+        }
+        Ok(out)
+    }
+
     async fn keyword_plan(&self, t: &str, k: &str, limit: i64) -> StoreResult<KeywordPlan> {
         let (fts, pattern) = keyword_pattern(k);
         let sql = if fts {
@@ -3695,6 +3809,20 @@ async fn insert_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_row_of_a_page_is_found_whatever_its_strings_hold() {
+        assert_eq!(last_row(r#"[[1,"a"]]"#), Some(r#"[1,"a"]"#));
+        assert_eq!(last_row(r#"[[1,"a],["],[2,null,"]\"[","x\\"]]"#), Some(r#"[2,null,"]\"[","x\\"]"#));
+        assert_eq!(last_row(r#"[[1,"\\\"]"],[3,"[[","]]"]]"#), Some(r#"[3,"[[","]]"]"#));
+        assert_eq!(last_row(r#"[[1,"大阪 ]"],[2,"日本語"]]"#), Some(r#"[2,"日本語"]"#));
+        // No row, or not a whole page: nothing to continue from.
+        assert_eq!(last_row("[]"), None);
+        assert_eq!(last_row(r#"[[1],[2,"a"#), None);
+        assert_eq!(last_row(r#"[[1],[2]"#), None);
+        assert_eq!(last_row(r#"[[1]]]"#), None);
+        assert_eq!(last_row(""), None);
+    }
 
     /// A store on a file of its own, with a table of blobs to write into.
     async fn file_store(dir: &tempfile::TempDir) -> SqliteStore {

@@ -512,6 +512,21 @@ impl Record {
             None => self.cells.iter().find(|(f, _)| *f == id).map(|(_, c)| c.clone()),
         }
     }
+
+    /// Where this record stands in the query's order: its first sort value (empty when the
+    /// list is sorted by id) and id, and its values of the further sort keys. A page that ends
+    /// with this record is continued from here (a keyset cursor).
+    pub fn position(&self, query: &RecordQuery) -> ((Cell, i64), Vec<Cell>) {
+        let value = |f: Option<FieldId>| f.and_then(|f| self.cell(f)).unwrap_or(Cell::Null);
+        ((value(query.sort), self.id), query.then.iter().map(|(f, _)| value(Some(*f))).collect())
+    }
+
+    /// Moves the query on to the page after this record.
+    pub fn resume(&self, query: &mut RecordQuery) {
+        let (after, then) = self.position(query);
+        query.after = Some(after);
+        query.after_then = then;
+    }
 }
 
 /// The tables a store holds, for counting before and after a copy.
@@ -685,6 +700,28 @@ pub trait Store: Send + Sync + 'static {
         table: &TableDef,
         query: &RecordQuery,
     ) -> StoreResult<Vec<Record>>;
+    /// Every record the query selects from its position on, in its order, as pages of
+    /// `query.limit` records sent to `pages` (a bounded channel: a slow receiver holds the scan
+    /// back). Stops early, without error, when the receiver is dropped. What a page holds is
+    /// exactly what `list_records` returns for it; a store may read the next page while the
+    /// receiver is still busy with this one.
+    async fn scan_records(
+        &self,
+        scope: &TableScope<View>,
+        table: &TableDef,
+        mut query: RecordQuery,
+        pages: tokio::sync::mpsc::Sender<Vec<Record>>,
+    ) -> StoreResult<()> {
+        loop {
+            let page = self.list_records(scope, table, &query).await?;
+            let full = page.len() >= query.limit as usize;
+            let Some(last) = page.last() else { return Ok(()) };
+            last.resume(&mut query);
+            if pages.send(page).await.is_err() || !full {
+                return Ok(());
+            }
+        }
+    }
 
     // --- groups and the permission matrix ---
     /// Every group of the tenant with its members and table grants.

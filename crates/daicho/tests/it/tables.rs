@@ -1558,9 +1558,10 @@ async fn a_record_export_spans_many_pages_in_order_with_every_record_once() {
     let cast = app.cast().await;
     let (tid, _table) = customers(&cast.admin).await;
     let rows = 2_345;
-    // A note of a few hundred bytes per record (quotes and a line break included), so that the
-    // export (about 1 MB) goes out in many pieces.
-    let memo = |i: usize| format!("{i}件目の備考、\"至急\"。\n{}", "長めの説明文です。".repeat(15));
+    // A note of a few hundred bytes per record (quotes, brackets, a backslash and a line break
+    // included), so that the export (about 1 MB) goes out in many pieces.
+    let memo =
+        |i: usize| format!("{i}件目の備考、\"至急\" [要確認] C:\\tmp]\"[。\n{}", "長めの説明文です。".repeat(15));
     let mut csv = String::from("会社名,従業員数,メモ\n");
     for i in 0..rows {
         // Seven distinct staff counts, and every tenth record without one.
@@ -1612,4 +1613,20 @@ async fn a_record_export_spans_many_pages_in_order_with_every_record_once() {
     expected.sort_by_key(|(staff, i)| (staff.is_none(), *staff, *i));
     let expected: Vec<(String, Option<i64>)> = expected.into_iter().map(|(s, i)| (format!("会社{i:05}"), s)).collect();
     assert_eq!(sorted, expected);
+    // Two keys: staff count from the most (empty ones still last), ties by name.
+    let two = export("?sort=従業員数&dir=desc&sort=会社名&dir=asc").await;
+    let mut expected: Vec<(Option<i64>, usize)> =
+        (0..rows).map(|i| (if i % 10 == 9 { None } else { Some((i % 7) as i64) }, i)).collect();
+    expected.sort_by_key(|(staff, i)| (staff.is_none(), std::cmp::Reverse(*staff), *i));
+    let expected: Vec<(String, Option<i64>)> = expected.into_iter().map(|(s, i)| (format!("会社{i:05}"), s)).collect();
+    assert_eq!(two, expected);
+    // By a text field, from the end of the alphabet; and a keyword that every note holds,
+    // so that the keyword's path pages through the whole table as well.
+    let by_name = export("?sort=会社名&dir=desc").await;
+    assert_eq!(
+        by_name.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        newest.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()
+    );
+    let found = export("?q=%E8%A6%81%E7%A2%BA%E8%AA%8D").await;
+    assert_eq!(found, newest);
 }

@@ -178,15 +178,16 @@ pub(crate) fn find_field(t: &TableDef, key: &str) -> Option<FieldDef> {
 /// The cursor after a record: its sort values and id, opaque to clients.
 pub(crate) fn cursor_after(q: &RecordQuery, r: &Record) -> String {
     use base64::Engine as _;
-    let value = |f: Option<FieldId>| match f.and_then(|s| r.cell(s)) {
-        Some(Cell::Text(s)) => json!({"t": s}),
-        Some(Cell::Int(n)) => json!({"i": n}),
-        Some(Cell::Bool(b)) => json!({"b": b}),
-        _ => Value::Null,
+    let value = |c: Cell| match c {
+        Cell::Text(s) => json!({"t": s}),
+        Cell::Int(n) => json!({"i": n}),
+        Cell::Bool(b) => json!({"b": b}),
+        Cell::Null => Value::Null,
     };
-    let mut c = vec![value(q.sort), json!(r.id)];
+    let ((first, id), then) = r.position(q);
+    let mut c = vec![value(first), json!(id)];
     if !q.then.is_empty() {
-        c.push(Value::Array(q.then.iter().map(|(f, _)| value(Some(*f))).collect()));
+        c.push(Value::Array(then.into_iter().map(value).collect()));
     }
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Value::Array(c).to_string())
 }
@@ -881,26 +882,7 @@ pub async fn export_records(
     // bounded, so a slow client holds back the reader: memory stays at a few batches.
     let (batches_tx, mut batches_rx) = tokio::sync::mpsc::channel::<Vec<Record>>(2);
     let reader_store = store.clone();
-    let reader = tokio::spawn(async move {
-        loop {
-            let batch = reader_store.list_records(&scope, &full, &q).await?;
-            let full_batch = batch.len() >= q.limit as usize;
-            let next = match batch.last() {
-                Some(last) if full_batch => decode_cursor(&cursor_after(&q, last)),
-                _ => None,
-            };
-            if batch.is_empty() || batches_tx.send(batch).await.is_err() {
-                return Ok::<(), daicho_store::StoreError>(());
-            }
-            match next {
-                Some((after, then)) => {
-                    q.after = Some(after);
-                    q.after_then = then;
-                }
-                None => return Ok(()),
-            }
-        }
-    });
+    let reader = tokio::spawn(async move { reader_store.scan_records(&scope, &full, q, batches_tx).await });
     tokio::spawn(async move {
         // The CSV writer's output is UTF-8 already (every cell is a `str`): only Shift_JIS
         // needs it as text, to convert it.
