@@ -2245,27 +2245,30 @@ impl Store for PgStore {
         // Auto-numbers are computed by the database from the id.
         let written: Vec<&FieldDef> = def.fields.iter().filter(|f| !f.kind.is_generated()).collect();
         cols.extend(written.iter().map(|f| ut::field_ident(f.id)));
-        // The keyword text is kept in lower case (see `push_keyword`).
-        let params: Vec<String> =
-            (1..=cols.len()).map(|n| if n == 7 { format!("lower({})", ph(n)) } else { ph(n) }).collect();
-        let sql =
-            format!("INSERT INTO {} ({}) VALUES ({})", ut::table_ident(table), cols.join(", "), params.join(", "));
+        // Multi-row INSERTs, as an import writes (a round trip per row copied 3,300 rows/s).
+        // Not kept prepared: a migration runs each once or twice per table.
+        let chunk = (60_000 / cols.len()).clamp(1, 500);
         let mut tx = self.write_tx().await?;
-        for r in &records {
-            let mut q = sqlx::query(AssertSqlSafe(sql.clone()))
-                .persistent(false)
-                .bind(r.id)
-                .bind(r.version)
-                .bind(ms(r.created_at))
-                .bind(&r.created_by)
-                .bind(ms(r.updated_at))
-                .bind(&r.updated_by)
-                .bind(search_key_text(&def, &r.cells));
-            for f in &written {
-                let cell = r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| c).unwrap_or(&Cell::Null);
-                q = bind_cell_q(q, cell, f.kind.storage());
-            }
-            q.execute(&mut *tx).await.map_err(|e| record_error(e, &def))?;
+        for part in records.chunks(chunk) {
+            let mut qb =
+                QueryBuilder::<Postgres>::new(format!("INSERT INTO {} ({}) ", ut::table_ident(table), cols.join(", ")));
+            qb.push_values(part, |mut b, r| {
+                b.push_bind(r.id)
+                    .push_bind(r.version)
+                    .push_bind(ms(r.created_at))
+                    .push_bind(r.created_by.clone())
+                    .push_bind(ms(r.updated_at))
+                    .push_bind(r.updated_by.clone())
+                    // The keyword text is kept in lower case (see `push_keyword`).
+                    .push("lower(")
+                    .push_bind_unseparated(search_key_text(&def, &r.cells))
+                    .push_unseparated(")");
+                for f in &written {
+                    let cell = r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| c).unwrap_or(&Cell::Null);
+                    push_cell_value(&mut b, cell, f.kind.storage());
+                }
+            });
+            qb.build().persistent(false).execute(&mut *tx).await.map_err(|e| record_error(e, &def))?;
         }
         tx.commit().await.map_err(internal)
     }
@@ -3705,14 +3708,7 @@ async fn insert_many(
                     .push_bind_unseparated(search_key_text(table, row))
                     .push_unseparated(")");
                 for (f, c) in row {
-                    match (c, storage_of(table, *f)) {
-                        (Cell::Null, Storage::Text) => b.push_bind(None::<String>),
-                        (Cell::Null, Storage::Int) => b.push_bind(None::<i64>),
-                        (Cell::Null, Storage::Bool) => b.push_bind(None::<bool>),
-                        (Cell::Text(s), _) => b.push_bind(s.clone()),
-                        (Cell::Int(n), _) => b.push_bind(*n),
-                        (Cell::Bool(v), _) => b.push_bind(*v),
-                    };
+                    push_cell_value(&mut b, c, storage_of(table, *f));
                 }
             });
             let full = part.len() == chunk;
@@ -3723,6 +3719,19 @@ async fn insert_many(
         }
     }
     Ok(())
+}
+
+/// A cell as the next value of a multi-row INSERT, bound with its column's type (also when
+/// empty).
+fn push_cell_value(b: &mut sqlx::query_builder::Separated<'_, Postgres, &'static str>, c: &Cell, storage: Storage) {
+    match (c, storage) {
+        (Cell::Null, Storage::Text) => b.push_bind(None::<String>),
+        (Cell::Null, Storage::Int) => b.push_bind(None::<i64>),
+        (Cell::Null, Storage::Bool) => b.push_bind(None::<bool>),
+        (Cell::Text(s), _) => b.push_bind(s.clone()),
+        (Cell::Int(n), _) => b.push_bind(*n),
+        (Cell::Bool(v), _) => b.push_bind(*v),
+    };
 }
 
 /// An import's open transaction, as `daicho_store::write_parts` writes into it.

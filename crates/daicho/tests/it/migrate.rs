@@ -88,6 +88,71 @@ async fn sqlite_to(target_url: &str) {
     check_tables(&moved, &admin, &tables).await;
 }
 
+/// A table larger than one copy batch (10,000 records) and one INSERT statement (500 rows):
+/// every record arrives once with its values (empty ones empty), and the keyword index on the
+/// target covers the first, the last and those in between.
+#[tokio::test]
+async fn a_table_of_thousands_of_records_moves_whole_and_stays_searchable() {
+    let target_url = match daicho_testkit::postgres_admin_url() {
+        None => format!("sqlite://{}", tempfile::tempdir().unwrap().keep().join("copy.db").display()),
+        Some(admin_url) => daicho_testkit::fresh_postgres_database(&admin_url).await,
+    };
+    let app =
+        TestApp::start_with(|c| c.database.url = Some(format!("sqlite://{}", c.data_dir.join("source.db").display())))
+            .await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "一括 Bulk"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let mut ids = std::collections::HashMap::new();
+    for (name, kind) in [("名前", "text"), ("番号", "integer"), ("有効", "checkbox"), ("備考", "multiline")] {
+        let (s, v) =
+            a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": {"type": kind}})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let f = v["table"]["fields"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap();
+        ids.insert(name, f["id"].as_str().unwrap().to_owned());
+    }
+    let rows = 12_345;
+    let mut csv = String::from("名前,番号,有効,備考\n");
+    for i in 0..rows {
+        let number = if i % 10 == 0 { String::new() } else { i.to_string() };
+        let note = if i % 3 == 0 { String::new() } else { format!("\"備考 {i}, \"\"引用\"\"\nの本文\"") };
+        csv.push_str(&format!("名前{i:05},{number},{},{note}\n", if i % 2 == 0 { "TRUE" } else { "FALSE" }));
+    }
+    let (s, v) = crate::tables::import(a, &tid, "", csv.into_bytes()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let mut config = app.config.clone();
+    config.database.url = Some(target_url.clone());
+    let target = daicho::open_store(&config).await.unwrap();
+    let report = daicho::operator::migrate_store(app.store(), target.get()).await.unwrap();
+    assert!(report.ok, "{report:?}");
+    let moved_count = report.counts.iter().find(|(t, _, _)| *t == format!("records {tid}")).map(|(_, a, b)| (*a, *b));
+    assert_eq!(moved_count, Some((rows as i64, rows as i64)), "{report:?}");
+
+    app.running.shutdown();
+    let moved = TestApp::start_with(|c| c.database.url = Some(target_url.clone())).await;
+    let admin = moved.login("acme", "admin", &cast.admin.password).await;
+    // The API counts up to 10,000; beyond, it says "more".
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{tid}/records?count=true&limit=1")).await;
+    assert_eq!((v["count"].clone(), v["count_capped"].clone()), (json!(10_000), json!(true)), "{v}");
+    for i in [0, 1, 499, 500, 1234, 9_999, 10_000, 10_499, 10_500, rows - 1] {
+        let (s, v) = admin.get_json(&format!("/api/v1/tables/{tid}/records?q=%E5%90%8D%E5%89%8D{i:05}")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let found = v["records"].as_array().unwrap();
+        assert_eq!(found.len(), 1, "名前{i:05}: {v}");
+        let values = &found[0]["values"];
+        assert_eq!(values[&ids["名前"]], format!("名前{i:05}"));
+        assert_eq!(values[&ids["番号"]], if i % 10 == 0 { json!(null) } else { json!(i) }, "{values}");
+        assert_eq!(values[&ids["有効"]], json!(i % 2 == 0), "{values}");
+        let note = if i % 3 == 0 { json!(null) } else { json!(format!("備考 {i}, \"引用\"\nの本文")) };
+        assert_eq!(values[&ids["備考"]], note, "{values}");
+    }
+    // The notes' text is in the index too (two thirds of the records hold one).
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{tid}/records?q=%E5%82%99%E8%80%83%2012344%2C&limit=5")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
+}
+
 struct Tables {
     customers: String,
     orders: String,

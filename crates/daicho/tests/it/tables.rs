@@ -440,7 +440,7 @@ async fn an_export_the_client_abandons_is_recorded_as_interrupted_not_finished()
     }
 }
 
-async fn import(admin: &Persona, tid: &str, query: &str, body: Vec<u8>) -> (StatusCode, Value) {
+pub(crate) async fn import(admin: &Persona, tid: &str, query: &str, body: Vec<u8>) -> (StatusCode, Value) {
     let r = admin
         .client
         .post(admin.url(&format!("/api/v1/tables/{tid}/import{query}")))
