@@ -30,7 +30,7 @@ use daicho_store::{
     RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, TokenContext,
     TrashItem, UserRow,
 };
-use daicho_store::{copy, ut};
+use daicho_store::{ListPart, copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -997,23 +997,7 @@ impl Store for PgStore {
         guard::check_query(scope, query)?;
         let t = ut::table_ident(table.id);
         let (lt_gt, dir) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
-        // A sorted list reads records with a value first, then the empty ones, as two index
-        // range scans on (field, id): one ORDER BY that puts NULLs last would be an expression
-        // no index serves (every matching row read and sorted: 140-330 ms at a million rows).
-        #[derive(Clone, Copy)]
-        enum Part {
-            ById,
-            Values(FieldId),
-            Empty(FieldId),
-        }
-        let parts: Vec<Part> = match (query.sort, &query.after) {
-            (None, _) => vec![Part::ById],
-            (Some(f), Some((Cell::Null, _))) => vec![Part::Empty(f)],
-            (Some(f), _) => vec![Part::Values(f), Part::Empty(f)],
-        };
-        if query.sort_keys().iter().any(|(f, _)| table.field(*f).is_none()) {
-            return Err(StoreError::NotFound);
-        }
+        let parts = daicho_store::list_parts(table, query)?;
         // A keyword with nothing else narrowing the rows: pg_trgm's index returns its matches
         // unordered, so taking the first page through it reads every match (26 ms at 1 % of a
         // million rows), while walking the list order reads 50 / density rows (and everything
@@ -1029,14 +1013,14 @@ impl Store for PgStore {
             // The part's own conditions, and its order.
             let push_part = |qb: &mut QueryBuilder<Postgres>| -> String {
                 match part {
-                    Part::ById => {
+                    ListPart::ById => {
                         if let Some((_, id)) = &query.after {
                             qb.push(format!(" AND id {lt_gt} "));
                             qb.push_bind(*id);
                         }
                         format!("id {dir}")
                     }
-                    Part::Values(f) => {
+                    ListPart::Values(f) => {
                         let col = ut::field_ident(f);
                         qb.push(format!(" AND {col} IS NOT NULL"));
                         match &query.after {
@@ -1060,7 +1044,7 @@ impl Store for PgStore {
                         }
                         format!("{col} {dir}, {}id {dir}", then_order(&query.then))
                     }
-                    Part::Empty(f) => {
+                    ListPart::Empty(f) => {
                         let col = ut::field_ident(f);
                         qb.push(format!(" AND {col} IS NULL"));
                         if let Some((Cell::Null, id)) = &query.after {
@@ -1087,7 +1071,7 @@ impl Store for PgStore {
                 let exact = exact_keyword_fields(scope, table, k);
                 let walk = |n: i64| {
                     let mut qb;
-                    if matches!(part, Part::ById) && exact.is_none() {
+                    if matches!(part, ListPart::ById) && exact.is_none() {
                         // In id order only ids are walked, and the page's rows read by id after.
                         qb = QueryBuilder::<Postgres>::new(format!(
                             "SELECT {cols} FROM {t} WHERE id IN (SELECT id FROM (SELECT id, search_text FROM {t} \
