@@ -1061,3 +1061,85 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<AuditEvent>>;
     async fn verify_audit_chain(&self, scope: &Scope<ReadAudit>) -> StoreResult<ChainReport>;
 }
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+    use daicho_domain::table::{FieldKind, FieldRules};
+
+    fn table() -> TableDef {
+        let field = |name: &str, kind: FieldKind, position: u32| FieldDef {
+            id: FieldId::new_random(),
+            name: Name::parse(name).expect("a name"),
+            kind,
+            rules: FieldRules::default(),
+            position,
+        };
+        TableDef {
+            id: TableId::new_random(),
+            tenant_id: TenantId::new_random(),
+            name: Name::parse("t").expect("a name"),
+            description: String::new(),
+            fields: vec![field("name", FieldKind::Text, 0), field("qty", FieldKind::Integer, 1)],
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn query(sort: Option<FieldId>, then: Vec<(FieldId, bool)>) -> RecordQuery {
+        RecordQuery {
+            filters: Vec::new(),
+            keyword: None,
+            sort,
+            descending: false,
+            then,
+            after: None,
+            after_then: Vec::new(),
+            limit: 50,
+        }
+    }
+
+    #[test]
+    fn a_list_reads_values_then_empty_ones_and_refuses_a_sort_key_that_is_no_field() {
+        let t = table();
+        let (name, qty) = (t.fields[0].id, t.fields[1].id);
+        assert_eq!(list_parts(&t, &query(None, Vec::new())).ok(), Some(vec![ListPart::ById]));
+        let mut q = query(Some(qty), vec![(name, true)]);
+        assert_eq!(list_parts(&t, &q).ok(), Some(vec![ListPart::Values(qty), ListPart::Empty(qty)]));
+        q.after = Some((Cell::Int(3), 10));
+        assert_eq!(list_parts(&t, &q).ok(), Some(vec![ListPart::Values(qty), ListPart::Empty(qty)]));
+        // A page that ended among the empty values goes on with them only.
+        q.after = Some((Cell::Null, 10));
+        assert_eq!(list_parts(&t, &q).ok(), Some(vec![ListPart::Empty(qty)]));
+        let created_at = daicho_domain::table::system_fields()[0].id;
+        assert!(list_parts(&t, &query(Some(created_at), Vec::new())).is_ok(), "a system field sorts");
+        assert!(matches!(list_parts(&t, &query(Some(FieldId::new_random()), Vec::new())), Err(StoreError::NotFound)));
+        assert!(matches!(
+            list_parts(&t, &query(Some(qty), vec![(FieldId::new_random(), false)])),
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    #[test]
+    fn a_record_resumes_a_query_at_its_sort_values_and_id() {
+        let t = table();
+        let (name, qty) = (t.fields[0].id, t.fields[1].id);
+        let at = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(5);
+        let r = Record {
+            id: 42,
+            version: 1,
+            cells: vec![(name, Cell::Text("A社".into())), (qty, Cell::Null)],
+            created_at: at,
+            created_by: "u1".into(),
+            updated_at: at,
+            updated_by: "u2".into(),
+        };
+        let mut q = query(None, Vec::new());
+        r.resume(&mut q);
+        assert_eq!((q.after, q.after_then), (Some((Cell::Null, 42)), Vec::new()), "by id: the id alone");
+        let created_at = daicho_domain::table::system_fields()[0].id;
+        let mut q = query(Some(name), vec![(qty, false), (created_at, true)]);
+        r.resume(&mut q);
+        assert_eq!(q.after, Some((Cell::Text("A社".into()), 42)));
+        assert_eq!(q.after_then, vec![Cell::Null, Cell::Int(5_000)], "an empty key stays empty; times in ms");
+    }
+}
