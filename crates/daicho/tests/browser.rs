@@ -397,13 +397,22 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     c.goto(&app.url(&format!("{table_path}/design"))).await.unwrap();
     wait_text(&c, "Name and description").await;
     shot(&c, "15c-design").await;
-    // Changing a field's type: "check only" reports without changing anything.
+    // A field's settings: "check only" reports the values that would not fit a new rule
+    // without changing anything; then a rule they fit is saved.
     click_on(&c, Locator::XPath("//a[contains(@href, '/type')]")).await;
-    wait_text(&c, "Change the type").await;
+    wait_text(&c, "Field settings").await;
+    fill(&c, "#max_length", "3").await;
+    click(&c, "button[value=check]").await;
+    wait_text(&c, "Values that do not fit").await;
+    wait_text(&c, "株式会社テスト").await;
+    shot(&c, "15d-settings-check").await;
     click_on(&c, Locator::Css("#kind option[value='multiline']")).await;
     click(&c, "button[value=check]").await;
-    wait_text(&c, "Every value converts.").await;
-    shot(&c, "15d-retype-check").await;
+    wait_text(&c, "This rule does not apply to this type.").await;
+    click_on(&c, Locator::Css("#kind option[value='text']")).await;
+    fill(&c, "#max_length", "100").await;
+    click(&c, "button[value=apply]").await;
+    wait_text(&c, "Field settings saved").await;
     c.goto(&app.url("/tables/trash")).await.unwrap();
     wait_text(&c, "The trash is empty.").await;
     shot(&c, "15e-trash").await;

@@ -271,6 +271,11 @@ impl FieldDef {
                 }
             }
         }
+        if let (Some(lo), Some(hi)) = (bound_of(kind, &rules.min), bound_of(kind, &rules.max))
+            && lo > hi
+        {
+            e.push("max", "min_above_max");
+        }
         if rules.unique && matches!(kind, FieldKind::Checkbox | FieldKind::Multiline | FieldKind::MultiChoice { .. }) {
             e.push("unique", "not_for_this_type");
         }
@@ -293,12 +298,7 @@ impl FieldDef {
     }
 
     fn bound(&self, b: &Option<String>) -> Option<i64> {
-        let b = b.as_deref()?;
-        match self.kind {
-            FieldKind::Integer => b.trim().parse().ok(),
-            FieldKind::Decimal { scale } => parse_decimal(b, scale).ok(),
-            _ => None,
-        }
+        bound_of(&self.kind, b)
     }
 
     /// Parses a submitted JSON value into what is stored, or the error code to show.
@@ -467,11 +467,22 @@ impl FieldDef {
     }
 }
 
-/// Kinds a field may be changed into: not a link, user or auto-number (their values would
-/// need checks against other tables, the directory or the database), and not from an
-/// auto-number.
+/// Kinds a field may be changed into: its own kind (a change of its rules or choices), or
+/// another kind but not a link, user or auto-number (their values would need checks against
+/// other tables, the directory or the database); nothing for a generated field.
 pub fn retype_allowed(from: &FieldKind, to: &FieldKind) -> bool {
-    !from.is_generated() && !matches!(to, FieldKind::Link { .. } | FieldKind::User | FieldKind::AutoNumber { .. })
+    !from.is_generated()
+        && (from == to || !matches!(to, FieldKind::Link { .. } | FieldKind::User | FieldKind::AutoNumber { .. }))
+}
+
+/// A minimum or maximum as the field stores it (decimals scaled), if it is one for this kind.
+fn bound_of(kind: &FieldKind, b: &Option<String>) -> Option<i64> {
+    let b = b.as_deref()?;
+    match kind {
+        FieldKind::Integer => b.trim().parse().ok(),
+        FieldKind::Decimal { scale } => parse_decimal(b, *scale).ok(),
+        _ => None,
+    }
 }
 
 /// Converts a stored value of field `old` into one of field `new` (same field, new type), as if
@@ -581,6 +592,52 @@ mod tests {
         assert_eq!(user.parse(&Json::from("taro' OR 1=1")), Err("unknown_user"));
         assert!(user.filter("contains", "x").is_err());
         assert!(user.filter("eq", &id.to_string()).is_ok());
+    }
+
+    #[test]
+    fn a_field_keeps_its_kind_with_new_rules_and_existing_values_are_checked_against_them() {
+        // Its own kind is always allowed (a change of rules), even a link or a user field;
+        // never anything for a generated field.
+        let link =
+            FieldKind::Link { table: crate::ids::TableId::new_random(), show: crate::ids::FieldId::new_random() };
+        assert!(retype_allowed(&link, &link));
+        assert!(retype_allowed(&FieldKind::User, &FieldKind::User));
+        assert!(!retype_allowed(&FieldKind::Text, &FieldKind::User));
+        let auto = FieldKind::AutoNumber { prefix: String::new(), digits: 6 };
+        assert!(!retype_allowed(&auto, &auto));
+        // Minimum above maximum is refused, in the field's own unit.
+        let bounds = |min: &str, max: &str| FieldRules {
+            min: Some(min.to_owned()),
+            max: Some(max.to_owned()),
+            ..FieldRules::default()
+        };
+        assert!(FieldDef::validate(&FieldKind::Integer, &bounds("1", "10")).is_ok());
+        assert!(FieldDef::validate(&FieldKind::Integer, &bounds("5", "5")).is_ok());
+        let e = FieldDef::validate(&FieldKind::Integer, &bounds("11", "10")).unwrap_err();
+        assert_eq!(e.0.iter().map(|f| (f.field.as_ref(), f.code)).collect::<Vec<_>>(), [("max", "min_above_max")]);
+        assert!(FieldDef::validate(&FieldKind::Decimal { scale: 2 }, &bounds("0.5", "0.25")).is_err());
+        assert!(FieldDef::validate(&FieldKind::Decimal { scale: 2 }, &bounds("0.25", "0.5")).is_ok());
+        // Existing values against new rules: an empty value under "required", a number out of
+        // the new range, a text longer than the new maximum.
+        let old = field(FieldKind::Integer, FieldRules::default());
+        let new = FieldDef { rules: FieldRules { required: true, ..bounds("0", "100") }, ..old.clone() };
+        assert_eq!(convert(&old, &new, &Cell::Null), Err("required"));
+        assert_eq!(convert(&old, &new, &Cell::Int(101)), Err("above_max"));
+        assert_eq!(convert(&old, &new, &Cell::Int(-1)), Err("below_min"));
+        assert_eq!(convert(&old, &new, &Cell::Int(100)), Ok(Cell::Int(100)));
+        let old = field(FieldKind::Text, FieldRules::default());
+        let new = FieldDef { rules: FieldRules { max_length: Some(3), ..FieldRules::default() }, ..old.clone() };
+        assert_eq!(convert(&old, &new, &Cell::Text("東京都".into())), Ok(Cell::Text("東京都".into())));
+        assert_eq!(convert(&old, &new, &Cell::Text("東京都港区".into())), Err("too_long"));
+        // A multiple choice whose choices are reordered is stored in the new order.
+        let old = field(FieldKind::MultiChoice { choices: vec!["A".into(), "B".into()] }, FieldRules::default());
+        let new = FieldDef { kind: FieldKind::MultiChoice { choices: vec!["B".into(), "A".into()] }, ..old.clone() };
+        assert_eq!(convert(&old, &new, &Cell::Text("A\nB".into())), Ok(Cell::Text("B\nA".into())));
+        // A link keeps its record.
+        let old = field(link.clone(), FieldRules::default());
+        let new = FieldDef { rules: FieldRules { required: true, ..FieldRules::default() }, ..old.clone() };
+        assert_eq!(convert(&old, &new, &Cell::Int(7)), Ok(Cell::Int(7)));
+        assert_eq!(convert(&old, &new, &Cell::Null), Err("required"));
     }
 
     #[test]

@@ -1351,46 +1351,95 @@ impl Store for SqliteStore {
                 }
             }
         }
-        if report.failed > 0 || !apply {
+        let same_kind = old.kind == field.kind;
+        // A change that makes the field unique (or changes the type of a unique field) is
+        // checked with the new values in place, then undone, so that the check can name the
+        // records that share a value; any other check ends with the conversion.
+        let check_unique = field.rules.unique && (!old.rules.unique || !same_kind);
+        if report.failed > 0 || (!apply && !check_unique) {
             return Ok(report);
         }
-        // Pass two: the new values go into a new column that then takes the field's place.
-        for ddl in [
-            format!("DROP INDEX IF EXISTS i_{}", field.id.as_uuid().simple()),
-            format!("DROP INDEX IF EXISTS {}", ut::unique_ident(field.id)),
-        ] {
-            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
-        }
-        let ddl = format!("ALTER TABLE {t} ADD COLUMN {tmp} {}", column_type(&field));
-        sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
-        let write = format!("UPDATE {t} SET {tmp} = {} WHERE id = {}", ph(1), ph(2));
-        let mut after = 0i64;
-        loop {
-            let rows =
-                sqlx::query(AssertSqlSafe(read.clone())).bind(after).fetch_all(&mut *tx).await.map_err(internal)?;
-            let Some(last) = rows.last() else { break };
-            after = last.try_get("id").map_err(internal)?;
-            for r in &rows {
-                let rec = record_from_row(r, &one)?;
-                let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
-                let new =
-                    daicho_domain::table::convert(&old, &field, &cell).map_err(|c| StoreError::Internal(c.into()))?;
-                let q = bind_cell_q(sqlx::query(AssertSqlSafe(write.clone())), &new, field.kind.storage());
-                q.bind(rec.id).execute(&mut *tx).await.map_err(internal)?;
+        let reindex = !same_kind || old.rules.unique != field.rules.unique;
+        if reindex {
+            for ddl in [
+                format!("DROP INDEX IF EXISTS i_{}", field.id.as_uuid().simple()),
+                format!("DROP INDEX IF EXISTS {}", ut::unique_ident(field.id)),
+            ] {
+                sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
             }
         }
-        for ddl in
-            [format!("ALTER TABLE {t} DROP COLUMN {col}"), format!("ALTER TABLE {t} RENAME COLUMN {tmp} TO {col}")]
-        {
-            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
-        }
-        for ddl in field_indexes(def.id, &field) {
-            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(|e| match e.as_database_error() {
-                Some(db) if db.is_unique_violation() => {
-                    StoreError::Conflict(FieldErrors::single("unique", "duplicate_values"))
+        // Values whose stored form changes (for a new type, every value).
+        let mut rewritten = 0u64;
+        if same_kind {
+            // The values stay in their column; a value is written again only where the new
+            // settings store it differently (a multiple choice in its choices' new order).
+            let write = format!("UPDATE {t} SET {col} = {} WHERE id = {}", ph(1), ph(2));
+            let mut after = 0i64;
+            loop {
+                let rows =
+                    sqlx::query(AssertSqlSafe(read.clone())).bind(after).fetch_all(&mut *tx).await.map_err(internal)?;
+                let Some(last) = rows.last() else { break };
+                after = last.try_get("id").map_err(internal)?;
+                for r in &rows {
+                    let rec = record_from_row(r, &one)?;
+                    let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
+                    let new = daicho_domain::table::convert(&old, &field, &cell)
+                        .map_err(|c| StoreError::Internal(c.into()))?;
+                    if new == cell {
+                        continue;
+                    }
+                    let q = bind_cell_q(sqlx::query(AssertSqlSafe(write.clone())), &new, field.kind.storage());
+                    q.bind(rec.id).execute(&mut *tx).await.map_err(internal)?;
+                    rewritten += 1;
                 }
-                _ => internal(e),
-            })?;
+            }
+        } else {
+            // Pass two: the new values go into a new column that then takes the field's place.
+            rewritten = report.records;
+            let ddl = format!("ALTER TABLE {t} ADD COLUMN {tmp} {}", column_type(&field));
+            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+            let write = format!("UPDATE {t} SET {tmp} = {} WHERE id = {}", ph(1), ph(2));
+            let mut after = 0i64;
+            loop {
+                let rows =
+                    sqlx::query(AssertSqlSafe(read.clone())).bind(after).fetch_all(&mut *tx).await.map_err(internal)?;
+                let Some(last) = rows.last() else { break };
+                after = last.try_get("id").map_err(internal)?;
+                for r in &rows {
+                    let rec = record_from_row(r, &one)?;
+                    let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
+                    let new = daicho_domain::table::convert(&old, &field, &cell)
+                        .map_err(|c| StoreError::Internal(c.into()))?;
+                    let q = bind_cell_q(sqlx::query(AssertSqlSafe(write.clone())), &new, field.kind.storage());
+                    q.bind(rec.id).execute(&mut *tx).await.map_err(internal)?;
+                }
+            }
+            for ddl in
+                [format!("ALTER TABLE {t} DROP COLUMN {col}"), format!("ALTER TABLE {t} RENAME COLUMN {tmp} TO {col}")]
+            {
+                sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+            }
+        }
+        if check_unique {
+            let (shared, first) = duplicates(&mut tx, &def, &field).await?;
+            if shared > 0 {
+                report.failed = shared;
+                report.failures = first;
+                return Ok(report);
+            }
+        }
+        if !apply {
+            return Ok(report);
+        }
+        if reindex {
+            for ddl in field_indexes(def.id, &field) {
+                sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(|e| match e.as_database_error() {
+                    Some(db) if db.is_unique_violation() => {
+                        StoreError::Conflict(FieldErrors::single("unique", "duplicate_values"))
+                    }
+                    _ => internal(e),
+                })?;
+            }
         }
         let kind = serde_json::to_string(&field.kind).map_err(|e| StoreError::Internal(e.to_string()))?;
         let rules = serde_json::to_string(&field.rules).map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -1403,7 +1452,9 @@ impl Store for SqliteStore {
             .await
             .map_err(internal)?;
         let new_def = load_def(&mut tx, scope.tenant_id(), def.id, false).await?;
-        rebuild_search(&mut tx, &new_def).await?;
+        if rewritten > 0 {
+            rebuild_search(&mut tx, &new_def).await?;
+        }
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
         report.applied = true;
@@ -3645,6 +3696,42 @@ fn column_type(field: &FieldDef) -> &'static str {
         Storage::Int => INT_TYPE,
         Storage::Bool => BOOL_TYPE,
     }
+}
+
+/// For a change that makes a field unique: how many records share their (new) value of the
+/// field with another record, and the first of them ordered by value, each with its value as
+/// shown and the reason.
+async fn duplicates(
+    tx: &mut Transaction<'_, Sqlite>,
+    def: &TableDef,
+    field: &FieldDef,
+) -> StoreResult<(u64, Vec<(i64, String, &'static str)>)> {
+    let t = ut::table_ident(def.id);
+    let col = ut::field_ident(field.id);
+    let shared = format!("SELECT {col} FROM {t} WHERE {col} IS NOT NULL GROUP BY {col} HAVING count(*) > 1");
+    let count = format!("SELECT count(*) FROM {t} WHERE {col} IN ({shared})");
+    let n: i64 = sqlx::query_scalar(AssertSqlSafe(count)).fetch_one(&mut **tx).await.map_err(internal)?;
+    if n == 0 {
+        return Ok((0, Vec::new()));
+    }
+    let one = TableDef { fields: vec![field.clone()], ..def.clone() };
+    let first = format!(
+        "SELECT {} FROM {t} WHERE {col} IN ({shared}) ORDER BY {col}, id LIMIT {}",
+        record_columns(&one),
+        daicho_store::RETYPE_REPORT_MAX
+    );
+    let rows = sqlx::query(AssertSqlSafe(first)).fetch_all(&mut **tx).await.map_err(internal)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let rec = record_from_row(r, &one)?;
+        let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
+        let shown = match field.present(&cell) {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        out.push((rec.id, shown, "duplicate"));
+    }
+    Ok((u64::try_from(n).unwrap_or(0), out))
 }
 
 /// A field's index: unique when the rule says so, else (field, id) for filtering and sorting

@@ -357,9 +357,17 @@ async fn changing_a_type_converts_every_value_or_reports_those_that_do_not_and_c
     assert_eq!(qty, [3, 7, 12], "sorted as numbers now");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?filter.gte.数量=7")).await;
     assert_eq!(v["records"].as_array().unwrap().len(), 2);
-    // A unique text whose values collide as numbers ("1" and "01") is refused, nothing changed.
+    // A unique text whose values collide as numbers ("1" and "01") is refused, nothing changed,
+    // and the report names both records.
     let (s, v) = a.post_json(&retype(&ids[1]), json!({"kind": {"type": "integer"}})).await;
-    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(
+        (s, v["failed"].as_i64(), v["applied"].as_bool()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some(2), Some(false))
+    );
+    assert_eq!(
+        v["failures"],
+        json!([{"record": recs[0], "value": "1", "code": "duplicate"}, {"record": recs[1], "value": "1", "code": "duplicate"}])
+    );
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{}", recs[1])).await;
     assert_eq!(v["record"]["values"][&ids[1]], "01", "{v}");
     // Choice to multiple choice, checkbox to text; never into a link, user or auto-number.
@@ -389,18 +397,211 @@ async fn changing_a_type_converts_every_value_or_reports_those_that_do_not_and_c
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = r.text().await.unwrap();
     assert!(body.contains(">01<") && body.contains("role=\"alert\""), "{body}");
+    // The page shows the rules the field has now; one that does not suit the new type is
+    // explained at its box, and without it the check passes.
+    let r = a.post_form(&page, &[("action", "check"), ("kind", "multiline"), ("unique", "on")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("field-error"), "the unique rule does not suit multi-line text: {body}");
     let r = a.post_form(&page, &[("action", "check"), ("kind", "multiline")]).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let body = r.text().await.unwrap();
-    assert!(
-        body.contains("role=\"status\"") && body.contains(": unique"),
-        "the check names the rule that would go: {body}"
-    );
+    assert!(r.text().await.unwrap().contains("role=\"status\""));
     let r = a.post_form(&page, &[("action", "apply"), ("kind", "multiline")]).await;
     assert_eq!(location(&r), format!("/tables/{tid}/design?done=field_retyped"));
     assert_eq!(cast.other_admin.get(&page).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         cast.other_admin.post_json(&retype(&ids[0]), json!({"kind": {"type": "text"}})).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_field_s_rules_change_after_it_is_built_and_every_record_is_checked_against_them_first() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "顧客"})).await;
+    let customers = v["table"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = a
+        .post_json(&format!("/api/v1/tables/{customers}/fields"), json!({"name": "社名", "kind": {"type": "text"}}))
+        .await;
+    let company = v["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "受注"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (name, kind) in [
+        ("コード", json!({"type": "text"})),
+        ("数量", json!({"type": "integer"})),
+        ("区分", json!({"type": "multi_choice", "choices": ["A", "B", "C"]})),
+        ("顧客", json!({"type": "link", "table": customers, "show": company})),
+    ] {
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": kind})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let mut recs = Vec::new();
+    for values in [
+        json!({"コード": "X1", "数量": 5, "区分": ["C", "A"]}),
+        json!({"コード": "X2", "数量": 50}),
+        json!({"コード": "X1"}),
+    ] {
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": values})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        recs.push(v["record"]["id"].as_i64().unwrap());
+    }
+    let settings = |f: &str| format!("/api/v1/tables/{tid}/fields/{f}/retype");
+    let fields = || async {
+        let (_, t) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+        t["table"]["fields"].as_array().unwrap().clone()
+    };
+    let bounded = json!({"required": true, "min": "0", "max": "10", "default": "1"});
+    // Required with a range: an empty value and one above the new maximum are reported,
+    // nothing changes.
+    let (s, v) = a.post_json(&settings(&ids[1]), json!({"kind": {"type": "integer"}, "rules": bounded})).await;
+    assert_eq!((s, v["records"].as_i64(), v["failed"].as_i64()), (StatusCode::UNPROCESSABLE_ENTITY, Some(3), Some(2)));
+    assert_eq!(
+        v["failures"],
+        json!([{"record": recs[1], "value": "50", "code": "above_max"}, {"record": recs[2], "value": "null", "code": "required"}])
+    );
+    assert_eq!(
+        fields().await[1]["rules"],
+        json!({"required": false, "unique": false, "max_length": null, "min": null, "max": null, "default": null})
+    );
+    // A minimum above the maximum, or a rule for another kind, is refused before any record is read.
+    let (s, v) = a
+        .post_json(&settings(&ids[1]), json!({"kind": {"type": "integer"}, "rules": {"min": "11", "max": "10"}}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["field"].as_str(), v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("max"), Some("min_above_max"))
+    );
+    let (s, _) =
+        a.post_json(&settings(&ids[1]), json!({"kind": {"type": "integer"}, "rules": {"max_length": 3}})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // Fixed, then applied: a new record gets the default, and the range holds.
+    for (rec, version, qty) in [(recs[1], 1, 8), (recs[2], 1, 1)] {
+        let (s, v) = a
+            .send_json(
+                Method::PATCH,
+                &format!("/api/v1/tables/{tid}/records/{rec}"),
+                json!({"version": version, "values": {"数量": qty}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, v) = a.post_json(&settings(&ids[1]), json!({"kind": {"type": "integer"}, "rules": bounded})).await;
+    assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    assert_eq!(v["table"]["fields"][1]["rules"]["max"], "10");
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"コード": "X9"}})).await;
+    assert_eq!((s, &v["record"]["values"][&ids[1]]), (StatusCode::CREATED, &json!(1)), "{v}");
+    let extra = v["record"]["id"].as_i64().unwrap();
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"数量": 11}})).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("above_max")),
+        "{v}"
+    );
+    // Unique where two records share a value: the check names both and changes nothing.
+    let unique = json!({"kind": {"type": "text"}, "rules": {"unique": true}, "apply": false});
+    let (s, v) = a.post_json(&settings(&ids[0]), unique.clone()).await;
+    assert_eq!((s, v["failed"].as_i64()), (StatusCode::UNPROCESSABLE_ENTITY, Some(2)), "{v}");
+    assert_eq!(
+        v["failures"],
+        json!([{"record": recs[0], "value": "X1", "code": "duplicate"}, {"record": recs[2], "value": "X1", "code": "duplicate"}])
+    );
+    assert_eq!(fields().await[0]["rules"]["unique"], false);
+    let (s, _) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"コード": "X2"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "still not unique");
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/records/{}", extra + 1), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = a
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{tid}/records/{}", recs[2]),
+            json!({"version": 2, "values": {"コード": "X3"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = a.post_json(&settings(&ids[0]), unique).await;
+    assert_eq!((s, v["failed"].as_i64(), v["applied"].as_bool()), (StatusCode::OK, Some(0), Some(false)), "{v}");
+    let (s, v) = a.post_json(&settings(&ids[0]), json!({"kind": {"type": "text"}, "rules": {"unique": true}})).await;
+    assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"コード": "X2"}})).await;
+    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::CONFLICT, Some("taken")), "{v}");
+    // New order of choices: values follow it; keyword search still finds them.
+    let (s, v) = a
+        .post_json(
+            &settings(&ids[2]),
+            json!({"kind": {"type": "multi_choice", "choices": ["C", "B", "A"]}, "rules": {}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{}", recs[0])).await;
+    assert_eq!(v["record"]["values"][&ids[2]], json!(["C", "A"]));
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?q=X3")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
+    // The history says what changed.
+    let (_, v) = a.get_json("/api/v1/audit?action=field.retype").await;
+    let details: Vec<&str> = v["events"].as_array().unwrap().iter().filter_map(|e| e["details"].as_str()).collect();
+    assert!(details.iter().any(|d| d.contains("rules: none -> required, min=0, max=10, default=\"1\"")), "{details:?}");
+    assert!(details.iter().any(|d| d.contains("コード: text -> text; rules: none -> unique")), "{details:?}");
+    assert_eq!(details.len(), 3, "checks and refusals change nothing: {details:?}");
+
+    // The page: the link field keeps its kind (not offered for a change) and gets a rule; the
+    // records without a customer are listed first.
+    let page = format!("/tables/{tid}/design/fields/{}/type", ids[3]);
+    let body = a.get(&page).await.text().await.unwrap();
+    assert!(body.contains("<option value=\"link\" selected>"), "{body}");
+    let r = a.post_form(&page, &[("action", "apply"), ("kind", "link"), ("required", "on")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("role=\"alert\"") && body.contains(&format!(">{}<", recs[0])), "{body}");
+    assert!(body.contains("name=\"required\" value=\"on\" checked"), "the form keeps what was submitted");
+    assert_eq!(fields().await[3]["rules"]["required"], false);
+    // The number field shows its rules, and the form changes them.
+    let page = format!("/tables/{tid}/design/fields/{}/type", ids[1]);
+    let body = a.get(&page).await.text().await.unwrap();
+    assert!(
+        body.contains("name=\"required\" value=\"on\" checked")
+            && body.contains("name=\"max\" inputmode=\"decimal\" maxlength=\"30\" value=\"10\""),
+        "{body}"
+    );
+    let r = a.post_form(&page, &[("action", "apply"), ("kind", "integer"), ("min", "5"), ("max", "1")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("field-error"));
+    let r = a.post_form(&page, &[("action", "apply"), ("kind", "integer"), ("max", "20")]).await;
+    assert_eq!(location(&r), format!("/tables/{tid}/design?done=field_retyped"));
+    assert_eq!(
+        fields().await[1]["rules"],
+        json!({"required": false, "unique": false, "max_length": null, "min": null, "max": "20", "default": null})
+    );
+    // The add-field form sets bounds and a maximum length too.
+    let r = a
+        .post_form(
+            &format!("/tables/{tid}/fields"),
+            &[("name", "単価"), ("kind", "decimal"), ("scale", "2"), ("min", "0.5"), ("max", "0.25")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = a
+        .post_form(
+            &format!("/tables/{tid}/fields"),
+            &[("name", "単価"), ("kind", "decimal"), ("scale", "2"), ("min", "0.25"), ("max", "99.5")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r =
+        a.post_form(&format!("/tables/{tid}/fields"), &[("name", "略称"), ("kind", "text"), ("max_length", "4")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let f = fields().await;
+    assert_eq!(
+        (&f[4]["rules"]["min"], &f[4]["rules"]["max"], &f[5]["rules"]["max_length"]),
+        (&json!("0.25"), &json!("99.5"), &json!(4))
+    );
+    // Another tenant's administrator finds nothing.
+    assert_eq!(cast.other_admin.get(&page).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        cast.other_admin.post_json(&settings(&ids[1]), json!({"kind": {"type": "integer"}, "rules": {}})).await.0,
         StatusCode::NOT_FOUND
     );
 }

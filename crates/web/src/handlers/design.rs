@@ -144,8 +144,10 @@ fn carry_rules(
     Err(invalid("kind", "choice"))
 }
 
-/// Changes a field's type: converts every value or, if any does not convert, changes nothing
-/// and reports which (record, value, why). With `apply` false it only checks.
+/// Changes a field's type and rules: checks (and converts) every value or, if any does not
+/// fit, changes nothing and reports which (record, value, why). With `apply` false it only
+/// checks. Without `rules`, the field keeps the rules that still apply to the new kind (the
+/// others are named); with them, they replace the field's rules.
 pub(crate) async fn retype_op(
     state: &AppState,
     ctx: &Ctx,
@@ -153,6 +155,7 @@ pub(crate) async fn retype_op(
     open: &OpenTable,
     field: &str,
     kind: daicho_domain::table::FieldKind,
+    rules: Option<daicho_domain::table::FieldRules>,
     apply: bool,
 ) -> AppResult<(daicho_store::RetypeReport, Vec<&'static str>)> {
     let scope = auth.table_right::<Design>(state, ctx, open).await?;
@@ -166,13 +169,24 @@ pub(crate) async fn retype_op(
     if !daicho_domain::table::retype_allowed(&old.kind, &kind) {
         return Err(invalid("kind", "not_for_this_type"));
     }
-    let (rules, dropped) = carry_rules(&kind, &old.rules)?;
+    let (rules, dropped) = match rules {
+        Some(rules) => {
+            daicho_domain::table::FieldDef::validate(&kind, &rules).map_err(AppError::Invalid)?;
+            (rules, Vec::new())
+        }
+        None => carry_rules(&kind, &old.rules)?,
+    };
     let new = daicho_domain::table::FieldDef { kind, rules, ..old.clone() };
+    let rules_change = if new.rules == old.rules {
+        String::new()
+    } else {
+        format!("; rules: {} -> {}", rules_text(&old.rules), rules_text(&new.rules))
+    };
     let ev = ctx
         .event_by(&auth.principal, AuditAction::FieldRetype, Outcome::Success)
         .target(format!("table:{} field:{id}", open.def.id))
         .details(format!(
-            "{}: {} -> {}{}",
+            "{}: {} -> {}{rules_change}{}",
             old.name.as_str(),
             old.kind.name(),
             new.kind.name(),
@@ -180,6 +194,31 @@ pub(crate) async fn retype_op(
         ));
     let report = state.store.retype_field(&scope, new, apply, ev).await?;
     Ok((report, dropped))
+}
+
+/// A field's rules in a line, for the operation history: "required, unique, max_length=20, …"
+/// or "none".
+fn rules_text(r: &daicho_domain::table::FieldRules) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if r.required {
+        parts.push("required".into());
+    }
+    if r.unique {
+        parts.push("unique".into());
+    }
+    if let Some(n) = r.max_length {
+        parts.push(format!("max_length={n}"));
+    }
+    if let Some(v) = &r.min {
+        parts.push(format!("min={v}"));
+    }
+    if let Some(v) = &r.max {
+        parts.push(format!("max={v}"));
+    }
+    if let Some(v) = &r.default {
+        parts.push(format!("default={v:?}"));
+    }
+    if parts.is_empty() { "none".into() } else { parts.join(", ") }
 }
 
 pub(crate) fn report_json(r: &daicho_store::RetypeReport, dropped: &[&'static str]) -> Value {
@@ -196,6 +235,9 @@ pub(crate) fn report_json(r: &daicho_store::RetypeReport, dropped: &[&'static st
 #[serde(deny_unknown_fields)]
 struct RetypeBody {
     kind: daicho_domain::table::FieldKind,
+    /// The field's new rules; without them, the rules that still apply to the kind are kept.
+    #[serde(default)]
+    rules: Option<daicho_domain::table::FieldRules>,
     #[serde(default = "yes")]
     apply: bool,
 }
@@ -214,7 +256,7 @@ pub async fn api_retype(
     use axum::response::IntoResponse as _;
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let b: RetypeBody = body.parse()?;
-    let (report, dropped) = retype_op(&state, &ctx, &auth, &open, &fid, b.kind, b.apply).await?;
+    let (report, dropped) = retype_op(&state, &ctx, &auth, &open, &fid, b.kind, b.rules, b.apply).await?;
     let status = if report.failed > 0 { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let mut out = report_json(&report, &dropped);
     if report.failed > 0 {
@@ -650,6 +692,14 @@ struct RetypePage {
     kind: String,
     choices: String,
     scale: String,
+    /// The current rules in a line (for "Now: …").
+    current_rules: String,
+    required: bool,
+    unique: bool,
+    max_length: String,
+    min: String,
+    max: String,
+    default: String,
     errors: Errors,
     /// After a check or a refused change: records read, values that do not convert, and the
     /// first of them (record, value, reason).
@@ -668,11 +718,20 @@ fn retype_page(
 ) -> AppResult<RetypePage> {
     let f = t.fields.iter().find(|f| f.id == fid).ok_or(AppError::NotFound)?;
     let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    // After a submission the form shows what was submitted (an unticked box is absent).
+    let submitted = !form.is_empty();
+    let ticked = |k: &str, now: bool| if submitted { get(k).is_some() } else { now };
     let choices = match &f.kind {
         daicho_domain::table::FieldKind::Choice { choices }
         | daicho_domain::table::FieldKind::MultiChoice { choices } => choices.join("\n"),
         _ => String::new(),
     };
+    let scale = match &f.kind {
+        daicho_domain::table::FieldKind::Decimal { scale } => scale.to_string(),
+        _ => "0".into(),
+    };
+    let r = &f.rules;
+    let text = |k: &str, now: Option<String>| get(k).unwrap_or_else(|| now.unwrap_or_default());
     Ok(RetypePage {
         p: Page::for_user(auth, "retype.title", "tables", &ctx.request_id),
         id: t.id.to_string(),
@@ -680,10 +739,23 @@ fn retype_page(
         field_id: f.id.to_string(),
         field_name: f.name.as_str().to_owned(),
         current: crate::handlers::table_pages::kind_label(&f.kind),
-        kinds: crate::handlers::table_pages::retype_kinds(),
+        kinds: {
+            let mut kinds = crate::handlers::table_pages::retype_kinds();
+            if !crate::handlers::table_pages::offered_kind(f.kind.name()) {
+                kinds.insert(0, (f.kind.name(), crate::handlers::table_pages::kind_label(&f.kind)));
+            }
+            kinds
+        },
         kind: get("kind").unwrap_or_else(|| f.kind.name().to_owned()),
         choices: get("choices").unwrap_or(choices),
-        scale: get("scale").unwrap_or_else(|| "0".into()),
+        scale: get("scale").unwrap_or(scale),
+        current_rules: rules_text(r),
+        required: ticked("required", r.required),
+        unique: ticked("unique", r.unique),
+        max_length: text("max_length", r.max_length.map(|n| n.to_string())),
+        min: text("min", r.min.clone()),
+        max: text("max", r.max.clone()),
+        default: text("default", r.default.clone()),
         errors,
         report: None,
         dropped: Vec::new(),
@@ -704,7 +776,7 @@ pub async fn retype_form(
 }
 
 /// `action` = check (report only) or apply; `kind`, and `choices` / `scale` where the kind
-/// needs them.
+/// needs them; the rules (`required`, `unique`, `max_length`, `min`, `max`, `default`).
 pub async fn retype_submit(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -717,10 +789,26 @@ pub async fn retype_submit(
     let id = field_of(&open.def, &fid)?;
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
     let apply = get("action") == "apply";
-    let kind = crate::handlers::table_pages::kind_from_form(get("kind"), get("choices"), get("scale"));
-    let result = match kind {
-        Ok(k) => retype_op(&state, &ctx, &auth, &open, &id.to_string(), k, apply).await,
-        Err(e) => Err(AppError::Invalid(e)),
+    let ticked = |k: &str| pairs.iter().any(|(key, _)| key == k);
+    // The field's own kind may be one the form does not offer (a link or a user field, whose
+    // rules are changed here): then it stays as it is.
+    let own = open.def.fields.iter().find(|f| f.id == id).map(|f| f.kind.clone()).ok_or(AppError::NotFound)?;
+    let kind = if get("kind") == own.name() && !crate::handlers::table_pages::offered_kind(own.name()) {
+        Ok(own)
+    } else {
+        crate::handlers::table_pages::kind_from_form(get("kind"), get("choices"), get("scale"))
+    };
+    let rules = crate::handlers::table_pages::rules_from_form(
+        ticked("required"),
+        ticked("unique"),
+        get("max_length"),
+        get("min"),
+        get("max"),
+        get("default"),
+    );
+    let result = match (kind, rules) {
+        (Ok(k), Ok(r)) => retype_op(&state, &ctx, &auth, &open, &id.to_string(), k, Some(r), apply).await,
+        (Err(e), _) | (_, Err(e)) => Err(AppError::Invalid(e)),
     };
     match result {
         Ok((r, _)) if r.applied => {

@@ -247,6 +247,9 @@ struct ShowPage {
     f_link: String,
     f_prefix: String,
     f_default: String,
+    f_max_length: String,
+    f_min: String,
+    f_max: String,
 }
 
 /// Which actions a page offers (each is checked again, by the engine, when used).
@@ -364,6 +367,14 @@ pub struct NewFieldForm {
     /// The value a new record gets when none is given.
     #[serde(default)]
     pub default: String,
+    /// Characters at most, for text fields.
+    #[serde(default)]
+    pub max_length: String,
+    /// Bounds, for integer and decimal fields.
+    #[serde(default)]
+    pub min: String,
+    #[serde(default)]
+    pub max: String,
 }
 
 const KINDS: &[(&str, &str)] = &[
@@ -389,6 +400,12 @@ pub(crate) fn retype_kinds() -> Vec<(&'static str, &'static str)> {
     KINDS.iter().filter(|(k, _)| !matches!(*k, "link" | "user" | "auto_number")).copied().collect()
 }
 
+/// Whether the field settings page offers this kind to change into (a link or user field keeps
+/// its own kind, which the page then adds to the list).
+pub(crate) fn offered_kind(name: &str) -> bool {
+    retype_kinds().iter().any(|(k, _)| *k == name)
+}
+
 /// A field kind from the designer's form fields (kind, choices one per line, decimal scale).
 pub(crate) fn kind_from_form(kind: &str, choices: &str, scale: &str) -> Result<FieldKind, FieldErrors> {
     let list = || choices.lines().map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect();
@@ -412,6 +429,28 @@ pub(crate) fn kind_from_form(kind: &str, choices: &str, scale: &str) -> Result<F
     };
     FieldDef::validate(&k, &FieldRules::default())?;
     Ok(k)
+}
+
+/// A field's rules from the designer's form (the add-field form and the field settings page):
+/// ticked boxes, and text inputs where empty means no such rule. Whether the rules suit the
+/// field's kind is checked by `FieldDef::validate`.
+pub(crate) fn rules_from_form(
+    required: bool,
+    unique: bool,
+    max_length: &str,
+    min: &str,
+    max: &str,
+    default: &str,
+) -> Result<FieldRules, FieldErrors> {
+    let given = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+    let max_length = match given(max_length) {
+        None => None,
+        Some(n) => match n.parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => return Err(FieldErrors::single("max_length", "not_a_number")),
+        },
+    };
+    Ok(FieldRules { required, unique, max_length, min: given(min), max: given(max), default: given(default) })
 }
 
 /// 12345 as "12,345".
@@ -659,6 +698,9 @@ async fn show_page(
         f_link: f.link,
         f_prefix: f.prefix,
         f_default: f.default,
+        f_max_length: f.max_length,
+        f_min: f.min,
+        f_max: f.max,
     })
 }
 
@@ -755,12 +797,14 @@ fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), Fi
             }
         },
     };
-    let rules = FieldRules {
-        required: f.required.is_some(),
-        unique: f.unique.is_some(),
-        default: Some(f.default.trim().to_owned()).filter(|d| !d.is_empty()),
-        ..Default::default()
-    };
+    let rules =
+        match rules_from_form(f.required.is_some(), f.unique.is_some(), &f.max_length, &f.min, &f.max, &f.default) {
+            Ok(r) => r,
+            Err(e) => {
+                errs.0.extend(e.0);
+                FieldRules::default()
+            }
+        };
     if let Some(k) = &kind
         && let Err(e) = FieldDef::validate(k, &rules)
     {
