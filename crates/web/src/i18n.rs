@@ -104,6 +104,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("retype.type_section", "Type and choices", "種類と選択肢"),
     ("retype.rules_section", "Rules", "ルール"),
     ("retype.no_rules", "no rules", "ルールなし"),
+    ("rules.required", "Required", "必須"),
+    ("rules.unique", "Unique", "重複禁止"),
     ("fields.max_length", "Maximum length (characters)", "最大文字数"),
     (
         "fields.max_length_hint",

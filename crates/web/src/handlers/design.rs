@@ -472,6 +472,8 @@ pub struct FieldRow {
     pub id: String,
     pub name: String,
     pub kind: &'static str,
+    pub required: bool,
+    pub unique: bool,
     pub first: bool,
     pub last: bool,
 }
@@ -504,6 +506,8 @@ fn design_page(auth: &Auth, ctx: &Ctx, t: &TableDef, errors: Errors, done: Optio
                 id: f.id.to_string(),
                 name: f.name.as_str().to_owned(),
                 kind: crate::handlers::table_pages::kind_label(&f.kind),
+                required: f.rules.required,
+                unique: f.rules.unique,
                 first: i == 0,
                 last: i + 1 == n,
             })
