@@ -25,6 +25,7 @@ pub const JOBS: &[JobSpec] = &[
     JobSpec { name: "sessions.purge", every: Duration::DAY, lease: Duration::minutes(10) },
     JobSpec { name: "backup.daily", every: Duration::DAY, lease: Duration::hours(2) },
     JobSpec { name: "trash.purge", every: Duration::DAY, lease: Duration::minutes(30) },
+    JobSpec { name: "imports.purge", every: Duration::HOUR, lease: Duration::minutes(10) },
 ];
 
 #[derive(Clone)]
@@ -136,6 +137,16 @@ impl JobRunner {
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 Ok(format!("purged {n} tables and fields from the trash"))
+            }
+            // Import files staged for the mapping of their columns and never imported go after
+            // the hour in which they may be used (`daicho_web::handlers::table_pages`).
+            "imports.purge" => {
+                let n = self
+                    .store
+                    .purge_staged_imports(sys, now - Duration::hours(1))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(format!("removed {n} staged import files"))
             }
             other => anyhow::bail!("unknown job {other}"),
         }

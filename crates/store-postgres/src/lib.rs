@@ -133,6 +133,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/0013_access_version.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            14,
+            Cow::Borrowed("staged imports"),
+            MigrationType::Simple,
+            include_str!("../migrations/0014_staged_imports.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -2446,6 +2453,70 @@ impl Store for PgStore {
         }
         tx.commit().await.map_err(internal)?;
         Ok(n == 1)
+    }
+
+    async fn stage_import(
+        &self,
+        scope: &TableScope<Import>,
+        id: &str,
+        file: &[u8],
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO staged_imports (id, tenant_id, table_id, user_id, created_at, body) \
+             SELECT $1, $2, $3, $4, $5, $6 FROM user_tables \
+             WHERE id = $7 AND tenant_id = $8 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .bind(scope.tenant_id().to_string())
+        .bind(scope.table().to_string())
+        .bind(scope.actor().to_string())
+        .bind(ms(at))
+        .bind(file)
+        .bind(scope.table().to_string())
+        .bind(scope.tenant_id().to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(internal)
+        .and_then(|r| Self::check_affected(r.rows_affected()))
+    }
+
+    async fn staged_import(&self, scope: &TableScope<Import>, id: &str, since: OffsetDateTime) -> StoreResult<Vec<u8>> {
+        sqlx::query_scalar(
+            "SELECT body FROM staged_imports \
+             WHERE id = $1 AND tenant_id = $2 AND table_id = $3 AND user_id = $4 AND created_at >= $5",
+        )
+        .bind(id)
+        .bind(scope.tenant_id().to_string())
+        .bind(scope.table().to_string())
+        .bind(scope.actor().to_string())
+        .bind(ms(since))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(internal)?
+        .ok_or(StoreError::NotFound)
+    }
+
+    async fn drop_staged_import(&self, scope: &TableScope<Import>, id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM staged_imports WHERE id = $1 AND tenant_id = $2 AND table_id = $3 AND user_id = $4")
+            .bind(id)
+            .bind(scope.tenant_id().to_string())
+            .bind(scope.table().to_string())
+            .bind(scope.actor().to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    async fn purge_staged_imports(&self, _sys: &SystemScope, before: OffsetDateTime) -> StoreResult<u64> {
+        let n = sqlx::query("DELETE FROM staged_imports WHERE created_at < $1")
+            .bind(ms(before))
+            .execute(&self.pool)
+            .await
+            .map_err(internal)?
+            .rows_affected();
+        Ok(n)
     }
 
     async fn purge_sessions(

@@ -703,6 +703,21 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
         event: NewAuditEvent,
     ) -> StoreResult<(u64, u64)>;
+    /// Keeps an uploaded import file between the import page's two steps (upload, then the
+    /// mapping of its columns to fields), under the caller's random `id`, for the scope's user
+    /// and table only.
+    async fn stage_import(
+        &self,
+        scope: &TableScope<Import>,
+        id: &str,
+        file: &[u8],
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// The file this user staged for this table under `id` at or after `since`; `NotFound`
+    /// for anyone else's, another table's, an older or an unknown one.
+    async fn staged_import(&self, scope: &TableScope<Import>, id: &str, since: OffsetDateTime) -> StoreResult<Vec<u8>>;
+    /// Forgets a staged file (after its import).
+    async fn drop_staged_import(&self, scope: &TableScope<Import>, id: &str) -> StoreResult<()>;
     /// How many records the query selects (its filters, keyword and the scope's rows), counted up
     /// to `cap`; `true` when there are more than `cap`.
     async fn count_records(
@@ -938,6 +953,8 @@ pub trait Store: Send + Sync + 'static {
         next_due: OffsetDateTime,
         event: NewAuditEvent,
     ) -> StoreResult<bool>;
+    /// Removes staged import files kept since before `before`, in every tenant.
+    async fn purge_staged_imports(&self, sys: &SystemScope, before: OffsetDateTime) -> StoreResult<u64>;
     /// Removes sessions unused since `idle_before` or started before `started_before`.
     async fn purge_sessions(
         &self,

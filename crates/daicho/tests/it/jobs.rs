@@ -21,14 +21,17 @@ async fn a_due_job_runs_exactly_once_whichever_nodes_poll() {
     let app = TestApp::start_with(|c| c.backup.daily = false).await;
     let (a, b) = (runner(&app, "node-a"), runner(&app, "node-b"));
     let (ra, rb) = tokio::join!(a.tick(), b.tick());
-    assert_eq!(ra.unwrap().len() + rb.unwrap().len(), 2, "one of the two ran each job");
+    assert_eq!(ra.unwrap().len() + rb.unwrap().len(), 3, "one of the two ran each job");
     assert!(a.tick().await.unwrap().is_empty() && b.tick().await.unwrap().is_empty(), "not due again");
-    app.clock.advance(Duration::hours(23));
-    assert!(b.tick().await.unwrap().is_empty());
     app.clock.advance(Duration::hours(1));
-    assert_eq!(b.tick().await.unwrap(), vec!["sessions.purge", "trash.purge"]);
+    assert_eq!(b.tick().await.unwrap(), vec!["imports.purge"], "the hourly job");
     assert!(a.tick().await.unwrap().is_empty());
-    assert_eq!(job_runs(&app).await, 4);
+    app.clock.advance(Duration::hours(22));
+    assert_eq!(b.tick().await.unwrap(), vec!["imports.purge"]);
+    app.clock.advance(Duration::hours(1));
+    assert_eq!(b.tick().await.unwrap(), vec!["sessions.purge", "trash.purge", "imports.purge"]);
+    assert!(a.tick().await.unwrap().is_empty());
+    assert_eq!(job_runs(&app).await, 8);
     let (lines, ok) = daicho::operator::verify_audit(app.store()).await.unwrap();
     assert!(ok, "{lines:?}");
 }
@@ -44,7 +47,11 @@ async fn a_job_held_by_a_dead_node_is_taken_over_when_its_lease_expires() {
         app.store().claim_job(&sys, "sessions.purge", "dead-node", now, now + Duration::minutes(10)).await.unwrap()
     );
     let survivor = runner(&app, "survivor");
-    assert_eq!(survivor.tick().await.unwrap(), vec!["trash.purge"], "the lease on sessions.purge is still held");
+    assert_eq!(
+        survivor.tick().await.unwrap(),
+        vec!["trash.purge", "imports.purge"],
+        "the lease on sessions.purge is still held"
+    );
     app.clock.advance(Duration::minutes(11));
     assert_eq!(survivor.tick().await.unwrap(), vec!["sessions.purge"]);
     // The dead node, if it came back, could not record a run it no longer holds.
@@ -61,7 +68,7 @@ async fn a_job_held_by_a_dead_node_is_taken_over_when_its_lease_expires() {
         details: String::new(),
     };
     assert!(!app.store().finish_job(&sys, "sessions.purge", "dead-node", app.clock.now(), ev).await.unwrap());
-    assert_eq!(job_runs(&app).await, 2, "trash.purge and the survivor's sessions.purge");
+    assert_eq!(job_runs(&app).await, 3, "trash.purge, imports.purge and the survivor's sessions.purge");
 }
 
 #[tokio::test]

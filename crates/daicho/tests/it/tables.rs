@@ -680,6 +680,138 @@ async fn the_import_page_takes_a_file_upload_with_its_csrf_token_and_lists_probl
 }
 
 #[tokio::test]
+async fn a_file_whose_columns_are_not_field_names_is_mapped_first_then_imported_all_or_nothing() {
+    use daicho_testkit::reqwest::multipart::{Form, Part};
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, table) = customers(&cast.admin).await;
+    let (company, staff, memo) = (field_id(&table, "会社名"), field_id(&table, "従業員数"), field_id(&table, "メモ"));
+    let url = format!("/tables/{tid}/import");
+    let upload = |who: &Persona, csv: &str| {
+        let form = Form::new()
+            .text("csrf", who.csrf.clone())
+            .part("file", Part::bytes(csv.as_bytes().to_vec()).file_name("from-excel.csv"))
+            .text("encoding", "auto")
+            .text("key", "");
+        who.client.post(who.url(&url)).multipart(form).send()
+    };
+    let map = |who: &Persona, staged: &str, cols: &[&str]| {
+        let mut form = Form::new()
+            .text("csrf", who.csrf.clone())
+            .text("staged", staged.to_owned())
+            .text("encoding", "auto")
+            .text("key", "");
+        for c in cols {
+            form = form.text("col", (*c).to_owned());
+        }
+        who.client.post(who.url(&url)).multipart(form).send()
+    };
+    let staged_files = || app.raw_i64("SELECT COUNT(*) FROM staged_imports");
+    // Headers that are not field names: the page asks which field gets each column, with the
+    // first values, the field of the same name chosen; nothing is imported yet.
+    let csv = "会社名,人数,備考,不要な列\n株式会社アクメ,12,<b>メモ</b>,x\nベータ合同会社,7,,y\n";
+    let r = upload(&cast.admin, csv).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Which field gets each column?")
+            && page.contains(">人数</th>")
+            && page.contains(">不要な列</th>")
+    );
+    assert!(
+        page.contains("<span>株式会社アクメ</span>") && page.contains("&#60;b&#62;メモ&#60;/b&#62;"),
+        "examples, escaped: {page}"
+    );
+    assert!(page.contains(&format!("<option value=\"{company}\" selected>")), "the same name is chosen");
+    let staged = page.split("name=\"staged\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    assert_eq!((record_count(&cast.admin, &tid).await, staged_files().await), (0, 1));
+    // Two columns into one field, or no column at all, are refused on the same page.
+    let r = map(&cast.admin, &staged, &[&company, &staff, &staff, ""]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("Which field gets each column?"));
+    let r = map(&cast.admin, &staged, &["", "", "", ""]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("Choose a field for at least one column."));
+    let r = map(&cast.admin, &staged, &[&company, &staff]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "one choice per column");
+    // A value that does not fit its field: nothing is imported, the file stays for another try.
+    let r = map(&cast.admin, &staged, &[&company, &memo, &staff, ""]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("Row 2, 従業員数: Enter a whole number."));
+    assert_eq!((record_count(&cast.admin, &tid).await, staged_files().await), (0, 1));
+    // Another user of the tenant, even one allowed to import here, cannot use this file.
+    let (_, users) = cast.admin.get_json("/api/v1/users").await;
+    let member = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"].clone();
+    let (_, g) = cast.admin.post_json("/api/v1/groups", json!({"name": "取込"})).await;
+    let group = g["group"]["id"].as_str().unwrap().to_owned();
+    cast.admin.send_json(Method::PUT, &format!("/api/v1/groups/{group}/members"), json!({"members": [member]})).await;
+    let (s, _) = cast
+        .admin
+        .send_json(Method::PUT, &format!("/api/v1/groups/{group}/grants/{tid}"), json!({"rights": ["view", "import"]}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let r = map(&cast.member, &staged, &[&company, &staff, &memo, ""]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::GONE);
+    assert!(r.text().await.unwrap().contains("The uploaded file is no longer kept"));
+    // Mapped: both rows land, the left-out column nowhere; the staged file is gone.
+    let r = map(&cast.admin, &staged, &[&company, &staff, &memo, ""]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!((record_count(&cast.admin, &tid).await, staged_files().await), (2, 0));
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?sort={staff}&dir=asc")).await;
+    let rows: Vec<(Value, Value, Value)> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["values"][&company].clone(), r["values"][&staff].clone(), r["values"][&memo].clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        [(json!("ベータ合同会社"), json!(7), Value::Null), (json!("株式会社アクメ"), json!(12), json!("<b>メモ</b>"))]
+    );
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=record.import").await;
+    assert_eq!(v["events"].as_array().unwrap().len(), 1, "one import, recorded once: {v}");
+    let r = map(&cast.admin, &staged, &[&company, &staff, &memo, ""]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::GONE, "a file imports once");
+    // A file left at the mapping is usable for an hour, then purged by the hourly job.
+    let r = upload(&cast.admin, "社名\nガンマ\n").await.unwrap();
+    let page = r.text().await.unwrap();
+    let staged = page.split("name=\"staged\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    for minutes in [25, 25, 9] {
+        // The session stays alive meanwhile (30 minutes idle at most).
+        app.clock.advance(time::Duration::minutes(minutes));
+        assert_eq!(cast.admin.get("/api/v1/me").await.status(), StatusCode::OK);
+    }
+    assert_eq!(staged_files().await, 1);
+    app.clock.advance(time::Duration::minutes(2));
+    let r = map(&cast.admin, &staged, &[&company]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::GONE, "after an hour");
+    let runner = daicho::jobs::JobRunner::new(
+        app.running.store.clone(),
+        std::sync::Arc::new(app.clock.clone()),
+        "n1".into(),
+        std::sync::Arc::new(app.config.clone()),
+    );
+    runner.tick().await.unwrap();
+    assert_eq!(staged_files().await, 0);
+    // The API maps the same way: one entry per column, separated by tabs, empty to leave out.
+    let cols = format!("{company}\t\t{staff}");
+    let query = format!("?columns={}", cols.replace('\t', "%09"));
+    let (s, v) = import(&cast.admin, &tid, &query, "Name,Ignored,Count\nデルタ,z,3\n".as_bytes().to_vec()).await;
+    assert_eq!((s, &v["inserted"]), (StatusCode::OK, &json!(1)), "{v}");
+    let (s, v) = import(&cast.admin, &tid, "?columns=%09", "Name,Count\nイプシロン,3\n".as_bytes().to_vec()).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("nothing_mapped"))
+    );
+    let (s, v) = import(&cast.admin, &tid, "", "Name,Count\nイプシロン,3\n".as_bytes().to_vec()).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_field"))
+    );
+    assert_eq!(record_count(&cast.admin, &tid).await, 3);
+}
+
+#[tokio::test]
 async fn the_demo_tenant_has_a_small_business_to_explore_and_reseeding_adds_nothing() {
     use daicho_domain::Clock;
     let app = TestApp::start().await;

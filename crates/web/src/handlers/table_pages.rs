@@ -1382,7 +1382,84 @@ fn where_of(t: &TableDef, field: &str, lang: daicho_domain::Lang) -> String {
     match (row, name) {
         (Some(r), Some(n)) => format!("{row_word} {r}, {n}"),
         (Some(r), None) => format!("{row_word} {r}"),
+        _ if field == "mapping" => crate::i18n::t(lang, "import.columns").to_owned(),
         _ => field.to_owned(),
+    }
+}
+
+/// How long a file waits for the mapping of its columns (see `Store::stage_import`; the
+/// "imports.purge" job removes it after this).
+const STAGED_FOR: time::Duration = time::Duration::hours(1);
+
+/// One column of an uploaded file on the mapping page.
+pub struct MapColumn {
+    pub header: String,
+    /// The column's values in the file's first rows.
+    pub examples: Vec<String>,
+    /// The field chosen (its id), or empty to leave the column out.
+    pub chosen: String,
+}
+
+#[derive(Template)]
+#[template(path = "tables/import_map.html")]
+struct ImportMapPage {
+    p: Page,
+    table_id: String,
+    table_name: String,
+    staged: String,
+    encoding: String,
+    key: String,
+    key_name: String,
+    columns: Vec<MapColumn>,
+    /// (id, name) of the fields a column may go to.
+    fields: Vec<(String, String)>,
+    problems: Vec<(String, &'static str)>,
+}
+
+/// The page where the columns of a staged file are mapped to fields: each column preselects
+/// the field its header names, or what the user chose before.
+#[allow(clippy::too_many_arguments)]
+fn import_map_page(
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+    staged: &str,
+    (encoding, key): (&str, &str),
+    preview: (Vec<String>, Vec<Vec<String>>),
+    chosen: &[String],
+    problems: Vec<(String, &'static str)>,
+) -> ImportMapPage {
+    let (headers, rows) = preview;
+    let named = |h: &str| t.fields.iter().find(|f| f.name.as_str() == h).map(|f| f.id.to_string()).unwrap_or_default();
+    ImportMapPage {
+        p: Page::for_user(auth, "import.map_title", "tables", &ctx.request_id),
+        table_id: t.id.to_string(),
+        table_name: t.name.as_str().to_owned(),
+        staged: staged.to_owned(),
+        encoding: encoding.to_owned(),
+        key: key.to_owned(),
+        key_name: t
+            .fields
+            .iter()
+            .find(|f| f.id.to_string() == key)
+            .map(|f| f.name.as_str().to_owned())
+            .unwrap_or_default(),
+        columns: headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| MapColumn {
+                header: h.clone(),
+                examples: rows.iter().filter_map(|r| r.get(i)).filter(|v| !v.is_empty()).cloned().collect(),
+                chosen: if chosen.len() == headers.len() { chosen[i].clone() } else { named(h) },
+            })
+            .collect(),
+        fields: t
+            .fields
+            .iter()
+            .filter(|f| !f.kind.is_generated())
+            .map(|f| (f.id.to_string(), f.name.as_str().to_owned()))
+            .collect(),
+        problems,
     }
 }
 
@@ -1401,25 +1478,65 @@ pub async fn import_upload(
         .await
         .map_err(|_| AppError::BadRequest("bad_multipart"))?;
     let (mut file, mut encoding, mut key) = (Vec::new(), String::new(), String::new());
+    // The second step: the staged file's id and, per column, the field chosen (or nothing).
+    let (mut staged, mut chosen) = (String::new(), Vec::new());
     while let Some(field) = form.next_field().await.map_err(|_| AppError::BadRequest("bad_multipart"))? {
         match field.name() {
             Some("file") => file = field.bytes().await.map_err(|_| AppError::PayloadTooLarge)?.to_vec(),
             Some("encoding") => encoding = field.text().await.unwrap_or_default(),
             Some("key") => key = field.text().await.unwrap_or_default(),
+            Some("staged") => staged = field.text().await.unwrap_or_default(),
+            Some("col") => chosen.push(field.text().await.unwrap_or_default()),
             _ => {}
         }
     }
-    match crate::handlers::tables::import_csv(&state, &ctx, &auth, &open, &file, &encoding, Some(key.as_str())).await {
+    let problems_of = |e: FieldErrors| -> Vec<(String, &'static str)> {
+        e.0.iter()
+            .map(|fe| (where_of(&t, &fe.field, auth.lang), crate::i18n::error_message(auth.lang, fe.code)))
+            .collect()
+    };
+    if staged.is_empty() {
+        // A file whose headers do not all name fields goes to the mapping of its columns first,
+        // kept in the database meanwhile. (A file that does not decode is reported below.)
+        if let Some((headers, rows)) = crate::handlers::tables::csv_preview(&file, &encoding)
+            && !headers.iter().all(|h| t.fields.iter().any(|f| f.name.as_str() == h || f.id.to_string() == *h))
+        {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            state.store.stage_import(&scope, &id, &file, ctx.now).await?;
+            let page = import_map_page(&ctx, &auth, &t, &id, (&encoding, &key), (headers, rows), &[], Vec::new());
+            return Ok(render(&page));
+        }
+    } else {
+        file = match state.store.staged_import(&scope, &staged, ctx.now - STAGED_FOR).await {
+            Ok(f) => f,
+            Err(daicho_store::StoreError::NotFound) => {
+                let problems = problems_of(FieldErrors::single("file", "staged_expired"));
+                return Ok(render_status(StatusCode::GONE, &import_page(&state, &ctx, &auth, &t, problems)));
+            }
+            Err(e) => return Err(e.into()),
+        };
+    }
+    let mapping = (!staged.is_empty()).then_some(chosen.as_slice());
+    let result =
+        crate::handlers::tables::import_csv(&state, &ctx, &auth, &open, &file, &encoding, Some(key.as_str()), mapping)
+            .await;
+    if result.is_ok() && !staged.is_empty() {
+        state.store.drop_staged_import(&scope, &staged).await?;
+    }
+    match result {
         Ok(_) if open.access.has(TableRight::View) => {
             Ok(redirect_see_other(&format!("/tables/{}?done=imported", t.id)))
         }
         Ok(_) => Ok(redirect_see_other(&format!("/tables/{}/import?done=imported", t.id))),
+        // The staged file stays for another try at its mapping (or until it expires).
+        Err(AppError::Invalid(e) | AppError::Conflict(e)) if !staged.is_empty() => {
+            let preview = crate::handlers::tables::csv_preview(&file, &encoding).unwrap_or_default();
+            let page = import_map_page(&ctx, &auth, &t, &staged, (&encoding, &key), preview, &chosen, problems_of(e));
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
-            let problems =
-                e.0.iter()
-                    .map(|fe| (where_of(&t, &fe.field, auth.lang), crate::i18n::error_message(auth.lang, fe.code)))
-                    .collect();
-            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &import_page(&state, &ctx, &auth, &t, problems)))
+            let page = import_page(&state, &ctx, &auth, &t, problems_of(e));
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),
     }

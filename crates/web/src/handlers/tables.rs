@@ -988,6 +988,27 @@ fn decode_csv<'a>(bytes: &'a [u8], encoding: &str) -> Result<Cow<'a, str>, &'sta
     }
 }
 
+/// How many rows of a file the column-mapping page shows as examples.
+pub(crate) const PREVIEW_ROWS: usize = 3;
+
+/// A file's header and first rows, for the page where its columns are mapped to fields;
+/// `None` when it does not decode or has no header (the import then reports why).
+pub(crate) fn csv_preview(bytes: &[u8], encoding: &str) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+    let text = decode_csv(bytes, encoding).ok()?;
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+    let headers: Vec<String> = rdr.headers().ok()?.iter().map(|h| h.trim().to_owned()).collect();
+    if headers.is_empty() {
+        return None;
+    }
+    let rows = rdr
+        .records()
+        .take(PREVIEW_ROWS)
+        .filter_map(Result::ok)
+        .map(|r| r.iter().map(|v| unneutralise(v).chars().take(100).collect()).collect())
+        .collect();
+    Some((headers, rows))
+}
+
 /// Undoes the export's formula neutralisation, so that an exported file imports unchanged.
 fn unneutralise(s: &str) -> &str {
     match s.strip_prefix('\'') {
@@ -1000,6 +1021,9 @@ fn unneutralise(s: &str) -> &str {
 /// nothing and reports every problem by row and column (rows numbered as in a spreadsheet, the
 /// header being row 1). With `key`, rows whose key value exists update that record.
 ///
+/// The file's columns go to the fields their header names; with `mapping` (one entry per
+/// column: a field's id or name, or empty to leave the column out) to the fields it names.
+///
 /// The store writes the rows part by part in a task of its own while the rest of the file is
 /// validated here; the first problem ends the parts, and the store's transaction is rolled back
 /// (see `Store::import_records`).
@@ -1011,6 +1035,7 @@ pub(crate) async fn import_csv(
     bytes: &[u8],
     encoding: &str,
     key: Option<&str>,
+    mapping: Option<&[String]>,
 ) -> AppResult<(u64, u64)> {
     let scope = auth.table_right::<Import>(state, ctx, open).await?;
     let t = &open.seen_by(&scope);
@@ -1041,17 +1066,32 @@ pub(crate) async fn import_csv(
     };
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
     let headers = rdr.headers().map_err(|_| bad("row:1", "bad_csv"))?.clone();
-    let mut columns: Vec<&FieldDef> = Vec::new();
+    // Each column's field, or none for a column the mapping leaves out.
+    let mut columns: Vec<Option<&FieldDef>> = Vec::new();
     let mut errs = FieldErrors::new();
-    for h in headers.iter() {
+    if mapping.is_some_and(|m| m.len() != headers.len()) {
+        return Err(bad("mapping", "mapping_mismatch"));
+    }
+    for (i, h) in headers.iter().enumerate() {
         let h = h.trim();
-        match t.fields.iter().find(|f| f.name.as_str() == h || f.id.to_string() == h) {
-            Some(f) if columns.iter().any(|c| c.id == f.id) => {
-                errs.push_owned(format!("row:1:{h}"), "duplicate_column")
+        let target = match mapping {
+            Some(m) => m[i].trim(),
+            None => h,
+        };
+        if mapping.is_some() && target.is_empty() {
+            columns.push(None);
+            continue;
+        }
+        match t.fields.iter().find(|f| f.name.as_str() == target || f.id.to_string() == target) {
+            Some(f) if columns.iter().flatten().any(|c| c.id == f.id) => {
+                errs.push_owned(format!("row:1:{}", h.chars().take(100).collect::<String>()), "duplicate_column")
             }
-            Some(f) => columns.push(f),
+            Some(f) => columns.push(Some(f)),
             None => errs.push_owned(format!("row:1:{}", h.chars().take(100).collect::<String>()), "unknown_field"),
         }
+    }
+    if errs.is_empty() && columns.iter().all(Option::is_none) {
+        errs.push("mapping", "nothing_mapped");
     }
     if !errs.is_empty() {
         return Err(AppError::Invalid(errs));
@@ -1084,7 +1124,7 @@ pub(crate) async fn import_csv(
         let values: Map<String, Value> = columns
             .iter()
             .zip(rec.iter())
-            .map(|(f, v)| (f.id.to_string(), Value::String(unneutralise(v).to_owned())))
+            .filter_map(|(f, v)| f.map(|f| (f.id.to_string(), Value::String(unneutralise(v).to_owned()))))
             .collect();
         let existing = match &key_field {
             Some((kf, view)) => {
@@ -1104,7 +1144,7 @@ pub(crate) async fn import_csv(
         };
         // Auto-numbers in the file (an export read back) are not written: they are the record's.
         let mut values = values;
-        for f in columns.iter().filter(|f| f.kind.is_generated()) {
+        for f in columns.iter().flatten().filter(|f| f.kind.is_generated()) {
             values.remove(&f.id.to_string());
         }
         match parse_values(t, &values, existing.is_none(), &|f| scope.writes(f)) {
@@ -1203,6 +1243,11 @@ pub struct ImportQuery {
     pub encoding: String,
     #[serde(default)]
     pub key: String,
+    /// The file's columns mapped to fields: for each column in order, a field's id or name or
+    /// nothing (the column is left out), separated by tabs. Without it, each column's header
+    /// names its field.
+    #[serde(default)]
+    pub columns: String,
 }
 
 pub async fn import_records(
@@ -1215,6 +1260,8 @@ pub async fn import_records(
 ) -> AppResult<Json<Value>> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let _scope = auth.table_right::<Import>(&state, &ctx, &open).await?;
-    let (inserted, updated) = import_csv(&state, &ctx, &auth, &open, &body, &q.encoding, Some(q.key.as_str())).await?;
+    let mapping = (!q.columns.is_empty()).then(|| q.columns.split('\t').map(str::to_owned).collect::<Vec<_>>());
+    let (inserted, updated) =
+        import_csv(&state, &ctx, &auth, &open, &body, &q.encoding, Some(q.key.as_str()), mapping.as_deref()).await?;
     Ok(Json(json!({"inserted": inserted, "updated": updated})))
 }
