@@ -403,6 +403,16 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "The uploaded file is no longer kept (after an hour, or for another user). Choose it again.",
         "アップロードしたファイルは保管されていません（1時間経過したか、別のユーザーのものです）。もう一度選んでください。",
     ),
+    (
+        "err.not_editable",
+        "You may not edit this record (it would be updated by its key).",
+        "このレコードは編集できません（キーで更新されるレコードです）。",
+    ),
+    (
+        "err.needs_all_records",
+        "Changing a field's settings checks every record: it needs the right to view all records of the table.",
+        "フィールドの設定変更はすべてのレコードを確認するため、テーブルの全レコードを閲覧する権限が必要です。",
+    ),
     ("err.mapping_mismatch", "The choices do not match the file's columns.", "選択がファイルの列と一致しません。"),
     (
         "err.nothing_mapped",

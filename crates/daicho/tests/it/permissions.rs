@@ -875,3 +875,64 @@ async fn the_owner_row_rule_applies_to_grid_record_history_api_export_search_and
         v["records"].as_array().unwrap().iter().map(|r| r["values"][&d.title].as_str().unwrap()).collect();
     assert!(titles.contains(&"担当は管理者 others") && titles.contains(&"担当なし nobody"), "untouched: {titles:?}");
 }
+
+#[tokio::test]
+async fn an_import_updates_by_key_only_with_the_edit_right_and_a_field_change_needs_every_row() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&app, &cast.admin).await;
+    let (s, v) = cast
+        .admin
+        .post_json(
+            &format!("/api/v1/tables/{}/fields", d.tid),
+            json!({"name": "コード", "kind": {"type": "text"}, "rules": {"unique": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = add(&cast.admin, &d, json!({"件名": "secret-A", "コード": "A", "メモ": "x"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let title = || async {
+        let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{}/records/{rid}", d.tid)).await;
+        (v["record"]["values"][&d.title].clone(), v["record"]["values"][&d.memo].clone())
+    };
+    let m = &cast.member;
+    // View and import, no edit: new records come in, but an update by key is refused.
+    grant(&cast.admin, &d, json!({"rights": ["view", "import"]})).await;
+    let (s, _) = crate::tables::import(m, &d.tid, "?key=コード", "コード,件名\nA,changed\n".into()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = crate::tables::import(m, &d.tid, "", "コード,件名\nB,new\n".into()).await;
+    assert_eq!((s, &v["inserted"]), (StatusCode::OK, &json!(1)), "{v}");
+    assert_eq!(title().await, (json!("secret-A"), json!("x")));
+    // With edit, but the memo read-only for editing: the update may not write it.
+    let mut fields = serde_json::Map::new();
+    fields.insert(d.memo.clone(), json!("read_only"));
+    grant(&cast.admin, &d, json!({"rights": ["view", "import", "edit"], "fields": fields})).await;
+    let (s, v) = crate::tables::import(m, &d.tid, "?key=コード", "コード,メモ\nA,overwritten\n".into()).await;
+    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("read_only")));
+    let (s, v) = crate::tables::import(m, &d.tid, "?key=コード", "コード,件名\nA,changed\n".into()).await;
+    assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
+    assert_eq!(title().await, (json!("changed"), json!("x")));
+    // A designer limited to their own records cannot run a field change, whose report would
+    // show values of every record.
+    grant(&cast.admin, &d, json!({"rights": ["view", "design"], "rows": {"type": "created_by_me"}})).await;
+    let (s, v) = m
+        .post_json(
+            &format!("/api/v1/tables/{}/fields/{}/retype", d.tid, d.title),
+            json!({"kind": {"type": "integer"}, "apply": false}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("needs_all_records"))
+    );
+    assert!(!v.to_string().contains("changed"), "{v}");
+    let r = m
+        .post_form(
+            &format!("/tables/{}/design/fields/{}/type", d.tid, d.title),
+            &[("action", "check"), ("kind", "integer")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!r.text().await.unwrap().contains(">changed<"));
+}

@@ -166,6 +166,11 @@ pub(crate) async fn retype_op(
     if !view.sees(id) {
         return Err(invalid("field", "unknown_field"));
     }
+    // The check reads every record and reports values: only for a designer who may see every
+    // record (a row rule on view or design would otherwise let values of other rows through).
+    if !view.rows().is_all() || !scope.rows().is_all() {
+        return Err(invalid("kind", "needs_all_records"));
+    }
     if !daicho_domain::table::retype_allowed(&old.kind, &kind) {
         return Err(invalid("kind", "not_for_this_type"));
     }

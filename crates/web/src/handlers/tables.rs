@@ -1056,12 +1056,14 @@ pub(crate) async fn import_csv(
             if !f.rules.unique && !f.kind.is_generated() {
                 return Err(bad("key", "key_not_unique"));
             }
-            // Finding the records to update means reading them: that takes view.
+            // Finding the records to update means reading them: that takes view; changing them
+            // takes edit, within edit's rows and fields, as an edit by the form or API would.
             let view = auth.table_right::<View>(state, ctx, open).await?;
             if !view.sees(f.id) {
                 return Err(bad("key", "unknown_field"));
             }
-            Some((f, view))
+            let edit = auth.table_right::<Edit>(state, ctx, open).await?;
+            Some((f, view, edit))
         }
     };
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
@@ -1127,7 +1129,7 @@ pub(crate) async fn import_csv(
             .filter_map(|(f, v)| f.map(|f| (f.id.to_string(), Value::String(unneutralise(v).to_owned()))))
             .collect();
         let existing = match &key_field {
-            Some((kf, view)) => {
+            Some((kf, view, edit)) => {
                 let v = values.get(&kf.id.to_string()).and_then(Value::as_str).unwrap_or("").trim().to_owned();
                 if v.is_empty() {
                     None
@@ -1137,7 +1139,13 @@ pub(crate) async fn import_csv(
                 } else {
                     let filter = kf.filter("eq", &v).map_err(|c| bad(&format!("row:{row}:{}", kf.id), c))?;
                     let q = RecordQuery { filters: vec![filter], limit: 1, ..Default::default() };
-                    state.store.list_records(view, &open.def, &q).await?.first().map(|r| r.id)
+                    match state.store.list_records(view, &open.def, &q).await?.first() {
+                        Some(r) if !daicho_store::guard::covers(edit, r) => {
+                            errs.push_owned(format!("row:{row}:{}", kf.id), "not_editable");
+                            continue;
+                        }
+                        found => found.map(|r| r.id),
+                    }
                 }
             }
             None => None,
@@ -1147,7 +1155,11 @@ pub(crate) async fn import_csv(
         for f in columns.iter().flatten().filter(|f| f.kind.is_generated()) {
             values.remove(&f.id.to_string());
         }
-        match parse_values(t, &values, existing.is_none(), &|f| scope.writes(f)) {
+        // An update writes only what edit may write too.
+        let writes = |f: FieldId| {
+            scope.writes(f) && (existing.is_none() || key_field.as_ref().is_some_and(|(_, _, edit)| edit.writes(f)))
+        };
+        match parse_values(t, &values, existing.is_none(), &writes) {
             Ok(cells) => match existing {
                 Some(id) => part.updates.push((id, cells)),
                 None => part.inserts.push(cells),
