@@ -61,6 +61,15 @@ impl ViewSpec {
         }
         out
     }
+
+    /// Every field the view names: in its sort keys, filters and columns.
+    pub fn fields(&self) -> impl Iterator<Item = FieldId> + '_ {
+        self.sort
+            .iter()
+            .map(|s| s.field)
+            .chain(self.filters.iter().map(|f| f.field))
+            .chain(self.columns.iter().copied())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +102,14 @@ mod tests {
         assert_eq!(pairs[2], ("dir".to_owned(), "desc".to_owned()));
         assert_eq!(pairs[3], (format!("filter.gte.{f}"), "10".to_owned()));
         assert_eq!(pairs[4], ("col".to_owned(), f.to_string()));
+        let (g, h) = (FieldId::new_random(), FieldId::new_random());
+        let named = ViewSpec {
+            filters: vec![FilterSpec { field: g, op: "eq".into(), value: String::new() }],
+            columns: vec![h],
+            ..spec.clone()
+        };
+        assert_eq!(named.fields().collect::<Vec<_>>(), [f, g, h], "sort keys, filters, columns");
+        assert_eq!(ViewSpec::default().fields().count(), 0);
         let back: ViewSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
         assert_eq!(back, spec);
     }

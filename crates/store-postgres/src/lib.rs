@@ -1794,7 +1794,8 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(internal)?;
-        rows.iter().map(|r| daicho_store::rows::saved_view(&Cols(r))).collect()
+        let views = rows.iter().map(|r| daicho_store::rows::saved_view(&Cols(r))).collect::<StoreResult<Vec<_>>>()?;
+        Ok(daicho_store::guard::offered_views(scope, views))
     }
 
     async fn create_view(&self, scope: &TableScope<View>, view: SavedView, event: NewAuditEvent) -> StoreResult<()> {

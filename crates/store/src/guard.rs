@@ -5,6 +5,7 @@
 
 use daicho_domain::access::{Right, TableScope, View};
 use daicho_domain::table::{Cell, RecordQuery, TableDef};
+use daicho_domain::view::SavedView;
 use daicho_domain::{FieldId, RowRule};
 
 use crate::{Record, StoreError, StoreResult};
@@ -15,6 +16,16 @@ pub fn check_table<R: Right>(scope: &TableScope<R>, table: &TableDef) -> StoreRe
         return Err(StoreError::NotFound);
     }
     Ok(())
+}
+
+/// The saved views a reader is offered: those whose every field (sort keys, filters, columns)
+/// the reader sees. A view on a field hidden from the reader is not one they may run, and
+/// offering it would show them that field's id and the filter values its author chose on it.
+/// (A field since deleted is not hidden: such a view is offered and refused when run, so that
+/// its owner or a designer can still delete it.)
+pub fn offered_views(scope: &TableScope<View>, mut views: Vec<SavedView>) -> Vec<SavedView> {
+    views.retain(|v| v.spec.fields().all(|f| scope.sees(f)));
+    views
 }
 
 /// Every cell must be one the scope may write.

@@ -869,7 +869,8 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<u64>;
 
     // --- saved views ---
-    /// The table's shared views, then the reader's own, each by name.
+    /// The table's shared views, then the reader's own, each by name: only those whose every
+    /// field the reader sees ([`guard::offered_views`]).
     async fn list_views(&self, scope: &TableScope<View>) -> StoreResult<Vec<SavedView>>;
     /// Saves a personal view; its owner must be the reader. A name taken by another of the
     /// reader's views on the table is a Conflict.

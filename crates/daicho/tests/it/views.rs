@@ -139,13 +139,24 @@ async fn personal_and_shared_views_run_under_the_readers_own_rights() {
     let big = v["view"]["id"].as_str().unwrap().to_owned();
     let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/views")).await;
     let names: Vec<&str> = v["views"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["受注", "大口", "提案中 <i>"], "shared first, then the member's own");
+    assert_eq!(names, ["受注", "提案中 <i>"], "shared first, then the member's own; not one on a hidden field");
+    assert!(!v.to_string().contains(&d.amount) && !v.to_string().contains("500"), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/views")).await;
+    let names: Vec<&str> = v["views"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["受注", "大口"], "the admin, who sees the amount, is offered both");
     let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records?view={won}")).await;
     assert_eq!(titles(&v, &d), ["案件02 <b>", "案件05 <b>", "案件08 <b>", "案件11 <b>"]);
     assert!(v["records"][0]["values"].get(&d.amount).is_none(), "the amount stays hidden");
-    // A shared view on a field the member may not see is refused for them, not widened.
+    // A shared view on a field the member may not see is not theirs to run: not widened, not
+    // explained (which would name the field), not found; nor exported, nor deleted.
     let (s, v) = m.get_json(&format!("/api/v1/tables/{t}/records?view={big}")).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert!(!v.to_string().contains(&d.amount) && !v.to_string().contains("500"), "{v}");
+    assert_eq!(m.get(&format!("/api/v1/tables/{t}/export.csv?view={big}")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        m.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/views/{big}"), json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={big}")).await;
     assert_eq!(v["records"].as_array().unwrap().len(), 7);
     // The export follows the view's filters, sort and columns.
@@ -229,20 +240,28 @@ async fn the_grid_filters_by_rows_sorts_by_several_keys_chooses_columns_and_save
     assert!(page.contains("aria-current=\"page\">大口の見込み"), "the view is the current one");
     assert!(page.find("案件11").unwrap() < page.find("案件03").unwrap());
     assert!(!page.contains("案件04"));
-    // The member sees the shared view (on the hidden amount, so it is refused for them, and the
-    // page says why instead of showing more, with the status the API gives such a query).
-    let mpage = cast.member.get(&to.replace("&done=view_saved", "")).await;
-    assert_eq!(mpage.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let mpage = mpage.text().await.unwrap();
-    assert!(mpage.contains("role=\"alert\""), "the page explains the refused view");
-    assert!(!mpage.contains("金額"), "without naming the hidden field");
+    // The member is not offered the shared view (it filters on the hidden amount): their grid
+    // does not list it, and opening it by its address finds nothing; neither page carries the
+    // amount's id or the view's filter value (300) in a link or the "save view" form.
+    let mpage = cast.member.get(&format!("/tables/{t}")).await.text().await.unwrap();
+    assert!(!mpage.contains("大口の見込み"), "not listed for the member");
+    let r = cast.member.get(&to.replace("&done=view_saved", "")).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body = r.text().await.unwrap();
+    for p in [&mpage, &body] {
+        assert!(
+            !p.contains(&d.amount) && !p.contains("filter.gte") && !p.contains("=300"),
+            "hidden field or its filter"
+        );
+        assert!(!p.contains("金額"), "without naming the hidden field");
+    }
     // Nor when the member asks for the hidden field by its name: the refusal names no field.
     let r = cast.member.get(&format!("/tables/{t}?filter.gte.%E9%87%91%E9%A1%8D=500")).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = r.text().await.unwrap();
     let alert = page.split("role=\"alert\">").nth(1).and_then(|a| a.split("</p>").next()).unwrap_or_default();
     assert!(!alert.is_empty() && !alert.contains("金額"), "{alert}");
-    assert!(!mpage.contains("案件11"), "nothing is shown under a view the member may not run");
+    assert!(!body.contains("案件11"), "nothing is shown under a view the member may not run");
     // A bad name is explained on the grid.
     let r = a.post_form(&format!("/tables/{t}/views"), &[("view_name", ""), ("query", "")]).await;
     let to_err = location(&r);

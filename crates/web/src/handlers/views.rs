@@ -1,8 +1,9 @@
 //! Saved views: a name for what the grid shows (keyword, filters, sort keys, columns), personal
 //! or shared. Anyone who may view a table keeps personal views of it; sharing a view with
 //! everyone who may view the table needs the design right. A view is only a query: the grid,
-//! the API (`?view=`) and the export run it under the reader's own rights, so a shared view that
-//! uses a field the reader may not see is refused for them, not widened.
+//! the API (`?view=`) and the export run it under the reader's own rights. A shared view that
+//! uses a field the reader may not see is not offered to them at all (the store leaves it out:
+//! not listed, 404 when asked for), so neither that field nor its filter values reach them.
 
 use axum::Json;
 use axum::extract::{Form, Path, State};
