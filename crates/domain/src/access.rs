@@ -294,6 +294,24 @@ impl<R: Right> TableScope<R> {
     }
 }
 
+impl TableScope<Export> {
+    /// What an export reads, as the view scope the store's reading methods take: the export
+    /// right's own rows and hidden fields. [`TableAccess::resolve`] has already narrowed them
+    /// to within view's (rows both rules cover, fields either hides), so this never shows more
+    /// than view does, and a group whose export covers fewer rows or fields than its view
+    /// exports only those.
+    pub fn reading(&self) -> TableScope<View> {
+        TableScope {
+            tenant_id: self.tenant_id,
+            actor: self.actor,
+            table: self.table,
+            rows: self.rows.clone(),
+            fields: self.fields.iter().filter(|(_, a)| **a == FieldAccess::Hidden).map(|(f, a)| (*f, *a)).collect(),
+            _r: PhantomData,
+        }
+    }
+}
+
 /// The effect of a set of covering grants: their rows (union) and fields (most permissive).
 struct Effect {
     rows: Vec<RowRule>,
@@ -504,6 +522,37 @@ mod tests {
         let a = p.table_access(t, vec![viewers, editors]);
         let e = p.authorize_table::<Edit>(&a).unwrap();
         assert!(!e.sees(f) && !e.writes(f));
+    }
+
+    #[test]
+    fn an_export_reads_only_the_rows_and_fields_both_export_and_view_cover() {
+        let p = member();
+        let t = TableId::new_random();
+        let (amount, memo) = (FieldId::new_random(), FieldId::new_random());
+        let me = p.user_id.to_string();
+        // One group views every row and field; another exports only its own rows, without the
+        // amount.
+        let viewers = grant(t, &[TableRight::View], RowRule::All, &[]);
+        let exporters = grant(t, &[TableRight::Export], RowRule::CreatedByMe, &[(amount, FieldAccess::Hidden)]);
+        let a = p.table_access(t, vec![viewers, exporters.clone()]);
+        let v = p.authorize_table::<View>(&a).unwrap();
+        assert!(v.covers("someone-else", |_| None) && v.sees(amount));
+        let r = p.authorize_table::<Export>(&a).unwrap().reading();
+        assert!(r.covers(&me, |_| None) && !r.covers("someone-else", |_| None));
+        assert!(!r.sees(amount) && r.sees(memo));
+        // The other way round: view limited to own rows and without the memo, export of every
+        // row and field: the export still reads only what view covers.
+        let viewers = grant(t, &[TableRight::View], RowRule::CreatedByMe, &[(memo, FieldAccess::Hidden)]);
+        let exporters = grant(t, &[TableRight::Export], RowRule::All, &[(amount, FieldAccess::ReadOnly)]);
+        let a = p.table_access(t, vec![viewers, exporters.clone()]);
+        let r = p.authorize_table::<Export>(&a).unwrap().reading();
+        assert!(r.covers(&me, |_| None) && !r.covers("someone-else", |_| None));
+        assert!(!r.sees(memo) && r.sees(amount));
+        assert_eq!(r.field(amount), FieldAccess::Editable, "read-only is about writing, not reading");
+        // Administrators export everything.
+        let admin = Principal { role: Role::TenantAdmin, ..p.clone() };
+        let r = admin.authorize_table::<Export>(&admin.table_access(t, vec![exporters])).unwrap().reading();
+        assert!(r.rows().is_all() && r.sees(amount));
     }
 
     #[test]

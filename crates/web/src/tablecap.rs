@@ -53,16 +53,31 @@ impl OpenTable {
 
 impl Auth {
     pub async fn open_table(&self, state: &AppState, ctx: &Ctx, raw_id: &str) -> AppResult<OpenTable> {
-        self.open_table_with(state, ctx, raw_id, true).await
+        self.open_table_with(state, ctx, raw_id, true, true).await
+    }
+
+    /// `open_table` for what a page shows beside the table asked for (the records a link field
+    /// points at): a table the user may not open is left out without recording a refusal, as
+    /// the user asked for nothing there; the operation history would otherwise fill with
+    /// refusals at every look at a grid.
+    pub async fn peek_table(&self, state: &AppState, ctx: &Ctx, raw_id: &str) -> AppResult<OpenTable> {
+        self.open_table_with(state, ctx, raw_id, true, false).await
     }
 
     /// `open_table` for a request that has just changed the table's design: the design is read
     /// from the database, as the request's design version predates its own change.
     pub async fn reopen_table(&self, state: &AppState, ctx: &Ctx, raw_id: &str) -> AppResult<OpenTable> {
-        self.open_table_with(state, ctx, raw_id, false).await
+        self.open_table_with(state, ctx, raw_id, false, true).await
     }
 
-    async fn open_table_with(&self, state: &AppState, ctx: &Ctx, raw_id: &str, cache: bool) -> AppResult<OpenTable> {
+    async fn open_table_with(
+        &self,
+        state: &AppState,
+        ctx: &Ctx,
+        raw_id: &str,
+        cache: bool,
+        record: bool,
+    ) -> AppResult<OpenTable> {
         let uses = self.authorize::<UseTables>(state, ctx).await?;
         let id: TableId = raw_id.parse().map_err(|_| AppError::NotFound)?;
         // The design comes from this node's cache when the tenant's design version has not
@@ -76,10 +91,19 @@ impl Auth {
             Some(def) => (def, self.my_grants(state, &uses).await?),
             None => {
                 let (def, grants) = if admin {
-                    (state.store.table(&uses, id).await?, Vec::new())
+                    (state.store.table(&uses, id).await, Vec::new())
                 } else {
                     let (def, grants) = tokio::join!(state.store.table(&uses, id), self.my_grants(state, &uses));
-                    (def?, grants?)
+                    (def, grants?)
+                };
+                // A table that is not the tenant's (another tenant's, or none at all) is 404
+                // like any other; asking for one is recorded, as forced browsing is.
+                let def = match def {
+                    Err(daicho_store::StoreError::NotFound) if record => {
+                        self.record_refusal(state, ctx, format!("no table:{id} in this tenant")).await?;
+                        return Err(AppError::NotFound);
+                    }
+                    other => other?,
                 };
                 if cache {
                     state.designs.put(tenant, id, self.design_version, &def);
@@ -89,7 +113,9 @@ impl Auth {
         };
         let access = self.principal.table_access(id, grants);
         if access.rights().is_empty() {
-            self.record_refusal(state, ctx, format!("no right on table:{id}")).await?;
+            if record {
+                self.record_refusal(state, ctx, format!("no right on table:{id}")).await?;
+            }
             return Err(AppError::NotFound);
         }
         Ok(OpenTable { def, access })

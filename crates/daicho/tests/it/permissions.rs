@@ -559,13 +559,39 @@ async fn bulk_edit_and_delete_are_all_or_nothing_within_the_users_rules_and_reco
         mine.push(v["record"]["id"].as_i64().unwrap());
     }
     let bulk = |op: &'static str| format!("/api/v1/tables/{t}/records/bulk-{op}");
-    // One record not covered: nothing changes.
+    // One record not covered, and not visible either: nothing changes, and the answer is the
+    // one a record that does not exist gets (404), as for a single record.
     let (s, _) = m.post_json(&bulk("update"), json!({"ids": [mine[0], theirs], "values": {"件名": "x"}})).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records/{}", mine[0])).await;
     assert_eq!(v["record"]["values"][&d.title], "mine 0", "all or nothing");
     let (s, _) = m.post_json(&bulk("delete"), json!({"ids": [mine[0], theirs]})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = m.post_json(&bulk("delete"), json!({"ids": [mine[0], 99_999]})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Visible through a second group that views every record, but not the member's to change:
+    // 403, nothing changes, and the refusals are recorded.
+    let g2 = cast.admin.post_json("/api/v1/groups", json!({"name": "閲覧"})).await.1["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cast.admin.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/members"), json!({"members": [d.member_id]})).await;
+    cast.admin.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/grants/{t}"), json!({"rights": ["view"]})).await;
+    let (s, _) = m.post_json(&bulk("update"), json!({"ids": [mine[0], theirs], "values": {"件名": "x"}})).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = m.post_json(&bulk("delete"), json!({"ids": [mine[0], theirs]})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{t}/records/{theirs}")).await;
+    assert_eq!(v["record"]["values"][&d.title], "admin's");
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=permission.denied").await;
+    let refusals = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"].as_str().unwrap_or("").starts_with("bulk "))
+        .count();
+    assert_eq!(refusals, 4, "every refused bulk operation on existing records is recorded: {v}");
+    cast.admin.send_json(Method::DELETE, &format!("/api/v1/groups/{g2}"), json!({})).await;
     // Read-only fields cannot be bulk-set; nothing selected or too many is explained.
     let (s, v) = m.post_json(&bulk("update"), json!({"ids": [mine[0]], "values": {"メモ": "x"}})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
@@ -690,8 +716,14 @@ async fn link_fields_show_the_linked_record_only_to_users_who_may_see_it() {
     let (_, v) = m.get_json(&format!("/api/v1/tables/{orders}/records/{oid}")).await;
     assert!(v["record"].get("lookups").is_none(), "{v}");
     assert!(!m.get(&format!("/tables/{orders}")).await.text().await.unwrap().contains("株式会社リンク"));
+    assert!(!m.get(&format!("/tables/{orders}/records/{oid}")).await.text().await.unwrap().contains("株式会社リンク"));
+    // Looking at orders asks nothing of customers: no refusal is recorded for the lookups.
+    let (_, v) = a.get_json("/api/v1/audit?action=permission.denied").await;
+    assert!(!v.to_string().contains(&cust), "{v}");
     let (s, v) = m.post_json(&format!("/api/v1/tables/{orders}/records"), json!({"values": {"顧客": cid}})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "linking reads the target: {v}");
+    let (_, v) = a.get_json("/api/v1/audit?action=permission.denied").await;
+    assert!(v.to_string().contains(&format!("no right on table:{cust}")), "linking is asking: recorded {v}");
     // With view on customers, but the shown field hidden: still no name.
     let mut hidden = serde_json::Map::new();
     hidden.insert(company.clone(), json!("hidden"));
@@ -935,4 +967,119 @@ async fn an_import_updates_by_key_only_with_the_edit_right_and_a_field_change_ne
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(!r.text().await.unwrap().contains(">changed<"));
+}
+
+#[tokio::test]
+async fn an_export_holds_only_what_the_export_right_covers_and_a_link_only_what_its_designer_may_view() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    let t = &d.tid;
+    // The member's group views (and designs) every record and field; a second group of theirs
+    // may download only the records they created, without the amount.
+    grant(a, &d, json!({"rights": ["view", "create", "design"]})).await;
+    let (s, g) = a.post_json("/api/v1/groups", json!({"name": "出力係", "description": ""})).await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    let g2 = g["group"]["id"].as_str().unwrap().to_owned();
+    let (s, _) =
+        a.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/members"), json!({"members": [d.member_id]})).await;
+    assert_eq!(s, StatusCode::OK);
+    let mut hidden = serde_json::Map::new();
+    hidden.insert(d.amount.clone(), json!("hidden"));
+    let (s, v) = a
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/groups/{g2}/grants/{t}"),
+            json!({"rights": ["export"], "rows": {"type": "created_by_me"}, "fields": hidden}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(add(a, &d, json!({"件名": "admin-row", "金額": 9001})).await.0, StatusCode::CREATED);
+    assert_eq!(add(m, &d, json!({"件名": "member-row", "金額": 7002})).await.0, StatusCode::CREATED);
+    // Viewing shows both records and the amount ...
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v.to_string().contains("9001"));
+    // ... the download, through the API and the page, only the member's record, no amount.
+    for url in [format!("/api/v1/tables/{t}/export.csv"), format!("/tables/{t}/export.csv")] {
+        let r = m.get(&url).await;
+        assert_eq!(r.status(), StatusCode::OK, "{url}");
+        let csv = r.text().await.unwrap();
+        let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+        assert_eq!(lines.len(), 2, "{url}: {csv}");
+        assert!(!lines[0].contains("金額") && lines[0].starts_with("件名,"), "{csv}");
+        assert!(lines[1].starts_with("member-row"), "{csv}");
+        assert!(!csv.contains("admin-row") && !csv.contains("9001") && !csv.contains("7002"), "{csv}");
+    }
+    // Nor can the download be filtered or sorted by the amount (which would tell its values).
+    let r = m.get(&format!("/api/v1/tables/{t}/export.csv?filter.gte.{}=7000", d.amount)).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = m.get(&format!("/api/v1/tables/{t}/export.csv?sort={}", d.amount)).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // The administrator's download holds both.
+    let csv = a.get(&format!("/api/v1/tables/{t}/export.csv")).await.text().await.unwrap();
+    assert!(csv.contains("admin-row") && csv.contains("member-row") && csv.contains("9001"), "{csv}");
+
+    // A customers table the member may not open, with a secret field.
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "顧客 Customers"})).await;
+    let cust = v["table"]["id"].as_str().unwrap().to_owned();
+    let mut fids = Vec::new();
+    for name in ["会社名", "与信枠"] {
+        let (s, v) = a
+            .post_json(&format!("/api/v1/tables/{cust}/fields"), json!({"name": name, "kind": {"type": "text"}}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        fids.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let (company, credit) = (&fids[0], &fids[1]);
+    let link = |show: &str| json!({"name": "顧客", "kind": {"type": "link", "table": cust, "show": show}});
+    // As designer of deals, the member is not offered it as a link target, nor may link to it.
+    let page = m.get(&format!("/tables/{t}")).await.text().await.unwrap();
+    assert!(page.contains("案件 Deals › 件名"), "their own table is offered");
+    assert!(!page.contains("顧客 Customers") && !page.contains(&cust), "a table they may not open is not");
+    let (s, v) = m.post_json(&format!("/api/v1/tables/{t}/fields"), link(company)).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_table"))
+    );
+    let r = m
+        .post_form(
+            &format!("/tables/{t}/fields"),
+            &[("name", "顧客"), ("kind", "link"), ("link", &format!("{cust}:{company}"))],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("顧客 Customers") && !body.contains("与信枠"), "the refusal names nothing of it");
+    // Create and import rights on customers do not make it a target either: linking reads it.
+    let (s, _) = a
+        .send_json(Method::PUT, &format!("/api/v1/groups/{}/grants/{cust}", d.group), json!({"rights": ["create"]}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = m.post_json(&format!("/api/v1/tables/{t}/fields"), link(company)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // With view on customers, the credit line hidden: the company is offered, the credit not.
+    let mut hidden = serde_json::Map::new();
+    hidden.insert(credit.clone(), json!("hidden"));
+    let (s, _) = a
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/groups/{}/grants/{cust}", d.group),
+            json!({"rights": ["view"], "fields": hidden}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let page = m.get(&format!("/tables/{t}")).await.text().await.unwrap();
+    assert!(page.contains("顧客 Customers › 会社名") && !page.contains("与信枠"), "only fields they see");
+    let (s, v) = m.post_json(&format!("/api/v1/tables/{t}/fields"), link(credit)).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_field"))
+    );
+    let (s, v) = m.post_json(&format!("/api/v1/tables/{t}/fields"), link(company)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // Refusals on the way were recorded.
+    let (_, v) = a.get_json("/api/v1/audit?action=permission.denied").await;
+    assert!(v["events"].as_array().unwrap().iter().any(|e| e["details"].as_str().unwrap_or("").contains(&cust)), "{v}");
 }

@@ -277,4 +277,12 @@ async fn every_route_naming_another_tenants_object_answers_404_and_changes_nothi
     let (_, v) = a.get_json("/api/v1/audit?limit=500").await;
     let denied = v["events"].as_array().unwrap().iter().filter(|e| e["outcome"] != "success").count();
     assert_eq!(denied, 0, "{v}");
+    let (_, v) = b.get_json("/api/v1/audit?action=permission.denied&limit=500").await;
+    let probes = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"].as_str().unwrap_or("").starts_with(&format!("no table:{} ", o.table)))
+        .count();
+    assert!(probes >= 20, "every route naming A's table is recorded in B's history: {probes}: {v}");
 }

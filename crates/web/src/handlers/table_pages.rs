@@ -297,7 +297,7 @@ async fn link_choices(
     let mut out = std::collections::HashMap::new();
     for f in &t.fields {
         let FieldKind::Link { table, show } = &f.kind else { continue };
-        let Ok(target) = auth.open_table(state, ctx, &table.to_string()).await else { continue };
+        let Ok(target) = auth.peek_table(state, ctx, &table.to_string()).await else { continue };
         let Ok(view) = auth.principal.authorize_table::<View>(&target.access) else { continue };
         let q = RecordQuery { limit: 500, ..Default::default() };
         let rows = state.store.list_records(&view, &target.def, &q).await?;
@@ -680,18 +680,7 @@ async fn show_page(
         bulk_error: None,
         bulk_max: crate::handlers::tables::BULK_MAX,
         link_targets: if open.access.has(TableRight::Design) {
-            let uses = auth.authorize::<UseTables>(state, ctx).await?;
-            state
-                .store
-                .list_tables(&uses)
-                .await?
-                .iter()
-                .flat_map(|lt| {
-                    lt.fields.iter().filter(|f| !matches!(f.kind, FieldKind::Link { .. })).map(move |f| {
-                        (format!("{}:{}", lt.id, f.id), format!("{} › {}", lt.name.as_str(), f.name.as_str()))
-                    })
-                })
-                .collect()
+            crate::handlers::tables::link_targets(state, ctx, auth).await?
         } else {
             Vec::new()
         },

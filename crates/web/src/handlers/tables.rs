@@ -414,7 +414,7 @@ pub(crate) async fn lookups(
         if ids.is_empty() {
             continue;
         }
-        let Ok(target) = auth.open_table(state, ctx, &table.to_string()).await else { continue };
+        let Ok(target) = auth.peek_table(state, ctx, &table.to_string()).await else { continue };
         let Ok(view) = auth.principal.authorize_table::<View>(&target.access) else { continue };
         let Some(show_def) = target.def.fields.iter().find(|d| d.id == *show) else { continue };
         for id in ids {
@@ -433,22 +433,47 @@ pub(crate) async fn lookups(
     Ok(out)
 }
 
-/// Checks a new link field: its target table is the tenant's, and the shown field is one of
-/// that table's.
+/// Checks a new link field: its target is a table the designer may view, and the shown field
+/// one of its fields they see (the same tables and fields [`link_targets`] offers; anything
+/// else is an unknown table or field, whether or not it exists).
 pub(crate) async fn check_link_kind(state: &AppState, ctx: &Ctx, auth: &Auth, kind: &FieldKind) -> AppResult<()> {
     let FieldKind::Link { table, show } = kind else { return Ok(()) };
-    let uses = auth.authorize::<UseTables>(state, ctx).await?;
-    let target = match state.store.table(&uses, *table).await {
+    let unknown_table = || AppError::Invalid(FieldErrors::single("kind", "unknown_table"));
+    let target = match auth.open_table(state, ctx, &table.to_string()).await {
         Ok(t) => t,
-        Err(daicho_store::StoreError::NotFound) => {
-            return Err(AppError::Invalid(FieldErrors::single("kind", "unknown_table")));
-        }
-        Err(e) => return Err(e.into()),
+        Err(AppError::NotFound) => return Err(unknown_table()),
+        Err(e) => return Err(e),
     };
-    match target.fields.iter().find(|f| f.id == *show) {
+    let view = match auth.table_right::<View>(state, ctx, &target).await {
+        Ok(v) => v,
+        Err(AppError::Forbidden) => return Err(unknown_table()),
+        Err(e) => return Err(e),
+    };
+    match target.seen_by(&view).fields.iter().find(|f| f.id == *show) {
         Some(f) if !matches!(f.kind, FieldKind::Link { .. }) => Ok(()),
         _ => Err(AppError::Invalid(FieldErrors::single("kind", "unknown_field"))),
     }
+}
+
+/// What a new link field may point at, as ("table id:field id", "table › field"): the fields
+/// (other than links) that the designer sees of the tables they may view. A designer of one
+/// table learns nothing here of tables and fields they may not see.
+pub(crate) async fn link_targets(state: &AppState, ctx: &Ctx, auth: &Auth) -> AppResult<Vec<(String, String)>> {
+    let uses = auth.authorize::<UseTables>(state, ctx).await?;
+    let tables = state.store.list_tables(&uses).await?;
+    let grants = auth.my_grants(state, &uses).await?;
+    let mut out = Vec::new();
+    for def in tables {
+        let access = auth.principal.table_access(def.id, grants.clone());
+        let Ok(view) = auth.principal.authorize_table::<View>(&access) else { continue };
+        out.extend(
+            def.fields
+                .iter()
+                .filter(|f| view.sees(f.id) && !matches!(f.kind, FieldKind::Link { .. }))
+                .map(|f| (format!("{}:{}", def.id, f.id), format!("{} › {}", def.name.as_str(), f.name.as_str()))),
+        );
+    }
+    Ok(out)
 }
 
 fn with_links(v: &mut Value, r: &Record, links: &std::collections::HashMap<(FieldId, i64), String>) {
@@ -766,8 +791,37 @@ pub(crate) async fn bulk_delete_op(
         .details(format!("bulk delete of {} records: {}", ids.len(), id_list(&ids)));
     match state.store.delete_records(&scope, &open.def, &ids, ev).await {
         Ok(n) => Ok(n),
-        Err(e) => Err(auth.refused(state, ctx, e.into(), format!("bulk delete in table:{}", open.def.id)).await),
+        Err(e) => Err(bulk_refused(state, ctx, auth, open, &ids, e, "bulk delete").await),
     }
+}
+
+/// A refused bulk operation answers as one record's would: 404 when a record it names is not
+/// one the user may see (so the answer does not tell that it exists), 403 when every record is
+/// visible but one is outside the right's rows (or a field outside its writable ones). Only
+/// the refusal path looks the records up; the refusal is recorded either way.
+async fn bulk_refused(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    open: &OpenTable,
+    ids: &[i64],
+    e: daicho_store::StoreError,
+    what: &str,
+) -> AppError {
+    let forbidden = matches!(e, daicho_store::StoreError::Forbidden);
+    let e = auth.refused(state, ctx, e.into(), format!("{what} in table:{}", open.def.id)).await;
+    if !forbidden {
+        return e;
+    }
+    let Ok(view) = auth.principal.authorize_table::<View>(&open.access) else { return e };
+    for id in ids {
+        match state.store.get_record(&view, &open.def, *id).await {
+            Ok(_) => {}
+            Err(daicho_store::StoreError::NotFound) => return AppError::NotFound,
+            Err(other) => return other.into(),
+        }
+    }
+    e
 }
 
 /// Sets the same values on the given (or selected) records in one transaction, all or none.
@@ -794,7 +848,7 @@ pub(crate) async fn bulk_update_op(
         .details(format!("bulk edit of {} records: {}; {}", ids.len(), id_list(&ids), describe(&t, &cells, None)));
     match state.store.update_records(&scope, &open.def, &ids, cells, ctx.now, ev).await {
         Ok(n) => Ok(n),
-        Err(e) => Err(auth.refused(state, ctx, e.into(), format!("bulk edit in table:{}", t.id)).await),
+        Err(e) => Err(bulk_refused(state, ctx, auth, open, &ids, e, "bulk edit").await),
     }
 }
 
@@ -852,9 +906,10 @@ pub async fn export_records(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
-    let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
-    let _export = auth.table_right::<Export>(&state, &ctx, &open).await?;
-    // Columns: the fields the user sees; rows: those view covers (applied by the store).
+    auth.table_right::<View>(&state, &ctx, &open).await?;
+    // Rows and columns: those the export right covers, within view's (applied by the store).
+    // A group may view more than it may download.
+    let scope = auth.table_right::<Export>(&state, &ctx, &open).await?.reading();
     let t = open.seen_by(&scope);
     let full = open.def.clone();
     let sjis = match pairs.iter().find(|(k, _)| k == "encoding").map(|(_, v)| v.as_str()) {
