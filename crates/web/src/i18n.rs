@@ -29,6 +29,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.unknown_record", "No such record that you may see.", "参照できるレコードがありません。"),
     ("err.unknown_table", "No such table.", "テーブルがありません。"),
     ("bulk.select", "Select", "選択"),
+    ("bulk.select_all", "Select every record on this page", "このページのレコードをすべて選択"),
     ("bulk.title", "With the ticked records", "チェックしたレコードに対して"),
     (
         "bulk.all_matching",

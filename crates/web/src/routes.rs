@@ -60,6 +60,7 @@ fn table() -> Routes {
     Routes { router: Router::new(), info: Vec::new() }
         // assets and probes
         .add("GET", "/assets/app.css", Public, get(assets::app_css))
+        .add("GET", "/assets/app.js", Public, get(assets::app_js))
         .add("GET", "/assets/icon.svg", Public, get(assets::icon_svg))
         .add("GET", "/favicon.ico", Public, get(assets::favicon))
         .add("GET", "/healthz", Public, get(assets::healthz))

@@ -31,6 +31,13 @@ async fn every_kind_of_response_carries_the_security_headers() {
     let asset = anon.get("/assets/app.css").await;
     assert_eq!(asset.status(), StatusCode::OK);
     assert_security_headers(&asset, "asset");
+    // The one script is first-party, served by the binary, allowed by the CSP's script-src
+    // 'self', and linked from every page.
+    let script = anon.get("/assets/app.js").await;
+    assert_eq!(script.status(), StatusCode::OK);
+    assert_security_headers(&script, "script");
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert!(script.text().await.unwrap().contains("data-select-all"));
 
     let redirect = anon.get("/admin/users").await;
     assert_eq!(redirect.status(), StatusCode::SEE_OTHER);

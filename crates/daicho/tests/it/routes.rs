@@ -7,6 +7,7 @@ use daicho_web::routes::{Access, inventory};
 
 const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/assets/app.css"),
+    ("GET", "/assets/app.js"),
     ("GET", "/assets/icon.svg"),
     ("GET", "/favicon.ico"),
     ("GET", "/healthz"),

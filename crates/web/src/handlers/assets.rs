@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 
 const APP_CSS: &str = include_str!("../../assets/app.css");
 const ICON_SVG: &str = include_str!("../../assets/icon.svg");
+const APP_JS: &str = include_str!("../../assets/app.js");
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
     let mut r = body.into_response();
@@ -14,6 +15,11 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 
 pub async fn app_css() -> Response {
     asset(APP_CSS, "text/css; charset=utf-8")
+}
+
+/// The one first-party script: conveniences over pages that work without it.
+pub async fn app_js() -> Response {
+    asset(APP_JS, "text/javascript; charset=utf-8")
 }
 
 pub async fn icon_svg() -> Response {
