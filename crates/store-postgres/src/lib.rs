@@ -768,6 +768,8 @@ impl Store for PgStore {
     ) -> StoreResult<Record> {
         guard::check_table(scope, table)?;
         guard::check_writes(scope, &cells)?;
+        let mut cells = cells;
+        guard::fill_defaults(&guard::defaults(table), &mut cells);
         let who = scope.actor().to_string();
         let mut tx = self.write_tx().await?;
         let id = insert_in(&mut tx, table, &who, at, &cells).await?;
@@ -1417,6 +1419,7 @@ impl Store for PgStore {
         name: Name,
         event: NewAuditEvent,
     ) -> StoreResult<TableDef> {
+        guard::check_field_seen(scope, field)?;
         let q = sqlx::query(
             "UPDATE user_fields SET name = $1 WHERE id = $2 AND table_id = $3 AND deleted_at IS NULL \
              AND table_id IN (SELECT id FROM user_tables WHERE tenant_id = $4 AND deleted_at IS NULL)",
@@ -1438,6 +1441,9 @@ impl Store for PgStore {
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         if !guard::is_permutation(&def, &order) {
             return Err(StoreError::Conflict(FieldErrors::single("fields", "not_every_field")));
+        }
+        if !guard::keeps_hidden_in_place(scope, &def, &order) {
+            return Err(StoreError::Forbidden);
         }
         for (i, f) in order.iter().enumerate() {
             sqlx::query("UPDATE user_fields SET position = $1 WHERE id = $2 AND table_id = $3")
@@ -1461,6 +1467,7 @@ impl Store for PgStore {
         apply: bool,
         event: NewAuditEvent,
     ) -> StoreResult<RetypeReport> {
+        guard::check_field_seen(scope, field.id)?;
         let mut tx = self.write_tx().await?;
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
@@ -1626,6 +1633,7 @@ impl Store for PgStore {
     }
 
     async fn trash_field(&self, scope: &TableScope<Design>, field: FieldId, event: NewAuditEvent) -> StoreResult<()> {
+        guard::check_field_seen(scope, field)?;
         let mut tx = self.write_tx().await?;
         let n = sqlx::query(
             "UPDATE user_fields SET deleted_at = $1, deleted_by = $2, trashed_name = name, name = $3 \

@@ -745,6 +745,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<Record> {
         guard::check_table(scope, table)?;
         guard::check_writes(scope, &cells)?;
+        let mut cells = cells;
+        guard::fill_defaults(&guard::defaults(table), &mut cells);
         let who = scope.actor().to_string();
         let mut tx = self.write_tx().await?;
         let id = insert_in(&mut tx, table, &who, at, &cells).await?;
@@ -1282,6 +1284,7 @@ impl Store for SqliteStore {
         name: Name,
         event: NewAuditEvent,
     ) -> StoreResult<TableDef> {
+        guard::check_field_seen(scope, field)?;
         let q = sqlx::query(
             "UPDATE user_fields SET name = ? WHERE id = ? AND table_id = ? AND deleted_at IS NULL \
              AND table_id IN (SELECT id FROM user_tables WHERE tenant_id = ? AND deleted_at IS NULL)",
@@ -1303,6 +1306,9 @@ impl Store for SqliteStore {
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         if !guard::is_permutation(&def, &order) {
             return Err(StoreError::Conflict(FieldErrors::single("fields", "not_every_field")));
+        }
+        if !guard::keeps_hidden_in_place(scope, &def, &order) {
+            return Err(StoreError::Forbidden);
         }
         for (i, f) in order.iter().enumerate() {
             sqlx::query("UPDATE user_fields SET position = ? WHERE id = ? AND table_id = ?")
@@ -1326,6 +1332,7 @@ impl Store for SqliteStore {
         apply: bool,
         event: NewAuditEvent,
     ) -> StoreResult<RetypeReport> {
+        guard::check_field_seen(scope, field.id)?;
         let mut tx = self.write_tx().await?;
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
@@ -1469,6 +1476,7 @@ impl Store for SqliteStore {
     }
 
     async fn trash_field(&self, scope: &TableScope<Design>, field: FieldId, event: NewAuditEvent) -> StoreResult<()> {
+        guard::check_field_seen(scope, field)?;
         let mut tx = self.write_tx().await?;
         let n = sqlx::query(
             "UPDATE user_fields SET deleted_at = ?, deleted_by = ?, trashed_name = name, name = ? \

@@ -149,3 +149,115 @@ pub fn is_permutation(def: &TableDef, order: &[FieldId]) -> bool {
     b.sort();
     a == b
 }
+
+/// The default values of a table's fields as cells: a new record gets each one it was not
+/// given. Generated fields have none; a default that no longer parses is left out.
+pub fn defaults(table: &TableDef) -> Vec<(FieldId, Cell)> {
+    table
+        .fields
+        .iter()
+        .filter(|f| !f.kind.is_generated())
+        .filter_map(|f| {
+            let d = f.rules.default.as_ref()?;
+            f.parse(&serde_json::Value::String(d.clone())).ok().map(|c| (f.id, c))
+        })
+        .collect()
+}
+
+/// A new record's cells with the default of every field it was not given, also of fields the
+/// creator may not write or see: the designer set that value, not the creator (checked by
+/// [`check_writes`] before).
+pub fn fill_defaults(defaults: &[(FieldId, Cell)], cells: &mut Vec<(FieldId, Cell)>) {
+    for (f, c) in defaults {
+        if !cells.iter().any(|(g, _)| g == f) {
+            cells.push((*f, c.clone()));
+        }
+    }
+}
+
+/// A field the scope hides is not there for it: a designer may not rename, change or delete
+/// a field their groups hide from them (NotFound, as for a field that does not exist).
+pub fn check_field_seen<R: Right>(scope: &TableScope<R>, field: FieldId) -> StoreResult<()> {
+    if scope.sees(field) { Ok(()) } else { Err(StoreError::NotFound) }
+}
+
+/// A whole field order from the order of the fields the scope sees: each hidden field keeps
+/// its place and the seen ones fill the other places in the given order. `None` when the
+/// given order is not every seen field exactly once.
+pub fn order_with_hidden<R: Right>(
+    scope: &TableScope<R>,
+    def: &TableDef,
+    seen_order: &[FieldId],
+) -> Option<Vec<FieldId>> {
+    let mut seen: Vec<FieldId> = def.fields.iter().filter(|f| scope.sees(f.id)).map(|f| f.id).collect();
+    let mut given = seen_order.to_vec();
+    seen.sort();
+    given.sort();
+    if seen != given {
+        return None;
+    }
+    let mut next = seen_order.iter();
+    Some(def.fields.iter().map(|f| if scope.sees(f.id) { *next.next().unwrap_or(&f.id) } else { f.id }).collect())
+}
+
+/// Whether a new field order leaves every field the scope hides where it was.
+pub fn keeps_hidden_in_place<R: Right>(scope: &TableScope<R>, def: &TableDef, order: &[FieldId]) -> bool {
+    def.fields.iter().enumerate().all(|(i, f)| scope.sees(f.id) || order.get(i) == Some(&f.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use daicho_domain::access::{Design, FieldAccess, Rights, TableGrant, TableRight};
+    use daicho_domain::table::{FieldDef, FieldKind, FieldRules, Name};
+    use daicho_domain::{GroupId, LoginId, Principal, Role, SessionId, TableId, TenantId, UserId};
+
+    #[test]
+    fn a_designer_orders_the_fields_they_see_and_hidden_ones_keep_their_place() {
+        let p = Principal {
+            tenant_id: TenantId::new_random(),
+            user_id: UserId::new_random(),
+            login_id: LoginId::parse("taro").unwrap(),
+            role: Role::Member,
+            session_id: SessionId::new_random(),
+        };
+        let table = TableId::new_random();
+        let f: Vec<FieldDef> = (0..4)
+            .map(|i| FieldDef {
+                id: FieldId::new_random(),
+                name: Name::parse(&format!("f{i}")).unwrap(),
+                kind: FieldKind::Text,
+                rules: FieldRules::default(),
+                position: i,
+            })
+            .collect();
+        let ids: Vec<FieldId> = f.iter().map(|f| f.id).collect();
+        let def = TableDef {
+            id: table,
+            tenant_id: p.tenant_id,
+            name: Name::parse("t").unwrap(),
+            description: String::new(),
+            fields: f,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let grant = TableGrant {
+            group: GroupId::new_random(),
+            table,
+            rights: Rights::of([TableRight::Design]),
+            rows: RowRule::All,
+            fields: [(ids[1], FieldAccess::Hidden)].into_iter().collect(),
+        };
+        let scope = p.authorize_table::<Design>(&p.table_access(table, vec![grant])).unwrap();
+        assert!(check_field_seen(&scope, ids[0]).is_ok());
+        assert!(matches!(check_field_seen(&scope, ids[1]), Err(StoreError::NotFound)));
+        // The seen fields 0, 2, 3 reversed: the hidden field 1 stays second.
+        let order = order_with_hidden(&scope, &def, &[ids[3], ids[2], ids[0]]).unwrap();
+        assert_eq!(order, [ids[3], ids[1], ids[2], ids[0]]);
+        assert!(keeps_hidden_in_place(&scope, &def, &order));
+        assert!(!keeps_hidden_in_place(&scope, &def, &[ids[1], ids[3], ids[2], ids[0]]));
+        // Naming the hidden field, leaving one out or naming one twice is refused.
+        assert!(order_with_hidden(&scope, &def, &[ids[3], ids[1], ids[2], ids[0]]).is_none());
+        assert!(order_with_hidden(&scope, &def, &[ids[3], ids[2]]).is_none());
+        assert!(order_with_hidden(&scope, &def, &[ids[3], ids[3], ids[0]]).is_none());
+    }
+}

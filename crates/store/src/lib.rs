@@ -93,6 +93,7 @@ pub async fn write_parts(
     sink: &mut dyn ImportSink,
 ) -> StoreResult<(u64, u64, String)> {
     let (mut inserted, mut updated) = (0u64, 0u64);
+    let defaults = guard::defaults(w.table);
     let mut next = Some(first);
     loop {
         let part = match next.take() {
@@ -100,9 +101,10 @@ pub async fn write_parts(
             None => parts.recv().await.ok_or_else(import_abandoned)?,
         };
         match part {
-            ImportPart::Insert(rows) => {
-                for cells in &rows {
+            ImportPart::Insert(mut rows) => {
+                for cells in &mut rows {
                     guard::check_writes(w.scope, cells)?;
+                    guard::fill_defaults(&defaults, cells);
                 }
                 sink.insert(w, &rows).await?;
                 inserted += rows.len() as u64;

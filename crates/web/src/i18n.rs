@@ -405,6 +405,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "アップロードしたファイルは保管されていません（1時間経過したか、別のユーザーのものです）。もう一度選んでください。",
     ),
     (
+        "err.required_unwritable",
+        "A required field that you may not fill has no default value, so you cannot add records to this table. Ask an administrator.",
+        "入力できない必須項目に既定値がないため、このテーブルにはレコードを追加できません。管理者に連絡してください。",
+    ),
+    (
         "err.not_editable",
         "You may not edit this record (it would be updated by its key).",
         "このレコードは編集できません（キーで更新されるレコードです）。",

@@ -25,22 +25,26 @@ impl OpenTable {
     /// The design as a scope sees it: hidden fields removed, so that everything built from it
     /// (grid columns, forms, filters, sorting, CSV columns, JSON) leaves them out.
     pub fn seen_by<R: Right>(&self, scope: &TableScope<R>) -> TableDef {
-        let mut t = self.def.clone();
-        t.fields.retain(|f| scope.sees(f.id));
-        t
+        seen(scope, self.def.clone())
     }
+}
+
+/// A design (e.g. as a store method returns it after a change) as a scope sees it.
+pub fn seen<R: Right>(scope: &TableScope<R>, mut t: TableDef) -> TableDef {
+    t.fields.retain(|f| scope.sees(f.id));
+    t
 }
 
 impl OpenTable {
     /// The design as this user sees it at all: through view if they hold it, else through the
-    /// right they do hold (designers see every field).
+    /// right they do hold (a designer sees the fields their design grant does not hide).
     pub fn visible(&self, auth: &Auth) -> TableDef {
         use daicho_domain::access::{Create, Design, Import, View};
         let p = &auth.principal;
         if let Ok(s) = p.authorize_table::<View>(&self.access) {
             self.seen_by(&s)
-        } else if p.authorize_table::<Design>(&self.access).is_ok() {
-            self.def.clone()
+        } else if let Ok(s) = p.authorize_table::<Design>(&self.access) {
+            self.seen_by(&s)
         } else if let Ok(s) = p.authorize_table::<Create>(&self.access) {
             self.seen_by(&s)
         } else if let Ok(s) = p.authorize_table::<Import>(&self.access) {
@@ -157,7 +161,9 @@ impl Auth {
         e
     }
 
-    async fn record_refusal(&self, state: &AppState, ctx: &Ctx, what: String) -> AppResult<()> {
+    /// Records a refusal that the handler answers in its own way (e.g. a 422 naming the rows or
+    /// the rule): the operation history shows every refusal, whatever its status code.
+    pub async fn record_refusal(&self, state: &AppState, ctx: &Ctx, what: String) -> AppResult<()> {
         let ev = ctx
             .event_by(&self.principal, AuditAction::PermissionDenied, Outcome::Denied)
             .target(ctx.path.clone())

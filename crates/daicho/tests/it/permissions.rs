@@ -967,6 +967,25 @@ async fn an_import_updates_by_key_only_with_the_edit_right_and_a_field_change_ne
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(!r.text().await.unwrap().contains(">changed<"));
+    // Edit limited to their own records, view of every record through a second group: an
+    // update by key of the administrator's record is refused by row (422), and recorded.
+    grant(&cast.admin, &d, json!({"rights": ["view", "import", "edit"], "rows": {"type": "created_by_me"}})).await;
+    let g2 = cast.admin.post_json("/api/v1/groups", json!({"name": "閲覧"})).await.1["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cast.admin.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/members"), json!({"members": [d.member_id]})).await;
+    cast.admin
+        .send_json(Method::PUT, &format!("/api/v1/groups/{g2}/grants/{}", d.tid), json!({"rights": ["view"]}))
+        .await;
+    let (s, v) = crate::tables::import(m, &d.tid, "?key=コード", "コード,件名\nA,again\n".into()).await;
+    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("not_editable")));
+    assert_eq!(title().await, (json!("changed"), json!("x")));
+    // Both refusals answered with 422 are in the operation history.
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=permission.denied").await;
+    let details: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["details"].as_str().unwrap()).collect();
+    assert_eq!(details.iter().filter(|d| d.starts_with("field change needs every record")).count(), 2, "{details:?}");
+    assert!(details.iter().any(|d| d.starts_with("import update of 1 records outside edit's rows")), "{details:?}");
 }
 
 #[tokio::test]
@@ -1082,4 +1101,179 @@ async fn an_export_holds_only_what_the_export_right_covers_and_a_link_only_what_
     // Refusals on the way were recorded.
     let (_, v) = a.get_json("/api/v1/audit?action=permission.denied").await;
     assert!(v["events"].as_array().unwrap().iter().any(|e| e["details"].as_str().unwrap_or("").contains(&cust)), "{v}");
+}
+
+#[tokio::test]
+async fn a_designer_sees_and_changes_only_the_fields_their_groups_do_not_hide() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    let t = &d.tid;
+    let mut hidden = serde_json::Map::new();
+    hidden.insert(d.amount.clone(), json!("hidden"));
+    grant(a, &d, json!({"rights": ["view", "design"], "fields": hidden})).await;
+    let order = || async {
+        let (_, v) = a.get_json(&format!("/api/v1/tables/{t}")).await;
+        v["table"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(order().await, ["件名", "金額", "メモ", "担当"]);
+    // Neither the design page, the settings page nor the design API shows the hidden amount.
+    let page = m.get(&format!("/tables/{t}/design")).await.text().await.unwrap();
+    assert!(page.contains("メモ") && !page.contains("金額") && !page.contains(&d.amount), "design page");
+    let (s, v) = m.send_json(Method::PATCH, &format!("/api/v1/tables/{t}"), json!({"description": "x"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v.to_string().contains(&d.memo) && !v.to_string().contains(&d.amount), "{v}");
+    let (s, v) =
+        m.send_json(Method::PATCH, &format!("/api/v1/tables/{t}/fields/{}", d.memo), json!({"name": "備考"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(!v.to_string().contains(&d.amount), "{v}");
+    // The amount cannot be renamed, changed, moved or deleted by them: 404, as if absent.
+    let amount = &d.amount;
+    let (s, _) = m.send_json(Method::PATCH, &format!("/api/v1/tables/{t}/fields/{amount}"), json!({"name": "x"})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = m.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/fields/{amount}"), json!({})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = m
+        .post_json(
+            &format!("/api/v1/tables/{t}/fields/{amount}/retype"),
+            json!({"kind": {"type": "text"}, "apply": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(m.get(&format!("/tables/{t}/design/fields/{amount}/type")).await.status(), StatusCode::NOT_FOUND);
+    let r = m
+        .post_form(&format!("/tables/{t}/design"), &[("action", "delete_field"), ("field", amount), ("confirm", "yes")])
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = m
+        .post_form(
+            &format!("/tables/{t}/design"),
+            &[("action", "rename"), ("field", amount), (&format!("name_{amount}"), "x")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(order().await, ["件名", "金額", "備考", "担当"], "nothing happened to the amount");
+    // Reordering moves the fields they see; the amount keeps its place. Its name is as unknown
+    // as a name that does not exist.
+    let order_url = format!("/api/v1/tables/{t}/fields/order");
+    let reorder = |names: Value| m.send_json(Method::PUT, &order_url, json!({"fields": names}));
+    let (s, v) = reorder(json!(["担当", "備考", "件名"])).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(!v.to_string().contains(&d.amount), "{v}");
+    assert_eq!(order().await, ["担当", "金額", "備考", "件名"]);
+    for names in [json!(["担当", "金額", "備考", "件名"]), json!(["担当", "無い", "備考", "件名"])] {
+        let (s, v) = reorder(names).await;
+        assert_eq!(
+            (s, v["error"]["fields"][0]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_field"))
+        );
+    }
+    let r = m.post_form(&format!("/tables/{t}/design"), &[("action", "down"), ("field", &d.owner)]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(order().await, ["備考", "金額", "担当", "件名"], "down past the hidden amount");
+    // A view-only user learns nothing from names either: the same 403 for both, recorded, and
+    // a malformed body is refused for the right before it is read.
+    grant(a, &d, json!({"rights": ["view"], "fields": hidden})).await;
+    for names in [json!(["金額"]), json!(["無い"])] {
+        assert_eq!(reorder(names).await.0, StatusCode::FORBIDDEN);
+    }
+    let r = m
+        .client
+        .patch(m.url(&format!("/api/v1/tables/{t}")))
+        .header("x-csrf-token", &m.csrf)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (_, v) = a.get_json("/api/v1/audit?action=permission.denied").await;
+    let needs_design = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"].as_str().unwrap_or("").starts_with(&format!("needs design on table:{t}")))
+        .count();
+    assert_eq!(needs_design, 3, "{v}");
+}
+
+#[tokio::test]
+async fn a_new_record_gets_the_defaults_of_fields_its_creator_may_not_write_or_see() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    let t = &d.tid;
+    let mut ids = Vec::new();
+    for (name, rules) in [("状態", json!({"default": "申請中"})), ("社内区分", json!({"default": "S-1"}))] {
+        let (s, v) = a
+            .post_json(
+                &format!("/api/v1/tables/{t}/fields"),
+                json!({"name": name, "kind": {"type": "text"}, "rules": rules}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let (status, secret) = (ids[0].clone(), ids[1].clone());
+    let mut fields = serde_json::Map::new();
+    fields.insert(status.clone(), json!("read_only"));
+    fields.insert(secret.clone(), json!("hidden"));
+    grant(a, &d, json!({"rights": ["view", "create", "import"], "fields": fields.clone()})).await;
+    let (st, se) = (&status, &secret);
+    let stored = |rid: i64| async move {
+        let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{rid}")).await;
+        (v["record"]["values"][st].clone(), v["record"]["values"][se].clone())
+    };
+    let want = (json!("申請中"), json!("S-1"));
+    // Through the API: the member's answer shows the status, never the hidden field.
+    let (s, v) = add(m, &d, json!({"件名": "api"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["record"]["values"][&status], "申請中");
+    assert!(!v.to_string().contains(&secret) && !v.to_string().contains("S-1"), "{v}");
+    assert_eq!(stored(v["record"]["id"].as_i64().unwrap()).await, want);
+    // Through the form and an import.
+    let r = m.post_form(&format!("/tables/{t}/records"), &[(d.title.as_str(), "page")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (s, v) = crate::tables::import(m, t, "", "件名\nimported\n".into()).await;
+    assert_eq!((s, &v["inserted"]), (StatusCode::OK, &json!(1)), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records")).await;
+    let records = v["records"].as_array().unwrap();
+    assert_eq!(records.len(), 3);
+    for r in records {
+        assert_eq!((r["values"][&status].clone(), r["values"][&secret].clone()), want, "{r}");
+    }
+    // A required field hidden from the member without a default: nothing they create could be
+    // complete, so creating is refused (API, form, import) without naming the field.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/fields"),
+            json!({"name": "承認者コード", "kind": {"type": "text"}, "rules": {"required": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let approver = v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    fields.insert(approver.clone(), json!("hidden"));
+    grant(a, &d, json!({"rights": ["view", "create", "import"], "fields": fields})).await;
+    let (s, v) = add(m, &d, json!({"件名": "api 2"})).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("required_unwritable"))
+    );
+    assert!(!v.to_string().contains("承認者") && !v.to_string().contains(&approver), "{v}");
+    let r = m.post_form(&format!("/tables/{t}/records"), &[(d.title.as_str(), "page 2")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("no default value") && !body.contains("承認者"), "the form explains it");
+    let (s, v) = crate::tables::import(m, t, "", "件名\nimported 2\n".into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("required_unwritable") && !v.to_string().contains(&approver), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 3, "nothing was added");
 }

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use daicho_domain::access::Design;
+use daicho_domain::access::{Design, TableScope};
 use daicho_domain::table::{Name, TRASH_DAYS, TableDef};
 use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, Outcome, TableId};
 use serde::Deserialize;
@@ -22,11 +22,25 @@ use crate::handlers::tables::table_json;
 use crate::middleware::redirect_see_other;
 use crate::session::Auth;
 use crate::state::AppState;
-use crate::tablecap::OpenTable;
+use crate::tablecap::{OpenTable, seen};
 use crate::views::{Errors, Page, render, render_status};
 
 fn field_of(t: &TableDef, key: &str) -> AppResult<FieldId> {
     t.fields.iter().find(|f| f.id.to_string() == key || f.name.as_str() == key).map(|f| f.id).ok_or(AppError::NotFound)
+}
+
+/// The design right on an open table, and the table as that right sees it. A field the
+/// designer's groups hide is not theirs to see, rename, move, change or delete: it answers 404
+/// like a field that does not exist (the store refuses it too).
+async fn designing(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    open: &OpenTable,
+) -> AppResult<(TableScope<Design>, TableDef)> {
+    let scope = auth.table_right::<Design>(state, ctx, open).await?;
+    let t = open.seen_by(&scope);
+    Ok((scope, t))
 }
 
 fn invalid(field: &'static str, code: &'static str) -> AppError {
@@ -41,7 +55,7 @@ async fn update_table_op(
     name: Option<&str>,
     description: Option<&str>,
 ) -> AppResult<TableDef> {
-    let scope = auth.table_right::<Design>(state, ctx, open).await?;
+    let (scope, _) = designing(state, ctx, auth, open).await?;
     let name = name.map(Name::parse).transpose().map_err(|c| invalid("name", c))?;
     if description.is_some_and(|d| d.chars().count() > 2000) {
         return Err(invalid("description", "too_long"));
@@ -57,7 +71,8 @@ async fn update_table_op(
         .event_by(&auth.principal, AuditAction::TableUpdate, Outcome::Success)
         .target(format!("table:{}", open.def.id))
         .details(details.join("; "));
-    Ok(state.store.update_table(&scope, name, description.map(str::to_owned), ev).await?)
+    let t = state.store.update_table(&scope, name, description.map(str::to_owned), ev).await?;
+    Ok(seen(&scope, t))
 }
 
 async fn rename_field_op(
@@ -68,15 +83,16 @@ async fn rename_field_op(
     field: &str,
     name: &str,
 ) -> AppResult<TableDef> {
-    let scope = auth.table_right::<Design>(state, ctx, open).await?;
-    let id = field_of(&open.def, field)?;
+    let (scope, t) = designing(state, ctx, auth, open).await?;
+    let id = field_of(&t, field)?;
     let name = Name::parse(name).map_err(|c| invalid("name", c))?;
-    let old = open.def.fields.iter().find(|f| f.id == id).map(|f| f.name.as_str().to_owned()).unwrap_or_default();
+    let old = t.fields.iter().find(|f| f.id == id).map(|f| f.name.as_str().to_owned()).unwrap_or_default();
     let ev = ctx
         .event_by(&auth.principal, AuditAction::FieldUpdate, Outcome::Success)
         .target(format!("table:{} field:{id}", open.def.id))
         .details(format!("name: {old} -> {}", name.as_str()));
-    Ok(state.store.rename_field(&scope, id, name, ev).await?)
+    let t = state.store.rename_field(&scope, id, name, ev).await?;
+    Ok(seen(&scope, t))
 }
 
 async fn reorder_op(
@@ -86,17 +102,19 @@ async fn reorder_op(
     open: &OpenTable,
     order: Vec<FieldId>,
 ) -> AppResult<TableDef> {
-    let scope = auth.table_right::<Design>(state, ctx, open).await?;
-    if !daicho_store::guard::is_permutation(&open.def, &order) {
+    let (scope, t) = designing(state, ctx, auth, open).await?;
+    // The order names the fields the designer sees; hidden ones keep their places.
+    let Some(whole) = daicho_store::guard::order_with_hidden(&scope, &open.def, &order) else {
         return Err(invalid("fields", "not_every_field"));
-    }
+    };
     let names: Vec<&str> =
-        order.iter().filter_map(|id| open.def.fields.iter().find(|f| f.id == *id).map(|f| f.name.as_str())).collect();
+        order.iter().filter_map(|id| t.fields.iter().find(|f| f.id == *id).map(|f| f.name.as_str())).collect();
     let ev = ctx
         .event_by(&auth.principal, AuditAction::FieldReorder, Outcome::Success)
         .target(format!("table:{}", open.def.id))
         .details(names.join(", "));
-    Ok(state.store.reorder_fields(&scope, order, ev).await?)
+    let t = state.store.reorder_fields(&scope, whole, ev).await?;
+    Ok(seen(&scope, t))
 }
 
 /// The field's rules that still apply to the new kind; the ones that do not are named.
@@ -158,17 +176,25 @@ pub(crate) async fn retype_op(
     rules: Option<daicho_domain::table::FieldRules>,
     apply: bool,
 ) -> AppResult<(daicho_store::RetypeReport, Vec<&'static str>)> {
-    let scope = auth.table_right::<Design>(state, ctx, open).await?;
-    let id = field_of(&open.def, field)?;
-    let old = open.def.fields.iter().find(|f| f.id == id).cloned().ok_or(AppError::NotFound)?;
+    let (scope, t) = designing(state, ctx, auth, open).await?;
+    let id = field_of(&t, field)?;
+    let old = t.fields.iter().find(|f| f.id == id).cloned().ok_or(AppError::NotFound)?;
     // The report shows values: only of a field the designer may see.
     let view = auth.table_right::<daicho_domain::access::View>(state, ctx, open).await?;
     if !view.sees(id) {
+        auth.record_refusal(
+            state,
+            ctx,
+            format!("field change of a field view hides: table:{} field:{id}", open.def.id),
+        )
+        .await?;
         return Err(invalid("field", "unknown_field"));
     }
     // The check reads every record and reports values: only for a designer who may see every
     // record (a row rule on view or design would otherwise let values of other rows through).
     if !view.rows().is_all() || !scope.rows().is_all() {
+        auth.record_refusal(state, ctx, format!("field change needs every record: table:{} field:{id}", open.def.id))
+            .await?;
         return Err(invalid("kind", "needs_all_records"));
     }
     if !daicho_domain::table::retype_allowed(&old.kind, &kind) {
@@ -260,6 +286,7 @@ pub async fn api_retype(
 ) -> AppResult<Response> {
     use axum::response::IntoResponse as _;
     let open = auth.open_table(&state, &ctx, &tid).await?;
+    designing(&state, &ctx, &auth, &open).await?;
     let b: RetypeBody = body.parse()?;
     let (report, dropped) = retype_op(&state, &ctx, &auth, &open, &fid, b.kind, b.rules, b.apply).await?;
     let status = if report.failed > 0 { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
@@ -269,15 +296,15 @@ pub async fn api_retype(
             json!({"code": "values_do_not_convert", "message": "Some values do not convert; nothing was changed."});
     } else if report.applied {
         let open = auth.reopen_table(&state, &ctx, &tid).await?;
-        out["table"] = table_json(&open.def);
+        out["table"] = table_json(&designing(&state, &ctx, &auth, &open).await?.1);
     }
     Ok((status, Json(out)).into_response())
 }
 
 async fn delete_field_op(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTable, field: &str) -> AppResult<()> {
-    let scope = auth.table_right::<Design>(state, ctx, open).await?;
-    let id = field_of(&open.def, field)?;
-    let name = open.def.fields.iter().find(|f| f.id == id).map(|f| f.name.as_str().to_owned()).unwrap_or_default();
+    let (scope, t) = designing(state, ctx, auth, open).await?;
+    let id = field_of(&t, field)?;
+    let name = t.fields.iter().find(|f| f.id == id).map(|f| f.name.as_str().to_owned()).unwrap_or_default();
     let ev = ctx
         .event_by(&auth.principal, AuditAction::FieldDelete, Outcome::Success)
         .target(format!("table:{} field:{id}", open.def.id))
@@ -357,6 +384,7 @@ pub async fn api_update_table(
     body: ApiBody,
 ) -> AppResult<Json<Value>> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
+    designing(&state, &ctx, &auth, &open).await?;
     let b: TableUpdateBody = body.parse()?;
     let t = update_table_op(&state, &ctx, &auth, &open, b.name.as_deref(), b.description.as_deref()).await?;
     Ok(Json(json!({"table": table_json(&t)})))
@@ -387,6 +415,7 @@ pub async fn api_update_field(
     body: ApiBody,
 ) -> AppResult<Json<Value>> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
+    designing(&state, &ctx, &auth, &open).await?;
     let b: FieldUpdateBody = body.parse()?;
     let t = rename_field_op(&state, &ctx, &auth, &open, &fid, &b.name).await?;
     Ok(Json(json!({"table": table_json(&t)})))
@@ -417,10 +446,13 @@ pub async fn api_reorder(
     body: ApiBody,
 ) -> AppResult<Json<Value>> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
+    // The right first: the names are looked up among the fields the designer sees, so that
+    // nobody learns from the answer whether a hidden field of that name exists.
+    let (_, t) = designing(&state, &ctx, &auth, &open).await?;
     let b: OrderBody = body.parse()?;
     let mut order = Vec::new();
     for f in &b.fields {
-        order.push(field_of(&open.def, f).map_err(|_| invalid("fields", "unknown_field"))?);
+        order.push(field_of(&t, f).map_err(|_| invalid("fields", "unknown_field"))?);
     }
     let t = reorder_op(&state, &ctx, &auth, &open, order).await?;
     Ok(Json(json!({"table": table_json(&t)})))
@@ -531,9 +563,9 @@ pub async fn page(
     axum::extract::Query(pairs): axum::extract::Query<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
-    let _scope = auth.table_right::<Design>(&state, &ctx, &open).await?;
+    let (_, t) = designing(&state, &ctx, &auth, &open).await?;
     let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
-    Ok(render(&design_page(&auth, &ctx, &open.def, Errors::default(), done)))
+    Ok(render(&design_page(&auth, &ctx, &t, Errors::default(), done)))
 }
 
 /// One form for every design action: `action` = settings (name, description), rename (field,
@@ -546,6 +578,7 @@ pub async fn submit(
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
+    let (_, seen_def) = designing(&state, &ctx, &auth, &open).await?;
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
     let back = |done: &str| redirect_see_other(&format!("/tables/{}/design?done={done}", open.def.id));
     let confirmed = get("confirm") == "yes";
@@ -559,7 +592,7 @@ pub async fn submit(
             rename_field_op(&state, &ctx, &auth, &open, field, name).await.map(|_| "field_renamed")
         }
         dir @ ("up" | "down") => {
-            let mut order: Vec<FieldId> = open.def.fields.iter().map(|f| f.id).collect();
+            let mut order: Vec<FieldId> = seen_def.fields.iter().map(|f| f.id).collect();
             let at = order.iter().position(|f| f.to_string() == get("field")).ok_or(AppError::NotFound)?;
             let to = if dir == "up" { at.checked_sub(1) } else { Some(at + 1).filter(|t| *t < order.len()) };
             match to {
@@ -583,7 +616,8 @@ pub async fn submit(
         Ok(done) => Ok(back(done)),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let open = auth.open_table(&state, &ctx, &tid).await?;
-            let page = design_page(&auth, &ctx, &open.def, Errors(e), None);
+            let (_, t) = designing(&state, &ctx, &auth, &open).await?;
+            let page = design_page(&auth, &ctx, &t, Errors(e), None);
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),
@@ -779,9 +813,9 @@ pub async fn retype_form(
     Path((tid, fid)): Path<(String, String)>,
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
-    let _scope = auth.table_right::<Design>(&state, &ctx, &open).await?;
-    let id = field_of(&open.def, &fid)?;
-    Ok(render(&retype_page(&auth, &ctx, &open.def, id, &[], Errors::default())?))
+    let (_, t) = designing(&state, &ctx, &auth, &open).await?;
+    let id = field_of(&t, &fid)?;
+    Ok(render(&retype_page(&auth, &ctx, &t, id, &[], Errors::default())?))
 }
 
 /// `action` = check (report only) or apply; `kind`, and `choices` / `scale` where the kind
@@ -794,14 +828,14 @@ pub async fn retype_submit(
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
-    let _scope = auth.table_right::<Design>(&state, &ctx, &open).await?;
-    let id = field_of(&open.def, &fid)?;
+    let (_, t) = designing(&state, &ctx, &auth, &open).await?;
+    let id = field_of(&t, &fid)?;
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
     let apply = get("action") == "apply";
     let ticked = |k: &str| pairs.iter().any(|(key, _)| key == k);
     // The field's own kind may be one the form does not offer (a link or a user field, whose
     // rules are changed here): then it stays as it is.
-    let own = open.def.fields.iter().find(|f| f.id == id).map(|f| f.kind.clone()).ok_or(AppError::NotFound)?;
+    let own = t.fields.iter().find(|f| f.id == id).map(|f| f.kind.clone()).ok_or(AppError::NotFound)?;
     let kind = if get("kind") == own.name() && !crate::handlers::table_pages::offered_kind(own.name()) {
         Ok(own)
     } else {
@@ -824,7 +858,7 @@ pub async fn retype_submit(
             Ok(redirect_see_other(&format!("/tables/{}/design?done=field_retyped", open.def.id)))
         }
         Ok((r, dropped)) => {
-            let mut page = retype_page(&auth, &ctx, &open.def, id, &pairs, Errors::default())?;
+            let mut page = retype_page(&auth, &ctx, &t, id, &pairs, Errors::default())?;
             page.checked_ok = r.failed == 0;
             page.report = Some((r.records, r.failed, r.failures));
             page.dropped = dropped;
@@ -832,7 +866,7 @@ pub async fn retype_submit(
             Ok(render_status(status, &page))
         }
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
-            let page = retype_page(&auth, &ctx, &open.def, id, &pairs, Errors(e))?;
+            let page = retype_page(&auth, &ctx, &t, id, &pairs, Errors(e))?;
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),

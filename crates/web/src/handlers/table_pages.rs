@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::ctx::{Ctx, EventExt};
 use crate::error::{AppError, AppResult};
 use crate::handlers::tables::{
-    check_link_kind, check_refs, cursor_after, describe, lookups, parse_values, record_query,
+    check_fillable, check_link_kind, check_refs, cursor_after, describe, lookups, parse_values, record_query,
 };
 use crate::middleware::redirect_see_other;
 use crate::session::Auth;
@@ -1071,7 +1071,8 @@ pub async fn create_record(
     let t = open.seen_by(&scope);
     let writes = |f| scope.writes(f);
     let values = form_values(&t, &pairs, &writes);
-    let result = match parse_values(&t, &values, true, &writes) {
+    let parsed = check_fillable(&open.def, &writes).and_then(|()| parse_values(&t, &values, true, &writes));
+    let result = match parsed {
         Err(e) => Err(e),
         Ok(cells) => match check_refs(&state, &ctx, &auth, &t, &[&cells]).await {
             Err(e) => Err(e),

@@ -310,6 +310,17 @@ pub(crate) fn parse_values(
     if errs.is_empty() { Ok(cells) } else { Err(AppError::Invalid(errs)) }
 }
 
+/// A new record needs every required field filled: one the creator may not write (hidden or
+/// read-only for them) is filled by its default value in the store; without one, no record of
+/// theirs could be complete, so creating is refused, without naming a field they may not see.
+pub(crate) fn check_fillable(def: &TableDef, writes: &dyn Fn(FieldId) -> bool) -> AppResult<()> {
+    let unfillable = def
+        .fields
+        .iter()
+        .any(|f| !f.kind.is_generated() && f.rules.required && f.rules.default.is_none() && !writes(f.id));
+    if unfillable { Err(AppError::Invalid(FieldErrors::single("values", "required_unwritable"))) } else { Ok(()) }
+}
+
 /// User fields must name users of the tenant.
 pub(crate) async fn check_users(
     state: &AppState,
@@ -553,7 +564,7 @@ pub async fn add_field(
         .target(format!("table:{} field:{}", t.id, field.id))
         .details(format!("name={}; type={}", field.name.as_str(), field.kind.name()));
     let t = state.store.add_field(&scope, t.id, field, ev).await?;
-    Ok((StatusCode::CREATED, Json(json!({"table": table_json(&t)}))).into_response())
+    Ok((StatusCode::CREATED, Json(json!({"table": table_json(&crate::tablecap::seen(&scope, t))}))).into_response())
 }
 
 pub async fn list_records(
@@ -619,6 +630,7 @@ pub async fn create_record(
     let scope = auth.table_right::<Create>(&state, &ctx, &open).await?;
     let b: RecordBody = body.parse()?;
     let t = open.seen_by(&scope);
+    check_fillable(&open.def, &|f| scope.writes(f))?;
     let cells = parse_values(&t, &b.values, true, &|f| scope.writes(f))?;
     check_refs(&state, &ctx, &auth, &t, &[&cells]).await?;
     let ev = ctx
@@ -1094,6 +1106,8 @@ pub(crate) async fn import_csv(
 ) -> AppResult<(u64, u64)> {
     let scope = auth.table_right::<Import>(state, ctx, open).await?;
     let t = &open.seen_by(&scope);
+    // New rows are complete only if every required field this user may not write has a default.
+    let fillable = check_fillable(&open.def, &|f| scope.writes(f)).is_ok();
     let bad = |field: &str, code: &'static str| {
         let mut e = FieldErrors::new();
         e.push_owned(field.to_owned(), code);
@@ -1214,7 +1228,12 @@ pub(crate) async fn import_csv(
         let writes = |f: FieldId| {
             scope.writes(f) && (existing.is_none() || key_field.as_ref().is_some_and(|(_, _, edit)| edit.writes(f)))
         };
-        match parse_values(t, &values, existing.is_none(), &writes) {
+        let parsed = if existing.is_none() && !fillable {
+            Err(AppError::Invalid(FieldErrors::single("values", "required_unwritable")))
+        } else {
+            parse_values(t, &values, existing.is_none(), &writes)
+        };
+        match parsed {
             Ok(cells) => match existing {
                 Some(id) => part.updates.push((id, cells)),
                 None => part.inserts.push(cells),
@@ -1241,6 +1260,16 @@ pub(crate) async fn import_csv(
         drop(sender);
         // The writer has rolled back (or never began); its "abandoned" error is not the news.
         let _ = writer.await;
+        // Rows that would have changed records outside edit's rows are a refusal: recorded.
+        let outside = errs.0.iter().filter(|e| e.code == "not_editable").count();
+        if outside > 0 {
+            auth.record_refusal(
+                state,
+                ctx,
+                format!("import update of {outside} records outside edit's rows in table:{}", open.def.id),
+            )
+            .await?;
+        }
         return Err(AppError::Invalid(errs));
     }
     let (inserted, updated) = (part.inserted + part.inserts.len(), part.updated + part.updates.len());

@@ -219,6 +219,7 @@ pub async fn api_create(
     body: ApiBody,
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
+    auth.table_right::<View>(&state, &ctx, &open).await?;
     let b: ViewBody = body.parse()?;
     let mut pairs = Vec::new();
     if !b.keyword.is_empty() {
