@@ -1276,4 +1276,80 @@ async fn a_new_record_gets_the_defaults_of_fields_its_creator_may_not_write_or_s
     assert!(v.to_string().contains("required_unwritable") && !v.to_string().contains(&approver), "{v}");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records")).await;
     assert_eq!(v["records"].as_array().unwrap().len(), 3, "nothing was added");
+    let (s, v) = crate::tables::import(m, t, "", "件名\nimported 3\n".into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["fields"][0]["field"], "row:2", "the row, not an internal key: {v}");
+    // A unique hidden field with a default would fill one record only (the next would collide
+    // on a value the member cannot see): refused the same way.
+    let (s, _) = a
+        .send_json(Method::PATCH, &format!("/api/v1/tables/{t}/fields/{approver}"), json!({"name": "承認者コード"}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/fields/{approver}/retype"),
+            json!({"kind": {"type": "text"}, "rules": {"default": "X"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = add(m, &d, json!({"件名": "ok now"})).await;
+    assert_eq!(s, StatusCode::CREATED, "a default makes the hidden field fillable");
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/fields/{secret}/retype"),
+            json!({"kind": {"type": "text"}, "rules": {"default": "S-1", "unique": true}, "apply": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "existing records share S-1: {v}");
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/fields"),
+            json!({"name": "番号", "kind": {"type": "text"}, "rules": {"unique": true, "default": "N"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let number = v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    let mut only = serde_json::Map::new();
+    only.insert(number, json!("hidden"));
+    grant(a, &d, json!({"rights": ["view", "create", "import"], "fields": only})).await;
+    let (s, v) = add(m, &d, json!({"件名": "unique default"})).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("required_unwritable")),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_personal_view_on_a_field_later_hidden_is_not_offered_but_stays_deletable() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    let t = &d.tid;
+    grant(a, &d, json!({"rights": ["view"]})).await;
+    let (s, v) = m
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "大口", "filters": [{"field": "金額", "op": "gte", "value": "500"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let vid = v["view"]["id"].as_str().unwrap().to_owned();
+    let mut hidden = serde_json::Map::new();
+    hidden.insert(d.amount.clone(), json!("hidden"));
+    grant(a, &d, json!({"rights": ["view"], "fields": hidden})).await;
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/views")).await;
+    assert!(v["views"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(m.get_json(&format!("/api/v1/tables/{t}/records?view={vid}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        m.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/views/{vid}"), json!({})).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        m.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/views/{vid}"), json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (s, v) = m.post_json(&format!("/api/v1/tables/{t}/views"), json!({"name": "大口"})).await;
+    assert_eq!(s, StatusCode::CREATED, "its name is free again: {v}");
 }

@@ -314,10 +314,13 @@ pub(crate) fn parse_values(
 /// read-only for them) is filled by its default value in the store; without one, no record of
 /// theirs could be complete, so creating is refused, without naming a field they may not see.
 pub(crate) fn check_fillable(def: &TableDef, writes: &dyn Fn(FieldId) -> bool) -> AppResult<()> {
-    let unfillable = def
-        .fields
-        .iter()
-        .any(|f| !f.kind.is_generated() && f.rules.required && f.rules.default.is_none() && !writes(f.id));
+    let unfillable = def.fields.iter().any(|f| {
+        // A unique field's default fills one record only: the creator's next record would
+        // collide with it on a value they can neither see nor change.
+        !f.kind.is_generated()
+            && !writes(f.id)
+            && ((f.rules.required && f.rules.default.is_none()) || (f.rules.unique && f.rules.default.is_some()))
+    });
     if unfillable { Err(AppError::Invalid(FieldErrors::single("values", "required_unwritable"))) } else { Ok(()) }
 }
 
@@ -1229,7 +1232,7 @@ pub(crate) async fn import_csv(
             scope.writes(f) && (existing.is_none() || key_field.as_ref().is_some_and(|(_, _, edit)| edit.writes(f)))
         };
         let parsed = if existing.is_none() && !fillable {
-            Err(AppError::Invalid(FieldErrors::single("values", "required_unwritable")))
+            Err(AppError::Invalid(FieldErrors::single("", "required_unwritable")))
         } else {
             parse_values(t, &values, existing.is_none(), &writes)
         };
@@ -1240,7 +1243,8 @@ pub(crate) async fn import_csv(
             },
             Err(AppError::Invalid(e)) => {
                 for fe in e.0 {
-                    errs.push_owned(format!("row:{row}:{}", fe.field), fe.code);
+                    let at = if fe.field.is_empty() { format!("row:{row}") } else { format!("row:{row}:{}", fe.field) };
+                    errs.push_owned(at, fe.code);
                 }
             }
             Err(other) => return Err(other),
