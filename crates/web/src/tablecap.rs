@@ -125,6 +125,22 @@ impl Auth {
         Ok(OpenTable { def, access })
     }
 
+    /// Every table of the tenant this user holds a right on, with their access to it (the
+    /// grants read once): for lists of tables, which leave the others out.
+    pub async fn open_tables(&self, state: &AppState, ctx: &Ctx) -> AppResult<Vec<OpenTable>> {
+        let uses = self.authorize::<UseTables>(state, ctx).await?;
+        let tables = state.store.list_tables(&uses).await?;
+        let grants = self.my_grants(state, &uses).await?;
+        Ok(tables
+            .into_iter()
+            .map(|def| {
+                let access = self.principal.table_access(def.id, grants.clone());
+                OpenTable { def, access }
+            })
+            .filter(|o| !o.access.rights().is_empty())
+            .collect())
+    }
+
     /// The grants this user holds through their groups: kept by this node while the tenant's
     /// design version (which every change to groups, members and grants raises) has not moved
     /// since the session was read, else read from the store.

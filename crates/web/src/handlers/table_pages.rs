@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use daicho_domain::access::{Create, Delete, Design, Edit, Import, TableRight, View};
 use daicho_domain::table::{FieldDef, FieldKind, FieldRules, Name, RecordQuery, TableDef, check_field_count};
-use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, Outcome, TableId, UseTables};
+use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, Outcome, TableId};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -56,17 +56,9 @@ pub struct NewTableForm {
 }
 
 async fn list_page(state: &AppState, ctx: &Ctx, auth: &Auth, errors: Errors, f: NewTableForm) -> AppResult<ListPage> {
-    let uses = auth.authorize::<UseTables>(state, ctx).await?;
-    let tables = state.store.list_tables(&uses).await?;
-    let grants = auth.my_grants(state, &uses).await?;
     let mut rows = Vec::new();
-    for def in tables {
-        let access = auth.principal.table_access(def.id, grants.clone());
-        let rights = access.rights();
-        if rights.is_empty() {
-            continue;
-        }
-        let open = OpenTable { def, access };
+    for open in auth.open_tables(state, ctx).await? {
+        let rights = open.access.rights();
         let t = open.visible(auth);
         let href = if rights.has(TableRight::View) || rights.has(TableRight::Design) {
             format!("/tables/{}", t.id)

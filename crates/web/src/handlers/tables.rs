@@ -11,7 +11,7 @@ use daicho_domain::access::{Create, Delete, Design, Edit, Export, Import, View};
 use daicho_domain::table::{
     Cell, FieldDef, FieldKind, FieldRules, Name, RecordQuery, TableDef, check_field_count, check_keyword,
 };
-use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, Outcome, TableId, UseTables};
+use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, Outcome, TableId};
 use daicho_store::{ImportPart, Record};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -473,12 +473,8 @@ pub(crate) async fn check_link_kind(state: &AppState, ctx: &Ctx, auth: &Auth, ki
 /// (other than links) that the designer sees of the tables they may view. A designer of one
 /// table learns nothing here of tables and fields they may not see.
 pub(crate) async fn link_targets(state: &AppState, ctx: &Ctx, auth: &Auth) -> AppResult<Vec<(String, String)>> {
-    let uses = auth.authorize::<UseTables>(state, ctx).await?;
-    let tables = state.store.list_tables(&uses).await?;
-    let grants = auth.my_grants(state, &uses).await?;
     let mut out = Vec::new();
-    for def in tables {
-        let access = auth.principal.table_access(def.id, grants.clone());
+    for OpenTable { def, access } in auth.open_tables(state, ctx).await? {
         let Ok(view) = auth.principal.authorize_table::<View>(&access) else { continue };
         out.extend(
             def.fields
@@ -505,16 +501,7 @@ fn with_links(v: &mut Value, r: &Record, links: &std::collections::HashMap<(Fiel
 }
 
 pub async fn list_tables(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Json<Value>> {
-    let uses = auth.authorize::<UseTables>(&state, &ctx).await?;
-    let tables = state.store.list_tables(&uses).await?;
-    let grants = auth.my_grants(&state, &uses).await?;
-    let mut out = Vec::new();
-    for def in tables {
-        let access = auth.principal.table_access(def.id, grants.clone());
-        if !access.rights().is_empty() {
-            out.push(table_json_for(&auth, &OpenTable { def, access }));
-        }
-    }
+    let out: Vec<Value> = auth.open_tables(&state, &ctx).await?.iter().map(|o| table_json_for(&auth, o)).collect();
     Ok(Json(json!({"tables": out})))
 }
 
