@@ -717,11 +717,11 @@ impl Store for SqliteStore {
         let kind = serde_json::to_string(&field.kind).map_err(|e| StoreError::Internal(e.to_string()))?;
         let rules = serde_json::to_string(&field.rules).map_err(|e| StoreError::Internal(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO user_fields (id, table_id, position, name, kind, rules, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO user_fields (id, table_id, position, name, kind, rules, created_at) VALUES (?1, ?2, \
+             (SELECT COALESCE(MAX(position), -1) + 1 FROM user_fields WHERE table_id = ?2), ?3, ?4, ?5, ?6)",
         )
         .bind(field.id.to_string())
         .bind(table.to_string())
-        .bind(i64::try_from(def.fields.len()).unwrap_or(i64::MAX))
         .bind(field.name.as_str())
         .bind(&kind)
         .bind(&rules)
@@ -952,7 +952,7 @@ impl Store for SqliteStore {
             .map_err(internal)?;
         let mut out = Vec::new();
         for r in rows {
-            let changes = guard::visible_changes(scope, &r.try_get::<String, _>("changes").map_err(internal)?)?;
+            let changes = guard::visible_changes(scope, table, &r.try_get::<String, _>("changes").map_err(internal)?)?;
             if changes.is_empty() {
                 continue;
             }
@@ -3670,12 +3670,12 @@ async fn load_def(
         "SELECT t.name AS t_name, t.trashed_name AS t_trashed, t.description, t.created_at, f.id AS f_id, \
          f.position, COALESCE(f.trashed_name, f.name) AS f_name, f.kind, f.rules \
          FROM user_tables t LEFT JOIN user_fields f ON f.table_id = t.id \
-         WHERE t.id = ? AND t.tenant_id = ? ORDER BY f.position"
+         WHERE t.id = ? AND t.tenant_id = ? ORDER BY f.position, f.created_at, f.id"
     } else {
         "SELECT t.name AS t_name, NULL AS t_trashed, t.description, t.created_at, f.id AS f_id, f.position, \
          f.name AS f_name, f.kind, f.rules \
          FROM user_tables t LEFT JOIN user_fields f ON f.table_id = t.id AND f.deleted_at IS NULL \
-         WHERE t.id = ? AND t.tenant_id = ? AND t.deleted_at IS NULL ORDER BY f.position"
+         WHERE t.id = ? AND t.tenant_id = ? AND t.deleted_at IS NULL ORDER BY f.position, f.created_at, f.id"
     };
     let rows =
         sqlx::query(sql).bind(id.to_string()).bind(tenant.to_string()).fetch_all(&mut *conn).await.map_err(internal)?;

@@ -131,13 +131,18 @@ pub fn changes_json(changes: &[(FieldId, Cell, Cell)]) -> String {
     .to_string()
 }
 
-/// Reads stored changes, keeping only the fields the scope sees.
-pub fn visible_changes<R: Right>(scope: &TableScope<R>, stored: &str) -> StoreResult<Vec<(FieldId, Cell, Cell)>> {
+/// Reads stored changes, keeping only the fields the scope sees and the table still has (a
+/// field in the trash leaves the history with its values, and comes back with them).
+pub fn visible_changes<R: Right>(
+    scope: &TableScope<R>,
+    table: &TableDef,
+    stored: &str,
+) -> StoreResult<Vec<(FieldId, Cell, Cell)>> {
     let v: Vec<(String, serde_json::Value, serde_json::Value)> =
         serde_json::from_str(stored).map_err(|e| StoreError::Internal(format!("history: {e}")))?;
     Ok(v.into_iter()
         .filter_map(|(f, b, a)| f.parse::<FieldId>().ok().map(|f| (f, json_cell(&b), json_cell(&a))))
-        .filter(|(f, _, _)| scope.sees(*f))
+        .filter(|(f, _, _)| scope.sees(*f) && table.fields.iter().any(|d| d.id == *f))
         .collect())
 }
 

@@ -117,6 +117,16 @@ async fn a_deleted_field_vanishes_everywhere_and_comes_back_from_the_trash() {
     let a = &cast.admin;
     let (tid, ids) = table(a).await;
     let secret = &ids[1];
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records")).await;
+    let (rid, title) = (v["records"][0]["id"].as_i64().unwrap(), v["records"][0]["values"][&ids[0]].clone());
+    let (s, v) = a
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{tid}/records/{rid}"),
+            json!({"version": 1, "values": {"件名": "改題", "秘密メモ": "合言葉たかお"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/fields/{secret}"), json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
@@ -132,12 +142,24 @@ async fn a_deleted_field_vanishes_everywhere_and_comes_back_from_the_trash() {
     assert!(!csv.contains("秘密メモ") && !csv.contains("ふじやま"), "{csv}");
     let page = a.get(&format!("/tables/{tid}")).await.text().await.unwrap();
     assert!(!page.contains("ふじやま"));
+    // Nor in a record's history (the edit that changed it lists only the field still there).
+    let history = format!("/api/v1/tables/{tid}/records/{rid}/history");
+    let (_, h) = a.get_json(&history).await;
+    assert_eq!(h["entries"][0]["changes"], json!([{"field": ids[0], "before": title, "after": "改題"}]), "{h}");
+    assert!(!a.get(&history.replace("/api/v1", "")).await.text().await.unwrap().contains("たかお"));
     // Its name is free again.
     let (s, v) = a
         .post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": "秘密メモ", "kind": {"type": "text"}}))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let newer = v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    // It goes after every field, also after the one in the trash (whose place is kept for a
+    // restore), and never shares a place with another.
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    assert_eq!(field_names(&v), ["件名", "件数", "秘密メモ"]);
+    let places: Vec<u64> =
+        v["table"]["fields"].as_array().unwrap().iter().map(|f| f["position"].as_u64().unwrap()).collect();
+    assert!(places.windows(2).all(|w| w[0] < w[1]) && places[2] > 2, "{places:?}");
     // The trash lists it; restoring while the name is taken is refused with a reason.
     let (_, v) = a.get_json("/api/v1/trash").await;
     assert_eq!(v["items"][0]["field_name"], "秘密メモ");
