@@ -33,6 +33,18 @@ impl Name {
     pub fn parse(s: &str) -> Result<Self, &'static str> {
         clean_name(s, 100).map(Self)
     }
+    /// A field's name: as [`Name::parse`], and not one that requests already use to name
+    /// something else (a field id, or a system field by its column or name, or `id`), which
+    /// would make the field unreachable by name in values, filters and sorts.
+    pub fn parse_field(s: &str) -> Result<Self, &'static str> {
+        let n = Self::parse(s)?;
+        let t = n.0.as_str();
+        let system = SYSTEM_FIELDS.iter().any(|(_, col, name)| t.eq_ignore_ascii_case(col) || t == *name);
+        if system || t.eq_ignore_ascii_case("id") || t.parse::<crate::ids::FieldId>().is_ok() {
+            return Err("reserved_name");
+        }
+        Ok(n)
+    }
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -279,6 +291,11 @@ impl FieldDef {
         if rules.unique && matches!(kind, FieldKind::Checkbox | FieldKind::Multiline | FieldKind::MultiChoice { .. }) {
             e.push("unique", "not_for_this_type");
         }
+        if rules.unique && rules.default.is_some() {
+            // The default would fill the first record that leaves the field empty, and every
+            // later one would collide with it.
+            e.push("default", "not_with_unique");
+        }
         if let Some(d) = &rules.default {
             let probe = FieldDef {
                 id: crate::ids::FieldId::new_random(),
@@ -362,7 +379,14 @@ impl FieldDef {
                 let s = text()?;
                 let t = OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
                     .map_err(|_| "bad_datetime")?;
-                Cell::Int((t.unix_timestamp_nanos() / 1_000_000) as i64)
+                // Only instants that read back in UTC as RFC 3339 (years 0001 to 9999), so
+                // that what is stored is always shown (and a form saved again keeps it).
+                let ms = (t.unix_timestamp_nanos() / 1_000_000) as i64;
+                // 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z
+                if !(-62_135_596_800_000..=253_402_300_799_999).contains(&ms) {
+                    return Err("bad_datetime");
+                }
+                Cell::Int(ms)
             }
             FieldKind::Checkbox => match v {
                 Json::Bool(b) => Cell::Bool(*b),
@@ -595,6 +619,30 @@ mod tests {
     }
 
     #[test]
+    fn a_field_name_may_not_be_what_requests_use_for_another_field() {
+        let id = crate::ids::FieldId::new_random().to_string();
+        for bad in [id.as_str(), "id", "ID", "created_at", "Updated_By", "作成日時 Created at"] {
+            assert_eq!(Name::parse_field(bad).map(|n| n.0), Err("reserved_name"), "{bad}");
+        }
+        for ok in ["作成日時", "ID番号", "顧客 id", "created"] {
+            assert!(Name::parse_field(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_date_time_is_accepted_only_where_it_reads_back() {
+        let f = field(FieldKind::DateTime, FieldRules::default());
+        for ok in ["2026-04-01T09:30:00+09:00", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
+            let c = f.parse(&Json::from(ok)).unwrap();
+            assert!(f.present(&c).is_string(), "{ok}");
+        }
+        // Valid RFC 3339, but outside years 1..=9999 once in UTC: it could not be shown.
+        for bad in ["9999-12-31T23:59:59-12:00", "0000-01-01T00:00:00+01:00", "0001-01-01T00:00:00+01:00"] {
+            assert_eq!(f.parse(&Json::from(bad)), Err("bad_datetime"), "{bad}");
+        }
+    }
+
+    #[test]
     fn a_field_keeps_its_kind_with_new_rules_and_existing_values_are_checked_against_them() {
         // Its own kind is always allowed (a change of rules), even a link or a user field;
         // never anything for a generated field.
@@ -617,6 +665,13 @@ mod tests {
         assert_eq!(e.0.iter().map(|f| (f.field.as_ref(), f.code)).collect::<Vec<_>>(), [("max", "min_above_max")]);
         assert!(FieldDef::validate(&FieldKind::Decimal { scale: 2 }, &bounds("0.5", "0.25")).is_err());
         assert!(FieldDef::validate(&FieldKind::Decimal { scale: 2 }, &bounds("0.25", "0.5")).is_ok());
+        // A default on a unique field would fill one record and block every later one.
+        let unique_default = FieldRules { unique: true, default: Some("x".to_owned()), ..FieldRules::default() };
+        let e = FieldDef::validate(&FieldKind::Text, &unique_default).unwrap_err();
+        assert_eq!(
+            e.0.iter().map(|f| (f.field.as_ref(), f.code)).collect::<Vec<_>>(),
+            [("default", "not_with_unique")]
+        );
         // Existing values against new rules: an empty value under "required", a number out of
         // the new range, a text longer than the new maximum.
         let old = field(FieldKind::Integer, FieldRules::default());

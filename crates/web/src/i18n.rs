@@ -96,6 +96,16 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "値を指定せずにレコードを作ると、この値になります。",
     ),
     (
+        "err.not_with_unique",
+        "A unique field cannot have a default value (every record left empty would get the same value).",
+        "重複禁止のフィールドには初期値を設定できません（空のまま作ったレコードがすべて同じ値になるため）。",
+    ),
+    (
+        "err.reserved_name",
+        "This name is reserved (a field id or a system field such as id or created_at).",
+        "この名前は予約されています（フィールド ID、または id・created_at などのシステム項目）。",
+    ),
+    (
         "err.bad_default",
         "The default value is not a valid value of this field.",
         "初期値がこのフィールドの値として正しくありません。",
@@ -425,7 +435,12 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "Choose a field for at least one column.",
         "少なくとも1つの列にフィールドを選んでください。",
     ),
-    ("import.limits", "At most 100,000 rows per file; largest file", "1ファイル100,000行まで。ファイルサイズの上限"),
+    (
+        "import.limits",
+        "At most 100,000 rows and 300 columns per file; largest file",
+        "1ファイル100,000行・300列まで。ファイルサイズの上限",
+    ),
+    ("err.too_many_columns", "The file has more than 300 columns.", "ファイルの列が300を超えています。"),
     (
         "import.refused",
         "Nothing was imported. Correct these rows and try again:",

@@ -135,6 +135,10 @@ async fn token_request(state: AppState, mut parts: Parts, body: Body, token: Str
         Some("expired")
     } else if tc.user.status != UserStatus::Active {
         Some("user disabled")
+    } else if tc.token.created_at < tc.user.password_changed_at {
+        // A token made before the password last changed (by its user, or reset by an
+        // administrator) may be one made by whoever knew the old password.
+        Some("password changed since the token was made")
     } else if !client_ip_allowed(&parts, &tc.tenant.policy) {
         Some("client IP not on the tenant's allowlist")
     } else if token_may_not_use(&path) {

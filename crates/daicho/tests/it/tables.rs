@@ -490,6 +490,31 @@ async fn csv_import_is_all_or_nothing_reads_shift_jis_and_updates_by_a_unique_ke
         import(&cast.admin, &tid, "", "会社名,無い列\nA,1\n".into()).await.1["error"]["fields"][0]["code"],
         "unknown_field"
     );
+    // A header of many unknown columns is refused by its width, and a report of unknown
+    // columns stops at the error cap: a small file never makes a large answer.
+    let wide = format!("{}\n", vec!["x"; 301].join(","));
+    let (s, v) = import(&cast.admin, &tid, "", wide.into_bytes()).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("too_many_columns"))
+    );
+    let unknown: Vec<String> = (0..300).map(|i| format!("列{i}")).collect();
+    let (s, v) = import(&cast.admin, &tid, "", format!("{}\n", unknown.join(",")).into_bytes()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["fields"].as_array().unwrap().len(), 100, "{v}");
+    // The page does not offer a mapping of such a file either.
+    let form = daicho_testkit::reqwest::multipart::Form::new()
+        .text("csrf", cast.admin.csrf.clone())
+        .text("encoding", "auto")
+        .part(
+            "file",
+            daicho_testkit::reqwest::multipart::Part::bytes(format!("{}\n", vec!["x"; 301].join(",")).into_bytes())
+                .file_name("wide.csv"),
+        );
+    let r =
+        cast.admin.client.post(cast.admin.url(&format!("/tables/{tid}/import"))).multipart(form).send().await.unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.len() < 200_000 && page.contains("The file has more than 300 columns."), "{}", page.len());
     assert_eq!(
         import(&cast.admin, &tid, "?encoding=utf-8", vec![0x82, 0xA0, 0xFF]).await.1["error"]["fields"][0]["code"],
         "bad_encoding"
@@ -1761,4 +1786,48 @@ async fn a_record_export_spans_many_pages_in_order_with_every_record_once() {
     );
     let found = export("?q=%E8%A6%81%E7%A2%BA%E8%AA%8D").await;
     assert_eq!(found, newest);
+}
+
+#[tokio::test]
+async fn field_names_that_requests_use_for_other_fields_and_unusable_rules_are_refused() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, table) = customers(&cast.admin).await;
+    let fields = format!("/api/v1/tables/{tid}/fields");
+    // A field named like another field's id, a system field or "id" would never be reachable
+    // by that name in values, filters and sorts (the other one answers first).
+    let other = field_id(&table, "メモ");
+    for name in [other.as_str(), "id", "created_at", "作成日時 Created at"] {
+        let (s, v) = cast.admin.post_json(&fields, json!({"name": name, "kind": {"type": "text"}})).await;
+        assert_eq!(
+            (s, v["error"]["fields"][0]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("reserved_name")),
+            "{name}"
+        );
+    }
+    let (s, _) = cast.admin.send_json(Method::PATCH, &format!("{fields}/{other}"), json!({"name": "updated_by"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // A unique field with a default: the second record left empty would collide with the first.
+    let (s, v) = cast
+        .admin
+        .post_json(&fields, json!({"name": "z", "kind": {"type": "text"}, "rules": {"unique": true, "default": "x"}}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("not_with_unique"))
+    );
+    // A date-time that is valid RFC 3339 but cannot be shown in UTC is refused, not stored as
+    // a value that reads back empty.
+    let (s, v) = cast
+        .admin
+        .post_json(
+            &format!("/api/v1/tables/{tid}/records"),
+            json!({"values": {"会社名": "遠い未来", "最終連絡": "9999-12-31T23:59:59-12:00"}}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("bad_datetime")),
+        "{v}"
+    );
 }

@@ -210,3 +210,39 @@ async fn the_tokens_page_shows_a_new_token_once_and_refuses_bad_input() {
     let e = &v["events"][0];
     assert_eq!((e["actor_login"].as_str(), e["outcome"].as_str()), (Some("member1"), Some("success")), "{v}");
 }
+
+#[tokio::test]
+async fn a_token_made_before_the_password_changed_is_refused_and_tokens_read_unless_asked_to_write() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let m = &cast.member;
+    // A token whose body does not ask for writing only reads.
+    let (s, v) = m.post_json("/api/v1/me/tokens", json!({"name": "default", "expires_in_days": 5})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["token"]["scope"], "read", "{v}");
+    let (_, old) = new_token(m, "before", false, 30).await;
+    assert_eq!(with_token(&app, &old, Method::GET, "/api/v1/me", None).await.0, StatusCode::OK);
+    // Whoever knew the old password may have made it: a change of password ends it.
+    app.clock.advance(time::Duration::minutes(1));
+    let (s, v) = m
+        .post_json(
+            "/api/v1/me/password",
+            json!({"current_password": m.password, "new_password": "a fresh passphrase 2026"}),
+        )
+        .await;
+    assert_eq!(s.as_u16() / 100, 2, "{v}");
+    assert_eq!(with_token(&app, &old, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.raw_i64(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'token.refused' \
+             AND details = 'password changed since the token was made'"
+        )
+        .await,
+        1
+    );
+    // One made after the change works.
+    let m = app.login("acme", "member1", "a fresh passphrase 2026").await;
+    app.clock.advance(time::Duration::minutes(1));
+    let (_, new) = new_token(&m, "after", false, 30).await;
+    assert_eq!(with_token(&app, &new, Method::GET, "/api/v1/me", None).await.0, StatusCode::OK);
+}

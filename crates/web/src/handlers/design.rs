@@ -85,7 +85,7 @@ async fn rename_field_op(
 ) -> AppResult<TableDef> {
     let (scope, t) = designing(state, ctx, auth, open).await?;
     let id = field_of(&t, field)?;
-    let name = Name::parse(name).map_err(|c| invalid("name", c))?;
+    let name = Name::parse_field(name).map_err(|c| invalid("name", c))?;
     let old = t.fields.iter().find(|f| f.id == id).map(|f| f.name.as_str().to_owned()).unwrap_or_default();
     let ev = ctx
         .event_by(&auth.principal, AuditAction::FieldUpdate, Outcome::Success)

@@ -759,7 +759,7 @@ pub async fn show_table(
 
 fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), FieldErrors> {
     let mut errs = FieldErrors::new();
-    let name = Name::parse(&f.name).map_err(|c| errs.push("name", c)).ok();
+    let name = Name::parse_field(&f.name).map_err(|c| errs.push("name", c)).ok();
     let kind = match f.kind.as_str() {
         "user" => Some(FieldKind::User),
         "auto_number" => Some(FieldKind::AutoNumber { prefix: f.prefix.trim().to_owned(), digits: 6 }),

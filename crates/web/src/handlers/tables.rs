@@ -545,7 +545,7 @@ pub async fn add_field(
     let b: NewFieldBody = body.parse()?;
     let t = &open.def;
     check_field_count(t.fields.len()).map_err(AppError::Invalid)?;
-    let name = Name::parse(&b.name).map_err(|c| AppError::Invalid(FieldErrors::single("name", c)))?;
+    let name = Name::parse_field(&b.name).map_err(|c| AppError::Invalid(FieldErrors::single("name", c)))?;
     FieldDef::validate(&b.kind, &b.rules).map_err(AppError::Invalid)?;
     check_link_kind(&state, &ctx, &auth, &b.kind).await?;
     let field = FieldDef { id: FieldId::new_random(), name, kind: b.kind, rules: b.rules, position: 0 };
@@ -1025,6 +1025,10 @@ pub async fn export_records(
 /// bounds the file, which is held in memory as the request body.
 pub const IMPORT_MAX_ROWS: usize = 100_000;
 const IMPORT_MAX_ERRORS: usize = 100;
+/// Columns a file may have: every field a table may hold (200) and some left unmapped. More is
+/// refused before any column is looked at, so that neither the error report nor the mapping
+/// page grows with a file of empty columns.
+pub const IMPORT_MAX_COLUMNS: usize = 300;
 /// Validated rows handed to the store at a time: it writes one part while the next is read and
 /// validated, and only a few parts are ever held in memory.
 const IMPORT_PART_ROWS: usize = 1_000;
@@ -1054,7 +1058,7 @@ pub(crate) fn csv_preview(bytes: &[u8], encoding: &str) -> Option<(Vec<String>, 
     let text = decode_csv(bytes, encoding).ok()?;
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
     let headers: Vec<String> = rdr.headers().ok()?.iter().map(|h| h.trim().to_owned()).collect();
-    if headers.is_empty() {
+    if headers.is_empty() || headers.len() > IMPORT_MAX_COLUMNS {
         return None;
     }
     let rows = rdr
@@ -1127,6 +1131,9 @@ pub(crate) async fn import_csv(
     };
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
     let headers = rdr.headers().map_err(|_| bad("row:1", "bad_csv"))?.clone();
+    if headers.len() > IMPORT_MAX_COLUMNS {
+        return Err(bad("file", "too_many_columns"));
+    }
     // Each column's field, or none for a column the mapping leaves out.
     let mut columns: Vec<Option<&FieldDef>> = Vec::new();
     let mut errs = FieldErrors::new();
@@ -1149,6 +1156,9 @@ pub(crate) async fn import_csv(
             }
             Some(f) => columns.push(Some(f)),
             None => errs.push_owned(format!("row:1:{}", h.chars().take(100).collect::<String>()), "unknown_field"),
+        }
+        if errs.0.len() >= IMPORT_MAX_ERRORS {
+            break;
         }
     }
     if errs.is_empty() && columns.iter().all(Option::is_none) {

@@ -202,9 +202,14 @@ pub async fn revoke_page(
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     pub name: String,
-    #[serde(default)]
+    /// Deny by default: a token that does not ask for writing only reads.
+    #[serde(default = "read_only_unless_asked")]
     pub read_only: bool,
     pub expires_in_days: i64,
+}
+
+fn read_only_unless_asked() -> bool {
+    true
 }
 
 pub async fn api_list(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Json<Value>> {
