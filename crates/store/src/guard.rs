@@ -23,8 +23,13 @@ pub fn check_table<R: Right>(scope: &TableScope<R>, table: &TableDef) -> StoreRe
 /// offering it would show them that field's id and the filter values its author chose on it.
 /// (A field since deleted is not hidden: such a view is offered and refused when run, so that
 /// its owner or a designer can still delete it.)
+/// Likewise a shared view with a keyword is offered to a reader from whom fields are hidden
+/// only if they wrote it: its author may have searched for a value the reader may not see.
 pub fn offered_views(scope: &TableScope<View>, mut views: Vec<SavedView>) -> Vec<SavedView> {
-    views.retain(|v| v.spec.fields().all(|f| scope.sees(f)));
+    views.retain(|v| {
+        v.spec.fields().all(|f| scope.sees(f))
+            && (v.spec.keyword.is_empty() || !scope.hides_any() || v.created_by == scope.actor())
+    });
     views
 }
 

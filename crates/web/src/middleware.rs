@@ -151,6 +151,12 @@ pub async fn edge(State(_state): State<AppState>, mut req: Request, next: Next) 
     res
 }
 
+/// A query string parsed and serialised again: every pair kept, every byte that is not plain
+/// ASCII percent-encoded (a form field may carry control characters or line breaks).
+pub fn reencode_query(q: &str) -> String {
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(form_urlencoded::parse(q.as_bytes())).finish()
+}
+
 pub fn redirect_see_other(to: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(to) {

@@ -255,6 +255,19 @@ async fn the_grid_filters_by_rows_sorts_by_several_keys_chooses_columns_and_save
         );
         assert!(!p.contains("金額"), "without naming the hidden field");
     }
+    // A shared view with a keyword is not offered to them either (its author may have searched
+    // for a hidden value); one without a keyword on fields they see is.
+    for (name, keyword) in [("検索つき", "案件1"), ("検索なし", "")] {
+        let (s, v) = a
+            .post_json(&format!("/api/v1/tables/{t}/views"), json!({"name": name, "shared": true, "keyword": keyword}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (_, v) = cast.member.get_json(&format!("/api/v1/tables/{t}/views")).await;
+    let names: Vec<&str> = v["views"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"検索なし") && !names.contains(&"検索つき"), "{names:?}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/views")).await;
+    assert!(v["views"].as_array().unwrap().iter().any(|v| v["name"] == "検索つき"), "its author keeps it");
     // Nor when the member asks for the hidden field by its name: the refusal names no field.
     let r = cast.member.get(&format!("/tables/{t}?filter.gte.%E9%87%91%E9%A1%8D=500")).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -266,6 +279,10 @@ async fn the_grid_filters_by_rows_sorts_by_several_keys_chooses_columns_and_save
     let r = a.post_form(&format!("/tables/{t}/views"), &[("view_name", ""), ("query", "")]).await;
     let to_err = location(&r);
     assert!(to_err.contains("view_error=required"), "{to_err}");
+    // Whatever the form's copy of the grid's query holds, the way back is a valid Location.
+    let r =
+        a.post_form(&format!("/tables/{t}/views"), &[("view_name", ""), ("query", "q=a\u{1}b\r\nc&x=\u{3042}")]).await;
+    assert_eq!(location(&r), format!("/tables/{t}?q=a%01b%0D%0Ac&x=%E3%81%82&view_error=required"));
     let vid = to.split("view=").nth(1).unwrap().split('&').next().unwrap().to_owned();
     let r = a.post_form(&format!("/tables/{t}/views/{vid}/delete"), &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);

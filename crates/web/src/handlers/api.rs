@@ -44,7 +44,35 @@ impl<S: Send + Sync> FromRequest<S> for ApiBody {
 impl ApiBody {
     /// Parses the body; a parse failure is a 400 that says what is wrong.
     pub fn parse<T: DeserializeOwned>(&self) -> AppResult<T> {
-        serde_json::from_slice(&self.0).map_err(|e| AppError::BadJson(e.to_string().chars().take(300).collect()))
+        serde_json::from_slice(&self.0).map_err(|e| AppError::BadJson(json_problem(&e.to_string())))
+    }
+}
+
+/// serde's message about a body, without the server's own type names ("expected struct
+/// RecordBody" becomes "expected a JSON object"), at most 300 characters.
+fn json_problem(msg: &str) -> String {
+    let mut out = String::new();
+    let mut rest = msg;
+    while let Some(at) = rest.find("struct ") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "struct ".len()..];
+        let name_end = after.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(after.len());
+        out.push_str("a JSON object");
+        rest = &after[name_end..];
+    }
+    out.push_str(rest);
+    out.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_json_problem_names_no_server_type() {
+        assert_eq!(
+            super::json_problem("invalid type: null, expected struct RecordBody at line 1 column 4"),
+            "invalid type: null, expected a JSON object at line 1 column 4"
+        );
+        assert_eq!(super::json_problem("missing field `name`"), "missing field `name`");
     }
 }
 

@@ -704,7 +704,9 @@ pub async fn bulk(
             ids.push(v.parse::<i64>().map_err(|_| AppError::BadRequest("bad_id"))?);
         }
     }
-    let query = get("query").to_owned();
+    // The grid's query string, as the form sent it back: re-encoded, so that whatever it holds
+    // goes into the redirect's Location as a valid header value.
+    let query = crate::middleware::reencode_query(get("query"));
     let selector = (get("all_matching") == "on").then_some(query.as_str());
     let result = match get("action") {
         "delete" if get("confirm") != "yes" => {

@@ -270,7 +270,9 @@ pub async fn create_page(
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
-    let query = get("query").to_owned();
+    // The grid's query string, as the form sent it back: re-encoded, so that whatever it holds
+    // goes into the redirect's Location as a valid header value.
+    let query = crate::middleware::reencode_query(get("query"));
     let grid: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .filter(|(k, _)| !WITH_VIEW.contains(&k.as_str()))
