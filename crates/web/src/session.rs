@@ -104,6 +104,13 @@ fn token_may_not_use(path: &str) -> bool {
     path == "/api/v1/session" || path.starts_with("/api/v1/me/")
 }
 
+/// API routes a token may read but not change: users (who may sign in, with which role and
+/// password) and groups (who may do what). A leaked administrator's token must not be able to
+/// make itself an account, or widen anyone's rights; that needs an administrator signed in.
+fn token_may_not_change(path: &str) -> bool {
+    ["/api/v1/users", "/api/v1/groups"].iter().any(|p| path == *p || path.starts_with(&format!("{p}/")))
+}
+
 /// A request made with a personal API token: it authenticates the JSON API only, acts as its
 /// user (same rights, same tenant checks, IP allowlist included) and, for read-only tokens,
 /// only reads. No CSRF token is needed: a bearer header is never sent by a browser on its own.
@@ -143,6 +150,8 @@ async fn token_request(state: AppState, mut parts: Parts, body: Body, token: Str
         Some("client IP not on the tenant's allowlist")
     } else if token_may_not_use(&path) {
         Some("route needs a signed-in session")
+    } else if token_may_not_change(&path) && is_unsafe(&parts.method) {
+        Some("route changes users or rights")
     } else if tc.token.read_only && is_unsafe(&parts.method) {
         Some("read-only token")
     } else {
@@ -157,7 +166,9 @@ async fn token_request(state: AppState, mut parts: Parts, body: Body, token: Str
             return AppError::from(e).into_response();
         }
         return match why {
-            "route needs a signed-in session" | "read-only token" => AppError::Forbidden,
+            "route needs a signed-in session" | "route changes users or rights" | "read-only token" => {
+                AppError::Forbidden
+            }
             "client IP not on the tenant's allowlist" => AppError::IpNotAllowed,
             _ => AppError::Unauthenticated { reason: None },
         }

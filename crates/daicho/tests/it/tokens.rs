@@ -240,6 +240,23 @@ async fn a_token_made_before_the_password_changed_is_refused_and_tokens_read_unl
         .await,
         1
     );
+    // An administrator's read-write token reads users and groups but changes neither: a leaked
+    // token must not make itself an account or widen anyone's rights.
+    let (_, admin_rw) = new_token(&cast.admin, "admin sync", false, 30).await;
+    assert_eq!(with_token(&app, &admin_rw, Method::GET, "/api/v1/users", None).await.0, StatusCode::OK);
+    let new_user = json!({"login_id": "intruder", "display_name": "x", "email": "x@example.com", "role": "admin"});
+    for (method, path, body) in [
+        (Method::POST, "/api/v1/users".to_owned(), Some(new_user)),
+        (Method::POST, "/api/v1/groups".to_owned(), Some(json!({"name": "everyone"}))),
+    ] {
+        assert_eq!(with_token(&app, &admin_rw, method, &path, body).await.0, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(
+        app.raw_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'token.refused' AND details = 'route changes users or rights'")
+            .await,
+        2
+    );
+    assert_eq!(app.raw_i64("SELECT COUNT(*) FROM users WHERE login_id = 'intruder'").await, 0);
     // One made after the change works.
     let m = app.login("acme", "member1", "a fresh passphrase 2026").await;
     app.clock.advance(time::Duration::minutes(1));

@@ -64,18 +64,6 @@ fn json_problem(msg: &str) -> String {
     out.chars().take(300).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_json_problem_names_no_server_type() {
-        assert_eq!(
-            super::json_problem("invalid type: null, expected struct RecordBody at line 1 column 4"),
-            "invalid type: null, expected a JSON object at line 1 column 4"
-        );
-        assert_eq!(super::json_problem("missing field `name`"), "missing field `name`");
-    }
-}
-
 pub fn user_json(u: &User) -> Value {
     json!({
         "id": u.id,
@@ -249,4 +237,16 @@ pub async fn openapi() -> Response {
     let mut r = include_str!("../../openapi.json").into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_json_problem_names_no_server_type() {
+        assert_eq!(
+            super::json_problem("invalid type: null, expected struct RecordBody at line 1 column 4"),
+            "invalid type: null, expected a JSON object at line 1 column 4"
+        );
+        assert_eq!(super::json_problem("missing field `name`"), "missing field `name`");
+    }
 }

@@ -946,7 +946,7 @@ pub async fn export_records(
         let encode = |bytes: Vec<u8>| -> Vec<u8> {
             if sjis {
                 let text = String::from_utf8(bytes).unwrap_or_default();
-                encoding_rs::SHIFT_JIS.encode(&text).0.into_owned()
+                to_shift_jis(&text)
             } else {
                 bytes
             }
@@ -1054,6 +1054,27 @@ pub(crate) const PREVIEW_ROWS: usize = 3;
 
 /// A file's header and first rows, for the page where its columns are mapped to fields;
 /// `None` when it does not decode or has no header (the import then reports why).
+/// Text as Shift_JIS for Excel; a character Shift_JIS cannot hold (an emoji, a rare kanji)
+/// becomes "?", as Excel itself writes it (encoding_rs alone would write an HTML character
+/// reference such as "&#128512;", which reads as data and would be imported as such).
+pub(crate) fn to_shift_jis(text: &str) -> Vec<u8> {
+    let mut enc = encoding_rs::SHIFT_JIS.new_encoder();
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let cap = enc.max_buffer_length_from_utf8_without_replacement(rest.len()).unwrap_or(rest.len() * 2 + 16);
+        let mut buf = vec![0u8; cap];
+        let (result, read, written) = enc.encode_from_utf8_without_replacement(rest, &mut buf, true);
+        out.extend_from_slice(&buf[..written]);
+        rest = &rest[read..];
+        match result {
+            encoding_rs::EncoderResult::InputEmpty => return out,
+            encoding_rs::EncoderResult::Unmappable(_) => out.push(b'?'),
+            encoding_rs::EncoderResult::OutputFull => {}
+        }
+    }
+}
+
 pub(crate) fn csv_preview(bytes: &[u8], encoding: &str) -> Option<(Vec<String>, Vec<Vec<String>>)> {
     let text = decode_csv(bytes, encoding).ok()?;
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
@@ -1361,4 +1382,15 @@ pub async fn import_records(
     let (inserted, updated) =
         import_csv(&state, &ctx, &auth, &open, &body, &q.encoding, Some(q.key.as_str()), mapping.as_deref()).await?;
     Ok(Json(json!({"inserted": inserted, "updated": updated})))
+}
+
+#[cfg(test)]
+mod sjis_tests {
+    #[test]
+    fn shift_jis_export_writes_a_question_mark_for_what_it_cannot_hold() {
+        let bytes = super::to_shift_jis("顧客,emoji 😀 ①\n𠮷野家");
+        let (back, _, bad) = encoding_rs::SHIFT_JIS.decode(&bytes);
+        assert!(!bad);
+        assert_eq!(back, "顧客,emoji ? ①\n?野家");
+    }
 }
