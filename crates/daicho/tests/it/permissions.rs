@@ -638,6 +638,9 @@ async fn bulk_edit_and_delete_are_all_or_nothing_within_the_users_rules_and_reco
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let r = cast.admin.post_form(&format!("/tables/{t}/bulk"), &[("id", &p1), ("action", "delete")]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "deleting asks for confirmation");
+    grant(&cast.admin, &d, json!({"rights": ["view", "edit"]})).await;
+    let r = cast.member.post_form(&format!("/tables/{t}/bulk"), &[("id", &p1), ("action", "delete")]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "someone who may not delete is not asked to confirm");
     let r = cast
         .admin
         .post_form(&format!("/tables/{t}/bulk"), &[("id", &p1), ("action", "delete"), ("confirm", "yes")])

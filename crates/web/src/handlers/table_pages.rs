@@ -710,6 +710,8 @@ pub async fn bulk(
     let selector = (get("all_matching") == "on").then_some(query.as_str());
     let result = match get("action") {
         "delete" if get("confirm") != "yes" => {
+            // The right first: someone who may not delete is told so, not asked to confirm.
+            auth.table_right::<Delete>(&state, &ctx, &open).await?;
             Err(AppError::Invalid(FieldErrors::single("confirm", "confirm_required")))
         }
         "delete" => bulk_delete_op(&state, &ctx, &auth, &open, ids, selector).await.map(|_| "bulk_deleted"),
