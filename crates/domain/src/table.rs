@@ -17,10 +17,19 @@ fn clean_name(s: &str, max: usize) -> Result<String, &'static str> {
     if s.chars().count() > max {
         return Err("too_long");
     }
-    if s.chars().any(char::is_control) {
+    if s.chars().any(|c| c.is_control() || is_invisible_format(c)) {
         return Err("control_chars");
     }
     Ok(s.to_owned())
+}
+
+/// Characters that change how a name is shown without being seen: the bidirectional
+/// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069, which can make a name read
+/// as another, "Trojan Source"), the zero-width space and the byte order mark (two names that
+/// look the same). The joiners (U+200C, U+200D, used by emoji and some scripts) and the
+/// direction marks (U+200E, U+200F) stay allowed.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}' | '\u{FEFF}')
 }
 
 /// A table's or field's display name: any text (Japanese, symbols, quotes), 1 to 100 characters,
@@ -616,6 +625,16 @@ mod tests {
         assert_eq!(user.parse(&Json::from("taro' OR 1=1")), Err("unknown_user"));
         assert!(user.filter("contains", "x").is_err());
         assert!(user.filter("eq", &id.to_string()).is_ok());
+    }
+
+    #[test]
+    fn a_name_may_not_hide_how_it_reads() {
+        for bad in ["顧客\u{202E}txt.exe", "顧\u{200B}客", "\u{2066}x\u{2069}", "a\u{FEFF}b"] {
+            assert_eq!(Name::parse(bad).map(|n| n.0), Err("control_chars"), "{bad:?}");
+        }
+        for ok in ["👩\u{200D}💻 チーム", "שלום\u{200F} 1"] {
+            assert!(Name::parse(ok).is_ok(), "{ok:?}");
+        }
     }
 
     #[test]

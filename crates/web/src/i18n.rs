@@ -799,7 +799,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.required", "This field is required.", "必須項目です。"),
     ("err.too_long", "This value is too long.", "長すぎます。"),
     ("err.login_id_chars", "Use only letters, digits and . _ - @.", "半角英数字と . _ - @ のみ使用できます。"),
-    ("err.control_chars", "Control characters are not allowed.", "制御文字は使用できません。"),
+    (
+        "err.control_chars",
+        "Control characters and invisible formatting characters (such as text direction overrides) are not allowed.",
+        "制御文字や見えない書式文字（文字の向きを変える文字など）は使用できません。",
+    ),
     (
         "err.email_format",
         "Enter an e-mail address such as name@example.jp.",

@@ -1807,6 +1807,17 @@ async fn field_names_that_requests_use_for_other_fields_and_unusable_rules_are_r
     }
     let (s, _) = cast.admin.send_json(Method::PATCH, &format!("{fields}/{other}"), json!({"name": "updated_by"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // Nor may a name hide how it reads (a direction override, a zero-width space).
+    for name in ["請求書\u{202E}fdp.exe", "顧\u{200B}客"] {
+        let (s, v) = cast.admin.post_json("/api/v1/tables", json!({"name": name})).await;
+        assert_eq!(
+            (s, v["error"]["fields"][0]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("control_chars")),
+            "{name:?}"
+        );
+        let (s, _) = cast.admin.post_json(&fields, json!({"name": name, "kind": {"type": "text"}})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}");
+    }
     // A unique field with a default: the second record left empty would collide with the first.
     let (s, v) = cast
         .admin
