@@ -118,6 +118,14 @@ async fn a_unique_field_refuses_a_duplicate_and_a_stale_edit_is_refused() {
     assert_eq!(v["error"]["fields"][0]["code"], "stale");
     let (_, v) = cast.admin.get_json(&rec).await;
     assert_eq!(v["record"]["values"][field_id(&table, "従業員数")], 10);
+    // An edit that changes nothing is refused, not a new version with no history.
+    let (s, v) = cast.admin.send_json(Method::PATCH, &rec, json!({"version": 2, "values": {}})).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("values")),
+        "{v}"
+    );
+    assert_eq!(cast.admin.get_json(&rec).await.1["record"]["version"], 2);
     let (_, audit) = cast.admin.get_json("/api/v1/audit?action=record.update").await;
     assert_eq!(audit["events"][0]["details"], "従業員数: null -> 10");
     let (s, _) = cast.admin.send_json(Method::DELETE, &rec, json!({})).await;

@@ -694,6 +694,10 @@ pub async fn update_record(
     let id = record_id(&rid)?;
     let version = b.version.ok_or_else(|| AppError::Invalid(FieldErrors::single("version", "required")))?;
     let cells = parse_values(&t, &b.values, false, &|f| scope.writes(f))?;
+    if cells.is_empty() {
+        // Nothing to change: not a new version (it would have no history entry).
+        return Err(AppError::Invalid(FieldErrors::single("values", "required")));
+    }
     check_refs(&state, &ctx, &auth, &t, &[&cells]).await?;
     let old = state.store.get_record(&view, &open.def, id).await?;
     let ev = ctx
