@@ -1693,6 +1693,7 @@ async fn an_unknown_sort_or_filter_field_is_refused_by_the_grid_the_api_and_the_
         "filter.eq.nope=1",
         "filter.contains.%E7%84%A1%E3%81%84=x",
         "filter.bogus_op.会社名=x",
+        "col=nope",
     ] {
         for path in [
             format!("/tables/{tid}?{query}"),
@@ -1712,6 +1713,12 @@ async fn an_unknown_sort_or_filter_field_is_refused_by_the_grid_the_api_and_the_
     ] {
         assert_eq!(a.get(&path).await.status(), StatusCode::OK, "{path}");
     }
+    // `col` chooses the fields the API answers, as on the grid and in the export.
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?col=%E4%BC%9A%E7%A4%BE%E5%90%8D")).await;
+    assert_eq!(s, StatusCode::OK);
+    let values = v["records"][0]["values"].as_object().unwrap();
+    assert_eq!(values.len(), 1, "{v}");
+    assert_eq!(values.values().next().unwrap(), "A");
 }
 
 /// The export reads the table in pages of 1,000: every record comes out once, in the list's

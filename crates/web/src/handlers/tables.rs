@@ -569,6 +569,9 @@ pub async fn list_records(
     let t = open.seen_by(&scope);
     let (pairs, _) = crate::handlers::views::resolve(&state, &scope, &pairs).await?;
     let q = record_query(&t, &pairs)?;
+    // `col` chooses the fields answered, as on the grid and in the export (each one the reader
+    // sees; an unknown or hidden one is refused the same way).
+    let t = crate::handlers::views::narrowed(&t, &crate::handlers::views::columns(&t, &pairs)?);
     let records = state.store.list_records(&scope, &open.def, &q).await?;
     let next = (records.len() == q.limit as usize).then(|| records.last().map(|r| cursor_after(&q, r))).flatten();
     let links = lookups(&state, &ctx, &auth, &t, &records).await?;
