@@ -736,6 +736,12 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "This server does not answer for that host name.",
         "このサーバーはそのホスト名では応答しません。",
     ),
+    ("error.bad_encoding.title", "Unreadable text", "読み取れない文字"),
+    (
+        "error.bad_encoding.message",
+        "The form or address holds text that is not UTF-8. Nothing was saved. Send it again from the page.",
+        "フォームまたはアドレスに UTF-8 ではない文字が含まれています。何も保存していません。ページから送信し直してください。",
+    ),
     ("error.headers_too_large.title", "Request headers too large", "リクエストヘッダーが大きすぎます"),
     (
         "error.headers_too_large.message",
@@ -996,7 +1002,9 @@ mod tests {
 
     #[test]
     fn error_pages_have_a_heading_and_message_for_every_code() {
-        for code in ["not_found", "forbidden", "csrf", "internal", "payload_too_large", "headers_too_large"] {
+        for code in
+            ["not_found", "forbidden", "csrf", "internal", "payload_too_large", "headers_too_large", "bad_encoding"]
+        {
             let (h, m) = error_heading_and_message(code);
             assert!(h.starts_with(&format!("error.{code}")), "{code}");
             assert!(m.starts_with(&format!("error.{code}")), "{code}");

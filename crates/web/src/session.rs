@@ -344,7 +344,7 @@ impl CloneParts for Parts {
     }
 }
 
-fn is_form(h: &HeaderMap) -> bool {
+pub(crate) fn is_form(h: &HeaderMap) -> bool {
     h.get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))

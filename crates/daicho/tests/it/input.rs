@@ -109,6 +109,45 @@ async fn bad_paths_queries_and_forms_never_cause_a_server_error() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
+/// Percent-escapes that do not decode to UTF-8 are refused (400 `bad_encoding`) in a form body
+/// and in a query string, instead of being saved as U+FFFD.
+#[tokio::test]
+async fn a_form_or_query_that_is_not_utf8_is_refused_and_nothing_is_saved() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let users = app.raw_i64("SELECT COUNT(*) FROM users").await;
+    for bad in ["display_name=%FF%FE", "display_name=%E6%9D", "display_name=x&%C3=x", "display_name=%E5%B1%B1%E7%94%B0"]
+    {
+        let body = format!("login_id=latin1&{bad}&email=l%40example.jp&role=member&language=ja&csrf={}", a.csrf);
+        let r = a
+            .client
+            .post(a.url("/admin/users"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        if bad.ends_with("%B0") {
+            // the same form in UTF-8 makes the user
+            assert_eq!(r.status(), StatusCode::OK);
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.text().await.unwrap().contains("not UTF-8. Nothing was saved."), "{bad}");
+        assert_eq!(app.raw_i64("SELECT COUNT(*) FROM users").await, users);
+    }
+    assert_eq!(app.raw_i64("SELECT COUNT(*) FROM users").await, users + 1);
+    for p in ["/admin/audit?login=%FF", "/admin/users?%FF=1"] {
+        assert_eq!(a.get(p).await.status(), StatusCode::BAD_REQUEST, "{p}");
+    }
+    let (s, v) = a.get_json("/api/v1/audit?login=%C3%28").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "bad_encoding");
+    // What a browser sends (UTF-8, escaped or not, "+" for a space) passes.
+    assert_eq!(a.get("/admin/audit?login=%E5%B1%B1%E7%94%B0+x").await.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn the_language_follows_the_browser_and_then_the_users_choice() {
     let app = TestApp::start().await;
