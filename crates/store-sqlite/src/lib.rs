@@ -3870,12 +3870,32 @@ async fn import_on(
             "INSERT INTO {t}_fts (rowid, body) SELECT id, {} FROM {t} WHERE id > ?",
             ut::search_expr(table, "char(10)")
         );
+        fts_bulk_settings(&mut tx, &t, true).await?;
         sqlx::query(AssertSqlSafe(fts)).bind(before).execute(&mut *tx).await.map_err(internal)?;
+        fts_bulk_settings(&mut tx, &t, false).await?;
     }
     event.details = details;
     SqliteStore::append_in(&mut tx, event).await?;
     tx.commit().await.map_err(internal)?;
     Ok((inserted, updated))
+}
+
+/// FTS5's settings for filling the keyword index of many records at once (`bulk`), or its
+/// defaults again, inside the caller's transaction (the settings are rows of the index's
+/// config table, so a rollback undoes them too). In bulk, the index is built in memory in
+/// pieces of 8 MiB instead of 1 MiB (fewer, larger segments) and its segments are not merged
+/// as they are written (`automerge` 0). Measured with the benchmark's schema, 100,000 rows into
+/// 900,000: 31,776 rows/s with the defaults, 46,689 with these (docs/PERFORMANCE.md). The
+/// merging left over is done by later writes (automerge 4 again) or, above 16 segments on a
+/// level, at once by FTS5's crisis merge; searches over the unmerged index were measured as
+/// fast (0.62 against 0.18 ms for a common phrase, under 0.1 ms for the rest).
+async fn fts_bulk_settings(tx: &mut Transaction<'_, Sqlite>, t: &str, bulk: bool) -> StoreResult<()> {
+    let (automerge, hashsize): (i64, i64) = if bulk { (0, 8 << 20) } else { (4, 1 << 20) };
+    for (key, value) in [("automerge", automerge), ("hashsize", hashsize)] {
+        let sql = format!("INSERT INTO {t}_fts ({t}_fts, rank) VALUES (?1, ?2)");
+        sqlx::query(AssertSqlSafe(sql)).bind(key).bind(value).execute(&mut **tx).await.map_err(internal)?;
+    }
+    Ok(())
 }
 
 /// An import's open transaction, as `daicho_store::write_parts` writes into it.

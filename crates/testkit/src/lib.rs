@@ -166,6 +166,15 @@ impl TestApp {
         Some(rows as i64)
     }
 
+    /// On SQLite, the settings stored in the keyword index's config table of user table
+    /// `table_id` (FTS5's `automerge`, `hashsize`, …), by name; `None` on PostgreSQL.
+    pub async fn sqlite_fts_config(&self, table_id: &str) -> Option<Vec<(String, i64)>> {
+        let daicho::StoreHandle::Sqlite(s) = &self.running.store else { return None };
+        let sql =
+            format!("SELECT k, v FROM t_{}_fts_config WHERE k <> 'version' ORDER BY k", table_id.replace('-', ""));
+        Some(sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(s.pool_for_tests()).await.unwrap())
+    }
+
     /// On PostgreSQL, runs `sql` (several statements allowed, no parameters) on the store's
     /// database, for tests of migrations; `None` on SQLite.
     pub async fn postgres_execute(&self, sql: &str) -> Option<()> {

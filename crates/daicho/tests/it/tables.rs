@@ -659,6 +659,12 @@ async fn a_large_import_is_all_or_nothing_although_it_is_written_while_it_is_rea
     if let Some(sizes) = app.sqlite_cache_sizes().await {
         assert!(sizes.iter().all(|&s| s == -2000), "SQLite's default page cache on every connection: {sizes:?}");
     }
+    // On SQLite the import filled the keyword index in FTS5's bulk settings and set its
+    // defaults back in the same transaction.
+    if let Some(config) = app.sqlite_fts_config(&tid).await {
+        let expected = [("automerge".to_owned(), 4), ("hashsize".to_owned(), 1 << 20)];
+        assert_eq!(config, expected, "FTS5's defaults after an import");
+    }
     // On PostgreSQL an import that changed a tenth of the table refreshed its statistics at once.
     if let Some(rows) = app.postgres_row_estimate(&tid).await {
         assert_eq!(rows, 3_501, "the planner counts the imported rows");
@@ -1719,6 +1725,34 @@ async fn an_unknown_sort_or_filter_field_is_refused_by_the_grid_the_api_and_the_
     let values = v["records"][0]["values"].as_object().unwrap();
     assert_eq!(values.len(), 1, "{v}");
     assert_eq!(values.values().next().unwrap(), "A");
+    // A cursor continues only the order it was made for: one from a list by staff count (a
+    // number) is refused by a list by company name or by id, and by a list with a second key.
+    for n in [2, 3] {
+        let (s, _) = a
+            .post_json(
+                &format!("/api/v1/tables/{tid}/records"),
+                json!({"values": {"会社名": format!("B{n}"), "従業員数": n}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let by_staff = "sort=%E5%BE%93%E6%A5%AD%E5%93%A1%E6%95%B0&limit=1";
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?{by_staff}")).await;
+    assert_eq!(s, StatusCode::OK);
+    let after = v["next_after"].as_str().expect("a next page").to_owned();
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?{by_staff}&after={after}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["records"][0]["values"].as_object().unwrap().values().any(|x| x == "B3"), "{v}");
+    for other in ["sort=%E4%BC%9A%E7%A4%BE%E5%90%8D", "sort=", &format!("{by_staff}&sort=%E4%BC%9A%E7%A4%BE%E5%90%8D")]
+    {
+        for path in [
+            format!("/api/v1/tables/{tid}/records?{other}&after={after}"),
+            format!("/tables/{tid}?{other}&after={after}"),
+        ] {
+            let s = a.get(&path).await.status();
+            assert!(s.is_client_error(), "{path} -> {s}");
+        }
+    }
 }
 
 /// The export reads the table in pages of 1,000: every record comes out once, in the list's

@@ -132,7 +132,29 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
     if q.filters.len() > 20 {
         errs.push("filter", "too_many");
     }
+    if errs.is_empty() && !cursor_fits(t, &q) {
+        errs.push("after", "bad_cursor");
+    }
     if errs.is_empty() { Ok(q) } else { Err(AppError::Invalid(errs)) }
+}
+
+/// Whether a cursor was made for this order: one value per sort key, each of the key's stored
+/// type (or empty). A cursor from another list, or edited by hand, would otherwise compare a
+/// text with a number and start the page at some other place.
+fn cursor_fits(t: &TableDef, q: &RecordQuery) -> bool {
+    use daicho_domain::table::Storage;
+    let fits = |key: Option<FieldId>, c: &Cell| match (key.and_then(|f| find_field(t, &f.to_string())), c) {
+        (_, Cell::Null) => true,
+        (None, _) => false,
+        (Some(f), c) => matches!(
+            (f.kind.storage(), c),
+            (Storage::Text, Cell::Text(_)) | (Storage::Int, Cell::Int(_)) | (Storage::Bool, Cell::Bool(_))
+        ),
+    };
+    let Some((first, _)) = &q.after else { return true };
+    fits(q.sort, first)
+        && q.after_then.len() == q.then.len()
+        && q.then.iter().zip(&q.after_then).all(|((f, _), c)| fits(Some(*f), c))
 }
 
 /// A cell as CSV text: text as stored (a multiple choice is already one choice per line, as
