@@ -65,7 +65,7 @@ pub(crate) fn audit_from_row(r: &PgRow) -> StoreResult<AuditEvent> {
     rows::audit(&Cols(r))
 }
 
-pub(crate) fn directory_from_row(r: &PgRow) -> StoreResult<(daicho_domain::UserId, daicho_domain::LoginId, String)> {
+pub(crate) fn directory_from_row(r: &PgRow) -> StoreResult<daicho_store::Person> {
     rows::directory_entry(&Cols(r))
 }
 

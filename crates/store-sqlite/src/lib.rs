@@ -695,12 +695,10 @@ impl Store for SqliteStore {
         self.grants_for(scope.tenant_id(), scope.actor()).await
     }
 
-    async fn directory(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<(UserId, LoginId, String)>> {
-        let rows = sqlx::query("SELECT id, login_id, display_name FROM users WHERE tenant_id = ? ORDER BY login_id")
-            .bind(scope.tenant_id().to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(internal)?;
+    async fn directory(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<daicho_store::Person>> {
+        let sql = "SELECT id, login_id, display_name, status FROM users WHERE tenant_id = ? ORDER BY login_id";
+        let rows =
+            sqlx::query(sql).bind(scope.tenant_id().to_string()).fetch_all(&self.pool).await.map_err(internal)?;
         rows.iter().map(crate::rows::directory_from_row).collect()
     }
 

@@ -489,6 +489,24 @@ pub struct TrashItem {
     pub deleted_by: String,
 }
 
+/// A user of the tenant as other users see them: in user fields, a record's history and the
+/// members of a group. A disabled user stays in the directory (records and history still name
+/// them) but is no longer offered as a choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub id: UserId,
+    pub login: LoginId,
+    pub name: String,
+    pub active: bool,
+}
+
+impl Person {
+    /// How a page names them: "display name (login ID)".
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.name, self.login.as_str())
+    }
+}
+
 /// A record of a user table: its id, version (for optimistic concurrency) and cells, in the
 /// order of the table's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -628,8 +646,9 @@ pub trait Store: Send + Sync + 'static {
     async fn table(&self, scope: &Scope<UseTables>, id: TableId) -> StoreResult<TableDef>;
     /// The table grants of the groups the principal belongs to.
     async fn my_grants(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<TableGrant>>;
-    /// The tenant's users as others may see them (for user fields): id, login ID, name.
-    async fn directory(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<(UserId, LoginId, String)>>;
+    /// The tenant's users as others may see them (for user fields, history and groups), by
+    /// login ID, disabled ones included (records still name them).
+    async fn directory(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<Person>>;
     /// Adds a typed column (and a unique index when the rule asks for one).
     async fn add_field(
         &self,

@@ -151,13 +151,14 @@ pub fn audit(r: &impl Columns) -> StoreResult<AuditEvent> {
     })
 }
 
-/// One entry of the tenant's user directory: id, login ID and display name.
-pub fn directory_entry(r: &impl Columns) -> StoreResult<(UserId, LoginId, String)> {
-    Ok((
-        id::<UserId>(r, "id")?,
-        LoginId::parse(&r.text("login_id")?).map_err(|_| bad("login_id"))?,
-        r.text("display_name")?,
-    ))
+/// One entry of the tenant's user directory from columns id, login_id, display_name, status.
+pub fn directory_entry(r: &impl Columns) -> StoreResult<crate::Person> {
+    Ok(crate::Person {
+        id: id::<UserId>(r, "id")?,
+        login: LoginId::parse(&r.text("login_id")?).map_err(|_| bad("login_id"))?,
+        name: r.text("display_name")?,
+        active: r.text("status")? == "active",
+    })
 }
 
 /// A table grant from columns group_id, table_id, rights, rows, fields.

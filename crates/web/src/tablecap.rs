@@ -6,7 +6,7 @@
 
 use daicho_domain::access::{Right, TableAccess, TableGrant, TableScope};
 use daicho_domain::table::TableDef;
-use daicho_domain::{AuditAction, Outcome, Scope, TableId, UseTables, UserId};
+use daicho_domain::{AuditAction, Outcome, Scope, TableId, UseTables};
 
 use crate::ctx::{Ctx, EventExt};
 use crate::error::{AppError, AppResult};
@@ -188,15 +188,9 @@ impl Auth {
         Ok(())
     }
 
-    /// The tenant's users (id, login ID, name), for user fields.
-    pub async fn directory(&self, state: &AppState, ctx: &Ctx) -> AppResult<Vec<(UserId, String, String)>> {
+    /// The tenant's users, disabled ones included, for user fields, history and groups.
+    pub async fn directory(&self, state: &AppState, ctx: &Ctx) -> AppResult<Vec<daicho_store::Person>> {
         let uses = self.authorize::<UseTables>(state, ctx).await?;
-        Ok(state
-            .store
-            .directory(&uses)
-            .await?
-            .into_iter()
-            .map(|(id, login, name)| (id, login.as_str().to_owned(), name))
-            .collect())
+        Ok(state.store.directory(&uses).await?)
     }
 }

@@ -435,6 +435,18 @@ async fn the_admin_sees_what_a_user_may_do_and_changes_take_effect_at_once() {
     let r = cast.admin.post_form(&format!("/admin/groups/{}/members", d.group), &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(cast.member.get_json(&format!("/api/v1/tables/{}", d.tid)).await.0, StatusCode::NOT_FOUND);
+    // A disabled user is no longer offered as a member; a disabled member stays listed, ticked,
+    // so that they can be taken out.
+    let checkbox = format!("name=\"member\" value=\"{}\"", d.member_id);
+    let group_page = || async { cast.admin.get(&format!("/admin/groups/{}", d.group)).await.text().await.unwrap() };
+    assert!(group_page().await.contains(&format!("{checkbox}>")));
+    let members = format!("/admin/groups/{}/members", d.group);
+    assert!(cast.admin.post_form(&members, &[("member", &d.member_id)]).await.status().is_redirection());
+    let (s, _) = cast.admin.post_json(&format!("/api/v1/users/{}/disable", d.member_id), json!({})).await;
+    assert!(s.is_success(), "{s}");
+    assert!(group_page().await.contains(&format!("{checkbox} checked>")), "a disabled member is listed");
+    assert!(cast.admin.post_form(&members, &[]).await.status().is_redirection());
+    assert!(!group_page().await.contains(&checkbox), "a disabled user is not offered");
     // Every change to the matrix is in the operation history.
     let (_, v) = cast.admin.get_json("/api/v1/audit?limit=500").await;
     let actions: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();

@@ -1655,6 +1655,26 @@ async fn email_phone_and_user_fields_round_trip_and_number_and_length_rules_are_
     assert!(grid.contains(display), "the grid names the user");
     let page = a.get(&format!("/tables/{tid}/records/{rid}")).await.text().await.unwrap();
     assert!(page.contains(display), "the record page names the user");
+    let option = format!("<option value=\"{member_id}\"");
+    assert!(a.get(&format!("/tables/{tid}/records/new")).await.text().await.unwrap().contains(&option));
+    // A disabled user is no longer offered for new values, but a record that names them still
+    // shows them, chosen, and keeps them when its form is saved.
+    let (s, v) = a.post_json(&format!("/api/v1/users/{member_id}/disable"), json!({})).await;
+    assert!(s.is_success(), "{s} {v}");
+    let new_form = a.get(&format!("/tables/{tid}/records/new")).await.text().await.unwrap();
+    assert!(!new_form.contains(&option), "a disabled user is not offered");
+    assert!(new_form.contains("<option value=\""), "active users are");
+    let page = a.get(&format!("/tables/{tid}/records/{rid}")).await.text().await.unwrap();
+    assert!(page.contains(&format!("{option} selected>")), "the record keeps its disabled user");
+    let (owner, short) = (id("担当者"), id("略称"));
+    let form = [("version", "1"), (owner.as_str(), member_id.as_str()), (short.as_str(), "AB")];
+    let r = a.post_form(&format!("/tables/{tid}/records/{rid}"), &form).await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{rid}")).await;
+    assert_eq!(
+        (v["record"]["values"][&owner].as_str(), v["record"]["version"].as_i64()),
+        (Some(member_id.as_str()), Some(2))
+    );
     // Each broken rule is refused with its own code, and nothing is written.
     for (field, value, code) in [
         ("メール", json!("taro@"), "email_format"),

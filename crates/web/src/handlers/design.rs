@@ -655,11 +655,7 @@ async fn trash_page_for(
     let uses = auth.authorize::<daicho_domain::UseTables>(state, ctx).await?;
     let people = state.store.directory(&uses).await?;
     let who = |id: &str| {
-        people
-            .iter()
-            .find(|(u, _, _)| u.to_string() == id)
-            .map(|(_, login, name)| format!("{name} ({})", login.as_str()))
-            .unwrap_or_else(|| id.to_owned())
+        people.iter().find(|p| p.id.to_string() == id).map(daicho_store::Person::label).unwrap_or_else(|| id.to_owned())
     };
     let fmt = crate::views::fmt_time;
     Ok(TrashPage {

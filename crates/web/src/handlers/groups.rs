@@ -125,7 +125,9 @@ async fn set_members(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId, memb
     let users = auth.directory(state, ctx).await?;
     let logins: Vec<String> = members
         .iter()
-        .map(|m| users.iter().find(|(u, _, _)| u == m).map(|(_, l, _)| l.clone()).unwrap_or_else(|| m.to_string()))
+        .map(|m| {
+            users.iter().find(|p| p.id == *m).map(|p| p.login.as_str().to_owned()).unwrap_or_else(|| m.to_string())
+        })
         .collect();
     let ev = ctx
         .event_by(&auth.principal, AuditAction::GroupMembers, Outcome::Success)
@@ -322,13 +324,11 @@ async fn group_page(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId, error
         id: g.id.to_string(),
         name: g.name.as_str().to_owned(),
         description: g.description.clone(),
+        // Active users to choose from; a disabled member stays listed so that they can be taken out.
         members: users
             .iter()
-            .map(|(u, login, name)| MemberRow {
-                id: u.to_string(),
-                label: format!("{name} ({login})"),
-                member: g.members.contains(u),
-            })
+            .filter(|p| p.active || g.members.contains(&p.id))
+            .map(|p| MemberRow { id: p.id.to_string(), label: p.label(), member: g.members.contains(&p.id) })
             .collect(),
         matrix: tables
             .iter()

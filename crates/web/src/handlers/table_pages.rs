@@ -9,6 +9,7 @@ use axum::response::Response;
 use daicho_domain::access::{Create, Delete, Design, Edit, Import, TableRight, View};
 use daicho_domain::table::{FieldDef, FieldKind, FieldRules, Name, RecordQuery, TableDef, check_field_count};
 use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, Outcome, TableId};
+use daicho_store::Person;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -270,11 +271,11 @@ impl Can {
 }
 
 /// How a cell shows on a page: user fields by name, from the tenant's directory.
-fn shown(f: &FieldDef, c: &daicho_domain::table::Cell, users: &[(daicho_domain::UserId, String, String)]) -> String {
+fn shown(f: &FieldDef, c: &daicho_domain::table::Cell, users: &[Person]) -> String {
     if let (FieldKind::User, daicho_domain::table::Cell::Text(id)) = (&f.kind, c)
-        && let Some((_, login, name)) = users.iter().find(|(u, _, _)| u.to_string() == *id)
+        && let Some(p) = users.iter().find(|p| p.id.to_string() == *id)
     {
-        return format!("{name} ({login})");
+        return p.label();
     }
     display(&f.present(c))
 }
@@ -312,12 +313,7 @@ async fn link_choices(
     Ok(out)
 }
 
-async fn users_for(
-    state: &AppState,
-    ctx: &Ctx,
-    auth: &Auth,
-    t: &TableDef,
-) -> AppResult<Vec<(daicho_domain::UserId, String, String)>> {
+async fn users_for(state: &AppState, ctx: &Ctx, auth: &Auth, t: &TableDef) -> AppResult<Vec<Person>> {
     if t.fields.iter().any(|f| matches!(f.kind, FieldKind::User)) {
         auth.directory(state, ctx).await
     } else {
@@ -882,7 +878,7 @@ struct RecordPage {
 struct FormSpec<'a> {
     t: &'a TableDef,
     writes: &'a dyn Fn(FieldId) -> bool,
-    users: &'a [(daicho_domain::UserId, String, String)],
+    users: &'a [Person],
     /// Choices for link fields: (record id, label), when the target can be listed.
     links: std::collections::HashMap<FieldId, Vec<(String, String)>>,
     can_save: bool,
@@ -957,6 +953,21 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 Some(v) => f.parse(v).map(|c| shown(f, &c, spec.users)).unwrap_or_else(|_| display(v)),
                 None => String::new(),
             };
+            let choices = match &f.kind {
+                FieldKind::Choice { choices } | FieldKind::MultiChoice { choices } => {
+                    choices.iter().map(|c| (c.trim().to_owned(), c.clone())).collect()
+                }
+                // Active users; a disabled one only where the record already names them,
+                // so that saving the form keeps the value.
+                FieldKind::User => spec
+                    .users
+                    .iter()
+                    .filter(|p| p.active || values.get(&key).and_then(Value::as_str) == Some(&p.id.to_string()))
+                    .map(|p| (p.id.to_string(), p.label()))
+                    .collect(),
+                FieldKind::Link { .. } => spec.links.get(&f.id).cloned().unwrap_or_default(),
+                _ => Vec::new(),
+            };
             InputField {
                 value,
                 shown,
@@ -969,18 +980,7 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 inputmode,
                 hint,
                 required: f.rules.required,
-                choices: match &f.kind {
-                    FieldKind::Choice { choices } | FieldKind::MultiChoice { choices } => {
-                        choices.iter().map(|c| (c.trim().to_owned(), c.clone())).collect()
-                    }
-                    FieldKind::User => spec
-                        .users
-                        .iter()
-                        .map(|(id, login, name)| (id.to_string(), format!("{name} ({login})")))
-                        .collect(),
-                    FieldKind::Link { .. } => spec.links.get(&f.id).cloned().unwrap_or_default(),
-                    _ => Vec::new(),
-                },
+                choices,
             }
         })
         .collect()
@@ -1128,13 +1128,8 @@ pub async fn edit_record(
     let spec = FormSpec { t: &t, writes: &writes, users: &users, links, can_save, can_delete };
     let mut page =
         record_page(&auth, &ctx, &spec, Some((r.id, r.version)), &values_of(&t, &r), Errors::default(), false);
-    let who = |id: &str| {
-        people
-            .iter()
-            .find(|(u, _, _)| u.to_string() == id)
-            .map(|(_, login, name)| format!("{name} ({login})"))
-            .unwrap_or_else(|| id.to_owned())
-    };
+    let who =
+        |id: &str| people.iter().find(|p| p.id.to_string() == id).map(Person::label).unwrap_or_else(|| id.to_owned());
     page.meta = Some((
         crate::views::fmt_time(r.created_at),
         who(&r.created_by),
@@ -1230,13 +1225,8 @@ pub async fn record_history(
     let r = state.store.get_record(&view, &open.def, id).await?;
     let entries = state.store.record_history(&view, &open.def, id).await?;
     let users = auth.directory(&state, &ctx).await?;
-    let name_of = |uid: &str| {
-        users
-            .iter()
-            .find(|(u, _, _)| u.to_string() == uid)
-            .map(|(_, login, name)| format!("{name} ({login})"))
-            .unwrap_or_else(|| uid.to_owned())
-    };
+    let name_of =
+        |uid: &str| users.iter().find(|p| p.id.to_string() == uid).map(Person::label).unwrap_or_else(|| uid.to_owned());
     let field = |f: FieldId| t.fields.iter().find(|d| d.id == f);
     // Link values show their linked record as the reader may see it.
     let pseudo: Vec<daicho_store::Record> = entries

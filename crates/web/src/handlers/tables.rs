@@ -360,7 +360,7 @@ pub(crate) async fn check_users(
         return Ok(());
     }
     let known: std::collections::HashSet<String> =
-        auth.directory(state, ctx).await?.into_iter().map(|(id, _, _)| id.to_string()).collect();
+        auth.directory(state, ctx).await?.into_iter().map(|p| p.id.to_string()).collect();
     let mut errs = FieldErrors::new();
     for cells in rows {
         for (f, c) in cells.iter() {
