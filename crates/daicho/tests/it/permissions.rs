@@ -1365,3 +1365,78 @@ async fn a_personal_view_on_a_field_later_hidden_is_not_offered_but_stays_deleta
     let (s, v) = m.post_json(&format!("/api/v1/tables/{t}/views"), json!({"name": "大口"})).await;
     assert_eq!(s, StatusCode::CREATED, "its name is free again: {v}");
 }
+
+/// A group's rules survive changes to the design made while they stand: a field rule whose
+/// field is in the trash is kept when the grant is saved again (from the table page, the matrix
+/// or the API, none of which show that field) and applies again on restore; a "user is me" rule
+/// whose field stopped being a user field stays chosen on the table page, and saving the page
+/// does not widen it to every record.
+#[tokio::test]
+async fn grant_rules_on_trashed_or_changed_fields_are_kept_when_the_grant_is_saved_again() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    let owner_rule = json!({"type": "user_is_me", "field": d.owner});
+    grant(a, &d, json!({"rights": ["view"], "rows": owner_rule, "fields": {d.amount.clone(): "hidden"}})).await;
+    for (title, owner) in [("mine", d.member_id.as_str()), ("theirs", "")] {
+        let (s, v) = add(a, &d, json!({"件名": title, "金額": 100, "担当": owner})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let titles = |v: &Value| -> Vec<String> {
+        v["records"].as_array().unwrap().iter().map(|r| r["values"][&d.title].as_str().unwrap().to_owned()).collect()
+    };
+    let records = format!("/api/v1/tables/{}/records", d.tid);
+    // The hidden amount goes to the trash; the grant is saved three ways without it.
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{}/fields/{}", d.tid, d.amount), json!({})).await;
+    assert!(s.is_success(), "{s}");
+    let table_page = format!("/admin/groups/{}/tables/{}", d.group, d.tid);
+    let rows_value = format!("user_is_me:{}", d.owner);
+    let r = a.post_form(&table_page, &[("rows", &rows_value), (&format!("field.{}", d.memo), "read_only")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let matrix = format!("/admin/groups/{}/grants", d.group);
+    let r =
+        a.post_form(&matrix, &[(&format!("right.{}", d.tid), "view"), (&format!("right.{}", d.tid), "export")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let body = json!({"rights": ["view", "export"], "rows": owner_rule, "fields": {d.memo.clone(): "read_only"}});
+    grant(a, &d, body).await;
+    // A new rule on a field in the trash is still refused.
+    let (s, v) = a
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/groups/{}/grants/{}", d.group, d.tid),
+            json!({"rights": ["view"], "rows": owner_rule, "fields": {d.amount.clone(): "read_only"}}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_field"))
+    );
+    // Restored, the amount is hidden from the member again.
+    let restore = format!("/api/v1/trash/tables/{}/fields/{}/restore", d.tid, d.amount);
+    assert_eq!(a.post_json(&restore, json!({})).await.0, StatusCode::NO_CONTENT);
+    let (s, v) = m.get_json(&records).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(titles(&v), ["mine"]);
+    assert!(v["records"][0]["values"].get(&d.amount).is_none(), "the amount is hidden again: {v}");
+    // The owner field becomes a text field: the rule still limits the member to their records,
+    // the table page still shows it chosen, and saving the page keeps it.
+    let retype = format!("/api/v1/tables/{}/fields/{}/retype", d.tid, d.owner);
+    let (s, v) = a.post_json(&retype, json!({"kind": {"type": "text"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let page = a.get(&table_page).await.text().await.unwrap();
+    assert!(page.contains(&format!("<option value=\"{rows_value}\" selected>")), "the stored rule is chosen");
+    let r = a.post_form(&table_page, &[("rows", &rows_value), (&format!("field.{}", d.amount), "hidden")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = a.post_form(&table_page, &[(&format!("field.{}", d.amount), "hidden")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "a form without a row rule keeps the stored one");
+    assert_eq!(titles(&m.get_json(&records).await.1), ["mine"], "not widened to every record");
+    let (_, v) = a.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await;
+    let row = v["tables"].as_array().unwrap().iter().find(|r| r["table"] == d.tid.as_str()).unwrap();
+    assert_eq!(row["rows"], "user_is_me:担当", "{row}");
+    // A new "user is me" rule still needs a user field.
+    let r = a.post_form(&table_page, &[("rows", "created_by_me")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = a.post_form(&table_page, &[("rows", &rows_value)]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}

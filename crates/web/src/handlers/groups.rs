@@ -46,21 +46,35 @@ fn parse_name(name: &str, description: &str) -> Result<(Name, String), FieldErro
     }
 }
 
-/// Checks a grant against the table: fields must be the table's, and a "user is me" row rule
-/// must name one of its user fields.
-fn check_grant(t: &TableDef, g: &TableGrant) -> Result<(), FieldErrors> {
+/// Checks a grant against the table and the group's grant it replaces (`old`): a new field
+/// rule must name a field of the table, and a new "user is me" row rule one of its user fields.
+/// Rules the old grant already had stand as they are, also where their field is in the trash
+/// (or, for a row rule, no longer a user field): the forms and the API only show live fields,
+/// so a rule that could not be sent back must not be lost or refused because of it.
+fn check_grant(t: &TableDef, old: Option<&TableGrant>, g: &TableGrant) -> Result<(), FieldErrors> {
     let mut errs = FieldErrors::new();
     if let RowRule::UserIsMe { field } = g.rows
+        && old.map(|o| o.rows) != Some(g.rows)
         && !t.fields.iter().any(|f| f.id == field && matches!(f.kind, FieldKind::User))
     {
         errs.push("rows", "not_a_user_field");
     }
-    for f in g.fields.keys() {
-        if !t.fields.iter().any(|d| d.id == *f) {
+    for (f, a) in &g.fields {
+        if !t.fields.iter().any(|d| d.id == *f) && old.and_then(|o| o.fields.get(f)) != Some(a) {
             errs.push_owned(f.to_string(), "unknown_field");
         }
     }
     if errs.is_empty() { Ok(()) } else { Err(errs) }
+}
+
+/// The field rules of `old` for fields the table does not show now (in the trash), carried into
+/// the grant that replaces it: they apply again when the field is restored.
+fn keep_absent_field_rules(t: &TableDef, old: Option<&TableGrant>, g: &mut TableGrant) {
+    for (f, a) in old.map(|o| o.fields.iter()).into_iter().flatten() {
+        if !t.fields.iter().any(|d| d.id == *f) {
+            g.fields.entry(*f).or_insert(*a);
+        }
+    }
 }
 
 fn describe_grant(t: &TableDef, g: &TableGrant) -> String {
@@ -136,11 +150,14 @@ async fn set_members(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId, memb
     Ok(state.store.set_group_members(&scope, id, members, ev).await?)
 }
 
-async fn set_grant(state: &AppState, ctx: &Ctx, auth: &Auth, grant: TableGrant) -> AppResult<()> {
+async fn set_grant(state: &AppState, ctx: &Ctx, auth: &Auth, mut grant: TableGrant) -> AppResult<()> {
     let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
     let tables = tables_of(state, auth, ctx).await?;
     let t = tables.iter().find(|t| t.id == grant.table).ok_or(AppError::NotFound)?;
-    check_grant(t, &grant).map_err(AppError::Invalid)?;
+    let group = find_group(state, &scope, grant.group).await?;
+    let old = group.grants.iter().find(|g| g.table == grant.table);
+    keep_absent_field_rules(t, old, &mut grant);
+    check_grant(t, old, &grant).map_err(AppError::Invalid)?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::GroupGrant, Outcome::Success)
         .target(format!("group:{} table:{}", grant.group, grant.table))
@@ -510,13 +527,24 @@ fn group_table_page(
         table_id: t.id.to_string(),
         table_name: t.name.as_str().to_owned(),
         has_grant: grant.is_some(),
-        rows,
-        user_fields: t
-            .fields
-            .iter()
-            .filter(|f| matches!(f.kind, FieldKind::User))
-            .map(|f| (format!("user_is_me:{}", f.id), f.name.as_str().to_owned()))
-            .collect(),
+        rows: rows.clone(),
+        user_fields: {
+            let mut choices: Vec<(String, String)> = t
+                .fields
+                .iter()
+                .filter(|f| matches!(f.kind, FieldKind::User))
+                .map(|f| (format!("user_is_me:{}", f.id), f.name.as_str().to_owned()))
+                .collect();
+            // A stored rule on a field that is no longer a user field (changed or in the
+            // trash) stays chosen, so that saving the page keeps it rather than widening it.
+            if let Some(RowRule::UserIsMe { field }) = grant.map(|gr| gr.rows)
+                && !choices.iter().any(|(v, _)| *v == rows)
+            {
+                let name = t.fields.iter().find(|f| f.id == field).map(|f| f.name.as_str().to_owned());
+                choices.push((rows.clone(), name.unwrap_or_else(|| field.to_string())));
+            }
+            choices
+        },
         fields: t
             .fields
             .iter()
@@ -560,7 +588,8 @@ pub async fn table_submit(
         ));
     };
     let rows = match pairs.iter().find(|(k, _)| k == "rows").map(|(_, v)| v.as_str()) {
-        Some("all") | None => RowRule::All,
+        None => old.rows,
+        Some("all") => RowRule::All,
         Some("created_by_me") => RowRule::CreatedByMe,
         Some(v) => match v.strip_prefix("user_is_me:").and_then(|f| f.parse::<FieldId>().ok()) {
             Some(field) => RowRule::UserIsMe { field },
