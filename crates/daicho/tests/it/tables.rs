@@ -551,6 +551,13 @@ async fn csv_import_is_all_or_nothing_reads_shift_jis_and_updates_by_a_unique_ke
         import(&cast.admin, &tid, "?key=従業員数", "会社名\nx\n".into()).await.1["error"]["fields"][0]["code"],
         "key_not_unique"
     );
+    // A file that repeats one key reports at most 100 problems, like any other.
+    let repeated = format!("会社名,従業員数\n{}", "同じ会社,1\n".repeat(500));
+    let (s, v) = import(&cast.admin, &tid, "?key=会社名", repeated.into_bytes()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let problems = v["error"]["fields"].as_array().unwrap();
+    assert_eq!((problems.len(), problems[0]["code"].as_str()), (100, Some("duplicate_key")));
+    assert_eq!(record_count(&cast.admin, &tid).await, 3);
     assert_eq!(import(&cast.member, &tid, "", "会社名\nx\n".into()).await.0, StatusCode::NOT_FOUND);
 }
 

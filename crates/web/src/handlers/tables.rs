@@ -182,9 +182,16 @@ fn export_text<'a>(f: &FieldDef, r: &'a Record) -> std::borrow::Cow<'a, str> {
     }
 }
 
+/// Whether a cell would run as a formula in a spreadsheet once its leading apostrophes are
+/// taken off: each such cell is exported with one more apostrophe, and the import takes one off,
+/// so that a value that itself begins with an apostrophe (`'=1+1`) comes back as it was.
+fn formula_like(s: &str) -> bool {
+    s.trim_start_matches('\'').starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
 /// A cell that a spreadsheet would run as a formula gets a leading apostrophe.
 fn neutralised(s: std::borrow::Cow<'_, str>) -> std::borrow::Cow<'_, str> {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { std::borrow::Cow::Owned(format!("'{s}")) } else { s }
+    if formula_like(&s) { std::borrow::Cow::Owned(format!("'{s}")) } else { s }
 }
 
 /// A field of the table the reader sees, by id or name; or a system field (created at/by,
@@ -1123,7 +1130,7 @@ pub(crate) fn csv_preview(bytes: &[u8], encoding: &str) -> Option<(Vec<String>, 
 /// Undoes the export's formula neutralisation, so that an exported file imports unchanged.
 fn unneutralise(s: &str) -> &str {
     match s.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        Some(rest) if formula_like(rest) => rest,
         _ => s,
     }
 }
@@ -1251,28 +1258,42 @@ pub(crate) async fn import_csv(
             Some((kf, view, edit)) => {
                 let v = values.get(&kf.id.to_string()).and_then(Value::as_str).unwrap_or("").trim().to_owned();
                 if v.is_empty() {
-                    None
+                    Ok(None)
                 } else if !seen_keys.insert(v.clone()) {
                     errs.push_owned(format!("row:{row}:{}", kf.id), "duplicate_key");
-                    continue;
+                    Err(())
                 } else {
                     let filter = kf.filter("eq", &v).map_err(|c| bad(&format!("row:{row}:{}", kf.id), c))?;
                     let q = RecordQuery { filters: vec![filter], limit: 1, ..Default::default() };
                     match state.store.list_records(view, &open.def, &q).await?.first() {
                         Some(r) if !daicho_store::guard::covers(edit, r) => {
                             errs.push_owned(format!("row:{row}:{}", kf.id), "not_editable");
-                            continue;
+                            Err(())
                         }
-                        found => found.map(|r| r.id),
+                        found => Ok(found.map(|r| r.id)),
                     }
                 }
             }
-            None => None,
+            None => Ok(None),
+        };
+        let Ok(existing) = existing else {
+            // As for any other problem: nothing more is written, and the report stops at the cap.
+            sender = None;
+            part = ImportBatch::default();
+            if errs.0.len() >= IMPORT_MAX_ERRORS {
+                break;
+            }
+            continue;
         };
         // Auto-numbers in the file (an export read back) are not written: they are the record's.
         let mut values = values;
         for f in columns.iter().flatten().filter(|f| f.kind.is_generated()) {
             values.remove(&f.id.to_string());
+        }
+        // An update leaves the key as it is (the record was found by it): a key field that edit
+        // may not write does not stop the update of the others.
+        if let (Some(_), Some((kf, _, _))) = (existing, &key_field) {
+            values.remove(&kf.id.to_string());
         }
         // An update writes only what edit may write too.
         let writes = |f: FieldId| {
@@ -1415,6 +1436,18 @@ pub async fn import_records(
 
 #[cfg(test)]
 mod sjis_tests {
+    #[test]
+    fn a_formula_cell_is_neutralised_on_export_and_read_back_as_it_was() {
+        use super::{neutralised, unneutralise};
+        for v in ["=1+1", "'=1+1", "''=1+1", "-5", "'-5", "@x", "\tx", "'", "''", "'plain", "plain", "", "a=b"] {
+            let out = neutralised(std::borrow::Cow::Borrowed(v));
+            assert!(!out.starts_with(['=', '+', '-', '@', '\t', '\r']), "{v:?} -> {out:?}");
+            assert_eq!(unneutralise(&out), v, "{v:?} -> {out:?}");
+        }
+        assert_eq!(neutralised(std::borrow::Cow::Borrowed("'=1+1")), "''=1+1");
+        assert_eq!(neutralised(std::borrow::Cow::Borrowed("'plain")), "'plain");
+    }
+
     #[test]
     fn shift_jis_export_writes_a_question_mark_for_what_it_cannot_hold() {
         let bytes = super::to_shift_jis("顧客,emoji 😀 ①\n𠮷野家");
