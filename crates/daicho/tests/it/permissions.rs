@@ -753,6 +753,58 @@ async fn link_fields_show_the_linked_record_only_to_users_who_may_see_it() {
     a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/grants/{cust}"), json!({"rights": ["view"]})).await;
     let (_, v) = m.get_json(&format!("/api/v1/tables/{orders}/records/{oid}")).await;
     assert_eq!(v["record"]["lookups"][&link], "株式会社リンク");
+    // An editor whose view of customers leaves this one out saves the order's form without
+    // losing the link: the form keeps the value it holds, and an unchanged link is not checked.
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{orders}/fields"), json!({"name": "メモ", "kind": {"type": "text"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let memo = v["table"]["fields"][1]["id"].as_str().unwrap().to_owned();
+    a.send_json(
+        Method::PUT,
+        &format!("/api/v1/groups/{gid}/grants/{orders}"),
+        json!({"rights": ["view", "create", "edit"]}),
+    )
+    .await;
+    a.send_json(
+        Method::PUT,
+        &format!("/api/v1/groups/{gid}/grants/{cust}"),
+        json!({"rights": ["view"], "rows": {"type": "created_by_me"}}),
+    )
+    .await;
+    let version = || async {
+        let (_, v) = a.get_json(&format!("/api/v1/tables/{orders}/records/{oid}")).await;
+        (v["record"]["version"].as_i64().unwrap().to_string(), v["record"]["values"].clone())
+    };
+    let form = m.get(&format!("/tables/{orders}/records/{oid}")).await.text().await.unwrap();
+    assert!(form.contains(&format!("<option value=\"{cid}\" selected>#{cid}</option>")), "kept as a choice");
+    assert!(!form.contains("株式会社リンク"));
+    let cid_s = cid.to_string();
+    let (ver, _) = version().await;
+    let edit = [("version", ver.as_str()), ("fields", &link), ("fields", &memo), (&link, &cid_s), (&memo, "一")];
+    let r = m.post_form(&format!("/tables/{orders}/records/{oid}"), &edit).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, values) = version().await;
+    assert_eq!((values[&link].as_i64(), values[&memo].as_str()), (Some(cid), Some("一")));
+    // Without any view of customers the link is a number to type; kept as it is, it saves.
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/grants/{cust}"), json!({"rights": []})).await;
+    let (ver, _) = version().await;
+    let edit = [("version", ver.as_str()), ("fields", &link), ("fields", &memo), (&link, &cid_s), (&memo, "二")];
+    let r = m.post_form(&format!("/tables/{orders}/records/{oid}"), &edit).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (ver, values) = version().await;
+    assert_eq!((values[&link].as_i64(), values[&memo].as_str()), (Some(cid), Some("二")));
+    let body = json!({"version": ver.parse::<i64>().unwrap(), "values": {link.clone(): cid, memo.clone(): "三"}});
+    let (s, v) = m.send_json(Method::PATCH, &format!("/api/v1/tables/{orders}/records/{oid}"), body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // A form that did not show the memo (it was in the trash, or read-only, when the page was
+    // loaded) does not erase it.
+    let (ver, _) = version().await;
+    let edit = [("version", ver.as_str()), ("fields", &link), (&link, &cid_s)];
+    let r = m.post_form(&format!("/tables/{orders}/records/{oid}"), &edit).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, values) = version().await;
+    assert_eq!((values[&link].as_i64(), values[&memo].as_str()), (Some(cid), Some("三")));
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::ctx::{Ctx, EventExt};
 use crate::error::{AppError, AppResult};
 use crate::handlers::tables::{
-    check_fillable, check_link_kind, check_refs, cursor_after, describe, lookups, parse_values, record_query,
+    changed, check_fillable, check_link_kind, check_refs, cursor_after, describe, lookups, parse_values, record_query,
 };
 use crate::middleware::redirect_see_other;
 use crate::session::Auth;
@@ -953,7 +953,7 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 Some(v) => f.parse(v).map(|c| shown(f, &c, spec.users)).unwrap_or_else(|_| display(v)),
                 None => String::new(),
             };
-            let choices = match &f.kind {
+            let mut choices: Vec<(String, String)> = match &f.kind {
                 FieldKind::Choice { choices } | FieldKind::MultiChoice { choices } => {
                     choices.iter().map(|c| (c.trim().to_owned(), c.clone())).collect()
                 }
@@ -968,6 +968,21 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 FieldKind::Link { .. } => spec.links.get(&f.id).cloned().unwrap_or_default(),
                 _ => Vec::new(),
             };
+            // The value the record holds is always among the choices, also where it is not
+            // offered (a linked record outside the editor's view or beyond the list, a user
+            // no longer in the directory, a choice taken off the list): the browser would
+            // otherwise send nothing for it and saving the form would erase it.
+            if input == "select" && !value.is_empty() && !choices.iter().any(|(v, _)| *v == value) {
+                let label = if matches!(f.kind, FieldKind::Link { .. }) { format!("#{value}") } else { shown.clone() };
+                choices.push((value.clone(), label));
+            }
+            if input == "checkboxes" {
+                for v in &selected {
+                    if !choices.iter().any(|(c, _)| c == v) {
+                        choices.push((v.clone(), v.clone()));
+                    }
+                }
+            }
             InputField {
                 value,
                 shown,
@@ -996,9 +1011,15 @@ fn display_input(v: &Value) -> String {
 
 /// The submitted form as values keyed by field id, for the fields the user may write; an
 /// unticked checkbox is absent from a form, so every writable checkbox field is set explicitly.
+///
+/// A form lists the fields it shows as inputs (`fields`, one per field): only those are
+/// written, so a field that was not on the page when it was loaded (in the trash then, or
+/// read-only then) is not erased by saving it. A post without the list writes every field.
 fn form_values(t: &TableDef, pairs: &[(String, String)], writes: &dyn Fn(FieldId) -> bool) -> Map<String, Value> {
     let mut m = Map::new();
-    for f in t.fields.iter().filter(|f| writes(f.id) && !f.kind.is_generated()) {
+    let listed: Vec<&str> = pairs.iter().filter(|(k, _)| k == "fields").map(|(_, v)| v.as_str()).collect();
+    let on_form = |f: &FieldDef| listed.is_empty() || listed.contains(&f.id.to_string().as_str());
+    for f in t.fields.iter().filter(|f| writes(f.id) && !f.kind.is_generated() && on_form(f)) {
         let key = f.id.to_string();
         let v = pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
         let value = match f.kind {
@@ -1155,9 +1176,12 @@ pub async fn update_record(
     let writes = |f| scope.writes(f);
     let values = form_values(&t, &pairs, &writes);
     let old = state.store.get_record(&view, &open.def, id).await?;
-    let result = match parse_values(&t, &values, true, &writes) {
+    // Only what the form holds is written (`form_values` sets every field it showed).
+    let result = match parse_values(&t, &values, false, &writes) {
+        // A form with nothing to write (every field it showed is gone): nothing to save.
+        Ok(cells) if cells.is_empty() => return Ok(redirect_see_other(&format!("/tables/{}", t.id))),
         Err(e) => Err(e),
-        Ok(cells) => match check_refs(&state, &ctx, &auth, &t, &[&cells]).await {
+        Ok(cells) => match check_refs(&state, &ctx, &auth, &t, &[&changed(&cells, &old)]).await {
             Err(e) => Err(e),
             Ok(()) => {
                 let ev = ctx

@@ -395,6 +395,12 @@ fn linked_ids<'a>(field: FieldId, rows: impl Iterator<Item = &'a [(FieldId, Cell
 }
 
 /// User and link fields must name users of the tenant and records the user may see.
+/// The cells of an edit that change the record: a link or user the record already holds is
+/// not checked again (the editor may not see the linked record, or the user may have left).
+pub(crate) fn changed(cells: &[(FieldId, Cell)], old: &Record) -> Vec<(FieldId, Cell)> {
+    cells.iter().filter(|(f, c)| old.cell(*f).as_ref() != Some(c)).cloned().collect()
+}
+
 pub(crate) async fn check_refs(
     state: &AppState,
     ctx: &Ctx,
@@ -730,8 +736,8 @@ pub async fn update_record(
         // Nothing to change: not a new version (it would have no history entry).
         return Err(AppError::Invalid(FieldErrors::single("values", "required")));
     }
-    check_refs(&state, &ctx, &auth, &t, &[&cells]).await?;
     let old = state.store.get_record(&view, &open.def, id).await?;
+    check_refs(&state, &ctx, &auth, &t, &[&changed(&cells, &old)]).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
         .target(format!("table:{} record:{id}", t.id))
