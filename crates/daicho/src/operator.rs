@@ -552,6 +552,8 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
     let mut total = 0;
     for (t, r) in tables.iter().zip(rows) {
         total += r.len();
+        // The design as it stands now (the tables made after this one moved the version).
+        let t = &store.table(&uses, t.id).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let ev = event(AuditAction::RecordImport, format!("table:{}", t.id));
         let import = principal
             .authorize_table::<daicho_domain::access::Import>(&table_scope(t.id))

@@ -690,9 +690,10 @@ impl Store for PgStore {
         .await
         .map_err(catalogue_error)?;
         create_storage(&mut tx, id).await?;
+        let def = load_def(&mut tx, scope.tenant_id(), id, false).await?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
-        Ok(TableDef { id, tenant_id: scope.tenant_id(), name, description, fields: Vec::new(), created_at: at })
+        Ok(def)
     }
 
     async fn list_tables(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<TableDef>> {
@@ -770,6 +771,7 @@ impl Store for PgStore {
         guard::fill_defaults(&guard::defaults(table), &mut cells);
         let who = scope.actor().to_string();
         let mut tx = self.write_tx().await?;
+        check_design(&mut tx, table).await?;
         let id = insert_in(&mut tx, table, &who, at, &cells).await?;
         event.target = format!("{} record:{id}", event.target);
         Self::append_in(&mut tx, event).await?;
@@ -818,6 +820,7 @@ impl Store for PgStore {
             q = bind_cell_q(q, c, storage_of(table, *f));
         }
         let mut tx = self.write_tx().await?;
+        check_design(&mut tx, table).await?;
         let old = Self::check_covered(&mut tx, scope, table, id).await?;
         let done = q
             .bind(id)
@@ -916,6 +919,7 @@ impl Store for PgStore {
         guard::check_writes(scope, &cells)?;
         let who = scope.actor().to_string();
         let mut tx = self.write_tx().await?;
+        check_design(&mut tx, table).await?;
         for &id in ids {
             Self::overwrite_in(&mut tx, scope, table, id, &cells, at, &who, &event).await?;
         }
@@ -945,6 +949,7 @@ impl Store for PgStore {
             .map_err(internal)?;
         // Rolled back on drop when a part fails or the parts end without `Done`.
         let mut tx = self.write_tx().await?;
+        check_design(&mut tx, table).await?;
         let w = ImportWrite { scope, table, who: &who, at, event: &event };
         let written = daicho_store::write_parts(&w, first, &mut parts, &mut ImportTx(&mut tx)).await;
         // The import's large INSERTs were kept prepared (see `insert_many`); let them go, also
@@ -1467,6 +1472,13 @@ impl Store for PgStore {
     ) -> StoreResult<RetypeReport> {
         guard::check_field_seen(scope, field.id)?;
         let mut tx = self.write_tx().await?;
+        if apply {
+            // Writers of records wait from here to the commit, and then find the design changed
+            // (`check_design`): none can store a value checked against the old type or rules
+            // between this check of every value and the commit.
+            let lock = format!("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", ut::table_ident(scope.table()));
+            sqlx::query(AssertSqlSafe(lock)).persistent(false).execute(&mut *tx).await.map_err(internal)?;
+        }
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
         let t = ut::table_ident(def.id);
@@ -3651,6 +3663,28 @@ fn storage_letters(storages: impl Iterator<Item = Storage>) -> String {
         .collect()
 }
 
+/// Refuses a write of records whose values were checked against a design that is no longer
+/// current (`TableDef::design_version`). The table's lock comes first: a change of type or
+/// rules holds a stronger one (`retype_field`; DDL holds the strongest) until it commits, so
+/// the version read after it is the committed one, and no change can begin before this write
+/// ends.
+async fn check_design(tx: &mut Transaction<'static, Postgres>, table: &TableDef) -> StoreResult<()> {
+    let lock = format!("LOCK TABLE {} IN ROW EXCLUSIVE MODE", ut::table_ident(table.id));
+    sqlx::query(AssertSqlSafe(lock)).persistent(false).execute(&mut **tx).await.map_err(|e| {
+        // The table was purged meanwhile: its design changed too.
+        match e.as_database_error().and_then(|d| d.code()).as_deref() {
+            Some("42P01") => daicho_store::design_changed(),
+            _ => internal(e),
+        }
+    })?;
+    let now: Option<i64> = sqlx::query_scalar("SELECT design_version FROM tenants WHERE id = $1")
+        .bind(table.tenant_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(internal)?;
+    if now == Some(table.design_version) { Ok(()) } else { Err(daicho_store::design_changed()) }
+}
+
 /// A table's definition read through `conn` (a transaction sees its own changes). Without
 /// `with_trash`, a trashed table is NotFound and trashed fields are left out; with it, both are
 /// loaded under the names they had.
@@ -3658,12 +3692,14 @@ async fn load_def(conn: &mut PgConnection, tenant: TenantId, id: TableId, with_t
     // One statement for the table and its fields (a LEFT JOIN: a table may have none yet).
     let sql = if with_trash {
         "SELECT t.name AS t_name, t.trashed_name AS t_trashed, t.description, t.created_at, f.id AS f_id, \
-         f.position, COALESCE(f.trashed_name, f.name) AS f_name, f.kind, f.rules \
+         f.position, COALESCE(f.trashed_name, f.name) AS f_name, f.kind, f.rules, \
+         (SELECT design_version FROM tenants WHERE id = t.tenant_id) AS design_version \
          FROM user_tables t LEFT JOIN user_fields f ON f.table_id = t.id \
          WHERE t.id = $1 AND t.tenant_id = $2 ORDER BY f.position, f.created_at, f.id"
     } else {
         "SELECT t.name AS t_name, NULL::text AS t_trashed, t.description, t.created_at, f.id AS f_id, f.position, \
-         f.name AS f_name, f.kind, f.rules \
+         f.name AS f_name, f.kind, f.rules, \
+         (SELECT design_version FROM tenants WHERE id = t.tenant_id) AS design_version \
          FROM user_tables t LEFT JOIN user_fields f ON f.table_id = t.id AND f.deleted_at IS NULL \
          WHERE t.id = $1 AND t.tenant_id = $2 AND t.deleted_at IS NULL ORDER BY f.position, f.created_at, f.id"
     };
@@ -3697,6 +3733,7 @@ async fn load_def(conn: &mut PgConnection, tenant: TenantId, id: TableId, with_t
         description: first.try_get("description").map_err(internal)?,
         fields: defs,
         created_at: daicho_store::rows::time_ms(first.try_get("created_at").map_err(internal)?)?,
+        design_version: first.try_get("design_version").map_err(internal)?,
     })
 }
 

@@ -667,9 +667,10 @@ impl Store for SqliteStore {
             .await
             .map_err(catalogue_error)?;
         create_storage(&mut tx, id).await?;
+        let def = load_def(&mut tx, scope.tenant_id(), id, false).await?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
-        Ok(TableDef { id, tenant_id: scope.tenant_id(), name, description, fields: Vec::new(), created_at: at })
+        Ok(def)
     }
 
     async fn list_tables(&self, scope: &Scope<UseTables>) -> StoreResult<Vec<TableDef>> {
@@ -747,6 +748,7 @@ impl Store for SqliteStore {
         guard::fill_defaults(&guard::defaults(table), &mut cells);
         let who = scope.actor().to_string();
         let mut tx = self.write_tx().await?;
+        check_design(&mut tx, table).await?;
         let id = insert_in(&mut tx, table, &who, at, &cells).await?;
         event.target = format!("{} record:{id}", event.target);
         Self::append_in(&mut tx, event).await?;
@@ -795,6 +797,7 @@ impl Store for SqliteStore {
             q = bind_cell_q(q, c, storage_of(table, *f));
         }
         let mut tx = self.write_tx().await?;
+        check_design(&mut tx, table).await?;
         let old = Self::check_covered(&mut tx, scope, table, id).await?;
         let done = q
             .bind(id)
@@ -887,6 +890,7 @@ impl Store for SqliteStore {
         guard::check_writes(scope, &cells)?;
         let who = scope.actor().to_string();
         let mut tx = self.write_tx().await?;
+        check_design(&mut tx, table).await?;
         for &id in ids {
             Self::overwrite_in(&mut tx, scope, table, id, &cells, at, &who, &event).await?;
         }
@@ -3666,12 +3670,14 @@ async fn load_def(
     // One statement for the table and its fields (a LEFT JOIN: a table may have none yet).
     let sql = if with_trash {
         "SELECT t.name AS t_name, t.trashed_name AS t_trashed, t.description, t.created_at, f.id AS f_id, \
-         f.position, COALESCE(f.trashed_name, f.name) AS f_name, f.kind, f.rules \
+         f.position, COALESCE(f.trashed_name, f.name) AS f_name, f.kind, f.rules, \
+         (SELECT design_version FROM tenants WHERE id = t.tenant_id) AS design_version \
          FROM user_tables t LEFT JOIN user_fields f ON f.table_id = t.id \
          WHERE t.id = ? AND t.tenant_id = ? ORDER BY f.position, f.created_at, f.id"
     } else {
         "SELECT t.name AS t_name, NULL AS t_trashed, t.description, t.created_at, f.id AS f_id, f.position, \
-         f.name AS f_name, f.kind, f.rules \
+         f.name AS f_name, f.kind, f.rules, \
+         (SELECT design_version FROM tenants WHERE id = t.tenant_id) AS design_version \
          FROM user_tables t LEFT JOIN user_fields f ON f.table_id = t.id AND f.deleted_at IS NULL \
          WHERE t.id = ? AND t.tenant_id = ? AND t.deleted_at IS NULL ORDER BY f.position, f.created_at, f.id"
     };
@@ -3705,6 +3711,7 @@ async fn load_def(
         description: first.try_get("description").map_err(internal)?,
         fields: defs,
         created_at: daicho_store::rows::time_ms(first.try_get("created_at").map_err(internal)?)?,
+        design_version: first.try_get("design_version").map_err(internal)?,
     })
 }
 
@@ -3856,6 +3863,7 @@ async fn import_on(
     let who = scope.actor().to_string();
     let t = ut::table_ident(table.id);
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(internal)?;
+    check_design(&mut tx, table).await?;
     let before: i64 = sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)")
         .bind(&t)
         .fetch_one(&mut *tx)
@@ -3876,6 +3884,18 @@ async fn import_on(
     SqliteStore::append_in(&mut tx, event).await?;
     tx.commit().await.map_err(internal)?;
     Ok((inserted, updated))
+}
+
+/// Refuses a write of records whose values were checked against a design that is no longer
+/// current (`TableDef::design_version`). Runs inside the write's transaction, which holds the
+/// database's write lock, so no change of design can come between the check and the commit.
+async fn check_design(tx: &mut Transaction<'_, Sqlite>, table: &TableDef) -> StoreResult<()> {
+    let now: Option<i64> = sqlx::query_scalar("SELECT design_version FROM tenants WHERE id = ?")
+        .bind(table.tenant_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(internal)?;
+    if now == Some(table.design_version) { Ok(()) } else { Err(daicho_store::design_changed()) }
 }
 
 /// FTS5's settings for filling the keyword index of many records at once (`bulk`), or its

@@ -249,6 +249,7 @@ mod tests {
             description: String::new(),
             fields: f,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
+            design_version: 0,
         };
         let grant = TableGrant {
             group: GroupId::new_random(),

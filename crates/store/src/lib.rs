@@ -59,6 +59,12 @@ pub enum ImportPart {
 /// The parts of one import, in order.
 pub type ImportParts = tokio::sync::mpsc::Receiver<ImportPart>;
 
+/// A write of records refused because the table's design changed after the request read it
+/// (409 on `values`): its values were checked against the old one. Nothing was written.
+pub fn design_changed() -> StoreError {
+    StoreError::Conflict(daicho_domain::FieldErrors::single("values", "design_changed"))
+}
+
 /// The error of an import whose parts ended without [`ImportPart::Done`].
 pub fn import_abandoned() -> StoreError {
     StoreError::Internal("the import was abandoned before its end; nothing was written".into())
@@ -1121,6 +1127,7 @@ mod list_tests {
             description: String::new(),
             fields: vec![field("name", FieldKind::Text, 0), field("qty", FieldKind::Integer, 1)],
             created_at: OffsetDateTime::UNIX_EPOCH,
+            design_version: 0,
         }
     }
 

@@ -166,6 +166,37 @@ impl TestApp {
         Some(rows as i64)
     }
 
+    /// Begins a change of design of user table `table_id` as a change of type would make it
+    /// (SQLite: the write lock; PostgreSQL: the table's SHARE ROW EXCLUSIVE lock) and moves the
+    /// tenant's design version inside it, uncommitted: writes of records wait for it, and
+    /// requests meanwhile still read the old design. `commit` ends it.
+    pub async fn hold_design_change(&self, table_id: &str) -> HeldChange {
+        let bump = "UPDATE tenants SET design_version = design_version + 1 \
+                    WHERE id = (SELECT tenant_id FROM user_tables WHERE id = {p})";
+        match &self.running.store {
+            daicho::StoreHandle::Sqlite(s) => {
+                let mut tx = s.pool_for_tests().begin_with("BEGIN IMMEDIATE").await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(bump.replace("{p}", "?")))
+                    .bind(table_id)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                HeldChange::Sqlite(tx)
+            }
+            daicho::StoreHandle::Postgres(s) => {
+                let mut tx = s.pool_for_tests().begin().await.unwrap();
+                let lock = format!("LOCK TABLE t_{} IN SHARE ROW EXCLUSIVE MODE", table_id.replace('-', ""));
+                sqlx::query(sqlx::AssertSqlSafe(lock)).execute(&mut *tx).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(bump.replace("{p}", "$1")))
+                    .bind(table_id)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                HeldChange::Postgres(tx)
+            }
+        }
+    }
+
     /// On SQLite, the settings stored in the keyword index's config table of user table
     /// `table_id` (FTS5's `automerge`, `hashsize`, …), by name; `None` on PostgreSQL.
     pub async fn sqlite_fts_config(&self, table_id: &str) -> Option<Vec<(String, i64)>> {
@@ -340,4 +371,19 @@ pub async fn fresh_postgres_database(admin_url: &str) -> String {
     };
     let (server, _) = base.rsplit_once('/').unwrap();
     format!("{server}/{name}{query}")
+}
+
+/// A change of design held open by [`TestApp::hold_design_change`].
+pub enum HeldChange {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl HeldChange {
+    pub async fn commit(self) {
+        match self {
+            HeldChange::Sqlite(tx) => tx.commit().await.unwrap(),
+            HeldChange::Postgres(tx) => tx.commit().await.unwrap(),
+        }
+    }
 }

@@ -92,6 +92,7 @@ mod tests {
             description: String::new(),
             fields: Vec::new(),
             created_at: time::OffsetDateTime::UNIX_EPOCH,
+            design_version: 0,
         }
     }
 

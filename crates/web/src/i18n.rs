@@ -874,6 +874,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "開いた後に他の人がこのレコードを保存しました。再読み込みして変更を確認してから、もう一度編集してください。",
     ),
     (
+        "err.design_changed",
+        "The table's design changed while this was being saved, so nothing was saved. Reload the page and try again.",
+        "保存中にテーブルの設計が変更されたため、保存していません。ページを再読み込みしてやり直してください。",
+    ),
+    (
         "err.not_a_decimal",
         "Enter a number with at most the allowed decimal places.",
         "許可された小数点以下の桁数までの数値を入力してください。",
