@@ -3273,6 +3273,23 @@ impl PgStore {
                 for ddl in drop_column(table, f) {
                     sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(internal)?;
                 }
+                // Deleted for good means out of the records' histories too (an entry that
+                // changed only this field goes with it).
+                sqlx::query(
+                    "UPDATE record_history SET changes = COALESCE((SELECT json_agg(e ORDER BY i)::text \
+                     FROM json_array_elements(record_history.changes::json) WITH ORDINALITY AS x(e, i) \
+                     WHERE e->>0 <> $1), '[]') WHERE table_id = $2 AND strpos(changes, $1) > 0",
+                )
+                .bind(f.to_string())
+                .bind(table.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+                sqlx::query("DELETE FROM record_history WHERE table_id = $1 AND changes = '[]'")
+                    .bind(table.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(internal)?;
             }
         }
         Self::append_in(&mut tx, event).await?;

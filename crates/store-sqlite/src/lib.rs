@@ -3159,6 +3159,23 @@ impl SqliteStore {
                 for ddl in drop_column(table, f) {
                     sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
                 }
+                // Deleted for good means out of the records' histories too (an entry that
+                // changed only this field goes with it).
+                sqlx::query(
+                    "UPDATE record_history SET changes = (SELECT json_group_array(json(value)) \
+                     FROM json_each(record_history.changes) WHERE json_extract(value, '$[0]') <> ?1) \
+                     WHERE table_id = ?2 AND instr(changes, ?1) > 0",
+                )
+                .bind(f.to_string())
+                .bind(table.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+                sqlx::query("DELETE FROM record_history WHERE table_id = ? AND changes = '[]'")
+                    .bind(table.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(internal)?;
             }
         }
         Self::append_in(&mut tx, event).await?;

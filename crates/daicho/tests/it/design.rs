@@ -176,10 +176,28 @@ async fn a_deleted_field_vanishes_everywhere_and_comes_back_from_the_trash() {
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?q=%E3%81%B5%E3%81%98%E3%82%84%E3%81%BE1")).await;
     assert_eq!(v["records"].as_array().unwrap().len(), 1, "values and search are back: {v}");
     assert!(a.get_json("/api/v1/trash").await.1["items"].as_array().unwrap().is_empty());
-    // Deleted again and purged by hand: gone for good.
+    // An edit of the secret alone, then deleted again and purged by hand: gone for good, from
+    // the records' histories too (the entry of that edit goes; the first keeps its title).
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{rid}")).await;
+    let version = v["record"]["version"].as_i64().unwrap();
+    let edit = json!({"version": version, "values": {"秘密メモ": "二つ目の合言葉"}});
+    assert_eq!(
+        a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}/records/{rid}"), edit).await.0,
+        StatusCode::OK
+    );
+    let holding = |id: &str| -> &'static str {
+        Box::leak(format!("SELECT COUNT(*) FROM record_history WHERE changes LIKE '%{id}%'").into_boxed_str())
+    };
+    assert_eq!(app.raw_i64(holding(secret)).await, 2);
     a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/fields/{secret}"), json!({})).await;
     let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/trash/tables/{tid}/fields/{secret}"), json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(app.raw_i64(holding(secret)).await, 0, "no value of the purged field is kept");
+    assert_eq!(app.raw_i64("SELECT COUNT(*) FROM record_history").await, 1);
+    let (_, h) = a.get_json(&history).await;
+    assert_eq!(h["entries"].as_array().map(Vec::len), Some(1), "{h}");
+    assert_eq!(h["entries"][0]["version"], 2);
+    assert_eq!(h["entries"][0]["changes"], json!([{"field": ids[0], "before": title, "after": "改題"}]), "{h}");
     assert_eq!(a.post_json(&restore, json!({})).await.0, StatusCode::NOT_FOUND);
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records")).await;
     assert_eq!(v["records"].as_array().unwrap().len(), 3, "the records stay");
