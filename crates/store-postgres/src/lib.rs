@@ -1635,6 +1635,26 @@ impl Store for PgStore {
         let new_def = load_def(&mut tx, scope.tenant_id(), def.id, false).await?;
         if rewritten > 0 {
             rebuild_search(&mut tx, &new_def).await?;
+            // The records' histories keep reading as written: their values of this field are
+            // converted as the records' were (a 5 would otherwise read 0.05 as a decimal).
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT id, changes FROM record_history WHERE table_id = $1 AND strpos(changes, $2) > 0",
+            )
+            .bind(def.id.to_string())
+            .bind(field.id.to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(internal)?;
+            for (id, stored) in rows {
+                if let Some(changes) = guard::converted_changes(&stored, &old, &field)? {
+                    sqlx::query("UPDATE record_history SET changes = $1 WHERE id = $2")
+                        .bind(changes)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(internal)?;
+                }
+            }
         }
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;

@@ -136,6 +136,39 @@ pub fn changes_json(changes: &[(FieldId, Cell, Cell)]) -> String {
     .to_string()
 }
 
+/// A history entry's stored changes after field `old` became `new` (a change of type or of its
+/// stored form): its before and after values converted as the records' values were, so that the
+/// history keeps reading as it was written. A past value that would not convert is kept as the
+/// text it showed. `None` when the entry holds nothing of this field.
+pub fn converted_changes(
+    stored: &str,
+    old: &daicho_domain::table::FieldDef,
+    new: &daicho_domain::table::FieldDef,
+) -> StoreResult<Option<String>> {
+    let v: Vec<(String, serde_json::Value, serde_json::Value)> =
+        serde_json::from_str(stored).map_err(|e| StoreError::Internal(format!("history: {e}")))?;
+    let id = old.id.to_string();
+    if !v.iter().any(|(f, _, _)| *f == id) {
+        return Ok(None);
+    }
+    let convert = |j: &serde_json::Value| {
+        let c = json_cell(j);
+        daicho_domain::table::convert(old, new, &c).unwrap_or_else(|_| match old.present(&c) {
+            serde_json::Value::Null => Cell::Null,
+            serde_json::Value::String(s) => Cell::Text(s),
+            other => Cell::Text(other.to_string()),
+        })
+    };
+    let changes: Vec<(FieldId, Cell, Cell)> = v
+        .iter()
+        .filter_map(|(f, b, a)| {
+            let fid = f.parse::<FieldId>().ok()?;
+            Some(if *f == id { (fid, convert(b), convert(a)) } else { (fid, json_cell(b), json_cell(a)) })
+        })
+        .collect();
+    Ok(Some(changes_json(&changes)))
+}
+
 /// Reads stored changes, keeping only the fields the scope sees and the table still has (a
 /// field in the trash leaves the history with its values, and comes back with them).
 pub fn visible_changes<R: Right>(
@@ -221,6 +254,33 @@ mod tests {
     use daicho_domain::access::{Design, FieldAccess, Rights, TableGrant, TableRight};
     use daicho_domain::table::{FieldDef, FieldKind, FieldRules, Name};
     use daicho_domain::{GroupId, LoginId, Principal, Role, SessionId, TableId, TenantId, UserId};
+
+    #[test]
+    fn history_values_of_a_changed_field_are_converted_like_the_records() {
+        let field = |kind: FieldKind| FieldDef {
+            id: FieldId::new_random(),
+            name: Name::parse("数量").unwrap(),
+            kind,
+            rules: FieldRules::default(),
+            position: 0,
+        };
+        let old = field(FieldKind::Integer);
+        let new = FieldDef { kind: FieldKind::Decimal { scale: 2 }, ..old.clone() };
+        let other = FieldId::new_random();
+        let stored =
+            changes_json(&[(old.id, Cell::Int(5), Cell::Int(7)), (other, Cell::Int(5), Cell::Text("x".into()))]);
+        let back = converted_changes(&stored, &old, &new).unwrap().unwrap();
+        let expected =
+            changes_json(&[(old.id, Cell::Int(500), Cell::Int(700)), (other, Cell::Int(5), Cell::Text("x".into()))]);
+        assert_eq!(back, expected, "only this field's values change");
+        assert_eq!(converted_changes(&changes_json(&[(other, Cell::Null, Cell::Int(1))]), &old, &new).unwrap(), None);
+        // A past text that would not become a number is kept as it read.
+        let text = field(FieldKind::Text);
+        let int = FieldDef { kind: FieldKind::Integer, ..text.clone() };
+        let stored = changes_json(&[(text.id, Cell::Text("abc".into()), Cell::Text("12".into()))]);
+        let back = converted_changes(&stored, &text, &int).unwrap().unwrap();
+        assert_eq!(back, changes_json(&[(text.id, Cell::Text("abc".into()), Cell::Int(12))]));
+    }
 
     #[test]
     fn a_designer_orders_the_fields_they_see_and_hidden_ones_keep_their_place() {

@@ -397,6 +397,14 @@ async fn changing_a_type_converts_every_value_or_reports_those_that_do_not_and_c
     assert_eq!(qty, [3, 7, 12], "sorted as numbers now");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?filter.gte.数量=7")).await;
     assert_eq!(v["records"].as_array().unwrap().len(), 2);
+    // The history reads as written after each change: the fixed value's entry shows the text it
+    // had and the number it became, also after a change to a decimal (3, not 0.03).
+    let (s, v) = a.post_json(&retype(&ids[0]), json!({"kind": {"type": "decimal", "scale": 2}})).await;
+    assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{}", recs[2])).await;
+    assert_eq!(v["record"]["values"][&ids[0]], "3.00");
+    let (_, h) = a.get_json(&format!("/api/v1/tables/{tid}/records/{}/history", recs[2])).await;
+    assert_eq!(h["entries"][0]["changes"], json!([{"field": ids[0], "before": "たくさん", "after": "3.00"}]), "{h}");
     // A unique text whose values collide as numbers ("1" and "01") is refused, nothing changed,
     // and the report names both records.
     let (s, v) = a.post_json(&retype(&ids[1]), json!({"kind": {"type": "integer"}})).await;
@@ -429,7 +437,7 @@ async fn changing_a_type_converts_every_value_or_reports_those_that_do_not_and_c
         (StatusCode::UNPROCESSABLE_ENTITY, Some("not_for_this_type"))
     );
     let (_, v) = a.get_json("/api/v1/audit?action=field.retype").await;
-    assert_eq!(v["events"].as_array().unwrap().len(), 3, "only the changes that happened");
+    assert_eq!(v["events"].as_array().unwrap().len(), 4, "only the changes that happened");
     // The page: check shows the report; apply redirects; another tenant gets 404.
     let page = format!("/tables/{tid}/design/fields/{}/type", ids[1]);
     assert!(a.get(&page).await.text().await.unwrap().contains("name=\"kind\""));
