@@ -1495,6 +1495,16 @@ async fn grant_rules_on_trashed_or_changed_fields_are_kept_when_the_grant_is_sav
     let (_, v) = a.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await;
     let row = v["tables"].as_array().unwrap().iter().find(|r| r["table"] == d.tid.as_str()).unwrap();
     assert_eq!(row["rows"], "user_is_me:担当", "{row}");
+    // The matrix is saved whole or not at all: a bad entry for a second table leaves the first
+    // as it was.
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "龍 (sorted after the first)"})).await;
+    let second = v["table"]["id"].as_str().unwrap().to_owned();
+    let r =
+        a.post_form(&matrix, &[(&format!("right.{}", d.tid), "delete"), (&format!("right.{second}"), "bogus")]).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let (_, v) = a.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await;
+    let row = v["tables"].as_array().unwrap().iter().find(|r| r["table"] == d.tid.as_str()).unwrap();
+    assert_eq!(row["rights"], json!(["view", "export"]), "{row}");
     // A new "user is me" rule still needs a user field.
     let r = a.post_form(&table_page, &[("rows", "created_by_me")]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);

@@ -428,6 +428,7 @@ pub async fn matrix_page(
     let id = group_id(&gid)?;
     let g = find_group(&state, &scope, id).await?;
     let tables = tables_of(&state, &auth, &ctx).await?;
+    let mut changes = Vec::new();
     for t in &tables {
         let key = t.id.to_string();
         let mut rights = Rights::NONE;
@@ -447,8 +448,15 @@ pub async fn matrix_page(
         let changed =
             old.map(|gr| (gr.rights, gr.rows)) != Some((rights, rows)) && !(old.is_none() && rights.is_empty());
         if changed {
-            set_grant(&state, &ctx, &auth, TableGrant { group: id, table: t.id, rights, rows, fields }).await?;
+            let mut grant = TableGrant { group: id, table: t.id, rights, rows, fields };
+            keep_absent_field_rules(t, old, &mut grant);
+            // Every table is checked before any is saved: the matrix is saved whole or not at all.
+            check_grant(t, old, &grant).map_err(AppError::Invalid)?;
+            changes.push(grant);
         }
+    }
+    for grant in changes {
+        set_grant(&state, &ctx, &auth, grant).await?;
     }
     Ok(redirect_see_other(&format!("/admin/groups/{id}?done=group_saved")))
 }
