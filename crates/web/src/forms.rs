@@ -2,7 +2,46 @@
 //! malformed value becomes a field error with the user's input kept, never an extractor
 //! rejection; unknown fields are refused where the shape is ours to define (JSON).
 
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+
+use crate::error::AppError;
+
+/// An `application/x-www-form-urlencoded` body, as axum's `Form`, but whose percent-escapes must
+/// decode to UTF-8: otherwise 400 `bad_encoding` (the form decoder would put U+FFFD in their
+/// place and a value would be saved other than as sent; the JSON API refuses such text too).
+/// As an extractor it runs after the session and the user's rights have been checked, and it
+/// reads the body within the route's limit (`middleware::body_limit`).
+pub struct Form<T>(pub T);
+
+impl<T, S> FromRequest<S> for Form<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        let body = if crate::session::is_form(&parts.headers) {
+            let bytes =
+                axum::body::to_bytes(body, usize::MAX).await.map_err(|_| AppError::PayloadTooLarge.into_response())?;
+            if !crate::middleware::form_is_utf8(&bytes) {
+                return Err(AppError::BadRequest("bad_encoding").into_response());
+            }
+            Body::from(bytes)
+        } else {
+            body
+        };
+        // axum's own decoding (and its 415 for another content type).
+        match axum::Form::<T>::from_request(Request::from_parts(parts, body), state).await {
+            Ok(axum::Form(v)) => Ok(Form(v)),
+            Err(e) => Err(e.into_response()),
+        }
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct LoginForm {

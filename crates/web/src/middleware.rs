@@ -263,35 +263,25 @@ pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next)
     next.run(Request::from_parts(parts, Body::new(http_body_util::Limited::new(body, limit)))).await
 }
 
-/// Refuses a query string or form body whose percent-escapes do not decode to UTF-8 (400
-/// `bad_encoding`). The form and query extractors would otherwise put U+FFFD in their place,
-/// so a value would be saved other than as sent (the JSON API refuses such text as well).
-/// Browsers always send UTF-8 here; this catches hand-made and damaged requests.
-pub async fn utf8_forms(req: Request, next: Next) -> Response {
+/// Refuses a query string whose percent-escapes do not decode to UTF-8 (400 `bad_encoding`).
+/// The query extractors would otherwise put U+FFFD in their place, so a search or filter would
+/// run on other text than sent. Form bodies get the same check in `forms::Form`, after the
+/// request is authenticated. Browsers always send UTF-8; this catches hand-made requests.
+pub async fn utf8_query(req: Request, next: Next) -> Response {
     if req.uri().query().is_some_and(|q| !form_is_utf8(q.as_bytes())) {
         return AppError::BadRequest("bad_encoding").into_response();
     }
-    if !crate::session::is_form(req.headers()) {
-        return next.run(req).await;
-    }
-    let (parts, body) = req.into_parts();
-    // The body is already held to the route's limit by `body_limit`.
-    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(b) => b,
-        Err(_) => return body_too_large(),
-    };
-    if !form_is_utf8(&bytes) {
-        return AppError::BadRequest("bad_encoding").into_response();
-    }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(req).await
 }
 
-/// Whether every name and value of `application/x-www-form-urlencoded` text decodes to UTF-8.
-fn form_is_utf8(input: &[u8]) -> bool {
-    input.split(|b| *b == b'&').flat_map(|pair| pair.splitn(2, |b| *b == b'=')).all(|part| {
-        let spaced: Vec<u8> = part.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
-        percent_encoding::percent_decode(&spaced).decode_utf8().is_ok()
-    })
+/// Whether every name and value of `application/x-www-form-urlencoded` text decodes to UTF-8
+/// ("+" stands for a space, which changes nothing here). A part without escapes is checked in
+/// place; one with escapes is decoded once.
+pub(crate) fn form_is_utf8(input: &[u8]) -> bool {
+    input
+        .split(|b| *b == b'&')
+        .flat_map(|pair| pair.splitn(2, |b| *b == b'='))
+        .all(|part| percent_encoding::percent_decode(part).decode_utf8().is_ok())
 }
 
 /// Turns a failed body read (over the limit) into 413 for handlers that read bodies themselves.

@@ -195,7 +195,7 @@ pub fn router(state: AppState) -> Router {
         // the limit per route is enforced by `body_limit`; axum's own extractor default (2 MiB)
         // is switched off so that it cannot disagree
         .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn(middleware::utf8_forms))
+        .layer(axum::middleware::from_fn(middleware::utf8_query))
         .layer(from_fn_with_state(state.clone(), middleware::body_limit))
         .layer(from_fn_with_state(state.clone(), middleware::origin_check))
         .layer(from_fn_with_state(state.clone(), middleware::client_ip))

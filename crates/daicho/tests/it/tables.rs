@@ -532,6 +532,25 @@ async fn csv_import_is_all_or_nothing_reads_shift_jis_and_updates_by_a_unique_ke
     let (s, v) = import(&cast.admin, &tid, "", bytes.into_owned()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["inserted"], 2);
+    // A client that sends the file as a form (curl --data-binary's default type) is read the
+    // same: the body is the file, whatever its encoding.
+    let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode("会社名,従業員数\nフォーム送信の会社,1\n");
+    let r = cast
+        .admin
+        .client
+        .post(cast.admin.url(&format!("/api/v1/tables/{tid}/import")))
+        .header("x-csrf-token", &cast.admin.csrf)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(bytes.into_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, v) =
+        cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?q=%E3%83%95%E3%82%A9%E3%83%BC%E3%83%A0")).await;
+    let id = v["records"][0]["id"].as_i64().unwrap();
+    let r = cast.admin.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/records/{id}"), json!({})).await;
+    assert!(r.0.is_success(), "{r:?}");
     // Insert or update by the unique key field.
     let utf8_bom = [&[0xEF, 0xBB, 0xBF][..], "会社名,従業員数\n株式会社あいう,99\n新しい会社,1\n".as_bytes()].concat();
     let (s, v) = import(&cast.admin, &tid, "?key=会社名", utf8_bom).await;
@@ -545,7 +564,7 @@ async fn csv_import_is_all_or_nothing_reads_shift_jis_and_updates_by_a_unique_ke
     assert_eq!(record_count(&cast.admin, &tid).await, 3);
     let (_, v) = cast.admin.get_json("/api/v1/audit?action=record.import").await;
     let details: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["details"].as_str().unwrap()).collect();
-    assert_eq!(details, ["1 rows inserted, 1 updated", "2 rows inserted, 0 updated"]);
+    assert_eq!(details, ["1 rows inserted, 1 updated", "1 rows inserted, 0 updated", "2 rows inserted, 0 updated"]);
     // A key without the unique rule is refused; a member cannot import.
     assert_eq!(
         import(&cast.admin, &tid, "?key=従業員数", "会社名\nx\n".into()).await.1["error"]["fields"][0]["code"],

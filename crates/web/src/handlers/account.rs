@@ -1,7 +1,7 @@
 //! One's own account: profile, language, password and sessions.
 
+use crate::forms::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;

@@ -1,7 +1,7 @@
 //! Sign-in and sign-out pages.
 
+use crate::forms::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -4,9 +4,10 @@
 //! [`TRASH_DAYS`](daicho_domain::table::TRASH_DAYS) days. A deleted field disappears from every
 //! page, list, search and export at once; its values stay in its column until it is purged.
 
+use crate::forms::Form;
 use askama::Template;
 use axum::Json;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use daicho_domain::access::{Design, TableScope};

@@ -294,7 +294,7 @@ pub async fn create_page(
     State(state): State<AppState>,
     ctx: Ctx,
     auth: Auth,
-    axum::Form(f): axum::Form<GroupForm>,
+    crate::forms::Form(f): crate::forms::Form<GroupForm>,
 ) -> AppResult<Response> {
     match create(&state, &ctx, &auth, &f.name, &f.description).await {
         Ok(id) => Ok(redirect_see_other(&format!("/admin/groups/{id}?done=group_saved"))),
@@ -383,7 +383,7 @@ pub async fn edit_page(
     ctx: Ctx,
     auth: Auth,
     Path(gid): Path<String>,
-    axum::Form(f): axum::Form<GroupForm>,
+    crate::forms::Form(f): crate::forms::Form<GroupForm>,
 ) -> AppResult<Response> {
     let _scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
     let id = group_id(&gid)?;
@@ -401,7 +401,7 @@ pub async fn members_page(
     ctx: Ctx,
     auth: Auth,
     Path(gid): Path<String>,
-    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+    crate::forms::Form(pairs): crate::forms::Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let _scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
     let id = group_id(&gid)?;
@@ -422,7 +422,7 @@ pub async fn matrix_page(
     ctx: Ctx,
     auth: Auth,
     Path(gid): Path<String>,
-    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+    crate::forms::Form(pairs): crate::forms::Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
     let id = group_id(&gid)?;
@@ -466,7 +466,7 @@ pub async fn delete_page(
     ctx: Ctx,
     auth: Auth,
     Path(gid): Path<String>,
-    axum::Form(f): axum::Form<crate::forms::ConfirmForm>,
+    crate::forms::Form(f): crate::forms::Form<crate::forms::ConfirmForm>,
 ) -> AppResult<Response> {
     let _scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
     let id = group_id(&gid)?;
@@ -584,7 +584,7 @@ pub async fn table_submit(
     ctx: Ctx,
     auth: Auth,
     Path((gid, tid)): Path<(String, String)>,
-    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+    crate::forms::Form(pairs): crate::forms::Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let _scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
     let (g, t, grant) = group_table(&state, &ctx, &auth, &gid, &tid).await?;

@@ -1,7 +1,7 @@
 //! The tenant's security policy page.
 
+use crate::forms::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;

@@ -1,8 +1,8 @@
 //! Pages for user tables: the list, a table's grid with the field designer, and the record
 //! form. They call the same store operations and domain validation as the JSON API.
 
+use crate::forms::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;

@@ -173,7 +173,7 @@ pub async fn create_page(
     State(state): State<AppState>,
     ctx: Ctx,
     auth: Auth,
-    axum::Form(f): axum::Form<TokenForm>,
+    crate::forms::Form(f): crate::forms::Form<TokenForm>,
 ) -> AppResult<Response> {
     match create(&state, &ctx, &auth, &f.name, f.scope != "read_write", &f.expires_in_days).await {
         Ok((t, plain)) => {

@@ -1,7 +1,7 @@
 //! Tenant administration of users.
 
+use crate::forms::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;

@@ -5,8 +5,9 @@
 //! uses a field the reader may not see is not offered to them at all (the store leaves it out:
 //! not listed, 404 when asked for), so neither that field nor its filter values reach them.
 
+use crate::forms::Form;
 use axum::Json;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use daicho_domain::access::{Design, View};
