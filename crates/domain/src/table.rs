@@ -186,11 +186,6 @@ pub struct TableDef {
     pub description: String,
     pub fields: Vec<FieldDef>,
     pub created_at: OffsetDateTime,
-    /// The tenant's design version this definition was read at (it moves with every change to
-    /// any table's or field's catalogue row). A write of records checks, inside its transaction,
-    /// that it is still current: values parsed for a field's old type are never stored under
-    /// its new one.
-    pub design_version: i64,
 }
 
 /// The system fields every record has: when and by whom it was created and last updated.

@@ -736,6 +736,7 @@ impl Store for PgStore {
         let def = self.load_table(scope.tenant_id(), table).await?;
         guard::check_table(scope, &def)?;
         let mut tx = self.write_tx().await?;
+        lock_for_design(&mut tx, scope.tenant_id(), table).await?;
         let kind = serde_json::to_string(&field.kind).map_err(|e| StoreError::Internal(e.to_string()))?;
         let rules = serde_json::to_string(&field.rules).map_err(|e| StoreError::Internal(e.to_string()))?;
         sqlx::query(
@@ -1476,8 +1477,7 @@ impl Store for PgStore {
             // Writers of records wait from here to the commit, and then find the design changed
             // (`check_design`): none can store a value checked against the old type or rules
             // between this check of every value and the commit.
-            let lock = format!("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", ut::table_ident(scope.table()));
-            sqlx::query(AssertSqlSafe(lock)).persistent(false).execute(&mut *tx).await.map_err(internal)?;
+            lock_for_design(&mut tx, scope.tenant_id(), scope.table()).await?;
         }
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
@@ -1665,6 +1665,7 @@ impl Store for PgStore {
     async fn trash_field(&self, scope: &TableScope<Design>, field: FieldId, event: NewAuditEvent) -> StoreResult<()> {
         guard::check_field_seen(scope, field)?;
         let mut tx = self.write_tx().await?;
+        lock_for_design(&mut tx, scope.tenant_id(), scope.table()).await?;
         let n = sqlx::query(
             "UPDATE user_fields SET deleted_at = $1, deleted_by = $2, trashed_name = name, name = $3 \
              WHERE id = $4 AND table_id = $5 AND deleted_at IS NULL \
@@ -1738,6 +1739,7 @@ impl Store for PgStore {
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        lock_for_design(&mut tx, scope.tenant_id(), table).await?;
         let n = match field {
             None => sqlx::query(
                 "UPDATE user_tables SET name = trashed_name, trashed_name = NULL, deleted_at = NULL, deleted_by = NULL \
@@ -3262,6 +3264,7 @@ impl PgStore {
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        lock_for_design(&mut tx, tenant, table).await?;
         match field {
             None => {
                 let n =
@@ -3700,26 +3703,67 @@ fn storage_letters(storages: impl Iterator<Item = Storage>) -> String {
         .collect()
 }
 
-/// Refuses a write of records whose values were checked against a design that is no longer
-/// current (`TableDef::design_version`). The table's lock comes first: a change of type or
-/// rules holds a stronger one (`retype_field`; DDL holds the strongest) until it commits, so
-/// the version read after it is the committed one, and no change can begin before this write
-/// ends.
+/// Refuses a write of records whose values were checked against a design that no longer stands
+/// (a field's type or rules changed, or the field or the table went to the trash, after the
+/// request read it). The table's lock comes first: a change of its design holds a stronger one
+/// from its start to its commit (`lock_for_design`; DDL the strongest), so the catalogue read
+/// after it is the committed one, and no change can begin before this write ends. A writer
+/// waits at most 5 s for a change under way, then gets the same 409.
 async fn check_design(tx: &mut Transaction<'static, Postgres>, table: &TableDef) -> StoreResult<()> {
-    let lock = format!("LOCK TABLE {} IN ROW EXCLUSIVE MODE", ut::table_ident(table.id));
-    sqlx::query(AssertSqlSafe(lock)).persistent(false).execute(&mut **tx).await.map_err(|e| {
-        // The table was purged meanwhile: its design changed too.
+    let lock = format!(
+        "SET LOCAL lock_timeout = '5s'; LOCK TABLE {} IN ROW EXCLUSIVE MODE; SET LOCAL lock_timeout = 0",
+        ut::table_ident(table.id)
+    );
+    sqlx::raw_sql(AssertSqlSafe(lock)).execute(&mut **tx).await.map_err(|e| {
+        // The table was purged meanwhile (42P01), or its design is being changed (55P03).
         match e.as_database_error().and_then(|d| d.code()).as_deref() {
-            Some("42P01") => daicho_store::design_changed(),
+            Some("42P01" | "55P03") => daicho_store::design_changed(),
             _ => internal(e),
         }
     })?;
-    let now: Option<i64> = sqlx::query_scalar("SELECT design_version FROM tenants WHERE id = $1")
-        .bind(table.tenant_id.to_string())
+    let rows: Vec<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT f.id, f.kind, f.rules FROM user_tables t \
+         LEFT JOIN user_fields f ON f.table_id = t.id AND f.deleted_at IS NULL \
+         WHERE t.id = $1 AND t.tenant_id = $2 AND t.deleted_at IS NULL",
+    )
+    .bind(table.id.to_string())
+    .bind(table.tenant_id.to_string())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    let stored: Vec<(String, String, String)> =
+        rows.iter().filter_map(|(a, b, c)| Some((a.clone()?, b.clone()?, c.clone()?))).collect();
+    if !rows.is_empty() && daicho_store::same_fields(table, &stored) {
+        Ok(())
+    } else {
+        Err(daicho_store::design_changed())
+    }
+}
+
+/// The first lock of a change of user table `table`'s design that writes its catalogue and its
+/// storage: writers of its records (ROW EXCLUSIVE, `check_design`) wait from here to the commit,
+/// and two such changes of one table queue here, before either writes the catalogue (whose
+/// trigger locks the tenant's row). One order for all of them (table, then tenant), so none
+/// deadlocks with another. A table of another tenant, or one already purged, is NotFound and
+/// is not locked.
+async fn lock_for_design(tx: &mut Transaction<'static, Postgres>, tenant: TenantId, table: TableId) -> StoreResult<()> {
+    let ours: Option<i64> = sqlx::query_scalar("SELECT 1::bigint FROM user_tables WHERE id = $1 AND tenant_id = $2")
+        .bind(table.to_string())
+        .bind(tenant.to_string())
         .fetch_optional(&mut **tx)
         .await
         .map_err(internal)?;
-    if now == Some(table.design_version) { Ok(()) } else { Err(daicho_store::design_changed()) }
+    if ours.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let lock = format!("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", ut::table_ident(table));
+    sqlx::query(AssertSqlSafe(lock)).persistent(false).execute(&mut **tx).await.map_err(|e| {
+        match e.as_database_error().and_then(|d| d.code()).as_deref() {
+            Some("42P01") => StoreError::NotFound,
+            _ => internal(e),
+        }
+    })?;
+    Ok(())
 }
 
 /// A table's definition read through `conn` (a transaction sees its own changes). Without
@@ -3729,14 +3773,12 @@ async fn load_def(conn: &mut PgConnection, tenant: TenantId, id: TableId, with_t
     // One statement for the table and its fields (a LEFT JOIN: a table may have none yet).
     let sql = if with_trash {
         "SELECT t.name AS t_name, t.trashed_name AS t_trashed, t.description, t.created_at, f.id AS f_id, \
-         f.position, COALESCE(f.trashed_name, f.name) AS f_name, f.kind, f.rules, \
-         (SELECT design_version FROM tenants WHERE id = t.tenant_id) AS design_version \
+         f.position, COALESCE(f.trashed_name, f.name) AS f_name, f.kind, f.rules \
          FROM user_tables t LEFT JOIN user_fields f ON f.table_id = t.id \
          WHERE t.id = $1 AND t.tenant_id = $2 ORDER BY f.position, f.created_at, f.id"
     } else {
         "SELECT t.name AS t_name, NULL::text AS t_trashed, t.description, t.created_at, f.id AS f_id, f.position, \
-         f.name AS f_name, f.kind, f.rules, \
-         (SELECT design_version FROM tenants WHERE id = t.tenant_id) AS design_version \
+         f.name AS f_name, f.kind, f.rules \
          FROM user_tables t LEFT JOIN user_fields f ON f.table_id = t.id AND f.deleted_at IS NULL \
          WHERE t.id = $1 AND t.tenant_id = $2 AND t.deleted_at IS NULL ORDER BY f.position, f.created_at, f.id"
     };
@@ -3770,7 +3812,6 @@ async fn load_def(conn: &mut PgConnection, tenant: TenantId, id: TableId, with_t
         description: first.try_get("description").map_err(internal)?,
         fields: defs,
         created_at: daicho_store::rows::time_ms(first.try_get("created_at").map_err(internal)?)?,
-        design_version: first.try_get("design_version").map_err(internal)?,
     })
 }
 

@@ -3706,14 +3706,12 @@ async fn load_def(
     // One statement for the table and its fields (a LEFT JOIN: a table may have none yet).
     let sql = if with_trash {
         "SELECT t.name AS t_name, t.trashed_name AS t_trashed, t.description, t.created_at, f.id AS f_id, \
-         f.position, COALESCE(f.trashed_name, f.name) AS f_name, f.kind, f.rules, \
-         (SELECT design_version FROM tenants WHERE id = t.tenant_id) AS design_version \
+         f.position, COALESCE(f.trashed_name, f.name) AS f_name, f.kind, f.rules \
          FROM user_tables t LEFT JOIN user_fields f ON f.table_id = t.id \
          WHERE t.id = ? AND t.tenant_id = ? ORDER BY f.position, f.created_at, f.id"
     } else {
         "SELECT t.name AS t_name, NULL AS t_trashed, t.description, t.created_at, f.id AS f_id, f.position, \
-         f.name AS f_name, f.kind, f.rules, \
-         (SELECT design_version FROM tenants WHERE id = t.tenant_id) AS design_version \
+         f.name AS f_name, f.kind, f.rules \
          FROM user_tables t LEFT JOIN user_fields f ON f.table_id = t.id AND f.deleted_at IS NULL \
          WHERE t.id = ? AND t.tenant_id = ? AND t.deleted_at IS NULL ORDER BY f.position, f.created_at, f.id"
     };
@@ -3747,7 +3745,6 @@ async fn load_def(
         description: first.try_get("description").map_err(internal)?,
         fields: defs,
         created_at: daicho_store::rows::time_ms(first.try_get("created_at").map_err(internal)?)?,
-        design_version: first.try_get("design_version").map_err(internal)?,
     })
 }
 
@@ -3922,16 +3919,28 @@ async fn import_on(
     Ok((inserted, updated))
 }
 
-/// Refuses a write of records whose values were checked against a design that is no longer
-/// current (`TableDef::design_version`). Runs inside the write's transaction, which holds the
-/// database's write lock, so no change of design can come between the check and the commit.
+/// Refuses a write of records whose values were checked against a design that no longer stands
+/// (a field's type or rules changed, or the field or the table went to the trash, after the
+/// request read it). Runs inside the write's transaction, which holds the database's write
+/// lock, so no change of design can come between this check and the commit.
 async fn check_design(tx: &mut Transaction<'_, Sqlite>, table: &TableDef) -> StoreResult<()> {
-    let now: Option<i64> = sqlx::query_scalar("SELECT design_version FROM tenants WHERE id = ?")
-        .bind(table.tenant_id.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(internal)?;
-    if now == Some(table.design_version) { Ok(()) } else { Err(daicho_store::design_changed()) }
+    let rows: Vec<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT f.id, f.kind, f.rules FROM user_tables t \
+         LEFT JOIN user_fields f ON f.table_id = t.id AND f.deleted_at IS NULL \
+         WHERE t.id = ? AND t.tenant_id = ? AND t.deleted_at IS NULL",
+    )
+    .bind(table.id.to_string())
+    .bind(table.tenant_id.to_string())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    let stored: Vec<(String, String, String)> =
+        rows.iter().filter_map(|(a, b, c)| Some((a.clone()?, b.clone()?, c.clone()?))).collect();
+    if !rows.is_empty() && daicho_store::same_fields(table, &stored) {
+        Ok(())
+    } else {
+        Err(daicho_store::design_changed())
+    }
 }
 
 /// FTS5's settings for filling the keyword index of many records at once (`bulk`), or its

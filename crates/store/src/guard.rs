@@ -153,10 +153,12 @@ pub fn converted_changes(
     }
     let convert = |j: &serde_json::Value| {
         let c = json_cell(j);
-        daicho_domain::table::convert(old, new, &c).unwrap_or_else(|_| match old.present(&c) {
-            serde_json::Value::Null => Cell::Null,
-            serde_json::Value::String(s) => Cell::Text(s),
-            other => Cell::Text(other.to_string()),
+        daicho_domain::table::convert(old, new, &c).unwrap_or_else(|_| match (&c, old.present(&c)) {
+            // A text as stored (a multiple choice: one choice per line, as in an export).
+            (Cell::Text(s), _) => Cell::Text(s.clone()),
+            (_, serde_json::Value::Null) => Cell::Null,
+            (_, serde_json::Value::String(s)) => Cell::Text(s),
+            (_, other) => Cell::Text(other.to_string()),
         })
     };
     let changes: Vec<(FieldId, Cell, Cell)> = v
@@ -280,6 +282,12 @@ mod tests {
         let stored = changes_json(&[(text.id, Cell::Text("abc".into()), Cell::Text("12".into()))]);
         let back = converted_changes(&stored, &text, &int).unwrap().unwrap();
         assert_eq!(back, changes_json(&[(text.id, Cell::Text("abc".into()), Cell::Int(12))]));
+        // A multiple choice whose past choice is no longer offered keeps its text, not JSON.
+        let multi = FieldDef { kind: FieldKind::MultiChoice { choices: vec!["a".into(), "c".into()] }, ..text.clone() };
+        let fewer = FieldDef { kind: FieldKind::MultiChoice { choices: vec!["a".into()] }, ..text.clone() };
+        let stored = changes_json(&[(text.id, Cell::Text("a\nc".into()), Cell::Text("a".into()))]);
+        let back = converted_changes(&stored, &multi, &fewer).unwrap().unwrap();
+        assert_eq!(back, changes_json(&[(text.id, Cell::Text("a\nc".into()), Cell::Text("a".into()))]));
     }
 
     #[test]
@@ -309,7 +317,6 @@ mod tests {
             description: String::new(),
             fields: f,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
-            design_version: 0,
         };
         let grant = TableGrant {
             group: GroupId::new_random(),

@@ -65,6 +65,23 @@ pub fn design_changed() -> StoreError {
     StoreError::Conflict(daicho_domain::FieldErrors::single("values", "design_changed"))
 }
 
+/// Whether the catalogue rows of a table's live fields (id, kind, rules as stored; none when the
+/// table has no field) are those of `table`: the design its values were checked against still
+/// stands. Names and places may differ (they do not change what a value may be).
+pub fn same_fields(table: &TableDef, stored: &[(String, String, String)]) -> bool {
+    stored.len() == table.fields.len()
+        && stored.iter().all(|(id, kind, rules)| {
+            let (Ok(id), Ok(kind), Ok(rules)) = (
+                id.parse::<daicho_domain::FieldId>(),
+                serde_json::from_str::<daicho_domain::table::FieldKind>(kind),
+                serde_json::from_str::<daicho_domain::table::FieldRules>(rules),
+            ) else {
+                return false;
+            };
+            table.fields.iter().any(|f| f.id == id && f.kind == kind && f.rules == rules)
+        })
+}
+
 /// The error of an import whose parts ended without [`ImportPart::Done`].
 pub fn import_abandoned() -> StoreError {
     StoreError::Internal("the import was abandoned before its end; nothing was written".into())
@@ -1127,7 +1144,6 @@ mod list_tests {
             description: String::new(),
             fields: vec![field("name", FieldKind::Text, 0), field("qty", FieldKind::Integer, 1)],
             created_at: OffsetDateTime::UNIX_EPOCH,
-            design_version: 0,
         }
     }
 

@@ -290,7 +290,6 @@ mod record_tests {
                 field("done", FieldKind::Checkbox, 2),
             ],
             created_at: time::OffsetDateTime::UNIX_EPOCH,
-            design_version: 0,
         };
         let row = Row(vec![
             Some("7"),

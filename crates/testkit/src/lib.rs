@@ -167,12 +167,14 @@ impl TestApp {
     }
 
     /// Begins a change of design of user table `table_id` as a change of type would make it
-    /// (SQLite: the write lock; PostgreSQL: the table's SHARE ROW EXCLUSIVE lock) and moves the
-    /// tenant's design version inside it, uncommitted: writes of records wait for it, and
-    /// requests meanwhile still read the old design. `commit` ends it.
+    /// (SQLite: the write lock; PostgreSQL: the table's SHARE ROW EXCLUSIVE lock) and, inside
+    /// it, uncommitted, turns every single-line text field multi-line and every multi-line one
+    /// single-line (both keep text, so the stored values stay valid): writes of records wait for it, and requests meanwhile still
+    /// read the old design. `commit` ends it.
     pub async fn hold_design_change(&self, table_id: &str) -> HeldChange {
-        let bump = "UPDATE tenants SET design_version = design_version + 1 \
-                    WHERE id = (SELECT tenant_id FROM user_tables WHERE id = {p})";
+        let bump = "UPDATE user_fields SET kind = CASE kind WHEN '{\"type\":\"text\"}' \
+                    THEN '{\"type\":\"multiline\"}' ELSE '{\"type\":\"text\"}' END \
+                    WHERE table_id = {p} AND kind IN ('{\"type\":\"text\"}', '{\"type\":\"multiline\"}')";
         match &self.running.store {
             daicho::StoreHandle::Sqlite(s) => {
                 let mut tx = s.pool_for_tests().begin_with("BEGIN IMMEDIATE").await.unwrap();

@@ -92,7 +92,6 @@ mod tests {
             description: String::new(),
             fields: Vec::new(),
             created_at: time::OffsetDateTime::UNIX_EPOCH,
-            design_version: 0,
         }
     }
 

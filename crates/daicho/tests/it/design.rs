@@ -772,3 +772,46 @@ async fn reads_keep_connections_warm_and_writers_still_get_theirs() {
     }
     assert_eq!(app.warm_connections(), 0);
 }
+
+/// Changes of one table's design made at the same moment (a change of rules, the trash and
+/// restore of another field, new records) queue one after the other: none fails with a
+/// deadlock or a server error, and each ends as if it had run alone or says the design changed.
+#[tokio::test]
+async fn design_changes_and_writes_at_the_same_moment_queue_without_deadlock() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, ids) = table(a).await;
+    let call = |method: Method, path: String, body: Value| {
+        let (client, url, csrf) = (a.client.clone(), a.url(&path), a.csrf.clone());
+        tokio::spawn(async move {
+            let r = client.request(method, url).header("x-csrf-token", csrf).json(&body).send().await.unwrap();
+            r.status()
+        })
+    };
+    for round in 0..6 {
+        let max = if round % 2 == 0 { 200 } else { 100 };
+        let retype = call(
+            Method::POST,
+            format!("/api/v1/tables/{tid}/fields/{}/retype", ids[0]),
+            json!({"kind": {"type": "text"}, "rules": {"max_length": max}}),
+        );
+        let trash = call(Method::DELETE, format!("/api/v1/tables/{tid}/fields/{}", ids[1]), json!({}));
+        let write = call(Method::POST, format!("/api/v1/tables/{tid}/records"), json!({"values": {"件名": "同時"}}));
+        let (r, t, w) = (retype.await.unwrap(), trash.await.unwrap(), write.await.unwrap());
+        assert!(r.is_success() && t.is_success(), "round {round}: retype {r}, trash {t}");
+        assert!(w.is_success() || w == StatusCode::CONFLICT, "round {round}: write {w}");
+        let restore = format!("/api/v1/trash/tables/{tid}/fields/{}/restore", ids[1]);
+        let retype = call(
+            Method::POST,
+            format!("/api/v1/tables/{tid}/fields/{}/retype", ids[0]),
+            json!({"kind": {"type": "text"}, "rules": {"max_length": max + 1}}),
+        );
+        let restored = call(Method::POST, restore, json!({}));
+        let (r, t) = (retype.await.unwrap(), restored.await.unwrap());
+        assert!(r.is_success() && t.is_success(), "round {round}: retype {r}, restore {t}");
+    }
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    assert_eq!(field_names(&v).len(), 3, "{v}");
+    assert_eq!(v["table"]["fields"][0]["rules"]["max_length"], 101);
+}

@@ -1976,6 +1976,21 @@ async fn a_write_made_against_a_design_changed_meanwhile_is_refused_whole() {
     assert_eq!(record_count(a, &tid).await, 1, "nothing written");
     let (_, v) = a.get_json(&format!("{records}/{rid}")).await;
     assert_eq!(v["record"]["version"], 1);
+    // A change of another table's design meanwhile is no reason to refuse.
+    let (s, v) = a.post_json("/api/v1/tables", json!({"name": "別の表"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let other = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) =
+        a.post_json(&format!("/api/v1/tables/{other}/fields"), json!({"name": "名前", "kind": {"type": "text"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let held = app.hold_design_change(&other).await;
+    let request = send(Method::POST, records.clone(), json!({"values": {"会社名": "C"}}));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    held.commit().await;
+    let (s, v) = request.await.unwrap();
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["record"]["id"].as_i64().unwrap();
+    assert!(a.send_json(Method::DELETE, &format!("{records}/{id}"), json!({})).await.0.is_success());
     // Sent again, each reads the new design and is written.
     for (method, path, body) in writes {
         let (s, v) = send(method.clone(), path.clone(), body).await.unwrap();
