@@ -236,7 +236,10 @@ pub enum Cell {
 
 const MAX_TEXT: u32 = 1_000;
 const MAX_MULTILINE: u32 = 20_000;
-const MAX_FIELDS: usize = 200;
+pub const MAX_FIELDS: usize = 200;
+/// The most tables a tenant may have, those in the trash included (each is an SQL table with
+/// its indexes in the database every tenant shares).
+pub const MAX_TABLES: usize = 500;
 const MAX_CHOICES: usize = 500;
 
 impl FieldDef {
@@ -847,10 +850,18 @@ pub enum FilterOp {
     AnyOf(Vec<Cell>),
 }
 
+/// The most values one "any of" filter takes.
+pub const MAX_ANY_OF: usize = 100;
+
 impl FieldDef {
     /// Parses a filter for this field: operator name and text operand, checked against the
     /// field's kind (but not its rules: a filter may look beyond a field's limits).
     pub fn filter(&self, op: &str, operand: &str) -> Result<Filter, &'static str> {
+        // "Any of" takes at most MAX_ANY_OF values (each is a bound parameter, and for a
+        // multiple choice several): a longer list is refused rather than sent to the database.
+        if op == "any_of" && operand.split(',').count() > MAX_ANY_OF {
+            return Err("too_many");
+        }
         let plain = FieldDef { rules: FieldRules::default(), ..self.clone() };
         let value = |s: &str| match plain.parse(&Json::String(s.to_owned()))? {
             Cell::Null => Err("required"),

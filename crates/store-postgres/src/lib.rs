@@ -678,6 +678,7 @@ impl Store for PgStore {
         event: NewAuditEvent,
     ) -> StoreResult<TableDef> {
         let mut tx = self.write_tx().await?;
+        count_tables(&mut tx, scope.tenant_id()).await?;
         sqlx::query(
             "INSERT INTO user_tables (id, tenant_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -737,6 +738,7 @@ impl Store for PgStore {
         guard::check_table(scope, &def)?;
         let mut tx = self.write_tx().await?;
         lock_for_design(&mut tx, scope.tenant_id(), table).await?;
+        count_fields(&mut tx, table).await?;
         let kind = serde_json::to_string(&field.kind).map_err(|e| StoreError::Internal(e.to_string()))?;
         let rules = serde_json::to_string(&field.rules).map_err(|e| StoreError::Internal(e.to_string()))?;
         sqlx::query(
@@ -1568,7 +1570,7 @@ impl Store for PgStore {
             // Pass two: the new values go into a new column that then takes the field's place.
             rewritten = report.records;
             let ddl = format!("ALTER TABLE {t} ADD COLUMN {tmp} {}", column_type(&field));
-            sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(internal)?;
+            sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(column_error)?;
             let write = format!("UPDATE {t} SET {tmp} = {} WHERE id = {}", ph(1), ph(2));
             let mut after = 0i64;
             loop {
@@ -3766,6 +3768,44 @@ async fn lock_for_design(tx: &mut Transaction<'static, Postgres>, tenant: Tenant
     Ok(())
 }
 
+/// Refuses a new table when the tenant has MAX_TABLES (those in the trash included), inside the
+/// creating transaction.
+async fn count_tables(tx: &mut Transaction<'static, Postgres>, tenant: TenantId) -> StoreResult<()> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_tables WHERE tenant_id = $1")
+        .bind(tenant.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(internal)?;
+    if usize::try_from(n).unwrap_or(usize::MAX) >= daicho_domain::table::MAX_TABLES {
+        return Err(StoreError::Conflict(FieldErrors::single("tables", "too_many")));
+    }
+    Ok(())
+}
+
+/// Refuses a new field when the table has MAX_FIELDS, those in the trash included (they keep
+/// their column until purged, and a restore brings them back), inside the adding transaction.
+async fn count_fields(tx: &mut Transaction<'static, Postgres>, table: TableId) -> StoreResult<()> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_fields WHERE table_id = $1")
+        .bind(table.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(internal)?;
+    if usize::try_from(n).unwrap_or(usize::MAX) >= daicho_domain::table::MAX_FIELDS {
+        return Err(StoreError::Conflict(FieldErrors::single("fields", "too_many")));
+    }
+    Ok(())
+}
+
+/// PostgreSQL's limit of 1,600 columns per table counts every column a table ever had (a
+/// dropped one keeps its slot): a table whose fields were added and purged that many times
+/// takes no new column, which is said (409 on `fields`) rather than a server error.
+fn column_error(e: sqlx::Error) -> StoreError {
+    match e.as_database_error().and_then(|d| d.code()).as_deref() {
+        Some("54011") => StoreError::Conflict(FieldErrors::single("fields", "column_limit")),
+        _ => internal(e),
+    }
+}
+
 /// A table's definition read through `conn` (a transaction sees its own changes). Without
 /// `with_trash`, a trashed table is NotFound and trashed fields are left out; with it, both are
 /// loaded under the names they had.
@@ -3865,7 +3905,7 @@ async fn add_column(tx: &mut Transaction<'static, Postgres>, table: TableId, fie
         ut::field_ident(field.id),
         column_type(field)
     );
-    sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut **tx).await.map_err(internal)?;
+    sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut **tx).await.map_err(column_error)?;
     for ddl in field_indexes(table, field) {
         sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut **tx).await.map_err(internal)?;
     }

@@ -657,6 +657,7 @@ impl Store for SqliteStore {
         event: NewAuditEvent,
     ) -> StoreResult<TableDef> {
         let mut tx = self.write_tx().await?;
+        count_tables(&mut tx, scope.tenant_id()).await?;
         sqlx::query("INSERT INTO user_tables (id, tenant_id, name, description, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id.to_string())
             .bind(scope.tenant_id().to_string())
@@ -713,6 +714,7 @@ impl Store for SqliteStore {
         let def = self.load_table(scope.tenant_id(), table).await?;
         guard::check_table(scope, &def)?;
         let mut tx = self.write_tx().await?;
+        count_fields(&mut tx, table).await?;
         let kind = serde_json::to_string(&field.kind).map_err(|e| StoreError::Internal(e.to_string()))?;
         let rules = serde_json::to_string(&field.rules).map_err(|e| StoreError::Internal(e.to_string()))?;
         sqlx::query(
@@ -3692,6 +3694,34 @@ async fn read_record_tx(tx: &mut Transaction<'_, Sqlite>, table: &TableDef, id: 
     let sql = format!("SELECT {} FROM {} WHERE id = {}", record_columns(table), ut::table_ident(table.id), ph(1));
     let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut **tx).await.map_err(internal)?;
     record_from_row(&row, table)
+}
+
+/// Refuses a new table when the tenant has MAX_TABLES (those in the trash included), inside the
+/// creating transaction.
+async fn count_tables(tx: &mut Transaction<'_, Sqlite>, tenant: TenantId) -> StoreResult<()> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_tables WHERE tenant_id = ?")
+        .bind(tenant.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(internal)?;
+    if usize::try_from(n).unwrap_or(usize::MAX) >= daicho_domain::table::MAX_TABLES {
+        return Err(StoreError::Conflict(FieldErrors::single("tables", "too_many")));
+    }
+    Ok(())
+}
+
+/// Refuses a new field when the table has MAX_FIELDS, those in the trash included (they keep
+/// their column until purged, and a restore brings them back), inside the adding transaction.
+async fn count_fields(tx: &mut Transaction<'_, Sqlite>, table: TableId) -> StoreResult<()> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_fields WHERE table_id = ?")
+        .bind(table.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(internal)?;
+    if usize::try_from(n).unwrap_or(usize::MAX) >= daicho_domain::table::MAX_FIELDS {
+        return Err(StoreError::Conflict(FieldErrors::single("fields", "too_many")));
+    }
+    Ok(())
 }
 
 /// A table's definition read through `conn` (a transaction sees its own changes). Without

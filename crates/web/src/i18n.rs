@@ -869,6 +869,21 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("err.too_many", "Too many entries.", "項目が多すぎます。"),
     (
+        "limit.tables",
+        "A tenant may have at most 500 tables, those in the trash included. Empty the trash or delete a table first.",
+        "テーブルはごみ箱の中のものも含めて 500 個までです。先にごみ箱を空にするか、テーブルを削除してください。",
+    ),
+    (
+        "limit.fields",
+        "A table may have at most 200 fields, those in the trash included. Empty the trash or delete a field first.",
+        "フィールドはごみ箱の中のものも含めて 200 個までです。先にごみ箱を空にするか、フィールドを削除してください。",
+    ),
+    (
+        "err.column_limit",
+        "This table cannot take more fields: its fields were added and deleted too many times. Create a new table and import its records into it.",
+        "このテーブルにはこれ以上フィールドを追加できません（フィールドの追加と削除が多すぎました）。新しいテーブルを作成してレコードを取り込んでください。",
+    ),
+    (
         "err.stale",
         "Someone saved this record after you opened it. Reload it to see their change, then edit again.",
         "開いた後に他の人がこのレコードを保存しました。再読み込みして変更を確認してから、もう一度編集してください。",

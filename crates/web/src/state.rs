@@ -69,7 +69,14 @@ pub struct Shared {
     /// Table designs this node has read, checked against the database's design version on
     /// every use (see `designs`).
     pub designs: Arc<crate::designs::DesignCache>,
+    /// Bounds the uploads to import routes this node takes in at once (`IMPORT_UPLOADS`): each
+    /// may hold up to `max_import_bytes` in memory, read before the handler checks the user's
+    /// rights (the CSRF token of a form is inside the body), so more queue here.
+    pub upload_permits: Arc<Semaphore>,
 }
+
+/// How many uploads to import routes one node reads at once.
+pub const IMPORT_UPLOADS: usize = 2;
 
 impl WebSettings {
     /// The body limit for a request path: CSV import routes take uploads up to
@@ -92,6 +99,7 @@ impl AppState {
             settings: Arc::new(settings),
             hash_permits: Arc::new(Semaphore::new(permits)),
             designs: Arc::default(),
+            upload_permits: Arc::new(Semaphore::new(IMPORT_UPLOADS)),
         }))
     }
 

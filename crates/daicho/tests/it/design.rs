@@ -815,3 +815,49 @@ async fn design_changes_and_writes_at_the_same_moment_queue_without_deadlock() {
     assert_eq!(field_names(&v).len(), 3, "{v}");
     assert_eq!(v["table"]["fields"][0]["rules"]["max_length"], 101);
 }
+
+/// A table takes at most 200 fields and a tenant at most 500 tables, those in the trash
+/// included (they keep their storage, and a restore would bring them back past the limit).
+#[tokio::test]
+async fn fields_and_tables_are_limited_with_the_trash_counted() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, ids) = table(a).await;
+    let add = |name: String| {
+        let path = format!("/api/v1/tables/{tid}/fields");
+        async move { a.post_json(&path, json!({"name": name, "kind": {"type": "integer"}})).await }
+    };
+    for i in ids.len()..200 {
+        let (s, v) = add(format!("項目{i}")).await;
+        assert_eq!(s, StatusCode::CREATED, "{i}: {v}");
+    }
+    let (s, v) = add("二百一".into()).await;
+    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("too_many")));
+    // One in the trash still counts; purged, its place is free.
+    let trashed = &ids[2];
+    assert!(
+        a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/fields/{trashed}"), json!({})).await.0.is_success()
+    );
+    let (s, v) = add("二百一".into()).await;
+    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::CONFLICT, Some("too_many")), "{v}");
+    let purge = format!("/api/v1/trash/tables/{tid}/fields/{trashed}");
+    assert_eq!(a.send_json(Method::DELETE, &purge, json!({})).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(add("二百一".into()).await.0, StatusCode::CREATED);
+    // 499 more tables, in the trash (catalogue rows only), make 500: no more can be made.
+    app.raw_sql(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 499) \
+         INSERT INTO user_tables (id, tenant_id, name, description, created_at, deleted_at, trashed_name) \
+         SELECT 'fake-' || i, (SELECT tenant_id FROM user_tables LIMIT 1), 'trash-' || i, '', 0, 0, 'fake' FROM n",
+        "INSERT INTO user_tables (id, tenant_id, name, description, created_at, deleted_at, trashed_name) \
+         SELECT 'fake-' || i, (SELECT tenant_id FROM user_tables LIMIT 1), 'trash-' || i, '', 0, 0, 'fake' \
+         FROM generate_series(1, 499) AS i",
+    )
+    .await
+    .unwrap();
+    let (s, v) = a.post_json("/api/v1/tables", json!({"name": "五百一"})).await;
+    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::CONFLICT, Some("too_many")), "{v}");
+    let r = a.post_form("/tables", &[("name", "五百一"), ("description", "")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("at most 500 tables, those in the trash included"));
+}

@@ -374,11 +374,11 @@ async fn filters_sort_and_keyset_pages_agree_on_both_stores() {
 #[tokio::test]
 async fn a_view_exports_as_csv_in_utf8_or_shift_jis_with_formulas_neutralised_and_is_recorded() {
     let app = TestApp::start().await;
-    let (admin, tid, _table) = seeded(&app).await;
+    let (admin, tid, table) = seeded(&app).await;
     let (s, _) = admin
         .post_json(
             &format!("/api/v1/tables/{tid}/records"),
-            json!({"values": {"会社名": "=HYPERLINK(\"http://evil\")", "従業員数": 1}}),
+            json!({"values": {"会社名": "=HYPERLINK(\"http://evil\")", "従業員数": 1, "与信枠": "-1200.50"}}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED);
@@ -395,6 +395,21 @@ async fn a_view_exports_as_csv_in_utf8_or_shift_jis_with_formulas_neutralised_an
     assert_eq!(&rows[0][0], "'=HYPERLINK(\"http://evil\")", "neutralised");
     assert_eq!(&rows[1][0], "Kyoto Software GmbH", "in the view's order");
     assert_eq!(&rows[1][3], "", "an empty decimal stays empty");
+    assert_eq!(&rows[0][3], "-1200.50", "a number keeps its sign as a number");
+    // A field whose name looks like a formula: its header is neutralised, and the file comes
+    // back in whole (every column named, every value as exported).
+    let memo = field_id(&table, "メモ");
+    let (s, v) =
+        admin.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}/fields/{memo}"), json!({"name": "@メモ"})).await;
+    assert!(s.is_success(), "{v}");
+    let r = admin.get(&format!("/api/v1/tables/{tid}/export.csv?sort=従業員数&dir=asc")).await;
+    let exported = r.bytes().await.unwrap().to_vec();
+    let text = std::str::from_utf8(&exported[3..]).unwrap().to_owned();
+    assert!(text.starts_with("会社名,'@メモ,従業員数"), "{text}");
+    let (s, v) = import(&admin, &tid, "?key=%E4%BC%9A%E7%A4%BE%E5%90%8D", exported).await;
+    assert_eq!((s, v["updated"].as_i64()), (StatusCode::OK, Some(6)), "{v}");
+    let again = admin.get(&format!("/api/v1/tables/{tid}/export.csv?sort=従業員数&dir=asc")).await;
+    assert_eq!(std::str::from_utf8(&again.bytes().await.unwrap()[3..]).unwrap(), text, "the same file again");
     // Shift_JIS for Excel, with the view's filter.
     let r = admin.get(&format!("/api/v1/tables/{tid}/export.csv?q=%E6%9D%B1%E4%BA%AC&encoding=shift_jis")).await;
     assert_eq!(r.headers()["content-type"], "text/csv; charset=shift_jis");
@@ -408,6 +423,12 @@ async fn a_view_exports_as_csv_in_utf8_or_shift_jis_with_formulas_neutralised_an
     let (_, v) = admin.get_json("/api/v1/audit?action=record.export").await;
     let details: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["details"].as_str().unwrap()).collect();
     assert!(details.contains(&"finished: 6 rows") && details.contains(&"finished: 2 rows"), "{details:?}");
+    // The entry that starts an export says what it ran and which columns it wrote.
+    let started = details.iter().find(|d| d.starts_with("started; encoding=shift_jis")).expect("a start");
+    assert!(
+        started.contains("query=q=%E6%9D%B1%E4%BA%AC") && started.contains("columns=会社名, @メモ, 従業員数"),
+        "{started}"
+    );
     let (s, _) = admin.get_json(&format!("/api/v1/tables/{tid}/export.csv?encoding=ebcdic")).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 }
@@ -1096,6 +1117,15 @@ async fn multiple_choice_auto_number_and_default_values_work_through_api_form_cs
     let list = |q: &'static str| titles_of(a, &tid, title, q);
     assert_eq!(list("filter.eq.タグ=至急").await, ["一件目"]);
     assert_eq!(list("filter.any_of.タグ=至急,保留&sort=番号&dir=asc").await, ["一件目", "二件目"]);
+    // "Any of" takes at most 100 values, on a multiple choice as on any field.
+    let many = vec!["至急"; 101].join(",");
+    for key in ["タグ", "番号"] {
+        let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?filter.any_of.{key}={many}")).await;
+        assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("too_many")));
+    }
+    let hundred = vec!["至急"; 100].join(",");
+    let (s, _) = a.get_json(&format!("/api/v1/tables/{tid}/records?filter.any_of.タグ={hundred}")).await;
+    assert_eq!(s, StatusCode::OK);
     assert_eq!(list("filter.empty.タグ=").await, ["三件目"]);
     assert_eq!(list("filter.eq.番号=INQ-000002").await, ["二件目"]);
     assert_eq!(list("filter.gte.番号=2&sort=番号&dir=desc").await, ["三件目", "二件目"]);

@@ -189,6 +189,38 @@ fn formula_like(s: &str) -> bool {
     s.trim_start_matches('\'').starts_with(['=', '+', '-', '@', '\t', '\r'])
 }
 
+/// What an export's first history entry says: its encoding, the query it ran (filters, keyword,
+/// sort and the saved view's, as resolved) and the columns it wrote, each cut at 500 characters.
+fn export_started(sjis: bool, pairs: &[(String, String)], t: &TableDef) -> String {
+    let cut =
+        |s: String| if s.chars().count() > 500 { format!("{}…", s.chars().take(500).collect::<String>()) } else { s };
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().filter(|(k, v)| k != "encoding" && !v.is_empty()))
+        .finish();
+    let columns = t.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
+    format!(
+        "started; encoding={}; query={}; columns={}",
+        if sjis { "shift_jis" } else { "utf-8" },
+        cut(query),
+        cut(columns)
+    )
+}
+
+/// Whether a field's exported text could be read as a formula: text that people typed. A number,
+/// date, checkbox or record number is written by the server and never is: a negative number
+/// keeps its minus sign as a number, so that a spreadsheet still adds it up.
+fn may_be_formula(f: &FieldDef) -> bool {
+    !matches!(
+        f.kind,
+        FieldKind::Integer
+            | FieldKind::Decimal { .. }
+            | FieldKind::Date
+            | FieldKind::DateTime
+            | FieldKind::Checkbox
+            | FieldKind::Link { .. }
+    )
+}
+
 /// A cell that a spreadsheet would run as a formula gets a leading apostrophe.
 fn neutralised(s: std::borrow::Cow<'_, str>) -> std::borrow::Cow<'_, str> {
     if formula_like(&s) { std::borrow::Cow::Owned(format!("'{s}")) } else { s }
@@ -969,7 +1001,7 @@ pub async fn export_records(
     let started = ctx
         .event_by(&auth.principal, AuditAction::RecordExport, Outcome::Success)
         .target(format!("table:{}", t.id))
-        .details(format!("started; encoding={}", if sjis { "shift_jis" } else { "utf-8" }));
+        .details(export_started(sjis, &pairs, &t));
     state.store.append_audit(started).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let store = state.store.clone();
@@ -995,7 +1027,7 @@ pub async fn export_records(
         };
         let header = {
             let mut w = csv::Writer::from_writer(Vec::new());
-            let _ = w.write_record(t.fields.iter().map(|f| crate::handlers::audit::csv_cell(f.name.as_str())));
+            let _ = w.write_record(t.fields.iter().map(|f| neutralised(Cow::Borrowed(f.name.as_str())).into_owned()));
             w.into_inner().unwrap_or_default()
         };
         let mut first = if sjis { Vec::new() } else { vec![0xEF, 0xBB, 0xBF] };
@@ -1013,7 +1045,10 @@ pub async fn export_records(
             let mut cells: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(t.fields.len());
             for r in &batch {
                 cells.clear();
-                cells.extend(t.fields.iter().map(|f| neutralised(export_text(f, r))));
+                cells.extend(t.fields.iter().map(|f| {
+                    let text = export_text(f, r);
+                    if may_be_formula(f) { neutralised(text) } else { text }
+                }));
                 let _ = w.write_record(cells.iter().map(|c| c.as_bytes()));
                 rows += 1;
                 if w.get_ref().len() >= EXPORT_CHUNK {
@@ -1120,7 +1155,7 @@ pub(crate) fn to_shift_jis(text: &str) -> Vec<u8> {
 pub(crate) fn csv_preview(bytes: &[u8], encoding: &str) -> Option<(Vec<String>, Vec<Vec<String>>)> {
     let text = decode_csv(bytes, encoding).ok()?;
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
-    let headers: Vec<String> = rdr.headers().ok()?.iter().map(|h| h.trim().to_owned()).collect();
+    let headers: Vec<String> = rdr.headers().ok()?.iter().map(|h| unneutralise(h.trim()).to_owned()).collect();
     if headers.is_empty() || headers.len() > IMPORT_MAX_COLUMNS {
         return None;
     }
@@ -1204,7 +1239,8 @@ pub(crate) async fn import_csv(
         return Err(bad("mapping", "mapping_mismatch"));
     }
     for (i, h) in headers.iter().enumerate() {
-        let h = h.trim();
+        // A header written by the export ("'@担当" for a field named "@担当") names its field.
+        let h = unneutralise(h.trim());
         let target = match mapping {
             Some(m) => m[i].trim(),
             None => h,
