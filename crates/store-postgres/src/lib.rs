@@ -2505,6 +2505,20 @@ impl Store for PgStore {
         file: &[u8],
         at: OffsetDateTime,
     ) -> StoreResult<()> {
+        // A user keeps at most STAGED_PER_USER files waiting (each up to the import limit, in
+        // the database every tenant shares): the oldest go first.
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "DELETE FROM staged_imports WHERE tenant_id = $1 AND user_id = $2 AND id NOT IN \
+             (SELECT id FROM staged_imports WHERE tenant_id = $1 AND user_id = $2 \
+             ORDER BY created_at DESC, id DESC LIMIT $3)",
+        )
+        .bind(scope.tenant_id().to_string())
+        .bind(scope.actor().to_string())
+        .bind(daicho_store::STAGED_PER_USER - 1)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
         sqlx::query(
             "INSERT INTO staged_imports (id, tenant_id, table_id, user_id, created_at, body) \
              SELECT $1, $2, $3, $4, $5, $6 FROM user_tables \
@@ -2518,10 +2532,11 @@ impl Store for PgStore {
         .bind(file)
         .bind(scope.table().to_string())
         .bind(scope.tenant_id().to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(internal)
-        .and_then(|r| Self::check_affected(r.rows_affected()))
+        .and_then(|r| Self::check_affected(r.rows_affected()))?;
+        tx.commit().await.map_err(internal)
     }
 
     async fn staged_import(&self, scope: &TableScope<Import>, id: &str, since: OffsetDateTime) -> StoreResult<Vec<u8>> {

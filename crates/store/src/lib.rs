@@ -59,6 +59,10 @@ pub enum ImportPart {
 /// The parts of one import, in order.
 pub type ImportParts = tokio::sync::mpsc::Receiver<ImportPart>;
 
+/// The most CSV files one user may have waiting for their columns to be mapped; a new one
+/// replaces the oldest.
+pub const STAGED_PER_USER: i64 = 3;
+
 /// A write of records refused because the table's design changed after the request read it
 /// (409 on `values`): its values were checked against the old one. Nothing was written.
 pub fn design_changed() -> StoreError {

@@ -811,6 +811,19 @@ async fn a_file_whose_columns_are_not_field_names_is_mapped_first_then_imported_
     assert!(page.contains(&format!("<option value=\"{company}\" selected>")), "the same name is chosen");
     let staged = page.split("name=\"staged\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
     assert_eq!((record_count(&cast.admin, &tid).await, staged_files().await), (0, 1));
+    // A user keeps at most three files waiting: a fourth replaces the oldest, whose mapping then
+    // imports nothing (410, as for an expired file).
+    for _ in 0..3 {
+        assert_eq!(upload(&cast.admin, csv).await.unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(staged_files().await, 3);
+    let r = map(&cast.admin, &staged, &[&company, "", "", ""]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::GONE);
+    assert_eq!(record_count(&cast.admin, &tid).await, 0);
+    app.raw_sql("DELETE FROM staged_imports", "DELETE FROM staged_imports").await.unwrap();
+    let page = upload(&cast.admin, csv).await.unwrap().text().await.unwrap();
+    let staged = page.split("name=\"staged\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    assert_eq!(staged_files().await, 1);
     // Two columns into one field, or no column at all, are refused on the same page.
     let r = map(&cast.admin, &staged, &[&company, &staff, &staff, ""]).await.unwrap();
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);

@@ -1501,7 +1501,9 @@ pub async fn import_upload(
         if let Some((headers, rows)) = crate::handlers::tables::csv_preview(&file, &encoding)
             && !headers.iter().all(|h| t.fields.iter().any(|f| f.name.as_str() == h || f.id.to_string() == *h))
         {
-            let id = uuid::Uuid::new_v4().simple().to_string();
+            // Time-ordered, so that the oldest of a user's waiting files is known (they go first,
+            // `STAGED_PER_USER`); only its uploader may use it, for this table.
+            let id = uuid::Uuid::now_v7().simple().to_string();
             state.store.stage_import(&scope, &id, &file, ctx.now).await?;
             let page = import_map_page(&ctx, &auth, &t, &id, (&encoding, &key), (headers, rows), &[], Vec::new());
             return Ok(render(&page));
