@@ -188,6 +188,27 @@ impl Auth {
         Ok(())
     }
 
+    /// The record a route names, read within `view`'s rows. One the reader may not see and one
+    /// that does not exist are the same 404, and both are recorded as a refusal: forced browsing
+    /// through record numbers shows in the operation history.
+    pub async fn record(
+        &self,
+        state: &AppState,
+        ctx: &Ctx,
+        view: &daicho_domain::access::TableScope<daicho_domain::access::View>,
+        def: &daicho_domain::table::TableDef,
+        id: i64,
+    ) -> AppResult<daicho_store::Record> {
+        match state.store.get_record(view, def, id).await {
+            Err(daicho_store::StoreError::NotFound) => {
+                let what = format!("record:{id} of table:{}: not found or outside the reader's rows", def.id);
+                self.record_refusal(state, ctx, what).await?;
+                Err(AppError::NotFound)
+            }
+            other => Ok(other?),
+        }
+    }
+
     /// The tenant's users, disabled ones included, for user fields, history and groups.
     pub async fn directory(&self, state: &AppState, ctx: &Ctx) -> AppResult<Vec<daicho_store::Person>> {
         let uses = self.authorize::<UseTables>(state, ctx).await?;

@@ -341,6 +341,15 @@ async fn row_rules_limit_records_to_their_creator_or_their_owner() {
         assert_eq!(m.get(&history).await.status(), StatusCode::NOT_FOUND, "{history}");
     }
     assert_eq!(m.get(&format!("/tables/{t}/records/{mine}/history")).await.status(), StatusCode::OK);
+    // Each of those tries (forced browsing by record number) is in the operation history.
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=permission.denied&limit=500").await;
+    let probes = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"].as_str().unwrap_or("").starts_with(&format!("record:{theirs} of table:{t}")))
+        .count();
+    assert!(probes >= 5, "{v}");
     // Viewing everything but editing only one's own: the other record is read-only.
     let g2 = cast.admin.post_json("/api/v1/groups", json!({"name": "viewers"})).await.1["group"]["id"]
         .as_str()

@@ -1131,7 +1131,7 @@ pub async fn edit_record(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let view = auth.table_right::<View>(&state, &ctx, &open).await?;
     let t = open.seen_by(&view);
-    let r = state.store.get_record(&view, &open.def, record_id(&rid)?).await?;
+    let r = auth.record(&state, &ctx, &view, &open.def, record_id(&rid)?).await?;
     // Whether this record may be edited or deleted (rights and row rules); the page shows the
     // form read-only otherwise.
     let edit = auth.principal.authorize_table::<Edit>(&open.access).ok();
@@ -1175,7 +1175,7 @@ pub async fn update_record(
     let version = pairs.iter().find(|(k, _)| k == "version").and_then(|(_, v)| v.parse::<i64>().ok()).unwrap_or(0);
     let writes = |f| scope.writes(f);
     let values = form_values(&t, &pairs, &writes);
-    let old = state.store.get_record(&view, &open.def, id).await?;
+    let old = auth.record(&state, &ctx, &view, &open.def, id).await?;
     // Only what the form holds is written (`form_values` sets every field it showed).
     let result = match parse_values(&t, &values, false, &writes) {
         // A form with nothing to write (every field it showed is gone): nothing to save.
@@ -1246,7 +1246,7 @@ pub async fn record_history(
     let view = auth.table_right::<View>(&state, &ctx, &open).await?;
     let t = open.seen_by(&view);
     let id = record_id(&rid)?;
-    let r = state.store.get_record(&view, &open.def, id).await?;
+    let r = auth.record(&state, &ctx, &view, &open.def, id).await?;
     let entries = state.store.record_history(&view, &open.def, id).await?;
     let users = auth.directory(&state, &ctx).await?;
     let name_of =
@@ -1312,7 +1312,7 @@ pub async fn delete_record(
     if f.confirm != "yes" {
         return Err(AppError::Invalid(FieldErrors::single("confirm", "confirm_required")));
     }
-    let old = state.store.get_record(&view, t, id).await?;
+    let old = auth.record(&state, &ctx, &view, t, id).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
         .target(format!("table:{} record:{id}", t.id))

@@ -709,7 +709,7 @@ pub async fn get_record(
 ) -> AppResult<Json<Value>> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
-    let r = state.store.get_record(&scope, &open.def, record_id(&rid)?).await?;
+    let r = auth.record(&state, &ctx, &scope, &open.def, record_id(&rid)?).await?;
     let t = open.seen_by(&scope);
     let links = lookups(&state, &ctx, &auth, &t, std::slice::from_ref(&r)).await?;
     let mut v = record_json(&t, &r);
@@ -729,7 +729,7 @@ pub async fn record_history(
     let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
     let t = open.seen_by(&scope);
     let id = record_id(&rid)?;
-    let r = state.store.get_record(&scope, &open.def, id).await?;
+    let r = auth.record(&state, &ctx, &scope, &open.def, id).await?;
     let entries = state.store.record_history(&scope, &open.def, id).await?;
     let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();
     let present =
@@ -768,7 +768,7 @@ pub async fn update_record(
         // Nothing to change: not a new version (it would have no history entry).
         return Err(AppError::Invalid(FieldErrors::single("values", "required")));
     }
-    let old = state.store.get_record(&view, &open.def, id).await?;
+    let old = auth.record(&state, &ctx, &view, &open.def, id).await?;
     check_refs(&state, &ctx, &auth, &t, &[&changed(&cells, &old)]).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
@@ -793,7 +793,7 @@ pub async fn delete_record(
     let view = auth.table_right::<View>(&state, &ctx, &open).await?;
     let scope = auth.table_right::<Delete>(&state, &ctx, &open).await?;
     let id = record_id(&rid)?;
-    let old = state.store.get_record(&view, &open.def, id).await?;
+    let old = auth.record(&state, &ctx, &view, &open.def, id).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
         .target(format!("table:{} record:{id}", open.def.id))
