@@ -3711,30 +3711,29 @@ async fn read_record_tx(tx: &mut Transaction<'_, Sqlite>, table: &TableDef, id: 
     record_from_row(&row, table)
 }
 
-/// Refuses a new table when the tenant has MAX_TABLES (those in the trash included), inside the
-/// creating transaction.
+/// Refuses a new table when the tenant has MAX_TABLES, and a new field when the table has
+/// MAX_FIELDS, those in the trash included (they keep their storage until purged, and a
+/// restore brings them back), inside the creating transaction.
 async fn count_tables(tx: &mut Transaction<'_, Sqlite>, tenant: TenantId) -> StoreResult<()> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_tables WHERE tenant_id = ?")
-        .bind(tenant.to_string())
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(internal)?;
-    if usize::try_from(n).unwrap_or(usize::MAX) >= daicho_domain::table::MAX_TABLES {
-        return Err(StoreError::Conflict(FieldErrors::single("tables", "too_many")));
-    }
-    Ok(())
+    let sql = "SELECT COUNT(*) FROM user_tables WHERE tenant_id = ?";
+    check_room(tx, sql, tenant.to_string(), daicho_domain::table::MAX_TABLES, "tables").await
 }
 
-/// Refuses a new field when the table has MAX_FIELDS, those in the trash included (they keep
-/// their column until purged, and a restore brings them back), inside the adding transaction.
 async fn count_fields(tx: &mut Transaction<'_, Sqlite>, table: TableId) -> StoreResult<()> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_fields WHERE table_id = ?")
-        .bind(table.to_string())
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(internal)?;
-    if usize::try_from(n).unwrap_or(usize::MAX) >= daicho_domain::table::MAX_FIELDS {
-        return Err(StoreError::Conflict(FieldErrors::single("fields", "too_many")));
+    let sql = "SELECT COUNT(*) FROM user_fields WHERE table_id = ?";
+    check_room(tx, sql, table.to_string(), daicho_domain::table::MAX_FIELDS, "fields").await
+}
+
+async fn check_room(
+    tx: &mut Transaction<'_, Sqlite>,
+    sql: &'static str,
+    id: String,
+    max: usize,
+    what: &'static str,
+) -> StoreResult<()> {
+    let n: i64 = sqlx::query_scalar(sql).bind(id).fetch_one(&mut **tx).await.map_err(internal)?;
+    if usize::try_from(n).unwrap_or(usize::MAX) >= max {
+        return Err(StoreError::Conflict(FieldErrors::single(what, "too_many")));
     }
     Ok(())
 }
