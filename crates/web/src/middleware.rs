@@ -259,16 +259,6 @@ pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next)
     if declared.is_some_and(|n| n > limit as u64) {
         return body_too_large();
     }
-    // An upload to an import route may be large: only IMPORT_UPLOADS of them are read at once
-    // (the rest wait here, unread), whoever sends them.
-    let _permit = if limit > state.settings.max_body_bytes && !matches!(*req.method(), Method::GET | Method::HEAD) {
-        match state.upload_permits.clone().acquire_owned().await {
-            Ok(p) => Some(p),
-            Err(_) => return AppError::Unavailable("upload permits closed".into()).into_response(),
-        }
-    } else {
-        None
-    };
     let (parts, body) = req.into_parts();
     next.run(Request::from_parts(parts, Body::new(http_body_util::Limited::new(body, limit)))).await
 }

@@ -192,11 +192,47 @@ async fn token_request(state: AppState, mut parts: Parts, body: Body, token: Str
     };
     let sc = SessionContext { session, user: tc.user, tenant: tc.tenant, design_version: tc.design_version };
     parts.extensions.insert(Authenticated { ctx: sc, principal });
-    next.run(Request::from_parts(parts, body)).await
+    let permit = match upload_permit(&state, &parts).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    bounded(permit, next.run(Request::from_parts(parts, body))).await
+}
+
+/// How long one upload to an import route may take, body and import together, once it holds an
+/// upload permit: a client that sends its body slowly gives its permit back after this (408).
+const UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// For an upload (a state-changing request) to an import route, whose body may be 64 MiB: one of
+/// the node's `IMPORT_UPLOADS` permits, waited for before the body is read. Only a signed-in
+/// user's request asks for one (an anonymous one is refused without reading its body), so no
+/// anonymous client can hold the permits.
+async fn upload_permit(state: &AppState, parts: &Parts) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Response> {
+    let upload =
+        is_unsafe(&parts.method) && state.settings.body_limit_for(parts.uri.path()) > state.settings.max_body_bytes;
+    if !upload {
+        return Ok(None);
+    }
+    match state.upload_permits.clone().acquire_owned().await {
+        Ok(p) => Ok(Some(p)),
+        Err(_) => Err(AppError::Unavailable("upload permits closed".into()).into_response()),
+    }
+}
+
+/// Runs the rest of a request that holds an upload permit within UPLOAD_TIMEOUT (408 after it,
+/// the permit then given back); any other request as it is.
+async fn bounded(
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    rest: impl std::future::Future<Output = Response>,
+) -> Response {
+    let Some(permit) = permit else { return rest.await };
+    let answer = tokio::time::timeout(UPLOAD_TIMEOUT, rest).await;
+    drop(permit);
+    answer.unwrap_or_else(|_| axum::http::StatusCode::REQUEST_TIMEOUT.into_response())
 }
 
 pub async fn session_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let (mut parts, mut body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     if let Some(token) = bearer_token(&parts.headers) {
         // A token request ignores cookies: it is authenticated by the token alone.
         return token_request(state, parts, body, token, next).await;
@@ -258,6 +294,26 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
         }
     }
 
+    let permit = if parts.extensions.get::<Authenticated>().is_some() {
+        match upload_permit(&state, &parts).await {
+            Ok(p) => p,
+            Err(r) => return r,
+        }
+    } else {
+        None
+    };
+    bounded(permit, csrf_then_run(state, ctx, parts, body, csrf_expected, next)).await
+}
+
+/// The rest of `session_layer` for a request whose session (if any) is known.
+async fn csrf_then_run(
+    state: AppState,
+    ctx: Ctx,
+    parts: Parts,
+    mut body: Body,
+    csrf_expected: Option<String>,
+    next: Next,
+) -> Response {
     // CSRF layer 2 (ASVS 4.2.2): a state-changing request made with a session must carry that
     // session's token, in the X-CSRF-Token header (API) or the `csrf` form field (pages).
     if let Some(expected) = csrf_expected
@@ -433,6 +489,26 @@ impl FromRequestParts<AppState> for Auth {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    /// An upload that does not end within UPLOAD_TIMEOUT is answered 408 and gives its permit
+    /// back; one that ends keeps its answer; a request without a permit is not bounded.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_upload_gives_its_permit_back_after_the_timeout() {
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let permit = permits.clone().acquire_owned().await.expect("a permit");
+        assert_eq!(permits.available_permits(), 0);
+        let r = bounded(Some(permit), std::future::pending::<Response>()).await;
+        assert_eq!(r.status(), axum::http::StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(permits.available_permits(), 1, "given back");
+        let permit = permits.clone().acquire_owned().await.expect("a permit");
+        let quick = async { axum::http::StatusCode::OK.into_response() };
+        assert_eq!(bounded(Some(permit), quick).await.status(), axum::http::StatusCode::OK);
+        let slow = async {
+            tokio::time::sleep(UPLOAD_TIMEOUT * 2).await;
+            axum::http::StatusCode::OK.into_response()
+        };
+        assert_eq!(bounded(None, slow).await.status(), axum::http::StatusCode::OK, "no permit, no bound");
+    }
 
     #[test]
     fn only_well_formed_session_cookies_are_read() {
