@@ -3787,6 +3787,13 @@ async fn lock_for_design(tx: &mut Transaction<'static, Postgres>, tenant: Tenant
 /// MAX_FIELDS, those in the trash included (they keep their storage until purged, and a
 /// restore brings them back), inside the creating transaction.
 async fn count_tables(tx: &mut Transaction<'static, Postgres>, tenant: TenantId) -> StoreResult<()> {
+    // The tenant's row first: tables made at the same moment count one after the other (the
+    // catalogue's trigger locks this row anyway, but only after the count).
+    sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
+        .bind(tenant.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
     let sql = "SELECT COUNT(*) FROM user_tables WHERE tenant_id = $1";
     check_room(tx, sql, tenant.to_string(), daicho_domain::table::MAX_TABLES, "tables").await
 }
