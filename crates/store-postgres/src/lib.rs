@@ -2506,8 +2506,14 @@ impl Store for PgStore {
         at: OffsetDateTime,
     ) -> StoreResult<()> {
         // A user keeps at most STAGED_PER_USER files waiting (each up to the import limit, in
-        // the database every tenant shares): the oldest go first.
+        // the database every tenant shares): the oldest go first. One upload of a user at a time
+        // here (a lock of the transaction, on the user's id), so that two at once keep three.
         let mut tx = self.write_tx().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("staged:{}", scope.actor()))
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
         sqlx::query(
             "DELETE FROM staged_imports WHERE tenant_id = $1 AND user_id = $2 AND id NOT IN \
              (SELECT id FROM staged_imports WHERE tenant_id = $1 AND user_id = $2 \

@@ -840,7 +840,11 @@ async fn fields_and_tables_are_limited_with_the_trash_counted() {
         a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/fields/{trashed}"), json!({})).await.0.is_success()
     );
     let (s, v) = add("二百一".into()).await;
-    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::CONFLICT, Some("too_many")), "{v}");
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("too_many")),
+        "{v}"
+    );
     let purge = format!("/api/v1/trash/tables/{tid}/fields/{trashed}");
     assert_eq!(a.send_json(Method::DELETE, &purge, json!({})).await.0, StatusCode::NO_CONTENT);
     assert_eq!(add("二百一".into()).await.0, StatusCode::CREATED);
@@ -856,7 +860,11 @@ async fn fields_and_tables_are_limited_with_the_trash_counted() {
     .await
     .unwrap();
     let (s, v) = a.post_json("/api/v1/tables", json!({"name": "五百一"})).await;
-    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::CONFLICT, Some("too_many")), "{v}");
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("too_many")),
+        "{v}"
+    );
     let r = a.post_form("/tables", &[("name", "五百一"), ("description", "")]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("at most 500 tables, those in the trash included"));

@@ -120,7 +120,11 @@ pub async fn create_table(
                 .event_by(&auth.principal, AuditAction::TableCreate, Outcome::Success)
                 .target(format!("table:{id}"))
                 .details(format!("name={}", name.as_str()));
-            state.store.create_table(&scope, id, name, f.description.clone(), ctx.now, ev).await.map_err(AppError::from)
+            state
+                .store
+                .create_table(&scope, id, name, f.description.clone(), ctx.now, ev)
+                .await
+                .map_err(crate::handlers::tables::limit_is_invalid)
         }
     };
     match result {
@@ -824,7 +828,7 @@ pub async fn add_field(
                 .event_by(&auth.principal, AuditAction::FieldCreate, Outcome::Success)
                 .target(format!("table:{} field:{}", t.id, field.id))
                 .details(format!("name={}; type={}", field.name.as_str(), field.kind.name()));
-            state.store.add_field(&scope, t.id, field, ev).await.map_err(AppError::from)
+            state.store.add_field(&scope, t.id, field, ev).await.map_err(crate::handlers::tables::limit_is_invalid)
         }
     };
     match result {

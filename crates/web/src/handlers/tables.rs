@@ -427,6 +427,19 @@ fn linked_ids<'a>(field: FieldId, rows: impl Iterator<Item = &'a [(FieldId, Cell
 }
 
 /// User and link fields must name users of the tenant and records the user may see.
+/// A limit the store checks in its transaction (`tables` or `fields` `too_many`: 500 tables,
+/// 200 fields, those in the trash counted) is refused as invalid, 422, like every other limit.
+pub(crate) fn limit_is_invalid(e: daicho_store::StoreError) -> AppError {
+    match AppError::from(e) {
+        AppError::Conflict(f)
+            if f.code_for("tables") == Some("too_many") || f.code_for("fields") == Some("too_many") =>
+        {
+            AppError::Invalid(f)
+        }
+        other => other,
+    }
+}
+
 /// The cells of an edit that change the record: a link or user the record already holds is
 /// not checked again (the editor may not see the linked record, or the user may have left).
 pub(crate) fn changed(cells: &[(FieldId, Cell)], old: &Record) -> Vec<(FieldId, Cell)> {
@@ -586,7 +599,7 @@ pub async fn create_table(State(state): State<AppState>, ctx: Ctx, auth: Auth, b
         .event_by(&auth.principal, AuditAction::TableCreate, Outcome::Success)
         .target(format!("table:{id}"))
         .details(format!("name={}", name.as_str()));
-    let t = state.store.create_table(&scope, id, name, b.description, ctx.now, ev).await?;
+    let t = state.store.create_table(&scope, id, name, b.description, ctx.now, ev).await.map_err(limit_is_invalid)?;
     Ok((StatusCode::CREATED, Json(json!({"table": table_json(&t)}))).into_response())
 }
 
@@ -620,7 +633,7 @@ pub async fn add_field(
         .event_by(&auth.principal, AuditAction::FieldCreate, Outcome::Success)
         .target(format!("table:{} field:{}", t.id, field.id))
         .details(format!("name={}; type={}", field.name.as_str(), field.kind.name()));
-    let t = state.store.add_field(&scope, t.id, field, ev).await?;
+    let t = state.store.add_field(&scope, t.id, field, ev).await.map_err(limit_is_invalid)?;
     Ok((StatusCode::CREATED, Json(json!({"table": table_json(&crate::tablecap::seen(&scope, t))}))).into_response())
 }
 
