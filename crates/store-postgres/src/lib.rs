@@ -3754,13 +3754,7 @@ async fn check_design(tx: &mut Transaction<'static, Postgres>, table: &TableDef)
     .fetch_all(&mut **tx)
     .await
     .map_err(internal)?;
-    let stored: Vec<(String, String, String)> =
-        rows.iter().filter_map(|(a, b, c)| Some((a.clone()?, b.clone()?, c.clone()?))).collect();
-    if !rows.is_empty() && daicho_store::same_fields(table, &stored) {
-        Ok(())
-    } else {
-        Err(daicho_store::design_changed())
-    }
+    daicho_store::design_stands(table, &rows)
 }
 
 /// The first lock of a change of user table `table`'s design that writes its catalogue and its
@@ -3817,10 +3811,7 @@ async fn check_room(
     what: &'static str,
 ) -> StoreResult<()> {
     let n: i64 = sqlx::query_scalar(sql).bind(id).fetch_one(&mut **tx).await.map_err(internal)?;
-    if usize::try_from(n).unwrap_or(usize::MAX) >= max {
-        return Err(StoreError::Conflict(FieldErrors::single(what, "too_many")));
-    }
-    Ok(())
+    daicho_store::room_left(n, max, what)
 }
 
 /// PostgreSQL's limit of 1,600 columns per table counts every column a table ever had (a

@@ -3732,10 +3732,7 @@ async fn check_room(
     what: &'static str,
 ) -> StoreResult<()> {
     let n: i64 = sqlx::query_scalar(sql).bind(id).fetch_one(&mut **tx).await.map_err(internal)?;
-    if usize::try_from(n).unwrap_or(usize::MAX) >= max {
-        return Err(StoreError::Conflict(FieldErrors::single(what, "too_many")));
-    }
-    Ok(())
+    daicho_store::room_left(n, max, what)
 }
 
 /// A table's definition read through `conn` (a transaction sees its own changes). Without
@@ -3978,13 +3975,7 @@ async fn check_design(tx: &mut Transaction<'_, Sqlite>, table: &TableDef) -> Sto
     .fetch_all(&mut **tx)
     .await
     .map_err(internal)?;
-    let stored: Vec<(String, String, String)> =
-        rows.iter().filter_map(|(a, b, c)| Some((a.clone()?, b.clone()?, c.clone()?))).collect();
-    if !rows.is_empty() && daicho_store::same_fields(table, &stored) {
-        Ok(())
-    } else {
-        Err(daicho_store::design_changed())
-    }
+    daicho_store::design_stands(table, &rows)
 }
 
 /// FTS5's settings for filling the keyword index of many records at once (`bulk`), or its

@@ -69,11 +69,16 @@ pub fn design_changed() -> StoreError {
     StoreError::Conflict(daicho_domain::FieldErrors::single("values", "design_changed"))
 }
 
-/// Whether the catalogue rows of a table's live fields (id, kind, rules as stored; none when the
-/// table has no field) are those of `table`: the design its values were checked against still
-/// stands. Names and places may differ (they do not change what a value may be).
-pub fn same_fields(table: &TableDef, stored: &[(String, String, String)]) -> bool {
-    stored.len() == table.fields.len()
+/// The design check of a write of records (`check_design` in each store), from the catalogue
+/// rows of the table joined to its live fields (id, kind, rules as stored; one row of NULLs for
+/// a table without fields; no row when the table is gone or in the trash): Ok while they are
+/// those of `table`, the design its values were checked against, else 409 `design_changed`.
+/// Names and places may differ (they do not change what a value may be).
+pub fn design_stands(table: &TableDef, rows: &[(Option<String>, Option<String>, Option<String>)]) -> StoreResult<()> {
+    let stored: Vec<(&str, &str, &str)> =
+        rows.iter().filter_map(|(a, b, c)| Some((a.as_deref()?, b.as_deref()?, c.as_deref()?))).collect();
+    let same = !rows.is_empty()
+        && stored.len() == table.fields.len()
         && stored.iter().all(|(id, kind, rules)| {
             let (Ok(id), Ok(kind), Ok(rules)) = (
                 id.parse::<daicho_domain::FieldId>(),
@@ -83,7 +88,18 @@ pub fn same_fields(table: &TableDef, stored: &[(String, String, String)]) -> boo
                 return false;
             };
             table.fields.iter().any(|f| f.id == id && f.kind == kind && f.rules == rules)
-        })
+        });
+    if same { Ok(()) } else { Err(design_changed()) }
+}
+
+/// A limit counted in the store's transaction (500 tables, 200 fields, the trash included):
+/// `what` `too_many` once `count` has reached `max`.
+pub fn room_left(count: i64, max: usize, what: &'static str) -> StoreResult<()> {
+    if usize::try_from(count).unwrap_or(usize::MAX) >= max {
+        Err(StoreError::Conflict(daicho_domain::FieldErrors::single(what, "too_many")))
+    } else {
+        Ok(())
+    }
 }
 
 /// The error of an import whose parts ended without [`ImportPart::Done`].
@@ -1149,6 +1165,39 @@ mod list_tests {
             fields: vec![field("name", FieldKind::Text, 0), field("qty", FieldKind::Integer, 1)],
             created_at: OffsetDateTime::UNIX_EPOCH,
         }
+    }
+
+    #[test]
+    fn a_write_stands_only_while_the_fields_it_was_checked_against_do() {
+        let t = table();
+        let row = |f: &FieldDef| {
+            (
+                Some(f.id.to_string()),
+                Some(serde_json::to_string(&f.kind).expect("a kind")),
+                Some(serde_json::to_string(&f.rules).expect("rules")),
+            )
+        };
+        let rows: Vec<_> = t.fields.iter().map(row).collect();
+        assert!(design_stands(&t, &rows).is_ok());
+        // Another order, or other names, change nothing a value may be.
+        let reversed: Vec<_> = rows.iter().rev().cloned().collect();
+        assert!(design_stands(&t, &reversed).is_ok());
+        // A changed type, a field gone to the trash, one more field, or the table gone: refused.
+        let mut retyped = rows.clone();
+        retyped[1].1 = Some(serde_json::to_string(&FieldKind::Decimal { scale: 2 }).expect("a kind"));
+        for changed in [retyped, rows[..1].to_vec(), [rows.clone(), rows[..1].to_vec()].concat(), Vec::new()] {
+            let e = design_stands(&t, &changed).expect_err("changed");
+            assert!(
+                matches!(e, StoreError::Conflict(ref f) if f.code_for("values") == Some("design_changed")),
+                "{e:?}"
+            );
+        }
+        // A table without fields: one row of NULLs.
+        let empty = TableDef { fields: Vec::new(), ..t.clone() };
+        assert!(design_stands(&empty, &[(None, None, None)]).is_ok());
+        assert!(design_stands(&empty, &[]).is_err(), "gone");
+        assert!(room_left(199, 200, "fields").is_ok());
+        assert!(room_left(200, 200, "fields").is_err());
     }
 
     fn query(sort: Option<FieldId>, then: Vec<(FieldId, bool)>) -> RecordQuery {
