@@ -59,6 +59,7 @@ actions! {
     RecordDelete => "record.delete",
     RecordExport => "record.export",
     RecordImport => "record.import",
+    ImportStaged => "import.staged",
     GroupCreate => "group.create",
     GroupUpdate => "group.update",
     GroupDelete => "group.delete",

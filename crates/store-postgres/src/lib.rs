@@ -2504,6 +2504,7 @@ impl Store for PgStore {
         id: &str,
         file: &[u8],
         at: OffsetDateTime,
+        event: NewAuditEvent,
     ) -> StoreResult<()> {
         // A user keeps at most STAGED_PER_USER files waiting (each up to the import limit, in
         // the database every tenant shares): the oldest go first. One upload of a user at a time
@@ -2542,6 +2543,7 @@ impl Store for PgStore {
         .await
         .map_err(internal)
         .and_then(|r| Self::check_affected(r.rows_affected()))?;
+        Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
     }
 

@@ -2320,6 +2320,7 @@ impl Store for SqliteStore {
         id: &str,
         file: &[u8],
         at: OffsetDateTime,
+        event: NewAuditEvent,
     ) -> StoreResult<()> {
         // A user keeps at most STAGED_PER_USER files waiting (each up to the import limit, in
         // the database every tenant shares): the oldest go first.
@@ -2352,6 +2353,7 @@ impl Store for SqliteStore {
         .await
         .map_err(internal)
         .and_then(|r| Self::check_affected(r.rows_affected()))?;
+        Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
     }
 

@@ -769,13 +769,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<(u64, u64)>;
     /// Keeps an uploaded import file between the import page's two steps (upload, then the
     /// mapping of its columns to fields), under the caller's random `id`, for the scope's user
-    /// and table only.
+    /// and table only; `event` is recorded with it (the file holds the tenant's data).
     async fn stage_import(
         &self,
         scope: &TableScope<Import>,
         id: &str,
         file: &[u8],
         at: OffsetDateTime,
+        event: NewAuditEvent,
     ) -> StoreResult<()>;
     /// The file this user staged for this table under `id` at or after `since`; `NotFound`
     /// for anyone else's, another table's, an older or an unknown one.

@@ -869,6 +869,14 @@ async fn a_file_whose_columns_are_not_field_names_is_mapped_first_then_imported_
     );
     let (_, v) = cast.admin.get_json("/api/v1/audit?action=record.import").await;
     assert_eq!(v["events"].as_array().unwrap().len(), 1, "one import, recorded once: {v}");
+    // Each file kept for the mapping is recorded too: by whom, for which table, how big.
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=import.staged").await;
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 5, "four uploads before the purge, one after: {v}");
+    let last = &events[0];
+    assert_eq!((&last["actor_login"], &last["target"]), (&json!("admin"), &json!(format!("table:{tid}"))), "{last}");
+    let want = format!("staged={staged}; bytes={}; columns=4; encoding=auto", csv.len());
+    assert_eq!(last["details"], want);
     let r = map(&cast.admin, &staged, &[&company, &staff, &memo, ""]).await.unwrap();
     assert_eq!(r.status(), StatusCode::GONE, "a file imports once");
     // A file left at the mapping is usable for an hour, then purged by the hourly job.

@@ -1508,7 +1508,18 @@ pub async fn import_upload(
             // Time-ordered, so that the oldest of a user's waiting files is known (they go first,
             // `STAGED_PER_USER`); only its uploader may use it, for this table.
             let id = uuid::Uuid::now_v7().simple().to_string();
-            state.store.stage_import(&scope, &id, &file, ctx.now).await?;
+            // Recorded: the file (the tenant's data) stays in the database until it is imported,
+            // replaced or expires.
+            let ev = ctx
+                .event_by(&auth.principal, AuditAction::ImportStaged, Outcome::Success)
+                .target(format!("table:{}", t.id))
+                .details(format!(
+                    "staged={id}; bytes={}; columns={}; encoding={}",
+                    file.len(),
+                    headers.len(),
+                    encoding.chars().take(20).collect::<String>()
+                ));
+            state.store.stage_import(&scope, &id, &file, ctx.now, ev).await?;
             let page = import_map_page(&ctx, &auth, &t, &id, (&encoding, &key), (headers, rows), &[], Vec::new());
             return Ok(render(&page));
         }
