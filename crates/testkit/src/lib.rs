@@ -147,6 +147,11 @@ impl TestApp {
         }
     }
 
+    /// How many of the node's import-upload places are free (`IMPORT_UPLOADS` when none is taken).
+    pub fn free_upload_places(&self) -> usize {
+        self.running.state.upload_permits.available_permits()
+    }
+
     /// The tenant design version at which this server holds the grants of user `user_id` (as
     /// the API writes it), if it holds them.
     pub fn cached_grants_version(&self, user_id: &str) -> Option<i64> {

@@ -765,6 +765,66 @@ async fn the_import_page_takes_a_file_upload_with_its_csrf_token_and_lists_probl
     assert!(page.contains(">A</td>") && page.contains(">B</td>"));
 }
 
+/// A node reads two import uploads (each up to 64 MiB) at once: a third waits for a place
+/// before its body is read, other requests are answered meanwhile, and an upload that ends,
+/// finished or broken off by its client, gives its place back.
+#[tokio::test]
+async fn a_node_reads_two_import_uploads_at_once_and_an_ended_one_gives_its_place_back() {
+    use daicho_testkit::reqwest::Body;
+    use daicho_testkit::reqwest::multipart::{Form, Part};
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let admin = &cast.admin;
+    let (tid, _) = customers(admin).await;
+    let url = format!("/tables/{tid}/import");
+    let upload = |file: Part| {
+        let form =
+            Form::new().text("csrf", admin.csrf.clone()).text("encoding", "utf-8").text("key", "").part("file", file);
+        tokio::spawn(admin.client.post(admin.url(&url)).multipart(form).send())
+    };
+    // An upload whose file arrives as the test writes it.
+    let slow = || {
+        let (writer, reader) = tokio::io::duplex(1024);
+        let body = Body::wrap_stream(tokio_util::io::ReaderStream::new(reader));
+        (writer, upload(Part::stream(body).file_name("slow.csv")))
+    };
+    let app = &app;
+    let places_free = move |n: usize| async move {
+        for _ in 0..1000 {
+            if app.free_upload_places() == n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{} upload places free, not {n}", app.free_upload_places());
+    };
+    assert_eq!(app.free_upload_places(), 2);
+    let (mut first, first_answer) = slow();
+    let (mut second, second_answer) = slow();
+    first.write_all("会社名,従業員数\n".as_bytes()).await.unwrap();
+    second.write_all("会社名,従業員数\n".as_bytes()).await.unwrap();
+    places_free(0).await;
+    // A third waits for a place; pages and the API answer meanwhile.
+    let third = upload(Part::bytes("会社名,従業員数\n第三商事,3\n".as_bytes().to_vec()).file_name("third.csv"));
+    assert_eq!(admin.get(&format!("/tables/{tid}")).await.status(), StatusCode::OK);
+    assert_eq!(record_count(admin, &tid).await, 0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!third.is_finished(), "the third upload waits for a place");
+    // The first ends: it is imported, and the third takes its place.
+    first.write_all("株式会社アクメ,12\n".as_bytes()).await.unwrap();
+    drop(first);
+    assert_eq!(first_answer.await.unwrap().unwrap().status(), StatusCode::SEE_OTHER);
+    assert_eq!(third.await.unwrap().unwrap().status(), StatusCode::SEE_OTHER);
+    assert_eq!(record_count(admin, &tid).await, 2);
+    // The second's client goes away in the middle of its file: the place comes back, and
+    // nothing of that file is written.
+    second.write_all("途中商事,".as_bytes()).await.unwrap();
+    second_answer.abort();
+    places_free(2).await;
+    assert_eq!(record_count(admin, &tid).await, 2);
+}
+
 #[tokio::test]
 async fn a_file_whose_columns_are_not_field_names_is_mapped_first_then_imported_all_or_nothing() {
     use daicho_testkit::reqwest::multipart::{Form, Part};
