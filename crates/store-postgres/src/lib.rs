@@ -281,6 +281,195 @@ impl PgStore {
         self.warm.lease_or(async { self.pool.acquire().await.map_err(internal) }).await
     }
 
+    /// One page of a list, every statement on `conn`: a pooled connection, or (`in_snapshot`)
+    /// one inside a read transaction that holds the snapshot of a whole export.
+    async fn list_page(
+        &self,
+        conn: &mut PgConnection,
+        in_snapshot: bool,
+        scope: &TableScope<View>,
+        table: &TableDef,
+        query: &RecordQuery,
+    ) -> StoreResult<Vec<Record>> {
+        guard::check_table(scope, table)?;
+        guard::check_query(scope, query)?;
+        let t = ut::table_ident(table.id);
+        let (lt_gt, dir) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
+        let parts = daicho_store::list_parts(table, query)?;
+        // A keyword with nothing else narrowing the rows: pg_trgm's index returns its matches
+        // unordered, so taking the first page through it reads every match (26 ms at 1 % of a
+        // million rows), while walking the list order reads 50 / density rows (and everything
+        // when nothing matches). So the walk is tried first for a bounded number of rows, and
+        // the index (forced, with its matches sorted) is used only when the walk falls short.
+        let probe = query.keyword.is_some() && query.filters.is_empty() && scope.rows().is_all();
+        let mut out = Vec::new();
+        for part in parts {
+            let want = i64::from(query.limit) - out.len() as i64;
+            if want <= 0 {
+                break;
+            }
+            // The part's own conditions, and its order.
+            let push_part = |qb: &mut QueryBuilder<Postgres>| -> String {
+                match part {
+                    ListPart::ById => {
+                        if let Some((_, id)) = &query.after {
+                            qb.push(format!(" AND id {lt_gt} "));
+                            qb.push_bind(*id);
+                        }
+                        format!("id {dir}")
+                    }
+                    ListPart::Values(f) => {
+                        let col = ut::field_ident(f);
+                        qb.push(format!(" AND {col} IS NOT NULL"));
+                        match &query.after {
+                            Some((v, id)) if query.then.is_empty() => {
+                                qb.push(format!(" AND ({col}, id) {lt_gt} ("));
+                                push_cell(qb, v);
+                                qb.push(", ");
+                                qb.push_bind(*id);
+                                qb.push(")");
+                            }
+                            Some((v, id)) => {
+                                qb.push(format!(" AND ({col} {lt_gt} "));
+                                push_cell(qb, v);
+                                qb.push(format!(" OR ({col} = "));
+                                push_cell(qb, v);
+                                qb.push(" AND ");
+                                push_after_then(qb, &query.then, &query.after_then, *id, query.descending);
+                                qb.push("))");
+                            }
+                            None => {}
+                        }
+                        format!("{col} {dir}, {}id {dir}", then_order(&query.then))
+                    }
+                    ListPart::Empty(f) => {
+                        let col = ut::field_ident(f);
+                        qb.push(format!(" AND {col} IS NULL"));
+                        if let Some((Cell::Null, id)) = &query.after {
+                            qb.push(" AND ");
+                            push_after_then(qb, &query.then, &query.after_then, *id, query.descending);
+                        }
+                        format!("{}id {dir}", then_order(&query.then))
+                    }
+                }
+            };
+            let push_keywords = |qb: &mut QueryBuilder<Postgres>| {
+                if let Some(k) = &query.keyword {
+                    push_keyword(qb, &t, k);
+                    if let Some(fields) = exact_keyword_fields(scope, table, k) {
+                        push_exact_keyword(qb, &fields, k);
+                    }
+                }
+            };
+            let cols = record_columns(table);
+            let rows = if probe {
+                // The walk: the first `n` rows in list order, then the keyword, as a plain
+                // substring test (what the LIKE finds, without the index; 0.15 us a row).
+                let k = query.keyword.as_deref().unwrap_or_default();
+                let exact = exact_keyword_fields(scope, table, k);
+                let walk = |n: i64| {
+                    let mut qb;
+                    if matches!(part, ListPart::ById) && exact.is_none() {
+                        // In id order only ids are walked, and the page's rows read by id after.
+                        qb = QueryBuilder::<Postgres>::new(format!(
+                            "SELECT {cols} FROM {t} WHERE id IN (SELECT id FROM (SELECT id, search_text FROM {t} \
+                             WHERE 1 = 1"
+                        ));
+                        let order = push_part(&mut qb);
+                        qb.push(format!(" ORDER BY {order} LIMIT {n}) AS w WHERE strpos(search_text, lower("));
+                        qb.push_bind(joined(k));
+                        qb.push(format!(")) > 0 ORDER BY {order} LIMIT "));
+                        qb.push_bind(want);
+                        qb.push(format!(") ORDER BY {order}"));
+                    } else {
+                        qb = QueryBuilder::<Postgres>::new(format!(
+                            "SELECT {cols} FROM (SELECT {cols}, search_text FROM {t} WHERE 1 = 1"
+                        ));
+                        let order = push_part(&mut qb);
+                        qb.push(format!(" ORDER BY {order} LIMIT {n}) AS w WHERE strpos(search_text, lower("));
+                        qb.push_bind(joined(k));
+                        qb.push(")) > 0");
+                        if let Some(fields) = &exact {
+                            push_exact_keyword(&mut qb, fields, k);
+                        }
+                        qb.push(format!(" ORDER BY {order} LIMIT "));
+                        qb.push_bind(want);
+                    }
+                    qb
+                };
+                // A short walk first: a keyword it finds not once is rare (one in 0.5 % of the
+                // rows is missed by it with odds of e^-10), so the index is asked at once; one
+                // it finds, but not a page of, gets the long walk.
+                let mut walked =
+                    walk(KEYWORD_WALK_FIRST).build().persistent(false).fetch_all(&mut *conn).await.map_err(internal)?;
+                if !walked.is_empty() && (walked.len() as i64) < want {
+                    walked =
+                        walk(KEYWORD_WALK).build().persistent(false).fetch_all(&mut *conn).await.map_err(internal)?;
+                }
+                if walked.len() as i64 >= want {
+                    walked
+                } else {
+                    // Fewer matches than a page in those rows: the keyword is rare (or the
+                    // table small), so its index finds every match and they are sorted.
+                    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM {t} WHERE 1 = 1"));
+                    let order = push_part(&mut qb);
+                    push_keywords(&mut qb);
+                    qb.push(format!(" ORDER BY {order} LIMIT "));
+                    qb.push_bind(want);
+                    // Only a bitmap scan of the keyword index may serve it (a walk of a sort
+                    // index, or of the table, is what the walk above already found too slow),
+                    // set in the statement that begins the transaction: one round trip, not three.
+                    // Inside an export's snapshot, a savepoint holds the settings instead, and
+                    // rolling back to it ends them (the rest of the export plans freely).
+                    const NO_WALKS: &str = "SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off";
+                    if in_snapshot {
+                        let mut sp = sqlx::Connection::begin(&mut *conn).await.map_err(internal)?;
+                        sqlx::raw_sql(NO_WALKS).execute(&mut *sp).await.map_err(internal)?;
+                        let rows = qb.build().persistent(false).fetch_all(&mut *sp).await.map_err(internal)?;
+                        sp.rollback().await.map_err(internal)?;
+                        rows
+                    } else {
+                        let mut tx = sqlx::Connection::begin_with(
+                            &mut *conn,
+                            "BEGIN READ ONLY; SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off",
+                        )
+                        .await
+                        .map_err(internal)?;
+                        let rows = qb.build().persistent(false).fetch_all(&mut *tx).await.map_err(internal)?;
+                        tx.commit().await.map_err(internal)?;
+                        rows
+                    }
+                }
+            } else {
+                let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM {t} WHERE 1 = 1"));
+                push_rows(&mut qb, guard::row_conditions(scope, table));
+                push_filters(&mut qb, table, &query.filters)?;
+                push_keywords(&mut qb);
+                let order = push_part(&mut qb);
+                qb.push(format!(" ORDER BY {order} LIMIT "));
+                qb.push_bind(want);
+                // Each row is mapped as it arrives, while the backend produces the next ones:
+                // collecting the page first kept the two from overlapping (an export reads a
+                // million rows this way, a thousand at a time).
+                {
+                    let mut rows = qb.build().persistent(false).fetch(&mut *conn);
+                    while let Some(row) = rows.next().await {
+                        let mut rec = record_from_row(&row.map_err(internal)?, table)?;
+                        guard::redact(scope, &mut rec);
+                        out.push(rec);
+                    }
+                }
+                continue;
+            };
+            for r in rows {
+                let mut rec = record_from_row(&r, table)?;
+                guard::redact(scope, &mut rec);
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
     /// One scoped write that must touch a row (else NotFound, as for another tenant's id),
     /// recorded by `event` in the same transaction.
     /// One catalogue change of a table's design with its event, in one transaction; NotFound
@@ -1008,175 +1197,40 @@ impl Store for PgStore {
         table: &TableDef,
         query: &RecordQuery,
     ) -> StoreResult<Vec<Record>> {
-        guard::check_table(scope, table)?;
-        guard::check_query(scope, query)?;
-        let t = ut::table_ident(table.id);
-        let (lt_gt, dir) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
-        let parts = daicho_store::list_parts(table, query)?;
-        // A keyword with nothing else narrowing the rows: pg_trgm's index returns its matches
-        // unordered, so taking the first page through it reads every match (26 ms at 1 % of a
-        // million rows), while walking the list order reads 50 / density rows (and everything
-        // when nothing matches). So the walk is tried first for a bounded number of rows, and
-        // the index (forced, with its matches sorted) is used only when the walk falls short.
-        let probe = query.keyword.is_some() && query.filters.is_empty() && scope.rows().is_all();
-        let mut out = Vec::new();
-        for part in parts {
-            let want = i64::from(query.limit) - out.len() as i64;
-            if want <= 0 {
+        let mut r = self.reader().await?;
+        let page = self.list_page(&mut r, false, scope, table, query).await?;
+        r.done();
+        Ok(page)
+    }
+
+    async fn scan_records(
+        &self,
+        scope: &TableScope<View>,
+        table: &TableDef,
+        mut query: RecordQuery,
+        pages: tokio::sync::mpsc::Sender<Vec<Record>>,
+    ) -> StoreResult<()> {
+        // Every page is read in one REPEATABLE READ transaction, on one connection: the export
+        // is one snapshot of the table, so a record edited meanwhile (moved across the
+        // export's position by a change of its sort value) is neither left out nor written
+        // twice. Writers are not held up by it.
+        let mut lease = self.reader().await?;
+        let mut snapshot =
+            sqlx::Connection::begin_with(&mut **lease, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map_err(internal)?;
+        loop {
+            let page = self.list_page(&mut snapshot, true, scope, table, &query).await?;
+            let full = page.len() >= query.limit as usize;
+            let Some(last) = page.last() else { break };
+            last.resume(&mut query);
+            if pages.send(page).await.is_err() || !full {
                 break;
             }
-            // The part's own conditions, and its order.
-            let push_part = |qb: &mut QueryBuilder<Postgres>| -> String {
-                match part {
-                    ListPart::ById => {
-                        if let Some((_, id)) = &query.after {
-                            qb.push(format!(" AND id {lt_gt} "));
-                            qb.push_bind(*id);
-                        }
-                        format!("id {dir}")
-                    }
-                    ListPart::Values(f) => {
-                        let col = ut::field_ident(f);
-                        qb.push(format!(" AND {col} IS NOT NULL"));
-                        match &query.after {
-                            Some((v, id)) if query.then.is_empty() => {
-                                qb.push(format!(" AND ({col}, id) {lt_gt} ("));
-                                push_cell(qb, v);
-                                qb.push(", ");
-                                qb.push_bind(*id);
-                                qb.push(")");
-                            }
-                            Some((v, id)) => {
-                                qb.push(format!(" AND ({col} {lt_gt} "));
-                                push_cell(qb, v);
-                                qb.push(format!(" OR ({col} = "));
-                                push_cell(qb, v);
-                                qb.push(" AND ");
-                                push_after_then(qb, &query.then, &query.after_then, *id, query.descending);
-                                qb.push("))");
-                            }
-                            None => {}
-                        }
-                        format!("{col} {dir}, {}id {dir}", then_order(&query.then))
-                    }
-                    ListPart::Empty(f) => {
-                        let col = ut::field_ident(f);
-                        qb.push(format!(" AND {col} IS NULL"));
-                        if let Some((Cell::Null, id)) = &query.after {
-                            qb.push(" AND ");
-                            push_after_then(qb, &query.then, &query.after_then, *id, query.descending);
-                        }
-                        format!("{}id {dir}", then_order(&query.then))
-                    }
-                }
-            };
-            let push_keywords = |qb: &mut QueryBuilder<Postgres>| {
-                if let Some(k) = &query.keyword {
-                    push_keyword(qb, &t, k);
-                    if let Some(fields) = exact_keyword_fields(scope, table, k) {
-                        push_exact_keyword(qb, &fields, k);
-                    }
-                }
-            };
-            let cols = record_columns(table);
-            let rows = if probe {
-                // The walk: the first `n` rows in list order, then the keyword, as a plain
-                // substring test (what the LIKE finds, without the index; 0.15 us a row).
-                let k = query.keyword.as_deref().unwrap_or_default();
-                let exact = exact_keyword_fields(scope, table, k);
-                let walk = |n: i64| {
-                    let mut qb;
-                    if matches!(part, ListPart::ById) && exact.is_none() {
-                        // In id order only ids are walked, and the page's rows read by id after.
-                        qb = QueryBuilder::<Postgres>::new(format!(
-                            "SELECT {cols} FROM {t} WHERE id IN (SELECT id FROM (SELECT id, search_text FROM {t} \
-                             WHERE 1 = 1"
-                        ));
-                        let order = push_part(&mut qb);
-                        qb.push(format!(" ORDER BY {order} LIMIT {n}) AS w WHERE strpos(search_text, lower("));
-                        qb.push_bind(joined(k));
-                        qb.push(format!(")) > 0 ORDER BY {order} LIMIT "));
-                        qb.push_bind(want);
-                        qb.push(format!(") ORDER BY {order}"));
-                    } else {
-                        qb = QueryBuilder::<Postgres>::new(format!(
-                            "SELECT {cols} FROM (SELECT {cols}, search_text FROM {t} WHERE 1 = 1"
-                        ));
-                        let order = push_part(&mut qb);
-                        qb.push(format!(" ORDER BY {order} LIMIT {n}) AS w WHERE strpos(search_text, lower("));
-                        qb.push_bind(joined(k));
-                        qb.push(")) > 0");
-                        if let Some(fields) = &exact {
-                            push_exact_keyword(&mut qb, fields, k);
-                        }
-                        qb.push(format!(" ORDER BY {order} LIMIT "));
-                        qb.push_bind(want);
-                    }
-                    qb
-                };
-                // A short walk first: a keyword it finds not once is rare (one in 0.5 % of the
-                // rows is missed by it with odds of e^-10), so the index is asked at once; one
-                // it finds, but not a page of, gets the long walk.
-                let mut r = self.reader().await?;
-                let mut walked =
-                    walk(KEYWORD_WALK_FIRST).build().persistent(false).fetch_all(&mut **r).await.map_err(internal)?;
-                if !walked.is_empty() && (walked.len() as i64) < want {
-                    walked =
-                        walk(KEYWORD_WALK).build().persistent(false).fetch_all(&mut **r).await.map_err(internal)?;
-                }
-                r.done();
-                if walked.len() as i64 >= want {
-                    walked
-                } else {
-                    // Fewer matches than a page in those rows: the keyword is rare (or the
-                    // table small), so its index finds every match and they are sorted.
-                    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM {t} WHERE 1 = 1"));
-                    let order = push_part(&mut qb);
-                    push_keywords(&mut qb);
-                    qb.push(format!(" ORDER BY {order} LIMIT "));
-                    qb.push_bind(want);
-                    // Only a bitmap scan of the keyword index may serve it (a walk of a sort
-                    // index, or of the table, is what the walk above already found too slow),
-                    // set in the statement that begins the transaction: one round trip, not three.
-                    let mut tx = self
-                        .pool
-                        .begin_with("BEGIN READ ONLY; SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off")
-                        .await
-                        .map_err(internal)?;
-                    let rows = qb.build().persistent(false).fetch_all(&mut *tx).await.map_err(internal)?;
-                    tx.commit().await.map_err(internal)?;
-                    rows
-                }
-            } else {
-                let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {cols} FROM {t} WHERE 1 = 1"));
-                push_rows(&mut qb, guard::row_conditions(scope, table));
-                push_filters(&mut qb, table, &query.filters)?;
-                push_keywords(&mut qb);
-                let order = push_part(&mut qb);
-                qb.push(format!(" ORDER BY {order} LIMIT "));
-                qb.push_bind(want);
-                // Each row is mapped as it arrives, while the backend produces the next ones:
-                // collecting the page first kept the two from overlapping (an export reads a
-                // million rows this way, a thousand at a time).
-                let mut r = self.reader().await?;
-                {
-                    let mut rows = qb.build().persistent(false).fetch(&mut **r);
-                    while let Some(row) = rows.next().await {
-                        let mut rec = record_from_row(&row.map_err(internal)?, table)?;
-                        guard::redact(scope, &mut rec);
-                        out.push(rec);
-                    }
-                }
-                r.done();
-                continue;
-            };
-            for r in rows {
-                let mut rec = record_from_row(&r, table)?;
-                guard::redact(scope, &mut rec);
-                out.push(rec);
-            }
         }
-        Ok(out)
+        snapshot.commit().await.map_err(internal)?;
+        lease.done();
+        Ok(())
     }
 
     async fn count_records(

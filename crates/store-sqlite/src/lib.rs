@@ -977,7 +977,10 @@ impl Store for SqliteStore {
         query: &RecordQuery,
     ) -> StoreResult<Vec<Record>> {
         let mut out = Vec::with_capacity(query.limit as usize);
-        for (page, _) in self.page_json(scope, table, query).await? {
+        let mut r = self.reader().await?;
+        let texts = self.page_json(&mut r, scope, table, query).await?;
+        r.done();
+        for (page, _) in texts {
             map_page(scope, table, &page, &mut out)?;
         }
         Ok(out)
@@ -993,6 +996,10 @@ impl Store for SqliteStore {
         // SQLite reads a page while the page before it is turned into records: the next
         // page's position is taken from the page's last record alone, so the two overlap
         // (SQLite's thread waited for the mapping a third of the time otherwise).
+        // Every page is read in one read transaction, on one connection: the export is one
+        // snapshot of the table (WAL mode), so a record edited meanwhile (moved across the
+        // export's position by a change of its sort value) is neither left out nor written
+        // twice. Writers go on meanwhile; the WAL is only checkpointed past it afterwards.
         let (texts_tx, mut texts_rx) = tokio::sync::mpsc::channel::<Vec<(String, i64)>>(2);
         let (map_scope, map_table, limit) = (scope.clone(), table.clone(), query.limit as usize);
         let mapper = tokio::spawn(async move {
@@ -1007,9 +1014,11 @@ impl Store for SqliteStore {
             }
             Ok::<(), StoreError>(())
         });
+        let mut lease = self.reader().await?;
+        let mut snapshot = sqlx::Connection::begin(&mut **lease).await.map_err(internal)?;
         let read = async {
             loop {
-                let texts = self.page_json(scope, table, &query).await?;
+                let texts = self.page_json(&mut snapshot, scope, table, &query).await?;
                 let n: i64 = texts.iter().map(|(_, n)| n).sum();
                 let last = match texts.iter().rev().find(|(_, n)| *n > 0) {
                     Some((text, _)) => {
@@ -1031,7 +1040,11 @@ impl Store for SqliteStore {
         let read: StoreResult<()> = read.await;
         drop(texts_tx);
         let mapped = mapper.await.map_err(|e| StoreError::Internal(format!("mapping a page of records: {e}")))?;
-        read.and(mapped)
+        read.and(mapped)?;
+        // Read only: its end releases the snapshot.
+        snapshot.commit().await.map_err(internal)?;
+        lease.done();
+        Ok(())
     }
 
     async fn count_records(
@@ -1049,7 +1062,9 @@ impl Store for SqliteStore {
         push_rows(&mut qb, guard::row_conditions(scope, table));
         push_filters(&mut qb, table, &query.filters, None)?;
         if let Some(k) = &query.keyword {
-            let plan = self.keyword_plan(&t, k, COUNT_PROBE).await?;
+            let mut r = self.reader().await?;
+            let plan = self.keyword_plan(&mut r, &t, k, COUNT_PROBE).await?;
+            r.done();
             // More matches than a list counts, and nothing else narrows them: the cap it is.
             if !matches!(plan, KeywordPlan::Ids(_))
                 && query.filters.is_empty()
@@ -3224,8 +3239,11 @@ impl SqliteStore {
     /// A page of a list as SQLite returns it: for each part of the list (records with a value
     /// in the sort field, then those without), the records as one JSON array of their columns
     /// in list order, and how many there are. `map_page` turns them into records.
+    /// One page of a list as JSON texts (one per list part) with their row counts, every
+    /// statement on `conn` (a pooled connection, or a read transaction that holds a snapshot).
     async fn page_json(
         &self,
+        conn: &mut SqliteConnection,
         scope: &TableScope<View>,
         table: &TableDef,
         query: &RecordQuery,
@@ -3250,7 +3268,7 @@ impl SqliteStore {
             // Two characters: the probe stops at a few pages' worth of matches; a keyword that
             // common is then checked per record (about limit / frequency records are read), a
             // rarer one is used as the complete list of ids the probe collected.
-            Some(k) => Some(self.keyword_plan(&t, k, (i64::from(query.limit) * 4).max(200)).await?),
+            Some(k) => Some(self.keyword_plan(conn, &t, k, (i64::from(query.limit) * 4).max(200)).await?),
             None => None,
         };
         let walk_sort = match query.sort {
@@ -3263,7 +3281,7 @@ impl SqliteStore {
                     let rows: i64 =
                         sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)")
                             .bind(&t)
-                            .fetch_one(&self.pool)
+                            .fetch_one(&mut *conn)
                             .await
                             .map_err(internal)?;
                     let threshold = ((f64::from(query.limit) * rows as f64).sqrt() as i64).max(200);
@@ -3274,7 +3292,7 @@ impl SqliteStore {
                     probe.push(" LIMIT ");
                     probe.push_bind(threshold);
                     probe.push(")");
-                    let matches: i64 = probe.build_query_scalar().fetch_one(&self.pool).await.map_err(internal)?;
+                    let matches: i64 = probe.build_query_scalar().fetch_one(&mut *conn).await.map_err(internal)?;
                     self.remember_plan(memo_key, matches >= threshold);
                     (matches >= threshold).then_some(s)
                 }
@@ -3371,16 +3389,20 @@ impl SqliteStore {
             qb.push(format!(" ORDER BY {order} LIMIT "));
             qb.push_bind(want);
             qb.push(")");
-            let mut r = self.reader().await?;
-            let (page, n): (String, i64) = qb.build_query_as().fetch_one(&mut **r).await.map_err(internal)?;
-            r.done();
+            let (page, n): (String, i64) = qb.build_query_as().fetch_one(&mut *conn).await.map_err(internal)?;
             got += n;
             out.push((page, n));
         }
         Ok(out)
     }
 
-    async fn keyword_plan(&self, t: &str, k: &str, limit: i64) -> StoreResult<KeywordPlan> {
+    async fn keyword_plan(
+        &self,
+        conn: &mut SqliteConnection,
+        t: &str,
+        k: &str,
+        limit: i64,
+    ) -> StoreResult<KeywordPlan> {
         let (fts, pattern) = keyword_pattern(k);
         let sql = if fts {
             format!("SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH ?1 LIMIT ?2")
@@ -3390,7 +3412,7 @@ impl SqliteStore {
         let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(pattern)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await
             .map_err(internal)?;
         Ok(match (ids.len() as i64 >= limit, fts) {
