@@ -294,12 +294,18 @@ impl<R: Right> TableScope<R> {
     }
 }
 
-impl TableScope<Export> {
-    /// What an export reads, as the view scope the store's reading methods take: the export
-    /// right's own rows and hidden fields. [`TableAccess::resolve`] has already narrowed them
-    /// to within view's (rows both rules cover, fields either hides), so this never shows more
-    /// than view does, and a group whose export covers fewer rows or fields than its view
-    /// exports only those.
+/// A right that needs view (export, edit, delete): what it reads is within what view shows.
+pub trait ReadsWithinView: Right {}
+impl ReadsWithinView for Export {}
+impl ReadsWithinView for Edit {}
+impl ReadsWithinView for Delete {}
+
+impl<R: ReadsWithinView> TableScope<R> {
+    /// What this right reads, as the view scope the store's reading methods take: the right's
+    /// own rows and hidden fields. [`TableAccess::resolve`] has already narrowed them to within
+    /// view's (rows both rules cover, fields either hides), so this never shows more than view
+    /// does: a group whose export covers fewer rows or fields than its view exports only those,
+    /// and a bulk edit or delete by a query selects only the records it may change.
     pub fn reading(&self) -> TableScope<View> {
         TableScope {
             tenant_id: self.tenant_id,
@@ -522,6 +528,24 @@ mod tests {
         let a = p.table_access(t, vec![viewers, editors]);
         let e = p.authorize_table::<Edit>(&a).unwrap();
         assert!(!e.sees(f) && !e.writes(f));
+    }
+
+    #[test]
+    fn a_bulk_selection_reads_only_the_rows_the_acting_right_covers() {
+        let p = member();
+        let t = TableId::new_random();
+        let memo = FieldId::new_random();
+        let me = p.user_id.to_string();
+        // View every row, edit and delete only their own; the memo hidden from view.
+        let viewers = grant(t, &[TableRight::View], RowRule::All, &[(memo, FieldAccess::Hidden)]);
+        let editors = grant(t, &[TableRight::Edit, TableRight::Delete], RowRule::CreatedByMe, &[]);
+        let a = p.table_access(t, vec![viewers, editors]);
+        for r in [p.authorize_table::<Edit>(&a).unwrap().reading(), p.authorize_table::<Delete>(&a).unwrap().reading()]
+        {
+            assert!(r.covers(&me, |_| None) && !r.covers("someone-else", |_| None));
+            assert!(!r.sees(memo), "what view hides stays hidden");
+        }
+        assert!(p.authorize_table::<View>(&a).unwrap().covers("someone-else", |_| None));
     }
 
     #[test]

@@ -46,6 +46,17 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("flash.bulk_updated", "Records updated.", "レコードを更新しました。"),
     ("err.nothing_selected", "Tick at least one record.", "レコードを1件以上選んでください。"),
     (
+        "err.ids_or_query",
+        "Give either the records' ids or a query that selects them, not both.",
+        "レコードのIDか、レコードを選ぶ条件のどちらか一方を指定してください。",
+    ),
+    (
+        "err.selects_every_record",
+        "This query narrows nothing: it would apply to every record. Send all=true to mean that.",
+        "この条件では何も絞り込まれず、すべてのレコードが対象になります。その場合は all=true を指定してください。",
+    ),
+    ("err.unknown_parameter", "This parameter is not known here.", "このパラメーターはここでは使えません。"),
+    (
         "err.too_many_records",
         "Too many records at once: narrow the search.",
         "一度に処理できる件数を超えています。条件を絞ってください。",

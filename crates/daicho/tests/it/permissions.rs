@@ -676,9 +676,94 @@ async fn bulk_edit_and_delete_are_all_or_nothing_within_the_users_rules_and_reco
         .map(|e| (e["actor_login"].as_str().unwrap(), e["details"].as_str().unwrap()))
         .collect();
     assert_eq!(bulk_deletes.len(), 2, "the admin's (by the grid's form) and the member's (by query): {v}");
-    assert!(bulk_deletes[0].0 == "admin" && bulk_deletes[0].1.starts_with(&format!("bulk delete of 1 records: {p1}")));
-    assert!(bulk_deletes[1].0 == "member1" && bulk_deletes[1].1.starts_with("bulk delete of 2 records"));
+    assert_eq!(bulk_deletes[0], ("admin", format!("bulk delete of 1 records (ids): {p1}").as_str()));
+    let by_query = format!("bulk delete of 2 records (query filter.eq.{}=done): ", d.title);
+    assert!(bulk_deletes[1].0 == "member1" && bulk_deletes[1].1.starts_with(&by_query), "{bulk_deletes:?}");
     assert_eq!(cast.other_admin.post_json(&bulk("delete"), json!({"ids": [theirs]})).await.0, StatusCode::NOT_FOUND);
+}
+
+/// A bulk operation by query selects exactly what the query says, among the records the acting
+/// right covers: a query that narrows nothing, names an unknown key, or comes with ids is
+/// refused (a typo never means "every record"); a saved view selects by its filters; "every
+/// record" must be said (`all`), and then means those the user may change, not all they see.
+#[tokio::test]
+async fn a_bulk_query_selects_only_what_it_says_among_the_records_the_right_covers() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&app, &cast.admin).await;
+    let (t, m) = (&d.tid, &cast.member);
+    // The member views every record and edits or deletes only their own.
+    grant(&cast.admin, &d, json!({"rights": ["view", "create", "edit", "delete"], "rows": {"type": "created_by_me"}}))
+        .await;
+    let g2 = cast.admin.post_json("/api/v1/groups", json!({"name": "閲覧"})).await.1["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cast.admin.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/members"), json!({"members": [d.member_id]})).await;
+    cast.admin.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/grants/{t}"), json!({"rights": ["view"]})).await;
+    for title in ["admin a", "admin b"] {
+        add(&cast.admin, &d, json!({"件名": title})).await;
+    }
+    let mut mine = Vec::new();
+    for title in ["mine a", "mine b", "mine c"] {
+        mine.push(add(m, &d, json!({"件名": title})).await.1["record"]["id"].as_i64().unwrap());
+    }
+    let bulk = |op: &'static str| format!("/api/v1/tables/{t}/records/bulk-{op}");
+    let count = || async {
+        cast.admin.get_json(&format!("/api/v1/tables/{t}/records")).await.1["records"].as_array().unwrap().len()
+    };
+    let refused = |body: Value, code: &'static str| {
+        let url = bulk("delete");
+        async move {
+            let (s, v) = m.post_json(&url, body).await;
+            assert_eq!(
+                (s, v["error"]["fields"][0]["code"].as_str()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+                "{v}"
+            );
+        }
+    };
+    refused(json!({"query": ""}), "selects_every_record").await;
+    refused(json!({"query": "sort=件名&dir=asc"}), "selects_every_record").await;
+    refused(json!({"query": "status=done"}), "unknown_parameter").await;
+    refused(json!({"ids": [mine[0]], "query": "q=mine"}), "ids_or_query").await;
+    refused(json!({"ids": [mine[0]], "all": true}), "ids_or_query").await;
+    assert_eq!(count().await, 5, "nothing deleted");
+    // A saved view selects by its own filters.
+    let (s, v) = m
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "a", "filters": [{"field": "件名", "op": "contains", "value": "a"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let view = v["view"]["id"].as_str().unwrap().to_owned();
+    let (s, v) =
+        m.post_json(&bulk("update"), json!({"query": format!("view={view}"), "values": {"件名": "mine a2"}})).await;
+    assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "only the member's own record of the view: {v}");
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records/{}", mine[0])).await;
+    assert_eq!(v["record"]["values"][&d.title], "mine a2");
+    // Every record, said explicitly: those the member may delete, the admin's left alone.
+    let (s, v) = m.post_json(&bulk("delete"), json!({"all": true})).await;
+    assert_eq!((s, &v["deleted"]), (StatusCode::OK, &json!(3)), "{v}");
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{t}/records?sort=件名&dir=asc")).await;
+    let left: Vec<&str> =
+        v["records"].as_array().unwrap().iter().map(|r| r["values"][&d.title].as_str().unwrap()).collect();
+    assert_eq!(left, ["admin a", "admin b"]);
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=record.delete&limit=1").await;
+    let details = v["events"][0]["details"].as_str().unwrap();
+    let ids = format!("{}-{}", mine[0], mine[2]);
+    assert_eq!(details, format!("bulk delete of 3 records (every record): {ids}"));
+    // The grid's "every record matching" box, with no search: every record, as it says.
+    let r = cast
+        .admin
+        .post_form(
+            &format!("/tables/{t}/bulk"),
+            &[("all_matching", "on"), ("query", "sort=件名"), ("action", "delete"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(count().await, 0);
 }
 
 #[tokio::test]

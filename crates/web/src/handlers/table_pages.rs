@@ -664,7 +664,8 @@ async fn show_page(
                 .def
                 .fields
                 .iter()
-                .filter(|f| e.writes(f.id))
+                // An auto-number is the server's to write, never a user's.
+                .filter(|f| e.writes(f.id) && !f.kind.is_generated())
                 .map(|f| (f.id.to_string(), f.name.as_str().to_owned()))
                 .collect(),
             Err(_) => Vec::new(),
@@ -695,7 +696,7 @@ pub async fn bulk(
     Path(tid): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    use crate::handlers::tables::{bulk_delete_op, bulk_update_op};
+    use crate::handlers::tables::{BulkTarget, bulk_delete_op, bulk_update_op};
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
     let mut ids = Vec::new();
@@ -707,14 +708,18 @@ pub async fn bulk(
     // The grid's query string, as the form sent it back: re-encoded, so that whatever it holds
     // goes into the redirect's Location as a valid header value.
     let query = crate::middleware::reencode_query(get("query"));
-    let selector = (get("all_matching") == "on").then_some(query.as_str());
+    // "Every record matching" (the box ticked, which says so) instead of the records ticked.
+    let target = || match get("all_matching") == "on" {
+        true => BulkTarget { ids: Vec::new(), query: Some(query.as_str()), all: true },
+        false => BulkTarget { ids: ids.clone(), query: None, all: false },
+    };
     let result = match get("action") {
         "delete" if get("confirm") != "yes" => {
             // The right first: someone who may not delete is told so, not asked to confirm.
             auth.table_right::<Delete>(&state, &ctx, &open).await?;
             Err(AppError::Invalid(FieldErrors::single("confirm", "confirm_required")))
         }
-        "delete" => bulk_delete_op(&state, &ctx, &auth, &open, ids, selector).await.map(|_| "bulk_deleted"),
+        "delete" => bulk_delete_op(&state, &ctx, &auth, &open, target()).await.map(|_| "bulk_deleted"),
         "set" => {
             let field = get("field");
             let f = open.def.fields.iter().find(|f| f.id.to_string() == field);
@@ -724,7 +729,7 @@ pub async fn bulk(
             };
             let mut values = Map::new();
             values.insert(field.to_owned(), value);
-            bulk_update_op(&state, &ctx, &auth, &open, ids, selector, &values).await.map(|_| "bulk_updated")
+            bulk_update_op(&state, &ctx, &auth, &open, target(), &values).await.map(|_| "bulk_updated")
         }
         _ => Err(AppError::BadRequest("bad_action")),
     };

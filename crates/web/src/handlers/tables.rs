@@ -11,7 +11,7 @@ use daicho_domain::access::{Create, Delete, Design, Edit, Export, Import, View};
 use daicho_domain::table::{
     Cell, FieldDef, FieldKind, FieldRules, Name, RecordQuery, TableDef, check_field_count, check_keyword,
 };
-use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, Outcome, TableId};
+use daicho_domain::{AuditAction, FieldErrors, FieldId, ManageDesign, Outcome, TableId, TableScope};
 use daicho_store::{ImportPart, Record};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -823,28 +823,66 @@ pub const COUNT_CAP: u64 = 10_000;
 /// The most records one bulk edit or delete may touch.
 pub const BULK_MAX: usize = 1000;
 
-/// The records a bulk operation applies to: the ids given, or every record the grid query
-/// (`q`, `filter.…`) selects among those the user sees; at most [`BULK_MAX`].
+/// Keys of a grid query that a bulk selection reads past: they shape the page the query came
+/// from (its order, columns, paging, a notice), not which records match.
+const BULK_IGNORED: &[&str] = &["sort", "dir", "col", "after", "limit", "count", "done", "view_error", "encoding"];
+
+/// What a bulk operation applies to: the ids ticked, or the records a grid query selects.
+#[derive(Debug, Default)]
+pub(crate) struct BulkTarget<'a> {
+    pub ids: Vec<i64>,
+    /// A grid query (`q=…&filter.eq.<field>=…`, or `view=<id>`) selecting the records.
+    pub query: Option<&'a str>,
+    /// Said explicitly when the query narrows nothing (every record the right covers).
+    pub all: bool,
+}
+
+/// The records a bulk operation applies to, and how they were chosen (for the operation
+/// history): the ids given, or every record the grid query selects among those the acting
+/// right covers (`reading`: its rows within view's); at most [`BULK_MAX`]. Ids and a query
+/// together, a key the query does not know, or a query that narrows nothing without `all`
+/// are refused (a typo must not turn into "every record").
 pub(crate) async fn bulk_ids(
     state: &AppState,
-    auth: &Auth,
-    ctx: &Ctx,
+    reading: &TableScope<View>,
     open: &OpenTable,
-    ids: Vec<i64>,
-    query: Option<&str>,
-) -> AppResult<Vec<i64>> {
-    let mut ids = match query {
-        Some(qs) => {
-            let view = auth.table_right::<View>(state, ctx, open).await?;
-            let pairs: Vec<(String, String)> = form_urlencoded::parse(qs.trim_start_matches('?').as_bytes())
-                .into_owned()
-                .filter(|(k, _)| k == "q" || k.starts_with("filter."))
-                .collect();
-            let mut q = record_query(&open.seen_by(&view), &pairs)?;
-            q.limit = (BULK_MAX + 1) as u32;
-            state.store.list_records(&view, &open.def, &q).await?.iter().map(|r| r.id).collect()
+    target: BulkTarget<'_>,
+) -> AppResult<(Vec<i64>, String)> {
+    let query = match (target.query, target.all) {
+        (Some(_), _) if !target.ids.is_empty() => {
+            return Err(AppError::Invalid(FieldErrors::single("ids", "ids_or_query")));
         }
-        None => ids,
+        (Some(q), _) => Some(q),
+        (None, true) if target.ids.is_empty() => Some(""),
+        (None, true) => return Err(AppError::Invalid(FieldErrors::single("ids", "ids_or_query"))),
+        (None, false) => None,
+    };
+    let (mut ids, chosen) = match query {
+        Some(qs) => {
+            let given: Vec<(String, String)> =
+                form_urlencoded::parse(qs.trim_start_matches('?').as_bytes()).into_owned().collect();
+            if let Some((k, _)) = given.iter().find(|(k, _)| {
+                !(k == "q" || k == "view" || k.starts_with("filter.") || BULK_IGNORED.contains(&k.as_str()))
+            }) {
+                let mut e = FieldErrors::new();
+                e.push_owned(format!("query.{}", k.chars().take(100).collect::<String>()), "unknown_parameter");
+                return Err(AppError::Invalid(e));
+            }
+            let (pairs, _) = crate::handlers::views::resolve(state, reading, &given).await?;
+            let pairs: Vec<(String, String)> = pairs
+                .into_iter()
+                .filter(|(k, v)| (k == "q" || k.starts_with("filter.")) && !v.trim().is_empty())
+                .collect();
+            if pairs.is_empty() && !target.all {
+                return Err(AppError::Invalid(FieldErrors::single("query", "selects_every_record")));
+            }
+            let mut q = record_query(&open.seen_by(reading), &pairs)?;
+            q.limit = (BULK_MAX + 1) as u32;
+            let ids = state.store.list_records(reading, &open.def, &q).await?.iter().map(|r| r.id).collect();
+            let described = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+            (ids, if described.is_empty() { "every record".to_owned() } else { format!("query {described}") })
+        }
+        None => (target.ids, "ids".to_owned()),
     };
     ids.sort_unstable();
     ids.dedup();
@@ -854,12 +892,35 @@ pub(crate) async fn bulk_ids(
     if ids.len() > BULK_MAX || ids.iter().any(|i| *i <= 0) {
         return Err(AppError::Invalid(FieldErrors::single("ids", "too_many_records")));
     }
-    Ok(ids)
+    let chosen = if chosen.chars().count() > 500 {
+        format!("{}…", chosen.chars().take(500).collect::<String>())
+    } else {
+        chosen
+    };
+    Ok((ids, chosen))
 }
 
+/// The ids as ranges ("1-30,45,50-52"), cut (with "…") past about 1,200 characters.
 fn id_list(ids: &[i64]) -> String {
-    let shown: Vec<String> = ids.iter().take(50).map(i64::to_string).collect();
-    if ids.len() > 50 { format!("{},…", shown.join(",")) } else { shown.join(",") }
+    let mut out = String::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        let part = if j > i { format!("{}-{}", ids[i], ids[j]) } else { ids[i].to_string() };
+        if out.len() + part.len() > 1200 {
+            out.push_str(",…");
+            break;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&part);
+        i = j + 1;
+    }
+    out
 }
 
 /// Deletes the given (or selected) records in one transaction, all or none; recorded once
@@ -869,15 +930,14 @@ pub(crate) async fn bulk_delete_op(
     ctx: &Ctx,
     auth: &Auth,
     open: &OpenTable,
-    ids: Vec<i64>,
-    query: Option<&str>,
+    target: BulkTarget<'_>,
 ) -> AppResult<u64> {
     let scope = auth.table_right::<Delete>(state, ctx, open).await?;
-    let ids = bulk_ids(state, auth, ctx, open, ids, query).await?;
+    let (ids, chosen) = bulk_ids(state, &scope.reading(), open, target).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
         .target(format!("table:{} records:{}", open.def.id, ids.len()))
-        .details(format!("bulk delete of {} records: {}", ids.len(), id_list(&ids)));
+        .details(format!("bulk delete of {} records ({chosen}): {}", ids.len(), id_list(&ids)));
     match state.store.delete_records(&scope, &open.def, &ids, ev).await {
         Ok(n) => Ok(n),
         Err(e) => Err(bulk_refused(state, ctx, auth, open, &ids, e, "bulk delete").await),
@@ -919,8 +979,7 @@ pub(crate) async fn bulk_update_op(
     ctx: &Ctx,
     auth: &Auth,
     open: &OpenTable,
-    ids: Vec<i64>,
-    query: Option<&str>,
+    target: BulkTarget<'_>,
     values: &Map<String, Value>,
 ) -> AppResult<u64> {
     let scope = auth.table_right::<Edit>(state, ctx, open).await?;
@@ -930,11 +989,16 @@ pub(crate) async fn bulk_update_op(
         return Err(AppError::Invalid(FieldErrors::single("values", "required")));
     }
     check_refs(state, ctx, auth, &t, &[&cells]).await?;
-    let ids = bulk_ids(state, auth, ctx, open, ids, query).await?;
+    let (ids, chosen) = bulk_ids(state, &scope.reading(), open, target).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
         .target(format!("table:{} records:{}", t.id, ids.len()))
-        .details(format!("bulk edit of {} records: {}; {}", ids.len(), id_list(&ids), describe(&t, &cells, None)));
+        .details(format!(
+            "bulk edit of {} records ({chosen}): {}; {}",
+            ids.len(),
+            id_list(&ids),
+            describe(&t, &cells, None)
+        ));
     match state.store.update_records(&scope, &open.def, &ids, cells, ctx.now, ev).await {
         Ok(n) => Ok(n),
         Err(e) => Err(bulk_refused(state, ctx, auth, open, &ids, e, "bulk edit").await),
@@ -946,10 +1010,20 @@ pub(crate) async fn bulk_update_op(
 pub struct BulkBody {
     #[serde(default)]
     pub ids: Vec<i64>,
-    /// Instead of ids: a grid query (`q=…&filter.eq.<field>=…`) selecting the records.
+    /// Instead of ids: a grid query (`q=…&filter.eq.<field>=…`, or `view=<id>`) selecting the
+    /// records.
     pub query: Option<String>,
+    /// Every record the right covers (with a query that narrows nothing, or none).
+    #[serde(default)]
+    pub all: bool,
     #[serde(default)]
     pub values: Map<String, Value>,
+}
+
+impl BulkBody {
+    fn target(&self) -> BulkTarget<'_> {
+        BulkTarget { ids: self.ids.clone(), query: self.query.as_deref(), all: self.all }
+    }
 }
 
 pub async fn bulk_delete(
@@ -962,7 +1036,7 @@ pub async fn bulk_delete(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let _scope = auth.table_right::<Delete>(&state, &ctx, &open).await?;
     let b: BulkBody = body.parse()?;
-    let n = bulk_delete_op(&state, &ctx, &auth, &open, b.ids, b.query.as_deref()).await?;
+    let n = bulk_delete_op(&state, &ctx, &auth, &open, b.target()).await?;
     Ok(Json(json!({"deleted": n})))
 }
 
@@ -976,7 +1050,8 @@ pub async fn bulk_update(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let _scope = auth.table_right::<Edit>(&state, &ctx, &open).await?;
     let b: BulkBody = body.parse()?;
-    let n = bulk_update_op(&state, &ctx, &auth, &open, b.ids, b.query.as_deref(), &b.values).await?;
+    let target = BulkTarget { ids: b.ids, query: b.query.as_deref(), all: b.all };
+    let n = bulk_update_op(&state, &ctx, &auth, &open, target, &b.values).await?;
     Ok(Json(json!({"updated": n})))
 }
 
