@@ -703,10 +703,13 @@ impl PgStore {
         user_from_row(&row)
     }
 
+    /// Ends the user's sessions and revokes their API tokens (disabled, role changed, password
+    /// reset): enabling the user again later brings none of them back.
     async fn end_user_sessions(
         tx: &mut Transaction<'static, Postgres>,
         tenant: TenantId,
         id: UserId,
+        at: OffsetDateTime,
     ) -> StoreResult<()> {
         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND tenant_id = $2")
             .bind(id.to_string())
@@ -714,6 +717,15 @@ impl PgStore {
             .execute(&mut **tx)
             .await
             .map_err(internal)?;
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(id.to_string())
+        .bind(tenant.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
         Ok(())
     }
 
@@ -831,7 +843,7 @@ impl Store for PgStore {
         .map_err(internal)?
         .rows_affected();
         Self::check_affected(n)?;
-        Self::end_user_sessions(&mut tx, tenant, user).await?;
+        Self::end_user_sessions(&mut tx, tenant, user, at).await?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
     }
@@ -3119,7 +3131,7 @@ impl Store for PgStore {
         .await
         .map_err(internal)?;
         if old_role != p.role.as_str() {
-            Self::end_user_sessions(&mut tx, scope.tenant_id(), id).await?;
+            Self::end_user_sessions(&mut tx, scope.tenant_id(), id, at).await?;
         }
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
@@ -3146,7 +3158,7 @@ impl Store for PgStore {
             .rows_affected();
         Self::check_affected(n)?;
         if status == UserStatus::Disabled {
-            Self::end_user_sessions(&mut tx, scope.tenant_id(), id).await?;
+            Self::end_user_sessions(&mut tx, scope.tenant_id(), id, at).await?;
         }
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
@@ -3187,7 +3199,7 @@ impl Store for PgStore {
         .map_err(internal)?
         .rows_affected();
         Self::check_affected(n)?;
-        Self::end_user_sessions(&mut tx, scope.tenant_id(), id).await?;
+        Self::end_user_sessions(&mut tx, scope.tenant_id(), id, at).await?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
     }

@@ -497,8 +497,22 @@ impl SqliteStore {
         user_from_row(&row)
     }
 
-    async fn end_user_sessions(tx: &mut Transaction<'_, Sqlite>, tenant: TenantId, id: UserId) -> StoreResult<()> {
+    /// Ends the user's sessions and revokes their API tokens (disabled, role changed, password
+    /// reset): enabling the user again later brings none of them back.
+    async fn end_user_sessions(
+        tx: &mut Transaction<'_, Sqlite>,
+        tenant: TenantId,
+        id: UserId,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
         sqlx::query("DELETE FROM sessions WHERE user_id = ? AND tenant_id = ?")
+            .bind(id.to_string())
+            .bind(tenant.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(internal)?;
+        sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND tenant_id = ? AND revoked_at IS NULL")
+            .bind(ms(at))
             .bind(id.to_string())
             .bind(tenant.to_string())
             .execute(&mut **tx)
@@ -621,7 +635,7 @@ impl Store for SqliteStore {
         .map_err(internal)?
         .rows_affected();
         Self::check_affected(n)?;
-        Self::end_user_sessions(&mut tx, tenant, user).await?;
+        Self::end_user_sessions(&mut tx, tenant, user, at).await?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
     }
@@ -2890,7 +2904,7 @@ impl Store for SqliteStore {
         .await
         .map_err(internal)?;
         if old_role != p.role.as_str() {
-            Self::end_user_sessions(&mut tx, scope.tenant_id(), id).await?;
+            Self::end_user_sessions(&mut tx, scope.tenant_id(), id, at).await?;
         }
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
@@ -2917,7 +2931,7 @@ impl Store for SqliteStore {
             .rows_affected();
         Self::check_affected(n)?;
         if status == UserStatus::Disabled {
-            Self::end_user_sessions(&mut tx, scope.tenant_id(), id).await?;
+            Self::end_user_sessions(&mut tx, scope.tenant_id(), id, at).await?;
         }
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
@@ -2958,7 +2972,7 @@ impl Store for SqliteStore {
         .map_err(internal)?
         .rows_affected();
         Self::check_affected(n)?;
-        Self::end_user_sessions(&mut tx, scope.tenant_id(), id).await?;
+        Self::end_user_sessions(&mut tx, scope.tenant_id(), id, at).await?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
     }

@@ -88,7 +88,7 @@ pub fn ctx_from_parts(parts: &Parts, state: &AppState) -> Ctx {
     let agent: String = header_str(header::USER_AGENT).unwrap_or_default().chars().take(256).collect();
     let user_agent = match parts.extensions.get::<crate::session::ViaToken>() {
         Some(via) => token_agent(via, &agent),
-        None => agent,
+        None => session_agent(agent),
     };
     Ctx {
         request_id,
@@ -101,7 +101,34 @@ pub fn ctx_from_parts(parts: &Parts, state: &AppState) -> Ctx {
     }
 }
 
+/// The user-agent column of a request without a token: the client's header, unless it poses
+/// as a token's mark (`token:…`), which only the server writes; such a header is kept behind
+/// "(sent) ", so that no session's events can pass for a token's.
+fn session_agent(agent: String) -> String {
+    if agent.trim_start().get(..6).is_some_and(|p| p.eq_ignore_ascii_case("token:")) {
+        format!("(sent) {agent}")
+    } else {
+        agent
+    }
+}
+
 /// The user-agent column of events made with a personal API token names the token.
 pub fn token_agent(via: &crate::session::ViaToken, agent: &str) -> String {
     format!("token:{} ({}) {agent}", via.name, via.id).trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sessions_user_agent_cannot_pass_for_a_tokens_mark() {
+        assert_eq!(session_agent("Mozilla/5.0".into()), "Mozilla/5.0");
+        assert_eq!(session_agent("token:sync job (0190) curl".into()), "(sent) token:sync job (0190) curl");
+        assert_eq!(session_agent("  TOKEN: x".into()), "(sent)   TOKEN: x");
+        assert_eq!(session_agent("tok".into()), "tok");
+        assert_eq!(session_agent("日本語".into()), "日本語", "a short multi-byte header is not cut mid-character");
+        let via = crate::session::ViaToken { id: daicho_domain::TokenId::new_random(), name: "ci".into() };
+        assert!(token_agent(&via, "curl").starts_with("token:ci ("));
+    }
 }

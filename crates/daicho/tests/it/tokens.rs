@@ -141,7 +141,7 @@ async fn tokens_expire_can_be_revoked_and_die_with_their_user() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a bad token is not rescued by a cookie");
-    // Disabling the user ends their tokens too.
+    // Disabling the user revokes their tokens: enabling them again brings none back.
     let (_, users) = cast.admin.get_json("/api/v1/users").await;
     let uid = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"]
         .as_str()
@@ -150,14 +150,39 @@ async fn tokens_expire_can_be_revoked_and_die_with_their_user() {
     let (s, _) = cast.admin.post_json(&format!("/api/v1/users/{uid}/disable"), json!({})).await;
     assert!(s.is_success());
     assert_eq!(with_token(&app, &kept, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);
+    let (s, _) = cast.admin.post_json(&format!("/api/v1/users/{uid}/enable"), json!({})).await;
+    assert!(s.is_success());
+    assert_eq!(with_token(&app, &kept, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);
+    // So does a change of role: a token made as a member never acts as an administrator.
+    let member2 = app.user("acme", "member2", "member").await;
+    let m2 = app.login("acme", "member2", &member2).await;
+    let (_, promoted) = new_token(&m2, "promoted", false, 30).await;
+    let (_, users) = cast.admin.get_json("/api/v1/users").await;
+    let user2 = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member2").unwrap().clone();
+    let url = format!("/api/v1/users/{}", user2["id"].as_str().unwrap());
+    let (s, v) = cast.admin.send_json(Method::PATCH, &url, json!({"role": "tenant_admin"})).await;
+    assert!(s.is_success(), "{v}");
+    assert_eq!(with_token(&app, &promoted, Method::GET, "/api/v1/users", None).await.0, StatusCode::UNAUTHORIZED);
+    let (_, other) = new_token(&cast.admin, "other", true, 30).await;
     // Expired on the injected clock (the admin is still active; the token is not).
     app.clock.advance(time::Duration::hours(25));
     assert_eq!(with_token(&app, &short, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);
+    // A token of a user disabled by any other way is refused on its own check.
+    app.raw_sql(
+        "UPDATE users SET status = 'disabled' WHERE login_id = 'admin'",
+        "UPDATE users SET status = 'disabled' WHERE login_id = 'admin'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(with_token(&app, &other, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);
     for why in ["revoked", "expired", "user disabled"] {
         let n = match why {
             "revoked" => {
                 app.raw_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'token.refused' AND details = 'revoked'")
                     .await
+                    // One revoked by its user; 'kept' tried after the disable and after the
+                    // enable; 'promoted' after the change of role.
+                    - 3
             }
             "expired" => {
                 app.raw_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'token.refused' AND details = 'expired'")
@@ -172,6 +197,10 @@ async fn tokens_expire_can_be_revoked_and_die_with_their_user() {
         };
         assert_eq!(n, 1, "{why}");
     }
+    let revoked_with_user = app
+        .raw_i64("SELECT COUNT(*) FROM api_tokens WHERE name IN ('kept', 'promoted') AND revoked_at IS NOT NULL")
+        .await;
+    assert_eq!(revoked_with_user, 2, "the tokens list shows them revoked");
 }
 
 #[tokio::test]

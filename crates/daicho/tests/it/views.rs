@@ -90,6 +90,12 @@ async fn personal_and_shared_views_run_under_the_readers_own_rights() {
     let (s, v) = m.get_json(&format!("/api/v1/tables/{t}/records?view={mine}&q=xx")).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["error"]["fields"][0]["code"], "not_with_view");
+    // The grid says the same, and lists nothing rather than the wider list.
+    let r = m.get(&format!("/tables/{t}?view={mine}&q=xx")).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("A saved view cannot be combined with other list parameters"), "{page}");
+    assert!(!page.contains("案件01"), "no records listed");
     // Nobody else sees or runs a personal view.
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/views")).await;
     assert!(v["views"].as_array().unwrap().is_empty(), "{v}");

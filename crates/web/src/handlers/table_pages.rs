@@ -479,9 +479,11 @@ async fn show_page(
     let view_error = pairs.iter().find(|(k, _)| k == "view_error").and_then(|(_, v)| view_error_code(v));
     let saved = state.store.list_views(&scope).await?;
     let grid = grid_pairs(pairs);
-    let (resolved, current) = match crate::handlers::views::resolve(state, &scope, &grid).await {
-        Ok(r) => r,
-        Err(AppError::Invalid(_)) => (grid.clone(), None),
+    // A saved view with other list parameters is refused as the API refuses it (the grid
+    // would otherwise show the wider list under "All").
+    let (resolved, current, view_refused) = match crate::handlers::views::resolve(state, &scope, &grid).await {
+        Ok((r, c)) => (r, c, None),
+        Err(AppError::Invalid(e)) => (grid.clone(), None, e.0.first().map(|fe| fe.code)),
         Err(e) => return Err(e),
     };
     // The first problem of a query that cannot run, and the name of its field when that is a
@@ -489,6 +491,7 @@ async fn show_page(
     // must not name it).
     let mut query_error_field = String::new();
     let (query, mut query_error) = match record_query(t, &resolved) {
+        Ok(q) if view_refused.is_some() => (q, view_refused),
         Ok(q) => (q, None),
         Err(AppError::Invalid(e)) => {
             if let Some(f) = e.0.first().and_then(|fe| crate::handlers::tables::find_field(t, &fe.field)) {
