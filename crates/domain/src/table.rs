@@ -537,7 +537,32 @@ pub fn convert(old: &FieldDef, new: &FieldDef, c: &Cell) -> Result<Cell, &'stati
     if matches!(c, Cell::Bool(false)) && !matches!(new.kind, FieldKind::Checkbox) {
         return new.parse(&Json::Null);
     }
+    let text = match (&old.kind, &new.kind) {
+        // A number keeps its value, not its old number of decimals: 1.50 fits one decimal,
+        // 3.00 an integer (1.25 fits neither, and is reported).
+        (FieldKind::Decimal { .. }, FieldKind::Decimal { .. } | FieldKind::Integer) => trim_decimal_zeros(&text),
+        // Date-times are shown in UTC (RFC 3339): their date is the one shown; a date becomes
+        // the start of its day in UTC.
+        (FieldKind::DateTime, FieldKind::Date) => text.get(..10).unwrap_or(&text).to_owned(),
+        (FieldKind::Date, FieldKind::DateTime) => format!("{text}T00:00:00Z"),
+        _ => text,
+    };
     new.parse(&Json::String(text))
+}
+
+/// "1.50" as "1.5", "3.00" as "3": the same decimal number without zeros after its last
+/// significant decimal (what a field with fewer decimals, or an integer, accepts when the
+/// value fits); anything else as it is (trimmed).
+pub fn trim_decimal_zeros(s: &str) -> String {
+    let t = s.trim();
+    match t.split_once('.') {
+        Some((int, frac)) if !frac.is_empty() && frac.bytes().all(|b| b.is_ascii_digit()) => {
+            let frac = frac.trim_end_matches('0');
+            let int = if matches!(int, "" | "-" | "+") { format!("{int}0") } else { int.to_owned() };
+            if frac.is_empty() { int } else { format!("{int}.{frac}") }
+        }
+        _ => t.to_owned(),
+    }
 }
 
 /// A multiple-choice value: a JSON list of choices, or text with one choice per line (as
@@ -715,6 +740,36 @@ mod tests {
         let new = FieldDef { rules: FieldRules { required: true, ..FieldRules::default() }, ..old.clone() };
         assert_eq!(convert(&old, &new, &Cell::Int(7)), Ok(Cell::Int(7)));
         assert_eq!(convert(&old, &new, &Cell::Null), Err("required"));
+    }
+
+    #[test]
+    fn a_change_of_type_converts_numbers_by_value_and_dates_by_their_shown_day() {
+        let two = field(FieldKind::Decimal { scale: 2 }, FieldRules::default());
+        let one = FieldDef { kind: FieldKind::Decimal { scale: 1 }, ..two.clone() };
+        let int = FieldDef { kind: FieldKind::Integer, ..two.clone() };
+        let text = FieldDef { kind: FieldKind::Text, ..two.clone() };
+        // 1.50 fits one decimal, 3.00 an integer; 1.25 fits neither and is reported.
+        assert_eq!(convert(&two, &one, &Cell::Int(150)), Ok(Cell::Int(15)));
+        assert_eq!(convert(&two, &int, &Cell::Int(300)), Ok(Cell::Int(3)));
+        assert_eq!(convert(&two, &int, &Cell::Int(-300)), Ok(Cell::Int(-3)));
+        assert_eq!(convert(&two, &one, &Cell::Int(-5)), Err("not_a_decimal"), "-0.05");
+        assert_eq!(convert(&two, &int, &Cell::Int(125)), Err("not_a_number"));
+        assert_eq!(convert(&two, &one, &Cell::Int(0)), Ok(Cell::Int(0)));
+        // More decimals, or text: as shown.
+        assert_eq!(convert(&one, &two, &Cell::Int(15)), Ok(Cell::Int(150)));
+        assert_eq!(convert(&two, &text, &Cell::Int(150)), Ok(Cell::Text("1.50".into())));
+        // Date-time to date: the day it shows (UTC); a date to the start of its day.
+        let dt = field(FieldKind::DateTime, FieldRules::default());
+        let date = FieldDef { kind: FieldKind::Date, ..dt.clone() };
+        let at = time::macros::datetime!(2026-04-01 23:30 UTC);
+        let ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+        assert_eq!(convert(&dt, &date, &Cell::Int(ms)), Ok(Cell::Text("2026-04-01".into())));
+        let midnight = (time::macros::datetime!(2026-04-01 00:00 UTC).unix_timestamp_nanos() / 1_000_000) as i64;
+        assert_eq!(convert(&date, &dt, &Cell::Text("2026-04-01".into())), Ok(Cell::Int(midnight)));
+        assert_eq!(trim_decimal_zeros(" 0.50 "), "0.5");
+        assert_eq!(trim_decimal_zeros("-.00"), "-0");
+        assert_eq!(trim_decimal_zeros("10"), "10");
+        assert_eq!(trim_decimal_zeros("1.x0"), "1.x0");
     }
 
     #[test]

@@ -405,6 +405,20 @@ async fn changing_a_type_converts_every_value_or_reports_those_that_do_not_and_c
     assert_eq!(v["record"]["values"][&ids[0]], "3.00");
     let (_, h) = a.get_json(&format!("/api/v1/tables/{tid}/records/{}/history", recs[2])).await;
     assert_eq!(h["entries"][0]["changes"], json!([{"field": ids[0], "before": "たくさん", "after": "3.00"}]), "{h}");
+    // Fewer decimals: values and bounds that fit keep their value (3.00 is 3.0, a minimum of
+    // 0.50 is 0.5); then an integer (3), where a minimum of 0.5 no longer applies.
+    let (s, v) =
+        a.post_json(&retype(&ids[0]), json!({"kind": {"type": "decimal", "scale": 2}, "rules": {"min": "0.50"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = a.post_json(&retype(&ids[0]), json!({"kind": {"type": "decimal", "scale": 1}})).await;
+    assert_eq!((s, v["applied"].as_bool(), &v["rules_dropped"]), (StatusCode::OK, Some(true), &json!([])), "{v}");
+    assert_eq!(v["table"]["fields"][0]["rules"]["min"], "0.5");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{}", recs[2])).await;
+    assert_eq!(v["record"]["values"][&ids[0]], "3.0");
+    let (s, v) = a.post_json(&retype(&ids[0]), json!({"kind": {"type": "integer"}})).await;
+    assert_eq!((s, v["applied"].as_bool(), &v["rules_dropped"]), (StatusCode::OK, Some(true), &json!(["min"])), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{}", recs[2])).await;
+    assert_eq!(v["record"]["values"][&ids[0]], 3);
     // A unique text whose values collide as numbers ("1" and "01") is refused, nothing changed,
     // and the report names both records.
     let (s, v) = a.post_json(&retype(&ids[1]), json!({"kind": {"type": "integer"}})).await;
@@ -437,7 +451,7 @@ async fn changing_a_type_converts_every_value_or_reports_those_that_do_not_and_c
         (StatusCode::UNPROCESSABLE_ENTITY, Some("not_for_this_type"))
     );
     let (_, v) = a.get_json("/api/v1/audit?action=field.retype").await;
-    assert_eq!(v["events"].as_array().unwrap().len(), 4, "only the changes that happened");
+    assert_eq!(v["events"].as_array().unwrap().len(), 7, "only the changes that happened");
     // The page: check shows the report; apply redirects; another tenant gets 404.
     let page = format!("/tables/{tid}/design/fields/{}/type", ids[1]);
     assert!(a.get(&page).await.text().await.unwrap().contains("name=\"kind\""));

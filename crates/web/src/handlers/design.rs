@@ -124,6 +124,19 @@ fn carry_rules(
     rules: &daicho_domain::table::FieldRules,
 ) -> AppResult<(daicho_domain::table::FieldRules, Vec<&'static str>)> {
     let mut rules = rules.clone();
+    // A bound or default written with more decimals than the new kind takes keeps its value
+    // when that fits ("0.50" for one decimal is 0.5; "3.00" for an integer is 3).
+    let fits = |v: &str| match kind {
+        daicho_domain::table::FieldKind::Integer => v.trim().parse::<i64>().is_ok(),
+        daicho_domain::table::FieldKind::Decimal { scale } => daicho_domain::table::parse_decimal(v, *scale).is_ok(),
+        _ => true,
+    };
+    for v in [&mut rules.min, &mut rules.max, &mut rules.default].into_iter().flatten() {
+        let trimmed = daicho_domain::table::trim_decimal_zeros(v);
+        if !fits(v) && fits(&trimmed) {
+            *v = trimmed;
+        }
+    }
     let mut dropped = Vec::new();
     for _ in 0..6 {
         let Err(e) = daicho_domain::table::FieldDef::validate(kind, &rules) else { return Ok((rules, dropped)) };
