@@ -294,6 +294,27 @@ impl<R: Right> TableScope<R> {
     }
 }
 
+impl<R: Right> TableScope<R> {
+    /// This right narrowed to what `other` (of the same user and table) also covers: the rows
+    /// both rules cover, each field as the stricter of the two. An update by an import's key
+    /// takes both the import right and the edit right.
+    pub fn within<O: Right>(&self, other: &TableScope<O>) -> TableScope<R> {
+        let mut rows = self.rows.clone();
+        for r in &other.rows.all_of {
+            if !rows.all_of.contains(r) {
+                rows.all_of.push(r.clone());
+            }
+        }
+        let mut fields = self.fields.clone();
+        for (f, a) in &other.fields {
+            if *a < fields.get(f).copied().unwrap_or_default() {
+                fields.insert(*f, *a);
+            }
+        }
+        TableScope { tenant_id: self.tenant_id, actor: self.actor, table: self.table, rows, fields, _r: PhantomData }
+    }
+}
+
 /// A right that needs view (export, edit, delete): what it reads is within what view shows.
 pub trait ReadsWithinView: Right {}
 impl ReadsWithinView for Export {}
@@ -528,6 +549,27 @@ mod tests {
         let a = p.table_access(t, vec![viewers, editors]);
         let e = p.authorize_table::<Edit>(&a).unwrap();
         assert!(!e.sees(f) && !e.writes(f));
+    }
+
+    #[test]
+    fn a_scope_within_another_covers_the_rows_both_cover_and_the_stricter_field_access() {
+        let p = member();
+        let t = TableId::new_random();
+        let (memo, amount) = (FieldId::new_random(), FieldId::new_random());
+        let me = p.user_id.to_string();
+        // Import every row, memo read-only; edit only their own rows, amount read-only.
+        let importers =
+            grant(t, &[TableRight::View, TableRight::Import], RowRule::All, &[(memo, FieldAccess::ReadOnly)]);
+        let editors = grant(t, &[TableRight::Edit], RowRule::CreatedByMe, &[(amount, FieldAccess::ReadOnly)]);
+        let a = p.table_access(t, vec![importers, editors]);
+        let import = p.authorize_table::<Import>(&a).unwrap();
+        let edit = p.authorize_table::<Edit>(&a).unwrap();
+        assert!(import.covers("someone-else", |_| None));
+        let both = import.within(&edit);
+        assert!(both.covers(&me, |_| None) && !both.covers("someone-else", |_| None));
+        assert!(!both.writes(memo) && !both.writes(amount));
+        let same = import.within(&import);
+        assert_eq!((same.rows.all_of.len(), same.covers("someone-else", |_| None)), (import.rows.all_of.len(), true));
     }
 
     #[test]

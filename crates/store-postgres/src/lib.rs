@@ -504,7 +504,10 @@ impl PgStore {
         table: &TableDef,
         id: i64,
     ) -> StoreResult<Record> {
-        let row = sqlx::query(AssertSqlSafe(select_by_id(table)))
+        // Locked as it is read: a write committed meanwhile (READ COMMITTED) is waited for and
+        // then seen, so the row rule is checked, and the history compared, against the record
+        // this write changes, not an older copy of it.
+        let row = sqlx::query(AssertSqlSafe(format!("{} FOR UPDATE", select_by_id(table))))
             .bind(id)
             .fetch_optional(&mut **tx)
             .await
@@ -4142,8 +4145,14 @@ impl daicho_store::ImportSink for ImportTx<'_> {
         insert_many(self.0, w.table, w.who, w.at, rows).await
     }
 
-    async fn update(&mut self, w: &ImportWrite<'_>, id: i64, cells: &[(FieldId, Cell)]) -> StoreResult<()> {
-        PgStore::overwrite_in(self.0, w.scope, w.table, id, cells, w.at, w.who, w.event).await
+    async fn update(
+        &mut self,
+        w: &ImportWrite<'_>,
+        scope: &TableScope<Import>,
+        id: i64,
+        cells: &[(FieldId, Cell)],
+    ) -> StoreResult<()> {
+        PgStore::overwrite_in(self.0, scope, w.table, id, cells, w.at, w.who, w.event).await
     }
 }
 

@@ -4043,8 +4043,14 @@ impl daicho_store::ImportSink for ImportTx<'_, '_> {
         insert_rows(self.0, w.table, w.who, w.at, rows).await
     }
 
-    async fn update(&mut self, w: &ImportWrite<'_>, id: i64, cells: &[(FieldId, Cell)]) -> StoreResult<()> {
-        SqliteStore::overwrite_in(self.0, w.scope, w.table, id, cells, w.at, w.who, w.event).await
+    async fn update(
+        &mut self,
+        w: &ImportWrite<'_>,
+        scope: &TableScope<Import>,
+        id: i64,
+        cells: &[(FieldId, Cell)],
+    ) -> StoreResult<()> {
+        SqliteStore::overwrite_in(self.0, scope, w.table, id, cells, w.at, w.who, w.event).await
     }
 }
 

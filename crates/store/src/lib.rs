@@ -49,8 +49,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum ImportPart {
     /// New records.
     Insert(Vec<Vec<(FieldId, Cell)>>),
-    /// Existing records, overwritten in the given fields.
-    Update(Vec<(i64, Vec<(FieldId, Cell)>)>),
+    /// Existing records, overwritten in the given fields, within the import's scope and the
+    /// edit right's (rows and fields both cover, checked on the record inside the transaction).
+    Update { edit: TableScope<Edit>, rows: Vec<(i64, Vec<(FieldId, Cell)>)> },
     /// Every part was sent: commit, with these details in the import's audit event (the row
     /// counts, known only now).
     Done { details: String },
@@ -122,8 +123,15 @@ pub struct ImportWrite<'a> {
 pub trait ImportSink: Send {
     /// New records, in one or more multi-row statements.
     async fn insert(&mut self, w: &ImportWrite<'_>, rows: &[Vec<(FieldId, Cell)>]) -> StoreResult<()>;
-    /// One existing record overwritten in the given fields, with its history.
-    async fn update(&mut self, w: &ImportWrite<'_>, id: i64, cells: &[(FieldId, Cell)]) -> StoreResult<()>;
+    /// One existing record overwritten in the given fields, with its history, if `scope` (the
+    /// import's within the edit right's) covers it.
+    async fn update(
+        &mut self,
+        w: &ImportWrite<'_>,
+        scope: &TableScope<Import>,
+        id: i64,
+        cells: &[(FieldId, Cell)],
+    ) -> StoreResult<()>;
 }
 
 /// Writes an import's parts into `sink` as they arrive, each checked against the scope, until
@@ -152,10 +160,12 @@ pub async fn write_parts(
                 sink.insert(w, &rows).await?;
                 inserted += rows.len() as u64;
             }
-            ImportPart::Update(rows) => {
+            ImportPart::Update { edit, rows } => {
+                guard::check_table(&edit, w.table)?;
+                let both = w.scope.within(&edit);
                 for (id, cells) in &rows {
-                    guard::check_writes(w.scope, cells)?;
-                    sink.update(w, *id, cells).await?;
+                    guard::check_writes(&both, cells)?;
+                    sink.update(w, &both, *id, cells).await?;
                 }
                 updated += rows.len() as u64;
             }

@@ -231,6 +231,33 @@ impl TestApp {
         }
     }
 
+    /// Another writer's change of record `id` (text field `field_id` set to `text`, version
+    /// bumped), its transaction held open until committed: on PostgreSQL the row stays locked,
+    /// on SQLite the database's write lock is held (`BEGIN IMMEDIATE`).
+    pub async fn hold_record_change(&self, table_id: &str, field_id: &str, id: i64, text: &str) -> HeldChange {
+        let sql = format!(
+            "UPDATE t_{} SET f_{} = {{p1}}, version = version + 1 WHERE id = {{p2}}",
+            table_id.replace('-', ""),
+            field_id.replace('-', "")
+        );
+        match &self.running.store {
+            daicho::StoreHandle::Sqlite(s) => {
+                let mut tx = s.pool_for_tests().begin_with("BEGIN IMMEDIATE").await.unwrap();
+                let sql = sql.replace("{p1}", "?").replace("{p2}", "?");
+                let n = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(id).execute(&mut *tx).await.unwrap();
+                assert_eq!(n.rows_affected(), 1);
+                HeldChange::Sqlite(tx)
+            }
+            daicho::StoreHandle::Postgres(s) => {
+                let mut tx = s.pool_for_tests().begin().await.unwrap();
+                let sql = sql.replace("{p1}", "$1").replace("{p2}", "$2");
+                let n = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(text).bind(id).execute(&mut *tx).await.unwrap();
+                assert_eq!(n.rows_affected(), 1);
+                HeldChange::Postgres(tx)
+            }
+        }
+    }
+
     /// On SQLite, the settings stored in the keyword index's config table of user table
     /// `table_id` (FTS5's `automerge`, `hashsize`, …), by name; `None` on PostgreSQL.
     pub async fn sqlite_fts_config(&self, table_id: &str) -> Option<Vec<(String, i64)>> {

@@ -765,6 +765,44 @@ async fn the_import_page_takes_a_file_upload_with_its_csrf_token_and_lists_probl
     assert!(page.contains(">A</td>") && page.contains(">B</td>"));
 }
 
+/// A bulk edit that has to wait for another writer's change of the same record checks, and
+/// records in the history, the record as that change left it: the history's "before" is the
+/// other writer's value, not the copy read before the wait (PostgreSQL: the row is locked as it
+/// is read; SQLite: writers take turns).
+#[tokio::test]
+async fn a_bulk_edit_waiting_for_another_writer_records_the_record_that_writer_left() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, table) = customers(&cast.admin).await;
+    let (memo, staff) = (field_id(&table, "メモ"), field_id(&table, "従業員数"));
+    let (s, v) = cast
+        .admin
+        .post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "A社", "メモ": "first"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["record"]["id"].as_i64().unwrap();
+    let held = app.hold_record_change(&tid, &memo, id, "by another writer").await;
+    let bulk = {
+        let (admin, url) = (&cast.admin, format!("/api/v1/tables/{tid}/records/bulk-update"));
+        let body = json!({"ids": [id], "values": {&staff: 5, &memo: "by the bulk edit"}});
+        let req = admin.client.post(admin.url(&url)).header("x-csrf-token", &admin.csrf).json(&body).send();
+        tokio::spawn(req)
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!bulk.is_finished(), "the bulk edit waits for the other writer");
+    held.commit().await;
+    let r = bulk.await.unwrap().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, h) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records/{id}/history")).await;
+    let memo_change =
+        h["entries"][0]["changes"].as_array().unwrap().iter().find(|c| c["field"] == memo.as_str()).cloned();
+    assert_eq!(
+        memo_change,
+        Some(json!({"field": memo, "before": "by another writer", "after": "by the bulk edit"})),
+        "{h}"
+    );
+}
+
 /// An export reads one snapshot of its table: records edited while it runs, in a way that moves
 /// them across its position, are neither left out nor written twice, and come with the values
 /// they had when it began (the store's pages read two records at a time, the reader held after

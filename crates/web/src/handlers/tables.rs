@@ -1455,7 +1455,7 @@ pub(crate) async fn import_csv(
                 break;
             }
         } else if part.len() >= IMPORT_PART_ROWS {
-            part.send(state, ctx, auth, t, &mut sender).await?;
+            part.send(state, ctx, auth, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await?;
         }
     }
     if !errs.is_empty() {
@@ -1475,7 +1475,7 @@ pub(crate) async fn import_csv(
         return Err(AppError::Invalid(errs));
     }
     let (inserted, updated) = (part.inserted + part.inserts.len(), part.updated + part.updates.len());
-    part.send(state, ctx, auth, t, &mut sender).await?;
+    part.send(state, ctx, auth, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await?;
     if let Some(s) = sender.take() {
         let details = format!("{inserted} rows inserted, {updated} updated");
         // A failed send means the writer has already ended with its error, awaited below.
@@ -1510,6 +1510,7 @@ impl ImportBatch {
         ctx: &Ctx,
         auth: &Auth,
         t: &TableDef,
+        edit: Option<&TableScope<Edit>>,
         sender: &mut Option<tokio::sync::mpsc::Sender<ImportPart>>,
     ) -> AppResult<()> {
         let all: Vec<&[(FieldId, Cell)]> =
@@ -1519,11 +1520,14 @@ impl ImportBatch {
         self.updated += self.updates.len();
         let inserts = std::mem::take(&mut self.inserts);
         let updates = std::mem::take(&mut self.updates);
+        // Updates come only with a key field, found and changed under the edit right.
+        let update = match (updates.is_empty(), edit) {
+            (true, _) => None,
+            (false, Some(edit)) => Some(ImportPart::Update { edit: edit.clone(), rows: updates }),
+            (false, None) => return Err(AppError::Internal("an import update without the edit right".into())),
+        };
         if let Some(s) = sender.as_ref() {
-            let parts = [
-                (!inserts.is_empty()).then_some(ImportPart::Insert(inserts)),
-                (!updates.is_empty()).then_some(ImportPart::Update(updates)),
-            ];
+            let parts = [(!inserts.is_empty()).then_some(ImportPart::Insert(inserts)), update];
             for p in parts.into_iter().flatten() {
                 if s.send(p).await.is_err() {
                     *sender = None;
