@@ -1544,10 +1544,12 @@ impl Store for PgStore {
     ) -> StoreResult<RetypeReport> {
         guard::check_field_seen(scope, field.id)?;
         let mut tx = self.write_tx().await?;
-        if apply {
-            // Writers of records wait from here to the commit, and then find the design changed
-            // (`check_design`): none can store a value checked against the old type or rules
-            // between this check of every value and the commit.
+        // Writers of records wait from here to the commit, and then find the design changed
+        // (`check_design`): none can store a value checked against the old type or rules
+        // between this check of every value and the commit. A check of a unique rule, even
+        // one not applied, puts the new values in place (DDL) and takes the lock as well, so
+        // its second pass meets the values its first pass read.
+        if apply || field.rules.unique {
             lock_for_design(&mut tx, scope.tenant_id(), scope.table()).await?;
         }
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
