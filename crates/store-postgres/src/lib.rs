@@ -26,9 +26,9 @@ use daicho_store::guard::{self, RowCond};
 use daicho_store::warm::{Lease, Warm};
 use daicho_store::{
     ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportParts, ImportWrite, JobRow, LoginFailure,
-    NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record, RecordHistoryRow,
-    RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES, TenantRow, TokenContext,
-    TrashItem, UserRow,
+    NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record, RecordEvent,
+    RecordHistoryRow, RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES,
+    TenantRow, TokenContext, TrashItem, UserRow,
 };
 use daicho_store::{ListPart, copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -1078,7 +1078,7 @@ impl Store for PgStore {
         id: i64,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
-        self.delete_records(scope, table, &[id], event).await.map(|_| ())
+        self.delete_records(scope, table, &[id], event, None).await.map(|_| ())
     }
 
     async fn delete_records(
@@ -1087,11 +1087,15 @@ impl Store for PgStore {
         table: &TableDef,
         ids: &[i64],
         event: NewAuditEvent,
+        each: Option<&RecordEvent<'_>>,
     ) -> StoreResult<u64> {
         guard::check_table(scope, table)?;
         let mut tx = self.write_tx().await?;
         for &id in ids {
-            Self::check_covered(&mut tx, scope, table, id).await?;
+            let old = Self::check_covered(&mut tx, scope, table, id).await?;
+            if let Some(each) = each {
+                Self::append_in(&mut tx, each(&old)).await?;
+            }
             sqlx::query("DELETE FROM record_history WHERE table_id = $1 AND record_id = $2")
                 .bind(table.id.to_string())
                 .bind(id)

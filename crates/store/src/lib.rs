@@ -57,6 +57,9 @@ pub enum ImportPart {
     Done { details: String },
 }
 
+/// Makes the audit event of one record of a bulk operation, from the record itself.
+pub type RecordEvent<'a> = dyn Fn(&Record) -> NewAuditEvent + Send + Sync + 'a;
+
 /// The parts of one import, in order.
 pub type ImportParts = tokio::sync::mpsc::Receiver<ImportPart>;
 
@@ -742,13 +745,16 @@ pub trait Store: Send + Sync + 'static {
         event: NewAuditEvent,
     ) -> StoreResult<()>;
     /// Deletes several records in one transaction, all or none (NotFound or Forbidden if any is
-    /// missing or not covered). Returns how many.
+    /// missing or not covered). Returns how many. `each`, when given, makes an event for every
+    /// record deleted, from the record as the transaction read it (its values, which its
+    /// history no longer holds), recorded with `event`.
     async fn delete_records(
         &self,
         scope: &TableScope<Delete>,
         table: &TableDef,
         ids: &[i64],
         event: NewAuditEvent,
+        each: Option<&RecordEvent<'_>>,
     ) -> StoreResult<u64>;
     /// Sets the same cells on several records in one transaction, all or none, each change in
     /// the record's history. Returns how many.

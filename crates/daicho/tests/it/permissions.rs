@@ -754,6 +754,18 @@ async fn a_bulk_query_selects_only_what_it_says_among_the_records_the_right_cove
     let details = v["events"][0]["details"].as_str().unwrap();
     let ids = format!("{}-{}", mine[0], mine[2]);
     assert_eq!(details, format!("bulk delete of 3 records (every record): {ids}"));
+    // And each record with its values, as a single delete records them (its history is gone).
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=record.delete&limit=10").await;
+    let each: Vec<(&str, &str)> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"].as_str().unwrap().starts_with("in a bulk delete: "))
+        .map(|e| (e["target"].as_str().unwrap(), e["details"].as_str().unwrap()))
+        .collect();
+    assert_eq!(each.len(), 3, "{v}");
+    let b = each.iter().find(|(target, _)| target.ends_with(&format!("record:{}", mine[1]))).unwrap();
+    assert!(b.1.contains("mine b"), "{b:?}");
     // The grid's "every record matching" box, with no search: every record, as it says.
     let r = cast
         .admin

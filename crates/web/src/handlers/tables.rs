@@ -938,7 +938,14 @@ pub(crate) async fn bulk_delete_op(
         .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
         .target(format!("table:{} records:{}", open.def.id, ids.len()))
         .details(format!("bulk delete of {} records ({chosen}): {}", ids.len(), id_list(&ids)));
-    match state.store.delete_records(&scope, &open.def, &ids, ev).await {
+    // Each record deleted is recorded with its values, as a single delete is (its history goes
+    // with it): what a bulk delete removed can be read back from the operation history.
+    let each = |r: &daicho_store::Record| {
+        ctx.event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
+            .target(format!("table:{} record:{}", open.def.id, r.id))
+            .details(format!("in a bulk delete: {}", describe(&open.def, &r.cells, None)))
+    };
+    match state.store.delete_records(&scope, &open.def, &ids, ev, Some(&each)).await {
         Ok(n) => Ok(n),
         Err(e) => Err(bulk_refused(state, ctx, auth, open, &ids, e, "bulk delete").await),
     }
