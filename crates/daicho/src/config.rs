@@ -83,6 +83,9 @@ pub struct ServerConfig {
     /// `max_body_bytes`.
     pub max_import_bytes: usize,
     pub max_header_bytes: usize,
+    /// An export whose client takes nothing for this many seconds is ended (recorded as
+    /// interrupted): it holds a database connection and a snapshot while it runs.
+    pub export_stall_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -161,6 +164,7 @@ impl Default for ServerConfig {
             max_body_bytes: web.max_body_bytes,
             max_import_bytes: web.max_import_bytes,
             max_header_bytes: web.max_header_bytes,
+            export_stall_seconds: web.export_stall.as_secs(),
         }
     }
 }
@@ -263,6 +267,9 @@ impl Config {
         }
         if !(1024..=64 * 1024 * 1024).contains(&self.server.max_body_bytes) {
             return Err("server.max_body_bytes must be between 1024 and 67108864".into());
+        }
+        if !(1..=3600).contains(&self.server.export_stall_seconds) {
+            return Err("server.export_stall_seconds must be between 1 and 3600".into());
         }
         if !(1024..=1024 * 1024).contains(&self.server.max_header_bytes) {
             return Err("server.max_header_bytes must be between 1024 and 1048576".into());

@@ -111,6 +111,7 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Run
         max_body_bytes: config.server.max_body_bytes,
         max_import_bytes: config.server.max_import_bytes,
         max_header_bytes: config.server.max_header_bytes,
+        export_stall: std::time::Duration::from_secs(config.server.export_stall_seconds),
         login_ip_max_failures: config.security.login_ip_max_failures,
         login_ip_window_minutes: config.security.login_ip_window_minutes,
     };

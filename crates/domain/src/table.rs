@@ -537,17 +537,22 @@ pub fn convert(old: &FieldDef, new: &FieldDef, c: &Cell) -> Result<Cell, &'stati
     if matches!(c, Cell::Bool(false)) && !matches!(new.kind, FieldKind::Checkbox) {
         return new.parse(&Json::Null);
     }
-    let text = match (&old.kind, &new.kind) {
+    new.parse(&Json::String(retyped_text(&old.kind, &new.kind, text)))
+}
+
+/// A value's text (or a rule's: a default, a bound) as a field of kind `from` shows it, made
+/// into what a field of kind `to` takes for the same value.
+pub fn retyped_text(from: &FieldKind, to: &FieldKind, text: String) -> String {
+    match (from, to) {
         // A number keeps its value, not its old number of decimals: 1.50 fits one decimal,
         // 3.00 an integer (1.25 fits neither, and is reported).
         (FieldKind::Decimal { .. }, FieldKind::Decimal { .. } | FieldKind::Integer) => trim_decimal_zeros(&text),
         // Date-times are shown in UTC (RFC 3339): their date is the one shown; a date becomes
         // the start of its day in UTC.
-        (FieldKind::DateTime, FieldKind::Date) => text.get(..10).unwrap_or(&text).to_owned(),
-        (FieldKind::Date, FieldKind::DateTime) => format!("{text}T00:00:00Z"),
+        (FieldKind::DateTime, FieldKind::Date) => text.get(..10).map(str::to_owned).unwrap_or(text),
+        (FieldKind::Date, FieldKind::DateTime) if !text.trim().is_empty() => format!("{}T00:00:00Z", text.trim()),
         _ => text,
-    };
-    new.parse(&Json::String(text))
+    }
 }
 
 /// "1.50" as "1.5", "3.00" as "3": the same decimal number without zeros after its last

@@ -421,12 +421,20 @@ impl PgStore {
                     // set in the statement that begins the transaction: one round trip, not three.
                     // Inside an export's snapshot, a savepoint holds the settings instead, and
                     // rolling back to it ends them (the rest of the export plans freely).
-                    const NO_WALKS: &str = "SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off";
                     if in_snapshot {
-                        let mut sp = sqlx::Connection::begin(&mut *conn).await.map_err(internal)?;
-                        sqlx::raw_sql(NO_WALKS).execute(&mut *sp).await.map_err(internal)?;
-                        let rows = qb.build().persistent(false).fetch_all(&mut *sp).await.map_err(internal)?;
-                        sp.rollback().await.map_err(internal)?;
+                        // Rolled back to and released, so an export's pages leave no savepoints
+                        // behind (an error ends the export's transaction anyway).
+                        sqlx::raw_sql(
+                            "SAVEPOINT no_walks; SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off",
+                        )
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(internal)?;
+                        let rows = qb.build().persistent(false).fetch_all(&mut *conn).await.map_err(internal)?;
+                        sqlx::raw_sql("ROLLBACK TO SAVEPOINT no_walks; RELEASE SAVEPOINT no_walks")
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(internal)?;
                         rows
                     } else {
                         let mut tx = sqlx::Connection::begin_with(
@@ -1091,10 +1099,13 @@ impl Store for PgStore {
     ) -> StoreResult<u64> {
         guard::check_table(scope, table)?;
         let mut tx = self.write_tx().await?;
+        // The records' events are recorded after every record is locked and deleted, as every
+        // write does (rows first, the tenant's chain of events last: one lock order).
+        let mut events = Vec::new();
         for &id in ids {
             let old = Self::check_covered(&mut tx, scope, table, id).await?;
             if let Some(each) = each {
-                Self::append_in(&mut tx, each(&old)).await?;
+                events.push(each(&old));
             }
             sqlx::query("DELETE FROM record_history WHERE table_id = $1 AND record_id = $2")
                 .bind(table.id.to_string())
@@ -1111,6 +1122,9 @@ impl Store for PgStore {
                 .map_err(internal)?
                 .rows_affected();
             Self::check_affected(n)?;
+        }
+        for ev in events {
+            Self::append_in(&mut tx, ev).await?;
         }
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
@@ -1442,7 +1456,10 @@ impl Store for PgStore {
             .await
             .map_err(internal)?;
         Self::check_affected(n as u64)?;
-        if grant.rights.is_empty() {
+        // A grant without rights is removed only when it holds no rules either: rules on fields
+        // and rows stay when every right is unticked, so that ticking one again later does not
+        // bring back a field the group was not to see.
+        if grant.rights.is_empty() && grant.rows == daicho_domain::RowRule::All && grant.fields.is_empty() {
             sqlx::query("DELETE FROM table_grants WHERE group_id = $1 AND table_id = $2")
                 .bind(grant.group.to_string())
                 .bind(grant.table.to_string())
@@ -1553,7 +1570,12 @@ impl Store for PgStore {
         // between this check of every value and the commit. A check of a unique rule, even
         // one not applied, puts the new values in place (DDL) and takes the lock as well, so
         // its second pass meets the values its first pass read.
-        if apply || field.rules.unique {
+        let checks_unique = |old: &FieldDef| field.rules.unique && (!old.rules.unique || old.kind != field.kind);
+        let lock = apply || {
+            let before = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
+            before.fields.iter().find(|f| f.id == field.id).is_some_and(checks_unique)
+        };
+        if lock {
             lock_for_design(&mut tx, scope.tenant_id(), scope.table()).await?;
         }
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
@@ -1595,7 +1617,11 @@ impl Store for PgStore {
         // A change that makes the field unique (or changes the type of a unique field) is
         // checked with the new values in place, then undone, so that the check can name the
         // records that share a value; any other check ends with the conversion.
-        let check_unique = field.rules.unique && (!old.rules.unique || !same_kind);
+        let check_unique = checks_unique(&old);
+        if check_unique && !lock {
+            // The field was changed meanwhile (between the two reads of the design).
+            return Err(daicho_store::design_changed());
+        }
         if report.failed > 0 || (!apply && !check_unique) {
             return Ok(report);
         }
@@ -3850,6 +3876,10 @@ async fn lock_for_design(tx: &mut Transaction<'static, Postgres>, tenant: Tenant
     if ours.is_none() {
         return Err(StoreError::NotFound);
     }
+    // Every lock this change waits for from here (this one, and its DDL's exclusive lock behind
+    // a running export's reads) is waited for at most 5 s, then it is refused as busy (503):
+    // a DDL statement waiting in the lock queue would hold up every later read of the table.
+    sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut **tx).await.map_err(internal)?;
     let lock = format!("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", ut::table_ident(table));
     sqlx::query(AssertSqlSafe(lock)).persistent(false).execute(&mut **tx).await.map_err(|e| {
         match e.as_database_error().and_then(|d| d.code()).as_deref() {

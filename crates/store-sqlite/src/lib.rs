@@ -875,10 +875,13 @@ impl Store for SqliteStore {
     ) -> StoreResult<u64> {
         guard::check_table(scope, table)?;
         let mut tx = self.write_tx().await?;
+        // The records' events are recorded after every record is locked and deleted, as every
+        // write does (rows first, the tenant's chain of events last: one lock order).
+        let mut events = Vec::new();
         for &id in ids {
             let old = Self::check_covered(&mut tx, scope, table, id).await?;
             if let Some(each) = each {
-                Self::append_in(&mut tx, each(&old)).await?;
+                events.push(each(&old));
             }
             sqlx::query("DELETE FROM record_history WHERE table_id = ? AND record_id = ?")
                 .bind(table.id.to_string())
@@ -891,6 +894,9 @@ impl Store for SqliteStore {
             Self::check_affected(n)?;
             let fts = format!("DELETE FROM {}_fts WHERE rowid = ?1", ut::table_ident(table.id));
             sqlx::query(AssertSqlSafe(fts)).bind(id).execute(&mut *tx).await.map_err(internal)?;
+        }
+        for ev in events {
+            Self::append_in(&mut tx, ev).await?;
         }
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
@@ -1265,7 +1271,10 @@ impl Store for SqliteStore {
             .await
             .map_err(internal)?;
         Self::check_affected(n as u64)?;
-        if grant.rights.is_empty() {
+        // A grant without rights is removed only when it holds no rules either: rules on fields
+        // and rows stay when every right is unticked, so that ticking one again later does not
+        // bring back a field the group was not to see.
+        if grant.rights.is_empty() && grant.rows == daicho_domain::RowRule::All && grant.fields.is_empty() {
             sqlx::query("DELETE FROM table_grants WHERE group_id = ? AND table_id = ?")
                 .bind(grant.group.to_string())
                 .bind(grant.table.to_string())

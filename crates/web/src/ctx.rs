@@ -101,15 +101,12 @@ pub fn ctx_from_parts(parts: &Parts, state: &AppState) -> Ctx {
     }
 }
 
-/// The user-agent column of a request without a token: the client's header, unless it poses
-/// as a token's mark (`token:…`), which only the server writes; such a header is kept behind
+/// The user-agent column of a request without a token: the client's header, unless it holds
+/// a token's mark (`token:…`), which only the server writes; such a header is kept behind
 /// "(sent) ", so that no session's events can pass for a token's.
 fn session_agent(agent: String) -> String {
-    if agent.trim_start().get(..6).is_some_and(|p| p.eq_ignore_ascii_case("token:")) {
-        format!("(sent) {agent}")
-    } else {
-        agent
-    }
+    // Anywhere in it: invisible characters before it would not show in the history either.
+    if agent.to_ascii_lowercase().contains("token:") { format!("(sent) {agent}") } else { agent }
 }
 
 /// The user-agent column of events made with a personal API token names the token.
@@ -127,6 +124,7 @@ mod tests {
         assert_eq!(session_agent("token:sync job (0190) curl".into()), "(sent) token:sync job (0190) curl");
         assert_eq!(session_agent("  TOKEN: x".into()), "(sent)   TOKEN: x");
         assert_eq!(session_agent("tok".into()), "tok");
+        assert_eq!(session_agent("\u{200b}token:x".into()), "(sent) \u{200b}token:x");
         assert_eq!(session_agent("日本語".into()), "日本語", "a short multi-byte header is not cut mid-character");
         let via = crate::session::ViaToken { id: daicho_domain::TokenId::new_random(), name: "ci".into() };
         assert!(token_agent(&via, "curl").starts_with("token:ci ("));

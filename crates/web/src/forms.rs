@@ -136,6 +136,9 @@ pub struct AuditQuery {
     pub to: Option<String>,
     pub before: Option<String>,
     pub limit: Option<String>,
+    /// "1": check the whole chain of events now (it reads every event of the tenant, so only
+    /// when asked, not on every page of the history).
+    pub verify: Option<String>,
 }
 
 // --- JSON API bodies ---

@@ -679,6 +679,12 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "改ざん検知：次のイベントで履歴の改変が検出されました",
     ),
     ("audit.events_checked", "events checked", "件を検証"),
+    ("audit.verify", "Check integrity now", "改ざん検知を実行"),
+    (
+        "audit.verify_hint",
+        "Reads every event of the history and checks its hash chain.",
+        "すべての履歴を読み、ハッシュの連鎖を検証します。",
+    ),
     ("audit.user", "User", "ユーザー"),
     ("audit.action", "Operation", "操作"),
     ("audit.outcome", "Outcome", "結果"),
@@ -868,6 +874,48 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.bad_ip", "Enter an IP address.", "IPアドレスを入力してください。"),
     ("err.cannot_change_self", "You cannot do this to your own account.", "自分自身のアカウントには実行できません。"),
     ("err.unknown", "This value is not valid.", "値が正しくありません。"),
+    (
+        "err.bad_csv",
+        "This line is not valid CSV (check its quotes); nothing was imported.",
+        "CSVとして読めない行です（引用符を確認してください）。何も取り込まれていません。",
+    ),
+    (
+        "err.ragged_row",
+        "This row has a different number of columns from the header; nothing was imported.",
+        "この行の列の数が見出し行と違います。何も取り込まれていません。",
+    ),
+    (
+        "err.bad_encoding",
+        "The file is not in the chosen character encoding (UTF-8 or Shift_JIS); nothing was imported.",
+        "ファイルが選んだ文字コード（UTF-8 または Shift_JIS）ではありません。何も取り込まれていません。",
+    ),
+    (
+        "err.duplicate_column",
+        "Two columns name the same field; keep one of them.",
+        "同じフィールドを指す列が2つあります。どちらか一方にしてください。",
+    ),
+    (
+        "err.duplicate_key",
+        "This key value appears in an earlier row of the file too.",
+        "このキーの値はファイルの前の行にもあります。",
+    ),
+    (
+        "err.key_not_unique",
+        "The key must be a field with the unique rule (or a record number).",
+        "キーには重複禁止のフィールド（またはレコード番号）を選んでください。",
+    ),
+    (
+        "err.too_many_rows",
+        "The file has more rows than one import takes (100,000); split it.",
+        "1回で取り込める行数（100,000行）を超えています。ファイルを分けてください。",
+    ),
+    ("err.keyword_too_short", "Search with at least two characters.", "2文字以上で検索してください。"),
+    ("err.bad_operator", "This filter condition is not known.", "この絞り込み条件は使えません。"),
+    (
+        "err.bad_cursor",
+        "This page position belongs to another list order; start from the first page.",
+        "このページ位置は別の並び順のものです。最初のページから開いてください。",
+    ),
     (
         "err.bad_cidr",
         "Enter one IP address or CIDR range per line, such as 192.0.2.0/24.",

@@ -27,6 +27,8 @@ pub struct WebSettings {
     /// Failed logins from one IP address within the window before further attempts are refused.
     pub login_ip_max_failures: u32,
     pub login_ip_window_minutes: u32,
+    /// An export whose client takes nothing for this long is ended.
+    pub export_stall: std::time::Duration,
 }
 
 impl Default for WebSettings {
@@ -38,6 +40,7 @@ impl Default for WebSettings {
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 64 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
+            export_stall: std::time::Duration::from_secs(60),
             login_ip_max_failures: 30,
             login_ip_window_minutes: 15,
         }
@@ -73,10 +76,19 @@ pub struct Shared {
     /// may hold up to `max_import_bytes` in memory, read before the handler checks the user's
     /// rights (the CSRF token of a form is inside the body), so more queue here.
     pub upload_permits: Arc<Semaphore>,
+    /// Bounds the CSV exports this node runs at once (`EXPORTS`): each holds a database
+    /// connection and a snapshot of its table from its first page to its last.
+    pub export_permits: Arc<Semaphore>,
 }
 
 /// How many uploads to import routes one node reads at once.
 pub const IMPORT_UPLOADS: usize = 2;
+
+/// How many CSV exports one node runs at once (well below the database pool's connections).
+pub const EXPORTS: usize = 2;
+
+/// How long an export waits for one of the node's `EXPORTS` places before it is refused (503).
+pub const EXPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl WebSettings {
     /// The body limit for a request path: CSV import routes take uploads up to
@@ -100,6 +112,7 @@ impl AppState {
             hash_permits: Arc::new(Semaphore::new(permits)),
             designs: Arc::default(),
             upload_permits: Arc::new(Semaphore::new(IMPORT_UPLOADS)),
+            export_permits: Arc::new(Semaphore::new(EXPORTS)),
         }))
     }
 

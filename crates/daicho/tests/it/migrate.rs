@@ -81,7 +81,7 @@ async fn sqlite_to(target_url: &str) {
     moved.login("acme", "member1", "a moved passphrase 1").await;
     let (_, v) = admin.get_json("/api/v1/audit?action=login.failure").await;
     assert_eq!(v["events"].as_array().unwrap().len(), 1);
-    let page = admin.get("/admin/audit").await.text().await.unwrap();
+    let page = admin.get("/admin/audit?verify=1").await.text().await.unwrap();
     assert!(page.contains("Integrity check passed"));
     let (lines, ok) = daicho::operator::verify_audit(moved.store()).await.unwrap();
     assert!(ok, "{lines:?}");

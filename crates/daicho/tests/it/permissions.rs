@@ -701,8 +701,8 @@ async fn a_bulk_query_selects_only_what_it_says_among_the_records_the_right_cove
         .to_owned();
     cast.admin.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/members"), json!({"members": [d.member_id]})).await;
     cast.admin.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/grants/{t}"), json!({"rights": ["view"]})).await;
-    for title in ["admin a", "admin b"] {
-        add(&cast.admin, &d, json!({"件名": title})).await;
+    for (title, memo) in [("admin a", "メモあり"), ("admin b", "")] {
+        add(&cast.admin, &d, json!({"件名": title, "メモ": memo})).await;
     }
     let mut mine = Vec::new();
     for title in ["mine a", "mine b", "mine c"] {
@@ -766,6 +766,24 @@ async fn a_bulk_query_selects_only_what_it_says_among_the_records_the_right_cove
     assert_eq!(each.len(), 3, "{v}");
     let b = each.iter().find(|(target, _)| target.ends_with(&format!("record:{}", mine[1]))).unwrap();
     assert!(b.1.contains("mine b"), "{b:?}");
+    // The grid's "every record matching" box with an "is empty" filter (a blank value):
+    // only the records it matches.
+    let empty_memo = format!("filter.empty.{}=&sort=件名", d.memo);
+    let r = cast
+        .admin
+        .post_form(
+            &format!("/tables/{t}/bulk"),
+            &[("all_matching", "on"), ("query", &empty_memo), ("action", "delete"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(count().await, 1, "admin a, whose memo is not empty, stays");
+    let (s, v) = m.post_json(&bulk("delete"), json!({"query": format!("filter.empty.{}=", d.memo)})).await;
+    assert_eq!(
+        (s, &v["error"]["fields"][0]["code"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("nothing_selected")),
+        "{v}"
+    );
     // The grid's "every record matching" box, with no search: every record, as it says.
     let r = cast
         .admin
@@ -1616,4 +1634,29 @@ async fn grant_rules_on_trashed_or_changed_fields_are_kept_when_the_grant_is_sav
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let r = a.post_form(&table_page, &[("rows", &rows_value)]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// Unticking every right of a group on a table in the matrix keeps its rules on fields and
+/// rows: ticking view again later does not show a field the group was not to see.
+#[tokio::test]
+async fn unticking_every_right_keeps_the_groups_field_and_row_rules() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&app, &cast.admin).await;
+    let mut fields = serde_json::Map::new();
+    fields.insert(d.amount.clone(), json!("hidden"));
+    grant(&cast.admin, &d, json!({"rights": ["view"], "rows": {"type": "created_by_me"}, "fields": fields})).await;
+    let matrix = format!("/admin/groups/{}/grants", d.group);
+    let r = cast.admin.post_form(&matrix, &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (s, v) = cast.member.get_json(&format!("/api/v1/tables/{}/records", d.tid)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "no right left: {v}");
+    let view = [(format!("right.{}", d.tid), "view".to_owned())];
+    let pairs: Vec<(&str, &str)> = view.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = cast.admin.post_form(&matrix, &pairs).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, g) = cast.admin.get_json(&format!("/api/v1/groups/{}", d.group)).await;
+    let grant = &g["group"]["grants"][0];
+    assert_eq!(grant["fields"][&d.amount], "hidden", "{g}");
+    assert_eq!(grant["rows"]["type"], "created_by_me", "{g}");
 }

@@ -765,6 +765,78 @@ async fn the_import_page_takes_a_file_upload_with_its_csrf_token_and_lists_probl
     assert!(page.contains(">A</td>") && page.contains(">B</td>"));
 }
 
+/// An import's links are checked by row: a link that names no record the importer may see is
+/// reported with its row and field, the import refused whole; a target table the importer may
+/// not view is also a recorded refusal, written after the import's transaction (on SQLite,
+/// writing it during the import waited for the import's own lock and answered 503).
+#[tokio::test]
+async fn an_imports_links_are_reported_by_row_and_a_target_out_of_view_is_a_recorded_refusal() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "顧客"})).await;
+    let cust = v["table"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = a
+        .post_json(&format!("/api/v1/tables/{cust}/fields"), json!({"name": "会社名", "kind": {"type": "text"}}))
+        .await;
+    let company = v["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+    let (s, _) = a.post_json(&format!("/api/v1/tables/{cust}/records"), json!({"values": {"会社名": "アクメ"}})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "受注"})).await;
+    let orders = v["table"]["id"].as_str().unwrap().to_owned();
+    a.post_json(&format!("/api/v1/tables/{orders}/fields"), json!({"name": "件名", "kind": {"type": "text"}})).await;
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{orders}/fields"),
+            json!({"name": "顧客", "kind": {"type": "link", "table": cust, "show": company}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let link = field_id(&v["table"], "顧客");
+    // The administrator's file: row 3 links to a record that does not exist.
+    let (s, v) = import(a, &orders, "", "件名,顧客\nA,1\nB,99\n".into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(
+        v["error"]["fields"],
+        json!([{"field": format!("row:3:{link}"), "code": "unknown_record", "message": v["error"]["fields"][0]["message"]}])
+    );
+    // A member who may import orders but not view customers: the links from row 1,002 on,
+    // in the file's second part.
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let member = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"].clone();
+    let (_, g) = a.post_json("/api/v1/groups", json!({"name": "受注係"})).await;
+    let group = g["group"]["id"].as_str().unwrap().to_owned();
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{group}/members"), json!({"members": [member]})).await;
+    let (s, _) = a
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/groups/{group}/grants/{orders}"),
+            json!({"rights": ["view", "create", "import"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let mut csv = String::from("件名,顧客\n");
+    for i in 0..1000 {
+        csv.push_str(&format!("注文{i},\n"));
+    }
+    for i in 0..3 {
+        csv.push_str(&format!("リンク{i},1\n"));
+    }
+    let (s, v) = import(&cast.member, &orders, "", csv.into_bytes()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let at: Vec<&str> = v["error"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    let want: Vec<String> = (1002..1005).map(|r| format!("row:{r}:{link}")).collect();
+    assert_eq!(at, want);
+    assert_eq!(record_count(a, &orders).await, 0, "nothing imported");
+    let (_, v) = a.get_json("/api/v1/audit?action=permission.denied").await;
+    let refused = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["details"].as_str().unwrap_or("").contains(&format!("import links to table:{cust}")));
+    assert!(refused, "{v}");
+}
+
 /// A bulk edit that has to wait for another writer's change of the same record checks, and
 /// records in the history, the record as that change left it: the history's "before" is the
 /// other writer's value, not the copy read before the wait (PostgreSQL: the row is locked as it

@@ -120,10 +120,16 @@ async fn reorder_op(
 
 /// The field's rules that still apply to the new kind; the ones that do not are named.
 fn carry_rules(
+    from: &daicho_domain::table::FieldKind,
     kind: &daicho_domain::table::FieldKind,
     rules: &daicho_domain::table::FieldRules,
 ) -> AppResult<(daicho_domain::table::FieldRules, Vec<&'static str>)> {
     let mut rules = rules.clone();
+    // A default keeps its value in the new kind when it has one there (a date's default
+    // becomes the start of that day as a date-time, and back).
+    if let Some(d) = rules.default.take() {
+        rules.default = Some(daicho_domain::table::retyped_text(from, kind, d));
+    }
     // A bound or default written with more decimals than the new kind takes keeps its value
     // when that fits ("0.50" for one decimal is 0.5; "3.00" for an integer is 3).
     let fits = |v: &str| match kind {
@@ -219,7 +225,7 @@ pub(crate) async fn retype_op(
             daicho_domain::table::FieldDef::validate(&kind, &rules).map_err(AppError::Invalid)?;
             (rules, Vec::new())
         }
-        None => carry_rules(&kind, &old.rules)?,
+        None => carry_rules(&old.kind, &kind, &old.rules)?,
     };
     let new = daicho_domain::table::FieldDef { kind, rules, ..old.clone() };
     let rules_change = if new.rules == old.rules {

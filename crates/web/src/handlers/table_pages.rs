@@ -1395,7 +1395,14 @@ fn where_of(t: &TableDef, field: &str, lang: daicho_domain::Lang) -> String {
         (Some(r), Some(n)) => format!("{row_word} {r}, {n}"),
         (Some(r), None) => format!("{row_word} {r}"),
         _ if field == "mapping" => crate::i18n::t(lang, "import.columns").to_owned(),
-        _ => field.to_owned(),
+        // A field of no one row (a value the database already holds, for a unique field).
+        _ => t.fields.iter().find(|f| f.id.to_string() == field).map(|f| f.name.as_str().to_owned()).unwrap_or_else(
+            || match field {
+                "file" => crate::i18n::t(lang, "import.file").to_owned(),
+                "key" => crate::i18n::t(lang, "import.key").to_owned(),
+                _ => field.to_owned(),
+            },
+        ),
     }
 }
 

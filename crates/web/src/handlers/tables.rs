@@ -492,6 +492,77 @@ pub(crate) async fn check_refs(
     if errs.is_empty() { Ok(()) } else { Err(AppError::Invalid(errs)) }
 }
 
+/// An import's rows whose user field names no user of the tenant, or whose link names no
+/// record the importer may view: (index in `rows`, field, code). A link target the importer
+/// may not open or view at all goes into `refusals` (to be recorded by the caller) instead of
+/// being recorded here: an import's transaction may be open, and on SQLite a write now would
+/// wait for it.
+async fn ref_problems(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+    rows: &[&[(FieldId, Cell)]],
+    refusals: &mut Vec<String>,
+) -> AppResult<Vec<(usize, FieldId, &'static str)>> {
+    let mut out = Vec::new();
+    let user_fields: Vec<FieldId> =
+        t.fields.iter().filter(|f| matches!(f.kind, FieldKind::User)).map(|f| f.id).collect();
+    if !user_fields.is_empty() {
+        let known: std::collections::HashSet<String> =
+            auth.directory(state, ctx).await?.into_iter().map(|p| p.id.to_string()).collect();
+        for (i, cells) in rows.iter().enumerate() {
+            for (f, c) in cells.iter() {
+                if let Cell::Text(s) = c
+                    && user_fields.contains(f)
+                    && !known.contains(s)
+                {
+                    out.push((i, *f, "unknown_user"));
+                }
+            }
+        }
+    }
+    for f in &t.fields {
+        let FieldKind::Link { table, .. } = &f.kind else { continue };
+        let ids = linked_ids(f.id, rows.iter().copied());
+        if ids.is_empty() {
+            continue;
+        }
+        // Linking reads the target: it takes view there, with its row rules.
+        let target = match auth.peek_table(state, ctx, &table.to_string()).await {
+            Ok(o) => auth.principal.authorize_table::<View>(&o.access).ok().map(|v| (o, v)),
+            Err(AppError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let missing: std::collections::HashSet<i64> = match target {
+            None => {
+                refusals.push(format!("import links to table:{table}, which the importer may not view"));
+                ids.into_iter().collect()
+            }
+            Some((target, view)) => {
+                let mut missing = std::collections::HashSet::new();
+                for id in ids {
+                    match state.store.get_record(&view, &target.def, id).await {
+                        Ok(_) => {}
+                        Err(daicho_store::StoreError::NotFound) => {
+                            missing.insert(id);
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                missing
+            }
+        };
+        for (i, cells) in rows.iter().enumerate() {
+            if cells.iter().any(|(fid, c)| *fid == f.id && matches!(c, Cell::Int(n) if missing.contains(n))) {
+                out.push((i, f.id, "unknown_record"));
+            }
+        }
+    }
+    out.sort_by_key(|(i, _, _)| *i);
+    Ok(out)
+}
+
 /// The lookups of link fields: for each (link field, record id) the linked record's shown
 /// field, as the user may see it (nothing for targets, rows or fields they may not see).
 pub(crate) async fn lookups(
@@ -868,19 +939,24 @@ pub(crate) async fn bulk_ids(
                 e.push_owned(format!("query.{}", k.chars().take(100).collect::<String>()), "unknown_parameter");
                 return Err(AppError::Invalid(e));
             }
-            let (pairs, _) = crate::handlers::views::resolve(state, reading, &given).await?;
-            let pairs: Vec<(String, String)> = pairs
-                .into_iter()
-                .filter(|(k, v)| (k == "q" || k.starts_with("filter.")) && !v.trim().is_empty())
-                .collect();
-            if pairs.is_empty() && !target.all {
+            // Only what selects goes on (a saved view takes no other keys); every filter stays,
+            // "is empty" ones included, whose value is blank.
+            let selecting: Vec<(String, String)> =
+                given.into_iter().filter(|(k, _)| k == "q" || k == "view" || k.starts_with("filter.")).collect();
+            let (pairs, _) = crate::handlers::views::resolve(state, reading, &selecting).await?;
+            let pairs: Vec<(String, String)> =
+                pairs.into_iter().filter(|(k, _)| k == "q" || k.starts_with("filter.")).collect();
+            let mut q = record_query(&open.seen_by(reading), &pairs)?;
+            if q.filters.is_empty() && q.keyword.is_none() && !target.all {
                 return Err(AppError::Invalid(FieldErrors::single("query", "selects_every_record")));
             }
-            let mut q = record_query(&open.seen_by(reading), &pairs)?;
             q.limit = (BULK_MAX + 1) as u32;
             let ids = state.store.list_records(reading, &open.def, &q).await?.iter().map(|r| r.id).collect();
-            let described = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
-            (ids, if described.is_empty() { "every record".to_owned() } else { format!("query {described}") })
+            let narrowing = q.filters.len() + usize::from(q.keyword.is_some());
+            let described = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs.iter().filter(|(k, v)| k != "q" || !v.trim().is_empty()))
+                .finish();
+            (ids, if narrowing == 0 { "every record".to_owned() } else { format!("query {described}") })
         }
         None => (target.ids, "ids".to_owned()),
     };
@@ -933,17 +1009,21 @@ pub(crate) async fn bulk_delete_op(
     target: BulkTarget<'_>,
 ) -> AppResult<u64> {
     let scope = auth.table_right::<Delete>(state, ctx, open).await?;
-    let (ids, chosen) = bulk_ids(state, &scope.reading(), open, target).await?;
+    let reading = scope.reading();
+    let (ids, chosen) = bulk_ids(state, &reading, open, target).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
         .target(format!("table:{} records:{}", open.def.id, ids.len()))
         .details(format!("bulk delete of {} records ({chosen}): {}", ids.len(), id_list(&ids)));
     // Each record deleted is recorded with its values, as a single delete is (its history goes
     // with it): what a bulk delete removed can be read back from the operation history.
+    // (What the deleter sees of it, as for a single delete: no hidden field.)
     let each = |r: &daicho_store::Record| {
+        let mut seen = r.clone();
+        daicho_store::guard::redact(&reading, &mut seen);
         ctx.event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
             .target(format!("table:{} record:{}", open.def.id, r.id))
-            .details(format!("in a bulk delete: {}", describe(&open.def, &r.cells, None)))
+            .details(format!("in a bulk delete: {}", describe(&open.def, &seen.cells, None)))
     };
     match state.store.delete_records(&scope, &open.def, &ids, ev, Some(&each)).await {
         Ok(n) => Ok(n),
@@ -1062,6 +1142,28 @@ pub async fn bulk_update(
     Ok(Json(json!({"updated": n})))
 }
 
+/// A piece of an export's body.
+type Piece = Result<Vec<u8>, std::io::Error>;
+
+/// Queues a piece of an export for its client; false when the client has gone, or has taken
+/// nothing for `stall` (it then holds no connection and snapshot of the database any longer).
+async fn send_within(tx: &tokio::sync::mpsc::Sender<Piece>, bytes: Vec<u8>, stall: std::time::Duration) -> bool {
+    matches!(tokio::time::timeout(stall, tx.send(Ok(bytes))).await, Ok(Ok(())))
+}
+
+/// An export's body: its pieces as queued, then, when `cut` was set before the last sender
+/// went, an error, so that an export which did not finish is cut off rather than ended like
+/// a whole file.
+fn export_body(
+    rx: tokio::sync::mpsc::Receiver<Piece>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> impl tokio_stream::Stream<Item = Piece> {
+    let end = tokio_stream::iter(std::iter::from_fn(move || {
+        cut.swap(false, std::sync::atomic::Ordering::SeqCst).then(|| Err(std::io::Error::other("export interrupted")))
+    }));
+    tokio_stream::StreamExt::chain(tokio_stream::wrappers::ReceiverStream::new(rx), end)
+}
+
 /// The size of the pieces a CSV export is sent in (each holds whole records).
 const EXPORT_CHUNK: usize = 64 * 1024;
 
@@ -1097,8 +1199,17 @@ pub async fn export_records(
         .event_by(&auth.principal, AuditAction::RecordExport, Outcome::Success)
         .target(format!("table:{}", t.id))
         .details(export_started(sjis, &pairs, &t));
+    // One of the node's export places, held until the export ends (see `EXPORTS`).
+    let place =
+        match tokio::time::timeout(crate::state::EXPORT_WAIT, state.export_permits.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            _ => return Err(AppError::Unavailable("every export place is taken".into())),
+        };
     state.store.append_audit(started).await?;
+    let stall = state.settings.export_stall;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cut_seen = cut.clone();
     let store = state.store.clone();
     let mut finished =
         ctx.event_by(&auth.principal, AuditAction::RecordExport, Outcome::Success).target(format!("table:{}", t.id));
@@ -1108,7 +1219,11 @@ pub async fn export_records(
     // bounded, so a slow client holds back the reader: memory stays at a few batches.
     let (batches_tx, mut batches_rx) = tokio::sync::mpsc::channel::<Vec<Record>>(2);
     let reader_store = store.clone();
-    let reader = tokio::spawn(async move { reader_store.scan_records(&scope, &full, q, batches_tx).await });
+    let reader = tokio::spawn(async move {
+        let read = reader_store.scan_records(&scope, &full, q, batches_tx).await;
+        drop(place);
+        read
+    });
     tokio::spawn(async move {
         // The CSV writer's output is UTF-8 already (every cell is a `str`): only Shift_JIS
         // needs it as text, to convert it.
@@ -1128,7 +1243,10 @@ pub async fn export_records(
         let mut first = if sjis { Vec::new() } else { vec![0xEF, 0xBB, 0xBF] };
         first.extend(encode(header));
         let mut rows = 0u64;
-        let mut ok = tx.send(Ok(first)).await.is_ok();
+        // A client that takes nothing for `stall` ends the export (recorded as interrupted):
+        // the reader then stops, giving back its connection and snapshot.
+        let send = |bytes: Vec<u8>| send_within(&tx, bytes, stall);
+        let mut ok = send(first).await;
         // The bytes go out in chunks of about EXPORT_CHUNK, each ended after a whole record and
         // allocated once at its final size: the memory an export holds does not grow with the
         // width of the records (a batch of 1,000 records with long texts would otherwise be
@@ -1148,7 +1266,7 @@ pub async fn export_records(
                 rows += 1;
                 if w.get_ref().len() >= EXPORT_CHUNK {
                     let full = std::mem::replace(&mut w, chunk()).into_inner().unwrap_or_default();
-                    ok = tx.send(Ok(encode(full))).await.is_ok();
+                    ok = send(encode(full)).await;
                     if !ok {
                         break;
                     }
@@ -1157,7 +1275,7 @@ pub async fn export_records(
         }
         let rest = w.into_inner().unwrap_or_default();
         if ok && !rest.is_empty() {
-            ok = tx.send(Ok(encode(rest))).await.is_ok();
+            ok = send(encode(rest)).await;
         }
         // Closing the receiver stops a reader whose client went away.
         drop(batches_rx);
@@ -1174,15 +1292,21 @@ pub async fn export_records(
         };
         if failed {
             ok = false;
-            let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
         }
+        // An export that did not finish must not end like a whole file: the body then ends
+        // with an error (the connection is cut, not closed cleanly), even when its client has
+        // stopped reading and nothing more can be queued for it.
+        if !ok {
+            cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        drop(tx);
         finished.at = clock.now();
         finished.details = format!("{} {rows} rows", if ok { "finished:" } else { "interrupted after" });
         if let Err(e) = store.append_audit(finished).await {
             tracing::error!(error = %e, "could not record the end of an export");
         }
     });
-    let mut res = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).into_response();
+    let mut res = axum::body::Body::from_stream(export_body(rx, cut_seen)).into_response();
     let h = res.headers_mut();
     let ct = if sjis { "text/csv; charset=shift_jis" } else { "text/csv; charset=utf-8" };
     h.insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static(ct));
@@ -1443,8 +1567,14 @@ pub(crate) async fn import_csv(
         };
         match parsed {
             Ok(cells) => match existing {
-                Some(id) => part.updates.push((id, cells)),
-                None => part.inserts.push(cells),
+                Some(id) => {
+                    part.updates.push((id, cells));
+                    part.update_rows.push(row);
+                }
+                None => {
+                    part.inserts.push(cells);
+                    part.insert_rows.push(row);
+                }
             },
             Err(AppError::Invalid(e)) => {
                 for fe in e.0 {
@@ -1461,8 +1591,15 @@ pub(crate) async fn import_csv(
             if errs.0.len() >= IMPORT_MAX_ERRORS {
                 break;
             }
-        } else if part.len() >= IMPORT_PART_ROWS {
-            part.send(state, ctx, auth, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await?;
+        } else if part.len() >= IMPORT_PART_ROWS
+            && let Err(e) = part.send(state, ctx, auth, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await
+        {
+            drop(sender);
+            let _ = writer.await;
+            for why in &part.refusals {
+                auth.record_refusal(state, ctx, why.clone()).await?;
+            }
+            return Err(e);
         }
     }
     if !errs.is_empty() {
@@ -1482,7 +1619,14 @@ pub(crate) async fn import_csv(
         return Err(AppError::Invalid(errs));
     }
     let (inserted, updated) = (part.inserted + part.inserts.len(), part.updated + part.updates.len());
-    part.send(state, ctx, auth, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await?;
+    if let Err(e) = part.send(state, ctx, auth, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await {
+        drop(sender);
+        let _ = writer.await;
+        for why in &part.refusals {
+            auth.record_refusal(state, ctx, why.clone()).await?;
+        }
+        return Err(e);
+    }
     if let Some(s) = sender.take() {
         let details = format!("{inserted} rows inserted, {updated} updated");
         // A failed send means the writer has already ended with its error, awaited below.
@@ -1500,8 +1644,15 @@ pub(crate) async fn import_csv(
 struct ImportBatch {
     inserts: Vec<Vec<(FieldId, Cell)>>,
     updates: Vec<(i64, Vec<(FieldId, Cell)>)>,
+    /// The file's row number of each insert, then of each update, in order.
+    insert_rows: Vec<usize>,
+    update_rows: Vec<usize>,
     inserted: usize,
     updated: usize,
+    /// Refusals met while checking links (a target the importer may not view), recorded
+    /// once the import's transaction is over: on SQLite, writing them while it is open would
+    /// wait for its lock.
+    refusals: Vec<String>,
 }
 
 impl ImportBatch {
@@ -1522,7 +1673,17 @@ impl ImportBatch {
     ) -> AppResult<()> {
         let all: Vec<&[(FieldId, Cell)]> =
             self.inserts.iter().map(Vec::as_slice).chain(self.updates.iter().map(|(_, c)| c.as_slice())).collect();
-        check_refs(state, ctx, auth, t, &all).await?;
+        let problems = ref_problems(state, ctx, auth, t, &all, &mut self.refusals).await?;
+        if !problems.is_empty() {
+            let rows: Vec<usize> = self.insert_rows.iter().chain(&self.update_rows).copied().collect();
+            let mut errs = FieldErrors::new();
+            for (i, f, code) in problems.into_iter().take(IMPORT_MAX_ERRORS) {
+                errs.push_owned(format!("row:{}:{f}", rows.get(i).copied().unwrap_or_default()), code);
+            }
+            return Err(AppError::Invalid(errs));
+        }
+        self.insert_rows.clear();
+        self.update_rows.clear();
         self.inserted += self.inserts.len();
         self.updated += self.updates.len();
         let inserts = std::mem::take(&mut self.inserts);
@@ -1595,5 +1756,40 @@ mod sjis_tests {
         let (back, _, bad) = encoding_rs::SHIFT_JIS.decode(&bytes);
         assert!(!bad);
         assert_eq!(back, "顧客,emoji ? ①\n?野家");
+    }
+}
+
+#[cfg(test)]
+mod export_tests {
+    use super::*;
+    use tokio_stream::StreamExt as _;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_export_whose_client_takes_nothing_stops_after_the_stall() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Piece>(1);
+        let stall = std::time::Duration::from_secs(60);
+        assert!(send_within(&tx, b"a".to_vec(), stall).await, "room in the channel");
+        let started = tokio::time::Instant::now();
+        assert!(!send_within(&tx, b"b".to_vec(), stall).await, "nobody took the first piece");
+        assert_eq!(started.elapsed(), stall);
+        assert!(rx.recv().await.is_some_and(|p| p.is_ok()));
+        drop(rx);
+        assert!(!send_within(&tx, b"c".to_vec(), stall).await, "the client has gone");
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_export_ends_with_an_error_and_a_finished_one_cleanly() {
+        for cut in [false, true] {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(2);
+            let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let body = export_body(rx, flag.clone());
+            tx.send(Ok(b"head".to_vec())).await.unwrap_or_default();
+            flag.store(cut, std::sync::atomic::Ordering::SeqCst);
+            drop(tx);
+            let pieces: Vec<Piece> = body.collect().await;
+            assert_eq!(pieces.len(), if cut { 2 } else { 1 });
+            assert!(pieces[0].is_ok());
+            assert_eq!(pieces.last().is_some_and(Result::is_err), cut);
+        }
     }
 }
