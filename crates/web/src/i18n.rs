@@ -340,6 +340,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "管理者：すべてのテーブルですべての権限を持ちます。",
     ),
     ("access.no_groups", "none", "なし"),
+    (
+        "access.disabled",
+        "This user is disabled: they can do nothing until enabled again, whatever the rights below.",
+        "このユーザーは無効です。有効に戻すまで、下の権限にかかわらず何もできません。",
+    ),
     ("access.groups", "Groups", "所属グループ"),
     ("access.yes", "allowed", "可"),
     ("access.no", "not allowed", "不可"),

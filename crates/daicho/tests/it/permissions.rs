@@ -1660,3 +1660,36 @@ async fn unticking_every_right_keeps_the_groups_field_and_row_rules() {
     assert_eq!(grant["fields"][&d.amount], "hidden", "{g}");
     assert_eq!(grant["rows"]["type"], "created_by_me", "{g}");
 }
+
+/// "What this user may do" shows what the engine enforces: each right's own records and the
+/// fields each writing right may not write, and whether the user is disabled.
+#[tokio::test]
+async fn what_a_user_may_do_shows_each_rights_own_records_and_fields() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let d = setup(&app, a).await;
+    grant(a, &d, json!({"rights": ["view"]})).await;
+    let g2 = a.post_json("/api/v1/groups", json!({"name": "編集"})).await.1["group"]["id"].as_str().unwrap().to_owned();
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/members"), json!({"members": [d.member_id]})).await;
+    let mut fields = serde_json::Map::new();
+    fields.insert(d.memo.clone(), json!("read_only"));
+    let body = json!({"rights": ["edit"], "rows": {"type": "created_by_me"}, "fields": fields});
+    let (s, v) = a.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/grants/{}", d.tid), body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await;
+    let row = v["tables"].as_array().unwrap().iter().find(|r| r["table"] == d.tid.as_str()).unwrap();
+    assert_eq!(row["rows"], "all", "{row}");
+    assert_eq!(row["rows_by_right"], json!({"view": "all", "edit": "created_by_me"}));
+    assert_eq!(row["read_only_by_right"], json!({"edit": ["メモ"]}));
+    assert_eq!(v["status"], "active");
+    let page = a.get(&format!("/admin/users/{}/access", d.member_id)).await.text().await.unwrap();
+    assert!(page.contains("View: All records") && page.contains("Edit: Records they created"), "{page}");
+    assert!(!page.contains("is disabled"));
+    let (s, _) = a.post_json(&format!("/api/v1/users/{}/disable", d.member_id), json!({})).await;
+    assert!(s.is_success());
+    let page = a.get(&format!("/admin/users/{}/access", d.member_id)).await.text().await.unwrap();
+    assert!(page.contains("This user is disabled"), "{page}");
+    let (_, v) = a.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await;
+    assert_eq!(v["status"], "disabled");
+}

@@ -170,9 +170,51 @@ pub struct AccessRow {
     pub table_id: String,
     pub table: String,
     pub rights: Vec<(&'static str, bool)>,
+    /// View's records ("all", "created_by_me", "user_is_me:<field>", alternatives joined by
+    /// " | ", rules all of which apply by " & ").
     pub rows: String,
+    /// Each right held with the records it covers (a right may cover fewer than view).
+    pub rows_by_right: Vec<(&'static str, String)>,
     pub hidden: Vec<String>,
+    /// Edit's read-only fields.
     pub read_only: Vec<String>,
+    /// Each writing right held (create, edit, import) with the fields it may not write.
+    pub read_only_by_right: Vec<(&'static str, Vec<String>)>,
+}
+
+/// Records a row scope covers, as `AccessRow::rows` writes them.
+fn rows_text(t: &TableDef, rows: &daicho_domain::RowScope) -> String {
+    if rows.is_all() {
+        return "all".into();
+    }
+    rows.all_of
+        .iter()
+        .map(|any| {
+            any.iter()
+                .map(|r| match r {
+                    RowRule::UserIsMe { field } => format!(
+                        "user_is_me:{}",
+                        t.fields.iter().find(|f| f.id == *field).map(|f| f.name.as_str()).unwrap_or("?")
+                    ),
+                    other => other.name().to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect::<Vec<_>>()
+        .join(" & ")
+}
+
+/// `rows_text` in words of the page's language.
+fn rows_words(lang: daicho_domain::Lang, text: &str) -> String {
+    let word = |rule: &str| match rule.split_once(':') {
+        Some(("user_is_me", field)) => format!("{} ({field})", crate::i18n::t(lang, "rows.user_is_me")),
+        _ => crate::i18n::t(lang, &format!("rows.{rule}")).to_owned(),
+    };
+    text.split(" & ")
+        .map(|any| any.split(" | ").map(word).collect::<Vec<_>>().join(" / "))
+        .collect::<Vec<_>>()
+        .join(" + ")
 }
 
 async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> AppResult<Vec<AccessRow>> {
@@ -192,33 +234,34 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
         let rights = access.rights();
         let view = who.authorize_table::<View>(&access).ok();
         let edit = who.authorize_table::<Edit>(&access).ok();
-        let rows = match &view {
-            None => String::new(),
-            Some(v) if v.rows().is_all() => "all".into(),
-            Some(v) => v
-                .rows()
-                .all_of
-                .iter()
-                .map(|any| {
-                    any.iter()
-                        .map(|r| match r {
-                            RowRule::UserIsMe { field } => format!(
-                                "user_is_me:{}",
-                                t.fields.iter().find(|f| f.id == *field).map(|f| f.name.as_str()).unwrap_or("?")
-                            ),
-                            other => other.name().to_owned(),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" | ")
-                })
-                .collect::<Vec<_>>()
-                .join(" & "),
-        };
+        let rows = view.as_ref().map(|v| rows_text(&t, v.rows())).unwrap_or_default();
+        // What the engine resolves for each right held: its own rows, and its fields.
+        let held: Vec<(TableRight, daicho_domain::RowScope, _)> = TableRight::ALL
+            .iter()
+            .filter(|r| rights.has(**r))
+            .filter_map(|r| access.resolve(*r).map(|(rows, fields)| (*r, rows, fields)))
+            .collect();
+        let rows_by_right = held.iter().map(|(r, rows, _)| (r.name(), rows_text(&t, rows))).collect();
+        let read_only_by_right = held
+            .iter()
+            .filter(|(r, _, _)| matches!(r, TableRight::Create | TableRight::Edit | TableRight::Import))
+            .map(|(r, _, fields)| {
+                let names = t
+                    .fields
+                    .iter()
+                    .filter(|f| fields.get(&f.id) == Some(&daicho_domain::FieldAccess::ReadOnly))
+                    .map(|f| f.name.as_str().to_owned())
+                    .collect();
+                (r.name(), names)
+            })
+            .collect();
         out.push(AccessRow {
             table_id: t.id.to_string(),
             table: t.name.as_str().to_owned(),
             rights: TableRight::ALL.iter().map(|r| (r.name(), rights.has(*r))).collect(),
             rows,
+            rows_by_right,
+            read_only_by_right,
             hidden: t
                 .fields
                 .iter()
@@ -633,8 +676,25 @@ struct UserAccessPage {
     login_id: String,
     display_name: String,
     is_admin: bool,
+    /// Disabled: nothing is allowed while so, whatever the rights below.
+    disabled: bool,
     groups: Vec<(String, String)>,
     rows: Vec<AccessRow>,
+    /// Per table (in `rows` order): its records in words, per right where rights differ.
+    rows_shown: Vec<Vec<(Option<&'static str>, String)>>,
+    /// Per table: read-only fields, per writing right where they differ.
+    read_only_shown: Vec<Vec<(Option<&'static str>, String)>>,
+}
+
+/// Per-right lines of a table's access, or one line without a right when every right held
+/// has the same.
+fn per_right(items: Vec<(&'static str, String)>) -> Vec<(Option<&'static str>, String)> {
+    let same = items.windows(2).all(|w| w[0].1 == w[1].1);
+    if same {
+        items.into_iter().take(1).map(|(_, v)| (None, v)).collect()
+    } else {
+        items.into_iter().map(|(r, v)| (Some(r), v)).collect()
+    }
 }
 
 pub async fn user_access_page(
@@ -661,7 +721,21 @@ pub async fn user_access_page(
         login_id: u.login_id.as_str().to_owned(),
         display_name: u.display_name.as_str().to_owned(),
         is_admin: u.role == daicho_domain::Role::TenantAdmin,
+        disabled: u.status != daicho_domain::UserStatus::Active,
         groups,
+        rows_shown: rows
+            .iter()
+            .map(|r| per_right(r.rows_by_right.iter().map(|(k, v)| (*k, rows_words(auth.lang, v))).collect()))
+            .collect(),
+        read_only_shown: rows
+            .iter()
+            .map(|r| {
+                per_right(r.read_only_by_right.iter().map(|(k, v)| (*k, v.join(", "))).collect())
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .collect()
+            })
+            .collect(),
         rows,
     }))
 }
@@ -797,14 +871,17 @@ pub async fn api_user_access(
     let rows = access_of(&state, &ctx, &auth, &u).await?;
     Ok(Json(json!({
         "user": u.id,
+        "status": u.status.as_str(),
         "administrator": u.role == daicho_domain::Role::TenantAdmin,
         "tables": rows.iter().map(|r| json!({
             "table": r.table_id,
             "name": r.table,
             "rights": r.rights.iter().filter(|(_, has)| *has).map(|(n, _)| *n).collect::<Vec<_>>(),
             "rows": r.rows,
+            "rows_by_right": r.rows_by_right.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "hidden_fields": r.hidden,
             "read_only_fields": r.read_only,
+            "read_only_by_right": r.read_only_by_right.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         })).collect::<Vec<_>>(),
     })))
 }
