@@ -45,10 +45,11 @@ async fn an_allowlist_refuses_sign_ins_and_requests_from_other_networks_and_cann
     let login_from = |ip: &'static str, tenant: &'static str, pw: String| {
         let c = app.client();
         let url = app.url("/api/v1/session");
+        // Typed with capitals: recorded as the login ID it is.
         async move {
             c.post(url)
                 .header("x-forwarded-for", ip)
-                .json(&json!({"tenant": tenant, "login_id": "member1", "password": pw}))
+                .json(&json!({"tenant": tenant, "login_id": " Member1", "password": pw}))
                 .send()
                 .await
                 .unwrap()
@@ -61,6 +62,8 @@ async fn an_allowlist_refuses_sign_ins_and_requests_from_other_networks_and_cann
     let (_, v) = cast.admin.get_json("/api/v1/audit?action=login.failure").await;
     assert_eq!(v["events"][0]["details"], "client IP not on the tenant's allowlist");
     assert_eq!(v["events"][0]["ip"], "203.0.113.5");
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=login.failure&login=member1").await;
+    assert_eq!(v["events"][0]["details"], "client IP not on the tenant's allowlist", "found under member1: {v}");
 
     // An open session used from another network is refused there, and recorded.
     let r = cast

@@ -28,6 +28,9 @@ pub enum LoginOutcome {
 
 fn failure_event(ctx: &Ctx, tried: &str, tenant: Option<daicho_domain::TenantId>, why: &str) -> NewAuditEvent {
     let mut e = ctx.event(AuditAction::LoginFailure, Outcome::Failure).details(why.to_owned());
+    // A well-formed login ID as the history's search compares it (login IDs are
+    // case-insensitive: "Taro " is found by "taro"); anything else exactly as it was sent.
+    let tried = LoginId::parse(tried).map(|l| l.as_str().to_owned()).unwrap_or_else(|_| tried.to_owned());
     e.actor_login = tried.chars().take(128).collect();
     e.tenant_id = tenant;
     e
