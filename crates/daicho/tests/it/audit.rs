@@ -3,6 +3,7 @@
 use daicho_domain::Clock;
 use daicho_testkit::TestApp;
 use daicho_testkit::reqwest::StatusCode;
+use serde_json::json;
 use time::Duration;
 
 #[tokio::test]
@@ -107,10 +108,12 @@ async fn the_export_is_a_bom_prefixed_csv_with_formulas_neutralised_and_is_itsel
     let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 1);
     assert_eq!(&rows[0][2], "'=cmd|' /C calc'!A0");
+    // Recorded when it starts (with its filter) and when it ends (with its count).
     let (_, v) = cast.admin.get_json("/api/v1/audit?action=audit.export").await;
-    let e = &v["events"][0];
-    assert_eq!(e["actor_login"], "admin");
-    assert!(e["details"].as_str().unwrap().contains("action=login.failure"));
+    let (end, start) = (&v["events"][0], &v["events"][1]);
+    assert_eq!((&start["actor_login"], &end["actor_login"]), (&json!("admin"), &json!("admin")));
+    assert!(start["details"].as_str().unwrap().contains("action=login.failure"), "{v}");
+    assert_eq!(end["details"], "finished: 1 events");
 }
 
 #[tokio::test]
@@ -142,6 +145,9 @@ async fn the_export_streams_more_events_than_one_batch() {
     }
     let text = cast.admin.get("/admin/audit/export.csv?action=login.failure").await.text().await.unwrap();
     assert_eq!(text.lines().count(), 1101, "header + 1100 rows");
+    // The export's end is recorded with its count (its body ends only after that).
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=audit.export").await;
+    assert_eq!(v["events"][0]["details"], "finished: 1100 events", "{v}");
     let (lines, ok) = daicho::operator::verify_audit(app.store()).await.unwrap();
     assert!(ok, "{lines:?}");
 }

@@ -150,6 +150,14 @@ pub fn csv_header() -> Vec<u8> {
     out
 }
 
+/// The last row of an export cut at [`EXPORT_MAX`]: no event, a note in the details column.
+fn truncated_row(sent: usize) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let note = format!("cut at {sent} events (the most one export holds): narrow the filter for the rest");
+    let _ = w.write_record(["", "", "", "", "", "", "", "", "", note.as_str(), ""]);
+    w.into_inner().unwrap_or_default()
+}
+
 pub fn csv_rows(events: &[AuditEvent]) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for e in events {
@@ -187,29 +195,51 @@ pub async fn export_audit(
     state.store.append_audit(ev).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let store = state.store.clone();
+    let mut finished = ctx.event_by(&auth.principal, AuditAction::AuditExport, Outcome::Success).target("audit_log");
+    let clock = state.clock.clone();
     tokio::spawn(async move {
-        if tx.send(Ok(csv_header())).await.is_err() {
-            return;
-        }
         let mut f = filter;
         let mut sent = 0usize;
-        loop {
-            match store.search_audit(&scope, &f, EXPORT_BATCH).await {
-                Ok(batch) if !batch.is_empty() => {
-                    sent += batch.len();
-                    f.before_seq = batch.last().map(|e| e.seq);
-                    let done = batch.len() < EXPORT_BATCH as usize || sent >= EXPORT_MAX;
-                    if tx.send(Ok(csv_rows(&batch))).await.is_err() || done {
-                        return;
+        // How it ended, for the closing entry.
+        let end = 'export: {
+            if tx.send(Ok(csv_header())).await.is_err() {
+                break 'export "interrupted after";
+            }
+            loop {
+                match store.search_audit(&scope, &f, EXPORT_BATCH).await {
+                    Ok(batch) if !batch.is_empty() => {
+                        sent += batch.len();
+                        f.before_seq = batch.last().map(|e| e.seq);
+                        let more = batch.len() == EXPORT_BATCH as usize;
+                        let mut bytes = csv_rows(&batch);
+                        // Cut at the limit: the file says so in a last row of its own.
+                        let cut = more && sent >= EXPORT_MAX;
+                        if cut {
+                            bytes.extend(truncated_row(sent));
+                        }
+                        if tx.send(Ok(bytes)).await.is_err() {
+                            break 'export "interrupted after";
+                        }
+                        if cut {
+                            break 'export "cut at the limit after";
+                        }
+                        if !more {
+                            break 'export "finished:";
+                        }
+                    }
+                    Ok(_) => break 'export "finished:",
+                    Err(e) => {
+                        tracing::error!(error = %e, "audit export failed mid-stream");
+                        let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
+                        break 'export "failed after";
                     }
                 }
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::error!(error = %e, "audit export failed mid-stream");
-                    let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
-                    return;
-                }
             }
+        };
+        finished.at = clock.now();
+        finished.details = format!("{end} {sent} events");
+        if let Err(e) = store.append_audit(finished).await {
+            tracing::error!(error = %e, "could not record the end of a history export");
         }
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
@@ -233,5 +263,22 @@ mod tests {
         assert_eq!(csv_cell("+81 3"), "'+81 3");
         assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(csv_cell("alice"), "alice");
+    }
+
+    #[test]
+    fn an_export_cut_at_the_limit_says_so_in_a_row_of_the_same_width() {
+        let text = String::from_utf8(truncated_row(EXPORT_MAX)).unwrap_or_default();
+        let header = String::from_utf8(csv_header()[3..].to_vec()).unwrap_or_default();
+        let width = |t: &str| {
+            csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(t.as_bytes())
+                .records()
+                .next()
+                .and_then(Result::ok)
+                .map(|r| r.len())
+        };
+        assert_eq!(width(&text), width(&header));
+        assert!(text.contains("cut at 1000000 events"), "{text}");
     }
 }
