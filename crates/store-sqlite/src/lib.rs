@@ -1256,48 +1256,49 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(internal)
     }
 
-    async fn set_table_grant(
+    async fn set_table_grants(
         &self,
         scope: &Scope<ManageGroups>,
-        grant: TableGrant,
-        event: NewAuditEvent,
+        grants: Vec<(TableGrant, NewAuditEvent)>,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        Self::check_group(&mut tx, scope.tenant_id(), grant.group).await?;
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_tables WHERE id = ? AND tenant_id = ?")
-            .bind(grant.table.to_string())
-            .bind(scope.tenant_id().to_string())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(internal)?;
-        Self::check_affected(n as u64)?;
-        // A grant without rights is removed only when it holds no rules either: rules on fields
-        // and rows stay when every right is unticked, so that ticking one again later does not
-        // bring back a field the group was not to see.
-        if grant.rights.is_empty() && grant.rows == daicho_domain::RowRule::All && grant.fields.is_empty() {
-            sqlx::query("DELETE FROM table_grants WHERE group_id = ? AND table_id = ?")
+        for (grant, event) in grants {
+            Self::check_group(&mut tx, scope.tenant_id(), grant.group).await?;
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_tables WHERE id = ? AND tenant_id = ?")
+                .bind(grant.table.to_string())
+                .bind(scope.tenant_id().to_string())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(internal)?;
+            Self::check_affected(n as u64)?;
+            // A grant without rights is removed only when it holds no rules either: rules on fields
+            // and rows stay when every right is unticked, so that ticking one again later does not
+            // bring back a field the group was not to see.
+            if grant.rights.is_empty() && grant.rows == daicho_domain::RowRule::All && grant.fields.is_empty() {
+                sqlx::query("DELETE FROM table_grants WHERE group_id = ? AND table_id = ?")
+                    .bind(grant.group.to_string())
+                    .bind(grant.table.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(internal)?;
+            } else {
+                let (rows, fields) = daicho_store::rows::grant_json(&grant)?;
+                sqlx::query(
+                    "INSERT INTO table_grants (group_id, table_id, rights, rows, fields) VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (group_id, table_id) DO UPDATE SET rights = excluded.rights, rows = excluded.rows, \
+                     fields = excluded.fields",
+                )
                 .bind(grant.group.to_string())
                 .bind(grant.table.to_string())
+                .bind(grant.rights.bits())
+                .bind(rows)
+                .bind(fields)
                 .execute(&mut *tx)
                 .await
                 .map_err(internal)?;
-        } else {
-            let (rows, fields) = daicho_store::rows::grant_json(&grant)?;
-            sqlx::query(
-                "INSERT INTO table_grants (group_id, table_id, rights, rows, fields) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (group_id, table_id) DO UPDATE SET rights = excluded.rights, rows = excluded.rows, \
-                 fields = excluded.fields",
-            )
-            .bind(grant.group.to_string())
-            .bind(grant.table.to_string())
-            .bind(grant.rights.bits())
-            .bind(rows)
-            .bind(fields)
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?;
+            }
+            Self::append_in(&mut tx, event).await?;
         }
-        Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
     }
 

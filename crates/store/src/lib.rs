@@ -875,12 +875,21 @@ pub trait Store: Send + Sync + 'static {
         members: Vec<UserId>,
         event: NewAuditEvent,
     ) -> StoreResult<()>;
-    /// Sets one group's grant on one table; a grant without rights is removed.
+    /// Sets one group's grant on one table; a grant without rights (and without rules) is
+    /// removed.
     async fn set_table_grant(
         &self,
         scope: &Scope<ManageGroups>,
         grant: TableGrant,
         event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        self.set_table_grants(scope, vec![(grant, event)]).await
+    }
+    /// Sets several grants (each with its event) in one transaction: all or none.
+    async fn set_table_grants(
+        &self,
+        scope: &Scope<ManageGroups>,
+        grants: Vec<(TableGrant, NewAuditEvent)>,
     ) -> StoreResult<()>;
     /// The grants that reach a user through their groups, for "what may this user do".
     async fn grants_of_user(&self, scope: &Scope<ManageGroups>, user: UserId) -> StoreResult<Vec<TableGrant>>;

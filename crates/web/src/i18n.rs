@@ -880,6 +880,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.cannot_change_self", "You cannot do this to your own account.", "自分自身のアカウントには実行できません。"),
     ("err.unknown", "This value is not valid.", "値が正しくありません。"),
     (
+        "err.changed_meanwhile",
+        "Someone changed these rights meanwhile, so nothing was saved. They are shown as they are now; make your change again.",
+        "その間に他の人が権限を変更したため、保存していません。現在の権限を表示していますので、もう一度変更してください。",
+    ),
+    (
         "err.bad_csv",
         "This line is not valid CSV (check its quotes); nothing was imported.",
         "CSVとして読めない行です（引用符を確認してください）。何も取り込まれていません。",

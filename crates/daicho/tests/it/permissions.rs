@@ -1693,3 +1693,74 @@ async fn what_a_user_may_do_shows_each_rights_own_records_and_fields() {
     let (_, v) = a.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await;
     assert_eq!(v["status"], "disabled");
 }
+
+/// The matrix form saves only the tables its admin changed, in one transaction; a table whose
+/// rights someone else changed since the page was shown is refused (409, nothing saved), not
+/// overwritten; a refused rename keeps what was typed and says why.
+#[tokio::test]
+async fn the_matrix_saves_only_what_its_admin_changed_and_never_overwrites_a_change_made_meanwhile() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let d = setup(&app, a).await;
+    grant(a, &d, json!({"rights": ["view"]})).await;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "第二"})).await;
+    let second = v["table"]["id"].as_str().unwrap().to_owned();
+    let page_url = format!("/admin/groups/{}", d.group);
+    let matrix = format!("{page_url}/grants");
+    let page = a.get(&page_url).await.text().await.unwrap();
+    let was = |tid: &str| {
+        let marker = format!("name=\"was.{tid}\" value=\"");
+        page.split(&marker).nth(1).unwrap().split('"').next().unwrap().to_owned()
+    };
+    let (was_first, was_second) = (was(&d.tid), was(&second));
+    // Meanwhile another admin grants view on the second table.
+    let (s, _) = a
+        .send_json(Method::PUT, &format!("/api/v1/groups/{}/grants/{second}", d.group), json!({"rights": ["view"]}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // This admin adds edit on the first table and leaves the second as the page showed it.
+    let form = |first_rights: &[&str], second_rights: &[&str]| {
+        let mut f: Vec<(String, String)> = vec![
+            (format!("was.{}", d.tid), was_first.clone()),
+            (format!("was.{second}"), was_second.clone()),
+            (format!("rows.{}", d.tid), "all".into()),
+            (format!("rows.{second}"), "all".into()),
+        ];
+        f.extend(first_rights.iter().map(|r| (format!("right.{}", d.tid), (*r).to_owned())));
+        f.extend(second_rights.iter().map(|r| (format!("right.{second}"), (*r).to_owned())));
+        f
+    };
+    let group_url = format!("/api/v1/groups/{}", d.group);
+    let group_url = &group_url;
+    let rights_of = |tid: String| async move {
+        let (_, g) = a.get_json(group_url).await;
+        g["group"]["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|gr| gr["table"] == tid.as_str())
+            .map(|gr| gr["rights"].clone())
+    };
+    let f = form(&["view", "edit"], &[]);
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = a.post_form(&matrix, &pairs).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(rights_of(d.tid.clone()).await, Some(json!(["view", "edit"])));
+    assert_eq!(rights_of(second.clone()).await, Some(json!(["view"])), "the other admin's change stays");
+    // Changing the second table from the old page: refused, nothing saved, the page says so.
+    let f = form(&["view"], &["export", "view"]);
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = a.post_form(&matrix, &pairs).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("Someone changed these rights meanwhile"));
+    assert_eq!(rights_of(d.tid.clone()).await, Some(json!(["view", "edit"])), "nothing saved");
+    assert_eq!(rights_of(second.clone()).await, Some(json!(["view"])));
+    // A rename to a name another group has: the typed name stays, with the reason.
+    a.post_json("/api/v1/groups", json!({"name": "経理"})).await;
+    let r = a.post_form(&format!("{page_url}/edit"), &[("name", "経理"), ("description", "新しい説明")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("value=\"経理\"") && page.contains("新しい説明"), "{page}");
+    assert!(page.contains("This value is already in use.") && page.contains("aria-invalid=\"true\""), "{page}");
+}

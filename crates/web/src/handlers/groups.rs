@@ -360,6 +360,15 @@ pub struct MatrixRow {
     pub rights: Vec<(&'static str, bool)>,
     pub rows: String,
     pub restricted: usize,
+    /// The grant as the page showed it (`matrix_token`), sent back with the form: a table the
+    /// admin left as it was is not saved again, and one changed by someone else meanwhile is
+    /// refused rather than overwritten.
+    pub was: String,
+}
+
+/// A table's rights and records on the matrix page, as one token.
+fn matrix_token(rights: Rights, rows: &RowRule) -> String {
+    format!("{}:{}", rights.bits(), rows.name())
 }
 
 #[derive(Template)]
@@ -372,6 +381,9 @@ struct GroupPage {
     members: Vec<MemberRow>,
     matrix: Vec<MatrixRow>,
     errors: Errors,
+    /// The details form's values: as stored, or as sent when they were refused.
+    f_name: String,
+    f_description: String,
 }
 
 async fn group_page(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId, errors: Errors) -> AppResult<GroupPage> {
@@ -384,6 +396,8 @@ async fn group_page(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId, error
         id: g.id.to_string(),
         name: g.name.as_str().to_owned(),
         description: g.description.clone(),
+        f_name: g.name.as_str().to_owned(),
+        f_description: g.description.clone(),
         // Active users to choose from; a disabled member stays listed so that they can be taken out.
         members: users
             .iter()
@@ -401,6 +415,7 @@ async fn group_page(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId, error
                     rights: TableRight::ALL.iter().map(|r| (r.name(), rights.has(*r))).collect(),
                     rows: grant.map(|gr| gr.rows.name()).unwrap_or("all").to_owned(),
                     restricted: grant.map(|gr| gr.fields.len()).unwrap_or(0),
+                    was: matrix_token(rights, &grant.map(|gr| gr.rows).unwrap_or_default()),
                 }
             })
             .collect(),
@@ -433,7 +448,10 @@ pub async fn edit_page(
     match rename(&state, &ctx, &auth, id, &f.name, &f.description).await {
         Ok(()) => Ok(redirect_see_other(&format!("/admin/groups/{id}?done=group_saved"))),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
-            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &group_page(&state, &ctx, &auth, id, Errors(e)).await?))
+            let mut page = group_page(&state, &ctx, &auth, id, Errors(e)).await?;
+            // What was typed stays in the form, next to what is wrong with it.
+            (page.f_name, page.f_description) = (f.name.clone(), f.description.clone());
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),
     }
@@ -471,7 +489,7 @@ pub async fn matrix_page(
     let id = group_id(&gid)?;
     let g = find_group(&state, &scope, id).await?;
     let tables = tables_of(&state, &auth, &ctx).await?;
-    let mut changes = Vec::new();
+    let (mut changes, mut stale) = (Vec::new(), Vec::new());
     for t in &tables {
         let key = t.id.to_string();
         let mut rights = Rights::NONE;
@@ -488,6 +506,17 @@ pub async fn matrix_page(
             _ => old.map(|gr| gr.rows).unwrap_or_default(),
         };
         let fields = old.map(|gr| gr.fields.clone()).unwrap_or_default();
+        let now = matrix_token(old.map(|gr| gr.rights).unwrap_or_default(), &old.map(|gr| gr.rows).unwrap_or_default());
+        if let Some((_, was)) = pairs.iter().find(|(k, _)| k.strip_prefix("was.") == Some(key.as_str())) {
+            if *was == matrix_token(rights, &rows) {
+                // Left as the page showed it: not saved again (someone else may have changed it).
+                continue;
+            }
+            if *was != now {
+                stale.push(t.name.as_str().to_owned());
+                continue;
+            }
+        }
         let changed =
             old.map(|gr| (gr.rights, gr.rows)) != Some((rights, rows)) && !(old.is_none() && rights.is_empty());
         if changed {
@@ -495,12 +524,23 @@ pub async fn matrix_page(
             keep_absent_field_rules(t, old, &mut grant);
             // Every table is checked before any is saved: the matrix is saved whole or not at all.
             check_grant(t, old, &grant).map_err(AppError::Invalid)?;
-            changes.push(grant);
+            let ev = ctx
+                .event_by(&auth.principal, AuditAction::GroupGrant, Outcome::Success)
+                .target(format!("group:{} table:{}", grant.group, grant.table))
+                .details(describe_grant(t, &grant));
+            changes.push((grant, ev));
         }
     }
-    for grant in changes {
-        set_grant(&state, &ctx, &auth, grant).await?;
+    if !stale.is_empty() {
+        // Someone changed these tables' rights meanwhile: nothing is saved; the page shows
+        // the rights as they are now.
+        let mut e = FieldErrors::new();
+        e.push("matrix", "changed_meanwhile");
+        let page = group_page(&state, &ctx, &auth, id, Errors(e)).await?;
+        return Ok(render_status(StatusCode::CONFLICT, &page));
     }
+    // One transaction: the matrix is saved whole or not at all.
+    state.store.set_table_grants(&scope, changes).await?;
     Ok(redirect_see_other(&format!("/admin/groups/{id}?done=group_saved")))
 }
 
