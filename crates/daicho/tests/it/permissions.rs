@@ -1763,4 +1763,16 @@ async fn the_matrix_saves_only_what_its_admin_changed_and_never_overwrites_a_cha
     let page = r.text().await.unwrap();
     assert!(page.contains("value=\"経理\"") && page.contains("新しい説明"), "{page}");
     assert!(page.contains("This value is already in use.") && page.contains("aria-invalid=\"true\""), "{page}");
+    // The history says what a rename and a deletion changed: the old name, the members and
+    // grants that went.
+    let r = a.post_form(&format!("{page_url}/edit"), &[("name", "営業二課"), ("description", "")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) = a.get_json("/api/v1/audit?action=group.update").await;
+    let details = v["events"][0]["details"].as_str().unwrap();
+    assert!(details.starts_with("name: 営業 <Sales> -> 営業二課; description: "), "{details}");
+    let (s, _) = a.send_json(Method::DELETE, group_url, json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = a.get_json("/api/v1/audit?action=group.delete").await;
+    let details = v["events"][0]["details"].as_str().unwrap();
+    assert!(details.contains(&format!("members={}", d.member_id)) && details.contains("rights=view,edit"), "{details}");
 }

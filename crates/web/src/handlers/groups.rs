@@ -84,12 +84,25 @@ fn describe_grant(t: &TableDef, g: &TableGrant) -> String {
         .iter()
         .filter_map(|(f, a)| t.fields.iter().find(|d| d.id == *f).map(|d| format!("{}={}", d.name.as_str(), a.name())))
         .collect();
+    let rows = match g.rows {
+        RowRule::UserIsMe { field } => format!(
+            "user_is_me:{}",
+            t.fields
+                .iter()
+                .find(|f| f.id == field)
+                .map(|f| f.name.as_str().to_owned())
+                .unwrap_or_else(|| field.to_string())
+        ),
+        other => other.name().to_owned(),
+    };
+    // Rules on fields in the trash are kept with the grant: named by id.
+    let kept = g.fields.keys().filter(|f| !t.fields.iter().any(|d| d.id == **f)).count();
     format!(
-        "table={}; rights={}; rows={}; fields={}",
+        "table={}; rights={}; rows={rows}; fields={}{}",
         t.name.as_str(),
         if rights.is_empty() { "none".into() } else { rights.join(",") },
-        g.rows.name(),
-        if fields.is_empty() { "all editable".into() } else { fields.join(",") }
+        if fields.is_empty() { "all editable".into() } else { fields.join(",") },
+        if kept > 0 { format!(" (+{kept} on fields in the trash)") } else { String::new() }
     )
 }
 
@@ -117,20 +130,36 @@ async fn create(state: &AppState, ctx: &Ctx, auth: &Auth, name: &str, descriptio
 async fn rename(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId, name: &str, description: &str) -> AppResult<()> {
     let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
     let (name, description) = parse_name(name, description).map_err(AppError::Invalid)?;
+    let old = find_group(state, &scope, id).await?;
+    let mut changes = vec![format!("name: {} -> {}", old.name.as_str(), name.as_str())];
+    if old.description != description {
+        changes.push(format!("description: {:?} -> {:?}", old.description, description));
+    }
     let ev = ctx
         .event_by(&auth.principal, AuditAction::GroupUpdate, Outcome::Success)
         .target(format!("group:{id}"))
-        .details(format!("name={}", name.as_str()));
+        .details(changes.join("; "));
     Ok(state.store.update_group(&scope, id, name, description, ev).await?)
 }
 
 async fn remove(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId) -> AppResult<()> {
     let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
     let g = find_group(state, &scope, id).await?;
+    // What went with it: who was in it and what it granted.
+    let tables = tables_of(state, auth, ctx).await?;
+    let grants: Vec<String> = g
+        .grants
+        .iter()
+        .map(|gr| match tables.iter().find(|t| t.id == gr.table) {
+            Some(t) => describe_grant(t, gr),
+            None => format!("table:{}; rights={}", gr.table, gr.rights.bits()),
+        })
+        .collect();
+    let members: Vec<String> = g.members.iter().map(ToString::to_string).collect();
     let ev = ctx
         .event_by(&auth.principal, AuditAction::GroupDelete, Outcome::Success)
         .target(format!("group:{id}"))
-        .details(format!("name={}", g.name.as_str()));
+        .details(format!("name={}; members={}; grants=[{}]", g.name.as_str(), members.join(","), grants.join(" | ")));
     Ok(state.store.delete_group(&scope, id, ev).await?)
 }
 
