@@ -733,6 +733,22 @@ async fn the_import_page_takes_a_file_upload_with_its_csrf_token_and_lists_probl
         f.part("file", Part::bytes(csv.as_bytes().to_vec()).file_name("c.csv")).text("encoding", "auto").text("key", "")
     };
     let url = cast.admin.url(&format!("/tables/{tid}/import"));
+    // The keys offered for updates: the unique field and the record number (auto-number).
+    let (s, v) = cast
+        .admin
+        .post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": "番号", "kind": {"type": "auto_number"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (company, number) = (field_id(&v["table"], "会社名"), field_id(&v["table"], "番号"));
+    let page = cast.admin.get(&format!("/tables/{tid}/import")).await.text().await.unwrap();
+    let keys: Vec<&str> = page
+        .split("<option value=\"")
+        .skip(1)
+        .filter_map(|o| o.split('"').next())
+        .filter(|v| !v.is_empty() && !["auto", "utf-8", "shift_jis"].contains(v))
+        .collect();
+    assert_eq!(keys, [company.as_str(), number.as_str()], "{page}");
+    assert!(page.contains("64 MiB"));
     // Without the session's token the upload is refused before anything is read.
     let r = cast.admin.client.post(&url).multipart(form(None, "会社名\nX\n")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);

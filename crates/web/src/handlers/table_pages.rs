@@ -1350,9 +1350,13 @@ fn import_page(
     state: &AppState,
     ctx: &Ctx,
     auth: &Auth,
+    open: &OpenTable,
     t: &TableDef,
     problems: Vec<(String, &'static str)>,
 ) -> ImportPage {
+    // The keys an update may use: unique fields and record numbers the importer may view (an
+    // update finds its records by reading them); none without view.
+    let view = auth.principal.authorize_table::<View>(&open.access).ok();
     ImportPage {
         p: Page::for_user(auth, "import.title", "tables", &ctx.request_id),
         table_id: t.id.to_string(),
@@ -1360,11 +1364,12 @@ fn import_page(
         keys: t
             .fields
             .iter()
-            .filter(|f| f.rules.unique)
+            .filter(|f| (f.rules.unique || f.kind.is_generated()) && view.as_ref().is_some_and(|v| v.sees(f.id)))
             .map(|f| (f.id.to_string(), f.name.as_str().to_owned()))
             .collect(),
         problems,
-        max_mib: state.settings.max_import_bytes / (1024 * 1024),
+        // The whole upload's limit, in MiB as enforced (whole MiB shown rounded down).
+        max_mib: state.settings.body_limit_for(&format!("/tables/{}/import", t.id)) / (1024 * 1024),
     }
 }
 
@@ -1376,7 +1381,7 @@ pub async fn import_form(
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<Import>(&state, &ctx, &open).await?;
-    Ok(render(&import_page(&state, &ctx, &auth, &open.seen_by(&scope), Vec::new())))
+    Ok(render(&import_page(&state, &ctx, &auth, &open, &open.seen_by(&scope), Vec::new())))
 }
 
 /// "row 3, 従業員数" for an import error's location.
@@ -1543,7 +1548,7 @@ pub async fn import_upload(
             Ok(f) => f,
             Err(daicho_store::StoreError::NotFound) => {
                 let problems = problems_of(FieldErrors::single("file", "staged_expired"));
-                return Ok(render_status(StatusCode::GONE, &import_page(&state, &ctx, &auth, &t, problems)));
+                return Ok(render_status(StatusCode::GONE, &import_page(&state, &ctx, &auth, &open, &t, problems)));
             }
             Err(e) => return Err(e.into()),
         };
@@ -1567,7 +1572,7 @@ pub async fn import_upload(
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
-            let page = import_page(&state, &ctx, &auth, &t, problems_of(e));
+            let page = import_page(&state, &ctx, &auth, &open, &t, problems_of(e));
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),
