@@ -905,6 +905,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "同じフィールドを指す列が2つあります。どちらか一方にしてください。",
     ),
     (
+        "err.duplicate_in_file",
+        "An earlier row of the file has this value too, and the field takes each value once.",
+        "ファイルの前の行にも同じ値があります。このフィールドには同じ値を1回しか入れられません。",
+    ),
+    (
         "err.duplicate_key",
         "This key value appears in an earlier row of the file too.",
         "このキーの値はファイルの前の行にもあります。",

@@ -853,6 +853,30 @@ async fn an_imports_links_are_reported_by_row_and_a_target_out_of_view_is_a_reco
     assert!(refused, "{v}");
 }
 
+/// Two rows of a file with the same value in a unique field are reported by row (the second
+/// one), nothing imported; a value the table already holds is reported by field.
+#[tokio::test]
+async fn a_unique_value_twice_in_one_file_is_reported_by_its_row() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, table) = customers(&cast.admin).await;
+    let company = field_id(&table, "会社名");
+    let (s, v) = import(&cast.admin, &tid, "", "会社名\nアクメ\nベータ\nアクメ\n".into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let at: Vec<(&str, &str)> = v["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["field"].as_str().unwrap(), f["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(at, [(format!("row:4:{company}").as_str(), "duplicate_in_file")]);
+    assert_eq!(record_count(&cast.admin, &tid).await, 0);
+    assert_eq!(import(&cast.admin, &tid, "", "会社名\nアクメ\n".into()).await.0, StatusCode::OK);
+    let (s, v) = import(&cast.admin, &tid, "", "会社名\nガンマ\nアクメ\n".into()).await;
+    assert_eq!((s, &v["error"]["fields"][0]["field"]), (StatusCode::CONFLICT, &json!(company)), "{v}");
+    assert_eq!(record_count(&cast.admin, &tid).await, 1);
+}
+
 /// A bulk edit that has to wait for another writer's change of the same record checks, and
 /// records in the history, the record as that change left it: the history's "before" is the
 /// other writer's value, not the copy read before the wait (PostgreSQL: the row is locked as it

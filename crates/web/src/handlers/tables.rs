@@ -1496,6 +1496,15 @@ pub(crate) async fn import_csv(
     let mut sender = Some(sender);
     let mut part = ImportBatch::default();
     let mut seen_keys = std::collections::HashSet::new();
+    // Unique fields other than the key (whose duplicates `seen_keys` finds), and the values
+    // the file has given them so far.
+    let unique_fields: Vec<FieldId> = t
+        .fields
+        .iter()
+        .filter(|f| f.rules.unique && key_field.as_ref().is_none_or(|(kf, _, _)| kf.id != f.id))
+        .map(|f| f.id)
+        .collect();
+    let mut seen_unique: std::collections::HashSet<(FieldId, String)> = std::collections::HashSet::new();
     for (i, rec) in rdr.records().enumerate() {
         let row = i + 2;
         if i >= IMPORT_MAX_ROWS {
@@ -1565,6 +1574,18 @@ pub(crate) async fn import_csv(
         } else {
             parse_values(t, &values, existing.is_none(), &writes)
         };
+        // Two rows of the file with the same value in a unique field: named by row here (the
+        // database would refuse the second without saying which row it was).
+        let parsed = parsed.and_then(|cells| {
+            let mut dup = FieldErrors::new();
+            for (f, c) in &cells {
+                if !matches!(c, Cell::Null) && unique_fields.contains(f) && !seen_unique.insert((*f, format!("{c:?}")))
+                {
+                    dup.push_owned(f.to_string(), "duplicate_in_file");
+                }
+            }
+            if dup.is_empty() { Ok(cells) } else { Err(AppError::Invalid(dup)) }
+        });
         match parsed {
             Ok(cells) => match existing {
                 Some(id) => {
