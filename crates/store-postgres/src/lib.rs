@@ -1632,7 +1632,7 @@ impl Store for PgStore {
                 format!("DROP INDEX IF EXISTS i_{}", field.id.as_uuid().simple()),
                 format!("DROP INDEX IF EXISTS {}", ut::unique_ident(field.id)),
             ] {
-                sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(internal)?;
+                exclusive_ddl(&mut tx, ddl).await.map_err(internal)?;
             }
         }
         // Values whose stored form changes (for a new type, every value).
@@ -1672,7 +1672,7 @@ impl Store for PgStore {
             // Pass two: the new values go into a new column that then takes the field's place.
             rewritten = report.records;
             let ddl = format!("ALTER TABLE {t} ADD COLUMN {tmp} {}", column_type(&field));
-            sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(column_error)?;
+            exclusive_ddl(&mut tx, ddl).await.map_err(column_error)?;
             let write = format!("UPDATE {t} SET {tmp} = {} WHERE id = {}", ph(1), ph(2));
             let mut after = 0i64;
             loop {
@@ -1700,7 +1700,7 @@ impl Store for PgStore {
             for ddl in
                 [format!("ALTER TABLE {t} DROP COLUMN {col}"), format!("ALTER TABLE {t} RENAME COLUMN {tmp} TO {col}")]
             {
-                sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(internal)?;
+                exclusive_ddl(&mut tx, ddl).await.map_err(internal)?;
             }
         }
         if check_unique {
@@ -3404,7 +3404,7 @@ impl PgStore {
                         .rows_affected();
                 Self::check_affected(n)?;
                 for ddl in drop_storage(table) {
-                    sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(internal)?;
+                    exclusive_ddl(&mut tx, ddl).await.map_err(internal)?;
                 }
             }
             Some(f) => {
@@ -3421,7 +3421,7 @@ impl PgStore {
                 .rows_affected();
                 Self::check_affected(n)?;
                 for ddl in drop_column(table, f) {
-                    sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut *tx).await.map_err(internal)?;
+                    exclusive_ddl(&mut tx, ddl).await.map_err(internal)?;
                 }
                 // Deleted for good means out of the records' histories too (an entry that
                 // changed only this field goes with it).
@@ -3877,17 +3877,24 @@ async fn lock_for_design(tx: &mut Transaction<'static, Postgres>, tenant: Tenant
     if ours.is_none() {
         return Err(StoreError::NotFound);
     }
-    // Every lock this change waits for from here (this one, and its DDL's exclusive lock behind
-    // a running export's reads) is waited for at most 5 s, then it is refused as busy (503):
-    // a DDL statement waiting in the lock queue would hold up every later read of the table.
-    sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut **tx).await.map_err(internal)?;
+    // Waited for at most 5 s (then refused as busy, 503), like the change's statements that
+    // take the table's exclusive lock (`exclusive_ddl`); its other waits are not bounded.
     let lock = format!("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", ut::table_ident(table));
-    sqlx::query(AssertSqlSafe(lock)).persistent(false).execute(&mut **tx).await.map_err(|e| {
-        match e.as_database_error().and_then(|d| d.code()).as_deref() {
-            Some("42P01") => StoreError::NotFound,
-            _ => internal(e),
-        }
+    exclusive_ddl(tx, lock).await.map_err(|e| match e.as_database_error().and_then(|d| d.code()).as_deref() {
+        Some("42P01") => StoreError::NotFound,
+        _ => internal(e),
     })?;
+    Ok(())
+}
+
+/// Runs a statement on a user table that waits for its lock (DDL takes the table's exclusive
+/// lock) for at most 5 s, then fails (55P03, refused as busy): while a statement waits in the
+/// lock queue, every later read of the table waits behind it, and an export's reads hold the
+/// table for as long as the export runs. Inside the caller's transaction.
+async fn exclusive_ddl(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql("SET LOCAL lock_timeout = '5s'").execute(&mut *conn).await?;
+    sqlx::query(AssertSqlSafe(sql)).persistent(false).execute(&mut *conn).await?;
+    sqlx::raw_sql("SET LOCAL lock_timeout = DEFAULT").execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -4031,7 +4038,7 @@ async fn add_column(tx: &mut Transaction<'static, Postgres>, table: TableId, fie
         ut::field_ident(field.id),
         column_type(field)
     );
-    sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut **tx).await.map_err(column_error)?;
+    exclusive_ddl(tx, ddl).await.map_err(column_error)?;
     for ddl in field_indexes(table, field) {
         sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut **tx).await.map_err(internal)?;
     }

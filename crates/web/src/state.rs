@@ -40,7 +40,8 @@ impl Default for WebSettings {
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 64 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
-            export_stall: std::time::Duration::from_secs(60),
+            // A client must take a piece (64 KiB) within this: about 220 bytes a second.
+            export_stall: std::time::Duration::from_secs(300),
             login_ip_max_failures: 30,
             login_ip_window_minutes: 15,
         }

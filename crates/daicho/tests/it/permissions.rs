@@ -1674,6 +1674,8 @@ async fn what_a_user_may_do_shows_each_rights_own_records_and_fields() {
     a.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/members"), json!({"members": [d.member_id]})).await;
     let mut fields = serde_json::Map::new();
     fields.insert(d.memo.clone(), json!("read_only"));
+    // Hidden from this group alone: view (through the other group) shows it, edit may not write it.
+    fields.insert(d.amount.clone(), json!("hidden"));
     let body = json!({"rights": ["edit"], "rows": {"type": "created_by_me"}, "fields": fields});
     let (s, v) = a.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/grants/{}", d.tid), body).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -1681,7 +1683,8 @@ async fn what_a_user_may_do_shows_each_rights_own_records_and_fields() {
     let row = v["tables"].as_array().unwrap().iter().find(|r| r["table"] == d.tid.as_str()).unwrap();
     assert_eq!(row["rows"], "all", "{row}");
     assert_eq!(row["rows_by_right"], json!({"view": "all", "edit": "created_by_me"}));
-    assert_eq!(row["read_only_by_right"], json!({"edit": ["メモ"]}));
+    assert_eq!(row["read_only_by_right"], json!({"edit": ["金額", "メモ"]}));
+    assert_eq!(row["hidden_fields"], json!([]), "view shows every field");
     assert_eq!(v["status"], "active");
     let page = a.get(&format!("/admin/users/{}/access", d.member_id)).await.text().await.unwrap();
     assert!(page.contains("View: All records") && page.contains("Edit: Records they created"), "{page}");
@@ -1756,6 +1759,45 @@ async fn the_matrix_saves_only_what_its_admin_changed_and_never_overwrites_a_cha
     assert!(r.text().await.unwrap().contains("Someone changed these rights meanwhile"));
     assert_eq!(rights_of(d.tid.clone()).await, Some(json!(["view", "edit"])), "nothing saved");
     assert_eq!(rights_of(second.clone()).await, Some(json!(["view"])));
+    // A table the page did not show (made since) is left alone by the form, and a table whose
+    // "records assigned to them" rule (no choice for it on the matrix) someone changed
+    // meanwhile does not refuse a change elsewhere.
+    let grants_url = format!("/api/v1/groups/{}/grants/{}", d.group, d.tid);
+    let assigned = json!({"rights": ["view", "edit"], "rows": {"type": "user_is_me", "field": d.owner}});
+    assert_eq!(a.send_json(Method::PUT, &grants_url, assigned).await.0, StatusCode::OK);
+    let page = a.get(&page_url).await.text().await.unwrap();
+    let token = |tid: &str| {
+        let marker = format!("name=\"was.{tid}\" value=\"");
+        page.split(&marker).nth(1).unwrap().split('"').next().unwrap().to_owned()
+    };
+    let (was_first, was_second) = (token(&d.tid), token(&second));
+    assert!(!page.contains(&format!("name=\"rows.{}\"", d.tid)), "no choice for an assigned-to rule");
+    let everyone = json!({"rights": ["view", "edit"], "rows": {"type": "all"}});
+    assert_eq!(a.send_json(Method::PUT, &grants_url, everyone).await.0, StatusCode::OK);
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "第三"})).await;
+    let third = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, _) = a
+        .send_json(Method::PUT, &format!("/api/v1/groups/{}/grants/{third}", d.group), json!({"rights": ["view"]}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let f = vec![
+        (format!("was.{}", d.tid), was_first.clone()),
+        (format!("was.{second}"), was_second.clone()),
+        (format!("rows.{second}"), "all".to_owned()),
+        (format!("right.{}", d.tid), "view".to_owned()),
+        (format!("right.{}", d.tid), "edit".to_owned()),
+        (format!("right.{second}"), "view".to_owned()),
+        (format!("right.{second}"), "export".to_owned()),
+    ];
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = a.post_form(&matrix, &pairs).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(rights_of(second.clone()).await, Some(json!(["view", "export"])), "the change asked for");
+    assert_eq!(rights_of(third.clone()).await, Some(json!(["view"])), "a table the page did not show stays");
+    let (_, g) = a.get_json(group_url).await;
+    let first =
+        g["group"]["grants"].as_array().unwrap().iter().find(|gr| gr["table"] == d.tid.as_str()).unwrap().clone();
+    assert_eq!(first["rows"]["type"], "all", "the other admin's change stays: {first}");
     // A rename to a name another group has: the typed name stays, with the reason.
     a.post_json("/api/v1/groups", json!({"name": "経理"})).await;
     let r = a.post_form(&format!("{page_url}/edit"), &[("name", "経理"), ("description", "新しい説明")]).await;

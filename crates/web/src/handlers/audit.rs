@@ -210,8 +210,12 @@ pub async fn export_audit(
                     Ok(batch) if !batch.is_empty() => {
                         sent += batch.len();
                         f.before_seq = batch.last().map(|e| e.seq);
-                        let more = batch.len() == EXPORT_BATCH as usize;
+                        let mut more = batch.len() == EXPORT_BATCH as usize;
                         let mut bytes = csv_rows(&batch);
+                        // At the limit with a full batch: is there an event beyond it?
+                        if more && sent >= EXPORT_MAX {
+                            more = store.search_audit(&scope, &f, 1).await.map(|b| !b.is_empty()).unwrap_or(true);
+                        }
                         // Cut at the limit: the file says so in a last row of its own.
                         let cut = more && sent >= EXPORT_MAX;
                         if cut {

@@ -204,6 +204,8 @@ pub struct AccessRow {
     pub rows: String,
     /// Each right held with the records it covers (a right may cover fewer than view).
     pub rows_by_right: Vec<(&'static str, String)>,
+    /// The same in words of the reader's language.
+    pub rows_words_by_right: Vec<(&'static str, String)>,
     pub hidden: Vec<String>,
     /// Edit's read-only fields.
     pub read_only: Vec<String>,
@@ -234,16 +236,21 @@ fn rows_text(t: &TableDef, rows: &daicho_domain::RowScope) -> String {
         .join(" & ")
 }
 
-/// `rows_text` in words of the page's language.
-fn rows_words(lang: daicho_domain::Lang, text: &str) -> String {
-    let word = |rule: &str| match rule.split_once(':') {
-        Some(("user_is_me", field)) => format!("{} ({field})", crate::i18n::t(lang, "rows.user_is_me")),
-        _ => crate::i18n::t(lang, &format!("rows.{rule}")).to_owned(),
+/// The records a row scope covers, in words of the page's language (alternatives joined by
+/// " / ", rules that all apply by " + ").
+fn rows_words(lang: daicho_domain::Lang, t: &TableDef, rows: &daicho_domain::RowScope) -> String {
+    if rows.is_all() {
+        return crate::i18n::t(lang, "rows.all").to_owned();
+    }
+    let word = |r: &RowRule| match r {
+        RowRule::UserIsMe { field } => format!(
+            "{} ({})",
+            crate::i18n::t(lang, "rows.user_is_me"),
+            t.fields.iter().find(|f| f.id == *field).map(|f| f.name.as_str()).unwrap_or("?")
+        ),
+        other => crate::i18n::t(lang, &format!("rows.{}", other.name())).to_owned(),
     };
-    text.split(" & ")
-        .map(|any| any.split(" | ").map(word).collect::<Vec<_>>().join(" / "))
-        .collect::<Vec<_>>()
-        .join(" + ")
+    rows.all_of.iter().map(|any| any.iter().map(word).collect::<Vec<_>>().join(" / ")).collect::<Vec<_>>().join(" + ")
 }
 
 async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> AppResult<Vec<AccessRow>> {
@@ -257,6 +264,7 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
         role: user.role,
         session_id: auth.principal.session_id,
     };
+    let lang = auth.lang;
     let mut out = Vec::new();
     for t in tables {
         let access = who.table_access(t.id, grants.clone());
@@ -271,14 +279,20 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
             .filter_map(|r| access.resolve(*r).map(|(rows, fields)| (*r, rows, fields)))
             .collect();
         let rows_by_right = held.iter().map(|(r, rows, _)| (r.name(), rows_text(&t, rows))).collect();
+        let rows_words_by_right = held.iter().map(|(r, rows, _)| (r.name(), rows_words(lang, &t, rows))).collect();
         let read_only_by_right = held
             .iter()
             .filter(|(r, _, _)| matches!(r, TableRight::Create | TableRight::Edit | TableRight::Import))
             .map(|(r, _, fields)| {
+                // Fields the user sees but this right may not write (read-only, or hidden for
+                // this right alone: view's hidden ones are in their own column).
                 let names = t
                     .fields
                     .iter()
-                    .filter(|f| fields.get(&f.id) == Some(&daicho_domain::FieldAccess::ReadOnly))
+                    .filter(|f| {
+                        fields.get(&f.id).is_some_and(|a| *a != daicho_domain::FieldAccess::Editable)
+                            && view.as_ref().is_some_and(|v| v.sees(f.id))
+                    })
                     .map(|f| f.name.as_str().to_owned())
                     .collect();
                 (r.name(), names)
@@ -290,6 +304,7 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
             rights: TableRight::ALL.iter().map(|r| (r.name(), rights.has(*r))).collect(),
             rows,
             rows_by_right,
+            rows_words_by_right,
             read_only_by_right,
             hidden: t
                 .fields
@@ -349,7 +364,8 @@ async fn groups_page(state: &AppState, ctx: &Ctx, auth: &Auth, errors: Errors, f
                 name: g.name.as_str().to_owned(),
                 description: g.description.clone(),
                 members: g.members.len(),
-                tables: g.grants.len(),
+                // Tables it grants a right on (a grant may keep only rules, without rights).
+                tables: g.grants.iter().filter(|gr| !gr.rights.is_empty()).count(),
             })
             .collect(),
         errors,
@@ -519,8 +535,15 @@ pub async fn matrix_page(
     let g = find_group(&state, &scope, id).await?;
     let tables = tables_of(&state, &auth, &ctx).await?;
     let (mut changes, mut stale) = (Vec::new(), Vec::new());
+    // A form from the matrix page carries each shown table's grant as shown (`was.<table>`);
+    // a table it did not show (created or restored since) is left alone.
+    let from_page = pairs.iter().any(|(k, _)| k.starts_with("was."));
     for t in &tables {
         let key = t.id.to_string();
+        let was = pairs.iter().find(|(k, _)| k.strip_prefix("was.") == Some(key.as_str())).map(|(_, v)| v.as_str());
+        if from_page && was.is_none() {
+            continue;
+        }
         let mut rights = Rights::NONE;
         for (k, v) in &pairs {
             if k.strip_prefix("right.") == Some(key.as_str()) {
@@ -528,7 +551,8 @@ pub async fn matrix_page(
             }
         }
         let old = g.grants.iter().find(|gr| gr.table == t.id);
-        let rows = match pairs.iter().find(|(k, _)| k.strip_prefix("rows.") == Some(key.as_str())).map(|(_, v)| v) {
+        let rows_sent = pairs.iter().find(|(k, _)| k.strip_prefix("rows.") == Some(key.as_str())).map(|(_, v)| v);
+        let rows = match rows_sent {
             Some(v) if v == "created_by_me" => RowRule::CreatedByMe,
             Some(v) if v == "all" => RowRule::All,
             // kept as set on the table's page
@@ -536,12 +560,19 @@ pub async fn matrix_page(
         };
         let fields = old.map(|gr| gr.fields.clone()).unwrap_or_default();
         let now = matrix_token(old.map(|gr| gr.rights).unwrap_or_default(), &old.map(|gr| gr.rows).unwrap_or_default());
-        if let Some((_, was)) = pairs.iter().find(|(k, _)| k.strip_prefix("was.") == Some(key.as_str())) {
-            if *was == matrix_token(rights, &rows) {
+        if let Some(was) = was {
+            // What this form asks, in the page's terms: a row rule the form has no choice for
+            // ("records assigned to them", set on the table's page) is as the page showed it.
+            let shown_rows = was.split_once(':').map(|(_, r)| r).unwrap_or("");
+            let asked = match rows_sent {
+                Some(_) => matrix_token(rights, &rows),
+                None => format!("{}:{shown_rows}", rights.bits()),
+            };
+            if was == asked {
                 // Left as the page showed it: not saved again (someone else may have changed it).
                 continue;
             }
-            if *was != now {
+            if was != now {
                 stale.push(t.name.as_str().to_owned());
                 continue;
             }
@@ -792,10 +823,7 @@ pub async fn user_access_page(
         is_admin: u.role == daicho_domain::Role::TenantAdmin,
         disabled: u.status != daicho_domain::UserStatus::Active,
         groups,
-        rows_shown: rows
-            .iter()
-            .map(|r| per_right(r.rows_by_right.iter().map(|(k, v)| (*k, rows_words(auth.lang, v))).collect()))
-            .collect(),
+        rows_shown: rows.iter().map(|r| per_right(r.rows_words_by_right.clone())).collect(),
         read_only_shown: rows
             .iter()
             .map(|r| {

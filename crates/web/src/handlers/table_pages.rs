@@ -1355,8 +1355,12 @@ fn import_page(
     problems: Vec<(String, &'static str)>,
 ) -> ImportPage {
     // The keys an update may use: unique fields and record numbers the importer may view (an
-    // update finds its records by reading them); none without view.
-    let view = auth.principal.authorize_table::<View>(&open.access).ok();
+    // update finds its records by reading them); none without view and edit.
+    let view = auth
+        .principal
+        .authorize_table::<View>(&open.access)
+        .ok()
+        .filter(|_| auth.principal.authorize_table::<Edit>(&open.access).is_ok());
     ImportPage {
         p: Page::for_user(auth, "import.title", "tables", &ctx.request_id),
         table_id: t.id.to_string(),

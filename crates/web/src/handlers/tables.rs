@@ -1329,6 +1329,9 @@ pub const IMPORT_MAX_COLUMNS: usize = 300;
 /// validated, and only a few parts are ever held in memory.
 const IMPORT_PART_ROWS: usize = 1_000;
 
+/// The most (unique field, value) pairs of one file an import compares for duplicates.
+const UNIQUE_SEEN_MAX: usize = 200_000;
+
 /// Decodes an uploaded CSV: UTF-8 with or without BOM, or Shift_JIS (CP932), detected when
 /// `encoding` is `auto` or empty.
 fn decode_csv<'a>(bytes: &'a [u8], encoding: &str) -> Result<Cow<'a, str>, &'static str> {
@@ -1504,7 +1507,17 @@ pub(crate) async fn import_csv(
         .filter(|f| f.rules.unique && key_field.as_ref().is_none_or(|(kf, _, _)| kf.id != f.id))
         .map(|f| f.id)
         .collect();
-    let mut seen_unique: std::collections::HashSet<(FieldId, String)> = std::collections::HashSet::new();
+    // Kept as 128-bit digests of (field, value), at most UNIQUE_SEEN_MAX of them (about 5 MB):
+    // past that, the database's refusal (by field) still keeps the import all or nothing.
+    let mut seen_unique: std::collections::HashSet<u128> = std::collections::HashSet::new();
+    let digest = {
+        use std::hash::BuildHasher as _;
+        let (a, b) = (std::collections::hash_map::RandomState::new(), std::collections::hash_map::RandomState::new());
+        move |f: FieldId, c: &Cell| {
+            let text = format!("{c:?}");
+            (u128::from(a.hash_one((f, &text))) << 64) | u128::from(b.hash_one((f, &text)))
+        }
+    };
     for (i, rec) in rdr.records().enumerate() {
         let row = i + 2;
         if i >= IMPORT_MAX_ROWS {
@@ -1579,7 +1592,10 @@ pub(crate) async fn import_csv(
         let parsed = parsed.and_then(|cells| {
             let mut dup = FieldErrors::new();
             for (f, c) in &cells {
-                if !matches!(c, Cell::Null) && unique_fields.contains(f) && !seen_unique.insert((*f, format!("{c:?}")))
+                if !matches!(c, Cell::Null)
+                    && unique_fields.contains(f)
+                    && seen_unique.len() < UNIQUE_SEEN_MAX
+                    && !seen_unique.insert(digest(*f, c))
                 {
                     dup.push_owned(f.to_string(), "duplicate_in_file");
                 }
