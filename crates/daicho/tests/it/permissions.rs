@@ -1780,7 +1780,7 @@ async fn the_matrix_saves_only_what_its_admin_changed_and_never_overwrites_a_cha
         .send_json(Method::PUT, &format!("/api/v1/groups/{}/grants/{third}", d.group), json!({"rights": ["view"]}))
         .await;
     assert_eq!(s, StatusCode::OK);
-    let f = vec![
+    let f = [
         (format!("was.{}", d.tid), was_first.clone()),
         (format!("was.{second}"), was_second.clone()),
         (format!("rows.{second}"), "all".to_owned()),
