@@ -3838,7 +3838,7 @@ fn storage_letters(storages: impl Iterator<Item = Storage>) -> String {
 /// waits at most 5 s for a change under way, then gets the same 409.
 async fn check_design(tx: &mut Transaction<'static, Postgres>, table: &TableDef) -> StoreResult<()> {
     let lock = format!(
-        "SET LOCAL lock_timeout = '5s'; LOCK TABLE {} IN ROW EXCLUSIVE MODE; SET LOCAL lock_timeout = 0",
+        "SET LOCAL lock_timeout = '5s'; LOCK TABLE {} IN ROW EXCLUSIVE MODE; SET LOCAL lock_timeout = DEFAULT",
         ut::table_ident(table.id)
     );
     sqlx::raw_sql(AssertSqlSafe(lock)).execute(&mut **tx).await.map_err(|e| {
@@ -3878,23 +3878,29 @@ async fn lock_for_design(tx: &mut Transaction<'static, Postgres>, tenant: Tenant
         return Err(StoreError::NotFound);
     }
     // Waited for at most 5 s (then refused as busy, 503), like the change's statements that
-    // take the table's exclusive lock (`exclusive_ddl`); its other waits are not bounded.
-    let lock = format!("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", ut::table_ident(table));
-    exclusive_ddl(tx, lock).await.map_err(|e| match e.as_database_error().and_then(|d| d.code()).as_deref() {
-        Some("42P01") => StoreError::NotFound,
-        _ => internal(e),
+    // take the table's exclusive lock (`exclusive_ddl`); until those, its waits are not bounded.
+    let lock = format!(
+        "SET LOCAL lock_timeout = '5s'; LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE; SET LOCAL lock_timeout = DEFAULT",
+        ut::table_ident(table)
+    );
+    sqlx::raw_sql(AssertSqlSafe(lock)).execute(&mut **tx).await.map_err(|e| {
+        match e.as_database_error().and_then(|d| d.code()).as_deref() {
+            Some("42P01") => StoreError::NotFound,
+            _ => internal(e),
+        }
     })?;
     Ok(())
 }
 
-/// Runs a statement on a user table that waits for its lock (DDL takes the table's exclusive
-/// lock) for at most 5 s, then fails (55P03, refused as busy): while a statement waits in the
-/// lock queue, every later read of the table waits behind it, and an export's reads hold the
-/// table for as long as the export runs. Inside the caller's transaction.
+/// Runs a statement on a user table that takes its exclusive lock (DDL), inside the caller's
+/// transaction. Every lock the transaction waits for from then on is waited for at most 5 s,
+/// then it fails (55P03, refused as busy): while a statement waits in the lock queue every
+/// later read of the table waits behind it (an export's reads hold the table for as long as
+/// the export runs), and once the transaction holds the exclusive lock, its own waits (for the
+/// tenant's row behind another design change) would hold every read of the table up.
 async fn exclusive_ddl(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
     sqlx::raw_sql("SET LOCAL lock_timeout = '5s'").execute(&mut *conn).await?;
     sqlx::query(AssertSqlSafe(sql)).persistent(false).execute(&mut *conn).await?;
-    sqlx::raw_sql("SET LOCAL lock_timeout = DEFAULT").execute(&mut *conn).await?;
     Ok(())
 }
 

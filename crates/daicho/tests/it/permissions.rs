@@ -1695,6 +1695,16 @@ async fn what_a_user_may_do_shows_each_rights_own_records_and_fields() {
     assert!(page.contains("This user is disabled"), "{page}");
     let (_, v) = a.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await;
     assert_eq!(v["status"], "disabled");
+    // Create without view: its read-only fields are still listed (there is no hidden column).
+    grant(a, &d, json!({"rights": []})).await;
+    let mut fields = serde_json::Map::new();
+    fields.insert(d.memo.clone(), json!("read_only"));
+    let body = json!({"rights": ["create"], "fields": fields});
+    let (s, v) = a.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/grants/{}", d.tid), body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await;
+    let row = v["tables"].as_array().unwrap().iter().find(|r| r["table"] == d.tid.as_str()).unwrap();
+    assert_eq!(row["read_only_by_right"], json!({"create": ["メモ"]}), "{row}");
 }
 
 /// The matrix form saves only the tables its admin changed, in one transaction; a table whose

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use daicho_domain::access::{Edit, View};
+use daicho_domain::access::View;
 use daicho_domain::table::{FieldKind, Name, TableDef};
 use daicho_domain::{
     AuditAction, FieldAccess, FieldErrors, FieldId, Group, GroupId, ManageGroups, ManageUsers, Outcome, Rights,
@@ -270,7 +270,6 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
         let access = who.table_access(t.id, grants.clone());
         let rights = access.rights();
         let view = who.authorize_table::<View>(&access).ok();
-        let edit = who.authorize_table::<Edit>(&access).ok();
         let rows = view.as_ref().map(|v| rows_text(&t, v.rows())).unwrap_or_default();
         // What the engine resolves for each right held: its own rows, and its fields.
         let held: Vec<(TableRight, daicho_domain::RowScope, _)> = TableRight::ALL
@@ -280,7 +279,7 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
             .collect();
         let rows_by_right = held.iter().map(|(r, rows, _)| (r.name(), rows_text(&t, rows))).collect();
         let rows_words_by_right = held.iter().map(|(r, rows, _)| (r.name(), rows_words(lang, &t, rows))).collect();
-        let read_only_by_right = held
+        let read_only_by_right: Vec<(&'static str, Vec<String>)> = held
             .iter()
             .filter(|(r, _, _)| matches!(r, TableRight::Create | TableRight::Edit | TableRight::Import))
             .map(|(r, _, fields)| {
@@ -291,13 +290,20 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
                     .iter()
                     .filter(|f| {
                         fields.get(&f.id).is_some_and(|a| *a != daicho_domain::FieldAccess::Editable)
-                            && view.as_ref().is_some_and(|v| v.sees(f.id))
+                            // (without view there is no hidden column: listed here)
+                            && view.as_ref().is_none_or(|v| v.sees(f.id))
                     })
                     .map(|f| f.name.as_str().to_owned())
                     .collect();
                 (r.name(), names)
             })
             .collect();
+        // Edit's, as listed per right.
+        let read_only = read_only_by_right
+            .iter()
+            .find(|(r, _): &&(&str, Vec<String>)| *r == TableRight::Edit.name())
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
         out.push(AccessRow {
             table_id: t.id.to_string(),
             table: t.name.as_str().to_owned(),
@@ -312,12 +318,7 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
                 .filter(|f| view.as_ref().is_some_and(|v| !v.sees(f.id)))
                 .map(|f| f.name.as_str().to_owned())
                 .collect(),
-            read_only: t
-                .fields
-                .iter()
-                .filter(|f| edit.as_ref().is_some_and(|e| e.sees(f.id) && !e.writes(f.id)))
-                .map(|f| f.name.as_str().to_owned())
-                .collect(),
+            read_only,
         });
     }
     Ok(out)
