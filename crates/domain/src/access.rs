@@ -129,6 +129,12 @@ pub enum RowRule {
     UserIsMe { field: FieldId },
 }
 
+/// A group's rights and records on a table as one short token ("<rights bits>:<rows rule>"),
+/// as the matrix page shows a grant: a save compares it with the grant it is about to change.
+pub fn grant_token(rights: Rights, rows: &RowRule) -> String {
+    format!("{}:{}", rights.bits(), rows.name())
+}
+
 impl RowRule {
     pub fn name(&self) -> &'static str {
         match self {

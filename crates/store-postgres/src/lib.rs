@@ -25,8 +25,8 @@ use daicho_domain::{
 use daicho_store::guard::{self, RowCond};
 use daicho_store::warm::{Lease, Warm};
 use daicho_store::{
-    ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportParts, ImportWrite, JobRow, LoginFailure,
-    NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record, RecordEvent,
+    ApiToken, BaseDump, CatalogueDump, Credential, GrantChange, HistoryEntry, ImportParts, ImportWrite, JobRow,
+    LoginFailure, NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record, RecordEvent,
     RecordHistoryRow, RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES,
     TenantRow, TokenContext, TrashItem, UserRow,
 };
@@ -1441,14 +1441,35 @@ impl Store for PgStore {
         tx.commit().await.map_err(internal)
     }
 
-    async fn set_table_grants(
-        &self,
-        scope: &Scope<ManageGroups>,
-        grants: Vec<(TableGrant, NewAuditEvent)>,
-    ) -> StoreResult<()> {
+    async fn set_table_grants(&self, scope: &Scope<ManageGroups>, grants: Vec<GrantChange>) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        for (grant, event) in grants {
+        for GrantChange { grant, expected, event } in grants {
             Self::check_group(&mut tx, scope.tenant_id(), grant.group).await?;
+            if let Some(expected) = expected {
+                // Compared here, inside the transaction that writes it (the row locked on
+                // PostgreSQL): a change committed by someone else since is never overwritten.
+                let now: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT rights, rows FROM table_grants WHERE group_id = $1 AND table_id = $2 FOR UPDATE",
+                )
+                .bind(grant.group.to_string())
+                .bind(grant.table.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(internal)?;
+                let now = match now {
+                    None => {
+                        daicho_domain::access::grant_token(daicho_domain::Rights::NONE, &daicho_domain::RowRule::All)
+                    }
+                    Some((bits, rows)) => {
+                        let rows: daicho_domain::RowRule = serde_json::from_str(&rows)
+                            .map_err(|e| StoreError::Internal(format!("grant rows: {e}")))?;
+                        daicho_domain::access::grant_token(daicho_domain::Rights::from_bits(bits), &rows)
+                    }
+                };
+                if now != expected {
+                    return Err(daicho_store::grants_changed_meanwhile());
+                }
+            }
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_tables WHERE id = $1 AND tenant_id = $2")
                 .bind(grant.table.to_string())
                 .bind(scope.tenant_id().to_string())

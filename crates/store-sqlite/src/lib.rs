@@ -30,10 +30,10 @@ use daicho_domain::{
 use daicho_store::guard::{self, RowCond};
 use daicho_store::warm::{Lease, Warm};
 use daicho_store::{
-    ApiToken, BaseDump, CatalogueDump, Credential, HistoryEntry, ImportPart, ImportParts, ImportWrite, JobRow,
-    LoginFailure, NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record, RecordEvent,
-    RecordHistoryRow, RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES,
-    TenantRow, TokenContext, TrashItem, UserRow,
+    ApiToken, BaseDump, CatalogueDump, Credential, GrantChange, HistoryEntry, ImportPart, ImportParts, ImportWrite,
+    JobRow, LoginFailure, NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record,
+    RecordEvent, RecordHistoryRow, RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult,
+    TABLES, TenantRow, TokenContext, TrashItem, UserRow,
 };
 use daicho_store::{ListPart, copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -1256,14 +1256,34 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(internal)
     }
 
-    async fn set_table_grants(
-        &self,
-        scope: &Scope<ManageGroups>,
-        grants: Vec<(TableGrant, NewAuditEvent)>,
-    ) -> StoreResult<()> {
+    async fn set_table_grants(&self, scope: &Scope<ManageGroups>, grants: Vec<GrantChange>) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        for (grant, event) in grants {
+        for GrantChange { grant, expected, event } in grants {
             Self::check_group(&mut tx, scope.tenant_id(), grant.group).await?;
+            if let Some(expected) = expected {
+                // Compared here, inside the transaction that writes it (the row locked on
+                // PostgreSQL): a change committed by someone else since is never overwritten.
+                let now: Option<(i64, String)> =
+                    sqlx::query_as("SELECT rights, rows FROM table_grants WHERE group_id = ? AND table_id = ?")
+                        .bind(grant.group.to_string())
+                        .bind(grant.table.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(internal)?;
+                let now = match now {
+                    None => {
+                        daicho_domain::access::grant_token(daicho_domain::Rights::NONE, &daicho_domain::RowRule::All)
+                    }
+                    Some((bits, rows)) => {
+                        let rows: daicho_domain::RowRule = serde_json::from_str(&rows)
+                            .map_err(|e| StoreError::Internal(format!("grant rows: {e}")))?;
+                        daicho_domain::access::grant_token(daicho_domain::Rights::from_bits(bits), &rows)
+                    }
+                };
+                if now != expected {
+                    return Err(daicho_store::grants_changed_meanwhile());
+                }
+            }
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_tables WHERE id = ? AND tenant_id = ?")
                 .bind(grant.table.to_string())
                 .bind(scope.tenant_id().to_string())

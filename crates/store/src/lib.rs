@@ -57,6 +57,20 @@ pub enum ImportPart {
     Done { details: String },
 }
 
+/// One grant to set (see [`Store::set_table_grants`]).
+#[derive(Debug, Clone)]
+pub struct GrantChange {
+    pub grant: TableGrant,
+    /// The grant as its editor saw it, as a `grant_token`; `None` sets it whatever it is now.
+    pub expected: Option<String>,
+    pub event: NewAuditEvent,
+}
+
+/// The refusal of a change to grants made meanwhile by someone else.
+pub fn grants_changed_meanwhile() -> StoreError {
+    StoreError::Conflict(FieldErrors::single("matrix", "changed_meanwhile"))
+}
+
 /// Makes the audit event of one record of a bulk operation, from the record itself.
 pub type RecordEvent<'a> = dyn Fn(&Record) -> NewAuditEvent + Send + Sync + 'a;
 
@@ -883,14 +897,13 @@ pub trait Store: Send + Sync + 'static {
         grant: TableGrant,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
-        self.set_table_grants(scope, vec![(grant, event)]).await
+        self.set_table_grants(scope, vec![GrantChange { grant, expected: None, event }]).await
     }
-    /// Sets several grants (each with its event) in one transaction: all or none.
-    async fn set_table_grants(
-        &self,
-        scope: &Scope<ManageGroups>,
-        grants: Vec<(TableGrant, NewAuditEvent)>,
-    ) -> StoreResult<()>;
+    /// Sets several grants (each with its event) in one transaction: all or none. A change
+    /// with `expected` is made only while the stored grant still reads so
+    /// (`daicho_domain::access::grant_token`), compared inside the transaction; otherwise
+    /// nothing is saved (Conflict `matrix` `changed_meanwhile`).
+    async fn set_table_grants(&self, scope: &Scope<ManageGroups>, grants: Vec<GrantChange>) -> StoreResult<()>;
     /// The grants that reach a user through their groups, for "what may this user do".
     async fn grants_of_user(&self, scope: &Scope<ManageGroups>, user: UserId) -> StoreResult<Vec<TableGrant>>;
 

@@ -147,6 +147,24 @@ impl TestApp {
         }
     }
 
+    /// The administrator `login` of tenant `code` as the permission engine knows them (in a
+    /// session of their own), for a test that calls a store method with their capability.
+    pub async fn admin_principal(&self, code: &str, login: &str) -> daicho_domain::Principal {
+        use daicho_domain::{LoginFlow, LoginId, Principal, Role, SessionId, TenantCode};
+        let flow = LoginFlow::new();
+        let tenant = self.store().tenant_by_code(&flow, &TenantCode::parse(code).unwrap()).await.unwrap().unwrap();
+        let login_id = LoginId::parse(login).unwrap();
+        let user = self.store().credential(&flow, tenant.id, &login_id).await.unwrap().unwrap().user;
+        assert_eq!(user.role, Role::TenantAdmin, "an administrator's capabilities need no grants");
+        Principal {
+            tenant_id: tenant.id,
+            user_id: user.id,
+            login_id,
+            role: user.role,
+            session_id: SessionId::new_random(),
+        }
+    }
+
     /// What the administrator `login` of tenant `code` may view of table `table_id` (all of it),
     /// with the table's design, straight from the store: for a test that drives a store method
     /// step by step where no route can (an export's pages, one at a time).
@@ -156,19 +174,8 @@ impl TestApp {
         login: &str,
         table_id: &str,
     ) -> (daicho_domain::TableScope<daicho_domain::access::View>, daicho_domain::table::TableDef) {
-        use daicho_domain::{LoginFlow, LoginId, Principal, Role, SessionId, TenantCode, UseTables};
-        let flow = LoginFlow::new();
-        let tenant = self.store().tenant_by_code(&flow, &TenantCode::parse(code).unwrap()).await.unwrap().unwrap();
-        let login_id = LoginId::parse(login).unwrap();
-        let user = self.store().credential(&flow, tenant.id, &login_id).await.unwrap().unwrap().user;
-        assert_eq!(user.role, Role::TenantAdmin, "an administrator's view needs no grants");
-        let p = Principal {
-            tenant_id: tenant.id,
-            user_id: user.id,
-            login_id,
-            role: user.role,
-            session_id: SessionId::new_random(),
-        };
+        use daicho_domain::UseTables;
+        let p = self.admin_principal(code, login).await;
         let table = table_id.parse().unwrap();
         let def = self.store().table(&p.authorize::<UseTables>().unwrap(), table).await.unwrap();
         (p.authorize_table(&p.table_access(table, Vec::new())).unwrap(), def)

@@ -1808,6 +1808,33 @@ async fn the_matrix_saves_only_what_its_admin_changed_and_never_overwrites_a_cha
     let first =
         g["group"]["grants"].as_array().unwrap().iter().find(|gr| gr["table"] == d.tid.as_str()).unwrap().clone();
     assert_eq!(first["rows"]["type"], "all", "the other admin's change stays: {first}");
+    // The store compares the grant inside its transaction too: a change that expects another
+    // grant than the stored one (someone saved in the same moment) saves nothing.
+    let admin = app.admin_principal("acme", "admin").await;
+    let groups = admin.authorize::<daicho_domain::ManageGroups>().unwrap();
+    let grant = daicho_domain::TableGrant {
+        group: d.group.parse().unwrap(),
+        table: second.parse().unwrap(),
+        rights: daicho_domain::Rights::NONE,
+        rows: daicho_domain::RowRule::All,
+        fields: Default::default(),
+    };
+    let event = daicho_domain::NewAuditEvent {
+        at: daicho_domain::Clock::now(&app.clock),
+        tenant_id: Some(admin.tenant_id),
+        actor_id: Some(admin.user_id),
+        actor_login: "admin".into(),
+        ip: "127.0.0.1".into(),
+        user_agent: String::new(),
+        action: daicho_domain::AuditAction::GroupGrant,
+        target: String::new(),
+        outcome: daicho_domain::Outcome::Success,
+        details: String::new(),
+    };
+    let stale = daicho_store::GrantChange { grant, expected: Some(was_second.clone()), event };
+    let e = app.store().set_table_grants(&groups, vec![stale]).await.unwrap_err();
+    assert!(matches!(e, daicho_store::StoreError::Conflict(_)), "{e:?}");
+    assert_eq!(rights_of(second.clone()).await, Some(json!(["view", "export"])), "nothing saved");
     // A rename to a name another group has: the typed name stays, with the reason.
     a.post_json("/api/v1/groups", json!({"name": "経理"})).await;
     let r = a.post_form(&format!("{page_url}/edit"), &[("name", "経理"), ("description", "新しい説明")]).await;

@@ -414,7 +414,7 @@ pub struct MatrixRow {
 
 /// A table's rights and records on the matrix page, as one token.
 fn matrix_token(rights: Rights, rows: &RowRule) -> String {
-    format!("{}:{}", rights.bits(), rows.name())
+    daicho_domain::access::grant_token(rights, rows)
 }
 
 #[derive(Template)]
@@ -589,7 +589,9 @@ pub async fn matrix_page(
                 .event_by(&auth.principal, AuditAction::GroupGrant, Outcome::Success)
                 .target(format!("group:{} table:{}", grant.group, grant.table))
                 .details(describe_grant(t, &grant));
-            changes.push((grant, ev));
+            // Saved only while the grant still reads as this page showed it (checked again
+            // inside the transaction).
+            changes.push(daicho_store::GrantChange { grant, expected: was.map(str::to_owned), event: ev });
         }
     }
     if !stale.is_empty() {
@@ -601,8 +603,14 @@ pub async fn matrix_page(
         return Ok(render_status(StatusCode::CONFLICT, &page));
     }
     // One transaction: the matrix is saved whole or not at all.
-    state.store.set_table_grants(&scope, changes).await?;
-    Ok(redirect_see_other(&format!("/admin/groups/{id}?done=group_saved")))
+    match state.store.set_table_grants(&scope, changes).await {
+        Ok(()) => Ok(redirect_see_other(&format!("/admin/groups/{id}?done=group_saved"))),
+        Err(daicho_store::StoreError::Conflict(e)) if e.code_for("matrix").is_some() => {
+            let page = group_page(&state, &ctx, &auth, id, Errors(e)).await?;
+            Ok(render_status(StatusCode::CONFLICT, &page))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn delete_page(
