@@ -877,6 +877,21 @@ async fn a_unique_value_twice_in_one_file_is_reported_by_its_row() {
     assert_eq!(record_count(&cast.admin, &tid).await, 1);
 }
 
+/// Import errors name rows as a spreadsheet numbers them: a blank line is a row, a cell with
+/// line breaks is one row.
+#[tokio::test]
+async fn import_errors_are_numbered_as_a_spreadsheet_numbers_rows() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, table) = customers(&cast.admin).await;
+    let staff = field_id(&table, "従業員数");
+    let csv = "会社名,メモ,従業員数\n\nA社,,1\nB社,\"一行目\n二行目\",x\nC社,,y\n";
+    let (s, v) = import(&cast.admin, &tid, "", csv.into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let at: Vec<&str> = v["error"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(at, [format!("row:4:{staff}"), format!("row:5:{staff}")]);
+}
+
 /// A bulk edit that has to wait for another writer's change of the same record checks, and
 /// records in the history, the record as that change left it: the history's "before" is the
 /// other writer's value, not the copy read before the wait (PostgreSQL: the row is locked as it

@@ -1329,6 +1329,11 @@ pub const IMPORT_MAX_COLUMNS: usize = 300;
 /// validated, and only a few parts are ever held in memory.
 const IMPORT_PART_ROWS: usize = 1_000;
 
+/// Line breaks inside a record's cells (each makes the record one line longer in the file).
+fn newlines_in(rec: &csv::StringRecord) -> usize {
+    rec.iter().map(|c| c.matches('\n').count()).sum()
+}
+
 /// The most (unique field, value) pairs of one file an import compares for duplicates.
 const UNIQUE_SEEN_MAX: usize = 200_000;
 
@@ -1518,20 +1523,29 @@ pub(crate) async fn import_csv(
             (u128::from(a.hash_one((f, &text))) << 64) | u128::from(b.hash_one((f, &text)))
         }
     };
+    // Rows are numbered as a spreadsheet numbers them: by the line a record starts on, less
+    // the extra lines of line breaks inside earlier cells (blank lines, which the reader
+    // skips, still count as rows).
+    let mut extra_lines = newlines_in(&headers);
+    let row_of = |line: Option<u64>, extra: usize, i: usize| {
+        line.and_then(|l| usize::try_from(l).ok()).and_then(|l| l.checked_sub(extra)).unwrap_or(i + 2)
+    };
     for (i, rec) in rdr.records().enumerate() {
-        let row = i + 2;
         if i >= IMPORT_MAX_ROWS {
             return Err(bad("file", "too_many_rows"));
         }
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
+                let row = row_of(e.position().map(csv::Position::line), extra_lines, i);
                 let code =
                     if matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) { "ragged_row" } else { "bad_csv" };
                 errs.push_owned(format!("row:{row}"), code);
                 break;
             }
         };
+        let row = row_of(rec.position().map(csv::Position::line), extra_lines, i);
+        extra_lines += newlines_in(&rec);
         let values: Map<String, Value> = columns
             .iter()
             .zip(rec.iter())
