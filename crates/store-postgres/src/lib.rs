@@ -1099,6 +1099,9 @@ impl Store for PgStore {
     ) -> StoreResult<u64> {
         guard::check_table(scope, table)?;
         let mut tx = self.write_tx().await?;
+        // The table's writer lock first, as every writer of records takes it (a design change
+        // holds it off; see `lock_for_design`): a delete never waits inside the table behind one.
+        check_design(&mut tx, table).await?;
         // The records' events are recorded after every record is locked and deleted, as every
         // write does (rows first, the tenant's chain of events last: one lock order).
         let mut events = Vec::new();
@@ -1443,30 +1446,32 @@ impl Store for PgStore {
 
     async fn set_table_grants(&self, scope: &Scope<ManageGroups>, grants: Vec<GrantChange>) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        // The tenant's row first (the grants' trigger locks it anyway, later): saves of the
+        // same tenant's grants take turns, so two of a grant not yet stored cannot both find
+        // none, and a save of several tables cannot deadlock with a save of one.
+        sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
         for GrantChange { grant, expected, event } in grants {
             Self::check_group(&mut tx, scope.tenant_id(), grant.group).await?;
             if let Some(expected) = expected {
                 // Compared here, inside the transaction that writes it (the row locked on
-                // PostgreSQL): a change committed by someone else since is never overwritten.
-                let now: Option<(i64, String)> = sqlx::query_as(
-                    "SELECT rights, rows FROM table_grants WHERE group_id = $1 AND table_id = $2 FOR UPDATE",
+                // PostgreSQL): a change committed by someone else since (rights, records or
+                // field rules) is never overwritten.
+                let stored = sqlx::query(
+                    "SELECT group_id, table_id, rights, rows, fields FROM table_grants \
+                     WHERE group_id = $1 AND table_id = $2 FOR UPDATE",
                 )
                 .bind(grant.group.to_string())
                 .bind(grant.table.to_string())
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(internal)?;
-                let now = match now {
-                    None => {
-                        daicho_domain::access::grant_token(daicho_domain::Rights::NONE, &daicho_domain::RowRule::All)
-                    }
-                    Some((bits, rows)) => {
-                        let rows: daicho_domain::RowRule = serde_json::from_str(&rows)
-                            .map_err(|e| StoreError::Internal(format!("grant rows: {e}")))?;
-                        daicho_domain::access::grant_token(daicho_domain::Rights::from_bits(bits), &rows)
-                    }
-                };
-                if now != expected {
+                .map_err(internal)?
+                .map(|r| crate::rows::grant_from_row(&r))
+                .transpose()?;
+                if stored != expected {
                     return Err(daicho_store::grants_changed_meanwhile());
                 }
             }
@@ -1648,6 +1653,15 @@ impl Store for PgStore {
             return Ok(report);
         }
         let reindex = !same_kind || old.rules.unique != field.rules.unique;
+        // The tenant's row (the catalogue's change locks it later) before any statement takes
+        // the table's exclusive lock: once that is held, waits are cut at 5 s
+        // (`exclusive_ddl`), and waiting for this row behind another design change then would
+        // throw the whole conversion away.
+        sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
         if reindex {
             for ddl in [
                 format!("DROP INDEX IF EXISTS i_{}", field.id.as_uuid().simple()),

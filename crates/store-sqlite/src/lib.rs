@@ -1262,25 +1262,20 @@ impl Store for SqliteStore {
             Self::check_group(&mut tx, scope.tenant_id(), grant.group).await?;
             if let Some(expected) = expected {
                 // Compared here, inside the transaction that writes it (the row locked on
-                // PostgreSQL): a change committed by someone else since is never overwritten.
-                let now: Option<(i64, String)> =
-                    sqlx::query_as("SELECT rights, rows FROM table_grants WHERE group_id = ? AND table_id = ?")
-                        .bind(grant.group.to_string())
-                        .bind(grant.table.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(internal)?;
-                let now = match now {
-                    None => {
-                        daicho_domain::access::grant_token(daicho_domain::Rights::NONE, &daicho_domain::RowRule::All)
-                    }
-                    Some((bits, rows)) => {
-                        let rows: daicho_domain::RowRule = serde_json::from_str(&rows)
-                            .map_err(|e| StoreError::Internal(format!("grant rows: {e}")))?;
-                        daicho_domain::access::grant_token(daicho_domain::Rights::from_bits(bits), &rows)
-                    }
-                };
-                if now != expected {
+                // PostgreSQL): a change committed by someone else since (rights, records or
+                // field rules) is never overwritten.
+                let stored = sqlx::query(
+                    "SELECT group_id, table_id, rights, rows, fields FROM table_grants \
+                     WHERE group_id = ? AND table_id = ?",
+                )
+                .bind(grant.group.to_string())
+                .bind(grant.table.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(internal)?
+                .map(|r| crate::rows::grant_from_row(&r))
+                .transpose()?;
+                if stored != expected {
                     return Err(daicho_store::grants_changed_meanwhile());
                 }
             }

@@ -61,8 +61,10 @@ pub enum ImportPart {
 #[derive(Debug, Clone)]
 pub struct GrantChange {
     pub grant: TableGrant,
-    /// The grant as its editor saw it, as a `grant_token`; `None` sets it whatever it is now.
-    pub expected: Option<String>,
+    /// The grant as its editor saw it (`Some(None)`: none stored), compared whole (rights,
+    /// records and field rules) with the stored one inside the transaction; `None` sets it
+    /// whatever it is now.
+    pub expected: Option<Option<TableGrant>>,
     pub event: NewAuditEvent,
 }
 
@@ -900,9 +902,8 @@ pub trait Store: Send + Sync + 'static {
         self.set_table_grants(scope, vec![GrantChange { grant, expected: None, event }]).await
     }
     /// Sets several grants (each with its event) in one transaction: all or none. A change
-    /// with `expected` is made only while the stored grant still reads so
-    /// (`daicho_domain::access::grant_token`), compared inside the transaction; otherwise
-    /// nothing is saved (Conflict `matrix` `changed_meanwhile`).
+    /// with `expected` is made only while the stored grant is still that one, compared inside
+    /// the transaction; otherwise nothing is saved (Conflict `matrix` `changed_meanwhile`).
     async fn set_table_grants(&self, scope: &Scope<ManageGroups>, grants: Vec<GrantChange>) -> StoreResult<()>;
     /// The grants that reach a user through their groups, for "what may this user do".
     async fn grants_of_user(&self, scope: &Scope<ManageGroups>, user: UserId) -> StoreResult<Vec<TableGrant>>;

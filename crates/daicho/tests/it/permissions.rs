@@ -1831,7 +1831,8 @@ async fn the_matrix_saves_only_what_its_admin_changed_and_never_overwrites_a_cha
         outcome: daicho_domain::Outcome::Success,
         details: String::new(),
     };
-    let stale = daicho_store::GrantChange { grant, expected: Some(was_second.clone()), event };
+    // Expected: no grant at all (the second table has one now).
+    let stale = daicho_store::GrantChange { grant, expected: Some(None), event };
     let e = app.store().set_table_grants(&groups, vec![stale]).await.unwrap_err();
     assert!(matches!(e, daicho_store::StoreError::Conflict(_)), "{e:?}");
     assert_eq!(rights_of(second.clone()).await, Some(json!(["view", "export"])), "nothing saved");

@@ -591,7 +591,7 @@ pub async fn matrix_page(
                 .details(describe_grant(t, &grant));
             // Saved only while the grant still reads as this page showed it (checked again
             // inside the transaction).
-            changes.push(daicho_store::GrantChange { grant, expected: was.map(str::to_owned), event: ev });
+            changes.push(daicho_store::GrantChange { grant, expected: was.map(|_| old.cloned()), event: ev });
         }
     }
     if !stale.is_empty() {
