@@ -187,11 +187,15 @@ async fn set_grant(state: &AppState, ctx: &Ctx, auth: &Auth, mut grant: TableGra
     let old = group.grants.iter().find(|g| g.table == grant.table);
     keep_absent_field_rules(t, old, &mut grant);
     check_grant(t, old, &grant).map_err(AppError::Invalid)?;
-    let ev = ctx
-        .event_by(&auth.principal, AuditAction::GroupGrant, Outcome::Success)
-        .target(format!("group:{} table:{}", grant.group, grant.table))
-        .details(describe_grant(t, &grant));
+    let ev = grant_event(ctx, auth, t, &grant);
     Ok(state.store.set_table_grant(&scope, grant, ev).await?)
+}
+
+/// The operation history's entry for setting a grant: which group and table, and the grant.
+fn grant_event(ctx: &Ctx, auth: &Auth, t: &TableDef, grant: &TableGrant) -> daicho_domain::NewAuditEvent {
+    ctx.event_by(&auth.principal, AuditAction::GroupGrant, Outcome::Success)
+        .target(format!("group:{} table:{}", grant.group, grant.table))
+        .details(describe_grant(t, grant))
 }
 
 /// One table in "what may this user do".
@@ -585,10 +589,7 @@ pub async fn matrix_page(
             keep_absent_field_rules(t, old, &mut grant);
             // Every table is checked before any is saved: the matrix is saved whole or not at all.
             check_grant(t, old, &grant).map_err(AppError::Invalid)?;
-            let ev = ctx
-                .event_by(&auth.principal, AuditAction::GroupGrant, Outcome::Success)
-                .target(format!("group:{} table:{}", grant.group, grant.table))
-                .details(describe_grant(t, &grant));
+            let ev = grant_event(&ctx, &auth, t, &grant);
             // Saved only while the grant still reads as this page showed it (checked again
             // inside the transaction).
             changes.push(daicho_store::GrantChange { grant, expected: was.map(|_| old.cloned()), event: ev });
