@@ -1393,13 +1393,20 @@ impl Store for PgStore {
     }
 
     async fn delete_group(&self, scope: &Scope<ManageGroups>, id: GroupId, event: NewAuditEvent) -> StoreResult<()> {
-        self.write_one(
-            sqlx::query("DELETE FROM user_groups WHERE id = $1 AND tenant_id = $2")
-                .bind(id.to_string())
-                .bind(scope.tenant_id().to_string()),
-            event,
-        )
-        .await
+        let mut tx = self.write_tx().await?;
+        // The tenant's row before the group's grants (their trigger locks it after them), in
+        // the order a save of grants takes them (`set_table_grants`).
+        lock_tenant(&mut tx, scope.tenant_id()).await?;
+        let n = sqlx::query("DELETE FROM user_groups WHERE id = $1 AND tenant_id = $2")
+            .bind(id.to_string())
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?
+            .rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
     }
 
     async fn set_group_members(
@@ -1449,11 +1456,7 @@ impl Store for PgStore {
         // The tenant's row first (the grants' trigger locks it anyway, later): saves of the
         // same tenant's grants take turns, so two of a grant not yet stored cannot both find
         // none, and a save of several tables cannot deadlock with a save of one.
-        sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?;
+        lock_tenant(&mut tx, scope.tenant_id()).await?;
         for GrantChange { grant, expected, event } in grants {
             Self::check_group(&mut tx, scope.tenant_id(), grant.group).await?;
             if let Some(expected) = expected {
@@ -1657,11 +1660,7 @@ impl Store for PgStore {
         // the table's exclusive lock: once that is held, waits are cut at 5 s
         // (`exclusive_ddl`), and waiting for this row behind another design change then would
         // throw the whole conversion away.
-        sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?;
+        lock_tenant(&mut tx, scope.tenant_id()).await?;
         if reindex {
             for ddl in [
                 format!("DROP INDEX IF EXISTS i_{}", field.id.as_uuid().simple()),
@@ -3427,6 +3426,9 @@ impl PgStore {
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         lock_for_design(&mut tx, tenant, table).await?;
+        // The tenant's row before the catalogue and the table's grants (one order with saves
+        // of grants and other design changes).
+        lock_tenant(&mut tx, tenant).await?;
         match field {
             None => {
                 let n =
@@ -3927,6 +3929,20 @@ async fn lock_for_design(tx: &mut Transaction<'static, Postgres>, tenant: Tenant
     Ok(())
 }
 
+/// Locks the tenant's row for the rest of the transaction, as the catalogue's and the
+/// grants' triggers do when they raise its design version (`FOR NO KEY UPDATE`: rows that
+/// refer to the tenant, a new session at sign-in among them, are still inserted meanwhile).
+/// Taken first by changes that would otherwise take it late, so that all of them take their
+/// locks in one order: a user table, the tenant's row, catalogue and grant rows, the chain.
+async fn lock_tenant(tx: &mut Transaction<'static, Postgres>, tenant: TenantId) -> StoreResult<()> {
+    sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(tenant.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
+    Ok(())
+}
+
 /// Runs a statement on a user table that takes its exclusive lock (DDL), inside the caller's
 /// transaction. Every lock the transaction waits for from then on is waited for at most 5 s,
 /// then it fails (55P03, refused as busy): while a statement waits in the lock queue every
@@ -3945,11 +3961,7 @@ async fn exclusive_ddl(conn: &mut PgConnection, sql: String) -> Result<(), sqlx:
 async fn count_tables(tx: &mut Transaction<'static, Postgres>, tenant: TenantId) -> StoreResult<()> {
     // The tenant's row first: tables made at the same moment count one after the other (the
     // catalogue's trigger locks this row anyway, but only after the count).
-    sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
-        .bind(tenant.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(internal)?;
+    lock_tenant(tx, tenant).await?;
     let sql = "SELECT COUNT(*) FROM user_tables WHERE tenant_id = $1";
     check_room(tx, sql, tenant.to_string(), daicho_domain::table::MAX_TABLES, "tables").await
 }

@@ -885,11 +885,29 @@ async fn import_errors_are_numbered_as_a_spreadsheet_numbers_rows() {
     let cast = app.cast().await;
     let (tid, table) = customers(&cast.admin).await;
     let staff = field_id(&table, "従業員数");
-    let csv = "会社名,メモ,従業員数\n\nA社,,1\nB社,\"一行目\n二行目\",x\nC社,,y\n";
-    let (s, v) = import(&cast.admin, &tid, "", csv.into()).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    let at: Vec<&str> = v["error"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
-    assert_eq!(at, [format!("row:4:{staff}"), format!("row:5:{staff}")]);
+    let rows_of = |csv: &'static str| {
+        let cast = &cast;
+        let tid = tid.clone();
+        async move {
+            let (s, v) = import(&cast.admin, &tid, "", csv.into()).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+            v["error"]["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["field"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let at = |rows: &[usize]| rows.iter().map(|r| format!("row:{r}:{staff}")).collect::<Vec<_>>();
+    // LF, a blank line, a cell with a line break.
+    assert_eq!(rows_of("会社名,メモ,従業員数\n\nA社,,1\nB社,\"一行目\n二行目\",x\nC社,,y\n").await, at(&[4, 5]));
+    // Excel's CRLF line ends, and an error on the row right after blank lines.
+    assert_eq!(rows_of("会社名,メモ,従業員数\r\nA社,,x\r\n\r\n\r\nB社,,y\r\n").await, at(&[2, 5]));
+    assert_eq!(rows_of("会社名,メモ,従業員数\n\nA社,,x\n").await, at(&[3]));
+    // Old Macintosh CR line ends, and blank lines before the header.
+    assert_eq!(rows_of("会社名,メモ,従業員数\rA社,,x\r\rB社,,y\r").await, at(&[2, 4]));
+    assert_eq!(rows_of("\n\n会社名,メモ,従業員数\nA社,,x\n").await, at(&[4]));
 }
 
 /// A bulk edit that has to wait for another writer's change of the same record checks, and

@@ -1329,9 +1329,23 @@ pub const IMPORT_MAX_COLUMNS: usize = 300;
 /// validated, and only a few parts are ever held in memory.
 const IMPORT_PART_ROWS: usize = 1_000;
 
-/// Line breaks inside a record's cells (each makes the record one line longer in the file).
-fn newlines_in(rec: &csv::StringRecord) -> usize {
-    rec.iter().map(|c| c.matches('\n').count()).sum()
+/// How many blank lines (LF, CRLF or CR ended) begin at byte `at` of a CSV file, where a
+/// record (or the file) starts; the line end of the record before, which the reader leaves
+/// there after a CR, is not one of them.
+fn blank_lines_at(text: &[u8], at: usize) -> usize {
+    let mut p = at;
+    if p > 0 && text.get(p - 1) == Some(&b'\r') && text.get(p) == Some(&b'\n') {
+        p += 1;
+    }
+    let mut n = 0;
+    loop {
+        match (text.get(p), text.get(p + 1)) {
+            (Some(b'\r'), Some(b'\n')) => p += 2,
+            (Some(b'\r' | b'\n'), _) => p += 1,
+            _ => return n,
+        }
+        n += 1;
+    }
 }
 
 /// The most (unique field, value) pairs of one file an import compares for duplicates.
@@ -1523,29 +1537,31 @@ pub(crate) async fn import_csv(
             (u128::from(a.hash_one((f, &text))) << 64) | u128::from(b.hash_one((f, &text)))
         }
     };
-    // Rows are numbered as a spreadsheet numbers them: by the line a record starts on, less
-    // the extra lines of line breaks inside earlier cells (blank lines, which the reader
-    // skips, still count as rows).
-    let mut extra_lines = newlines_in(&headers);
-    let row_of = |line: Option<u64>, extra: usize, i: usize| {
-        line.and_then(|l| usize::try_from(l).ok()).and_then(|l| l.checked_sub(extra)).unwrap_or(i + 2)
-    };
+    // Rows are numbered as a spreadsheet numbers them: a record is one row (line breaks in
+    // its cells included), and so is a blank line, which the reader skips: counted from the
+    // bytes before each record (the reader's line count is off after CRLF line ends).
+    let mut blank = blank_lines_at(text.as_bytes(), 0);
     for (i, rec) in rdr.records().enumerate() {
         if i >= IMPORT_MAX_ROWS {
             return Err(bad("file", "too_many_rows"));
         }
+        let at = match &rec {
+            Ok(r) => r.position(),
+            Err(e) => e.position(),
+        };
+        if let Some(p) = at {
+            blank += blank_lines_at(text.as_bytes(), usize::try_from(p.byte()).unwrap_or(usize::MAX));
+        }
+        let row = i + 2 + blank;
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                let row = row_of(e.position().map(csv::Position::line), extra_lines, i);
                 let code =
                     if matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) { "ragged_row" } else { "bad_csv" };
                 errs.push_owned(format!("row:{row}"), code);
                 break;
             }
         };
-        let row = row_of(rec.position().map(csv::Position::line), extra_lines, i);
-        extra_lines += newlines_in(&rec);
         let values: Map<String, Value> = columns
             .iter()
             .zip(rec.iter())
