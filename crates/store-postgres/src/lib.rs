@@ -489,6 +489,7 @@ impl PgStore {
         event: NewAuditEvent,
     ) -> StoreResult<TableDef> {
         let mut tx = self.write_tx().await?;
+        lock_tenant(&mut tx, scope.tenant_id()).await?;
         let n = q.execute(&mut *tx).await.map_err(catalogue_error)?.rows_affected();
         Self::check_affected(n)?;
         Self::append_in(&mut tx, event).await?;
@@ -499,6 +500,17 @@ impl PgStore {
 
     async fn write_one(&self, q: PlainQ<'_>, event: NewAuditEvent) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        let n = q.execute(&mut *tx).await.map_err(internal)?.rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
+    }
+
+    /// `write_one` for a change that reaches the tenant's row through a trigger (the
+    /// catalogue, groups, their members and grants): the row is taken first (`lock_tenant`).
+    async fn write_one_of_tenant(&self, tenant: TenantId, q: PlainQ<'_>, event: NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        lock_tenant(&mut tx, tenant).await?;
         let n = q.execute(&mut *tx).await.map_err(internal)?.rows_affected();
         Self::check_affected(n)?;
         Self::append_in(&mut tx, event).await?;
@@ -1354,6 +1366,7 @@ impl Store for PgStore {
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        lock_tenant(&mut tx, scope.tenant_id()).await?;
         sqlx::query(
             "INSERT INTO user_groups (id, tenant_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -1378,6 +1391,7 @@ impl Store for PgStore {
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        lock_tenant(&mut tx, scope.tenant_id()).await?;
         let n = sqlx::query("UPDATE user_groups SET name = $1, description = $2 WHERE id = $3 AND tenant_id = $4")
             .bind(name.as_str())
             .bind(&description)
@@ -1417,6 +1431,7 @@ impl Store for PgStore {
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        lock_tenant(&mut tx, scope.tenant_id()).await?;
         Self::check_group(&mut tx, scope.tenant_id(), id).await?;
         sqlx::query("DELETE FROM group_members WHERE group_id = $1")
             .bind(id.to_string())
@@ -1564,6 +1579,7 @@ impl Store for PgStore {
         event: NewAuditEvent,
     ) -> StoreResult<TableDef> {
         let mut tx = self.write_tx().await?;
+        lock_tenant(&mut tx, scope.tenant_id()).await?;
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         if !guard::is_permutation(&def, &order) {
             return Err(StoreError::Conflict(FieldErrors::single("fields", "not_every_field")));
@@ -1656,11 +1672,9 @@ impl Store for PgStore {
             return Ok(report);
         }
         let reindex = !same_kind || old.rules.unique != field.rules.unique;
-        // The tenant's row (the catalogue's change locks it later) before any statement takes
-        // the table's exclusive lock: once that is held, waits are cut at 5 s
-        // (`exclusive_ddl`), and waiting for this row behind another design change then would
-        // throw the whole conversion away.
-        lock_tenant(&mut tx, scope.tenant_id()).await?;
+        // (The tenant's row is held since `lock_for_design`, before any statement takes the
+        // table's exclusive lock: once that is held, waits are cut at 5 s (`exclusive_ddl`),
+        // and waiting for the row behind another design change would throw the conversion away.)
         if reindex {
             for ddl in [
                 format!("DROP INDEX IF EXISTS i_{}", field.id.as_uuid().simple()),
@@ -1837,7 +1851,7 @@ impl Store for PgStore {
         .bind(ut::trash_placeholder(&table.to_string()))
         .bind(table.to_string())
         .bind(scope.tenant_id().to_string());
-        self.write_one(q, event).await
+        self.write_one_of_tenant(scope.tenant_id(), q, event).await
     }
 
     async fn list_trash(&self, scope: &Scope<ManageDesign>) -> StoreResult<Vec<TrashItem>> {
@@ -3237,7 +3251,9 @@ impl Store for PgStore {
     async fn delete_user(&self, scope: &Scope<ManageUsers>, id: UserId, event: NewAuditEvent) -> StoreResult<()> {
         // Sessions and password history go with the user (ON DELETE CASCADE); audit events
         // keep the login ID and user id as text, so the history of a deleted user stays readable.
-        self.write_one(
+        // Their group memberships go too, whose trigger reaches the tenant's row: taken first.
+        self.write_one_of_tenant(
+            scope.tenant_id(),
             sqlx::query("DELETE FROM users WHERE id = $1 AND tenant_id = $2")
                 .bind(id.to_string())
                 .bind(scope.tenant_id().to_string()),
@@ -3425,10 +3441,8 @@ impl PgStore {
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        // (With the tenant's row, before the catalogue and the table's grants.)
         lock_for_design(&mut tx, tenant, table).await?;
-        // The tenant's row before the catalogue and the table's grants (one order with saves
-        // of grants and other design changes).
-        lock_tenant(&mut tx, tenant).await?;
         match field {
             None => {
                 let n =
@@ -3926,7 +3940,8 @@ async fn lock_for_design(tx: &mut Transaction<'static, Postgres>, tenant: Tenant
             _ => internal(e),
         }
     })?;
-    Ok(())
+    // Then the tenant's row, which the catalogue's change reaches later through its trigger.
+    lock_tenant(tx, tenant).await
 }
 
 /// Locks the tenant's row for the rest of the transaction, as the catalogue's and the

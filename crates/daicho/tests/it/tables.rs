@@ -908,6 +908,7 @@ async fn import_errors_are_numbered_as_a_spreadsheet_numbers_rows() {
     // Old Macintosh CR line ends, and blank lines before the header.
     assert_eq!(rows_of("会社名,メモ,従業員数\rA社,,x\r\rB社,,y\r").await, at(&[2, 4]));
     assert_eq!(rows_of("\n\n会社名,メモ,従業員数\nA社,,x\n").await, at(&[4]));
+    assert_eq!(rows_of("\n\n会社名,不明\nA社,x\n").await, ["row:3:不明"], "the header's own row");
 }
 
 /// A bulk edit that has to wait for another writer's change of the same record checks, and

@@ -1469,7 +1469,9 @@ pub(crate) async fn import_csv(
         }
     };
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
-    let headers = rdr.headers().map_err(|_| bad("row:1", "bad_csv"))?.clone();
+    // The header's row: after any blank lines the file starts with.
+    let header_row = format!("row:{}", 1 + blank_lines_at(text.as_bytes(), 0));
+    let headers = rdr.headers().map_err(|_| bad(&header_row, "bad_csv"))?.clone();
     if headers.len() > IMPORT_MAX_COLUMNS {
         return Err(bad("file", "too_many_columns"));
     }
@@ -1492,10 +1494,12 @@ pub(crate) async fn import_csv(
         }
         match t.fields.iter().find(|f| f.name.as_str() == target || f.id.to_string() == target) {
             Some(f) if columns.iter().flatten().any(|c| c.id == f.id) => {
-                errs.push_owned(format!("row:1:{}", h.chars().take(100).collect::<String>()), "duplicate_column")
+                errs.push_owned(format!("{header_row}:{}", h.chars().take(100).collect::<String>()), "duplicate_column")
             }
             Some(f) => columns.push(Some(f)),
-            None => errs.push_owned(format!("row:1:{}", h.chars().take(100).collect::<String>()), "unknown_field"),
+            None => {
+                errs.push_owned(format!("{header_row}:{}", h.chars().take(100).collect::<String>()), "unknown_field")
+            }
         }
         if errs.0.len() >= IMPORT_MAX_ERRORS {
             break;
