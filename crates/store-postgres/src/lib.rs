@@ -490,6 +490,9 @@ impl PgStore {
     ) -> StoreResult<TableDef> {
         let mut tx = self.write_tx().await?;
         lock_tenant(&mut tx, scope.tenant_id()).await?;
+        // While it holds the tenant's row, a rename waits at most 5 s (503) for the table's
+        // row, which a long import's history keeps shared until it commits.
+        sqlx::raw_sql("SET LOCAL lock_timeout = '5s'").execute(&mut *tx).await.map_err(internal)?;
         let n = q.execute(&mut *tx).await.map_err(catalogue_error)?.rows_affected();
         Self::check_affected(n)?;
         Self::append_in(&mut tx, event).await?;
@@ -511,6 +514,9 @@ impl PgStore {
     async fn write_one_of_tenant(&self, tenant: TenantId, q: PlainQ<'_>, event: NewAuditEvent) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         lock_tenant(&mut tx, tenant).await?;
+        // While it holds the tenant's row, it waits at most 5 s (503) for its own rows (a
+        // table's row, which a long import's history keeps shared until it commits).
+        sqlx::raw_sql("SET LOCAL lock_timeout = '5s'").execute(&mut *tx).await.map_err(internal)?;
         let n = q.execute(&mut *tx).await.map_err(internal)?.rows_affected();
         Self::check_affected(n)?;
         Self::append_in(&mut tx, event).await?;
@@ -1622,7 +1628,7 @@ impl Store for PgStore {
             before.fields.iter().find(|f| f.id == field.id).is_some_and(checks_unique)
         };
         if lock {
-            lock_for_design(&mut tx, scope.tenant_id(), scope.table()).await?;
+            lock_design_table(&mut tx, scope.tenant_id(), scope.table()).await?;
         }
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
@@ -1672,9 +1678,14 @@ impl Store for PgStore {
             return Ok(report);
         }
         let reindex = !same_kind || old.rules.unique != field.rules.unique;
-        // (The tenant's row is held since `lock_for_design`, before any statement takes the
-        // table's exclusive lock: once that is held, waits are cut at 5 s (`exclusive_ddl`),
-        // and waiting for the row behind another design change would throw the conversion away.)
+        // The tenant's row (the catalogue's change reaches it later), when this change will be
+        // applied: before any statement takes the table's exclusive lock, since from then on
+        // waits are cut at 5 s (`exclusive_ddl`), and waiting for the row behind another design
+        // change would throw the conversion away. Not during the first pass, which may end
+        // with nothing to change.
+        if apply {
+            lock_tenant(&mut tx, scope.tenant_id()).await?;
+        }
         if reindex {
             for ddl in [
                 format!("DROP INDEX IF EXISTS i_{}", field.id.as_uuid().simple()),
@@ -3919,6 +3930,19 @@ async fn check_design(tx: &mut Transaction<'static, Postgres>, table: &TableDef)
 /// deadlocks with another. A table of another tenant, or one already purged, is NotFound and
 /// is not locked.
 async fn lock_for_design(tx: &mut Transaction<'static, Postgres>, tenant: TenantId, table: TableId) -> StoreResult<()> {
+    lock_design_table(tx, tenant, table).await?;
+    // Then the tenant's row, which the catalogue's change reaches later through its trigger.
+    lock_tenant(tx, tenant).await
+}
+
+/// `lock_for_design` without the tenant's row: for a retype, whose first pass reads every
+/// record before it knows whether it will change the catalogue at all (it takes the row
+/// itself before its first DDL, when it applies).
+async fn lock_design_table(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant: TenantId,
+    table: TableId,
+) -> StoreResult<()> {
     let ours: Option<i64> = sqlx::query_scalar("SELECT 1::bigint FROM user_tables WHERE id = $1 AND tenant_id = $2")
         .bind(table.to_string())
         .bind(tenant.to_string())
@@ -3929,7 +3953,7 @@ async fn lock_for_design(tx: &mut Transaction<'static, Postgres>, tenant: Tenant
         return Err(StoreError::NotFound);
     }
     // Waited for at most 5 s (then refused as busy, 503), like the change's statements that
-    // take the table's exclusive lock (`exclusive_ddl`); until those, its waits are not bounded.
+    // take the table's exclusive lock (`exclusive_ddl`).
     let lock = format!(
         "SET LOCAL lock_timeout = '5s'; LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE; SET LOCAL lock_timeout = DEFAULT",
         ut::table_ident(table)
@@ -3940,8 +3964,7 @@ async fn lock_for_design(tx: &mut Transaction<'static, Postgres>, tenant: Tenant
             _ => internal(e),
         }
     })?;
-    // Then the tenant's row, which the catalogue's change reaches later through its trigger.
-    lock_tenant(tx, tenant).await
+    Ok(())
 }
 
 /// Locks the tenant's row for the rest of the transaction, as the catalogue's and the
