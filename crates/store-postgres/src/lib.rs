@@ -1413,20 +1413,16 @@ impl Store for PgStore {
     }
 
     async fn delete_group(&self, scope: &Scope<ManageGroups>, id: GroupId, event: NewAuditEvent) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
         // The tenant's row before the group's grants (their trigger locks it after them), in
         // the order a save of grants takes them (`set_table_grants`).
-        lock_tenant(&mut tx, scope.tenant_id()).await?;
-        let n = sqlx::query("DELETE FROM user_groups WHERE id = $1 AND tenant_id = $2")
-            .bind(id.to_string())
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?
-            .rows_affected();
-        Self::check_affected(n)?;
-        Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        self.write_one_of_tenant(
+            scope.tenant_id(),
+            sqlx::query("DELETE FROM user_groups WHERE id = $1 AND tenant_id = $2")
+                .bind(id.to_string())
+                .bind(scope.tenant_id().to_string()),
+            event,
+        )
+        .await
     }
 
     async fn set_group_members(

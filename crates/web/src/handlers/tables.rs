@@ -1142,6 +1142,16 @@ pub async fn bulk_update(
     Ok(Json(json!({"updated": n})))
 }
 
+/// One of the node's export places, waited for at most `EXPORT_WAIT`, then refused (503).
+async fn export_place(
+    permits: &std::sync::Arc<tokio::sync::Semaphore>,
+) -> AppResult<tokio::sync::OwnedSemaphorePermit> {
+    match tokio::time::timeout(crate::state::EXPORT_WAIT, permits.clone().acquire_owned()).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => Err(AppError::Unavailable("every export place is taken".into())),
+    }
+}
+
 /// A piece of an export's body.
 type Piece = Result<Vec<u8>, std::io::Error>;
 
@@ -1200,11 +1210,7 @@ pub async fn export_records(
         .target(format!("table:{}", t.id))
         .details(export_started(sjis, &pairs, &t));
     // One of the node's export places, held until the export ends (see `EXPORTS`).
-    let place =
-        match tokio::time::timeout(crate::state::EXPORT_WAIT, state.export_permits.clone().acquire_owned()).await {
-            Ok(Ok(p)) => p,
-            _ => return Err(AppError::Unavailable("every export place is taken".into())),
-        };
+    let place = export_place(&state.export_permits).await?;
     state.store.append_audit(started).await?;
     let stall = state.settings.export_stall;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
@@ -1846,6 +1852,25 @@ mod export_tests {
         assert!(rx.recv().await.is_some_and(|p| p.is_ok()));
         drop(rx);
         assert!(!send_within(&tx, b"c".to_vec(), stall).await, "the client has gone");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_runs_two_exports_and_a_third_waits_for_a_place_then_is_refused() {
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(crate::state::EXPORTS));
+        let first = export_place(&permits).await;
+        let second = export_place(&permits).await;
+        assert!(first.is_ok() && second.is_ok());
+        let started = tokio::time::Instant::now();
+        assert!(matches!(export_place(&permits).await, Err(AppError::Unavailable(_))));
+        assert_eq!(started.elapsed(), crate::state::EXPORT_WAIT);
+        // A place given back within the wait is taken.
+        let waiting = tokio::spawn({
+            let permits = permits.clone();
+            async move { export_place(&permits).await.is_ok() }
+        });
+        tokio::time::sleep(crate::state::EXPORT_WAIT / 2).await;
+        drop(first);
+        assert!(waiting.await.unwrap_or(false));
     }
 
     #[tokio::test]
