@@ -2325,6 +2325,24 @@ impl Store for PgStore {
 
     async fn import_catalogue(&self, _op: &OperatorScope, d: CatalogueDump) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        // Every tenant's row first, in one order, as every other change that reaches it through
+        // the catalogue's triggers does (docs/ARCHITECTURE.md, lock order): a tenant already in
+        // use on the target cannot deadlock with the copy.
+        let mut tenants: Vec<&str> = d
+            .tables
+            .iter()
+            .map(|t| t.tenant_id.as_str())
+            .chain(d.groups.iter().map(|g| g.tenant_id.as_str()))
+            .collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        for tenant in tenants {
+            sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        }
         let existing: i64 =
             sqlx::query_scalar("SELECT (SELECT COUNT(*) FROM user_tables) + (SELECT COUNT(*) FROM user_groups)")
                 .fetch_one(&mut *tx)
