@@ -23,6 +23,19 @@ fn clean_name(s: &str, max: usize) -> Result<String, &'static str> {
     Ok(s.to_owned())
 }
 
+/// Checks a description (of a table or a group): at most 2,000 characters, lines and tabs
+/// allowed, no other control character (PostgreSQL cannot store NUL, and none is meant to be
+/// there).
+pub fn check_description(s: &str) -> Result<(), &'static str> {
+    if s.chars().count() > 2000 {
+        return Err("too_long");
+    }
+    if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err("control_chars");
+    }
+    Ok(())
+}
+
 /// Characters that change how a name is shown without being seen: the bidirectional
 /// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069, which can make a name read
 /// as another, "Trojan Source"), the zero-width space and the byte order mark (two names that
@@ -234,7 +247,10 @@ pub enum Cell {
     Bool(bool),
 }
 
-const MAX_TEXT: u32 = 1_000;
+/// The longest single-line text, in characters: 600 characters of four bytes each (emoji) are
+/// 2,400 bytes, which with the record id fits one entry of PostgreSQL's B-tree index (at most
+/// 2,704 bytes; every single-line field is indexed for filtering and sorting).
+const MAX_TEXT: u32 = 600;
 const MAX_MULTILINE: u32 = 20_000;
 pub const MAX_FIELDS: usize = 200;
 /// The most tables a tenant may have, those in the trash included (each is an SQL table with
@@ -318,7 +334,9 @@ impl FieldDef {
             };
             let ok = !matches!(kind, FieldKind::User | FieldKind::Link { .. })
                 && d.chars().count() <= 1000
-                && probe.parse(&Json::String(d.clone())).is_ok();
+                // A blank default is no value: it would let a required field be left empty by
+                // everyone who may not write it.
+                && probe.parse(&Json::String(d.clone())).is_ok_and(|c| c != Cell::Null);
             if !ok {
                 e.push("default", "bad_default");
             }
@@ -661,6 +679,25 @@ mod tests {
     }
 
     #[test]
+    fn a_blank_default_a_long_text_and_control_characters_are_refused() {
+        let rules = |d: &str| FieldRules { required: true, default: Some(d.into()), ..FieldRules::default() };
+        for blank in ["", "   "] {
+            let e = FieldDef::validate(&FieldKind::Text, &rules(blank)).unwrap_err();
+            assert_eq!(e.code_for("default"), Some("bad_default"), "{blank:?}");
+        }
+        assert!(FieldDef::validate(&FieldKind::Text, &rules("x")).is_ok());
+        let text = field(FieldKind::Text, FieldRules::default());
+        assert!(text.parse(&Json::from("😀".repeat(600))).is_ok());
+        assert_eq!(text.parse(&Json::from("😀".repeat(601))), Err("too_long"));
+        assert_eq!(text.filter("contains", "a\u{0}b"), Err("control_chars"));
+        assert_eq!(text.filter("starts_with", "\u{1b}[31m"), Err("control_chars"));
+        assert!(text.filter("contains", "1行目\n2行目").is_ok());
+        assert_eq!(check_description("a\u{0}b"), Err("control_chars"));
+        assert_eq!(check_description(&"x".repeat(2001)), Err("too_long"));
+        assert!(check_description("1行目\r\n2行目\tタブ").is_ok());
+    }
+
+    #[test]
     fn a_name_may_not_hide_how_it_reads() {
         for bad in ["顧客\u{202E}txt.exe", "顧\u{200B}客", "\u{2066}x\u{2069}", "a\u{FEFF}b"] {
             assert_eq!(Name::parse(bad).map(|n| n.0), Err("control_chars"), "{bad:?}");
@@ -976,10 +1013,15 @@ impl FieldDef {
             "any_of" => FilterOp::AnyOf(operand.split(',').map(|s| value(s.trim())).collect::<Result<_, _>>()?),
             _ => return Err("bad_operator"),
         };
-        if let FilterOp::Contains(s) | FilterOp::StartsWith(s) = &op
-            && (s.is_empty() || s.chars().count() > 200)
-        {
-            return Err("out_of_range");
+        if let FilterOp::Contains(s) | FilterOp::StartsWith(s) = &op {
+            if s.is_empty() || s.chars().count() > 200 {
+                return Err("out_of_range");
+            }
+            // A stored value holds no control character but line ends and tabs, so a filter
+            // with another can match nothing (and PostgreSQL refuses NUL as a parameter).
+            if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+                return Err("control_chars");
+            }
         }
         Ok(Filter { field: self.id, op })
     }

@@ -23,6 +23,9 @@ pub struct ViewSpec {
     /// The columns shown, in order; empty shows every field the reader may see.
     #[serde(default)]
     pub columns: Vec<FieldId>,
+    /// With no sort field: oldest records first (by record number) instead of newest first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oldest_first: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +55,9 @@ impl ViewSpec {
         for s in &self.sort {
             out.push(("sort".to_owned(), s.field.to_string()));
             out.push(("dir".to_owned(), if s.desc { "desc" } else { "asc" }.to_owned()));
+        }
+        if self.sort.is_empty() && self.oldest_first {
+            out.push(("dir".to_owned(), "asc".to_owned()));
         }
         for f in &self.filters {
             out.push((format!("filter.{}.{}", f.op, f.field), f.value.clone()));
@@ -96,6 +102,7 @@ mod tests {
             sort: vec![SortSpec { field: f, desc: true }],
             filters: vec![FilterSpec { field: f, op: "gte".into(), value: "10".into() }],
             columns: vec![f],
+            oldest_first: false,
         };
         let pairs = spec.to_pairs();
         assert_eq!(pairs[0], ("q".to_owned(), "東京".to_owned()));

@@ -196,6 +196,13 @@ fn internal(e: sqlx::Error) -> StoreError {
                 }
                 // Connection loss, shutdown, lock and serialization failures: retryable, not broken.
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                // NUL in text (22021), a character the encoding lacks (22P05), an index entry
+                // over PostgreSQL's size limit (54000): a value the request should not have
+                // carried, refused as invalid (the checks before the store are meant to stop
+                // each of them first).
+                if matches!(code.as_str(), "22021" | "22P05" | "54000") {
+                    return StoreError::Invalid(FieldErrors::single("value", "not_storable"));
+                }
                 if code.starts_with("08")
                     || code.starts_with("57P")
                     || code == "40001"
@@ -964,10 +971,11 @@ impl Store for PgStore {
         field: FieldDef,
         event: NewAuditEvent,
     ) -> StoreResult<TableDef> {
-        let def = self.load_table(scope.tenant_id(), table).await?;
-        guard::check_table(scope, &def)?;
         let mut tx = self.write_tx().await?;
         lock_for_design(&mut tx, scope.tenant_id(), table).await?;
+        // After the lock: a table trashed a moment ago gets no field (404).
+        let def = load_def(&mut tx, scope.tenant_id(), table, false).await?;
+        guard::check_table(scope, &def)?;
         count_fields(&mut tx, table).await?;
         let kind = serde_json::to_string(&field.kind).map_err(|e| StoreError::Internal(e.to_string()))?;
         let rules = serde_json::to_string(&field.rules).map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -1628,6 +1636,11 @@ impl Store for PgStore {
         }
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
+        // The change was judged against the design as the request saw it: a type changed since
+        // could make this one a change the rule forbids (an integer into a link).
+        if !daicho_domain::table::retype_allowed(&old.kind, &field.kind) {
+            return Err(daicho_store::design_changed());
+        }
         let t = ut::table_ident(def.id);
         let col = ut::field_ident(field.id);
         let tmp = format!("r_{}", field.id.as_uuid().simple());
@@ -1941,7 +1954,7 @@ impl Store for PgStore {
         field: Option<FieldId>,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
-        self.purge_in(scope.tenant_id(), table, field, event).await
+        self.purge_in(scope.tenant_id(), table, field, i64::MAX, event).await
     }
 
     async fn purge_trash(
@@ -1961,7 +1974,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(internal)?;
-        let mut n = 0;
+        let (mut n, mut failed) = (0, None);
         for r in &rows {
             let (tenant, table, field) = daicho_store::rows::purge_target(&Cols(r))?;
             let mut ev = template.clone();
@@ -1975,10 +1988,21 @@ impl Store for PgStore {
                 Some(f) => format!("table:{table} field:{f}"),
                 None => format!("table:{table}"),
             };
-            self.purge_in(tenant, table, field, ev).await?;
-            n += 1;
+            // Each item on its own: one restored meanwhile (not found) or one whose lock is busy
+            // leaves the others to be purged; a failure is reported after the rest ran.
+            match self.purge_in(tenant, table, field, ms(before), ev).await {
+                Ok(()) => n += 1,
+                Err(StoreError::NotFound) => {}
+                Err(e) => {
+                    tracing::warn!(%tenant, %table, error = %e, "purge of a trashed item failed; the next run retries it");
+                    failed.get_or_insert(e);
+                }
+            }
         }
-        Ok(n)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
     }
 
     async fn list_views(&self, scope: &TableScope<View>) -> StoreResult<Vec<SavedView>> {
@@ -3457,12 +3481,15 @@ fn bind_cell_q<'q>(q: PlainQ<'q>, c: &Cell, storage: Storage) -> PlainQ<'q> {
 }
 
 impl PgStore {
-    /// Deletes a trashed table or field of the tenant for good, with its data.
+    /// Deletes a trashed table or field of the tenant for good, with its data, if it was trashed
+    /// before `before` (ms; the trash job's cut-off: an item restored and trashed again after the
+    /// job listed it stays for its whole period).
     async fn purge_in(
         &self,
         tenant: TenantId,
         table: TableId,
         field: Option<FieldId>,
+        before: i64,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
@@ -3470,14 +3497,14 @@ impl PgStore {
         lock_for_design(&mut tx, tenant, table).await?;
         match field {
             None => {
-                let n =
-                    sqlx::query("DELETE FROM user_tables WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NOT NULL")
-                        .bind(table.to_string())
-                        .bind(tenant.to_string())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(internal)?
-                        .rows_affected();
+                let n = sqlx::query("DELETE FROM user_tables WHERE id = $1 AND tenant_id = $2 AND deleted_at < $3")
+                    .bind(table.to_string())
+                    .bind(tenant.to_string())
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(internal)?
+                    .rows_affected();
                 Self::check_affected(n)?;
                 for ddl in drop_storage(table) {
                     exclusive_ddl(&mut tx, ddl).await.map_err(internal)?;
@@ -3485,12 +3512,13 @@ impl PgStore {
             }
             Some(f) => {
                 let n = sqlx::query(
-                    "DELETE FROM user_fields WHERE id = $1 AND table_id = $2 AND deleted_at IS NOT NULL \
+                    "DELETE FROM user_fields WHERE id = $1 AND table_id = $2 AND deleted_at < $4 \
                      AND table_id IN (SELECT id FROM user_tables WHERE tenant_id = $3 AND deleted_at IS NULL)",
                 )
                 .bind(f.to_string())
                 .bind(table.to_string())
                 .bind(tenant.to_string())
+                .bind(before)
                 .execute(&mut *tx)
                 .await
                 .map_err(internal)?
@@ -3589,7 +3617,6 @@ impl PgStore {
 
 const ID_COLUMN: &str = "id BIGSERIAL PRIMARY KEY";
 const INT_TYPE: &str = "BIGINT";
-const BOOL_TYPE: &str = "BOOLEAN";
 
 fn ph(n: usize) -> String {
     format!("${n}")
@@ -4159,7 +4186,10 @@ fn column_type(field: &FieldDef) -> &'static str {
     match field.kind.storage() {
         Storage::Text => "TEXT",
         Storage::Int => INT_TYPE,
-        Storage::Bool => BOOL_TYPE,
+        // A checkbox is never empty: records that were there before it read as unticked, as a
+        // new record that is not given it does (`guard::defaults`). (A constant default: no
+        // rewrite of the table.)
+        Storage::Bool => "BOOLEAN DEFAULT false",
     }
 }
 
@@ -4201,7 +4231,9 @@ async fn duplicates(
 }
 
 /// A field's index: unique when the rule says so, else (field, id) for filtering and sorting
-/// (the id breaks ties, as the keyset uses it); none for multi-line text.
+/// (the id breaks ties, as the keyset uses it); none for multi-line text and multiple choices
+/// (long values no index entry can hold; a multiple choice is filtered by the choices it
+/// includes, which an index on the whole value does not find).
 fn field_indexes(table: TableId, field: &FieldDef) -> Vec<String> {
     if field.rules.unique {
         vec![format!(
@@ -4210,7 +4242,10 @@ fn field_indexes(table: TableId, field: &FieldDef) -> Vec<String> {
             ut::table_ident(table),
             ut::field_ident(field.id)
         )]
-    } else if matches!(field.kind, daicho_domain::table::FieldKind::Multiline) {
+    } else if matches!(
+        field.kind,
+        daicho_domain::table::FieldKind::Multiline | daicho_domain::table::FieldKind::MultiChoice { .. }
+    ) {
         Vec::new()
     } else {
         vec![format!(

@@ -725,9 +725,10 @@ impl Store for SqliteStore {
         field: FieldDef,
         event: NewAuditEvent,
     ) -> StoreResult<TableDef> {
-        let def = self.load_table(scope.tenant_id(), table).await?;
-        guard::check_table(scope, &def)?;
         let mut tx = self.write_tx().await?;
+        // Inside the transaction: a table trashed a moment ago gets no field (404).
+        let def = load_def(&mut tx, scope.tenant_id(), table, false).await?;
+        guard::check_table(scope, &def)?;
         count_fields(&mut tx, table).await?;
         let kind = serde_json::to_string(&field.kind).map_err(|e| StoreError::Internal(e.to_string()))?;
         let rules = serde_json::to_string(&field.rules).map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -1395,9 +1396,18 @@ impl Store for SqliteStore {
         event: NewAuditEvent,
     ) -> StoreResult<RetypeReport> {
         guard::check_field_seen(scope, field.id)?;
-        let mut tx = self.write_tx().await?;
+        // A check that writes nothing (no change applied, no uniqueness to test with the new
+        // values in place) reads in a read transaction: its scan of the whole table must not
+        // hold the database's one write lock, every tenant's writes waiting behind it.
+        let writes = apply || field.rules.unique;
+        let mut tx = if writes { self.write_tx().await? } else { self.pool.begin().await.map_err(internal)? };
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
+        // The change was judged against the design as the request saw it: a type changed since
+        // could make this one a change the rule forbids (an integer into a link).
+        if !daicho_domain::table::retype_allowed(&old.kind, &field.kind) {
+            return Err(daicho_store::design_changed());
+        }
         let t = ut::table_ident(def.id);
         let col = ut::field_ident(field.id);
         let tmp = format!("r_{}", field.id.as_uuid().simple());
@@ -1674,7 +1684,7 @@ impl Store for SqliteStore {
         field: Option<FieldId>,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
-        self.purge_in(scope.tenant_id(), table, field, event).await
+        self.purge_in(scope.tenant_id(), table, field, i64::MAX, event).await
     }
 
     async fn purge_trash(
@@ -1694,7 +1704,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(internal)?;
-        let mut n = 0;
+        let (mut n, mut failed) = (0, None);
         for r in &rows {
             let (tenant, table, field) = daicho_store::rows::purge_target(&Cols(r))?;
             let mut ev = template.clone();
@@ -1708,10 +1718,21 @@ impl Store for SqliteStore {
                 Some(f) => format!("table:{table} field:{f}"),
                 None => format!("table:{table}"),
             };
-            self.purge_in(tenant, table, field, ev).await?;
-            n += 1;
+            // Each item on its own: one restored meanwhile (not found) or one whose lock is busy
+            // leaves the others to be purged; a failure is reported after the rest ran.
+            match self.purge_in(tenant, table, field, ms(before), ev).await {
+                Ok(()) => n += 1,
+                Err(StoreError::NotFound) => {}
+                Err(e) => {
+                    tracing::warn!(%tenant, %table, error = %e, "purge of a trashed item failed; the next run retries it");
+                    failed.get_or_insert(e);
+                }
+            }
         }
-        Ok(n)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
     }
 
     async fn list_views(&self, scope: &TableScope<View>) -> StoreResult<Vec<SavedView>> {
@@ -3215,25 +3236,28 @@ impl SqliteStore {
         plans.insert(key, (Instant::now(), walk));
     }
 
-    /// Deletes a trashed table or field of the tenant for good, with its data.
+    /// Deletes a trashed table or field of the tenant for good, with its data, if it was trashed
+    /// before `before` (ms; the trash job's cut-off: an item restored and trashed again after the
+    /// job listed it stays for its whole period).
     async fn purge_in(
         &self,
         tenant: TenantId,
         table: TableId,
         field: Option<FieldId>,
+        before: i64,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         match field {
             None => {
-                let n =
-                    sqlx::query("DELETE FROM user_tables WHERE id = ? AND tenant_id = ? AND deleted_at IS NOT NULL")
-                        .bind(table.to_string())
-                        .bind(tenant.to_string())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(internal)?
-                        .rows_affected();
+                let n = sqlx::query("DELETE FROM user_tables WHERE id = ? AND tenant_id = ? AND deleted_at < ?")
+                    .bind(table.to_string())
+                    .bind(tenant.to_string())
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(internal)?
+                    .rows_affected();
                 Self::check_affected(n)?;
                 for ddl in drop_storage(table) {
                     sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
@@ -3241,11 +3265,12 @@ impl SqliteStore {
             }
             Some(f) => {
                 let n = sqlx::query(
-                    "DELETE FROM user_fields WHERE id = ? AND table_id = ? AND deleted_at IS NOT NULL \
+                    "DELETE FROM user_fields WHERE id = ? AND table_id = ? AND deleted_at < ? \
                      AND table_id IN (SELECT id FROM user_tables WHERE tenant_id = ? AND deleted_at IS NULL)",
                 )
                 .bind(f.to_string())
                 .bind(table.to_string())
+                .bind(before)
                 .bind(tenant.to_string())
                 .execute(&mut *tx)
                 .await
@@ -3531,7 +3556,6 @@ const ID_COLUMN: &str = "id INTEGER PRIMARY KEY AUTOINCREMENT";
 /// A keyword probe reads at least this many matching ids: one more than lists count.
 const COUNT_PROBE: i64 = 10_001;
 const INT_TYPE: &str = "INTEGER";
-const BOOL_TYPE: &str = "INTEGER";
 
 fn ph(n: usize) -> String {
     format!("?{n}")
@@ -3920,7 +3944,9 @@ fn column_type(field: &FieldDef) -> &'static str {
     match field.kind.storage() {
         Storage::Text => "TEXT",
         Storage::Int => INT_TYPE,
-        Storage::Bool => BOOL_TYPE,
+        // A checkbox is never empty: records that were there before it read as unticked, as a
+        // new record that is not given it does (`guard::defaults`).
+        Storage::Bool => "INTEGER DEFAULT 0",
     }
 }
 
@@ -3961,7 +3987,9 @@ async fn duplicates(
 }
 
 /// A field's index: unique when the rule says so, else (field, id) for filtering and sorting
-/// (the id breaks ties, as the keyset uses it); none for multi-line text.
+/// (the id breaks ties, as the keyset uses it); none for multi-line text and multiple choices
+/// (long values no index entry can hold; a multiple choice is filtered by the choices it
+/// includes, which an index on the whole value does not find).
 fn field_indexes(table: TableId, field: &FieldDef) -> Vec<String> {
     if field.rules.unique {
         vec![format!(
@@ -3970,7 +3998,10 @@ fn field_indexes(table: TableId, field: &FieldDef) -> Vec<String> {
             ut::table_ident(table),
             ut::field_ident(field.id)
         )]
-    } else if matches!(field.kind, daicho_domain::table::FieldKind::Multiline) {
+    } else if matches!(
+        field.kind,
+        daicho_domain::table::FieldKind::Multiline | daicho_domain::table::FieldKind::MultiChoice { .. }
+    ) {
         Vec::new()
     } else {
         vec![format!(

@@ -196,15 +196,18 @@ pub fn is_permutation(def: &TableDef, order: &[FieldId]) -> bool {
 }
 
 /// The default values of a table's fields as cells: a new record gets each one it was not
-/// given. Generated fields have none; a default that no longer parses is left out.
+/// given. Generated fields have none; a default that no longer parses is left out. A checkbox
+/// without one is unticked (never empty, so that "is unticked" finds every record that shows
+/// unticked, also those made by someone who may not write or see it).
 pub fn defaults(table: &TableDef) -> Vec<(FieldId, Cell)> {
     table
         .fields
         .iter()
         .filter(|f| !f.kind.is_generated())
-        .filter_map(|f| {
-            let d = f.rules.default.as_ref()?;
-            f.parse(&serde_json::Value::String(d.clone())).ok().map(|c| (f.id, c))
+        .filter_map(|f| match f.rules.default.as_ref() {
+            Some(d) => f.parse(&serde_json::Value::String(d.clone())).ok().map(|c| (f.id, c)),
+            None if matches!(f.kind, daicho_domain::table::FieldKind::Checkbox) => Some((f.id, Cell::Bool(false))),
+            None => None,
         })
         .collect()
 }

@@ -36,6 +36,10 @@ pub enum StoreError {
     /// A uniqueness rule was violated; the field errors name the field.
     #[error("conflict")]
     Conflict(FieldErrors),
+    /// A value the database itself refuses (PostgreSQL: NUL in text, an index entry over its
+    /// size limit) that the checks before it did not catch: the request's fault, not the store's.
+    #[error("invalid")]
+    Invalid(FieldErrors),
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("storage error: {0}")]

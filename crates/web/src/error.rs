@@ -126,6 +126,7 @@ impl From<StoreError> for AppError {
             StoreError::NotFound => AppError::NotFound,
             StoreError::Forbidden => AppError::Forbidden,
             StoreError::Conflict(f) => AppError::Conflict(f),
+            StoreError::Invalid(f) => AppError::Invalid(f),
             StoreError::Unavailable(m) => AppError::Unavailable(m),
             StoreError::Internal(m) => AppError::Internal(m),
         }

@@ -131,8 +131,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("fields.max_length", "Maximum length (characters)", "最大文字数"),
     (
         "fields.max_length_hint",
-        "Only for text fields. Empty: up to 1,000 characters (20,000 for multi-line text).",
-        "文字列型のみ。空欄なら1,000文字まで（複数行は20,000文字まで）。",
+        "Only for text fields. Empty: up to 600 characters (20,000 for multi-line text).",
+        "文字列型のみ。空欄なら600文字まで（複数行は20,000文字まで）。",
     ),
     ("fields.min", "Minimum", "最小値"),
     ("fields.max", "Maximum", "最大値"),
@@ -403,7 +403,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("hint.date_time", "As 2026-04-01T09:30:00+09:00", "2026-04-01T09:30:00+09:00 の形式"),
     ("records.new", "New record", "レコードを追加"),
     ("records.edit", "Record", "レコード"),
-    ("records.none", "No records yet.", "レコードはまだありません。"),
+    ("records.none", "No records to show.", "表示するレコードはありません。"),
     ("records.more", "Next page", "次のページ"),
     ("records.export", "Export CSV", "CSVエクスポート"),
     ("import.title", "Import CSV", "CSV読み込み"),
@@ -484,7 +484,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("nav.account", "Your account", "アカウント"),
     ("nav.logout", "Sign out", "ログアウト"),
     ("footer.request", "Request", "リクエスト"),
-    ("form.has_errors", "Please correct the fields marked below.", "下記の項目を修正してください。"),
+    ("form.has_errors", "Please correct the following:", "次の点を修正してください。"),
     ("action.save", "Save", "保存"),
     ("action.cancel", "Cancel", "キャンセル"),
     ("action.done", "Done", "完了"),
@@ -826,6 +826,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("err.required", "This field is required.", "必須項目です。"),
     ("err.too_long", "This value is too long.", "長すぎます。"),
+    (
+        "err.not_storable",
+        "This value cannot be stored: it holds a character or a length the database refuses.",
+        "この値は保存できません。データベースが受け付けない文字または長さを含んでいます。",
+    ),
     ("err.login_id_chars", "Use only letters, digits and . _ - @.", "半角英数字と . _ - @ のみ使用できます。"),
     (
         "err.control_chars",
@@ -925,7 +930,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "1回で取り込める行数（100,000行）を超えています。ファイルを分けてください。",
     ),
     ("err.keyword_too_short", "Search with at least two characters.", "2文字以上で検索してください。"),
-    ("err.bad_operator", "This filter condition is not known.", "この絞り込み条件は使えません。"),
+    (
+        "err.bad_operator",
+        "This condition cannot be used with this type of field (\"contains\" and \"starts with\" are for text, \"at least\", \"at most\" and the like for numbers and dates).",
+        "この種類の項目には使えない絞り込み条件です（「を含む」「で始まる」は文字列、「以上」「以下」などは数値と日付に使えます）。",
+    ),
     (
         "err.bad_cursor",
         "This page position belongs to another list order; start from the first page.",

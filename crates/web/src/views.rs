@@ -106,6 +106,17 @@ impl Errors {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// Each error code once, in order: the form's summary names every problem, also those of
+    /// a field the page shows no message beside (a box to tick, a row of a list).
+    pub fn codes(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for fe in &self.0.0 {
+            if !out.contains(&fe.code) {
+                out.push(fe.code);
+            }
+        }
+        out
+    }
 }
 
 pub fn fmt_time(t: OffsetDateTime) -> String {

@@ -307,7 +307,17 @@ async fn the_design_and_trash_pages_rename_move_delete_and_restore() {
     // Deleting needs the confirmation tick.
     let r = a.post_form(&design, &[("action", "delete_field"), ("field", &ids[1])]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.text().await.unwrap().contains("role=\"alert\""));
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("role=\"alert\"") && body.contains("Tick the box to confirm."),
+        "the summary says why: {body}"
+    );
+    // A field's name that is taken is said, and not beside the table's own name.
+    let r =
+        a.post_form(&design, &[("action", "rename"), ("field", &ids[1]), (&format!("name_{}", ids[1]), "件数")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("This value is already in use.") && !body.contains("id=\"name-err\""), "{body}");
     let r = a.post_form(&design, &[("action", "delete_field"), ("field", &ids[1]), ("confirm", "yes")]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let r = a.post_form(&design, &[("action", "delete_table")]).await;
@@ -322,6 +332,7 @@ async fn the_design_and_trash_pages_rename_move_delete_and_restore() {
     assert!(!trash.contains("秘密メモ"), "a trashed table's trashed field comes back with it, not alone");
     let r = a.post_form("/tables/trash", &[("action", "purge"), ("table", &tid), ("field", "")]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "purging needs the tick");
+    assert!(r.text().await.unwrap().contains("Tick the box to confirm."), "and the trash page says so");
     let r = a.post_form("/tables/trash", &[("action", "restore"), ("table", &tid), ("field", "")]).await;
     assert_eq!(location(&r), "/tables/trash?done=restored");
     assert_eq!(a.get(&format!("/tables/{tid}")).await.status(), StatusCode::OK);

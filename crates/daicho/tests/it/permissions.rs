@@ -1856,3 +1856,34 @@ async fn the_matrix_saves_only_what_its_admin_changed_and_never_overwrites_a_cha
     let details = v["events"][0]["details"].as_str().unwrap();
     assert!(details.contains(&format!("members={}", d.member_id)) && details.contains("rights=view,edit"), "{details}");
 }
+
+#[tokio::test]
+async fn a_checkbox_is_never_empty_for_records_made_before_it_or_by_someone_who_may_not_set_it() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    for n in 0..3 {
+        assert_eq!(add(a, &d, json!({"件名": format!("案件{n}")})).await.0, StatusCode::CREATED);
+    }
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{}/fields", d.tid), json!({"name": "完了", "kind": {"type": "checkbox"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let done = v["table"]["fields"].as_array().unwrap().iter().find(|f| f["name"] == "完了").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let unticked = format!("/api/v1/tables/{}/records?filter.eq.完了=false&count=true", d.tid);
+    let (_, v) = a.get_json(&unticked).await;
+    assert_eq!(v["count"], 3, "the records made before the checkbox read as unticked: {v}");
+    // A member from whom the checkbox is hidden makes a record: it is unticked, not empty.
+    let mut fields = serde_json::Map::new();
+    fields.insert(done.clone(), json!("hidden"));
+    grant(a, &d, json!({"rights": ["view", "create"], "fields": fields})).await;
+    assert_eq!(add(m, &d, json!({"件名": "メンバーの案件"})).await.0, StatusCode::CREATED);
+    let (_, v) = a.get_json(&unticked).await;
+    assert_eq!(v["count"], 4, "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{}/records?filter.empty.完了=&count=true", d.tid)).await;
+    assert_eq!(v["count"], 0, "{v}");
+}

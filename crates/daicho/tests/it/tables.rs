@@ -2354,3 +2354,101 @@ async fn a_write_made_against_a_design_changed_meanwhile_is_refused_whole() {
     }
     assert_eq!(record_count(a, &tid).await, 2);
 }
+
+#[tokio::test]
+async fn values_the_database_cannot_hold_are_refused_with_422_and_the_longest_text_is_stored_on_both_stores() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let records = format!("/api/v1/tables/{tid}/records");
+    // NUL in a description: PostgreSQL cannot store it; refused before the store, everywhere.
+    let (s, v) = a.post_json("/api/v1/tables", json!({"name": "x", "description": "a\u{0}b"})).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("control_chars")),
+        "{v}"
+    );
+    let (s, v) = a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}"), json!({"description": "a\u{0}b"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let r = a.post_form("/tables", &[("name", "y"), ("description", "a\u{0}b")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, v) = a.post_json("/api/v1/groups", json!({"name": "g", "description": "a\u{1b}[31m"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, _) = a.post_json("/api/v1/tables", json!({"name": "z", "description": "1行目\n2行目\tタブ"})).await;
+    assert_eq!(s, StatusCode::CREATED, "line ends and tabs stay allowed");
+    // NUL in a filter, on every path that takes one, and in a page cursor.
+    for path in [
+        format!("{records}?filter.contains.会社名=a%00b"),
+        format!("{records}?filter.starts_with.会社名=%00"),
+        format!("/api/v1/tables/{tid}/export.csv?filter.contains.会社名=a%00b"),
+    ] {
+        let r = a.get(&path).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+    }
+    let r = a.get(&format!("/tables/{tid}?filter.contains.会社名=a%00b")).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // base64url of [{"t":"\u0000"},1]
+    let cursor = "W3sidCI6Ilx1MDAwMCJ9LDFd";
+    let (s, v) = a.get_json(&format!("{records}?sort=会社名&dir=asc&after={cursor}")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // The longest single-line text (600 characters of four bytes) fits PostgreSQL's index entry.
+    let memo_table =
+        a.post_json("/api/v1/tables", json!({"name": "長文"})).await.1["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{memo_table}/fields"),
+            json!({"name": "題", "kind": {"type": "text"}, "rules": {"unique": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let long = "😀".repeat(600);
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{memo_table}/records"), json!({"values": {"題": long}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{memo_table}/records"), json!({"values": {"題": format!("{long}😀")}}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("too_long")),
+        "{v}"
+    );
+    // A multiple choice holds every one of its 100 long choices at once.
+    let choices: Vec<String> = (0..100).map(|i| format!("{i:03}{}", "選択肢".repeat(30))).collect();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{memo_table}/fields"),
+            json!({"name": "多", "kind": {"type": "multi_choice", "choices": choices}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{memo_table}/records"), json!({"values": {"多": choices}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["record"]["id"].as_i64().unwrap();
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{memo_table}/records/{id}")).await;
+    let held = v["record"]["values"].as_object().unwrap().values().filter_map(Value::as_array).map(Vec::len).max();
+    assert_eq!(held, Some(100), "every choice is kept");
+    // A blank default is no default: refused, so a required field cannot be left empty by it.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": "必須", "kind": {"type": "text"}, "rules": {"required": true, "default": "  "}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("bad_default"), "{v}");
+    // A link shows a field whose value says something: not a user's id.
+    let (_, v) = a
+        .post_json(&format!("/api/v1/tables/{memo_table}/fields"), json!({"name": "担当", "kind": {"type": "user"}}))
+        .await;
+    let user_field =
+        v["table"]["fields"].as_array().unwrap().iter().find(|f| f["name"] == "担当").unwrap()["id"].clone();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": "参照", "kind": {"type": "link", "table": memo_table, "show": user_field}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(!field_id(&table, "会社名").is_empty());
+}

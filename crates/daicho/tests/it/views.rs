@@ -322,3 +322,32 @@ async fn lists_count_matching_records_up_to_a_cap_under_the_readers_rights() {
     let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/records?count=true")).await;
     assert_eq!(v["count"].as_u64(), Some(0), "{v}");
 }
+
+#[tokio::test]
+async fn a_view_saved_oldest_first_opens_oldest_first_from_the_grid_and_the_api() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let d = setup(a).await;
+    let t = &d.tid;
+    // The grid's "save this view" with no sort field and ascending order.
+    let r = a.post_form(&format!("/tables/{t}/views"), &[("view_name", "古い順"), ("query", "sort=&dir=asc")]).await;
+    let to = location(&r);
+    let vid = to.split("view=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={vid}&limit=2")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(titles(&v, &d), ["案件00 <b>", "案件01 <b>"], "oldest first");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/views")).await;
+    let saved = v["views"].as_array().unwrap().iter().find(|x| x["name"] == "古い順").unwrap().clone();
+    assert_eq!(saved["sort"], json!([{"field": "id", "dir": "asc"}]), "{saved}");
+    // What the API lists, it takes back.
+    let (s, v) =
+        a.post_json(&format!("/api/v1/tables/{t}/views"), json!({"name": "古い順2", "sort": saved["sort"]})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["view"]["sort"], saved["sort"]);
+    // Without the order, newest first as before.
+    let (_, v) = a.post_json(&format!("/api/v1/tables/{t}/views"), json!({"name": "新しい順"})).await;
+    let newest = v["view"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={newest}&limit=1")).await;
+    assert_eq!(titles(&v, &d), ["案件11 <b>"]);
+}

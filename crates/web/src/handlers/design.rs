@@ -58,8 +58,8 @@ async fn update_table_op(
 ) -> AppResult<TableDef> {
     let (scope, _) = designing(state, ctx, auth, open).await?;
     let name = name.map(Name::parse).transpose().map_err(|c| invalid("name", c))?;
-    if description.is_some_and(|d| d.chars().count() > 2000) {
-        return Err(invalid("description", "too_long"));
+    if let Some(Err(c)) = description.map(daicho_domain::table::check_description) {
+        return Err(invalid("description", c));
     }
     let mut details = Vec::new();
     if let Some(n) = &name {
@@ -609,7 +609,17 @@ pub async fn submit(
         "rename" => {
             let field = get("field");
             let name = pairs.iter().find(|(k, _)| *k == format!("name_{field}")).map(|(_, v)| v.as_str()).unwrap_or("");
-            rename_field_op(&state, &ctx, &auth, &open, field, name).await.map(|_| "field_renamed")
+            // A field's name is not the table's: its errors are not shown beside the table's name.
+            rename_field_op(&state, &ctx, &auth, &open, field, name).await.map(|_| "field_renamed").map_err(|e| match e
+            {
+                AppError::Invalid(mut f) | AppError::Conflict(mut f) => {
+                    for fe in f.0.iter_mut().filter(|fe| fe.field == "name") {
+                        fe.field = "field_name".into();
+                    }
+                    AppError::Invalid(f)
+                }
+                other => other,
+            })
         }
         dir @ ("up" | "down") => {
             let mut order: Vec<FieldId> = seen_def.fields.iter().map(|f| f.id).collect();

@@ -37,8 +37,8 @@ fn group_id(raw: &str) -> AppResult<GroupId> {
 fn parse_name(name: &str, description: &str) -> Result<(Name, String), FieldErrors> {
     let mut errs = FieldErrors::new();
     let n = Name::parse(name).map_err(|c| errs.push("name", c)).ok();
-    if description.chars().count() > 2000 {
-        errs.push("description", "too_long");
+    if let Err(c) = daicho_domain::table::check_description(description) {
+        errs.push("description", c);
     }
     match n {
         Some(n) if errs.is_empty() => Ok((n, description.trim().to_owned())),

@@ -109,8 +109,8 @@ pub async fn create_table(
     let scope = auth.authorize::<ManageDesign>(&state, &ctx).await?;
     let mut errs = FieldErrors::new();
     let name = Name::parse(&f.name).map_err(|c| errs.push("name", c)).ok();
-    if f.description.chars().count() > 2000 {
-        errs.push("description", "too_long");
+    if let Err(c) = daicho_domain::table::check_description(&f.description) {
+        errs.push("description", c);
     }
     let result = match name.filter(|_| errs.is_empty()) {
         None => Err(AppError::Invalid(errs)),

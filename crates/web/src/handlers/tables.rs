@@ -263,6 +263,11 @@ fn decode_cursor(s: &str) -> Option<((Cell, i64), Vec<Cell>)> {
             Value::Null => Cell::Null,
             o => {
                 if let Some(t) = o.get("t").and_then(Value::as_str) {
+                    // No stored text holds a control character other than a line end or a tab
+                    // (NUL, which PostgreSQL refuses as a parameter, least of all).
+                    if t.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+                        return None;
+                    }
                     Cell::Text(t.to_owned())
                 } else if let Some(i) = o.get("i").and_then(Value::as_i64) {
                     Cell::Int(i)
@@ -615,13 +620,15 @@ pub(crate) async fn check_link_kind(state: &AppState, ctx: &Ctx, auth: &Auth, ki
         Err(e) => return Err(e),
     };
     match target.seen_by(&view).fields.iter().find(|f| f.id == *show) {
-        Some(f) if !matches!(f.kind, FieldKind::Link { .. }) => Ok(()),
+        // Not a link (a label of a label) nor a user (its stored value is the user's id, which
+        // says nothing to the reader of a link).
+        Some(f) if !matches!(f.kind, FieldKind::Link { .. } | FieldKind::User) => Ok(()),
         _ => Err(AppError::Invalid(FieldErrors::single("kind", "unknown_field"))),
     }
 }
 
 /// What a new link field may point at, as ("table id:field id", "table › field"): the fields
-/// (other than links) that the designer sees of the tables they may view. A designer of one
+/// (other than links and users) that the designer sees of the tables they may view. A designer of one
 /// table learns nothing here of tables and fields they may not see.
 pub(crate) async fn link_targets(state: &AppState, ctx: &Ctx, auth: &Auth) -> AppResult<Vec<(String, String)>> {
     let mut out = Vec::new();
@@ -630,7 +637,7 @@ pub(crate) async fn link_targets(state: &AppState, ctx: &Ctx, auth: &Auth) -> Ap
         out.extend(
             def.fields
                 .iter()
-                .filter(|f| view.sees(f.id) && !matches!(f.kind, FieldKind::Link { .. }))
+                .filter(|f| view.sees(f.id) && !matches!(f.kind, FieldKind::Link { .. } | FieldKind::User))
                 .map(|f| (format!("{}:{}", def.id, f.id), format!("{} › {}", def.name.as_str(), f.name.as_str()))),
         );
     }
@@ -661,8 +668,8 @@ pub async fn create_table(State(state): State<AppState>, ctx: Ctx, auth: Auth, b
     let b: NewTableBody = body.parse()?;
     let mut errs = FieldErrors::new();
     let name = Name::parse(&b.name).map_err(|c| errs.push("name", c)).ok();
-    if b.description.chars().count() > 2000 {
-        errs.push("description", "too_long");
+    if let Err(c) = daicho_domain::table::check_description(&b.description) {
+        errs.push("description", c);
     }
     let Some(name) = name.filter(|_| errs.is_empty()) else { return Err(AppError::Invalid(errs)) };
     let id = TableId::new_random();
@@ -1393,10 +1400,30 @@ pub(crate) fn to_shift_jis(text: &str) -> Vec<u8> {
         rest = &rest[read..];
         match result {
             encoding_rs::EncoderResult::InputEmpty => return out,
-            encoding_rs::EncoderResult::Unmappable(_) => out.push(b'?'),
+            encoding_rs::EncoderResult::Unmappable(c) => match cp932_twin(c) {
+                // The character a Mac or JIS text uses where Windows has its own code point:
+                // written as Windows writes it, so Excel shows it instead of "?".
+                Some(twin) => out.extend_from_slice(&encoding_rs::SHIFT_JIS.encode(twin.encode_utf8(&mut [0; 4])).0),
+                None => out.push(b'?'),
+            },
             encoding_rs::EncoderResult::OutputFull => {}
         }
     }
+}
+
+/// The Windows (CP932) code point for a JIS X 0208 character that Unicode spells twice and the
+/// WHATWG Shift_JIS encoder knows only in its Windows spelling: 〜 ‖ — − ¢ £ ¬.
+fn cp932_twin(c: char) -> Option<char> {
+    Some(match c {
+        '\u{301C}' => '\u{FF5E}',
+        '\u{2016}' => '\u{2225}',
+        '\u{2014}' => '\u{2015}',
+        '\u{2212}' => '\u{FF0D}',
+        '\u{00A2}' => '\u{FFE0}',
+        '\u{00A3}' => '\u{FFE1}',
+        '\u{00AC}' => '\u{FFE2}',
+        _ => return None,
+    })
 }
 
 pub(crate) fn csv_preview(bytes: &[u8], encoding: &str) -> Option<(Vec<String>, Vec<Vec<String>>)> {
@@ -1833,6 +1860,16 @@ mod sjis_tests {
         let (back, _, bad) = encoding_rs::SHIFT_JIS.decode(&bytes);
         assert!(!bad);
         assert_eq!(back, "顧客,emoji ? ①\n?野家");
+    }
+
+    #[test]
+    fn shift_jis_export_writes_mac_spellings_of_jis_characters_as_windows_does() {
+        // 〜 ‖ — − ¢ £ ¬ as a Mac types them: the bytes Windows (CP932) writes for them.
+        let bytes = super::to_shift_jis("10\u{301C}20件 \u{2016}\u{2014}\u{2212}\u{A2}\u{A3}\u{AC}");
+        assert_eq!(&bytes[2..4], &[0x81, 0x60], "〜");
+        let (back, _, bad) = encoding_rs::SHIFT_JIS.decode(&bytes);
+        assert!(!bad);
+        assert_eq!(back, "10～20件 ∥―－￠￡￢");
     }
 }
 

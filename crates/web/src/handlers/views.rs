@@ -84,6 +84,7 @@ pub(crate) fn spec_from_pairs(t: &TableDef, pairs: &[(String, String)]) -> AppRe
     let mut spec = ViewSpec {
         keyword: q.keyword.clone().unwrap_or_default(),
         sort: q.sort_keys().into_iter().map(|(field, desc)| SortSpec { field, desc }).collect(),
+        oldest_first: q.sort.is_none() && !q.descending,
         ..ViewSpec::default()
     };
     for (k, v) in pairs {
@@ -167,7 +168,12 @@ pub(crate) fn view_json(v: &SavedView, me: daicho_domain::UserId) -> Value {
         "shared": v.owner.is_none(),
         "mine": v.owner == Some(me) || (v.owner.is_none() && v.created_by == me),
         "keyword": v.spec.keyword,
-        "sort": v.spec.sort.iter().map(|s| json!({"field": s.field, "dir": if s.desc { "desc" } else { "asc" }})).collect::<Vec<_>>(),
+        // Oldest first with no sort field reads back as what the API takes for it.
+        "sort": if v.spec.oldest_first && v.spec.sort.is_empty() {
+            vec![json!({"field": "id", "dir": "asc"})]
+        } else {
+            v.spec.sort.iter().map(|s| json!({"field": s.field, "dir": if s.desc { "desc" } else { "asc" }})).collect::<Vec<_>>()
+        },
         "filters": v.spec.filters.iter().map(|f| json!({"field": f.field, "op": f.op, "value": f.value})).collect::<Vec<_>>(),
         "columns": v.spec.columns,
         "created_at": v.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
