@@ -127,9 +127,13 @@ pub struct NewAuditEvent {
 impl NewAuditEvent {
     /// Caps the free-text fields so that a hostile client cannot bloat the log.
     pub fn bounded(mut self) -> Self {
+        // Cut at `n` characters; a control character other than a line end or a tab (a NUL
+        // in a refused sign-in's login ID, which PostgreSQL cannot store: the refusal would go
+        // unrecorded and uncounted) becomes U+FFFD, so that every event can be written.
         fn cap(s: &mut String, n: usize) {
-            if s.chars().count() > n {
-                *s = s.chars().take(n).collect();
+            let odd = |c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t');
+            if s.chars().count() > n || s.chars().any(odd) {
+                *s = s.chars().take(n).map(|c| if odd(c) { '\u{FFFD}' } else { c }).collect();
             }
         }
         cap(&mut self.actor_login, 128);

@@ -140,6 +140,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/0014_staged_imports.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            15,
+            Cow::Borrowed("checkbox and multiple choice"),
+            MigrationType::Simple,
+            include_str!("../migrations/0015_checkbox_multi_choice.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -201,6 +208,7 @@ fn internal(e: sqlx::Error) -> StoreError {
                 // carried, refused as invalid (the checks before the store are meant to stop
                 // each of them first).
                 if matches!(code.as_str(), "22021" | "22P05" | "54000") {
+                    tracing::warn!(code = %code, message = %db.message(), "PostgreSQL refused a value");
                     return StoreError::Invalid(FieldErrors::single("value", "not_storable"));
                 }
                 if code.starts_with("08")
@@ -1615,6 +1623,7 @@ impl Store for PgStore {
     async fn retype_field(
         &self,
         scope: &TableScope<Design>,
+        from: &daicho_domain::table::FieldKind,
         field: FieldDef,
         apply: bool,
         event: NewAuditEvent,
@@ -1636,9 +1645,9 @@ impl Store for PgStore {
         }
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
-        // The change was judged against the design as the request saw it: a type changed since
-        // could make this one a change the rule forbids (an integer into a link).
-        if !daicho_domain::table::retype_allowed(&old.kind, &field.kind) {
+        // The change was judged (allowed, its rules carried) from the kind the request saw: a
+        // kind changed since could make it one the rule forbids (an integer into a link).
+        if old.kind != *from || !daicho_domain::table::retype_allowed(&old.kind, &field.kind) {
             return Err(daicho_store::design_changed());
         }
         let t = ut::table_ident(def.id);

@@ -232,7 +232,38 @@ impl SqliteStore {
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {
-        migrator().run(&self.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+        migrator().run(&self.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        self.untick_empty_checkboxes().await
+    }
+
+    /// A checkbox is never empty: records made before the field was added to their table (or,
+    /// before that rule, by someone who could not set it) read as unticked. SQLite cannot
+    /// change a column's default, and its migrations cannot name columns from the catalogue,
+    /// so this runs at every start; each statement finds nothing through the field's index once
+    /// done.
+    async fn untick_empty_checkboxes(&self) -> StoreResult<()> {
+        let rows = sqlx::query(
+            "SELECT f.id AS field_id, f.table_id AS table_id FROM user_fields f \
+             WHERE json_extract(f.kind, '$.type') = 'checkbox'",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for r in &rows {
+            let bad = |_| StoreError::Internal("bad catalogue id".into());
+            let field: FieldId = r.try_get::<String, _>("field_id").map_err(internal)?.parse().map_err(bad)?;
+            let table: TableId = r.try_get::<String, _>("table_id").map_err(internal)?.parse().map_err(bad)?;
+            let (t, c) = (ut::table_ident(table), ut::field_ident(field));
+            sqlx::query(AssertSqlSafe(format!("UPDATE {t} SET {c} = 0 WHERE {c} IS NULL")))
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        }
+        tx.commit().await.map_err(internal)
     }
 
     /// Writes a consistent copy of the whole database to `path` (SQLite's VACUUM INTO: a
@@ -1391,6 +1422,7 @@ impl Store for SqliteStore {
     async fn retype_field(
         &self,
         scope: &TableScope<Design>,
+        from: &daicho_domain::table::FieldKind,
         field: FieldDef,
         apply: bool,
         event: NewAuditEvent,
@@ -1403,9 +1435,9 @@ impl Store for SqliteStore {
         let mut tx = if writes { self.write_tx().await? } else { self.pool.begin().await.map_err(internal)? };
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
-        // The change was judged against the design as the request saw it: a type changed since
-        // could make this one a change the rule forbids (an integer into a link).
-        if !daicho_domain::table::retype_allowed(&old.kind, &field.kind) {
+        // The change was judged (allowed, its rules carried) from the kind the request saw: a
+        // kind changed since could make it one the rule forbids (an integer into a link).
+        if old.kind != *from || !daicho_domain::table::retype_allowed(&old.kind, &field.kind) {
             return Err(daicho_store::design_changed());
         }
         let t = ut::table_ident(def.id);
@@ -3339,8 +3371,18 @@ impl SqliteStore {
             Some(k) => Some(self.keyword_plan(conn, &t, k, (i64::from(query.limit) * 4).max(200)).await?),
             None => None,
         };
+        // (Only a sort field with an index can be walked: not multi-line text or a multiple
+        // choice, `field_indexes`.)
+        let indexed = |s: FieldId| {
+            table.field(s).is_some_and(|f| {
+                !matches!(
+                    f.kind,
+                    daicho_domain::table::FieldKind::Multiline | daicho_domain::table::FieldKind::MultiChoice { .. }
+                )
+            })
+        };
         let walk_sort = match query.sort {
-            Some(s) if query.keyword.is_none() && query.filters.iter().any(|f| f.field != s) => {
+            Some(s) if query.keyword.is_none() && indexed(s) && query.filters.iter().any(|f| f.field != s) => {
                 let memo_key =
                     format!("{t} {s} {} {:?} {:?}", query.limit, query.filters, guard::row_conditions(scope, table));
                 if let Some(walk) = self.remembered_plan(&memo_key) {

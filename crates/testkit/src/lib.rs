@@ -274,6 +274,23 @@ impl TestApp {
         Some(sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(s.pool_for_tests()).await.unwrap())
     }
 
+    /// Makes data as an older version left it: runs `sql` (one statement, no parameters, the
+    /// same text for both stores), then the store's upgrade of existing user tables again
+    /// (SQLite's start-up step; PostgreSQL's migration 15, run again by hand).
+    pub async fn upgrade_after(&self, sql: &str) {
+        match &self.running.store {
+            daicho::StoreHandle::Sqlite(s) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(s.pool_for_tests()).await.unwrap();
+                s.migrate().await.unwrap();
+            }
+            daicho::StoreHandle::Postgres(s) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(s.pool_for_tests()).await.unwrap();
+                let upgrade = include_str!("../../store-postgres/migrations/0015_checkbox_multi_choice.sql");
+                sqlx::raw_sql(upgrade).execute(s.pool_for_tests()).await.unwrap();
+            }
+        }
+    }
+
     /// On PostgreSQL, runs `sql` (several statements allowed, no parameters) on the store's
     /// database, for tests of migrations; `None` on SQLite.
     pub async fn postgres_execute(&self, sql: &str) -> Option<()> {

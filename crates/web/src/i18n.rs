@@ -131,8 +131,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("fields.max_length", "Maximum length (characters)", "最大文字数"),
     (
         "fields.max_length_hint",
-        "Only for text fields. Empty: up to 600 characters (20,000 for multi-line text).",
-        "文字列型のみ。空欄なら600文字まで（複数行は20,000文字まで）。",
+        "Only for text fields. Empty: up to 1,000 characters (about 800 in Japanese; 20,000 for multi-line text).",
+        "文字列型のみ。空欄なら1,000文字まで（日本語では約800文字。複数行は20,000文字まで）。",
     ),
     ("fields.min", "Minimum", "最小値"),
     ("fields.max", "Maximum", "最大値"),

@@ -1877,6 +1877,18 @@ async fn a_checkbox_is_never_empty_for_records_made_before_it_or_by_someone_who_
     let unticked = format!("/api/v1/tables/{}/records?filter.eq.完了=false&count=true", d.tid);
     let (_, v) = a.get_json(&unticked).await;
     assert_eq!(v["count"], 3, "the records made before the checkbox read as unticked: {v}");
+    // Empty checkboxes an older version left (and a multiple choice's index it made) are
+    // upgraded: SQLite at start-up, PostgreSQL by its migration.
+    let (s, _) = a
+        .post_json(
+            &format!("/api/v1/tables/{}/fields", d.tid),
+            json!({"name": "区分", "kind": {"type": "multi_choice", "choices": ["A", "B"]}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    app.upgrade_after(&format!("UPDATE t_{} SET f_{} = NULL", d.tid.replace('-', ""), done.replace('-', ""))).await;
+    let (_, v) = a.get_json(&unticked).await;
+    assert_eq!(v["count"], 3, "upgraded: {v}");
     // A member from whom the checkbox is hidden makes a record: it is unticked, not empty.
     let mut fields = serde_json::Map::new();
     fields.insert(done.clone(), json!("hidden"));
@@ -1886,4 +1898,51 @@ async fn a_checkbox_is_never_empty_for_records_made_before_it_or_by_someone_who_
     assert_eq!(v["count"], 4, "{v}");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{}/records?filter.empty.完了=&count=true", d.tid)).await;
     assert_eq!(v["count"], 0, "{v}");
+}
+
+#[tokio::test]
+async fn a_user_field_is_filtered_by_login_id_or_name_on_every_path() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let d = setup(&app, a).await;
+    for (n, owner) in [(0, Some(&d.member_id)), (1, Some(&d.member_id)), (2, None)] {
+        let mut values = json!({"件名": format!("案件{n}")});
+        if let Some(o) = owner {
+            values["担当"] = json!(o);
+        }
+        assert_eq!(add(a, &d, values).await.0, StatusCode::CREATED);
+    }
+    let t = &d.tid;
+    let count = |q: &str| format!("/api/v1/tables/{t}/records?count=true&{q}");
+    for q in ["filter.eq.担当=MEMBER1", "filter.eq.担当=member1%20(member1)", "filter.any_of.担当=member1,admin"]
+    {
+        let (s, v) = a.get_json(&count(q)).await;
+        assert_eq!((s, v["count"].as_u64()), (StatusCode::OK, Some(2)), "{q}: {v}");
+    }
+    let (_, v) = a.get_json(&count("filter.eq.作成者%20Created%20by=admin")).await;
+    assert_eq!(v["count"], 3, "a system field by login ID: {v}");
+    let (s, v) = a.get_json(&count("filter.eq.担当=nobody")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "no such user: {v}");
+    // The grid, the export and a bulk selection read it the same way.
+    let page = a.get(&format!("/tables/{t}?filter.eq.担当=member1")).await.text().await.unwrap();
+    assert!(page.contains("案件0") && !page.contains("案件2"), "grid");
+    let csv = a.get(&format!("/api/v1/tables/{t}/export.csv?filter.eq.担当=member1")).await.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 3, "header and two records: {csv}");
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/records/bulk-update"),
+            json!({"query": "filter.eq.担当=member1", "values": {"メモ": "担当あり"}}),
+        )
+        .await;
+    assert_eq!((s, v["updated"].as_u64()), (StatusCode::OK, Some(2)), "{v}");
+    // A saved view keeps the user, not the name typed.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "担当: member1", "filters": [{"field": "担当", "op": "eq", "value": "member1"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["view"]["filters"][0]["value"], json!(d.member_id));
 }

@@ -401,6 +401,9 @@ pub fn audit_filter(q: &crate::forms::AuditQuery) -> Result<AuditFilter, FieldEr
     let mut e = FieldErrors::new();
     let nonempty = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     let mut f = AuditFilter { login: nonempty(&q.login).map(|s| s.to_lowercase()), ..Default::default() };
+    if f.login.as_deref().is_some_and(|l| l.chars().any(char::is_control)) {
+        e.push("login", "control_chars");
+    }
     if let Some(a) = nonempty(&q.action) {
         match AuditAction::parse(&a) {
             Some(a) => f.action = Some(a),

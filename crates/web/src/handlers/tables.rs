@@ -236,6 +236,48 @@ pub(crate) fn find_field(t: &TableDef, key: &str) -> Option<FieldDef> {
     })
 }
 
+/// A filter on a user field (also "created by" and "updated by") may name the user as people
+/// read them: by login ID, display name, or "name (login ID)" as pages show them. Each such
+/// value becomes the user's id; the tenant's directory is read only when a filter needs it. A
+/// value that names no one, or more than one person, stays as it is (refused: `unknown_user`).
+pub(crate) async fn with_user_ids(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+    pairs: Vec<(String, String)>,
+) -> AppResult<Vec<(String, String)>> {
+    let names_someone = |k: &str, v: &str| {
+        let Some((_, name)) = k.strip_prefix("filter.").and_then(|rest| rest.split_once('.')) else { return false };
+        find_field(t, name).is_some_and(|f| matches!(f.kind, FieldKind::User))
+            && v.split(',').any(|p| !p.trim().is_empty() && p.trim().parse::<daicho_domain::UserId>().is_err())
+    };
+    if !pairs.iter().any(|(k, v)| names_someone(k, v)) {
+        return Ok(pairs);
+    }
+    let people = auth.directory(state, ctx).await?;
+    let id_of = |p: &str| -> String {
+        let p = p.trim();
+        let mut found =
+            people.iter().filter(|u| u.login.as_str().eq_ignore_ascii_case(p) || u.name == p || u.label() == p);
+        match (found.next(), found.next()) {
+            (Some(u), None) => u.id.to_string(),
+            _ => p.to_owned(),
+        }
+    };
+    Ok(pairs
+        .into_iter()
+        .map(|(k, v)| {
+            if names_someone(&k, &v) {
+                let v = v.split(',').map(id_of).collect::<Vec<_>>().join(",");
+                (k, v)
+            } else {
+                (k, v)
+            }
+        })
+        .collect())
+}
+
 /// The cursor after a record: its sort values and id, opaque to clients.
 pub(crate) fn cursor_after(q: &RecordQuery, r: &Record) -> String {
     use base64::Engine as _;
@@ -380,12 +422,16 @@ pub(crate) fn parse_values(
 /// read-only for them) is filled by its default value in the store; without one, no record of
 /// theirs could be complete, so creating is refused, without naming a field they may not see.
 pub(crate) fn check_fillable(def: &TableDef, writes: &dyn Fn(FieldId) -> bool) -> AppResult<()> {
+    // The defaults the store fills in (a default that gives no value, such as a blank one saved
+    // before blank defaults were refused, is none).
+    let filled = daicho_store::guard::defaults(def);
     let unfillable = def.fields.iter().any(|f| {
+        let has_default = filled.iter().any(|(id, c)| *id == f.id && *c != Cell::Null);
         // A unique field's default fills one record only: the creator's next record would
         // collide with it on a value they can neither see nor change.
         !f.kind.is_generated()
             && !writes(f.id)
-            && ((f.rules.required && f.rules.default.is_none()) || (f.rules.unique && f.rules.default.is_some()))
+            && ((f.rules.required && !has_default) || (f.rules.unique && has_default))
     });
     if unfillable { Err(AppError::Invalid(FieldErrors::single("values", "required_unwritable"))) } else { Ok(()) }
 }
@@ -726,6 +772,7 @@ pub async fn list_records(
     let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
     let t = open.seen_by(&scope);
     let (pairs, _) = crate::handlers::views::resolve(&state, &scope, &pairs).await?;
+    let pairs = with_user_ids(&state, &ctx, &auth, &t, pairs).await?;
     let q = record_query(&t, &pairs)?;
     // `col` chooses the fields answered, as on the grid and in the export (each one the reader
     // sees; an unknown or hidden one is refused the same way).
@@ -922,6 +969,8 @@ pub(crate) struct BulkTarget<'a> {
 /// are refused (a typo must not turn into "every record").
 pub(crate) async fn bulk_ids(
     state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
     reading: &TableScope<View>,
     open: &OpenTable,
     target: BulkTarget<'_>,
@@ -953,7 +1002,9 @@ pub(crate) async fn bulk_ids(
             let (pairs, _) = crate::handlers::views::resolve(state, reading, &selecting).await?;
             let pairs: Vec<(String, String)> =
                 pairs.into_iter().filter(|(k, _)| k == "q" || k.starts_with("filter.")).collect();
-            let mut q = record_query(&open.seen_by(reading), &pairs)?;
+            let seen = open.seen_by(reading);
+            let pairs = with_user_ids(state, ctx, auth, &seen, pairs).await?;
+            let mut q = record_query(&seen, &pairs)?;
             if q.filters.is_empty() && q.keyword.is_none() && !target.all {
                 return Err(AppError::Invalid(FieldErrors::single("query", "selects_every_record")));
             }
@@ -1017,7 +1068,7 @@ pub(crate) async fn bulk_delete_op(
 ) -> AppResult<u64> {
     let scope = auth.table_right::<Delete>(state, ctx, open).await?;
     let reading = scope.reading();
-    let (ids, chosen) = bulk_ids(state, &reading, open, target).await?;
+    let (ids, chosen) = bulk_ids(state, ctx, auth, &reading, open, target).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
         .target(format!("table:{} records:{}", open.def.id, ids.len()))
@@ -1083,7 +1134,7 @@ pub(crate) async fn bulk_update_op(
         return Err(AppError::Invalid(FieldErrors::single("values", "required")));
     }
     check_refs(state, ctx, auth, &t, &[&cells]).await?;
-    let (ids, chosen) = bulk_ids(state, &scope.reading(), open, target).await?;
+    let (ids, chosen) = bulk_ids(state, ctx, auth, &scope.reading(), open, target).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
         .target(format!("table:{} records:{}", t.id, ids.len()))
@@ -1208,6 +1259,7 @@ pub async fn export_records(
         Some(_) => return Err(AppError::Invalid(FieldErrors::single("encoding", "choice"))),
     };
     let (pairs, _) = crate::handlers::views::resolve(&state, &scope, &pairs).await?;
+    let pairs = with_user_ids(&state, &ctx, &auth, &t, pairs).await?;
     let mut q = record_query(&t, &pairs)?;
     q.limit = 1000;
     // The view's columns, in its order (filters and sort may use others the user sees).

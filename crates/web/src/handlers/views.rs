@@ -113,7 +113,9 @@ async fn save(
     let scope = auth.table_right::<View>(state, ctx, open).await?;
     let t = open.seen_by(&scope);
     let name = Name::parse(name).map_err(|c| AppError::Invalid(FieldErrors::single("name", c)))?;
-    let spec = spec_from_pairs(&t, pairs)?;
+    // A user named by login ID or name is kept as the user (a later rename changes nothing).
+    let pairs = crate::handlers::tables::with_user_ids(state, ctx, auth, &t, pairs.to_vec()).await?;
+    let spec = spec_from_pairs(&t, &pairs)?;
     let view = SavedView {
         id: ViewId::new_random(),
         table_id: open.def.id,
