@@ -2473,3 +2473,39 @@ async fn values_the_database_cannot_hold_are_refused_with_422_and_the_longest_te
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(!field_id(&table, "会社名").is_empty());
 }
+
+#[tokio::test]
+async fn a_record_whose_value_an_older_rule_allowed_stays_editable_from_its_form() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let (_, v) =
+        a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": "備考", "kind": {"type": "text"}})).await;
+    let note = field_id(&v["table"], "備考");
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "旧社", "備考": "短い"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let rid = v["record"]["id"].as_i64().unwrap();
+    // A value longer than today's limit, as an older version let it be stored.
+    let long = "長".repeat(810);
+    app.upgrade_after(&format!(
+        "UPDATE t_{} SET f_{} = '{long}' WHERE id = {rid}",
+        tid.replace('-', ""),
+        note.replace('-', "")
+    ))
+    .await;
+    let name = field_id(&table, "会社名");
+    let form = [("version", "1"), (name.as_str(), "新社"), (note.as_str(), long.as_str())];
+    let r = a.post_form(&format!("/tables/{tid}/records/{rid}"), &form).await;
+    assert!(r.status().is_redirection(), "the untouched long value is not checked again: {}", r.status());
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{rid}")).await;
+    assert_eq!(v["record"]["values"][&name], "新社");
+    assert_eq!(v["record"]["values"][&note].as_str().map(|s| s.chars().count()), Some(810), "and kept");
+    // Changed, it must fit.
+    let longer = format!("{long}長");
+    let form = [("version", "2"), (note.as_str(), longer.as_str())];
+    let r = a.post_form(&format!("/tables/{tid}/records/{rid}"), &form).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -1187,8 +1187,13 @@ pub async fn update_record(
     let id = record_id(&rid)?;
     let version = pairs.iter().find(|(k, _)| k == "version").and_then(|(_, v)| v.parse::<i64>().ok()).unwrap_or(0);
     let writes = |f| scope.writes(f);
-    let values = form_values(&t, &pairs, &writes);
+    let mut values = form_values(&t, &pairs, &writes);
     let old = auth.record(&state, &ctx, &view, &open.def, id).await?;
+    // The form sends every field it showed: a value sent back as it is stored is not a change,
+    // and is not checked again (a value stored under an older, wider rule stays editable
+    // around).
+    let stored = values_of(&t, &old);
+    values.retain(|k, v| stored.get(k) != Some(v));
     // Only what the form holds is written (`form_values` sets every field it showed).
     let result = match parse_values(&t, &values, false, &writes) {
         // A form with nothing to write (every field it showed is gone): nothing to save.
