@@ -1422,7 +1422,7 @@ impl Store for SqliteStore {
     async fn retype_field(
         &self,
         scope: &TableScope<Design>,
-        from: &daicho_domain::table::FieldKind,
+        seen: &FieldDef,
         field: FieldDef,
         apply: bool,
         event: NewAuditEvent,
@@ -1435,9 +1435,13 @@ impl Store for SqliteStore {
         let mut tx = if writes { self.write_tx().await? } else { self.pool.begin().await.map_err(internal)? };
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
-        // The change was judged (allowed, its rules carried) from the kind the request saw: a
-        // kind changed since could make it one the rule forbids (an integer into a link).
-        if old.kind != *from || !daicho_domain::table::retype_allowed(&old.kind, &field.kind) {
+        // The change was judged (allowed, its rules carried) from the field as the request saw
+        // it: a kind changed since could make it one the rule forbids (an integer into a link),
+        // and rules changed since would be undone.
+        if old.kind != seen.kind
+            || old.rules != seen.rules
+            || !daicho_domain::table::retype_allowed(&old.kind, &field.kind)
+        {
             return Err(daicho_store::design_changed());
         }
         let t = ut::table_ident(def.id);
@@ -3371,10 +3375,10 @@ impl SqliteStore {
             Some(k) => Some(self.keyword_plan(conn, &t, k, (i64::from(query.limit) * 4).max(200)).await?),
             None => None,
         };
-        // (Only a sort field with an index can be walked: not multi-line text or a multiple
-        // choice, `field_indexes`.)
+        // (Only a sort field with an index can be walked: a field of the table's own, not
+        // multi-line text or a multiple choice, `field_indexes`; the system fields have none.)
         let indexed = |s: FieldId| {
-            table.field(s).is_some_and(|f| {
+            table.fields.iter().find(|f| f.id == s).is_some_and(|f| {
                 !matches!(
                     f.kind,
                     daicho_domain::table::FieldKind::Multiline | daicho_domain::table::FieldKind::MultiChoice { .. }

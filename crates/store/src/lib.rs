@@ -939,13 +939,13 @@ pub trait Store: Send + Sync + 'static {
     /// Changes a field's type and rules, converting every record's value with
     /// `daicho_domain::table::convert`, in one transaction. With `apply` false, or when any
     /// value does not convert, nothing changes and the report lists what would not convert.
-    /// `from` is the field's kind as the request saw it: a field whose kind changed since is
-    /// refused (`design_changed`), as the change was judged (and its rules carried) from that
-    /// kind.
+    /// `seen` is the field as the request saw it: a field whose kind or rules changed since is
+    /// refused (`design_changed`), as the change was judged (and its rules carried) from them,
+    /// and would otherwise undo another designer's change of rules.
     async fn retype_field(
         &self,
         scope: &TableScope<Design>,
-        from: &daicho_domain::table::FieldKind,
+        seen: &FieldDef,
         field: FieldDef,
         apply: bool,
         event: NewAuditEvent,

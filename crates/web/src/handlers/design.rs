@@ -243,7 +243,7 @@ pub(crate) async fn retype_op(
             new.kind.name(),
             if dropped.is_empty() { String::new() } else { format!("; rules dropped: {}", dropped.join(", ")) }
         ));
-    let report = state.store.retype_field(&scope, &old.kind, new, apply, ev).await?;
+    let report = state.store.retype_field(&scope, &old, new, apply, ev).await?;
     Ok((report, dropped))
 }
 

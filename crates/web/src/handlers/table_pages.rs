@@ -490,8 +490,9 @@ async fn show_page(
     // field this reader sees (`t` holds only those: a saved view's filter on a hidden field
     // must not name it).
     let mut query_error_field = String::new();
-    let resolved = crate::handlers::tables::with_user_ids(state, ctx, auth, t, resolved).await?;
-    let (query, mut query_error) = match record_query(t, &resolved) {
+    // (Users named by login ID or name are found for the query; the form keeps what was typed.)
+    let by_id = crate::handlers::tables::with_user_ids(state, ctx, auth, t, resolved.clone()).await?;
+    let (query, mut query_error) = match record_query(t, &by_id) {
         Ok(q) if view_refused.is_some() => (q, view_refused),
         Ok(q) => (q, None),
         Err(AppError::Invalid(e)) => {

@@ -237,9 +237,10 @@ pub(crate) fn find_field(t: &TableDef, key: &str) -> Option<FieldDef> {
 }
 
 /// A filter on a user field (also "created by" and "updated by") may name the user as people
-/// read them: by login ID, display name, or "name (login ID)" as pages show them. Each such
-/// value becomes the user's id; the tenant's directory is read only when a filter needs it. A
-/// value that names no one, or more than one person, stays as it is (refused: `unknown_user`).
+/// read them: by login ID, else "name (login ID)" as pages show them, else display name. Each
+/// such value becomes the user's id; the tenant's directory is read only when a filter needs
+/// it. A value that names no one (or several people by name) becomes the nil id, which
+/// matches nothing: an error would tell a reader who may not list users which login IDs exist.
 pub(crate) async fn with_user_ids(
     state: &AppState,
     ctx: &Ctx,
@@ -247,33 +248,43 @@ pub(crate) async fn with_user_ids(
     t: &TableDef,
     pairs: Vec<(String, String)>,
 ) -> AppResult<Vec<(String, String)>> {
+    // The values of a filter: several only for "any of" (a name may hold a comma).
+    let values_of = |k: &str, v: &str| -> Option<Vec<String>> {
+        let (op, name) = k.strip_prefix("filter.").and_then(|rest| rest.split_once('.'))?;
+        find_field(t, name).filter(|f| matches!(f.kind, FieldKind::User))?;
+        Some(if op == "any_of" { v.split(',').map(str::to_owned).collect() } else { vec![v.to_owned()] })
+    };
     let names_someone = |k: &str, v: &str| {
-        let Some((_, name)) = k.strip_prefix("filter.").and_then(|rest| rest.split_once('.')) else { return false };
-        find_field(t, name).is_some_and(|f| matches!(f.kind, FieldKind::User))
-            && v.split(',').any(|p| !p.trim().is_empty() && p.trim().parse::<daicho_domain::UserId>().is_err())
+        values_of(k, v).is_some_and(|vs| {
+            vs.iter().any(|p| !p.trim().is_empty() && p.trim().parse::<daicho_domain::UserId>().is_err())
+        })
     };
     if !pairs.iter().any(|(k, v)| names_someone(k, v)) {
         return Ok(pairs);
     }
     let people = auth.directory(state, ctx).await?;
-    let id_of = |p: &str| -> String {
+    let id_of = |p: &String| -> String {
         let p = p.trim();
-        let mut found =
-            people.iter().filter(|u| u.login.as_str().eq_ignore_ascii_case(p) || u.name == p || u.label() == p);
-        match (found.next(), found.next()) {
-            (Some(u), None) => u.id.to_string(),
-            _ => p.to_owned(),
+        if p.is_empty() || p.parse::<daicho_domain::UserId>().is_ok() {
+            return p.to_owned();
         }
+        let tiers: [&dyn Fn(&daicho_store::Person) -> bool; 3] =
+            [&|u| u.login.as_str().eq_ignore_ascii_case(p), &|u| u.label() == p, &|u| u.name == p];
+        for tier in tiers {
+            let mut found = people.iter().filter(|u| tier(u));
+            match (found.next(), found.next()) {
+                (Some(u), None) => return u.id.to_string(),
+                (Some(_), Some(_)) => break,
+                _ => {}
+            }
+        }
+        uuid::Uuid::nil().to_string()
     };
     Ok(pairs
         .into_iter()
-        .map(|(k, v)| {
-            if names_someone(&k, &v) {
-                let v = v.split(',').map(id_of).collect::<Vec<_>>().join(",");
-                (k, v)
-            } else {
-                (k, v)
-            }
+        .map(|(k, v)| match values_of(&k, &v) {
+            Some(vs) if names_someone(&k, &v) => (k, vs.iter().map(id_of).collect::<Vec<_>>().join(",")),
+            _ => (k, v),
         })
         .collect())
 }
