@@ -308,7 +308,8 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     inputs[1].send_keys("42").await.unwrap();
     click_on(&c, Locator::Css("select option[value='B']")).await;
     click(&c, "form[action$='/records'] button[type=submit]").await;
-    wait_path(&c, &table_path).await;
+    wait_path(&c, &format!("{table_path}?done=record_created")).await;
+    wait_text(&c, "Record added.").await;
     wait_text(&c, "株式会社テスト").await;
     shot(&c, "12-grid").await;
 
@@ -478,7 +479,7 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     click_on(&c, Locator::XPath("//form[contains(@action,'/records')]//select/option[contains(., '株式会社テスト')]"))
         .await;
     click(&c, "form[action$='/records'] button[type=submit]").await;
-    wait_path(&c, &orders_path).await;
+    wait_path(&c, &format!("{orders_path}?done=record_created")).await;
     wait_text(&c, "株式会社テスト").await;
     shot(&c, "17-orders-grid").await;
 
@@ -487,7 +488,8 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     wait_text(&c, "Change history").await;
     click_on(&c, Locator::XPath("//form[contains(@action,'/records')]//select/option[contains(., '大阪精機')]")).await;
     click(&c, "form[action*='/records/'] button.primary").await;
-    wait_path(&c, &orders_path).await;
+    wait_path(&c, &format!("{orders_path}?done=record_saved")).await;
+    wait_text(&c, "Record saved.").await;
     c.goto(&app.url(&format!("{orders_path}/records/1/history"))).await.unwrap();
     wait_text(&c, "Change history #1").await;
     shot(&c, "18-history").await;

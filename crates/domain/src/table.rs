@@ -23,6 +23,17 @@ fn clean_name(s: &str, max: usize) -> Result<String, &'static str> {
     Ok(s.to_owned())
 }
 
+/// Full-width ASCII (U+FF01–U+FF5E) and the ideographic space as the ASCII they stand for.
+pub fn halfwidth(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            c => c,
+        })
+        .collect()
+}
+
 /// Checks a description (of a table or a group): at most 2,000 characters, lines and tabs
 /// allowed, no other control character (PostgreSQL cannot store NUL, and none is meant to be
 /// there).
@@ -351,6 +362,25 @@ impl FieldDef {
 
     /// Parses a submitted JSON value into what is stored, or the error code to show.
     pub fn parse(&self, v: &Json) -> Result<Cell, &'static str> {
+        // Numbers, dates, addresses and record numbers typed with a Japanese input method come
+        // in full width (１２３, ０３－１２３４, ｉｎｆｏ＠…): read as the ASCII they stand for.
+        let ascii_kind = matches!(
+            self.kind,
+            FieldKind::Integer
+                | FieldKind::Decimal { .. }
+                | FieldKind::Date
+                | FieldKind::DateTime
+                | FieldKind::Email
+                | FieldKind::Url
+                | FieldKind::Phone
+                | FieldKind::Link { .. }
+        );
+        if let Json::String(s) = v
+            && ascii_kind
+            && s.chars().any(|c| matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{3000}'))
+        {
+            return self.parse(&Json::String(halfwidth(s)));
+        }
         let empty = match v {
             Json::Null => true,
             Json::String(s) => s.trim().is_empty(),
@@ -677,6 +707,24 @@ mod tests {
         assert_eq!(user.parse(&Json::from("taro' OR 1=1")), Err("unknown_user"));
         assert!(user.filter("contains", "x").is_err());
         assert!(user.filter("eq", &id.to_string()).is_ok());
+    }
+
+    #[test]
+    fn numbers_dates_and_addresses_typed_in_full_width_are_read_as_ascii() {
+        assert_eq!(field(FieldKind::Integer, FieldRules::default()).parse(&Json::from("１２３")), Ok(Cell::Int(123)));
+        assert_eq!(field(FieldKind::Integer, FieldRules::default()).parse(&Json::from("－５")), Ok(Cell::Int(-5)));
+        let dec = field(FieldKind::Decimal { scale: 2 }, FieldRules::default());
+        assert_eq!(dec.parse(&Json::from("１２．５")), Ok(Cell::Int(1250)));
+        let date = field(FieldKind::Date, FieldRules::default());
+        assert_eq!(date.parse(&Json::from("２０２６－０４－０１")), Ok(Cell::Text("2026-04-01".into())));
+        let phone = field(FieldKind::Phone, FieldRules::default());
+        assert_eq!(phone.parse(&Json::from("０３－１２３４－５６７８")), Ok(Cell::Text("03-1234-5678".into())));
+        let mail = field(FieldKind::Email, FieldRules::default());
+        assert_eq!(mail.parse(&Json::from("ｉｎｆｏ＠ｅｘａｍｐｌｅ．ｊｐ")), Ok(Cell::Text("info@example.jp".into())));
+        // Text keeps what was typed.
+        let text = field(FieldKind::Text, FieldRules::default());
+        assert_eq!(text.parse(&Json::from("ＡＢＣ１２３")), Ok(Cell::Text("ＡＢＣ１２３".into())));
+        assert!(field(FieldKind::Integer, FieldRules::default()).filter("gte", "１００").is_ok());
     }
 
     #[test]

@@ -43,6 +43,10 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("bulk.delete_confirm", "Yes, delete them", "はい、削除します"),
     ("bulk.delete", "Delete", "一括削除"),
     ("flash.bulk_deleted", "Records deleted.", "レコードを削除しました。"),
+    ("flash.record_created", "Record added.", "レコードを追加しました。"),
+    ("flash.record_saved", "Record saved.", "レコードを保存しました。"),
+    ("flash.record_deleted", "Record deleted.", "レコードを削除しました。"),
+    ("flash.field_added", "Field added.", "フィールドを追加しました。"),
     ("flash.bulk_updated", "Records updated.", "レコードを更新しました。"),
     ("err.nothing_selected", "Tick at least one record.", "レコードを1件以上選んでください。"),
     (
@@ -199,7 +203,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("design.rename", "Rename", "名前を変更"),
     ("design.up", "Move up", "上へ"),
     ("design.down", "Move down", "下へ"),
-    ("design.confirm_delete", "confirm", "確認"),
+    ("design.confirm_delete", "Confirm delete", "削除を確認"),
     ("design.delete_field", "Delete", "削除"),
     (
         "design.trash_hint",
@@ -240,7 +244,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("trash.table", "Table", "テーブル"),
     ("trash.field", "Field", "フィールド"),
     ("trash.restore", "Restore", "元に戻す"),
-    ("trash.confirm_purge", "confirm", "確認"),
+    ("trash.confirm_purge", "Yes, delete for good", "完全に削除する"),
     ("trash.purge", "Delete for good", "完全に削除"),
     (
         "err.not_every_field",
@@ -296,8 +300,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("groups.matrix", "Rights per table", "テーブルごとの権限"),
     (
         "groups.matrix_hint",
-        "Edit, delete and export also need view. Field and row limits are set per table.",
-        "編集・削除・書き出しには閲覧も必要です。フィールドとレコードの制限はテーブルごとに設定します。",
+        "Edit, delete and export take effect only with view, from this group or another of the user's (a group may add edit to what another lets its members view). Field and row limits are set per table.",
+        "編集・削除・書き出しは、閲覧（このグループまたはユーザーの他のグループのもの）と組み合わせたときだけ有効です（閲覧は別のグループで与え、編集だけをこのグループで足すこともできます）。フィールドとレコードの制限はテーブルごとに設定します。",
     ),
     ("groups.table", "Table", "テーブル"),
     ("groups.rows", "Records", "対象レコード"),

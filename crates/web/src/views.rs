@@ -31,6 +31,8 @@ pub struct Page {
     pub csrf: String,
     pub banner: Option<String>,
     pub flash: Option<&'static str>,
+    /// What the browser's tab says instead of the title's text (a table's own name).
+    pub named: Option<String>,
 }
 
 impl Page {
@@ -44,6 +46,7 @@ impl Page {
             csrf: String::new(),
             banner: None,
             flash: None,
+            named: None,
         }
     }
 
@@ -67,6 +70,7 @@ impl Page {
             csrf: auth.csrf().to_owned(),
             banner,
             flash: None,
+            named: None,
         }
     }
 

@@ -618,7 +618,10 @@ async fn show_page(
         })
         .collect();
     Ok(ShowPage {
-        p: Page::for_user(auth, "tables.title", "tables", &ctx.request_id).with_flash(done),
+        p: Page {
+            named: Some(t.name.as_str().to_owned()),
+            ..Page::for_user(auth, "tables.title", "tables", &ctx.request_id).with_flash(done)
+        },
         id: t.id.to_string(),
         name: t.name.as_str().to_owned(),
         description: t.description.clone(),
@@ -718,7 +721,10 @@ pub async fn bulk(
         true => BulkTarget { ids: Vec::new(), query: Some(query.as_str()), all: true },
         false => BulkTarget { ids: ids.clone(), query: None, all: false },
     };
+    let nothing = ids.is_empty() && get("all_matching") != "on";
     let result = match get("action") {
+        // First what the user can fix on the page: no record ticked.
+        "delete" | "set" if nothing => Err(AppError::Invalid(FieldErrors::single("ids", "nothing_selected"))),
         "delete" if get("confirm") != "yes" => {
             // The right first: someone who may not delete is told so, not asked to confirm.
             auth.table_right::<Delete>(&state, &ctx, &open).await?;
@@ -842,7 +848,7 @@ pub async fn add_field(
         }
     };
     match result {
-        Ok(t) => Ok(redirect_see_other(&format!("/tables/{}", t.id))),
+        Ok(t) => Ok(redirect_see_other(&format!("/tables/{}?done=field_added", t.id))),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let page = show_page(&state, &ctx, &auth, &open, &[], Errors(e), f).await?;
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
@@ -1070,10 +1076,12 @@ pub async fn new_record(
     ctx: Ctx,
     auth: Auth,
     Path(tid): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<Create>(&state, &ctx, &open).await?;
     let t = open.seen_by(&scope);
+    let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
     let users = users_for(&state, &ctx, &auth, &t).await?;
     let links = link_choices(&state, &ctx, &auth, &t).await?;
     let spec =
@@ -1087,7 +1095,10 @@ pub async fn new_record(
             defaults.insert(f.id.to_string(), f.present(&c));
         }
     }
-    Ok(render(&record_page(&auth, &ctx, &spec, None, &defaults, Errors::default(), false)))
+    let mut page = record_page(&auth, &ctx, &spec, None, &defaults, Errors::default(), false);
+    // (Someone who may add records but not view them comes back here after each one.)
+    page.p = page.p.with_flash(done);
+    Ok(render(&page))
 }
 
 pub async fn create_record(
@@ -1117,9 +1128,9 @@ pub async fn create_record(
         },
     };
     let after = if open.access.has(TableRight::View) {
-        format!("/tables/{}", t.id)
+        format!("/tables/{}?done=record_created", t.id)
     } else {
-        format!("/tables/{}/records/new", t.id)
+        format!("/tables/{}/records/new?done=record_created", t.id)
     };
     match result {
         Ok(_) => Ok(redirect_see_other(&after)),
@@ -1216,7 +1227,7 @@ pub async fn update_record(
         },
     };
     match result {
-        Ok(_) => Ok(redirect_see_other(&format!("/tables/{}", t.id))),
+        Ok(_) => Ok(redirect_see_other(&format!("/tables/{}?done=record_saved", t.id))),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let stale = e.code_for("version") == Some("stale");
             let users = users_for(&state, &ctx, &auth, &t).await?;
@@ -1339,7 +1350,7 @@ pub async fn delete_record(
     if let Err(e) = state.store.delete_record(&scope, t, id, ev).await {
         return Err(auth.refused(&state, &ctx, e.into(), format!("delete of table:{} record:{id}", t.id)).await);
     }
-    Ok(redirect_see_other(&format!("/tables/{}", t.id)))
+    Ok(redirect_see_other(&format!("/tables/{}?done=record_deleted", t.id)))
 }
 
 #[derive(Template)]
