@@ -619,6 +619,9 @@ async fn a_field_s_rules_change_after_it_is_built_and_every_record_is_checked_ag
     assert!(details.iter().any(|d| d.contains("rules: none -> required, min=0, max=10, default=\"1\"")), "{details:?}");
     assert!(details.iter().any(|d| d.contains("コード: text -> text; rules: none -> unique")), "{details:?}");
     assert_eq!(details.len(), 3, "checks and refusals change nothing: {details:?}");
+    // The settings page shows the rules in words of the reader's language.
+    let page = a.get(&format!("/tables/{tid}/design/fields/{}/type", ids[1])).await.text().await.unwrap();
+    assert!(page.contains("Required, Minimum 0, Maximum 10, Default value \u{201C}1\u{201D}"), "{page}");
 
     // The page: the link field keeps its kind (not offered for a change) and gets a rule; the
     // records without a customer are listed first.

@@ -272,6 +272,29 @@ fn rules_text(r: &daicho_domain::table::FieldRules) -> String {
     if parts.is_empty() { "none".into() } else { parts.join(", ") }
 }
 
+/// A field's rules as the settings page shows them, in the reader's language ("必須, 最大値 100").
+fn rules_shown(lang: daicho_domain::Lang, r: &daicho_domain::table::FieldRules) -> String {
+    let t = |k| crate::i18n::t(lang, k);
+    let mut parts: Vec<String> = Vec::new();
+    if r.required {
+        parts.push(t("rules.required").into());
+    }
+    if r.unique {
+        parts.push(t("rules.unique").into());
+    }
+    for (key, v) in [
+        ("fields.max_length", r.max_length.map(|n| n.to_string())),
+        ("fields.min", r.min.clone()),
+        ("fields.max", r.max.clone()),
+        ("fields.default", r.default.as_ref().map(|d| format!("\u{201C}{d}\u{201D}"))),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{} {v}", t(key)));
+        }
+    }
+    if parts.is_empty() { t("retype.no_rules").into() } else { parts.join(", ") }
+}
+
 pub(crate) fn report_json(r: &daicho_store::RetypeReport, dropped: &[&'static str]) -> Value {
     json!({
         "applied": r.applied,
@@ -818,7 +841,7 @@ fn retype_page(
         kind: get("kind").unwrap_or_else(|| f.kind.name().to_owned()),
         choices: get("choices").unwrap_or(choices),
         scale: get("scale").unwrap_or(scale),
-        current_rules: rules_text(r),
+        current_rules: rules_shown(auth.lang, r),
         required: ticked("required", r.required),
         unique: ticked("unique", r.unique),
         max_length: text("max_length", r.max_length.map(|n| n.to_string())),
