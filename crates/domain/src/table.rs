@@ -23,6 +23,11 @@ fn clean_name(s: &str, max: usize) -> Result<String, &'static str> {
     Ok(s.to_owned())
 }
 
+/// A full-width form of an ASCII character, or the ideographic space.
+fn is_fullwidth(c: char) -> bool {
+    matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{3000}')
+}
+
 /// Full-width ASCII (U+FF01–U+FF5E) and the ideographic space as the ASCII they stand for.
 pub fn halfwidth(s: &str) -> String {
     s.chars()
@@ -312,15 +317,8 @@ impl FieldDef {
             }
         }
         for (name, bound) in [("min", &rules.min), ("max", &rules.max)] {
-            if let Some(b) = bound {
-                let ok = match kind {
-                    FieldKind::Integer => b.trim().parse::<i64>().is_ok(),
-                    FieldKind::Decimal { scale } => parse_decimal(b, *scale).is_ok(),
-                    _ => false,
-                };
-                if !ok {
-                    e.push(name, "out_of_range");
-                }
+            if bound.is_some() && bound_of(kind, bound).is_none() {
+                e.push(name, "out_of_range");
             }
         }
         if let (Some(lo), Some(hi)) = (bound_of(kind, &rules.min), bound_of(kind, &rules.max))
@@ -362,8 +360,11 @@ impl FieldDef {
 
     /// Parses a submitted JSON value into what is stored, or the error code to show.
     pub fn parse(&self, v: &Json) -> Result<Cell, &'static str> {
+        let typed = self.parse_as_typed(v);
         // Numbers, dates, addresses and record numbers typed with a Japanese input method come
-        // in full width (１２３, ０３－１２３４, ｉｎｆｏ＠…): read as the ASCII they stand for.
+        // in full width (１２３, ０３－１２３４, ｉｎｆｏ＠…): what does not parse as typed is
+        // read as the ASCII it stands for (what parses as typed, such as an address whose
+        // path holds full-width letters, is kept as it is).
         let ascii_kind = matches!(
             self.kind,
             FieldKind::Integer
@@ -375,12 +376,15 @@ impl FieldDef {
                 | FieldKind::Phone
                 | FieldKind::Link { .. }
         );
-        if let Json::String(s) = v
-            && ascii_kind
-            && s.chars().any(|c| matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{3000}'))
-        {
-            return self.parse(&Json::String(halfwidth(s)));
+        match v {
+            Json::String(s) if typed.is_err() && ascii_kind && s.chars().any(is_fullwidth) => {
+                self.parse_as_typed(&Json::String(halfwidth(s)))
+            }
+            _ => typed,
         }
+    }
+
+    fn parse_as_typed(&self, v: &Json) -> Result<Cell, &'static str> {
         let empty = match v {
             Json::Null => true,
             Json::String(s) => s.trim().is_empty(),
@@ -562,10 +566,11 @@ pub fn retype_allowed(from: &FieldKind, to: &FieldKind) -> bool {
 
 /// A minimum or maximum as the field stores it (decimals scaled), if it is one for this kind.
 fn bound_of(kind: &FieldKind, b: &Option<String>) -> Option<i64> {
-    let b = b.as_deref()?;
+    // (Typed in full width as well, as values are.)
+    let b = halfwidth(b.as_deref()?);
     match kind {
         FieldKind::Integer => b.trim().parse().ok(),
-        FieldKind::Decimal { scale } => parse_decimal(b, *scale).ok(),
+        FieldKind::Decimal { scale } => parse_decimal(&b, *scale).ok(),
         _ => None,
     }
 }
@@ -725,6 +730,24 @@ mod tests {
         let text = field(FieldKind::Text, FieldRules::default());
         assert_eq!(text.parse(&Json::from("ＡＢＣ１２３")), Ok(Cell::Text("ＡＢＣ１２３".into())));
         assert!(field(FieldKind::Integer, FieldRules::default()).filter("gte", "１００").is_ok());
+        // What parses as typed is kept: an address whose query holds full-width letters.
+        let url = field(FieldKind::Url, FieldRules::default());
+        assert_eq!(
+            url.parse(&Json::from("https://example.jp/?q=ＡＢＣ")),
+            Ok(Cell::Text("https://example.jp/?q=ＡＢＣ".into()))
+        );
+        assert_eq!(url.parse(&Json::from("ｊａｖａｓｃｒｉｐｔ：alert(1)")), Err("url_format"));
+        assert!(
+            FieldDef::validate(
+                &FieldKind::Integer,
+                &FieldRules { min: Some("０".into()), max: Some("１０".into()), ..FieldRules::default() }
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            phone.filter("contains", "０３"),
+            Ok(Filter { field: phone.id, op: FilterOp::Contains("03".into()) })
+        );
     }
 
     #[test]
@@ -1069,6 +1092,11 @@ impl FieldDef {
             "any_of" => FilterOp::AnyOf(operand.split(',').map(|s| value(s.trim())).collect::<Result<_, _>>()?),
             _ => return Err("bad_operator"),
         };
+        let mut op = op;
+        // A phone number is stored in ASCII: a part of one typed in full width finds it.
+        if let (FilterOp::Contains(s) | FilterOp::StartsWith(s), FieldKind::Phone) = (&mut op, &self.kind) {
+            *s = halfwidth(s);
+        }
         if let FilterOp::Contains(s) | FilterOp::StartsWith(s) = &op {
             if s.is_empty() || s.chars().count() > 200 {
                 return Err("out_of_range");

@@ -1953,4 +1953,12 @@ async fn a_user_field_is_filtered_by_login_id_or_name_on_every_path() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["view"]["filters"][0]["value"], json!(d.member_id));
+    // A name that is no one's is kept as typed (it matches no one).
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "誰か", "filters": [{"field": "担当", "op": "eq", "value": "nobody"}]}),
+        )
+        .await;
+    assert_eq!((s, v["view"]["filters"][0]["value"].as_str()), (StatusCode::CREATED, Some("nobody")), "{v}");
 }

@@ -598,6 +598,28 @@ async fn csv_import_is_all_or_nothing_reads_shift_jis_and_updates_by_a_unique_ke
     let problems = v["error"]["fields"].as_array().unwrap();
     assert_eq!((problems.len(), problems[0]["code"].as_str()), (100, Some("duplicate_key")));
     assert_eq!(record_count(&cast.admin, &tid).await, 3);
+    // One key written twice, once in full width: the same key (a number typed with a Japanese
+    // input method reads as the number).
+    let (s, v) = cast
+        .admin
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": "番号", "kind": {"type": "integer"}, "rules": {"unique": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let twice = "番号,会社名\n１２３,全角\n123,半角\n".to_owned();
+    let (s, v) = import(&cast.admin, &tid, "?key=番号", twice.into_bytes()).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("duplicate_key")),
+        "{v}"
+    );
+    let (s, v) = import(&cast.admin, &tid, "?key=番号", "番号,会社名\n１２３,全角\n".into()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.番号=123&count=true")).await;
+    assert_eq!(v["count"], 1, "stored as the number: {v}");
+    assert_eq!(record_count(&cast.admin, &tid).await, 4);
     assert_eq!(import(&cast.member, &tid, "", "会社名\nx\n".into()).await.0, StatusCode::NOT_FOUND);
 }
 

@@ -1672,7 +1672,10 @@ pub(crate) async fn import_csv(
                 let v = values.get(&kf.id.to_string()).and_then(Value::as_str).unwrap_or("").trim().to_owned();
                 if v.is_empty() {
                     Ok(None)
-                } else if !seen_keys.insert(v.clone()) {
+                } else if !seen_keys
+                    // The value as stored: "１２３" and "123", or "0123" and "123", are one key.
+                    .insert(kf.parse(&Value::String(v.clone())).map(|c| format!("{c:?}")).unwrap_or_else(|_| v.clone()))
+                {
                     errs.push_owned(format!("row:{row}:{}", kf.id), "duplicate_key");
                     Err(())
                 } else {

@@ -113,9 +113,18 @@ async fn save(
     let scope = auth.table_right::<View>(state, ctx, open).await?;
     let t = open.seen_by(&scope);
     let name = Name::parse(name).map_err(|c| AppError::Invalid(FieldErrors::single("name", c)))?;
-    // A user named by login ID or name is kept as the user (a later rename changes nothing).
-    let pairs = crate::handlers::tables::with_user_ids(state, ctx, auth, &t, pairs.to_vec()).await?;
-    let spec = spec_from_pairs(&t, &pairs)?;
+    // A user named by login ID or name is kept as the user (a later rename changes nothing); a
+    // value that names no one is kept as typed (it matches no one when the view runs).
+    let by_id = crate::handlers::tables::with_user_ids(state, ctx, auth, &t, pairs.to_vec()).await?;
+    let mut spec = spec_from_pairs(&t, &by_id)?;
+    let nil = uuid::Uuid::nil().to_string();
+    for (typed, resolved) in pairs.iter().zip(&by_id) {
+        if resolved.1.split(',').any(|v| v == nil)
+            && let Some(f) = spec.filters.iter_mut().find(|f| f.value == resolved.1)
+        {
+            f.value = typed.1.clone();
+        }
+    }
     let view = SavedView {
         id: ViewId::new_random(),
         table_id: open.def.id,
