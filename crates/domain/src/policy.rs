@@ -30,6 +30,10 @@ pub struct SecurityPolicy {
     pub absolute_timeout_hours: u32,
     /// Networks users may sign in and work from; empty means any (at most 100 entries).
     pub ip_allowlist: Vec<IpNet>,
+    /// The offset from UTC, in minutes, in which pages show times (-720..=840, whole quarter
+    /// hours); Japan's (+09:00, no daylight saving) unless the tenant says otherwise. What is
+    /// stored and what the API returns stays in UTC.
+    pub utc_offset_minutes: i32,
 }
 
 impl Default for SecurityPolicy {
@@ -44,6 +48,7 @@ impl Default for SecurityPolicy {
             idle_timeout_minutes: 30,
             absolute_timeout_hours: 12,
             ip_allowlist: Vec::new(),
+            utc_offset_minutes: 9 * 60,
         }
     }
 }
@@ -74,6 +79,9 @@ impl SecurityPolicy {
         check("absolute_timeout_hours", self.absolute_timeout_hours, 1, 168);
         if self.ip_allowlist.len() > 100 {
             e.push("ip_allowlist", "too_many");
+        }
+        if !(-720..=840).contains(&self.utc_offset_minutes) || self.utc_offset_minutes % 15 != 0 {
+            e.push("utc_offset_minutes", "out_of_range");
         }
         if e.is_empty() { Ok(()) } else { Err(e) }
     }

@@ -121,6 +121,8 @@ pub struct PolicyForm {
     pub idle_timeout_minutes: String,
     #[serde(default)]
     pub absolute_timeout_hours: String,
+    #[serde(default)]
+    pub utc_offset_minutes: String,
     /// One network per line (CIDR, or a single address).
     #[serde(default)]
     pub ip_allowlist: String,

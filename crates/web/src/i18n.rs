@@ -703,7 +703,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("audit.any", "Any", "すべて"),
     ("audit.search", "Search", "検索"),
     ("audit.clear", "Clear", "クリア"),
-    ("audit.when", "When (UTC)", "日時（UTC）"),
+    ("audit.when", "When", "日時"),
     ("audit.target", "Target", "対象"),
     ("audit.details", "Details", "詳細"),
     ("audit.none", "No operations match.", "該当する操作はありません。"),
@@ -726,6 +726,13 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("flash.user_unlocked", "User unlocked.", "ロックを解除しました。"),
     ("flash.imported", "The file was imported.", "ファイルを読み込みました。"),
     ("flash.policy_saved", "Security policy saved.", "セキュリティポリシーを保存しました。"),
+    ("policy.group_display", "Display", "表示"),
+    ("policy.utc_offset_minutes", "Time zone of the times pages show", "画面に表示する時刻のタイムゾーン"),
+    (
+        "policy.utc_offset_minutes_hint",
+        "Japan is UTC+09:00. Times are kept in UTC; the API and CSV files give them in UTC.",
+        "日本は UTC+09:00 です。時刻は UTC で保存され、API と CSV では UTC で表されます。",
+    ),
     (
         "error.request_id",
         "If you contact support, quote this request id:",

@@ -123,9 +123,17 @@ impl Errors {
     }
 }
 
-pub fn fmt_time(t: OffsetDateTime) -> String {
-    let f = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    t.format(&f).unwrap_or_default()
+/// A time as pages show it: in the tenant's offset from UTC, which the text names.
+pub fn fmt_time(t: OffsetDateTime, offset_minutes: i32) -> String {
+    let f = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    match time::UtcOffset::from_whole_seconds(offset_minutes * 60) {
+        Ok(o) if offset_minutes != 0 => {
+            let (h, m) = (offset_minutes.abs() / 60, offset_minutes.abs() % 60);
+            let sign = if offset_minutes < 0 { '-' } else { '+' };
+            format!("{} UTC{sign}{h:02}:{m:02}", t.to_offset(o).format(&f).unwrap_or_default())
+        }
+        _ => format!("{} UTC", t.format(&f).unwrap_or_default()),
+    }
 }
 
 pub fn role_key(r: Role) -> &'static str {

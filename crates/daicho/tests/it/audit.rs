@@ -183,3 +183,26 @@ async fn the_history_page_checks_the_chain_only_when_asked() {
     assert!(page.contains("Integrity check passed"), "{page}");
     // (A broken chain shown: the_hash_chain_detects_a_modified_row.)
 }
+
+#[tokio::test]
+async fn the_history_page_shows_and_searches_days_in_the_tenants_time_zone_and_the_api_in_utc() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    // 2026-04-01 17:40 UTC is 2026-04-02 02:40 in Japan (the tenant's zone by default).
+    // (In steps shorter than the idle timeout, the session in use.)
+    for _ in 0..26 {
+        app.clock.advance(Duration::minutes(20));
+        a.get("/").await;
+    }
+    let (s, v) = a.post_json("/api/v1/tables", json!({"name": "時差"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let target = format!("table:{}", v["table"]["id"].as_str().unwrap());
+    let page = a.get("/admin/audit?action=table.create").await.text().await.unwrap();
+    assert!(page.contains("2026-04-02 02:40:00 UTC+09:00"), "{page}");
+    let on = |day: &str| format!("/admin/audit?action=table.create&from={day}&to={day}");
+    assert!(a.get(&on("2026-04-02")).await.text().await.unwrap().contains(&target), "its day in Japan");
+    assert!(!a.get(&on("2026-04-01")).await.text().await.unwrap().contains(&target));
+    let (_, v) = a.get_json("/api/v1/audit?action=table.create&from=2026-04-01&to=2026-04-01").await;
+    assert_eq!(v["events"].as_array().map(Vec::len), Some(1), "the API's days are UTC days: {v}");
+}

@@ -1583,12 +1583,36 @@ async fn the_system_fields_created_and_updated_at_and_by_sort_filter_show_and_ex
         .await
         .unwrap();
     assert!(csv.contains("更新,2026-04-01T09:01:00Z"), "{csv}");
-    // The record page shows them too.
+    // The record page shows them too, in the tenant's time zone (Japan's unless set), which the
+    // administrator sets on the policy page.
     let page = a.get(&format!("/tables/{tid}/records/{}", ids[0])).await.text().await.unwrap();
     assert!(
-        page.contains("Created 2026-04-01 09:01:00 UTC · Admin (admin)")
-            && page.contains("Last updated 2026-04-01 09:04:00 UTC"),
+        page.contains("Created 2026-04-01 18:01:00 UTC+09:00 · Admin (admin)")
+            && page.contains("Last updated 2026-04-01 18:04:00 UTC+09:00"),
         "{page}"
+    );
+    let policy = a.get("/admin/policy").await.text().await.unwrap();
+    assert!(policy.contains("<option value=\"540\" selected>UTC+09:00</option>"), "{policy}");
+    let mut f = vec![
+        ("password_min_length", "12"),
+        ("password_history", "5"),
+        ("password_max_age_days", "0"),
+        ("password_expiry_warning_days", "14"),
+        ("lockout_threshold", "5"),
+        ("lockout_minutes", "15"),
+        ("idle_timeout_minutes", "30"),
+        ("absolute_timeout_hours", "12"),
+        ("utc_offset_minutes", "-300"),
+    ];
+    assert_eq!(a.post_form("/admin/policy", &f).await.status(), StatusCode::SEE_OTHER);
+    let page = a.get(&format!("/tables/{tid}/records/{}", ids[0])).await.text().await.unwrap();
+    assert!(page.contains("Created 2026-04-01 04:01:00 UTC-05:00"), "{page}");
+    f.pop();
+    f.push(("utc_offset_minutes", "7"));
+    assert_eq!(
+        a.post_form("/admin/policy", &f).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "whole quarter hours"
     );
     // A member without rights on the table learns nothing from them.
     assert_eq!(m.get_json(&format!("/api/v1/tables/{tid}/records?sort=updated_at")).await.0, StatusCode::NOT_FOUND);

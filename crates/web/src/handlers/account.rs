@@ -54,7 +54,7 @@ pub async fn account_page(
         login_id: auth.user.login_id.as_str().to_owned(),
         email: auth.user.email.as_str().to_owned(),
         role_key: role_key(auth.user.role),
-        password_changed_at: fmt_time(auth.user.password_changed_at),
+        password_changed_at: fmt_time(auth.user.password_changed_at, auth.tenant.policy.utc_offset_minutes),
         language: auth.user.language.as_str(),
         languages: vec![("auto", "lang.auto"), ("ja", "lang.ja"), ("en", "lang.en")],
         sessions: sessions
@@ -62,8 +62,8 @@ pub async fn account_page(
             .map(|s| SessionRow {
                 current: s.id == auth.session.id,
                 id: s.id.to_string(),
-                started: fmt_time(s.created_at),
-                last_seen: fmt_time(s.last_seen_at),
+                started: fmt_time(s.created_at, auth.tenant.policy.utc_offset_minutes),
+                last_seen: fmt_time(s.last_seen_at, auth.tenant.policy.utc_offset_minutes),
                 ip: s.ip,
                 browser: s.user_agent,
             })

@@ -226,7 +226,7 @@ pub async fn list_audit(
     Query(q): Query<AuditQuery>,
 ) -> AppResult<Json<Value>> {
     let scope = auth.authorize::<ReadAudit>(&state, &ctx).await?;
-    let filter = ops::audit_filter(&q).map_err(AppError::Invalid)?;
+    let filter = ops::audit_filter(&q, 0).map_err(AppError::Invalid)?;
     let limit = ops::audit_limit(&q).map_err(AppError::Invalid)?;
     let events = ops::search_audit(&state, &scope, &filter, limit).await?;
     let next_before = (events.len() == limit as usize).then(|| events.last().map(|e| e.seq)).flatten();

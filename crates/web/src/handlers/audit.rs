@@ -78,7 +78,7 @@ pub async fn audit_page(
 ) -> AppResult<Response> {
     let scope = auth.authorize::<ReadAudit>(&state, &ctx).await?;
     const PAGE: u32 = 50;
-    let (events, filter_error) = match ops::audit_filter(&q) {
+    let (events, filter_error) = match ops::audit_filter(&q, auth.tenant.policy.utc_offset_minutes) {
         Ok(f) => (ops::search_audit(&state, &scope, &f, PAGE).await?, None),
         Err(e) => (Vec::new(), e.0.first().map(|fe| fe.code)),
     };
@@ -93,7 +93,7 @@ pub async fn audit_page(
         events: events
             .into_iter()
             .map(|e| EventRow {
-                at: fmt_time(e.at),
+                at: fmt_time(e.at, auth.tenant.policy.utc_offset_minutes),
                 login: e.actor_login,
                 ip: e.ip,
                 action: e.action,
@@ -187,7 +187,7 @@ pub async fn export_audit(
     Query(q): Query<AuditQuery>,
 ) -> AppResult<Response> {
     let scope = auth.authorize::<ReadAudit>(&state, &ctx).await?;
-    let filter = ops::audit_filter(&q).map_err(AppError::Invalid)?;
+    let filter = ops::audit_filter(&q, auth.tenant.policy.utc_offset_minutes).map_err(AppError::Invalid)?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::AuditExport, Outcome::Success)
         .target("audit_log")

@@ -710,7 +710,7 @@ async fn trash_page_for(
     let who = |id: &str| {
         people.iter().find(|p| p.id.to_string() == id).map(daicho_store::Person::label).unwrap_or_else(|| id.to_owned())
     };
-    let fmt = crate::views::fmt_time;
+    let fmt = |t| crate::views::fmt_time(t, auth.tenant.policy.utc_offset_minutes);
     Ok(TrashPage {
         p: Page::for_user(auth, "trash.title", "tables", &ctx.request_id).with_flash(done),
         rows: items

@@ -39,7 +39,7 @@ pub async fn home(
         tenant_code: auth.tenant.code.as_str().to_owned(),
         login_id: auth.user.login_id.as_str().to_owned(),
         role_key: role_key(auth.user.role),
-        signed_in_at: fmt_time(auth.session.created_at),
+        signed_in_at: fmt_time(auth.session.created_at, auth.tenant.policy.utc_offset_minutes),
         is_admin: auth.user.role == Role::TenantAdmin,
     };
     Ok(render(&page))

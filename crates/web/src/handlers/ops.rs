@@ -9,7 +9,7 @@ use daicho_domain::{
     OwnAccount, ReadAudit, Scope, SecurityPolicy, SessionId, TenantCode, User, UserId, UserStatus,
 };
 use daicho_store::{LoginFailure, NewSession, NewUser};
-use time::{Date, Duration, OffsetDateTime, Time};
+use time::{Date, Duration, Time};
 
 use crate::ctx::{Ctx, EventExt};
 use crate::error::{AppError, AppResult};
@@ -396,8 +396,11 @@ pub async fn update_policy(
     Ok(state.store.update_policy(scope, policy, ev).await?)
 }
 
-/// Parses the audit search criteria; a bad value is a field error.
-pub fn audit_filter(q: &crate::forms::AuditQuery) -> Result<AuditFilter, FieldErrors> {
+/// Parses the audit search criteria; a bad value is a field error. Dates are whole days at
+/// `offset_minutes` from UTC (the tenant's, on pages; UTC in the API).
+pub fn audit_filter(q: &crate::forms::AuditQuery, offset_minutes: i32) -> Result<AuditFilter, FieldErrors> {
+    let offset = time::UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap_or(time::UtcOffset::UTC);
+    let start_of = |d: Date| time::PrimitiveDateTime::new(d, Time::MIDNIGHT).assume_offset(offset);
     let mut e = FieldErrors::new();
     let nonempty = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     let mut f = AuditFilter { login: nonempty(&q.login).map(|s| s.to_lowercase()), ..Default::default() };
@@ -425,14 +428,14 @@ pub fn audit_filter(q: &crate::forms::AuditQuery) -> Result<AuditFilter, FieldEr
     let date = |s: &str| Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok();
     if let Some(d) = nonempty(&q.from) {
         match date(&d) {
-            Some(d) => f.from = Some(OffsetDateTime::new_utc(d, Time::MIDNIGHT)),
+            Some(d) => f.from = Some(start_of(d)),
             None => e.push("from", "bad_date"),
         }
     }
     if let Some(d) = nonempty(&q.to) {
         // "to" is inclusive of the whole day.
         match date(&d).and_then(|d| d.next_day()) {
-            Some(d) => f.until = Some(OffsetDateTime::new_utc(d, Time::MIDNIGHT)),
+            Some(d) => f.until = Some(start_of(d)),
             None => e.push("to", "bad_date"),
         }
     }

@@ -1177,9 +1177,9 @@ pub async fn edit_record(
     let who =
         |id: &str| people.iter().find(|p| p.id.to_string() == id).map(Person::label).unwrap_or_else(|| id.to_owned());
     page.meta = Some((
-        crate::views::fmt_time(r.created_at),
+        crate::views::fmt_time(r.created_at, auth.tenant.policy.utc_offset_minutes),
         who(&r.created_by),
-        crate::views::fmt_time(r.updated_at),
+        crate::views::fmt_time(r.updated_at, auth.tenant.policy.utc_offset_minutes),
         who(&r.updated_by),
     ));
     Ok(render(&page))
@@ -1301,12 +1301,12 @@ pub async fn record_history(
         table_id: t.id.to_string(),
         table_name: t.name.as_str().to_owned(),
         record_id: id,
-        created_at: crate::views::fmt_time(r.created_at),
+        created_at: crate::views::fmt_time(r.created_at, auth.tenant.policy.utc_offset_minutes),
         created_by: name_of(&r.created_by),
         entries: entries
             .iter()
             .map(|e| HistoryRow {
-                at: crate::views::fmt_time(e.at),
+                at: crate::views::fmt_time(e.at, auth.tenant.policy.utc_offset_minutes),
                 who: e.actor_login.clone(),
                 version: e.version,
                 changes: e

@@ -141,9 +141,12 @@ async fn tokens_page(state: &AppState, ctx: &Ctx, auth: &Auth, errors: Errors, f
                     id: t.id.to_string(),
                     name: t.name.clone(),
                     scope_key: if t.read_only { "tokens.read" } else { "tokens.read_write" },
-                    created_at: fmt_time(t.created_at),
-                    expires_at: fmt_time(t.expires_at),
-                    last_used_at: t.last_used_at.map(fmt_time).unwrap_or_default(),
+                    created_at: fmt_time(t.created_at, auth.tenant.policy.utc_offset_minutes),
+                    expires_at: fmt_time(t.expires_at, auth.tenant.policy.utc_offset_minutes),
+                    last_used_at: t
+                        .last_used_at
+                        .map(|at| fmt_time(at, auth.tenant.policy.utc_offset_minutes))
+                        .unwrap_or_default(),
                     state_key,
                     active,
                 }
