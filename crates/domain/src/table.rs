@@ -360,11 +360,10 @@ impl FieldDef {
 
     /// Parses a submitted JSON value into what is stored, or the error code to show.
     pub fn parse(&self, v: &Json) -> Result<Cell, &'static str> {
-        let typed = self.parse_as_typed(v);
         // Numbers, dates, addresses and record numbers typed with a Japanese input method come
-        // in full width (１２３, ０３－１２３４, ｉｎｆｏ＠…): what does not parse as typed is
-        // read as the ASCII it stands for (what parses as typed, such as an address whose
-        // path holds full-width letters, is kept as it is).
+        // in full width (１２３, ０３－１２３４, ｉｎｆｏ＠…): read as the ASCII they stand for.
+        // A web address is converted only when it does not parse as typed (its path or query
+        // may hold full-width letters that mean what they say).
         let ascii_kind = matches!(
             self.kind,
             FieldKind::Integer
@@ -372,15 +371,17 @@ impl FieldDef {
                 | FieldKind::Date
                 | FieldKind::DateTime
                 | FieldKind::Email
-                | FieldKind::Url
                 | FieldKind::Phone
                 | FieldKind::Link { .. }
         );
         match v {
-            Json::String(s) if typed.is_err() && ascii_kind && s.chars().any(is_fullwidth) => {
+            Json::String(s) if ascii_kind && s.chars().any(is_fullwidth) => {
                 self.parse_as_typed(&Json::String(halfwidth(s)))
             }
-            _ => typed,
+            Json::String(s) if matches!(self.kind, FieldKind::Url) && s.chars().any(is_fullwidth) => {
+                self.parse_as_typed(v).or_else(|_| self.parse_as_typed(&Json::String(halfwidth(s))))
+            }
+            _ => self.parse_as_typed(v),
         }
     }
 
@@ -726,6 +727,7 @@ mod tests {
         assert_eq!(phone.parse(&Json::from("０３－１２３４－５６７８")), Ok(Cell::Text("03-1234-5678".into())));
         let mail = field(FieldKind::Email, FieldRules::default());
         assert_eq!(mail.parse(&Json::from("ｉｎｆｏ＠ｅｘａｍｐｌｅ．ｊｐ")), Ok(Cell::Text("info@example.jp".into())));
+        assert_eq!(mail.parse(&Json::from("ｉｎｆｏ@example.jp")), Ok(Cell::Text("info@example.jp".into())), "mixed");
         // Text keeps what was typed.
         let text = field(FieldKind::Text, FieldRules::default());
         assert_eq!(text.parse(&Json::from("ＡＢＣ１２３")), Ok(Cell::Text("ＡＢＣ１２３".into())));

@@ -1961,4 +1961,13 @@ async fn a_user_field_is_filtered_by_login_id_or_name_on_every_path() {
         )
         .await;
     assert_eq!((s, v["view"]["filters"][0]["value"].as_str()), (StatusCode::CREATED, Some("nobody")), "{v}");
+    // Part by part: the user found is kept by id, the name that is no one's as typed.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "誰か2", "filters": [{"field": "担当", "op": "any_of", "value": "member1,nobody"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["view"]["filters"][0]["value"], json!(format!("{},nobody", d.member_id)));
 }

@@ -1608,12 +1608,20 @@ async fn the_system_fields_created_and_updated_at_and_by_sort_filter_show_and_ex
     let page = a.get(&format!("/tables/{tid}/records/{}", ids[0])).await.text().await.unwrap();
     assert!(page.contains("Created 2026-04-01 04:01:00 UTC-05:00"), "{page}");
     f.pop();
+    // A form from a page without the time zone keeps the tenant's.
+    assert_eq!(a.post_form("/admin/policy", &f).await.status(), StatusCode::SEE_OTHER);
+    let page = a.get(&format!("/tables/{tid}/records/{}", ids[0])).await.text().await.unwrap();
+    assert!(page.contains("Created 2026-04-01 04:01:00 UTC-05:00"), "{page}");
     f.push(("utc_offset_minutes", "7"));
-    assert_eq!(
-        a.post_form("/admin/policy", &f).await.status(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "whole quarter hours"
+    let r = a.post_form("/admin/policy", &f).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "whole quarter hours");
+    assert!(
+        r.text().await.unwrap().contains("<option value=\"-300\" selected>UTC-05:00</option>"),
+        "the page shows the tenant's, not what was posted"
     );
+    f.pop();
+    f.push(("utc_offset_minutes", "-2147483648"));
+    assert_eq!(a.post_form("/admin/policy", &f).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // A member without rights on the table learns nothing from them.
     assert_eq!(m.get_json(&format!("/api/v1/tables/{tid}/records?sort=updated_at")).await.0, StatusCode::NOT_FOUND);
 }
@@ -2554,4 +2562,36 @@ async fn a_record_whose_value_an_older_rule_allowed_stays_editable_from_its_form
     let form = [("version", "2"), (note.as_str(), longer.as_str())];
     let r = a.post_form(&format!("/tables/{tid}/records/{rid}"), &form).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn pages_show_date_times_in_the_tenants_time_zone_and_the_api_in_utc() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let last = field_id(&table, "最終連絡");
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/records"),
+            json!({"values": {"会社名": "時刻社", "最終連絡": "2026-04-01T09:30:00+09:00"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let rid = v["record"]["id"].as_i64().unwrap();
+    assert_eq!(v["record"]["values"][&last], "2026-04-01T00:30:00Z", "the API in UTC");
+    let grid = a.get(&format!("/tables/{tid}")).await.text().await.unwrap();
+    assert!(grid.contains("2026-04-01T09:30:00+09:00"), "the grid in the tenant's zone");
+    let form = a.get(&format!("/tables/{tid}/records/{rid}")).await.text().await.unwrap();
+    assert!(form.contains("value=\"2026-04-01T09:30:00+09:00\""), "{form}");
+    // The form sent back as shown changes nothing (the same instant; not a new version).
+    let name = field_id(&table, "会社名");
+    let form = [("version", "1"), (name.as_str(), "時刻社"), (last.as_str(), "2026-04-01T09:30:00+09:00")];
+    let r = a.post_form(&format!("/tables/{tid}/records/{rid}"), &form).await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{rid}")).await;
+    assert_eq!(
+        (v["record"]["values"][&last].as_str(), v["record"]["version"].as_i64()),
+        (Some("2026-04-01T00:30:00Z"), Some(1))
+    );
 }

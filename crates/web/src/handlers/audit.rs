@@ -191,7 +191,12 @@ pub async fn export_audit(
     let ev = ctx
         .event_by(&auth.principal, AuditAction::AuditExport, Outcome::Success)
         .target("audit_log")
-        .details(format!("filter: {}", query_string(&q, None)));
+        // (The days of `from` and `to` are the tenant's, at this offset.)
+        .details(format!(
+            "filter: {}; utc_offset_minutes={}",
+            query_string(&q, None),
+            auth.tenant.policy.utc_offset_minutes
+        ));
     state.store.append_audit(ev).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let store = state.store.clone();

@@ -85,7 +85,7 @@ fn offsets(chosen: i32) -> Vec<(i32, String, bool)> {
     all.dedup();
     all.into_iter()
         .map(|m| {
-            let (sign, a) = if m < 0 { ('−', -m) } else { ('+', m) };
+            let (sign, a) = if m < 0 { ('-', m.unsigned_abs()) } else { ('+', m.unsigned_abs()) };
             let label = if m == 0 { "UTC".to_owned() } else { format!("UTC{sign}{:02}:{:02}", a / 60, a % 60) };
             (m, label, m == chosen)
         })
@@ -138,8 +138,9 @@ pub async fn policy_page(
 }
 
 /// Parses the form into a policy, collecting a field error for every value that is not a
-/// whole number.
-pub fn parse_policy(f: &PolicyForm) -> Result<SecurityPolicy, FieldErrors> {
+/// whole number. A form without the time zone (a page opened before it was offered) keeps
+/// `offset_now`, the tenant's.
+pub fn parse_policy(f: &PolicyForm, offset_now: i32) -> Result<SecurityPolicy, FieldErrors> {
     let mut errs = FieldErrors::new();
     let mut nums = [0u32; 8];
     for (i, ((_, name, _, _), raw)) in FIELDS.iter().zip(form_values(f)).enumerate() {
@@ -162,9 +163,8 @@ pub fn parse_policy(f: &PolicyForm) -> Result<SecurityPolicy, FieldErrors> {
             }
         }
     }
-    // (Absent from a form of an older page: Japan's, the default.)
     let utc_offset_minutes = match f.utc_offset_minutes.trim() {
-        "" => SecurityPolicy::default().utc_offset_minutes,
+        "" => offset_now,
         v => v.parse::<i32>().unwrap_or_else(|_| {
             errs.push("utc_offset_minutes", "choice");
             0
@@ -196,7 +196,7 @@ pub async fn update_policy(
     Form(f): Form<PolicyForm>,
 ) -> AppResult<Response> {
     let scope = auth.authorize::<ManagePolicy>(&state, &ctx).await?;
-    let result = match parse_policy(&f) {
+    let result = match parse_policy(&f, auth.tenant.policy.utc_offset_minutes) {
         Ok(p) => ops::update_policy(&state, &ctx, &auth, &scope, p).await,
         Err(e) => Err(AppError::Invalid(e)),
     };
@@ -212,7 +212,13 @@ pub async fn update_policy(
                     &ctx,
                     shown,
                     allowlist,
-                    f.utc_offset_minutes.trim().parse().unwrap_or(auth.tenant.policy.utc_offset_minutes),
+                    // (What was posted only when it is an offset offered.)
+                    f.utc_offset_minutes
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|m: &i32| (-720..=840).contains(m) && m % 15 == 0)
+                        .unwrap_or(auth.tenant.policy.utc_offset_minutes),
                     Errors(errs),
                     None,
                 ),

@@ -274,14 +274,30 @@ impl Can {
     }
 }
 
-/// How a cell shows on a page: user fields by name, from the tenant's directory.
-fn shown(f: &FieldDef, c: &daicho_domain::table::Cell, users: &[Person]) -> String {
+/// How a cell shows on a page: user fields by name, from the tenant's directory; date-times
+/// at `offset` minutes from UTC (the tenant's), see `on_page`.
+fn shown(f: &FieldDef, c: &daicho_domain::table::Cell, users: &[Person], offset: i32) -> String {
     if let (FieldKind::User, daicho_domain::table::Cell::Text(id)) = (&f.kind, c)
         && let Some(p) = users.iter().find(|p| p.id.to_string() == *id)
     {
         return p.label();
     }
-    display(&f.present(c))
+    display(&on_page(f, c, offset))
+}
+
+/// A cell's value as a page shows it (and its form sends it back): a date-time in RFC 3339 at
+/// `offset` minutes from UTC, the tenant's (the same instant; the API and CSV files keep UTC);
+/// one that cannot be written there (past the year 9999) in UTC; anything else as the API has it.
+fn on_page(f: &FieldDef, c: &daicho_domain::table::Cell, offset: i32) -> Value {
+    if let (FieldKind::DateTime, daicho_domain::table::Cell::Int(ms)) = (&f.kind, c)
+        && let Ok(o) = time::UtcOffset::from_whole_seconds(offset * 60)
+        && let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms) * 1_000_000)
+        && let Some(local) = t.checked_to_offset(o)
+        && let Ok(s) = local.format(&time::format_description::well_known::Rfc3339)
+    {
+        return Value::String(s);
+    }
+    f.present(c)
 }
 
 /// For each link field, up to 500 records of its target the user may see, as (id, label).
@@ -610,7 +626,7 @@ async fn show_page(
                             (daicho_domain::table::Cell::Int(n), FieldKind::Link { .. }) => {
                                 links.get(&(f.id, *n)).cloned().unwrap_or_else(|| format!("#{n}"))
                             }
-                            _ => shown(f, &c, &users),
+                            _ => shown(f, &c, &users, auth.tenant.policy.utc_offset_minutes),
                         })
                         .unwrap_or_default()
                 })
@@ -933,7 +949,7 @@ fn record_page(
         action,
         version: record.map(|(_, v)| v).unwrap_or(0),
         stale,
-        fields: input_fields(spec, values, &errors),
+        fields: input_fields(spec, values, &errors, auth.tenant.policy.utc_offset_minutes),
         errors,
         can_save: spec.can_save,
         can_delete: spec.can_delete,
@@ -941,7 +957,7 @@ fn record_page(
     }
 }
 
-fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Errors) -> Vec<InputField> {
+fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Errors, offset: i32) -> Vec<InputField> {
     spec.t
         .fields
         .iter()
@@ -970,7 +986,7 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 _ => Vec::new(),
             };
             let shown = match values.get(&key) {
-                Some(v) => f.parse(v).map(|c| shown(f, &c, spec.users)).unwrap_or_else(|_| display(v)),
+                Some(v) => f.parse(v).map(|c| shown(f, &c, spec.users, offset)).unwrap_or_else(|_| display(v)),
                 None => String::new(),
             };
             let mut choices: Vec<(String, String)> = match &f.kind {
@@ -1061,11 +1077,11 @@ fn form_values(t: &TableDef, pairs: &[(String, String)], writes: &dyn Fn(FieldId
     m
 }
 
-fn values_of(t: &TableDef, r: &daicho_store::Record) -> Map<String, Value> {
+fn values_of(t: &TableDef, r: &daicho_store::Record, offset: i32) -> Map<String, Value> {
     let mut values = Map::new();
     for (fid, c) in &r.cells {
         if let Some(f) = t.fields.iter().find(|f| f.id == *fid) {
-            values.insert(fid.to_string(), f.present(c));
+            values.insert(fid.to_string(), on_page(f, c, offset));
         }
     }
     values
@@ -1172,8 +1188,15 @@ pub async fn edit_record(
     // The system fields: when and by whom the record was created and last updated.
     let people = auth.directory(&state, &ctx).await?;
     let spec = FormSpec { t: &t, writes: &writes, users: &users, links, can_save, can_delete };
-    let mut page =
-        record_page(&auth, &ctx, &spec, Some((r.id, r.version)), &values_of(&t, &r), Errors::default(), false);
+    let mut page = record_page(
+        &auth,
+        &ctx,
+        &spec,
+        Some((r.id, r.version)),
+        &values_of(&t, &r, auth.tenant.policy.utc_offset_minutes),
+        Errors::default(),
+        false,
+    );
     let who =
         |id: &str| people.iter().find(|p| p.id.to_string() == id).map(Person::label).unwrap_or_else(|| id.to_owned());
     page.meta = Some((
@@ -1204,7 +1227,7 @@ pub async fn update_record(
     // The form sends every field it showed: a value sent back as it is stored is not a change,
     // and is not checked again (a value stored under an older, wider rule stays editable
     // around).
-    let stored = values_of(&t, &old);
+    let stored = values_of(&t, &old, auth.tenant.policy.utc_offset_minutes);
     values.retain(|k, v| stored.get(k) != Some(v));
     // Only what the form holds is written (`form_values` sets every field it showed).
     let result = match parse_values(&t, &values, false, &writes) {
@@ -1234,7 +1257,7 @@ pub async fn update_record(
             let links = link_choices(&state, &ctx, &auth, &t).await?;
             let spec = FormSpec { t: &t, writes: &writes, users: &users, links, can_save: true, can_delete: false };
             // Read-only fields show their stored values.
-            let mut shown = values_of(&t, &old);
+            let mut shown = values_of(&t, &old, auth.tenant.policy.utc_offset_minutes);
             shown.extend(
                 values.into_iter().filter(|(k, _)| t.fields.iter().any(|f| f.id.to_string() == *k && writes(f.id))),
             );
@@ -1294,7 +1317,7 @@ pub async fn record_history(
         (daicho_domain::table::Cell::Int(n), FieldKind::Link { .. }) => {
             links.get(&(d.id, *n)).map(|l| format!("#{n} {l}")).unwrap_or_else(|| format!("#{n}"))
         }
-        _ => shown(d, c, &users),
+        _ => shown(d, c, &users, auth.tenant.policy.utc_offset_minutes),
     };
     Ok(render(&HistoryPage {
         p: Page::for_user(&auth, "history.title", "tables", &ctx.request_id),

@@ -114,15 +114,25 @@ async fn save(
     let t = open.seen_by(&scope);
     let name = Name::parse(name).map_err(|c| AppError::Invalid(FieldErrors::single("name", c)))?;
     // A user named by login ID or name is kept as the user (a later rename changes nothing); a
-    // value that names no one is kept as typed (it matches no one when the view runs).
+    // value that names no one is kept as typed: it matches no one when the view runs, until
+    // someone with that login ID or name exists.
     let by_id = crate::handlers::tables::with_user_ids(state, ctx, auth, &t, pairs.to_vec()).await?;
     let mut spec = spec_from_pairs(&t, &by_id)?;
+    // The filters are in the order of their pairs (each one's field was found, or the spec
+    // would have been refused): put back, part by part, what was typed where it named no one.
     let nil = uuid::Uuid::nil().to_string();
-    for (typed, resolved) in pairs.iter().zip(&by_id) {
-        if resolved.1.split(',').any(|v| v == nil)
-            && let Some(f) = spec.filters.iter_mut().find(|f| f.value == resolved.1)
-        {
-            f.value = typed.1.clone();
+    let filter_pairs = pairs.iter().zip(&by_id).filter(|(typed, _)| typed.0.starts_with("filter."));
+    for ((typed, resolved), f) in filter_pairs.zip(spec.filters.iter_mut()) {
+        if resolved.1.split(',').any(|v| v == nil) {
+            let many = typed.0.starts_with("filter.any_of.");
+            let typed_parts: Vec<&str> = if many { typed.1.split(',').collect() } else { vec![typed.1.as_str()] };
+            let parts: Vec<&str> = if many { resolved.1.split(',').collect() } else { vec![resolved.1.as_str()] };
+            f.value = parts
+                .iter()
+                .zip(typed_parts.iter().chain(std::iter::repeat(&"")))
+                .map(|(r, t)| if *r == nil { t.trim() } else { r })
+                .collect::<Vec<_>>()
+                .join(",");
         }
     }
     let view = SavedView {
