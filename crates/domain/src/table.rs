@@ -362,23 +362,24 @@ impl FieldDef {
     pub fn parse(&self, v: &Json) -> Result<Cell, &'static str> {
         // Numbers, dates, addresses and record numbers typed with a Japanese input method come
         // in full width (１２３, ０３－１２３４, ｉｎｆｏ＠…): read as the ASCII they stand for.
-        // A web address is converted only when it does not parse as typed (its path or query
-        // may hold full-width letters that mean what they say).
+        // An e-mail or web address is converted only when it does not parse as typed: its
+        // path may hold full-width letters that mean what they say, and an address stored as
+        // typed (before this conversion) stays the same value when it is sent back.
         let ascii_kind = matches!(
             self.kind,
             FieldKind::Integer
                 | FieldKind::Decimal { .. }
                 | FieldKind::Date
                 | FieldKind::DateTime
-                | FieldKind::Email
                 | FieldKind::Phone
                 | FieldKind::Link { .. }
         );
+        let as_typed_first = matches!(self.kind, FieldKind::Email | FieldKind::Url);
         match v {
             Json::String(s) if ascii_kind && s.chars().any(is_fullwidth) => {
                 self.parse_as_typed(&Json::String(halfwidth(s)))
             }
-            Json::String(s) if matches!(self.kind, FieldKind::Url) && s.chars().any(is_fullwidth) => {
+            Json::String(s) if as_typed_first && s.chars().any(is_fullwidth) => {
                 self.parse_as_typed(v).or_else(|_| self.parse_as_typed(&Json::String(halfwidth(s))))
             }
             _ => self.parse_as_typed(v),
@@ -727,7 +728,11 @@ mod tests {
         assert_eq!(phone.parse(&Json::from("０３－１２３４－５６７８")), Ok(Cell::Text("03-1234-5678".into())));
         let mail = field(FieldKind::Email, FieldRules::default());
         assert_eq!(mail.parse(&Json::from("ｉｎｆｏ＠ｅｘａｍｐｌｅ．ｊｐ")), Ok(Cell::Text("info@example.jp".into())));
-        assert_eq!(mail.parse(&Json::from("ｉｎｆｏ@example.jp")), Ok(Cell::Text("info@example.jp".into())), "mixed");
+        assert_eq!(
+            mail.parse(&Json::from("ｉｎｆｏ@example.jp")),
+            Ok(Cell::Text("ｉｎｆｏ@example.jp".into())),
+            "as typed"
+        );
         // Text keeps what was typed.
         let text = field(FieldKind::Text, FieldRules::default());
         assert_eq!(text.parse(&Json::from("ＡＢＣ１２３")), Ok(Cell::Text("ＡＢＣ１２３".into())));

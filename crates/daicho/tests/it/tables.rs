@@ -2594,4 +2594,18 @@ async fn pages_show_date_times_in_the_tenants_time_zone_and_the_api_in_utc() {
         (v["record"]["values"][&last].as_str(), v["record"]["version"].as_i64()),
         (Some("2026-04-01T00:30:00Z"), Some(1))
     );
+    // A link that shows a date-time shows it as pages do.
+    let other =
+        a.post_json("/api/v1/tables", json!({"name": "連絡"})).await.1["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{other}/fields"),
+            json!({"name": "先", "kind": {"type": "link", "table": tid, "show": last}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{other}/records"), json!({"values": {"先": rid}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let grid = a.get(&format!("/tables/{other}")).await.text().await.unwrap();
+    assert!(grid.contains("2026-04-01T09:30:00+09:00"), "{grid}");
 }

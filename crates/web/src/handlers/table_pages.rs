@@ -288,7 +288,7 @@ fn shown(f: &FieldDef, c: &daicho_domain::table::Cell, users: &[Person], offset:
 /// A cell's value as a page shows it (and its form sends it back): a date-time in RFC 3339 at
 /// `offset` minutes from UTC, the tenant's (the same instant; the API and CSV files keep UTC);
 /// one that cannot be written there (past the year 9999) in UTC; anything else as the API has it.
-fn on_page(f: &FieldDef, c: &daicho_domain::table::Cell, offset: i32) -> Value {
+pub(crate) fn on_page(f: &FieldDef, c: &daicho_domain::table::Cell, offset: i32) -> Value {
     if let (FieldKind::DateTime, daicho_domain::table::Cell::Int(ms)) = (&f.kind, c)
         && let Ok(o) = time::UtcOffset::from_whole_seconds(offset * 60)
         && let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms) * 1_000_000)
@@ -322,7 +322,12 @@ async fn link_choices(
             .iter()
             .map(|r| {
                 let label = show_def
-                    .and_then(|d| r.cells.iter().find(|(id, _)| *id == d.id).map(|(_, c)| display(&d.present(c))))
+                    .and_then(|d| {
+                        r.cells
+                            .iter()
+                            .find(|(id, _)| *id == d.id)
+                            .map(|(_, c)| display(&on_page(d, c, auth.tenant.policy.utc_offset_minutes)))
+                    })
                     .unwrap_or_default();
                 (r.id.to_string(), format!("#{} {label}", r.id))
             })
@@ -540,7 +545,7 @@ async fn show_page(
     } else {
         state.store.count_records(&scope, &open.def, &query, crate::handlers::tables::COUNT_CAP).await?
     };
-    let links = lookups(state, ctx, auth, t, &records).await?;
+    let links = lookups(state, ctx, auth, t, &records, Some(auth.tenant.policy.utc_offset_minutes)).await?;
     // The grid's query as canonical parameters (keyword, sort keys, filters, columns): for the
     // export link, the next page, the bulk form and "save this view".
     let mut canonical: Vec<(String, String)> =
@@ -1108,7 +1113,7 @@ pub async fn new_record(
         if let Some(d) = &f.rules.default
             && let Ok(c) = f.parse(&Value::String(d.clone()))
         {
-            defaults.insert(f.id.to_string(), f.present(&c));
+            defaults.insert(f.id.to_string(), on_page(f, &c, auth.tenant.policy.utc_offset_minutes));
         }
     }
     let mut page = record_page(&auth, &ctx, &spec, None, &defaults, Errors::default(), false);
@@ -1312,7 +1317,7 @@ pub async fn record_history(
         .flat_map(|(f, b, a)| [(*f, b.clone()), (*f, a.clone())])
         .map(|cell| daicho_store::Record { cells: vec![cell], ..r.clone() })
         .collect();
-    let links = lookups(&state, &ctx, &auth, &t, &pseudo).await?;
+    let links = lookups(&state, &ctx, &auth, &t, &pseudo, Some(auth.tenant.policy.utc_offset_minutes)).await?;
     let shown_h = |d: &FieldDef, c: &daicho_domain::table::Cell| match (c, &d.kind) {
         (daicho_domain::table::Cell::Int(n), FieldKind::Link { .. }) => {
             links.get(&(d.id, *n)).map(|l| format!("#{n} {l}")).unwrap_or_else(|| format!("#{n}"))

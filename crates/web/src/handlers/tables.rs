@@ -626,13 +626,16 @@ async fn ref_problems(
 }
 
 /// The lookups of link fields: for each (link field, record id) the linked record's shown
-/// field, as the user may see it (nothing for targets, rows or fields they may not see).
+/// field, as the user may see it (nothing for targets, rows or fields they may not see). A
+/// page passes the tenant's offset from UTC (a date-time label as pages show date-times); the
+/// API none (UTC).
 pub(crate) async fn lookups(
     state: &AppState,
     ctx: &Ctx,
     auth: &Auth,
     t: &TableDef,
     records: &[Record],
+    offset: Option<i32>,
 ) -> AppResult<std::collections::HashMap<(FieldId, i64), String>> {
     let mut out = std::collections::HashMap::new();
     for f in &t.fields {
@@ -648,7 +651,11 @@ pub(crate) async fn lookups(
             if let Ok(r) = state.store.get_record(&view, &target.def, id).await
                 && let Some((_, c)) = r.cells.iter().find(|(fid, _)| fid == show)
             {
-                let label = match show_def.present(c) {
+                let shown = match offset {
+                    Some(o) => crate::handlers::table_pages::on_page(show_def, c, o),
+                    None => show_def.present(c),
+                };
+                let label = match shown {
                     Value::String(s) => s,
                     Value::Null => String::new(),
                     other => other.to_string(),
@@ -790,7 +797,7 @@ pub async fn list_records(
     let t = crate::handlers::views::narrowed(&t, &crate::handlers::views::columns(&t, &pairs)?);
     let records = state.store.list_records(&scope, &open.def, &q).await?;
     let next = (records.len() == q.limit as usize).then(|| records.last().map(|r| cursor_after(&q, r))).flatten();
-    let links = lookups(&state, &ctx, &auth, &t, &records).await?;
+    let links = lookups(&state, &ctx, &auth, &t, &records, None).await?;
     // `count=true` adds how many records match, counted up to COUNT_CAP.
     let count = if pairs.iter().any(|(k, v)| k == "count" && v == "true") {
         let (n, capped) = state.store.count_records(&scope, &open.def, &q, COUNT_CAP).await?;
@@ -860,7 +867,7 @@ pub async fn get_record(
     let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
     let r = auth.record(&state, &ctx, &scope, &open.def, record_id(&rid)?).await?;
     let t = open.seen_by(&scope);
-    let links = lookups(&state, &ctx, &auth, &t, std::slice::from_ref(&r)).await?;
+    let links = lookups(&state, &ctx, &auth, &t, std::slice::from_ref(&r), None).await?;
     let mut v = record_json(&t, &r);
     with_links(&mut v, &r, &links);
     Ok(Json(json!({"record": v})))
