@@ -131,7 +131,7 @@ impl NewAuditEvent {
         // in a refused sign-in's login ID, which PostgreSQL cannot store: the refusal would go
         // unrecorded and uncounted) becomes U+FFFD, so that every event can be written.
         fn cap(s: &mut String, n: usize) {
-            let odd = |c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t');
+            let odd = crate::table::is_stray_control;
             if s.chars().count() > n || s.chars().any(odd) {
                 *s = s.chars().take(n).map(|c| if odd(c) { '\u{FFFD}' } else { c }).collect();
             }

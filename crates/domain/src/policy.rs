@@ -80,10 +80,15 @@ impl SecurityPolicy {
         if self.ip_allowlist.len() > 100 {
             e.push("ip_allowlist", "too_many");
         }
-        if !(-720..=840).contains(&self.utc_offset_minutes) || self.utc_offset_minutes % 15 != 0 {
+        if !Self::valid_offset(self.utc_offset_minutes) {
             e.push("utc_offset_minutes", "out_of_range");
         }
         if e.is_empty() { Ok(()) } else { Err(e) }
+    }
+
+    /// An offset from UTC a tenant may choose: whole quarter hours from UTC−12 to UTC+14.
+    pub fn valid_offset(minutes: i32) -> bool {
+        (-720..=840).contains(&minutes) && minutes % 15 == 0
     }
 
     /// Whether a client at `ip` may use the tenant (ASVS 1.4.x network access control).

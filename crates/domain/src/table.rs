@@ -39,6 +39,12 @@ pub fn halfwidth(s: &str) -> String {
         .collect()
 }
 
+/// A control character other than a line end or a tab: none is stored in any text (and
+/// PostgreSQL cannot store NUL).
+pub fn is_stray_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\n' | '\r' | '\t')
+}
+
 /// Checks a description (of a table or a group): at most 2,000 characters, lines and tabs
 /// allowed, no other control character (PostgreSQL cannot store NUL, and none is meant to be
 /// there).
@@ -46,7 +52,7 @@ pub fn check_description(s: &str) -> Result<(), &'static str> {
     if s.chars().count() > 2000 {
         return Err("too_long");
     }
-    if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+    if s.chars().any(is_stray_control) {
         return Err("control_chars");
     }
     Ok(())
@@ -178,6 +184,13 @@ impl FieldKind {
     }
 
     /// Whether values of this kind are set by Daicho, never by a user.
+    /// Whether the field's column has an index for filtering and sorting: not multi-line text
+    /// or a multiple choice (long values no index entry can hold; a multiple choice is
+    /// filtered by the choices it includes, which an index on the whole value does not find).
+    pub fn is_indexed(&self) -> bool {
+        !matches!(self, FieldKind::Multiline | FieldKind::MultiChoice { .. })
+    }
+
     pub fn is_generated(&self) -> bool {
         matches!(self, FieldKind::AutoNumber { .. })
     }
@@ -424,7 +437,7 @@ impl FieldDef {
                 if s.chars().count() > cap as usize || (single && s.len() > MAX_TEXT_BYTES) {
                     return Err("too_long");
                 }
-                let bad_control = |c: char| c.is_control() && !(!single && (c == '\n' || c == '\t' || c == '\r'));
+                let bad_control = |c: char| if single { c.is_control() } else { is_stray_control(c) };
                 if s.chars().any(bad_control) {
                     return Err("control_chars");
                 }
@@ -1110,7 +1123,7 @@ impl FieldDef {
             }
             // A stored value holds no control character but line ends and tabs, so a filter
             // with another can match nothing (and PostgreSQL refuses NUL as a parameter).
-            if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            if s.chars().any(is_stray_control) {
                 return Err("control_chars");
             }
         }

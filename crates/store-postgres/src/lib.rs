@@ -4244,9 +4244,7 @@ async fn duplicates(
 }
 
 /// A field's index: unique when the rule says so, else (field, id) for filtering and sorting
-/// (the id breaks ties, as the keyset uses it); none for multi-line text and multiple choices
-/// (long values no index entry can hold; a multiple choice is filtered by the choices it
-/// includes, which an index on the whole value does not find).
+/// (the id breaks ties, as the keyset uses it); none where `FieldKind::is_indexed` says so.
 fn field_indexes(table: TableId, field: &FieldDef) -> Vec<String> {
     if field.rules.unique {
         vec![format!(
@@ -4255,10 +4253,7 @@ fn field_indexes(table: TableId, field: &FieldDef) -> Vec<String> {
             ut::table_ident(table),
             ut::field_ident(field.id)
         )]
-    } else if matches!(
-        field.kind,
-        daicho_domain::table::FieldKind::Multiline | daicho_domain::table::FieldKind::MultiChoice { .. }
-    ) {
+    } else if !field.kind.is_indexed() {
         Vec::new()
     } else {
         vec![format!(

@@ -3377,14 +3377,7 @@ impl SqliteStore {
         };
         // (Only a sort field with an index can be walked: a field of the table's own, not
         // multi-line text or a multiple choice, `field_indexes`; the system fields have none.)
-        let indexed = |s: FieldId| {
-            table.fields.iter().find(|f| f.id == s).is_some_and(|f| {
-                !matches!(
-                    f.kind,
-                    daicho_domain::table::FieldKind::Multiline | daicho_domain::table::FieldKind::MultiChoice { .. }
-                )
-            })
-        };
+        let indexed = |s: FieldId| table.fields.iter().find(|f| f.id == s).is_some_and(|f| f.kind.is_indexed());
         let walk_sort = match query.sort {
             Some(s) if query.keyword.is_none() && indexed(s) && query.filters.iter().any(|f| f.field != s) => {
                 let memo_key =
@@ -4033,9 +4026,7 @@ async fn duplicates(
 }
 
 /// A field's index: unique when the rule says so, else (field, id) for filtering and sorting
-/// (the id breaks ties, as the keyset uses it); none for multi-line text and multiple choices
-/// (long values no index entry can hold; a multiple choice is filtered by the choices it
-/// includes, which an index on the whole value does not find).
+/// (the id breaks ties, as the keyset uses it); none where `FieldKind::is_indexed` says so.
 fn field_indexes(table: TableId, field: &FieldDef) -> Vec<String> {
     if field.rules.unique {
         vec![format!(
@@ -4044,10 +4035,7 @@ fn field_indexes(table: TableId, field: &FieldDef) -> Vec<String> {
             ut::table_ident(table),
             ut::field_ident(field.id)
         )]
-    } else if matches!(
-        field.kind,
-        daicho_domain::table::FieldKind::Multiline | daicho_domain::table::FieldKind::MultiChoice { .. }
-    ) {
+    } else if !field.kind.is_indexed() {
         Vec::new()
     } else {
         vec![format!(

@@ -123,16 +123,24 @@ impl Errors {
     }
 }
 
-/// A time as pages show it: in the tenant's offset from UTC, which the text names.
+/// An offset from UTC in minutes (the tenant's) as `time` takes it; UTC if out of range.
+pub fn utc_offset(minutes: i32) -> time::UtcOffset {
+    minutes.checked_mul(60).and_then(|s| time::UtcOffset::from_whole_seconds(s).ok()).unwrap_or(time::UtcOffset::UTC)
+}
+
+/// How pages name an offset from UTC: "UTC", "UTC+09:00", "UTC-05:00".
+pub fn offset_label(minutes: i32) -> String {
+    let (sign, a) = if minutes < 0 { ('-', minutes.unsigned_abs()) } else { ('+', minutes.unsigned_abs()) };
+    if minutes == 0 { "UTC".to_owned() } else { format!("UTC{sign}{:02}:{:02}", a / 60, a % 60) }
+}
+
+/// A time as pages show it: in the tenant's offset from UTC, which the text names (in UTC when
+/// the time cannot be written there).
 pub fn fmt_time(t: OffsetDateTime, offset_minutes: i32) -> String {
     let f = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    match time::UtcOffset::from_whole_seconds(offset_minutes * 60) {
-        Ok(o) if offset_minutes != 0 => {
-            let (h, m) = (offset_minutes.abs() / 60, offset_minutes.abs() % 60);
-            let sign = if offset_minutes < 0 { '-' } else { '+' };
-            format!("{} UTC{sign}{h:02}:{m:02}", t.to_offset(o).format(&f).unwrap_or_default())
-        }
-        _ => format!("{} UTC", t.format(&f).unwrap_or_default()),
+    match t.checked_to_offset(utc_offset(offset_minutes)).and_then(|local| local.format(&f).ok()) {
+        Some(local) => format!("{local} {}", offset_label(offset_minutes)),
+        None => format!("{} UTC", t.format(&f).unwrap_or_default()),
     }
 }
 

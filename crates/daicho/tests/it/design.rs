@@ -897,3 +897,36 @@ async fn fields_and_tables_are_limited_with_the_trash_counted() {
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("at most 500 tables, those in the trash included"));
 }
+
+#[tokio::test]
+async fn a_settings_page_saved_after_someone_changed_the_field_is_refused_not_applied() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, ids) = table(a).await;
+    let page_url = format!("/tables/{tid}/design/fields/{}/type", ids[2]);
+    let page = a.get(&page_url).await.text().await.unwrap();
+    let was = page.split("name=\"was\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    // Another designer makes the field required meanwhile.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields/{}/retype", ids[2]),
+            json!({"kind": {"type": "integer"}, "rules": {"max": "1000"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The page's form, with the rules it showed (none): refused, and the page shows the field now.
+    let form = [("was", was.as_str()), ("kind", "integer"), ("scale", "0"), ("action", "apply")];
+    let r = a.post_form(&page_url, &form).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Maximum 1000") && !body.contains(&format!("value=\"{was}\"")), "{body}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    let f = v["table"]["fields"].as_array().unwrap().iter().find(|f| f["id"] == ids[2].as_str()).unwrap().clone();
+    assert_eq!(f["rules"]["max"], "1000", "the other designer's rule stays: {f}");
+    // The page as it is now saves.
+    let fresh = body.split("name=\"was\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let form = [("was", fresh.as_str()), ("kind", "integer"), ("scale", "0"), ("max", "1000"), ("action", "apply")];
+    let r = a.post_form(&page_url, &form).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}

@@ -272,6 +272,15 @@ fn rules_text(r: &daicho_domain::table::FieldRules) -> String {
     if parts.is_empty() { "none".into() } else { parts.join(", ") }
 }
 
+/// A short digest of a field's kind and rules, for a form to say which settings it showed.
+fn field_token(f: &daicho_domain::table::FieldDef) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    serde_json::to_string(&f.kind).unwrap_or_default().hash(&mut h);
+    serde_json::to_string(&f.rules).unwrap_or_default().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
 /// A field's rules as the settings page shows them, in the reader's language ("必須, 最大値 100").
 fn rules_shown(lang: daicho_domain::Lang, r: &daicho_domain::table::FieldRules) -> String {
     let t = |k| crate::i18n::t(lang, k);
@@ -775,6 +784,8 @@ type Failure = (i64, String, &'static str);
 #[template(path = "tables/retype.html")]
 struct RetypePage {
     p: Page,
+    /// The field's kind and rules as the page first showed them (`field_token`), sent back.
+    was: String,
     id: String,
     table_name: String,
     field_id: String,
@@ -852,6 +863,9 @@ fn retype_page(
         report: None,
         dropped: Vec::new(),
         checked_ok: false,
+        // Kept from the first showing through "check only", so that a change made meanwhile
+        // by someone else is noticed when the settings are saved.
+        was: get("was").filter(|w| !w.is_empty()).unwrap_or_else(|| field_token(f)),
     })
 }
 
@@ -898,7 +912,13 @@ pub async fn retype_submit(
         get("max"),
         get("default"),
     );
+    // The form holds the rules as they were shown: if someone changed the field since, saving
+    // them would undo that change unseen.
+    let seen = t.fields.iter().find(|f| f.id == id).map(field_token).unwrap_or_default();
     let result = match (kind, rules) {
+        _ if !get("was").is_empty() && get("was") != seen => {
+            Err(AppError::Conflict(FieldErrors::single("values", "design_changed")))
+        }
         (Ok(k), Ok(r)) => retype_op(&state, &ctx, &auth, &open, &id.to_string(), k, Some(r), apply).await,
         (Err(e), _) | (_, Err(e)) => Err(AppError::Invalid(e)),
     };
@@ -915,7 +935,9 @@ pub async fn retype_submit(
             Ok(render_status(status, &page))
         }
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
-            let page = retype_page(&auth, &ctx, &t, id, &pairs, Errors(e))?;
+            // Changed meanwhile: the page shows the field as it is now (and says why).
+            let shown: &[(String, String)] = if e.code_for("values") == Some("design_changed") { &[] } else { &pairs };
+            let page = retype_page(&auth, &ctx, &t, id, shown, Errors(e))?;
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),

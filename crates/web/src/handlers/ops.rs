@@ -399,7 +399,7 @@ pub async fn update_policy(
 /// Parses the audit search criteria; a bad value is a field error. Dates are whole days at
 /// `offset_minutes` from UTC (the tenant's, on pages; UTC in the API).
 pub fn audit_filter(q: &crate::forms::AuditQuery, offset_minutes: i32) -> Result<AuditFilter, FieldErrors> {
-    let offset = time::UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap_or(time::UtcOffset::UTC);
+    let offset = crate::views::utc_offset(offset_minutes);
     let start_of = |d: Date| time::PrimitiveDateTime::new(d, Time::MIDNIGHT).assume_offset(offset);
     let mut e = FieldErrors::new();
     let nonempty = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);

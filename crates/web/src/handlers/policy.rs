@@ -83,13 +83,7 @@ fn offsets(chosen: i32) -> Vec<(i32, String, bool)> {
     all.extend([-570, -210, 210, 270, 330, 345, 390, 525, 570, 630, 765, chosen]);
     all.sort_unstable();
     all.dedup();
-    all.into_iter()
-        .map(|m| {
-            let (sign, a) = if m < 0 { ('-', m.unsigned_abs()) } else { ('+', m.unsigned_abs()) };
-            let label = if m == 0 { "UTC".to_owned() } else { format!("UTC{sign}{:02}:{:02}", a / 60, a % 60) };
-            (m, label, m == chosen)
-        })
-        .collect()
+    all.into_iter().map(|m| (m, crate::views::offset_label(m), m == chosen)).collect()
 }
 
 fn page(
@@ -217,7 +211,7 @@ pub async fn update_policy(
                         .trim()
                         .parse()
                         .ok()
-                        .filter(|m: &i32| (-720..=840).contains(m) && m % 15 == 0)
+                        .filter(|m| SecurityPolicy::valid_offset(*m))
                         .unwrap_or(auth.tenant.policy.utc_offset_minutes),
                     Errors(errs),
                     None,

@@ -290,9 +290,8 @@ fn shown(f: &FieldDef, c: &daicho_domain::table::Cell, users: &[Person], offset:
 /// one that cannot be written there (past the year 9999) in UTC; anything else as the API has it.
 pub(crate) fn on_page(f: &FieldDef, c: &daicho_domain::table::Cell, offset: i32) -> Value {
     if let (FieldKind::DateTime, daicho_domain::table::Cell::Int(ms)) = (&f.kind, c)
-        && let Ok(o) = time::UtcOffset::from_whole_seconds(offset * 60)
         && let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms) * 1_000_000)
-        && let Some(local) = t.checked_to_offset(o)
+        && let Some(local) = t.checked_to_offset(crate::views::utc_offset(offset))
         && let Ok(s) = local.format(&time::format_description::well_known::Rfc3339)
     {
         return Value::String(s);

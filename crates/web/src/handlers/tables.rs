@@ -318,7 +318,7 @@ fn decode_cursor(s: &str) -> Option<((Cell, i64), Vec<Cell>)> {
                 if let Some(t) = o.get("t").and_then(Value::as_str) {
                     // No stored text holds a control character other than a line end or a tab
                     // (NUL, which PostgreSQL refuses as a parameter, least of all).
-                    if t.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+                    if t.chars().any(daicho_domain::table::is_stray_control) {
                         return None;
                     }
                     Cell::Text(t.to_owned())
