@@ -5,7 +5,8 @@ use daicho_testkit::TestApp;
 use daicho_testkit::reqwest::StatusCode;
 use serde_json::json;
 
-fn policy(allowlist: &str) -> Vec<(&'static str, String)> {
+/// The default policy as the policy page's form, with an allowlist.
+pub(crate) fn policy(allowlist: &str) -> Vec<(&'static str, String)> {
     vec![
         ("password_min_length", "12".into()),
         ("password_history", "5".into()),

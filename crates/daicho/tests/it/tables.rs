@@ -1593,17 +1593,9 @@ async fn the_system_fields_created_and_updated_at_and_by_sort_filter_show_and_ex
     );
     let policy = a.get("/admin/policy").await.text().await.unwrap();
     assert!(policy.contains("<option value=\"540\" selected>UTC+09:00</option>"), "{policy}");
-    let mut f = vec![
-        ("password_min_length", "12"),
-        ("password_history", "5"),
-        ("password_max_age_days", "0"),
-        ("password_expiry_warning_days", "14"),
-        ("lockout_threshold", "5"),
-        ("lockout_minutes", "15"),
-        ("idle_timeout_minutes", "30"),
-        ("absolute_timeout_hours", "12"),
-        ("utc_offset_minutes", "-300"),
-    ];
+    let form = crate::network::policy("");
+    let mut f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    f.push(("utc_offset_minutes", "-300"));
     assert_eq!(a.post_form("/admin/policy", &f).await.status(), StatusCode::SEE_OTHER);
     let page = a.get(&format!("/tables/{tid}/records/{}", ids[0])).await.text().await.unwrap();
     assert!(page.contains("Created 2026-04-01 04:01:00 UTC-05:00"), "{page}");
