@@ -2601,3 +2601,18 @@ async fn pages_show_date_times_in_the_tenants_time_zone_and_the_api_in_utc() {
     let grid = a.get(&format!("/tables/{other}")).await.text().await.unwrap();
     assert!(grid.contains("2026-04-01T09:30:00+09:00"), "{grid}");
 }
+
+#[tokio::test]
+async fn a_record_forms_error_summary_names_each_field_and_links_to_it() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let (staff, name) = (field_id(&table, "従業員数"), field_id(&table, "会社名"));
+    let form = [(name.as_str(), ""), (staff.as_str(), "many")];
+    let r = a.post_form(&format!("/tables/{tid}/records"), &form).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains(&format!("<a href=\"#{name}\">会社名</a>: This field is required.")), "{body}");
+    assert!(body.contains(&format!("<a href=\"#{staff}\">従業員数</a>: Enter a whole number")), "{body}");
+}

@@ -913,6 +913,28 @@ struct RecordPage {
     meta: Option<(String, String, String, String)>,
 }
 
+impl RecordPage {
+    /// Whether the summary has anything to list.
+    fn has_summary(&self) -> bool {
+        self.fields.iter().any(|f| f.error.is_some()) || !self.other_errors().is_empty()
+    }
+
+    /// The codes of errors the summary names without a field of the form (a field's own error
+    /// is listed with its name; "values" and a stale version have their own messages).
+    fn other_errors(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for fe in &self.errors.0.0 {
+            let shown = fe.field == "values"
+                || fe.field == "version"
+                || self.fields.iter().any(|f| f.key == fe.field && f.error.is_some());
+            if !shown && !out.contains(&fe.code) {
+                out.push(fe.code);
+            }
+        }
+        out
+    }
+}
+
 /// What a record form shows: the fields the user sees, which of them they may write, and the
 /// tenant's users for user fields.
 struct FormSpec<'a> {
