@@ -190,6 +190,8 @@ async fn a_user_signs_in_changes_the_password_signs_out_and_an_idle_session_ends
     // Change the password through the account page.
     click(&c, "a[href='/account']").await;
     wait_path(&c, "/account").await;
+    // The session list names the browser in a few words (headless Chromium on Linux).
+    wait_text(&c, "Chrome · Linux").await;
     shot(&c, "03-account").await;
     click(&c, "a[href='/account/password']").await;
     fill(&c, "#current_password", &pw).await;

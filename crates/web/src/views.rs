@@ -211,3 +211,76 @@ pub fn error_json(status: StatusCode, info: &ErrorInfo, lang: Lang, request_id: 
     });
     (status, axum::Json(body)).into_response()
 }
+
+/// A browser and its system in a few words ("Chrome · Windows"), from a User-Agent header, for
+/// lists of sessions (the whole header stays available beside it); "?" for what it cannot tell.
+pub fn browser_name(ua: &str) -> String {
+    let has = |s: &str| ua.contains(s);
+    let browser = if has("Edg/") {
+        "Edge"
+    } else if has("OPR/") {
+        "Opera"
+    } else if has("Firefox/") || has("FxiOS/") {
+        "Firefox"
+    } else if has("Chrome/") || has("CriOS/") {
+        "Chrome"
+    } else if has("Safari/") && has("Version/") {
+        "Safari"
+    } else {
+        ""
+    };
+    let system = if has("iPhone") {
+        "iPhone"
+    } else if has("iPad") {
+        "iPad"
+    } else if has("Android") {
+        "Android"
+    } else if has("Windows") {
+        "Windows"
+    } else if has("Mac OS X") || has("Macintosh") {
+        "macOS"
+    } else if has("CrOS") {
+        "ChromeOS"
+    } else if has("Linux") {
+        "Linux"
+    } else {
+        ""
+    };
+    match (browser, system) {
+        ("", "") => {
+            // A program (curl/8.0, python-requests/2.31): its own name.
+            let first = ua.split(['/', ' ']).next().unwrap_or("").trim();
+            if first.is_empty() || first.chars().count() > 40 { "?".to_owned() } else { first.to_owned() }
+        }
+        ("", s) => s.to_owned(),
+        (b, "") => b.to_owned(),
+        (b, s) => format!("{b} · {s}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_user_agent_reads_as_a_browser_and_its_system() {
+        let cases = [
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36 Edg/130.0",
+                "Edge · Windows",
+            ),
+            (
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/142.0 Safari/537.36",
+                "Chrome · Linux",
+            ),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1",
+                "Safari · iPhone",
+            ),
+            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:131.0) Gecko/20100101 Firefox/131.0", "Firefox · macOS"),
+            ("curl/8.5.0", "curl"),
+            ("", "?"),
+        ];
+        for (ua, want) in cases {
+            assert_eq!(super::browser_name(ua), want, "{ua}");
+        }
+    }
+}

@@ -23,6 +23,8 @@ pub struct SessionRow {
     pub last_seen: String,
     pub ip: String,
     pub browser: String,
+    /// The whole User-Agent header, shown on hover.
+    pub agent: String,
     pub current: bool,
 }
 
@@ -65,7 +67,8 @@ pub async fn account_page(
                 started: fmt_time(s.created_at, auth.tenant.policy.utc_offset_minutes),
                 last_seen: fmt_time(s.last_seen_at, auth.tenant.policy.utc_offset_minutes),
                 ip: s.ip,
-                browser: s.user_agent,
+                browser: crate::views::browser_name(&s.user_agent),
+                agent: s.user_agent,
             })
             .collect(),
     };
