@@ -1435,15 +1435,7 @@ impl Store for SqliteStore {
         let mut tx = if writes { self.write_tx().await? } else { self.pool.begin().await.map_err(internal)? };
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
-        // The change was judged (allowed, its rules carried) from the field as the request saw
-        // it: a kind changed since could make it one the rule forbids (an integer into a link),
-        // and rules changed since would be undone.
-        if old.kind != seen.kind
-            || old.rules != seen.rules
-            || !daicho_domain::table::retype_allowed(&old.kind, &field.kind)
-        {
-            return Err(daicho_store::design_changed());
-        }
+        guard::check_retype(&old, seen, &field)?;
         let t = ut::table_ident(def.id);
         let col = ut::field_ident(field.id);
         let tmp = format!("r_{}", field.id.as_uuid().simple());

@@ -4,7 +4,7 @@
 //! the store; fields the scope may not write are refused.
 
 use daicho_domain::access::{Right, TableScope, View};
-use daicho_domain::table::{Cell, RecordQuery, TableDef};
+use daicho_domain::table::{Cell, FieldDef, RecordQuery, TableDef};
 use daicho_domain::view::SavedView;
 use daicho_domain::{FieldId, RowRule};
 
@@ -223,6 +223,17 @@ pub fn fill_defaults(defaults: &[(FieldId, Cell)], cells: &mut Vec<(FieldId, Cel
     }
 }
 
+/// A change of a field's type or rules, judged (allowed, its rules carried) from `seen`, the
+/// field as the request saw it, against `old`, the field as the change's transaction reads it:
+/// a kind changed since could make it one the rule forbids (an integer into a link), and rules
+/// changed since would be undone; either is refused as `design_changed`.
+pub fn check_retype(old: &FieldDef, seen: &FieldDef, new: &FieldDef) -> StoreResult<()> {
+    if old.kind != seen.kind || old.rules != seen.rules || !daicho_domain::table::retype_allowed(&old.kind, &new.kind) {
+        return Err(crate::design_changed());
+    }
+    Ok(())
+}
+
 /// A field the scope hides is not there for it: a designer may not rename, change or delete
 /// a field their groups hide from them (NotFound, as for a field that does not exist).
 pub fn check_field_seen<R: Right>(scope: &TableScope<R>, field: FieldId) -> StoreResult<()> {
@@ -257,8 +268,31 @@ pub fn keeps_hidden_in_place<R: Right>(scope: &TableScope<R>, def: &TableDef, or
 mod tests {
     use super::*;
     use daicho_domain::access::{Design, FieldAccess, Rights, TableGrant, TableRight};
-    use daicho_domain::table::{FieldDef, FieldKind, FieldRules, Name};
+    use daicho_domain::table::{FieldKind, FieldRules, Name};
     use daicho_domain::{GroupId, LoginId, Principal, Role, SessionId, TableId, TenantId, UserId};
+
+    #[test]
+    fn a_type_change_judged_from_a_field_that_changed_since_is_refused() {
+        let seen = FieldDef {
+            id: FieldId::new_random(),
+            name: Name::parse("数量").unwrap(),
+            kind: FieldKind::Integer,
+            rules: FieldRules::default(),
+            position: 0,
+        };
+        let decimal = FieldDef { kind: FieldKind::Decimal { scale: 2 }, ..seen.clone() };
+        assert!(check_retype(&seen, &seen, &decimal).is_ok());
+        let required = FieldDef { rules: FieldRules { required: true, ..FieldRules::default() }, ..seen.clone() };
+        let refused = |r: StoreResult<()>| matches!(r, Err(StoreError::Conflict(ref f)) if f.code_for("values") == Some("design_changed"));
+        assert!(refused(check_retype(&required, &seen, &decimal)), "rules changed meanwhile would be undone");
+        let text = FieldDef { kind: FieldKind::Text, ..seen.clone() };
+        assert!(refused(check_retype(&text, &seen, &decimal)), "kind changed meanwhile");
+        let link = FieldDef {
+            kind: FieldKind::Link { table: TableId::new_random(), show: FieldId::new_random() },
+            ..seen.clone()
+        };
+        assert!(refused(check_retype(&seen, &seen, &link)), "an integer never becomes a link");
+    }
 
     #[test]
     fn history_values_of_a_changed_field_are_converted_like_the_records() {
