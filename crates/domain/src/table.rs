@@ -593,7 +593,9 @@ fn bound_of(kind: &FieldKind, b: &Option<String>) -> Option<i64> {
 /// Converts a stored value of field `old` into one of field `new` (same field, new type), as if
 /// the value had been typed again: numbers, dates and choices as text, checkboxes as true or
 /// false, multiple choices one per line. The error code says why a value does not convert.
-pub fn convert(old: &FieldDef, new: &FieldDef, c: &Cell) -> Result<Cell, &'static str> {
+/// `offset` is the tenant's offset from UTC in minutes: the days a date-time falls on and a
+/// date starts at are the tenant's, as its pages show them.
+pub fn convert(old: &FieldDef, new: &FieldDef, c: &Cell, offset: i32) -> Result<Cell, &'static str> {
     let text = match old.present(c) {
         Json::Null => return new.parse(&Json::Null),
         Json::String(s) => s,
@@ -606,22 +608,39 @@ pub fn convert(old: &FieldDef, new: &FieldDef, c: &Cell) -> Result<Cell, &'stati
     if matches!(c, Cell::Bool(false)) && !matches!(new.kind, FieldKind::Checkbox) {
         return new.parse(&Json::Null);
     }
-    new.parse(&Json::String(retyped_text(&old.kind, &new.kind, text)))
+    new.parse(&Json::String(retyped_text(&old.kind, &new.kind, text, offset)))
 }
 
 /// A value's text (or a rule's: a default, a bound) as a field of kind `from` shows it, made
-/// into what a field of kind `to` takes for the same value.
-pub fn retyped_text(from: &FieldKind, to: &FieldKind, text: String) -> String {
+/// into what a field of kind `to` takes for the same value. `offset`: the tenant's offset from
+/// UTC in minutes.
+pub fn retyped_text(from: &FieldKind, to: &FieldKind, text: String, offset: i32) -> String {
     match (from, to) {
         // A number keeps its value, not its old number of decimals: 1.50 fits one decimal,
         // 3.00 an integer (1.25 fits neither, and is reported).
         (FieldKind::Decimal { .. }, FieldKind::Decimal { .. } | FieldKind::Integer) => trim_decimal_zeros(&text),
-        // Date-times are shown in UTC (RFC 3339): their date is the one shown; a date becomes
-        // the start of its day in UTC.
-        (FieldKind::DateTime, FieldKind::Date) => text.get(..10).map(str::to_owned).unwrap_or(text),
-        (FieldKind::Date, FieldKind::DateTime) if !text.trim().is_empty() => format!("{}T00:00:00Z", text.trim()),
+        // A date-time becomes the date it falls on in the tenant's time zone (the one its pages
+        // show: 2026-11-28T15:30:00Z is the 29th in Japan); a date becomes the start of that
+        // day there.
+        (FieldKind::DateTime, FieldKind::Date) => date_at(&text, offset).unwrap_or(text),
+        (FieldKind::Date, FieldKind::DateTime) if !text.trim().is_empty() => {
+            format!("{}T00:00:00{}", text.trim(), offset_text(offset))
+        }
         _ => text,
     }
+}
+
+/// The date (YYYY-MM-DD) on which an RFC 3339 instant falls at `offset` minutes from UTC.
+fn date_at(text: &str, offset: i32) -> Option<String> {
+    let t = OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+    let off = time::UtcOffset::from_whole_seconds(offset.checked_mul(60)?).ok()?;
+    Some(t.to_offset(off).date().to_string())
+}
+
+/// An offset from UTC in minutes as RFC 3339 writes it: "+09:00", "-05:30", "+00:00".
+pub fn offset_text(offset: i32) -> String {
+    let (sign, m) = if offset < 0 { ('-', offset.unsigned_abs()) } else { ('+', offset.unsigned_abs()) };
+    format!("{sign}{:02}:{:02}", m / 60, m % 60)
 }
 
 /// "1.50" as "1.5", "3.00" as "3": the same decimal number without zeros after its last
@@ -864,23 +883,43 @@ mod tests {
         // the new range, a text longer than the new maximum.
         let old = field(FieldKind::Integer, FieldRules::default());
         let new = FieldDef { rules: FieldRules { required: true, ..bounds("0", "100") }, ..old.clone() };
-        assert_eq!(convert(&old, &new, &Cell::Null), Err("required"));
-        assert_eq!(convert(&old, &new, &Cell::Int(101)), Err("above_max"));
-        assert_eq!(convert(&old, &new, &Cell::Int(-1)), Err("below_min"));
-        assert_eq!(convert(&old, &new, &Cell::Int(100)), Ok(Cell::Int(100)));
+        assert_eq!(convert(&old, &new, &Cell::Null, 0), Err("required"));
+        assert_eq!(convert(&old, &new, &Cell::Int(101), 0), Err("above_max"));
+        assert_eq!(convert(&old, &new, &Cell::Int(-1), 0), Err("below_min"));
+        assert_eq!(convert(&old, &new, &Cell::Int(100), 0), Ok(Cell::Int(100)));
         let old = field(FieldKind::Text, FieldRules::default());
         let new = FieldDef { rules: FieldRules { max_length: Some(3), ..FieldRules::default() }, ..old.clone() };
-        assert_eq!(convert(&old, &new, &Cell::Text("東京都".into())), Ok(Cell::Text("東京都".into())));
-        assert_eq!(convert(&old, &new, &Cell::Text("東京都港区".into())), Err("too_long"));
+        assert_eq!(convert(&old, &new, &Cell::Text("東京都".into()), 0), Ok(Cell::Text("東京都".into())));
+        assert_eq!(convert(&old, &new, &Cell::Text("東京都港区".into()), 0), Err("too_long"));
         // A multiple choice whose choices are reordered is stored in the new order.
         let old = field(FieldKind::MultiChoice { choices: vec!["A".into(), "B".into()] }, FieldRules::default());
         let new = FieldDef { kind: FieldKind::MultiChoice { choices: vec!["B".into(), "A".into()] }, ..old.clone() };
-        assert_eq!(convert(&old, &new, &Cell::Text("A\nB".into())), Ok(Cell::Text("B\nA".into())));
+        assert_eq!(convert(&old, &new, &Cell::Text("A\nB".into()), 0), Ok(Cell::Text("B\nA".into())));
+        // A date-time becomes the date it falls on in the tenant's time zone, and a date the
+        // start of its day there.
+        let old = field(FieldKind::DateTime, FieldRules::default());
+        let new = FieldDef { kind: FieldKind::Date, ..old.clone() };
+        let at = |s: &str| {
+            Cell::Int(
+                (OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                    .map(|t| t.unix_timestamp_nanos() / 1_000_000)
+                    .unwrap_or_default()) as i64,
+            )
+        };
+        let late = at("2026-11-28T15:30:00Z");
+        assert_eq!(convert(&old, &new, &late, 540), Ok(Cell::Text("2026-11-29".into())));
+        assert_eq!(convert(&old, &new, &late, 0), Ok(Cell::Text("2026-11-28".into())));
+        assert_eq!(convert(&old, &new, &at("2026-11-28T03:00:00Z"), -300), Ok(Cell::Text("2026-11-27".into())));
+        assert_eq!(convert(&new, &old, &Cell::Text("2026-11-29".into()), 540), Ok(at("2026-11-28T15:00:00Z")));
+        assert_eq!(convert(&new, &old, &Cell::Text("2026-11-29".into()), -330), Ok(at("2026-11-29T05:30:00Z")));
+        assert_eq!(offset_text(540), "+09:00");
+        assert_eq!(offset_text(-330), "-05:30");
+        assert_eq!(offset_text(0), "+00:00");
         // A link keeps its record.
         let old = field(link.clone(), FieldRules::default());
         let new = FieldDef { rules: FieldRules { required: true, ..FieldRules::default() }, ..old.clone() };
-        assert_eq!(convert(&old, &new, &Cell::Int(7)), Ok(Cell::Int(7)));
-        assert_eq!(convert(&old, &new, &Cell::Null), Err("required"));
+        assert_eq!(convert(&old, &new, &Cell::Int(7), 0), Ok(Cell::Int(7)));
+        assert_eq!(convert(&old, &new, &Cell::Null, 0), Err("required"));
     }
 
     #[test]
@@ -890,23 +929,23 @@ mod tests {
         let int = FieldDef { kind: FieldKind::Integer, ..two.clone() };
         let text = FieldDef { kind: FieldKind::Text, ..two.clone() };
         // 1.50 fits one decimal, 3.00 an integer; 1.25 fits neither and is reported.
-        assert_eq!(convert(&two, &one, &Cell::Int(150)), Ok(Cell::Int(15)));
-        assert_eq!(convert(&two, &int, &Cell::Int(300)), Ok(Cell::Int(3)));
-        assert_eq!(convert(&two, &int, &Cell::Int(-300)), Ok(Cell::Int(-3)));
-        assert_eq!(convert(&two, &one, &Cell::Int(-5)), Err("not_a_decimal"), "-0.05");
-        assert_eq!(convert(&two, &int, &Cell::Int(125)), Err("not_a_number"));
-        assert_eq!(convert(&two, &one, &Cell::Int(0)), Ok(Cell::Int(0)));
+        assert_eq!(convert(&two, &one, &Cell::Int(150), 0), Ok(Cell::Int(15)));
+        assert_eq!(convert(&two, &int, &Cell::Int(300), 0), Ok(Cell::Int(3)));
+        assert_eq!(convert(&two, &int, &Cell::Int(-300), 0), Ok(Cell::Int(-3)));
+        assert_eq!(convert(&two, &one, &Cell::Int(-5), 0), Err("not_a_decimal"), "-0.05");
+        assert_eq!(convert(&two, &int, &Cell::Int(125), 0), Err("not_a_number"));
+        assert_eq!(convert(&two, &one, &Cell::Int(0), 0), Ok(Cell::Int(0)));
         // More decimals, or text: as shown.
-        assert_eq!(convert(&one, &two, &Cell::Int(15)), Ok(Cell::Int(150)));
-        assert_eq!(convert(&two, &text, &Cell::Int(150)), Ok(Cell::Text("1.50".into())));
+        assert_eq!(convert(&one, &two, &Cell::Int(15), 0), Ok(Cell::Int(150)));
+        assert_eq!(convert(&two, &text, &Cell::Int(150), 0), Ok(Cell::Text("1.50".into())));
         // Date-time to date: the day it shows (UTC); a date to the start of its day.
         let dt = field(FieldKind::DateTime, FieldRules::default());
         let date = FieldDef { kind: FieldKind::Date, ..dt.clone() };
         let at = time::macros::datetime!(2026-04-01 23:30 UTC);
         let ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
-        assert_eq!(convert(&dt, &date, &Cell::Int(ms)), Ok(Cell::Text("2026-04-01".into())));
+        assert_eq!(convert(&dt, &date, &Cell::Int(ms), 0), Ok(Cell::Text("2026-04-01".into())));
         let midnight = (time::macros::datetime!(2026-04-01 00:00 UTC).unix_timestamp_nanos() / 1_000_000) as i64;
-        assert_eq!(convert(&date, &dt, &Cell::Text("2026-04-01".into())), Ok(Cell::Int(midnight)));
+        assert_eq!(convert(&date, &dt, &Cell::Text("2026-04-01".into()), 0), Ok(Cell::Int(midnight)));
         assert_eq!(trim_decimal_zeros(" 0.50 "), "0.5");
         assert_eq!(trim_decimal_zeros("-.00"), "-0");
         assert_eq!(trim_decimal_zeros("10"), "10");

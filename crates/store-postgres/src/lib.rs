@@ -1625,6 +1625,7 @@ impl Store for PgStore {
         scope: &TableScope<Design>,
         seen: &FieldDef,
         field: FieldDef,
+        offset: i32,
         apply: bool,
         event: NewAuditEvent,
     ) -> StoreResult<RetypeReport> {
@@ -1667,7 +1668,7 @@ impl Store for PgStore {
                 let rec = record_from_row(r, &one)?;
                 report.records += 1;
                 let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
-                if let Err(code) = daicho_domain::table::convert(&old, &field, &cell) {
+                if let Err(code) = daicho_domain::table::convert(&old, &field, &cell, offset) {
                     report.failed += 1;
                     if report.failures.len() < daicho_store::RETYPE_REPORT_MAX {
                         let shown = match old.present(&cell) {
@@ -1727,7 +1728,7 @@ impl Store for PgStore {
                 for r in &rows {
                     let rec = record_from_row(r, &one)?;
                     let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
-                    let new = daicho_domain::table::convert(&old, &field, &cell)
+                    let new = daicho_domain::table::convert(&old, &field, &cell, offset)
                         .map_err(|c| StoreError::Internal(c.into()))?;
                     if new == cell {
                         continue;
@@ -1760,7 +1761,7 @@ impl Store for PgStore {
                 for r in &rows {
                     let rec = record_from_row(r, &one)?;
                     let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
-                    let new = daicho_domain::table::convert(&old, &field, &cell)
+                    let new = daicho_domain::table::convert(&old, &field, &cell, offset)
                         .map_err(|c| StoreError::Internal(c.into()))?;
                     let q = bind_cell_q(
                         sqlx::query(AssertSqlSafe(write.clone())).persistent(false),
@@ -1823,7 +1824,7 @@ impl Store for PgStore {
             .await
             .map_err(internal)?;
             for (id, stored) in rows {
-                if let Some(changes) = guard::converted_changes(&stored, &old, &field)? {
+                if let Some(changes) = guard::converted_changes(&stored, &old, &field, offset)? {
                     sqlx::query("UPDATE record_history SET changes = $1 WHERE id = $2")
                         .bind(changes)
                         .bind(id)

@@ -1424,6 +1424,7 @@ impl Store for SqliteStore {
         scope: &TableScope<Design>,
         seen: &FieldDef,
         field: FieldDef,
+        offset: i32,
         apply: bool,
         event: NewAuditEvent,
     ) -> StoreResult<RetypeReport> {
@@ -1453,7 +1454,7 @@ impl Store for SqliteStore {
                 let rec = record_from_row(r, &one)?;
                 report.records += 1;
                 let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
-                if let Err(code) = daicho_domain::table::convert(&old, &field, &cell) {
+                if let Err(code) = daicho_domain::table::convert(&old, &field, &cell, offset) {
                     report.failed += 1;
                     if report.failures.len() < daicho_store::RETYPE_REPORT_MAX {
                         let shown = match old.present(&cell) {
@@ -1497,7 +1498,7 @@ impl Store for SqliteStore {
                 for r in &rows {
                     let rec = record_from_row(r, &one)?;
                     let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
-                    let new = daicho_domain::table::convert(&old, &field, &cell)
+                    let new = daicho_domain::table::convert(&old, &field, &cell, offset)
                         .map_err(|c| StoreError::Internal(c.into()))?;
                     if new == cell {
                         continue;
@@ -1522,7 +1523,7 @@ impl Store for SqliteStore {
                 for r in &rows {
                     let rec = record_from_row(r, &one)?;
                     let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
-                    let new = daicho_domain::table::convert(&old, &field, &cell)
+                    let new = daicho_domain::table::convert(&old, &field, &cell, offset)
                         .map_err(|c| StoreError::Internal(c.into()))?;
                     let q = bind_cell_q(sqlx::query(AssertSqlSafe(write.clone())), &new, field.kind.storage());
                     q.bind(rec.id).execute(&mut *tx).await.map_err(internal)?;
@@ -1578,7 +1579,7 @@ impl Store for SqliteStore {
                     .await
                     .map_err(internal)?;
             for (id, stored) in rows {
-                if let Some(changes) = guard::converted_changes(&stored, &old, &field)? {
+                if let Some(changes) = guard::converted_changes(&stored, &old, &field, offset)? {
                     sqlx::query("UPDATE record_history SET changes = ? WHERE id = ?")
                         .bind(changes)
                         .bind(id)

@@ -144,6 +144,7 @@ pub fn converted_changes(
     stored: &str,
     old: &daicho_domain::table::FieldDef,
     new: &daicho_domain::table::FieldDef,
+    offset: i32,
 ) -> StoreResult<Option<String>> {
     let v: Vec<(String, serde_json::Value, serde_json::Value)> =
         serde_json::from_str(stored).map_err(|e| StoreError::Internal(format!("history: {e}")))?;
@@ -153,7 +154,7 @@ pub fn converted_changes(
     }
     let convert = |j: &serde_json::Value| {
         let c = json_cell(j);
-        daicho_domain::table::convert(old, new, &c).unwrap_or_else(|_| match (&c, old.present(&c)) {
+        daicho_domain::table::convert(old, new, &c, offset).unwrap_or_else(|_| match (&c, old.present(&c)) {
             // A text as stored (a multiple choice: one choice per line, as in an export).
             (Cell::Text(s), _) => Cell::Text(s.clone()),
             (_, serde_json::Value::Null) => Cell::Null,
@@ -308,22 +309,25 @@ mod tests {
         let other = FieldId::new_random();
         let stored =
             changes_json(&[(old.id, Cell::Int(5), Cell::Int(7)), (other, Cell::Int(5), Cell::Text("x".into()))]);
-        let back = converted_changes(&stored, &old, &new).unwrap().unwrap();
+        let back = converted_changes(&stored, &old, &new, 0).unwrap().unwrap();
         let expected =
             changes_json(&[(old.id, Cell::Int(500), Cell::Int(700)), (other, Cell::Int(5), Cell::Text("x".into()))]);
         assert_eq!(back, expected, "only this field's values change");
-        assert_eq!(converted_changes(&changes_json(&[(other, Cell::Null, Cell::Int(1))]), &old, &new).unwrap(), None);
+        assert_eq!(
+            converted_changes(&changes_json(&[(other, Cell::Null, Cell::Int(1))]), &old, &new, 0).unwrap(),
+            None
+        );
         // A past text that would not become a number is kept as it read.
         let text = field(FieldKind::Text);
         let int = FieldDef { kind: FieldKind::Integer, ..text.clone() };
         let stored = changes_json(&[(text.id, Cell::Text("abc".into()), Cell::Text("12".into()))]);
-        let back = converted_changes(&stored, &text, &int).unwrap().unwrap();
+        let back = converted_changes(&stored, &text, &int, 0).unwrap().unwrap();
         assert_eq!(back, changes_json(&[(text.id, Cell::Text("abc".into()), Cell::Int(12))]));
         // A multiple choice whose past choice is no longer offered keeps its text, not JSON.
         let multi = FieldDef { kind: FieldKind::MultiChoice { choices: vec!["a".into(), "c".into()] }, ..text.clone() };
         let fewer = FieldDef { kind: FieldKind::MultiChoice { choices: vec!["a".into()] }, ..text.clone() };
         let stored = changes_json(&[(text.id, Cell::Text("a\nc".into()), Cell::Text("a".into()))]);
-        let back = converted_changes(&stored, &multi, &fewer).unwrap().unwrap();
+        let back = converted_changes(&stored, &multi, &fewer, 0).unwrap().unwrap();
         assert_eq!(back, changes_json(&[(text.id, Cell::Text("a\nc".into()), Cell::Text("a".into()))]));
     }
 

@@ -947,6 +947,7 @@ pub trait Store: Send + Sync + 'static {
         scope: &TableScope<Design>,
         seen: &FieldDef,
         field: FieldDef,
+        utc_offset_minutes: i32,
         apply: bool,
         event: NewAuditEvent,
     ) -> StoreResult<RetypeReport>;

@@ -930,3 +930,50 @@ async fn a_settings_page_saved_after_someone_changed_the_field_is_refused_not_ap
     let r = a.post_form(&page_url, &form).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn a_date_time_becomes_the_date_it_falls_on_in_the_tenants_time_zone_and_back() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "予定"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": "日時", "kind": {"type": "date_time"}, "rules": {"default": "2026-11-30T23:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let fid = v["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+    // 00:30 on the 29th in Japan (the default time zone, UTC+09:00) is the 28th in UTC.
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"日時": "2026-11-29T00:30:00+09:00"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let rid = v["record"]["id"].as_i64().unwrap();
+    assert_eq!(v["record"]["values"][&fid], "2026-11-28T15:30:00Z");
+    let retype = format!("/api/v1/tables/{tid}/fields/{fid}/retype");
+    let record = format!("/api/v1/tables/{tid}/records/{rid}");
+    // Changed to 01:00 on the 30th in Japan: still the 29th in UTC.
+    let (s, v) =
+        a.send_json(Method::PATCH, &record, json!({"version": 1, "values": {"日時": "2026-11-29T16:00:00Z"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = a.post_json(&retype, json!({"kind": {"type": "date"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = a.get_json(&record).await;
+    assert_eq!(v["record"]["values"][&fid], "2026-11-30", "the day the pages showed, not the UTC day");
+    // The record's history reads in the new type, in the same days.
+    let (_, h) = a.get_json(&format!("{record}/history")).await;
+    let change = &h["entries"][0]["changes"][0];
+    assert_eq!(change["field"], json!(fid));
+    assert_eq!((&change["before"], &change["after"]), (&json!("2026-11-29"), &json!("2026-11-30")), "{h}");
+    // The default moves with it: 08:00 on the 1st in Japan.
+    let (_, t) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    assert_eq!(t["table"]["fields"][0]["rules"]["default"], "2026-12-01", "{t}");
+    // Back: the start of that day in Japan.
+    let (s, v) = a.post_json(&retype, json!({"kind": {"type": "date_time"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = a.get_json(&record).await;
+    assert_eq!(v["record"]["values"][&fid], "2026-11-29T15:00:00Z");
+}

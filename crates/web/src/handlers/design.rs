@@ -123,12 +123,13 @@ fn carry_rules(
     from: &daicho_domain::table::FieldKind,
     kind: &daicho_domain::table::FieldKind,
     rules: &daicho_domain::table::FieldRules,
+    offset: i32,
 ) -> AppResult<(daicho_domain::table::FieldRules, Vec<&'static str>)> {
     let mut rules = rules.clone();
     // A default keeps its value in the new kind when it has one there (a date's default
     // becomes the start of that day as a date-time, and back).
     if let Some(d) = rules.default.take() {
-        rules.default = Some(daicho_domain::table::retyped_text(from, kind, d));
+        rules.default = Some(daicho_domain::table::retyped_text(from, kind, d, offset));
     }
     // A bound or default written with more decimals than the new kind takes keeps its value
     // when that fits ("0.50" for one decimal is 0.5; "3.00" for an integer is 3).
@@ -199,6 +200,8 @@ pub(crate) async fn retype_op(
     let (scope, t) = designing(state, ctx, auth, open).await?;
     let id = field_of(&t, field)?;
     let old = t.fields.iter().find(|f| f.id == id).cloned().ok_or(AppError::NotFound)?;
+    // Dates and date-times convert in the tenant's time zone, the one its pages show.
+    let offset = auth.tenant.policy.utc_offset_minutes;
     // The report shows values: only of a field the designer may see.
     let view = auth.table_right::<daicho_domain::access::View>(state, ctx, open).await?;
     if !view.sees(id) {
@@ -225,7 +228,7 @@ pub(crate) async fn retype_op(
             daicho_domain::table::FieldDef::validate(&kind, &rules).map_err(AppError::Invalid)?;
             (rules, Vec::new())
         }
-        None => carry_rules(&old.kind, &kind, &old.rules)?,
+        None => carry_rules(&old.kind, &kind, &old.rules, offset)?,
     };
     let new = daicho_domain::table::FieldDef { kind, rules, ..old.clone() };
     let rules_change = if new.rules == old.rules {
@@ -243,7 +246,7 @@ pub(crate) async fn retype_op(
             new.kind.name(),
             if dropped.is_empty() { String::new() } else { format!("; rules dropped: {}", dropped.join(", ")) }
         ));
-    let report = state.store.retype_field(&scope, &old, new, apply, ev).await?;
+    let report = state.store.retype_field(&scope, &old, new, offset, apply, ev).await?;
     Ok((report, dropped))
 }
 
