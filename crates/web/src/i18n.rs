@@ -409,6 +409,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("records.edit", "Record", "レコード"),
     ("records.none", "No records to show.", "表示するレコードはありません。"),
     ("records.more", "Next page", "次のページ"),
+    ("records.first", "First page", "最初のページ"),
     ("records.export", "Export CSV", "CSVエクスポート"),
     ("import.title", "Import CSV", "CSV読み込み"),
     (

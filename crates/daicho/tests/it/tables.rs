@@ -2616,3 +2616,56 @@ async fn a_record_forms_error_summary_names_each_field_and_links_to_it() {
     assert!(body.contains(&format!("<a href=\"#{name}\">会社名</a>: This field is required.")), "{body}");
     assert!(body.contains(&format!("<a href=\"#{staff}\">従業員数</a>: Enter a whole number")), "{body}");
 }
+
+#[tokio::test]
+async fn the_grid_pages_forward_by_its_links_and_back_to_the_first_page() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "連番"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) =
+        a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": "番", "kind": {"type": "integer"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let csv: String = std::iter::once("番\n".to_owned()).chain((1..=120).map(|i| format!("{i}\n"))).collect();
+    let (s, v) = import(a, &tid, "", csv.into_bytes()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The links of a page: (label, href), with the HTML's escaped & read back.
+    let links = |page: &str| -> Vec<(String, String)> {
+        let Some(pager) = page.split("<p class=\"pager\">").nth(1).and_then(|p| p.split("</p>").next()) else {
+            return Vec::new();
+        };
+        pager
+            .split("<a class=\"button\" href=\"")
+            .skip(1)
+            .filter_map(|l| {
+                let (href, rest) = l.split_once("\">")?;
+                Some((rest.split('<').next()?.to_owned(), href.replace("&#38;", "&").replace("&amp;", "&")))
+            })
+            .collect()
+    };
+    let first_row = |page: &str| -> i64 {
+        let cell = page.split("<td class=\"num\"><a href=\"").nth(1).and_then(|c| c.split("</td><td>").nth(1));
+        cell.and_then(|c| c.split('<').next()).and_then(|n| n.parse().ok()).unwrap_or(-1)
+    };
+    let start = format!("/tables/{tid}?sort=%E7%95%AA&dir=asc");
+    let page1 = a.get(&start).await.text().await.unwrap();
+    assert_eq!(first_row(&page1), 1);
+    let l1 = links(&page1);
+    assert_eq!(
+        l1.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        ["Next page"],
+        "no first-page link on the first page"
+    );
+    let page2 = a.get(&l1[0].1).await.text().await.unwrap();
+    assert_eq!(first_row(&page2), 51, "the next page starts after the last row shown");
+    let l2 = links(&page2);
+    assert_eq!(l2.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["First page", "Next page"]);
+    let page3 = a.get(&l2[1].1).await.text().await.unwrap();
+    assert_eq!(first_row(&page3), 101);
+    let l3 = links(&page3);
+    assert_eq!(l3.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["First page"], "the last page has no next");
+    let back = a.get(&l3[0].1).await.text().await.unwrap();
+    assert_eq!(first_row(&back), 1, "the first page of the same sort");
+    assert!(!l3[0].1.contains("after="), "{}", l3[0].1);
+}

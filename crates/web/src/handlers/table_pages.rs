@@ -205,6 +205,8 @@ struct ShowPage {
     headers: Vec<String>,
     rows: Vec<GridRow>,
     older: Option<String>,
+    /// The same query from its start, on a later page.
+    first: Option<String>,
     keyword: String,
     /// The sort keys (field id, "asc"/"desc"), padded with empty rows to the most allowed.
     sort_rows: Vec<(String, String)>,
@@ -650,6 +652,7 @@ async fn show_page(
         older: (records.len() == query.limit as usize)
             .then(|| records.last().map(|r| format!("{base_query}&after={}", cursor_after(&query, r))))
             .flatten(),
+        first: query.after.is_some().then(|| base_query.clone()),
         export_query: base_query.clone(),
         keyword,
         sort_rows,
