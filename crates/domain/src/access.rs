@@ -6,8 +6,10 @@
 //!
 //! A user holds a right on a table when any of their groups grants it (tenant administrators
 //! hold every right). For that right, the rows covered are the union of the covering groups'
-//! row rules, and a field is hidden (or read-only) only when every covering group hides it (or
-//! makes it read-only). Edit, delete and export also need view, and see only rows and fields
+//! row rules. A field's access is the most permissive among the covering groups whose rows
+//! reach every covered row (a group with every row; or all of them when they share one row
+//! rule); when the groups' row rules differ and none covers every row, the strictest. So one
+//! group's freedom over a field never applies on rows only another group covers. Edit, delete and export also need view, and see only rows and fields
 //! that view covers. Deny by default: no group, no right.
 //!
 //! [`Principal::authorize_table`] is the only way to obtain a [`TableScope`]; the store's
@@ -365,14 +367,33 @@ impl TableAccess {
             rows.dedup();
             rows
         };
-        // A field is restricted only when every covering group restricts it.
+        // A field's access holds on every row the right covers, so it is taken only from the
+        // groups whose rows reach all of them: those covering every row, or, when no group
+        // does, all the groups if they share one row rule. The most permissive of those wins
+        // (a group that shows salaries to HR beside one that hides them from everyone). Groups
+        // whose rows differ with none covering every row get the strictest of them: letting
+        // one group's freedom over a field apply on another group's rows would let a user
+        // change a field the other group keeps read-only (the owner field, moving any record
+        // into their own rows) or see a field it hides, on rows where no group allows it.
+        let reach_all: Vec<&&TableGrant> = if rows.is_empty() {
+            covering.iter().filter(|g| g.rows == RowRule::All).collect()
+        } else if rows.len() == 1 {
+            covering.iter().collect()
+        } else {
+            Vec::new()
+        };
         let mut fields = BTreeMap::new();
         let restricted: std::collections::BTreeSet<FieldId> =
             covering.iter().flat_map(|g| g.fields.keys().copied()).collect();
         for f in restricted {
-            let best = covering.iter().map(|g| g.field(f)).max().unwrap_or_default();
-            if best != FieldAccess::Editable {
-                fields.insert(f, best);
+            let access = if reach_all.is_empty() {
+                covering.iter().map(|g| g.field(f)).min()
+            } else {
+                reach_all.iter().map(|g| g.field(f)).max()
+            };
+            let access = access.unwrap_or_default();
+            if access != FieldAccess::Editable {
+                fields.insert(f, access);
             }
         }
         Some(Effect { rows, fields })
@@ -530,12 +551,14 @@ mod tests {
         let me = p.user_id.to_string();
         assert!(e.covers(&me, |_| None));
         assert!(!e.covers("someone-else", |_| None));
-        // A second group that sees salaries and owns rows by a user field widens both.
+        // A second group that sees salaries and owns rows by a user field widens the rows, but
+        // not the fields: the staff group's rows would otherwise show the salary it hides, and
+        // the managers' rows the memo they hide.
         let managers =
             grant(t, &[TableRight::View], RowRule::UserIsMe { field: owner }, &[(memo, FieldAccess::Hidden)]);
-        let a = p.table_access(t, vec![staff, managers]);
+        let a = p.table_access(t, vec![staff.clone(), managers.clone()]);
         let v = p.authorize_table::<View>(&a).unwrap();
-        assert!(v.sees(salary) && v.sees(memo));
+        assert!(!v.sees(salary) && !v.sees(memo));
         assert!(v.covers("someone-else", |f| (f == owner).then(|| Cell::Text(me.clone()))));
         assert!(!v.covers("someone-else", |_| None));
         // Edit keeps its own (narrower) rows and its field rules.
@@ -543,6 +566,27 @@ mod tests {
         assert!(!e.covers("someone-else", |f| (f == owner).then(|| Cell::Text(me.clone()))));
         assert!(e.covers(&me, |_| None));
         assert!(!e.sees(salary), "edit's own grant hides salary");
+        // A group over every row decides the fields: one that sees salaries everywhere shows
+        // them, beside one that hides them on its rows.
+        let hr = grant(t, &[TableRight::View], RowRule::All, &[]);
+        let a = p.table_access(t, vec![staff.clone(), managers.clone(), hr]);
+        let v = p.authorize_table::<View>(&a).unwrap();
+        assert!(v.sees(salary) && v.sees(memo));
+        // Editing every row with the owner field read-only, and their own rows with it
+        // writable: they may not set the owner of any record (else they could take any).
+        let all_ro = grant(t, &[TableRight::View, TableRight::Edit], RowRule::All, &[(owner, FieldAccess::ReadOnly)]);
+        let mine_rw = grant(t, &[TableRight::View, TableRight::Edit], RowRule::UserIsMe { field: owner }, &[]);
+        let a = p.table_access(t, vec![all_ro.clone(), mine_rw.clone()]);
+        assert!(!p.authorize_table::<Edit>(&a).unwrap().writes(owner));
+        // The same row rule in both groups: the more permissive field access.
+        let mine_ro = grant(
+            t,
+            &[TableRight::View, TableRight::Edit],
+            RowRule::UserIsMe { field: owner },
+            &[(memo, FieldAccess::ReadOnly)],
+        );
+        let a = p.table_access(t, vec![mine_ro, mine_rw]);
+        assert!(p.authorize_table::<Edit>(&a).unwrap().writes(memo));
     }
 
     #[test]

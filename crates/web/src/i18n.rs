@@ -93,6 +93,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("tokens.revoked", "Revoked", "無効化済み"),
     ("tokens.expired", "Expired", "期限切れ"),
     ("tokens.revoke", "Revoke", "無効にする"),
+    ("tokens.confirm_revoke", "Confirm", "確認"),
     ("tokens.new", "New token", "トークンを作成"),
     ("tokens.days", "Valid for (days, at most 365)", "有効日数（最大365日）"),
     ("tokens.create", "Create token", "作成"),
@@ -288,8 +289,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("groups.title", "Groups & rights", "グループと権限"),
     (
         "groups.intro",
-        "Users get rights on tables through their groups. Nothing is allowed until a group grants it; a user in several groups gets everything any of them grants. Administrators hold every right.",
-        "ユーザーはグループを通してテーブルの権限を得ます。グループが許可するまで何もできません。複数のグループに属するユーザーは、いずれかのグループで許可された操作ができます。管理者はすべての権限を持ちます。",
+        "Users get rights on tables through their groups. Nothing is allowed until a group grants it; a user in several groups gets everything any of them grants. Field limits are the freest of the groups that reach all the records a right covers; when groups reach different records and none reaches all, the strictest applies. Administrators hold every right.",
+        "ユーザーはグループを通してテーブルの権限を得ます。グループが許可するまで何もできません。複数のグループに属するユーザーは、いずれかのグループで許可された操作ができます。フィールドの制限は、その権限の対象レコードすべてに及ぶグループのうち最もゆるいものになります。対象レコードが異なり、すべてに及ぶグループがない場合は最も厳しいものになります。管理者はすべての権限を持ちます。",
     ),
     ("groups.none", "No groups yet.", "グループはまだありません。"),
     ("groups.name", "Group name", "グループ名"),
@@ -905,6 +906,21 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "err.bad_csv",
         "This line is not valid CSV (check its quotes); nothing was imported.",
         "CSVとして読めない行です（引用符を確認してください）。何も取り込まれていません。",
+    ),
+    (
+        "err.unclosed_quote",
+        "A cell in quotes begins in this row and is never closed (a \" is missing); nothing was imported.",
+        "この行で \" で始まるセルが閉じられていません（\" が足りません）。何も取り込まれていません。",
+    ),
+    (
+        "err.key_not_in_file",
+        "The file has no column for the key field, so no record could be found to update; nothing was imported.",
+        "ファイルにキーのフィールドの列がないため、更新するレコードを探せません。何も取り込まれていません。",
+    ),
+    (
+        "err.no_such_record",
+        "The table has no record with this number (it may have been deleted); nothing was imported.",
+        "この番号のレコードはありません（削除された可能性があります）。何も取り込まれていません。",
     ),
     (
         "err.ragged_row",

@@ -1181,6 +1181,29 @@ async fn an_import_updates_by_key_only_with_the_edit_right_and_a_field_change_ne
     let (s, v) = crate::tables::import(m, &d.tid, "?key=コード", "コード,件名\nA,again\n".into()).await;
     assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("not_editable")));
     assert_eq!(title().await, (json!("by key"), json!("x")));
+    // The other way round: edit of every record, import only of their own. The row is
+    // reported by number as well (the store's own check used to answer 403 for the file).
+    grant(&cast.admin, &d, json!({"rights": ["view", "import"], "rows": {"type": "created_by_me"}})).await;
+    cast.admin
+        .send_json(Method::PUT, &format!("/api/v1/groups/{g2}/grants/{}", d.tid), json!({"rights": ["view", "edit"]}))
+        .await;
+    let (s, v) = crate::tables::import(
+        m,
+        &d.tid,
+        "?key=コード",
+        "コード,件名
+A,again
+"
+        .into(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let e = &v["error"]["fields"][0];
+    assert_eq!(
+        (e["field"].as_str(), e["code"].as_str()),
+        (Some(format!("row:2:{code}").as_str()), Some("not_editable"))
+    );
+    assert_eq!(title().await, (json!("by key"), json!("x")));
     // Both refusals answered with 422 are in the operation history.
     let (_, v) = cast.admin.get_json("/api/v1/audit?action=permission.denied").await;
     let details: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["details"].as_str().unwrap()).collect();

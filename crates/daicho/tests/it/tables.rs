@@ -2669,3 +2669,72 @@ async fn the_grid_pages_forward_by_its_links_and_back_to_the_first_page() {
     assert_eq!(first_row(&back), 1, "the first page of the same sort");
     assert!(!l3[0].1.contains("after="), "{}", l3[0].1);
 }
+
+#[tokio::test]
+async fn an_import_refuses_an_unclosed_quote_a_key_it_lacks_and_a_record_number_twice_or_unknown() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, _) = customers(a).await;
+    let code = |v: &Value| (v["error"]["fields"][0]["field"].clone(), v["error"]["fields"][0]["code"].clone());
+    // A quote opened in the last column and never closed: the reader would make the rest of
+    // the file one cell of row 2 and drop rows 3 and 4 unseen.
+    let (s, v) = import(a, &tid, "", "会社名,メモ\nA社,\"abc\nB社,def\nC社,ghi\n".into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(code(&v), (json!("row:2"), json!("unclosed_quote")));
+    // Quotes the reader reads as closed pass: "" inside, a quote within an unquoted cell, CRLF.
+    let (s, v) =
+        import(a, &tid, "", "会社名,メモ\r\n\"A \"\"社\"\"\",\"複数\r\n行\"\r\nB社 5\",\"x\"\r\n".into()).await;
+    assert_eq!((s, &v["inserted"]), (StatusCode::OK, &json!(2)), "{v}");
+    // Row numbers count the lines of earlier quoted cells.
+    let (s, v) = import(a, &tid, "", "会社名,メモ\nC社,\"1\n2\n3\"\nD社,\"open\n".into()).await;
+    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, (json!("row:5"), json!("unclosed_quote"))));
+    assert_eq!(record_count(a, &tid).await, 2, "nothing of the refused files");
+    // Updating by a key the file has no column for is refused, not turned into inserts.
+    let (s, v) = import(a, &tid, "?key=会社名", "メモ\nchanged\n".into()).await;
+    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, (json!("key"), json!("key_not_in_file"))));
+    assert_eq!(record_count(a, &tid).await, 2);
+    // By record number: written with and without its prefix it is one key; a number the
+    // table does not have names no record and is not made anew.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": "番号", "kind": {"type": "auto_number", "prefix": "CU-", "digits": 4}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let memo = field_id(&v["table"], "メモ");
+    let number = field_id(&v["table"], "番号");
+    let (_, list) = a.get_json(&format!("/api/v1/tables/{tid}/records?sort=番号&dir=asc")).await;
+    let first = list["records"][0]["values"][&number].as_str().unwrap().to_owned();
+    let n: i64 = first.trim_start_matches("CU-").parse().unwrap();
+    let twice = format!("番号,メモ\n{first},one\n{n},two\n");
+    let (s, v) = import(a, &tid, "?key=番号", twice.into_bytes()).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, (json!(format!("row:3:{number}")), json!("duplicate_key")))
+    );
+    let (s, v) = import(a, &tid, "?key=番号", "番号,メモ\nCU-9999,ghost\n".into()).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, (json!(format!("row:2:{number}")), json!("no_such_record")))
+    );
+    assert_eq!(record_count(a, &tid).await, 2);
+    let (s, v) = import(a, &tid, "?key=番号", format!("番号,メモ\n{n},by number\n").into_bytes()).await;
+    assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
+    let (_, list) = a.get_json(&format!("/api/v1/tables/{tid}/records?sort=番号&dir=asc")).await;
+    assert_eq!(list["records"][0]["values"][&memo], "by number");
+    // The mapping page offers the record number as the column to find records by.
+    let form = daicho_testkit::reqwest::multipart::Form::new()
+        .text("csrf", a.csrf.clone())
+        .text("encoding", "auto")
+        .text("key", number.clone())
+        .part(
+            "file",
+            daicho_testkit::reqwest::multipart::Part::bytes(format!("番号,備考\n{first},x\n").into_bytes())
+                .file_name("back.csv"),
+        );
+    let r = a.client.post(a.url(&format!("/tables/{tid}/import"))).multipart(form).send().await.unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains(&format!("<option value=\"{number}\" selected")), "record number mapped: {page}");
+}

@@ -229,10 +229,17 @@ async fn the_tokens_page_shows_a_new_token_once_and_refuses_bad_input() {
     let (_, v) = cast.member.get_json("/api/v1/me/tokens").await;
     let id = v["tokens"][0]["id"].as_str().unwrap().to_owned();
     let revoke = format!("/account/tokens/{id}/revoke");
-    assert_eq!(cast.admin.post_form(&revoke, &[]).await.status(), StatusCode::NOT_FOUND, "another user's token");
-    assert_eq!(cast.other_admin.post_form(&revoke, &[]).await.status(), StatusCode::NOT_FOUND, "another tenant");
+    let yes = [("confirm", "yes")];
+    assert_eq!(cast.admin.post_form(&revoke, &yes).await.status(), StatusCode::NOT_FOUND, "another user's token");
+    assert_eq!(cast.other_admin.post_form(&revoke, &yes).await.status(), StatusCode::NOT_FOUND, "another tenant");
     assert_eq!(with_token(&app, secret, Method::GET, "/api/v1/me", None).await.0, StatusCode::OK);
+    assert_eq!(cast.other_admin.post_form(&revoke, &[]).await.status(), StatusCode::NOT_FOUND, "unticked too");
+    // Without the tick nothing is revoked, and the page says why.
     let r = cast.member.post_form(&revoke, &[]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("Tick the box to confirm."));
+    assert_eq!(with_token(&app, secret, Method::GET, "/api/v1/me", None).await.0, StatusCode::OK);
+    let r = cast.member.post_form(&revoke, &yes).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(with_token(&app, secret, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);
     let (_, v) = cast.admin.get_json("/api/v1/audit?action=token.revoke").await;

@@ -1554,7 +1554,9 @@ fn import_map_page(
         fields: t
             .fields
             .iter()
-            .filter(|f| !f.kind.is_generated())
+            // A record number is never written, but it is what finds the records to update
+            // when it is the key: offered then.
+            .filter(|f| !f.kind.is_generated() || f.id.to_string() == key)
             .map(|f| (f.id.to_string(), f.name.as_str().to_owned()))
             .collect(),
         problems,

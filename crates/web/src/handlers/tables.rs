@@ -1431,6 +1431,59 @@ fn blank_lines_at(text: &[u8], at: usize) -> usize {
     }
 }
 
+/// The row (as a spreadsheet numbers them) of a quoted cell that is never closed, if the file
+/// has one. The CSV reader ends such a cell at the end of the file without an error, so a
+/// missing `"` would turn the rest of the file into one cell of the row and lose its rows
+/// unseen. Quotes are read as the reader reads them: one opens a cell only at its start,
+/// `""` inside is a quote, and anything after the closing quote belongs to the same cell.
+fn unclosed_quote_row(text: &[u8]) -> Option<usize> {
+    let (mut row, mut opened_at) = (1usize, 0usize);
+    let (mut at_start, mut quoted) = (true, false);
+    let mut i = 0;
+    while let Some(&b) = text.get(i) {
+        if quoted {
+            match b {
+                b'"' if text.get(i + 1) == Some(&b'"') => i += 1,
+                b'"' => quoted = false,
+                b'\r' if text.get(i + 1) == Some(&b'\n') => {
+                    i += 1;
+                    row += 1;
+                }
+                b'\r' | b'\n' => row += 1,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' if at_start => {
+                    quoted = true;
+                    opened_at = row;
+                }
+                b',' => {
+                    at_start = true;
+                    i += 1;
+                    continue;
+                }
+                b'\r' if text.get(i + 1) == Some(&b'\n') => {
+                    i += 2;
+                    row += 1;
+                    at_start = true;
+                    continue;
+                }
+                b'\r' | b'\n' => {
+                    i += 1;
+                    row += 1;
+                    at_start = true;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        at_start = false;
+        i += 1;
+    }
+    quoted.then_some(opened_at)
+}
+
 /// The most (unique field, value) pairs of one file an import compares for duplicates.
 const UNIQUE_SEEN_MAX: usize = 200_000;
 
@@ -1550,6 +1603,9 @@ pub(crate) async fn import_csv(
         AppError::Invalid(e)
     };
     let text = decode_csv(bytes, encoding).map_err(|c| bad("file", c))?;
+    if let Some(row) = unclosed_quote_row(text.as_bytes()) {
+        return Err(bad(&format!("row:{row}"), "unclosed_quote"));
+    }
     let key_field = match key.filter(|k| !k.is_empty()) {
         None => None,
         Some(k) => {
@@ -1610,6 +1666,13 @@ pub(crate) async fn import_csv(
     }
     if errs.is_empty() && columns.iter().all(Option::is_none) {
         errs.push("mapping", "nothing_mapped");
+    }
+    // Updating by a key the file does not hold would find no record and insert every row.
+    if let Some((kf, _, _)) = &key_field
+        && errs.is_empty()
+        && !columns.iter().flatten().any(|c| c.id == kf.id)
+    {
+        errs.push("key", "key_not_in_file");
     }
     if !errs.is_empty() {
         return Err(AppError::Invalid(errs));
@@ -1677,20 +1740,30 @@ pub(crate) async fn import_csv(
         let existing = match &key_field {
             Some((kf, view, edit)) => {
                 let v = values.get(&kf.id.to_string()).and_then(Value::as_str).unwrap_or("").trim().to_owned();
+                // The value as stored: "１２３" and "123", or "0123" and "123", are one key; so
+                // are a record number with and without its prefix ("INQ-000042" and "42").
+                let as_stored = || match &kf.kind {
+                    FieldKind::AutoNumber { .. } => kf.filter("eq", &v).map(|f| format!("{:?}", f.op)).ok(),
+                    _ => kf.parse(&Value::String(v.clone())).map(|c| format!("{c:?}")).ok(),
+                };
                 if v.is_empty() {
                     Ok(None)
-                } else if !seen_keys
-                    // The value as stored: "１２３" and "123", or "0123" and "123", are one key.
-                    .insert(kf.parse(&Value::String(v.clone())).map(|c| format!("{c:?}")).unwrap_or_else(|_| v.clone()))
-                {
+                } else if !seen_keys.insert(as_stored().unwrap_or_else(|| v.clone())) {
                     errs.push_owned(format!("row:{row}:{}", kf.id), "duplicate_key");
                     Err(())
                 } else {
                     let filter = kf.filter("eq", &v).map_err(|c| bad(&format!("row:{row}:{}", kf.id), c))?;
                     let q = RecordQuery { filters: vec![filter], limit: 1, ..Default::default() };
                     match state.store.list_records(view, &open.def, &q).await?.first() {
-                        Some(r) if !daicho_store::guard::covers(edit, r) => {
+                        // Within the rows of edit and of import alike, as the store will check.
+                        Some(r) if !daicho_store::guard::covers(edit, r) || !daicho_store::guard::covers(&scope, r) => {
                             errs.push_owned(format!("row:{row}:{}", kf.id), "not_editable");
+                            Err(())
+                        }
+                        // A record number is the server's: one the table does not have (deleted,
+                        // or never made) names no record to update, and is not made anew.
+                        None if kf.kind.is_generated() => {
+                            errs.push_owned(format!("row:{row}:{}", kf.id), "no_such_record");
                             Err(())
                         }
                         found => Ok(found.map(|r| r.id)),

@@ -196,9 +196,28 @@ pub async fn revoke_page(
     ctx: Ctx,
     auth: Auth,
     Path(id): Path<String>,
+    crate::forms::Form(f): crate::forms::Form<RevokeForm>,
 ) -> AppResult<Response> {
+    // A revoked token cannot be brought back: the page asks for a tick first, as deleting does.
+    if f.confirm != "yes" {
+        // Not one of the user's own tokens: 404, as when confirmed.
+        let scope = auth.authorize::<OwnAccount>(&state, &ctx).await?;
+        let own = state.store.list_own_tokens(&scope).await?;
+        if !own.iter().any(|t| t.id.to_string() == id) {
+            return Err(AppError::NotFound);
+        }
+        let errors = Errors(FieldErrors::single("confirm", "confirm_required"));
+        let page = tokens_page(&state, &ctx, &auth, errors, &TokenForm::default()).await?;
+        return Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
     revoke(&state, &ctx, &auth, &id).await?;
     Ok(redirect_see_other("/account/tokens?done=token_revoked"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RevokeForm {
+    #[serde(default)]
+    pub confirm: String,
 }
 
 #[derive(Debug, Deserialize)]
