@@ -55,7 +55,116 @@ impl OpenTable {
     }
 }
 
+/// The fields of the table, by id or name, that a query's parameters name (as a filter, a sort
+/// key or a column) but `seen` (the table as the right sees it) leaves out: fields the right
+/// hides. Such a query is answered 422 "unknown field", as for a field that does not exist;
+/// naming a field that does exist is also a refused attempt, for the operation history.
+pub fn hidden_in_query(open: &OpenTable, seen: &TableDef, pairs: &[(String, String)]) -> Vec<String> {
+    let named = pairs.iter().filter_map(|(k, v)| match k.as_str() {
+        "sort" | "col" => Some(v.as_str()),
+        k => k.strip_prefix("filter.").and_then(|r| r.split_once('.')).map(|(_, name)| name),
+    });
+    hidden_among(open, seen, named)
+}
+
+/// The fields a refusal of written values names that exist but the right hides ("unknown
+/// field") or keeps read-only: for the operation history. Record numbers and other fields only
+/// the server writes are not a right's matter and are left out.
+pub fn refused_fields(open: &OpenTable, seen: &TableDef, err: &AppError) -> Vec<String> {
+    let AppError::Invalid(errs) = err else { return Vec::new() };
+    let key = |k: &str| -> String {
+        // An import's "row:N:field".
+        match k.strip_prefix("row:").and_then(|r| r.split_once(':')) {
+            Some((_, f)) => f.to_owned(),
+            None => k.to_owned(),
+        }
+    };
+    let mut out = hidden_among(
+        open,
+        seen,
+        errs.0
+            .iter()
+            .filter(|e| e.code == "unknown_field")
+            .map(|e| key(&e.field))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str),
+    );
+    for e in errs.0.iter().filter(|e| e.code == "read_only") {
+        let k = key(&e.field);
+        if let Some(f) = open.def.fields.iter().find(|f| f.id.to_string() == k)
+            && !f.kind.is_generated()
+            && !out.iter().any(|n| n == f.name.as_str())
+        {
+            out.push(f.name.as_str().to_owned());
+        }
+    }
+    out
+}
+
+fn hidden_among<'a>(open: &OpenTable, seen: &TableDef, named: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in named {
+        if let Some(f) = open.def.fields.iter().find(|f| f.id.to_string() == n || f.name.as_str() == n)
+            && !seen.fields.iter().any(|s| s.id == f.id)
+            && !out.iter().any(|o| o == f.name.as_str())
+        {
+            out.push(f.name.as_str().to_owned());
+        }
+    }
+    out
+}
+
 impl Auth {
+    /// Records, when `fields` is not empty, that the request named fields of the table its
+    /// right hides or keeps read-only (see [`hidden_in_query`], [`refused_fields`]).
+    pub async fn record_field_refusal(
+        &self,
+        state: &AppState,
+        ctx: &Ctx,
+        open: &OpenTable,
+        fields: &[String],
+    ) -> AppResult<()> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        self.record_refusal(
+            state,
+            ctx,
+            format!("fields hidden or read-only for this right in table:{}: {}", open.def.id, fields.join(", ")),
+        )
+        .await
+    }
+
+    /// `r` as it is, having recorded the fields its refusal names that the right hides or keeps
+    /// read-only.
+    pub async fn noting_refusal<T>(
+        &self,
+        state: &AppState,
+        ctx: &Ctx,
+        open: &OpenTable,
+        seen: &TableDef,
+        r: AppResult<T>,
+    ) -> AppResult<T> {
+        if let Err(e) = &r {
+            self.record_field_refusal(state, ctx, open, &refused_fields(open, seen, e)).await?;
+        }
+        r
+    }
+
+    /// A query's parameters checked for fields the right hides (recorded as a refusal when
+    /// named), before the query is built.
+    pub async fn note_hidden_in_query(
+        &self,
+        state: &AppState,
+        ctx: &Ctx,
+        open: &OpenTable,
+        seen: &TableDef,
+        pairs: &[(String, String)],
+    ) -> AppResult<()> {
+        self.record_field_refusal(state, ctx, open, &hidden_in_query(open, seen, pairs)).await
+    }
+
     pub async fn open_table(&self, state: &AppState, ctx: &Ctx, raw_id: &str) -> AppResult<OpenTable> {
         self.open_table_with(state, ctx, raw_id, true, true).await
     }

@@ -1994,3 +1994,76 @@ async fn a_user_field_is_filtered_by_login_id_or_name_on_every_path() {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["view"]["filters"][0]["value"], json!(format!("{},nobody", d.member_id)));
 }
+
+#[tokio::test]
+async fn naming_a_hidden_field_or_writing_a_read_only_one_is_refused_and_recorded_on_every_path() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let d = setup(&app, a).await;
+    let (_, v) = add(a, &d, json!({"件名": "案件", "金額": 5, "メモ": "m"})).await;
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let mut fields = serde_json::Map::new();
+    fields.insert(d.amount.clone(), json!("hidden"));
+    fields.insert(d.memo.clone(), json!("read_only"));
+    grant(a, &d, json!({"rights": ["view", "create", "edit", "import", "export"], "fields": fields})).await;
+    let m = &cast.member;
+    let t = &d.tid;
+    let denied = || async {
+        let (_, v) = a.get_json("/api/v1/audit?action=permission.denied&limit=500").await;
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["details"].as_str().unwrap_or("").to_owned())
+            .filter(|d| d.starts_with("fields hidden or read-only"))
+            .count()
+    };
+    // Each attempt: refused as before (422), and now one more refusal in the history.
+    let attempts: Vec<(&str, StatusCode)> = vec![
+        ("filter", m.get_json(&format!("/api/v1/tables/{t}/records?filter.eq.金額=5")).await.0),
+        ("sort", m.get_json(&format!("/api/v1/tables/{t}/records?sort={}", d.amount)).await.0),
+        ("column", m.get_json(&format!("/api/v1/tables/{t}/records?col=金額")).await.0),
+        ("export", m.get(&format!("/tables/{t}/export.csv?filter.gte.金額=1")).await.status()),
+        ("create hidden", add(m, &d, json!({"件名": "x", "金額": 1})).await.0),
+        ("create read-only", add(m, &d, json!({"件名": "x", "メモ": "y"})).await.0),
+        (
+            "edit read-only",
+            m.send_json(
+                Method::PATCH,
+                &format!("/api/v1/tables/{t}/records/{rid}"),
+                json!({"version": 1, "values": {"メモ": "changed"}}),
+            )
+            .await
+            .0,
+        ),
+        ("import", crate::tables::import(m, t, "", "件名,金額\nx,1\n".into()).await.0),
+        (
+            "view",
+            m.post_json(
+                &format!("/api/v1/tables/{t}/views"),
+                json!({"name": "probe", "filters": [{"field": "金額", "op": "gt", "value": "1"}]}),
+            )
+            .await
+            .0,
+        ),
+    ];
+    for (what, status) in &attempts {
+        assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY, "{what}");
+    }
+    let expected = attempts.len();
+    assert_eq!(denied().await, expected, "each attempt recorded once");
+    // The grid page names it in its address: the page explains, and the attempt is recorded.
+    let r = m.get(&format!("/tables/{t}?sort={}", d.amount)).await;
+    assert!(r.status().is_success() || r.status() == StatusCode::UNPROCESSABLE_ENTITY, "{}", r.status());
+    assert_eq!(denied().await, expected + 1, "grid recorded");
+    // A field that does not exist is an ordinary mistake, not a refusal.
+    let (s, _) = m.get_json(&format!("/api/v1/tables/{t}/records?filter.eq.存在しない=5")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(denied().await, expected + 1);
+    // Nothing was written.
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{rid}")).await;
+    assert_eq!(v["record"]["values"][&d.memo], "m");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 1);
+}

@@ -514,6 +514,8 @@ async fn show_page(
     let mut query_error_field = String::new();
     // (Users named by login ID or name are found for the query; the form keeps what was typed.)
     let by_id = crate::handlers::tables::with_user_ids(state, ctx, auth, t, resolved.clone()).await?;
+    // Fields the reader may not see, named in the address (not by a saved view), are recorded.
+    auth.note_hidden_in_query(state, ctx, open, t, &grid).await?;
     let (query, mut query_error) = match record_query(t, &by_id) {
         Ok(q) if view_refused.is_some() => (q, view_refused),
         Ok(q) => (q, None),

@@ -683,11 +683,17 @@ pub(crate) async fn check_link_kind(state: &AppState, ctx: &Ctx, auth: &Auth, ki
         Err(AppError::Forbidden) => return Err(unknown_table()),
         Err(e) => return Err(e),
     };
-    match target.seen_by(&view).fields.iter().find(|f| f.id == *show) {
+    let seen = target.seen_by(&view);
+    match seen.fields.iter().find(|f| f.id == *show) {
         // Not a link (a label of a label) nor a user (its stored value is the user's id, which
         // says nothing to the reader of a link).
         Some(f) if !matches!(f.kind, FieldKind::Link { .. } | FieldKind::User) => Ok(()),
-        _ => Err(AppError::Invalid(FieldErrors::single("kind", "unknown_field"))),
+        _ => {
+            // A field of the target the designer may not see: recorded as refused.
+            let hidden = crate::tablecap::hidden_in_query(&target, &seen, &[("sort".to_owned(), show.to_string())]);
+            auth.record_field_refusal(state, ctx, &target, &hidden).await?;
+            Err(AppError::Invalid(FieldErrors::single("kind", "unknown_field")))
+        }
     }
 }
 
@@ -789,6 +795,7 @@ pub async fn list_records(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
     let t = open.seen_by(&scope);
+    auth.note_hidden_in_query(&state, &ctx, &open, &t, &pairs).await?;
     let (pairs, _) = crate::handlers::views::resolve(&state, &scope, &pairs).await?;
     let pairs = with_user_ids(&state, &ctx, &auth, &t, pairs).await?;
     let q = record_query(&t, &pairs)?;
@@ -847,7 +854,8 @@ pub async fn create_record(
     let b: RecordBody = body.parse()?;
     let t = open.seen_by(&scope);
     check_fillable(&open.def, &|f| scope.writes(f))?;
-    let cells = parse_values(&t, &b.values, true, &|f| scope.writes(f))?;
+    let cells =
+        auth.noting_refusal(&state, &ctx, &open, &t, parse_values(&t, &b.values, true, &|f| scope.writes(f))).await?;
     check_refs(&state, &ctx, &auth, &t, &[&cells]).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordCreate, Outcome::Success)
@@ -919,7 +927,8 @@ pub async fn update_record(
     let t = open.seen_by(&scope);
     let id = record_id(&rid)?;
     let version = b.version.ok_or_else(|| AppError::Invalid(FieldErrors::single("version", "required")))?;
-    let cells = parse_values(&t, &b.values, false, &|f| scope.writes(f))?;
+    let cells =
+        auth.noting_refusal(&state, &ctx, &open, &t, parse_values(&t, &b.values, false, &|f| scope.writes(f))).await?;
     if cells.is_empty() {
         // Nothing to change: not a new version (it would have no history entry).
         return Err(AppError::Invalid(FieldErrors::single("values", "required")));
@@ -1017,6 +1026,7 @@ pub(crate) async fn bulk_ids(
             // "is empty" ones included, whose value is blank.
             let selecting: Vec<(String, String)> =
                 given.into_iter().filter(|(k, _)| k == "q" || k == "view" || k.starts_with("filter.")).collect();
+            auth.note_hidden_in_query(state, ctx, open, &open.seen_by(reading), &selecting).await?;
             let (pairs, _) = crate::handlers::views::resolve(state, reading, &selecting).await?;
             let pairs: Vec<(String, String)> =
                 pairs.into_iter().filter(|(k, _)| k == "q" || k.starts_with("filter.")).collect();
@@ -1147,7 +1157,8 @@ pub(crate) async fn bulk_update_op(
 ) -> AppResult<u64> {
     let scope = auth.table_right::<Edit>(state, ctx, open).await?;
     let t = open.seen_by(&scope);
-    let cells = parse_values(&t, values, false, &|f| scope.writes(f))?;
+    let cells =
+        auth.noting_refusal(state, ctx, open, &t, parse_values(&t, values, false, &|f| scope.writes(f))).await?;
     if cells.is_empty() {
         return Err(AppError::Invalid(FieldErrors::single("values", "required")));
     }
@@ -1276,6 +1287,7 @@ pub async fn export_records(
         Some("shift_jis") => true,
         Some(_) => return Err(AppError::Invalid(FieldErrors::single("encoding", "choice"))),
     };
+    auth.note_hidden_in_query(&state, &ctx, &open, &t, &pairs).await?;
     let (pairs, _) = crate::handlers::views::resolve(&state, &scope, &pairs).await?;
     let pairs = with_user_ids(&state, &ctx, &auth, &t, pairs).await?;
     let mut q = record_query(&t, &pairs)?;
@@ -1609,11 +1621,12 @@ pub(crate) async fn import_csv(
     let key_field = match key.filter(|k| !k.is_empty()) {
         None => None,
         Some(k) => {
-            let f = t
-                .fields
-                .iter()
-                .find(|f| f.id.to_string() == k || f.name.as_str() == k)
-                .ok_or_else(|| bad("key", "unknown_field"))?;
+            let Some(f) = t.fields.iter().find(|f| f.id.to_string() == k || f.name.as_str() == k) else {
+                // A key the import right hides: unknown, as one that does not exist, and recorded.
+                let hidden = crate::tablecap::hidden_in_query(open, t, &[("sort".to_owned(), k.to_owned())]);
+                auth.record_field_refusal(state, ctx, open, &hidden).await?;
+                return Err(bad("key", "unknown_field"));
+            };
             if !f.rules.unique && !f.kind.is_generated() {
                 return Err(bad("key", "key_not_unique"));
             }
@@ -1621,6 +1634,7 @@ pub(crate) async fn import_csv(
             // takes edit, within edit's rows and fields, as an edit by the form or API would.
             let view = auth.table_right::<View>(state, ctx, open).await?;
             if !view.sees(f.id) {
+                auth.record_field_refusal(state, ctx, open, &[f.name.as_str().to_owned()]).await?;
                 return Err(bad("key", "unknown_field"));
             }
             let edit = auth.table_right::<Edit>(state, ctx, open).await?;
@@ -1675,7 +1689,7 @@ pub(crate) async fn import_csv(
         errs.push("key", "key_not_in_file");
     }
     if !errs.is_empty() {
-        return Err(AppError::Invalid(errs));
+        return auth.noting_refusal(state, ctx, open, t, Err(AppError::Invalid(errs))).await;
     }
     let ev =
         ctx.event_by(&auth.principal, AuditAction::RecordImport, Outcome::Success).target(format!("table:{}", t.id));
@@ -1866,7 +1880,7 @@ pub(crate) async fn import_csv(
             )
             .await?;
         }
-        return Err(AppError::Invalid(errs));
+        return auth.noting_refusal(state, ctx, open, t, Err(AppError::Invalid(errs))).await;
     }
     let (inserted, updated) = (part.inserted + part.inserts.len(), part.updated + part.updates.len());
     if let Err(e) = part.send(state, ctx, auth, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await {

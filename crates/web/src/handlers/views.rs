@@ -112,6 +112,7 @@ async fn save(
 ) -> AppResult<SavedView> {
     let scope = auth.table_right::<View>(state, ctx, open).await?;
     let t = open.seen_by(&scope);
+    auth.note_hidden_in_query(state, ctx, open, &t, pairs).await?;
     let name = Name::parse(name).map_err(|c| AppError::Invalid(FieldErrors::single("name", c)))?;
     // A user named by login ID or name is kept as the user (a later rename changes nothing); a
     // value that names no one is kept as typed: it matches no one when the view runs, until
