@@ -1018,6 +1018,7 @@ impl Store for PgStore {
         guard::check_writes(scope, &cells)?;
         let mut cells = cells;
         guard::fill_defaults(&guard::defaults(table), &mut cells);
+        guard::check_new_covered(scope, &cells)?;
         let who = scope.actor().to_string();
         let mut tx = self.write_tx().await?;
         check_design(&mut tx, table).await?;

@@ -23,14 +23,35 @@ pub fn check_table<R: Right>(scope: &TableScope<R>, table: &TableDef) -> StoreRe
 /// offering it would show them that field's id and the filter values its author chose on it.
 /// (A field since deleted is not hidden: such a view is offered and refused when run, so that
 /// its owner or a designer can still delete it.)
-/// Likewise a shared view with a keyword is offered to a reader from whom fields are hidden
-/// only if they wrote it: its author may have searched for a value the reader may not see.
+/// Likewise a shared view with a keyword is offered to a reader from whom fields or rows are
+/// hidden only if they wrote it: its author may have searched for a value the reader may not
+/// see, in a hidden field or in a record outside the reader's rows.
 pub fn offered_views(scope: &TableScope<View>, mut views: Vec<SavedView>) -> Vec<SavedView> {
     views.retain(|v| {
         v.spec.fields().all(|f| scope.sees(f))
-            && (v.spec.keyword.is_empty() || !scope.hides_any() || v.created_by == scope.actor())
+            && (v.spec.keyword.is_empty()
+                || (!scope.hides_any() && scope.rows().is_all())
+                || v.created_by == scope.actor())
     });
     views
+}
+
+/// A new record must fall within the rows of the right that makes it: a grant over "records
+/// whose 担当 is them" creates (or imports) only records with the creator as 担当, so that
+/// nobody plants records in someone else's rows or makes records they may then not see.
+/// ("Records they created" holds for every new record.) Checked after the defaults are filled.
+pub fn check_new_covered<R: Right>(scope: &TableScope<R>, cells: &[(FieldId, Cell)]) -> StoreResult<()> {
+    let me = scope.actor().to_string();
+    if scope.covers(&me, |f| cells.iter().find(|(id, _)| *id == f).map(|(_, c)| c.clone())) {
+        return Ok(());
+    }
+    let field = scope.rows().all_of.iter().flatten().find_map(|r| match r {
+        RowRule::UserIsMe { field } => Some(field.to_string()),
+        _ => None,
+    });
+    let mut errs = daicho_domain::FieldErrors::new();
+    errs.push_owned(field.unwrap_or_default(), "must_be_you");
+    Err(StoreError::Invalid(errs))
 }
 
 /// Every cell must be one the scope may write.

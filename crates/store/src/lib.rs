@@ -179,6 +179,7 @@ pub async fn write_parts(
                 for cells in &mut rows {
                     guard::check_writes(w.scope, cells)?;
                     guard::fill_defaults(&defaults, cells);
+                    guard::check_new_covered(w.scope, cells)?;
                 }
                 sink.insert(w, &rows).await?;
                 inserted += rows.len() as u64;

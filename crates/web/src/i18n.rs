@@ -908,6 +908,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "CSVとして読めない行です（引用符を確認してください）。何も取り込まれていません。",
     ),
     (
+        "err.must_be_you",
+        "Records you add here must have you in this field: your rights cover only such records.",
+        "ここで追加するレコードは、このフィールドを自分にする必要があります（権限の対象がそのようなレコードだけのため）。",
+    ),
+    (
         "err.unclosed_quote",
         "A cell in quotes begins in this row and is never closed (a \" is missing); nothing was imported.",
         "この行で \" で始まるセルが閉じられていません（\" が足りません）。何も取り込まれていません。",

@@ -2067,3 +2067,44 @@ async fn naming_a_hidden_field_or_writing_a_read_only_one_is_refused_and_recorde
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records")).await;
     assert_eq!(v["records"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_right_over_records_whose_user_field_is_them_creates_and_imports_only_such_records() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    let (_, me) = a.get_json("/api/v1/users").await;
+    let admin_id = me["users"].as_array().unwrap().iter().find(|u| u["login_id"] != "member1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    grant(a, &d, json!({"rights": ["view", "create", "import"], "rows": {"type": "user_is_me", "field": d.owner}}))
+        .await;
+    let t = &d.tid;
+    // Someone else (or no one) as 担当: refused by field; the member as 担当: made.
+    for owner in [json!(admin_id), json!(null)] {
+        let (s, v) = add(m, &d, json!({"件名": "x", "担当": owner})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        let e = &v["error"]["fields"][0];
+        assert_eq!((e["field"].as_str(), e["code"].as_str()), (Some(d.owner.as_str()), Some("must_be_you")), "{v}");
+    }
+    let (s, v) = add(m, &d, json!({"件名": "mine", "担当": d.member_id})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // An import is refused by row, whole.
+    let csv = "件名,担当\nok,member1\nplanted,admin\n";
+    let (s, v) = crate::tables::import(m, t, "", csv.into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let e = &v["error"]["fields"][0];
+    assert_eq!(
+        (e["field"].as_str(), e["code"].as_str()),
+        (Some(format!("row:3:{}", d.owner).as_str()), Some("must_be_you")),
+        "{v}"
+    );
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "nothing planted, nothing half-imported");
+    // The new-record form starts with the member as 担当.
+    let page = m.get(&format!("/tables/{t}/records/new")).await.text().await.unwrap();
+    let select = page.split(&format!("name=\"{}\"", d.owner)).nth(1).and_then(|s| s.split("</select>").next()).unwrap();
+    assert!(select.contains(&format!("value=\"{}\" selected", d.member_id)), "{select}");
+}

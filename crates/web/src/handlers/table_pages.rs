@@ -1142,6 +1142,15 @@ pub async fn new_record(
             defaults.insert(f.id.to_string(), on_page(f, &c, auth.tenant.policy.utc_offset_minutes));
         }
     }
+    // A right over "records whose <user field> is them" makes only such records: the form
+    // starts with the user there.
+    for r in scope.rows().all_of.iter().flatten() {
+        if let daicho_domain::RowRule::UserIsMe { field } = r
+            && scope.writes(*field)
+        {
+            defaults.entry(field.to_string()).or_insert_with(|| Value::String(auth.principal.user_id.to_string()));
+        }
+    }
     let mut page = record_page(&auth, &ctx, &spec, None, &defaults, Errors::default(), false);
     // (Someone who may add records but not view them comes back here after each one.)
     page.p = page.p.with_flash(done);

@@ -268,17 +268,7 @@ pub(crate) async fn with_user_ids(
         if p.is_empty() || p.parse::<daicho_domain::UserId>().is_ok() {
             return p.to_owned();
         }
-        let tiers: [&dyn Fn(&daicho_store::Person) -> bool; 3] =
-            [&|u| u.login.as_str().eq_ignore_ascii_case(p), &|u| u.label() == p, &|u| u.name == p];
-        for tier in tiers {
-            let mut found = people.iter().filter(|u| tier(u));
-            match (found.next(), found.next()) {
-                (Some(u), None) => return u.id.to_string(),
-                (Some(_), Some(_)) => break,
-                _ => {}
-            }
-        }
-        uuid::Uuid::nil().to_string()
+        user_named(&people, p).map(|id| id.to_string()).unwrap_or_else(|| uuid::Uuid::nil().to_string())
     };
     Ok(pairs
         .into_iter()
@@ -287,6 +277,23 @@ pub(crate) async fn with_user_ids(
             _ => (k, v),
         })
         .collect())
+}
+
+/// The user a person typed: by login ID (any case), else "name (login ID)" as pages show
+/// users, else display name; `None` when no one, or more than one, answers to it.
+pub(crate) fn user_named(people: &[daicho_store::Person], p: &str) -> Option<daicho_domain::UserId> {
+    let p = p.trim();
+    let tiers: [&dyn Fn(&daicho_store::Person) -> bool; 3] =
+        [&|u| u.login.as_str().eq_ignore_ascii_case(p), &|u| u.label() == p, &|u| u.name == p];
+    for tier in tiers {
+        let mut found = people.iter().filter(|u| tier(u));
+        match (found.next(), found.next()) {
+            (Some(u), None) => return Some(u.id),
+            (Some(_), Some(_)) => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The cursor after a record: its sort values and id, opaque to clients.
@@ -1691,6 +1698,12 @@ pub(crate) async fn import_csv(
     if !errs.is_empty() {
         return auth.noting_refusal(state, ctx, open, t, Err(AppError::Invalid(errs))).await;
     }
+    // A user field's cells may name the user as a person writes them in a spreadsheet (login
+    // ID, "name (login ID)", name) or by id as an export writes them: the tenant's directory
+    // is read once when the file has such a column.
+    let user_columns: Vec<String> =
+        columns.iter().flatten().filter(|f| matches!(f.kind, FieldKind::User)).map(|f| f.id.to_string()).collect();
+    let people = if user_columns.is_empty() { Vec::new() } else { auth.directory(state, ctx).await? };
     let ev =
         ctx.event_by(&auth.principal, AuditAction::RecordImport, Outcome::Success).target(format!("table:{}", t.id));
     let (sender, parts) = tokio::sync::mpsc::channel(2);
@@ -1751,6 +1764,16 @@ pub(crate) async fn import_csv(
             .zip(rec.iter())
             .filter_map(|(f, v)| f.map(|f| (f.id.to_string(), Value::String(unneutralise(v).to_owned()))))
             .collect();
+        let mut values = values;
+        for k in &user_columns {
+            if let Some(Value::String(v)) = values.get_mut(k)
+                && !v.trim().is_empty()
+                && v.trim().parse::<daicho_domain::UserId>().is_err()
+                && let Some(id) = user_named(&people, v)
+            {
+                *v = id.to_string();
+            }
+        }
         let existing = match &key_field {
             Some((kf, view, edit)) => {
                 let v = values.get(&kf.id.to_string()).and_then(Value::as_str).unwrap_or("").trim().to_owned();
@@ -1835,10 +1858,24 @@ pub(crate) async fn import_csv(
                     part.updates.push((id, cells));
                     part.update_rows.push(row);
                 }
-                None => {
-                    part.inserts.push(cells);
-                    part.insert_rows.push(row);
-                }
+                // A new record within the import right's rows (the store checks again, with the
+                // defaults filled in, but could not name the row).
+                None => match daicho_store::guard::check_new_covered(&scope, &cells) {
+                    Ok(()) => {
+                        part.inserts.push(cells);
+                        part.insert_rows.push(row);
+                    }
+                    Err(_) => {
+                        let f = scope.rows().all_of.iter().flatten().find_map(|r| match r {
+                            daicho_domain::RowRule::UserIsMe { field } => Some(field.to_string()),
+                            _ => None,
+                        });
+                        errs.push_owned(
+                            f.map(|f| format!("row:{row}:{f}")).unwrap_or_else(|| format!("row:{row}")),
+                            "must_be_you",
+                        );
+                    }
+                },
             },
             Err(AppError::Invalid(e)) => {
                 for fe in e.0 {
