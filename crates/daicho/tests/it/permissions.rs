@@ -1712,6 +1712,16 @@ async fn what_a_user_may_do_shows_each_rights_own_records_and_fields() {
     let page = a.get(&format!("/admin/users/{}/access", d.member_id)).await.text().await.unwrap();
     assert!(page.contains("View: All records") && page.contains("Edit: Records they created"), "{page}");
     assert!(!page.contains("is disabled"));
+    assert_eq!(row["hidden_by_right"], json!({}));
+    // A field the export hides (view shows it) is listed for export: the CSV leaves it out.
+    let body = json!({"rights": ["edit", "export"], "rows": {"type": "created_by_me"}, "fields": fields});
+    let (s, v) = a.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/grants/{}", d.tid), body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await;
+    let row = v["tables"].as_array().unwrap().iter().find(|r| r["table"] == d.tid.as_str()).unwrap();
+    assert_eq!(row["hidden_by_right"], json!({"export": ["金額"]}), "{row}");
+    let page = a.get(&format!("/admin/users/{}/access", d.member_id)).await.text().await.unwrap();
+    assert!(page.contains("<div>Export: 金額</div>"), "{page}");
     let (s, _) = a.post_json(&format!("/api/v1/users/{}/disable", d.member_id), json!({})).await;
     assert!(s.is_success());
     let page = a.get(&format!("/admin/users/{}/access", d.member_id)).await.text().await.unwrap();
@@ -2107,4 +2117,45 @@ async fn a_right_over_records_whose_user_field_is_them_creates_and_imports_only_
     let page = m.get(&format!("/tables/{t}/records/new")).await.text().await.unwrap();
     let select = page.split(&format!("name=\"{}\"", d.owner)).nth(1).and_then(|s| s.split("</select>").next()).unwrap();
     assert!(select.contains(&format!("value=\"{}\" selected", d.member_id)), "{select}");
+}
+
+#[tokio::test]
+async fn a_row_rule_on_a_field_view_hides_is_judged_on_the_whole_record() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{}/fields", d.tid),
+            json!({"name": "コード", "kind": {"type": "text"}, "rules": {"unique": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, v) = add(a, &d, json!({"件名": "mine", "担当": d.member_id, "コード": "M"})).await;
+    let mine = v["record"]["id"].as_i64().unwrap();
+    let (_, v) = add(a, &d, json!({"件名": "theirs", "コード": "T"})).await;
+    let theirs = v["record"]["id"].as_i64().unwrap();
+    // View and edit of the records whose 担当 is them, with 担当 itself hidden.
+    let mut fields = serde_json::Map::new();
+    fields.insert(d.owner.clone(), json!("hidden"));
+    let rule = json!({"type": "user_is_me", "field": d.owner});
+    grant(a, &d, json!({"rights": ["view", "edit", "delete", "import"], "rows": rule, "fields": fields})).await;
+    let t = &d.tid;
+    // The record page offers saving and deleting their own record, as the API allows.
+    let page = m.get(&format!("/tables/{t}/records/{mine}")).await.text().await.unwrap();
+    assert!(page.contains("class=\"primary\">Save</button>"), "save offered");
+    assert!(page.contains(&format!("/tables/{t}/records/{mine}/delete")), "delete offered");
+    let (s, v) = m
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{t}/records/{mine}"),
+            json!({"version": 1, "values": {"件名": "edited"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(m.get(&format!("/tables/{t}/records/{theirs}")).await.status(), StatusCode::NOT_FOUND);
+    // An import by key updates their own record (it was reported "not editable").
+    let (s, v) = crate::tables::import(m, t, "?key=コード", "コード,件名\nM,imported\n".into()).await;
+    assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
 }

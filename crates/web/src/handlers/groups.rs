@@ -215,6 +215,9 @@ pub struct AccessRow {
     pub read_only: Vec<String>,
     /// Each writing right held (create, edit, import) with the fields it may not write.
     pub read_only_by_right: Vec<(&'static str, Vec<String>)>,
+    /// Fields view shows but export, delete or design hides (a CSV without them; a designer
+    /// who does not see them), per right.
+    pub hidden_by_right: Vec<(&'static str, Vec<String>)>,
 }
 
 /// Records a row scope covers, as `AccessRow::rows` writes them.
@@ -302,6 +305,23 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
                 (r.name(), names)
             })
             .collect();
+        let hidden_by_right: Vec<(&'static str, Vec<String>)> = held
+            .iter()
+            .filter(|(r, _, _)| matches!(r, TableRight::Export | TableRight::Delete | TableRight::Design))
+            .map(|(r, _, fields)| {
+                let names = t
+                    .fields
+                    .iter()
+                    .filter(|f| {
+                        fields.get(&f.id) == Some(&daicho_domain::FieldAccess::Hidden)
+                            && view.as_ref().is_none_or(|v| v.sees(f.id))
+                    })
+                    .map(|f| f.name.as_str().to_owned())
+                    .collect::<Vec<_>>();
+                (r.name(), names)
+            })
+            .filter(|(_, names)| !names.is_empty())
+            .collect();
         // Edit's, as listed per right.
         let read_only = read_only_by_right
             .iter()
@@ -316,6 +336,7 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
             rows_by_right,
             rows_words_by_right,
             read_only_by_right,
+            hidden_by_right,
             hidden: t
                 .fields
                 .iter()
@@ -794,6 +815,8 @@ struct UserAccessPage {
     rows_shown: Vec<Vec<(Option<&'static str>, String)>>,
     /// Per table: read-only fields, per writing right where they differ.
     read_only_shown: Vec<Vec<(Option<&'static str>, String)>>,
+    /// Per table: (right, fields it hides that view shows).
+    hidden_shown: Vec<Vec<(&'static str, String)>>,
 }
 
 /// Per-right lines of a table's access, or one line without a right when every right held
@@ -834,6 +857,10 @@ pub async fn user_access_page(
         disabled: u.status != daicho_domain::UserStatus::Active,
         groups,
         rows_shown: rows.iter().map(|r| per_right(r.rows_words_by_right.clone())).collect(),
+        hidden_shown: rows
+            .iter()
+            .map(|r| r.hidden_by_right.iter().map(|(k, v)| (*k, v.join(", "))).collect())
+            .collect(),
         read_only_shown: rows
             .iter()
             .map(|r| {
@@ -989,6 +1016,7 @@ pub async fn api_user_access(
             "hidden_fields": r.hidden,
             "read_only_fields": r.read_only,
             "read_only_by_right": r.read_only_by_right.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "hidden_by_right": r.hidden_by_right.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         })).collect::<Vec<_>>(),
     })))
 }

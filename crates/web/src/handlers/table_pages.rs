@@ -1215,13 +1215,24 @@ pub async fn edit_record(
     let r = auth.record(&state, &ctx, &view, &open.def, record_id(&rid)?).await?;
     // Whether this record may be edited or deleted (rights and row rules); the page shows the
     // form read-only otherwise.
+    // The store judges the rows on the whole record: `r` lacks the fields view hides, which a
+    // row rule may name.
     let edit = auth.principal.authorize_table::<Edit>(&open.access).ok();
-    let can_save = edit.as_ref().is_some_and(|e| daicho_store::guard::covers(e, &r));
-    let can_delete = auth
-        .principal
-        .authorize_table::<Delete>(&open.access)
-        .ok()
-        .is_some_and(|d| daicho_store::guard::covers(&d, &r));
+    let covered = |scope: Option<daicho_domain::access::TableScope<View>>| {
+        let (state, def, id) = (&state, &open.def, r.id);
+        async move {
+            match scope {
+                None => Ok(false),
+                Some(s) => match state.store.get_record(&s, def, id).await {
+                    Ok(_) => Ok(true),
+                    Err(daicho_store::StoreError::NotFound) => Ok(false),
+                    Err(e) => Err(AppError::from(e)),
+                },
+            }
+        }
+    };
+    let can_save = covered(edit.as_ref().map(|e| e.reading())).await?;
+    let can_delete = covered(auth.principal.authorize_table::<Delete>(&open.access).ok().map(|d| d.reading())).await?;
     let writes = |f| can_save && edit.as_ref().is_some_and(|e| e.writes(f));
     let users = users_for(&state, &ctx, &auth, &t).await?;
     let links = link_choices(&state, &ctx, &auth, &t).await?;

@@ -279,6 +279,15 @@ pub(crate) async fn with_user_ids(
         .collect())
 }
 
+/// Whether a record read through `view` holds every field the row rules name (a rule on a
+/// field view hides cannot be judged on it).
+fn judged(rows: &daicho_domain::access::RowScope, view: &TableScope<View>) -> bool {
+    rows.all_of.iter().flatten().all(|r| match r {
+        daicho_domain::RowRule::UserIsMe { field } => view.sees(*field),
+        _ => true,
+    })
+}
+
 /// The user a person typed: by login ID (any case), else "name (login ID)" as pages show
 /// users, else display name; `None` when no one, or more than one, answers to it.
 pub(crate) fn user_named(people: &[daicho_store::Person], p: &str) -> Option<daicho_domain::UserId> {
@@ -1793,7 +1802,12 @@ pub(crate) async fn import_csv(
                     let q = RecordQuery { filters: vec![filter], limit: 1, ..Default::default() };
                     match state.store.list_records(view, &open.def, &q).await?.first() {
                         // Within the rows of edit and of import alike, as the store will check.
-                        Some(r) if !daicho_store::guard::covers(edit, r) || !daicho_store::guard::covers(&scope, r) => {
+                        // (Judged here only when the record read through view holds the
+                        // fields the rules name; else the store judges the whole record.)
+                        Some(r)
+                            if (judged(edit.rows(), view) && !daicho_store::guard::covers(edit, r))
+                                || (judged(scope.rows(), view) && !daicho_store::guard::covers(&scope, r)) =>
+                        {
                             errs.push_owned(format!("row:{row}:{}", kf.id), "not_editable");
                             Err(())
                         }
