@@ -704,10 +704,12 @@ async fn a_large_import_is_all_or_nothing_although_it_is_written_while_it_is_rea
     let staff = field_id(&table, "従業員数");
     assert_eq!(v["error"]["fields"][0]["field"], format!("row:3400:{staff}"));
     assert_eq!(record_count(a, &tid).await, 1, "nothing half-imported");
-    // A name taken by an existing record in row 2,300: the store refuses its third part.
+    // A name taken by an existing record in row 2,300: found before its third part is
+    // written, and named by row.
     let (s, v) = import(a, &tid, "", file(Some((2_300, "既存の会社,1")))).await;
-    assert_eq!(s, StatusCode::CONFLICT, "{v}");
-    assert_eq!(v["error"]["fields"][0]["field"], field_id(&table, "会社名"));
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["fields"][0]["field"], format!("row:2300:{}", field_id(&table, "会社名")));
+    assert_eq!(v["error"]["fields"][0]["code"], "taken");
     assert_eq!(record_count(a, &tid).await, 1, "nothing half-imported");
     // On PostgreSQL the import's 500-row INSERTs (2.8 MB each in a backend) were kept prepared
     // while it ran, and let go when it failed.
@@ -876,7 +878,7 @@ async fn an_imports_links_are_reported_by_row_and_a_target_out_of_view_is_a_reco
 }
 
 /// Two rows of a file with the same value in a unique field are reported by row (the second
-/// one), nothing imported; a value the table already holds is reported by field.
+/// one), nothing imported; so is a value the table already holds.
 #[tokio::test]
 async fn a_unique_value_twice_in_one_file_is_reported_by_its_row() {
     let app = TestApp::start().await;
@@ -895,7 +897,11 @@ async fn a_unique_value_twice_in_one_file_is_reported_by_its_row() {
     assert_eq!(record_count(&cast.admin, &tid).await, 0);
     assert_eq!(import(&cast.admin, &tid, "", "会社名\nアクメ\n".into()).await.0, StatusCode::OK);
     let (s, v) = import(&cast.admin, &tid, "", "会社名\nガンマ\nアクメ\n".into()).await;
-    assert_eq!((s, &v["error"]["fields"][0]["field"]), (StatusCode::CONFLICT, &json!(company)), "{v}");
+    assert_eq!(
+        (s, &v["error"]["fields"][0]["field"], &v["error"]["fields"][0]["code"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!(format!("row:3:{company}")), &json!("taken")),
+        "{v}"
+    );
     assert_eq!(record_count(&cast.admin, &tid).await, 1);
 }
 
@@ -2737,4 +2743,32 @@ async fn an_import_refuses_an_unclosed_quote_a_key_it_lacks_and_a_record_number_
     let r = a.client.post(a.url(&format!("/tables/{tid}/import"))).multipart(form).send().await.unwrap();
     let page = r.text().await.unwrap();
     assert!(page.contains(&format!("<option value=\"{number}\" selected")), "record number mapped: {page}");
+}
+
+#[tokio::test]
+async fn an_import_names_the_row_whose_unique_value_a_record_already_holds() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let company = field_id(&table, "会社名");
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "既存商事"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // Row 1,203 of a larger file: past the first part the import hands to the database.
+    let mut csv = String::from("会社名,従業員数\n");
+    for i in 0..1_500 {
+        csv.push_str(&if i == 1_201 { "既存商事,1\n".to_owned() } else { format!("新規{i},1\n") });
+    }
+    let (s, v) = import(a, &tid, "", csv.into_bytes()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let e = &v["error"]["fields"][0];
+    assert_eq!(
+        (e["field"].as_str(), e["code"].as_str()),
+        (Some(format!("row:1203:{company}").as_str()), Some("taken")),
+        "{v}"
+    );
+    assert_eq!(record_count(a, &tid).await, 1, "nothing half-imported");
+    // An update by key is not a clash with its own record.
+    let (s, v) = import(a, &tid, "?key=会社名", "会社名,従業員数\n既存商事,7\n".into()).await;
+    assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
 }

@@ -1907,7 +1907,8 @@ pub(crate) async fn import_csv(
                 break;
             }
         } else if part.len() >= IMPORT_PART_ROWS
-            && let Err(e) = part.send(state, ctx, auth, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await
+            && let Err(e) =
+                part.send(state, ctx, auth, open, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await
         {
             drop(sender);
             let _ = writer.await;
@@ -1934,7 +1935,7 @@ pub(crate) async fn import_csv(
         return auth.noting_refusal(state, ctx, open, t, Err(AppError::Invalid(errs))).await;
     }
     let (inserted, updated) = (part.inserted + part.inserts.len(), part.updated + part.updates.len());
-    if let Err(e) = part.send(state, ctx, auth, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await {
+    if let Err(e) = part.send(state, ctx, auth, open, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await {
         drop(sender);
         let _ = writer.await;
         for why in &part.refusals {
@@ -1971,17 +1972,62 @@ struct ImportBatch {
 }
 
 impl ImportBatch {
+    /// The rows of this part whose value of a unique field another record of the table
+    /// already holds, as (file row, field): the database would refuse them too, but without
+    /// saying which row. Looked up through view (a record outside the importer's rows, or a
+    /// field view hides, is left to the database's refusal, which names only the field).
+    async fn taken(&self, state: &AppState, auth: &Auth, open: &OpenTable) -> AppResult<Vec<(usize, FieldId)>> {
+        let Ok(view) = auth.principal.authorize_table::<View>(&open.access) else { return Ok(Vec::new()) };
+        let rows: Vec<(usize, Option<i64>, &[(FieldId, Cell)])> = self
+            .inserts
+            .iter()
+            .zip(&self.insert_rows)
+            .map(|(c, r)| (*r, None, c.as_slice()))
+            .chain(self.updates.iter().zip(&self.update_rows).map(|((id, c), r)| (*r, Some(*id), c.as_slice())))
+            .collect();
+        let mut out = Vec::new();
+        for f in open.def.fields.iter().filter(|f| f.rules.unique && view.sees(f.id)) {
+            let given: Vec<(usize, Option<i64>, &Cell)> = rows
+                .iter()
+                .filter_map(|(row, id, cells)| {
+                    let (_, c) = cells.iter().find(|(fid, c)| *fid == f.id && !matches!(c, Cell::Null))?;
+                    Some((*row, *id, c))
+                })
+                .collect();
+            for chunk in given.chunks(daicho_domain::table::MAX_ANY_OF) {
+                let filter = daicho_domain::table::Filter {
+                    field: f.id,
+                    op: daicho_domain::table::FilterOp::AnyOf(chunk.iter().map(|(_, _, c)| (*c).clone()).collect()),
+                };
+                let q = RecordQuery { filters: vec![filter], limit: chunk.len() as u32 + 1, ..Default::default() };
+                for rec in state.store.list_records(&view, &open.def, &q).await? {
+                    let held = rec.cell(f.id);
+                    for (row, id, c) in chunk {
+                        // (An update may keep its own record's value.)
+                        if held.as_ref() == Some(*c) && *id != Some(rec.id) {
+                            out.push((*row, f.id));
+                        }
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     fn len(&self) -> usize {
         self.inserts.len() + self.updates.len()
     }
 
     /// Checks the part's links and users, then hands it to the writer; when the writer has
     /// ended (with an error it reports), `sender` becomes `None` and the rest is only validated.
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &mut self,
         state: &AppState,
         ctx: &Ctx,
         auth: &Auth,
+        open: &OpenTable,
         t: &TableDef,
         edit: Option<&TableScope<Edit>>,
         sender: &mut Option<tokio::sync::mpsc::Sender<ImportPart>>,
@@ -1994,6 +2040,14 @@ impl ImportBatch {
             let mut errs = FieldErrors::new();
             for (i, f, code) in problems.into_iter().take(IMPORT_MAX_ERRORS) {
                 errs.push_owned(format!("row:{}:{f}", rows.get(i).copied().unwrap_or_default()), code);
+            }
+            return Err(AppError::Invalid(errs));
+        }
+        let taken = self.taken(state, auth, open).await?;
+        if !taken.is_empty() {
+            let mut errs = FieldErrors::new();
+            for (row, f) in taken.into_iter().take(IMPORT_MAX_ERRORS) {
+                errs.push_owned(format!("row:{row}:{f}"), "taken");
             }
             return Err(AppError::Invalid(errs));
         }
