@@ -1833,7 +1833,6 @@ pub(crate) async fn import_csv(
             continue;
         };
         // Auto-numbers in the file (an export read back) are not written: they are the record's.
-        let mut values = values;
         for f in columns.iter().flatten().filter(|f| f.kind.is_generated()) {
             values.remove(&f.id.to_string());
         }
@@ -1978,7 +1977,9 @@ impl ImportBatch {
     /// field view hides, is left to the database's refusal, which names only the field).
     async fn taken(&self, state: &AppState, auth: &Auth, open: &OpenTable) -> AppResult<Vec<(usize, FieldId)>> {
         let Ok(view) = auth.principal.authorize_table::<View>(&open.access) else { return Ok(Vec::new()) };
-        let rows: Vec<(usize, Option<i64>, &[(FieldId, Cell)])> = self
+        // (file row, the record an update changes, its cells)
+        type Row<'a> = (usize, Option<i64>, &'a [(FieldId, Cell)]);
+        let rows: Vec<Row> = self
             .inserts
             .iter()
             .zip(&self.insert_rows)
