@@ -6,10 +6,12 @@
 //!
 //! A user holds a right on a table when any of their groups grants it (tenant administrators
 //! hold every right). For that right, the rows covered are the union of the covering groups'
-//! row rules. A field's access is the most permissive among the covering groups whose rows
-//! reach every covered row (a group with every row; or all of them when they share one row
-//! rule); when the groups' row rules differ and none covers every row, the strictest. So one
-//! group's freedom over a field never applies on rows only another group covers. Edit, delete and export also need view, and see only rows and fields
+//! row rules. A field is hidden unless a covering group whose rows reach every covered row (a
+//! group with every row; or all of them when they share one row rule) shows it; when the
+//! groups' row rules differ and none covers every row, it is hidden if any of them hides it.
+//! A field is written on a record only when one of the groups whose rows cover that record
+//! leaves it editable ([`TableScope::writes_on`], checked by the store on the stored record).
+//! So one group's freedom over a field never applies on rows only another group covers. Edit, delete and export also need view, and see only rows and fields
 //! that view covers. Deny by default: no group, no right.
 //!
 //! [`Principal::authorize_table`] is the only way to obtain a [`TableScope`]; the store's
@@ -267,8 +269,15 @@ pub struct TableScope<R: Right> {
     rows: RowScope,
     /// Field access for this right; fields absent are editable.
     fields: BTreeMap<FieldId, FieldAccess>,
+    /// What a write is judged by on its record: for each right this scope stands for (two
+    /// after [`TableScope::within`]), the covering groups' own rows and field access; empty
+    /// for an administrator.
+    by_group: Vec<Vec<GroupEffect>>,
     _r: PhantomData<R>,
 }
+
+/// One group's rows and field access for a right.
+pub type GroupEffect = (RowRule, BTreeMap<FieldId, FieldAccess>);
 
 impl<R: Right> TableScope<R> {
     pub fn tenant_id(&self) -> TenantId {
@@ -296,6 +305,20 @@ impl<R: Right> TableScope<R> {
     pub fn covers(&self, created_by: &str, cell: impl Fn(FieldId) -> Option<Cell>) -> bool {
         self.rows.covers(self.actor, created_by, cell)
     }
+    /// Whether field `f` may be written on a record (who created it, and its cells): the right
+    /// writes it ([`TableScope::writes`]) and one of the groups whose rows cover this record
+    /// leaves it editable. A group over "records whose 担当 is them" that lets its members
+    /// change 担当 beside one over every record that keeps 担当 read-only: 担当 is written
+    /// on their own records only.
+    pub fn writes_on(&self, f: FieldId, created_by: &str, cell: impl Fn(FieldId) -> Option<Cell>) -> bool {
+        self.writes(f)
+            && self.by_group.iter().all(|groups| {
+                groups.iter().any(|(rule, fields)| {
+                    RowScope { all_of: vec![vec![*rule]] }.covers(self.actor, created_by, &cell)
+                        && fields.get(&f).copied().unwrap_or_default() == FieldAccess::Editable
+                })
+            })
+    }
     /// Whether any field is hidden (the keyword search then looks only in visible fields).
     pub fn hides_any(&self) -> bool {
         self.fields.values().any(|a| *a == FieldAccess::Hidden)
@@ -319,7 +342,16 @@ impl<R: Right> TableScope<R> {
                 fields.insert(*f, *a);
             }
         }
-        TableScope { tenant_id: self.tenant_id, actor: self.actor, table: self.table, rows, fields, _r: PhantomData }
+        let by_group = self.by_group.iter().chain(&other.by_group).cloned().collect();
+        TableScope {
+            tenant_id: self.tenant_id,
+            actor: self.actor,
+            table: self.table,
+            rows,
+            fields,
+            by_group,
+            _r: PhantomData,
+        }
     }
 }
 
@@ -342,15 +374,18 @@ impl<R: ReadsWithinView> TableScope<R> {
             table: self.table,
             rows: self.rows.clone(),
             fields: self.fields.iter().filter(|(_, a)| **a == FieldAccess::Hidden).map(|(f, a)| (*f, *a)).collect(),
+            by_group: Vec::new(),
             _r: PhantomData,
         }
     }
 }
 
-/// The effect of a set of covering grants: their rows (union) and fields (most permissive).
+/// The effect of a set of covering grants: their rows (union), fields, and each covering
+/// group's own rows and fields (what a write is judged by on its record).
 struct Effect {
     rows: Vec<RowRule>,
     fields: BTreeMap<FieldId, FieldAccess>,
+    groups: Vec<(RowRule, BTreeMap<FieldId, FieldAccess>)>,
 }
 
 impl TableAccess {
@@ -367,14 +402,13 @@ impl TableAccess {
             rows.dedup();
             rows
         };
-        // A field's access holds on every row the right covers, so it is taken only from the
-        // groups whose rows reach all of them: those covering every row, or, when no group
-        // does, all the groups if they share one row rule. The most permissive of those wins
-        // (a group that shows salaries to HR beside one that hides them from everyone). Groups
-        // whose rows differ with none covering every row get the strictest of them: letting
-        // one group's freedom over a field apply on another group's rows would let a user
-        // change a field the other group keeps read-only (the owner field, moving any record
-        // into their own rows) or see a field it hides, on rows where no group allows it.
+        // Hidden or shown: one answer for every row the right covers (a list, a filter or a sort
+        // cannot show a field on some rows only), so it is taken from the groups whose rows
+        // reach all of them: those covering every row, or, when no group does, all the groups
+        // if they share one row rule; shown if any of those shows it (HR's group shows salaries
+        // beside one that hides them from everyone). When the groups' rows differ and none
+        // covers every row, hidden if any of them hides it: one group's freedom must not show
+        // a field on rows only another group covers, which hides it.
         let reach_all: Vec<&&TableGrant> = if rows.is_empty() {
             covering.iter().filter(|g| g.rows == RowRule::All).collect()
         } else if rows.len() == 1 {
@@ -386,17 +420,26 @@ impl TableAccess {
         let restricted: std::collections::BTreeSet<FieldId> =
             covering.iter().flat_map(|g| g.fields.keys().copied()).collect();
         for f in restricted {
-            let access = if reach_all.is_empty() {
-                covering.iter().map(|g| g.field(f)).min()
+            let hidden = if reach_all.is_empty() {
+                covering.iter().any(|g| g.field(f) == FieldAccess::Hidden)
             } else {
-                reach_all.iter().map(|g| g.field(f)).max()
+                reach_all.iter().all(|g| g.field(f) == FieldAccess::Hidden)
             };
-            let access = access.unwrap_or_default();
+            // Writing: the freest of the groups here; each write is then judged on its record
+            // against the groups that cover that record ([`TableScope::writes_on`]).
+            let access = if hidden {
+                FieldAccess::Hidden
+            } else if covering.iter().any(|g| g.field(f) == FieldAccess::Editable) {
+                FieldAccess::Editable
+            } else {
+                FieldAccess::ReadOnly
+            };
             if access != FieldAccess::Editable {
                 fields.insert(f, access);
             }
         }
-        Some(Effect { rows, fields })
+        let groups = covering.iter().map(|g| (g.rows, g.fields.clone())).collect();
+        Some(Effect { rows, fields, groups })
     }
 
     /// Whether the user holds right `r` (for showing links and buttons; enforcement goes
@@ -458,12 +501,17 @@ impl Principal {
     /// Grants right `R` on the table, with the rows and fields it covers, or refuses.
     pub fn authorize_table<R: Right>(&self, access: &TableAccess) -> Result<TableScope<R>, DomainError> {
         let (rows, fields) = access.resolve(R::RIGHT).ok_or(DomainError::Forbidden)?;
+        let by_group = match access.effect(R::RIGHT) {
+            Some(e) if !access.admin => vec![e.groups],
+            _ => Vec::new(),
+        };
         Ok(TableScope {
             tenant_id: self.tenant_id,
             actor: self.user_id,
             table: access.table,
             rows,
             fields,
+            by_group,
             _r: PhantomData,
         })
     }
@@ -573,11 +621,19 @@ mod tests {
         let v = p.authorize_table::<View>(&a).unwrap();
         assert!(v.sees(salary) && v.sees(memo));
         // Editing every row with the owner field read-only, and their own rows with it
-        // writable: they may not set the owner of any record (else they could take any).
+        // writable: they set the owner of their own records only (else they could take any).
         let all_ro = grant(t, &[TableRight::View, TableRight::Edit], RowRule::All, &[(owner, FieldAccess::ReadOnly)]);
         let mine_rw = grant(t, &[TableRight::View, TableRight::Edit], RowRule::UserIsMe { field: owner }, &[]);
         let a = p.table_access(t, vec![all_ro.clone(), mine_rw.clone()]);
-        assert!(!p.authorize_table::<Edit>(&a).unwrap().writes(owner));
+        let e = p.authorize_table::<Edit>(&a).unwrap();
+        let owned_by = |who: &str| {
+            let who = who.to_owned();
+            move |f: FieldId| (f == owner).then(|| Cell::Text(who.clone()))
+        };
+        assert!(e.writes(owner), "the form offers it");
+        assert!(e.writes_on(owner, "someone-else", owned_by(&me)), "on their own record");
+        assert!(!e.writes_on(owner, "someone-else", owned_by("someone-else")), "not on anyone else's");
+        assert!(e.writes_on(memo, "someone-else", owned_by("someone-else")), "other fields as the all-rows group says");
         // The same row rule in both groups: the more permissive field access.
         let mine_ro = grant(
             t,
@@ -586,7 +642,13 @@ mod tests {
             &[(memo, FieldAccess::ReadOnly)],
         );
         let a = p.table_access(t, vec![mine_ro, mine_rw]);
-        assert!(p.authorize_table::<Edit>(&a).unwrap().writes(memo));
+        let e = p.authorize_table::<Edit>(&a).unwrap();
+        assert!(e.writes(memo) && e.writes_on(memo, "x", owned_by(&me)));
+        // An administrator's writes are not judged by groups.
+        let mut admin = p.clone();
+        admin.role = Role::TenantAdmin;
+        let e = admin.authorize_table::<Edit>(&admin.table_access(t, vec![])).unwrap();
+        assert!(e.writes_on(owner, "x", |_| None));
     }
 
     #[test]

@@ -573,6 +573,7 @@ impl PgStore {
         event: &NewAuditEvent,
     ) -> StoreResult<()> {
         let old = Self::check_covered(tx, scope, table, id).await?;
+        guard::check_writes_on(scope, &old, cells)?;
         let mut sets = vec![format!("version = version + 1, updated_at = {}, updated_by = {}", ph(1), ph(2))];
         for (i, (f, _)) in cells.iter().enumerate() {
             sets.push(format!("{} = {}", ut::field_ident(*f), ph(i + 3)));
@@ -1017,8 +1018,9 @@ impl Store for PgStore {
         guard::check_table(scope, table)?;
         guard::check_writes(scope, &cells)?;
         let mut cells = cells;
+        let given: Vec<FieldId> = cells.iter().map(|(f, _)| *f).collect();
         guard::fill_defaults(&guard::defaults(table), &mut cells);
-        guard::check_new_covered(scope, &cells)?;
+        guard::check_new_covered(scope, &given, &cells)?;
         let who = scope.actor().to_string();
         let mut tx = self.write_tx().await?;
         check_design(&mut tx, table).await?;
@@ -1072,6 +1074,7 @@ impl Store for PgStore {
         let mut tx = self.write_tx().await?;
         check_design(&mut tx, table).await?;
         let old = Self::check_covered(&mut tx, scope, table, id).await?;
+        guard::check_writes_on(scope, &old, &cells)?;
         let done = q
             .bind(id)
             .bind(expected_version)

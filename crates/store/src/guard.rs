@@ -23,15 +23,12 @@ pub fn check_table<R: Right>(scope: &TableScope<R>, table: &TableDef) -> StoreRe
 /// offering it would show them that field's id and the filter values its author chose on it.
 /// (A field since deleted is not hidden: such a view is offered and refused when run, so that
 /// its owner or a designer can still delete it.)
-/// Likewise a shared view with a keyword is offered to a reader from whom fields or rows are
-/// hidden only if they wrote it: its author may have searched for a value the reader may not
-/// see, in a hidden field or in a record outside the reader's rows.
+/// Likewise a shared view with a keyword is offered to a reader from whom fields are hidden
+/// only if they wrote it: its author may have searched for a value the reader may not see.
 pub fn offered_views(scope: &TableScope<View>, mut views: Vec<SavedView>) -> Vec<SavedView> {
     views.retain(|v| {
         v.spec.fields().all(|f| scope.sees(f))
-            && (v.spec.keyword.is_empty()
-                || (!scope.hides_any() && scope.rows().is_all())
-                || v.created_by == scope.actor())
+            && (v.spec.keyword.is_empty() || !scope.hides_any() || v.created_by == scope.actor())
     });
     views
 }
@@ -40,18 +37,47 @@ pub fn offered_views(scope: &TableScope<View>, mut views: Vec<SavedView>) -> Vec
 /// whose 担当 is them" creates (or imports) only records with the creator as 担当, so that
 /// nobody plants records in someone else's rows or makes records they may then not see.
 /// ("Records they created" holds for every new record.) Checked after the defaults are filled.
-pub fn check_new_covered<R: Right>(scope: &TableScope<R>, cells: &[(FieldId, Cell)]) -> StoreResult<()> {
+/// `given`: the fields the writer set (the others hold defaults), each of which one of the
+/// groups covering the new record must leave editable ([`TableScope::writes_on`]).
+pub fn check_new_covered<R: Right>(
+    scope: &TableScope<R>,
+    given: &[FieldId],
+    cells: &[(FieldId, Cell)],
+) -> StoreResult<()> {
     let me = scope.actor().to_string();
-    if scope.covers(&me, |f| cells.iter().find(|(id, _)| *id == f).map(|(_, c)| c.clone())) {
-        return Ok(());
+    let cell = |f| cells.iter().find(|(id, _)| *id == f).map(|(_, c)| c.clone());
+    if scope.covers(&me, cell) {
+        let mut errs = daicho_domain::FieldErrors::new();
+        for f in given.iter().filter(|f| !scope.writes_on(**f, &me, cell)) {
+            errs.push_owned(f.to_string(), "read_only");
+        }
+        return if errs.is_empty() { Ok(()) } else { Err(StoreError::Invalid(errs)) };
     }
+    // (Named only when the writer sees it: a hidden field's id is not told.)
     let field = scope.rows().all_of.iter().flatten().find_map(|r| match r {
-        RowRule::UserIsMe { field } => Some(field.to_string()),
+        RowRule::UserIsMe { field } if scope.sees(*field) => Some(field.to_string()),
         _ => None,
     });
     let mut errs = daicho_domain::FieldErrors::new();
     errs.push_owned(field.unwrap_or_default(), "must_be_you");
     Err(StoreError::Invalid(errs))
+}
+
+/// Inside a write, on the record as stored: each cell that changes it must be one the scope
+/// may write on this record (one of the groups covering it leaves the field editable), else
+/// 422 `read_only` by field.
+pub fn check_writes_on<R: Right>(scope: &TableScope<R>, old: &Record, cells: &[(FieldId, Cell)]) -> StoreResult<()> {
+    let cell = |f: FieldId| old.cells.iter().find(|(id, _)| *id == f).map(|(_, c)| c.clone());
+    let mut errs = daicho_domain::FieldErrors::new();
+    for (f, c) in cells {
+        if cell(*f).unwrap_or(Cell::Null) == *c {
+            continue;
+        }
+        if !scope.writes_on(*f, &old.created_by, cell) {
+            errs.push_owned(f.to_string(), "read_only");
+        }
+    }
+    if errs.is_empty() { Ok(()) } else { Err(StoreError::Invalid(errs)) }
 }
 
 /// Every cell must be one the scope may write.

@@ -178,8 +178,9 @@ pub async fn write_parts(
             ImportPart::Insert(mut rows) => {
                 for cells in &mut rows {
                     guard::check_writes(w.scope, cells)?;
+                    let given: Vec<FieldId> = cells.iter().map(|(f, _)| *f).collect();
                     guard::fill_defaults(&defaults, cells);
-                    guard::check_new_covered(w.scope, cells)?;
+                    guard::check_new_covered(w.scope, &given, cells)?;
                 }
                 sink.insert(w, &rows).await?;
                 inserted += rows.len() as u64;

@@ -289,8 +289,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("groups.title", "Groups & rights", "グループと権限"),
     (
         "groups.intro",
-        "Users get rights on tables through their groups. Nothing is allowed until a group grants it; a user in several groups gets everything any of them grants. Field limits are the freest of the groups that reach all the records a right covers; when groups reach different records and none reaches all, the strictest applies. Administrators hold every right.",
-        "ユーザーはグループを通してテーブルの権限を得ます。グループが許可するまで何もできません。複数のグループに属するユーザーは、いずれかのグループで許可された操作ができます。フィールドの制限は、その権限の対象レコードすべてに及ぶグループのうち最もゆるいものになります。対象レコードが異なり、すべてに及ぶグループがない場合は最も厳しいものになります。管理者はすべての権限を持ちます。",
+        "Users get rights on tables through their groups. Nothing is allowed until a group grants it; a user in several groups gets everything any of them grants. A field is shown if a group that reaches all the records a right covers shows it (when the groups reach different records and none reaches all, it is hidden if any of them hides it); it may be changed on a record if a group that reaches that record allows it. Administrators hold every right.",
+        "ユーザーはグループを通してテーブルの権限を得ます。グループが許可するまで何もできません。複数のグループに属するユーザーは、いずれかのグループで許可された操作ができます。フィールドは、その権限の対象レコードすべてに及ぶグループが表示していれば表示されます（対象レコードが異なり、すべてに及ぶグループがない場合は、どれかが非表示にしていれば非表示）。各レコードでは、そのレコードに及ぶグループが許可していれば変更できます。管理者はすべての権限を持ちます。",
     ),
     ("groups.none", "No groups yet.", "グループはまだありません。"),
     ("groups.name", "Group name", "グループ名"),

@@ -2159,3 +2159,70 @@ async fn a_row_rule_on_a_field_view_hides_is_judged_on_the_whole_record() {
     let (s, v) = crate::tables::import(m, t, "?key=コード", "コード,件名\nM,imported\n".into()).await;
     assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
 }
+
+#[tokio::test]
+async fn two_groups_with_different_records_write_a_field_only_where_a_group_covering_the_record_allows_it() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let admin_id = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] != "member1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Group 1: view and edit every record, 担当 read-only. Group 2: view, create and edit the
+    // records whose 担当 is them, everything writable.
+    let mut ro = serde_json::Map::new();
+    ro.insert(d.owner.clone(), json!("read_only"));
+    grant(a, &d, json!({"rights": ["view", "edit"], "fields": ro})).await;
+    let g2 = a.post_json("/api/v1/groups", json!({"name": "自分の案件"})).await.1["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/members"), json!({"members": [d.member_id]})).await;
+    let (s, v) = a
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/groups/{g2}/grants/{}", d.tid),
+            json!({"rights": ["view", "create", "edit"], "rows": {"type": "user_is_me", "field": d.owner}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let t = &d.tid;
+    let patch = |rid: i64, version: i64, values: Value| async move {
+        m.send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{t}/records/{rid}"),
+            json!({"version": version, "values": values}),
+        )
+        .await
+    };
+    // They create their own records (group 2 covers them and lets them write 担当).
+    let (s, v) = add(m, &d, json!({"件名": "mine", "担当": d.member_id})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let mine = v["record"]["id"].as_i64().unwrap();
+    let (_, v) = add(a, &d, json!({"件名": "theirs", "担当": admin_id})).await;
+    let theirs = v["record"]["id"].as_i64().unwrap();
+    // Someone else's record: group 1 lets them edit it, but not its 担当 — they cannot take it.
+    let (s, v) = patch(theirs, 1, json!({"担当": d.member_id})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["fields"][0]["code"], "read_only", "{v}");
+    let (s, v) = patch(theirs, 1, json!({"件名": "edited by member"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{theirs}")).await;
+    assert_eq!(v["record"]["values"][&d.owner], json!(admin_id), "still theirs");
+    // Their own record: group 2 covers it, so they may hand it over.
+    let (s, v) = patch(mine, 1, json!({"担当": admin_id})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // A bulk edit setting 担当 on a record they do not own is refused whole.
+    let (s, v) = m
+        .post_json(
+            &format!("/api/v1/tables/{t}/records/bulk-update"),
+            json!({"ids": [theirs], "values": {"担当": d.member_id}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{theirs}")).await;
+    assert_eq!(v["record"]["values"][&d.owner], json!(admin_id));
+}

@@ -2692,9 +2692,10 @@ async fn an_import_refuses_an_unclosed_quote_a_key_it_lacks_and_a_record_number_
     let (s, v) =
         import(a, &tid, "", "会社名,メモ\r\n\"A \"\"社\"\"\",\"複数\r\n行\"\r\nB社 5\",\"x\"\r\n".into()).await;
     assert_eq!((s, &v["inserted"]), (StatusCode::OK, &json!(2)), "{v}");
-    // Row numbers count the lines of earlier quoted cells.
-    let (s, v) = import(a, &tid, "", "会社名,メモ\nC社,\"1\n2\n3\"\nD社,\"open\n".into()).await;
-    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, (json!("row:5"), json!("unclosed_quote"))));
+    // Rows are numbered as every import error numbers them: a record with line breaks in a
+    // cell is one row, a blank line is one.
+    let (s, v) = import(a, &tid, "", "会社名,メモ\nC社,\"1\n2\n3\"\n\nD社,\"open\n".into()).await;
+    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, (json!("row:4"), json!("unclosed_quote"))));
     assert_eq!(record_count(a, &tid).await, 2, "nothing of the refused files");
     // Updating by a key the file has no column for is refused, not turned into inserts.
     let (s, v) = import(a, &tid, "?key=会社名", "メモ\nchanged\n".into()).await;
@@ -2771,4 +2772,28 @@ async fn an_import_names_the_row_whose_unique_value_a_record_already_holds() {
     // An update by key is not a clash with its own record.
     let (s, v) = import(a, &tid, "?key=会社名", "会社名,従業員数\n既存商事,7\n".into()).await;
     assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
+    // Nor a value an earlier row of the file takes away from its record: K11 gives up B, then
+    // K10 takes it (the database, writing in the file's order, accepts it).
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": "コード", "kind": {"type": "text"}, "rules": {"unique": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for (code, name) in [("K10", "A"), ("K11", "B")] {
+        let (s, v) = a
+            .post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": name, "コード": code}}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, v) = import(a, &tid, "?key=コード", "コード,会社名\nK11,C\nK10,B\n".into()).await;
+    assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(2)), "{v}");
+    // A value only a later row frees is a real clash (K11 still holds D when row 2 is
+    // written), reported by row.
+    let (s, v) = import(a, &tid, "?key=コード", "コード,会社名\nK11,D\nK10,C\n".into()).await;
+    assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(2)), "{v}");
+    let (s, v) = import(a, &tid, "?key=コード", "コード,会社名\nK10,D\nK11,E\n".into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["fields"][0]["field"], format!("row:2:{company}"), "{v}");
 }

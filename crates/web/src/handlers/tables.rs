@@ -586,7 +586,10 @@ async fn ref_problems(
     let mut out = Vec::new();
     let user_fields: Vec<FieldId> =
         t.fields.iter().filter(|f| matches!(f.kind, FieldKind::User)).map(|f| f.id).collect();
-    if !user_fields.is_empty() {
+    // (The directory is read only when the rows name users.)
+    let names_users =
+        rows.iter().any(|cells| cells.iter().any(|(f, c)| user_fields.contains(f) && matches!(c, Cell::Text(_))));
+    if names_users {
         let known: std::collections::HashSet<String> =
             auth.directory(state, ctx).await?.into_iter().map(|p| p.id.to_string()).collect();
         for (i, cells) in rows.iter().enumerate() {
@@ -1042,7 +1045,11 @@ pub(crate) async fn bulk_ids(
             // "is empty" ones included, whose value is blank.
             let selecting: Vec<(String, String)> =
                 given.into_iter().filter(|(k, _)| k == "q" || k == "view" || k.starts_with("filter.")).collect();
-            auth.note_hidden_in_query(state, ctx, open, &open.seen_by(reading), &selecting).await?;
+            // (Recorded only for fields the user's view hides: a field view shows but this
+            // right hides is refused by the query, and is no probe.)
+            if let Ok(view) = auth.principal.authorize_table::<View>(&open.access) {
+                auth.note_hidden_in_query(state, ctx, open, &open.seen_by(&view), &selecting).await?;
+            }
             let (pairs, _) = crate::handlers::views::resolve(state, reading, &selecting).await?;
             let pairs: Vec<(String, String)> =
                 pairs.into_iter().filter(|(k, _)| k == "q" || k.starts_with("filter.")).collect();
@@ -1292,7 +1299,7 @@ pub async fn export_records(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
-    auth.table_right::<View>(&state, &ctx, &open).await?;
+    let view = auth.table_right::<View>(&state, &ctx, &open).await?;
     // Rows and columns: those the export right covers, within view's (applied by the store).
     // A group may view more than it may download.
     let scope = auth.table_right::<Export>(&state, &ctx, &open).await?.reading();
@@ -1303,7 +1310,9 @@ pub async fn export_records(
         Some("shift_jis") => true,
         Some(_) => return Err(AppError::Invalid(FieldErrors::single("encoding", "choice"))),
     };
-    auth.note_hidden_in_query(&state, &ctx, &open, &t, &pairs).await?;
+    // (Recorded only for fields view hides: the grid's own export link may name a field view
+    // shows and the export hides, which the query refuses.)
+    auth.note_hidden_in_query(&state, &ctx, &open, &open.seen_by(&view), &pairs).await?;
     let (pairs, _) = crate::handlers::views::resolve(&state, &scope, &pairs).await?;
     let pairs = with_user_ids(&state, &ctx, &auth, &t, pairs).await?;
     let mut q = record_query(&t, &pairs)?;
@@ -1459,7 +1468,8 @@ fn blank_lines_at(text: &[u8], at: usize) -> usize {
     }
 }
 
-/// The row (as a spreadsheet numbers them) of a quoted cell that is never closed, if the file
+/// The row (as a spreadsheet numbers them: a record, line breaks in its cells included, or a
+/// blank line, is one row) of a quoted cell that is never closed, if the file
 /// has one. The CSV reader ends such a cell at the end of the file without an error, so a
 /// missing `"` would turn the rest of the file into one cell of the row and lose its rows
 /// unseen. Quotes are read as the reader reads them: one opens a cell only at its start,
@@ -1473,11 +1483,7 @@ fn unclosed_quote_row(text: &[u8]) -> Option<usize> {
             match b {
                 b'"' if text.get(i + 1) == Some(&b'"') => i += 1,
                 b'"' => quoted = false,
-                b'\r' if text.get(i + 1) == Some(&b'\n') => {
-                    i += 1;
-                    row += 1;
-                }
-                b'\r' | b'\n' => row += 1,
+                // A line break inside a cell is not a new row.
                 _ => {}
             }
         } else {
@@ -1873,21 +1879,26 @@ pub(crate) async fn import_csv(
                 }
                 // A new record within the import right's rows (the store checks again, with the
                 // defaults filled in, but could not name the row).
-                None => match daicho_store::guard::check_new_covered(&scope, &cells) {
+                None => match daicho_store::guard::check_new_covered(
+                    &scope,
+                    &cells.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+                    &cells,
+                ) {
                     Ok(()) => {
                         part.inserts.push(cells);
                         part.insert_rows.push(row);
                     }
-                    Err(_) => {
-                        let f = scope.rows().all_of.iter().flatten().find_map(|r| match r {
-                            daicho_domain::RowRule::UserIsMe { field } => Some(field.to_string()),
-                            _ => None,
-                        });
-                        errs.push_owned(
-                            f.map(|f| format!("row:{row}:{f}")).unwrap_or_else(|| format!("row:{row}")),
-                            "must_be_you",
-                        );
+                    Err(daicho_store::StoreError::Invalid(e)) => {
+                        for fe in e.0 {
+                            let at = if fe.field.is_empty() {
+                                format!("row:{row}")
+                            } else {
+                                format!("row:{row}:{}", fe.field)
+                            };
+                            errs.push_owned(at, fe.code);
+                        }
                     }
+                    Err(e) => return Err(e.into()),
                 },
             },
             Err(AppError::Invalid(e)) => {
@@ -1968,6 +1979,9 @@ struct ImportBatch {
     /// once the import's transaction is over: on SQLite, writing them while it is open would
     /// wait for its lock.
     refusals: Vec<String>,
+    /// Records updated by the parts already sent: a unique value one of them held may have
+    /// been changed by the file before a later row takes it.
+    updated_before: std::collections::HashSet<i64>,
 }
 
 impl ImportBatch {
@@ -2004,8 +2018,12 @@ impl ImportBatch {
                 for rec in state.store.list_records(&view, &open.def, &q).await? {
                     let held = rec.cell(f.id);
                     for (row, id, c) in chunk {
-                        // (An update may keep its own record's value.)
-                        if held.as_ref() == Some(*c) && *id != Some(rec.id) {
+                        // Not a clash: an update keeping its own record's value, or a record
+                        // the file changes before this row is written (an earlier part; in
+                        // this part, an earlier update, as a part's inserts go first).
+                        let freed = self.updated_before.contains(&rec.id)
+                            || (id.is_some() && rows.iter().any(|(r, u, _)| *u == Some(rec.id) && r < row));
+                        if held.as_ref() == Some(*c) && *id != Some(rec.id) && !freed {
                             out.push((*row, f.id));
                         }
                     }
@@ -2054,6 +2072,7 @@ impl ImportBatch {
         }
         self.insert_rows.clear();
         self.update_rows.clear();
+        self.updated_before.extend(self.updates.iter().map(|(id, _)| *id));
         self.inserted += self.inserts.len();
         self.updated += self.updates.len();
         let inserts = std::mem::take(&mut self.inserts);
