@@ -2212,6 +2212,15 @@ async fn two_groups_with_different_records_write_a_field_only_where_a_group_cove
     assert_eq!(s, StatusCode::OK, "{v}");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{theirs}")).await;
     assert_eq!(v["record"]["values"][&d.owner], json!(admin_id), "still theirs");
+    // The record pages offer 担当 for changing on their own record only.
+    let field = format!("name=\"{}\"", d.owner);
+    let page = |rid: i64| async move { m.get(&format!("/tables/{t}/records/{rid}")).await.text().await.unwrap() };
+    assert!(page(mine).await.contains(&field), "their own record's 担当 is an input");
+    let other = page(theirs).await;
+    assert!(
+        !other.contains(&field) && other.contains(&format!("name=\"{}\"", d.title)),
+        "someone else's is shown, not offered"
+    );
     // Their own record: group 2 covers it, so they may hand it over.
     let (s, v) = patch(mine, 1, json!({"担当": admin_id})).await;
     assert_eq!(s, StatusCode::OK, "{v}");

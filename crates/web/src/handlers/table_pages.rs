@@ -1233,7 +1233,9 @@ pub async fn edit_record(
     };
     let can_save = covered(edit.as_ref().map(|e| e.reading())).await?;
     let can_delete = covered(auth.principal.authorize_table::<Delete>(&open.access).ok().map(|d| d.reading())).await?;
-    let writes = |f| can_save && edit.as_ref().is_some_and(|e| e.writes(f));
+    // A field is offered for writing where a group covering this record lets it be written.
+    let cell = |f: FieldId| r.cells.iter().find(|(id, _)| *id == f).map(|(_, c)| c.clone());
+    let writes = |f| can_save && edit.as_ref().is_some_and(|e| e.writes_on(f, &r.created_by, cell));
     let users = users_for(&state, &ctx, &auth, &t).await?;
     let links = link_choices(&state, &ctx, &auth, &t).await?;
     // The system fields: when and by whom the record was created and last updated.
@@ -1272,9 +1274,11 @@ pub async fn update_record(
     let t = open.seen_by(&scope);
     let id = record_id(&rid)?;
     let version = pairs.iter().find(|(k, _)| k == "version").and_then(|(_, v)| v.parse::<i64>().ok()).unwrap_or(0);
-    let writes = |f| scope.writes(f);
-    let mut values = form_values(&t, &pairs, &writes);
     let old = auth.record(&state, &ctx, &view, &open.def, id).await?;
+    // As the form offered them: the fields a group covering this record lets be written.
+    let cell = |f: FieldId| old.cells.iter().find(|(id, _)| *id == f).map(|(_, c)| c.clone());
+    let writes = |f| scope.writes_on(f, &old.created_by, cell);
+    let mut values = form_values(&t, &pairs, &writes);
     // The form sends every field it showed: a value sent back as it is stored is not a change,
     // and is not checked again (a value stored under an older, wider rule stays editable
     // around).
