@@ -319,6 +319,21 @@ impl<R: Right> TableScope<R> {
                 })
             })
     }
+    /// The fields the row rules a write is judged by name ("records whose 担当 is them"): a
+    /// record read without one of them (view hides it) cannot be judged here, only by the
+    /// store on the stored record.
+    pub fn rule_fields(&self) -> Vec<FieldId> {
+        self.by_group
+            .iter()
+            .flatten()
+            .map(|(r, _)| r)
+            .chain(self.rows.all_of.iter().flatten())
+            .filter_map(|r| match r {
+                RowRule::UserIsMe { field } => Some(*field),
+                _ => None,
+            })
+            .collect()
+    }
     /// Whether any field is hidden (the keyword search then looks only in visible fields).
     pub fn hides_any(&self) -> bool {
         self.fields.values().any(|a| *a == FieldAccess::Hidden)
@@ -501,9 +516,19 @@ impl Principal {
     /// Grants right `R` on the table, with the rows and fields it covers, or refuses.
     pub fn authorize_table<R: Right>(&self, access: &TableAccess) -> Result<TableScope<R>, DomainError> {
         let (rows, fields) = access.resolve(R::RIGHT).ok_or(DomainError::Forbidden)?;
-        let by_group = match access.effect(R::RIGHT) {
-            Some(e) if !access.admin => vec![e.groups],
-            _ => Vec::new(),
+        // A write is judged on its record by the groups of the right, and for the rights that
+        // need view also by view's groups (what view keeps read-only on a record is not
+        // written there).
+        let by_group = if access.admin {
+            Vec::new()
+        } else {
+            let mut v: Vec<Vec<GroupEffect>> = access.effect(R::RIGHT).map(|e| e.groups).into_iter().collect();
+            if R::RIGHT.needs_view()
+                && let Some(view) = access.effect(TableRight::View)
+            {
+                v.push(view.groups);
+            }
+            v
         };
         Ok(TableScope {
             tenant_id: self.tenant_id,
@@ -647,8 +672,17 @@ mod tests {
         // An administrator's writes are not judged by groups.
         let mut admin = p.clone();
         admin.role = Role::TenantAdmin;
-        let e = admin.authorize_table::<Edit>(&admin.table_access(t, vec![])).unwrap();
+        let e = admin.authorize_table::<Edit>(&admin.table_access(t, vec![all_ro.clone()])).unwrap();
         assert!(e.writes_on(owner, "x", |_| None));
+        // What view keeps read-only on a record is not written there: view over every record
+        // with memo read-only, view over their own records, edit over every record.
+        let view_ro = grant(t, &[TableRight::View], RowRule::All, &[(memo, FieldAccess::ReadOnly)]);
+        let view_mine = grant(t, &[TableRight::View], RowRule::CreatedByMe, &[]);
+        let edit_all = grant(t, &[TableRight::Edit], RowRule::All, &[]);
+        let a = p.table_access(t, vec![view_ro, view_mine, edit_all]);
+        let e = p.authorize_table::<Edit>(&a).unwrap();
+        assert!(e.writes_on(memo, &me, |_| None), "on their own records (view_mine leaves it editable)");
+        assert!(!e.writes_on(memo, "someone-else", |_| None), "not on anyone else's");
     }
 
     #[test]

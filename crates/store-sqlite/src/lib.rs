@@ -794,8 +794,9 @@ impl Store for SqliteStore {
         guard::check_table(scope, table)?;
         guard::check_writes(scope, &cells)?;
         let mut cells = cells;
-        let given: Vec<FieldId> = cells.iter().map(|(f, _)| *f).collect();
-        guard::fill_defaults(&guard::defaults(table), &mut cells);
+        let defaults = guard::defaults(table);
+        let given = guard::set_by_writer(&defaults, &cells);
+        guard::fill_defaults(&defaults, &mut cells);
         guard::check_new_covered(scope, &given, &cells)?;
         let who = scope.actor().to_string();
         let mut tx = self.write_tx().await?;

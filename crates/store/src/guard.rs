@@ -263,6 +263,17 @@ pub fn defaults(table: &TableDef) -> Vec<(FieldId, Cell)> {
 /// A new record's cells with the default of every field it was not given, also of fields the
 /// creator may not write or see: the designer set that value, not the creator (checked by
 /// [`check_writes`] before).
+/// The fields a new record's writer set: not left empty and not at the field's default (a
+/// form or an import sends every field it could write; an empty or default value is what the
+/// record gets anyway, and is not judged as a write).
+pub fn set_by_writer(defaults: &[(FieldId, Cell)], cells: &[(FieldId, Cell)]) -> Vec<FieldId> {
+    cells
+        .iter()
+        .filter(|(f, c)| !matches!(c, Cell::Null) && !defaults.iter().any(|(d, dc)| d == f && dc == c))
+        .map(|(f, _)| *f)
+        .collect()
+}
+
 pub fn fill_defaults(defaults: &[(FieldId, Cell)], cells: &mut Vec<(FieldId, Cell)>) {
     for (f, c) in defaults {
         if !cells.iter().any(|(g, _)| g == f) {

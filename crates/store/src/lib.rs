@@ -178,7 +178,7 @@ pub async fn write_parts(
             ImportPart::Insert(mut rows) => {
                 for cells in &mut rows {
                     guard::check_writes(w.scope, cells)?;
-                    let given: Vec<FieldId> = cells.iter().map(|(f, _)| *f).collect();
+                    let given = guard::set_by_writer(&defaults, cells);
                     guard::fill_defaults(&defaults, cells);
                     guard::check_new_covered(w.scope, &given, cells)?;
                 }

@@ -115,6 +115,13 @@ fn hidden_among<'a>(open: &OpenTable, seen: &TableDef, named: impl Iterator<Item
     out
 }
 
+/// Whether the store refused a write on the record itself: a field no group covering that
+/// record lets the user write (`read_only`), or a new record outside the right's rows
+/// (`must_be_you`). Answered 422 by field, and recorded as a refusal.
+fn judged_on_record(e: &AppError) -> bool {
+    matches!(e, AppError::Invalid(errs) if errs.0.iter().any(|f| f.code == "read_only" || f.code == "must_be_you"))
+}
+
 impl Auth {
     /// Records, when `fields` is not empty, that the request named fields of the table its
     /// right hides or keeps read-only (see [`hidden_in_query`], [`refused_fields`]).
@@ -278,12 +285,27 @@ impl Auth {
     /// Records a refusal (also one the store made: a row or field the capability does not
     /// cover) and passes other errors through.
     pub async fn refused(&self, state: &AppState, ctx: &Ctx, e: AppError, what: impl Into<String>) -> AppError {
-        if matches!(e, AppError::Forbidden)
+        if (matches!(e, AppError::Forbidden) || judged_on_record(&e))
             && let Err(err) = self.record_refusal(state, ctx, what.into()).await
         {
             return err;
         }
         e
+    }
+
+    /// A store write's result, with its refusal recorded when the store refused it on the
+    /// record (see [`Auth::refused`]).
+    pub async fn store_write<T>(
+        &self,
+        state: &AppState,
+        ctx: &Ctx,
+        what: impl Into<String>,
+        r: Result<T, daicho_store::StoreError>,
+    ) -> AppResult<T> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.refused(state, ctx, e.into(), what).await),
+        }
     }
 
     /// Records a refusal that the handler answers in its own way (e.g. a 422 naming the rows or

@@ -1134,6 +1134,9 @@ async fn an_import_updates_by_key_only_with_the_edit_right_and_a_field_change_ne
     grant(&cast.admin, &d, json!({"rights": ["view", "import", "edit"], "fields": fields})).await;
     let (s, v) = crate::tables::import(m, &d.tid, "?key=コード", "コード,メモ\nA,overwritten\n".into()).await;
     assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("read_only")));
+    // The memo as the record holds it (a file exported and edited elsewhere) is no change.
+    let (s, v) = crate::tables::import(m, &d.tid, "?key=コード", "コード,件名,メモ\nA,secret-A,x\n".into()).await;
+    assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
     let (s, v) = crate::tables::import(m, &d.tid, "?key=コード", "コード,件名\nA,changed\n".into()).await;
     assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
     assert_eq!(title().await, (json!("changed"), json!("x")));
@@ -2158,6 +2161,19 @@ async fn a_row_rule_on_a_field_view_hides_is_judged_on_the_whole_record() {
     // An import by key updates their own record (it was reported "not editable").
     let (s, v) = crate::tables::import(m, t, "?key=コード", "コード,件名\nM,imported\n".into()).await;
     assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
+    // The record page's form saves it (its fields are offered, though view hides 担当).
+    let page = m.get(&format!("/tables/{t}/records/{mine}")).await.text().await.unwrap();
+    assert!(page.contains(&format!("name=\"{}\"", d.title)), "件名 is an input");
+    let version = page.split("name=\"version\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap().to_owned();
+    let r = m
+        .post_form(
+            &format!("/tables/{t}/records/{mine}"),
+            &[("version", version.as_str()), (d.title.as_str(), "from the page")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{mine}")).await;
+    assert_eq!(v["record"]["values"][&d.title], "from the page");
 }
 
 #[tokio::test]
@@ -2175,7 +2191,7 @@ async fn two_groups_with_different_records_write_a_field_only_where_a_group_cove
     // records whose 担当 is them, everything writable.
     let mut ro = serde_json::Map::new();
     ro.insert(d.owner.clone(), json!("read_only"));
-    grant(a, &d, json!({"rights": ["view", "edit"], "fields": ro})).await;
+    grant(a, &d, json!({"rights": ["view", "create", "edit"], "fields": ro})).await;
     let g2 = a.post_json("/api/v1/groups", json!({"name": "自分の案件"})).await.1["group"]["id"]
         .as_str()
         .unwrap()
@@ -2204,10 +2220,19 @@ async fn two_groups_with_different_records_write_a_field_only_where_a_group_cove
     let mine = v["record"]["id"].as_i64().unwrap();
     let (_, v) = add(a, &d, json!({"件名": "theirs", "担当": admin_id})).await;
     let theirs = v["record"]["id"].as_i64().unwrap();
+    // A record without 担当: group 1 covers it (every record), and 担当 was not set.
+    let (s, v) = add(m, &d, json!({"件名": "unassigned"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let denied = || async {
+        let (_, v) = a.get_json("/api/v1/audit?action=permission.denied&limit=500").await;
+        v["events"].as_array().unwrap().len()
+    };
+    let before = denied().await;
     // Someone else's record: group 1 lets them edit it, but not its 担当 — they cannot take it.
     let (s, v) = patch(theirs, 1, json!({"担当": d.member_id})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["fields"][0]["code"], "read_only", "{v}");
+    assert_eq!(denied().await, before + 1, "the attempt is recorded");
     let (s, v) = patch(theirs, 1, json!({"件名": "edited by member"})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{theirs}")).await;

@@ -1179,7 +1179,8 @@ pub async fn create_record(
                     .event_by(&auth.principal, AuditAction::RecordCreate, Outcome::Success)
                     .target(format!("table:{}", t.id))
                     .details(describe(&t, &cells, None));
-                state.store.insert_record(&scope, &open.def, cells, ctx.now, ev).await.map_err(AppError::from)
+                let r = state.store.insert_record(&scope, &open.def, cells, ctx.now, ev).await;
+                auth.store_write(&state, &ctx, format!("create in table:{}", t.id), r).await
             }
         },
     };
@@ -1233,9 +1234,20 @@ pub async fn edit_record(
     };
     let can_save = covered(edit.as_ref().map(|e| e.reading())).await?;
     let can_delete = covered(auth.principal.authorize_table::<Delete>(&open.access).ok().map(|d| d.reading())).await?;
-    // A field is offered for writing where a group covering this record lets it be written.
+    // A field is offered for writing where a group covering this record lets it be written
+    // (judged here when the record, as view shows it, holds the fields the rules name; else
+    // as the right allows, and the store judges the stored record).
     let cell = |f: FieldId| r.cells.iter().find(|(id, _)| *id == f).map(|(_, c)| c.clone());
-    let writes = |f| can_save && edit.as_ref().is_some_and(|e| e.writes_on(f, &r.created_by, cell));
+    let writes = |f| {
+        can_save
+            && edit.as_ref().is_some_and(|e| {
+                if e.rule_fields().iter().all(|rf| cell(*rf).is_some()) {
+                    e.writes_on(f, &r.created_by, cell)
+                } else {
+                    e.writes(f)
+                }
+            })
+    };
     let users = users_for(&state, &ctx, &auth, &t).await?;
     let links = link_choices(&state, &ctx, &auth, &t).await?;
     // The system fields: when and by whom the record was created and last updated.
@@ -1277,7 +1289,8 @@ pub async fn update_record(
     let old = auth.record(&state, &ctx, &view, &open.def, id).await?;
     // As the form offered them: the fields a group covering this record lets be written.
     let cell = |f: FieldId| old.cells.iter().find(|(id, _)| *id == f).map(|(_, c)| c.clone());
-    let writes = |f| scope.writes_on(f, &old.created_by, cell);
+    let judged = scope.rule_fields().iter().all(|rf| cell(*rf).is_some());
+    let writes = |f| if judged { scope.writes_on(f, &old.created_by, cell) } else { scope.writes(f) };
     let mut values = form_values(&t, &pairs, &writes);
     // The form sends every field it showed: a value sent back as it is stored is not a change,
     // and is not checked again (a value stored under an older, wider rule stays editable
@@ -1296,11 +1309,8 @@ pub async fn update_record(
                     .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
                     .target(format!("table:{} record:{id}", t.id))
                     .details(describe(&t, &cells, Some(&old)));
-                state
-                    .store
-                    .update_record(&scope, &open.def, id, version, cells, ctx.now, ev)
-                    .await
-                    .map_err(AppError::from)
+                let r = state.store.update_record(&scope, &open.def, id, version, cells, ctx.now, ev).await;
+                auth.store_write(&state, &ctx, format!("edit of table:{} record:{id}", t.id), r).await
             }
         },
     };

@@ -880,7 +880,8 @@ pub async fn create_record(
         .event_by(&auth.principal, AuditAction::RecordCreate, Outcome::Success)
         .target(format!("table:{}", t.id))
         .details(describe(&t, &cells, None));
-    let r = state.store.insert_record(&scope, &open.def, cells, ctx.now, ev).await?;
+    let r = state.store.insert_record(&scope, &open.def, cells, ctx.now, ev).await;
+    let r = auth.store_write(&state, &ctx, format!("create in table:{}", t.id), r).await?;
     Ok((StatusCode::CREATED, Json(json!({"record": record_json(&t, &r)}))).into_response())
 }
 
@@ -1719,6 +1720,7 @@ pub(crate) async fn import_csv(
     let user_columns: Vec<String> =
         columns.iter().flatten().filter(|f| matches!(f.kind, FieldKind::User)).map(|f| f.id.to_string()).collect();
     let people = if user_columns.is_empty() { Vec::new() } else { auth.directory(state, ctx).await? };
+    let import_defaults = daicho_store::guard::defaults(&open.def);
     let ev =
         ctx.event_by(&auth.principal, AuditAction::RecordImport, Outcome::Success).target(format!("table:{}", t.id));
     let (sender, parts) = tokio::sync::mpsc::channel(2);
@@ -1789,6 +1791,8 @@ pub(crate) async fn import_csv(
                 *v = id.to_string();
             }
         }
+        // The record an update changes, as view shows it.
+        let mut found_record: Option<Record> = None;
         let existing = match &key_field {
             Some((kf, view, edit)) => {
                 let v = values.get(&kf.id.to_string()).and_then(Value::as_str).unwrap_or("").trim().to_owned();
@@ -1823,7 +1827,10 @@ pub(crate) async fn import_csv(
                             errs.push_owned(format!("row:{row}:{}", kf.id), "no_such_record");
                             Err(())
                         }
-                        found => Ok(found.map(|r| r.id)),
+                        found => {
+                            found_record = found.cloned();
+                            Ok(found.map(|r| r.id))
+                        }
                     }
                 }
             }
@@ -1847,9 +1854,34 @@ pub(crate) async fn import_csv(
         if let (Some(_), Some((kf, _, _))) = (existing, &key_field) {
             values.remove(&kf.id.to_string());
         }
-        // An update writes only what edit may write too.
+        // A value the record already holds is no change (a file exported, edited in places and
+        // imported back): it is not written, and not judged against a rule that keeps the
+        // field read-only, as a record form does with a value sent back unchanged.
+        if let Some(r) = &found_record {
+            values.retain(|k, v| {
+                let Some(f) = t.fields.iter().find(|f| f.id.to_string() == *k) else { return true };
+                let stored = r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
+                f.kind.is_generated() || f.parse(v).map_or(true, |c| c != stored)
+            });
+        }
+        // An update writes only what edit may write too, on this record: a group of each right
+        // covering it must let the field be written (judged here when the record as view shows
+        // it holds the fields the rules name; else by the store on the stored record).
+        let on_record = |f: FieldId, s: &dyn Fn(FieldId, &Record) -> bool| match &found_record {
+            Some(r) => s(f, r),
+            None => true,
+        };
+        let judge = |r: &Record, rules: Vec<FieldId>| rules.iter().all(|rf| r.cells.iter().any(|(id, _)| id == rf));
         let writes = |f: FieldId| {
-            scope.writes(f) && (existing.is_none() || key_field.as_ref().is_some_and(|(_, _, edit)| edit.writes(f)))
+            scope.writes(f)
+                && (existing.is_none() || key_field.as_ref().is_some_and(|(_, _, edit)| edit.writes(f)))
+                && on_record(f, &|f, r| {
+                    let cell = |g: FieldId| r.cells.iter().find(|(id, _)| *id == g).map(|(_, c)| c.clone());
+                    let edit_ok = key_field.as_ref().is_none_or(|(_, _, edit)| {
+                        !judge(r, edit.rule_fields()) || edit.writes_on(f, &r.created_by, cell)
+                    });
+                    edit_ok && (!judge(r, scope.rule_fields()) || scope.writes_on(f, &r.created_by, cell))
+                })
         };
         let parsed = if existing.is_none() && !fillable {
             Err(AppError::Invalid(FieldErrors::single("", "required_unwritable")))
@@ -1881,7 +1913,7 @@ pub(crate) async fn import_csv(
                 // defaults filled in, but could not name the row).
                 None => match daicho_store::guard::check_new_covered(
                     &scope,
-                    &cells.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+                    &daicho_store::guard::set_by_writer(&import_defaults, &cells),
                     &cells,
                 ) {
                     Ok(()) => {
