@@ -319,6 +319,14 @@ impl<R: Right> TableScope<R> {
                 })
             })
     }
+    /// Whether field `f` may be written on any record the right covers: every group it is
+    /// judged by leaves it editable. What a page offers when it cannot judge the record itself.
+    pub fn writes_everywhere(&self, f: FieldId) -> bool {
+        self.writes(f)
+            && self.by_group.iter().all(|groups| {
+                groups.iter().all(|(_, fields)| fields.get(&f).copied().unwrap_or_default() == FieldAccess::Editable)
+            })
+    }
     /// The fields the row rules a write is judged by name ("records whose 担当 is them"): a
     /// record read without one of them (view hides it) cannot be judged here, only by the
     /// store on the stored record.

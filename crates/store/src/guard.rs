@@ -260,20 +260,23 @@ pub fn defaults(table: &TableDef) -> Vec<(FieldId, Cell)> {
         .collect()
 }
 
-/// A new record's cells with the default of every field it was not given, also of fields the
-/// creator may not write or see: the designer set that value, not the creator (checked by
-/// [`check_writes`] before).
-/// The fields a new record's writer set: not left empty and not at the field's default (a
-/// form or an import sends every field it could write; an empty or default value is what the
-/// record gets anyway, and is not judged as a write).
+/// The fields a new record's writer set: those not at what the record gets anyway, its
+/// default, or empty for a field without one (a form or an import sends every field it could
+/// write). Emptying a field that has a default is setting it.
 pub fn set_by_writer(defaults: &[(FieldId, Cell)], cells: &[(FieldId, Cell)]) -> Vec<FieldId> {
     cells
         .iter()
-        .filter(|(f, c)| !matches!(c, Cell::Null) && !defaults.iter().any(|(d, dc)| d == f && dc == c))
+        .filter(|(f, c)| match defaults.iter().find(|(d, _)| d == f) {
+            Some((_, dc)) => dc != c,
+            None => !matches!(c, Cell::Null),
+        })
         .map(|(f, _)| *f)
         .collect()
 }
 
+/// A new record's cells with the default of every field it was not given, also of fields the
+/// creator may not write or see: the designer set that value, not the creator (checked by
+/// [`check_writes`] before).
 pub fn fill_defaults(defaults: &[(FieldId, Cell)], cells: &mut Vec<(FieldId, Cell)>) {
     for (f, c) in defaults {
         if !cells.iter().any(|(g, _)| g == f) {

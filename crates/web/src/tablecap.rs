@@ -293,8 +293,8 @@ impl Auth {
         e
     }
 
-    /// A store write's result, with its refusal recorded when the store refused it on the
-    /// record (see [`Auth::refused`]).
+    /// A store write's result, with its refusal recorded when the store refused it (as
+    /// [`Auth::refused`] does).
     pub async fn store_write<T>(
         &self,
         state: &AppState,
@@ -306,6 +306,24 @@ impl Auth {
             Ok(v) => Ok(v),
             Err(e) => Err(self.refused(state, ctx, e.into(), what).await),
         }
+    }
+
+    /// A store write's result for a page that answers its own refusals (403 through
+    /// [`Auth::refused`], 422 on the form): only a refusal on the record is recorded here.
+    pub async fn noting_judged<T>(
+        &self,
+        state: &AppState,
+        ctx: &Ctx,
+        what: impl Into<String>,
+        r: Result<T, daicho_store::StoreError>,
+    ) -> AppResult<T> {
+        let r = r.map_err(AppError::from);
+        if let Err(e) = &r
+            && judged_on_record(e)
+        {
+            self.record_refusal(state, ctx, what.into()).await?;
+        }
+        r
     }
 
     /// Records a refusal that the handler answers in its own way (e.g. a 422 naming the rows or

@@ -2165,15 +2165,28 @@ async fn a_row_rule_on_a_field_view_hides_is_judged_on_the_whole_record() {
     let page = m.get(&format!("/tables/{t}/records/{mine}")).await.text().await.unwrap();
     assert!(page.contains(&format!("name=\"{}\"", d.title)), "件名 is an input");
     let version = page.split("name=\"version\" value=\"").nth(1).and_then(|v| v.split('"').next()).unwrap().to_owned();
+    let (_, table) = a.get_json(&format!("/api/v1/tables/{t}")).await;
+    let code = table["table"]["fields"].as_array().unwrap().iter().find(|f| f["name"] == "コード").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // (The form as the page shows it: every input it holds, 件名 changed.)
     let r = m
         .post_form(
             &format!("/tables/{t}/records/{mine}"),
-            &[("version", version.as_str()), (d.title.as_str(), "from the page")],
+            &[
+                ("version", version.as_str()),
+                (d.title.as_str(), "from the page"),
+                (code.as_str(), "M"),
+                (d.memo.as_str(), ""),
+            ],
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{mine}")).await;
     assert_eq!(v["record"]["values"][&d.title], "from the page");
+    assert_eq!(v["record"]["values"][&code], "M");
+    assert_eq!(v["record"]["values"][&d.owner], json!(d.member_id), "the hidden 担当 is kept");
 }
 
 #[tokio::test]
@@ -2259,4 +2272,108 @@ async fn two_groups_with_different_records_write_a_field_only_where_a_group_cove
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{theirs}")).await;
     assert_eq!(v["record"]["values"][&d.owner], json!(admin_id));
+}
+
+#[tokio::test]
+async fn a_new_record_keeps_the_default_of_a_field_its_groups_keep_read_only_and_refusals_count_once() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    let t = &d.tid;
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/fields"),
+            json!({"name": "状態", "kind": {"type": "text"}, "rules": {"default": "未承認"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let state = v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    // Group 1: view and create every record, 状態 read-only. Group 2: view and create the records whose
+    // 担当 is them, 状態 writable.
+    let mut ro = serde_json::Map::new();
+    ro.insert(state.clone(), json!("read_only"));
+    grant(a, &d, json!({"rights": ["view", "create"], "fields": ro})).await;
+    let g2 =
+        a.post_json("/api/v1/groups", json!({"name": "担当者"})).await.1["group"]["id"].as_str().unwrap().to_owned();
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/members"), json!({"members": [d.member_id]})).await;
+    let rule = json!({"type": "user_is_me", "field": d.owner});
+    a.send_json(
+        Method::PUT,
+        &format!("/api/v1/groups/{g2}/grants/{t}"),
+        json!({"rights": ["view", "create"], "rows": rule}),
+    )
+    .await;
+    // Emptying 状態 on a record only group 1 covers is writing it: refused, and recorded.
+    let denied = || async {
+        let (_, v) = a.get_json("/api/v1/audit?action=permission.denied&limit=500").await;
+        v["events"].as_array().unwrap().len()
+    };
+    let before = denied().await;
+    let (s, v) = add(m, &d, json!({"件名": "x", "状態": null})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(
+        (v["error"]["fields"][0]["field"].as_str(), v["error"]["fields"][0]["code"].as_str()),
+        (Some(state.as_str()), Some("read_only"))
+    );
+    assert_eq!(denied().await, before + 1);
+    // Left out, it starts at its default; on their own record (group 2) they may set it.
+    let (s, v) = add(m, &d, json!({"件名": "x"})).await;
+    assert_eq!((s, &v["record"]["values"][&state]), (StatusCode::CREATED, &json!("未承認")), "{v}");
+    let (s, v) = add(m, &d, json!({"件名": "y", "担当": d.member_id, "状態": "承認"})).await;
+    assert_eq!((s, &v["record"]["values"][&state]), (StatusCode::CREATED, &json!("承認")), "{v}");
+    // A page save the store refuses (a record outside edit's rows) is recorded once.
+    grant(a, &d, json!({"rights": ["view", "edit"], "rows": {"type": "created_by_me"}})).await;
+    let (_, v) = add(a, &d, json!({"件名": "admin's"})).await;
+    let theirs = v["record"]["id"].as_i64().unwrap();
+    let before = denied().await;
+    let r =
+        m.post_form(&format!("/tables/{t}/records/{theirs}"), &[("version", "1"), (d.title.as_str(), "taken")]).await;
+    assert!(r.status() == StatusCode::FORBIDDEN || r.status() == StatusCode::NOT_FOUND, "{}", r.status());
+    assert_eq!(denied().await, before + 1, "one record of one refusal");
+}
+
+#[tokio::test]
+async fn a_page_that_cannot_judge_the_record_offers_only_what_every_group_allows() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    let t = &d.tid;
+    // Group 1: view and edit every record, 担当 hidden, メモ read-only. Group 2: view and edit
+    // the records whose 担当 is them, メモ writable. The page cannot tell whose a record is.
+    let mut f1 = serde_json::Map::new();
+    f1.insert(d.owner.clone(), json!("hidden"));
+    f1.insert(d.memo.clone(), json!("read_only"));
+    grant(a, &d, json!({"rights": ["view", "edit"], "fields": f1})).await;
+    let g2 =
+        a.post_json("/api/v1/groups", json!({"name": "担当者"})).await.1["group"]["id"].as_str().unwrap().to_owned();
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/members"), json!({"members": [d.member_id]})).await;
+    let rule = json!({"type": "user_is_me", "field": d.owner});
+    a.send_json(
+        Method::PUT,
+        &format!("/api/v1/groups/{g2}/grants/{t}"),
+        json!({"rights": ["view", "edit"], "rows": rule}),
+    )
+    .await;
+    let (_, v) = add(a, &d, json!({"件名": "theirs", "メモ": "m"})).await;
+    let theirs = v["record"]["id"].as_i64().unwrap();
+    let (_, v) = add(a, &d, json!({"件名": "mine", "メモ": "m", "担当": d.member_id})).await;
+    let mine = v["record"]["id"].as_i64().unwrap();
+    let memo_input = format!("name=\"{}\"", d.memo);
+    for rid in [theirs, mine] {
+        let page = m.get(&format!("/tables/{t}/records/{rid}")).await.text().await.unwrap();
+        assert!(
+            !page.contains(&memo_input) && page.contains(&format!("name=\"{}\"", d.title)),
+            "メモ shown, not offered"
+        );
+    }
+    // The API, judged by the store on the stored record: their own record's メモ only.
+    let patch = |rid: i64| async move {
+        let path = format!("/api/v1/tables/{t}/records/{rid}");
+        m.send_json(Method::PATCH, &path, json!({"version": 1, "values": {"メモ": "new"}})).await
+    };
+    assert_eq!(patch(mine).await.0, StatusCode::OK);
+    let (s, v) = patch(theirs).await;
+    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("read_only")));
 }

@@ -1180,7 +1180,7 @@ pub async fn create_record(
                     .target(format!("table:{}", t.id))
                     .details(describe(&t, &cells, None));
                 let r = state.store.insert_record(&scope, &open.def, cells, ctx.now, ev).await;
-                auth.store_write(&state, &ctx, format!("create in table:{}", t.id), r).await
+                auth.noting_judged(&state, &ctx, format!("create in table:{}", t.id), r).await
             }
         },
     };
@@ -1244,7 +1244,7 @@ pub async fn edit_record(
                 if e.rule_fields().iter().all(|rf| cell(*rf).is_some()) {
                     e.writes_on(f, &r.created_by, cell)
                 } else {
-                    e.writes(f)
+                    e.writes_everywhere(f)
                 }
             })
     };
@@ -1290,7 +1290,7 @@ pub async fn update_record(
     // As the form offered them: the fields a group covering this record lets be written.
     let cell = |f: FieldId| old.cells.iter().find(|(id, _)| *id == f).map(|(_, c)| c.clone());
     let judged = scope.rule_fields().iter().all(|rf| cell(*rf).is_some());
-    let writes = |f| if judged { scope.writes_on(f, &old.created_by, cell) } else { scope.writes(f) };
+    let writes = |f| if judged { scope.writes_on(f, &old.created_by, cell) } else { scope.writes_everywhere(f) };
     let mut values = form_values(&t, &pairs, &writes);
     // The form sends every field it showed: a value sent back as it is stored is not a change,
     // and is not checked again (a value stored under an older, wider rule stays editable
@@ -1310,7 +1310,7 @@ pub async fn update_record(
                     .target(format!("table:{} record:{id}", t.id))
                     .details(describe(&t, &cells, Some(&old)));
                 let r = state.store.update_record(&scope, &open.def, id, version, cells, ctx.now, ev).await;
-                auth.store_write(&state, &ctx, format!("edit of table:{} record:{id}", t.id), r).await
+                auth.noting_judged(&state, &ctx, format!("edit of table:{} record:{id}", t.id), r).await
             }
         },
     };

@@ -1860,7 +1860,10 @@ pub(crate) async fn import_csv(
         if let Some(r) = &found_record {
             values.retain(|k, v| {
                 let Some(f) = t.fields.iter().find(|f| f.id.to_string() == *k) else { return true };
-                let stored = r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
+                // (A field view hides is not in the record as read: kept, and judged.)
+                let Some(stored) = r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| c.clone()) else {
+                    return true;
+                };
                 f.kind.is_generated() || f.parse(v).map_or(true, |c| c != stored)
             });
         }
@@ -1878,9 +1881,18 @@ pub(crate) async fn import_csv(
                 && on_record(f, &|f, r| {
                     let cell = |g: FieldId| r.cells.iter().find(|(id, _)| *id == g).map(|(_, c)| c.clone());
                     let edit_ok = key_field.as_ref().is_none_or(|(_, _, edit)| {
-                        !judge(r, edit.rule_fields()) || edit.writes_on(f, &r.created_by, cell)
+                        if judge(r, edit.rule_fields()) {
+                            edit.writes_on(f, &r.created_by, cell)
+                        } else {
+                            edit.writes_everywhere(f)
+                        }
                     });
-                    edit_ok && (!judge(r, scope.rule_fields()) || scope.writes_on(f, &r.created_by, cell))
+                    edit_ok
+                        && if judge(r, scope.rule_fields()) {
+                            scope.writes_on(f, &r.created_by, cell)
+                        } else {
+                            scope.writes_everywhere(f)
+                        }
                 })
         };
         let parsed = if existing.is_none() && !fillable {
