@@ -9,8 +9,9 @@
 //! row rules. A field is hidden unless a covering group whose rows reach every covered row (a
 //! group with every row; or all of them when they share one row rule) shows it; when the
 //! groups' row rules differ and none covers every row, it is hidden if any of them hides it.
-//! A field is written on a record only when one of the groups whose rows cover that record
-//! leaves it editable ([`TableScope::writes_on`], checked by the store on the stored record).
+//! A field is written on a record only when one of the right's groups whose rows cover that
+//! record leaves it editable, and so does one of view's groups covering it, if any does
+//! ([`TableScope::writes_on`], checked by the store on the stored record).
 //! So one group's freedom over a field never applies on rows only another group covers. Edit, delete and export also need view, and see only rows and fields
 //! that view covers. Deny by default: no group, no right.
 //!
@@ -270,14 +271,38 @@ pub struct TableScope<R: Right> {
     /// Field access for this right; fields absent are editable.
     fields: BTreeMap<FieldId, FieldAccess>,
     /// What a write is judged by on its record: for each right this scope stands for (two
-    /// after [`TableScope::within`]), the covering groups' own rows and field access; empty
-    /// for an administrator.
-    by_group: Vec<Vec<GroupEffect>>,
+    /// after [`TableScope::within`]), the covering groups' own rows and field access, and
+    /// view's groups; empty for an administrator. See [`TableScope::writes_on`].
+    by_group: Vec<GroupList>,
     _r: PhantomData<R>,
 }
 
 /// One group's rows and field access for a right.
 pub type GroupEffect = (RowRule, BTreeMap<FieldId, FieldAccess>);
+
+/// The groups a write is judged by for one right: `required`, one of them must cover the
+/// record (the right's own groups); else (view's groups) only those that cover it judge, and a
+/// record none of them covers is left to the right's own groups (a user may create records
+/// they will not see).
+#[derive(Debug, Clone)]
+pub struct GroupList {
+    required: bool,
+    groups: Vec<GroupEffect>,
+}
+
+impl GroupList {
+    fn allows(&self, me: UserId, f: FieldId, created_by: &str, cell: &dyn Fn(FieldId) -> Option<Cell>) -> bool {
+        let mut covering = self
+            .groups
+            .iter()
+            .filter(|(rule, _)| RowScope { all_of: vec![vec![*rule]] }.covers(me, created_by, cell))
+            .peekable();
+        if covering.peek().is_none() {
+            return !self.required;
+        }
+        covering.any(|(_, fields)| fields.get(&f).copied().unwrap_or_default() == FieldAccess::Editable)
+    }
+}
 
 impl<R: Right> TableScope<R> {
     pub fn tenant_id(&self) -> TenantId {
@@ -306,25 +331,19 @@ impl<R: Right> TableScope<R> {
         self.rows.covers(self.actor, created_by, cell)
     }
     /// Whether field `f` may be written on a record (who created it, and its cells): the right
-    /// writes it ([`TableScope::writes`]) and one of the groups whose rows cover this record
-    /// leaves it editable. A group over "records whose 担当 is them" that lets its members
-    /// change 担当 beside one over every record that keeps 担当 read-only: 担当 is written
-    /// on their own records only.
+    /// writes it ([`TableScope::writes`]), one of the right's groups whose rows cover this
+    /// record leaves it editable, and so does one of view's groups covering it, if any does. A
+    /// group over "records whose 担当 is them" that lets its members change 担当 beside one
+    /// over every record that keeps 担当 read-only: 担当 is written on their own records only.
     pub fn writes_on(&self, f: FieldId, created_by: &str, cell: impl Fn(FieldId) -> Option<Cell>) -> bool {
-        self.writes(f)
-            && self.by_group.iter().all(|groups| {
-                groups.iter().any(|(rule, fields)| {
-                    RowScope { all_of: vec![vec![*rule]] }.covers(self.actor, created_by, &cell)
-                        && fields.get(&f).copied().unwrap_or_default() == FieldAccess::Editable
-                })
-            })
+        self.writes(f) && self.by_group.iter().all(|l| l.allows(self.actor, f, created_by, &cell))
     }
     /// Whether field `f` may be written on any record the right covers: every group it is
     /// judged by leaves it editable. What a page offers when it cannot judge the record itself.
     pub fn writes_everywhere(&self, f: FieldId) -> bool {
         self.writes(f)
-            && self.by_group.iter().all(|groups| {
-                groups.iter().all(|(_, fields)| fields.get(&f).copied().unwrap_or_default() == FieldAccess::Editable)
+            && self.by_group.iter().all(|l| {
+                l.groups.iter().all(|(_, fields)| fields.get(&f).copied().unwrap_or_default() == FieldAccess::Editable)
             })
     }
     /// The fields the row rules a write is judged by name ("records whose 担当 is them"): a
@@ -333,7 +352,7 @@ impl<R: Right> TableScope<R> {
     pub fn rule_fields(&self) -> Vec<FieldId> {
         self.by_group
             .iter()
-            .flatten()
+            .flat_map(|l| &l.groups)
             .map(|(r, _)| r)
             .chain(self.rows.all_of.iter().flatten())
             .filter_map(|r| match r {
@@ -465,6 +484,41 @@ impl TableAccess {
         Some(Effect { rows, fields, groups })
     }
 
+    /// The groups a write with right `r` is judged by on its record (see
+    /// [`TableScope::writes_on`]): the right's own, and view's (what view keeps read-only on a
+    /// record is not written there). None for an administrator.
+    fn judged_by(&self, r: TableRight) -> Vec<GroupList> {
+        if self.admin {
+            return Vec::new();
+        }
+        let mut v: Vec<GroupList> =
+            self.effect(r).map(|e| GroupList { required: true, groups: e.groups }).into_iter().collect();
+        if r != TableRight::View
+            && let Some(view) = self.effect(TableRight::View)
+        {
+            v.push(GroupList { required: false, groups: view.groups });
+        }
+        v
+    }
+
+    /// The fields right `r` offers for writing that some of the groups it is judged by keep
+    /// read-only or hidden: written on some of its records only (for "what may this user do").
+    pub fn writable_on_some_records(&self, r: TableRight) -> Vec<FieldId> {
+        let Some((_, fields)) = self.resolve(r) else { return Vec::new() };
+        let lists = self.judged_by(r);
+        let named: std::collections::BTreeSet<FieldId> =
+            lists.iter().flat_map(|l| &l.groups).flat_map(|(_, f)| f.keys().copied()).collect();
+        named
+            .into_iter()
+            .filter(|f| fields.get(f).copied().unwrap_or_default() == FieldAccess::Editable)
+            .filter(|f| {
+                lists.iter().any(|l| {
+                    l.groups.iter().any(|(_, g)| g.get(f).copied().unwrap_or_default() != FieldAccess::Editable)
+                })
+            })
+            .collect()
+    }
+
     /// Whether the user holds right `r` (for showing links and buttons; enforcement goes
     /// through [`Principal::authorize_table`]).
     pub fn has(&self, r: TableRight) -> bool {
@@ -524,20 +578,7 @@ impl Principal {
     /// Grants right `R` on the table, with the rows and fields it covers, or refuses.
     pub fn authorize_table<R: Right>(&self, access: &TableAccess) -> Result<TableScope<R>, DomainError> {
         let (rows, fields) = access.resolve(R::RIGHT).ok_or(DomainError::Forbidden)?;
-        // A write is judged on its record by the groups of the right, and for the rights that
-        // need view also by view's groups (what view keeps read-only on a record is not
-        // written there).
-        let by_group = if access.admin {
-            Vec::new()
-        } else {
-            let mut v: Vec<Vec<GroupEffect>> = access.effect(R::RIGHT).map(|e| e.groups).into_iter().collect();
-            if R::RIGHT.needs_view()
-                && let Some(view) = access.effect(TableRight::View)
-            {
-                v.push(view.groups);
-            }
-            v
-        };
+        let by_group = access.judged_by(R::RIGHT);
         Ok(TableScope {
             tenant_id: self.tenant_id,
             actor: self.user_id,
@@ -691,6 +732,20 @@ mod tests {
         let e = p.authorize_table::<Edit>(&a).unwrap();
         assert!(e.writes_on(memo, &me, |_| None), "on their own records (view_mine leaves it editable)");
         assert!(!e.writes_on(memo, "someone-else", |_| None), "not on anyone else's");
+        assert_eq!(a.writable_on_some_records(TableRight::Edit), vec![memo]);
+        // Likewise for a new record: view over every record keeps memo read-only, so a record
+        // made for someone else does not get it; one no view group covers is the creator's
+        // groups' to judge (a user may create records they will not see).
+        let view_ro = grant(t, &[TableRight::View], RowRule::All, &[(memo, FieldAccess::ReadOnly)]);
+        let view_owner = grant(t, &[TableRight::View], RowRule::UserIsMe { field: owner }, &[]);
+        let create_all = grant(t, &[TableRight::Create], RowRule::All, &[]);
+        let a = p.table_access(t, vec![view_ro, view_owner.clone(), create_all.clone()]);
+        let c = p.authorize_table::<Create>(&a).unwrap();
+        assert!(c.writes_on(memo, &me, owned_by(&me)));
+        assert!(!c.writes_on(memo, &me, owned_by("someone-else")));
+        let a = p.table_access(t, vec![view_owner, create_all]);
+        let c = p.authorize_table::<Create>(&a).unwrap();
+        assert!(c.writes_on(memo, &me, owned_by("someone-else")), "no view group covers it");
     }
 
     #[test]

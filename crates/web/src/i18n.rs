@@ -289,8 +289,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("groups.title", "Groups & rights", "グループと権限"),
     (
         "groups.intro",
-        "Users get rights on tables through their groups. Nothing is allowed until a group grants it; a user in several groups gets everything any of them grants. A field is shown if a group that reaches all the records a right covers shows it (when the groups reach different records and none reaches all, it is hidden if any of them hides it); it may be changed on a record if a group that reaches that record allows it. Administrators hold every right.",
-        "ユーザーはグループを通してテーブルの権限を得ます。グループが許可するまで何もできません。複数のグループに属するユーザーは、いずれかのグループで許可された操作ができます。フィールドは、その権限の対象レコードすべてに及ぶグループが表示していれば表示されます（対象レコードが異なり、すべてに及ぶグループがない場合は、どれかが非表示にしていれば非表示）。各レコードでは、そのレコードに及ぶグループが許可していれば変更できます。管理者はすべての権限を持ちます。",
+        "Users get rights on tables through their groups. Nothing is allowed until a group grants it; a user in several groups gets everything any of them grants. A field is shown if a group that reaches all the records a right covers shows it (when the groups reach different records and none reaches all, it is hidden if any of them hides it); it may be changed on a record if a group that reaches that record allows it (and, among the groups that let them view that record, one allows it). Each user's access page shows the result. Administrators hold every right.",
+        "ユーザーはグループを通してテーブルの権限を得ます。グループが許可するまで何もできません。複数のグループに属するユーザーは、いずれかのグループで許可された操作ができます。フィールドは、その権限の対象レコードすべてに及ぶグループが表示していれば表示されます（対象レコードが異なり、すべてに及ぶグループがない場合は、どれかが非表示にしていれば非表示）。各レコードでは、そのレコードに及ぶグループが許可していれば変更できます（そのレコードを閲覧できるグループがあれば、そのうちどれかも許可している必要があります）。結果は各ユーザーの権限ページで確認できます。管理者はすべての権限を持ちます。",
     ),
     ("groups.none", "No groups yet.", "グループはまだありません。"),
     ("groups.name", "Group name", "グループ名"),
@@ -305,6 +305,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "編集・削除・書き出しは、閲覧（このグループまたはユーザーの他のグループのもの）と組み合わせたときだけ有効です（閲覧は別のグループで与え、編集だけをこのグループで足すこともできます）。フィールドとレコードの制限はテーブルごとに設定します。",
     ),
     ("groups.table", "Table", "テーブル"),
+    ("access.some_records", "writable on some records only", "一部のレコードでのみ変更可"),
     ("groups.rows", "Records", "対象レコード"),
     ("groups.fields", "Fields", "フィールド"),
     ("groups.restricted", "restricted", "件の制限"),

@@ -2106,7 +2106,13 @@ async fn a_right_over_records_whose_user_field_is_them_creates_and_imports_only_
     assert_eq!(s, StatusCode::CREATED, "{v}");
     // An import is refused by row, whole.
     let csv = "件名,担当\nok,member1\nplanted,admin\n";
+    let denied = || async {
+        let (_, v) = a.get_json("/api/v1/audit?action=permission.denied&limit=500").await;
+        v["events"].as_array().unwrap().len()
+    };
+    let before = denied().await;
     let (s, v) = crate::tables::import(m, t, "", csv.into()).await;
+    assert_eq!(denied().await, before + 1, "the refused import is recorded");
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let e = &v["error"]["fields"][0];
     assert_eq!(
@@ -2250,6 +2256,12 @@ async fn two_groups_with_different_records_write_a_field_only_where_a_group_cove
     assert_eq!(s, StatusCode::OK, "{v}");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{theirs}")).await;
     assert_eq!(v["record"]["values"][&d.owner], json!(admin_id), "still theirs");
+    // What the member may do says 担当 is writable on some records only.
+    let (_, v) = a.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await;
+    let row = v["tables"].as_array().unwrap().iter().find(|r| r["table"] == t.as_str()).unwrap();
+    assert_eq!(row["writable_on_some_records_by_right"], json!({"create": ["担当"], "edit": ["担当"]}), "{row}");
+    let page = a.get(&format!("/admin/users/{}/access", d.member_id)).await.text().await.unwrap();
+    assert!(page.contains("Edit: 担当 <span class=\"muted\">(writable on some records only)</span>"), "{page}");
     // The record pages offer 担当 for changing on their own record only.
     let field = format!("name=\"{}\"", d.owner);
     let page = |rid: i64| async move { m.get(&format!("/tables/{t}/records/{rid}")).await.text().await.unwrap() };
@@ -2322,15 +2334,24 @@ async fn a_new_record_keeps_the_default_of_a_field_its_groups_keep_read_only_and
     assert_eq!((s, &v["record"]["values"][&state]), (StatusCode::CREATED, &json!("未承認")), "{v}");
     let (s, v) = add(m, &d, json!({"件名": "y", "担当": d.member_id, "状態": "承認"})).await;
     assert_eq!((s, &v["record"]["values"][&state]), (StatusCode::CREATED, &json!("承認")), "{v}");
-    // A page save the store refuses (a record outside edit's rows) is recorded once.
-    grant(a, &d, json!({"rights": ["view", "edit"], "rows": {"type": "created_by_me"}})).await;
+    // A page save of a record view shows, outside edit's rows: 件名 was not offered, and
+    // sent all the same it is refused by name and recorded once.
+    grant(a, &d, json!({"rights": ["view"]})).await;
+    a.send_json(
+        Method::PUT,
+        &format!("/api/v1/groups/{g2}/grants/{t}"),
+        json!({"rights": ["edit"], "rows": {"type": "created_by_me"}}),
+    )
+    .await;
     let (_, v) = add(a, &d, json!({"件名": "admin's"})).await;
     let theirs = v["record"]["id"].as_i64().unwrap();
     let before = denied().await;
     let r =
         m.post_form(&format!("/tables/{t}/records/{theirs}"), &[("version", "1"), (d.title.as_str(), "taken")]).await;
-    assert!(r.status() == StatusCode::FORBIDDEN || r.status() == StatusCode::NOT_FOUND, "{}", r.status());
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(denied().await, before + 1, "one record of one refusal");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{theirs}")).await;
+    assert_eq!(v["record"]["values"][&d.title], "admin's");
 }
 
 #[tokio::test]
@@ -2345,7 +2366,7 @@ async fn a_page_that_cannot_judge_the_record_offers_only_what_every_group_allows
     let mut f1 = serde_json::Map::new();
     f1.insert(d.owner.clone(), json!("hidden"));
     f1.insert(d.memo.clone(), json!("read_only"));
-    grant(a, &d, json!({"rights": ["view", "edit"], "fields": f1})).await;
+    grant(a, &d, json!({"rights": ["view", "edit", "import"], "fields": f1})).await;
     let g2 =
         a.post_json("/api/v1/groups", json!({"name": "担当者"})).await.1["group"]["id"].as_str().unwrap().to_owned();
     a.send_json(Method::PUT, &format!("/api/v1/groups/{g2}/members"), json!({"members": [d.member_id]})).await;
@@ -2353,7 +2374,7 @@ async fn a_page_that_cannot_judge_the_record_offers_only_what_every_group_allows
     a.send_json(
         Method::PUT,
         &format!("/api/v1/groups/{g2}/grants/{t}"),
-        json!({"rights": ["view", "edit"], "rows": rule}),
+        json!({"rights": ["view", "edit", "import"], "rows": rule}),
     )
     .await;
     let (_, v) = add(a, &d, json!({"件名": "theirs", "メモ": "m"})).await;
@@ -2374,6 +2395,25 @@ async fn a_page_that_cannot_judge_the_record_offers_only_what_every_group_allows
         m.send_json(Method::PATCH, &path, json!({"version": 1, "values": {"メモ": "new"}})).await
     };
     assert_eq!(patch(mine).await.0, StatusCode::OK);
+    // An import by key, likewise judged by the store: their own record's メモ.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/fields"),
+            json!({"name": "コード", "kind": {"type": "text"}, "rules": {"unique": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let code = v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    a.send_json(
+        Method::PATCH,
+        &format!("/api/v1/tables/{t}/records/{mine}"),
+        json!({"version": 2, "values": {"コード": "M"}}),
+    )
+    .await;
+    let (s, v) = crate::tables::import(m, t, "?key=コード", "コード,メモ\nM,imported\n".into()).await;
+    assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{mine}")).await;
+    assert_eq!((&v["record"]["values"][&d.memo], &v["record"]["values"][&code]), (&json!("imported"), &json!("M")));
     let (s, v) = patch(theirs).await;
     assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("read_only")));
 }

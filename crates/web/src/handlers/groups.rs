@@ -215,6 +215,9 @@ pub struct AccessRow {
     pub read_only: Vec<String>,
     /// Each writing right held (create, edit, import) with the fields it may not write.
     pub read_only_by_right: Vec<(&'static str, Vec<String>)>,
+    /// Fields create, edit or import offers but writes on some records only (a group over
+    /// fewer records allows them, another keeps them read-only), per right.
+    pub some_records_by_right: Vec<(&'static str, Vec<String>)>,
     /// Fields view shows but export, delete or design hides (a CSV without them; a designer
     /// who does not see them), per right.
     pub hidden_by_right: Vec<(&'static str, Vec<String>)>,
@@ -305,6 +308,21 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
                 (r.name(), names)
             })
             .collect();
+        let some_records_by_right: Vec<(&'static str, Vec<String>)> = held
+            .iter()
+            .filter(|(r, _, _)| matches!(r, TableRight::Create | TableRight::Edit | TableRight::Import))
+            .map(|(r, _, _)| {
+                let some = access.writable_on_some_records(*r);
+                let names = t
+                    .fields
+                    .iter()
+                    .filter(|f| some.contains(&f.id) && view.as_ref().is_none_or(|v| v.sees(f.id)))
+                    .map(|f| f.name.as_str().to_owned())
+                    .collect::<Vec<_>>();
+                (r.name(), names)
+            })
+            .filter(|(_, names)| !names.is_empty())
+            .collect();
         let hidden_by_right: Vec<(&'static str, Vec<String>)> = held
             .iter()
             .filter(|(r, _, _)| matches!(r, TableRight::Export | TableRight::Delete | TableRight::Design))
@@ -337,6 +355,7 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
             rows_words_by_right,
             read_only_by_right,
             hidden_by_right,
+            some_records_by_right,
             hidden: t
                 .fields
                 .iter()
@@ -817,6 +836,8 @@ struct UserAccessPage {
     read_only_shown: Vec<Vec<(Option<&'static str>, String)>>,
     /// Per table: (right, fields it hides that view shows).
     hidden_shown: Vec<Vec<(&'static str, String)>>,
+    /// Per table: (right, fields it writes on some records only).
+    some_records_shown: Vec<Vec<(&'static str, String)>>,
 }
 
 /// Per-right lines of a table's access, or one line without a right when every right held
@@ -857,6 +878,10 @@ pub async fn user_access_page(
         disabled: u.status != daicho_domain::UserStatus::Active,
         groups,
         rows_shown: rows.iter().map(|r| per_right(r.rows_words_by_right.clone())).collect(),
+        some_records_shown: rows
+            .iter()
+            .map(|r| r.some_records_by_right.iter().map(|(k, v)| (*k, v.join(", "))).collect())
+            .collect(),
         hidden_shown: rows
             .iter()
             .map(|r| r.hidden_by_right.iter().map(|(k, v)| (*k, v.join(", "))).collect())
@@ -1017,6 +1042,7 @@ pub async fn api_user_access(
             "read_only_fields": r.read_only,
             "read_only_by_right": r.read_only_by_right.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "hidden_by_right": r.hidden_by_right.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "writable_on_some_records_by_right": r.some_records_by_right.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         })).collect::<Vec<_>>(),
     })))
 }

@@ -1170,6 +1170,8 @@ pub async fn create_record(
     let writes = |f| scope.writes(f);
     let values = form_values(&t, &pairs, &writes);
     let parsed = check_fillable(&open.def, &writes).and_then(|()| parse_values(&t, &values, true, &writes));
+    // (A field the form did not offer, sent all the same, is refused by name and recorded.)
+    let parsed = auth.noting_refusal(&state, &ctx, &open, &t, parsed).await;
     let result = match parsed {
         Err(e) => Err(e),
         Ok(cells) => match check_refs(&state, &ctx, &auth, &t, &[&cells]).await {
@@ -1298,7 +1300,8 @@ pub async fn update_record(
     let stored = values_of(&t, &old, auth.tenant.policy.utc_offset_minutes);
     values.retain(|k, v| stored.get(k) != Some(v));
     // Only what the form holds is written (`form_values` sets every field it showed).
-    let result = match parse_values(&t, &values, false, &writes) {
+    let parsed = parse_values(&t, &values, false, &writes);
+    let result = match auth.noting_refusal(&state, &ctx, &open, &t, parsed).await {
         // A form with nothing to write (every field it showed is gone): nothing to save.
         Ok(cells) if cells.is_empty() => return Ok(redirect_see_other(&format!("/tables/{}", t.id))),
         Err(e) => Err(e),

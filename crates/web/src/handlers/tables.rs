@@ -1884,14 +1884,14 @@ pub(crate) async fn import_csv(
                         if judge(r, edit.rule_fields()) {
                             edit.writes_on(f, &r.created_by, cell)
                         } else {
-                            edit.writes_everywhere(f)
+                            edit.writes(f)
                         }
                     });
                     edit_ok
                         && if judge(r, scope.rule_fields()) {
                             scope.writes_on(f, &r.created_by, cell)
                         } else {
-                            scope.writes_everywhere(f)
+                            scope.writes(f)
                         }
                 })
         };
@@ -1976,6 +1976,16 @@ pub(crate) async fn import_csv(
         drop(sender);
         // The writer has rolled back (or never began); its "abandoned" error is not the news.
         let _ = writer.await;
+        // Rows that would have made records outside the import right's rows are a refusal too.
+        let planted = errs.0.iter().filter(|e| e.code == "must_be_you").count();
+        if planted > 0 {
+            auth.record_refusal(
+                state,
+                ctx,
+                format!("import of {planted} records outside the import right's rows in table:{}", open.def.id),
+            )
+            .await?;
+        }
         // Rows that would have changed records outside edit's rows are a refusal: recorded.
         let outside = errs.0.iter().filter(|e| e.code == "not_editable").count();
         if outside > 0 {
