@@ -218,13 +218,18 @@ impl RowScope {
     /// Whether a record (who created it, and its cells) is covered, for `me`.
     pub fn covers(&self, me: UserId, created_by: &str, cell: impl Fn(FieldId) -> Option<Cell>) -> bool {
         let me_s = me.to_string();
-        self.all_of.iter().all(|any| {
-            any.iter().any(|r| match r {
-                RowRule::All => true,
-                RowRule::CreatedByMe => created_by == me_s,
-                RowRule::UserIsMe { field } => matches!(cell(*field), Some(Cell::Text(s)) if s == me_s),
-            })
-        })
+        self.all_of.iter().all(|any| any.iter().any(|r| r.covers(&me_s, created_by, &cell)))
+    }
+}
+
+impl RowRule {
+    /// Whether this rule covers a record (who created it, and its cells) for the user `me`.
+    fn covers(&self, me: &str, created_by: &str, cell: &dyn Fn(FieldId) -> Option<Cell>) -> bool {
+        match self {
+            RowRule::All => true,
+            RowRule::CreatedByMe => created_by == me,
+            RowRule::UserIsMe { field } => matches!(cell(*field), Some(Cell::Text(s)) if s == me),
+        }
     }
 }
 
@@ -291,17 +296,24 @@ pub struct GroupList {
 }
 
 impl GroupList {
-    fn allows(&self, me: UserId, f: FieldId, created_by: &str, cell: &dyn Fn(FieldId) -> Option<Cell>) -> bool {
-        let mut covering = self
-            .groups
-            .iter()
-            .filter(|(rule, _)| RowScope { all_of: vec![vec![*rule]] }.covers(me, created_by, cell))
-            .peekable();
+    fn allows(&self, me: &str, f: FieldId, created_by: &str, cell: &dyn Fn(FieldId) -> Option<Cell>) -> bool {
+        let mut covering = self.groups.iter().filter(|(rule, _)| rule.covers(me, created_by, cell)).peekable();
         if covering.peek().is_none() {
             return !self.required;
         }
-        covering.any(|(_, fields)| fields.get(&f).copied().unwrap_or_default() == FieldAccess::Editable)
+        covering.any(|(_, fields)| editable(fields, f))
     }
+
+    /// Whether every record the list is asked about gets `f` written: a group over every
+    /// record leaves it editable, or every group does.
+    fn allows_everywhere(&self, f: FieldId) -> bool {
+        self.groups.iter().any(|(rule, fields)| *rule == RowRule::All && editable(fields, f))
+            || self.groups.iter().all(|(_, fields)| editable(fields, f))
+    }
+}
+
+fn editable(fields: &BTreeMap<FieldId, FieldAccess>, f: FieldId) -> bool {
+    fields.get(&f).copied().unwrap_or_default() == FieldAccess::Editable
 }
 
 impl<R: Right> TableScope<R> {
@@ -336,15 +348,16 @@ impl<R: Right> TableScope<R> {
     /// group over "records whose 担当 is them" that lets its members change 担当 beside one
     /// over every record that keeps 担当 read-only: 担当 is written on their own records only.
     pub fn writes_on(&self, f: FieldId, created_by: &str, cell: impl Fn(FieldId) -> Option<Cell>) -> bool {
-        self.writes(f) && self.by_group.iter().all(|l| l.allows(self.actor, f, created_by, &cell))
+        if !self.writes(f) {
+            return false;
+        }
+        let me = self.actor.to_string();
+        self.by_group.iter().all(|l| l.allows(&me, f, created_by, &cell))
     }
     /// Whether field `f` may be written on any record the right covers: every group it is
     /// judged by leaves it editable. What a page offers when it cannot judge the record itself.
     pub fn writes_everywhere(&self, f: FieldId) -> bool {
-        self.writes(f)
-            && self.by_group.iter().all(|l| {
-                l.groups.iter().all(|(_, fields)| fields.get(&f).copied().unwrap_or_default() == FieldAccess::Editable)
-            })
+        self.writes(f) && self.by_group.iter().all(|l| l.groups.iter().all(|(_, fields)| editable(fields, f)))
     }
     /// The fields the row rules a write is judged by name ("records whose 担当 is them"): a
     /// record read without one of them (view hides it) cannot be judged here, only by the
@@ -508,15 +521,7 @@ impl TableAccess {
         let lists = self.judged_by(r);
         let named: std::collections::BTreeSet<FieldId> =
             lists.iter().flat_map(|l| &l.groups).flat_map(|(_, f)| f.keys().copied()).collect();
-        named
-            .into_iter()
-            .filter(|f| fields.get(f).copied().unwrap_or_default() == FieldAccess::Editable)
-            .filter(|f| {
-                lists.iter().any(|l| {
-                    l.groups.iter().any(|(_, g)| g.get(f).copied().unwrap_or_default() != FieldAccess::Editable)
-                })
-            })
-            .collect()
+        named.into_iter().filter(|f| editable(&fields, *f) && !lists.iter().all(|l| l.allows_everywhere(*f))).collect()
     }
 
     /// Whether the user holds right `r` (for showing links and buttons; enforcement goes
@@ -551,10 +556,15 @@ impl TableAccess {
             if r.needs_view() && !v.rows.is_empty() && !all_of.contains(&v.rows) {
                 all_of.push(v.rows);
             }
-            // What view hides stays hidden; what view leaves read-only cannot be written.
+            // What view hides stays hidden. What no view group leaves editable cannot be
+            // written on any record view covers: for the rights within view, anywhere; for
+            // creating and importing, only when a view group covers every record (a record no
+            // view group covers is the creating groups' to judge). Where some view group
+            // leaves it editable, each write is judged on its record (`writes_on`).
+            let view_everywhere = v.groups.iter().any(|(rule, _)| *rule == RowRule::All);
             for (f, a) in v.fields {
                 let cur = fields.get(&f).copied().unwrap_or_default();
-                if a < cur {
+                if a < cur && (a == FieldAccess::Hidden || r.needs_view() || view_everywhere) {
                     fields.insert(f, a);
                 }
             }
@@ -743,9 +753,31 @@ mod tests {
         let c = p.authorize_table::<Create>(&a).unwrap();
         assert!(c.writes_on(memo, &me, owned_by(&me)));
         assert!(!c.writes_on(memo, &me, owned_by("someone-else")));
-        let a = p.table_access(t, vec![view_owner, create_all]);
+        let a = p.table_access(t, vec![view_owner, create_all.clone()]);
         let c = p.authorize_table::<Create>(&a).unwrap();
         assert!(c.writes_on(memo, &me, owned_by("someone-else")), "no view group covers it");
+        // The same when the only view group keeps memo read-only on the records it covers.
+        let view_owner_ro =
+            grant(t, &[TableRight::View], RowRule::UserIsMe { field: owner }, &[(memo, FieldAccess::ReadOnly)]);
+        let a = p.table_access(t, vec![view_owner_ro, create_all.clone()]);
+        let c = p.authorize_table::<Create>(&a).unwrap();
+        assert!(c.writes_on(memo, &me, owned_by("someone-else")), "no view group covers it");
+        assert!(!c.writes_on(memo, &me, owned_by(&me)), "the view group covering it keeps it read-only");
+        // Managers edit every record freely beside staff who may not change memo on theirs:
+        // memo is writable on every record, not "on some records only".
+        let managers = grant(t, &[TableRight::View, TableRight::Edit], RowRule::All, &[]);
+        let staff_ro =
+            grant(t, &[TableRight::View, TableRight::Edit], RowRule::CreatedByMe, &[(memo, FieldAccess::ReadOnly)]);
+        let a = p.table_access(t, vec![managers, staff_ro]);
+        assert!(a.writable_on_some_records(TableRight::Edit).is_empty());
+        // An import update takes both rights' groups: import over every record, edit over
+        // their own records only, memo writable in both — only on their own records.
+        let importers = grant(t, &[TableRight::View, TableRight::Import], RowRule::All, &[]);
+        let editors = grant(t, &[TableRight::Edit], RowRule::UserIsMe { field: owner }, &[]);
+        let a = p.table_access(t, vec![importers, editors]);
+        let both = p.authorize_table::<Import>(&a).unwrap().within(&p.authorize_table::<Edit>(&a).unwrap());
+        assert!(both.writes_on(memo, "x", owned_by(&me)));
+        assert!(!both.writes_on(memo, "x", owned_by("someone-else")), "edit's groups judge too");
     }
 
     #[test]

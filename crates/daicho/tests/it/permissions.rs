@@ -2334,8 +2334,8 @@ async fn a_new_record_keeps_the_default_of_a_field_its_groups_keep_read_only_and
     assert_eq!((s, &v["record"]["values"][&state]), (StatusCode::CREATED, &json!("未承認")), "{v}");
     let (s, v) = add(m, &d, json!({"件名": "y", "担当": d.member_id, "状態": "承認"})).await;
     assert_eq!((s, &v["record"]["values"][&state]), (StatusCode::CREATED, &json!("承認")), "{v}");
-    // A page save of a record view shows, outside edit's rows: 件名 was not offered, and
-    // sent all the same it is refused by name and recorded once.
+    // A page save of a record view shows, outside edit's rows: refused as the API refuses it
+    // (403), and recorded once.
     grant(a, &d, json!({"rights": ["view"]})).await;
     a.send_json(
         Method::PUT,
@@ -2348,7 +2348,7 @@ async fn a_new_record_keeps_the_default_of_a_field_its_groups_keep_read_only_and
     let before = denied().await;
     let r =
         m.post_form(&format!("/tables/{t}/records/{theirs}"), &[("version", "1"), (d.title.as_str(), "taken")]).await;
-    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(denied().await, before + 1, "one record of one refusal");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{theirs}")).await;
     assert_eq!(v["record"]["values"][&d.title], "admin's");
@@ -2416,4 +2416,33 @@ async fn a_page_that_cannot_judge_the_record_offers_only_what_every_group_allows
     assert_eq!((&v["record"]["values"][&d.memo], &v["record"]["values"][&code]), (&json!("imported"), &json!("M")));
     let (s, v) = patch(theirs).await;
     assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("read_only")));
+}
+
+#[tokio::test]
+async fn a_form_shown_before_a_field_became_read_only_saves_when_that_field_was_left_empty() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    let t = &d.tid;
+    grant(a, &d, json!({"rights": ["view", "create"]})).await;
+    let page = m.get(&format!("/tables/{t}/records/new")).await.text().await.unwrap();
+    assert!(page.contains(&format!("name=\"{}\"", d.memo)), "メモ offered");
+    let mut ro = serde_json::Map::new();
+    ro.insert(d.memo.clone(), json!("read_only"));
+    grant(a, &d, json!({"rights": ["view", "create"], "fields": ro})).await;
+    let denied = || async {
+        let (_, v) = a.get_json("/api/v1/audit?action=permission.denied&limit=500").await;
+        v["events"].as_array().unwrap().len()
+    };
+    let before = denied().await;
+    let form = [(d.title.as_str(), "古いフォーム"), (d.memo.as_str(), ""), (d.amount.as_str(), "")];
+    let r = m.post_form(&format!("/tables/{t}/records"), &form).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "saved: メモ was left empty");
+    assert_eq!(denied().await, before, "nothing refused");
+    // Filled in, it is refused by name and recorded.
+    let form = [(d.title.as_str(), "x"), (d.memo.as_str(), "書いた")];
+    let r = m.post_form(&format!("/tables/{t}/records"), &form).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(denied().await, before + 1);
 }

@@ -316,7 +316,9 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
                 let names = t
                     .fields
                     .iter()
-                    .filter(|f| some.contains(&f.id) && view.as_ref().is_none_or(|v| v.sees(f.id)))
+                    .filter(|f| {
+                        some.contains(&f.id) && !f.kind.is_generated() && view.as_ref().is_none_or(|v| v.sees(f.id))
+                    })
                     .map(|f| f.name.as_str().to_owned())
                     .collect::<Vec<_>>();
                 (r.name(), names)

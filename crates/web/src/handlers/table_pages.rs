@@ -1099,9 +1099,12 @@ fn form_values(t: &TableDef, pairs: &[(String, String)], writes: &dyn Fn(FieldId
         };
         m.insert(key, value);
     }
-    // A submitted field the user may not write is passed on, so that it is refused by name.
+    // A submitted field the user may not write is passed on, so that it is refused by name
+    // (an empty one is not: a form shown before the field became read-only sends it so).
     for (k, v) in pairs {
-        if let Some(f) = t.fields.iter().find(|f| f.id.to_string() == *k && !writes(f.id)) {
+        if let Some(f) = t.fields.iter().find(|f| f.id.to_string() == *k && !writes(f.id))
+            && !v.trim().is_empty()
+        {
             m.insert(f.id.to_string(), Value::String(v.clone()));
         }
     }
@@ -1292,6 +1295,12 @@ pub async fn update_record(
     // As the form offered them: the fields a group covering this record lets be written.
     let cell = |f: FieldId| old.cells.iter().find(|(id, _)| *id == f).map(|(_, c)| c.clone());
     let judged = scope.rule_fields().iter().all(|rf| cell(*rf).is_some());
+    // A record view shows but edit's rows do not cover: refused as the API refuses it.
+    if judged && !scope.covers(&old.created_by, cell) {
+        return Err(auth
+            .refused(&state, &ctx, AppError::Forbidden, format!("edit of table:{} record:{id}", t.id))
+            .await);
+    }
     let writes = |f| if judged { scope.writes_on(f, &old.created_by, cell) } else { scope.writes_everywhere(f) };
     let mut values = form_values(&t, &pairs, &writes);
     // The form sends every field it showed: a value sent back as it is stored is not a change,

@@ -1721,6 +1721,9 @@ pub(crate) async fn import_csv(
         columns.iter().flatten().filter(|f| matches!(f.kind, FieldKind::User)).map(|f| f.id.to_string()).collect();
     let people = if user_columns.is_empty() { Vec::new() } else { auth.directory(state, ctx).await? };
     let import_defaults = daicho_store::guard::defaults(&open.def);
+    // The fields the row rules an update is judged by name (see `writes` below).
+    let edit_rules = key_field.as_ref().map(|(_, _, edit)| edit.rule_fields()).unwrap_or_default();
+    let import_rules = scope.rule_fields();
     let ev =
         ctx.event_by(&auth.principal, AuditAction::RecordImport, Outcome::Success).target(format!("table:{}", t.id));
     let (sender, parts) = tokio::sync::mpsc::channel(2);
@@ -1870,30 +1873,19 @@ pub(crate) async fn import_csv(
         // An update writes only what edit may write too, on this record: a group of each right
         // covering it must let the field be written (judged here when the record as view shows
         // it holds the fields the rules name; else by the store on the stored record).
-        let on_record = |f: FieldId, s: &dyn Fn(FieldId, &Record) -> bool| match &found_record {
-            Some(r) => s(f, r),
-            None => true,
-        };
-        let judge = |r: &Record, rules: Vec<FieldId>| rules.iter().all(|rf| r.cells.iter().any(|(id, _)| id == rf));
+        // (Whether the record as read holds the fields the rules name: once per row.)
+        let holds = |r: &Record, rules: &[FieldId]| rules.iter().all(|rf| r.cells.iter().any(|(id, _)| id == rf));
+        let judged = found_record.as_ref().map(|r| (holds(r, &edit_rules), holds(r, &import_rules)));
         let writes = |f: FieldId| {
-            scope.writes(f)
-                && (existing.is_none() || key_field.as_ref().is_some_and(|(_, _, edit)| edit.writes(f)))
-                && on_record(f, &|f, r| {
-                    let cell = |g: FieldId| r.cells.iter().find(|(id, _)| *id == g).map(|(_, c)| c.clone());
-                    let edit_ok = key_field.as_ref().is_none_or(|(_, _, edit)| {
-                        if judge(r, edit.rule_fields()) {
-                            edit.writes_on(f, &r.created_by, cell)
-                        } else {
-                            edit.writes(f)
-                        }
-                    });
-                    edit_ok
-                        && if judge(r, scope.rule_fields()) {
-                            scope.writes_on(f, &r.created_by, cell)
-                        } else {
-                            scope.writes(f)
-                        }
-                })
+            let (Some(r), Some((edit_judged, import_judged))) = (&found_record, judged) else {
+                return scope.writes(f)
+                    && (existing.is_none() || key_field.as_ref().is_some_and(|(_, _, edit)| edit.writes(f)));
+            };
+            let cell = |g: FieldId| r.cells.iter().find(|(id, _)| *id == g).map(|(_, c)| c.clone());
+            let edit_ok = key_field.as_ref().is_some_and(|(_, _, edit)| {
+                if edit_judged { edit.writes_on(f, &r.created_by, cell) } else { edit.writes(f) }
+            });
+            edit_ok && if import_judged { scope.writes_on(f, &r.created_by, cell) } else { scope.writes(f) }
         };
         let parsed = if existing.is_none() && !fillable {
             Err(AppError::Invalid(FieldErrors::single("", "required_unwritable")))
