@@ -305,9 +305,11 @@ impl GroupList {
     }
 
     /// Whether every record the list is asked about gets `f` written: a group over every
-    /// record leaves it editable, or every group does.
-    fn allows_everywhere(&self, f: FieldId) -> bool {
-        self.groups.iter().any(|(rule, fields)| *rule == RowRule::All && editable(fields, f))
+    /// record (for new records, also one over "records they created") leaves it editable, or
+    /// every group does.
+    fn allows_everywhere(&self, f: FieldId, new_records: bool) -> bool {
+        let over_all = |rule: &RowRule| *rule == RowRule::All || (new_records && *rule == RowRule::CreatedByMe);
+        self.groups.iter().any(|(rule, fields)| over_all(rule) && editable(fields, f))
             || self.groups.iter().all(|(_, fields)| editable(fields, f))
     }
 }
@@ -521,7 +523,11 @@ impl TableAccess {
         let lists = self.judged_by(r);
         let named: std::collections::BTreeSet<FieldId> =
             lists.iter().flat_map(|l| &l.groups).flat_map(|(_, f)| f.keys().copied()).collect();
-        named.into_iter().filter(|f| editable(&fields, *f) && !lists.iter().all(|l| l.allows_everywhere(*f))).collect()
+        let new_records = r == TableRight::Create;
+        named
+            .into_iter()
+            .filter(|f| editable(&fields, *f) && !lists.iter().all(|l| l.allows_everywhere(*f, new_records)))
+            .collect()
     }
 
     /// Whether the user holds right `r` (for showing links and buttons; enforcement goes
@@ -545,6 +551,8 @@ impl TableAccess {
         if r.needs_view() && view.is_none() {
             return None;
         }
+        // The right makes only records whose <user field> is the user (see below).
+        let own_rule = if own.rows.len() == 1 { own.rows.first().copied() } else { None };
         let mut all_of = Vec::new();
         if !own.rows.is_empty() {
             all_of.push(own.rows);
@@ -561,7 +569,12 @@ impl TableAccess {
             // creating and importing, only when a view group covers every record (a record no
             // view group covers is the creating groups' to judge). Where some view group
             // leaves it editable, each write is judged on its record (`writes_on`).
-            let view_everywhere = v.groups.iter().any(|(rule, _)| *rule == RowRule::All);
+            // (A view group over "records they created" covers every record they make; one over
+            // "records whose 担当 is them" does when the right makes only such records.)
+            let view_everywhere = v.groups.iter().any(|(rule, _)| match rule {
+                RowRule::All | RowRule::CreatedByMe => true,
+                RowRule::UserIsMe { .. } => own_rule == Some(*rule),
+            });
             for (f, a) in v.fields {
                 let cur = fields.get(&f).copied().unwrap_or_default();
                 if a < cur && (a == FieldAccess::Hidden || r.needs_view() || view_everywhere) {
@@ -770,6 +783,20 @@ mod tests {
             grant(t, &[TableRight::View, TableRight::Edit], RowRule::CreatedByMe, &[(memo, FieldAccess::ReadOnly)]);
         let a = p.table_access(t, vec![managers, staff_ro]);
         assert!(a.writable_on_some_records(TableRight::Edit).is_empty());
+        // View over the records they created, memo read-only, beside create over every
+        // record: every record they make is one view keeps memo read-only on — not offered.
+        let view_mine_ro = grant(t, &[TableRight::View], RowRule::CreatedByMe, &[(memo, FieldAccess::ReadOnly)]);
+        let a = p.table_access(t, vec![view_mine_ro, create_all.clone()]);
+        assert!(!p.authorize_table::<Create>(&a).unwrap().writes(memo));
+        assert!(a.writable_on_some_records(TableRight::Create).is_empty());
+        // Create over every record with memo read-only beside create over their own records
+        // with it writable: every record they make is their own — writable on all of them.
+        let create_ro = grant(t, &[TableRight::Create], RowRule::All, &[(memo, FieldAccess::ReadOnly)]);
+        let create_mine = grant(t, &[TableRight::Create], RowRule::CreatedByMe, &[]);
+        let a = p.table_access(t, vec![create_ro, create_mine]);
+        let c = p.authorize_table::<Create>(&a).unwrap();
+        assert!(c.writes(memo) && c.writes_on(memo, &me, |_| None));
+        assert!(a.writable_on_some_records(TableRight::Create).is_empty());
         // An import update takes both rights' groups: import over every record, edit over
         // their own records only, memo writable in both — only on their own records.
         let importers = grant(t, &[TableRight::View, TableRight::Import], RowRule::All, &[]);

@@ -2445,4 +2445,14 @@ async fn a_form_shown_before_a_field_became_read_only_saves_when_that_field_was_
     let r = m.post_form(&format!("/tables/{t}/records"), &form).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(denied().await, before + 1);
+    // A record's stored メモ emptied by a form shown before it became read-only is a change:
+    // refused by name, nothing saved.
+    let (_, v) = add(a, &d, json!({"件名": "stored", "メモ": "x"})).await;
+    let rid = v["record"]["id"].as_i64().unwrap();
+    grant(a, &d, json!({"rights": ["view", "create", "edit"], "fields": {d.memo.clone(): "read_only"}})).await;
+    let form = [("version", "1"), (d.title.as_str(), "changed"), (d.memo.as_str(), "")];
+    let r = m.post_form(&format!("/tables/{t}/records/{rid}"), &form).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{rid}")).await;
+    assert_eq!((&v["record"]["values"][&d.title], &v["record"]["values"][&d.memo]), (&json!("stored"), &json!("x")));
 }

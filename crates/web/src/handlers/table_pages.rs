@@ -1082,7 +1082,14 @@ fn display_input(v: &Value) -> String {
 /// A form lists the fields it shows as inputs (`fields`, one per field): only those are
 /// written, so a field that was not on the page when it was loaded (in the trash then, or
 /// read-only then) is not erased by saving it. A post without the list writes every field.
-fn form_values(t: &TableDef, pairs: &[(String, String)], writes: &dyn Fn(FieldId) -> bool) -> Map<String, Value> {
+/// `empty_changes(f)`: whether an empty value for a field the user may not write would change
+/// something (a record's stored value, or a new record's default), and so is refused by name.
+fn form_values(
+    t: &TableDef,
+    pairs: &[(String, String)],
+    writes: &dyn Fn(FieldId) -> bool,
+    empty_changes: &dyn Fn(FieldId) -> bool,
+) -> Map<String, Value> {
     let mut m = Map::new();
     let listed: Vec<&str> = pairs.iter().filter(|(k, _)| k == "fields").map(|(_, v)| v.as_str()).collect();
     let on_form = |f: &FieldDef| listed.is_empty() || listed.contains(&f.id.to_string().as_str());
@@ -1100,10 +1107,11 @@ fn form_values(t: &TableDef, pairs: &[(String, String)], writes: &dyn Fn(FieldId
         m.insert(key, value);
     }
     // A submitted field the user may not write is passed on, so that it is refused by name
-    // (an empty one is not: a form shown before the field became read-only sends it so).
+    // (an empty one that changes nothing is not: a form shown before the field became
+    // read-only sends it so).
     for (k, v) in pairs {
         if let Some(f) = t.fields.iter().find(|f| f.id.to_string() == *k && !writes(f.id))
-            && !v.trim().is_empty()
+            && (!v.trim().is_empty() || empty_changes(f.id))
         {
             m.insert(f.id.to_string(), Value::String(v.clone()));
         }
@@ -1171,7 +1179,13 @@ pub async fn create_record(
     let scope = auth.table_right::<Create>(&state, &ctx, &open).await?;
     let t = open.seen_by(&scope);
     let writes = |f| scope.writes(f);
-    let values = form_values(&t, &pairs, &writes);
+    let defaults = daicho_store::guard::defaults(&open.def);
+    let has_default = |f: FieldId| {
+        defaults.iter().any(|(d, c)| {
+            *d == f && !matches!(c, daicho_domain::table::Cell::Null | daicho_domain::table::Cell::Bool(false))
+        })
+    };
+    let values = form_values(&t, &pairs, &writes, &has_default);
     let parsed = check_fillable(&open.def, &writes).and_then(|()| parse_values(&t, &values, true, &writes));
     // (A field the form did not offer, sent all the same, is refused by name and recorded.)
     let parsed = auth.noting_refusal(&state, &ctx, &open, &t, parsed).await;
@@ -1302,7 +1316,8 @@ pub async fn update_record(
             .await);
     }
     let writes = |f| if judged { scope.writes_on(f, &old.created_by, cell) } else { scope.writes_everywhere(f) };
-    let mut values = form_values(&t, &pairs, &writes);
+    let stored_some = |f: FieldId| cell(f).is_some_and(|c| !matches!(c, daicho_domain::table::Cell::Null));
+    let mut values = form_values(&t, &pairs, &writes, &stored_some);
     // The form sends every field it showed: a value sent back as it is stored is not a change,
     // and is not checked again (a value stored under an older, wider rule stays editable
     // around).
