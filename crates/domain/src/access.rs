@@ -305,10 +305,12 @@ impl GroupList {
     }
 
     /// Whether every record the list is asked about gets `f` written: a group over every
-    /// record (for new records, also one over "records they created") leaves it editable, or
-    /// every group does.
-    fn allows_everywhere(&self, f: FieldId, new_records: bool) -> bool {
-        let over_all = |rule: &RowRule| *rule == RowRule::All || (new_records && *rule == RowRule::CreatedByMe);
+    /// record (for new records, also one over "records they created", or over the one row
+    /// rule `new_rule` every new record meets) leaves it editable, or every group does.
+    fn allows_everywhere(&self, f: FieldId, new_records: bool, new_rule: Option<RowRule>) -> bool {
+        let over_all = |rule: &RowRule| {
+            *rule == RowRule::All || (new_records && (*rule == RowRule::CreatedByMe || Some(*rule) == new_rule))
+        };
         self.groups.iter().any(|(rule, fields)| over_all(rule) && editable(fields, f))
             || self.groups.iter().all(|(_, fields)| editable(fields, f))
     }
@@ -524,9 +526,11 @@ impl TableAccess {
         let named: std::collections::BTreeSet<FieldId> =
             lists.iter().flat_map(|l| &l.groups).flat_map(|(_, f)| f.keys().copied()).collect();
         let new_records = r == TableRight::Create;
+        // (A right over one "records whose 担当 is them" rule makes only such records.)
+        let new_rule = self.effect(r).and_then(|e| if e.rows.len() == 1 { e.rows.first().copied() } else { None });
         named
             .into_iter()
-            .filter(|f| editable(&fields, *f) && !lists.iter().all(|l| l.allows_everywhere(*f, new_records)))
+            .filter(|f| editable(&fields, *f) && !lists.iter().all(|l| l.allows_everywhere(*f, new_records, new_rule)))
             .collect()
     }
 
@@ -796,6 +800,13 @@ mod tests {
         let a = p.table_access(t, vec![create_ro, create_mine]);
         let c = p.authorize_table::<Create>(&a).unwrap();
         assert!(c.writes(memo) && c.writes_on(memo, &me, |_| None));
+        assert!(a.writable_on_some_records(TableRight::Create).is_empty());
+        // Create over "records whose 担当 is them": view's group over those records leaves
+        // memo editable, so every record they may make gets it.
+        let view_all_ro = grant(t, &[TableRight::View], RowRule::All, &[(memo, FieldAccess::ReadOnly)]);
+        let view_owner = grant(t, &[TableRight::View], RowRule::UserIsMe { field: owner }, &[]);
+        let create_owner = grant(t, &[TableRight::Create], RowRule::UserIsMe { field: owner }, &[]);
+        let a = p.table_access(t, vec![view_all_ro, view_owner, create_owner]);
         assert!(a.writable_on_some_records(TableRight::Create).is_empty());
         // An import update takes both rights' groups: import over every record, edit over
         // their own records only, memo writable in both — only on their own records.

@@ -2455,4 +2455,30 @@ async fn a_form_shown_before_a_field_became_read_only_saves_when_that_field_was_
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{rid}")).await;
     assert_eq!((&v["record"]["values"][&d.title], &v["record"]["values"][&d.memo]), (&json!("stored"), &json!("x")));
+    // A number and a ticked box a stale form sends back unchanged are no change: saved, and
+    // nothing recorded. Unticking the box is a change: refused by name.
+    let (s, v) =
+        a.post_json(&format!("/api/v1/tables/{t}/fields"), json!({"name": "済", "kind": {"type": "checkbox"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let done = v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    let (_, v) = add(a, &d, json!({"件名": "n", "金額": 100, "済": true})).await;
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let mut ro = serde_json::Map::new();
+    ro.insert(d.amount.clone(), json!("read_only"));
+    ro.insert(done.clone(), json!("read_only"));
+    grant(a, &d, json!({"rights": ["view", "create", "edit"], "fields": ro})).await;
+    let before = denied().await;
+    let fields = [("fields", d.title.as_str()), ("fields", d.amount.as_str()), ("fields", done.as_str())];
+    let mut form: Vec<(&str, &str)> =
+        vec![("version", "1"), (d.title.as_str(), "n2"), (d.amount.as_str(), "100"), (done.as_str(), "on")];
+    form.extend(fields);
+    let r = m.post_form(&format!("/tables/{t}/records/{rid}"), &form).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "unchanged values of fields now read-only");
+    assert_eq!(denied().await, before);
+    let mut form: Vec<(&str, &str)> = vec![("version", "2"), (d.title.as_str(), "n3"), (d.amount.as_str(), "100")];
+    form.extend(fields);
+    let r = m.post_form(&format!("/tables/{t}/records/{rid}"), &form).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "the box unticked");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{rid}")).await;
+    assert_eq!((&v["record"]["values"][&d.title], &v["record"]["values"][&done]), (&json!("n2"), &json!(true)));
 }

@@ -1093,27 +1093,43 @@ fn form_values(
     let mut m = Map::new();
     let listed: Vec<&str> = pairs.iter().filter(|(k, _)| k == "fields").map(|(_, v)| v.as_str()).collect();
     let on_form = |f: &FieldDef| listed.is_empty() || listed.contains(&f.id.to_string().as_str());
-    for f in t.fields.iter().filter(|f| writes(f.id) && !f.kind.is_generated() && on_form(f)) {
+    // A field's value as the form sends it (an unticked checkbox and an empty multiple choice
+    // send nothing).
+    let value_of = |f: &FieldDef| {
         let key = f.id.to_string();
         let v = pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
-        let value = match f.kind {
+        match f.kind {
             FieldKind::Checkbox => Value::Bool(v.is_some()),
             // One checkbox per choice: every ticked one arrives under the field's key.
             FieldKind::MultiChoice { .. } => {
                 Value::Array(pairs.iter().filter(|(k, _)| *k == key).map(|(_, v)| Value::String(v.clone())).collect())
             }
             _ => v.map(Value::String).unwrap_or(Value::Null),
-        };
-        m.insert(key, value);
+        }
+    };
+    for f in t.fields.iter().filter(|f| writes(f.id) && !f.kind.is_generated() && on_form(f)) {
+        m.insert(f.id.to_string(), value_of(f));
     }
-    // A submitted field the user may not write is passed on, so that it is refused by name
-    // (an empty one that changes nothing is not: a form shown before the field became
-    // read-only sends it so).
-    for (k, v) in pairs {
-        if let Some(f) = t.fields.iter().find(|f| f.id.to_string() == *k && !writes(f.id))
-            && (!v.trim().is_empty() || empty_changes(f.id))
-        {
-            m.insert(f.id.to_string(), Value::String(v.clone()));
+    // A field the user may not write, which the form offered (it became read-only since the
+    // page was shown) or which was sent all the same, is passed on so that it is refused by
+    // name, unless it is empty and that changes nothing (`empty_changes`). An unchanged value
+    // is dropped by the caller.
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.trim().is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    for f in t.fields.iter().filter(|f| !writes(f.id) && !f.kind.is_generated()) {
+        let key = f.id.to_string();
+        let offered = listed.contains(&key.as_str());
+        if !offered && !pairs.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        let v = value_of(f);
+        if !empty(&v) || empty_changes(f.id) {
+            m.insert(key, v);
         }
     }
     m
@@ -1322,7 +1338,14 @@ pub async fn update_record(
     // and is not checked again (a value stored under an older, wider rule stays editable
     // around).
     let stored = values_of(&t, &old, auth.tenant.policy.utc_offset_minutes);
-    values.retain(|k, v| stored.get(k) != Some(v));
+    values.retain(|k, v| {
+        if stored.get(k) == Some(v) {
+            return false;
+        }
+        // (The form sends text: "100" for a stored 100, "on" for a ticked box.)
+        let Some(f) = t.fields.iter().find(|f| f.id.to_string() == *k) else { return true };
+        f.parse(v).map_or(true, |c| c != cell(f.id).unwrap_or(daicho_domain::table::Cell::Null))
+    });
     // Only what the form holds is written (`form_values` sets every field it showed).
     let parsed = parse_values(&t, &values, false, &writes);
     let result = match auth.noting_refusal(&state, &ctx, &open, &t, parsed).await {
