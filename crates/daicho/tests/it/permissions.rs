@@ -2479,6 +2479,48 @@ async fn a_form_shown_before_a_field_became_read_only_saves_when_that_field_was_
     form.extend(fields);
     let r = m.post_form(&format!("/tables/{t}/records/{rid}"), &form).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "the box unticked");
+    assert!(r.text().await.unwrap().contains(&format!("href=\"#{done}\"")), "the box named in the summary");
+    assert_eq!(denied().await, before + 1, "recorded");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{rid}")).await;
     assert_eq!((&v["record"]["values"][&d.title], &v["record"]["values"][&done]), (&json!("n2"), &json!(true)));
+    // Multi-line text a browser sends back with CRLF, and a new record's default sent back as
+    // the form started, are no change either.
+    for (name, kind, rules) in [("備考", "multiline", json!({})), ("区分", "text", json!({"default": "未"}))] {
+        let (s, v) = a
+            .post_json(
+                &format!("/api/v1/tables/{t}/fields"),
+                json!({"name": name, "kind": {"type": kind}, "rules": rules}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (_, table) = a.get_json(&format!("/api/v1/tables/{t}")).await;
+    let id_of = |n: &str| {
+        table["table"]["fields"].as_array().unwrap().iter().find(|f| f["name"] == n).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (note, kubun) = (id_of("備考"), id_of("区分"));
+    let (_, v) = add(a, &d, json!({"件名": "m", "備考": "一行目\n二行目"})).await;
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let mut ro = serde_json::Map::new();
+    ro.insert(note.clone(), json!("read_only"));
+    ro.insert(kubun.clone(), json!("read_only"));
+    grant(a, &d, json!({"rights": ["view", "create", "edit"], "fields": ro})).await;
+    let before = denied().await;
+    let form = [
+        ("version", "1"),
+        ("fields", d.title.as_str()),
+        ("fields", note.as_str()),
+        (d.title.as_str(), "m2"),
+        (note.as_str(), "一行目\r\n二行目"),
+    ];
+    let r = m.post_form(&format!("/tables/{t}/records/{rid}"), &form).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "CRLF is the stored LF");
+    let form =
+        [("fields", d.title.as_str()), ("fields", kubun.as_str()), (d.title.as_str(), "new"), (kubun.as_str(), "未")];
+    let r = m.post_form(&format!("/tables/{t}/records"), &form).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the default as the form started");
+    assert_eq!(denied().await, before);
 }

@@ -1104,7 +1104,8 @@ fn form_values(
             FieldKind::MultiChoice { .. } => {
                 Value::Array(pairs.iter().filter(|(k, _)| *k == key).map(|(_, v)| Value::String(v.clone())).collect())
             }
-            _ => v.map(Value::String).unwrap_or(Value::Null),
+            // (A browser sends a text area's line breaks as CRLF; stored text has LF.)
+            _ => v.map(|v| Value::String(v.replace("\r\n", "\n"))).unwrap_or(Value::Null),
         }
     };
     for f in t.fields.iter().filter(|f| writes(f.id) && !f.kind.is_generated() && on_form(f)) {
@@ -1201,7 +1202,14 @@ pub async fn create_record(
             *d == f && !matches!(c, daicho_domain::table::Cell::Null | daicho_domain::table::Cell::Bool(false))
         })
     };
-    let values = form_values(&t, &pairs, &writes, &has_default);
+    let mut values = form_values(&t, &pairs, &writes, &has_default);
+    // A field now read-only that a form shown before sends back at its default (the new
+    // record's form starts with the defaults) is no change.
+    values.retain(|k, v| {
+        let Some(f) = t.fields.iter().find(|f| f.id.to_string() == *k && !writes(f.id)) else { return true };
+        let default = defaults.iter().find(|(d, _)| *d == f.id).map(|(_, c)| c);
+        f.parse(v).map_or(true, |c| Some(&c) != default)
+    });
     let parsed = check_fillable(&open.def, &writes).and_then(|()| parse_values(&t, &values, true, &writes));
     // (A field the form did not offer, sent all the same, is refused by name and recorded.)
     let parsed = auth.noting_refusal(&state, &ctx, &open, &t, parsed).await;
