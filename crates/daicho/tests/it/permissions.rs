@@ -2523,4 +2523,26 @@ async fn a_form_shown_before_a_field_became_read_only_saves_when_that_field_was_
     let r = m.post_form(&format!("/tables/{t}/records"), &form).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "the default as the form started");
     assert_eq!(denied().await, before);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records?q=new")).await;
+    assert_eq!(v["records"][0]["values"][&kubun], "未", "the default is filled: {v}");
+    // Sent at another value, it is refused.
+    let form =
+        [("fields", d.title.as_str()), ("fields", kubun.as_str()), (d.title.as_str(), "other"), (kubun.as_str(), "済")];
+    assert_eq!(m.post_form(&format!("/tables/{t}/records"), &form).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Text stored with CRLF (through the API) comes back from a text area as the same text.
+    let (_, v) = add(a, &d, json!({"件名": "crlf", "備考": "a\r\nb"})).await;
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let before = denied().await;
+    let form = [
+        ("version", "1"),
+        ("fields", d.title.as_str()),
+        ("fields", note.as_str()),
+        (d.title.as_str(), "crlf2"),
+        (note.as_str(), "a\r\nb"),
+    ];
+    let r = m.post_form(&format!("/tables/{t}/records/{rid}"), &form).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(denied().await, before);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{rid}")).await;
+    assert_eq!((&v["record"]["values"][&d.title], &v["record"]["values"][&note]), (&json!("crlf2"), &json!("a\r\nb")));
 }

@@ -1350,9 +1350,14 @@ pub async fn update_record(
         if stored.get(k) == Some(v) {
             return false;
         }
-        // (The form sends text: "100" for a stored 100, "on" for a ticked box.)
+        // (The form sends text: "100" for a stored 100, "on" for a ticked box, a text area's
+        // line breaks as LF whatever the stored text holds.)
         let Some(f) = t.fields.iter().find(|f| f.id.to_string() == *k) else { return true };
-        f.parse(v).map_or(true, |c| c != cell(f.id).unwrap_or(daicho_domain::table::Cell::Null))
+        let lf = |c: daicho_domain::table::Cell| match c {
+            daicho_domain::table::Cell::Text(s) => daicho_domain::table::Cell::Text(s.replace("\r\n", "\n")),
+            c => c,
+        };
+        f.parse(v).map_or(true, |c| lf(c) != lf(cell(f.id).unwrap_or(daicho_domain::table::Cell::Null)))
     });
     // Only what the form holds is written (`form_values` sets every field it showed).
     let parsed = parse_values(&t, &values, false, &writes);
