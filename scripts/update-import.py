@@ -10,6 +10,12 @@ administrator again. Prints each import's rate.
 
 Usage: scripts/update-import.py ADMIN_PASSWORD STAFF_PASSWORD [N]   (needs python3-requests)
 """
+import sys
+import time
+
+import requests
+import urllib3
+
 urllib3.disable_warnings()
 base = "https://127.0.0.1:9443"
 admin_pw, staff_pw = sys.argv[1], sys.argv[2]

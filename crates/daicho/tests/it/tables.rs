@@ -2797,3 +2797,34 @@ async fn an_import_names_the_row_whose_unique_value_a_record_already_holds() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["fields"][0]["field"], format!("row:2:{company}"), "{v}");
 }
+
+#[tokio::test]
+async fn an_update_import_of_many_rows_updates_every_key_and_inserts_the_keys_it_does_not_find() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let staff = field_id(&table, "従業員数");
+    let mut csv = String::from("会社名,従業員数\n");
+    for i in 0..1_200 {
+        csv.push_str(&format!("会社{i},{i}\n"));
+    }
+    let (s, v) = import(a, &tid, "", csv.into_bytes()).await;
+    assert_eq!((s, &v["inserted"]), (StatusCode::OK, &json!(1_200)), "{v}");
+    // Every key again, over more than one part of 1,000 rows, with two new keys among them.
+    let mut csv = String::from("会社名,従業員数\n");
+    for i in 0..1_200 {
+        if i == 600 {
+            csv.push_str("新しい会社,7\n");
+        }
+        csv.push_str(&format!("会社{i},{}\n", i + 10_000));
+    }
+    csv.push_str("最後の新しい会社,8\n");
+    let (s, v) = import(a, &tid, "?key=会社名", csv.into_bytes()).await;
+    assert_eq!((s, &v["inserted"], &v["updated"]), (StatusCode::OK, &json!(2), &json!(1_200)), "{v}");
+    assert_eq!(record_count(a, &tid).await, 1_202);
+    for (name, want) in [("会社0", 10_000), ("会社599", 10_599), ("会社1199", 11_199), ("新しい会社", 7)] {
+        let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.会社名={name}")).await;
+        assert_eq!(v["records"][0]["values"][&staff], want, "{name}: {v}");
+    }
+}
