@@ -293,21 +293,6 @@ impl Auth {
         e
     }
 
-    /// A store write's result, with its refusal recorded when the store refused it (as
-    /// [`Auth::refused`] does).
-    pub async fn store_write<T>(
-        &self,
-        state: &AppState,
-        ctx: &Ctx,
-        what: impl Into<String>,
-        r: Result<T, daicho_store::StoreError>,
-    ) -> AppResult<T> {
-        match r {
-            Ok(v) => Ok(v),
-            Err(e) => Err(self.refused(state, ctx, e.into(), what).await),
-        }
-    }
-
     /// A store write's result for a page that answers its own refusals (403 through
     /// [`Auth::refused`], 422 on the form): only a refusal on the record is recorded here.
     pub async fn noting_judged<T>(

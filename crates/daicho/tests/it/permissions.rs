@@ -52,6 +52,12 @@ async fn setup(app: &TestApp, admin: &Persona) -> Deals {
     }
 }
 
+/// How many refusals the operation history holds (as the administrator `a` reads it).
+async fn refusals(a: &Persona) -> usize {
+    let (_, v) = a.get_json("/api/v1/audit?action=permission.denied&limit=500").await;
+    v["events"].as_array().map_or(0, Vec::len)
+}
+
 async fn grant(admin: &Persona, d: &Deals, body: Value) {
     let (s, v) = admin.send_json(Method::PUT, &format!("/api/v1/groups/{}/grants/{}", d.group, d.tid), body).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -2106,10 +2112,7 @@ async fn a_right_over_records_whose_user_field_is_them_creates_and_imports_only_
     assert_eq!(s, StatusCode::CREATED, "{v}");
     // An import is refused by row, whole.
     let csv = "件名,担当\nok,member1\nplanted,admin\n";
-    let denied = || async {
-        let (_, v) = a.get_json("/api/v1/audit?action=permission.denied&limit=500").await;
-        v["events"].as_array().unwrap().len()
-    };
+    let denied = || refusals(a);
     let before = denied().await;
     let (s, v) = crate::tables::import(m, t, "", csv.into()).await;
     assert_eq!(denied().await, before + 1, "the refused import is recorded");
@@ -2242,10 +2245,7 @@ async fn two_groups_with_different_records_write_a_field_only_where_a_group_cove
     // A record without 担当: group 1 covers it (every record), and 担当 was not set.
     let (s, v) = add(m, &d, json!({"件名": "unassigned"})).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    let denied = || async {
-        let (_, v) = a.get_json("/api/v1/audit?action=permission.denied&limit=500").await;
-        v["events"].as_array().unwrap().len()
-    };
+    let denied = || refusals(a);
     let before = denied().await;
     // Someone else's record: group 1 lets them edit it, but not its 担当 — they cannot take it.
     let (s, v) = patch(theirs, 1, json!({"担当": d.member_id})).await;
@@ -2317,10 +2317,7 @@ async fn a_new_record_keeps_the_default_of_a_field_its_groups_keep_read_only_and
     )
     .await;
     // Emptying 状態 on a record only group 1 covers is writing it: refused, and recorded.
-    let denied = || async {
-        let (_, v) = a.get_json("/api/v1/audit?action=permission.denied&limit=500").await;
-        v["events"].as_array().unwrap().len()
-    };
+    let denied = || refusals(a);
     let before = denied().await;
     let (s, v) = add(m, &d, json!({"件名": "x", "状態": null})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
@@ -2431,10 +2428,7 @@ async fn a_form_shown_before_a_field_became_read_only_saves_when_that_field_was_
     let mut ro = serde_json::Map::new();
     ro.insert(d.memo.clone(), json!("read_only"));
     grant(a, &d, json!({"rights": ["view", "create"], "fields": ro})).await;
-    let denied = || async {
-        let (_, v) = a.get_json("/api/v1/audit?action=permission.denied&limit=500").await;
-        v["events"].as_array().unwrap().len()
-    };
+    let denied = || refusals(a);
     let before = denied().await;
     let form = [(d.title.as_str(), "古いフォーム"), (d.memo.as_str(), ""), (d.amount.as_str(), "")];
     let r = m.post_form(&format!("/tables/{t}/records"), &form).await;

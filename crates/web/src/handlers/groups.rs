@@ -289,23 +289,25 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
             .collect();
         let rows_by_right = held.iter().map(|(r, rows, _)| (r.name(), rows_text(&t, rows))).collect();
         let rows_words_by_right = held.iter().map(|(r, rows, _)| (r.name(), rows_words(lang, &t, rows))).collect();
+        // The names of the fields view shows (all of them without view) that `pick` picks.
+        let visible_names = |pick: &dyn Fn(&daicho_domain::table::FieldDef) -> bool| -> Vec<String> {
+            t.fields
+                .iter()
+                .filter(|f| view.as_ref().is_none_or(|v| v.sees(f.id)) && pick(f))
+                .map(|f| f.name.as_str().to_owned())
+                .collect()
+        };
         let read_only_by_right: Vec<(&'static str, Vec<String>)> = held
             .iter()
             .filter(|(r, _, _)| matches!(r, TableRight::Create | TableRight::Edit | TableRight::Import))
             .map(|(r, _, fields)| {
                 // Fields the user sees but this right may not write (read-only, or hidden for
-                // this right alone: view's hidden ones are in their own column).
-                let names = t
-                    .fields
-                    .iter()
-                    .filter(|f| {
-                        fields.get(&f.id).is_some_and(|a| *a != daicho_domain::FieldAccess::Editable)
-                            // (without view there is no hidden column: listed here)
-                            && view.as_ref().is_none_or(|v| v.sees(f.id))
-                    })
-                    .map(|f| f.name.as_str().to_owned())
-                    .collect();
-                (r.name(), names)
+                // this right alone: view's hidden ones are in their own column; without view
+                // there is no hidden column, and they are listed here).
+                (
+                    r.name(),
+                    visible_names(&|f| fields.get(&f.id).is_some_and(|a| *a != daicho_domain::FieldAccess::Editable)),
+                )
             })
             .collect();
         let some_records_by_right: Vec<(&'static str, Vec<String>)> = held
@@ -313,15 +315,7 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
             .filter(|(r, _, _)| matches!(r, TableRight::Create | TableRight::Edit | TableRight::Import))
             .map(|(r, _, _)| {
                 let some = access.writable_on_some_records(*r);
-                let names = t
-                    .fields
-                    .iter()
-                    .filter(|f| {
-                        some.contains(&f.id) && !f.kind.is_generated() && view.as_ref().is_none_or(|v| v.sees(f.id))
-                    })
-                    .map(|f| f.name.as_str().to_owned())
-                    .collect::<Vec<_>>();
-                (r.name(), names)
+                (r.name(), visible_names(&|f| some.contains(&f.id) && !f.kind.is_generated()))
             })
             .filter(|(_, names)| !names.is_empty())
             .collect();
@@ -329,15 +323,7 @@ async fn access_of(state: &AppState, ctx: &Ctx, auth: &Auth, user: &User) -> App
             .iter()
             .filter(|(r, _, _)| matches!(r, TableRight::Export | TableRight::Delete | TableRight::Design))
             .map(|(r, _, fields)| {
-                let names = t
-                    .fields
-                    .iter()
-                    .filter(|f| {
-                        fields.get(&f.id) == Some(&daicho_domain::FieldAccess::Hidden)
-                            && view.as_ref().is_none_or(|v| v.sees(f.id))
-                    })
-                    .map(|f| f.name.as_str().to_owned())
-                    .collect::<Vec<_>>();
+                let names = visible_names(&|f| fields.get(&f.id) == Some(&daicho_domain::FieldAccess::Hidden));
                 (r.name(), names)
             })
             .filter(|(_, names)| !names.is_empty())

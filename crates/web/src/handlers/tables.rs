@@ -880,8 +880,10 @@ pub async fn create_record(
         .event_by(&auth.principal, AuditAction::RecordCreate, Outcome::Success)
         .target(format!("table:{}", t.id))
         .details(describe(&t, &cells, None));
-    let r = state.store.insert_record(&scope, &open.def, cells, ctx.now, ev).await;
-    let r = auth.store_write(&state, &ctx, format!("create in table:{}", t.id), r).await?;
+    let r = match state.store.insert_record(&scope, &open.def, cells, ctx.now, ev).await {
+        Ok(r) => r,
+        Err(e) => return Err(auth.refused(&state, &ctx, e.into(), format!("create in table:{}", t.id)).await),
+    };
     Ok((StatusCode::CREATED, Json(json!({"record": record_json(&t, &r)}))).into_response())
 }
 
