@@ -15,7 +15,7 @@ use daicho_authn::{constant_time_eq, hash_token};
 use daicho_domain::policy::PasswordAge;
 use daicho_domain::{AuditAction, Lang, LoginFlow, Outcome, Permission, Principal, Scope, Tenant, User, UserStatus};
 use daicho_store::{Session, SessionContext};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::ctx::{Ctx, EventExt, ctx_from_parts};
 use crate::error::{AppError, AppResult};
@@ -60,6 +60,15 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
 pub struct Authenticated {
     pub ctx: SessionContext,
     pub principal: Principal,
+    pub credential: Credential,
+}
+
+/// What a request was signed in with (its hash), kept so that a response that runs on after
+/// its handler returned (an export) can ask again whether it still stands.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Session(String),
+    Token(String),
 }
 
 /// Why a session presented with this request has just been ended.
@@ -121,7 +130,8 @@ async fn token_request(state: AppState, mut parts: Parts, body: Body, token: Str
         return AppError::Unauthenticated { reason: None }.into_response();
     }
     let flow = LoginFlow::new();
-    let tc = match state.store.token_by_hash(&flow, &hash_token(&token)).await {
+    let hash = hash_token(&token);
+    let tc = match state.store.token_by_hash(&flow, &hash).await {
         Err(e) => return AppError::from(e).into_response(),
         Ok(None) => return AppError::Unauthenticated { reason: None }.into_response(),
         Ok(Some(tc)) => tc,
@@ -191,7 +201,7 @@ async fn token_request(state: AppState, mut parts: Parts, body: Body, token: Str
         user_agent: ctx.user_agent.clone(),
     };
     let sc = SessionContext { session, user: tc.user, tenant: tc.tenant, design_version: tc.design_version };
-    parts.extensions.insert(Authenticated { ctx: sc, principal });
+    parts.extensions.insert(Authenticated { ctx: sc, principal, credential: Credential::Token(hash) });
     let permit = match upload_permit(&state, &parts).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -242,7 +252,8 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
 
     if let Some(token) = session_token(&parts.headers) {
         let flow = LoginFlow::new();
-        match state.store.session_by_token_hash(&flow, &hash_token(&token)).await {
+        let hash = hash_token(&token);
+        match state.store.session_by_token_hash(&flow, &hash).await {
             Err(e) => return AppError::from(e).into_response(),
             Ok(None) => {}
             Ok(Some(sc)) => {
@@ -288,7 +299,7 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
                         return AppError::from(e).into_response();
                     }
                     csrf_expected = Some(sc.session.csrf_token.clone());
-                    parts.extensions.insert(Authenticated { ctx: sc, principal });
+                    parts.extensions.insert(Authenticated { ctx: sc, principal, credential: Credential::Session(hash) });
                 }
             }
         }
@@ -418,6 +429,7 @@ pub struct Auth {
     pub password_age: PasswordAge,
     /// The tenant's design version, read with the session.
     pub design_version: i64,
+    pub credential: Credential,
 }
 
 impl Auth {
@@ -444,6 +456,33 @@ impl Auth {
     pub fn must_change_password(&self) -> bool {
         self.user.must_change_password || self.password_age == PasswordAge::Expired
     }
+
+    /// Why the session or token this request was made with no longer stands at `now`, if it
+    /// does not: ended (signed out, or by an administrator), timed out, revoked, expired, or its
+    /// user disabled or their password changed. A response that runs on after its handler
+    /// returned (an export) asks this as it goes, so that disabling a leaver or revoking a
+    /// token also stops a download under way. (Idleness is not asked: the download is use.)
+    pub async fn ended_since(&self, state: &AppState, now: OffsetDateTime) -> daicho_store::StoreResult<Option<&'static str>> {
+        let flow = LoginFlow::new();
+        Ok(match &self.credential {
+            Credential::Session(hash) => match state.store.session_by_token_hash(&flow, hash).await? {
+                None => Some("session ended"),
+                Some(sc) if sc.user.status != UserStatus::Active => Some("user disabled"),
+                Some(sc) if now - sc.session.created_at >= sc.tenant.policy.absolute_timeout() => {
+                    Some("session timed out")
+                }
+                Some(_) => None,
+            },
+            Credential::Token(hash) => match state.store.token_by_hash(&flow, hash).await? {
+                None => Some("token deleted"),
+                Some(tc) if tc.token.revoked_at.is_some() => Some("token revoked"),
+                Some(tc) if now >= tc.token.expires_at => Some("token expired"),
+                Some(tc) if tc.user.status != UserStatus::Active => Some("user disabled"),
+                Some(tc) if tc.token.created_at < tc.user.password_changed_at => Some("password changed"),
+                Some(_) => None,
+            },
+        })
+    }
 }
 
 /// The signed-in user, even while a password change is pending (password page, logout, who am I).
@@ -469,6 +508,7 @@ impl FromRequestParts<AppState> for AuthAny {
             lang: sc.user.language.resolve(accept),
             password_age: sc.tenant.policy.password_age(sc.user.password_changed_at, now),
             design_version: sc.design_version,
+            credential: a.credential.clone(),
         }))
     }
 }

@@ -433,6 +433,95 @@ async fn a_view_exports_as_csv_in_utf8_or_shift_jis_with_formulas_neutralised_an
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// Reads an export's body to its end: whether it ended cleanly, and how many bytes came.
+async fn drain(mut r: daicho_testkit::reqwest::Response) -> (bool, usize) {
+    let mut n = 0;
+    loop {
+        match r.chunk().await {
+            Ok(Some(c)) => n += c.len(),
+            Ok(None) => return (true, n),
+            Err(_) => return (false, n),
+        }
+    }
+}
+
+/// The history's entry of an export whose details `is_end` picks, waited for (the server
+/// records an export's end after its last write).
+async fn export_end(admin: &Persona, is_end: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, v) = admin.get_json("/api/v1/audit?action=record.export").await;
+        let details: Vec<String> =
+            v["events"].as_array().unwrap().iter().map(|e| e["details"].as_str().unwrap().to_owned()).collect();
+        if let Some(d) = details.iter().find(|d| is_end(d)) {
+            return d.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no such end recorded: {details:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_export_under_way_stops_when_its_token_is_revoked_or_its_session_ends() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, _) = customers(a).await;
+    // About 12 MB of CSV: more than the sockets between the server and a client that reads
+    // slowly can hold, so the server is still writing when the token or session ends.
+    let rows = 12_000;
+    let mut csv = String::from("会社名,メモ\n");
+    for i in 0..rows {
+        csv.push_str(&format!("会社{i:05},{}\n", "長めの説明文です。".repeat(37)));
+    }
+    let (s, v) = import(a, &tid, "", csv.into_bytes()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let whole = {
+        let r = a.get(&format!("/api/v1/tables/{tid}/export.csv")).await;
+        drain(r).await
+    };
+    assert!(whole.0, "an export left alone ends cleanly");
+    assert_eq!(export_end(a, |d| d.starts_with("finished")).await, format!("finished: {rows} rows"));
+
+    // A token revoked while its export is under way: the rest of the file is not sent.
+    let (s, v) = a.post_json("/api/v1/me/tokens", json!({"name": "download", "read_only": true, "expires_in_days": 1})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (token_id, secret) = (v["token"]["id"].as_str().unwrap().to_owned(), v["secret"].as_str().unwrap().to_owned());
+    let mut r = app
+        .client()
+        .get(app.url(&format!("/api/v1/tables/{tid}/export.csv")))
+        .header("authorization", format!("Bearer {secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let first = r.chunk().await.unwrap().unwrap_or_default();
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/me/tokens/{token_id}"), json!({"confirm": true})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    // The export asks again at most once a second (on the injected clock).
+    app.clock.advance(time::Duration::seconds(2));
+    let (clean, rest) = drain(r).await;
+    assert!(!clean, "the file is cut, not ended like a whole one");
+    assert!(first.len() + rest < whole.1, "{} + {rest} of {}", first.len(), whole.1);
+    let end = export_end(a, |d| d.starts_with("stopped after")).await;
+    assert!(end.ends_with(" rows: token revoked"), "{end}");
+    let n: usize = end["stopped after ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!(n < rows, "{end}");
+
+    // A session signed out meanwhile (as an administrator's "disable" also ends it).
+    let other = app.login(&a.tenant, &a.login, &a.password).await;
+    let mut r = other.get(&format!("/api/v1/tables/{tid}/export.csv")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.chunk().await.unwrap();
+    let (s, _) = other.send_json(Method::DELETE, "/api/v1/session", json!({})).await;
+    assert!(s.is_success(), "{s}");
+    app.clock.advance(time::Duration::seconds(2));
+    let (clean, _) = drain(r).await;
+    assert!(!clean);
+    let end = export_end(a, |d| d.ends_with(" rows: session ended")).await;
+    assert!(end.starts_with("stopped after "), "{end}");
+}
+
 #[tokio::test]
 async fn an_export_the_client_abandons_is_recorded_as_interrupted_not_finished() {
     let app = TestApp::start().await;
@@ -1919,13 +2008,14 @@ async fn malformed_csv_is_refused_whole_and_formula_cells_are_kept_as_typed_but_
         ("=HYPERLINK(\"http://evil.example/\",\"x\")", "=1+1"),
         ("+cmd|' /C calc'!A0", "@SUM(A1:A9)"),
         ("-2+3", "=WEBSERVICE(\"http://evil.example/\")"),
+        ("＝1+1 全角", "＠SUM(A1)"),
     ];
     let mut csv = String::from("会社名,メモ\n");
     for (n, m) in formulas {
         csv.push_str(&format!("\"{}\",\"{}\"\n", n.replace('"', "\"\""), m.replace('"', "\"\"")));
     }
     let (s, v) = import(a, &tid, "", csv.into_bytes()).await;
-    assert_eq!((s, v["inserted"].as_u64()), (StatusCode::OK, Some(3)), "{v}");
+    assert_eq!((s, v["inserted"].as_u64()), (StatusCode::OK, Some(4)), "{v}");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?limit=100")).await;
     let stored: Vec<(String, String)> = v["records"]
         .as_array()

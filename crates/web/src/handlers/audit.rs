@@ -123,7 +123,7 @@ pub async fn audit_page(
 
 /// Neutralises cells that a spreadsheet would run as a formula (OWASP CSV injection).
 pub fn csv_cell(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() }
+    if s.starts_with(super::tables::FORMULA_STARTS) { format!("'{s}") } else { s.to_owned() }
 }
 
 const EXPORT_BATCH: u32 = 1000;
@@ -202,15 +202,33 @@ pub async fn export_audit(
     let store = state.store.clone();
     let mut finished = ctx.event_by(&auth.principal, AuditAction::AuditExport, Outcome::Success).target("audit_log");
     let clock = state.clock.clone();
+    let (state, auth) = (state.clone(), auth.clone());
     tokio::spawn(async move {
         let mut f = filter;
         let mut sent = 0usize;
+        let (mut checked, mut stopped) = (clock.now(), None);
         // How it ended, for the closing entry.
         let end = 'export: {
             if tx.send(Ok(csv_header())).await.is_err() {
                 break 'export "interrupted after";
             }
             loop {
+                // As a record export does: the session or token is asked again as the export
+                // goes, so that ending it stops a download under way (the file is cut).
+                if clock.now() - checked >= super::tables::EXPORT_RECHECK {
+                    checked = clock.now();
+                    stopped = match auth.ended_since(&state, checked).await {
+                        Ok(why) => why,
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not check an export's session");
+                            Some("its session could not be checked")
+                        }
+                    };
+                    if stopped.is_some() {
+                        let _ = tx.send(Err(std::io::Error::other("export stopped"))).await;
+                        break 'export "stopped after";
+                    }
+                }
                 match store.search_audit(&scope, &f, EXPORT_BATCH).await {
                     Ok(batch) if !batch.is_empty() => {
                         sent += batch.len();
@@ -246,7 +264,10 @@ pub async fn export_audit(
             }
         };
         finished.at = clock.now();
-        finished.details = format!("{end} {sent} events");
+        finished.details = match stopped {
+            Some(why) => format!("{end} {sent} events: {why}"),
+            None => format!("{end} {sent} events"),
+        };
         if let Err(e) = store.append_audit(finished).await {
             tracing::error!(error = %e, "could not record the end of a history export");
         }
@@ -272,6 +293,7 @@ mod tests {
         assert_eq!(csv_cell("+81 3"), "'+81 3");
         assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(csv_cell("alice"), "alice");
+        assert_eq!(csv_cell("＝1+1"), "'＝1+1");
     }
 
     #[test]

@@ -185,9 +185,14 @@ fn export_text<'a>(f: &FieldDef, r: &'a Record) -> std::borrow::Cow<'a, str> {
 /// Whether a cell would run as a formula in a spreadsheet once its leading apostrophes are
 /// taken off: each such cell is exported with one more apostrophe, and the import takes one off,
 /// so that a value that itself begins with an apostrophe (`'=1+1`) comes back as it was.
-fn formula_like(s: &str) -> bool {
-    s.trim_start_matches('\'').starts_with(['=', '+', '-', '@', '\t', '\r'])
+/// The full-width forms of `= + - @` count too: a Japanese spreadsheet may take them as the
+/// ASCII ones when it reads the cell.
+pub(crate) fn formula_like(s: &str) -> bool {
+    s.trim_start_matches('\'').starts_with(FORMULA_STARTS)
 }
+
+/// The characters a spreadsheet may run a cell as a formula by, when the cell begins with one.
+pub(crate) const FORMULA_STARTS: [char; 10] = ['=', '+', '-', '@', '\t', '\r', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}'];
 
 /// What an export's first history entry says: its encoding, the query it ran (filters, keyword,
 /// sort and the saved view's, as resolved) and the columns it wrote, each cut at 500 characters.
@@ -1290,6 +1295,9 @@ fn export_body(
 /// The size of the pieces a CSV export is sent in (each holds whole records).
 const EXPORT_CHUNK: usize = 64 * 1024;
 
+/// How often an export under way asks whether its session or token still stands.
+pub(crate) const EXPORT_RECHECK: time::Duration = time::Duration::seconds(1);
+
 /// Streams the records a query selects as CSV: the fields as columns (header: field names),
 /// values as shown, cells that a spreadsheet would run as a formula neutralised, in UTF-8 with
 /// a BOM (`encoding=utf-8`, the default) or Shift_JIS (`encoding=shift_jis`) for Excel. Batches
@@ -1337,6 +1345,7 @@ pub async fn export_records(
     let mut finished =
         ctx.event_by(&auth.principal, AuditAction::RecordExport, Outcome::Success).target(format!("table:{}", t.id));
     let clock = state.clock.clone();
+    let (state, auth) = (state.clone(), auth.clone());
     // Two tasks, so that reading the next batch overlaps writing this one as CSV: the reader
     // pages through the store (keyset), the writer turns batches into bytes. Both channels are
     // bounded, so a slow client holds back the reader: memory stays at a few batches.
@@ -1376,8 +1385,26 @@ pub async fn export_records(
         // megabytes of CSV at once).
         let chunk = || csv::Writer::from_writer(Vec::with_capacity(EXPORT_CHUNK + EXPORT_CHUNK / 4));
         let mut w = chunk();
+        let (mut checked, mut stopped) = (clock.now(), None);
         while ok {
             let Some(batch) = batches_rx.recv().await else { break };
+            // The session or token is asked again as the export goes (at most every
+            // EXPORT_RECHECK): disabling the user, ending the session or revoking the token
+            // stops a download under way, however slowly its client reads.
+            if clock.now() - checked >= EXPORT_RECHECK {
+                checked = clock.now();
+                stopped = match auth.ended_since(&state, checked).await {
+                    Ok(why) => why,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not check an export's session");
+                        Some("its session could not be checked")
+                    }
+                };
+                if stopped.is_some() {
+                    ok = false;
+                    break;
+                }
+            }
             let mut cells: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(t.fields.len());
             for r in &batch {
                 cells.clear();
@@ -1424,7 +1451,10 @@ pub async fn export_records(
         }
         drop(tx);
         finished.at = clock.now();
-        finished.details = format!("{} {rows} rows", if ok { "finished:" } else { "interrupted after" });
+        finished.details = match stopped {
+            Some(why) => format!("stopped after {rows} rows: {why}"),
+            None => format!("{} {rows} rows", if ok { "finished:" } else { "interrupted after" }),
+        };
         if let Err(e) = store.append_audit(finished).await {
             tracing::error!(error = %e, "could not record the end of an export");
         }
@@ -2178,9 +2208,12 @@ mod sjis_tests {
     #[test]
     fn a_formula_cell_is_neutralised_on_export_and_read_back_as_it_was() {
         use super::{neutralised, unneutralise};
-        for v in ["=1+1", "'=1+1", "''=1+1", "-5", "'-5", "@x", "\tx", "'", "''", "'plain", "plain", "", "a=b"] {
+        for v in [
+            "=1+1", "'=1+1", "''=1+1", "-5", "'-5", "@x", "\tx", "'", "''", "'plain", "plain", "", "a=b", "＝1+1", "＋81",
+            "－5", "＠x", "'＝1",
+        ] {
             let out = neutralised(std::borrow::Cow::Borrowed(v));
-            assert!(!out.starts_with(['=', '+', '-', '@', '\t', '\r']), "{v:?} -> {out:?}");
+            assert!(!out.starts_with(['=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠']), "{v:?} -> {out:?}");
             assert_eq!(unneutralise(&out), v, "{v:?} -> {out:?}");
         }
         assert_eq!(neutralised(std::borrow::Cow::Borrowed("'=1+1")), "''=1+1");
