@@ -407,6 +407,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("kind.email", "E-mail", "メールアドレス"),
     ("kind.url", "Web address", "URL"),
     ("hint.date_time", "As 2026-04-01T09:30:00+09:00", "2026-04-01T09:30:00+09:00 の形式"),
+    ("hint.date", "As 2026-04-01", "2026-04-01 の形式"),
     ("records.new", "New record", "レコードを追加"),
     ("records.edit", "Record", "レコード"),
     ("records.none", "No records to show.", "表示するレコードはありません。"),

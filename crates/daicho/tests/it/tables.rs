@@ -2711,6 +2711,16 @@ async fn a_record_forms_error_summary_names_each_field_and_links_to_it() {
     let body = r.text().await.unwrap();
     assert!(body.contains(&format!("<a href=\"#{name}\">会社名</a>: This field is required.")), "{body}");
     assert!(body.contains(&format!("<a href=\"#{staff}\">従業員数</a>: Enter a whole number")), "{body}");
+    // A date the form refused comes back as typed, in a text input (a browser would empty a
+    // date input holding it); a valid one stays a date input.
+    let day = field_id(&table, "契約日");
+    for (typed, input) in [("2026-02-30", "text"), ("2026-02-28", "date")] {
+        let form = [(name.as_str(), ""), (day.as_str(), typed)];
+        let r = a.post_form(&format!("/tables/{tid}/records"), &form).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = r.text().await.unwrap();
+        assert!(body.contains(&format!("id=\"{day}\" name=\"{day}\" type=\"{input}\" value=\"{typed}\"")), "{body}");
+    }
 }
 
 #[tokio::test]

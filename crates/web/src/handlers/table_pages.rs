@@ -1012,6 +1012,14 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 FieldKind::Text => ("text", "text", ""),
             };
             let value = values.get(&key).map(display_input).unwrap_or_default();
+            // A browser empties a date input whose value is not a date: what the user typed
+            // (and the form refused) comes back in a text input, to be corrected, not retyped.
+            let (input, hint) = if input == "date" && !value.is_empty() && f.parse(&Value::String(value.clone())).is_err()
+            {
+                ("text", "hint.date")
+            } else {
+                (input, hint)
+            };
             let selected = match values.get(&key) {
                 Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
                 _ => Vec::new(),
