@@ -413,6 +413,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("records.none", "No records to show.", "表示するレコードはありません。"),
     ("records.more", "Next page", "次のページ"),
     ("records.first", "First page", "最初のページ"),
+    ("records.previous", "Previous page", "前のページ"),
     ("records.export", "Export CSV", "CSVエクスポート"),
     ("import.title", "Import CSV", "CSV読み込み"),
     (

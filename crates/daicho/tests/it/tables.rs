@@ -2765,15 +2765,48 @@ async fn the_grid_pages_forward_by_its_links_and_back_to_the_first_page() {
     );
     let page2 = a.get(&l1[0].1).await.text().await.unwrap();
     assert_eq!(first_row(&page2), 51, "the next page starts after the last row shown");
+    let names = |l: &[(String, String)]| l.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>();
     let l2 = links(&page2);
-    assert_eq!(l2.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["First page", "Next page"]);
-    let page3 = a.get(&l2[1].1).await.text().await.unwrap();
+    assert_eq!(names(&l2), ["First page", "Previous page", "Next page"]);
+    let page3 = a.get(&l2[2].1).await.text().await.unwrap();
     assert_eq!(first_row(&page3), 101);
     let l3 = links(&page3);
-    assert_eq!(l3.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["First page"], "the last page has no next");
+    assert_eq!(names(&l3), ["First page", "Previous page"], "the last page has no next");
     let back = a.get(&l3[0].1).await.text().await.unwrap();
     assert_eq!(first_row(&back), 1, "the first page of the same sort");
     assert!(!l3[0].1.contains("after="), "{}", l3[0].1);
+    // Previous page, twice: the way back is carried in the links.
+    let page2 = a.get(&l3[1].1).await.text().await.unwrap();
+    assert_eq!(first_row(&page2), 51);
+    let l2 = links(&page2);
+    assert_eq!(names(&l2), ["First page", "Previous page", "Next page"]);
+    let page1 = a.get(&l2[1].1).await.text().await.unwrap();
+    assert_eq!(first_row(&page1), 1);
+    assert_eq!(names(&links(&page1)), ["Next page"]);
+    // Forward again from there comes to the same page.
+    assert_eq!(first_row(&a.get(&l2[2].1).await.text().await.unwrap()), 101);
+    // A page reached by an address without the way back has no "Previous page".
+    let bare = l2[2].1.split("&back=").next().unwrap().to_owned();
+    assert_eq!(names(&links(&a.get(&bare).await.text().await.unwrap())), ["First page"]);
+    // The page size asked for, and a saved view, are kept by the links.
+    let page1 = a.get(&format!("{start}&limit=40")).await.text().await.unwrap();
+    let page2 = a.get(&links(&page1)[0].1).await.text().await.unwrap();
+    assert_eq!(first_row(&page2), 41);
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/views"),
+            json!({"name": "逆順", "shared": false, "sort": [{"field": "番", "dir": "desc"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let vid = v["view"]["id"].as_str().unwrap().to_owned();
+    let page1 = a.get(&format!("/tables/{tid}?view={vid}")).await.text().await.unwrap();
+    assert_eq!(first_row(&page1), 120);
+    let next = &links(&page1)[0].1;
+    assert!(next.contains(&format!("view={vid}")), "{next}");
+    let page2 = a.get(next).await.text().await.unwrap();
+    assert_eq!(first_row(&page2), 70);
+    assert!(page2.contains("aria-current"), "the view is still the current one");
 }
 
 #[tokio::test]

@@ -171,7 +171,7 @@ fn grid_pairs(pairs: &[(String, String)]) -> Vec<(String, String)> {
     let pick = |key: &str| pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
     let (ff, fo, fv) = (pick("ff"), pick("fo"), pick("fv"));
     let mut out: Vec<(String, String)> =
-        pairs.iter().filter(|(k, _)| !matches!(k.as_str(), "ff" | "fo" | "fv" | "view_error")).cloned().collect();
+        pairs.iter().filter(|(k, _)| !matches!(k.as_str(), "ff" | "fo" | "fv" | "view_error" | "back")).cloned().collect();
     for (i, field) in ff.iter().enumerate() {
         let op = fo.get(i).copied().unwrap_or("contains");
         let value = fv.get(i).copied().unwrap_or("");
@@ -194,6 +194,45 @@ pub struct GridRow {
     pub cells: Vec<String>,
 }
 
+/// The most characters of `back` cursors a grid link carries (see `pager`).
+const BACK_CHARS: usize = 3000;
+
+/// The grid's "Previous page" and "Next page" links (their query strings). A keyset page knows
+/// only where it starts, so the links carry the way back: `back`, the `after` cursors of the
+/// pages before this one, oldest first (an empty one is the first page). At most
+/// `BACK_CHARS` of them are carried; past that the oldest are dropped, and a page that far
+/// in has "First page" but no "Previous page".
+fn pager(base: &str, back: &[&str], after: Option<&str>, next: Option<String>) -> (Option<String>, Option<String>) {
+    let with = |after: &str, back: &[&str]| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        if !after.is_empty() {
+            s.append_pair("after", after);
+        }
+        for b in back {
+            s.append_pair("back", b);
+        }
+        let rest = s.finish();
+        match (base.is_empty(), rest.is_empty()) {
+            (_, true) => base.to_owned(),
+            (true, false) => rest,
+            (false, false) => format!("{base}&{rest}"),
+        }
+    };
+    let previous = match (after, back.split_last()) {
+        (Some(_), Some((to, rest))) => Some(with(to, rest)),
+        _ => None,
+    };
+    let next = next.map(|n| {
+        let mut stack: Vec<&str> = back.to_vec();
+        stack.push(after.unwrap_or(""));
+        while stack.iter().map(|b| b.len() + 6).sum::<usize>() > BACK_CHARS && !stack.is_empty() {
+            stack.remove(0);
+        }
+        with(&n, &stack)
+    });
+    (previous, next)
+}
+
 #[derive(Template)]
 #[template(path = "tables/show.html")]
 struct ShowPage {
@@ -205,6 +244,8 @@ struct ShowPage {
     headers: Vec<String>,
     rows: Vec<GridRow>,
     older: Option<String>,
+    /// The page before this one, where the links that led here tell it (`pager`).
+    previous: Option<String>,
     /// The same query from its start, on a later page.
     first: Option<String>,
     keyword: String,
@@ -571,6 +612,23 @@ async fn show_page(
         }
         s.finish()
     };
+    // The paging links' query: the saved view by its id (so that it stays the current one) or
+    // the canonical parameters, with the page size asked for.
+    let page_base = {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        match &current {
+            Some(v) => {
+                s.append_pair("view", &v.id.to_string());
+            }
+            None => {
+                s.extend_pairs(canonical.iter());
+            }
+        }
+        if let Some((_, l)) = resolved.iter().find(|(k, v)| k == "limit" && !v.is_empty()) {
+            s.append_pair("limit", l);
+        }
+        s.finish()
+    };
     let keep = |k: &str| resolved.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let keyword = keep("q");
     let mut sort_rows: Vec<(String, String)> = if query_error.is_some() {
@@ -618,6 +676,10 @@ async fn show_page(
             deletable: v.owner == Some(me) || (v.owner.is_none() && can_design),
         })
         .collect();
+    let next = (records.len() == query.limit as usize).then(|| records.last().map(|r| cursor_after(&query, r))).flatten();
+    let back: Vec<&str> = pairs.iter().filter(|(k, _)| k == "back").map(|(_, v)| v.as_str()).collect();
+    let after = query.after.is_some().then(|| keep("after"));
+    let (previous, older) = pager(&page_base, &back, after.as_deref(), next);
     let t_all = t;
     let system = daicho_domain::table::system_fields();
     let t = &shown_t;
@@ -651,10 +713,9 @@ async fn show_page(
         description: t.description.clone(),
         has_fields: !t.fields.is_empty(),
         headers: t.fields.iter().map(|f| f.name.as_str().to_owned()).collect(),
-        older: (records.len() == query.limit as usize)
-            .then(|| records.last().map(|r| format!("{base_query}&after={}", cursor_after(&query, r))))
-            .flatten(),
-        first: query.after.is_some().then(|| base_query.clone()),
+        older,
+        previous,
+        first: query.after.is_some().then(|| page_base.clone()),
         export_query: base_query.clone(),
         keyword,
         sort_rows,

@@ -1004,7 +1004,7 @@ pub const BULK_MAX: usize = 1000;
 
 /// Keys of a grid query that a bulk selection reads past: they shape the page the query came
 /// from (its order, columns, paging, a notice), not which records match.
-const BULK_IGNORED: &[&str] = &["sort", "dir", "col", "after", "limit", "count", "done", "view_error", "encoding"];
+const BULK_IGNORED: &[&str] = &["sort", "dir", "col", "after", "back", "limit", "count", "done", "view_error", "encoding"];
 
 /// What a bulk operation applies to: the ids ticked, or the records a grid query selects.
 #[derive(Debug, Default)]

@@ -28,7 +28,7 @@ use crate::tablecap::OpenTable;
 
 /// Query keys a request may add to a saved view (`?view=…&after=…`); anything else that shapes
 /// the list would silently change the view, so it is refused.
-const WITH_VIEW: &[&str] = &["view", "after", "limit", "encoding", "done", "count"];
+const WITH_VIEW: &[&str] = &["view", "after", "back", "limit", "encoding", "done", "count"];
 
 /// The list parameters to run: the saved view's, when `view` names one the reader may use
 /// (404 otherwise), followed by the paging keys given with it; else the parameters as given.
