@@ -2540,6 +2540,18 @@ impl Store for PgStore {
         records: Vec<Record>,
     ) -> StoreResult<()> {
         let def = self.load_table_with_trash(tenant, table).await?;
+        // The keyword index holds the live fields only: a field in the trash is not searched
+        // (its values stay in the record, to come back with it).
+        let live: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM user_fields WHERE table_id = $1 AND deleted_at IS NULL")
+                .bind(table.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(internal)?;
+        let searched = TableDef {
+            fields: def.fields.iter().filter(|f| live.contains(&f.id.to_string())).cloned().collect(),
+            ..def.clone()
+        };
         let mut cols: Vec<String> =
             ["id", "version", "created_at", "created_by", "updated_at", "updated_by", "search_text"]
                 .iter()
@@ -2564,7 +2576,7 @@ impl Store for PgStore {
                     .push_bind(r.updated_by.clone())
                     // The keyword text is kept in lower case (see `push_keyword`).
                     .push("lower(")
-                    .push_bind_unseparated(search_key_text(&def, &r.cells))
+                    .push_bind_unseparated(search_key_text(&searched, &r.cells))
                     .push_unseparated(")");
                 for f in &written {
                     let cell = r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| c).unwrap_or(&Cell::Null);

@@ -2264,6 +2264,18 @@ impl Store for SqliteStore {
         records: Vec<Record>,
     ) -> StoreResult<()> {
         let def = self.load_table_with_trash(tenant, table).await?;
+        // The keyword index holds the live fields only: a field in the trash is not searched
+        // (its values stay in the record, to come back with it).
+        let live: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM user_fields WHERE table_id = ? AND deleted_at IS NULL")
+                .bind(table.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(internal)?;
+        let searched = TableDef {
+            fields: def.fields.iter().filter(|f| live.contains(&f.id.to_string())).cloned().collect(),
+            ..def.clone()
+        };
         let t = ut::table_ident(table);
         let mut cols: Vec<String> = ["id", "version", "created_at", "created_by", "updated_at", "updated_by"]
             .iter()
@@ -2304,7 +2316,7 @@ impl Store for SqliteStore {
         let ids = serde_json::Value::from(records.iter().map(|r| r.id).collect::<Vec<i64>>()).to_string();
         let fts = format!(
             "INSERT INTO {t}_fts (rowid, body) SELECT id, {} FROM {t} WHERE id IN (SELECT value FROM json_each(?))",
-            ut::search_expr(&def, "char(10)")
+            ut::search_expr(&searched, "char(10)")
         );
         sqlx::query(AssertSqlSafe(fts)).bind(ids).execute(&mut *tx).await.map_err(internal)?;
         tx.commit().await.map_err(internal)

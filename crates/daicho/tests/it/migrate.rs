@@ -57,12 +57,12 @@ async fn sqlite_to(target_url: &str) {
     assert_eq!(count(&format!("records {}", tables.customers)), Some((29, 29)), "{report:?}");
     assert_eq!(count(&format!("records {}", tables.orders)), Some((5, 5)), "{report:?}");
     assert_eq!(count("user_tables"), Some((3, 3)));
-    assert_eq!(count("user_fields"), Some((9, 9)));
+    assert_eq!(count("user_fields"), Some((10, 10)), "one of them in the trash");
     assert_eq!(count("user_groups"), Some((1, 1)));
     assert_eq!(count("group_members"), Some((1, 1)));
     assert_eq!(count("table_grants"), Some((2, 2)));
     assert_eq!(count("api_tokens"), Some((1, 1)));
-    assert_eq!(count("record_history"), Some((2, 2)));
+    assert_eq!(count("record_history"), Some((3, 3)));
     assert_eq!(count("saved_views"), Some((1, 1)));
     // And back again (from PostgreSQL on that pass): the copy reads from either store.
     let mut back_config = app.config.clone();
@@ -222,6 +222,27 @@ async fn build_tables(cast: &daicho_testkit::Cast) -> Tables {
     let last = ids[29];
     let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{customers}/records/{last}"), json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
+    // A field in the trash, with a value: not searched on the moved store until restored.
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{customers}/fields"), json!({"name": "旧メモ", "kind": {"type": "text"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let secret = v["table"]["fields"].as_array().unwrap().iter().find(|f| f["name"] == "旧メモ").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, v) = a
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{customers}/records/{}", ids[0]),
+            json!({"version": 1, "values": {"旧メモ": "極秘の合言葉"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{customers}/fields/{secret}"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{customers}/records?q=極秘の合言葉")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 0, "{v}");
 
     let (_, v) = a.post_json("/api/v1/tables", json!({"name": "受注 Orders"})).await;
     let orders = v["table"]["id"].as_str().unwrap().to_owned();
@@ -323,9 +344,18 @@ async fn check_tables(moved: &TestApp, admin: &daicho_testkit::Persona, t: &Tabl
     let view = v["views"][0]["id"].as_str().unwrap().to_owned();
     let (_, v) = admin.get_json(&format!("/api/v1/tables/{c}/records?view={view}&limit=1")).await;
     assert_eq!(v["records"][0]["id"], t.updated, "the shared view came along and runs");
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{c}/records?q=極秘の合言葉")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 0, "a field in the trash is not searched: {v}");
     let (_, v) = admin.get_json("/api/v1/trash").await;
-    assert_eq!(v["items"][0]["table_name"], "旧台帳", "{v}");
-    let old = v["items"][0]["table"].as_str().unwrap().to_owned();
+    let items = v["items"].as_array().unwrap();
+    let old = items.iter().find(|i| i["table_name"] == "旧台帳" && i["field"].is_null()).expect("the table")["table"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret = items.iter().find(|i| i["field_name"] == "旧メモ").expect("the field")["field"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         admin.post_json(&format!("/api/v1/trash/tables/{old}/restore"), json!({})).await.0,
         StatusCode::NO_CONTENT
@@ -348,4 +378,11 @@ async fn check_tables(moved: &TestApp, admin: &daicho_testkit::Persona, t: &Tabl
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    // The field restored: its value is found again.
+    assert_eq!(
+        admin.post_json(&format!("/api/v1/trash/tables/{c}/fields/{secret}/restore"), json!({})).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{c}/records?q=極秘の合言葉")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
 }
