@@ -77,6 +77,13 @@ impl Name {
     pub fn parse(s: &str) -> Result<Self, &'static str> {
         clean_name(s, 100).map(Self)
     }
+    /// A name as the catalogue holds it, read back without [`Name::parse`]'s checks: those
+    /// have been tightened since (zero-width spaces and direction controls are refused now),
+    /// and a name stored before must still load, to be shown and renamed, rather than stop its
+    /// table, group or view from loading at all.
+    pub fn stored(s: &str) -> Result<Self, &'static str> {
+        if s.trim().is_empty() { Err("required") } else { Ok(Self(s.to_owned())) }
+    }
     /// A field's name: as [`Name::parse`], and not one that requests already use to name
     /// something else (a field id, or a system field by its column or name, or `id`), which
     /// would make the field unreachable by name in values, filters and sorts.

@@ -3909,7 +3909,7 @@ async fn load_def(
         let pos: i64 = f.try_get("position").map_err(internal)?;
         defs.push(FieldDef {
             id: fid.parse().map_err(|_| bad("field id"))?,
-            name: Name::parse(&name).map_err(|_| bad("field name"))?,
+            name: Name::stored(&name).map_err(|_| bad("field name"))?,
             kind: serde_json::from_str(&kind).map_err(|_| bad("field kind"))?,
             rules: serde_json::from_str(&rules).map_err(|_| bad("field rules"))?,
             position: u32::try_from(pos).unwrap_or(0),
@@ -3922,7 +3922,7 @@ async fn load_def(
     Ok(TableDef {
         id,
         tenant_id: tenant,
-        name: Name::parse(&name).map_err(|_| bad("table name"))?,
+        name: Name::stored(&name).map_err(|_| bad("table name"))?,
         description: first.try_get("description").map_err(internal)?,
         fields: defs,
         created_at: daicho_store::rows::time_ms(first.try_get("created_at").map_err(internal)?)?,

@@ -110,7 +110,7 @@ pub fn field_def(f: &UserFieldRow) -> StoreResult<(daicho_domain::TableId, daich
         f.table_id.parse().map_err(|_| bad("table id"))?,
         daicho_domain::table::FieldDef {
             id: f.id.parse().map_err(|_| bad("field id"))?,
-            name: daicho_domain::table::Name::parse(f.trashed_name.as_deref().unwrap_or(&f.name))
+            name: daicho_domain::table::Name::stored(f.trashed_name.as_deref().unwrap_or(&f.name))
                 .map_err(|_| bad("field name"))?,
             kind: serde_json::from_str(&f.kind).map_err(|_| bad("field kind"))?,
             rules: serde_json::from_str(&f.rules).map_err(|_| bad("field rules"))?,

@@ -177,7 +177,7 @@ pub fn group(r: &impl Columns) -> StoreResult<daicho_domain::Group> {
     Ok(daicho_domain::Group {
         id: id(r, "id")?,
         tenant_id: id(r, "tenant_id")?,
-        name: daicho_domain::table::Name::parse(&r.text("name")?).map_err(|_| bad("group name"))?,
+        name: daicho_domain::table::Name::stored(&r.text("name")?).map_err(|_| bad("group name"))?,
         description: r.text("description")?,
         members: Vec::new(),
         grants: Vec::new(),
@@ -214,7 +214,7 @@ pub fn saved_view(r: &impl Columns) -> StoreResult<daicho_domain::view::SavedVie
         id: id(r, "id")?,
         table_id: id(r, "table_id")?,
         owner: opt_id(r, "owner_id")?,
-        name: daicho_domain::table::Name::parse(&r.text("name")?).map_err(|_| bad("view name"))?,
+        name: daicho_domain::table::Name::stored(&r.text("name")?).map_err(|_| bad("view name"))?,
         spec: serde_json::from_str(&r.text("spec")?).map_err(|_| bad("view spec"))?,
         created_at: time_ms(r.int("created_at")?)?,
         created_by: id(r, "created_by")?,

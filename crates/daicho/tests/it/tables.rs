@@ -523,6 +523,39 @@ async fn an_export_under_way_stops_when_its_token_is_revoked_or_its_session_ends
 }
 
 #[tokio::test]
+async fn names_stored_before_a_rule_was_tightened_still_load_and_can_be_renamed() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let memo = field_id(&table, "メモ");
+    // As an earlier version stored them, before zero-width spaces were refused in names.
+    app.raw_sql(
+        "UPDATE user_fields SET name = 'メ' || char(8203) || 'モ' WHERE name = 'メモ'",
+        "UPDATE user_fields SET name = 'メ' || chr(8203) || 'モ' WHERE name = 'メモ'",
+    )
+    .await
+    .unwrap();
+    app.raw_sql("UPDATE user_tables SET name = name || char(8203)", "UPDATE user_tables SET name = name || chr(8203)")
+        .await
+        .unwrap();
+    let (s, v) = a.get_json("/api/v1/tables").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v["table"]["fields"].as_array().unwrap().iter().filter_map(|f| f["name"].as_str()).collect();
+    assert!(names.contains(&"メ\u{200B}モ"), "{names:?}");
+    for page in ["/tables".to_owned(), format!("/tables/{tid}"), format!("/tables/{tid}/design")] {
+        assert_eq!(a.get(&page).await.status(), StatusCode::OK, "{page}");
+    }
+    // Renamed to a name the rules allow now.
+    let (s, v) = a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}/fields/{memo}"), json!({"name": "メモ"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}"), json!({"name": "顧客"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
 async fn an_export_the_client_abandons_is_recorded_as_interrupted_not_finished() {
     let app = TestApp::start().await;
     let cast = app.cast().await;
