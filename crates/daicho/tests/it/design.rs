@@ -387,6 +387,10 @@ async fn changing_a_type_converts_every_value_or_reports_those_that_do_not_and_c
     assert_eq!((v["records"].as_i64(), v["failed"].as_i64()), (Some(3), Some(1)));
     assert_eq!(v["failures"][0], json!({"record": recs[2], "value": "たくさん", "code": "not_a_number"}));
     assert_eq!(v["rules_dropped"], json!(["max_length"]));
+    // With the error object every refusal has.
+    assert_eq!(v["error"]["code"], "values_do_not_convert");
+    assert!(v["error"]["request_id"].as_str().is_some_and(|r| !r.is_empty()), "{v}");
+    assert_eq!(v["error"]["fields"][0]["code"], "values_do_not_convert");
     let (_, t) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
     assert_eq!(t["table"]["fields"][0]["kind"]["type"], "text", "nothing changed");
     // Fixed, checked without changing, then changed.

@@ -361,10 +361,20 @@ async fn filters_sort_and_keyset_pages_agree_on_both_stores() {
         ("sort=nope", "unknown_field"),
         ("after=@@@", "bad_cursor"),
         ("limit=0", "out_of_range"),
+        // A misspelt filter, or another API's paging, is refused, not ignored (the answer
+        // would be every record).
+        ("filters.eq.会社名=x", "unknown_parameter"),
+        ("page=2", "unknown_parameter"),
+        ("offset=50", "unknown_parameter"),
+        ("count=1", "choice"),
     ] {
         let (s, v) = admin.get_json(&format!("{base}?{bad}")).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
         assert_eq!(v["error"]["fields"][0]["code"], code, "{bad}");
+    }
+    for bad in ["flter.eq.会社名=x", "limit=10", "count=true"] {
+        let (s, v) = admin.get_json(&format!("/api/v1/tables/{tid}/export.csv?{bad}")).await;
+        assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_parameter")), "{bad}");
     }
     // The grid page searches too.
     let page = admin.get(&format!("/tables/{tid}?q=%E6%9D%B1%E4%BA%AC")).await.text().await.unwrap();

@@ -347,8 +347,14 @@ pub async fn api_retype(
     let status = if report.failed > 0 { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let mut out = report_json(&report, &dropped);
     if report.failed > 0 {
-        out["error"] =
-            json!({"code": "values_do_not_convert", "message": "Some values do not convert; nothing was changed."});
+        // The error object every other refusal has (request id, fields), beside the report.
+        out["error"] = json!({
+            "code": "values_do_not_convert",
+            "message": "Some values do not convert; nothing was changed.",
+            "request_id": ctx.request_id,
+            "fields": [{"field": fid, "code": "values_do_not_convert"}],
+            "detail": null,
+        });
     } else if report.applied {
         let open = auth.reopen_table(&state, &ctx, &tid).await?;
         out["table"] = table_json(&designing(&state, &ctx, &auth, &open).await?.1);

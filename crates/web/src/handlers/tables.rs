@@ -211,6 +211,27 @@ fn export_started(sjis: bool, pairs: &[(String, String)], t: &TableDef) -> Strin
     )
 }
 
+/// Refuses a key that a list of records (`export`: the CSV export) does not take, 422
+/// `unknown_parameter`: a misspelt filter (`filters.eq.…`) or a paging key of another API
+/// (`page`, `offset`) would otherwise be ignored, and the answer would be every record.
+/// `count` is `true` or `false`; the export takes `encoding`, and no `limit` or `count`.
+fn check_list_keys(pairs: &[(String, String)], export: bool) -> AppResult<()> {
+    let known = |k: &str| match k {
+        "q" | "sort" | "dir" | "after" | "col" | "view" => true,
+        "limit" | "count" => !export,
+        "encoding" => export,
+        k => k.starts_with("filter."),
+    };
+    let mut errs = FieldErrors::new();
+    for (k, _) in pairs.iter().filter(|(k, _)| !known(k)) {
+        errs.push_owned(k.chars().take(100).collect(), "unknown_parameter");
+    }
+    if pairs.iter().any(|(k, v)| k == "count" && !matches!(v.as_str(), "" | "true" | "false")) {
+        errs.push("count", "choice");
+    }
+    if errs.is_empty() { Ok(()) } else { Err(AppError::Invalid(errs)) }
+}
+
 /// Whether a field's exported text could be read as a formula: text that people typed. A number,
 /// date, checkbox or record number is written by the server and never is: a negative number
 /// keeps its minus sign as a number, so that a spreadsheet still adds it up.
@@ -819,6 +840,7 @@ pub async fn list_records(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
     let t = open.seen_by(&scope);
+    check_list_keys(&pairs, false)?;
     auth.note_hidden_in_query(&state, &ctx, &open, &t, &pairs).await?;
     let (pairs, _) = crate::handlers::views::resolve(&state, &scope, &pairs).await?;
     let pairs = with_user_ids(&state, &ctx, &auth, &t, pairs).await?;
@@ -1316,6 +1338,7 @@ pub async fn export_records(
     let scope = auth.table_right::<Export>(&state, &ctx, &open).await?.reading();
     let t = open.seen_by(&scope);
     let full = open.def.clone();
+    check_list_keys(&pairs, true)?;
     let sjis = match pairs.iter().find(|(k, _)| k == "encoding").map(|(_, v)| v.as_str()) {
         None | Some("") | Some("utf-8") => false,
         Some("shift_jis") => true,
