@@ -1037,6 +1037,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "空・長すぎる・制御文字を含む選択肢があります。",
     ),
     ("err.duplicate_choice", "Each choice must appear once.", "同じ選択肢が重複しています。"),
+    (
+        "err.named_twice",
+        "This field is given twice, by its id and by its name; give it once.",
+        "このフィールドが ID と名前で2回指定されています。1回にしてください。",
+    ),
     ("err.not_for_this_type", "This rule does not apply to this type.", "この種類には設定できません。"),
     ("error.ip_not_allowed.title", "Network not allowed", "許可されていないネットワーク"),
     (

@@ -299,7 +299,11 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
                         return AppError::from(e).into_response();
                     }
                     csrf_expected = Some(sc.session.csrf_token.clone());
-                    parts.extensions.insert(Authenticated { ctx: sc, principal, credential: Credential::Session(hash) });
+                    parts.extensions.insert(Authenticated {
+                        ctx: sc,
+                        principal,
+                        credential: Credential::Session(hash),
+                    });
                 }
             }
         }
@@ -462,7 +466,11 @@ impl Auth {
     /// user disabled or their password changed. A response that runs on after its handler
     /// returned (an export) asks this as it goes, so that disabling a leaver or revoking a
     /// token also stops a download under way. (Idleness is not asked: the download is use.)
-    pub async fn ended_since(&self, state: &AppState, now: OffsetDateTime) -> daicho_store::StoreResult<Option<&'static str>> {
+    pub async fn ended_since(
+        &self,
+        state: &AppState,
+        now: OffsetDateTime,
+    ) -> daicho_store::StoreResult<Option<&'static str>> {
         let flow = LoginFlow::new();
         Ok(match &self.credential {
             Credential::Session(hash) => match state.store.session_by_token_hash(&flow, hash).await? {

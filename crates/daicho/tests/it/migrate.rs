@@ -352,10 +352,8 @@ async fn check_tables(moved: &TestApp, admin: &daicho_testkit::Persona, t: &Tabl
         .as_str()
         .unwrap()
         .to_owned();
-    let secret = items.iter().find(|i| i["field_name"] == "旧メモ").expect("the field")["field"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret =
+        items.iter().find(|i| i["field_name"] == "旧メモ").expect("the field")["field"].as_str().unwrap().to_owned();
     assert_eq!(
         admin.post_json(&format!("/api/v1/trash/tables/{old}/restore"), json!({})).await.0,
         StatusCode::NO_CONTENT

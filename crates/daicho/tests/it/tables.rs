@@ -91,6 +91,20 @@ async fn invalid_values_are_explained_per_field_and_nothing_is_written() {
     assert!(has("メール", "email_format"));
     assert!(has("Web", "url_format"));
     assert!(errs.contains(&("無い項目".to_owned(), "unknown_field".to_owned())));
+    // One field given twice, by its id and by its name: refused, not one of them dropped.
+    let memo = field_id(&table, "メモ");
+    let (s, v) = cast
+        .admin
+        .post_json(
+            &format!("/api/v1/tables/{tid}/records"),
+            json!({"values": {"会社名": "二重社", memo.clone(): "a", "メモ": "b"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(
+        (v["error"]["fields"][0]["field"].as_str(), v["error"]["fields"][0]["code"].as_str()),
+        (Some(memo.as_str()), Some("named_twice"))
+    );
     let (_, list) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records")).await;
     assert!(list["records"].as_array().unwrap().is_empty());
 }
@@ -374,7 +388,11 @@ async fn filters_sort_and_keyset_pages_agree_on_both_stores() {
     }
     for bad in ["flter.eq.会社名=x", "limit=10", "count=true"] {
         let (s, v) = admin.get_json(&format!("/api/v1/tables/{tid}/export.csv?{bad}")).await;
-        assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_parameter")), "{bad}");
+        assert_eq!(
+            (s, v["error"]["fields"][0]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_parameter")),
+            "{bad}"
+        );
     }
     // The grid page searches too.
     let page = admin.get(&format!("/tables/{tid}?q=%E6%9D%B1%E4%BA%AC")).await.text().await.unwrap();
@@ -494,7 +512,8 @@ async fn an_export_under_way_stops_when_its_token_is_revoked_or_its_session_ends
     assert_eq!(export_end(a, |d| d.starts_with("finished")).await, format!("finished: {rows} rows"));
 
     // A token revoked while its export is under way: the rest of the file is not sent.
-    let (s, v) = a.post_json("/api/v1/me/tokens", json!({"name": "download", "read_only": true, "expires_in_days": 1})).await;
+    let (s, v) =
+        a.post_json("/api/v1/me/tokens", json!({"name": "download", "read_only": true, "expires_in_days": 1})).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let (token_id, secret) = (v["token"]["id"].as_str().unwrap().to_owned(), v["secret"].as_str().unwrap().to_owned());
     let mut r = app
@@ -559,7 +578,8 @@ async fn names_stored_before_a_rule_was_tightened_still_load_and_can_be_renamed(
         assert_eq!(a.get(&page).await.status(), StatusCode::OK, "{page}");
     }
     // Renamed to a name the rules allow now.
-    let (s, v) = a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}/fields/{memo}"), json!({"name": "メモ"})).await;
+    let (s, v) =
+        a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}/fields/{memo}"), json!({"name": "メモ"})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}"), json!({"name": "顧客"})).await;
     assert_eq!(s, StatusCode::OK, "{v}");

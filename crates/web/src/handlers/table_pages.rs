@@ -170,8 +170,11 @@ const FILTER_OPS: &[(&str, &str)] = &[
 fn grid_pairs(pairs: &[(String, String)]) -> Vec<(String, String)> {
     let pick = |key: &str| pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
     let (ff, fo, fv) = (pick("ff"), pick("fo"), pick("fv"));
-    let mut out: Vec<(String, String)> =
-        pairs.iter().filter(|(k, _)| !matches!(k.as_str(), "ff" | "fo" | "fv" | "view_error" | "back")).cloned().collect();
+    let mut out: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "ff" | "fo" | "fv" | "view_error" | "back"))
+        .cloned()
+        .collect();
     for (i, field) in ff.iter().enumerate() {
         let op = fo.get(i).copied().unwrap_or("contains");
         let value = fv.get(i).copied().unwrap_or("");
@@ -676,7 +679,8 @@ async fn show_page(
             deletable: v.owner == Some(me) || (v.owner.is_none() && can_design),
         })
         .collect();
-    let next = (records.len() == query.limit as usize).then(|| records.last().map(|r| cursor_after(&query, r))).flatten();
+    let next =
+        (records.len() == query.limit as usize).then(|| records.last().map(|r| cursor_after(&query, r))).flatten();
     let back: Vec<&str> = pairs.iter().filter(|(k, _)| k == "back").map(|(_, v)| v.as_str()).collect();
     let after = query.after.is_some().then(|| keep("after"));
     let (previous, older) = pager(&page_base, &back, after.as_deref(), next);
@@ -1075,12 +1079,12 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
             let value = values.get(&key).map(display_input).unwrap_or_default();
             // A browser empties a date input whose value is not a date: what the user typed
             // (and the form refused) comes back in a text input, to be corrected, not retyped.
-            let (input, hint) = if input == "date" && !value.is_empty() && f.parse(&Value::String(value.clone())).is_err()
-            {
-                ("text", "hint.date")
-            } else {
-                (input, hint)
-            };
+            let (input, hint) =
+                if input == "date" && !value.is_empty() && f.parse(&Value::String(value.clone())).is_err() {
+                    ("text", "hint.date")
+                } else {
+                    (input, hint)
+                };
             let selected = match values.get(&key) {
                 Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
                 _ => Vec::new(),

@@ -192,7 +192,8 @@ pub(crate) fn formula_like(s: &str) -> bool {
 }
 
 /// The characters a spreadsheet may run a cell as a formula by, when the cell begins with one.
-pub(crate) const FORMULA_STARTS: [char; 10] = ['=', '+', '-', '@', '\t', '\r', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}'];
+pub(crate) const FORMULA_STARTS: [char; 10] =
+    ['=', '+', '-', '@', '\t', '\r', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}'];
 
 /// What an export's first history entry says: its encoding, the query it ran (filters, keyword,
 /// sort and the saved view's, as resolved) and the columns it wrote, each cut at 500 characters.
@@ -444,6 +445,11 @@ pub(crate) fn parse_values(
     }
     for f in &t.fields {
         let v = values.get(&f.id.to_string()).or_else(|| values.get(f.name.as_str()));
+        // One field named twice, by its id and by its name: which value was meant is unknown.
+        if values.contains_key(&f.id.to_string()) && values.contains_key(f.name.as_str()) {
+            errs.push_owned(f.id.to_string(), "named_twice");
+            continue;
+        }
         if f.kind.is_generated() {
             if v.is_some_and(|v| !v.is_null()) {
                 errs.push_owned(f.id.to_string(), "read_only");
@@ -1026,7 +1032,8 @@ pub const BULK_MAX: usize = 1000;
 
 /// Keys of a grid query that a bulk selection reads past: they shape the page the query came
 /// from (its order, columns, paging, a notice), not which records match.
-const BULK_IGNORED: &[&str] = &["sort", "dir", "col", "after", "back", "limit", "count", "done", "view_error", "encoding"];
+const BULK_IGNORED: &[&str] =
+    &["sort", "dir", "col", "after", "back", "limit", "count", "done", "view_error", "encoding"];
 
 /// What a bulk operation applies to: the ids ticked, or the records a grid query selects.
 #[derive(Debug, Default)]
@@ -2232,8 +2239,8 @@ mod sjis_tests {
     fn a_formula_cell_is_neutralised_on_export_and_read_back_as_it_was() {
         use super::{neutralised, unneutralise};
         for v in [
-            "=1+1", "'=1+1", "''=1+1", "-5", "'-5", "@x", "\tx", "'", "''", "'plain", "plain", "", "a=b", "＝1+1", "＋81",
-            "－5", "＠x", "'＝1",
+            "=1+1", "'=1+1", "''=1+1", "-5", "'-5", "@x", "\tx", "'", "''", "'plain", "plain", "", "a=b", "＝1+1",
+            "＋81", "－5", "＠x", "'＝1",
         ] {
             let out = neutralised(std::borrow::Cow::Borrowed(v));
             assert!(!out.starts_with(['=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠']), "{v:?} -> {out:?}");
