@@ -603,8 +603,15 @@ fn bound_of(kind: &FieldKind, b: &Option<String>) -> Option<i64> {
 /// `offset` is the tenant's offset from UTC in minutes: the days a date-time falls on and a
 /// date starts at are the tenant's, as its pages show them.
 pub fn convert(old: &FieldDef, new: &FieldDef, c: &Cell, offset: i32) -> Result<Cell, &'static str> {
+    // An empty value in a field that was required already is not this change's doing (the
+    // field was added, or restored from the trash, after the record was made): it stays empty,
+    // as it was, rather than block every later change of the field's type or rules.
+    let empty = || match new.parse(&Json::Null) {
+        Err("required") if old.rules.required => Ok(Cell::Null),
+        r => r,
+    };
     let text = match old.present(c) {
-        Json::Null => return new.parse(&Json::Null),
+        Json::Null => return empty(),
         Json::String(s) => s,
         Json::Number(n) => n.to_string(),
         Json::Bool(b) => b.to_string(),
@@ -613,7 +620,7 @@ pub fn convert(old: &FieldDef, new: &FieldDef, c: &Cell, offset: i32) -> Result<
     };
     // A value that was only false (an unticked checkbox) is empty in a type that has no false.
     if matches!(c, Cell::Bool(false)) && !matches!(new.kind, FieldKind::Checkbox) {
-        return new.parse(&Json::Null);
+        return empty();
     }
     new.parse(&Json::String(retyped_text(&old.kind, &new.kind, text, offset)))
 }
@@ -927,6 +934,12 @@ mod tests {
         let new = FieldDef { rules: FieldRules { required: true, ..FieldRules::default() }, ..old.clone() };
         assert_eq!(convert(&old, &new, &Cell::Int(7), 0), Ok(Cell::Int(7)));
         assert_eq!(convert(&old, &new, &Cell::Null, 0), Err("required"));
+        // Required already (the field was added or restored after the record was made): its
+        // empty value stays, and does not block another change of the field.
+        let later = FieldDef { rules: FieldRules { max_length: Some(10), ..new.rules.clone() }, ..new.clone() };
+        assert_eq!(convert(&new, &later, &Cell::Null, 0), Ok(Cell::Null));
+        let text = FieldDef { kind: FieldKind::Text, ..later.clone() };
+        assert_eq!(convert(&new, &text, &Cell::Null, 0), Ok(Cell::Null));
     }
 
     #[test]

@@ -981,3 +981,33 @@ async fn a_date_time_becomes_the_date_it_falls_on_in_the_tenants_time_zone_and_b
     let (_, v) = a.get_json(&record).await;
     assert_eq!(v["record"]["values"][&fid], "2026-11-29T15:00:00Z");
 }
+
+#[tokio::test]
+async fn a_required_field_added_to_records_that_lack_it_does_not_block_its_later_changes() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, _) = table(a).await;
+    // Added required to a table with three records: they stay empty in it.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": "担当部署", "kind": {"type": "text"}, "rules": {"required": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let dept = v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    let retype = format!("/api/v1/tables/{tid}/fields/{dept}/retype");
+    // Another rule, and another type, keeping "required": the empties are not this change's.
+    let (s, v) =
+        a.post_json(&retype, json!({"kind": {"type": "text"}, "rules": {"required": true, "max_length": 20}})).await;
+    assert_eq!((s, v["failed"].as_i64(), v["applied"].as_bool()), (StatusCode::OK, Some(0), Some(true)), "{v}");
+    let (s, v) = a.post_json(&retype, json!({"kind": {"type": "multiline"}, "rules": {"required": true}})).await;
+    assert_eq!((s, v["failed"].as_i64()), (StatusCode::OK, Some(0)), "{v}");
+    // Making a field required that was not, over empty values, is still refused with them.
+    let (s, v) = a.post_json(&retype, json!({"kind": {"type": "multiline"}, "rules": {}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = a.post_json(&retype, json!({"kind": {"type": "multiline"}, "rules": {"required": true}})).await;
+    assert_eq!((s, v["failed"].as_i64()), (StatusCode::UNPROCESSABLE_ENTITY, Some(3)), "{v}");
+    assert_eq!(v["failures"][0]["code"], "required");
+}
