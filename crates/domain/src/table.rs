@@ -580,10 +580,14 @@ impl FieldDef {
 
 /// Kinds a field may be changed into: its own kind (a change of its rules or choices), or
 /// another kind but not a link, user or auto-number (their values would need checks against
-/// other tables, the directory or the database); nothing for a generated field.
+/// other tables, the directory or the database); nothing for a generated field. A user field
+/// keeps its kind: its values are user ids, which as text would mean nothing to a reader (and
+/// could not be made users again).
 pub fn retype_allowed(from: &FieldKind, to: &FieldKind) -> bool {
     !from.is_generated()
-        && (from == to || !matches!(to, FieldKind::Link { .. } | FieldKind::User | FieldKind::AutoNumber { .. }))
+        && (from == to
+            || (!matches!(from, FieldKind::User)
+                && !matches!(to, FieldKind::Link { .. } | FieldKind::User | FieldKind::AutoNumber { .. })))
 }
 
 /// A minimum or maximum as the field stores it (decimals scaled), if it is one for this kind.
@@ -637,11 +641,21 @@ pub fn retyped_text(from: &FieldKind, to: &FieldKind, text: String, offset: i32)
         // show: 2026-11-28T15:30:00Z is the 29th in Japan); a date becomes the start of that
         // day there.
         (FieldKind::DateTime, FieldKind::Date) => date_at(&text, offset).unwrap_or(text),
+        // Into text, a date-time is written as its pages show it, at the tenant's offset
+        // (2026-04-01T09:30:00+09:00, not the UTC 2026-04-01T00:30:00Z).
+        (FieldKind::DateTime, FieldKind::Text | FieldKind::Multiline) => time_at(&text, offset).unwrap_or(text),
         (FieldKind::Date, FieldKind::DateTime) if !text.trim().is_empty() => {
             format!("{}T00:00:00{}", text.trim(), offset_text(offset))
         }
         _ => text,
     }
+}
+
+/// An RFC 3339 instant written at `offset` minutes from UTC.
+fn time_at(text: &str, offset: i32) -> Option<String> {
+    let t = OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+    let off = time::UtcOffset::from_whole_seconds(offset.checked_mul(60)?).ok()?;
+    t.checked_to_offset(off)?.format(&time::format_description::well_known::Rfc3339).ok()
 }
 
 /// The date (YYYY-MM-DD) on which an RFC 3339 instant falls at `offset` minutes from UTC.
@@ -872,6 +886,7 @@ mod tests {
         assert!(retype_allowed(&link, &link));
         assert!(retype_allowed(&FieldKind::User, &FieldKind::User));
         assert!(!retype_allowed(&FieldKind::Text, &FieldKind::User));
+        assert!(!retype_allowed(&FieldKind::User, &FieldKind::Text), "user ids would become the text");
         let auto = FieldKind::AutoNumber { prefix: String::new(), digits: 6 };
         assert!(!retype_allowed(&auto, &auto));
         // Minimum above maximum is refused, in the field's own unit.
@@ -966,6 +981,10 @@ mod tests {
         assert_eq!(convert(&dt, &date, &Cell::Int(ms), 0), Ok(Cell::Text("2026-04-01".into())));
         let midnight = (time::macros::datetime!(2026-04-01 00:00 UTC).unix_timestamp_nanos() / 1_000_000) as i64;
         assert_eq!(convert(&date, &dt, &Cell::Text("2026-04-01".into()), 0), Ok(Cell::Int(midnight)));
+        // Into text: as pages show it, at the tenant's offset.
+        let text = FieldDef { kind: FieldKind::Text, ..dt.clone() };
+        assert_eq!(convert(&dt, &text, &Cell::Int(ms), 540), Ok(Cell::Text("2026-04-02T08:30:00+09:00".into())));
+        assert_eq!(convert(&dt, &text, &Cell::Int(ms), 0), Ok(Cell::Text("2026-04-01T23:30:00Z".into())));
         assert_eq!(trim_decimal_zeros(" 0.50 "), "0.5");
         assert_eq!(trim_decimal_zeros("-.00"), "-0");
         assert_eq!(trim_decimal_zeros("10"), "10");

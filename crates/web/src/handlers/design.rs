@@ -852,7 +852,12 @@ fn retype_page(
         field_name: f.name.as_str().to_owned(),
         current: crate::handlers::table_pages::kind_label(&f.kind),
         kinds: {
-            let mut kinds = crate::handlers::table_pages::retype_kinds();
+            // (A user field becomes nothing else: see `retype_allowed`.)
+            let mut kinds = if matches!(f.kind, daicho_domain::table::FieldKind::User) {
+                Vec::new()
+            } else {
+                crate::handlers::table_pages::retype_kinds()
+            };
             if !crate::handlers::table_pages::offered_kind(f.kind.name()) {
                 kinds.insert(0, (f.kind.name(), crate::handlers::table_pages::kind_label(&f.kind)));
             }
