@@ -4351,10 +4351,12 @@ impl daicho_store::ImportSink for ImportTx<'_> {
         &mut self,
         w: &ImportWrite<'_>,
         scope: &TableScope<Import>,
-        id: i64,
-        cells: &[(FieldId, Cell)],
+        rows: &[(i64, Vec<(FieldId, Cell)>)],
     ) -> StoreResult<()> {
-        PgStore::overwrite_in(self.0, scope, w.table, id, cells, w.at, w.who, w.event).await
+        for (id, cells) in rows {
+            PgStore::overwrite_in(self.0, scope, w.table, *id, cells, w.at, w.who, w.event).await?;
+        }
+        Ok(())
     }
 }
 

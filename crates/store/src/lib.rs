@@ -146,14 +146,14 @@ pub struct ImportWrite<'a> {
 pub trait ImportSink: Send {
     /// New records, in one or more multi-row statements.
     async fn insert(&mut self, w: &ImportWrite<'_>, rows: &[Vec<(FieldId, Cell)>]) -> StoreResult<()>;
-    /// One existing record overwritten in the given fields, with its history, if `scope` (the
-    /// import's within the edit right's) covers it.
+    /// Existing records (id, cells) overwritten in the given fields, with their history and
+    /// search text, if `scope` (the import's within the edit right's) covers each and lets it
+    /// write those fields on it; all or none (the import's transaction).
     async fn update(
         &mut self,
         w: &ImportWrite<'_>,
         scope: &TableScope<Import>,
-        id: i64,
-        cells: &[(FieldId, Cell)],
+        rows: &[(i64, Vec<(FieldId, Cell)>)],
     ) -> StoreResult<()>;
 }
 
@@ -188,10 +188,10 @@ pub async fn write_parts(
             ImportPart::Update { edit, rows } => {
                 guard::check_table(&edit, w.table)?;
                 let both = w.scope.within(&edit);
-                for (id, cells) in &rows {
+                for (_, cells) in &rows {
                     guard::check_writes(&both, cells)?;
-                    sink.update(w, &both, *id, cells).await?;
                 }
+                sink.update(w, &both, &rows).await?;
                 updated += rows.len() as u64;
             }
             ImportPart::Done { details } => return Ok((inserted, updated, details)),

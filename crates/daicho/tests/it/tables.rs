@@ -3023,4 +3023,54 @@ async fn an_update_import_of_many_rows_updates_every_key_and_inserts_the_keys_it
         let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.会社名={name}")).await;
         assert_eq!(v["records"][0]["values"][&staff], want, "{name}: {v}");
     }
+    // Rows that change different fields (a value the record holds is no change), written part
+    // by part in multi-row statements: each record's fields, version, history and search text.
+    let memo = field_id(&table, "メモ");
+    let mut csv = String::from("会社名,従業員数,メモ\n");
+    for i in 0..1_200 {
+        let staff = if i % 5 == 0 { i + 10_000 } else { i + 20_000 };
+        let note = if i % 3 == 0 { String::new() } else { format!("新メモ{i}") };
+        csv.push_str(&format!("会社{i},{staff},{note}\n"));
+    }
+    let (s, v) = import(a, &tid, "?key=会社名", csv.into_bytes()).await;
+    assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1_200)), "{v}");
+    let t = tid.as_str();
+    let record = |name: &'static str| async move {
+        let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records?filter.eq.会社名={name}")).await;
+        v["records"][0].clone()
+    };
+    let history = |id: i64| async move {
+        let (_, h) = a.get_json(&format!("/api/v1/tables/{t}/records/{id}/history")).await;
+        h["entries"][0]["changes"].clone()
+    };
+    // Both fields changed; one only; the other only; neither (no history entry).
+    for (name, changed_staff, changed_memo) in
+        [("会社1198", true, true), ("会社3", true, false), ("会社10", false, true), ("会社15", false, false)]
+    {
+        let r = record(name).await;
+        let i: i64 = name.trim_start_matches("会社").parse().unwrap();
+        let id = r["id"].as_i64().unwrap();
+        assert_eq!(r["values"][&staff], json!(if changed_staff { i + 20_000 } else { i + 10_000 }), "{r}");
+        let note = if changed_memo { json!(format!("新メモ{i}")) } else { Value::Null };
+        assert_eq!(r["values"][&memo], note, "{r}");
+        let mut want = Vec::new();
+        if changed_staff {
+            want.push(json!({"field": staff, "before": i + 10_000, "after": i + 20_000}));
+        }
+        if changed_memo {
+            want.push(json!({"field": memo, "before": null, "after": format!("新メモ{i}")}));
+        }
+        let h = history(id).await;
+        if want.is_empty() {
+            assert_eq!(h, json!([{"field": staff, "before": i, "after": i + 10_000}]), "{name}: the last change: {h}");
+        } else {
+            let mut got: Vec<Value> = h.as_array().unwrap().clone();
+            got.sort_by_key(|c| c["field"].as_str().unwrap().to_owned());
+            want.sort_by_key(|c| c["field"].as_str().unwrap().to_owned());
+            assert_eq!(got, want, "{name}");
+        }
+    }
+    // The keyword index holds the new text.
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?q=新メモ1198")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
 }
