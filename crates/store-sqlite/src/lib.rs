@@ -4147,6 +4147,21 @@ impl daicho_store::ImportSink for ImportTx<'_, '_> {
         insert_rows(self.0, w.table, w.who, w.at, rows).await
     }
 
+    async fn take_staged(&mut self, scope: &TableScope<Import>, id: &str) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "DELETE FROM staged_imports WHERE id = ? AND tenant_id = ? AND table_id = ? AND user_id = ?",
+        )
+        .bind(id)
+        .bind(scope.tenant_id().to_string())
+        .bind(scope.table().to_string())
+        .bind(scope.actor().to_string())
+        .execute(&mut **self.0)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
     async fn update(
         &mut self,
         w: &ImportWrite<'_>,

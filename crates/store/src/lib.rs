@@ -56,6 +56,10 @@ pub enum ImportPart {
     /// Existing records, overwritten in the given fields, within the import's scope and the
     /// edit right's (rows and fields both cover, checked on the record inside the transaction).
     Update { edit: TableScope<Edit>, rows: Vec<(i64, Vec<(FieldId, Cell)>)> },
+    /// The staged file the import is read from (the import page's), taken in the import's
+    /// transaction before its rows are written: a second import of the same file (the form
+    /// posted twice) finds it gone and writes nothing.
+    Staged(String),
     /// Every part was sent: commit, with these details in the import's audit event (the row
     /// counts, known only now).
     Done { details: String },
@@ -155,6 +159,9 @@ pub trait ImportSink: Send {
         scope: &TableScope<Import>,
         rows: &[(i64, Vec<(FieldId, Cell)>)],
     ) -> StoreResult<()>;
+    /// Deletes the staged file `id` of the scope's user and table; `false` when there is none
+    /// (imported already, or expired).
+    async fn take_staged(&mut self, scope: &TableScope<Import>, id: &str) -> StoreResult<bool>;
 }
 
 /// Writes an import's parts into `sink` as they arrive, each checked against the scope, until
@@ -193,6 +200,11 @@ pub async fn write_parts(
                 }
                 sink.update(w, &both, &rows).await?;
                 updated += rows.len() as u64;
+            }
+            ImportPart::Staged(id) => {
+                if !sink.take_staged(w.scope, &id).await? {
+                    return Err(StoreError::Conflict(FieldErrors::single("file", "staged_taken")));
+                }
             }
             ImportPart::Done { details } => return Ok((inserted, updated, details)),
         }

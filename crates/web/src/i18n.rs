@@ -435,6 +435,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("import.columns", "Columns", "列の対応"),
     ("import.again", "Choose another file", "別のファイルを選ぶ"),
     (
+        "err.staged_taken",
+        "This file was imported already (the form was sent twice); nothing more was written.",
+        "このファイルは取り込み済みです（フォームが2回送信されました）。追加では何も書き込まれていません。",
+    ),
+    (
         "err.staged_expired",
         "The uploaded file is no longer kept (after an hour, or for another user). Choose it again.",
         "アップロードしたファイルは保管されていません（1時間経過したか、別のユーザーのものです）。もう一度選んでください。",

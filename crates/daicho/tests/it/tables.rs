@@ -1337,10 +1337,34 @@ async fn a_file_whose_columns_are_not_field_names_is_mapped_first_then_imported_
     let r = map(&cast.member, &staged, &[&company, &staff, &memo, ""]).await.unwrap();
     assert_eq!(r.status(), StatusCode::GONE);
     assert!(r.text().await.unwrap().contains("The uploaded file is no longer kept"));
-    // Mapped: both rows land, the left-out column nowhere; the staged file is gone.
-    let r = map(&cast.admin, &staged, &[&company, &staff, &memo, ""]).await.unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!((record_count(&cast.admin, &tid).await, staged_files().await), (2, 0));
+    // Mapped, the form posted twice at once (a double click): both rows land once, the
+    // left-out column nowhere; the staged file is gone. Another writer holds the database
+    // meanwhile (on SQLite), so that both posts have read the file before either writes.
+    let (s, v) = cast.admin.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "先客"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let held = app.hold_record_change(&tid, &memo, v["record"]["id"].as_i64().unwrap(), "待たせる").await;
+    let cols = [company.as_str(), staff.as_str(), memo.as_str(), ""];
+    let (first, second) = (map(&cast.admin, &staged, &cols), map(&cast.admin, &staged, &cols));
+    let both = tokio::spawn(async move { tokio::join!(first, second) });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    held.commit().await;
+    let (r1, r2) = both.await.unwrap();
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    let mut statuses = [r1.status(), r2.status()];
+    statuses.sort();
+    assert_eq!(statuses[0], StatusCode::SEE_OTHER, "{statuses:?}");
+    if app.backend() == "sqlite" {
+        assert_eq!(statuses[1], StatusCode::CONFLICT, "the second post finds the file taken");
+        let second = if r1.status() == StatusCode::CONFLICT { r1 } else { r2 };
+        assert!(second.text().await.unwrap().contains("This file was imported already"));
+    } else {
+        assert!(matches!(statuses[1], StatusCode::CONFLICT | StatusCode::GONE), "{statuses:?}");
+    }
+    assert_eq!((record_count(&cast.admin, &tid).await, staged_files().await), (3, 0), "imported once");
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.会社名=先客")).await;
+    let first_id = v["records"][0]["id"].as_i64().unwrap();
+    let (s, _) = cast.admin.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/records/{first_id}"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
     let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?sort={staff}&dir=asc")).await;
     let rows: Vec<(Value, Value, Value)> = v["records"]
         .as_array()

@@ -1802,17 +1802,32 @@ pub async fn import_upload(
         };
     }
     let mapping = (!staged.is_empty()).then_some(chosen.as_slice());
-    let result =
-        crate::handlers::tables::import_csv(&state, &ctx, &auth, &open, &file, &encoding, Some(key.as_str()), mapping)
-            .await;
-    if result.is_ok() && !staged.is_empty() {
-        state.store.drop_staged_import(&scope, &staged).await?;
-    }
+    // (The staged file is taken in the import's transaction: posted twice, the form imports
+    // it once, and the second post is told so.)
+    let from = (!staged.is_empty()).then_some(staged.as_str());
+    let result = crate::handlers::tables::import_csv(
+        &state,
+        &ctx,
+        &auth,
+        &open,
+        &file,
+        &encoding,
+        Some(key.as_str()),
+        mapping,
+        from,
+    )
+    .await;
     match result {
         Ok(_) if open.access.has(TableRight::View) => {
             Ok(redirect_see_other(&format!("/tables/{}?done=imported", t.id)))
         }
         Ok(_) => Ok(redirect_see_other(&format!("/tables/{}/import?done=imported", t.id))),
+        // Imported already, by the same form posted twice: the file is gone, and nothing more
+        // was written.
+        Err(AppError::Conflict(e)) if e.0.iter().any(|f| f.code == "staged_taken") => {
+            let page = import_page(&state, &ctx, &auth, &open, &t, problems_of(e));
+            Ok(render_status(StatusCode::CONFLICT, &page))
+        }
         // The staged file stays for another try at its mapping (or until it expires).
         Err(AppError::Invalid(e) | AppError::Conflict(e)) if !staged.is_empty() => {
             let preview = crate::handlers::tables::csv_preview(&file, &encoding).unwrap_or_default();

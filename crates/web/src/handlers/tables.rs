@@ -1689,6 +1689,7 @@ pub(crate) async fn import_csv(
     encoding: &str,
     key: Option<&str>,
     mapping: Option<&[String]>,
+    staged: Option<&str>,
 ) -> AppResult<(u64, u64)> {
     let scope = auth.table_right::<Import>(state, ctx, open).await?;
     let t = &open.seen_by(&scope);
@@ -1795,7 +1796,7 @@ pub(crate) async fn import_csv(
     };
     // Dropped at the first problem (the writer then rolls back) or when the writer has failed.
     let mut sender = Some(sender);
-    let mut part = ImportBatch::default();
+    let mut part = ImportBatch { staged: staged.map(str::to_owned), ..ImportBatch::default() };
     let mut seen_keys = std::collections::HashSet::new();
     // Unique fields other than the key (whose duplicates `seen_keys` finds), and the values
     // the file has given them so far.
@@ -2064,7 +2065,16 @@ pub(crate) async fn import_csv(
     if let Some(s) = sender.take() {
         let details = format!("{inserted} rows inserted, {updated} updated");
         // A failed send means the writer has already ended with its error, awaited below.
-        let _ = s.send(ImportPart::Done { details }).await;
+        // (The staged file is taken first, also when the file held no rows.)
+        let mut last = vec![ImportPart::Done { details }];
+        if let Some(id) = part.staged.take() {
+            last.insert(0, ImportPart::Staged(id));
+        }
+        for p in last {
+            if s.send(p).await.is_err() {
+                break;
+            }
+        }
     }
     let written = writer.await.map_err(|e| AppError::Internal(format!("the import's writer failed: {e}")))?;
     match written {
@@ -2090,6 +2100,9 @@ struct ImportBatch {
     /// Records updated by the parts already sent: a unique value one of them held may have
     /// been changed by the file before a later row takes it.
     updated_before: std::collections::HashSet<i64>,
+    /// The staged file the import reads, until it is sent ahead of the first part (the store
+    /// takes it first, in the import's transaction).
+    staged: Option<String>,
 }
 
 impl ImportBatch {
@@ -2192,7 +2205,8 @@ impl ImportBatch {
             (false, None) => return Err(AppError::Internal("an import update without the edit right".into())),
         };
         if let Some(s) = sender.as_ref() {
-            let parts = [(!inserts.is_empty()).then_some(ImportPart::Insert(inserts)), update];
+            let staged = self.staged.take().map(ImportPart::Staged);
+            let parts = [staged, (!inserts.is_empty()).then_some(ImportPart::Insert(inserts)), update];
             for p in parts.into_iter().flatten() {
                 if s.send(p).await.is_err() {
                     *sender = None;
@@ -2229,7 +2243,8 @@ pub async fn import_records(
     let _scope = auth.table_right::<Import>(&state, &ctx, &open).await?;
     let mapping = (!q.columns.is_empty()).then(|| q.columns.split('\t').map(str::to_owned).collect::<Vec<_>>());
     let (inserted, updated) =
-        import_csv(&state, &ctx, &auth, &open, &body, &q.encoding, Some(q.key.as_str()), mapping.as_deref()).await?;
+        import_csv(&state, &ctx, &auth, &open, &body, &q.encoding, Some(q.key.as_str()), mapping.as_deref(), None)
+            .await?;
     Ok(Json(json!({"inserted": inserted, "updated": updated})))
 }
 
