@@ -4148,17 +4148,16 @@ impl daicho_store::ImportSink for ImportTx<'_, '_> {
     }
 
     async fn take_staged(&mut self, scope: &TableScope<Import>, id: &str) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "DELETE FROM staged_imports WHERE id = ? AND tenant_id = ? AND table_id = ? AND user_id = ?",
-        )
-        .bind(id)
-        .bind(scope.tenant_id().to_string())
-        .bind(scope.table().to_string())
-        .bind(scope.actor().to_string())
-        .execute(&mut **self.0)
-        .await
-        .map_err(internal)?
-        .rows_affected();
+        let n =
+            sqlx::query("DELETE FROM staged_imports WHERE id = ? AND tenant_id = ? AND table_id = ? AND user_id = ?")
+                .bind(id)
+                .bind(scope.tenant_id().to_string())
+                .bind(scope.table().to_string())
+                .bind(scope.actor().to_string())
+                .execute(&mut **self.0)
+                .await
+                .map_err(internal)?
+                .rows_affected();
         Ok(n > 0)
     }
 

@@ -31,6 +31,8 @@ pub struct Page {
     pub csrf: String,
     pub banner: Option<String>,
     pub flash: Option<&'static str>,
+    /// A line after the flash message (an import's counts).
+    pub flash_detail: Option<String>,
     /// What the browser's tab says instead of the title's text (a table's own name).
     pub named: Option<String>,
 }
@@ -46,6 +48,7 @@ impl Page {
             csrf: String::new(),
             banner: None,
             flash: None,
+            flash_detail: None,
             named: None,
         }
     }
@@ -70,6 +73,7 @@ impl Page {
             csrf: auth.csrf().to_owned(),
             banner,
             flash: None,
+            flash_detail: None,
             named: None,
         }
     }

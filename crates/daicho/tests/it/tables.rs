@@ -953,8 +953,41 @@ async fn the_import_page_takes_a_file_upload_with_its_csrf_token_and_lists_probl
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let page = cast.admin.get(&crate::location(&r)).await.text().await.unwrap();
-    assert!(page.contains("The file was imported."));
+    assert!(page.contains("The file was imported. 2 added, 0 updated."), "with its counts");
     assert!(page.contains(">A</td>") && page.contains(">B</td>"));
+    // Someone who may import but not view is told so on the import page.
+    let (_, users) = cast.admin.get_json("/api/v1/users").await;
+    let member = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"].clone();
+    let (_, g) = cast.admin.post_json("/api/v1/groups", json!({"name": "取込だけ"})).await;
+    let group = g["group"]["id"].as_str().unwrap().to_owned();
+    cast.admin.send_json(Method::PUT, &format!("/api/v1/groups/{group}/members"), json!({"members": [member]})).await;
+    let (s, v) = cast
+        .admin
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/groups/{group}/grants/{tid}"),
+            json!({"rights": ["create", "import"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r = cast
+        .member
+        .client
+        .post(&cast.member.url(&format!("/tables/{tid}/import")))
+        .multipart(form(
+            Some(&cast.member.csrf),
+            "会社名,従業員数
+C,3
+",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = crate::location(&r);
+    assert!(to.starts_with(&format!("/tables/{tid}/import?")), "{to}");
+    let page = cast.member.get(&to).await.text().await.unwrap();
+    assert!(page.contains("The file was imported. 1 added, 0 updated."), "{page}");
 }
 
 /// An import's links are checked by row: a link that names no record the importer may see is
@@ -1340,7 +1373,8 @@ async fn a_file_whose_columns_are_not_field_names_is_mapped_first_then_imported_
     // Mapped, the form posted twice at once (a double click): both rows land once, the
     // left-out column nowhere; the staged file is gone. Another writer holds the database
     // meanwhile (on SQLite), so that both posts have read the file before either writes.
-    let (s, v) = cast.admin.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "先客"}})).await;
+    let (s, v) =
+        cast.admin.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "先客"}})).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let held = app.hold_record_change(&tid, &memo, v["record"]["id"].as_i64().unwrap(), "待たせる").await;
     let cols = [company.as_str(), staff.as_str(), memo.as_str(), ""];
@@ -1363,7 +1397,8 @@ async fn a_file_whose_columns_are_not_field_names_is_mapped_first_then_imported_
     assert_eq!((record_count(&cast.admin, &tid).await, staged_files().await), (3, 0), "imported once");
     let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.会社名=先客")).await;
     let first_id = v["records"][0]["id"].as_i64().unwrap();
-    let (s, _) = cast.admin.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/records/{first_id}"), json!({})).await;
+    let (s, _) =
+        cast.admin.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/records/{first_id}"), json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?sort={staff}&dir=asc")).await;
     let rows: Vec<(Value, Value, Value)> = v["records"]

@@ -541,7 +541,6 @@ async fn show_page(
     let scope = auth.table_right::<View>(state, ctx, open).await?;
     let t = &open.seen_by(&scope);
 
-    let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
     let view_error = pairs.iter().find(|(k, _)| k == "view_error").and_then(|(_, v)| view_error_code(v));
     let saved = state.store.list_views(&scope).await?;
     let grid = grid_pairs(pairs);
@@ -710,7 +709,7 @@ async fn show_page(
     Ok(ShowPage {
         p: Page {
             named: Some(t.name.as_str().to_owned()),
-            ..Page::for_user(auth, "tables.title", "tables", &ctx.request_id).with_flash(done)
+            ..imported(Page::for_user(auth, "tables.title", "tables", &ctx.request_id), pairs)
         },
         id: t.id.to_string(),
         name: t.name.as_str().to_owned(),
@@ -1624,10 +1623,31 @@ pub async fn import_form(
     ctx: Ctx,
     auth: Auth,
     Path(tid): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<Import>(&state, &ctx, &open).await?;
-    Ok(render(&import_page(&state, &ctx, &auth, &open, &open.seen_by(&scope), Vec::new())))
+    let mut page = import_page(&state, &ctx, &auth, &open, &open.seen_by(&scope), Vec::new());
+    page.p = imported(page.p, &pairs);
+    Ok(render(&page))
+}
+
+/// A page told that an import was written (`done=imported`), with its counts.
+pub(crate) fn imported(p: Page, pairs: &[(String, String)]) -> Page {
+    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let done = get("done");
+    let mut p = p.with_flash(done);
+    if done == Some("imported")
+        && let (Some(Ok(inserted)), Some(Ok(updated))) =
+            (get("inserted").map(str::parse::<u64>), get("updated").map(str::parse::<u64>))
+    {
+        p.flash_detail = Some(
+            crate::i18n::t(p.lang, "flash.import_counts")
+                .replace("{inserted}", &grouped(inserted))
+                .replace("{updated}", &grouped(updated)),
+        );
+    }
+    p
 }
 
 /// "row 3, 従業員数" for an import error's location.
@@ -1818,10 +1838,14 @@ pub async fn import_upload(
     )
     .await;
     match result {
-        Ok(_) if open.access.has(TableRight::View) => {
-            Ok(redirect_see_other(&format!("/tables/{}?done=imported", t.id)))
+        // (Someone who may import but not view comes back to the import page, told so there.)
+        Ok((inserted, updated)) => {
+            let page = if open.access.has(TableRight::View) { "" } else { "/import" };
+            Ok(redirect_see_other(&format!(
+                "/tables/{}{page}?done=imported&inserted={inserted}&updated={updated}",
+                t.id
+            )))
         }
-        Ok(_) => Ok(redirect_see_other(&format!("/tables/{}/import?done=imported", t.id))),
         // Imported already, by the same form posted twice: the file is gone, and nothing more
         // was written.
         Err(AppError::Conflict(e)) if e.0.iter().any(|f| f.code == "staged_taken") => {
