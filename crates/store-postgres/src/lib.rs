@@ -573,6 +573,11 @@ impl PgStore {
         event: &NewAuditEvent,
     ) -> StoreResult<()> {
         let old = Self::check_covered(tx, scope, table, id).await?;
+        // (A write that changes nothing is not made: no new version, no history entry.)
+        let cells = &guard::changed_cells(&old, cells)[..];
+        if cells.is_empty() {
+            return Ok(());
+        }
         guard::check_writes_on(scope, &old, cells)?;
         let mut sets = vec![format!("version = version + 1, updated_at = {}, updated_by = {}", ph(1), ph(2))];
         for (i, (f, _)) in cells.iter().enumerate() {
@@ -1056,6 +1061,20 @@ impl Store for PgStore {
     ) -> StoreResult<Record> {
         guard::check_table(scope, table)?;
         guard::check_writes(scope, &cells)?;
+        let mut tx = self.write_tx().await?;
+        check_design(&mut tx, table).await?;
+        let old = Self::check_covered(&mut tx, scope, table, id).await?;
+        // Nothing that changes the record, on the version the editor read: no new version
+        // (anyone else holding the record would be refused as stale for nothing).
+        let cells = guard::changed_cells(&old, &cells);
+        if cells.is_empty() && old.version == expected_version {
+            Self::append_in(&mut tx, event).await?;
+            tx.commit().await.map_err(internal)?;
+            let mut r = old;
+            guard::redact(scope, &mut r);
+            return Ok(r);
+        }
+        guard::check_writes_on(scope, &old, &cells)?;
         let mut sets = vec![format!("version = version + 1, updated_at = {}, updated_by = {}", ph(1), ph(2))];
         for (i, (f, _)) in cells.iter().enumerate() {
             sets.push(format!("{} = {}", ut::field_ident(*f), ph(i + 3)));
@@ -1072,10 +1091,6 @@ impl Store for PgStore {
         for (f, c) in &cells {
             q = bind_cell_q(q, c, storage_of(table, *f));
         }
-        let mut tx = self.write_tx().await?;
-        check_design(&mut tx, table).await?;
-        let old = Self::check_covered(&mut tx, scope, table, id).await?;
-        guard::check_writes_on(scope, &old, &cells)?;
         let done = q
             .bind(id)
             .bind(expected_version)

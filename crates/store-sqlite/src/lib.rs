@@ -361,6 +361,10 @@ impl SqliteStore {
         event: &NewAuditEvent,
     ) -> StoreResult<()> {
         let old = Self::check_covered(tx, scope, table, id).await?;
+        let cells = &guard::changed_cells(&old, cells)[..];
+        if cells.is_empty() {
+            return Ok(());
+        }
         guard::check_writes_on(scope, &old, cells)?;
         let mut sets = vec![format!("version = version + 1, updated_at = {}, updated_by = {}", ph(1), ph(2))];
         for (i, (f, _)) in cells.iter().enumerate() {
@@ -832,6 +836,20 @@ impl Store for SqliteStore {
     ) -> StoreResult<Record> {
         guard::check_table(scope, table)?;
         guard::check_writes(scope, &cells)?;
+        let mut tx = self.write_tx().await?;
+        check_design(&mut tx, table).await?;
+        let old = Self::check_covered(&mut tx, scope, table, id).await?;
+        // Nothing that changes the record, on the version the editor read: no new version
+        // (anyone else holding the record would be refused as stale for nothing).
+        let cells = guard::changed_cells(&old, &cells);
+        if cells.is_empty() && old.version == expected_version {
+            Self::append_in(&mut tx, event).await?;
+            tx.commit().await.map_err(internal)?;
+            let mut r = old;
+            guard::redact(scope, &mut r);
+            return Ok(r);
+        }
+        guard::check_writes_on(scope, &old, &cells)?;
         let mut sets = vec![format!("version = version + 1, updated_at = {}, updated_by = {}", ph(1), ph(2))];
         for (i, (f, _)) in cells.iter().enumerate() {
             sets.push(format!("{} = {}", ut::field_ident(*f), ph(i + 3)));
@@ -848,10 +866,6 @@ impl Store for SqliteStore {
         for (f, c) in &cells {
             q = bind_cell_q(q, c, storage_of(table, *f));
         }
-        let mut tx = self.write_tx().await?;
-        check_design(&mut tx, table).await?;
-        let old = Self::check_covered(&mut tx, scope, table, id).await?;
-        guard::check_writes_on(scope, &old, &cells)?;
         let done = q
             .bind(id)
             .bind(expected_version)
@@ -4197,12 +4211,23 @@ async fn overwrite_many(
         return Ok(());
     }
     let old = read_records_tx(tx, table, &ids).await?;
+    let mut changed: Vec<(i64, Vec<(FieldId, Cell)>)> = Vec::with_capacity(rows.len());
     for (id, cells) in rows {
         let r = old.get(id).ok_or(StoreError::NotFound)?;
         if !guard::covers(scope, r) {
             return Err(StoreError::Forbidden);
         }
-        guard::check_writes_on(scope, r, cells)?;
+        // (A row that changes nothing is not written: see `overwrite_in`.)
+        let cells = guard::changed_cells(r, cells);
+        if !cells.is_empty() {
+            guard::check_writes_on(scope, r, &cells)?;
+            changed.push((*id, cells));
+        }
+    }
+    let rows = &changed[..];
+    let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+    if ids.is_empty() {
+        return Ok(());
     }
     let t = ut::table_ident(table.id);
     for group in rows.chunk_by(|a, b| a.1.iter().map(|(f, _)| f).eq(b.1.iter().map(|(f, _)| f))) {

@@ -147,6 +147,18 @@ pub fn row_conditions<R: Right>(scope: &TableScope<R>, table: &TableDef) -> Vec<
 }
 
 /// The cells that differ between two versions of a record: (field, before, after).
+/// The cells of a write that change the stored record: a value it already holds is no change,
+/// and a write left with none is not made (no new version, no history entry).
+pub fn changed_cells(old: &Record, cells: &[(FieldId, Cell)]) -> Vec<(FieldId, Cell)> {
+    cells
+        .iter()
+        .filter(|(f, c)| {
+            old.cells.iter().find(|(id, _)| id == f).map_or(!matches!(c, Cell::Null), |(_, held)| held != c)
+        })
+        .cloned()
+        .collect()
+}
+
 pub fn changes(old: &Record, new: &Record) -> Vec<(FieldId, Cell, Cell)> {
     new.cells
         .iter()
