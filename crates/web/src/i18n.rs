@@ -736,6 +736,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("flash.user_unlocked", "User unlocked.", "ロックを解除しました。"),
     ("flash.imported", "The file was imported.", "ファイルを読み込みました。"),
     ("flash.import_counts", "{inserted} added, {updated} updated.", "追加 {inserted} 件、更新 {updated} 件。"),
+    (
+        "flash.import_unchanged",
+        "{unchanged} rows held what their records hold, and changed nothing.",
+        "{unchanged} 行はレコードと同じ内容で、変更はありませんでした。",
+    ),
     ("flash.policy_saved", "Security policy saved.", "セキュリティポリシーを保存しました。"),
     ("policy.group_display", "Display", "表示"),
     ("policy.utc_offset_minutes", "Time zone of the times pages show", "画面に表示する時刻のタイムゾーン"),

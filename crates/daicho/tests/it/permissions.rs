@@ -1142,7 +1142,7 @@ async fn an_import_updates_by_key_only_with_the_edit_right_and_a_field_change_ne
     assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("read_only")));
     // The memo as the record holds it (a file exported and edited elsewhere) is no change.
     let (s, v) = crate::tables::import(m, &d.tid, "?key=コード", "コード,件名,メモ\nA,secret-A,x\n".into()).await;
-    assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
+    assert_eq!((s, &v["updated"], &v["unchanged"]), (StatusCode::OK, &json!(0), &json!(1)), "{v}");
     let (s, v) = crate::tables::import(m, &d.tid, "?key=コード", "コード,件名\nA,changed\n".into()).await;
     assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
     assert_eq!(title().await, (json!("changed"), json!("x")));

@@ -1637,15 +1637,18 @@ pub(crate) fn imported(p: Page, pairs: &[(String, String)]) -> Page {
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     let done = get("done");
     let mut p = p.with_flash(done);
+    let count = |k: &str| get(k).and_then(|v| v.parse::<u64>().ok());
     if done == Some("imported")
-        && let (Some(Ok(inserted)), Some(Ok(updated))) =
-            (get("inserted").map(str::parse::<u64>), get("updated").map(str::parse::<u64>))
+        && let (Some(inserted), Some(updated)) = (count("inserted"), count("updated"))
     {
-        p.flash_detail = Some(
-            crate::i18n::t(p.lang, "flash.import_counts")
-                .replace("{inserted}", &grouped(inserted))
-                .replace("{updated}", &grouped(updated)),
-        );
+        let mut detail = crate::i18n::t(p.lang, "flash.import_counts")
+            .replace("{inserted}", &grouped(inserted))
+            .replace("{updated}", &grouped(updated));
+        if let Some(n) = count("unchanged").filter(|n| *n > 0) {
+            detail.push(' ');
+            detail.push_str(&crate::i18n::t(p.lang, "flash.import_unchanged").replace("{unchanged}", &grouped(n)));
+        }
+        p.flash_detail = Some(detail);
     }
     p
 }
@@ -1839,10 +1842,10 @@ pub async fn import_upload(
     .await;
     match result {
         // (Someone who may import but not view comes back to the import page, told so there.)
-        Ok((inserted, updated)) => {
+        Ok((inserted, updated, unchanged)) => {
             let page = if open.access.has(TableRight::View) { "" } else { "/import" };
             Ok(redirect_see_other(&format!(
-                "/tables/{}{page}?done=imported&inserted={inserted}&updated={updated}",
+                "/tables/{}{page}?done=imported&inserted={inserted}&updated={updated}&unchanged={unchanged}",
                 t.id
             )))
         }

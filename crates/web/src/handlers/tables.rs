@@ -1690,7 +1690,7 @@ pub(crate) async fn import_csv(
     key: Option<&str>,
     mapping: Option<&[String]>,
     staged: Option<&str>,
-) -> AppResult<(u64, u64)> {
+) -> AppResult<(u64, u64, u64)> {
     let scope = auth.table_right::<Import>(state, ctx, open).await?;
     let t = &open.seen_by(&scope);
     // New rows are complete only if every required field this user may not write has a default.
@@ -1972,6 +1972,8 @@ pub(crate) async fn import_csv(
         });
         match parsed {
             Ok(cells) => match existing {
+                // A row that holds what its record holds changes nothing: counted, not written.
+                Some(_) if cells.is_empty() => part.unchanged += 1,
                 Some(id) => {
                     part.updates.push((id, cells));
                     part.update_rows.push(row);
@@ -2063,7 +2065,10 @@ pub(crate) async fn import_csv(
         return Err(e);
     }
     if let Some(s) = sender.take() {
-        let details = format!("{inserted} rows inserted, {updated} updated");
+        let mut details = format!("{inserted} rows inserted, {updated} updated");
+        if part.unchanged > 0 {
+            details.push_str(&format!(", {} unchanged", part.unchanged));
+        }
         // A failed send means the writer has already ended with its error, awaited below.
         // (The staged file is taken first, also when the file held no rows.)
         let mut last = vec![ImportPart::Done { details }];
@@ -2078,7 +2083,7 @@ pub(crate) async fn import_csv(
     }
     let written = writer.await.map_err(|e| AppError::Internal(format!("the import's writer failed: {e}")))?;
     match written {
-        Ok(n) => Ok(n),
+        Ok((inserted, updated)) => Ok((inserted, updated, part.unchanged as u64)),
         Err(e) => Err(auth.refused(state, ctx, e.into(), format!("import into table:{}", t.id)).await),
     }
 }
@@ -2100,6 +2105,8 @@ struct ImportBatch {
     /// Records updated by the parts already sent: a unique value one of them held may have
     /// been changed by the file before a later row takes it.
     updated_before: std::collections::HashSet<i64>,
+    /// Rows whose record already held every value they give (not written).
+    unchanged: usize,
     /// The staged file the import reads, until it is sent ahead of the first part (the store
     /// takes it first, in the import's transaction).
     staged: Option<String>,
@@ -2242,10 +2249,10 @@ pub async fn import_records(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let _scope = auth.table_right::<Import>(&state, &ctx, &open).await?;
     let mapping = (!q.columns.is_empty()).then(|| q.columns.split('\t').map(str::to_owned).collect::<Vec<_>>());
-    let (inserted, updated) =
+    let (inserted, updated, unchanged) =
         import_csv(&state, &ctx, &auth, &open, &body, &q.encoding, Some(q.key.as_str()), mapping.as_deref(), None)
             .await?;
-    Ok(Json(json!({"inserted": inserted, "updated": updated})))
+    Ok(Json(json!({"inserted": inserted, "updated": updated, "unchanged": unchanged})))
 }
 
 #[cfg(test)]
