@@ -477,10 +477,11 @@ impl FieldDef {
             }
             FieldKind::Checkbox => match v {
                 Json::Bool(b) => Cell::Bool(*b),
+                // As forms, files and people write a ticked box (the grid shows ✓), or not.
                 Json::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-                    "true" | "on" | "1" | "yes" => Cell::Bool(true),
-                    "false" | "off" | "0" | "no" => Cell::Bool(false),
-                    _ => return Err("wrong_type"),
+                    "true" | "on" | "1" | "yes" | "✓" | "✔" | "はい" => Cell::Bool(true),
+                    "" | "false" | "off" | "0" | "no" | "いいえ" => Cell::Bool(false),
+                    _ => return Err("not_a_checkbox"),
                 },
                 _ => return Err("wrong_type"),
             },

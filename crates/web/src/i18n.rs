@@ -1041,6 +1041,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.below_min", "The value is below the minimum.", "最小値より小さい値です。"),
     ("err.above_max", "The value is above the maximum.", "最大値より大きい値です。"),
     ("err.wrong_type", "This kind of value does not fit the field.", "このフィールドに合わない種類の値です。"),
+    (
+        "err.not_a_checkbox",
+        "Enter TRUE or FALSE (also ✓, yes or no).",
+        "TRUE か FALSE を入力してください（✓、はい、いいえ も使えます）。",
+    ),
     ("err.unknown_field", "There is no such field.", "そのようなフィールドはありません。"),
     (
         "err.bad_choice",

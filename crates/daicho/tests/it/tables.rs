@@ -3138,3 +3138,45 @@ async fn an_update_import_of_many_rows_updates_every_key_and_inserts_the_keys_it
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?q=新メモ1198")).await;
     assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
 }
+
+#[tokio::test]
+async fn a_bulk_edit_of_a_checkbox_takes_a_tick_as_people_write_it_and_refuses_anything_else() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let active = field_id(&table, "有効");
+    let mut ids = Vec::new();
+    for name in ["一社", "二社"] {
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": name}})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["record"]["id"].as_i64().unwrap().to_string());
+    }
+    let values = || async {
+        let (_, v) = a.get_json(&format!("/api/v1/tables/{}/records?sort=id&dir=asc", &tid)).await;
+        v["records"].as_array().unwrap().iter().map(|r| r["values"][&active].clone()).collect::<Vec<_>>()
+    };
+    async fn bulk_set(
+        a: &Persona,
+        tid: &str,
+        ids: &[String],
+        field: &str,
+        value: &str,
+    ) -> daicho_testkit::reqwest::Response {
+        let form =
+            [("id", ids[0].as_str()), ("id", ids[1].as_str()), ("action", "set"), ("field", field), ("value", value)];
+        a.post_form(&format!("/tables/{tid}/bulk"), &form).await
+    }
+    let set = |value: &'static str| bulk_set(a, &tid, &ids, &active, value);
+    for (typed, want) in [("✓", true), ("いいえ", false), ("はい", true), ("", false)] {
+        let r = set(typed).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{typed}");
+        assert_eq!(values().await, [json!(want), json!(want)], "{typed}");
+    }
+    // Anything else is refused, not taken as unticked.
+    set("はい").await;
+    let r = set("abc").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("Enter TRUE or FALSE"));
+    assert_eq!(values().await, [json!(true), json!(true)], "nothing changed");
+}

@@ -823,10 +823,9 @@ pub async fn bulk(
         "set" => {
             let field = get("field");
             let f = open.def.fields.iter().find(|f| f.id.to_string() == field);
-            let value = match f.map(|f| &f.kind) {
-                Some(FieldKind::Checkbox) => Value::Bool(matches!(get("value").trim(), "on" | "true" | "1" | "yes")),
-                _ => Value::String(get("value").to_owned()),
-            };
+            // (A checkbox's value as typed, too: "✓" or "はい", "false" or "いいえ"; anything else is
+            // refused by the field, not taken as unticked.)
+            let value = Value::String(get("value").to_owned());
             let mut values = Map::new();
             values.insert(field.to_owned(), value);
             bulk_update_op(&state, &ctx, &auth, &open, target(), &values).await.map(|_| "bulk_updated")
