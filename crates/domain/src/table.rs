@@ -456,12 +456,7 @@ impl FieldDef {
                 _ => return Err("wrong_type"),
             },
             FieldKind::Decimal { scale } => Cell::Int(parse_decimal(&text()?, *scale).map_err(|_| "not_a_decimal")?),
-            FieldKind::Date => {
-                let s = text()?;
-                let d = Date::parse(s.trim(), time::macros::format_description!("[year]-[month]-[day]"))
-                    .map_err(|_| "bad_date")?;
-                Cell::Text(d.to_string())
-            }
+            FieldKind::Date => Cell::Text(parse_date(&text()?)?.to_string()),
             FieldKind::DateTime => {
                 let s = text()?;
                 let t = OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
@@ -657,6 +652,78 @@ fn time_at(text: &str, offset: i32) -> Option<String> {
     let t = OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).ok()?;
     let off = time::UtcOffset::from_whole_seconds(offset.checked_mul(60)?).ok()?;
     t.checked_to_offset(off)?.format(&time::format_description::well_known::Rfc3339).ok()
+}
+
+/// A date as people and spreadsheets write it: 2026-04-01, or 2026/4/1 (as Excel saves a date
+/// in Japan), digits also full width. `no_such_date` for one of that shape that the calendar
+/// lacks (2026-02-30), `bad_date` for anything else.
+pub fn parse_date(s: &str) -> Result<Date, &'static str> {
+    let s = halfwidth(s.trim());
+    let parts: Vec<&str> = s.split(['-', '/']).collect();
+    let number = |p: &str, digits: std::ops::RangeInclusive<usize>| {
+        if digits.contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) { p.parse::<u32>().ok() } else { None }
+    };
+    // (One separator throughout: 2026-04/01 is not a date.)
+    let fields = match parts.as_slice() {
+        [y, m, d] if s.matches('-').count() == 2 || s.matches('/').count() == 2 => {
+            (number(y, 4..=4), number(m, 1..=2), number(d, 1..=2))
+        }
+        _ => (None, None, None),
+    };
+    let (Some(y), Some(m), Some(d)) = fields else {
+        return Err("bad_date");
+    };
+    let month = time::Month::try_from(u8::try_from(m).map_err(|_| "bad_date")?).map_err(|_| "no_such_date")?;
+    Date::from_calendar_date(y as i32, month, u8::try_from(d).map_err(|_| "bad_date")?).map_err(|_| "no_such_date")
+}
+
+/// A date and time written without an offset, as people and spreadsheets write it
+/// ("2026-04-01 09:30", "2026/4/1 9:30:15", also with a "T"), taken at `offset` minutes from
+/// UTC (the tenant's time zone) and written as RFC 3339; `None` for anything else (a value with
+/// an offset of its own is read as it is).
+pub fn local_datetime(s: &str, offset: i32) -> Option<String> {
+    let s = halfwidth(s.trim());
+    let (date, time) = s.split_once([' ', 'T'])?;
+    let date = parse_date(date).ok()?;
+    let time = time.trim();
+    let parts: Vec<&str> = time.split(':').collect();
+    let num = |p: &str, max: u32| {
+        (matches!(p.len(), 1 | 2) && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u32>().ok())
+            .flatten()
+            .filter(|n| *n <= max)
+    };
+    let (h, m, sec, nanos) = match parts.as_slice() {
+        [h, m] => (num(h, 23)?, num(m, 59)?, 0, 0),
+        [h, m, s] => {
+            let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+            if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let nanos = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse::<u32>().ok()? };
+            (num(h, 23)?, num(m, 59)?, num(whole, 59)?, nanos)
+        }
+        _ => return None,
+    };
+    let t = time::Time::from_hms_nano(h as u8, m as u8, sec as u8, nanos).ok()?;
+    let off = time::UtcOffset::from_whole_seconds(offset.checked_mul(60)?).ok()?;
+    time::PrimitiveDateTime::new(date, t).assume_offset(off).format(&time::format_description::well_known::Rfc3339).ok()
+}
+
+/// A stored date-time (ms since the epoch) as people read it at `offset` minutes from UTC:
+/// "2026-04-01 09:30", with seconds ("2026-04-01 09:30:15") when it has them or `seconds` asks
+/// for them, and milliseconds when it has them. `local_datetime` reads each form back.
+pub fn local_text(ms: i64, offset: i32, seconds: bool) -> Option<String> {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    let t = t.checked_to_offset(time::UtcOffset::from_whole_seconds(offset.checked_mul(60)?).ok()?)?;
+    let mut s = format!("{} {:02}:{:02}", t.date(), t.hour(), t.minute());
+    if seconds || t.second() != 0 || t.millisecond() != 0 {
+        s.push_str(&format!(":{:02}", t.second()));
+    }
+    if t.millisecond() != 0 {
+        s.push_str(&format!(".{:03}", t.millisecond()));
+    }
+    Some(s)
 }
 
 /// The date (YYYY-MM-DD) on which an RFC 3339 instant falls at `offset` minutes from UTC.
@@ -1014,7 +1081,44 @@ mod tests {
         assert_eq!(int.parse(&json!("x")), Err("not_a_number"));
         let date = field(FieldKind::Date, FieldRules::default());
         assert_eq!(date.parse(&json!("2026-02-28")), Ok(Cell::Text("2026-02-28".into())));
-        assert_eq!(date.parse(&json!("2026-02-30")), Err("bad_date"));
+        assert_eq!(date.parse(&json!("2026-02-30")), Err("no_such_date"));
+        for (typed, at) in [
+            ("2026-04-01 09:30", "2026-04-01T09:30:00+09:00"),
+            ("2026/4/1 9:30:15", "2026-04-01T09:30:15+09:00"),
+            ("2026-04-01T09:30:00.5", "2026-04-01T09:30:00.5+09:00"),
+            ("２０２６/０４/０１　０９:３０", "2026-04-01T09:30:00+09:00"),
+        ] {
+            assert_eq!(local_datetime(typed, 540).as_deref(), Some(at), "{typed}");
+        }
+        let ms = (time::macros::datetime!(2026-04-01 00:30 UTC).unix_timestamp_nanos() / 1_000_000) as i64;
+        assert_eq!(local_text(ms, 540, false).as_deref(), Some("2026-04-01 09:30"));
+        assert_eq!(local_text(ms, 540, true).as_deref(), Some("2026-04-01 09:30:00"));
+        assert_eq!(local_text(ms + 15_250, 0, false).as_deref(), Some("2026-04-01 00:30:15.250"));
+        for (ms, offset) in [(ms, 540), (ms + 15_250, -330), (ms + 7, 0)] {
+            let text = local_text(ms, offset, false).unwrap();
+            let back = local_datetime(&text, offset).unwrap();
+            let f = field(FieldKind::DateTime, FieldRules::default());
+            assert_eq!(f.parse(&json!(back)), Ok(Cell::Int(ms)), "{text}");
+        }
+        for other in [
+            "2026-04-01T09:30:00+09:00",
+            "2026-04-01T09:30:00Z",
+            "2026-04-01",
+            "2026-04-01 24:00",
+            "2026-04-01 9",
+            "x 9:30",
+        ] {
+            assert_eq!(local_datetime(other, 540), None, "{other}");
+        }
+        assert_eq!(date.parse(&json!("2026-13-01")), Err("no_such_date"));
+        for (typed, stored) in
+            [("2026/4/1", "2026-04-01"), ("２０２６－０４－０１", "2026-04-01"), (" 2026-4-01 ", "2026-04-01")]
+        {
+            assert_eq!(date.parse(&json!(typed)), Ok(Cell::Text(stored.into())), "{typed}");
+        }
+        for bad in ["2026-04/01", "26-4-1", "2026-04-01T00:00", "2026--04", "april", "2026-004-01"] {
+            assert_eq!(date.parse(&json!(bad)), Err("bad_date"), "{bad}");
+        }
         let url = field(FieldKind::Url, FieldRules::default());
         assert_eq!(url.parse(&json!("javascript:alert(1)")), Err("url_format"));
         let choice = field(

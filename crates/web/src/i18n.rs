@@ -406,8 +406,12 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("kind.choice", "Choice", "選択肢"),
     ("kind.email", "E-mail", "メールアドレス"),
     ("kind.url", "Web address", "URL"),
-    ("hint.date_time", "As 2026-04-01T09:30:00+09:00", "2026-04-01T09:30:00+09:00 の形式"),
-    ("hint.date", "As 2026-04-01", "2026-04-01 の形式"),
+    (
+        "hint.date_time",
+        "Format: 2026-04-01 09:30 (your organisation's time zone)",
+        "形式: 2026-04-01 09:30（組織のタイムゾーン）",
+    ),
+    ("hint.date", "Format: 2026-04-01", "形式: 2026-04-01"),
     ("records.new", "New record", "レコードを追加"),
     ("records.edit", "Record", "レコード"),
     ("records.none", "No records to show.", "表示するレコードはありません。"),
@@ -908,6 +912,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.taken", "This value is already in use.", "既に使われています。"),
     ("err.confirm_required", "Tick the box to confirm.", "確認のチェックを入れてください。"),
     ("err.bad_date", "Enter a date as YYYY-MM-DD.", "YYYY-MM-DD 形式で入力してください。"),
+    ("err.no_such_date", "There is no such date.", "存在しない日付です。"),
     ("err.bad_ip", "Enter an IP address.", "IPアドレスを入力してください。"),
     ("err.cannot_change_self", "You cannot do this to your own account.", "自分自身のアカウントには実行できません。"),
     ("err.unknown", "This value is not valid.", "値が正しくありません。"),
@@ -1030,8 +1035,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     (
         "err.bad_datetime",
-        "Enter a date and time such as 2026-04-01T09:30:00+09:00.",
-        "2026-04-01T09:30:00+09:00 のような日時を入力してください。",
+        "Enter a date and time such as 2026-04-01 09:30.",
+        "2026-04-01 09:30 のような日時を入力してください。",
     ),
     (
         "err.url_format",

@@ -328,6 +328,12 @@ fn shown(f: &FieldDef, c: &daicho_domain::table::Cell, users: &[Person], offset:
     {
         return p.label();
     }
+    // A date-time as people read it, in the tenant's time zone: "2026-04-01 09:30".
+    if let (FieldKind::DateTime, daicho_domain::table::Cell::Int(ms)) = (&f.kind, c)
+        && let Some(s) = daicho_domain::table::local_text(*ms, offset, false)
+    {
+        return s;
+    }
     display(&on_page(f, c, offset))
 }
 
@@ -822,7 +828,6 @@ pub async fn bulk(
         "delete" => bulk_delete_op(&state, &ctx, &auth, &open, target()).await.map(|_| "bulk_deleted"),
         "set" => {
             let field = get("field");
-            let f = open.def.fields.iter().find(|f| f.id.to_string() == field);
             // (A checkbox's value as typed, too: "✓" or "はい", "false" or "いいえ"; anything else is
             // refused by the field, not taken as unticked.)
             let value = Value::String(get("value").to_owned());
@@ -1281,7 +1286,8 @@ pub async fn create_record(
         let default = defaults.iter().find(|(d, _)| *d == f.id).map(|(_, c)| c);
         f.parse(v).map_or(true, |c| Some(&c) != default)
     });
-    let parsed = check_fillable(&open.def, &writes).and_then(|()| parse_values(&t, &values, true, &writes));
+    let parsed = check_fillable(&open.def, &writes)
+        .and_then(|()| parse_values(&t, &values, true, &writes, auth.tenant.policy.utc_offset_minutes));
     // (A field the form did not offer, sent all the same, is refused by name and recorded.)
     let parsed = auth.noting_refusal(&state, &ctx, &open, &t, parsed).await;
     let result = match parsed {
@@ -1431,7 +1437,7 @@ pub async fn update_record(
         f.parse(v).map_or(true, |c| lf(c) != lf(cell(f.id).unwrap_or(daicho_domain::table::Cell::Null)))
     });
     // Only what the form holds is written (`form_values` sets every field it showed).
-    let parsed = parse_values(&t, &values, false, &writes);
+    let parsed = parse_values(&t, &values, false, &writes, auth.tenant.policy.utc_offset_minutes);
     let result = match auth.noting_refusal(&state, &ctx, &open, &t, parsed).await {
         // A form with nothing to write (every field it showed is gone): nothing to save.
         Ok(cells) if cells.is_empty() => return Ok(redirect_see_other(&format!("/tables/{}", t.id))),

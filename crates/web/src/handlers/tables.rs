@@ -160,14 +160,29 @@ fn cursor_fits(t: &TableDef, q: &RecordQuery) -> bool {
 /// A cell as CSV text: text as stored (a multiple choice is already one choice per line, as
 /// Excel shows it), checkboxes as TRUE / FALSE, numbers, dates and the rest as the API presents
 /// them. Borrowed where it can be: the export writes millions of these.
-fn export_text<'a>(f: &FieldDef, r: &'a Record) -> std::borrow::Cow<'a, str> {
+fn export_text<'a>(f: &FieldDef, r: &'a Record, local: &ExportLocal) -> std::borrow::Cow<'a, str> {
+    // A date-time in the tenant's time zone, as a spreadsheet reads one ("2026-04-01 09:30:00",
+    // read back at the same offset by an import); a user as pages name them, "name (login ID)",
+    // which an import reads back too.
+    let readable = |c: &Cell| match (c, &f.kind) {
+        (Cell::Int(ms), FieldKind::DateTime) => daicho_domain::table::local_text(*ms, local.offset, true),
+        (Cell::Text(id), FieldKind::User) => local.users.get(id).cloned(),
+        _ => None,
+    };
     if daicho_domain::table::system_column(f.id).is_some() {
-        return match r.cell(f.id).map(|c| f.present(&c)) {
+        let c = r.cell(f.id);
+        if let Some(s) = c.as_ref().and_then(readable) {
+            return Cow::Owned(s);
+        }
+        return match c.map(|c| f.present(&c)) {
             Some(Value::String(s)) => Cow::Owned(s),
             _ => Cow::Borrowed(""),
         };
     }
     let Some((_, c)) = r.cells.iter().find(|(id, _)| *id == f.id) else { return Cow::Borrowed("") };
+    if let Some(s) = readable(c) {
+        return Cow::Owned(s);
+    }
     match (c, &f.kind) {
         (Cell::Null, _) => Cow::Borrowed(""),
         (Cell::Text(s), _) => Cow::Borrowed(s.as_str()),
@@ -231,6 +246,24 @@ fn check_list_keys(pairs: &[(String, String)], export: bool) -> AppResult<()> {
         errs.push("count", "choice");
     }
     if errs.is_empty() { Ok(()) } else { Err(AppError::Invalid(errs)) }
+}
+
+/// A value for a field, as `FieldDef::parse` reads it, except that a date and time without an
+/// offset ("2026-04-01 09:30", as a spreadsheet writes it) is the tenant's local time, at
+/// `offset` minutes from UTC.
+pub(crate) fn parse_at(f: &FieldDef, v: &Value, offset: i32) -> Result<Cell, &'static str> {
+    let local = match (&f.kind, v) {
+        (FieldKind::DateTime, Value::String(s)) => daicho_domain::table::local_datetime(s, offset).map(Value::String),
+        _ => None,
+    };
+    f.parse(local.as_ref().unwrap_or(v))
+}
+
+/// What an export writes dates and users with: the tenant's offset from UTC in minutes, and each
+/// user's id as pages name them ("name (login ID)").
+pub(crate) struct ExportLocal {
+    offset: i32,
+    users: std::collections::HashMap<String, String>,
 }
 
 /// Whether a field's exported text could be read as a formula: text that people typed. A number,
@@ -428,13 +461,15 @@ fn record_id(raw: &str) -> AppResult<i64> {
 /// Parses submitted values (keyed by field id or name) into cells; every error is reported,
 /// keyed by field id. `t` is the design as the user sees it, so a hidden field is unknown; a
 /// field the user may not write (`writes`) is refused when submitted and otherwise left alone.
-/// With `all`, writable fields not submitted are parsed as empty (so that required rules apply
+/// `offset`: the tenant's, at which a date and time without one is read. With `all`, writable
+/// fields not submitted are parsed as empty (so that required rules apply
 /// on create).
 pub(crate) fn parse_values(
     t: &TableDef,
     values: &Map<String, Value>,
     all: bool,
     writes: &dyn Fn(FieldId) -> bool,
+    offset: i32,
 ) -> AppResult<Vec<(FieldId, Cell)>> {
     let mut errs = FieldErrors::new();
     let mut cells = Vec::new();
@@ -469,7 +504,7 @@ pub(crate) fn parse_values(
             (None, true) => default.as_ref().unwrap_or(&Value::Null),
             (None, false) => continue,
         };
-        match f.parse(v) {
+        match parse_at(f, v, offset) {
             Ok(c) => cells.push((f.id, c)),
             Err(code) => errs.push_owned(f.id.to_string(), code),
         }
@@ -702,9 +737,13 @@ pub(crate) async fn lookups(
             if let Ok(r) = state.store.get_record(&view, &target.def, id).await
                 && let Some((_, c)) = r.cells.iter().find(|(fid, _)| fid == show)
             {
-                let shown = match offset {
-                    Some(o) => crate::handlers::table_pages::on_page(show_def, c, o),
-                    None => show_def.present(c),
+                // (On pages, a date-time as the grid shows one: "2026-04-01 09:30".)
+                let shown = match (offset, c) {
+                    (Some(o), Cell::Int(ms)) if matches!(show_def.kind, FieldKind::DateTime) => {
+                        daicho_domain::table::local_text(*ms, o, false).map_or(Value::Null, Value::String)
+                    }
+                    (Some(o), _) => crate::handlers::table_pages::on_page(show_def, c, o),
+                    (None, _) => show_def.present(c),
                 };
                 let label = match shown {
                     Value::String(s) => s,
@@ -906,8 +945,15 @@ pub async fn create_record(
     let b: RecordBody = body.parse()?;
     let t = open.seen_by(&scope);
     check_fillable(&open.def, &|f| scope.writes(f))?;
-    let cells =
-        auth.noting_refusal(&state, &ctx, &open, &t, parse_values(&t, &b.values, true, &|f| scope.writes(f))).await?;
+    let cells = auth
+        .noting_refusal(
+            &state,
+            &ctx,
+            &open,
+            &t,
+            parse_values(&t, &b.values, true, &|f| scope.writes(f), auth.tenant.policy.utc_offset_minutes),
+        )
+        .await?;
     check_refs(&state, &ctx, &auth, &t, &[&cells]).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordCreate, Outcome::Success)
@@ -982,8 +1028,15 @@ pub async fn update_record(
     let t = open.seen_by(&scope);
     let id = record_id(&rid)?;
     let version = b.version.ok_or_else(|| AppError::Invalid(FieldErrors::single("version", "required")))?;
-    let cells =
-        auth.noting_refusal(&state, &ctx, &open, &t, parse_values(&t, &b.values, false, &|f| scope.writes(f))).await?;
+    let cells = auth
+        .noting_refusal(
+            &state,
+            &ctx,
+            &open,
+            &t,
+            parse_values(&t, &b.values, false, &|f| scope.writes(f), auth.tenant.policy.utc_offset_minutes),
+        )
+        .await?;
     if cells.is_empty() {
         // Nothing to change: not a new version (it would have no history entry).
         return Err(AppError::Invalid(FieldErrors::single("values", "required")));
@@ -1217,8 +1270,15 @@ pub(crate) async fn bulk_update_op(
 ) -> AppResult<u64> {
     let scope = auth.table_right::<Edit>(state, ctx, open).await?;
     let t = open.seen_by(&scope);
-    let cells =
-        auth.noting_refusal(state, ctx, open, &t, parse_values(&t, values, false, &|f| scope.writes(f))).await?;
+    let cells = auth
+        .noting_refusal(
+            state,
+            ctx,
+            open,
+            &t,
+            parse_values(&t, values, false, &|f| scope.writes(f), auth.tenant.policy.utc_offset_minutes),
+        )
+        .await?;
     if cells.is_empty() {
         return Err(AppError::Invalid(FieldErrors::single("values", "required")));
     }
@@ -1364,6 +1424,14 @@ pub async fn export_records(
         .event_by(&auth.principal, AuditAction::RecordExport, Outcome::Success)
         .target(format!("table:{}", t.id))
         .details(export_started(sjis, &pairs, &t));
+    // The directory only when a column names users (created by, updated by included).
+    let users = if t.fields.iter().any(|f| matches!(f.kind, FieldKind::User)) {
+        auth.directory(&state, &ctx).await?.into_iter().map(|p| (p.id.to_string(), p.label())).collect()
+    } else {
+        std::collections::HashMap::new()
+    };
+    let local_offset = auth.tenant.policy.utc_offset_minutes;
+    let local = ExportLocal { offset: local_offset, users };
     // One of the node's export places, held until the export ends (see `EXPORTS`).
     let place = export_place(&state.export_permits).await?;
     state.store.append_audit(started).await?;
@@ -1439,7 +1507,7 @@ pub async fn export_records(
             for r in &batch {
                 cells.clear();
                 cells.extend(t.fields.iter().map(|f| {
-                    let text = export_text(f, r);
+                    let text = export_text(f, r, &local);
                     if may_be_formula(f) { neutralised(text) } else { text }
                 }));
                 let _ = w.write_record(cells.iter().map(|c| c.as_bytes()));
@@ -1493,11 +1561,27 @@ pub async fn export_records(
     let h = res.headers_mut();
     let ct = if sjis { "text/csv; charset=shift_jis" } else { "text/csv; charset=utf-8" };
     h.insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static(ct));
-    let name = format!("attachment; filename=\"table-{}.csv\"", ctx.now.date());
-    if let Ok(v) = axum::http::HeaderValue::from_str(&name) {
+    if let Ok(v) = axum::http::HeaderValue::from_str(&export_file_name(&open.def, sjis, ctx.now, local_offset)) {
         h.insert(axum::http::header::CONTENT_DISPOSITION, v);
     }
     Ok(res)
+}
+
+/// The export's file name: the table's name and the day in the tenant's time zone, marked when
+/// Shift_JIS ("顧客-2026-11-30.csv", "顧客-2026-11-30-sjis.csv"), as RFC 6266 gives a name
+/// outside ASCII (`filename*`), after an ASCII one for clients that read only that.
+fn export_file_name(t: &TableDef, sjis: bool, now: time::OffsetDateTime, offset: i32) -> String {
+    let day = time::UtcOffset::from_whole_seconds(offset * 60)
+        .ok()
+        .and_then(|o| now.checked_to_offset(o))
+        .map_or(now.date(), |t| t.date());
+    let mark = if sjis { "-sjis" } else { "" };
+    // (Characters a file system or a header may not take become "_".)
+    let safe: String =
+        t.name.as_str().chars().map(|c| if c.is_control() || "\\/:*?\"<>|;".contains(c) { '_' } else { c }).collect();
+    let full = format!("{safe}-{day}{mark}.csv");
+    let encoded: String = form_urlencoded::byte_serialize(full.as_bytes()).collect::<String>().replace('+', "%20");
+    format!("attachment; filename=\"table-{day}{mark}.csv\"; filename*=UTF-8''{encoded}")
 }
 
 /// The most rows one import may hold (written in one transaction); `server.max_import_bytes`
@@ -1930,7 +2014,8 @@ pub(crate) async fn import_csv(
                 let Some(stored) = r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| c.clone()) else {
                     return true;
                 };
-                f.kind.is_generated() || f.parse(v).map_or(true, |c| c != stored)
+                f.kind.is_generated()
+                    || parse_at(f, v, auth.tenant.policy.utc_offset_minutes).map_or(true, |c| c != stored)
             });
         }
         // An update writes only what edit may write too, on this record: a group of each right
@@ -1953,7 +2038,7 @@ pub(crate) async fn import_csv(
         let parsed = if existing.is_none() && !fillable {
             Err(AppError::Invalid(FieldErrors::single("", "required_unwritable")))
         } else {
-            parse_values(t, &values, existing.is_none(), &writes)
+            parse_values(t, &values, existing.is_none(), &writes, auth.tenant.policy.utc_offset_minutes)
         };
         // Two rows of the file with the same value in a unique field: named by row here (the
         // database would refuse the second without saying which row it was).
