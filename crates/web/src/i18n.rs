@@ -739,6 +739,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("flash.user_deleted", "User deleted.", "ユーザーを削除しました。"),
     ("flash.user_unlocked", "User unlocked.", "ロックを解除しました。"),
     ("flash.imported", "The file was imported.", "ファイルを読み込みました。"),
+    ("bulk.refused", "Nothing was changed:", "何も変更していません:"),
+    ("bulk.to_form", "To the form", "フォームへ"),
     ("flash.import_counts", "{inserted} added, {updated} updated.", "追加 {inserted} 件、更新 {updated} 件。"),
     (
         "flash.import_unchanged",

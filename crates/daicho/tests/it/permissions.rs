@@ -1503,6 +1503,9 @@ async fn a_new_record_gets_the_defaults_of_fields_its_creator_may_not_write_or_s
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = r.text().await.unwrap();
     assert!(body.contains("no default value") && !body.contains("承認者"), "the form explains it");
+    // And the grid does not offer "New record" then.
+    let grid = m.get(&format!("/tables/{t}")).await.text().await.unwrap();
+    assert!(!grid.contains(&format!("href=\"/tables/{t}/records/new\"")), "no New record link");
     let (s, v) = crate::tables::import(m, t, "", "件名\nimported 2\n".into()).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(v.to_string().contains("required_unwritable") && !v.to_string().contains(&approver), "{v}");

@@ -3200,6 +3200,15 @@ async fn a_bulk_edit_of_a_checkbox_takes_a_tick_as_people_write_it_and_refuses_a
     set("はい").await;
     let r = set("abc").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.text().await.unwrap().contains("Enter TRUE or FALSE"));
+    // The page says so at its top, naming the field, and keeps the form as it was sent.
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Nothing was changed: 有効: Enter TRUE or FALSE"), "{page}");
+    assert!(
+        page.contains(&format!("<option value=\"{active}\" selected>"))
+            && page.contains("name=\"value\" value=\"abc\"")
+    );
+    for id in &ids {
+        assert!(page.contains(&format!("name=\"id\" value=\"{id}\" checked")), "{id} still ticked");
+    }
     assert_eq!(values().await, [json!(true), json!(true)], "nothing changed");
 }

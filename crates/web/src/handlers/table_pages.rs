@@ -284,6 +284,11 @@ struct ShowPage {
     /// Fields a bulk edit may set (the user's writable fields).
     bulk_fields: Vec<(String, String)>,
     bulk_error: Option<&'static str>,
+    /// The field a refused bulk edit's value did not fit (its name).
+    bulk_error_field: Option<String>,
+    /// A refused bulk action's form as it was sent: the records ticked, "every record
+    /// matching", the field and the value (so that fixing one thing does not mean redoing all).
+    bulk_kept: BulkKept,
     bulk_max: usize,
     /// For a new link field: every (table, field) it may show, as "table id:field id".
     link_targets: Vec<(String, String)>,
@@ -307,10 +312,16 @@ pub struct Can {
 }
 
 impl Can {
-    fn of(open: &OpenTable) -> Self {
+    fn of(open: &OpenTable, auth: &Auth) -> Self {
         let a = &open.access;
+        // "New record" only where one can be made: not when a required field the user may not
+        // fill has no default (the form would only say so once filled in).
+        let fillable = auth
+            .principal
+            .authorize_table::<Create>(a)
+            .is_ok_and(|s| crate::handlers::tables::check_fillable(&open.def, &|f| s.writes(f)).is_ok());
         Can {
-            create: a.has(TableRight::Create),
+            create: fillable,
             edit: a.has(TableRight::Edit),
             delete: a.has(TableRight::Delete),
             import: a.has(TableRight::Import),
@@ -761,7 +772,7 @@ async fn show_page(
         f_scale: if f.scale.is_empty() { "0".into() } else { f.scale },
         f_required: f.required.is_some(),
         f_unique: f.unique.is_some(),
-        can: Can::of(open),
+        can: Can::of(open, auth),
         bulk_fields: match auth.principal.authorize_table::<Edit>(&open.access) {
             Ok(e) => open
                 .def
@@ -774,6 +785,8 @@ async fn show_page(
             Err(_) => Vec::new(),
         },
         bulk_error: None,
+        bulk_error_field: None,
+        bulk_kept: BulkKept::default(),
         bulk_max: crate::handlers::tables::BULK_MAX,
         link_targets: if open.access.has(TableRight::Design) {
             crate::handlers::tables::link_targets(state, ctx, auth).await?
@@ -787,6 +800,15 @@ async fn show_page(
         f_min: f.min,
         f_max: f.max,
     })
+}
+
+/// A bulk action's form as sent (see `ShowPage::bulk_kept`).
+#[derive(Debug, Default)]
+struct BulkKept {
+    ids: Vec<i64>,
+    all_matching: bool,
+    field: String,
+    value: String,
 }
 
 /// The grid's bulk form: the ticked records (`id`, repeated) or, with `all_matching`, every
@@ -848,6 +870,15 @@ pub async fn bulk(
             let mut page =
                 show_page(&state, &ctx, &auth, &open, &grid_pairs, Errors::default(), NewFieldForm::default()).await?;
             page.bulk_error = e.0.first().map(|fe| fe.code);
+            page.bulk_error_field = e.0.first().and_then(|fe| {
+                open.def.fields.iter().find(|f| f.id.to_string() == fe.field).map(|f| f.name.as_str().to_owned())
+            });
+            page.bulk_kept = BulkKept {
+                ids,
+                all_matching: get("all_matching") == "on",
+                field: get("field").to_owned(),
+                value: get("value").to_owned(),
+            };
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),
