@@ -2822,6 +2822,12 @@ async fn pages_show_date_times_in_the_tenants_time_zone_and_the_api_in_utc() {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let grid = a.get(&format!("/tables/{other}")).await.text().await.unwrap();
     assert!(grid.contains("2026-04-01 09:30"), "{grid}");
+    // The designer names the table a link points to and the field it shows; the form lists
+    // the records by what they show, each with its number.
+    let design = a.get(&format!("/tables/{other}/design")).await.text().await.unwrap();
+    assert!(design.contains("→ 顧客 (customers) · 最終連絡"), "{design}");
+    let form = a.get(&format!("/tables/{other}/records/new")).await.text().await.unwrap();
+    assert!(form.contains(&format!(">2026-04-01 09:30 (#{rid})</option>")), "{form}");
     // A date and time without an offset, as a spreadsheet writes it, is the tenant's: in a
     // form, through the API and in a file; the export writes it so, and reads back the same.
     let (s, v) = a

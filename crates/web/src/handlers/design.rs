@@ -570,10 +570,32 @@ pub struct FieldRow {
     pub id: String,
     pub name: String,
     pub kind: &'static str,
+    /// For a link: the table it points to and the field it shows ("顧客 · 会社名").
+    pub target: Option<String>,
     pub required: bool,
     pub unique: bool,
     pub first: bool,
     pub last: bool,
+}
+
+/// For each link field of `t`, the table it points to and the field it shows, as the designer
+/// may see them ("顧客 · 会社名"; a table they may not view, or one gone, is not named).
+async fn link_targets(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+) -> std::collections::HashMap<FieldId, String> {
+    let mut out = std::collections::HashMap::new();
+    for f in &t.fields {
+        let daicho_domain::table::FieldKind::Link { table, show } = &f.kind else { continue };
+        let Ok(target) = auth.peek_table(state, ctx, &table.to_string()).await else { continue };
+        let Ok(view) = auth.principal.authorize_table::<daicho_domain::access::View>(&target.access) else { continue };
+        let seen = target.seen_by(&view);
+        let shown = seen.fields.iter().find(|d| d.id == *show).map(|d| format!(" · {}", d.name.as_str()));
+        out.insert(f.id, format!("{}{}", seen.name.as_str(), shown.unwrap_or_default()));
+    }
+    out
 }
 
 #[derive(Template)]
@@ -589,7 +611,14 @@ struct DesignPage {
     trash_days: i64,
 }
 
-fn design_page(auth: &Auth, ctx: &Ctx, t: &TableDef, errors: Errors, done: Option<&str>) -> DesignPage {
+fn design_page(
+    auth: &Auth,
+    ctx: &Ctx,
+    t: &TableDef,
+    errors: Errors,
+    done: Option<&str>,
+    targets: &std::collections::HashMap<FieldId, String>,
+) -> DesignPage {
     let n = t.fields.len();
     DesignPage {
         p: Page::for_user(auth, "design.title", "tables", &ctx.request_id).with_flash(done),
@@ -604,6 +633,7 @@ fn design_page(auth: &Auth, ctx: &Ctx, t: &TableDef, errors: Errors, done: Optio
                 id: f.id.to_string(),
                 name: f.name.as_str().to_owned(),
                 kind: crate::handlers::table_pages::kind_label(&f.kind),
+                target: targets.get(&f.id).cloned(),
                 required: f.rules.required,
                 unique: f.rules.unique,
                 first: i == 0,
@@ -626,7 +656,8 @@ pub async fn page(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let (_, t) = designing(&state, &ctx, &auth, &open).await?;
     let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
-    Ok(render(&design_page(&auth, &ctx, &t, Errors::default(), done)))
+    let targets = link_targets(&state, &ctx, &auth, &t).await;
+    Ok(render(&design_page(&auth, &ctx, &t, Errors::default(), done, &targets)))
 }
 
 /// One form for every design action: `action` = settings (name, description), rename (field,
@@ -688,7 +719,8 @@ pub async fn submit(
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let open = auth.open_table(&state, &ctx, &tid).await?;
             let (_, t) = designing(&state, &ctx, &auth, &open).await?;
-            let page = design_page(&auth, &ctx, &t, Errors(e), None);
+            let targets = link_targets(&state, &ctx, &auth, &t).await;
+            let page = design_page(&auth, &ctx, &t, Errors(e), None, &targets);
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),

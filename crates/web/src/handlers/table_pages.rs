@@ -380,21 +380,26 @@ async fn link_choices(
             continue; // too many for a list: the form takes the record number instead
         }
         let show_def = target.def.fields.iter().find(|d| d.id == *show);
-        let mut choices: Vec<(String, String)> = rows
+        let users = users_for(state, ctx, auth, &target.def).await?;
+        let offset = auth.tenant.policy.utc_offset_minutes;
+        // By what they show, then by number (#2 before #10), each as "label (#n)".
+        let mut labelled: Vec<(String, i64)> = rows
             .iter()
             .map(|r| {
                 let label = show_def
-                    .and_then(|d| {
-                        r.cells
-                            .iter()
-                            .find(|(id, _)| *id == d.id)
-                            .map(|(_, c)| display(&on_page(d, c, auth.tenant.policy.utc_offset_minutes)))
-                    })
+                    .and_then(|d| r.cells.iter().find(|(id, _)| *id == d.id).map(|(_, c)| shown(d, c, &users, offset)))
                     .unwrap_or_default();
-                (r.id.to_string(), format!("#{} {label}", r.id))
+                (label, r.id)
             })
             .collect();
-        choices.sort_by(|a, b| a.1.cmp(&b.1));
+        labelled.sort();
+        let choices = labelled
+            .into_iter()
+            .map(|(label, id)| {
+                let text = if label.is_empty() { format!("#{id}") } else { format!("{label} (#{id})") };
+                (id.to_string(), text)
+            })
+            .collect();
         out.insert(f.id, choices);
     }
     Ok(out)
