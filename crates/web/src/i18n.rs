@@ -308,8 +308,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("access.some_records", "writable on some records only", "一部のレコードでのみ変更可"),
     ("groups.rows", "Records", "対象レコード"),
     ("groups.fields", "Fields", "フィールド"),
-    ("groups.restricted", "restricted", "件の制限"),
-    ("groups.all_editable", "all editable", "すべて編集可"),
+    ("groups.restricted", "fields hidden or read-only", "件のフィールドに制限"),
+    ("groups.all_editable", "no field rules", "フィールドの制限なし"),
     ("groups.save_members", "Save members", "メンバーを保存"),
     ("groups.details", "Name and description", "名前と説明"),
     ("groups.delete", "Delete group", "グループを削除"),
@@ -438,6 +438,16 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("import.no_header", "column", "列"),
     ("import.columns", "Columns", "列の対応"),
     ("import.again", "Choose another file", "別のファイルを選ぶ"),
+    (
+        "import.first_problems",
+        "Only the first 100 problems are listed; the file may hold more.",
+        "最初の100件の問題だけを表示しています。ほかにもある場合があります。",
+    ),
+    (
+        "err.broken_utf8",
+        "The file is UTF-8 but holds a byte that is not; fix the file, or choose its encoding.",
+        "ファイルは UTF-8 ですが、UTF-8 でないバイトを含んでいます。ファイルを直すか、文字コードを選んでください。",
+    ),
     (
         "err.staged_taken",
         "This file was imported already (the form was sent twice); nothing more was written.",

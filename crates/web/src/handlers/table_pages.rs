@@ -1071,13 +1071,15 @@ fn record_page(
         Some((id, _)) => format!("/tables/{}/records/{id}", t.id),
         None => format!("/tables/{}/records", t.id),
     };
+    let p =
+        Page::for_user(auth, if record.is_some() { "records.edit" } else { "records.new" }, "tables", &ctx.request_id);
+    // The tab names the table and the record ("顧客 #12"), not only "Record".
+    let named = match record {
+        Some((id, _)) => format!("{} #{id}", t.name.as_str()),
+        None => format!("{} · {}", t.name.as_str(), crate::i18n::t(p.lang, "records.new")),
+    };
     RecordPage {
-        p: Page::for_user(
-            auth,
-            if record.is_some() { "records.edit" } else { "records.new" },
-            "tables",
-            &ctx.request_id,
-        ),
+        p: Page { named: Some(named), ..p },
         table_id: t.id.to_string(),
         table_name: t.name.as_str().to_owned(),
         record_id: record.map(|(id, _)| id),

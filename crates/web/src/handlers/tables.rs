@@ -1676,8 +1676,15 @@ fn decode_csv<'a>(bytes: &'a [u8], encoding: &str) -> Result<Cow<'a, str>, &'sta
         let (text, _, bad) = encoding_rs::SHIFT_JIS.decode(b);
         if bad { Err("bad_encoding") } else { Ok(text) }
     };
+    // A file that reads as UTF-8 up to a bad byte, with characters outside ASCII before it (or
+    // a BOM), is a UTF-8 file with a broken byte, not Shift_JIS: decoded as Shift_JIS, its
+    // Japanese text would be imported garbled without a word.
+    let broken_utf8 = |b: &[u8]| match std::str::from_utf8(b) {
+        Err(e) => b.starts_with(&[0xEF, 0xBB, 0xBF]) || b[..e.valid_up_to()].iter().any(|c| *c >= 0x80),
+        Ok(_) => false,
+    };
     match encoding {
-        "" | "auto" => utf8(bytes).or_else(|_| sjis(bytes)),
+        "" | "auto" => utf8(bytes).or_else(|_| if broken_utf8(bytes) { Err("broken_utf8") } else { sjis(bytes) }),
         "utf-8" => utf8(bytes).map_err(|_| "bad_encoding"),
         "shift_jis" => sjis(bytes),
         _ => Err("choice"),
@@ -2355,6 +2362,22 @@ mod sjis_tests {
         }
         assert_eq!(neutralised(std::borrow::Cow::Borrowed("'=1+1")), "''=1+1");
         assert_eq!(neutralised(std::borrow::Cow::Borrowed("'plain")), "'plain");
+    }
+
+    #[test]
+    fn a_utf8_file_with_a_broken_byte_is_not_taken_for_shift_jis() {
+        use super::decode_csv;
+        let sjis = encoding_rs::SHIFT_JIS.encode("会社名\n株式会社\n").0.into_owned();
+        assert_eq!(decode_csv(&sjis, "auto").as_deref(), Ok("会社名\n株式会社\n"));
+        let mut broken = "会社名\n株式会社 ".as_bytes().to_vec();
+        broken.push(0xE9); // a Windows-1252 "é" in a UTF-8 file
+        broken.extend_from_slice("\n".as_bytes());
+        assert_eq!(decode_csv(&broken, "auto"), Err("broken_utf8"));
+        assert_eq!(decode_csv(&broken, "utf-8"), Err("bad_encoding"));
+        let mut bom = vec![0xEF, 0xBB, 0xBF, b'a', 0xFF];
+        assert_eq!(decode_csv(&bom, "auto"), Err("broken_utf8"));
+        bom.truncate(4);
+        assert_eq!(decode_csv(&bom, "auto").as_deref(), Ok("a"));
     }
 
     #[test]
