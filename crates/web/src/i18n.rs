@@ -444,6 +444,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "最初の100件の問題だけを表示しています。ほかにもある場合があります。",
     ),
     (
+        "err.changed_since_export",
+        "This record was changed after the file was exported (its \"updated at\" is later); export it again, or leave the column out to overwrite it.",
+        "ファイルの書き出し後にこのレコードが変更されています（更新日時が新しい）。書き出し直すか、上書きする場合は更新日時の列を外してください。",
+    ),
+    (
         "err.broken_utf8",
         "The file is UTF-8 but holds a byte that is not; fix the file, or choose its encoding.",
         "ファイルは UTF-8 ですが、UTF-8 でないバイトを含んでいます。ファイルを直すか、文字コードを選んでください。",

@@ -3218,3 +3218,61 @@ async fn a_bulk_edit_of_a_checkbox_takes_a_tick_as_people_write_it_and_refuses_a
     }
     assert_eq!(values().await, [json!(true), json!(true)], "nothing changed");
 }
+
+#[tokio::test]
+async fn an_exported_file_with_its_updated_at_column_does_not_undo_a_later_edit() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let memo = field_id(&table, "メモ");
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "往復社", "メモ": "初め"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["record"]["id"].as_i64().unwrap();
+    let export = || async {
+        a.get(&format!("/api/v1/tables/{}/export.csv?col=会社名&col=メモ&col=updated_at", &tid))
+            .await
+            .text()
+            .await
+            .unwrap()
+    };
+    let file = export().await;
+    assert!(file.contains("往復社,初め,"), "{file}");
+    // Someone else edits the record a few minutes later.
+    app.clock.advance(time::Duration::minutes(3));
+    let (s, v) = a
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{tid}/records/{id}"),
+            json!({"version": 1, "values": {"メモ": "他の人の変更"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The older file, edited and imported: refused by row, nothing written.
+    let (s, v) = import(a, &tid, "?key=会社名", file.replace("初め", "私の変更").into_bytes()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["fields"][0]["code"], "changed_since_export", "{v}");
+    assert!(v["error"]["fields"][0]["field"].as_str().unwrap().starts_with("row:2:"), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{id}")).await;
+    assert_eq!(v["record"]["values"][&memo], "他の人の変更");
+    // As a spreadsheet saves the time again (to the minute), the same.
+    let minutes = file
+        .lines()
+        .map(|l| if l.ends_with(":00") { l[..l.len() - 3].to_owned() } else { l.to_owned() })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (s, v) = import(a, &tid, "?key=会社名", minutes.replace("初め", "私の変更").into_bytes()).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("changed_since_export")),
+        "{v}"
+    );
+    // A file exported after the edit imports.
+    let file = export().await;
+    let (s, v) = import(a, &tid, "?key=会社名", file.replace("他の人の変更", "私の変更").into_bytes()).await;
+    assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{id}")).await;
+    assert_eq!(v["record"]["values"][&memo], "私の変更");
+}

@@ -259,6 +259,27 @@ pub(crate) fn parse_at(f: &FieldDef, v: &Value, offset: i32) -> Result<Cell, &'s
     f.parse(local.as_ref().unwrap_or(v))
 }
 
+/// Whether a record updated at `stored` was changed after the time a file gives for it (`at`,
+/// as an export writes it, or as a spreadsheet saved it again: to the minute, the second or the
+/// millisecond; compared at the precision the file keeps). A time that does not read is no
+/// check.
+fn changed_since(stored: time::OffsetDateTime, at: &str, offset: i32) -> bool {
+    let at = at.trim();
+    let text = daicho_domain::table::local_datetime(at, offset).unwrap_or_else(|| at.to_owned());
+    let Ok(file) = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339) else {
+        return false;
+    };
+    let precision: i64 = if at.contains('.') {
+        1
+    } else if at.matches(':').count() >= 2 {
+        1_000
+    } else {
+        60_000
+    };
+    let ms = daicho_domain::audit::unix_ms;
+    ms(stored).div_euclid(precision) > ms(file).div_euclid(precision)
+}
+
 /// What an export writes dates and users with: the tenant's offset from UTC in minutes, and each
 /// user's id as pages name them ("name (login ID)").
 pub(crate) struct ExportLocal {
@@ -1825,7 +1846,10 @@ pub(crate) async fn import_csv(
     if headers.len() > IMPORT_MAX_COLUMNS {
         return Err(bad("file", "too_many_columns"));
     }
-    // Each column's field, or none for a column the mapping leaves out.
+    // Each column's field, or none for a column the mapping leaves out. The system fields an
+    // export can hold (created and updated at and by) are read, never written: "updated at"
+    // guards against undoing a later edit (see `changed_since`).
+    let system = daicho_domain::table::system_fields();
     let mut columns: Vec<Option<&FieldDef>> = Vec::new();
     let mut errs = FieldErrors::new();
     if mapping.is_some_and(|m| m.len() != headers.len()) {
@@ -1842,7 +1866,14 @@ pub(crate) async fn import_csv(
             columns.push(None);
             continue;
         }
-        match t.fields.iter().find(|f| f.name.as_str() == target || f.id.to_string() == target) {
+        let found = t.fields.iter().find(|f| f.name.as_str() == target || f.id.to_string() == target).or_else(|| {
+            system.iter().find(|f| {
+                f.name.as_str() == target
+                    || f.id.to_string() == target
+                    || daicho_domain::table::system_column(f.id) == Some(target)
+            })
+        });
+        match found {
             Some(f) if columns.iter().flatten().any(|c| c.id == f.id) => {
                 errs.push_owned(format!("{header_row}:{}", h.chars().take(100).collect::<String>()), "duplicate_column")
             }
@@ -1855,7 +1886,8 @@ pub(crate) async fn import_csv(
             break;
         }
     }
-    if errs.is_empty() && columns.iter().all(Option::is_none) {
+    if errs.is_empty() && columns.iter().all(|c| c.is_none_or(|f| daicho_domain::table::system_column(f.id).is_some()))
+    {
         errs.push("mapping", "nothing_mapped");
     }
     // Updating by a key the file does not hold would find no record and insert every row.
@@ -1875,6 +1907,12 @@ pub(crate) async fn import_csv(
         columns.iter().flatten().filter(|f| matches!(f.kind, FieldKind::User)).map(|f| f.id.to_string()).collect();
     let people = if user_columns.is_empty() { Vec::new() } else { auth.directory(state, ctx).await? };
     let import_defaults = daicho_store::guard::defaults(&open.def);
+    // The file's "updated at" column, if it has one (see `changed_since`).
+    let updated_column = columns
+        .iter()
+        .flatten()
+        .find(|f| daicho_domain::table::system_column(f.id) == Some("updated_at"))
+        .map(|f| f.id.to_string());
     // The fields the row rules an update is judged by name (see `writes` below).
     let edit_rules = key_field.as_ref().map(|(_, _, edit)| edit.rule_fields()).unwrap_or_default();
     let import_rules = scope.rule_fields();
@@ -1993,7 +2031,23 @@ pub(crate) async fn import_csv(
             }
             None => Ok(None),
         };
-        let Ok(existing) = existing else {
+        // A file that holds the records' "updated at" (an export read back, that column chosen)
+        // refuses a row whose record was changed after it: written, the row would undo that
+        // change without a word.
+        let changed = match (&found_record, &updated_column) {
+            (Some(r), Some(col)) => values
+                .get(col)
+                .and_then(Value::as_str)
+                .is_some_and(|at| changed_since(r.updated_at, at, auth.tenant.policy.utc_offset_minutes)),
+            _ => false,
+        };
+        if changed {
+            errs.push_owned(
+                format!("row:{row}:{}", updated_column.as_deref().unwrap_or_default()),
+                "changed_since_export",
+            );
+        }
+        let (Ok(existing), false) = (existing, changed) else {
             // As for any other problem: nothing more is written, and the report stops at the cap.
             sender = None;
             part = ImportBatch::default();
@@ -2002,8 +2056,13 @@ pub(crate) async fn import_csv(
             }
             continue;
         };
-        // Auto-numbers in the file (an export read back) are not written: they are the record's.
-        for f in columns.iter().flatten().filter(|f| f.kind.is_generated()) {
+        // Auto-numbers and system fields in the file (an export read back) are not written: they
+        // are the record's.
+        for f in columns
+            .iter()
+            .flatten()
+            .filter(|f| f.kind.is_generated() || daicho_domain::table::system_column(f.id).is_some())
+        {
             values.remove(&f.id.to_string());
         }
         // An update leaves the key as it is (the record was found by it): a key field that edit
