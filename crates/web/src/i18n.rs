@@ -449,6 +449,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "ファイルの書き出し後にこのレコードが変更されています（更新日時が新しい）。書き出し直すか、上書きする場合は更新日時の列を外してください。",
     ),
     (
+        "err.selection_changed",
+        "The records matching have changed since the page was shown; nothing was changed. Look at the list again, then repeat.",
+        "ページ表示後に該当するレコードが変わりました。何も変更していません。一覧を確認してからもう一度実行してください。",
+    ),
+    (
         "err.broken_utf8",
         "The file is UTF-8 but holds a byte that is not; fix the file, or choose its encoding.",
         "ファイルは UTF-8 ですが、UTF-8 でないバイトを含んでいます。ファイルを直すか、文字コードを選んでください。",

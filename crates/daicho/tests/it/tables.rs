@@ -3276,3 +3276,52 @@ async fn an_exported_file_with_its_updated_at_column_does_not_undo_a_later_edit(
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{id}")).await;
     assert_eq!(v["record"]["values"][&memo], "私の変更");
 }
+
+#[tokio::test]
+async fn every_record_matching_is_refused_when_the_records_matching_changed_since_the_page_showed_them() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let (memo, active) = (field_id(&table, "メモ"), field_id(&table, "有効"));
+    for name in ["一社", "二社"] {
+        let (s, v) = a
+            .post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": name, "メモ": "対象"}}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    // The grid's bulk form carries the count it showed.
+    let page = a.get(&format!("/tables/{tid}?filter.eq.{memo}=対象")).await.text().await.unwrap();
+    assert!(page.contains("name=\"expect\" value=\"2\""), "{page}");
+    let query = format!("filter.eq.{memo}=%E5%AF%BE%E8%B1%A1");
+    let url = format!("/tables/{tid}/bulk");
+    let post = |expect: &'static str| {
+        let form = vec![
+            ("query", query.clone()),
+            ("all_matching", "on".to_owned()),
+            ("expect", expect.to_owned()),
+            ("action", "set".to_owned()),
+            ("field", active.clone()),
+            ("value", "✓".to_owned()),
+        ];
+        let url = url.clone();
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            a.post_form(&url, &form).await
+        }
+    };
+    // A third record matches now: the page's "every record matching" (2) is not what matches.
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "三社", "メモ": "対象"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let r = post("2").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("The records matching have changed since the page was shown"));
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.{active}=true&count=true")).await;
+    assert_eq!(v["count"], 0, "nothing changed");
+    // As the page shows them now.
+    assert_eq!(post("3").await.status(), StatusCode::SEE_OTHER);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.{active}=true&count=true")).await;
+    assert_eq!(v["count"], 3);
+}

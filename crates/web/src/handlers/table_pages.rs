@@ -290,6 +290,8 @@ struct ShowPage {
     /// matching", the field and the value (so that fixing one thing does not mean redoing all).
     bulk_kept: BulkKept,
     bulk_max: usize,
+    /// The grid's count when exact, sent back by the bulk form (see `BulkTarget::expect`).
+    expect: Option<u64>,
     /// For a new link field: every (table, field) it may show, as "table id:field id".
     link_targets: Vec<(String, String)>,
     f_link: String,
@@ -793,6 +795,7 @@ async fn show_page(
         bulk_error_field: None,
         bulk_kept: BulkKept::default(),
         bulk_max: crate::handlers::tables::BULK_MAX,
+        expect: (!capped).then_some(count),
         link_targets: if open.access.has(TableRight::Design) {
             crate::handlers::tables::link_targets(state, ctx, auth).await?
         } else {
@@ -839,9 +842,11 @@ pub async fn bulk(
     // goes into the redirect's Location as a valid header value.
     let query = crate::middleware::reencode_query(get("query"));
     // "Every record matching" (the box ticked, which says so) instead of the records ticked.
+    // (The grid's count as the page showed it, when it was exact.)
+    let expect = get("expect").parse::<usize>().ok();
     let target = || match get("all_matching") == "on" {
-        true => BulkTarget { ids: Vec::new(), query: Some(query.as_str()), all: true },
-        false => BulkTarget { ids: ids.clone(), query: None, all: false },
+        true => BulkTarget { ids: Vec::new(), query: Some(query.as_str()), all: true, expect },
+        false => BulkTarget { ids: ids.clone(), query: None, all: false, expect: None },
     };
     let nothing = ids.is_empty() && get("all_matching") != "on";
     let result = match get("action") {

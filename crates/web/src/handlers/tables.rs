@@ -1117,6 +1117,10 @@ pub(crate) struct BulkTarget<'a> {
     pub query: Option<&'a str>,
     /// Said explicitly when the query narrows nothing (every record the right covers).
     pub all: bool,
+    /// With a query: how many records it selected when the user chose it (the grid's count).
+    /// A different number now is refused: records came or went meanwhile, and "every record
+    /// matching" would not be what the user saw.
+    pub expect: Option<usize>,
 }
 
 /// The records a bulk operation applies to, and how they were chosen (for the operation
@@ -1169,6 +1173,15 @@ pub(crate) async fn bulk_ids(
             let mut q = record_query(&seen, &pairs)?;
             if q.filters.is_empty() && q.keyword.is_none() && !target.all {
                 return Err(AppError::Invalid(FieldErrors::single("query", "selects_every_record")));
+            }
+            // The list the user looked at (through view, as the grid counts it) must still hold
+            // as many records as it did.
+            if let Some(n) = target.expect {
+                let view = auth.table_right::<View>(state, ctx, open).await?;
+                let (now, capped) = state.store.count_records(&view, &open.def, &q, COUNT_CAP).await?;
+                if capped || now != n as u64 {
+                    return Err(AppError::Conflict(FieldErrors::single("query", "selection_changed")));
+                }
             }
             q.limit = (BULK_MAX + 1) as u32;
             let ids = state.store.list_records(reading, &open.def, &q).await?.iter().map(|r| r.id).collect();
@@ -1333,11 +1346,14 @@ pub struct BulkBody {
     pub all: bool,
     #[serde(default)]
     pub values: Map<String, Value>,
+    /// With a query: how many records it selected when the caller looked (see `BulkTarget`).
+    #[serde(default)]
+    pub expect: Option<usize>,
 }
 
 impl BulkBody {
     fn target(&self) -> BulkTarget<'_> {
-        BulkTarget { ids: self.ids.clone(), query: self.query.as_deref(), all: self.all }
+        BulkTarget { ids: self.ids.clone(), query: self.query.as_deref(), all: self.all, expect: self.expect }
     }
 }
 
@@ -1365,7 +1381,7 @@ pub async fn bulk_update(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let _scope = auth.table_right::<Edit>(&state, &ctx, &open).await?;
     let b: BulkBody = body.parse()?;
-    let target = BulkTarget { ids: b.ids, query: b.query.as_deref(), all: b.all };
+    let target = BulkTarget { ids: b.ids, query: b.query.as_deref(), all: b.all, expect: b.expect };
     let n = bulk_update_op(&state, &ctx, &auth, &open, target, &b.values).await?;
     Ok(Json(json!({"updated": n})))
 }
