@@ -289,7 +289,15 @@ async fn the_grid_filters_by_rows_sorts_by_several_keys_chooses_columns_and_save
     // Whatever the form's copy of the grid's query holds, the way back is a valid Location.
     let r =
         a.post_form(&format!("/tables/{t}/views"), &[("view_name", ""), ("query", "q=a\u{1}b\r\nc&x=\u{3042}")]).await;
-    assert_eq!(location(&r), format!("/tables/{t}?q=a%01b%0D%0Ac&x=%E3%81%82&view_error=required"));
+    assert_eq!(location(&r), format!("/tables/{t}?q=a%01b%0D%0Ac&x=%E3%81%82&view_error=required&view_name="));
+    // A name taken already comes back to the form, with the error tied to it.
+    let r = a.post_form(&format!("/tables/{t}/views"), &[("view_name", "二重の名前"), ("query", "")]).await;
+    assert!(location(&r).contains("done=view_saved"));
+    let r = a.post_form(&format!("/tables/{t}/views"), &[("view_name", "二重の名前"), ("query", "")]).await;
+    let to_err = location(&r);
+    assert!(to_err.contains("view_error=taken"), "{to_err}");
+    let page = a.get(&to_err).await.text().await.unwrap();
+    assert!(page.contains("value=\"二重の名前\" aria-invalid=\"true\" aria-describedby=\"view-error\""), "{page}");
     let vid = to.split("view=").nth(1).unwrap().split('&').next().unwrap().to_owned();
     let r = a.post_form(&format!("/tables/{t}/views/{vid}/delete"), &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);

@@ -172,7 +172,7 @@ fn grid_pairs(pairs: &[(String, String)]) -> Vec<(String, String)> {
     let (ff, fo, fv) = (pick("ff"), pick("fo"), pick("fv"));
     let mut out: Vec<(String, String)> = pairs
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "ff" | "fo" | "fv" | "view_error" | "back"))
+        .filter(|(k, _)| !matches!(k.as_str(), "ff" | "fo" | "fv" | "view_error" | "view_name" | "back"))
         .cloned()
         .collect();
     for (i, field) in ff.iter().enumerate() {
@@ -268,6 +268,8 @@ struct ShowPage {
     columns_chosen: bool,
     current_view: Option<String>,
     view_error: Option<&'static str>,
+    /// The name a refused "save view" was sent with.
+    view_name: String,
     query_error: Option<&'static str>,
     query_error_field: String,
     sort_options: Vec<(String, String)>,
@@ -762,6 +764,11 @@ async fn show_page(
         views,
         current_view: current.map(|c| c.name.as_str().to_owned()),
         view_error,
+        view_name: if view_error.is_some() {
+            pairs.iter().find(|(k, _)| k == "view_name").map(|(_, v)| v.chars().take(100).collect()).unwrap_or_default()
+        } else {
+            String::new()
+        },
         query_error,
         query_error_field,
         sort_options: t_all

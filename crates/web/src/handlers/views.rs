@@ -311,7 +311,10 @@ pub async fn create_page(
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let code = e.0.first().map(|fe| fe.code).unwrap_or("invalid");
             let sep = if query.is_empty() { "" } else { "&" };
-            Ok(redirect_see_other(&format!("/tables/{}?{query}{sep}view_error={code}", open.def.id)))
+            // (The name typed comes back to the form, to be corrected rather than typed again.)
+            let name: String = get("view_name").chars().take(100).collect();
+            let name: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+            Ok(redirect_see_other(&format!("/tables/{}?{query}{sep}view_error={code}&view_name={name}", open.def.id)))
         }
         Err(e) => Err(e),
     }
