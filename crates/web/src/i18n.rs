@@ -449,6 +449,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "ファイルの書き出し後にこのレコードが変更されています（更新日時が新しい）。書き出し直すか、上書きする場合は更新日時の列を外してください。",
     ),
     (
+        "err.no_column_for_required",
+        "The file has no column for this required field.",
+        "この必須フィールドに対応する列がファイルにありません。",
+    ),
+    (
         "err.selection_changed",
         "The records matching have changed since the page was shown; nothing was changed. Look at the list again, then repeat.",
         "ページ表示後に該当するレコードが変わりました。何も変更していません。一覧を確認してからもう一度実行してください。",

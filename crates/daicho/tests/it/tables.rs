@@ -3325,3 +3325,21 @@ async fn every_record_matching_is_refused_when_the_records_matching_changed_sinc
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.{active}=true&count=true")).await;
     assert_eq!(v["count"], 3);
 }
+
+#[tokio::test]
+async fn a_file_of_new_records_without_a_required_column_is_told_so_once_by_the_field() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let name = field_id(&table, "会社名");
+    let (s, v) = import(a, &tid, "", "従業員数,メモ\n5,a\n6,b\n7,c\n".into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let fields = v["error"]["fields"].as_array().unwrap();
+    assert_eq!(fields.len(), 1, "one problem, not one a row: {v}");
+    assert_eq!(
+        (fields[0]["field"].as_str(), fields[0]["code"].as_str()),
+        (Some(name.as_str()), Some("no_column_for_required"))
+    );
+    assert_eq!(record_count(a, &tid).await, 0);
+}

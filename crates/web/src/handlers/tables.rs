@@ -1906,6 +1906,20 @@ pub(crate) async fn import_csv(
     {
         errs.push("mapping", "nothing_mapped");
     }
+    // A file of new records without a column for a required field (one the importer may write,
+    // with no default) is told so once, by the field, rather than on every row.
+    if errs.is_empty() && key_field.is_none() {
+        let defaults = daicho_store::guard::defaults(&open.def);
+        for f in t.fields.iter().filter(|f| {
+            f.rules.required
+                && !f.kind.is_generated()
+                && scope.writes(f.id)
+                && !defaults.iter().any(|(d, c)| *d == f.id && *c != Cell::Null)
+                && !columns.iter().flatten().any(|c| c.id == f.id)
+        }) {
+            errs.push_owned(f.id.to_string(), "no_column_for_required");
+        }
+    }
     // Updating by a key the file does not hold would find no record and insert every row.
     if let Some((kf, _, _)) = &key_field
         && errs.is_empty()
