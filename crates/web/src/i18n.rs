@@ -515,7 +515,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("records.export_sjis", "CSV for Excel (Shift_JIS)", "Excel用CSV（Shift_JIS）"),
     ("records.search", "Keyword", "キーワード"),
     ("records.sort", "Sort by", "並べ替え"),
-    ("records.sort_newest", "Record number (newest first by default)", "レコード番号（既定は新しい順）"),
+    ("records.sort_newest", "Record number", "レコード番号"),
     ("records.direction", "Order", "順序"),
     ("records.asc", "Ascending", "昇順"),
     ("records.default_order", "Default", "既定"),

@@ -1585,7 +1585,12 @@ pub async fn record_history(
             .iter()
             .map(|e| HistoryRow {
                 at: crate::views::fmt_time(e.at, auth.tenant.policy.utc_offset_minutes),
-                who: e.actor_login.clone(),
+                // Named as the record's maker is: "name (login ID)".
+                who: users
+                    .iter()
+                    .find(|p| p.login.as_str() == e.actor_login)
+                    .map(Person::label)
+                    .unwrap_or_else(|| e.actor_login.clone()),
                 version: e.version,
                 changes: e
                     .changes
