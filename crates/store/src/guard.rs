@@ -18,18 +18,26 @@ pub fn check_table<R: Right>(scope: &TableScope<R>, table: &TableDef) -> StoreRe
     Ok(())
 }
 
-/// The saved views a reader is offered: those whose every field (sort keys, filters, columns)
-/// the reader sees. A view on a field hidden from the reader is not one they may run, and
-/// offering it would show them that field's id and the filter values its author chose on it.
+/// The saved views a reader is offered: those whose filters name only fields the reader sees,
+/// each without the sort keys and columns on fields hidden from the reader (the view then
+/// shows the same records, in the order of its other keys, with the columns the reader may
+/// see; a view used to vanish when a field it sorted by became hidden). A filter on a hidden
+/// field cannot be run for the reader (it would tell them about the field's values) nor left
+/// out (the view would show more than it says), so such a view is not offered; offering it
+/// would show them that field's id and the filter values its author chose on it.
 /// (A field since deleted is not hidden: such a view is offered and refused when run, so that
 /// its owner or a designer can still delete it.)
 /// Likewise a shared view with a keyword is offered to a reader from whom fields are hidden
 /// only if they wrote it: its author may have searched for a value the reader may not see.
 pub fn offered_views(scope: &TableScope<View>, mut views: Vec<SavedView>) -> Vec<SavedView> {
     views.retain(|v| {
-        v.spec.fields().all(|f| scope.sees(f))
+        v.spec.filters.iter().all(|f| scope.sees(f.field))
             && (v.spec.keyword.is_empty() || !scope.hides_any() || v.created_by == scope.actor())
     });
+    for v in &mut views {
+        v.spec.sort.retain(|s| scope.sees(s.field));
+        v.spec.columns.retain(|c| scope.sees(*c));
+    }
     views
 }
 

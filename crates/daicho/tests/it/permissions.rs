@@ -2550,3 +2550,49 @@ async fn a_form_shown_before_a_field_became_read_only_saves_when_that_field_was_
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records/{rid}")).await;
     assert_eq!((&v["record"]["values"][&d.title], &v["record"]["values"][&note]), (&json!("crlf2"), &json!("a\r\nb")));
 }
+
+/// A saved view that sorts by (or shows) a field later hidden from its reader stays offered,
+/// without that sort key and column; one that filters on the field is not offered.
+#[tokio::test]
+async fn a_view_sorting_by_a_field_hidden_later_stays_without_that_key_and_a_filter_on_it_does_not() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    grant(a, &d, json!({"rights": ["view", "create"]})).await;
+    for (t, n) in [("小", 1), ("大", 9)] {
+        let (s, v) = add(m, &d, json!({"件名": t, "金額": n})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let views = format!("/api/v1/tables/{}/views", d.tid);
+    let (s, v) = m
+        .post_json(
+            &views,
+            json!({"name": "金額順", "shared": false, "sort": [{"field": d.amount, "dir": "desc"}, {"field": d.title, "dir": "asc"}], "columns": [d.title, d.amount]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let by_amount = v["view"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = m
+        .post_json(
+            &views,
+            json!({"name": "大口", "shared": false, "filters": [{"field": d.amount, "op": "gte", "value": "5"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // The amount hidden from the member's group.
+    let mut fields = serde_json::Map::new();
+    fields.insert(d.amount.clone(), json!("hidden"));
+    grant(a, &d, json!({"rights": ["view", "create"], "fields": fields})).await;
+    let (_, v) = m.get_json(&views).await;
+    let listed: Vec<&str> = v["views"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["金額順"], "the filtering view is not offered: {v}");
+    assert!(!v.to_string().contains(&d.amount), "the hidden field is not named: {v}");
+    let (s, v) = m.get_json(&format!("/api/v1/tables/{}/records?view={by_amount}", d.tid)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let titles: Vec<&str> =
+        v["records"].as_array().unwrap().iter().map(|r| r["values"][&d.title].as_str().unwrap()).collect();
+    assert_eq!(titles, ["大", "小"], "sorted by its other key (件名 ascending)");
+    assert!(v["records"][0]["values"].get(&d.amount).is_none());
+    assert_eq!(m.get(&format!("/tables/{}?view={by_amount}", d.tid)).await.status(), StatusCode::OK);
+}
