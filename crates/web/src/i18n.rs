@@ -765,6 +765,10 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("flash.user_unlocked", "User unlocked.", "ロックを解除しました。"),
     ("flash.imported", "The file was imported.", "ファイルを読み込みました。"),
     ("bulk.refused", "Nothing was changed:", "何も変更していません:"),
+    ("limit.min", "Minimum:", "最小:"),
+    ("limit.max", "Maximum:", "最大:"),
+    ("limit.max_length", "At most, characters:", "最大文字数:"),
+    ("limit.decimals", "Decimal places, at most:", "小数点以下の桁数（最大）:"),
     ("bulk.to_form", "To the form", "フォームへ"),
     ("flash.import_counts", "{inserted} added, {updated} updated.", "追加 {inserted} 件、更新 {updated} 件。"),
     (

@@ -2866,6 +2866,10 @@ async fn a_record_forms_error_summary_names_each_field_and_links_to_it() {
     let body = r.text().await.unwrap();
     assert!(body.contains(&format!("<a href=\"#{name}\">会社名</a>: This field is required.")), "{body}");
     assert!(body.contains(&format!("<a href=\"#{staff}\">従業員数</a>: Enter a whole number")), "{body}");
+    // Each field's limits are shown under it, so that "above the maximum" is not a guess.
+    for limits in ["Minimum: 0 · Maximum: 1000000", "At most, characters: 50", "Decimal places, at most: 2"] {
+        assert!(body.contains(limits), "{limits}");
+    }
     // A date the form refused comes back as typed, in a text input (a browser would empty a
     // date input holding it); a valid one stays a date input.
     let day = field_id(&table, "契約日");

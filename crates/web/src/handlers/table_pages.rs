@@ -1014,6 +1014,9 @@ pub struct InputField {
     pub shown: String,
     /// The ticked choices of a multiple choice.
     pub selected: Vec<String>,
+    /// The field's rules a value must keep, shown under the input (so that "above the
+    /// maximum" does not leave the user to guess the maximum).
+    pub limits: Vec<(&'static str, String)>,
 }
 
 #[derive(Template)]
@@ -1189,6 +1192,23 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 hint,
                 required: f.rules.required,
                 choices,
+                limits: {
+                    let r = &f.rules;
+                    let mut l: Vec<(&'static str, String)> = Vec::new();
+                    if let Some(n) = &r.min {
+                        l.push(("limit.min", n.clone()));
+                    }
+                    if let Some(n) = &r.max {
+                        l.push(("limit.max", n.clone()));
+                    }
+                    if let Some(n) = r.max_length {
+                        l.push(("limit.max_length", n.to_string()));
+                    }
+                    if let FieldKind::Decimal { scale } = f.kind {
+                        l.push(("limit.decimals", scale.to_string()));
+                    }
+                    l
+                },
             }
         })
         .collect()
