@@ -2944,6 +2944,21 @@ async fn the_grid_pages_forward_by_its_links_and_back_to_the_first_page() {
     assert_eq!(names(&links(&page1)), ["Next page"]);
     // Forward again from there comes to the same page.
     assert_eq!(first_row(&a.get(&l2[2].1).await.text().await.unwrap()), 101);
+    // A record opened from this page goes back to it when saved.
+    let link =
+        page2.split("<td class=\"num\"><a href=\"").nth(1).unwrap().split('"').next().unwrap().replace("&#38;", "&");
+    assert!(link.contains("?from="), "{link}");
+    let form = a.get(&link).await.text().await.unwrap();
+    let from = form.split("name=\"from\" value=\"").nth(1).unwrap().split('"').next().unwrap().replace("&#38;", "&");
+    let version = form.split("name=\"version\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let rid = link.split("/records/").nth(1).unwrap().split('?').next().unwrap().to_owned();
+    let r = a
+        .post_form(&format!("/tables/{tid}/records/{rid}"), &[("version", version.as_str()), ("from", from.as_str())])
+        .await;
+    let back_to = crate::location(&r);
+    assert!(back_to.contains("after=") && back_to.contains("done=record_saved"), "{back_to}");
+    let after = |u: &str| u.split("after=").nth(1).map(|a| a.split('&').next().unwrap_or_default().to_owned());
+    assert_eq!(after(&back_to), after(&from), "the same page of the grid");
     // A page reached by an address without the way back has no "Previous page".
     let bare = l2[2].1.split("&back=").next().unwrap().to_owned();
     assert_eq!(names(&links(&a.get(&bare).await.text().await.unwrap())), ["First page"]);

@@ -294,6 +294,8 @@ struct ShowPage {
     bulk_max: usize,
     /// The grid's count when exact, sent back by the bulk form (see `BulkTarget::expect`).
     expect: Option<u64>,
+    /// `?from=…` for the links to records: this page of the grid, to come back to.
+    from: String,
     /// For a new link field: every (table, field) it may show, as "table id:field id".
     link_targets: Vec<(String, String)>,
     f_link: String,
@@ -803,6 +805,21 @@ async fn show_page(
         bulk_kept: BulkKept::default(),
         bulk_max: crate::handlers::tables::BULK_MAX,
         expect: (!capped).then_some(count),
+        from: {
+            let here = match (&query.after, keep("after")) {
+                (Some(_), after) if !after.is_empty() => {
+                    let mut s = form_urlencoded::Serializer::new(page_base.clone());
+                    s.append_pair("after", &after);
+                    s.finish()
+                }
+                _ => page_base.clone(),
+            };
+            if here.is_empty() {
+                String::new()
+            } else {
+                format!("?from={}", form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>())
+            }
+        },
         link_targets: if open.access.has(TableRight::Design) {
             crate::handlers::tables::link_targets(state, ctx, auth).await?
         } else {
@@ -1035,6 +1052,19 @@ struct RecordPage {
     can_delete: bool,
     /// Created at, created by, updated at, updated by (an existing record).
     meta: Option<(String, String, String, String)>,
+    /// The grid's query the record was opened from (its search, filters, sort, view and page),
+    /// where the form goes back to after saving.
+    from: String,
+}
+
+/// The grid query a record page was opened from (`from`), as a valid query string (it goes
+/// into links and a redirect's Location, always under its table's grid).
+fn from_of(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .find(|(k, _)| k == "from")
+        .map(|(_, v)| crate::middleware::reencode_query(v.chars().take(4000).collect::<String>().as_str()))
+        .unwrap_or_default()
 }
 
 impl RecordPage {
@@ -1106,6 +1136,7 @@ fn record_page(
         can_save: spec.can_save,
         can_delete: spec.can_delete,
         meta: None,
+        from: String::new(),
     }
 }
 
@@ -1399,6 +1430,7 @@ pub async fn edit_record(
     ctx: Ctx,
     auth: Auth,
     Path((tid, rid)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let view = auth.table_right::<View>(&state, &ctx, &open).await?;
@@ -1460,6 +1492,7 @@ pub async fn edit_record(
         crate::views::fmt_time(r.updated_at, auth.tenant.policy.utc_offset_minutes),
         who(&r.updated_by),
     ));
+    page.from = from_of(&query);
     Ok(render(&page))
 }
 
@@ -1524,8 +1557,11 @@ pub async fn update_record(
             }
         },
     };
+    // Back to the grid as it was left (search, filters, sort, view, page).
+    let from = from_of(&pairs);
+    let sep = if from.is_empty() { "" } else { "&" };
     match result {
-        Ok(_) => Ok(redirect_see_other(&format!("/tables/{}?done=record_saved", t.id))),
+        Ok(_) => Ok(redirect_see_other(&format!("/tables/{}?{from}{sep}done=record_saved", t.id))),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let stale = e.code_for("version") == Some("stale");
             let users = users_for(&state, &ctx, &auth, &t).await?;
@@ -1536,10 +1572,9 @@ pub async fn update_record(
             shown.extend(
                 values.into_iter().filter(|(k, _)| t.fields.iter().any(|f| f.id.to_string() == *k && writes(f.id))),
             );
-            Ok(render_status(
-                if stale { StatusCode::CONFLICT } else { StatusCode::UNPROCESSABLE_ENTITY },
-                &record_page(&auth, &ctx, &spec, Some((id, version)), &shown, Errors(e), stale),
-            ))
+            let mut page = record_page(&auth, &ctx, &spec, Some((id, version)), &shown, Errors(e), stale);
+            page.from = from;
+            Ok(render_status(if stale { StatusCode::CONFLICT } else { StatusCode::UNPROCESSABLE_ENTITY }, &page))
         }
         Err(e) => Err(auth.refused(&state, &ctx, e, format!("edit of table:{} record:{id}", t.id)).await),
     }
