@@ -619,8 +619,9 @@ pub fn convert(old: &FieldDef, new: &FieldDef, c: &Cell, offset: i32) -> Result<
         Json::Object(_) => return Err("wrong_type"),
     };
     // A value that was only false (an unticked checkbox) is empty in a type that has no false.
+    // (An unticked box was a value: as empty in the new kind, a required rule refuses it.)
     if matches!(c, Cell::Bool(false)) && !matches!(new.kind, FieldKind::Checkbox) {
-        return empty();
+        return new.parse(&Json::Null);
     }
     new.parse(&Json::String(retyped_text(&old.kind, &new.kind, text, offset)))
 }
@@ -1023,6 +1024,9 @@ mod tests {
         assert_eq!(convert(&new, &later, &Cell::Null, 0), Ok(Cell::Null));
         let text = FieldDef { kind: FieldKind::Text, ..later.clone() };
         assert_eq!(convert(&new, &text, &Cell::Null, 0), Ok(Cell::Null));
+        // An unticked box of a required checkbox was a value: empty in a required text, refused.
+        let tick = FieldDef { kind: FieldKind::Checkbox, ..new.clone() };
+        assert_eq!(convert(&tick, &text, &Cell::Bool(false), 0), Err("required"));
     }
 
     #[test]

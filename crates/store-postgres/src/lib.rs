@@ -4382,8 +4382,9 @@ impl daicho_store::ImportSink for ImportTx<'_> {
         w: &ImportWrite<'_>,
         scope: &TableScope<Import>,
         rows: &[(i64, Vec<(FieldId, Cell)>)],
-    ) -> StoreResult<()> {
-        overwrite_many(self.0, scope, w, rows).await
+        since: &[Option<(i64, i64)>],
+    ) -> StoreResult<u64> {
+        overwrite_many(self.0, scope, w, rows, since).await
     }
 }
 
@@ -4400,25 +4401,33 @@ async fn overwrite_many(
     scope: &TableScope<Import>,
     w: &ImportWrite<'_>,
     rows: &[(i64, Vec<(FieldId, Cell)>)],
-) -> StoreResult<()> {
+    since: &[Option<(i64, i64)>],
+) -> StoreResult<u64> {
     let table = w.table;
     let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
     let unique = |f: &FieldId| table.fields.iter().any(|d| d.id == *f && d.rules.unique);
     if ids.iter().collect::<std::collections::HashSet<_>>().len() != ids.len()
         || rows.iter().any(|(_, cells)| cells.iter().any(|(f, _)| unique(f)))
     {
-        for (id, cells) in rows {
+        let mut n = 0;
+        for (i, (id, cells)) in rows.iter().enumerate() {
+            // (Checked before each write, on the record as it stands then, locked.)
+            let now = read_records_tx(tx, table, &[*id], true).await?;
+            let r = now.get(id).ok_or(StoreError::NotFound)?;
+            guard::check_unchanged_since(r, since.get(i).copied().flatten())?;
+            n += u64::from(!guard::changed_cells(r, cells).is_empty());
             PgStore::overwrite_in(tx, scope, table, *id, cells, w.at, w.who, w.event).await?;
         }
-        return Ok(());
+        return Ok(n);
     }
     let old = read_records_tx(tx, table, &ids, true).await?;
     let mut changed: Vec<(i64, Vec<(FieldId, Cell)>)> = Vec::with_capacity(rows.len());
-    for (id, cells) in rows {
+    for (i, (id, cells)) in rows.iter().enumerate() {
         let r = old.get(id).ok_or(StoreError::NotFound)?;
         if !guard::covers(scope, r) {
             return Err(StoreError::Forbidden);
         }
+        guard::check_unchanged_since(r, since.get(i).copied().flatten())?;
         let cells = guard::changed_cells(r, cells);
         if !cells.is_empty() {
             guard::check_writes_on(scope, r, &cells)?;
@@ -4428,7 +4437,7 @@ async fn overwrite_many(
     let rows = &changed[..];
     let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
     if ids.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let t = ut::table_ident(table.id);
     for group in rows.chunk_by(|a, b| a.1.iter().map(|(f, _)| f).eq(b.1.iter().map(|(f, _)| f))) {
@@ -4495,7 +4504,7 @@ async fn overwrite_many(
         qb.push(format!(") AS v (id, body) WHERE {t}.id = v.id"));
         qb.build().persistent(false).execute(&mut **tx).await.map_err(internal)?;
     }
-    Ok(())
+    Ok(ids.len() as u64)
 }
 
 /// Records by id, inside the caller's transaction (those that exist), in statements of 1,000;

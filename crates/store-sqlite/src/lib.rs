@@ -4180,8 +4180,9 @@ impl daicho_store::ImportSink for ImportTx<'_, '_> {
         w: &ImportWrite<'_>,
         scope: &TableScope<Import>,
         rows: &[(i64, Vec<(FieldId, Cell)>)],
-    ) -> StoreResult<()> {
-        overwrite_many(self.0, scope, w, rows).await
+        since: &[Option<(i64, i64)>],
+    ) -> StoreResult<u64> {
+        overwrite_many(self.0, scope, w, rows, since).await
     }
 }
 
@@ -4195,7 +4196,8 @@ async fn overwrite_many(
     scope: &TableScope<Import>,
     w: &ImportWrite<'_>,
     rows: &[(i64, Vec<(FieldId, Cell)>)],
-) -> StoreResult<()> {
+    since: &[Option<(i64, i64)>],
+) -> StoreResult<u64> {
     let table = w.table;
     let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
     // Record by record, in the file's order, where that order matters: a record named twice,
@@ -4205,18 +4207,25 @@ async fn overwrite_many(
     if ids.iter().collect::<std::collections::HashSet<_>>().len() != ids.len()
         || rows.iter().any(|(_, cells)| cells.iter().any(|(f, _)| unique(f)))
     {
-        for (id, cells) in rows {
+        let mut n = 0;
+        for (i, (id, cells)) in rows.iter().enumerate() {
+            // (Checked before each write, on the record as it stands then.)
+            let now = read_records_tx(tx, table, &[*id]).await?;
+            let r = now.get(id).ok_or(StoreError::NotFound)?;
+            guard::check_unchanged_since(r, since.get(i).copied().flatten())?;
+            n += u64::from(!guard::changed_cells(r, cells).is_empty());
             SqliteStore::overwrite_in(tx, scope, table, *id, cells, w.at, w.who, w.event).await?;
         }
-        return Ok(());
+        return Ok(n);
     }
     let old = read_records_tx(tx, table, &ids).await?;
     let mut changed: Vec<(i64, Vec<(FieldId, Cell)>)> = Vec::with_capacity(rows.len());
-    for (id, cells) in rows {
+    for (i, (id, cells)) in rows.iter().enumerate() {
         let r = old.get(id).ok_or(StoreError::NotFound)?;
         if !guard::covers(scope, r) {
             return Err(StoreError::Forbidden);
         }
+        guard::check_unchanged_since(r, since.get(i).copied().flatten())?;
         // (A row that changes nothing is not written: see `overwrite_in`.)
         let cells = guard::changed_cells(r, cells);
         if !cells.is_empty() {
@@ -4227,7 +4236,7 @@ async fn overwrite_many(
     let rows = &changed[..];
     let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
     if ids.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let t = ut::table_ident(table.id);
     for group in rows.chunk_by(|a, b| a.1.iter().map(|(f, _)| f).eq(b.1.iter().map(|(f, _)| f))) {
@@ -4277,7 +4286,7 @@ async fn overwrite_many(
         });
         qb.build().execute(&mut **tx).await.map_err(internal)?;
     }
-    let list = serde_json::Value::from(ids).to_string();
+    let list = serde_json::Value::from(ids.clone()).to_string();
     let gone = format!("DELETE FROM {t}_fts WHERE rowid IN (SELECT value FROM json_each(?1))");
     sqlx::query(AssertSqlSafe(gone)).bind(&list).execute(&mut **tx).await.map_err(internal)?;
     let fts = format!(
@@ -4285,7 +4294,7 @@ async fn overwrite_many(
         ut::search_expr(table, "char(10)")
     );
     sqlx::query(AssertSqlSafe(fts)).bind(&list).execute(&mut **tx).await.map_err(internal)?;
-    Ok(())
+    Ok(ids.len() as u64)
 }
 
 /// Records by id, inside the caller's transaction (those that exist), in statements of 500.

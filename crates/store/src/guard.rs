@@ -155,6 +155,20 @@ pub fn row_conditions<R: Right>(scope: &TableScope<R>, table: &TableDef) -> Vec<
 }
 
 /// The cells that differ between two versions of a record: (field, before, after).
+/// Refuses the write of a row whose record, as stored (read inside the write's transaction),
+/// was updated after the time the row's file gives for it: `since` is (ms, the precision the
+/// file keeps in ms), compared at that precision. The row would undo that later change.
+pub fn check_unchanged_since(old: &Record, since: Option<(i64, i64)>) -> StoreResult<()> {
+    let Some((at, precision)) = since else { return Ok(()) };
+    let precision = precision.max(1);
+    if daicho_domain::audit::unix_ms(old.updated_at).div_euclid(precision) > at.div_euclid(precision) {
+        let mut e = daicho_domain::FieldErrors::new();
+        e.push("updated_at", "changed_since_export");
+        return Err(StoreError::Conflict(e));
+    }
+    Ok(())
+}
+
 /// The cells of a write that change the stored record: a value it already holds is no change,
 /// and a write left with none is not made (no new version, no history entry).
 pub fn changed_cells(old: &Record, cells: &[(FieldId, Cell)]) -> Vec<(FieldId, Cell)> {
@@ -352,6 +366,30 @@ mod tests {
     use daicho_domain::access::{Design, FieldAccess, Rights, TableGrant, TableRight};
     use daicho_domain::table::{FieldKind, FieldRules, Name};
     use daicho_domain::{GroupId, LoginId, Principal, Role, SessionId, TableId, TenantId, UserId};
+
+    #[test]
+    fn a_row_is_refused_when_its_record_was_updated_after_the_time_its_file_gives() {
+        let at = time::macros::datetime!(2026-04-01 09:30:15.250 UTC);
+        let r = Record {
+            id: 1,
+            version: 2,
+            cells: Vec::new(),
+            created_at: at,
+            created_by: String::new(),
+            updated_at: at,
+            updated_by: String::new(),
+        };
+        let ms = daicho_domain::audit::unix_ms(at);
+        let refused = |since| matches!(check_unchanged_since(&r, since), Err(StoreError::Conflict(_)));
+        assert!(!refused(None));
+        assert!(!refused(Some((ms, 1))), "the same time");
+        assert!(refused(Some((ms - 1, 1))), "a millisecond later");
+        // The file keeps seconds, or minutes (a spreadsheet saved it again): compared so.
+        assert!(!refused(Some((ms - 250, 1_000))));
+        assert!(refused(Some((ms - 1_250, 1_000))));
+        assert!(!refused(Some((ms - 15_250, 60_000))));
+        assert!(refused(Some((ms - 75_250, 60_000))));
+    }
 
     #[test]
     fn a_type_change_judged_from_a_field_that_changed_since_is_refused() {

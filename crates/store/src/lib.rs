@@ -55,7 +55,10 @@ pub enum ImportPart {
     Insert(Vec<Vec<(FieldId, Cell)>>),
     /// Existing records, overwritten in the given fields, within the import's scope and the
     /// edit right's (rows and fields both cover, checked on the record inside the transaction).
-    Update { edit: TableScope<Edit>, rows: Vec<(i64, Vec<(FieldId, Cell)>)> },
+    /// `since`, one for each row: the time the file gives for the record's last update (ms,
+    /// and the precision it keeps in ms), to refuse the row when the record as stored, read
+    /// inside the import's transaction, was updated later (see [`guard::check_unchanged_since`]).
+    Update { edit: TableScope<Edit>, rows: Vec<(i64, Vec<(FieldId, Cell)>)>, since: Vec<Option<(i64, i64)>> },
     /// The staged file the import is read from (the import page's), taken in the import's
     /// transaction before its rows are written: a second import of the same file (the form
     /// posted twice) finds it gone and writes nothing.
@@ -152,13 +155,16 @@ pub trait ImportSink: Send {
     async fn insert(&mut self, w: &ImportWrite<'_>, rows: &[Vec<(FieldId, Cell)>]) -> StoreResult<()>;
     /// Existing records (id, cells) overwritten in the given fields, with their history and
     /// search text, if `scope` (the import's within the edit right's) covers each and lets it
-    /// write those fields on it; all or none (the import's transaction).
+    /// write those fields on it, and none was updated after its `since`; all or none (the
+    /// import's transaction). Returns how many records changed (a row that holds what its
+    /// record holds is not written).
     async fn update(
         &mut self,
         w: &ImportWrite<'_>,
         scope: &TableScope<Import>,
         rows: &[(i64, Vec<(FieldId, Cell)>)],
-    ) -> StoreResult<()>;
+        since: &[Option<(i64, i64)>],
+    ) -> StoreResult<u64>;
     /// Deletes the staged file `id` of the scope's user and table; `false` when there is none
     /// (imported already, or expired).
     async fn take_staged(&mut self, scope: &TableScope<Import>, id: &str) -> StoreResult<bool>;
@@ -192,14 +198,13 @@ pub async fn write_parts(
                 sink.insert(w, &rows).await?;
                 inserted += rows.len() as u64;
             }
-            ImportPart::Update { edit, rows } => {
+            ImportPart::Update { edit, rows, since } => {
                 guard::check_table(&edit, w.table)?;
                 let both = w.scope.within(&edit);
                 for (_, cells) in &rows {
                     guard::check_writes(&both, cells)?;
                 }
-                sink.update(w, &both, &rows).await?;
-                updated += rows.len() as u64;
+                updated += sink.update(w, &both, &rows, &since).await?;
             }
             ImportPart::Staged(id) => {
                 if !sink.take_staged(w.scope, &id).await? {

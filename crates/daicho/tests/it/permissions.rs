@@ -2560,7 +2560,8 @@ async fn a_view_sorting_by_a_field_hidden_later_stays_without_that_key_and_a_fil
     let (a, m) = (&cast.admin, &cast.member);
     let d = setup(&app, a).await;
     grant(a, &d, json!({"rights": ["view", "create"]})).await;
-    for (t, n) in [("小", 1), ("大", 9)] {
+    // (Made 大 then 小: newest first, or by amount descending, would give 小 first.)
+    for (t, n) in [("大", 1), ("小", 9)] {
         let (s, v) = add(m, &d, json!({"件名": t, "金額": n})).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
     }

@@ -904,8 +904,11 @@ pub async fn bulk(
             let mut page =
                 show_page(&state, &ctx, &auth, &open, &grid_pairs, Errors::default(), NewFieldForm::default()).await?;
             page.bulk_error = e.0.first().map(|fe| fe.code);
+            // (Named only when the user sees the field: a refusal of a hidden field's id must
+            // not tell its name.)
+            let seen = auth.principal.authorize_table::<View>(&open.access).ok().map(|v| open.seen_by(&v));
             page.bulk_error_field = e.0.first().and_then(|fe| {
-                open.def.fields.iter().find(|f| f.id.to_string() == fe.field).map(|f| f.name.as_str().to_owned())
+                seen.as_ref()?.fields.iter().find(|f| f.id.to_string() == fe.field).map(|f| f.name.as_str().to_owned())
             });
             page.bulk_kept = BulkKept {
                 ids,

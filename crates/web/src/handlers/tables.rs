@@ -259,16 +259,14 @@ pub(crate) fn parse_at(f: &FieldDef, v: &Value, offset: i32) -> Result<Cell, &'s
     f.parse(local.as_ref().unwrap_or(v))
 }
 
-/// Whether a record updated at `stored` was changed after the time a file gives for it (`at`,
-/// as an export writes it, or as a spreadsheet saved it again: to the minute, the second or the
-/// millisecond; compared at the precision the file keeps). A time that does not read is no
-/// check.
-fn changed_since(stored: time::OffsetDateTime, at: &str, offset: i32) -> bool {
+/// The time a file gives for a record's last update (`at`, as an export writes it, or as a
+/// spreadsheet saved it again: to the minute, the second or the millisecond), as ms and the
+/// precision it keeps in ms, for `guard::check_unchanged_since`; `None` for a time that does
+/// not read (no check).
+fn time_given(at: &str, offset: i32) -> Option<(i64, i64)> {
     let at = at.trim();
     let text = daicho_domain::table::local_datetime(at, offset).unwrap_or_else(|| at.to_owned());
-    let Ok(file) = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339) else {
-        return false;
-    };
+    let file = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).ok()?;
     let precision: i64 = if at.contains('.') {
         1
     } else if at.matches(':').count() >= 2 {
@@ -276,8 +274,7 @@ fn changed_since(stored: time::OffsetDateTime, at: &str, offset: i32) -> bool {
     } else {
         60_000
     };
-    let ms = daicho_domain::audit::unix_ms;
-    ms(stored).div_euclid(precision) > ms(file).div_euclid(precision)
+    Some((daicho_domain::audit::unix_ms(file), precision))
 }
 
 /// What an export writes dates and users with: the tenant's offset from UTC in minutes, and each
@@ -1716,9 +1713,17 @@ fn decode_csv<'a>(bytes: &'a [u8], encoding: &str) -> Result<Cow<'a, str>, &'sta
     // A file that reads as UTF-8 up to a bad byte, with characters outside ASCII before it (or
     // a BOM), is a UTF-8 file with a broken byte, not Shift_JIS: decoded as Shift_JIS, its
     // Japanese text would be imported garbled without a word.
-    let broken_utf8 = |b: &[u8]| match std::str::from_utf8(b) {
-        Err(e) => b.starts_with(&[0xEF, 0xBB, 0xBF]) || b[..e.valid_up_to()].iter().any(|c| *c >= 0x80),
-        Ok(_) => false,
+    // Told apart by how much of the file is good UTF-8 text outside ASCII: a UTF-8 file with a
+    // stray byte holds many characters of three bytes and very few bad bytes, a Shift_JIS file
+    // bad bytes throughout (its half-width kana can pass for two-byte UTF-8, its kanji rarely
+    // for three-byte).
+    let broken_utf8 = |b: &[u8]| {
+        let (mut wide, mut bad) = (0usize, 0usize);
+        for chunk in b.utf8_chunks() {
+            wide += chunk.valid().chars().filter(|c| c.len_utf8() >= 3).count();
+            bad += usize::from(!chunk.invalid().is_empty());
+        }
+        bad > 0 && (b.starts_with(&[0xEF, 0xBB, 0xBF]) || (wide >= 3 && bad * 4 <= wide))
     };
     match encoding {
         "" | "auto" => utf8(bytes).or_else(|_| if broken_utf8(bytes) { Err("broken_utf8") } else { sjis(bytes) }),
@@ -2063,12 +2068,15 @@ pub(crate) async fn import_csv(
         };
         // A file that holds the records' "updated at" (an export read back, that column chosen)
         // refuses a row whose record was changed after it: written, the row would undo that
-        // change without a word.
-        let changed = match (&found_record, &updated_column) {
-            (Some(r), Some(col)) => values
-                .get(col)
-                .and_then(Value::as_str)
-                .is_some_and(|at| changed_since(r.updated_at, at, auth.tenant.policy.utc_offset_minutes)),
+        // change without a word. Checked here by row (on the record as read), and again by the
+        // store on the record inside the import's transaction (a change made meanwhile).
+        let since = updated_column
+            .as_ref()
+            .and_then(|col| values.get(col))
+            .and_then(Value::as_str)
+            .and_then(|at| time_given(at, auth.tenant.policy.utc_offset_minutes));
+        let changed = match (&found_record, since) {
+            (Some(r), Some(since)) => daicho_store::guard::check_unchanged_since(r, Some(since)).is_err(),
             _ => false,
         };
         if changed {
@@ -2157,6 +2165,7 @@ pub(crate) async fn import_csv(
                 Some(_) if cells.is_empty() => part.unchanged += 1,
                 Some(id) => {
                     part.updates.push((id, cells));
+                    part.update_since.push(since);
                     part.update_rows.push(row);
                 }
                 // A new record within the import right's rows (the store checks again, with the
@@ -2263,8 +2272,11 @@ pub(crate) async fn import_csv(
         }
     }
     let written = writer.await.map_err(|e| AppError::Internal(format!("the import's writer failed: {e}")))?;
+    // (Rows the store found equal to their records, a field view hides among them, are
+    // unchanged too.)
+    let sent = updated as u64;
     match written {
-        Ok((inserted, updated)) => Ok((inserted, updated, part.unchanged as u64)),
+        Ok((inserted, written)) => Ok((inserted, written, part.unchanged as u64 + sent.saturating_sub(written))),
         Err(e) => Err(auth.refused(state, ctx, e.into(), format!("import into table:{}", t.id)).await),
     }
 }
@@ -2274,6 +2286,9 @@ pub(crate) async fn import_csv(
 struct ImportBatch {
     inserts: Vec<Vec<(FieldId, Cell)>>,
     updates: Vec<(i64, Vec<(FieldId, Cell)>)>,
+    /// For each update, the time the file gives for its record's last update (see
+    /// `time_given`), if it has that column.
+    update_since: Vec<Option<(i64, i64)>>,
     /// The file's row number of each insert, then of each update, in order.
     insert_rows: Vec<usize>,
     update_rows: Vec<usize>,
@@ -2386,10 +2401,11 @@ impl ImportBatch {
         self.updated += self.updates.len();
         let inserts = std::mem::take(&mut self.inserts);
         let updates = std::mem::take(&mut self.updates);
+        let since = std::mem::take(&mut self.update_since);
         // Updates come only with a key field, found and changed under the edit right.
         let update = match (updates.is_empty(), edit) {
             (true, _) => None,
-            (false, Some(edit)) => Some(ImportPart::Update { edit: edit.clone(), rows: updates }),
+            (false, Some(edit)) => Some(ImportPart::Update { edit: edit.clone(), rows: updates, since }),
             (false, None) => return Err(AppError::Internal("an import update without the edit right".into())),
         };
         if let Some(s) = sender.as_ref() {
@@ -2463,6 +2479,9 @@ mod sjis_tests {
         broken.extend_from_slice("\n".as_bytes());
         assert_eq!(decode_csv(&broken, "auto"), Err("broken_utf8"));
         assert_eq!(decode_csv(&broken, "utf-8"), Err("bad_encoding"));
+        // Shift_JIS with half-width kana after an ASCII header (whose bytes pass for UTF-8).
+        let kana = encoding_rs::SHIFT_JIS.encode("name,kana\nA,ﾄｳｷｮｳ\nB,ﾃｽﾄ\n").0.into_owned();
+        assert_eq!(decode_csv(&kana, "auto").as_deref(), Ok("name,kana\nA,ﾄｳｷｮｳ\nB,ﾃｽﾄ\n"));
         let mut bom = vec![0xEF, 0xBB, 0xBF, b'a', 0xFF];
         assert_eq!(decode_csv(&bom, "auto"), Err("broken_utf8"));
         bom.truncate(4);
