@@ -2828,6 +2828,16 @@ async fn pages_show_date_times_in_the_tenants_time_zone_and_the_api_in_utc() {
     assert!(design.contains("→ 顧客 (customers) · 最終連絡"), "{design}");
     let form = a.get(&format!("/tables/{other}/records/new")).await.text().await.unwrap();
     assert!(form.contains(&format!(">2026-04-01 09:30 (#{rid})</option>")), "{form}");
+    // A link to no record and a bad number are told at once, not one round after another.
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{other}/fields"), json!({"name": "数", "kind": {"type": "integer"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) =
+        a.post_json(&format!("/api/v1/tables/{other}/records"), json!({"values": {"先": 99999, "数": "x"}})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let codes: Vec<&str> = v["error"]["fields"].as_array().unwrap().iter().filter_map(|e| e["code"].as_str()).collect();
+    assert!(codes.contains(&"not_a_number") && codes.contains(&"unknown_record"), "{v}");
     // A date and time without an offset, as a spreadsheet writes it, is the tenant's: in a
     // form, through the API and in a file; the export writes it so, and reads back the same.
     let (s, v) = a

@@ -1394,6 +1394,7 @@ pub async fn create_record(
         .and_then(|()| parse_values(&t, &values, true, &writes, auth.tenant.policy.utc_offset_minutes));
     // (A field the form did not offer, sent all the same, is refused by name and recorded.)
     let parsed = auth.noting_refusal(&state, &ctx, &open, &t, parsed).await;
+    let parsed = crate::handlers::tables::and_ref_problems(&state, &ctx, &auth, &t, &values, parsed).await;
     let result = match parsed {
         Err(e) => Err(e),
         Ok(cells) => match check_refs(&state, &ctx, &auth, &t, &[&cells]).await {

@@ -609,6 +609,36 @@ pub(crate) fn changed(cells: &[(FieldId, Cell)], old: &Record) -> Vec<(FieldId, 
     cells.iter().filter(|(f, c)| old.cell(*f).as_ref() != Some(c)).cloned().collect()
 }
 
+/// When a new record's values fail to parse, its links and users that did parse are checked
+/// as well, so that every problem is told at once rather than one round after another.
+pub(crate) async fn and_ref_problems(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+    values: &Map<String, Value>,
+    parsed: AppResult<Vec<(FieldId, Cell)>>,
+) -> AppResult<Vec<(FieldId, Cell)>> {
+    let Err(AppError::Invalid(mut errs)) = parsed else { return parsed };
+    let offset = auth.tenant.policy.utc_offset_minutes;
+    let cells: Vec<(FieldId, Cell)> = t
+        .fields
+        .iter()
+        .filter(|f| matches!(f.kind, FieldKind::Link { .. } | FieldKind::User))
+        .filter(|f| errs.code_for(&f.id.to_string()).is_none())
+        .filter_map(|f| {
+            let v = values.get(&f.id.to_string()).or_else(|| values.get(f.name.as_str()))?;
+            parse_at(f, v, offset).ok().filter(|c| !matches!(c, Cell::Null)).map(|c| (f.id, c))
+        })
+        .collect();
+    if !cells.is_empty()
+        && let Err(AppError::Invalid(more)) = check_refs(state, ctx, auth, t, &[&cells]).await
+    {
+        errs.0.extend(more.0);
+    }
+    Err(AppError::Invalid(errs))
+}
+
 pub(crate) async fn check_refs(
     state: &AppState,
     ctx: &Ctx,
@@ -971,7 +1001,8 @@ pub async fn create_record(
             &t,
             parse_values(&t, &b.values, true, &|f| scope.writes(f), auth.tenant.policy.utc_offset_minutes),
         )
-        .await?;
+        .await;
+    let cells = and_ref_problems(&state, &ctx, &auth, &t, &b.values, cells).await?;
     check_refs(&state, &ctx, &auth, &t, &[&cells]).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordCreate, Outcome::Success)
