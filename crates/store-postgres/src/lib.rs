@@ -4409,12 +4409,19 @@ async fn overwrite_many(
     if ids.iter().collect::<std::collections::HashSet<_>>().len() != ids.len()
         || rows.iter().any(|(_, cells)| cells.iter().any(|(f, _)| unique(f)))
     {
-        let mut n = 0;
+        let (mut n, mut seen) = (0, std::collections::HashSet::new());
         for (i, (id, cells)) in rows.iter().enumerate() {
-            // (Checked before each write, on the record as it stands then, locked.)
+            // (Checked before each write, on the record as it stands then, locked: covered
+            // first, then not changed after the file's time, which only its first row in the
+            // part can say: the next finds it changed by the first.)
             let now = read_records_tx(tx, table, &[*id], true).await?;
             let r = now.get(id).ok_or(StoreError::NotFound)?;
-            guard::check_unchanged_since(r, since.get(i).copied().flatten())?;
+            if !guard::covers(scope, r) {
+                return Err(StoreError::Forbidden);
+            }
+            if seen.insert(*id) {
+                guard::check_unchanged_since(r, since.get(i).copied().flatten())?;
+            }
             n += u64::from(!guard::changed_cells(r, cells).is_empty());
             PgStore::overwrite_in(tx, scope, table, *id, cells, w.at, w.who, w.event).await?;
         }

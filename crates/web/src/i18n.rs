@@ -459,6 +459,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "ページ表示後に該当するレコードが変わりました。何も変更していません。一覧を確認してからもう一度実行してください。",
     ),
     (
+        "err.choose_encoding",
+        "The file's character encoding could not be told; choose UTF-8 or Shift_JIS.",
+        "ファイルの文字コードを判別できませんでした。UTF-8 か Shift_JIS を選んでください。",
+    ),
+    (
         "err.broken_utf8",
         "The file is UTF-8 but holds a byte that is not; fix the file, or choose its encoding.",
         "ファイルは UTF-8 ですが、UTF-8 でないバイトを含んでいます。ファイルを直すか、文字コードを選んでください。",

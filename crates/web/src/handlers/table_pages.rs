@@ -1066,7 +1066,10 @@ fn from_of(pairs: &[(String, String)]) -> String {
     pairs
         .iter()
         .find(|(k, _)| k == "from")
-        .map(|(_, v)| crate::middleware::reencode_query(v.chars().take(4000).collect::<String>().as_str()))
+        .map(|(_, v)| crate::middleware::reencode_query(v))
+        // (Whole or not at all: a query cut short could name half a field. The request's
+        // limits bound it anyway.)
+        .filter(|q| q.len() <= 8_000)
         .unwrap_or_default()
 }
 
@@ -1543,11 +1546,17 @@ pub async fn update_record(
         };
         f.parse(v).map_or(true, |c| lf(c) != lf(cell(f.id).unwrap_or(daicho_domain::table::Cell::Null)))
     });
+    // Back to the grid as it was left (search, filters, sort, view, page).
+    let from = from_of(&pairs);
+    let sep = if from.is_empty() { "" } else { "&" };
     // Only what the form holds is written (`form_values` sets every field it showed).
     let parsed = parse_values(&t, &values, false, &writes, auth.tenant.policy.utc_offset_minutes);
     let result = match auth.noting_refusal(&state, &ctx, &open, &t, parsed).await {
-        // A form with nothing to write (every field it showed is gone): nothing to save.
-        Ok(cells) if cells.is_empty() => return Ok(redirect_see_other(&format!("/tables/{}", t.id))),
+        // A form with nothing to write (nothing changed, or every field it showed is gone):
+        // nothing to save.
+        Ok(cells) if cells.is_empty() => {
+            return Ok(redirect_see_other(&format!("/tables/{}?{from}{sep}done=record_saved", t.id)));
+        }
         Err(e) => Err(e),
         Ok(cells) => match check_refs(&state, &ctx, &auth, &t, &[&changed(&cells, &old)]).await {
             Err(e) => Err(e),
@@ -1561,9 +1570,6 @@ pub async fn update_record(
             }
         },
     };
-    // Back to the grid as it was left (search, filters, sort, view, page).
-    let from = from_of(&pairs);
-    let sep = if from.is_empty() { "" } else { "&" };
     match result {
         Ok(_) => Ok(redirect_see_other(&format!("/tables/{}?{from}{sep}done=record_saved", t.id))),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
@@ -1791,6 +1797,17 @@ fn where_of(t: &TableDef, field: &str, lang: daicho_domain::Lang) -> String {
         // A field of no one row (a value the database already holds, for a unique field).
         _ => t.fields.iter().find(|f| f.id.to_string() == field).map(|f| f.name.as_str().to_owned()).unwrap_or_else(
             || match field {
+                // (A system field by its column: "updated_at" as "更新日時 Updated at".)
+                f if daicho_domain::table::system_fields()
+                    .iter()
+                    .any(|s| daicho_domain::table::system_column(s.id) == Some(f)) =>
+                {
+                    daicho_domain::table::system_fields()
+                        .into_iter()
+                        .find(|s| daicho_domain::table::system_column(s.id) == Some(f))
+                        .map(|s| s.name.as_str().to_owned())
+                        .unwrap_or_default()
+                }
                 "file" => crate::i18n::t(lang, "import.file").to_owned(),
                 "key" => crate::i18n::t(lang, "import.key").to_owned(),
                 _ => field.to_owned(),

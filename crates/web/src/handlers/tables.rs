@@ -1744,20 +1744,29 @@ fn decode_csv<'a>(bytes: &'a [u8], encoding: &str) -> Result<Cow<'a, str>, &'sta
     // A file that reads as UTF-8 up to a bad byte, with characters outside ASCII before it (or
     // a BOM), is a UTF-8 file with a broken byte, not Shift_JIS: decoded as Shift_JIS, its
     // Japanese text would be imported garbled without a word.
-    // Told apart by how much of the file is good UTF-8 text outside ASCII: a UTF-8 file with a
-    // stray byte holds many characters of three bytes and very few bad bytes, a Shift_JIS file
-    // bad bytes throughout (its half-width kana can pass for two-byte UTF-8, its kanji rarely
-    // for three-byte).
-    let broken_utf8 = |b: &[u8]| {
-        let (mut wide, mut bad) = (0usize, 0usize);
+    // A file that is not UTF-8 throughout is Shift_JIS, a UTF-8 file with broken bytes, or
+    // cannot be told: the bytes of Shift_JIS text (half-width kana, or a kanji after one) often
+    // pass for UTF-8 characters, and those of accented UTF-8 text for Shift_JIS. Told apart by
+    // how many good UTF-8 characters outside ASCII (`good`) the file holds against its bad byte
+    // runs (`bad`): mostly good is a broken UTF-8 file, mostly bad is Shift_JIS, and between
+    // the two the user is asked to choose rather than the file read one way and imported
+    // garbled without a word.
+    let guess = |b: &'a [u8]| {
+        let (mut good, mut bad) = (0usize, 0usize);
         for chunk in b.utf8_chunks() {
-            wide += chunk.valid().chars().filter(|c| c.len_utf8() >= 3).count();
+            good += chunk.valid().chars().filter(|c| !c.is_ascii()).count();
             bad += usize::from(!chunk.invalid().is_empty());
         }
-        bad > 0 && (b.starts_with(&[0xEF, 0xBB, 0xBF]) || (wide >= 3 && bad * 4 <= wide))
+        if b.starts_with(&[0xEF, 0xBB, 0xBF]) || (good > 0 && bad * 4 <= good) {
+            Err("broken_utf8")
+        } else if bad >= 2 * good {
+            sjis(b)
+        } else {
+            Err("choose_encoding")
+        }
     };
     match encoding {
-        "" | "auto" => utf8(bytes).or_else(|_| if broken_utf8(bytes) { Err("broken_utf8") } else { sjis(bytes) }),
+        "" | "auto" => utf8(bytes).or_else(|_| guess(bytes)),
         "utf-8" => utf8(bytes).map_err(|_| "bad_encoding"),
         "shift_jis" => sjis(bytes),
         _ => Err("choice"),
@@ -2517,6 +2526,11 @@ mod sjis_tests {
         assert_eq!(decode_csv(&bom, "auto"), Err("broken_utf8"));
         bom.truncate(4);
         assert_eq!(decode_csv(&bom, "auto").as_deref(), Ok("a"));
+        // Accented UTF-8 with a stray byte, or Shift_JIS this short: too close to tell.
+        assert_eq!(decode_csv(b"name\nCaf\xc3\xa9\nRen\xe9e\n", "auto"), Err("choose_encoding"));
+        let short = encoding_rs::SHIFT_JIS.encode("a\nﾃｽﾄ\n").0.into_owned();
+        assert_eq!(decode_csv(&short, "auto"), Err("choose_encoding"));
+        assert_eq!(decode_csv(&short, "shift_jis").as_deref(), Ok("a\nﾃｽﾄ\n"), "chosen, it reads");
     }
 
     #[test]
