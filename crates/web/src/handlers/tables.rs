@@ -2025,6 +2025,14 @@ pub(crate) async fn import_csv(
     // its cells included), and so is a blank line, which the reader skips: counted from the
     // bytes before each record (the reader's line count is off after CRLF line ends).
     let mut blank = blank_lines_at(text.as_bytes(), 0);
+    // The records the file's keys name, found ahead of the rows in batches (see `KeysAhead`).
+    let mut ahead = match &key_field {
+        Some((kf, _, _)) if !kf.kind.is_generated() => columns
+            .iter()
+            .position(|c| c.is_some_and(|c| c.id == kf.id))
+            .map(|col| KeysAhead::new(text.as_bytes(), col)),
+        _ => None,
+    };
     for (i, rec) in rdr.records().enumerate() {
         if i >= IMPORT_MAX_ROWS {
             return Err(bad("file", "too_many_rows"));
@@ -2078,9 +2086,19 @@ pub(crate) async fn import_csv(
                     errs.push_owned(format!("row:{row}:{}", kf.id), "duplicate_key");
                     Err(())
                 } else {
-                    let filter = kf.filter("eq", &v).map_err(|c| bad(&format!("row:{row}:{}", kf.id), c))?;
-                    let q = RecordQuery { filters: vec![filter], limit: 1, ..Default::default() };
-                    match state.store.list_records(view, &open.def, &q).await?.first() {
+                    let prefetched = match (&mut ahead, kf.parse(&Value::String(v.clone()))) {
+                        (Some(a), Ok(c)) => a.find(state, view, &open.def, kf, i, &c).await?,
+                        _ => None,
+                    };
+                    let looked = match prefetched {
+                        Some(found) => found,
+                        None => {
+                            let filter = kf.filter("eq", &v).map_err(|c| bad(&format!("row:{row}:{}", kf.id), c))?;
+                            let q = RecordQuery { filters: vec![filter], limit: 1, ..Default::default() };
+                            state.store.list_records(view, &open.def, &q).await?.into_iter().next()
+                        }
+                    };
+                    match looked.as_ref() {
                         // Within the rows of edit and of import alike, as the store will check.
                         // (Judged here only when the record read through view holds the
                         // fields the rules name; else the store judges the whole record.)
@@ -2318,6 +2336,75 @@ pub(crate) async fn import_csv(
     match written {
         Ok((inserted, written)) => Ok((inserted, written, part.unchanged as u64 + sent.saturating_sub(written))),
         Err(e) => Err(auth.refused(state, ctx, e.into(), format!("import into table:{}", t.id)).await),
+    }
+}
+
+/// An update import's records, found by key ahead of the rows that name them: a second reader
+/// of the file runs up to `KEYS_AHEAD` rows ahead, and their keys are looked up through view
+/// in "any of" queries of `MAX_ANY_OF` values (one query for a hundred rows instead of one a
+/// row). At most a window of records is held; each is taken out when its row comes.
+struct KeysAhead<'t> {
+    rows: csv::StringRecordsIntoIter<&'t [u8]>,
+    col: usize,
+    /// Rows the second reader has read.
+    read: usize,
+    /// Each key looked up (its stored value, as `Debug` text): the record, or none.
+    found: std::collections::HashMap<String, Option<Record>>,
+}
+
+/// How many rows `KeysAhead` reads ahead at a time.
+const KEYS_AHEAD: usize = 500;
+
+impl<'t> KeysAhead<'t> {
+    fn new(text: &'t [u8], col: usize) -> Self {
+        let rows = csv::ReaderBuilder::new().flexible(true).from_reader(text).into_records();
+        Self { rows, col, read: 0, found: std::collections::HashMap::new() }
+    }
+
+    /// The record whose key is `key` (row `i` of the file): `Some(found)` once looked up
+    /// ahead, `None` when it could not be (the caller then looks it up itself).
+    async fn find(
+        &mut self,
+        state: &AppState,
+        view: &TableScope<View>,
+        def: &TableDef,
+        kf: &FieldDef,
+        i: usize,
+        key: &Cell,
+    ) -> AppResult<Option<Option<Record>>> {
+        let text = format!("{key:?}");
+        if !self.found.contains_key(&text) && self.read <= i {
+            // Read on past row `i`, then look the new keys up.
+            let mut keys: Vec<(String, Cell)> = Vec::new();
+            while self.read <= i || (keys.len() < KEYS_AHEAD && self.read < i + KEYS_AHEAD) {
+                let Some(rec) = self.rows.next() else { break };
+                self.read += 1;
+                let Some(v) = rec.ok().and_then(|r| r.get(self.col).map(|v| unneutralise(v).trim().to_owned())) else {
+                    continue;
+                };
+                if let Ok(c) = kf.parse(&Value::String(v))
+                    && !matches!(c, Cell::Null)
+                {
+                    let t = format!("{c:?}");
+                    if !self.found.contains_key(&t) && !keys.iter().any(|(k, _)| *k == t) {
+                        keys.push((t, c));
+                    }
+                }
+            }
+            for chunk in keys.chunks(daicho_domain::table::MAX_ANY_OF) {
+                let filter = daicho_domain::table::Filter {
+                    field: kf.id,
+                    op: daicho_domain::table::FilterOp::AnyOf(chunk.iter().map(|(_, c)| c.clone()).collect()),
+                };
+                let q = RecordQuery { filters: vec![filter], limit: chunk.len() as u32 + 1, ..Default::default() };
+                let mut records = state.store.list_records(view, def, &q).await?;
+                for (t, _) in chunk {
+                    let at = records.iter().position(|r| r.cell(kf.id).is_some_and(|c| format!("{c:?}") == *t));
+                    self.found.insert(t.clone(), at.map(|p| records.swap_remove(p)));
+                }
+            }
+        }
+        Ok(self.found.remove(&text))
     }
 }
 
