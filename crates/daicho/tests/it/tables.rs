@@ -973,7 +973,7 @@ async fn the_import_page_takes_a_file_upload_with_its_csrf_token_and_lists_probl
     let r = cast
         .member
         .client
-        .post(&cast.member.url(&format!("/tables/{tid}/import")))
+        .post(cast.member.url(&format!("/tables/{tid}/import")))
         .multipart(form(
             Some(&cast.member.csrf),
             "会社名,従業員数
@@ -3295,11 +3295,7 @@ async fn an_exported_file_with_its_updated_at_column_does_not_undo_a_later_edit(
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{id}")).await;
     assert_eq!(v["record"]["values"][&memo], "他の人の変更");
     // As a spreadsheet saves the time again (to the minute), the same.
-    let minutes = file
-        .lines()
-        .map(|l| if l.ends_with(":00") { l[..l.len() - 3].to_owned() } else { l.to_owned() })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let minutes = file.lines().map(|l| l.strip_suffix(":00").unwrap_or(l).to_owned()).collect::<Vec<_>>().join("\n");
     let (s, v) = import(a, &tid, "?key=会社名", minutes.replace("初め", "私の変更").into_bytes()).await;
     assert_eq!(
         (s, v["error"]["fields"][0]["code"].as_str()),
@@ -3333,7 +3329,7 @@ async fn every_record_matching_is_refused_when_the_records_matching_changed_sinc
     let query = format!("filter.eq.{memo}=%E5%AF%BE%E8%B1%A1");
     let url = format!("/tables/{tid}/bulk");
     let post = |expect: &'static str| {
-        let form = vec![
+        let form = [
             ("query", query.clone()),
             ("all_matching", "on".to_owned()),
             ("expect", expect.to_owned()),
