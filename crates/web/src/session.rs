@@ -461,6 +461,30 @@ impl Auth {
         self.user.must_change_password || self.password_age == PasswordAge::Expired
     }
 
+    /// For a response that runs on after its handler returned (an export): at most once every
+    /// `every` since `*checked` (on the injected clock), whether its session or token has
+    /// ended, and why (`ended_since`); a store error counts as ended (the export stops rather
+    /// than run on unchecked).
+    pub async fn still_signed_in(
+        &self,
+        state: &AppState,
+        now: OffsetDateTime,
+        checked: &mut OffsetDateTime,
+        every: Duration,
+    ) -> Option<&'static str> {
+        if now - *checked < every {
+            return None;
+        }
+        *checked = now;
+        match self.ended_since(state, now).await {
+            Ok(why) => why,
+            Err(e) => {
+                tracing::error!(error = %e, "could not check an export's session");
+                Some("its session could not be checked")
+            }
+        }
+    }
+
     /// Why the session or token this request was made with no longer stands at `now`, if it
     /// does not: ended (signed out, or by an administrator), timed out, revoked, expired, or its
     /// user disabled or their password changed. A response that runs on after its handler

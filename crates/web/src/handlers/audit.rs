@@ -215,19 +215,10 @@ pub async fn export_audit(
             loop {
                 // As a record export does: the session or token is asked again as the export
                 // goes, so that ending it stops a download under way (the file is cut).
-                if clock.now() - checked >= super::tables::EXPORT_RECHECK {
-                    checked = clock.now();
-                    stopped = match auth.ended_since(&state, checked).await {
-                        Ok(why) => why,
-                        Err(e) => {
-                            tracing::error!(error = %e, "could not check an export's session");
-                            Some("its session could not be checked")
-                        }
-                    };
-                    if stopped.is_some() {
-                        let _ = tx.send(Err(std::io::Error::other("export stopped"))).await;
-                        break 'export "stopped after";
-                    }
+                stopped = auth.still_signed_in(&state, clock.now(), &mut checked, super::tables::EXPORT_RECHECK).await;
+                if stopped.is_some() {
+                    let _ = tx.send(Err(std::io::Error::other("export stopped"))).await;
+                    break 'export "stopped after";
                 }
                 match store.search_audit(&scope, &f, EXPORT_BATCH).await {
                     Ok(batch) if !batch.is_empty() => {

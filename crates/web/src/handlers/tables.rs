@@ -1554,19 +1554,10 @@ pub async fn export_records(
             // The session or token is asked again as the export goes (at most every
             // EXPORT_RECHECK): disabling the user, ending the session or revoking the token
             // stops a download under way, however slowly its client reads.
-            if clock.now() - checked >= EXPORT_RECHECK {
-                checked = clock.now();
-                stopped = match auth.ended_since(&state, checked).await {
-                    Ok(why) => why,
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not check an export's session");
-                        Some("its session could not be checked")
-                    }
-                };
-                if stopped.is_some() {
-                    ok = false;
-                    break;
-                }
+            stopped = auth.still_signed_in(&state, clock.now(), &mut checked, EXPORT_RECHECK).await;
+            if stopped.is_some() {
+                ok = false;
+                break;
             }
             let mut cells: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(t.fields.len());
             for r in &batch {
@@ -2281,25 +2272,17 @@ pub(crate) async fn import_csv(
         drop(sender);
         // The writer has rolled back (or never began); its "abandoned" error is not the news.
         let _ = writer.await;
-        // Rows that would have made records outside the import right's rows are a refusal too.
-        let planted = errs.0.iter().filter(|e| e.code == "must_be_you").count();
-        if planted > 0 {
-            auth.record_refusal(
-                state,
-                ctx,
-                format!("import of {planted} records outside the import right's rows in table:{}", open.def.id),
-            )
-            .await?;
-        }
-        // Rows that would have changed records outside edit's rows are a refusal: recorded.
-        let outside = errs.0.iter().filter(|e| e.code == "not_editable").count();
-        if outside > 0 {
-            auth.record_refusal(
-                state,
-                ctx,
-                format!("import update of {outside} records outside edit's rows in table:{}", open.def.id),
-            )
-            .await?;
+        // Rows that would have made records outside the import right's rows, or changed records
+        // outside edit's rows, are refusals too: recorded.
+        for (code, what) in [
+            ("must_be_you", "import of {n} records outside the import right's rows"),
+            ("not_editable", "import update of {n} records outside edit's rows"),
+        ] {
+            let n = errs.0.iter().filter(|e| e.code == code).count();
+            if n > 0 {
+                let why = format!("{} in table:{}", what.replace("{n}", &n.to_string()), open.def.id);
+                auth.record_refusal(state, ctx, why).await?;
+            }
         }
         return auth.noting_refusal(state, ctx, open, t, Err(AppError::Invalid(errs))).await;
     }
