@@ -770,6 +770,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("flash.user_unlocked", "User unlocked.", "ロックを解除しました。"),
     ("flash.imported", "The file was imported.", "ファイルを読み込みました。"),
     ("bulk.refused", "Nothing was changed:", "何も変更していません:"),
+    ("records.ticked", "ticked", "チェックあり"),
     ("limit.min", "Minimum:", "最小:"),
     ("limit.max", "Maximum:", "最大:"),
     ("limit.max_length", "At most, characters:", "最大文字数:"),

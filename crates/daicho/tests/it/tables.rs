@@ -3241,6 +3241,11 @@ async fn a_bulk_edit_of_a_checkbox_takes_a_tick_as_people_write_it_and_refuses_a
     }
     // Anything else is refused, not taken as unticked.
     set("はい").await;
+    let grid = a.get(&format!("/tables/{}", &tid)).await.text().await.unwrap();
+    assert!(
+        grid.contains("<span aria-hidden=\"true\">✓</span><span class=\"sr\">ticked</span>"),
+        "a screen reader hears it"
+    );
     let r = set("abc").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // The page says so at its top, naming the field, and keeps the form as it was sent.
