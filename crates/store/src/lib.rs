@@ -271,6 +271,9 @@ pub struct TokenContext {
     pub design_version: i64,
 }
 
+/// The most entries of a record's history read at once (the newest).
+pub const HISTORY_MAX: usize = 500;
+
 /// One change to a record, with the fields the reader may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
@@ -847,8 +850,9 @@ pub trait Store: Send + Sync + 'static {
         query: &RecordQuery,
         cap: u64,
     ) -> StoreResult<(u64, bool)>;
-    /// A record's changes, newest first, limited to the fields the scope sees (entries that
-    /// changed only hidden fields are left out). NotFound unless the scope covers the record.
+    /// A record's changes, newest first, the newest [`HISTORY_MAX`] entries at most, limited to
+    /// the fields the scope sees (entries that changed only hidden fields are left out).
+    /// NotFound unless the scope covers the record.
     async fn record_history(
         &self,
         scope: &TableScope<View>,

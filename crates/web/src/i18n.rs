@@ -771,6 +771,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("flash.imported", "The file was imported.", "ファイルを読み込みました。"),
     ("bulk.refused", "Nothing was changed:", "何も変更していません:"),
     ("records.ticked", "ticked", "チェックあり"),
+    (
+        "history.cut",
+        "Only the newest 500 changes are shown; older ones are left out.",
+        "新しい500件の変更だけを表示しています。それより古い変更は省いています。",
+    ),
     ("limit.min", "Minimum:", "最小:"),
     ("limit.max", "Maximum:", "最大:"),
     ("limit.max_length", "At most, characters:", "最大文字数:"),

@@ -1153,6 +1153,7 @@ async fn a_bulk_edit_waiting_for_another_writer_records_the_record_that_writer_l
     let r = bulk.await.unwrap().unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let (_, h) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records/{id}/history")).await;
+    assert_eq!(h["cut"], false, "a short history is whole: {h}");
     let memo_change =
         h["entries"][0]["changes"].as_array().unwrap().iter().find(|c| c["field"] == memo.as_str()).cloned();
     assert_eq!(

@@ -1607,6 +1607,16 @@ struct HistoryPage {
     created_at: String,
     created_by: String,
     entries: Vec<HistoryRow>,
+    /// Whether older changes may be left out (the newest `HISTORY_MAX` are shown).
+    cut: bool,
+}
+
+/// Whether a record's history as read may leave older changes out: the newest
+/// `HISTORY_MAX` entries were read, or the record has more versions than that and the oldest
+/// shown is not its first change.
+pub(crate) fn history_cut(r: &daicho_store::Record, entries: &[daicho_store::HistoryEntry]) -> bool {
+    let max = daicho_store::HISTORY_MAX;
+    entries.len() >= max || (r.version > max as i64 + 1 && entries.last().is_some_and(|e| e.version > 2))
 }
 
 pub async fn record_history(
@@ -1639,7 +1649,9 @@ pub async fn record_history(
         }
         _ => shown(d, c, &users, auth.tenant.policy.utc_offset_minutes),
     };
+    let cut = history_cut(&r, &entries);
     Ok(render(&HistoryPage {
+        cut,
         p: Page::for_user(&auth, "history.title", "tables", &ctx.request_id),
         table_id: t.id.to_string(),
         table_name: t.name.as_str().to_owned(),
@@ -2002,5 +2014,36 @@ pub async fn import_upload(
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::history_cut;
+    use daicho_store::{HISTORY_MAX, HistoryEntry, Record};
+
+    #[test]
+    fn a_history_says_when_older_changes_may_be_left_out() {
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        let record = |version: i64| Record {
+            id: 1,
+            version,
+            cells: Vec::new(),
+            created_at: at,
+            created_by: String::new(),
+            updated_at: at,
+            updated_by: String::new(),
+        };
+        let entries = |from: i64, to: i64| -> Vec<HistoryEntry> {
+            (from..=to)
+                .rev()
+                .map(|version| HistoryEntry { version, at, actor_login: String::new(), changes: Vec::new() })
+                .collect()
+        };
+        let max = HISTORY_MAX as i64;
+        assert!(!history_cut(&record(3), &entries(2, 3)), "a short history, whole");
+        assert!(history_cut(&record(max + 1), &entries(2, max + 1)), "as many as are read: maybe more");
+        assert!(history_cut(&record(max + 50), &entries(60, max + 50)), "older versions not shown");
+        assert!(!history_cut(&record(max + 50), &entries(2, 40)), "the first change shown: whole");
     }
 }

@@ -1050,6 +1050,8 @@ pub async fn record_history(
         |f: FieldId, c: &Cell| t.fields.iter().find(|d| d.id == f).map(|d| d.present(c)).unwrap_or(Value::Null);
     Ok(Json(json!({
         "record": id,
+        // Older changes may be left out: the newest `HISTORY_MAX` are given.
+        "cut": crate::handlers::table_pages::history_cut(&r, &entries),
         "created_at": fmt(r.created_at),
         "created_by": r.created_by,
         "entries": entries.iter().map(|e| json!({
