@@ -2827,6 +2827,10 @@ async fn pages_show_date_times_in_the_tenants_time_zone_and_the_api_in_utc() {
     // the records by what they show, each with its number.
     let design = a.get(&format!("/tables/{other}/design")).await.text().await.unwrap();
     assert!(design.contains("→ 顧客 (customers) · 最終連絡"), "{design}");
+    let (_, od) = a.get_json(&format!("/api/v1/tables/{other}")).await;
+    let link = od["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+    let retype = a.get(&format!("/tables/{other}/design/fields/{link}/type")).await.text().await.unwrap();
+    assert!(retype.contains("→ 顧客 (customers) · 最終連絡"), "the settings page names it too: {retype}");
     let form = a.get(&format!("/tables/{other}/records/new")).await.text().await.unwrap();
     assert!(form.contains(&format!(">2026-04-01 09:30 (#{rid})</option>")), "{form}");
     // A link to no record and a bad number are told at once, not one round after another.

@@ -832,6 +832,8 @@ struct RetypePage {
     field_id: String,
     field_name: String,
     current: &'static str,
+    /// For a link: the table it points to and the field it shows (`link_targets`).
+    target: Option<String>,
     kinds: Vec<(&'static str, &'static str)>,
     kind: String,
     choices: String,
@@ -883,6 +885,7 @@ fn retype_page(
         field_id: f.id.to_string(),
         field_name: f.name.as_str().to_owned(),
         current: crate::handlers::table_pages::kind_label(&f.kind),
+        target: None,
         kinds: {
             // (A user field becomes nothing else: see `retype_allowed`.)
             let mut kinds = if matches!(f.kind, daicho_domain::table::FieldKind::User) {
@@ -924,7 +927,9 @@ pub async fn retype_form(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let (_, t) = designing(&state, &ctx, &auth, &open).await?;
     let id = field_of(&t, &fid)?;
-    Ok(render(&retype_page(&auth, &ctx, &t, id, &[], Errors::default())?))
+    let mut page = retype_page(&auth, &ctx, &t, id, &[], Errors::default())?;
+    page.target = link_targets(&state, &ctx, &auth, &t).await.remove(&id);
+    Ok(render(&page))
 }
 
 /// `action` = check (report only) or apply; `kind`, and `choices` / `scale` where the kind
@@ -974,6 +979,7 @@ pub async fn retype_submit(
         }
         Ok((r, dropped)) => {
             let mut page = retype_page(&auth, &ctx, &t, id, &pairs, Errors::default())?;
+            page.target = link_targets(&state, &ctx, &auth, &t).await.remove(&id);
             page.checked_ok = r.failed == 0;
             page.report = Some((r.records, r.failed, r.failures));
             page.dropped = dropped;
@@ -983,7 +989,8 @@ pub async fn retype_submit(
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             // Changed meanwhile: the page shows the field as it is now (and says why).
             let shown: &[(String, String)] = if e.code_for("values") == Some("design_changed") { &[] } else { &pairs };
-            let page = retype_page(&auth, &ctx, &t, id, shown, Errors(e))?;
+            let mut page = retype_page(&auth, &ctx, &t, id, shown, Errors(e))?;
+            page.target = link_targets(&state, &ctx, &auth, &t).await.remove(&id);
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),
