@@ -4428,19 +4428,7 @@ async fn overwrite_many(
         return Ok(n);
     }
     let old = read_records_tx(tx, table, &ids, true).await?;
-    let mut changed: Vec<(i64, Vec<(FieldId, Cell)>)> = Vec::with_capacity(rows.len());
-    for (i, (id, cells)) in rows.iter().enumerate() {
-        let r = old.get(id).ok_or(StoreError::NotFound)?;
-        if !guard::covers(scope, r) {
-            return Err(StoreError::Forbidden);
-        }
-        guard::check_unchanged_since(r, since.get(i).copied().flatten())?;
-        let cells = guard::changed_cells(r, cells);
-        if !cells.is_empty() {
-            guard::check_writes_on(scope, r, &cells)?;
-            changed.push((*id, cells));
-        }
-    }
+    let changed = guard::planned_updates(scope, &old, rows, since)?;
     let rows = &changed[..];
     let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
     if ids.is_empty() {
@@ -4477,16 +4465,9 @@ async fn overwrite_many(
         }
     }
     let now = read_records_tx(tx, table, &ids, false).await?;
-    let mut entries: Vec<(i64, i64, String)> = Vec::new();
-    let mut texts: Vec<(i64, String)> = Vec::with_capacity(ids.len());
-    for id in &ids {
-        let (Some(o), Some(n)) = (old.get(id), now.get(id)) else { return Err(StoreError::NotFound) };
-        let changes = guard::changes(o, n);
-        if !changes.is_empty() {
-            entries.push((n.id, n.version, guard::changes_json(&changes)));
-        }
-        texts.push((n.id, search_key_text(table, &n.cells)));
-    }
+    let entries = guard::history_entries(&ids, &old, &now)?;
+    let texts: Vec<(i64, String)> =
+        ids.iter().filter_map(|id| now.get(id)).map(|n| (n.id, search_key_text(table, &n.cells))).collect();
     let (table_id, at, actor) = (table.id.to_string(), ms(w.event.at), w.event.actor_id.map(|a| a.to_string()));
     for part in entries.chunks(500) {
         let mut qb = QueryBuilder::<Postgres>::new(

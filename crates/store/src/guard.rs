@@ -169,6 +169,54 @@ pub fn check_unchanged_since(old: &Record, since: Option<(i64, i64)>) -> StoreRe
     Ok(())
 }
 
+/// Rows of an update: a record's id and the cells written on it.
+pub type UpdateRows = Vec<(i64, Vec<(FieldId, Cell)>)>;
+
+/// An import's part of updates, checked on the records as stored (read inside its
+/// transaction, `old` by id): each record must exist, be covered by the scope, not be updated
+/// after its row's `since` (`check_unchanged_since`), and let the fields that change be
+/// written on it. Returns the rows that change something, with only those cells (a row that
+/// holds what its record holds is not written). Both stores' multi-row update runs this.
+pub fn planned_updates<R: Right>(
+    scope: &TableScope<R>,
+    old: &std::collections::HashMap<i64, Record>,
+    rows: &[(i64, Vec<(FieldId, Cell)>)],
+    since: &[Option<(i64, i64)>],
+) -> StoreResult<UpdateRows> {
+    let mut changed = Vec::with_capacity(rows.len());
+    for (i, (id, cells)) in rows.iter().enumerate() {
+        let r = old.get(id).ok_or(StoreError::NotFound)?;
+        if !covers(scope, r) {
+            return Err(StoreError::Forbidden);
+        }
+        check_unchanged_since(r, since.get(i).copied().flatten())?;
+        let cells = changed_cells(r, cells);
+        if !cells.is_empty() {
+            check_writes_on(scope, r, &cells)?;
+            changed.push((*id, cells));
+        }
+    }
+    Ok(changed)
+}
+
+/// The history entries (record id, version, changes as JSON) of records written, from each
+/// record before (`old`) and after (`now`); a record whose fields did not change has none.
+pub fn history_entries(
+    ids: &[i64],
+    old: &std::collections::HashMap<i64, Record>,
+    now: &std::collections::HashMap<i64, Record>,
+) -> StoreResult<Vec<(i64, i64, String)>> {
+    let mut entries = Vec::new();
+    for id in ids {
+        let (Some(o), Some(n)) = (old.get(id), now.get(id)) else { return Err(StoreError::NotFound) };
+        let changes = changes(o, n);
+        if !changes.is_empty() {
+            entries.push((n.id, n.version, changes_json(&changes)));
+        }
+    }
+    Ok(entries)
+}
+
 /// The cells of a write that change the stored record: a value it already holds is no change,
 /// and a write left with none is not made (no new version, no history entry).
 pub fn changed_cells(old: &Record, cells: &[(FieldId, Cell)]) -> Vec<(FieldId, Cell)> {
