@@ -436,6 +436,25 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     let (a, b) = (csv.find("大阪精機").unwrap(), csv.find("株式会社テスト").unwrap());
     assert!(a < b && !csv.contains("京都ソフト"), "{csv}");
 
+    // On a phone-sized screen the sort and filter panel starts folded, so that the records
+    // come first, unless it holds something (the saved view's filter and sort).
+    c.set_window_size(390, 844).await.unwrap();
+    let panel_open = || {
+        let c = c.clone();
+        async move { c.find(Locator::Css("details.refine")).await.unwrap().prop("open").await.unwrap() }
+    };
+    c.goto(&app.url(&table_path)).await.unwrap();
+    wait_text(&c, "Sort, filters and columns").await;
+    assert_eq!(panel_open().await.as_deref(), Some("false"), "folded when nothing is chosen");
+    shot(&c, "15b2-narrow-grid").await;
+    c.goto(&app.url(&format!("{table_path}?sort=従業員数&dir=desc"))).await.unwrap();
+    wait_text(&c, "Sort, filters and columns").await;
+    assert_eq!(panel_open().await.as_deref(), Some("true"), "open when it holds a sort key");
+    c.set_window_size(1200, 900).await.unwrap();
+    c.goto(&app.url(&table_path)).await.unwrap();
+    wait_text(&c, "Sort, filters and columns").await;
+    assert_eq!(panel_open().await.as_deref(), Some("true"), "open on a wide screen");
+
     // The design page: fields in order with rename, move and delete.
     c.goto(&app.url(&format!("{table_path}/design"))).await.unwrap();
     wait_text(&c, "Name and description").await;

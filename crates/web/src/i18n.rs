@@ -268,6 +268,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("records.filter_op", "Condition", "条件"),
     ("records.filter_value", "Value", "値"),
     ("records.columns", "Columns", "表示する列"),
+    ("records.refine", "Sort, filters and columns", "並べ替え・絞り込み・表示する列"),
+    ("records.refine_active", "in use", "件指定中"),
     (
         "records.columns_hint",
         "None ticked shows every column. The export uses the same columns.",

@@ -266,6 +266,7 @@ struct ShowPage {
     count_cap: String,
     any_deletable: bool,
     columns_chosen: bool,
+    refine_active: usize,
     current_view: Option<String>,
     view_error: Option<&'static str>,
     /// The name a refused "save view" was sent with.
@@ -691,9 +692,13 @@ async fn show_page(
             Some(FilterRow { field: f.id.to_string(), op: op.to_owned(), value: v.clone() })
         })
         .collect();
-    filter_rows.push(FilterRow { field: String::new(), op: "contains".into(), value: String::new() });
     let chosen: Vec<FieldId> =
         if resolved.iter().any(|(k, v)| k == "col" && !v.is_empty()) { cols.clone() } else { Vec::new() };
+    // How many sort keys, filters and column choices the list holds: the "sort and filter"
+    // panel says so, and a narrow screen folds it only when it holds none.
+    let refine_active =
+        sort_rows.iter().filter(|(f, _)| !f.is_empty()).count() + filter_rows.len() + usize::from(!chosen.is_empty());
+    filter_rows.push(FilterRow { field: String::new(), op: "contains".into(), value: String::new() });
     let me = auth.principal.user_id;
     let can_design = open.access.has(TableRight::Design);
     let views: Vec<ViewLink> = saved
@@ -763,6 +768,7 @@ async fn show_page(
         count_cap: grouped(crate::handlers::tables::COUNT_CAP),
         any_deletable: views.iter().any(|v| v.deletable),
         columns_chosen: !chosen.is_empty(),
+        refine_active,
         views,
         current_view: current.map(|c| c.name.as_str().to_owned()),
         view_error,
