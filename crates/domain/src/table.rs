@@ -1139,6 +1139,44 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_takes_the_filter_operators_it_lists_and_refuses_the_others() {
+        let all = ["eq", "contains", "starts_with", "gt", "gte", "lt", "lte", "any_of", "empty", "not_empty"];
+        let user = crate::ids::UserId::new_random().to_string();
+        let link =
+            FieldKind::Link { table: crate::ids::TableId::new_random(), show: crate::ids::FieldId::new_random() };
+        let kinds = [
+            (FieldKind::Text, "a"),
+            (FieldKind::Multiline, "a"),
+            (FieldKind::Integer, "1"),
+            (FieldKind::Decimal { scale: 2 }, "1.5"),
+            (FieldKind::Date, "2026-04-01"),
+            (FieldKind::DateTime, "2026-04-01T09:00:00Z"),
+            (FieldKind::Checkbox, "true"),
+            (FieldKind::Choice { choices: vec!["A".into()] }, "A"),
+            (FieldKind::MultiChoice { choices: vec!["A".into()] }, "A"),
+            (FieldKind::AutoNumber { prefix: "N-".into(), digits: 6 }, "N-000001"),
+            (FieldKind::Email, "a@example.jp"),
+            (FieldKind::Url, "https://example.jp/"),
+            (FieldKind::Phone, "03-1234-5678"),
+            (FieldKind::User, user.as_str()),
+            (link, "1"),
+        ];
+        for (kind, operand) in kinds {
+            let f = field(kind, FieldRules::default());
+            let listed = f.filter_ops();
+            for op in all {
+                let got = f.filter(op, operand);
+                if listed.contains(&op) {
+                    assert!(got.is_ok(), "{} {op}: {got:?}", f.kind.name());
+                } else {
+                    assert_eq!(got.err(), Some("bad_operator"), "{} {op}", f.kind.name());
+                }
+            }
+        }
+        assert_eq!(field(FieldKind::Text, FieldRules::default()).filter("like", "a").err(), Some("bad_operator"));
+    }
+
+    #[test]
     fn definitions_are_checked() {
         assert!(FieldDef::validate(&FieldKind::Decimal { scale: 7 }, &FieldRules::default()).is_err());
         assert!(FieldDef::validate(&FieldKind::Choice { choices: vec![] }, &FieldRules::default()).is_err());
@@ -1237,9 +1275,28 @@ pub enum FilterOp {
 pub const MAX_ANY_OF: usize = 100;
 
 impl FieldDef {
+    /// The filter operators this field takes (what `filter` accepts), so that a refusal can
+    /// name them.
+    pub fn filter_ops(&self) -> &'static [&'static str] {
+        match &self.kind {
+            FieldKind::MultiChoice { .. } => &["eq", "any_of", "empty", "not_empty"],
+            FieldKind::AutoNumber { .. } => &["eq", "gt", "gte", "lt", "lte", "any_of"],
+            FieldKind::Integer | FieldKind::Decimal { .. } | FieldKind::Date | FieldKind::DateTime => {
+                &["eq", "gt", "gte", "lt", "lte", "any_of", "empty", "not_empty"]
+            }
+            k if k.storage() == Storage::Text && !matches!(k, FieldKind::User) => {
+                &["eq", "contains", "starts_with", "any_of", "empty", "not_empty"]
+            }
+            _ => &["eq", "any_of", "empty", "not_empty"],
+        }
+    }
+
     /// Parses a filter for this field: operator name and text operand, checked against the
     /// field's kind (but not its rules: a filter may look beyond a field's limits).
     pub fn filter(&self, op: &str, operand: &str) -> Result<Filter, &'static str> {
+        if !self.filter_ops().contains(&op) {
+            return Err("bad_operator");
+        }
         // "Any of" takes at most MAX_ANY_OF values (each is a bound parameter, and for a
         // multiple choice several): a longer list is refused rather than sent to the database.
         if op == "any_of" && operand.split(',').count() > MAX_ANY_OF {

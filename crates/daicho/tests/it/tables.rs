@@ -397,6 +397,20 @@ async fn filters_sort_and_keyset_pages_agree_on_both_stores() {
     // The grid page searches too.
     let page = admin.get(&format!("/tables/{tid}?q=%E6%9D%B1%E4%BA%AC")).await.text().await.unwrap();
     assert!(page.contains("名古屋東京物流") && !page.contains("大阪精機"));
+    // A condition the field does not take: the page names the field and lists those it does.
+    let page = admin.get(&format!("/tables/{tid}?filter.gt.会社名=x")).await.text().await.unwrap();
+    assert!(
+        page.contains("会社名: This condition cannot be used with this type of field")
+            && page.contains(
+                "This field takes: contains, equals, starts with, any of (comma-separated), is empty, is not empty."
+            ),
+        "{page}"
+    );
+    let page = admin.get(&format!("/tables/{tid}?filter.contains.従業員数=1")).await.text().await.unwrap();
+    assert!(
+        page.contains("This field takes: equals, at least, at most, greater than, less than, any of (comma-separated), is empty, is not empty."),
+        "{page}"
+    );
 }
 
 #[tokio::test]

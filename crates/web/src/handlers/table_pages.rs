@@ -273,6 +273,8 @@ struct ShowPage {
     view_name: String,
     query_error: Option<&'static str>,
     query_error_field: String,
+    /// The conditions the field of a refused filter takes (their labels' keys).
+    query_error_ops: Vec<&'static str>,
     sort_options: Vec<(String, String)>,
     export_query: String,
     kinds: Vec<(&'static str, &'static str)>,
@@ -584,6 +586,7 @@ async fn show_page(
     // field this reader sees (`t` holds only those: a saved view's filter on a hidden field
     // must not name it).
     let mut query_error_field = String::new();
+    let mut query_error_ops: Vec<&'static str> = Vec::new();
     // (Users named by login ID or name are found for the query; the form keeps what was typed.)
     let by_id = crate::handlers::tables::with_user_ids(state, ctx, auth, t, resolved.clone()).await?;
     // Fields the reader may not see, named in the address (not by a saved view), are recorded.
@@ -594,6 +597,12 @@ async fn show_page(
         Err(AppError::Invalid(e)) => {
             if let Some(f) = e.0.first().and_then(|fe| crate::handlers::tables::find_field(t, &fe.field)) {
                 query_error_field = f.name.as_str().to_owned();
+                // A condition the field does not take: the page lists those it does.
+                if e.0[0].code == "bad_operator" {
+                    let taken = f.filter_ops();
+                    query_error_ops =
+                        FILTER_OPS.iter().filter(|(op, _)| taken.contains(op)).map(|(_, label)| *label).collect();
+                }
             }
             (RecordQuery::default(), e.0.first().map(|fe| fe.code))
         }
@@ -779,6 +788,7 @@ async fn show_page(
         },
         query_error,
         query_error_field,
+        query_error_ops,
         sort_options: t_all
             .fields
             .iter()
