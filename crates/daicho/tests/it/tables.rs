@@ -657,6 +657,63 @@ async fn record_count(p: &Persona, tid: &str) -> u64 {
 }
 
 #[tokio::test]
+async fn a_shift_jis_export_edited_and_imported_back_keeps_what_shift_jis_could_not_hold() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let admin = &cast.admin;
+    let (tid, _) = customers(admin).await;
+    let (s, v) = admin
+        .post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": "番号", "kind": {"type": "auto_number"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let table = v["table"].clone();
+    for (name, memo, staff) in [("𠮷田商事", "納期 10〜20日 😀", 5), ("東京物流", "−5 と ¢", 7)] {
+        let (s, v) = admin
+            .post_json(
+                &format!("/api/v1/tables/{tid}/records"),
+                json!({"values": {"会社名": name, "メモ": memo, "従業員数": staff}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let r = admin.get(&format!("/api/v1/tables/{tid}/export.csv?encoding=shift_jis&sort=番号&dir=asc")).await;
+    let bytes = r.bytes().await.unwrap();
+    let (text, _, bad) = encoding_rs::SHIFT_JIS.decode(&bytes);
+    assert!(!bad);
+    // What Shift_JIS cannot hold is written as "?", 〜 and − in their Windows spelling, and a
+    // cell beginning with the minus sign is neutralised like one beginning with "-".
+    assert!(text.contains("?田商事") && text.contains("納期 10～20日 ?") && text.contains("'－5 と ￠"), "{text}");
+    // The history says how many characters were written as "?".
+    let (_, v) = admin.get_json("/api/v1/audit?action=record.export").await;
+    let details: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["details"].as_str().unwrap()).collect();
+    assert!(details.contains(&"finished: 2 rows; 2 characters Shift_JIS cannot hold written as ?"), "{details:?}");
+    // Edited in Excel (one number changed, and a row of empty cells as Excel leaves them) and
+    // imported back by record number: only the number changes; the names and notes Shift_JIS
+    // could not hold stay as stored, not overwritten by "?" or the Windows spellings.
+    let edited = format!("{}\r\n,,,,,,,,,,\r\n", text.replace(",5,", ",6,").trim_end());
+    let (file, _, _) = encoding_rs::SHIFT_JIS.encode(&edited);
+    let (s, v) = import(admin, &tid, "?key=%E7%95%AA%E5%8F%B7&encoding=shift_jis", file.into_owned()).await;
+    assert_eq!(
+        (s, v["inserted"].as_i64(), v["updated"].as_i64(), v["unchanged"].as_i64()),
+        (StatusCode::OK, Some(0), Some(1), Some(1)),
+        "{v}"
+    );
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{tid}/records?sort=番号&dir=asc")).await;
+    let rows = v["records"].as_array().unwrap();
+    let value = |i: usize, name: &str| rows[i]["values"][field_id(&table, name)].clone();
+    assert_eq!(
+        (value(0, "会社名"), value(0, "メモ"), value(0, "従業員数")),
+        (json!("𠮷田商事"), json!("納期 10〜20日 😀"), json!(6))
+    );
+    assert_eq!((value(1, "会社名"), value(1, "メモ")), (json!("東京物流"), json!("−5 と ¢")));
+    assert_eq!(rows.len(), 2, "the row of empty cells made no record");
+    // A UTF-8 file is read as typed: "?" there is a value.
+    let utf8 = format!("番号,メモ\n{},x?\n", value(1, "番号").as_str().unwrap());
+    let (s, v) = import(admin, &tid, "?key=%E7%95%AA%E5%8F%B7", utf8.into_bytes()).await;
+    assert_eq!((s, v["updated"].as_i64()), (StatusCode::OK, Some(1)), "{v}");
+}
+
+#[tokio::test]
 async fn csv_import_is_all_or_nothing_reads_shift_jis_and_updates_by_a_unique_key() {
     let app = TestApp::start().await;
     let cast = app.cast().await;

@@ -207,8 +207,9 @@ pub(crate) fn formula_like(s: &str) -> bool {
 }
 
 /// The characters a spreadsheet may run a cell as a formula by, when the cell begins with one.
-pub(crate) const FORMULA_STARTS: [char; 10] =
-    ['=', '+', '-', '@', '\t', '\r', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}'];
+/// (U+2212, the minus sign, too: a Shift_JIS export writes it as the full-width hyphen-minus.)
+pub(crate) const FORMULA_STARTS: [char; 11] =
+    ['=', '+', '-', '@', '\t', '\r', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}', '\u{2212}'];
 
 /// What an export's first history entry says: its encoding, the query it ran (filters, keyword,
 /// sort and the saved view's, as resolved) and the columns it wrote, each cut at 500 characters.
@@ -1524,10 +1525,12 @@ pub async fn export_records(
     tokio::spawn(async move {
         // The CSV writer's output is UTF-8 already (every cell is a `str`): only Shift_JIS
         // needs it as text, to convert it.
-        let encode = |bytes: Vec<u8>| -> Vec<u8> {
+        // (Characters Shift_JIS cannot hold are written as "?" and counted for the history.)
+        let mut replaced = 0u64;
+        let mut encode = |bytes: Vec<u8>| -> Vec<u8> {
             if sjis {
                 let text = String::from_utf8(bytes).unwrap_or_default();
-                to_shift_jis(&text)
+                to_shift_jis_counting(&text, &mut replaced)
             } else {
                 bytes
             }
@@ -1611,6 +1614,9 @@ pub async fn export_records(
             Some(why) => format!("stopped after {rows} rows: {why}"),
             None => format!("{} {rows} rows", if ok { "finished:" } else { "interrupted after" }),
         };
+        if replaced > 0 {
+            finished.details.push_str(&format!("; {replaced} characters Shift_JIS cannot hold written as ?"));
+        }
         if let Err(e) = store.append_audit(finished).await {
             tracing::error!(error = %e, "could not record the end of an export");
         }
@@ -1769,12 +1775,21 @@ fn decode_csv<'a>(bytes: &'a [u8], encoding: &str) -> Result<Cow<'a, str>, &'sta
 /// How many rows of a file the column-mapping page shows as examples.
 pub(crate) const PREVIEW_ROWS: usize = 3;
 
-/// A file's header and first rows, for the page where its columns are mapped to fields;
-/// `None` when it does not decode or has no header (the import then reports why).
 /// Text as Shift_JIS for Excel; a character Shift_JIS cannot hold (an emoji, a rare kanji)
 /// becomes "?", as Excel itself writes it (encoding_rs alone would write an HTML character
 /// reference such as "&#128512;", which reads as data and would be imported as such).
 pub(crate) fn to_shift_jis(text: &str) -> Vec<u8> {
+    to_shift_jis_counting(text, &mut 0)
+}
+
+/// A text as it reads back from a Shift_JIS export: "?" for what that encoding cannot hold,
+/// the Windows spelling of 〜 and its kind.
+fn shift_jis_image(text: &str) -> String {
+    encoding_rs::SHIFT_JIS.decode(&to_shift_jis(text)).0.into_owned()
+}
+
+/// `to_shift_jis`, adding to `replaced` the characters written as "?".
+fn to_shift_jis_counting(text: &str, replaced: &mut u64) -> Vec<u8> {
     let mut enc = encoding_rs::SHIFT_JIS.new_encoder();
     let mut out = Vec::with_capacity(text.len());
     let mut rest = text;
@@ -1790,7 +1805,10 @@ pub(crate) fn to_shift_jis(text: &str) -> Vec<u8> {
                 // The character a Mac or JIS text uses where Windows has its own code point:
                 // written as Windows writes it, so Excel shows it instead of "?".
                 Some(twin) => out.extend_from_slice(&encoding_rs::SHIFT_JIS.encode(twin.encode_utf8(&mut [0; 4])).0),
-                None => out.push(b'?'),
+                None => {
+                    out.push(b'?');
+                    *replaced += 1;
+                }
             },
             encoding_rs::EncoderResult::OutputFull => {}
         }
@@ -1812,6 +1830,8 @@ fn cp932_twin(c: char) -> Option<char> {
     })
 }
 
+/// A file's header and first rows, for the page where its columns are mapped to fields;
+/// `None` when it does not decode or has no header (the import then reports why).
 pub(crate) fn csv_preview(bytes: &[u8], encoding: &str) -> Option<(Vec<String>, Vec<Vec<String>>)> {
     let text = decode_csv(bytes, encoding).ok()?;
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
@@ -1867,6 +1887,11 @@ pub(crate) async fn import_csv(
         AppError::Invalid(e)
     };
     let text = decode_csv(bytes, encoding).map_err(|c| bad("file", c))?;
+    // Whether the file may have been exported as Shift_JIS (read as it, or plain ASCII): a
+    // character that encoding cannot hold came out as "?", and 〜 or − as their Windows twins.
+    let maybe_shift_jis = encoding == "shift_jis"
+        || bytes.is_ascii()
+        || std::str::from_utf8(bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes)).is_err();
     if let Some(row) = unclosed_quote_row(text.as_bytes()) {
         return Err(bad(&format!("row:{row}"), "unclosed_quote"));
     }
@@ -2047,6 +2072,11 @@ pub(crate) async fn import_csv(
                 break;
             }
         };
+        // A row of empty cells (",,," as Excel saves rows it has formatted but not filled) is
+        // no record: skipped as a blank line is.
+        if rec.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
         let values: Map<String, Value> = columns
             .iter()
             .zip(rec.iter())
@@ -2169,6 +2199,18 @@ pub(crate) async fn import_csv(
                 let Some(stored) = r.cells.iter().find(|(id, _)| *id == f.id).map(|(_, c)| c.clone()) else {
                     return true;
                 };
+                // A text a Shift_JIS export could not hold as stored ("𠮷田" written "?田", "10〜20"
+                // "10～20") comes back as that export wrote it: no change, not a new value
+                // that would overwrite the record's.
+                if maybe_shift_jis
+                    && !f.kind.is_generated()
+                    && !matches!(f.kind, FieldKind::User)
+                    && let (Cell::Text(was), Some(now)) = (&stored, v.as_str())
+                    && !was.is_ascii()
+                    && shift_jis_image(was) == now
+                {
+                    return false;
+                }
                 f.kind.is_generated()
                     || parse_at(f, v, auth.tenant.policy.utc_offset_minutes).map_or(true, |c| c != stored)
             });
