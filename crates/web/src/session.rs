@@ -79,10 +79,10 @@ fn is_unsafe(m: &Method) -> bool {
     !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Routes that start a session and so cannot carry a session's CSRF token; the Origin check
-/// still applies to them.
-fn csrf_exempt(path: &str) -> bool {
-    path == "/login" || path == "/api/v1/session"
+/// Routes that start a session and so cannot carry a session's CSRF token (their POST only:
+/// ending a session with DELETE needs the token); the Origin check still applies to them.
+fn csrf_exempt(method: &Method, path: &str) -> bool {
+    *method == Method::POST && (path == "/login" || path == "/api/v1/session")
 }
 
 /// The token of an `Authorization: Bearer dct_…` header, if it has the shape of one of ours.
@@ -333,7 +333,7 @@ async fn csrf_then_run(
     // session's token, in the X-CSRF-Token header (API) or the `csrf` form field (pages).
     if let Some(expected) = csrf_expected
         && is_unsafe(&parts.method)
-        && !csrf_exempt(parts.uri.path())
+        && !csrf_exempt(&parts.method, parts.uri.path())
     {
         let presented = match parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()) {
             Some(h) => Some(h.to_owned()),

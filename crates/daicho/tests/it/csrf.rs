@@ -26,6 +26,21 @@ async fn a_form_post_without_the_sessions_token_is_refused() {
 }
 
 #[tokio::test]
+async fn signing_out_through_the_api_needs_the_token() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let url = cast.admin.url("/api/v1/session");
+    let r = cast.admin.client.delete(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "only signing in is exempt");
+    let (s, _) = cast.admin.get_json("/api/v1/me").await;
+    assert_eq!(s, StatusCode::OK, "the session stands");
+    let r = cast.admin.client.delete(&url).header("x-csrf-token", &cast.admin.csrf).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (s, _) = cast.admin.get_json("/api/v1/me").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn another_sessions_token_is_refused() {
     let app = TestApp::start().await;
     let cast = app.cast().await;
