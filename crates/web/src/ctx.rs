@@ -28,6 +28,10 @@ pub struct Ctx {
     pub accept_language: Option<String>,
     pub now: OffsetDateTime,
     pub path: String,
+    /// The browser says the request came from another site (`Sec-Fetch-Site: cross-site`): a
+    /// link elsewhere can make a signed-in user's browser open any address here, so a refusal
+    /// it causes is marked as such rather than set down as the user's own probing.
+    pub cross_site: bool,
 }
 
 impl Ctx {
@@ -44,6 +48,12 @@ impl Ctx {
             outcome,
             details: String::new(),
         }
+    }
+
+    /// A refusal's details, marked when the request came from another site (see `cross_site`).
+    pub fn refusal(&self, what: impl Into<String>) -> String {
+        let what = what.into();
+        if self.cross_site { format!("{what} (opened from another site)") } else { what }
     }
 
     pub fn event_by(&self, who: &Principal, action: AuditAction, outcome: Outcome) -> NewAuditEvent {
@@ -98,6 +108,7 @@ pub fn ctx_from_parts(parts: &Parts, state: &AppState) -> Ctx {
         accept_language,
         now: state.clock.now(),
         path: parts.uri.path().to_owned(),
+        cross_site: parts.headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site"),
     }
 }
 

@@ -446,7 +446,7 @@ impl Auth {
                 let ev = ctx
                     .event_by(&self.principal, AuditAction::PermissionDenied, Outcome::Denied)
                     .target(ctx.path.clone())
-                    .details(format!("needs {}", P::NAME));
+                    .details(ctx.refusal(format!("needs {}", P::NAME)));
                 state.store.append_audit(ev).await?;
                 Err(AppError::Forbidden)
             }

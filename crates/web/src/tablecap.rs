@@ -317,7 +317,7 @@ impl Auth {
         let ev = ctx
             .event_by(&self.principal, AuditAction::PermissionDenied, Outcome::Denied)
             .target(ctx.path.clone())
-            .details(what);
+            .details(ctx.refusal(what));
         state.store.append_audit(ev).await?;
         Ok(())
     }

@@ -196,6 +196,20 @@ async fn every_right_is_granted_and_refused_through_pages_and_api() {
     assert_eq!(cast.member.get(&format!("/tables/{}", d.tid)).await.status(), StatusCode::NOT_FOUND);
     let (_, v) = cast.member.get_json("/api/v1/tables").await;
     assert!(v["tables"].as_array().unwrap().is_empty());
+    // A link on another site that opens the table in the member's browser: refused the same,
+    // and the history says where the request came from rather than blaming the member alone.
+    let r = cast
+        .member
+        .client
+        .get(cast.member.url(&format!("/tables/{}", d.tid)))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=permission.denied&limit=1").await;
+    let last = v["events"][0]["details"].as_str().unwrap();
+    assert!(last.ends_with(" (opened from another site)"), "{last}");
 }
 
 #[tokio::test]
