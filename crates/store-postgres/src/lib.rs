@@ -3592,6 +3592,9 @@ impl PgStore {
     /// among the views of the same owner (or the shared ones) and the count is within bounds.
     async fn insert_view(&self, tenant: TenantId, view: SavedView, event: NewAuditEvent) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        // Two saves at once must not both pass the name and count checks below (read
+        // committed): they wait for each other on the tenant's row.
+        lock_tenant(&mut tx, tenant).await?;
         let owner = view.owner.map(|o| o.to_string());
         let same: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM saved_views WHERE tenant_id = $1 AND table_id = $2 \

@@ -2036,6 +2036,20 @@ async fn a_user_field_is_filtered_by_login_id_or_name_on_every_path() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["view"]["filters"][0]["value"], json!(format!("{},nobody", d.member_id)));
+    // What is kept as typed is held to the grid filter input's limits.
+    for (value, code) in [("x".repeat(1001), "out_of_range"), ("no\u{7}body".to_owned(), "control_chars")] {
+        let (s, v) = a
+            .post_json(
+                &format!("/api/v1/tables/{t}/views"),
+                json!({"name": "長い", "filters": [{"field": "担当", "op": "eq", "value": value}]}),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["fields"][0]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{v}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -359,3 +359,20 @@ async fn a_view_saved_oldest_first_opens_oldest_first_from_the_grid_and_the_api(
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={newest}&limit=1")).await;
     assert_eq!(titles(&v, &d), ["案件11 <b>"]);
 }
+
+#[tokio::test]
+async fn views_saved_at_once_under_one_name_make_one_view() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&cast.admin).await;
+    let path = format!("/api/v1/tables/{}/views", d.tid);
+    let save = || cast.admin.post_json(&path, json!({"name": "同時", "shared": true}));
+    let (a, b, c, e, f, g, h, i) = tokio::join!(save(), save(), save(), save(), save(), save(), save(), save());
+    let answers = [a, b, c, e, f, g, h, i];
+    let made = answers.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    assert_eq!(made, 1, "{answers:?}");
+    assert!(answers.iter().all(|(s, _)| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT), "{answers:?}");
+    let (_, v) = cast.admin.get_json(&path).await;
+    let named = v["views"].as_array().unwrap().iter().filter(|v| v["name"] == "同時").count();
+    assert_eq!(named, 1, "{v}");
+}

@@ -100,6 +100,9 @@ pub(crate) fn spec_from_pairs(t: &TableDef, pairs: &[(String, String)]) -> AppRe
     Ok(spec)
 }
 
+/// The longest filter value a view keeps as typed (the grid's filter input takes as much).
+const FILTER_VALUE_MAX: usize = 1000;
+
 /// Saves a view of the table as the reader sees it; shared views need the design right.
 async fn save(
     state: &AppState,
@@ -134,6 +137,13 @@ async fn save(
                 .map(|(r, t)| if *r == nil { t.trim() } else { r })
                 .collect::<Vec<_>>()
                 .join(",");
+            // Kept as typed, so held to what the grid's filter input takes.
+            if f.value.chars().count() > FILTER_VALUE_MAX {
+                return Err(AppError::Invalid(FieldErrors::single("filter", "out_of_range")));
+            }
+            if f.value.chars().any(char::is_control) {
+                return Err(AppError::Invalid(FieldErrors::single("filter", "control_chars")));
+            }
         }
     }
     let view = SavedView {
