@@ -1600,6 +1600,45 @@ async fn a_personal_view_on_a_field_later_hidden_is_not_offered_but_stays_deleta
     assert_eq!(s, StatusCode::CREATED, "its name is free again: {v}");
 }
 
+/// A grant given or widened while a field is in the trash gets that field hidden (the form
+/// could not show it, so no one chose); a grant saved again as it was keeps it as it was.
+#[tokio::test]
+async fn a_field_restored_from_the_trash_stays_hidden_from_a_grant_given_meanwhile() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    grant(a, &d, json!({"rights": ["view"]})).await;
+    let (s, v) = add(a, &d, json!({"件名": "案件", "メモ": "社外秘"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let field = format!("/api/v1/tables/{}/fields/{}", d.tid, d.memo);
+    let restore = format!("/api/v1/trash/tables/{}/fields/{}/restore", d.tid, d.memo);
+    let memo_seen = || async {
+        let (s, v) = m.get_json(&format!("/api/v1/tables/{}/records", d.tid)).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["records"][0]["values"].get(&d.memo).is_some()
+    };
+    assert!(memo_seen().await);
+    // Saved again with the same rights while the memo is in the trash: as it was.
+    assert!(a.send_json(Method::DELETE, &field, json!({})).await.0.is_success());
+    grant(a, &d, json!({"rights": ["view"]})).await;
+    assert_eq!(a.post_json(&restore, json!({})).await.0, StatusCode::NO_CONTENT);
+    assert!(memo_seen().await, "a grant saved as it was keeps the field as it was");
+    // Taken away, then given again while the memo is in the trash: hidden on its restore,
+    // and the group's page says so.
+    grant(a, &d, json!({"rights": []})).await;
+    assert!(a.send_json(Method::DELETE, &field, json!({})).await.0.is_success());
+    grant(a, &d, json!({"rights": ["view", "export"]})).await;
+    assert_eq!(a.post_json(&restore, json!({})).await.0, StatusCode::NO_CONTENT);
+    assert!(!memo_seen().await, "a grant given while the field was in the trash does not show it");
+    let (_, v) = a.get_json(&format!("/api/v1/groups/{}", d.group)).await;
+    let g = v["group"]["grants"].as_array().unwrap().iter().find(|g| g["table"] == d.tid.as_str()).unwrap();
+    assert_eq!(g["fields"][&d.memo], "hidden", "{g}");
+    // Shown again from the group's page.
+    grant(a, &d, json!({"rights": ["view", "export"], "fields": {}})).await;
+    assert!(memo_seen().await);
+}
+
 /// A group's rules survive changes to the design made while they stand: a field rule whose
 /// field is in the trash is kept when the grant is saved again (from the table page, the matrix
 /// or the API, none of which show that field) and applies again on restore; a "user is me" rule

@@ -77,6 +77,34 @@ fn keep_absent_field_rules(t: &TableDef, old: Option<&TableGrant>, g: &mut Table
     }
 }
 
+/// A grant that gains a right while a field is in the trash (a new grant included) gets that
+/// field hidden, unless the old grant had a rule for it: the form cannot show the field, so the
+/// admin never chose, and a field hidden from everyone else would otherwise come back visible
+/// to this group on its restore. (Shown again from the group's page once restored.) Applied
+/// after `check_grant`, which refuses a rule sent for a field in the trash.
+fn hide_trashed_if_gained(trashed: &[FieldId], old: Option<&TableGrant>, g: &mut TableGrant) {
+    let gains = g.rights.iter().any(|r| !old.is_some_and(|o| o.rights.has(r)));
+    if gains {
+        for f in trashed {
+            g.fields.entry(*f).or_insert(FieldAccess::Hidden);
+        }
+    }
+}
+
+/// The fields of table `t` in the trash (for `keep_absent_field_rules`).
+async fn trashed_fields(state: &AppState, auth: &Auth, t: &TableDef) -> AppResult<Vec<FieldId>> {
+    // Only a tenant admin manages groups, and may see the trash too.
+    let Ok(scope) = auth.principal.authorize::<daicho_domain::ManageDesign>() else { return Ok(Vec::new()) };
+    Ok(state
+        .store
+        .list_trash(&scope)
+        .await?
+        .into_iter()
+        .filter(|i| i.table == t.id)
+        .filter_map(|i| i.field.map(|(f, _)| f))
+        .collect())
+}
+
 fn describe_grant(t: &TableDef, g: &TableGrant) -> String {
     let rights: Vec<&str> = g.rights.iter().map(TableRight::name).collect();
     let fields: Vec<String> = g
@@ -187,6 +215,7 @@ async fn set_grant(state: &AppState, ctx: &Ctx, auth: &Auth, mut grant: TableGra
     let old = group.grants.iter().find(|g| g.table == grant.table);
     keep_absent_field_rules(t, old, &mut grant);
     check_grant(t, old, &grant).map_err(AppError::Invalid)?;
+    hide_trashed_if_gained(&trashed_fields(state, auth, t).await?, old, &mut grant);
     let ev = grant_event(ctx, auth, t, &grant);
     Ok(state.store.set_table_grant(&scope, grant, ev).await?)
 }
@@ -617,6 +646,7 @@ pub async fn matrix_page(
             keep_absent_field_rules(t, old, &mut grant);
             // Every table is checked before any is saved: the matrix is saved whole or not at all.
             check_grant(t, old, &grant).map_err(AppError::Invalid)?;
+            hide_trashed_if_gained(&trashed_fields(&state, &auth, t).await?, old, &mut grant);
             let ev = grant_event(&ctx, &auth, t, &grant);
             // Saved only while the grant still reads as this page showed it (checked again
             // inside the transaction).
