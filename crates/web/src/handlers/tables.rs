@@ -1835,7 +1835,7 @@ fn cp932_twin(c: char) -> Option<char> {
 pub(crate) fn csv_preview(bytes: &[u8], encoding: &str) -> Option<(Vec<String>, Vec<Vec<String>>)> {
     let text = decode_csv(bytes, encoding).ok()?;
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
-    let headers: Vec<String> = rdr.headers().ok()?.iter().map(|h| unneutralise(h.trim()).to_owned()).collect();
+    let headers: Vec<String> = rdr.headers().ok()?.iter().map(|h| header_name(h).to_owned()).collect();
     if headers.is_empty() || headers.len() > IMPORT_MAX_COLUMNS {
         return None;
     }
@@ -1846,6 +1846,16 @@ pub(crate) fn csv_preview(bytes: &[u8], encoding: &str) -> Option<(Vec<String>, 
         .map(|r| r.iter().map(|v| unneutralise(v).chars().take(100).collect()).collect())
         .collect();
     Some((headers, rows))
+}
+
+/// A column's name as the file's header holds it: without the spaces and invisible characters
+/// around it (a second BOM, a zero-width space copied along: no field name holds them, and
+/// the column would be "no such field" with a name that looks right), and without the
+/// export's formula neutralisation.
+fn header_name(h: &str) -> &str {
+    unneutralise(
+        h.trim_matches(|c: char| c.is_whitespace() || matches!(c, '\u{FEFF}' | '\u{200B}'..='\u{200D}' | '\u{2060}')),
+    )
 }
 
 /// Undoes the export's formula neutralisation, so that an exported file imports unchanged.
@@ -1936,7 +1946,7 @@ pub(crate) async fn import_csv(
     }
     for (i, h) in headers.iter().enumerate() {
         // A header written by the export ("'@担当" for a field named "@担当") names its field.
-        let h = unneutralise(h.trim());
+        let h = header_name(h);
         let target = match mapping {
             Some(m) => m[i].trim(),
             None => h,
@@ -2608,6 +2618,15 @@ pub async fn import_records(
 
 #[cfg(test)]
 mod sjis_tests {
+    #[test]
+    fn a_header_is_read_without_the_invisible_characters_around_it() {
+        use super::header_name;
+        assert_eq!(header_name("\u{FEFF}名前"), "名前", "a second BOM");
+        assert_eq!(header_name(" \u{200B}名前\u{2060} "), "名前");
+        assert_eq!(header_name("'@担当"), "@担当", "the export's neutralisation");
+        assert_eq!(header_name("名\u{200B}前"), "名\u{200B}前", "only around the name");
+    }
+
     #[test]
     fn a_formula_cell_is_neutralised_on_export_and_read_back_as_it_was() {
         use super::{neutralised, unneutralise};
