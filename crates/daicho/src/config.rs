@@ -268,6 +268,10 @@ impl Config {
         if !(1024..=64 * 1024 * 1024).contains(&self.server.max_body_bytes) {
             return Err("server.max_body_bytes must be between 1024 and 67108864".into());
         }
+        // An import's file is held in memory while it is checked: at most 256 MiB.
+        if !(1024..=256 * 1024 * 1024).contains(&self.server.max_import_bytes) {
+            return Err("server.max_import_bytes must be between 1024 and 268435456".into());
+        }
         if !(1..=3600).contains(&self.server.export_stall_seconds) {
             return Err("server.export_stall_seconds must be between 1 and 3600".into());
         }
@@ -362,6 +366,16 @@ mod tests {
         assert!(c.validate().is_ok());
         c.database.recheck_idle_after_seconds = 3601;
         assert!(c.validate().unwrap_err().contains("recheck_idle_after_seconds"));
+    }
+
+    #[test]
+    fn the_import_limit_defaults_to_64_mib_and_is_bounded() {
+        let mut c = Config::default();
+        assert_eq!(c.server.max_import_bytes, 64 * 1024 * 1024);
+        c.server.max_import_bytes = 256 * 1024 * 1024 + 1;
+        assert!(c.validate().unwrap_err().contains("max_import_bytes"));
+        c.server.max_import_bytes = 0;
+        assert!(c.validate().unwrap_err().contains("max_import_bytes"));
     }
 
     #[test]
