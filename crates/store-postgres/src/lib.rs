@@ -4385,9 +4385,9 @@ impl daicho_store::ImportSink for ImportTx<'_> {
         w: &ImportWrite<'_>,
         scope: &TableScope<Import>,
         rows: &[(i64, Vec<(FieldId, Cell)>)],
-        since: &[Option<(i64, i64)>],
+        expects: &[daicho_store::RowExpects],
     ) -> StoreResult<u64> {
-        overwrite_many(self.0, scope, w, rows, since).await
+        overwrite_many(self.0, scope, w, rows, expects).await
     }
 }
 
@@ -4404,7 +4404,7 @@ async fn overwrite_many(
     scope: &TableScope<Import>,
     w: &ImportWrite<'_>,
     rows: &[(i64, Vec<(FieldId, Cell)>)],
-    since: &[Option<(i64, i64)>],
+    expects: &[daicho_store::RowExpects],
 ) -> StoreResult<u64> {
     let table = w.table;
     let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
@@ -4422,16 +4422,19 @@ async fn overwrite_many(
             if !guard::covers(scope, r) {
                 return Err(StoreError::Forbidden);
             }
-            if seen.insert(*id) {
-                guard::check_unchanged_since(r, since.get(i).copied().flatten())?;
-            }
+            let first = seen.insert(*id);
+            // (The key is checked on every row; the time only on the record's first.)
+            let e = expects
+                .get(i)
+                .map(|e| daicho_store::RowExpects { since: if first { e.since } else { None }, key: e.key.clone() });
+            guard::check_expected(r, e.as_ref())?;
             n += u64::from(!guard::changed_cells(r, cells).is_empty());
             PgStore::overwrite_in(tx, scope, table, *id, cells, w.at, w.who, w.event).await?;
         }
         return Ok(n);
     }
     let old = read_records_tx(tx, table, &ids, true).await?;
-    let changed = guard::planned_updates(scope, &old, rows, since)?;
+    let changed = guard::planned_updates(scope, &old, rows, expects)?;
     let rows = &changed[..];
     let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
     if ids.is_empty() {

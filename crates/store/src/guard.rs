@@ -154,7 +154,6 @@ pub fn row_conditions<R: Right>(scope: &TableScope<R>, table: &TableDef) -> Vec<
         .collect()
 }
 
-/// The cells that differ between two versions of a record: (field, before, after).
 /// Refuses the write of a row whose record, as stored (read inside the write's transaction),
 /// was updated after the time the row's file gives for it: `since` is (ms, the precision the
 /// file keeps in ms), compared at that precision. The row would undo that later change.
@@ -169,19 +168,37 @@ pub fn check_unchanged_since(old: &Record, since: Option<(i64, i64)>) -> StoreRe
     Ok(())
 }
 
+/// Refuses the write of an import's update row whose record, as stored (read inside the
+/// import's transaction), is not as the row expects: updated after the file's time
+/// (`check_unchanged_since`), or no longer holding the key the row found it by (its key was
+/// changed, or given to another record, after the lookup): the row's values would land on a
+/// record the file does not mean. Refused as 409 `key_changed` on the key field.
+pub fn check_expected(old: &Record, expects: Option<&crate::RowExpects>) -> StoreResult<()> {
+    let Some(e) = expects else { return Ok(()) };
+    check_unchanged_since(old, e.since)?;
+    if let Some((field, key)) = &e.key
+        && old.cell(*field).as_ref() != Some(key)
+    {
+        let mut errs = daicho_domain::FieldErrors::new();
+        errs.push_owned(field.to_string(), "key_changed");
+        return Err(StoreError::Conflict(errs));
+    }
+    Ok(())
+}
+
 /// Rows of an update: a record's id and the cells written on it.
 pub type UpdateRows = Vec<(i64, Vec<(FieldId, Cell)>)>;
 
 /// An import's part of updates, checked on the records as stored (read inside its
 /// transaction, `old` by id): each record must exist, be covered by the scope, not be updated
-/// after its row's `since` (`check_unchanged_since`), and let the fields that change be
+/// be as its row expects (`check_expected`), and let the fields that change be
 /// written on it. Returns the rows that change something, with only those cells (a row that
 /// holds what its record holds is not written). Both stores' multi-row update runs this.
 pub fn planned_updates<R: Right>(
     scope: &TableScope<R>,
     old: &std::collections::HashMap<i64, Record>,
     rows: &[(i64, Vec<(FieldId, Cell)>)],
-    since: &[Option<(i64, i64)>],
+    expects: &[crate::RowExpects],
 ) -> StoreResult<UpdateRows> {
     let mut changed = Vec::with_capacity(rows.len());
     for (i, (id, cells)) in rows.iter().enumerate() {
@@ -189,7 +206,7 @@ pub fn planned_updates<R: Right>(
         if !covers(scope, r) {
             return Err(StoreError::Forbidden);
         }
-        check_unchanged_since(r, since.get(i).copied().flatten())?;
+        check_expected(r, expects.get(i))?;
         let cells = changed_cells(r, cells);
         if !cells.is_empty() {
             check_writes_on(scope, r, &cells)?;
@@ -437,6 +454,34 @@ mod tests {
         assert!(refused(Some((ms - 1_250, 1_000))));
         assert!(!refused(Some((ms - 15_250, 60_000))));
         assert!(refused(Some((ms - 75_250, 60_000))));
+    }
+
+    #[test]
+    fn a_row_is_refused_when_its_record_no_longer_holds_the_key_it_was_found_by() {
+        let at = time::macros::datetime!(2026-04-01 09:30:15 UTC);
+        let key = FieldId::new_random();
+        let r = Record {
+            id: 1,
+            version: 2,
+            cells: vec![(key, Cell::Text("C-200".into()))],
+            created_at: at,
+            created_by: String::new(),
+            updated_at: at,
+            updated_by: String::new(),
+        };
+        let expects = |k: &str| crate::RowExpects { since: None, key: Some((key, Cell::Text(k.into()))) };
+        assert!(check_expected(&r, Some(&expects("C-200"))).is_ok());
+        assert!(check_expected(&r, None).is_ok());
+        match check_expected(&r, Some(&expects("C-100"))) {
+            Err(StoreError::Conflict(e)) => assert_eq!(e.code_for(&key.to_string()), Some("key_changed")),
+            other => panic!("{other:?}"),
+        }
+        let gone = Record { cells: Vec::new(), ..r.clone() };
+        assert!(matches!(check_expected(&gone, Some(&expects("C-200"))), Err(StoreError::Conflict(_))), "emptied");
+        // The time is checked too.
+        let ms = daicho_domain::audit::unix_ms(at);
+        let late = crate::RowExpects { since: Some((ms - 1_000, 1_000)), key: None };
+        assert!(matches!(check_expected(&r, Some(&late)), Err(StoreError::Conflict(_))));
     }
 
     #[test]

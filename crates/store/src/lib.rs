@@ -55,10 +55,9 @@ pub enum ImportPart {
     Insert(Vec<Vec<(FieldId, Cell)>>),
     /// Existing records, overwritten in the given fields, within the import's scope and the
     /// edit right's (rows and fields both cover, checked on the record inside the transaction).
-    /// `since`, one for each row: the time the file gives for the record's last update (ms,
-    /// and the precision it keeps in ms), to refuse the row when the record as stored, read
-    /// inside the import's transaction, was updated later (see [`guard::check_unchanged_since`]).
-    Update { edit: TableScope<Edit>, rows: Vec<(i64, Vec<(FieldId, Cell)>)>, since: Vec<Option<(i64, i64)>> },
+    /// `expects`, one for each row: what the row expects of its record as stored, read inside
+    /// the import's transaction (see [`guard::check_expected`]).
+    Update { edit: TableScope<Edit>, rows: Vec<(i64, Vec<(FieldId, Cell)>)>, expects: Vec<RowExpects> },
     /// The staged file the import is read from (the import page's), taken in the import's
     /// transaction before its rows are written: a second import of the same file (the form
     /// posted twice) finds it gone and writes nothing.
@@ -66,6 +65,18 @@ pub enum ImportPart {
     /// Every part was sent: commit, with these details in the import's audit event (the row
     /// counts, known only now).
     Done { details: String },
+}
+
+/// What an import's update row expects of its record as stored, read inside the import's
+/// transaction (see [`guard::check_expected`]).
+#[derive(Debug, Clone, Default)]
+pub struct RowExpects {
+    /// The time the file gives for the record's last update (ms, and the precision it keeps in
+    /// ms): the row is refused when the record was updated later.
+    pub since: Option<(i64, i64)>,
+    /// The key field and value the row found its record by: the row is refused when the record
+    /// no longer holds it (its key changed, or it went to another record, after it was found).
+    pub key: Option<(FieldId, Cell)>,
 }
 
 /// One grant to set (see [`Store::set_table_grants`]).
@@ -155,7 +166,7 @@ pub trait ImportSink: Send {
     async fn insert(&mut self, w: &ImportWrite<'_>, rows: &[Vec<(FieldId, Cell)>]) -> StoreResult<()>;
     /// Existing records (id, cells) overwritten in the given fields, with their history and
     /// search text, if `scope` (the import's within the edit right's) covers each and lets it
-    /// write those fields on it, and none was updated after its `since`; all or none (the
+    /// write those fields on it, and each is as its row expects (`expects`); all or none (the
     /// import's transaction). Returns how many records changed (a row that holds what its
     /// record holds is not written).
     async fn update(
@@ -163,7 +174,7 @@ pub trait ImportSink: Send {
         w: &ImportWrite<'_>,
         scope: &TableScope<Import>,
         rows: &[(i64, Vec<(FieldId, Cell)>)],
-        since: &[Option<(i64, i64)>],
+        expects: &[RowExpects],
     ) -> StoreResult<u64>;
     /// Deletes the staged file `id` of the scope's user and table; `false` when there is none
     /// (imported already, or expired).
@@ -198,13 +209,13 @@ pub async fn write_parts(
                 sink.insert(w, &rows).await?;
                 inserted += rows.len() as u64;
             }
-            ImportPart::Update { edit, rows, since } => {
+            ImportPart::Update { edit, rows, expects } => {
                 guard::check_table(&edit, w.table)?;
                 let both = w.scope.within(&edit);
                 for (_, cells) in &rows {
                     guard::check_writes(&both, cells)?;
                 }
-                updated += sink.update(w, &both, &rows, &since).await?;
+                updated += sink.update(w, &both, &rows, &expects).await?;
             }
             ImportPart::Staged(id) => {
                 if !sink.take_staged(w.scope, &id).await? {

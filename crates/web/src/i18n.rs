@@ -23,8 +23,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("hint.link", "The number (#) of the linked record", "リンク先レコードの番号（#）"),
     (
         "err.not_with_view",
-        "A saved view cannot be combined with other list parameters; only after and limit may be added.",
-        "保存したビューには after と limit 以外の一覧パラメーターを組み合わせられません。",
+        "A saved view cannot be combined with other list parameters; only paging (after, back, limit), count and encoding may be added.",
+        "保存したビューには、ページ送り（after・back・limit）と count・encoding 以外の一覧パラメーターを組み合わせられません。",
     ),
     ("err.unknown_record", "No such record that you may see.", "参照できるレコードがありません。"),
     ("err.unknown_table", "No such table.", "テーブルがありません。"),
@@ -447,6 +447,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "import.first_problems",
         "Only the first 100 problems are listed; the file may hold more.",
         "最初の100件の問題だけを表示しています。ほかにもある場合があります。",
+    ),
+    (
+        "err.key_changed",
+        "A record of this file had its key changed by someone else while the file was imported: nothing was imported. Import the file again.",
+        "取り込み中に、このファイルのレコードのキーが他の人によって変更されました。何も取り込んでいません。もう一度取り込んでください。",
     ),
     (
         "err.changed_since_export",

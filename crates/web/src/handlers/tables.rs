@@ -2268,7 +2268,13 @@ pub(crate) async fn import_csv(
                 Some(_) if cells.is_empty() => part.unchanged += 1,
                 Some(id) => {
                     part.updates.push((id, cells));
-                    part.update_since.push(since);
+                    // The store checks again, inside the import's transaction, that the record
+                    // holds the key it was found by (another user may have changed it, or given
+                    // it to another record, meanwhile) and was not updated after the file's time.
+                    let key = key_field
+                        .as_ref()
+                        .and_then(|(kf, _, _)| found_record.as_ref().and_then(|r| r.cell(kf.id)).map(|c| (kf.id, c)));
+                    part.update_expects.push(daicho_store::RowExpects { since, key });
                     part.update_rows.push(row);
                 }
                 // A new record within the import right's rows (the store checks again, with the
@@ -2450,9 +2456,9 @@ impl<'t> KeysAhead<'t> {
 struct ImportBatch {
     inserts: Vec<Vec<(FieldId, Cell)>>,
     updates: Vec<(i64, Vec<(FieldId, Cell)>)>,
-    /// For each update, the time the file gives for its record's last update (see
-    /// `time_given`), if it has that column.
-    update_since: Vec<Option<(i64, i64)>>,
+    /// For each update, what its record must be as stored: the key it was found by, and not
+    /// updated after the time the file gives (see `time_given`), if it has that column.
+    update_expects: Vec<daicho_store::RowExpects>,
     /// The file's row number of each insert, then of each update, in order.
     insert_rows: Vec<usize>,
     update_rows: Vec<usize>,
@@ -2565,11 +2571,11 @@ impl ImportBatch {
         self.updated += self.updates.len();
         let inserts = std::mem::take(&mut self.inserts);
         let updates = std::mem::take(&mut self.updates);
-        let since = std::mem::take(&mut self.update_since);
+        let expects = std::mem::take(&mut self.update_expects);
         // Updates come only with a key field, found and changed under the edit right.
         let update = match (updates.is_empty(), edit) {
             (true, _) => None,
-            (false, Some(edit)) => Some(ImportPart::Update { edit: edit.clone(), rows: updates, since }),
+            (false, Some(edit)) => Some(ImportPart::Update { edit: edit.clone(), rows: updates, expects }),
             (false, None) => return Err(AppError::Internal("an import update without the edit right".into())),
         };
         if let Some(s) = sender.as_ref() {
