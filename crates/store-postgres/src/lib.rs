@@ -3281,6 +3281,9 @@ impl Store for PgStore {
     ) -> StoreResult<User> {
         let tenant = scope.tenant_id().to_string();
         let mut tx = self.write_tx().await?;
+        // Two administrators demoting or disabling each other at once on two nodes: the second
+        // waits here for the first, then finds no other administrator left.
+        lock_tenant(&mut tx, scope.tenant_id()).await?;
         let old_role: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE id = $1 AND tenant_id = $2")
             .bind(id.to_string())
             .bind(&tenant)
@@ -3302,6 +3305,7 @@ impl Store for PgStore {
         .await
         .map_err(internal)?;
         if old_role != p.role.as_str() {
+            admin_remains(&mut tx, scope.tenant_id()).await?;
             Self::end_user_sessions(&mut tx, scope.tenant_id(), id, at).await?;
         }
         Self::append_in(&mut tx, event).await?;
@@ -3318,6 +3322,7 @@ impl Store for PgStore {
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        lock_tenant(&mut tx, scope.tenant_id()).await?;
         let n = sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4")
             .bind(status.as_str())
             .bind(ms(at))
@@ -3329,6 +3334,7 @@ impl Store for PgStore {
             .rows_affected();
         Self::check_affected(n)?;
         if status == UserStatus::Disabled {
+            admin_remains(&mut tx, scope.tenant_id()).await?;
             Self::end_user_sessions(&mut tx, scope.tenant_id(), id, at).await?;
         }
         Self::append_in(&mut tx, event).await?;
@@ -3339,14 +3345,20 @@ impl Store for PgStore {
         // Sessions and password history go with the user (ON DELETE CASCADE); audit events
         // keep the login ID and user id as text, so the history of a deleted user stays readable.
         // Their group memberships go too, whose trigger reaches the tenant's row: taken first.
-        self.write_one_of_tenant(
-            scope.tenant_id(),
-            sqlx::query("DELETE FROM users WHERE id = $1 AND tenant_id = $2")
-                .bind(id.to_string())
-                .bind(scope.tenant_id().to_string()),
-            event,
-        )
-        .await
+        let mut tx = self.write_tx().await?;
+        lock_tenant(&mut tx, scope.tenant_id()).await?;
+        sqlx::raw_sql("SET LOCAL lock_timeout = '5s'").execute(&mut *tx).await.map_err(internal)?;
+        let n = sqlx::query("DELETE FROM users WHERE id = $1 AND tenant_id = $2")
+            .bind(id.to_string())
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?
+            .rows_affected();
+        Self::check_affected(n)?;
+        admin_remains(&mut tx, scope.tenant_id()).await?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
     }
 
     async fn reset_password(
@@ -4054,6 +4066,19 @@ async fn lock_design_table(
 /// refer to the tenant, a new session at sign-in among them, are still inserted meanwhile).
 /// Taken first by changes that would otherwise take it late, so that all of them take their
 /// locks in one order: a user table, the tenant's row, catalogue and grant rows, the chain.
+/// Inside a change of a user's role, status or existence (the tenant's row locked): refuses it
+/// when it leaves the tenant without an active administrator (see `daicho_store::last_admin`).
+async fn admin_remains(tx: &mut Transaction<'static, Postgres>, tenant: TenantId) -> StoreResult<()> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND role = $2 AND status = $3")
+        .bind(tenant.to_string())
+        .bind(daicho_domain::Role::TenantAdmin.as_str())
+        .bind(UserStatus::Active.as_str())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(internal)?;
+    if n == 0 { Err(daicho_store::last_admin()) } else { Ok(()) }
+}
+
 async fn lock_tenant(tx: &mut Transaction<'static, Postgres>, tenant: TenantId) -> StoreResult<()> {
     sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE")
         .bind(tenant.to_string())

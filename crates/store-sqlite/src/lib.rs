@@ -3014,6 +3014,7 @@ impl Store for SqliteStore {
         .await
         .map_err(internal)?;
         if old_role != p.role.as_str() {
+            admin_remains(&mut tx, scope.tenant_id()).await?;
             Self::end_user_sessions(&mut tx, scope.tenant_id(), id, at).await?;
         }
         Self::append_in(&mut tx, event).await?;
@@ -3041,6 +3042,7 @@ impl Store for SqliteStore {
             .rows_affected();
         Self::check_affected(n)?;
         if status == UserStatus::Disabled {
+            admin_remains(&mut tx, scope.tenant_id()).await?;
             Self::end_user_sessions(&mut tx, scope.tenant_id(), id, at).await?;
         }
         Self::append_in(&mut tx, event).await?;
@@ -3050,13 +3052,18 @@ impl Store for SqliteStore {
     async fn delete_user(&self, scope: &Scope<ManageUsers>, id: UserId, event: NewAuditEvent) -> StoreResult<()> {
         // Sessions and password history go with the user (ON DELETE CASCADE); audit events
         // keep the login ID and user id as text, so the history of a deleted user stays readable.
-        self.write_one(
-            sqlx::query("DELETE FROM users WHERE id = ? AND tenant_id = ?")
-                .bind(id.to_string())
-                .bind(scope.tenant_id().to_string()),
-            event,
-        )
-        .await
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query("DELETE FROM users WHERE id = ? AND tenant_id = ?")
+            .bind(id.to_string())
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?
+            .rows_affected();
+        Self::check_affected(n)?;
+        admin_remains(&mut tx, scope.tenant_id()).await?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
     }
 
     async fn reset_password(
@@ -3143,6 +3150,19 @@ impl Store for SqliteStore {
     async fn verify_audit_chain(&self, scope: &Scope<ReadAudit>) -> StoreResult<ChainReport> {
         self.verify_chain(&scope.tenant_id().to_string()).await
     }
+}
+
+/// Inside a change of a user's role, status or existence (the write lock held): refuses it
+/// when it leaves the tenant without an active administrator (see `daicho_store::last_admin`).
+async fn admin_remains(tx: &mut Transaction<'_, Sqlite>, tenant: TenantId) -> StoreResult<()> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = ? AND role = ? AND status = ?")
+        .bind(tenant.to_string())
+        .bind(daicho_domain::Role::TenantAdmin.as_str())
+        .bind(UserStatus::Active.as_str())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(internal)?;
+    if n == 0 { Err(daicho_store::last_admin()) } else { Ok(()) }
 }
 
 fn serde_json_string(p: &SecurityPolicy) -> StoreResult<String> {

@@ -105,6 +105,13 @@ pub type ImportParts = tokio::sync::mpsc::Receiver<ImportPart>;
 /// replaces the oldest.
 pub const STAGED_PER_USER: i64 = 3;
 
+/// The refusal of a change to a user (role, status, deletion) that would leave the tenant
+/// without an active administrator: two administrators demoting or disabling each other at
+/// once each passed the "not yourself" check. 409 on `user`.
+pub fn last_admin() -> StoreError {
+    StoreError::Conflict(FieldErrors::single("user", "last_admin"))
+}
+
 /// A write of records refused because the table's design changed after the request read it
 /// (409 on `values`): its values were checked against the old one. Nothing was written.
 pub fn design_changed() -> StoreError {

@@ -967,6 +967,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.no_such_date", "There is no such date.", "存在しない日付です。"),
     ("err.bad_ip", "Enter an IP address.", "IPアドレスを入力してください。"),
     ("err.cannot_change_self", "You cannot do this to your own account.", "自分自身のアカウントには実行できません。"),
+    (
+        "err.last_admin",
+        "The tenant would be left without an active administrator (another administrator's change came first).",
+        "有効な管理者がいなくなるため実行できません（別の管理者の変更が先に行われました）。",
+    ),
     ("err.unknown", "This value is not valid.", "値が正しくありません。"),
     (
         "err.changed_meanwhile",

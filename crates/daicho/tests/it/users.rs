@@ -218,3 +218,43 @@ async fn a_role_change_ends_the_users_sessions_so_it_applies_from_a_fresh_login(
     let promoted = app.login("acme", "member1", &cast.member.password).await;
     assert_eq!(promoted.get("/api/v1/users").await.status(), StatusCode::OK);
 }
+
+async fn demote_or_disable(
+    who: &daicho_testkit::Persona,
+    target: &str,
+    body: &Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    match body {
+        None => who.post_json(&format!("/api/v1/users/{target}/disable"), json!({})).await,
+        Some(b) => who.send_json(Method::PATCH, &format!("/api/v1/users/{target}"), b.clone()).await,
+    }
+}
+
+/// Two administrators disabling (or demoting) each other at once each pass the "not yourself"
+/// check; the store refuses the change that would leave the tenant without an active
+/// administrator (409 last_admin), so one of them always remains.
+#[tokio::test]
+async fn two_administrators_disabling_each_other_at_once_leave_one_administrator() {
+    let app = TestApp::start().await;
+    for (code, body) in [("duo1", None), ("duo2", Some(json!({"role": "member"})))] {
+        let (_, pw) = app.tenant(code).await;
+        let first = app.login(code, "admin", &pw).await;
+        let pw2 = app.user(code, "boss", "tenant_admin").await;
+        let second = app.login(code, "boss", &pw2).await;
+        let id_of = |v: serde_json::Value| v["user"]["id"].as_str().unwrap().to_owned();
+        let (a, b) = (id_of(first.get_json("/api/v1/me").await.1), id_of(second.get_json("/api/v1/me").await.1));
+        let (one, two) = tokio::join!(demote_or_disable(&first, &b, &body), demote_or_disable(&second, &a, &body));
+        let answers = [one, two];
+        let done = answers.iter().filter(|(s, _)| s.is_success()).count();
+        assert_eq!(done, 1, "{code}: {answers:?}");
+        for (s, v) in &answers {
+            if *s == StatusCode::CONFLICT {
+                assert_eq!(v["error"]["fields"][0]["code"], "last_admin", "{v}");
+            }
+        }
+        // Whoever remains still administers the tenant.
+        let first_ok = first.get("/api/v1/users").await.status() == StatusCode::OK;
+        let second_ok = second.get("/api/v1/users").await.status() == StatusCode::OK;
+        assert!(first_ok ^ second_ok, "{code}: exactly one administrator remains ({first_ok}, {second_ok})");
+    }
+}
