@@ -2920,14 +2920,25 @@ impl Store for PgStore {
         Ok(locked_now)
     }
 
-    async fn start_session(&self, _flow: &LoginFlow, s: NewSession, event: NewAuditEvent) -> StoreResult<()> {
+    async fn start_session(&self, _flow: &LoginFlow, s: NewSession, event: NewAuditEvent) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND tenant_id = $2")
-            .bind(s.user_id.to_string())
-            .bind(s.tenant_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?;
+        // (The row is locked by the update: a password change waits for this sign-in, and
+        // then ends its session with the others.)
+        let n = sqlx::query(
+            "UPDATE users SET failed_logins = 0, locked_until = NULL \
+             WHERE id = $1 AND tenant_id = $2 AND password_hash = $3 AND status = $4",
+        )
+        .bind(s.user_id.to_string())
+        .bind(s.tenant_id.to_string())
+        .bind(&s.verified_hash)
+        .bind(UserStatus::Active.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO sessions (id, token_hash, tenant_id, user_id, created_at, last_seen_at, csrf_token, ip, user_agent) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -2945,7 +2956,8 @@ impl Store for PgStore {
         .await
         .map_err(internal)?;
         Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        tx.commit().await.map_err(internal)?;
+        Ok(true)
     }
 
     async fn session_by_token_hash(&self, _flow: &LoginFlow, token_hash: &str) -> StoreResult<Option<SessionContext>> {

@@ -2632,14 +2632,23 @@ impl Store for SqliteStore {
         Ok(locked_now)
     }
 
-    async fn start_session(&self, _flow: &LoginFlow, s: NewSession, event: NewAuditEvent) -> StoreResult<()> {
+    async fn start_session(&self, _flow: &LoginFlow, s: NewSession, event: NewAuditEvent) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ? AND tenant_id = ?")
-            .bind(s.user_id.to_string())
-            .bind(s.tenant_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?;
+        let n = sqlx::query(
+            "UPDATE users SET failed_logins = 0, locked_until = NULL \
+             WHERE id = ? AND tenant_id = ? AND password_hash = ? AND status = ?",
+        )
+        .bind(s.user_id.to_string())
+        .bind(s.tenant_id.to_string())
+        .bind(&s.verified_hash)
+        .bind(UserStatus::Active.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO sessions (id, token_hash, tenant_id, user_id, created_at, last_seen_at, csrf_token, ip, user_agent) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -2657,7 +2666,8 @@ impl Store for SqliteStore {
         .await
         .map_err(internal)?;
         Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)
+        tx.commit().await.map_err(internal)?;
+        Ok(true)
     }
 
     async fn session_by_token_hash(&self, _flow: &LoginFlow, token_hash: &str) -> StoreResult<Option<SessionContext>> {

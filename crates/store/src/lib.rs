@@ -338,6 +338,8 @@ pub struct NewSession {
     pub csrf_token: String,
     pub ip: String,
     pub user_agent: String,
+    /// The password hash the sign-in verified against (see `Store::start_session`).
+    pub verified_hash: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1126,8 +1128,11 @@ pub trait Store: Send + Sync + 'static {
     /// Counts a failure against the user; locks the account when the count reaches the
     /// threshold. Returns true when this failure locked it.
     async fn record_login_failure(&self, flow: &LoginFlow, failure: LoginFailure) -> StoreResult<bool>;
-    /// Creates the session, clears the failure count and records the login.
-    async fn start_session(&self, flow: &LoginFlow, session: NewSession, event: NewAuditEvent) -> StoreResult<()>;
+    /// Creates the session, clears the failure count and records the login, if the user is
+    /// still as the sign-in found them (active, with the password hash it verified against);
+    /// `false`, writing nothing, when the user was changed meanwhile (a password changed or
+    /// reset, disabled or deleted while the password was being verified).
+    async fn start_session(&self, flow: &LoginFlow, session: NewSession, event: NewAuditEvent) -> StoreResult<bool>;
     async fn session_by_token_hash(&self, flow: &LoginFlow, token_hash: &str) -> StoreResult<Option<SessionContext>>;
     async fn touch_session(&self, flow: &LoginFlow, id: SessionId, at: OffsetDateTime) -> StoreResult<()>;
     /// Ends a session (logout, timeout) and records why.

@@ -231,3 +231,57 @@ async fn a_flood_of_sign_ins_queues_for_password_hashing_without_starving_other_
     }
     assert!(worst < std::time::Duration::from_millis(1500), "health check took {worst:?} during the flood");
 }
+
+/// A sign-in verifies the password against the hash it read, then starts the session: a
+/// password changed (or the user disabled) between the two must not let the old password in.
+/// Driven step by step on the store, as no route can hold a sign-in between its two steps.
+#[tokio::test]
+async fn a_session_is_not_started_for_a_password_changed_while_it_was_being_verified() {
+    use daicho_domain::{Clock, LoginFlow, LoginId, SessionId, TenantCode};
+    let app = TestApp::start().await;
+    let (_, pw) = app.tenant("acme").await;
+    let flow = LoginFlow::new();
+    let store = app.store();
+    let tenant = store.tenant_by_code(&flow, &TenantCode::parse("acme").unwrap()).await.unwrap().unwrap();
+    let login = LoginId::parse("admin").unwrap();
+    let read = store.credential(&flow, tenant.id, &login).await.unwrap().unwrap();
+    // Meanwhile the password is reset (the operator, or an administrator).
+    let _ =
+        daicho::operator::reset_password(store, &app.hasher, app.clock.now(), "acme", "admin", false).await.unwrap();
+    let session = |hash: String| daicho_store::NewSession {
+        id: SessionId::new_random(),
+        token_hash: format!("{:0>64}", SessionId::new_random().to_string().replace('-', "")),
+        tenant_id: tenant.id,
+        user_id: read.user.id,
+        at: app.clock.now(),
+        csrf_token: "x".repeat(43),
+        ip: "127.0.0.1".into(),
+        user_agent: "test".into(),
+        verified_hash: hash,
+    };
+    let event = || daicho_domain::NewAuditEvent {
+        at: app.clock.now(),
+        tenant_id: Some(tenant.id),
+        actor_id: Some(read.user.id),
+        actor_login: "admin".into(),
+        ip: "127.0.0.1".into(),
+        user_agent: "test".into(),
+        action: daicho_domain::AuditAction::LoginSuccess,
+        target: String::new(),
+        outcome: daicho_domain::Outcome::Success,
+        details: String::new(),
+    };
+    let started = store.start_session(&flow, session(read.password_hash.clone()), event()).await.unwrap();
+    assert!(!started, "the hash verified is no longer the user's");
+    let now = store.credential(&flow, tenant.id, &login).await.unwrap().unwrap();
+    assert!(store.start_session(&flow, session(now.password_hash), event()).await.unwrap(), "the current one starts");
+    // The old password no longer signs in through the API either.
+    let r = app
+        .client()
+        .post(app.url("/api/v1/session"))
+        .json(&json!({"tenant": "acme", "login_id": "admin", "password": pw}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

@@ -132,7 +132,7 @@ pub async fn login(
     ev.tenant_id = Some(t.id);
     ev.actor_id = Some(user.id);
     ev.actor_login = login.as_str().to_owned();
-    store
+    let started = store
         .start_session(
             &flow,
             NewSession {
@@ -144,10 +144,17 @@ pub async fn login(
                 csrf_token: csrf,
                 ip: ctx.ip.clone(),
                 user_agent: ctx.user_agent.clone(),
+                verified_hash: cred.password_hash.clone(),
             },
             ev,
         )
         .await?;
+    if !started {
+        // The password was changed or reset, or the user disabled or deleted, while it was
+        // being verified: the password verified may no longer be theirs.
+        store.append_audit(fail("account changed during sign-in")).await?;
+        return Ok(LoginOutcome::Failed);
+    }
     Ok(LoginOutcome::Success { token: token.plain })
 }
 
