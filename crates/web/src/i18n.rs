@@ -20,7 +20,21 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "Only for link fields: each record then links to one record of that table and shows its field.",
         "リンク型のみ：各レコードがリンク先テーブルの1件を参照し、そのフィールドを表示します。",
     ),
-    ("hint.link", "The number (#) of the linked record", "リンク先レコードの番号（#）"),
+    (
+        "hint.link",
+        "The number (#) of the linked record, or the text it shows (as the grid shows it)",
+        "リンク先レコードの番号（#）、または一覧に表示される文字",
+    ),
+    (
+        "err.no_link_shows",
+        "No record you may see shows this text; enter it exactly as shown, or the record's number (#).",
+        "この文字を表示する、参照できるレコードがありません。表示どおりに入力するか、レコード番号（#）を入力してください。",
+    ),
+    (
+        "err.ambiguous_link",
+        "Several records show this text; enter the record's number (#) instead.",
+        "この文字を表示するレコードが複数あります。レコード番号（#）で指定してください。",
+    ),
     (
         "err.not_with_view",
         "A saved view cannot be combined with other list parameters; only paging (after, back, limit), count and encoding may be added.",

@@ -894,6 +894,13 @@ async fn link_fields_show_the_linked_record_only_to_users_who_may_see_it() {
     .await;
     let (_, v) = m.get_json(&format!("/api/v1/tables/{orders}/records/{oid}")).await;
     assert!(v["record"].get("lookups").is_none(), "{v}");
+    // Nor may they name the customer by the hidden name (which would tell them it exists).
+    let (s, v) =
+        m.post_json(&format!("/api/v1/tables/{orders}/records"), json!({"values": {"顧客": "株式会社リンク"}})).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("no_link_shows"))
+    );
     a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/grants/{cust}"), json!({"rights": ["view"]})).await;
     let (_, v) = m.get_json(&format!("/api/v1/tables/{orders}/records/{oid}")).await;
     assert_eq!(v["record"]["lookups"][&link], "株式会社リンク");

@@ -2939,6 +2939,99 @@ async fn pages_show_date_times_in_the_tenants_time_zone_and_the_api_in_utc() {
     assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(0)), "read back unchanged: {v}");
 }
 
+/// A link may be written and filtered by the text its record shows, as people read it; and
+/// where the target has too many records for a list, the form's text input shows the linked
+/// record ("#12 株式会社テスト") rather than a bare number.
+#[tokio::test]
+async fn a_link_is_written_and_filtered_by_the_text_its_record_shows() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "顧客"})).await;
+    let cust = v["table"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = a
+        .post_json(&format!("/api/v1/tables/{cust}/fields"), json!({"name": "会社名", "kind": {"type": "text"}}))
+        .await;
+    let company = v["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "受注"})).await;
+    let orders = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{orders}/fields"),
+            json!({"name": "顧客", "kind": {"type": "link", "table": cust, "show": company}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let link = v["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for name in ["株式会社リンク", "同名商事", "同名商事"] {
+        let (_, v) = a.post_json(&format!("/api/v1/tables/{cust}/records"), json!({"values": {"会社名": name}})).await;
+        ids.push(v["record"]["id"].as_i64().unwrap());
+    }
+    let create = format!("/api/v1/tables/{orders}/records");
+    let order = |value: Value| a.post_json(&create, json!({"values": {"顧客": value}}));
+    // By the text it shows, by "#n" and by "#n and the text" (as the form shows a link).
+    for (value, want) in [
+        (json!("株式会社リンク"), ids[0]),
+        (json!(format!("#{}", ids[1])), ids[1]),
+        (json!(format!("#{} 同名商事", ids[2])), ids[2]),
+    ] {
+        let (s, v) = order(value.clone()).await;
+        assert_eq!(s, StatusCode::CREATED, "{value}: {v}");
+        assert_eq!(v["record"]["values"][&link], want, "{value}");
+    }
+    for (value, code) in [("存在しない会社", "no_link_shows"), ("同名商事", "ambiguous_link")] {
+        let (s, v) = order(json!(value)).await;
+        assert_eq!(
+            (s, v["error"]["fields"][0]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{v}"
+        );
+        assert_eq!(v["error"]["fields"][0]["field"], link.as_str());
+    }
+    // Filters name them so too: every record showing the text.
+    let list = format!("/api/v1/tables/{orders}/records");
+    let count = |q: &'static str| {
+        let url = format!("{list}?{q}");
+        async move {
+            let (s, v) = a.get_json(&url).await;
+            assert_eq!(s, StatusCode::OK, "{q}: {v}");
+            v["records"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(count("filter.eq.顧客=株式会社リンク").await, 1);
+    assert_eq!(count("filter.eq.顧客=同名商事").await, 2);
+    let (_, v) = a.get_json(&format!("{list}?filter.any_of.顧客=株式会社リンク,{}", ids[1])).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(count("filter.eq.顧客=存在しない会社").await, 0);
+    // Beyond 500 customers the form takes text, and shows the linked record in it.
+    let mut csv = String::from("会社名\n");
+    for i in 0..500 {
+        csv.push_str(&format!("顧客{i:03}\n"));
+    }
+    let (s, v) = import(a, &cust, "", csv.into_bytes()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let form = a.get(&format!("/tables/{orders}/records/1")).await.text().await.unwrap();
+    assert!(form.contains(&format!("value=\"#{} 株式会社リンク\"", ids[0])), "{form}");
+    // Saved as shown: nothing changes.
+    let r = a
+        .post_form(
+            &format!("/tables/{orders}/records/1"),
+            &[("version", "1"), ("fields", &link), (&link, &format!("#{} 株式会社リンク", ids[0]))],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{orders}/records/1")).await;
+    assert_eq!((v["record"]["values"][&link].as_i64(), v["record"]["version"].as_i64()), (Some(ids[0]), Some(1)));
+    // Changed by typing the other company's name.
+    let r = a
+        .post_form(&format!("/tables/{orders}/records/1"), &[("version", "1"), ("fields", &link), (&link, "顧客042")])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{orders}/records/1")).await;
+    assert_eq!(v["record"]["lookups"][&link], "顧客042", "{v}");
+}
+
 #[tokio::test]
 async fn a_record_forms_error_summary_names_each_field_and_links_to_it() {
     let app = TestApp::start().await;

@@ -371,14 +371,19 @@ pub(crate) fn on_page(f: &FieldDef, c: &daicho_domain::table::Cell, offset: i32)
     f.present(c)
 }
 
-/// For each link field, up to 500 records of its target the user may see, as (id, label).
+/// What a form offers for each link field: up to 500 records of its target the user may see,
+/// as (id, label), to choose from; for a target with more, a text input, and the label of the
+/// record the form's value names (`values`), shown in it as "#12 株式会社テスト".
 async fn link_choices(
     state: &AppState,
     ctx: &Ctx,
     auth: &Auth,
     t: &TableDef,
-) -> AppResult<std::collections::HashMap<FieldId, Vec<(String, String)>>> {
+    values: &Map<String, Value>,
+) -> AppResult<(std::collections::HashMap<FieldId, Vec<(String, String)>>, std::collections::HashMap<FieldId, String>)>
+{
     let mut out = std::collections::HashMap::new();
+    let mut typed = Vec::new();
     for f in &t.fields {
         let FieldKind::Link { table, show } = &f.kind else { continue };
         let Ok(target) = auth.peek_table(state, ctx, &table.to_string()).await else { continue };
@@ -386,7 +391,12 @@ async fn link_choices(
         let q = RecordQuery { limit: 500, ..Default::default() };
         let rows = state.store.list_records(&view, &target.def, &q).await?;
         if rows.len() == 500 {
-            continue; // too many for a list: the form takes the record number instead
+            // Too many for a list: the form takes the number or the shown text instead.
+            let value = values.get(&f.id.to_string()).map(display_input).unwrap_or_default();
+            if let Some(n) = value.trim().parse::<i64>().ok().or_else(|| crate::handlers::tables::link_number(&value)) {
+                typed.push((f.id, daicho_domain::table::Cell::Int(n)));
+            }
+            continue;
         }
         let show_def = target.def.fields.iter().find(|d| d.id == *show);
         let users = users_for(state, ctx, auth, &target.def).await?;
@@ -411,7 +421,29 @@ async fn link_choices(
             .collect();
         out.insert(f.id, choices);
     }
-    Ok(out)
+    let mut labels = std::collections::HashMap::new();
+    if !typed.is_empty() {
+        let pseudo = daicho_store::Record {
+            id: 0,
+            version: 0,
+            cells: typed,
+            created_at: ctx.now,
+            created_by: String::new(),
+            updated_at: ctx.now,
+            updated_by: String::new(),
+        };
+        let offset = Some(auth.tenant.policy.utc_offset_minutes);
+        let found =
+            crate::handlers::tables::lookups(state, ctx, auth, t, std::slice::from_ref(&pseudo), offset).await?;
+        for (f, c) in &pseudo.cells {
+            if let daicho_domain::table::Cell::Int(n) = c
+                && let Some(label) = found.get(&(*f, *n))
+            {
+                labels.insert(*f, format!("#{n} {label}"));
+            }
+        }
+    }
+    Ok((out, labels))
 }
 
 async fn users_for(state: &AppState, ctx: &Ctx, auth: &Auth, t: &TableDef) -> AppResult<Vec<Person>> {
@@ -588,7 +620,7 @@ async fn show_page(
     let mut query_error_field = String::new();
     let mut query_error_ops: Vec<&'static str> = Vec::new();
     // (Users named by login ID or name are found for the query; the form keeps what was typed.)
-    let by_id = crate::handlers::tables::with_user_ids(state, ctx, auth, t, resolved.clone()).await?;
+    let by_id = crate::handlers::tables::with_named_ids(state, ctx, auth, t, resolved.clone()).await?;
     // Fields the reader may not see, named in the address (not by a saved view), are recorded.
     auth.note_hidden_in_query(state, ctx, open, t, &grid).await?;
     let (query, mut query_error) = match record_query(t, &by_id) {
@@ -1119,6 +1151,8 @@ struct FormSpec<'a> {
     users: &'a [Person],
     /// Choices for link fields: (record id, label), when the target can be listed.
     links: std::collections::HashMap<FieldId, Vec<(String, String)>>,
+    /// Else the value shown in the link field's text input ("#12 株式会社テスト").
+    link_labels: std::collections::HashMap<FieldId, String>,
     can_save: bool,
     can_delete: bool,
 }
@@ -1186,6 +1220,13 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 FieldKind::Text => ("text", "text", ""),
             };
             let value = values.get(&key).map(display_input).unwrap_or_default();
+            // A link typed as a number shows the record it names ("#12 株式会社テスト").
+            let value = match spec.link_labels.get(&f.id) {
+                Some(label) if input == "text" && (value.trim().parse::<i64>().is_ok() || value.starts_with('#')) => {
+                    label.clone()
+                }
+                _ => value,
+            };
             // A browser empties a date input whose value is not a date: what the user typed
             // (and the form refused) comes back in a text input, to be corrected, not retyped.
             let (input, hint) =
@@ -1357,9 +1398,16 @@ pub async fn new_record(
     let t = open.seen_by(&scope);
     let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
     let users = users_for(&state, &ctx, &auth, &t).await?;
-    let links = link_choices(&state, &ctx, &auth, &t).await?;
-    let spec =
-        FormSpec { t: &t, writes: &|f| scope.writes(f), users: &users, links, can_save: true, can_delete: false };
+    let (links, link_labels) = link_choices(&state, &ctx, &auth, &t, &Map::new()).await?;
+    let spec = FormSpec {
+        t: &t,
+        writes: &|f| scope.writes(f),
+        users: &users,
+        links,
+        link_labels,
+        can_save: true,
+        can_delete: false,
+    };
     // The form starts with each field's default value.
     let mut defaults = Map::new();
     for f in &t.fields {
@@ -1409,8 +1457,10 @@ pub async fn create_record(
         let default = defaults.iter().find(|(d, _)| *d == f.id).map(|(_, c)| c);
         f.parse(v).map_or(true, |c| Some(&c) != default)
     });
+    let (resolved, link_errs) = crate::handlers::tables::with_link_ids(&state, &ctx, &auth, &t, &values).await?;
     let parsed = check_fillable(&open.def, &writes)
-        .and_then(|()| parse_values(&t, &values, true, &writes, auth.tenant.policy.utc_offset_minutes));
+        .and_then(|()| parse_values(&t, &resolved, true, &writes, auth.tenant.policy.utc_offset_minutes));
+    let parsed = crate::handlers::tables::with_errors(parsed, link_errs);
     // (A field the form did not offer, sent all the same, is refused by name and recorded.)
     let parsed = auth.noting_refusal(&state, &ctx, &open, &t, parsed).await;
     let parsed = crate::handlers::tables::and_ref_problems(&state, &ctx, &auth, &t, &values, parsed).await;
@@ -1437,8 +1487,16 @@ pub async fn create_record(
         Ok(_) => Ok(redirect_see_other(&after)),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let users = users_for(&state, &ctx, &auth, &t).await?;
-            let links = link_choices(&state, &ctx, &auth, &t).await?;
-            let spec = FormSpec { t: &t, writes: &writes, users: &users, links, can_save: true, can_delete: false };
+            let (links, link_labels) = link_choices(&state, &ctx, &auth, &t, &values).await?;
+            let spec = FormSpec {
+                t: &t,
+                writes: &writes,
+                users: &users,
+                links,
+                link_labels,
+                can_save: true,
+                can_delete: false,
+            };
             Ok(render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &record_page(&auth, &ctx, &spec, None, &values, Errors(e), false),
@@ -1494,19 +1552,12 @@ pub async fn edit_record(
             })
     };
     let users = users_for(&state, &ctx, &auth, &t).await?;
-    let links = link_choices(&state, &ctx, &auth, &t).await?;
+    let values = values_of(&t, &r, auth.tenant.policy.utc_offset_minutes);
+    let (links, link_labels) = link_choices(&state, &ctx, &auth, &t, &values).await?;
     // The system fields: when and by whom the record was created and last updated.
     let people = auth.directory(&state, &ctx).await?;
-    let spec = FormSpec { t: &t, writes: &writes, users: &users, links, can_save, can_delete };
-    let mut page = record_page(
-        &auth,
-        &ctx,
-        &spec,
-        Some((r.id, r.version)),
-        &values_of(&t, &r, auth.tenant.policy.utc_offset_minutes),
-        Errors::default(),
-        false,
-    );
+    let spec = FormSpec { t: &t, writes: &writes, users: &users, links, link_labels, can_save, can_delete };
+    let mut page = record_page(&auth, &ctx, &spec, Some((r.id, r.version)), &values, Errors::default(), false);
     let who =
         |id: &str| people.iter().find(|p| p.id.to_string() == id).map(Person::label).unwrap_or_else(|| id.to_owned());
     page.meta = Some((
@@ -1560,13 +1611,20 @@ pub async fn update_record(
             daicho_domain::table::Cell::Text(s) => daicho_domain::table::Cell::Text(s.replace("\r\n", "\n")),
             c => c,
         };
+        // (A link as the form shows it, "#12 株式会社テスト", is record 12.)
+        let v = match v.as_str().and_then(crate::handlers::tables::link_number) {
+            Some(n) if matches!(f.kind, FieldKind::Link { .. }) => &Value::String(n.to_string()),
+            _ => v,
+        };
         f.parse(v).map_or(true, |c| lf(c) != lf(cell(f.id).unwrap_or(daicho_domain::table::Cell::Null)))
     });
     // Back to the grid as it was left (search, filters, sort, view, page).
     let from = from_of(&pairs);
     let sep = if from.is_empty() { "" } else { "&" };
     // Only what the form holds is written (`form_values` sets every field it showed).
-    let parsed = parse_values(&t, &values, false, &writes, auth.tenant.policy.utc_offset_minutes);
+    let (resolved, link_errs) = crate::handlers::tables::with_link_ids(&state, &ctx, &auth, &t, &values).await?;
+    let parsed = parse_values(&t, &resolved, false, &writes, auth.tenant.policy.utc_offset_minutes);
+    let parsed = crate::handlers::tables::with_errors(parsed, link_errs);
     let result = match auth.noting_refusal(&state, &ctx, &open, &t, parsed).await {
         // A form with nothing to write (nothing changed, or every field it showed is gone):
         // nothing to save.
@@ -1591,8 +1649,16 @@ pub async fn update_record(
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let stale = e.code_for("version") == Some("stale");
             let users = users_for(&state, &ctx, &auth, &t).await?;
-            let links = link_choices(&state, &ctx, &auth, &t).await?;
-            let spec = FormSpec { t: &t, writes: &writes, users: &users, links, can_save: true, can_delete: false };
+            let (links, link_labels) = link_choices(&state, &ctx, &auth, &t, &values).await?;
+            let spec = FormSpec {
+                t: &t,
+                writes: &writes,
+                users: &users,
+                links,
+                link_labels,
+                can_save: true,
+                can_delete: false,
+            };
             // Read-only fields show their stored values.
             let mut shown = values_of(&t, &old, auth.tenant.policy.utc_offset_minutes);
             shown.extend(

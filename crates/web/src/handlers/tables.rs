@@ -315,18 +315,21 @@ pub(crate) fn find_field(t: &TableDef, key: &str) -> Option<FieldDef> {
     })
 }
 
-/// A filter on a user field (also "created by" and "updated by") may name the user as people
-/// read them: by login ID, else "name (login ID)" as pages show them, else display name. Each
-/// such value becomes the user's id; the tenant's directory is read only when a filter needs
-/// it. A value that names no one (or several people by name) becomes the nil id, which
-/// matches nothing: an error would tell a reader who may not list users which login IDs exist.
-pub(crate) async fn with_user_ids(
+/// A filter's values as people read them, turned into what is stored (`with_link_filter_ids`
+/// for link fields, then users): a filter on a user field (also "created by" and "updated
+/// by") may name the user by login ID, else "name (login ID)" as pages show them, else display
+/// name. Each such value becomes the user's id; the tenant's directory is read only when a
+/// filter needs it. A value that names no one (or several people by name) becomes the nil id,
+/// which matches nothing: an error would tell a reader who may not list users which login IDs
+/// exist.
+pub(crate) async fn with_named_ids(
     state: &AppState,
     ctx: &Ctx,
     auth: &Auth,
     t: &TableDef,
     pairs: Vec<(String, String)>,
 ) -> AppResult<Vec<(String, String)>> {
+    let pairs = with_link_filter_ids(state, ctx, auth, t, pairs).await?;
     // The values of a filter: several only for "any of" (a name may hold a comma).
     let values_of = |k: &str, v: &str| -> Option<Vec<String>> {
         let (op, name) = k.strip_prefix("filter.").and_then(|rest| rest.split_once('.'))?;
@@ -356,6 +359,58 @@ pub(crate) async fn with_user_ids(
             _ => (k, v),
         })
         .collect())
+}
+
+/// An "equals" or "any of" filter on a link field may name linked records by the text they
+/// show (as the grid shows them): each such value becomes the numbers of the records of the
+/// target whose shown field holds it, as the reader may see them (up to `MAX_ANY_OF`), and the
+/// filter "any of" them; a text no record shows matches nothing.
+async fn with_link_filter_ids(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+    pairs: Vec<(String, String)>,
+) -> AppResult<Vec<(String, String)>> {
+    let link_filter = |k: &str| {
+        let (op, name) = k.strip_prefix("filter.")?.split_once('.')?;
+        let f = find_field(t, name).filter(|f| matches!(f.kind, FieldKind::Link { .. }))?;
+        matches!(op, "eq" | "any_of").then_some((op == "any_of", name.to_owned(), f))
+    };
+    let numeric = |v: &str| v.trim().is_empty() || v.trim().trim_start_matches('#').parse::<i64>().is_ok();
+    let mut out = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        let Some((many, name, f)) = link_filter(&k) else {
+            out.push((k, v));
+            continue;
+        };
+        let parts: Vec<&str> = if many { v.split(',').collect() } else { vec![v.as_str()] };
+        if parts.iter().all(|p| numeric(p)) {
+            out.push((k, v));
+            continue;
+        }
+        let mut ids: Vec<String> = Vec::new();
+        for p in parts {
+            if numeric(p) {
+                ids.push(p.trim().trim_start_matches('#').to_owned());
+            } else if let Some(n) = link_number(p) {
+                ids.push(n.to_string());
+            } else {
+                let found = linked_by_text(state, ctx, auth, &f, p, daicho_domain::table::MAX_ANY_OF as u32).await?;
+                ids.extend(found.iter().map(i64::to_string));
+            }
+        }
+        ids.dedup();
+        // (No record shows it: a number no record has, as record numbers are counted from 1.)
+        if ids.is_empty() {
+            ids.push(i64::MAX.to_string());
+        }
+        if ids.len() > daicho_domain::table::MAX_ANY_OF {
+            return Err(AppError::Invalid(FieldErrors::single("filter", "too_many")));
+        }
+        out.push((format!("filter.any_of.{name}"), ids.join(",")));
+    }
+    Ok(out)
 }
 
 /// Whether a record read through `view` holds every field the row rules name (a rule on a
@@ -806,6 +861,87 @@ pub(crate) async fn lookups(
     Ok(out)
 }
 
+/// The records of link field `f`'s target whose shown field holds `text`, as the user may see
+/// them (none when they may not view the target or its shown field): at most `limit` ids.
+async fn linked_by_text(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    f: &FieldDef,
+    text: &str,
+    limit: u32,
+) -> AppResult<Vec<i64>> {
+    let FieldKind::Link { table, show } = &f.kind else { return Ok(Vec::new()) };
+    let Ok(target) = auth.peek_table(state, ctx, &table.to_string()).await else { return Ok(Vec::new()) };
+    let Ok(view) = auth.principal.authorize_table::<View>(&target.access) else { return Ok(Vec::new()) };
+    let Some(show_def) = target.def.fields.iter().find(|d| d.id == *show && view.sees(d.id)) else {
+        return Ok(Vec::new());
+    };
+    let Ok(filter) = show_def.filter("eq", text.trim()) else { return Ok(Vec::new()) };
+    let q = RecordQuery { filters: vec![filter], limit, ..Default::default() };
+    Ok(state.store.list_records(&view, &target.def, &q).await?.into_iter().map(|r| r.id).collect())
+}
+
+/// The record number a link value names when it is written as forms show a link ("#12" or
+/// "#12 株式会社テスト"); `None` for anything else.
+pub(crate) fn link_number(v: &str) -> Option<i64> {
+    v.trim().strip_prefix('#')?.split_whitespace().next()?.parse().ok()
+}
+
+/// Link values written by what their record shows: a value of a link field that is not a
+/// record number ("12", "#12", "#12 株式会社テスト" as forms show one) names the record of the
+/// target whose shown field holds it (as the writer may see the target), and becomes its
+/// number. A text no such record shows, or several do, is reported on the field
+/// (`no_link_shows`, `ambiguous_link`) and left as it was; the caller adds those errors to the
+/// values' own (`with_errors`).
+pub(crate) async fn with_link_ids(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+    values: &Map<String, Value>,
+) -> AppResult<(Map<String, Value>, FieldErrors)> {
+    let mut out = values.clone();
+    let mut errs = FieldErrors::new();
+    for f in t.fields.iter().filter(|f| matches!(f.kind, FieldKind::Link { .. })) {
+        for key in [f.id.to_string(), f.name.as_str().to_owned()] {
+            let Some(Value::String(v)) = out.get(&key) else { continue };
+            let v = v.trim().to_owned();
+            if v.is_empty() || f.parse(&Value::String(v.clone())).is_ok() {
+                continue;
+            }
+            if let Some(n) = link_number(&v) {
+                out.insert(key, Value::String(n.to_string()));
+                continue;
+            }
+            match linked_by_text(state, ctx, auth, f, &v, 2).await?.as_slice() {
+                [id] => {
+                    out.insert(key, Value::String(id.to_string()));
+                }
+                [] => errs.push_owned(f.id.to_string(), "no_link_shows"),
+                _ => errs.push_owned(f.id.to_string(), "ambiguous_link"),
+            }
+        }
+    }
+    Ok((out, errs))
+}
+
+/// `parsed` with `extra` errors added (each in place of any other on its field).
+pub(crate) fn with_errors<T>(parsed: AppResult<T>, extra: FieldErrors) -> AppResult<T> {
+    if extra.is_empty() {
+        return parsed;
+    }
+    match parsed {
+        Ok(_) => Err(AppError::Invalid(extra)),
+        Err(AppError::Invalid(mut e)) => {
+            e.0.retain(|fe| extra.0.iter().all(|x| x.field != fe.field));
+            e.0.extend(extra.0);
+            Err(AppError::Invalid(e))
+        }
+        Err(other) => Err(other),
+    }
+}
+
 /// Checks a new link field: its target is a table the designer may view, and the shown field
 /// one of its fields they see (the same tables and fields [`link_targets`] offers; anything
 /// else is an unknown table or field, whether or not it exists).
@@ -937,7 +1073,7 @@ pub async fn list_records(
     check_list_keys(&pairs, false)?;
     auth.note_hidden_in_query(&state, &ctx, &open, &t, &pairs).await?;
     let (pairs, _) = crate::handlers::views::resolve(&state, &scope, &pairs).await?;
-    let pairs = with_user_ids(&state, &ctx, &auth, &t, pairs).await?;
+    let pairs = with_named_ids(&state, &ctx, &auth, &t, pairs).await?;
     let q = record_query(&t, &pairs)?;
     // `col` chooses the fields answered, as on the grid and in the export (each one the reader
     // sees; an unknown or hidden one is refused the same way).
@@ -994,16 +1130,10 @@ pub async fn create_record(
     let b: RecordBody = body.parse()?;
     let t = open.seen_by(&scope);
     check_fillable(&open.def, &|f| scope.writes(f))?;
-    let cells = auth
-        .noting_refusal(
-            &state,
-            &ctx,
-            &open,
-            &t,
-            parse_values(&t, &b.values, true, &|f| scope.writes(f), auth.tenant.policy.utc_offset_minutes),
-        )
-        .await;
-    let cells = and_ref_problems(&state, &ctx, &auth, &t, &b.values, cells).await?;
+    let (values, link_errs) = with_link_ids(&state, &ctx, &auth, &t, &b.values).await?;
+    let parsed = parse_values(&t, &values, true, &|f| scope.writes(f), auth.tenant.policy.utc_offset_minutes);
+    let cells = auth.noting_refusal(&state, &ctx, &open, &t, with_errors(parsed, link_errs)).await;
+    let cells = and_ref_problems(&state, &ctx, &auth, &t, &values, cells).await?;
     check_refs(&state, &ctx, &auth, &t, &[&cells]).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordCreate, Outcome::Success)
@@ -1080,15 +1210,9 @@ pub async fn update_record(
     let t = open.seen_by(&scope);
     let id = record_id(&rid)?;
     let version = b.version.ok_or_else(|| AppError::Invalid(FieldErrors::single("version", "required")))?;
-    let cells = auth
-        .noting_refusal(
-            &state,
-            &ctx,
-            &open,
-            &t,
-            parse_values(&t, &b.values, false, &|f| scope.writes(f), auth.tenant.policy.utc_offset_minutes),
-        )
-        .await?;
+    let (values, link_errs) = with_link_ids(&state, &ctx, &auth, &t, &b.values).await?;
+    let parsed = parse_values(&t, &values, false, &|f| scope.writes(f), auth.tenant.policy.utc_offset_minutes);
+    let cells = auth.noting_refusal(&state, &ctx, &open, &t, with_errors(parsed, link_errs)).await?;
     if cells.is_empty() {
         // Nothing to change: not a new version (it would have no history entry).
         return Err(AppError::Invalid(FieldErrors::single("values", "required")));
@@ -1200,7 +1324,7 @@ pub(crate) async fn bulk_ids(
             let pairs: Vec<(String, String)> =
                 pairs.into_iter().filter(|(k, _)| k == "q" || k.starts_with("filter.")).collect();
             let seen = open.seen_by(reading);
-            let pairs = with_user_ids(state, ctx, auth, &seen, pairs).await?;
+            let pairs = with_named_ids(state, ctx, auth, &seen, pairs).await?;
             let mut q = record_query(&seen, &pairs)?;
             if q.filters.is_empty() && q.keyword.is_none() && !target.all {
                 return Err(AppError::Invalid(FieldErrors::single("query", "selects_every_record")));
@@ -1335,15 +1459,9 @@ pub(crate) async fn bulk_update_op(
 ) -> AppResult<u64> {
     let scope = auth.table_right::<Edit>(state, ctx, open).await?;
     let t = open.seen_by(&scope);
-    let cells = auth
-        .noting_refusal(
-            state,
-            ctx,
-            open,
-            &t,
-            parse_values(&t, values, false, &|f| scope.writes(f), auth.tenant.policy.utc_offset_minutes),
-        )
-        .await?;
+    let (values, link_errs) = with_link_ids(state, ctx, auth, &t, values).await?;
+    let parsed = parse_values(&t, &values, false, &|f| scope.writes(f), auth.tenant.policy.utc_offset_minutes);
+    let cells = auth.noting_refusal(state, ctx, open, &t, with_errors(parsed, link_errs)).await?;
     if cells.is_empty() {
         return Err(AppError::Invalid(FieldErrors::single("values", "required")));
     }
@@ -1483,7 +1601,7 @@ pub async fn export_records(
     // shows and the export hides, which the query refuses.)
     auth.note_hidden_in_query(&state, &ctx, &open, &open.seen_by(&view), &pairs).await?;
     let (pairs, _) = crate::handlers::views::resolve(&state, &scope, &pairs).await?;
-    let pairs = with_user_ids(&state, &ctx, &auth, &t, pairs).await?;
+    let pairs = with_named_ids(&state, &ctx, &auth, &t, pairs).await?;
     let mut q = record_query(&t, &pairs)?;
     q.limit = 1000;
     // The view's columns, in its order (filters and sort may use others the user sees).

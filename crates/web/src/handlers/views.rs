@@ -120,7 +120,7 @@ async fn save(
     // A user named by login ID or name is kept as the user (a later rename changes nothing); a
     // value that names no one is kept as typed: it matches no one when the view runs, until
     // someone with that login ID or name exists.
-    let by_id = crate::handlers::tables::with_user_ids(state, ctx, auth, &t, pairs.to_vec()).await?;
+    let by_id = crate::handlers::tables::with_named_ids(state, ctx, auth, &t, pairs.to_vec()).await?;
     let mut spec = spec_from_pairs(&t, &by_id)?;
     // The filters are in the order of their pairs (each one's field was found, or the spec
     // would have been refused): put back, part by part, what was typed where it named no one.
