@@ -1096,6 +1096,19 @@ async fn an_imports_links_are_reported_by_row_and_a_target_out_of_view_is_a_reco
         v["error"]["fields"],
         json!([{"field": format!("row:3:{link}"), "code": "unknown_record", "message": v["error"]["fields"][0]["message"]}])
     );
+    // With another problem after it (row 4 is no number), both are reported in one go: the
+    // rows that read well are still checked for their links.
+    let (s, v) = import(a, &orders, "", "件名,顧客\nA,1\nB,99\nC,x\n".into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let got: Vec<(&str, &str)> = v["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["field"].as_str().unwrap(), f["code"].as_str().unwrap()))
+        .collect();
+    let (row3, row4) = (format!("row:3:{link}"), format!("row:4:{link}"));
+    assert_eq!((got.len(), got[0]), (2, (row3.as_str(), "unknown_record")), "{got:?}");
+    assert_eq!(got[1].0, row4, "in the file's order: {got:?}");
     // A member who may import orders but not view customers: the links from row 1,002 on,
     // in the file's second part.
     let (_, users) = a.get_json("/api/v1/users").await;

@@ -2428,26 +2428,52 @@ pub(crate) async fn import_csv(
             Err(other) => return Err(other),
         }
         if !errs.is_empty() {
-            // Nothing more is written: the writer sees the parts end and rolls back.
+            // Nothing more is written: the writer sees the parts end and rolls back. The rows
+            // that read well are still checked, part by part, for what only the database can
+            // tell (links, values other records hold), so that one report lists every problem.
             sender = None;
-            part = ImportBatch::default();
-            if errs.0.len() >= IMPORT_MAX_ERRORS {
-                break;
+        }
+        if part.len() >= IMPORT_PART_ROWS {
+            let edit = key_field.as_ref().map(|(_, _, e)| e);
+            match part.send(state, ctx, auth, open, t, edit, &mut sender).await {
+                Ok(()) => {}
+                Err(AppError::Invalid(more)) => {
+                    errs.0.extend(more.0);
+                    sender = None;
+                    part = part.checked_only();
+                }
+                Err(e) => {
+                    drop(sender);
+                    let _ = writer.await;
+                    for why in &part.refusals {
+                        auth.record_refusal(state, ctx, why.clone()).await?;
+                    }
+                    return Err(e);
+                }
             }
-        } else if part.len() >= IMPORT_PART_ROWS
-            && let Err(e) =
-                part.send(state, ctx, auth, open, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await
+        }
+        if errs.0.len() >= IMPORT_MAX_ERRORS {
+            break;
+        }
+    }
+    if !errs.is_empty() && errs.0.len() < IMPORT_MAX_ERRORS && part.len() > 0 {
+        // The last part's rows, checked as the others were.
+        sender = None;
+        if let Err(AppError::Invalid(more)) =
+            part.send(state, ctx, auth, open, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await
         {
-            drop(sender);
-            let _ = writer.await;
-            for why in &part.refusals {
-                auth.record_refusal(state, ctx, why.clone()).await?;
-            }
-            return Err(e);
+            errs.0.extend(more.0);
         }
     }
     if !errs.is_empty() {
+        // In the file's order (a part's links are checked after the rows that follow it).
+        let row_of = |f: &str| f.strip_prefix("row:").and_then(|r| r.split(':').next()?.parse::<usize>().ok());
+        errs.0.sort_by_key(|e| row_of(&e.field).unwrap_or(0));
+        errs.0.truncate(IMPORT_MAX_ERRORS);
         drop(sender);
+        for why in &part.refusals {
+            auth.record_refusal(state, ctx, why.clone()).await?;
+        }
         // The writer has rolled back (or never began); its "abandoned" error is not the news.
         let _ = writer.await;
         // Rows that would have made records outside the import right's rows, or changed records
@@ -2653,6 +2679,12 @@ impl ImportBatch {
     /// Checks the part's links and users, then hands it to the writer; when the writer has
     /// ended (with an error it reports), `sender` becomes `None` and the rest is only validated.
     #[allow(clippy::too_many_arguments)]
+    /// The batch emptied of rows after a check found problems in them (they are reported, not
+    /// sent), keeping the refusals to record.
+    fn checked_only(&mut self) -> ImportBatch {
+        ImportBatch { refusals: std::mem::take(&mut self.refusals), ..ImportBatch::default() }
+    }
+
     async fn send(
         &mut self,
         state: &AppState,
