@@ -302,8 +302,10 @@ impl FieldDef {
         match kind {
             FieldKind::Decimal { scale } if *scale > 6 => e.push("scale", "out_of_range"),
             FieldKind::Choice { choices } | FieldKind::MultiChoice { choices } => {
-                if choices.is_empty() || choices.len() > MAX_CHOICES {
-                    e.push("choices", "out_of_range");
+                if choices.is_empty() {
+                    e.push("choices", "no_choices");
+                } else if choices.len() > MAX_CHOICES {
+                    e.push("choices", "too_many_choices");
                 }
                 let mut seen = std::collections::HashSet::new();
                 for c in choices {

@@ -980,6 +980,10 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.bad_date", "Enter a date as YYYY-MM-DD.", "YYYY-MM-DD 形式で入力してください。"),
     ("err.no_such_date", "There is no such date.", "存在しない日付です。"),
     ("err.bad_ip", "Enter an IP address.", "IPアドレスを入力してください。"),
+    ("err.no_choices", "Enter at least one choice, one per line.", "選択肢を1行に1つずつ、1つ以上入力してください。"),
+    ("err.too_many_choices", "A field takes at most 500 choices.", "選択肢は500個までです。"),
+    ("fields.not_added", "The field was not added:", "フィールドを追加できませんでした:"),
+    ("fields.to_form", "see the form below", "下のフォームを確認してください"),
     ("err.cannot_change_self", "You cannot do this to your own account.", "自分自身のアカウントには実行できません。"),
     (
         "err.last_admin",

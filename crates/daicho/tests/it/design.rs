@@ -673,6 +673,15 @@ async fn a_field_s_rules_change_after_it_is_built_and_every_record_is_checked_ag
     let r =
         a.post_form(&format!("/tables/{tid}/fields"), &[("name", "略称"), ("kind", "text"), ("max_length", "4")]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // A choice field without choices: said so at the top of the page (the form is at its
+    // foot), in words that say what to do, with the textarea marked.
+    let r =
+        a.post_form(&format!("/tables/{tid}/fields"), &[("name", "区分"), ("kind", "choice"), ("choices", "")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    let top = html.find("The field was not added: Enter at least one choice, one per line.").expect("a top alert");
+    assert!(top < html.find("id=\"add-field\"").unwrap(), "before the form");
+    assert!(html.contains("aria-invalid=\"true\">") && html.contains("id=\"choices-err\""), "the textarea is marked");
     let f = fields().await;
     assert_eq!(
         (&f[4]["rules"]["min"], &f[4]["rules"]["max"], &f[5]["rules"]["max_length"]),
