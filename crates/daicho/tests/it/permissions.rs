@@ -687,6 +687,11 @@ async fn bulk_edit_and_delete_are_all_or_nothing_within_the_users_rules_and_reco
         .post_form(&format!("/tables/{t}/bulk"), &[("id", &p1), ("action", "delete"), ("confirm", "yes")])
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The grid says how many records went.
+    let back = crate::location(&r);
+    assert!(back.ends_with("done=bulk_deleted&n=1"), "{back}");
+    let page = cast.admin.get(&back).await.text().await.unwrap();
+    assert!(page.contains("Records deleted.") && page.contains("Records: 1."), "{page}");
     let (_, v) = cast.admin.get_json("/api/v1/audit?action=record.delete&limit=10").await;
     let bulk_deletes: Vec<(&str, &str)> = v["events"]
         .as_array()

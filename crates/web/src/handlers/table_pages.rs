@@ -929,7 +929,7 @@ pub async fn bulk(
             auth.table_right::<Delete>(&state, &ctx, &open).await?;
             Err(AppError::Invalid(FieldErrors::single("confirm", "confirm_required")))
         }
-        "delete" => bulk_delete_op(&state, &ctx, &auth, &open, target()).await.map(|_| "bulk_deleted"),
+        "delete" => bulk_delete_op(&state, &ctx, &auth, &open, target()).await.map(|n| format!("bulk_deleted&n={n}")),
         "set" => {
             let field = get("field");
             // (A checkbox's value as typed, too: "✓" or "はい", "false" or "いいえ"; anything else is
@@ -937,7 +937,7 @@ pub async fn bulk(
             let value = Value::String(get("value").to_owned());
             let mut values = Map::new();
             values.insert(field.to_owned(), value);
-            bulk_update_op(&state, &ctx, &auth, &open, target(), &values).await.map(|_| "bulk_updated")
+            bulk_update_op(&state, &ctx, &auth, &open, target(), &values).await.map(|n| format!("bulk_updated&n={n}"))
         }
         _ => Err(AppError::BadRequest("bad_action")),
     };
@@ -1868,6 +1868,12 @@ pub(crate) fn imported(p: Page, pairs: &[(String, String)]) -> Page {
             detail.push_str(&crate::i18n::t(p.lang, "flash.import_unchanged").replace("{unchanged}", &grouped(n)));
         }
         p.flash_detail = Some(detail);
+    }
+    // A bulk action says how many records it changed.
+    if matches!(done, Some("bulk_updated" | "bulk_deleted"))
+        && let Some(n) = count("n")
+    {
+        p.flash_detail = Some(crate::i18n::t(p.lang, "flash.bulk_count").replace("{n}", &grouped(n)));
     }
     p
 }
