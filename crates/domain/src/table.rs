@@ -454,7 +454,7 @@ impl FieldDef {
             }
             FieldKind::Integer => match v {
                 Json::Number(n) => Cell::Int(n.as_i64().ok_or("not_a_number")?),
-                Json::String(s) => Cell::Int(s.trim().parse().map_err(|_| "not_a_number")?),
+                Json::String(s) => Cell::Int(ungrouped(s.trim()).parse().map_err(|_| "not_a_number")?),
                 _ => return Err("wrong_type"),
             },
             FieldKind::Decimal { scale } => Cell::Int(parse_decimal(&text()?, *scale).map_err(|_| "not_a_decimal")?),
@@ -782,6 +782,20 @@ fn multi_choice(choices: &[String], v: &Json) -> Result<Cell, &'static str> {
     }
     let picked: Vec<&str> = choices.iter().map(|c| c.trim()).filter(|c| given.iter().any(|g| g == c)).collect();
     Ok(if picked.is_empty() { Cell::Null } else { Cell::Text(picked.join("\n")) })
+}
+
+/// A whole number as Excel writes it with thousands separators ("1,200", "-1,234,567"),
+/// without them; anything else as it is (so "1,2" stays a mistake, not 12).
+fn ungrouped(s: &str) -> std::borrow::Cow<'_, str> {
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let mut groups = digits.split(',');
+    let first_ok = groups.next().is_some_and(|g| (1..=3).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_digit()));
+    let rest: Vec<&str> = groups.collect();
+    if first_ok && !rest.is_empty() && rest.iter().all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit())) {
+        std::borrow::Cow::Owned(s.replace(',', ""))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
 }
 
 /// Parses "-12.345" with at most `scale` decimals into an integer scaled by 10^scale, exactly.
@@ -1176,6 +1190,17 @@ mod tests {
             }
         }
         assert_eq!(field(FieldKind::Text, FieldRules::default()).filter("like", "a").err(), Some("bad_operator"));
+    }
+
+    #[test]
+    fn whole_numbers_take_thousands_separators_where_excel_puts_them() {
+        let int = field(FieldKind::Integer, FieldRules::default());
+        for (typed, want) in [("1,200", 1200), ("-1,234,567", -1_234_567), ("１，２００", 1200), ("999", 999)] {
+            assert_eq!(int.parse(&Json::from(typed)), Ok(Cell::Int(want)), "{typed}");
+        }
+        for bad in ["1,2", "12,34", ",100", "1,,000", "1,0000"] {
+            assert_eq!(int.parse(&Json::from(bad)), Err("not_a_number"), "{bad}");
+        }
     }
 
     #[test]
