@@ -686,7 +686,12 @@ pub fn parse_date(s: &str) -> Result<Date, &'static str> {
 /// an offset of its own is read as it is).
 pub fn local_datetime(s: &str, offset: i32) -> Option<String> {
     let s = halfwidth(s.trim());
-    let (date, time) = s.split_once([' ', 'T'])?;
+    // A date alone ("2026-11-30", as a filter or a spreadsheet may give it) is its start.
+    let (date, time) = match s.split_once([' ', 'T']) {
+        Some(parts) => parts,
+        None if parse_date(&s).is_ok() => (s.as_str(), "00:00"),
+        None => return None,
+    };
     let date = parse_date(date).ok()?;
     let time = time.trim();
     let parts: Vec<&str> = time.split(':').collect();
@@ -1107,6 +1112,8 @@ mod tests {
             ("2026/4/1 9:30:15", "2026-04-01T09:30:15+09:00"),
             ("2026-04-01T09:30:00.5", "2026-04-01T09:30:00.5+09:00"),
             ("２０２６/０４/０１　０９:３０", "2026-04-01T09:30:00+09:00"),
+            ("2026-04-01", "2026-04-01T00:00:00+09:00"),
+            ("2026/4/1", "2026-04-01T00:00:00+09:00"),
         ] {
             assert_eq!(local_datetime(typed, 540).as_deref(), Some(at), "{typed}");
         }
@@ -1120,14 +1127,8 @@ mod tests {
             let f = field(FieldKind::DateTime, FieldRules::default());
             assert_eq!(f.parse(&json!(back)), Ok(Cell::Int(ms)), "{text}");
         }
-        for other in [
-            "2026-04-01T09:30:00+09:00",
-            "2026-04-01T09:30:00Z",
-            "2026-04-01",
-            "2026-04-01 24:00",
-            "2026-04-01 9",
-            "x 9:30",
-        ] {
+        for other in ["2026-04-01T09:30:00+09:00", "2026-04-01T09:30:00Z", "2026-04-01 24:00", "2026-04-01 9", "x 9:30"]
+        {
             assert_eq!(local_datetime(other, 540), None, "{other}");
         }
         assert_eq!(date.parse(&json!("2026-13-01")), Err("no_such_date"));

@@ -3565,3 +3565,26 @@ async fn a_file_of_new_records_without_a_required_column_is_told_so_once_by_the_
     );
     assert_eq!(record_count(a, &tid).await, 0);
 }
+
+/// A date-time field takes a date alone as that day's start in the tenant's time zone (forms,
+/// files, the API and filters), as a spreadsheet may give one.
+#[tokio::test]
+async fn a_date_time_given_as_a_date_is_that_days_start_in_the_tenants_time_zone() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (tid, table) = customers(&cast.admin).await;
+    let last = field_id(&table, "最終連絡");
+    let (s, v) = cast
+        .admin
+        .post_json(
+            &format!("/api/v1/tables/{tid}/records"),
+            json!({"values": {"会社名": "日付だけ", "最終連絡": "2026-04-01"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["record"]["values"][&last], "2026-03-31T15:00:00Z", "midnight at UTC+09:00");
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.gte.最終連絡=2026-04-01")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.gt.最終連絡=2026-04-01")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 0, "{v}");
+}

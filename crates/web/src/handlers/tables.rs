@@ -272,8 +272,12 @@ fn time_given(at: &str, offset: i32) -> Option<(i64, i64)> {
         1
     } else if at.matches(':').count() >= 2 {
         1_000
-    } else {
+    } else if at.contains(':') {
         60_000
+    } else {
+        // A date alone (a spreadsheet showing only the day): any time that day, in the
+        // tenant's time zone; a record changed after the day's end was changed since.
+        return Some((daicho_domain::audit::unix_ms(file) + 86_400_000 - 1, 1));
     };
     Some((daicho_domain::audit::unix_ms(file), precision))
 }
@@ -330,6 +334,28 @@ pub(crate) async fn with_named_ids(
     pairs: Vec<(String, String)>,
 ) -> AppResult<Vec<(String, String)>> {
     let pairs = with_link_filter_ids(state, ctx, auth, t, pairs).await?;
+    // A date-time without an offset ("2026-04-01 09:30", or a date alone) is the tenant's.
+    let offset = auth.tenant.policy.utc_offset_minutes;
+    let pairs: Vec<(String, String)> = pairs
+        .into_iter()
+        .map(|(k, v)| {
+            let date_time = k
+                .strip_prefix("filter.")
+                .and_then(|rest| rest.split_once('.'))
+                .and_then(|(_, name)| find_field(t, name))
+                .is_some_and(|f| matches!(f.kind, FieldKind::DateTime));
+            if !date_time {
+                return (k, v);
+            }
+            let local = |p: &str| daicho_domain::table::local_datetime(p, offset).unwrap_or_else(|| p.to_owned());
+            let v = if k.starts_with("filter.any_of.") {
+                v.split(',').map(local).collect::<Vec<_>>().join(",")
+            } else {
+                local(&v)
+            };
+            (k, v)
+        })
+        .collect();
     // The values of a filter: several only for "any of" (a name may hold a comma).
     let values_of = |k: &str, v: &str| -> Option<Vec<String>> {
         let (op, name) = k.strip_prefix("filter.").and_then(|rest| rest.split_once('.'))?;
