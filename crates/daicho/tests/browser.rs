@@ -401,7 +401,14 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
 
     // A filter value that is not a number: the grid says why and lists nothing, rather than
     // every record as if the filter had applied.
+    // The condition list offers only what the chosen field takes (the page's script).
+    click_on(&c, Locator::XPath("//select[@name='ff']/option[contains(., '会社名')]")).await;
+    let gte = c.find(Locator::Css("select[name=fo] option[value='gte']")).await.unwrap();
+    assert_eq!(gte.prop("disabled").await.unwrap().as_deref(), Some("true"), "no 'at least' for text");
     click_on(&c, Locator::XPath("//select[@name='ff']/option[contains(., '従業員数')]")).await;
+    assert_eq!(gte.prop("disabled").await.unwrap().as_deref(), Some("false"), "'at least' for a number");
+    let contains = c.find(Locator::Css("select[name=fo] option[value='contains']")).await.unwrap();
+    assert_eq!(contains.prop("disabled").await.unwrap().as_deref(), Some("true"), "no 'contains' for a number");
     click_on(&c, Locator::Css("select[name=fo] option[value='gte']")).await;
     fill(&c, "input[name=fv]", "十人").await;
     click(&c, "form[role=search] button[type=submit]").await;

@@ -2,6 +2,7 @@
 // - A field form shows only the settings that apply to the chosen type; the others are hidden
 //   and disabled, so that a value typed before the type changed is not sent.
 // - The grid's selection column gets a "select every record on this page" box.
+// - A grid filter row offers only the conditions its chosen field takes.
 // - On a narrow screen the grid's "sort and filter" panel starts folded when it holds nothing,
 //   so that the records come first (without the script it stays open).
 "use strict";
@@ -33,12 +34,34 @@ function wireSelectAll(box) {
   sync();
 }
 
+function wireFilterRow(row) {
+  const field = row.querySelector("select[name=ff]");
+  const op = row.querySelector("select[name=fo]");
+  if (!field || !op) return;
+  const apply = () => {
+    const chosen = field.selectedOptions[0];
+    const takes = chosen && chosen.dataset.ops ? chosen.dataset.ops.split(" ") : null;
+    for (const o of op.options) {
+      const on = !takes || takes.includes(o.value);
+      o.hidden = !on;
+      o.disabled = !on;
+    }
+    if (op.selectedOptions[0] && op.selectedOptions[0].disabled) {
+      const first = Array.from(op.options).find((o) => !o.disabled);
+      if (first) op.value = first.value;
+    }
+  };
+  field.addEventListener("change", apply);
+  apply();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   for (const form of document.querySelectorAll("form[data-field-form]")) {
     applyKind(form);
     form.querySelector("select[name=kind]")?.addEventListener("change", () => applyKind(form));
   }
   for (const box of document.querySelectorAll("input[data-select-all]")) wireSelectAll(box);
+  for (const row of document.querySelectorAll(".filter-row")) wireFilterRow(row);
   if (window.matchMedia("(max-width: 640px)").matches) {
     for (const panel of document.querySelectorAll("details[data-fold-narrow]")) panel.open = false;
   }

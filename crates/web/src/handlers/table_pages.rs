@@ -276,6 +276,9 @@ struct ShowPage {
     /// The conditions the field of a refused filter takes (their labels' keys).
     query_error_ops: Vec<&'static str>,
     sort_options: Vec<(String, String)>,
+    /// The fields a filter row offers: (id, name, the operators it takes, space-separated),
+    /// for the page's script to offer only those.
+    filter_fields: Vec<(String, String, String)>,
     export_query: String,
     kinds: Vec<(&'static str, &'static str)>,
     errors: Errors,
@@ -826,6 +829,12 @@ async fn show_page(
             .iter()
             .chain(system.iter())
             .map(|f| (f.id.to_string(), f.name.as_str().to_owned()))
+            .collect(),
+        filter_fields: t_all
+            .fields
+            .iter()
+            .chain(system.iter())
+            .map(|f| (f.id.to_string(), f.name.as_str().to_owned(), f.filter_ops().join(" ")))
             .collect(),
         rows,
         kinds: KINDS.to_vec(),
