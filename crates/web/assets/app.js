@@ -2,6 +2,7 @@
 // - A field form shows only the settings that apply to the chosen type; the others are hidden
 //   and disabled, so that a value typed before the type changed is not sent.
 // - The grid's selection column gets a "select every record on this page" box.
+// - The grid's bulk edit suggests the values a choice or checkbox field takes.
 // - A grid filter row offers only the conditions its chosen field takes.
 // - On a narrow screen the grid's "sort and filter" panel starts folded when it holds nothing,
 //   so that the records come first (without the script it stays open).
@@ -55,6 +56,18 @@ function wireFilterRow(row) {
   apply();
 }
 
+function wireBulkValues(field) {
+  const list = document.getElementById("bulk-values");
+  if (!list) return;
+  const apply = () => {
+    const chosen = field.selectedOptions[0];
+    const values = chosen && chosen.dataset.values ? chosen.dataset.values.split("\n") : [];
+    list.replaceChildren(...values.filter((v) => v !== "").map((v) => new Option(v, v)));
+  };
+  field.addEventListener("change", apply);
+  apply();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   for (const form of document.querySelectorAll("form[data-field-form]")) {
     applyKind(form);
@@ -62,6 +75,8 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   for (const box of document.querySelectorAll("input[data-select-all]")) wireSelectAll(box);
   for (const row of document.querySelectorAll(".filter-row")) wireFilterRow(row);
+  const bulkField = document.getElementById("bulk-field");
+  if (bulkField) wireBulkValues(bulkField);
   if (window.matchMedia("(max-width: 640px)").matches) {
     for (const panel of document.querySelectorAll("details[data-fold-narrow]")) panel.open = false;
   }

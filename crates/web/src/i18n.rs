@@ -51,6 +51,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "代わりに：現在の検索・絞り込みに一致するすべてのレコード",
     ),
     ("bulk.at_most", "at most", "最大"),
+    ("bulk.takes", "It takes:", "使える値:"),
     ("bulk.set_field", "Set field", "フィールド"),
     ("bulk.to_value", "to", "の値を"),
     ("bulk.apply", "Apply", "一括変更"),

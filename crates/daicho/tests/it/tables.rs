@@ -3436,9 +3436,10 @@ async fn a_bulk_edit_of_a_checkbox_takes_a_tick_as_people_write_it_and_refuses_a
     let page = r.text().await.unwrap();
     assert!(page.contains("Nothing was changed: 有効: Enter TRUE or FALSE"), "{page}");
     assert!(
-        page.contains(&format!("<option value=\"{active}\" selected>"))
+        page.contains(&format!("<option value=\"{active}\" data-values=\"TRUE\nFALSE\" selected>"))
             && page.contains("name=\"value\" value=\"abc\"")
     );
+    assert!(page.contains("It takes: TRUE, FALSE</p>"), "the values it takes are listed");
     for id in &ids {
         assert!(page.contains(&format!("name=\"id\" value=\"{id}\" checked")), "{id} still ticked");
     }

@@ -290,7 +290,11 @@ struct ShowPage {
     f_unique: bool,
     can: Can,
     /// Fields a bulk edit may set (the user's writable fields).
-    bulk_fields: Vec<(String, String)>,
+    /// The fields a bulk edit may set: (id, name, the values it takes when they are few, one
+    /// per line, which the page's script offers as suggestions).
+    bulk_fields: Vec<(String, String, String)>,
+    /// The values the field of a refused bulk edit takes, when it was refused for the value.
+    bulk_error_values: Vec<String>,
     bulk_error: Option<&'static str>,
     /// The field a refused bulk edit's value did not fit (its name).
     bulk_error_field: Option<String>,
@@ -372,6 +376,18 @@ pub(crate) fn on_page(f: &FieldDef, c: &daicho_domain::table::Cell, offset: i32)
         return Value::String(s);
     }
     f.present(c)
+}
+
+/// The values a bulk edit of field `f` takes, when they are few (a choice's choices, a
+/// checkbox's two states): offered as suggestions, and listed when a value is refused.
+fn bulk_values(f: &FieldDef) -> Vec<String> {
+    match &f.kind {
+        FieldKind::Choice { choices } | FieldKind::MultiChoice { choices } => {
+            choices.iter().map(|c| c.trim().to_owned()).collect()
+        }
+        FieldKind::Checkbox => vec!["TRUE".into(), "FALSE".into()],
+        _ => Vec::new(),
+    }
 }
 
 /// What a form offers for each link field: up to 500 records of its target the user may see,
@@ -853,10 +869,11 @@ async fn show_page(
                 .iter()
                 // An auto-number is the server's to write, never a user's.
                 .filter(|f| e.writes(f.id) && !f.kind.is_generated())
-                .map(|f| (f.id.to_string(), f.name.as_str().to_owned()))
+                .map(|f| (f.id.to_string(), f.name.as_str().to_owned(), bulk_values(f).join("\n")))
                 .collect(),
             Err(_) => Vec::new(),
         },
+        bulk_error_values: Vec::new(),
         bulk_error: None,
         bulk_error_field: None,
         bulk_kept: BulkKept::default(),
@@ -964,9 +981,12 @@ pub async fn bulk(
             // (Named only when the user sees the field: a refusal of a hidden field's id must
             // not tell its name.)
             let seen = auth.principal.authorize_table::<View>(&open.access).ok().map(|v| open.seen_by(&v));
-            page.bulk_error_field = e.0.first().and_then(|fe| {
-                seen.as_ref()?.fields.iter().find(|f| f.id.to_string() == fe.field).map(|f| f.name.as_str().to_owned())
-            });
+            let refused_field =
+                e.0.first().and_then(|fe| seen.as_ref()?.fields.iter().find(|f| f.id.to_string() == fe.field).cloned());
+            page.bulk_error_field = refused_field.as_ref().map(|f| f.name.as_str().to_owned());
+            if matches!(page.bulk_error, Some("choice" | "not_a_checkbox")) {
+                page.bulk_error_values = refused_field.as_ref().map(bulk_values).unwrap_or_default();
+            }
             page.bulk_kept = BulkKept {
                 ids,
                 all_matching: get("all_matching") == "on",
