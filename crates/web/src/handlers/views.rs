@@ -174,11 +174,19 @@ async fn remove(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTable, vid:
     let id: ViewId = vid.parse().map_err(|_| AppError::NotFound)?;
     let Some(view) = state.store.list_views(&scope).await?.into_iter().find(|v| v.id == id) else {
         // One's own view that uses a field since hidden from one is not offered any more, but
-        // stays one's own to delete (the store deletes only a view the actor owns).
-        let ev = ctx
-            .event_by(&auth.principal, AuditAction::ViewDelete, Outcome::Success)
-            .target(format!("table:{} view:{id}", open.def.id));
-        return Ok(state.store.delete_view(&scope, id, ev).await?);
+        // stays one's own to delete (the store deletes only a view the actor owns); so does a
+        // shared one for a designer (whose name it holds, and whose place among the table's).
+        let ev = || {
+            ctx.event_by(&auth.principal, AuditAction::ViewDelete, Outcome::Success)
+                .target(format!("table:{} view:{id}", open.def.id))
+        };
+        return match state.store.delete_view(&scope, id, ev()).await {
+            Err(daicho_store::StoreError::NotFound) if open.access.has(daicho_domain::TableRight::Design) => {
+                let design = auth.table_right::<Design>(state, ctx, open).await?;
+                Ok(state.store.delete_shared_view(&design, id, ev()).await?)
+            }
+            other => Ok(other?),
+        };
     };
     let ev = ctx
         .event_by(&auth.principal, AuditAction::ViewDelete, Outcome::Success)
