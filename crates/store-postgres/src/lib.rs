@@ -191,6 +191,12 @@ fn internal(e: sqlx::Error) -> StoreError {
             StoreError::Unavailable(e.to_string())
         }
         sqlx::Error::RowNotFound => StoreError::NotFound,
+        // A column read as a type it no longer has: a read queued behind a type change ran
+        // with the design read before it. Asked again, the request reads the new design.
+        sqlx::Error::ColumnDecode { .. } => {
+            tracing::warn!(error = %e, "a read met a column of another type (a type change meanwhile?)");
+            daicho_store::design_changed()
+        }
         other => {
             if let Some(db) = other.as_database_error() {
                 if db.is_unique_violation() {
@@ -211,8 +217,17 @@ fn internal(e: sqlx::Error) -> StoreError {
                     tracing::warn!(code = %code, message = %db.message(), "PostgreSQL refused a value");
                     return StoreError::Invalid(FieldErrors::single("value", "not_storable"));
                 }
+                // A cached plan whose result type changed (0A000), a column or table gone
+                // (42703, 42P01): the statement was built from a design changed meanwhile (a
+                // type change, a purge), as above.
+                if matches!(code.as_str(), "0A000" | "42703" | "42P01") {
+                    tracing::warn!(code = %code, message = %db.message(), "a statement met a design changed meanwhile");
+                    return daicho_store::design_changed();
+                }
+                // A statement cancelled (57014: a statement timeout set on the database or role).
                 if code.starts_with("08")
                     || code.starts_with("57P")
+                    || code == "57014"
                     || code == "40001"
                     || code == "40P01"
                     || code == "55P03"
