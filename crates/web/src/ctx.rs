@@ -53,7 +53,7 @@ impl Ctx {
     /// A refusal's details, marked when the request came from another site (see `cross_site`).
     pub fn refusal(&self, what: impl Into<String>) -> String {
         let what = what.into();
-        if self.cross_site { format!("{what} (opened from another site)") } else { what }
+        if self.cross_site { format!("{what} (the browser said it was opened from another site)") } else { what }
     }
 
     pub fn event_by(&self, who: &Principal, action: AuditAction, outcome: Outcome) -> NewAuditEvent {
@@ -108,7 +108,9 @@ pub fn ctx_from_parts(parts: &Parts, state: &AppState) -> Ctx {
         accept_language,
         now: state.clock.now(),
         path: parts.uri.path().to_owned(),
-        cross_site: parts.headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site"),
+        // (A browser's claim, so only for a browser's session: a token's client says nothing.)
+        cross_site: parts.extensions.get::<crate::session::ViaToken>().is_none()
+            && parts.headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site"),
     }
 }
 

@@ -209,7 +209,7 @@ async fn every_right_is_granted_and_refused_through_pages_and_api() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let (_, v) = cast.admin.get_json("/api/v1/audit?action=permission.denied&limit=1").await;
     let last = v["events"][0]["details"].as_str().unwrap();
-    assert!(last.ends_with(" (opened from another site)"), "{last}");
+    assert!(last.ends_with(" (the browser said it was opened from another site)"), "{last}");
 }
 
 #[tokio::test]
@@ -1636,6 +1636,11 @@ async fn a_field_restored_from_the_trash_stays_hidden_from_a_grant_given_meanwhi
     grant(a, &d, json!({"rights": ["view"]})).await;
     assert_eq!(a.post_json(&restore, json!({})).await.0, StatusCode::NO_CONTENT);
     assert!(memo_seen().await, "a grant saved as it was keeps the field as it was");
+    // A right added to a grant meanwhile hides nothing its other rights showed.
+    assert!(a.send_json(Method::DELETE, &field, json!({})).await.0.is_success());
+    grant(a, &d, json!({"rights": ["view", "export"]})).await;
+    assert_eq!(a.post_json(&restore, json!({})).await.0, StatusCode::NO_CONTENT);
+    assert!(memo_seen().await, "a right added keeps the field as it was");
     // Taken away, then given again while the memo is in the trash: hidden on its restore,
     // and the group's page says so.
     grant(a, &d, json!({"rights": []})).await;

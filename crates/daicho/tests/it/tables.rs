@@ -3019,9 +3019,38 @@ async fn a_link_is_written_and_filtered_by_the_text_its_record_shows() {
     let (_, v) = a.get_json(&format!("{list}?filter.any_of.顧客=株式会社リンク,{}", ids[1])).await;
     assert_eq!(v["records"].as_array().unwrap().len(), 2, "{v}");
     assert_eq!(count("filter.eq.顧客=存在しない会社").await, 0);
+    // A saved view keeps the text, to find the records showing it when it runs.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{orders}/views"),
+            json!({"name": "同名", "filters": [{"field": "顧客", "op": "eq", "value": "同名商事"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["view"]["filters"][0]["op"].as_str(), v["view"]["filters"][0]["value"].as_str()),
+        (Some("eq"), Some("同名商事")),
+        "{v}"
+    );
+    let view = v["view"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = a.get_json(&format!("{list}?view={view}")).await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 2, "{v}");
+    // More records showing the text than a filter takes: refused, not cut.
+    let mut many = String::from("会社名\n");
+    for _ in 0..101 {
+        many.push_str("支店\n");
+    }
+    let (s, v) = import(a, &cust, "", many.into_bytes()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = a.get_json(&format!("{list}?filter.eq.顧客=支店")).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("too_many")),
+        "{v}"
+    );
     // Beyond 500 customers the form takes text, and shows the linked record in it.
     let mut csv = String::from("会社名\n");
-    for i in 0..500 {
+    for i in 0..400 {
         csv.push_str(&format!("顧客{i:03}\n"));
     }
     let (s, v) = import(a, &cust, "", csv.into_bytes()).await;
@@ -3588,4 +3617,25 @@ async fn a_date_time_given_as_a_date_is_that_days_start_in_the_tenants_time_zone
     assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
     let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.gt.最終連絡=2026-04-01")).await;
     assert_eq!(v["records"].as_array().unwrap().len(), 0, "{v}");
+    // A day alone in a filter is the whole day: a record at 09:30 that day is "equal" to it,
+    // "at most" it, not "greater than" it.
+    let (s, v) = cast
+        .admin
+        .post_json(
+            &format!("/api/v1/tables/{tid}/records"),
+            json!({"values": {"会社名": "朝", "最終連絡": "2026-04-01 09:30"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for (q, want) in [("eq", 2), ("lte", 2), ("gt", 0), ("lt", 0), ("gte", 2)] {
+        let (s, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.{q}.最終連絡=2026-04-01")).await;
+        assert_eq!((s, v["records"].as_array().map(Vec::len)), (StatusCode::OK, Some(want)), "{q}: {v}");
+    }
+    // An update import whose file shows the day only (a spreadsheet set to dates) leaves the
+    // stored time of that day as it is.
+    let file = "会社名,最終連絡\n朝,2026/4/1\n".as_bytes().to_vec();
+    let (s, v) = import(&cast.admin, &tid, "?key=%E4%BC%9A%E7%A4%BE%E5%90%8D", file).await;
+    assert_eq!((s, v["updated"].as_i64(), v["unchanged"].as_i64()), (StatusCode::OK, Some(0), Some(1)), "{v}");
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.会社名=朝")).await;
+    assert_eq!(v["records"][0]["values"][&last], "2026-04-01T00:30:00Z", "09:30 at UTC+09:00 kept");
 }

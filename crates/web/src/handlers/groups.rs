@@ -77,14 +77,16 @@ fn keep_absent_field_rules(t: &TableDef, old: Option<&TableGrant>, g: &mut Table
     }
 }
 
-/// A grant that gains a right while a field is in the trash (a new grant included) gets that
-/// field hidden, unless the old grant had a rule for it: the form cannot show the field, so the
+/// A grant given while a field is in the trash (new, or given rights again after it had
+/// none) gets that field hidden, unless the old grant had a rule for it: the form cannot show the field, so the
 /// admin never chose, and a field hidden from everyone else would otherwise come back visible
 /// to this group on its restore. (Shown again from the group's page once restored.) Applied
 /// after `check_grant`, which refuses a rule sent for a field in the trash.
-fn hide_trashed_if_gained(trashed: &[FieldId], old: Option<&TableGrant>, g: &mut TableGrant) {
-    let gains = g.rights.iter().any(|r| !old.is_some_and(|o| o.rights.has(r)));
-    if gains {
+fn hide_trashed_in_new_grant(trashed: &[FieldId], old: Option<&TableGrant>, g: &mut TableGrant) {
+    // (A grant that had rights keeps what it showed: a right added to it does not hide a
+    // field its other rights showed.)
+    let new_grant = old.is_none_or(|o| o.rights.is_empty());
+    if new_grant && !g.rights.is_empty() {
         for f in trashed {
             g.fields.entry(*f).or_insert(FieldAccess::Hidden);
         }
@@ -215,7 +217,7 @@ async fn set_grant(state: &AppState, ctx: &Ctx, auth: &Auth, mut grant: TableGra
     let old = group.grants.iter().find(|g| g.table == grant.table);
     keep_absent_field_rules(t, old, &mut grant);
     check_grant(t, old, &grant).map_err(AppError::Invalid)?;
-    hide_trashed_if_gained(&trashed_fields(state, auth, t).await?, old, &mut grant);
+    hide_trashed_in_new_grant(&trashed_fields(state, auth, t).await?, old, &mut grant);
     let ev = grant_event(ctx, auth, t, &grant);
     Ok(state.store.set_table_grant(&scope, grant, ev).await?)
 }
@@ -646,7 +648,7 @@ pub async fn matrix_page(
             keep_absent_field_rules(t, old, &mut grant);
             // Every table is checked before any is saved: the matrix is saved whole or not at all.
             check_grant(t, old, &grant).map_err(AppError::Invalid)?;
-            hide_trashed_if_gained(&trashed_fields(&state, &auth, t).await?, old, &mut grant);
+            hide_trashed_in_new_grant(&trashed_fields(&state, &auth, t).await?, old, &mut grant);
             let ev = grant_event(&ctx, &auth, t, &grant);
             // Saved only while the grant still reads as this page showed it (checked again
             // inside the transaction).

@@ -260,6 +260,12 @@ pub(crate) fn parse_at(f: &FieldDef, v: &Value, offset: i32) -> Result<Cell, &'s
     f.parse(local.as_ref().unwrap_or(v))
 }
 
+/// A date written alone ("2026-04-01", "2026/4/1"), with no time of day.
+fn date_alone(s: &str) -> Option<time::Date> {
+    let s = s.trim();
+    if s.contains(':') { None } else { daicho_domain::table::parse_date(s).ok() }
+}
+
 /// The time a file gives for a record's last update (`at`, as an export writes it, or as a
 /// spreadsheet saved it again: to the minute, the second or the millisecond), as ms and the
 /// precision it keeps in ms, for `guard::check_unchanged_since`; `None` for a time that does
@@ -338,24 +344,51 @@ pub(crate) async fn with_named_ids(
     let offset = auth.tenant.policy.utc_offset_minutes;
     let pairs: Vec<(String, String)> = pairs
         .into_iter()
-        .map(|(k, v)| {
+        .flat_map(|(k, v)| {
             let date_time = k
                 .strip_prefix("filter.")
                 .and_then(|rest| rest.split_once('.'))
                 .and_then(|(_, name)| find_field(t, name))
                 .is_some_and(|f| matches!(f.kind, FieldKind::DateTime));
             if !date_time {
-                return (k, v);
+                return vec![(k, v)];
             }
             let local = |p: &str| daicho_domain::table::local_datetime(p, offset).unwrap_or_else(|| p.to_owned());
+            // A day alone means the whole day: "equals" is from its start to the next day's,
+            // "at most" and "greater than" are taken at the next day's start.
+            if let Some(day) = date_alone(&v)
+                && let Some(next) = day.next_day()
+                && let Some((op, name)) = k.strip_prefix("filter.").and_then(|rest| rest.split_once('.'))
+            {
+                let start = local(&day.to_string());
+                let end = local(&next.to_string());
+                return match op {
+                    "eq" => vec![(format!("filter.gte.{name}"), start), (format!("filter.lt.{name}"), end)],
+                    "lte" => vec![(format!("filter.lt.{name}"), end)],
+                    "gt" => vec![(format!("filter.gte.{name}"), end)],
+                    _ => vec![(k, start)],
+                };
+            }
             let v = if k.starts_with("filter.any_of.") {
                 v.split(',').map(local).collect::<Vec<_>>().join(",")
             } else {
                 local(&v)
             };
-            (k, v)
+            vec![(k, v)]
         })
         .collect();
+    with_user_ids(state, ctx, auth, t, pairs).await
+}
+
+/// The user part of `with_named_ids`: a user filter's login IDs and names as the users' ids
+/// (the nil id where no one, or several, answer to one).
+pub(crate) async fn with_user_ids(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &TableDef,
+    pairs: Vec<(String, String)>,
+) -> AppResult<Vec<(String, String)>> {
     // The values of a filter: several only for "any of" (a name may hold a comma).
     let values_of = |k: &str, v: &str| -> Option<Vec<String>> {
         let (op, name) = k.strip_prefix("filter.").and_then(|rest| rest.split_once('.'))?;
@@ -422,10 +455,13 @@ async fn with_link_filter_ids(
             } else if let Some(n) = link_number(p) {
                 ids.push(n.to_string());
             } else {
-                let found = linked_by_text(state, ctx, auth, &f, p, daicho_domain::table::MAX_ANY_OF as u32).await?;
+                // (One more than a filter takes: more records showing it are refused, not cut.)
+                let found =
+                    linked_by_text(state, ctx, auth, &f, p, daicho_domain::table::MAX_ANY_OF as u32 + 1).await?;
                 ids.extend(found.iter().map(i64::to_string));
             }
         }
+        ids.sort();
         ids.dedup();
         // (No record shows it: a number no record has, as record numbers are counted from 1.)
         if ids.is_empty() {
@@ -952,16 +988,21 @@ pub(crate) async fn with_link_ids(
     Ok((out, errs))
 }
 
-/// `parsed` with `extra` errors added (each in place of any other on its field).
+/// `parsed` with `extra` errors added, each in place of the value's own error on its field
+/// ("not a number" for a text no linked record shows), but not of a refusal of the field
+/// itself (read-only, unknown, named twice), which stays, to be recorded as such.
 pub(crate) fn with_errors<T>(parsed: AppResult<T>, extra: FieldErrors) -> AppResult<T> {
     if extra.is_empty() {
         return parsed;
     }
+    let refusal = |code: &str| matches!(code, "read_only" | "unknown_field" | "named_twice");
     match parsed {
         Ok(_) => Err(AppError::Invalid(extra)),
         Err(AppError::Invalid(mut e)) => {
-            e.0.retain(|fe| extra.0.iter().all(|x| x.field != fe.field));
-            e.0.extend(extra.0);
+            let refused: Vec<String> =
+                e.0.iter().filter(|fe| refusal(fe.code)).map(|fe| fe.field.to_string()).collect();
+            e.0.retain(|fe| refusal(fe.code) || extra.0.iter().all(|x| x.field != fe.field));
+            e.0.extend(extra.0.into_iter().filter(|x| !refused.iter().any(|r| *r == x.field)));
             Err(AppError::Invalid(e))
         }
         Err(other) => Err(other),
@@ -2321,9 +2362,9 @@ pub(crate) async fn import_csv(
             );
         }
         let (Ok(existing), false) = (existing, changed) else {
-            // As for any other problem: nothing more is written, and the report stops at the cap.
+            // As for any other problem: nothing more is written (the rows read so far are still
+            // checked, see below), and the report stops at the cap.
             sender = None;
-            part = ImportBatch::default();
             if errs.0.len() >= IMPORT_MAX_ERRORS {
                 break;
             }
@@ -2356,6 +2397,16 @@ pub(crate) async fn import_csv(
                 // A text a Shift_JIS export could not hold as stored ("𠮷田" written "?田", "10〜20"
                 // "10～20") comes back as that export wrote it: no change, not a new value
                 // that would overwrite the record's.
+                // A date-time the file shows as its day only (a spreadsheet set to show dates)
+                // is no change while the stored time falls on that day, in the tenant's time
+                // zone: read as midnight, it would overwrite every row's time.
+                if let (FieldKind::DateTime, Cell::Int(ms), Some(day)) =
+                    (&f.kind, &stored, v.as_str().and_then(date_alone))
+                    && daicho_domain::table::local_text(*ms, auth.tenant.policy.utc_offset_minutes, false)
+                        .is_some_and(|t| t.starts_with(&day.to_string()))
+                {
+                    return false;
+                }
                 if maybe_shift_jis
                     && !f.kind.is_generated()
                     && !matches!(f.kind, FieldKind::User)
@@ -2708,7 +2759,12 @@ impl ImportBatch {
     /// The batch emptied of rows after a check found problems in them (they are reported, not
     /// sent), keeping the refusals to record.
     fn checked_only(&mut self) -> ImportBatch {
-        ImportBatch { refusals: std::mem::take(&mut self.refusals), ..ImportBatch::default() }
+        ImportBatch {
+            refusals: std::mem::take(&mut self.refusals),
+            // (Records an earlier part updated: a value one gave up may be taken by a later row.)
+            updated_before: std::mem::take(&mut self.updated_before),
+            ..ImportBatch::default()
+        }
     }
 
     async fn send(

@@ -77,10 +77,9 @@ pub(crate) fn narrowed(t: &TableDef, cols: &[FieldId]) -> TableDef {
     TableDef { fields: cols.iter().filter_map(|c| t.field(*c)).collect(), ..t.clone() }
 }
 
-/// A view spec from list parameters, validated exactly as a list request would be (unknown or
-/// hidden fields, bad operators and values are refused with the same errors).
-pub(crate) fn spec_from_pairs(t: &TableDef, pairs: &[(String, String)]) -> AppResult<ViewSpec> {
-    let q = record_query(t, pairs)?;
+/// A view's spec: keyword and sort from the checked query `q`, filters and columns from the
+/// list parameters as they are to be kept (`pairs`).
+fn spec_of(t: &TableDef, q: &daicho_domain::table::RecordQuery, pairs: &[(String, String)]) -> AppResult<ViewSpec> {
     let mut spec = ViewSpec {
         keyword: q.keyword.clone().unwrap_or_default(),
         sort: q.sort_keys().into_iter().map(|(field, desc)| SortSpec { field, desc }).collect(),
@@ -120,30 +119,43 @@ async fn save(
     // A user named by login ID or name is kept as the user (a later rename changes nothing); a
     // value that names no one is kept as typed: it matches no one when the view runs, until
     // someone with that login ID or name exists.
+    // The query must run as it would now (every name found, every value read) ...
     let by_id = crate::handlers::tables::with_named_ids(state, ctx, auth, &t, pairs.to_vec()).await?;
-    let mut spec = spec_from_pairs(&t, &by_id)?;
-    // The filters are in the order of their pairs (each one's field was found, or the spec
-    // would have been refused): put back, part by part, what was typed where it named no one.
+    let q = record_query(&t, &by_id)?;
+    // ... but is kept as typed, to be read again at each run (a link's text finds the records
+    // showing it then; a date-time without offset is the tenant's then), except that a user
+    // named by login ID or name is kept as the user (a later rename changes nothing). A value
+    // that names no one is kept as typed: it matches no one when the view runs, until someone
+    // with that login ID or name exists.
+    let users = crate::handlers::tables::with_user_ids(state, ctx, auth, &t, pairs.to_vec()).await?;
     let nil = uuid::Uuid::nil().to_string();
-    let filter_pairs = pairs.iter().zip(&by_id).filter(|(typed, _)| typed.0.starts_with("filter."));
-    for ((typed, resolved), f) in filter_pairs.zip(spec.filters.iter_mut()) {
-        if resolved.1.split(',').any(|v| v == nil) {
+    let stored: Vec<(String, String)> = pairs
+        .iter()
+        .zip(&users)
+        .map(|(typed, resolved)| {
+            if typed.1 == resolved.1 || !typed.0.starts_with("filter.") {
+                return typed.clone();
+            }
             let many = typed.0.starts_with("filter.any_of.");
             let typed_parts: Vec<&str> = if many { typed.1.split(',').collect() } else { vec![typed.1.as_str()] };
             let parts: Vec<&str> = if many { resolved.1.split(',').collect() } else { vec![resolved.1.as_str()] };
-            f.value = parts
+            let value = parts
                 .iter()
                 .zip(typed_parts.iter().chain(std::iter::repeat(&"")))
                 .map(|(r, t)| if *r == nil { t.trim() } else { r })
                 .collect::<Vec<_>>()
                 .join(",");
-            // Kept as typed, so held to what the grid's filter input takes.
-            if f.value.chars().count() > FILTER_VALUE_MAX {
-                return Err(AppError::Invalid(FieldErrors::single("filter", "out_of_range")));
-            }
-            if f.value.chars().any(char::is_control) {
-                return Err(AppError::Invalid(FieldErrors::single("filter", "control_chars")));
-            }
+            (typed.0.clone(), value)
+        })
+        .collect();
+    let spec = spec_of(&t, &q, &stored)?;
+    // Kept as typed, so held to what the grid's filter input takes.
+    for f in &spec.filters {
+        if f.value.chars().count() > FILTER_VALUE_MAX {
+            return Err(AppError::Invalid(FieldErrors::single("filter", "out_of_range")));
+        }
+        if f.value.chars().any(char::is_control) {
+            return Err(AppError::Invalid(FieldErrors::single("filter", "control_chars")));
         }
     }
     let view = SavedView {
