@@ -626,7 +626,7 @@ async fn seed_demo_groups(
         store.create_group(&scope, id, n, desc.into(), now, ev).await.map_err(err)?;
         if with_staff && let Some(u) = staff {
             let ev = event(AuditAction::GroupMembers, format!("group:{id}"), "members=staff".into());
-            store.set_group_members(&scope, id, vec![u], ev).await.map_err(err)?;
+            store.set_group_members(&scope, id, vec![u], None, ev).await.map_err(err)?;
         }
         for (t, rights, rows, fields) in grants {
             let fields = fields.into_iter().filter_map(|(f, a)| f.map(|f| (f, a))).collect();

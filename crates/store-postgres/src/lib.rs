@@ -1481,11 +1481,24 @@ impl Store for PgStore {
         scope: &Scope<ManageGroups>,
         id: GroupId,
         members: Vec<UserId>,
+        shown: Option<Vec<UserId>>,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         lock_tenant(&mut tx, scope.tenant_id()).await?;
         Self::check_group(&mut tx, scope.tenant_id(), id).await?;
+        let members = match &shown {
+            None => members,
+            Some(shown) => {
+                let current: Vec<String> = sqlx::query_scalar("SELECT user_id FROM group_members WHERE group_id = $1")
+                    .bind(id.to_string())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(internal)?;
+                let current: Vec<UserId> = current.iter().filter_map(|u| u.parse().ok()).collect();
+                daicho_store::members_after(&current, members, Some(shown))
+            }
+        };
         sqlx::query("DELETE FROM group_members WHERE group_id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)

@@ -105,6 +105,20 @@ pub type ImportParts = tokio::sync::mpsc::Receiver<ImportPart>;
 /// replaces the oldest.
 pub const STAGED_PER_USER: i64 = 3;
 
+/// The members a group's form sets (see `Store::set_group_members`): `members` as sent, or,
+/// with `shown` (the members the form showed), the group's `current` members with the form's
+/// changes made on them.
+pub fn members_after(current: &[UserId], members: Vec<UserId>, shown: Option<&[UserId]>) -> Vec<UserId> {
+    let Some(shown) = shown else { return members };
+    let mut out: Vec<UserId> = current.iter().filter(|u| !shown.contains(u) || members.contains(u)).copied().collect();
+    for u in members {
+        if !shown.contains(&u) && !out.contains(&u) {
+            out.push(u);
+        }
+    }
+    out
+}
+
 /// The refusal of a change to a user (role, status, deletion) that would leave the tenant
 /// without an active administrator: two administrators demoting or disabling each other at
 /// once each passed the "not yourself" check. 409 on `user`.
@@ -930,12 +944,16 @@ pub trait Store: Send + Sync + 'static {
         event: NewAuditEvent,
     ) -> StoreResult<()>;
     async fn delete_group(&self, scope: &Scope<ManageGroups>, id: GroupId, event: NewAuditEvent) -> StoreResult<()>;
-    /// Replaces the group's members (users of the tenant only; others are NotFound).
+    /// Replaces the group's members (users of the tenant only; others are NotFound). With
+    /// `shown`, the members the editor's form showed, only the editor's changes are made (those
+    /// added, those taken out), on the members as they are in the transaction: a change made
+    /// meanwhile by someone else (a leaver taken out) is not undone by a form shown before it.
     async fn set_group_members(
         &self,
         scope: &Scope<ManageGroups>,
         id: GroupId,
         members: Vec<UserId>,
+        shown: Option<Vec<UserId>>,
         event: NewAuditEvent,
     ) -> StoreResult<()>;
     /// Sets one group's grant on one table; a grant without rights (and without rules) is

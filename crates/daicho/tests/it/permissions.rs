@@ -2681,3 +2681,46 @@ async fn a_view_sorting_by_a_field_hidden_later_stays_without_that_key_and_a_fil
     assert!(v["records"][0]["values"].get(&d.amount).is_none());
     assert_eq!(m.get(&format!("/tables/{}?view={by_amount}", d.tid)).await.status(), StatusCode::OK);
 }
+
+/// A group's members form sends the changes it makes: a form shown before someone else took
+/// a leaver out does not put them back when it adds a newcomer.
+#[tokio::test]
+async fn a_members_form_shown_before_a_leaver_was_taken_out_does_not_put_them_back() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let d = setup(&app, a).await;
+    app.user("acme", "newcomer", "member").await;
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let id_of = |login: &str| {
+        users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == login).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (leaver, newcomer) = (id_of("member1"), id_of("newcomer"));
+    // The page as one administrator sees it: member1 in the group.
+    let page = a.get(&format!("/admin/groups/{}", d.group)).await.text().await.unwrap();
+    assert!(page.contains(&format!("name=\"shown\" value=\"{leaver}\"")), "the form says what it showed");
+    // Meanwhile member1 leaves (through the API, which sets the whole list).
+    let (s, _) = a.send_json(Method::PUT, &format!("/api/v1/groups/{}/members", d.group), json!({"members": []})).await;
+    assert_eq!(s, StatusCode::OK);
+    // The form shown before adds the newcomer, with member1 still ticked as it showed them.
+    let r = a
+        .post_form(
+            &format!("/admin/groups/{}/members", d.group),
+            &[("shown_list", "1"), ("shown", &leaver), ("member", &leaver), ("member", &newcomer)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) = a.get_json(&format!("/api/v1/groups/{}", d.group)).await;
+    let members: Vec<&str> = v["group"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap_or_else(|| m["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(members, [newcomer.as_str()], "the leaver stays out: {v}");
+    let (_, v) = a.get_json("/api/v1/audit?action=group.members&limit=1").await;
+    assert_eq!(v["events"][0]["details"], "added=newcomer; removed=", "{v}");
+}

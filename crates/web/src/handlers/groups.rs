@@ -193,20 +193,38 @@ async fn remove(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId) -> AppRes
     Ok(state.store.delete_group(&scope, id, ev).await?)
 }
 
-async fn set_members(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId, members: Vec<UserId>) -> AppResult<()> {
+/// Sets a group's members: all of them (the API), or, with `shown` (the members the page's
+/// form showed), the changes the form makes (see `Store::set_group_members`).
+async fn set_members(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    id: GroupId,
+    members: Vec<UserId>,
+    shown: Option<Vec<UserId>>,
+) -> AppResult<()> {
     let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
     let users = auth.directory(state, ctx).await?;
-    let logins: Vec<String> = members
-        .iter()
-        .map(|m| {
+    let logins = |list: &mut dyn Iterator<Item = &UserId>| -> String {
+        list.map(|m| {
             users.iter().find(|p| p.id == *m).map(|p| p.login.as_str().to_owned()).unwrap_or_else(|| m.to_string())
         })
-        .collect();
+        .collect::<Vec<_>>()
+        .join(",")
+    };
+    let details = match &shown {
+        None => format!("members={}", logins(&mut members.iter())),
+        Some(shown) => format!(
+            "added={}; removed={}",
+            logins(&mut members.iter().filter(|m| !shown.contains(m))),
+            logins(&mut shown.iter().filter(|m| !members.contains(m)))
+        ),
+    };
     let ev = ctx
         .event_by(&auth.principal, AuditAction::GroupMembers, Outcome::Success)
         .target(format!("group:{id}"))
-        .details(format!("members={}", logins.join(",")));
-    Ok(state.store.set_group_members(&scope, id, members, ev).await?)
+        .details(details);
+    Ok(state.store.set_group_members(&scope, id, members, shown, ev).await?)
 }
 
 async fn set_grant(state: &AppState, ctx: &Ctx, auth: &Auth, mut grant: TableGrant) -> AppResult<()> {
@@ -575,13 +593,19 @@ pub async fn members_page(
 ) -> AppResult<Response> {
     let _scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
     let id = group_id(&gid)?;
-    let mut members = Vec::new();
+    let (mut members, mut shown) = (Vec::new(), Vec::new());
     for (k, v) in &pairs {
-        if k == "member" {
-            members.push(v.parse::<UserId>().map_err(|_| AppError::BadRequest("bad_member"))?);
-        }
+        let list = match k.as_str() {
+            "member" => &mut members,
+            "shown" => &mut shown,
+            _ => continue,
+        };
+        list.push(v.parse::<UserId>().map_err(|_| AppError::BadRequest("bad_member"))?);
     }
-    set_members(&state, &ctx, &auth, id, members).await?;
+    // The form says which members it showed: only its changes are made (a form without it,
+    // from before, sets the members as sent).
+    let was_shown = pairs.iter().any(|(k, _)| k == "shown_list");
+    set_members(&state, &ctx, &auth, id, members, was_shown.then_some(shown)).await?;
     Ok(redirect_see_other(&format!("/admin/groups/{id}?done=group_saved")))
 }
 
@@ -1018,7 +1042,7 @@ pub async fn api_members(
     let scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
     let b: MembersBody = body.parse()?;
     let id = group_id(&gid)?;
-    set_members(&state, &ctx, &auth, id, b.members).await?;
+    set_members(&state, &ctx, &auth, id, b.members, None).await?;
     Ok(Json(json!({"group": group_json(&find_group(&state, &scope, id).await?)})))
 }
 
