@@ -193,8 +193,8 @@ fn internal(e: sqlx::Error) -> StoreError {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         // A column read as a type it no longer has: a read queued behind a type change ran
         // with the design read before it. Asked again, the request reads the new design.
-        sqlx::Error::ColumnDecode { .. } => {
-            tracing::warn!(error = %e, "a read met a column of another type (a type change meanwhile?)");
+        sqlx::Error::ColumnDecode { ref index, .. } if index.trim_matches('"').starts_with("f_") => {
+            tracing::warn!(error = %e, "a read met a field's column of another type (a type change meanwhile?)");
             daicho_store::design_changed()
         }
         other => {
@@ -220,7 +220,13 @@ fn internal(e: sqlx::Error) -> StoreError {
                 // A cached plan whose result type changed (0A000), a column or table gone
                 // (42703, 42P01): the statement was built from a design changed meanwhile (a
                 // type change, a purge), as above.
-                if matches!(code.as_str(), "0A000" | "42703" | "42P01") {
+                // (Only for a user table's own names, "t_…" and "f_…", and that one plan error:
+                // anything else is a fault of ours, answered 500.)
+                let message = db.message();
+                let user_table = message.contains("\"t_") || message.contains("\"f_");
+                if (code == "0A000" && message.contains("cached plan must not change result type"))
+                    || (matches!(code.as_str(), "42703" | "42P01") && user_table)
+                {
                     tracing::warn!(code = %code, message = %db.message(), "a statement met a design changed meanwhile");
                     return daicho_store::design_changed();
                 }

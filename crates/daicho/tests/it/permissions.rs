@@ -2722,5 +2722,5 @@ async fn a_members_form_shown_before_a_leaver_was_taken_out_does_not_put_them_ba
         .collect();
     assert_eq!(members, [newcomer.as_str()], "the leaver stays out: {v}");
     let (_, v) = a.get_json("/api/v1/audit?action=group.members&limit=1").await;
-    assert_eq!(v["events"][0]["details"], "added=newcomer; removed=", "{v}");
+    assert_eq!(v["events"][0]["details"], "asked to add=newcomer; asked to remove=", "{v}");
 }

@@ -3048,6 +3048,11 @@ async fn a_link_is_written_and_filtered_by_the_text_its_record_shows() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("too_many")),
         "{v}"
     );
+    // The grid says so on the page, keeping its filter row to correct.
+    let r = a.get(&format!("/tables/{orders}?filter.eq.顧客=支店")).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "as any query that cannot run");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("role=\"alert\"") && page.contains("value=\"支店\""), "{page}");
     // Beyond 500 customers the form takes text, and shows the linked record in it.
     let mut csv = String::from("会社名\n");
     for i in 0..400 {

@@ -215,7 +215,7 @@ async fn set_members(
     let details = match &shown {
         None => format!("members={}", logins(&mut members.iter())),
         Some(shown) => format!(
-            "added={}; removed={}",
+            "asked to add={}; asked to remove={}",
             logins(&mut members.iter().filter(|m| !shown.contains(m))),
             logins(&mut shown.iter().filter(|m| !members.contains(m)))
         ),

@@ -639,10 +639,15 @@ async fn show_page(
     let mut query_error_field = String::new();
     let mut query_error_ops: Vec<&'static str> = Vec::new();
     // (Users named by login ID or name are found for the query; the form keeps what was typed.)
-    let by_id = crate::handlers::tables::with_named_ids(state, ctx, auth, t, resolved.clone()).await?;
+    // (A link's text that more records show than a filter takes is the query's problem too.)
+    let by_id = match crate::handlers::tables::with_named_ids(state, ctx, auth, t, resolved.clone()).await {
+        Ok(p) => Ok(p),
+        Err(AppError::Invalid(e)) => Err(e),
+        Err(other) => return Err(other),
+    };
     // Fields the reader may not see, named in the address (not by a saved view), are recorded.
     auth.note_hidden_in_query(state, ctx, open, t, &grid).await?;
-    let (query, mut query_error) = match record_query(t, &by_id) {
+    let (query, mut query_error) = match by_id.map_err(AppError::Invalid).and_then(|p| record_query(t, &p)) {
         Ok(q) if view_refused.is_some() => (q, view_refused),
         Ok(q) => (q, None),
         Err(AppError::Invalid(e)) => {

@@ -2753,9 +2753,6 @@ impl ImportBatch {
         self.inserts.len() + self.updates.len()
     }
 
-    /// Checks the part's links and users, then hands it to the writer; when the writer has
-    /// ended (with an error it reports), `sender` becomes `None` and the rest is only validated.
-    #[allow(clippy::too_many_arguments)]
     /// The batch emptied of rows after a check found problems in them (they are reported, not
     /// sent), keeping the refusals to record.
     fn checked_only(&mut self) -> ImportBatch {
@@ -2767,6 +2764,9 @@ impl ImportBatch {
         }
     }
 
+    /// Checks the part's links and users, then hands it to the writer; when the writer has
+    /// ended (with an error it reports), `sender` becomes `None` and the rest is only validated.
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &mut self,
         state: &AppState,

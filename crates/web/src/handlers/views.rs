@@ -148,16 +148,17 @@ async fn save(
             (typed.0.clone(), value)
         })
         .collect();
-    let spec = spec_of(&t, &q, &stored)?;
-    // Kept as typed, so held to what the grid's filter input takes.
-    for f in &spec.filters {
-        if f.value.chars().count() > FILTER_VALUE_MAX {
+    // Kept as typed, so held to what the grid's filter input takes (as typed: users named by
+    // login ID are kept by their longer ids).
+    for (_, v) in pairs.iter().filter(|(k, _)| k.starts_with("filter.")) {
+        if v.chars().count() > FILTER_VALUE_MAX {
             return Err(AppError::Invalid(FieldErrors::single("filter", "out_of_range")));
         }
-        if f.value.chars().any(char::is_control) {
+        if v.chars().any(char::is_control) {
             return Err(AppError::Invalid(FieldErrors::single("filter", "control_chars")));
         }
     }
+    let spec = spec_of(&t, &q, &stored)?;
     let view = SavedView {
         id: ViewId::new_random(),
         table_id: open.def.id,
