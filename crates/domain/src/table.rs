@@ -1309,6 +1309,8 @@ impl FieldDef {
         match &self.kind {
             FieldKind::MultiChoice { .. } => &["eq", "any_of", "empty", "not_empty"],
             FieldKind::AutoNumber { .. } => &["eq", "gt", "gte", "lt", "lte", "any_of"],
+            // (Never empty: unticked is false.)
+            FieldKind::Checkbox => &["eq", "any_of"],
             FieldKind::Integer | FieldKind::Decimal { .. } | FieldKind::Date | FieldKind::DateTime => {
                 &["eq", "gt", "gte", "lt", "lte", "any_of", "empty", "not_empty"]
             }

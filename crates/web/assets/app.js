@@ -4,8 +4,8 @@
 // - The grid's selection column gets a "select every record on this page" box.
 // - The grid's bulk edit suggests the values a choice or checkbox field takes.
 // - A grid filter row offers only the conditions its chosen field takes.
-// - On a narrow screen the grid's "sort and filter" panel starts folded when it holds nothing,
-//   so that the records come first (without the script it stays open).
+// - On a narrow screen the grid's "sort and filter" panel starts folded (its summary counts
+//   what it holds), so that the records come first (without the script it stays open).
 "use strict";
 
 function applyKind(form) {
@@ -39,21 +39,23 @@ function wireFilterRow(row) {
   const field = row.querySelector("select[name=ff]");
   const op = row.querySelector("select[name=fo]");
   if (!field || !op) return;
-  const apply = () => {
+  // (On load a condition the field does not take stays chosen, as the page's message names
+  // it; choosing another field moves to one it takes.)
+  const apply = (moved) => {
     const chosen = field.selectedOptions[0];
     const takes = chosen && chosen.dataset.ops ? chosen.dataset.ops.split(" ") : null;
     for (const o of op.options) {
-      const on = !takes || takes.includes(o.value);
+      const on = !takes || takes.includes(o.value) || (!moved && o.selected);
       o.hidden = !on;
       o.disabled = !on;
     }
-    if (op.selectedOptions[0] && op.selectedOptions[0].disabled) {
+    if (moved && op.selectedOptions[0] && op.selectedOptions[0].disabled) {
       const first = Array.from(op.options).find((o) => !o.disabled);
       if (first) op.value = first.value;
     }
   };
-  field.addEventListener("change", apply);
-  apply();
+  field.addEventListener("change", () => apply(true));
+  apply(false);
 }
 
 function wireBulkValues(field) {

@@ -985,7 +985,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.no_choices", "Enter at least one choice, one per line.", "選択肢を1行に1つずつ、1つ以上入力してください。"),
     ("err.too_many_choices", "A field takes at most 500 choices.", "選択肢は500個までです。"),
     ("fields.not_added", "The field was not added:", "フィールドを追加できませんでした:"),
-    ("fields.to_form", "see the form below", "下のフォームを確認してください"),
+    ("fields.to_form", "(see the form below)", "（下のフォームを確認してください）"),
     ("err.cannot_change_self", "You cannot do this to your own account.", "自分自身のアカウントには実行できません。"),
     (
         "err.last_admin",

@@ -3018,7 +3018,15 @@ async fn a_link_is_written_and_filtered_by_the_text_its_record_shows() {
     assert_eq!(count("filter.eq.顧客=同名商事").await, 2);
     let (_, v) = a.get_json(&format!("{list}?filter.any_of.顧客=株式会社リンク,{}", ids[1])).await;
     assert_eq!(v["records"].as_array().unwrap().len(), 2, "{v}");
-    assert_eq!(count("filter.eq.顧客=存在しない会社").await, 0);
+    // A text no record shows is said so (a name with a comma, split by "any of", would
+    // otherwise match nothing without a word); the list's own label finds its record.
+    let (s, v) = a.get_json(&format!("{list}?filter.eq.顧客=存在しない会社")).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("no_link_shows"))
+    );
+    let (s, v) = a.get_json(&format!("{list}?filter.eq.顧客=株式会社リンク (%23{})", ids[0])).await;
+    assert_eq!((s, v["records"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{v}");
     // A saved view keeps the text, to find the records showing it when it runs.
     let (s, v) = a
         .post_json(
@@ -3634,6 +3642,26 @@ async fn a_date_time_given_as_a_date_is_that_days_start_in_the_tenants_time_zone
     assert_eq!(s, StatusCode::CREATED, "{v}");
     for (q, want) in [("eq", 2), ("lte", 2), ("gt", 0), ("lt", 0), ("gte", 2)] {
         let (s, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.{q}.最終連絡=2026-04-01")).await;
+        assert_eq!((s, v["records"].as_array().map(Vec::len)), (StatusCode::OK, Some(want)), "{q}: {v}");
+    }
+    // A time to the minute or the second is all of it: a record made at 09:30:12.110 is equal
+    // to 09:30:12 and to 09:30 (as pages show it), not to 09:30:12.111.
+    let (s, v) = cast
+        .admin
+        .post_json(
+            &format!("/api/v1/tables/{tid}/records"),
+            json!({"values": {"会社名": "秒", "最終連絡": "2026-04-01T09:30:12.110+09:00"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for (q, want) in [
+        ("eq.最終連絡=2026-04-01 09:30:12", 1),
+        ("eq.最終連絡=2026-04-01 09:30", 2),
+        ("lte.最終連絡=2026-04-01 09:30", 3),
+        ("gt.最終連絡=2026-04-01 09:30", 0),
+        ("eq.最終連絡=2026-04-01 09:30:12.111", 0),
+    ] {
+        let (s, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.{q}")).await;
         assert_eq!((s, v["records"].as_array().map(Vec::len)), (StatusCode::OK, Some(want)), "{q}: {v}");
     }
     // An update import whose file shows the day only (a spreadsheet set to dates) leaves the

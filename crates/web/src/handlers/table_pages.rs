@@ -760,9 +760,11 @@ async fn show_page(
     let chosen: Vec<FieldId> =
         if resolved.iter().any(|(k, v)| k == "col" && !v.is_empty()) { cols.clone() } else { Vec::new() };
     // How many sort keys, filters and column choices the list holds: the "sort and filter"
-    // panel says so, and a narrow screen folds it only when it holds none.
-    let refine_active =
-        sort_rows.iter().filter(|(f, _)| !f.is_empty()).count() + filter_rows.len() + usize::from(!chosen.is_empty());
+    // panel says so (a narrow screen folds it).
+    // (The default order reversed, "oldest first", counts as a sort.)
+    let refine_active = sort_rows.iter().filter(|(f, d)| !f.is_empty() || d == "asc").count()
+        + filter_rows.len()
+        + usize::from(!chosen.is_empty());
     filter_rows.push(FilterRow { field: String::new(), op: "contains".into(), value: String::new() });
     let me = auth.principal.user_id;
     let can_design = open.access.has(TableRight::Design);

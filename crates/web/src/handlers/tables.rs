@@ -260,6 +260,26 @@ pub(crate) fn parse_at(f: &FieldDef, v: &Value, offset: i32) -> Result<Cell, &'s
     f.parse(local.as_ref().unwrap_or(v))
 }
 
+/// The span a date-time written without an offset covers, at the tenant's `offset`: a day
+/// alone its day, a time to the minute its minute, to the second its second (as RFC 3339, the
+/// start and the next span's start); `None` for a time with fractions or an offset of its own
+/// (an instant), or anything else.
+fn time_span(v: &str, offset: i32) -> Option<(String, String)> {
+    let v = v.trim();
+    let (start, step) = match date_alone(v) {
+        Some(day) => (daicho_domain::table::local_datetime(&day.to_string(), offset)?, time::Duration::DAY),
+        None if v.contains('.') => return None,
+        None => {
+            let start = daicho_domain::table::local_datetime(v, offset)?;
+            let colons = v.matches(':').count();
+            (start, if colons >= 2 { time::Duration::SECOND } else { time::Duration::MINUTE })
+        }
+    };
+    let rfc = &time::format_description::well_known::Rfc3339;
+    let end = (time::OffsetDateTime::parse(&start, rfc).ok()? + step).format(rfc).ok()?;
+    Some((start, end))
+}
+
 /// A date written alone ("2026-04-01", "2026/4/1"), with no time of day.
 fn date_alone(s: &str) -> Option<time::Date> {
     let s = s.trim();
@@ -354,14 +374,14 @@ pub(crate) async fn with_named_ids(
                 return vec![(k, v)];
             }
             let local = |p: &str| daicho_domain::table::local_datetime(p, offset).unwrap_or_else(|| p.to_owned());
-            // A day alone means the whole day: "equals" is from its start to the next day's,
-            // "at most" and "greater than" are taken at the next day's start.
-            if let Some(day) = date_alone(&v)
-                && let Some(next) = day.next_day()
-                && let Some((op, name)) = k.strip_prefix("filter.").and_then(|rest| rest.split_once('.'))
+            // A time given to the day, the minute or the second means all of it (a record made
+            // at 09:30:12.110 is "equal" to 09:30:12, to 09:30 and to that day): "equals" is from
+            // its start to the next one's, "at most" and "greater than" are taken at the next
+            // one's start.
+            if let Some((op, name)) = k.strip_prefix("filter.").and_then(|rest| rest.split_once('.'))
+                && op != "any_of"
+                && let Some((start, end)) = time_span(&v, offset)
             {
-                let start = local(&day.to_string());
-                let end = local(&next.to_string());
                 return match op {
                     "eq" => vec![(format!("filter.gte.{name}"), start), (format!("filter.lt.{name}"), end)],
                     "lte" => vec![(format!("filter.lt.{name}"), end)],
@@ -423,7 +443,7 @@ pub(crate) async fn with_user_ids(
 /// An "equals" or "any of" filter on a link field may name linked records by the text they
 /// show (as the grid shows them): each such value becomes the numbers of the records of the
 /// target whose shown field holds it, as the reader may see them (up to `MAX_ANY_OF`), and the
-/// filter "any of" them; a text no record shows matches nothing.
+/// filter "any of" them; a text no record shows is refused (`no_link_shows`).
 async fn with_link_filter_ids(
     state: &AppState,
     ctx: &Ctx,
@@ -458,15 +478,18 @@ async fn with_link_filter_ids(
                 // (One more than a filter takes: more records showing it are refused, not cut.)
                 let found =
                     linked_by_text(state, ctx, auth, &f, p, daicho_domain::table::MAX_ANY_OF as u32 + 1).await?;
+                // A text no record shows is said so, rather than matching nothing without a
+                // word (a name holding a comma, split by "any of", would be lost so).
+                if found.is_empty() {
+                    let mut e = FieldErrors::new();
+                    e.push_owned(f.id.to_string(), "no_link_shows");
+                    return Err(AppError::Invalid(e));
+                }
                 ids.extend(found.iter().map(i64::to_string));
             }
         }
         ids.sort();
         ids.dedup();
-        // (No record shows it: a number no record has, as record numbers are counted from 1.)
-        if ids.is_empty() {
-            ids.push(i64::MAX.to_string());
-        }
         if ids.len() > daicho_domain::table::MAX_ANY_OF {
             return Err(AppError::Invalid(FieldErrors::single("filter", "too_many")));
         }
@@ -944,10 +967,15 @@ async fn linked_by_text(
     Ok(state.store.list_records(&view, &target.def, &q).await?.into_iter().map(|r| r.id).collect())
 }
 
-/// The record number a link value names when it is written as forms show a link ("#12" or
-/// "#12 株式会社テスト"); `None` for anything else.
+/// The record number a link value names when it is written as forms show a link ("#12",
+/// "#12 株式会社テスト", or "株式会社テスト (#12)" as the form's list shows it); `None` else.
 pub(crate) fn link_number(v: &str) -> Option<i64> {
-    v.trim().strip_prefix('#')?.split_whitespace().next()?.parse().ok()
+    let v = v.trim();
+    // As the form's list shows a record: "株式会社テスト (#12)".
+    if let Some(n) = v.strip_suffix(')').and_then(|r| r.rsplit_once("(#")).and_then(|(_, n)| n.parse().ok()) {
+        return Some(n);
+    }
+    v.strip_prefix('#')?.split_whitespace().next()?.parse().ok()
 }
 
 /// Link values written by what their record shows: a value of a link field that is not a
