@@ -4490,15 +4490,7 @@ async fn overwrite_many(
             // part can say: the next finds it changed by the first.)
             let now = read_records_tx(tx, table, &[*id], true).await?;
             let r = now.get(id).ok_or(StoreError::NotFound)?;
-            if !guard::covers(scope, r) {
-                return Err(StoreError::Forbidden);
-            }
-            let first = seen.insert(*id);
-            // (The key is checked on every row; the time only on the record's first.)
-            let e = expects
-                .get(i)
-                .map(|e| daicho_store::RowExpects { since: if first { e.since } else { None }, key: e.key.clone() });
-            guard::check_expected(r, e.as_ref())?;
+            guard::check_update_row(scope, r, expects.get(i), seen.insert(*id))?;
             n += u64::from(!guard::changed_cells(r, cells).is_empty());
             PgStore::overwrite_in(tx, scope, table, *id, cells, w.at, w.who, w.event).await?;
         }

@@ -186,6 +186,23 @@ pub fn check_expected(old: &Record, expects: Option<&crate::RowExpects>) -> Stor
     Ok(())
 }
 
+/// An import's update row checked on its record as stored (read inside the import's
+/// transaction): the scope must cover it, and it must be as the row expects
+/// (`check_expected`); the time the file gives only on the record's `first` row in the part
+/// (the next finds it changed by the first), the key on every row.
+pub fn check_update_row<R: Right>(
+    scope: &TableScope<R>,
+    r: &Record,
+    expects: Option<&crate::RowExpects>,
+    first: bool,
+) -> StoreResult<()> {
+    if !covers(scope, r) {
+        return Err(StoreError::Forbidden);
+    }
+    let e = expects.map(|e| crate::RowExpects { since: if first { e.since } else { None }, key: e.key.clone() });
+    check_expected(r, e.as_ref())
+}
+
 /// Rows of an update: a record's id and the cells written on it.
 pub type UpdateRows = Vec<(i64, Vec<(FieldId, Cell)>)>;
 
@@ -203,10 +220,7 @@ pub fn planned_updates<R: Right>(
     let mut changed = Vec::with_capacity(rows.len());
     for (i, (id, cells)) in rows.iter().enumerate() {
         let r = old.get(id).ok_or(StoreError::NotFound)?;
-        if !covers(scope, r) {
-            return Err(StoreError::Forbidden);
-        }
-        check_expected(r, expects.get(i))?;
+        check_update_row(scope, r, expects.get(i), true)?;
         let cells = changed_cells(r, cells);
         if !cells.is_empty() {
             check_writes_on(scope, r, &cells)?;
