@@ -3184,6 +3184,23 @@ impl Store for PgStore {
         event: NewAuditEvent,
     ) -> StoreResult<ApiToken> {
         let mut tx = self.write_tx().await?;
+        // Two at once wait for each other on the user's row before counting.
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(scope.actor().to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        let in_use: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2",
+        )
+        .bind(scope.actor().to_string())
+        .bind(ms(token.at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(internal)?;
+        if in_use >= daicho_store::TOKENS_PER_USER {
+            return Err(daicho_store::too_many_tokens());
+        }
         sqlx::query(
             "INSERT INTO api_tokens (id, tenant_id, user_id, name, token_hash, read_only, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -2873,6 +2873,17 @@ impl Store for SqliteStore {
         event: NewAuditEvent,
     ) -> StoreResult<ApiToken> {
         let mut tx = self.write_tx().await?;
+        let in_use: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?",
+        )
+        .bind(scope.actor().to_string())
+        .bind(ms(token.at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(internal)?;
+        if in_use >= daicho_store::TOKENS_PER_USER {
+            return Err(daicho_store::too_many_tokens());
+        }
         sqlx::query(
             "INSERT INTO api_tokens (id, tenant_id, user_id, name, token_hash, read_only, created_at, expires_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

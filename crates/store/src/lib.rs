@@ -119,6 +119,15 @@ pub fn members_after(current: &[UserId], members: Vec<UserId>, shown: Option<&[U
     out
 }
 
+/// The most API tokens in use (neither revoked nor expired) one user may hold: each is a way
+/// in, and a leaked script making them without end would fill the table.
+pub const TOKENS_PER_USER: i64 = 20;
+
+/// The refusal of a new API token beyond [`TOKENS_PER_USER`] (409 on `name`).
+pub fn too_many_tokens() -> StoreError {
+    StoreError::Conflict(FieldErrors::single("name", "too_many_tokens"))
+}
+
 /// The refusal of a change to a user (role, status, deletion) that would leave the tenant
 /// without an active administrator: two administrators demoting or disabling each other at
 /// once each passed the "not yourself" check. 409 on `user`.

@@ -986,6 +986,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.too_many_choices", "A field takes at most 500 choices.", "選択肢は500個までです。"),
     ("fields.not_added", "The field was not added:", "フィールドを追加できませんでした:"),
     ("fields.to_form", "(see the form below)", "（下のフォームを確認してください）"),
+    (
+        "err.too_many_tokens",
+        "You hold 20 tokens in use, the most one user may: revoke one you no longer need first.",
+        "有効なトークンが上限の20個あります。使わなくなったものを先に取り消してください。",
+    ),
     ("err.cannot_change_self", "You cannot do this to your own account.", "自分自身のアカウントには実行できません。"),
     (
         "err.last_admin",

@@ -299,3 +299,25 @@ async fn a_token_made_before_the_password_changed_is_refused_and_tokens_read_unl
     let (_, new) = new_token(&m, "after", false, 30).await;
     assert_eq!(with_token(&app, &new, Method::GET, "/api/v1/me", None).await.0, StatusCode::OK);
 }
+
+/// A user holds at most 20 tokens in use; a revoked one frees its place.
+#[tokio::test]
+async fn a_user_holds_at_most_twenty_tokens_in_use() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let m = &cast.member;
+    let mut first = String::new();
+    for i in 0..20 {
+        let (id, _) = new_token(m, &format!("t{i}"), true, 30).await;
+        if i == 0 {
+            first = id;
+        }
+    }
+    let body = json!({"name": "t20", "read_only": true, "expires_in_days": 30});
+    let (s, v) = m.post_json("/api/v1/me/tokens", body.clone()).await;
+    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::CONFLICT, Some("too_many_tokens")), "{v}");
+    let (s, _) = m.send_json(Method::DELETE, &format!("/api/v1/me/tokens/{first}"), json!({})).await;
+    assert!(s.is_success(), "{s}");
+    let (s, v) = m.post_json("/api/v1/me/tokens", body).await;
+    assert_eq!(s, StatusCode::CREATED, "a revoked token frees its place: {v}");
+}
