@@ -1183,8 +1183,8 @@ impl RecordPage {
 /// tenant's users for user fields.
 struct FormSpec<'a> {
     t: &'a TableDef,
-    writes: &'a dyn Fn(FieldId) -> bool,
-    users: &'a [Person],
+    writes: &'a (dyn Fn(FieldId) -> bool + Sync),
+    users: Vec<Person>,
     /// Choices for link fields: (record id, label), when the target can be listed.
     links: std::collections::HashMap<FieldId, Vec<(String, String)>>,
     /// Else the value shown in the link field's text input ("#12 株式会社テスト").
@@ -1276,7 +1276,7 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 _ => Vec::new(),
             };
             let shown = match values.get(&key) {
-                Some(v) => f.parse(v).map(|c| shown(f, &c, spec.users, offset)).unwrap_or_else(|_| display(v)),
+                Some(v) => f.parse(v).map(|c| shown(f, &c, &spec.users, offset)).unwrap_or_else(|_| display(v)),
                 None => String::new(),
             };
             let mut choices: Vec<(String, String)> = match &f.kind {
@@ -1422,6 +1422,22 @@ fn values_of(t: &TableDef, r: &daicho_store::Record, offset: i32) -> Map<String,
     values
 }
 
+/// A record form's spec for table `t` (the fields `writes` lets the user write, the form's
+/// `values` naming its links' records): the users and link choices read for it; it may save
+/// and not delete (the caller sets otherwise).
+async fn form_spec<'a>(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: &'a TableDef,
+    writes: &'a (dyn Fn(FieldId) -> bool + Sync),
+    values: &Map<String, Value>,
+) -> AppResult<FormSpec<'a>> {
+    let users = users_for(state, ctx, auth, t).await?;
+    let (links, link_labels) = link_choices(state, ctx, auth, t, values).await?;
+    Ok(FormSpec { t, writes, users, links, link_labels, can_save: true, can_delete: false })
+}
+
 pub async fn new_record(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -1433,17 +1449,8 @@ pub async fn new_record(
     let scope = auth.table_right::<Create>(&state, &ctx, &open).await?;
     let t = open.seen_by(&scope);
     let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
-    let users = users_for(&state, &ctx, &auth, &t).await?;
-    let (links, link_labels) = link_choices(&state, &ctx, &auth, &t, &Map::new()).await?;
-    let spec = FormSpec {
-        t: &t,
-        writes: &|f| scope.writes(f),
-        users: &users,
-        links,
-        link_labels,
-        can_save: true,
-        can_delete: false,
-    };
+    let writes = |f| scope.writes(f);
+    let spec = form_spec(&state, &ctx, &auth, &t, &writes, &Map::new()).await?;
     // The form starts with each field's default value.
     let mut defaults = Map::new();
     for f in &t.fields {
@@ -1522,17 +1529,7 @@ pub async fn create_record(
     match result {
         Ok(_) => Ok(redirect_see_other(&after)),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
-            let users = users_for(&state, &ctx, &auth, &t).await?;
-            let (links, link_labels) = link_choices(&state, &ctx, &auth, &t, &values).await?;
-            let spec = FormSpec {
-                t: &t,
-                writes: &writes,
-                users: &users,
-                links,
-                link_labels,
-                can_save: true,
-                can_delete: false,
-            };
+            let spec = form_spec(&state, &ctx, &auth, &t, &writes, &values).await?;
             Ok(render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &record_page(&auth, &ctx, &spec, None, &values, Errors(e), false),
@@ -1587,12 +1584,10 @@ pub async fn edit_record(
                 }
             })
     };
-    let users = users_for(&state, &ctx, &auth, &t).await?;
     let values = values_of(&t, &r, auth.tenant.policy.utc_offset_minutes);
-    let (links, link_labels) = link_choices(&state, &ctx, &auth, &t, &values).await?;
+    let spec = FormSpec { can_save, can_delete, ..form_spec(&state, &ctx, &auth, &t, &writes, &values).await? };
     // The system fields: when and by whom the record was created and last updated.
     let people = auth.directory(&state, &ctx).await?;
-    let spec = FormSpec { t: &t, writes: &writes, users: &users, links, link_labels, can_save, can_delete };
     let mut page = record_page(&auth, &ctx, &spec, Some((r.id, r.version)), &values, Errors::default(), false);
     let who =
         |id: &str| people.iter().find(|p| p.id.to_string() == id).map(Person::label).unwrap_or_else(|| id.to_owned());
@@ -1684,17 +1679,7 @@ pub async fn update_record(
         Ok(_) => Ok(redirect_see_other(&format!("/tables/{}?{from}{sep}done=record_saved", t.id))),
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let stale = e.code_for("version") == Some("stale");
-            let users = users_for(&state, &ctx, &auth, &t).await?;
-            let (links, link_labels) = link_choices(&state, &ctx, &auth, &t, &values).await?;
-            let spec = FormSpec {
-                t: &t,
-                writes: &writes,
-                users: &users,
-                links,
-                link_labels,
-                can_save: true,
-                can_delete: false,
-            };
+            let spec = form_spec(&state, &ctx, &auth, &t, &writes, &values).await?;
             // Read-only fields show their stored values.
             let mut shown = values_of(&t, &old, auth.tenant.policy.utc_offset_minutes);
             shown.extend(
