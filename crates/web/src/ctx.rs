@@ -32,6 +32,11 @@ pub struct Ctx {
     /// link elsewhere can make a signed-in user's browser open any address here, so a refusal
     /// it causes is marked as such rather than set down as the user's own probing.
     pub cross_site: bool,
+    /// The request came from one of our own pages (`Sec-Fetch-Site: same-origin`, or a browser
+    /// that does not say): only then does a page show the notice its address asks for
+    /// (`?done=imported&inserted=…`), so that a link in a mail or on another site cannot make
+    /// Daicho announce an import, a deletion or a count that did not happen.
+    pub from_own_page: bool,
 }
 
 impl Ctx {
@@ -111,6 +116,7 @@ pub fn ctx_from_parts(parts: &Parts, state: &AppState) -> Ctx {
         // (A browser's claim, so only for a browser's session: a token's client says nothing.)
         cross_site: parts.extensions.get::<crate::session::ViaToken>().is_none()
             && parts.headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site"),
+        from_own_page: parts.headers.get("sec-fetch-site").is_none_or(|v| v.as_bytes() == b"same-origin"),
     }
 }
 

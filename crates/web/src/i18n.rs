@@ -443,8 +443,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("import.title", "Import CSV", "CSV読み込み"),
     (
         "import.intro",
-        "The first row names the fields (as in an export). Every row is checked first; if any row has a problem, nothing is imported and each problem is listed.",
-        "1行目はフィールド名です（エクスポートと同じ形式）。すべての行を先に確認し、1行でも問題があれば何も読み込まず、問題を一覧にします。",
+        "The first row names the fields (as in an export). Every row is checked first; if any row has a problem, nothing is imported and each problem is listed. Columns Daicho fills itself (auto-numbers, created and updated at and by) are read, never written; with \"updated at\" in the file, a record changed since the export is not overwritten.",
+        "1行目はフィールド名です（エクスポートと同じ形式）。すべての行を先に確認し、1行でも問題があれば何も読み込まず、問題を一覧にします。Daicho が設定する列（自動採番・作成日時・作成者・更新日時・更新者）は読み取りのみで、書き込みません。ファイルに更新日時の列があれば、書き出し後に変更されたレコードは上書きしません。",
     ),
     ("import.map_title", "Which field gets each column?", "各列をどのフィールドに読み込みますか"),
     (
@@ -812,6 +812,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "flash.import_unchanged",
         "{unchanged} rows held what their records hold, and changed nothing.",
         "{unchanged} 行はレコードと同じ内容で、変更はありませんでした。",
+    ),
+    (
+        "flash.import_not_written",
+        "{n} of the file's columns were read but not written: Daicho fills them itself (auto-numbers, created and updated at and by).",
+        "ファイルの {n} 列は読み取りのみで、書き込んでいません（自動採番・作成日時・作成者・更新日時・更新者は Daicho が設定します）。",
     ),
     ("flash.policy_saved", "Security policy saved.", "セキュリティポリシーを保存しました。"),
     ("policy.group_display", "Display", "表示"),

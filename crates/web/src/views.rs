@@ -78,8 +78,8 @@ impl Page {
         }
     }
 
-    pub fn with_flash(mut self, done: Option<&str>) -> Self {
-        self.flash = done.and_then(i18n::flash_key);
+    pub fn with_flash(mut self, ctx: &crate::ctx::Ctx, done: Option<&str>) -> Self {
+        self.flash = done.filter(|_| ctx.from_own_page).and_then(i18n::flash_key);
         self
     }
 

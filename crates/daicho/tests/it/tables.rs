@@ -713,6 +713,32 @@ async fn a_shift_jis_export_edited_and_imported_back_keeps_what_shift_jis_could_
     let utf8 = format!("番号,メモ\n{},x?\n", value(1, "番号").as_str().unwrap());
     let (s, v) = import(admin, &tid, "?key=%E7%95%AA%E5%8F%B7", utf8.into_bytes()).await;
     assert_eq!((s, v["updated"].as_i64()), (StatusCode::OK, Some(1)), "{v}");
+    // A key stored in its JIS spelling (〜, −) comes back from Shift_JIS in the Windows one
+    // (～, －) and still finds its record, rather than adding a second.
+    let (s, v) = admin
+        .post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "A〜Z−商会", "従業員数": 1}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let r = admin
+        .get(&format!(
+            "/api/v1/tables/{tid}/export.csv?encoding=shift_jis&col=会社名&col=従業員数&q=%E5%95%86%E4%BC%9A"
+        ))
+        .await;
+    let bytes = r.bytes().await.unwrap();
+    let (text, _, _) = encoding_rs::SHIFT_JIS.decode(&bytes);
+    assert!(text.contains("A～Z－商会,1"), "{text}");
+    let edited = text.replace(",1", ",2");
+    let file = encoding_rs::SHIFT_JIS.encode(&edited).0.into_owned();
+    let (s, v) = import(admin, &tid, "?key=%E4%BC%9A%E7%A4%BE%E5%90%8D&encoding=shift_jis", file).await;
+    assert_eq!((s, v["inserted"].as_i64(), v["updated"].as_i64()), (StatusCode::OK, Some(0), Some(1)), "{v}");
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{tid}/records?q=%E5%95%86%E4%BC%9A")).await;
+    let rows = v["records"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{v}");
+    assert_eq!(
+        (&rows[0]["values"][field_id(&table, "会社名")], &rows[0]["values"][field_id(&table, "従業員数")]),
+        (&json!("A〜Z−商会"), &json!(2)),
+        "the key kept its own spelling"
+    );
 }
 
 #[tokio::test]
@@ -1027,6 +1053,15 @@ async fn the_import_page_takes_a_file_upload_with_its_csrf_token_and_lists_probl
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let page = cast.admin.get(&crate::location(&r)).await.text().await.unwrap();
     assert!(page.contains("The file was imported. 2 added, 0 updated."), "with its counts");
+    // The same address opened from a mail or another site announces nothing: its counts are
+    // the address's, not an import's.
+    for from in ["none", "cross-site", "same-site"] {
+        let r = cast.admin.client.get(cast.admin.url(&crate::location(&r))).header("sec-fetch-site", from);
+        let page = r.send().await.unwrap().text().await.unwrap();
+        assert!(!page.contains("The file was imported") && !page.contains("2 added"), "{from}");
+    }
+    let r = cast.admin.client.get(cast.admin.url(&crate::location(&r))).header("sec-fetch-site", "same-origin");
+    assert!(r.send().await.unwrap().text().await.unwrap().contains("2 added, 0 updated."));
     assert!(page.contains(">A</td>") && page.contains(">B</td>"));
     // Someone who may import but not view is told so on the import page.
     let (_, users) = cast.admin.get_json("/api/v1/users").await;
@@ -2882,7 +2917,10 @@ async fn pages_show_date_times_in_the_tenants_time_zone_and_the_api_in_utc() {
     let rid = v["record"]["id"].as_i64().unwrap();
     assert_eq!(v["record"]["values"][&last], "2026-04-01T00:30:00Z", "the API in UTC");
     let grid = a.get(&format!("/tables/{tid}")).await.text().await.unwrap();
-    assert!(grid.contains("<td>2026-04-01 09:30</td>"), "the grid in the tenant's zone, as people write it");
+    assert!(
+        grid.contains("<td class=\"nowrap\">2026-04-01 09:30</td>"),
+        "the grid in the tenant's zone, as people write it, on one line"
+    );
     let form = a.get(&format!("/tables/{tid}/records/{rid}")).await.text().await.unwrap();
     assert!(form.contains("value=\"2026-04-01T09:30:00+09:00\""), "{form}");
     // The form sent back as shown changes nothing (the same instant; not a new version).
@@ -3146,7 +3184,10 @@ async fn the_grid_pages_forward_by_its_links_and_back_to_the_first_page() {
             .collect()
     };
     let first_row = |page: &str| -> i64 {
-        let cell = page.split("<td class=\"num\"><a href=\"").nth(1).and_then(|c| c.split("</td><td>").nth(1));
+        let cell = page
+            .split("<td class=\"num\"><a href=\"")
+            .nth(1)
+            .and_then(|c| c.split("</td><td class=\"nowrap\">").nth(1));
         cell.and_then(|c| c.split('<').next()).and_then(|n| n.parse().ok()).unwrap_or(-1)
     };
     let start = format!("/tables/{tid}?sort=%E7%95%AA&dir=asc");
@@ -3538,8 +3579,14 @@ async fn an_exported_file_with_its_updated_at_column_does_not_undo_a_later_edit(
     let file = export().await;
     let (s, v) = import(a, &tid, "?key=会社名", file.replace("他の人の変更", "私の変更").into_bytes()).await;
     assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
+    // The importer is told which column was read and not written.
+    assert_eq!(v["not_written"], json!(["更新日時 Updated at"]), "{v}");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{id}")).await;
     assert_eq!(v["record"]["values"][&memo], "私の変更");
+    // The import page says so as well.
+    let page = a.get(&format!("/tables/{tid}?done=imported&inserted=0&updated=1&not_written=1")).await;
+    let page = page.text().await.unwrap();
+    assert!(page.contains("1 of the file&#39;s columns were read but not written"), "{page}");
 }
 
 #[tokio::test]

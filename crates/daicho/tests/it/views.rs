@@ -104,6 +104,20 @@ async fn personal_and_shared_views_run_under_the_readers_own_rights() {
         a.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/views/{mine}"), json!({})).await.0,
         StatusCode::NOT_FOUND
     );
+    assert_eq!(a.get(&format!("/tables/{t}?view=zz%01<b>")).await.status(), StatusCode::NOT_FOUND);
+    // Each guess is in the operation history, as guessed record numbers are (the id as given,
+    // without its control character).
+    let (_, v) = a.get_json("/api/v1/audit?action=permission.denied&limit=50").await;
+    let guesses: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["details"].as_str())
+        .filter(|d| d.contains("not offered to the reader"))
+        .collect();
+    assert_eq!(guesses.len(), 3, "{v}");
+    assert!(guesses.iter().filter(|d| d.contains(&format!("view:{mine} of table:{t}"))).count() == 2, "{guesses:?}");
+    assert!(guesses.iter().any(|d| d.contains("view:zz<b> of")), "{guesses:?}");
     // The same name twice is a conflict; a hidden field cannot be used; sharing needs design.
     let (s, v) = m.post_json(&format!("/api/v1/tables/{t}/views"), json!({"name": "提案中 <i>"})).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");

@@ -51,7 +51,7 @@ pub async fn account_page(
     let scope = auth.authorize::<OwnAccount>(&state, &ctx).await?;
     let sessions = state.store.list_own_sessions(&scope).await?;
     let page = AccountPage {
-        p: Page::for_user(&auth, "account.title", "account", &ctx.request_id).with_flash(q.done.as_deref()),
+        p: Page::for_user(&auth, "account.title", "account", &ctx.request_id).with_flash(&ctx, q.done.as_deref()),
         display_name: auth.user.display_name.as_str().to_owned(),
         login_id: auth.user.login_id.as_str().to_owned(),
         email: auth.user.email.as_str().to_owned(),

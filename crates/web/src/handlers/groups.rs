@@ -559,7 +559,7 @@ pub async fn show_page(
 ) -> AppResult<Response> {
     let _scope = auth.authorize::<ManageGroups>(&state, &ctx).await?;
     let mut page = group_page(&state, &ctx, &auth, group_id(&gid)?, Errors::default()).await?;
-    page.p = page.p.with_flash(q.done.as_deref());
+    page.p = page.p.with_flash(&ctx, q.done.as_deref());
     Ok(render(&page))
 }
 

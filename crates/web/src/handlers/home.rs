@@ -33,7 +33,7 @@ pub async fn home(
 ) -> AppResult<Response> {
     let _scope = auth.authorize::<OwnAccount>(&state, &ctx).await?;
     let page = HomePage {
-        p: Page::for_user(&auth, "nav.home", "home", &ctx.request_id).with_flash(q.done.as_deref()),
+        p: Page::for_user(&auth, "nav.home", "home", &ctx.request_id).with_flash(&ctx, q.done.as_deref()),
         welcome: crate::i18n::t(auth.lang, "home.welcome").replace("{name}", auth.user.display_name.as_str()),
         tenant_name: auth.tenant.name.as_str().to_owned(),
         tenant_code: auth.tenant.code.as_str().to_owned(),

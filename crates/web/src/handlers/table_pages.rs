@@ -95,7 +95,7 @@ pub async fn list_tables(
     let mut page = list_page(&state, &ctx, &auth, Errors::default(), NewTableForm::default()).await?;
     let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
     if done.is_some() {
-        page.p = Page::for_user(&auth, "tables.title", "tables", &ctx.request_id).with_flash(done);
+        page.p = Page::for_user(&auth, "tables.title", "tables", &ctx.request_id).with_flash(&ctx, done);
     }
     Ok(render(&page))
 }
@@ -245,6 +245,9 @@ struct ShowPage {
     description: String,
     has_fields: bool,
     headers: Vec<String>,
+    /// For each column, whether its values keep to one line (numbers, dates, codes, phone
+    /// numbers: a date broken over two lines on a phone reads as two values).
+    one_line: Vec<bool>,
     rows: Vec<GridRow>,
     older: Option<String>,
     /// The page before this one, where the links that led here tell it (`pager`).
@@ -628,7 +631,8 @@ async fn show_page(
     let grid = grid_pairs(pairs);
     // A saved view with other list parameters is refused as the API refuses it (the grid
     // would otherwise show the wider list under "All").
-    let (resolved, current, view_refused) = match crate::handlers::views::resolve(state, &scope, &grid).await {
+    let (resolved, current, view_refused) = match crate::handlers::views::resolve(state, ctx, auth, &scope, &grid).await
+    {
         Ok((r, c)) => (r, c, None),
         Err(AppError::Invalid(e)) => (grid.clone(), None, e.0.first().map(|fe| fe.code)),
         Err(e) => return Err(e),
@@ -809,13 +813,28 @@ async fn show_page(
     Ok(ShowPage {
         p: Page {
             named: Some(t.name.as_str().to_owned()),
-            ..imported(Page::for_user(auth, "tables.title", "tables", &ctx.request_id), pairs)
+            ..imported(ctx, Page::for_user(auth, "tables.title", "tables", &ctx.request_id), pairs)
         },
         id: t.id.to_string(),
         name: t.name.as_str().to_owned(),
         description: t.description.clone(),
         has_fields: !t.fields.is_empty(),
         headers: t.fields.iter().map(|f| f.name.as_str().to_owned()).collect(),
+        one_line: t
+            .fields
+            .iter()
+            .map(|f| {
+                matches!(
+                    f.kind,
+                    FieldKind::Integer
+                        | FieldKind::Decimal { .. }
+                        | FieldKind::Date
+                        | FieldKind::DateTime
+                        | FieldKind::AutoNumber { .. }
+                        | FieldKind::Phone
+                )
+            })
+            .collect(),
         older,
         previous,
         first: query.after.is_some().then(|| page_base.clone()),
@@ -1471,7 +1490,7 @@ pub async fn new_record(
     }
     let mut page = record_page(&auth, &ctx, &spec, None, &defaults, Errors::default(), false);
     // (Someone who may add records but not view them comes back here after each one.)
-    page.p = page.p.with_flash(done);
+    page.p = page.p.with_flash(&ctx, done);
     Ok(render(&page))
 }
 
@@ -1868,16 +1887,18 @@ pub async fn import_form(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<Import>(&state, &ctx, &open).await?;
     let mut page = import_page(&state, &ctx, &auth, &open, &open.seen_by(&scope), Vec::new());
-    page.p = imported(page.p, &pairs);
+    page.p = imported(&ctx, page.p, &pairs);
     Ok(render(&page))
 }
 
 /// A page told that an import was written (`done=imported`), with its counts.
-pub(crate) fn imported(p: Page, pairs: &[(String, String)]) -> Page {
+pub(crate) fn imported(ctx: &Ctx, p: Page, pairs: &[(String, String)]) -> Page {
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     let done = get("done");
-    let mut p = p.with_flash(done);
-    let count = |k: &str| get(k).and_then(|v| v.parse::<u64>().ok());
+    let mut p = p.with_flash(ctx, done);
+    // (Counts only with the notice: not for an address opened from elsewhere.)
+    let shown = p.flash.is_some();
+    let count = |k: &str| get(k).filter(|_| shown).and_then(|v| v.parse::<u64>().ok());
     if done == Some("imported")
         && let (Some(inserted), Some(updated)) = (count("inserted"), count("updated"))
     {
@@ -1887,6 +1908,10 @@ pub(crate) fn imported(p: Page, pairs: &[(String, String)]) -> Page {
         if let Some(n) = count("unchanged").filter(|n| *n > 0) {
             detail.push(' ');
             detail.push_str(&crate::i18n::t(p.lang, "flash.import_unchanged").replace("{unchanged}", &grouped(n)));
+        }
+        if let Some(n) = count("not_written").filter(|n| *n > 0) {
+            detail.push(' ');
+            detail.push_str(&crate::i18n::t(p.lang, "flash.import_not_written").replace("{n}", &grouped(n)));
         }
         p.flash_detail = Some(detail);
     }
@@ -2099,11 +2124,15 @@ pub async fn import_upload(
     .await;
     match result {
         // (Someone who may import but not view comes back to the import page, told so there.)
-        Ok((inserted, updated, unchanged)) => {
+        Ok(done) => {
             let page = if open.access.has(TableRight::View) { "" } else { "/import" };
             Ok(redirect_see_other(&format!(
-                "/tables/{}{page}?done=imported&inserted={inserted}&updated={updated}&unchanged={unchanged}",
-                t.id
+                "/tables/{}{page}?done=imported&inserted={}&updated={}&unchanged={}&not_written={}",
+                t.id,
+                done.inserted,
+                done.updated,
+                done.unchanged,
+                done.not_written.len()
             )))
         }
         // Imported already, by the same form posted twice: the file is gone, and nothing more

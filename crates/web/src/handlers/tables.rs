@@ -1167,7 +1167,7 @@ pub async fn list_records(
     let t = open.seen_by(&scope);
     check_list_keys(&pairs, false)?;
     auth.note_hidden_in_query(&state, &ctx, &open, &t, &pairs).await?;
-    let (pairs, _) = crate::handlers::views::resolve(&state, &scope, &pairs).await?;
+    let (pairs, _) = crate::handlers::views::resolve(&state, &ctx, &auth, &scope, &pairs).await?;
     let pairs = with_named_ids(&state, &ctx, &auth, &t, pairs).await?;
     let q = record_query(&t, &pairs)?;
     // `col` chooses the fields answered, as on the grid and in the export (each one the reader
@@ -1415,7 +1415,7 @@ pub(crate) async fn bulk_ids(
             if let Ok(view) = auth.principal.authorize_table::<View>(&open.access) {
                 auth.note_hidden_in_query(state, ctx, open, &open.seen_by(&view), &selecting).await?;
             }
-            let (pairs, _) = crate::handlers::views::resolve(state, reading, &selecting).await?;
+            let (pairs, _) = crate::handlers::views::resolve(state, ctx, auth, reading, &selecting).await?;
             let pairs: Vec<(String, String)> =
                 pairs.into_iter().filter(|(k, _)| k == "q" || k.starts_with("filter.")).collect();
             let seen = open.seen_by(reading);
@@ -1695,7 +1695,7 @@ pub async fn export_records(
     // (Recorded only for fields view hides: the grid's own export link may name a field view
     // shows and the export hides, which the query refuses.)
     auth.note_hidden_in_query(&state, &ctx, &open, &open.seen_by(&view), &pairs).await?;
-    let (pairs, _) = crate::handlers::views::resolve(&state, &scope, &pairs).await?;
+    let (pairs, _) = crate::handlers::views::resolve(&state, &ctx, &auth, &scope, &pairs).await?;
     let pairs = with_named_ids(&state, &ctx, &auth, &t, pairs).await?;
     let mut q = record_query(&t, &pairs)?;
     q.limit = 1000;
@@ -2043,6 +2043,48 @@ fn cp932_twin(c: char) -> Option<char> {
     })
 }
 
+/// The texts other than `text` that a Shift_JIS export writes as `text`: each Windows spelling
+/// in it (～ ∥ ― － ￠ ￡ ￢) may stand for its JIS twin (〜 ‖ — − ¢ £ ¬, see `cp932_twin`). At
+/// most `SJIS_TWINS` of them, the ones changing the fewest characters first; a key with more
+/// such characters is found only as written.
+fn shift_jis_twins(text: &str) -> Vec<String> {
+    let at: Vec<(usize, char)> = text
+        .char_indices()
+        .filter_map(|(i, c)| {
+            ['\u{301C}', '\u{2016}', '\u{2014}', '\u{2212}', '\u{00A2}', '\u{00A3}', '\u{00AC}']
+                .into_iter()
+                .find(|jis| cp932_twin(*jis) == Some(c))
+                .map(|jis| (i, jis))
+        })
+        .collect();
+    if at.is_empty() || at.len() > 3 {
+        return Vec::new();
+    }
+    // Every choice of places to change, fewest first (with three places, seven texts).
+    let mut choices: Vec<u32> = (1..(1u32 << at.len())).collect();
+    choices.sort_by_key(|m| m.count_ones());
+    choices
+        .into_iter()
+        .take(SJIS_TWINS)
+        .map(|m| {
+            let mut out = String::with_capacity(text.len() + 3);
+            let mut last = 0;
+            for (k, (i, jis)) in at.iter().enumerate() {
+                if m & (1 << k) != 0 {
+                    out.push_str(&text[last..*i]);
+                    out.push(*jis);
+                    last = i + text[*i..].chars().next().map_or(0, char::len_utf8);
+                }
+            }
+            out.push_str(&text[last..]);
+            out
+        })
+        .collect()
+}
+
+/// How many other spellings of a key `shift_jis_twins` gives at most.
+const SJIS_TWINS: usize = 7;
+
 /// A file's header and first rows, for the page where its columns are mapped to fields;
 /// `None` when it does not decode or has no header (the import then reports why).
 pub(crate) fn csv_preview(bytes: &[u8], encoding: &str) -> Option<(Vec<String>, Vec<Vec<String>>)> {
@@ -2089,6 +2131,17 @@ fn unneutralise(s: &str) -> &str {
 /// The store writes the rows part by part in a task of its own while the rest of the file is
 /// validated here; the first problem ends the parts, and the store's transaction is rolled back
 /// (see `Store::import_records`).
+/// What an import wrote: records added, updated, and found already as the file has them; and
+/// the file's columns read but not written because Daicho fills them itself (auto-numbers,
+/// created and updated at and by), by name, so that the importer is told.
+#[derive(Debug)]
+pub(crate) struct Imported {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub not_written: Vec<String>,
+}
+
 pub(crate) async fn import_csv(
     state: &AppState,
     ctx: &Ctx,
@@ -2099,7 +2152,7 @@ pub(crate) async fn import_csv(
     key: Option<&str>,
     mapping: Option<&[String]>,
     staged: Option<&str>,
-) -> AppResult<(u64, u64, u64)> {
+) -> AppResult<Imported> {
     let scope = auth.table_right::<Import>(state, ctx, open).await?;
     let t = &open.seen_by(&scope);
     // New rows are complete only if every required field this user may not write has a default.
@@ -2271,7 +2324,7 @@ pub(crate) async fn import_csv(
         Some((kf, _, _)) if !kf.kind.is_generated() => columns
             .iter()
             .position(|c| c.is_some_and(|c| c.id == kf.id))
-            .map(|col| KeysAhead::new(text.as_bytes(), col)),
+            .map(|col| KeysAhead::new(text.as_bytes(), col, maybe_shift_jis)),
         _ => None,
     };
     for (i, rec) in rdr.records().enumerate() {
@@ -2626,7 +2679,17 @@ pub(crate) async fn import_csv(
     // unchanged too.)
     let sent = updated as u64;
     match written {
-        Ok((inserted, written)) => Ok((inserted, written, part.unchanged as u64 + sent.saturating_sub(written))),
+        Ok((inserted, written)) => Ok(Imported {
+            inserted,
+            updated: written,
+            unchanged: part.unchanged as u64 + sent.saturating_sub(written),
+            not_written: columns
+                .iter()
+                .flatten()
+                .filter(|f| f.kind.is_generated() || daicho_domain::table::system_column(f.id).is_some())
+                .map(|f| f.name.as_str().to_owned())
+                .collect(),
+        }),
         Err(e) => Err(auth.refused(state, ctx, e.into(), format!("import into table:{}", t.id)).await),
     }
 }
@@ -2642,15 +2705,18 @@ struct KeysAhead<'t> {
     read: usize,
     /// Each key looked up (its stored value, as `Debug` text): the record, or none.
     found: std::collections::HashMap<String, Option<Record>>,
+    /// The file may be a Shift_JIS export: a key is also looked for as it may be stored (see
+    /// `shift_jis_twins`), its own spelling first.
+    twins: bool,
 }
 
 /// How many rows `KeysAhead` reads ahead at a time.
 const KEYS_AHEAD: usize = 500;
 
 impl<'t> KeysAhead<'t> {
-    fn new(text: &'t [u8], col: usize) -> Self {
+    fn new(text: &'t [u8], col: usize, twins: bool) -> Self {
         let rows = csv::ReaderBuilder::new().flexible(true).from_reader(text).into_records();
-        Self { rows, col, read: 0, found: std::collections::HashMap::new() }
+        Self { rows, col, read: 0, found: std::collections::HashMap::new(), twins }
     }
 
     /// The record whose key is `key` (row `i` of the file): `Some(found)` once looked up
@@ -2666,32 +2732,45 @@ impl<'t> KeysAhead<'t> {
     ) -> AppResult<Option<Option<Record>>> {
         let text = format!("{key:?}");
         if !self.found.contains_key(&text) && self.read <= i {
-            // Read on past row `i`, then look the new keys up.
-            let mut keys: Vec<(String, Cell)> = Vec::new();
+            // Read on past row `i`, then look the new keys up: (the key as the file gives it,
+            // a spelling it is looked for by, that spelling as a cell).
+            let mut keys: Vec<(String, String, Cell)> = Vec::new();
             while self.read <= i || (keys.len() < KEYS_AHEAD && self.read < i + KEYS_AHEAD) {
                 let Some(rec) = self.rows.next() else { break };
                 self.read += 1;
                 let Some(v) = rec.ok().and_then(|r| r.get(self.col).map(|v| unneutralise(v).trim().to_owned())) else {
                     continue;
                 };
-                if let Ok(c) = kf.parse(&Value::String(v))
+                if let Ok(c) = kf.parse(&Value::String(v.clone()))
                     && !matches!(c, Cell::Null)
                 {
                     let t = format!("{c:?}");
-                    if !self.found.contains_key(&t) && !keys.iter().any(|(k, _)| *k == t) {
-                        keys.push((t, c));
+                    if !self.found.contains_key(&t) && !keys.iter().any(|(k, _, _)| *k == t) {
+                        let twins = if self.twins { shift_jis_twins(&v) } else { Vec::new() };
+                        keys.push((t.clone(), t.clone(), c));
+                        for twin in twins {
+                            if let Ok(c) = kf.parse(&Value::String(twin))
+                                && !matches!(c, Cell::Null)
+                            {
+                                keys.push((t.clone(), format!("{c:?}"), c));
+                            }
+                        }
                     }
                 }
             }
             for chunk in keys.chunks(daicho_domain::table::MAX_ANY_OF) {
                 let filter = daicho_domain::table::Filter {
                     field: kf.id,
-                    op: daicho_domain::table::FilterOp::AnyOf(chunk.iter().map(|(_, c)| c.clone()).collect()),
+                    op: daicho_domain::table::FilterOp::AnyOf(chunk.iter().map(|(_, _, c)| c.clone()).collect()),
                 };
                 let q = RecordQuery { filters: vec![filter], limit: chunk.len() as u32 + 1, ..Default::default() };
                 let mut records = state.store.list_records(view, def, &q).await?;
-                for (t, _) in chunk {
-                    let at = records.iter().position(|r| r.cell(kf.id).is_some_and(|c| format!("{c:?}") == *t));
+                for (t, spelled, _) in chunk {
+                    // (A key found in its own spelling, or an earlier twin's, stays found.)
+                    if self.found.get(t).is_some_and(Option::is_some) {
+                        continue;
+                    }
+                    let at = records.iter().position(|r| r.cell(kf.id).is_some_and(|c| format!("{c:?}") == *spelled));
                     self.found.insert(t.clone(), at.map(|p| records.swap_remove(p)));
                 }
             }
@@ -2876,14 +2955,36 @@ pub async fn import_records(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let _scope = auth.table_right::<Import>(&state, &ctx, &open).await?;
     let mapping = (!q.columns.is_empty()).then(|| q.columns.split('\t').map(str::to_owned).collect::<Vec<_>>());
-    let (inserted, updated, unchanged) =
+    let done =
         import_csv(&state, &ctx, &auth, &open, &body, &q.encoding, Some(q.key.as_str()), mapping.as_deref(), None)
             .await?;
-    Ok(Json(json!({"inserted": inserted, "updated": updated, "unchanged": unchanged})))
+    Ok(Json(json!({
+        "inserted": done.inserted,
+        "updated": done.updated,
+        "unchanged": done.unchanged,
+        "not_written": done.not_written,
+    })))
 }
 
 #[cfg(test)]
 mod sjis_tests {
+    #[test]
+    fn a_key_read_from_a_shift_jis_file_is_also_looked_for_in_its_jis_spellings() {
+        use super::{shift_jis_image, shift_jis_twins};
+        assert!(shift_jis_twins("ABC-123").is_empty());
+        assert_eq!(shift_jis_twins("10～20"), ["10〜20"]);
+        // Each twin is what the export wrote as the key in the file.
+        for stored in ["10〜20", "A−B‖C", "〜〜"] {
+            let file = shift_jis_image(stored);
+            assert_ne!(file, stored);
+            assert!(shift_jis_twins(&file).contains(&stored.to_owned()), "{stored}: {:?}", shift_jis_twins(&file));
+        }
+        // Fewest changes first; at most seven; four such characters are looked for as written.
+        assert_eq!(shift_jis_twins("～－")[..2], ["〜－", "～−"]);
+        assert_eq!(shift_jis_twins("～－～").len(), 7);
+        assert!(shift_jis_twins("～～～～").is_empty());
+    }
+
     #[test]
     fn a_header_is_read_without_the_invisible_characters_around_it() {
         use super::header_name;

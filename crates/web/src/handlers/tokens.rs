@@ -168,7 +168,7 @@ pub async fn page(
     Query(q): Query<DoneQuery>,
 ) -> AppResult<Response> {
     let mut p = tokens_page(&state, &ctx, &auth, Errors::default(), &TokenForm::default()).await?;
-    p.p = p.p.with_flash(q.done.as_deref());
+    p.p = p.p.with_flash(&ctx, q.done.as_deref());
     Ok(render(&p))
 }
 

@@ -64,7 +64,7 @@ pub async fn list_users(
         })
         .collect();
     let page = UsersPage {
-        p: Page::for_user(&auth, "users.title", "users", &ctx.request_id).with_flash(q.done.as_deref()),
+        p: Page::for_user(&auth, "users.title", "users", &ctx.request_id).with_flash(&ctx, q.done.as_deref()),
         count: rows.len(),
         users: rows,
     };
@@ -186,7 +186,7 @@ pub async fn show_user(
     let u = state.store.get_user(&scope, user_id(&id)?).await?;
     let (status_key, status_class) = status_of(&u, ctx.now);
     let page = UserDetailPage {
-        p: Page::for_user(&auth, "users.details", "users", &ctx.request_id).with_flash(q.done.as_deref()),
+        p: Page::for_user(&auth, "users.details", "users", &ctx.request_id).with_flash(&ctx, q.done.as_deref()),
         id: u.id.to_string(),
         login_id: u.login_id.as_str().to_owned(),
         display_name: u.display_name.as_str().to_owned(),

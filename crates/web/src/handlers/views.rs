@@ -34,6 +34,8 @@ const WITH_VIEW: &[&str] = &["view", "after", "back", "limit", "encoding", "done
 /// (404 otherwise), followed by the paging keys given with it; else the parameters as given.
 pub(crate) async fn resolve(
     state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
     scope: &TableScope<View>,
     pairs: &[(String, String)],
 ) -> AppResult<(Vec<(String, String)>, Option<SavedView>)> {
@@ -45,11 +47,26 @@ pub(crate) async fn resolve(
         e.push_owned(k.chars().take(100).collect(), "not_with_view");
         return Err(AppError::Invalid(e));
     }
-    let id: ViewId = vid.parse().map_err(|_| AppError::NotFound)?;
-    let view = state.store.list_views(scope).await?.into_iter().find(|v| v.id == id).ok_or(AppError::NotFound)?;
+    let found = match vid.parse::<ViewId>() {
+        Ok(id) => state.store.list_views(scope).await?.into_iter().find(|v| v.id == id),
+        Err(_) => None,
+    };
+    // A view one may not use (another's own, one using a field hidden from one) and one that
+    // does not exist are the same 404, and both are recorded: guessing view ids shows in the
+    // operation history as guessing record numbers does.
+    let Some(view) = found else {
+        auth.record_refusal(state, ctx, not_offered(vid, scope.table())).await?;
+        return Err(AppError::NotFound);
+    };
     let mut out = view.spec.to_pairs();
     out.extend(pairs.iter().filter(|(k, _)| k != "view").cloned());
     Ok((out, Some(view)))
+}
+
+/// What a refusal of a view id records (the id as given, cut short: it comes from the address).
+fn not_offered(vid: &str, table: daicho_domain::TableId) -> String {
+    let shown: String = vid.chars().filter(|c| !c.is_control()).take(40).collect();
+    format!("view:{shown} of table:{table}: not found or not offered to the reader")
 }
 
 /// The columns to show: the `col` parameters (field ids or names, each a field the reader
@@ -184,7 +201,10 @@ async fn save(
 /// Deletes a view: one's own personal view, or a shared one with the design right.
 async fn remove(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTable, vid: &str) -> AppResult<()> {
     let scope = auth.table_right::<View>(state, ctx, open).await?;
-    let id: ViewId = vid.parse().map_err(|_| AppError::NotFound)?;
+    let Ok(id) = vid.parse::<ViewId>() else {
+        auth.record_refusal(state, ctx, not_offered(vid, open.def.id)).await?;
+        return Err(AppError::NotFound);
+    };
     let Some(view) = state.store.list_views(&scope).await?.into_iter().find(|v| v.id == id) else {
         // One's own view that uses a field since hidden from one is not offered any more, but
         // stays one's own to delete (the store deletes only a view the actor owns); so does a
@@ -193,13 +213,17 @@ async fn remove(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTable, vid:
             ctx.event_by(&auth.principal, AuditAction::ViewDelete, Outcome::Success)
                 .target(format!("table:{} view:{id}", open.def.id))
         };
-        return match state.store.delete_view(&scope, id, ev()).await {
+        let r = match state.store.delete_view(&scope, id, ev()).await {
             Err(daicho_store::StoreError::NotFound) if open.access.has(daicho_domain::TableRight::Design) => {
                 let design = auth.table_right::<Design>(state, ctx, open).await?;
-                Ok(state.store.delete_shared_view(&design, id, ev()).await?)
+                state.store.delete_shared_view(&design, id, ev()).await
             }
-            other => Ok(other?),
+            other => other,
         };
+        if let Err(daicho_store::StoreError::NotFound) = r {
+            auth.record_refusal(state, ctx, not_offered(vid, open.def.id)).await?;
+        }
+        return Ok(r?);
     };
     let ev = ctx
         .event_by(&auth.principal, AuditAction::ViewDelete, Outcome::Success)
