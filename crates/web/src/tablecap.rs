@@ -199,7 +199,13 @@ impl Auth {
         record: bool,
     ) -> AppResult<OpenTable> {
         let uses = self.authorize::<UseTables>(state, ctx).await?;
-        let id: TableId = raw_id.parse().map_err(|_| AppError::NotFound)?;
+        let Ok(id) = raw_id.parse::<TableId>() else {
+            if record {
+                let shown: String = raw_id.chars().filter(|c| !c.is_control()).take(40).collect();
+                self.record_refusal(state, ctx, format!("table:{shown}: not a table id")).await?;
+            }
+            return Err(AppError::NotFound);
+        };
         // The design comes from this node's cache when the tenant's design version has not
         // moved since it was read. Administrators hold every right whatever the grants; for
         // others the grants are read (at the same time as the design, when that is read).
@@ -320,6 +326,17 @@ impl Auth {
             .details(ctx.refusal(what));
         state.store.append_audit(ev).await?;
         Ok(())
+    }
+
+    /// The record number a route names: a positive whole number, or a 404 recorded as a
+    /// refusal (as a number that names no record is, see [`Auth::record`]).
+    pub async fn record_id(&self, state: &AppState, ctx: &Ctx, raw: &str) -> AppResult<i64> {
+        if let Some(id) = raw.parse::<i64>().ok().filter(|n| *n > 0) {
+            return Ok(id);
+        }
+        let shown: String = raw.chars().filter(|c| !c.is_control()).take(40).collect();
+        self.record_refusal(state, ctx, format!("record:{shown}: not a record number")).await?;
+        Err(AppError::NotFound)
     }
 
     /// The record a route names, read within `view`'s rows. One the reader may not see and one

@@ -2,7 +2,7 @@
 
 use daicho_testkit::TestApp;
 use daicho_testkit::reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn malformed_json_is_a_400_that_says_what_is_wrong() {
@@ -163,4 +163,40 @@ async fn the_language_follows_the_browser_and_then_the_users_choice() {
     let page = cast.member.get(&crate::location(&r)).await.text().await.unwrap();
     assert!(page.contains("アカウント"));
     assert!(page.contains("表示言語を保存しました"));
+}
+
+#[tokio::test]
+async fn malformed_and_foreign_ids_in_paths_are_404_and_recorded_as_refusals() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (s, v) = a.post_json("/api/v1/tables", json!({"name": "台帳"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let t = v["table"]["id"].as_str().unwrap().to_owned();
+    let huge = "99999999999999999999";
+    for p in [
+        format!("/api/v1/tables/{t}/records/abc"),
+        format!("/api/v1/tables/{t}/records/-1"),
+        format!("/api/v1/tables/{t}/records/{huge}"),
+        format!("/tables/{t}/records/0"),
+        "/api/v1/tables/not-a-table/records".to_owned(),
+    ] {
+        assert_eq!(a.get(&p).await.status(), StatusCode::NOT_FOUND, "{p}");
+    }
+    let r = a.client.delete(a.url("/api/v1/me/tokens/nope")).header("x-csrf-token", &a.csrf).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Another user's session: the same 404 as none at all.
+    let (_, v) = cast.member.get_json("/api/v1/me").await;
+    let theirs = v["session"]["id"].as_str().unwrap().to_owned();
+    for id in ["nope".to_owned(), theirs] {
+        let r = a.post_form(&format!("/account/sessions/{id}/revoke"), &[]).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{id}");
+    }
+    let (_, v) = a.get_json("/api/v1/audit?action=permission.denied&limit=50").await;
+    let details: Vec<&str> = v["events"].as_array().unwrap().iter().filter_map(|e| e["details"].as_str()).collect();
+    let count = |needle: &str| details.iter().filter(|d| d.contains(needle)).count();
+    assert_eq!(count("not a record number"), 4, "{details:?}");
+    assert_eq!(count("table:not-a-table: not a table id"), 1, "{details:?}");
+    assert_eq!(count("revoke of token:nope"), 1, "{details:?}");
+    assert_eq!(count("not one of the user's sessions"), 2, "{details:?}");
 }

@@ -610,6 +610,9 @@ async fn bulk_edit_and_delete_are_all_or_nothing_within_the_users_rules_and_reco
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = m.post_json(&bulk("delete"), json!({"ids": [mine[0], 99_999]})).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // A number no record can have is the same 404.
+    let (s, _) = m.post_json(&bulk("delete"), json!({"ids": [mine[0], -1]})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     // Visible through a second group that views every record, but not the member's to change:
     // 403, nothing changes, and the refusals are recorded.
     let g2 = cast.admin.post_json("/api/v1/groups", json!({"name": "閲覧"})).await.1["group"]["id"]
@@ -629,9 +632,12 @@ async fn bulk_edit_and_delete_are_all_or_nothing_within_the_users_rules_and_reco
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["details"].as_str().unwrap_or("").starts_with("bulk "))
+        .filter(|e| {
+            let d = e["details"].as_str().unwrap_or("");
+            d.starts_with("bulk ") || d.starts_with("record:-1 of table:")
+        })
         .count();
-    assert_eq!(refusals, 4, "every refused bulk operation on existing records is recorded: {v}");
+    assert_eq!(refusals, 6, "every refused bulk operation is recorded, whether its records exist or not: {v}");
     cast.admin.send_json(Method::DELETE, &format!("/api/v1/groups/{g2}"), json!({})).await;
     // Read-only fields cannot be bulk-set; nothing selected or too many is explained.
     let (s, v) = m.post_json(&bulk("update"), json!({"ids": [mine[0]], "values": {"メモ": "x"}})).await;

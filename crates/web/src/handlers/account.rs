@@ -154,9 +154,20 @@ pub async fn revoke_session(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let scope = auth.authorize::<OwnAccount>(&state, &ctx).await?;
-    let id: SessionId = id.parse().map_err(|_| AppError::NotFound)?;
-    let ev =
-        ctx.event_by(&auth.principal, AuditAction::SessionRevoked, Outcome::Success).target(format!("session:{id}"));
-    state.store.revoke_own_session(&scope, id, ev).await?;
+    let r = match id.parse::<SessionId>() {
+        Ok(sid) => {
+            let ev = ctx
+                .event_by(&auth.principal, AuditAction::SessionRevoked, Outcome::Success)
+                .target(format!("session:{sid}"));
+            state.store.revoke_own_session(&scope, sid, ev).await
+        }
+        Err(_) => Err(daicho_store::StoreError::NotFound),
+    };
+    // Another user's session (or none) is the same 404, recorded as a refusal.
+    if let Err(daicho_store::StoreError::NotFound) = r {
+        let shown: String = id.chars().filter(|c| !c.is_control()).take(40).collect();
+        auth.record_refusal(&state, &ctx, format!("end of session:{shown}: not one of the user's sessions")).await?;
+    }
+    r?;
     Ok(redirect_see_other("/account?done=session_ended"))
 }

@@ -24,10 +24,6 @@ use crate::state::AppState;
 use crate::tablecap::OpenTable;
 use crate::views::{Errors, Page, render, render_status};
 
-fn record_id(raw: &str) -> AppResult<i64> {
-    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or(AppError::NotFound)
-}
-
 pub struct TableRow {
     pub id: String,
     /// The grid for users who may view, else the new-record form (or import) they may use.
@@ -1568,7 +1564,7 @@ pub async fn edit_record(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let view = auth.table_right::<View>(&state, &ctx, &open).await?;
     let t = open.seen_by(&view);
-    let r = auth.record(&state, &ctx, &view, &open.def, record_id(&rid)?).await?;
+    let r = auth.record(&state, &ctx, &view, &open.def, auth.record_id(&state, &ctx, &rid).await?).await?;
     // Whether this record may be edited or deleted (rights and row rules); the page shows the
     // form read-only otherwise.
     // The store judges the rows on the whole record: `r` lacks the fields view hides, which a
@@ -1631,7 +1627,7 @@ pub async fn update_record(
     let view = auth.table_right::<View>(&state, &ctx, &open).await?;
     let scope = auth.table_right::<Edit>(&state, &ctx, &open).await?;
     let t = open.seen_by(&scope);
-    let id = record_id(&rid)?;
+    let id = auth.record_id(&state, &ctx, &rid).await?;
     let version = pairs.iter().find(|(k, _)| k == "version").and_then(|(_, v)| v.parse::<i64>().ok()).unwrap_or(0);
     let old = auth.record(&state, &ctx, &view, &open.def, id).await?;
     // As the form offered them: the fields a group covering this record lets be written.
@@ -1750,7 +1746,7 @@ pub async fn record_history(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let view = auth.table_right::<View>(&state, &ctx, &open).await?;
     let t = open.seen_by(&view);
-    let id = record_id(&rid)?;
+    let id = auth.record_id(&state, &ctx, &rid).await?;
     let r = auth.record(&state, &ctx, &view, &open.def, id).await?;
     let entries = state.store.record_history(&view, &open.def, id).await?;
     let users = auth.directory(&state, &ctx).await?;
@@ -1820,7 +1816,7 @@ pub async fn delete_record(
     let view = auth.table_right::<View>(&state, &ctx, &open).await?;
     let scope = auth.table_right::<Delete>(&state, &ctx, &open).await?;
     let t = &open.def;
-    let id = record_id(&rid)?;
+    let id = auth.record_id(&state, &ctx, &rid).await?;
     if f.confirm != "yes" {
         return Err(AppError::Invalid(FieldErrors::single("confirm", "confirm_required")));
     }

@@ -613,10 +613,6 @@ fn record_json(t: &TableDef, r: &Record) -> Value {
     })
 }
 
-fn record_id(raw: &str) -> AppResult<i64> {
-    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or(AppError::NotFound)
-}
-
 /// Parses submitted values (keyed by field id or name) into cells; every error is reported,
 /// keyed by field id. `t` is the design as the user sees it, so a hidden field is unknown; a
 /// field the user may not write (`writes`) is refused when submitted and otherwise left alone.
@@ -1249,7 +1245,7 @@ pub async fn get_record(
 ) -> AppResult<Json<Value>> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
-    let r = auth.record(&state, &ctx, &scope, &open.def, record_id(&rid)?).await?;
+    let r = auth.record(&state, &ctx, &scope, &open.def, auth.record_id(&state, &ctx, &rid).await?).await?;
     let t = open.seen_by(&scope);
     let links = lookups(&state, &ctx, &auth, &t, std::slice::from_ref(&r), None).await?;
     let mut v = record_json(&t, &r);
@@ -1268,7 +1264,7 @@ pub async fn record_history(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
     let t = open.seen_by(&scope);
-    let id = record_id(&rid)?;
+    let id = auth.record_id(&state, &ctx, &rid).await?;
     let r = auth.record(&state, &ctx, &scope, &open.def, id).await?;
     let entries = state.store.record_history(&scope, &open.def, id).await?;
     let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();
@@ -1303,7 +1299,7 @@ pub async fn update_record(
     let scope = auth.table_right::<Edit>(&state, &ctx, &open).await?;
     let b: RecordBody = body.parse()?;
     let t = open.seen_by(&scope);
-    let id = record_id(&rid)?;
+    let id = auth.record_id(&state, &ctx, &rid).await?;
     let version = b.version.ok_or_else(|| AppError::Invalid(FieldErrors::single("version", "required")))?;
     let (values, link_errs) = with_link_ids(&state, &ctx, &auth, &t, &b.values).await?;
     let parsed = parse_values(&t, &values, false, &|f| scope.writes(f), auth.tenant.policy.utc_offset_minutes);
@@ -1336,7 +1332,7 @@ pub async fn delete_record(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let view = auth.table_right::<View>(&state, &ctx, &open).await?;
     let scope = auth.table_right::<Delete>(&state, &ctx, &open).await?;
-    let id = record_id(&rid)?;
+    let id = auth.record_id(&state, &ctx, &rid).await?;
     let old = auth.record(&state, &ctx, &view, &open.def, id).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
@@ -1448,8 +1444,13 @@ pub(crate) async fn bulk_ids(
     if ids.is_empty() {
         return Err(AppError::Invalid(FieldErrors::single("ids", "nothing_selected")));
     }
-    if ids.len() > BULK_MAX || ids.iter().any(|i| *i <= 0) {
+    if ids.len() > BULK_MAX {
         return Err(AppError::Invalid(FieldErrors::single("ids", "too_many_records")));
+    }
+    // A number no record can have names no record: 404 as for any record not found, recorded.
+    if let Some(bad) = ids.iter().find(|i| **i <= 0) {
+        auth.record_refusal(state, ctx, format!("record:{bad} of table:{}: not a record number", open.def.id)).await?;
+        return Err(AppError::NotFound);
     }
     let chosen = if chosen.chars().count() > 500 {
         format!("{}…", chosen.chars().take(500).collect::<String>())
@@ -1528,6 +1529,15 @@ async fn bulk_refused(
     what: &str,
 ) -> AppError {
     let forbidden = matches!(e, daicho_store::StoreError::Forbidden);
+    // A record that does not exist, or is outside view's rows, is refused as one record's
+    // would be: a 404, recorded (forced browsing through record numbers in a bulk request).
+    if matches!(e, daicho_store::StoreError::NotFound) {
+        let what = format!("{what} in table:{}: a record not found or outside the reader's rows", open.def.id);
+        if let Err(err) = auth.record_refusal(state, ctx, what).await {
+            return err;
+        }
+        return AppError::NotFound;
+    }
     let e = auth.refused(state, ctx, e.into(), format!("{what} in table:{}", open.def.id)).await;
     if !forbidden {
         return e;

@@ -73,9 +73,21 @@ async fn create(
 
 async fn revoke(state: &AppState, ctx: &Ctx, auth: &Auth, raw: &str) -> AppResult<()> {
     let scope = auth.authorize::<OwnAccount>(state, ctx).await?;
-    let id: TokenId = raw.parse().map_err(|_| AppError::NotFound)?;
-    let ev = ctx.event_by(&auth.principal, AuditAction::TokenRevoke, Outcome::Success).target(format!("token:{id}"));
-    Ok(state.store.revoke_own_token(&scope, id, ctx.now, ev).await?)
+    let r = match raw.parse::<TokenId>() {
+        Ok(id) => {
+            let ev =
+                ctx.event_by(&auth.principal, AuditAction::TokenRevoke, Outcome::Success).target(format!("token:{id}"));
+            state.store.revoke_own_token(&scope, id, ctx.now, ev).await
+        }
+        Err(_) => Err(daicho_store::StoreError::NotFound),
+    };
+    // Another user's token (or none) is the same 404, recorded as a refusal.
+    if let Err(daicho_store::StoreError::NotFound) = r {
+        let shown: String = raw.chars().filter(|c| !c.is_control()).take(40).collect();
+        auth.record_refusal(state, ctx, format!("revoke of token:{shown}: no token of the user's in use by that id"))
+            .await?;
+    }
+    Ok(r?)
 }
 
 fn token_json(t: &ApiToken, now: time::OffsetDateTime) -> Value {
