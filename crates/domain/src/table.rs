@@ -348,6 +348,11 @@ impl FieldDef {
         {
             e.push("max", "min_above_max");
         }
+        // A checkbox always holds a value (ticked or not): "required" would be shown and never
+        // enforced, so it is refused rather than taken.
+        if rules.required && matches!(kind, FieldKind::Checkbox) {
+            e.push("required", "not_for_this_type");
+        }
         if rules.unique && matches!(kind, FieldKind::Checkbox | FieldKind::Multiline | FieldKind::MultiChoice { .. }) {
             e.push("unique", "not_for_this_type");
         }
@@ -804,8 +809,14 @@ fn ungrouped(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Parses "-12.345" with at most `scale` decimals into an integer scaled by 10^scale, exactly.
+/// Thousands separators are taken in the whole part only, as Excel writes them ("1,234.5");
+/// any other comma is refused ("1,5" is no 15, and no 1.5 either: the decimal mark is ".").
 pub fn parse_decimal(s: &str, scale: u8) -> Result<i64, &'static str> {
-    let s = s.trim().replace(',', "");
+    let s = s.trim();
+    let s = match s.split_once('.') {
+        Some((whole, frac)) => format!("{}.{frac}", ungrouped(whole)),
+        None => ungrouped(s).into_owned(),
+    };
     let (neg, digits) = match s.strip_prefix('-') {
         Some(rest) => (true, rest.to_owned()),
         None => (false, s.strip_prefix('+').unwrap_or(&s).to_owned()),
@@ -1089,6 +1100,12 @@ mod tests {
         assert_eq!(parse_decimal("12.34", 2), Ok(1234));
         assert_eq!(parse_decimal("-0.5", 2), Ok(-50));
         assert_eq!(parse_decimal("1,000", 0), Ok(1000));
+        // Thousands separators in the whole part only, in groups of three.
+        assert_eq!(parse_decimal("1,234.5", 2), Ok(123_450));
+        assert_eq!(parse_decimal("-1,234,567.25", 2), Ok(-123_456_725));
+        for bad in ["1,5", "12,34", "1,2,3", "1.2,5", "1,234.5,0", ",5", "1,,234"] {
+            assert_eq!(parse_decimal(bad, 2), Err("not_a_decimal"), "{bad}");
+        }
         assert_eq!(parse_decimal("0.1", 1).map(|v| format_decimal(v, 1)), Ok("0.1".into()));
         assert!(parse_decimal("1.234", 2).is_err());
         assert!(parse_decimal("1e3", 2).is_err());
@@ -1213,6 +1230,11 @@ mod tests {
                 .is_err()
         );
         assert!(FieldDef::validate(&FieldKind::Checkbox, &FieldRules { unique: true, ..Default::default() }).is_err());
+        let e = FieldDef::validate(&FieldKind::Checkbox, &FieldRules { required: true, ..Default::default() });
+        assert_eq!(
+            e.unwrap_err().0.iter().map(|f| (f.field.as_str(), f.code)).collect::<Vec<_>>(),
+            [("required", "not_for_this_type")]
+        );
         assert!(
             FieldDef::validate(&FieldKind::Integer, &FieldRules { min: Some("x".into()), ..Default::default() })
                 .is_err()

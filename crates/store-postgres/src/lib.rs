@@ -27,8 +27,8 @@ use daicho_store::warm::{Lease, Warm};
 use daicho_store::{
     ApiToken, BaseDump, CatalogueDump, Credential, GrantChange, HistoryEntry, ImportParts, ImportWrite, JobRow,
     LoginFailure, NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record, RecordEvent,
-    RecordHistoryRow, RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES,
-    TenantRow, TokenContext, TrashItem, UserRow,
+    RecordHistory, RecordHistoryRow, RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult,
+    TABLES, TenantRow, TokenContext, TrashItem, UserRow,
 };
 use daicho_store::{ListPart, copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -1273,28 +1273,26 @@ impl Store for PgStore {
         Ok((inserted, updated))
     }
 
-    async fn record_history(
-        &self,
-        scope: &TableScope<View>,
-        table: &TableDef,
-        id: i64,
-    ) -> StoreResult<Vec<HistoryEntry>> {
+    async fn record_history(&self, scope: &TableScope<View>, table: &TableDef, id: i64) -> StoreResult<RecordHistory> {
         self.get_record(scope, table, id).await?;
-        let rows = sqlx::query("SELECT version, at, actor_login, changes FROM record_history WHERE table_id = $1 AND record_id = $2 ORDER BY id DESC LIMIT 500")
+        let rows = sqlx::query("SELECT version, at, actor_id, actor_login, changes FROM record_history WHERE table_id = $1 AND record_id = $2 ORDER BY id DESC LIMIT 500")
             .bind(table.id.to_string())
             .bind(id)
             .fetch_all(&self.pool)
             .await
             .map_err(internal)?;
-        let mut out = Vec::new();
+        let mut out = RecordHistory { read: rows.len(), ..RecordHistory::default() };
         for r in rows {
+            let version: i64 = r.try_get("version").map_err(internal)?;
+            out.oldest_read = Some(version);
             let changes = guard::visible_changes(scope, table, &r.try_get::<String, _>("changes").map_err(internal)?)?;
             if changes.is_empty() {
                 continue;
             }
-            out.push(HistoryEntry {
-                version: r.try_get("version").map_err(internal)?,
+            out.entries.push(HistoryEntry {
+                version,
                 at: daicho_store::rows::time_ms(r.try_get("at").map_err(internal)?)?,
+                actor_id: r.try_get("actor_id").map_err(internal)?,
                 actor_login: r.try_get("actor_login").map_err(internal)?,
                 changes,
             });
@@ -1931,7 +1929,14 @@ impl Store for PgStore {
         .bind(ut::trash_placeholder(&table.to_string()))
         .bind(table.to_string())
         .bind(scope.tenant_id().to_string());
-        self.write_one_of_tenant(scope.tenant_id(), q, event).await
+        // The table's lock first, as for a field: a record write, import or change of type in
+        // flight on another node commits before the table goes to the trash, never after.
+        let mut tx = self.write_tx().await?;
+        lock_for_design(&mut tx, scope.tenant_id(), table).await?;
+        let n = q.execute(&mut *tx).await.map_err(internal)?.rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
     }
 
     async fn list_trash(&self, scope: &Scope<ManageDesign>) -> StoreResult<Vec<TrashItem>> {

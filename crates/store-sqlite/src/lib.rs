@@ -32,8 +32,8 @@ use daicho_store::warm::{Lease, Warm};
 use daicho_store::{
     ApiToken, BaseDump, CatalogueDump, Credential, GrantChange, HistoryEntry, ImportPart, ImportParts, ImportWrite,
     JobRow, LoginFailure, NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record,
-    RecordEvent, RecordHistoryRow, RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult,
-    TABLES, TenantRow, TokenContext, TrashItem, UserRow,
+    RecordEvent, RecordHistory, RecordHistoryRow, RetypeReport, Session, SessionContext, SessionRow, Store, StoreError,
+    StoreResult, TABLES, TenantRow, TokenContext, TrashItem, UserRow,
 };
 use daicho_store::{ListPart, copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -926,6 +926,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<u64> {
         guard::check_table(scope, table)?;
         let mut tx = self.write_tx().await?;
+        // (A table trashed or redesigned since the request read it is refused, as for edits.)
+        check_design(&mut tx, table).await?;
         // The records' events are recorded after every record is locked and deleted, as every
         // write does (rows first, the tenant's chain of events last: one lock order).
         let mut events = Vec::new();
@@ -1016,28 +1018,26 @@ impl Store for SqliteStore {
         Ok((inserted, updated))
     }
 
-    async fn record_history(
-        &self,
-        scope: &TableScope<View>,
-        table: &TableDef,
-        id: i64,
-    ) -> StoreResult<Vec<HistoryEntry>> {
+    async fn record_history(&self, scope: &TableScope<View>, table: &TableDef, id: i64) -> StoreResult<RecordHistory> {
         self.get_record(scope, table, id).await?;
-        let rows = sqlx::query("SELECT version, at, actor_login, changes FROM record_history WHERE table_id = ? AND record_id = ? ORDER BY id DESC LIMIT 500")
+        let rows = sqlx::query("SELECT version, at, actor_id, actor_login, changes FROM record_history WHERE table_id = ? AND record_id = ? ORDER BY id DESC LIMIT 500")
             .bind(table.id.to_string())
             .bind(id)
             .fetch_all(&self.pool)
             .await
             .map_err(internal)?;
-        let mut out = Vec::new();
+        let mut out = RecordHistory { read: rows.len(), ..RecordHistory::default() };
         for r in rows {
+            let version: i64 = r.try_get("version").map_err(internal)?;
+            out.oldest_read = Some(version);
             let changes = guard::visible_changes(scope, table, &r.try_get::<String, _>("changes").map_err(internal)?)?;
             if changes.is_empty() {
                 continue;
             }
-            out.push(HistoryEntry {
-                version: r.try_get("version").map_err(internal)?,
+            out.entries.push(HistoryEntry {
+                version,
                 at: daicho_store::rows::time_ms(r.try_get("at").map_err(internal)?)?,
+                actor_id: r.try_get("actor_id").map_err(internal)?,
                 actor_login: r.try_get("actor_login").map_err(internal)?,
                 changes,
             });

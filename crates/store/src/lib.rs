@@ -320,8 +320,23 @@ pub const HISTORY_MAX: usize = 500;
 pub struct HistoryEntry {
     pub version: i64,
     pub at: OffsetDateTime,
+    /// Who made the change: their id (none in entries written before it was kept) and their
+    /// login ID at the time (a login ID may later pass to someone else; the id does not).
+    pub actor_id: Option<String>,
     pub actor_login: String,
     pub changes: Vec<(FieldId, Cell, Cell)>,
+}
+
+/// A record's history as read for a scope: the entries it sees, and how far back the read
+/// went, entries left out as changing only hidden fields included (so that a history whose
+/// newest entries are all hidden is still known to be cut).
+#[derive(Debug, Clone, Default)]
+pub struct RecordHistory {
+    pub entries: Vec<HistoryEntry>,
+    /// How many entries were read (at most [`HISTORY_MAX`]).
+    pub read: usize,
+    /// The version of the oldest entry read.
+    pub oldest_read: Option<i64>,
 }
 
 /// A user about to be created.
@@ -896,12 +911,7 @@ pub trait Store: Send + Sync + 'static {
     /// A record's changes, newest first, the newest [`HISTORY_MAX`] entries at most, limited to
     /// the fields the scope sees (entries that changed only hidden fields are left out).
     /// NotFound unless the scope covers the record.
-    async fn record_history(
-        &self,
-        scope: &TableScope<View>,
-        table: &TableDef,
-        id: i64,
-    ) -> StoreResult<Vec<HistoryEntry>>;
+    async fn record_history(&self, scope: &TableScope<View>, table: &TableDef, id: i64) -> StoreResult<RecordHistory>;
     /// Records matching the query's filters and keyword, in its order, keyset-paged.
     async fn list_records(
         &self,

@@ -82,6 +82,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "一度に処理できる件数を超えています。条件を絞ってください。",
     ),
     ("history.title", "Change history", "変更履歴"),
+    ("history.deleted_user", "a deleted user", "削除済みユーザー"),
     ("history.created", "Created", "作成"),
     ("history.by", "by", "作成者"),
     ("history.none", "No changes since it was created.", "作成後の変更はありません。"),

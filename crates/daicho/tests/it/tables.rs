@@ -3719,3 +3719,48 @@ async fn a_date_time_given_as_a_date_is_that_days_start_in_the_tenants_time_zone
     let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.会社名=朝")).await;
     assert_eq!(v["records"][0]["values"][&last], "2026-04-01T00:30:00Z", "09:30 at UTC+09:00 kept");
 }
+
+#[tokio::test]
+async fn a_history_names_who_made_each_change_by_id_not_by_a_login_id_given_again() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, _) = customers(a).await;
+    let pw = app.user("acme", "taro", "tenant_admin").await;
+    let taro = app.login("acme", "taro", &pw).await;
+    let (s, v) =
+        taro.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "履歴社"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let rid = v["record"]["id"].as_i64().unwrap();
+    let (s, v) = taro
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{tid}/records/{rid}"),
+            json!({"version": 1, "values": {"メモ": "太郎の変更"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // taro leaves and is deleted; someone else is given the login ID "taro".
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let old_id = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "taro").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = a.post_form(&format!("/admin/users/{old_id}/delete"), &[("confirm", "yes")]).await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    app.user("acme", "taro", "member").await;
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let new_id = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "taro").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, v) =
+        a.send_json(Method::PATCH, &format!("/api/v1/users/{new_id}"), json!({"display_name": "新しい太郎"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let page = a.get(&format!("/tables/{tid}/records/{rid}/history")).await.text().await.unwrap();
+    assert!(page.contains("太郎の変更"), "{page}");
+    assert!(!page.contains("新しい太郎"), "the change is not put on the new taro: {page}");
+    assert!(page.contains("taro (a deleted user)"), "{page}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{rid}/history")).await;
+    assert_eq!(v["entries"][0]["actor_id"], json!(old_id), "{v}");
+}

@@ -1732,9 +1732,9 @@ struct HistoryPage {
 /// Whether a record's history as read may leave older changes out: the newest
 /// `HISTORY_MAX` entries were read, or the record has more versions than that and the oldest
 /// shown is not its first change.
-pub(crate) fn history_cut(r: &daicho_store::Record, entries: &[daicho_store::HistoryEntry]) -> bool {
+pub(crate) fn history_cut(r: &daicho_store::Record, h: &daicho_store::RecordHistory) -> bool {
     let max = daicho_store::HISTORY_MAX;
-    entries.len() >= max || (r.version > max as i64 + 1 && entries.last().is_some_and(|e| e.version > 2))
+    h.read >= max || (r.version > max as i64 + 1 && h.oldest_read.is_some_and(|v| v > 2))
 }
 
 pub async fn record_history(
@@ -1748,7 +1748,8 @@ pub async fn record_history(
     let t = open.seen_by(&view);
     let id = auth.record_id(&state, &ctx, &rid).await?;
     let r = auth.record(&state, &ctx, &view, &open.def, id).await?;
-    let entries = state.store.record_history(&view, &open.def, id).await?;
+    let history = state.store.record_history(&view, &open.def, id).await?;
+    let entries = &history.entries;
     let users = auth.directory(&state, &ctx).await?;
     let name_of =
         |uid: &str| users.iter().find(|p| p.id.to_string() == uid).map(Person::label).unwrap_or_else(|| uid.to_owned());
@@ -1767,7 +1768,7 @@ pub async fn record_history(
         }
         _ => shown(d, c, &users, auth.tenant.policy.utc_offset_minutes),
     };
-    let cut = history_cut(&r, &entries);
+    let cut = history_cut(&r, &history);
     Ok(render(&HistoryPage {
         cut,
         p: Page::for_user(&auth, "history.title", "tables", &ctx.request_id),
@@ -1781,11 +1782,19 @@ pub async fn record_history(
             .map(|e| HistoryRow {
                 at: crate::views::fmt_time(e.at, auth.tenant.policy.utc_offset_minutes),
                 // Named as the record's maker is: "name (login ID)".
+                // (By id: a login ID freed by a deleted user may be someone else's now. Entries
+                // written before the id was kept are named by their login ID.)
                 who: users
                     .iter()
-                    .find(|p| p.login.as_str() == e.actor_login)
+                    .find(|p| match &e.actor_id {
+                        Some(id) => p.id.to_string() == *id,
+                        None => p.login.as_str() == e.actor_login,
+                    })
                     .map(Person::label)
-                    .unwrap_or_else(|| e.actor_login.clone()),
+                    .unwrap_or_else(|| match e.actor_id {
+                        Some(_) => format!("{} ({})", e.actor_login, crate::i18n::t(auth.lang, "history.deleted_user")),
+                        None => e.actor_login.clone(),
+                    }),
                 version: e.version,
                 changes: e
                     .changes
@@ -2154,7 +2163,7 @@ pub async fn import_upload(
 #[cfg(test)]
 mod tests {
     use super::history_cut;
-    use daicho_store::{HISTORY_MAX, HistoryEntry, Record};
+    use daicho_store::{HISTORY_MAX, HistoryEntry, Record, RecordHistory};
 
     #[test]
     fn a_history_says_when_older_changes_may_be_left_out() {
@@ -2168,16 +2177,26 @@ mod tests {
             updated_at: at,
             updated_by: String::new(),
         };
-        let entries = |from: i64, to: i64| -> Vec<HistoryEntry> {
-            (from..=to)
+        let entries = |from: i64, to: i64| -> RecordHistory {
+            let entries: Vec<HistoryEntry> = (from..=to)
                 .rev()
-                .map(|version| HistoryEntry { version, at, actor_login: String::new(), changes: Vec::new() })
-                .collect()
+                .map(|version| HistoryEntry {
+                    version,
+                    at,
+                    actor_id: None,
+                    actor_login: String::new(),
+                    changes: Vec::new(),
+                })
+                .collect();
+            RecordHistory { read: entries.len(), oldest_read: entries.last().map(|e| e.version), entries }
         };
         let max = HISTORY_MAX as i64;
         assert!(!history_cut(&record(3), &entries(2, 3)), "a short history, whole");
         assert!(history_cut(&record(max + 1), &entries(2, max + 1)), "as many as are read: maybe more");
         assert!(history_cut(&record(max + 50), &entries(60, max + 50)), "older versions not shown");
         assert!(!history_cut(&record(max + 50), &entries(2, 40)), "the first change shown: whole");
+        // As many read, every one hidden from the reader: still cut.
+        let hidden = RecordHistory { entries: Vec::new(), ..entries(12, max + 11) };
+        assert!(history_cut(&record(max + 11), &hidden), "the read reached its limit");
     }
 }

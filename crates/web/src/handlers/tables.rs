@@ -1266,19 +1266,21 @@ pub async fn record_history(
     let t = open.seen_by(&scope);
     let id = auth.record_id(&state, &ctx, &rid).await?;
     let r = auth.record(&state, &ctx, &scope, &open.def, id).await?;
-    let entries = state.store.record_history(&scope, &open.def, id).await?;
+    let history = state.store.record_history(&scope, &open.def, id).await?;
+    let entries = &history.entries;
     let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();
     let present =
         |f: FieldId, c: &Cell| t.fields.iter().find(|d| d.id == f).map(|d| d.present(c)).unwrap_or(Value::Null);
     Ok(Json(json!({
         "record": id,
         // Older changes may be left out: the newest `HISTORY_MAX` are given.
-        "cut": crate::handlers::table_pages::history_cut(&r, &entries),
+        "cut": crate::handlers::table_pages::history_cut(&r, &history),
         "created_at": fmt(r.created_at),
         "created_by": r.created_by,
         "entries": entries.iter().map(|e| json!({
             "version": e.version,
             "at": fmt(e.at),
+            "actor_id": e.actor_id,
             "actor_login": e.actor_login,
             "changes": e.changes.iter().map(|(f, b, a)| json!({
                 "field": f, "before": present(*f, b), "after": present(*f, a),
