@@ -255,6 +255,59 @@ fn chain_of(tenant: Option<TenantId>) -> String {
 }
 
 impl PgStore {
+    /// Deletes records in one transaction, all or none (see `Store::delete_records`); with
+    /// `expected`, the one record must still be at that version (`Store::delete_record`).
+    async fn delete_in(
+        &self,
+        scope: &TableScope<Delete>,
+        table: &TableDef,
+        ids: &[i64],
+        expected: Option<i64>,
+        event: Option<NewAuditEvent>,
+        each: Option<&RecordEvent<'_>>,
+    ) -> StoreResult<u64> {
+        guard::check_table(scope, table)?;
+        let mut tx = self.write_tx().await?;
+        // The table's writer lock first, as every writer of records takes it (a design change
+        // holds it off; see `lock_for_design`): a delete never waits inside the table behind one.
+        check_design(&mut tx, table).await?;
+        // The records' events are recorded after every record is locked and deleted, as every
+        // write does (rows first, the tenant's chain of events last: one lock order).
+        let mut events = Vec::new();
+        for &id in ids {
+            let old = Self::check_covered(&mut tx, scope, table, id).await?;
+            if expected.is_some_and(|v| v != old.version) {
+                return Err(StoreError::Conflict(FieldErrors::single("version", "stale")));
+            }
+            if let Some(each) = each {
+                events.push(each(&old));
+            }
+            sqlx::query("DELETE FROM record_history WHERE table_id = $1 AND record_id = $2")
+                .bind(table.id.to_string())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+            let sql = format!("DELETE FROM {} WHERE id = {}", ut::table_ident(table.id), ph(1));
+            let n = sqlx::query(AssertSqlSafe(sql))
+                .persistent(false)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?
+                .rows_affected();
+            Self::check_affected(n)?;
+        }
+        for ev in events {
+            Self::append_in(&mut tx, ev).await?;
+        }
+        if let Some(event) = event {
+            Self::append_in(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(internal)?;
+        Ok(ids.len() as u64)
+    }
+
     /// Connects (a `postgres://` URL; TLS per its `sslmode`) and applies pending migrations.
     pub async fn open(url: &str, settings: PoolSettings) -> StoreResult<Self> {
         let recheck = settings.recheck_idle_after;
@@ -1089,6 +1142,8 @@ impl Store for PgStore {
         // (anyone else holding the record would be refused as stale for nothing).
         let cells = guard::changed_cells(&old, &cells);
         if cells.is_empty() && old.version == expected_version {
+            // Recorded as what it was: a save that changed nothing.
+            let event = NewAuditEvent { details: guard::NO_CHANGE.to_owned(), ..event };
             Self::append_in(&mut tx, event).await?;
             tx.commit().await.map_err(internal)?;
             let mut r = old;
@@ -1159,9 +1214,10 @@ impl Store for PgStore {
         scope: &TableScope<Delete>,
         table: &TableDef,
         id: i64,
-        event: NewAuditEvent,
+        expected_version: Option<i64>,
+        event: &RecordEvent<'_>,
     ) -> StoreResult<()> {
-        self.delete_records(scope, table, &[id], event, None).await.map(|_| ())
+        self.delete_in(scope, table, &[id], expected_version, None, Some(event)).await.map(|_| ())
     }
 
     async fn delete_records(
@@ -1172,41 +1228,7 @@ impl Store for PgStore {
         event: NewAuditEvent,
         each: Option<&RecordEvent<'_>>,
     ) -> StoreResult<u64> {
-        guard::check_table(scope, table)?;
-        let mut tx = self.write_tx().await?;
-        // The table's writer lock first, as every writer of records takes it (a design change
-        // holds it off; see `lock_for_design`): a delete never waits inside the table behind one.
-        check_design(&mut tx, table).await?;
-        // The records' events are recorded after every record is locked and deleted, as every
-        // write does (rows first, the tenant's chain of events last: one lock order).
-        let mut events = Vec::new();
-        for &id in ids {
-            let old = Self::check_covered(&mut tx, scope, table, id).await?;
-            if let Some(each) = each {
-                events.push(each(&old));
-            }
-            sqlx::query("DELETE FROM record_history WHERE table_id = $1 AND record_id = $2")
-                .bind(table.id.to_string())
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?;
-            let sql = format!("DELETE FROM {} WHERE id = {}", ut::table_ident(table.id), ph(1));
-            let n = sqlx::query(AssertSqlSafe(sql))
-                .persistent(false)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?
-                .rows_affected();
-            Self::check_affected(n)?;
-        }
-        for ev in events {
-            Self::append_in(&mut tx, ev).await?;
-        }
-        Self::append_in(&mut tx, event).await?;
-        tx.commit().await.map_err(internal)?;
-        Ok(ids.len() as u64)
+        self.delete_in(scope, table, ids, None, Some(event), each).await
     }
 
     async fn update_records(

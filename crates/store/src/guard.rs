@@ -10,6 +10,10 @@ use daicho_domain::{FieldId, RowRule};
 
 use crate::{Record, StoreError, StoreResult};
 
+/// The details of a record update's event when the values sent were those stored (no new
+/// version is made).
+pub const NO_CHANGE: &str = "no change: every value sent was the one stored";
+
 /// The table must be the scope's table, in the scope's tenant.
 pub fn check_table<R: Right>(scope: &TableScope<R>, table: &TableDef) -> StoreResult<()> {
     if table.tenant_id != scope.tenant_id() || table.id != scope.table() {

@@ -837,12 +837,17 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
         event: NewAuditEvent,
     ) -> StoreResult<Record>;
+    /// Deletes a record, if it is still at `expected_version` when one is given (Conflict with
+    /// the code `stale` otherwise). `event` makes the audit event from the record as the
+    /// transaction read it: every value, those the deleter may not see included (the record
+    /// and its history are gone after this; the operation history is the administrators').
     async fn delete_record(
         &self,
         scope: &TableScope<Delete>,
         table: &TableDef,
         id: i64,
-        event: NewAuditEvent,
+        expected_version: Option<i64>,
+        event: &RecordEvent<'_>,
     ) -> StoreResult<()>;
     /// Deletes several records in one transaction, all or none (NotFound or Forbidden if any is
     /// missing or not covered). Returns how many. `each`, when given, makes an event for every

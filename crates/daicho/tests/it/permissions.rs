@@ -2731,3 +2731,60 @@ async fn a_members_form_shown_before_a_leaver_was_taken_out_does_not_put_them_ba
     let (_, v) = a.get_json("/api/v1/audit?action=group.members&limit=1").await;
     assert_eq!(v["events"][0]["details"], "asked to add=newcomer; asked to remove=", "{v}");
 }
+
+#[tokio::test]
+async fn a_delete_of_a_record_changed_since_it_was_read_is_refused_and_the_history_keeps_every_value() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let d = setup(&app, &cast.admin).await;
+    let t = &d.tid;
+    let m = &cast.member;
+    let mut fields = serde_json::Map::new();
+    fields.insert(d.amount.clone(), json!("hidden"));
+    grant(&cast.admin, &d, json!({"rights": ["view", "edit", "delete"], "fields": fields})).await;
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let (s, v) = add(&cast.admin, &d, json!({"件名": format!("消す{i}"), "金額": 7_654_321})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["record"]["id"].as_i64().unwrap());
+    }
+    // Someone edits the first record after the member read it (version 1).
+    let (s, v) = cast
+        .admin
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{t}/records/{}", ids[0]),
+            json!({"version": 1, "values": {"件名": "直した"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let del = |id: i64, version: i64| {
+        m.client
+            .delete(m.url(&format!("/api/v1/tables/{t}/records/{id}?version={version}")))
+            .header("x-csrf-token", &m.csrf)
+            .send()
+    };
+    let r = del(ids[0], 1).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["fields"][0]["code"], "stale", "{v}");
+    assert_eq!(cast.admin.get_json(&format!("/api/v1/tables/{t}/records/{}", ids[0])).await.0, StatusCode::OK);
+    // The record page's delete form carries the version it showed.
+    let page = m.get(&format!("/tables/{t}/records/{}", ids[0])).await.text().await.unwrap();
+    assert!(page.contains("name=\"version\" value=\"2\""), "{page}");
+    let r =
+        m.post_form(&format!("/tables/{t}/records/{}/delete", ids[0]), &[("confirm", "yes"), ("version", "1")]).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(cast.admin.get_json(&format!("/api/v1/tables/{t}/records/{}", ids[0])).await.0, StatusCode::OK);
+    let r = del(ids[0], 2).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r =
+        m.post_form(&format!("/tables/{t}/records/{}/delete", ids[1]), &[("confirm", "yes"), ("version", "1")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The operation history holds every value of each deleted record, the amount hidden from
+    // the member included: the record and its history are gone, the administrators' log is not.
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=record.delete").await;
+    let details: Vec<&str> = v["events"].as_array().unwrap().iter().filter_map(|e| e["details"].as_str()).collect();
+    assert_eq!(details.len(), 2, "{v}");
+    assert!(details.iter().all(|d| d.contains("7654321") || d.contains("7,654,321")), "{details:?}");
+}

@@ -2933,6 +2933,9 @@ async fn pages_show_date_times_in_the_tenants_time_zone_and_the_api_in_utc() {
         (v["record"]["values"][&last].as_str(), v["record"]["version"].as_i64()),
         (Some("2026-04-01T00:30:00Z"), Some(1))
     );
+    // (Nor is it in the operation history as an update.)
+    let (_, audit) = a.get_json("/api/v1/audit?action=record.update").await;
+    assert_eq!(audit["events"], json!([]), "{audit}");
     // A link that shows a date-time shows it as pages do.
     let other =
         a.post_json("/api/v1/tables", json!({"name": "連絡"})).await.1["table"]["id"].as_str().unwrap().to_owned();

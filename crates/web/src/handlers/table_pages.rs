@@ -1812,6 +1812,9 @@ pub async fn record_history(
 pub struct ConfirmForm {
     #[serde(default)]
     pub confirm: String,
+    /// The record's version the page showed: a record changed since is not deleted.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 pub async fn delete_record(
@@ -1829,12 +1832,17 @@ pub async fn delete_record(
     if f.confirm != "yes" {
         return Err(AppError::Invalid(FieldErrors::single("confirm", "confirm_required")));
     }
-    let old = auth.record(&state, &ctx, &view, t, id).await?;
-    let ev = ctx
-        .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
-        .target(format!("table:{} record:{id}", t.id))
-        .details(describe(&open.seen_by(&view), &old.cells, None));
-    if let Err(e) = state.store.delete_record(&scope, t, id, ev).await {
+    let expected = match f.version.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => Some(v.parse::<i64>().map_err(|_| AppError::Invalid(FieldErrors::single("version", "stale")))?),
+    };
+    auth.record(&state, &ctx, &view, t, id).await?;
+    let ev = |old: &daicho_store::Record| {
+        ctx.event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
+            .target(format!("table:{} record:{id}", t.id))
+            .details(describe(t, &old.cells, None))
+    };
+    if let Err(e) = state.store.delete_record(&scope, t, id, expected, &ev).await {
         return Err(auth.refused(&state, &ctx, e.into(), format!("delete of table:{} record:{id}", t.id)).await);
     }
     Ok(redirect_see_other(&format!("/tables/{}?done=record_deleted", t.id)))

@@ -1325,22 +1325,34 @@ pub async fn update_record(
     Ok(Json(json!({"record": record_json(&t, &r)})))
 }
 
+/// `DELETE …/records/{id}?version=N`: the version makes the delete conditional (409 `stale` when
+/// the record has changed since it was read).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    #[serde(default)]
+    pub version: Option<i64>,
+}
+
 pub async fn delete_record(
     State(state): State<AppState>,
     ctx: Ctx,
     auth: Auth,
     Path((tid, rid)): Path<(String, String)>,
+    Query(q): Query<DeleteQuery>,
 ) -> AppResult<StatusCode> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let view = auth.table_right::<View>(&state, &ctx, &open).await?;
     let scope = auth.table_right::<Delete>(&state, &ctx, &open).await?;
     let id = auth.record_id(&state, &ctx, &rid).await?;
-    let old = auth.record(&state, &ctx, &view, &open.def, id).await?;
-    let ev = ctx
-        .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
-        .target(format!("table:{} record:{id}", open.def.id))
-        .details(describe(&open.def, &old.cells, None));
-    if let Err(e) = state.store.delete_record(&scope, &open.def, id, ev).await {
+    auth.record(&state, &ctx, &view, &open.def, id).await?;
+    // (Every value the record held, as the delete's transaction read it, for the history.)
+    let ev = |old: &Record| {
+        ctx.event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
+            .target(format!("table:{} record:{id}", open.def.id))
+            .details(describe(&open.def, &old.cells, None))
+    };
+    if let Err(e) = state.store.delete_record(&scope, &open.def, id, q.version, &ev).await {
         return Err(auth.refused(&state, &ctx, e.into(), format!("delete of table:{} record:{id}", open.def.id)).await);
     }
     Ok(StatusCode::NO_CONTENT)
