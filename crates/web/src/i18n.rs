@@ -82,6 +82,17 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "一度に処理できる件数を超えています。条件を絞ってください。",
     ),
     ("history.title", "Change history", "変更履歴"),
+    ("design.link_unseen", "a link field of a table you cannot open", "開く権限のないテーブルのリンクフィールド"),
+    (
+        "err.shown_by_link",
+        "A link field shows this field, so it cannot be deleted (the link would show nothing). Delete that link field first, or keep this field (it may be renamed):",
+        "リンクフィールドがこのフィールドを表示しているため、削除できません（リンクが何も表示しなくなります）。先にそのリンクフィールドを削除するか、このフィールドを残してください（名前は変更できます）：",
+    ),
+    (
+        "err.linked_to",
+        "Link fields of other tables link to this table, so it cannot be deleted (their links would point at nothing). Delete those link fields first:",
+        "ほかのテーブルのリンクフィールドがこのテーブルにリンクしているため、削除できません（リンク先がなくなります）。先にそのリンクフィールドを削除してください：",
+    ),
     ("history.deleted_user", "a deleted user", "削除済みユーザー"),
     ("history.created", "Created", "作成"),
     ("history.by", "by", "作成者"),

@@ -114,6 +114,16 @@ impl Errors {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// The link fields named by errors of `code` ("link:受注 › 顧客"), without their prefix; an
+    /// empty name for one the user may not see.
+    pub fn links_with(&self, code: &str) -> Vec<String> {
+        self.0
+            .0
+            .iter()
+            .filter(|fe| fe.code == code)
+            .filter_map(|fe| fe.field.strip_prefix("link:").map(str::to_owned))
+            .collect()
+    }
     /// Each error code once, in order: the form's summary names every problem, also those of
     /// a field the page shows no message beside (a box to tick, a row of a list).
     pub fn codes(&self) -> Vec<&'static str> {

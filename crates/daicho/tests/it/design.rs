@@ -1020,3 +1020,49 @@ async fn a_required_field_added_to_records_that_lack_it_does_not_block_its_later
     assert_eq!((s, v["failed"].as_i64()), (StatusCode::UNPROCESSABLE_ENTITY, Some(3)), "{v}");
     assert_eq!(v["failures"][0]["code"], "required");
 }
+
+#[tokio::test]
+async fn a_field_a_link_shows_and_a_table_links_point_into_are_not_deleted_while_the_link_stands() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, ids) = table(a).await;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "対応 <履歴>"})).await;
+    let other = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{other}/fields"),
+            json!({"name": "元の問い合わせ", "kind": {"type": "link", "table": tid, "show": ids[0]}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let link = v["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+    // The shown field: refused by the API and the design page, each naming the link.
+    let (s, v) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/fields/{}", ids[0]), json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["fields"][0]["code"], "shown_by_link", "{v}");
+    assert_eq!(v["error"]["fields"][0]["field"], "link:対応 <履歴> › 元の問い合わせ", "{v}");
+    let design = format!("/tables/{tid}/design");
+    let r = a.post_form(&design, &[("action", "delete_field"), ("field", &ids[0]), ("confirm", "yes")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("A link field shows this field") && body.contains("対応 &#60;履歴&#62; › 元の問い合わせ"),
+        "{body}"
+    );
+    // Another field of the table goes; the table itself does not while a link points into it.
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/fields/{}", ids[1]), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}"), json!({})).await;
+    assert_eq!((s, &v["error"]["fields"][0]["code"]), (StatusCode::CONFLICT, &json!("linked_to")), "{v}");
+    let r = a.post_form(&design, &[("action", "delete_table"), ("confirm", "yes")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("Link fields of other tables link to this table"));
+    // Once the link is gone, both may go.
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{other}/fields/{link}"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/fields/{}", ids[0]), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+}

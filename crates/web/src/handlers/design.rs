@@ -362,9 +362,56 @@ pub async fn api_retype(
     Ok((status, Json(out)).into_response())
 }
 
+/// The link fields that would break if `field` of `table` (or, without a field, the whole
+/// table) went to the trash: those linking to the table and showing the field (or, for the
+/// table, every link into it from another table). Named "table › field" where the user may open
+/// that table, else without a name (a design must not tell what one may not see).
+async fn links_into(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    table: TableId,
+    field: Option<FieldId>,
+) -> AppResult<FieldErrors> {
+    let uses = auth.authorize::<daicho_domain::UseTables>(state, ctx).await?;
+    let mut out = FieldErrors::new();
+    for t in state.store.list_tables(&uses).await? {
+        if field.is_none() && t.id == table {
+            continue;
+        }
+        let linking: Vec<&str> = t
+            .fields
+            .iter()
+            .filter(|f| match &f.kind {
+                daicho_domain::table::FieldKind::Link { table: to, show } => {
+                    *to == table && field.is_none_or(|x| x == *show)
+                }
+                _ => false,
+            })
+            .map(|f| f.name.as_str())
+            .collect();
+        if linking.is_empty() {
+            continue;
+        }
+        let named = t.id == table || auth.peek_table(state, ctx, &t.id.to_string()).await.is_ok();
+        let code = if field.is_some() { "shown_by_link" } else { "linked_to" };
+        for f in linking {
+            let label = if named { format!("link:{} › {f}", t.name.as_str()) } else { "link:".to_owned() };
+            out.push_owned(label, code);
+        }
+    }
+    Ok(out)
+}
+
 async fn delete_field_op(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTable, field: &str) -> AppResult<()> {
     let (scope, t) = designing(state, ctx, auth, open).await?;
     let id = field_of(&t, field)?;
+    // A field a link shows cannot go: the link would show nothing, and could not be pointed at
+    // another field. The link is deleted or changed first.
+    let links = links_into(state, ctx, auth, open.def.id, Some(id)).await?;
+    if !links.is_empty() {
+        return Err(AppError::Conflict(links));
+    }
     let name = t.fields.iter().find(|f| f.id == id).map(|f| f.name.as_str().to_owned()).unwrap_or_default();
     let ev = ctx
         .event_by(&auth.principal, AuditAction::FieldDelete, Outcome::Success)
@@ -375,6 +422,11 @@ async fn delete_field_op(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTa
 
 async fn delete_table_op(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTable) -> AppResult<()> {
     let scope = auth.authorize::<ManageDesign>(state, ctx).await?;
+    // Nor can a table that other tables link to (their links would point at nothing).
+    let links = links_into(state, ctx, auth, open.def.id, None).await?;
+    if !links.is_empty() {
+        return Err(AppError::Conflict(links));
+    }
     let ev = ctx
         .event_by(&auth.principal, AuditAction::TableDelete, Outcome::Success)
         .target(format!("table:{}", open.def.id))
@@ -708,10 +760,11 @@ pub async fn submit(
         "delete_field" if !confirmed => Err(invalid("confirm", "confirm_required")),
         "delete_field" => delete_field_op(&state, &ctx, &auth, &open, get("field")).await.map(|_| "field_deleted"),
         "delete_table" if !confirmed => Err(invalid("confirm", "confirm_required")),
-        "delete_table" => {
-            delete_table_op(&state, &ctx, &auth, &open).await?;
-            return Ok(redirect_see_other("/tables?done=table_deleted"));
-        }
+        // (Refused while links point into it: said on the design page, as other refusals are.)
+        "delete_table" => match delete_table_op(&state, &ctx, &auth, &open).await {
+            Ok(()) => return Ok(redirect_see_other("/tables?done=table_deleted")),
+            Err(e) => Err(e),
+        },
         _ => Err(AppError::BadRequest("bad_action")),
     };
     match result {
