@@ -293,7 +293,9 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     click_on(&c, Locator::Css("#kind option[value='choice']")).await;
     assert!(shown("#choices").await && !shown("#min").await);
     click_on(&c, Locator::Css("#kind option[value='checkbox']")).await;
-    assert!(!shown("input[name=unique]").await && shown("input[name=required]").await);
+    // (A checkbox always holds a value: neither unique nor required applies.)
+    assert!(!shown("input[name=unique]").await && !shown("input[name=required]").await);
+    assert!(shown("#default").await);
     shot(&c, "10a-field-form-checkbox").await;
 
     // A record with a bad number is explained; then it is saved and listed.

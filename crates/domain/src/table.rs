@@ -593,6 +593,18 @@ pub fn retype_allowed(from: &FieldKind, to: &FieldKind) -> bool {
                 && !matches!(to, FieldKind::Link { .. } | FieldKind::User | FieldKind::AutoNumber { .. })))
 }
 
+/// What a change of kind loses of every value even when each one converts: a date-time made
+/// a date keeps only its day; a link made anything else keeps the record number, not the link
+/// (and there is no way back to a link). `None` when nothing is lost that the report of values
+/// that do not convert would not show.
+pub fn retype_loses(from: &FieldKind, to: &FieldKind) -> Option<&'static str> {
+    match (from, to) {
+        (FieldKind::DateTime, FieldKind::Date) => Some("loses_time_of_day"),
+        (FieldKind::Link { .. }, to) if !matches!(to, FieldKind::Link { .. }) => Some("loses_links"),
+        _ => None,
+    }
+}
+
 /// A minimum or maximum as the field stores it (decimals scaled), if it is one for this kind.
 fn bound_of(kind: &FieldKind, b: &Option<String>) -> Option<i64> {
     // (Typed in full width as well, as values are.)

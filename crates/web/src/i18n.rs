@@ -187,6 +187,21 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "すべてのレコードの値を、入力し直したものとして新しい種類とルールで確認します。合わない値が一つでもあれば何も変更せず、その値を一覧にします。まず「確認」で、変更せずに結果だけを見られます。日時はテナントのタイムゾーン（セキュリティポリシーで設定）での日付に、日付はそのタイムゾーンでのその日の 0 時になります。",
     ),
     ("retype.all_convert", "Every value fits the new settings.", "すべての値が新しい設定に合います。"),
+    (
+        "retype.accept_loss",
+        "I understand: change the type and lose this",
+        "了解しました。この情報は失われますが、種類を変更します",
+    ),
+    (
+        "err.loses_time_of_day",
+        "A date keeps only the day: the time of day of every value is lost, and does not come back if the field is made a date-time again.",
+        "日付には日だけが残ります。すべての値の時刻が失われ、日時に戻しても元に戻りません。",
+    ),
+    (
+        "err.loses_links",
+        "Each value keeps its record number, but is no link any more: the field cannot be made a link again.",
+        "各値にはレコード番号が残りますが、リンクではなくなります。リンクに戻すことはできません。",
+    ),
     ("retype.some_fail", "Values that do not fit (nothing was changed)", "合わない値（何も変更していません）"),
     ("retype.value", "Value", "値"),
     ("retype.reason", "Why", "理由"),

@@ -972,7 +972,21 @@ async fn a_date_time_becomes_the_date_it_falls_on_in_the_tenants_time_zone_and_b
     let (s, v) =
         a.send_json(Method::PATCH, &record, json!({"version": 1, "values": {"日時": "2026-11-29T16:00:00Z"}})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    // The time of day is lost: a check says so, and the change needs that accepted.
+    let (s, v) = a.post_json(&retype, json!({"kind": {"type": "date"}, "apply": false})).await;
+    assert_eq!((s, &v["loses"], &v["failed"]), (StatusCode::OK, &json!("loses_time_of_day"), &json!(0)), "{v}");
     let (s, v) = a.post_json(&retype, json!({"kind": {"type": "date"}})).await;
+    assert_eq!((s, &v["error"]["fields"][0]["code"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("loses_time_of_day")));
+    let (_, v) = a.get_json(&record).await;
+    assert_eq!(v["record"]["values"][&fid], "2026-11-29T16:00:00Z", "unchanged");
+    // The page checks first, says what is lost and offers the box that accepts it.
+    let page = format!("/tables/{tid}/design/fields/{fid}/type");
+    let form = [("action", "apply"), ("kind", "date")];
+    let r = a.post_form(&page, &form).await;
+    let body = r.text().await.unwrap();
+    assert!(body.contains("the time of day of every value is lost") && body.contains("name=\"accept_loss\""), "{body}");
+    assert_eq!(a.get_json(&record).await.1["record"]["values"][&fid], "2026-11-29T16:00:00Z", "not applied");
+    let (s, v) = a.post_json(&retype, json!({"kind": {"type": "date"}, "accept_loss": true})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (_, v) = a.get_json(&record).await;
     assert_eq!(v["record"]["values"][&fid], "2026-11-30", "the day the pages showed, not the UTC day");

@@ -326,6 +326,10 @@ struct RetypeBody {
     rules: Option<daicho_domain::table::FieldRules>,
     #[serde(default = "yes")]
     apply: bool,
+    /// Said when the change loses part of every value (see `retype_loses`): without it, such a
+    /// change is refused (422, the code naming the loss) and a check reports it.
+    #[serde(default)]
+    accept_loss: bool,
 }
 
 fn yes() -> bool {
@@ -343,9 +347,19 @@ pub async fn api_retype(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     designing(&state, &ctx, &auth, &open).await?;
     let b: RetypeBody = body.parse()?;
+    let (_, t) = designing(&state, &ctx, &auth, &open).await?;
+    let own = field_of(&t, &fid).ok().and_then(|id| t.fields.iter().find(|f| f.id == id)).map(|f| f.kind.clone());
+    let loses = own.and_then(|own| daicho_domain::table::retype_loses(&own, &b.kind));
+    if let Some(code) = loses
+        && b.apply
+        && !b.accept_loss
+    {
+        return Err(AppError::Invalid(FieldErrors::single("accept_loss", code)));
+    }
     let (report, dropped) = retype_op(&state, &ctx, &auth, &open, &fid, b.kind, b.rules, b.apply).await?;
     let status = if report.failed > 0 { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let mut out = report_json(&report, &dropped);
+    out["loses"] = json!(loses);
     if report.failed > 0 {
         // The error object every other refusal has (request id, fields), beside the report.
         out["error"] = json!({
@@ -905,6 +919,9 @@ struct RetypePage {
     report: Option<(u64, u64, Vec<Failure>)>,
     dropped: Vec<&'static str>,
     checked_ok: bool,
+    /// What the change checked loses of every value (`retype_loses`): said, and applied only
+    /// with the box that accepts it ticked.
+    loses: Option<&'static str>,
 }
 
 fn retype_page(
@@ -963,6 +980,7 @@ fn retype_page(
         default: text("default", r.default.clone()),
         errors,
         report: None,
+        loses: None,
         dropped: Vec::new(),
         checked_ok: false,
         // Kept from the first showing through "check only", so that a change made meanwhile
@@ -998,8 +1016,8 @@ pub async fn retype_submit(
     let (_, t) = designing(&state, &ctx, &auth, &open).await?;
     let id = field_of(&t, &fid)?;
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
-    let apply = get("action") == "apply";
     let ticked = |k: &str| pairs.iter().any(|(key, _)| key == k);
+    let mut apply = get("action") == "apply";
     // The field's own kind may be one the form does not offer (a link or a user field, whose
     // rules are changed here): then it stays as it is.
     let own = t.fields.iter().find(|f| f.id == id).map(|f| f.kind.clone()).ok_or(AppError::NotFound)?;
@@ -1016,6 +1034,14 @@ pub async fn retype_submit(
         get("max"),
         get("default"),
     );
+    // A change that loses part of every value is applied only once that is accepted: until
+    // then it is checked, and the page says what it loses.
+    let loses = kind.as_ref().ok().and_then(|k| {
+        t.fields.iter().find(|f| f.id == id).and_then(|f| daicho_domain::table::retype_loses(&f.kind, k))
+    });
+    if loses.is_some() && !ticked("accept_loss") {
+        apply = false;
+    }
     // The form holds the rules as they were shown: if someone changed the field since, saving
     // them would undo that change unseen.
     let seen = t.fields.iter().find(|f| f.id == id).map(field_token).unwrap_or_default();
@@ -1034,6 +1060,7 @@ pub async fn retype_submit(
             let mut page = retype_page(&auth, &ctx, &t, id, &pairs, Errors::default())?;
             page.target = link_targets(&state, &ctx, &auth, &t).await.remove(&id);
             page.checked_ok = r.failed == 0;
+            page.loses = loses;
             page.report = Some((r.records, r.failed, r.failures));
             page.dropped = dropped;
             let status = if page.checked_ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
