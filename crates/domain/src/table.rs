@@ -323,8 +323,12 @@ impl FieldDef {
                 if *digits > 12 {
                     e.push("digits", "out_of_range");
                 }
-                if !prefix.is_empty() && (prefix.chars().count() > 20 || prefix.chars().any(char::is_control)) {
+                if prefix.chars().count() > 20 {
                     e.push("prefix", "out_of_range");
+                } else if prefix.chars().any(|c| c.is_control() || is_invisible_format(c)) {
+                    // (As in names: a direction control or a zero-width character would make
+                    // every record number read differently from what it is.)
+                    e.push("prefix", "control_chars");
                 }
                 if rules.required || rules.unique || rules.default.is_some() {
                     e.push("rules", "not_for_this_type");
@@ -462,7 +466,7 @@ impl FieldDef {
                 Json::String(s) => Cell::Int(ungrouped(s.trim()).parse().map_err(|_| "not_a_number")?),
                 _ => return Err("wrong_type"),
             },
-            FieldKind::Decimal { scale } => Cell::Int(parse_decimal(&text()?, *scale).map_err(|_| "not_a_decimal")?),
+            FieldKind::Decimal { scale } => Cell::Int(parse_decimal(&text()?, *scale)?),
             FieldKind::Date => Cell::Text(parse_date(&text()?)?.to_string()),
             FieldKind::DateTime => {
                 let s = text()?;
@@ -634,7 +638,12 @@ pub fn convert(old: &FieldDef, new: &FieldDef, c: &Cell, offset: i32) -> Result<
         Json::String(s) => s,
         Json::Number(n) => n.to_string(),
         Json::Bool(b) => b.to_string(),
-        Json::Array(items) => items.iter().filter_map(Json::as_str).collect::<Vec<_>>().join("\n"),
+        // (Choices one per line; on one line, as a single-line text holds them, by commas,
+        // as a multiple choice also reads them back.)
+        Json::Array(items) => {
+            let sep = if matches!(new.kind, FieldKind::Text) { ", " } else { "\n" };
+            items.iter().filter_map(Json::as_str).collect::<Vec<_>>().join(sep)
+        }
         Json::Object(_) => return Err("wrong_type"),
     };
     // A value that was only false (an unticked checkbox) is empty in a type that has no false.
@@ -846,7 +855,8 @@ pub fn parse_decimal(s: &str, scale: u8) -> Result<i64, &'static str> {
     for _ in frac.len()..usize::from(scale) {
         text.push('0');
     }
-    let v: i64 = text.parse().map_err(|_| "not_a_decimal")?;
+    // (Digits that are a number too large to hold are out of range, not mistyped.)
+    let v: i64 = text.parse().map_err(|_| "out_of_range")?;
     Ok(if neg { -v } else { v })
 }
 
@@ -1086,6 +1096,14 @@ mod tests {
         assert_eq!(convert(&two, &one, &Cell::Int(-5), 0), Err("not_a_decimal"), "-0.05");
         assert_eq!(convert(&two, &int, &Cell::Int(125), 0), Err("not_a_number"));
         assert_eq!(convert(&two, &one, &Cell::Int(0), 0), Ok(Cell::Int(0)));
+        // Digits past what an integer holds are out of range, not a mistyped decimal.
+        let six = FieldDef { kind: FieldKind::Decimal { scale: 6 }, ..two.clone() };
+        assert_eq!(convert(&int, &six, &Cell::Int(10_000_000_000_000), 0), Err("out_of_range"));
+        // Several choices on one line, by commas (a multiple choice reads them back so).
+        let multi =
+            FieldDef { kind: FieldKind::MultiChoice { choices: vec!["赤".into(), "青".into()] }, ..two.clone() };
+        assert_eq!(convert(&multi, &text, &Cell::Text("赤\n青".into()), 0), Ok(Cell::Text("赤, 青".into())));
+        assert_eq!(convert(&text, &multi, &Cell::Text("赤, 青".into()), 0), Ok(Cell::Text("赤\n青".into())));
         // More decimals, or text: as shown.
         assert_eq!(convert(&one, &two, &Cell::Int(15), 0), Ok(Cell::Int(150)));
         assert_eq!(convert(&two, &text, &Cell::Int(150), 0), Ok(Cell::Text("1.50".into())));
@@ -1118,6 +1136,8 @@ mod tests {
         for bad in ["1,5", "12,34", "1,2,3", "1.2,5", "1,234.5,0", ",5", "1,,234"] {
             assert_eq!(parse_decimal(bad, 2), Err("not_a_decimal"), "{bad}");
         }
+        // A number too large to hold is out of range, not mistyped.
+        assert_eq!(parse_decimal("10000000000000", 6), Err("out_of_range"));
         assert_eq!(parse_decimal("0.1", 1).map(|v| format_decimal(v, 1)), Ok("0.1".into()));
         assert!(parse_decimal("1.234", 2).is_err());
         assert!(parse_decimal("1e3", 2).is_err());
@@ -1242,9 +1262,21 @@ mod tests {
                 .is_err()
         );
         assert!(FieldDef::validate(&FieldKind::Checkbox, &FieldRules { unique: true, ..Default::default() }).is_err());
+        // An auto-number's prefix takes no direction control or zero-width character.
+        for (prefix, code) in [
+            ("INQ-", None),
+            ("No. ", None),
+            ("\u{202E}INQ", Some("control_chars")),
+            ("A\u{200B}", Some("control_chars")),
+            ("ABCDEFGHIJKLMNOPQRSTU", Some("out_of_range")),
+        ] {
+            let kind = FieldKind::AutoNumber { prefix: prefix.to_owned(), digits: 6 };
+            let got = FieldDef::validate(&kind, &FieldRules::default()).err().map(|e| e.0[0].code);
+            assert_eq!(got, code, "{prefix:?}");
+        }
         let e = FieldDef::validate(&FieldKind::Checkbox, &FieldRules { required: true, ..Default::default() });
         assert_eq!(
-            e.unwrap_err().0.iter().map(|f| (f.field.as_str(), f.code)).collect::<Vec<_>>(),
+            e.unwrap_err().0.iter().map(|f| (&*f.field, f.code)).collect::<Vec<_>>(),
             [("required", "not_for_this_type")]
         );
         assert!(

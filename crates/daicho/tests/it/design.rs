@@ -205,6 +205,18 @@ async fn a_deleted_field_vanishes_everywhere_and_comes_back_from_the_trash() {
         let (_, v) = a.get_json(&format!("/api/v1/audit?action={action}")).await;
         assert!(!v["events"].as_array().unwrap().is_empty(), "{action}");
     }
+    // Restore and purge name what they restored or purged (the catalogue forgets it).
+    let (_, v) = a.get_json("/api/v1/audit?action=field.purge").await;
+    assert_eq!(v["events"][0]["details"], "問い合わせ › 秘密メモ (deleted for good)", "{v}");
+    let (_, v) = a.get_json("/api/v1/audit?action=field.restore").await;
+    assert_eq!(v["events"][0]["details"], "問い合わせ › 秘密メモ", "{v}");
+    // A new field's entry holds its settings and rules.
+    let (_, v) = a.get_json("/api/v1/audit?action=field.create").await;
+    let created = v["events"].as_array().unwrap().iter().filter_map(|e| e["details"].as_str()).collect::<Vec<_>>();
+    assert!(
+        created.iter().any(|d| d.starts_with("name=件数; type=integer; settings={\"type\":\"integer\"}; rules={")),
+        "{created:?}"
+    );
 }
 
 #[tokio::test]
@@ -296,6 +308,11 @@ async fn the_design_and_trash_pages_rename_move_delete_and_restore() {
     let r = a.post_form(&design, &[("action", "settings"), ("name", "窓口 <b>"), ("description", "説明")]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(location(&r).ends_with("done=saved"));
+    // The history records what changed; the same form sent again changed nothing.
+    a.post_form(&design, &[("action", "settings"), ("name", "窓口 <b>"), ("description", "説明")]).await;
+    let (_, v) = a.get_json("/api/v1/audit?action=table.update").await;
+    assert_eq!(v["events"][0]["details"], "no change", "{v}");
+    assert_eq!(v["events"][1]["details"], "name: 問い合わせ -> 窓口 <b>; description changed", "{v}");
     let name_key = format!("name_{}", ids[0]);
     let r = a.post_form(&design, &[("action", "rename"), ("field", &ids[0]), (&name_key, "題名")]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);

@@ -61,12 +61,16 @@ async fn update_table_op(
     if let Some(Err(c)) = description.map(daicho_domain::table::check_description) {
         return Err(invalid("description", c));
     }
+    // (Only what changes: the settings form sends both every time.)
     let mut details = Vec::new();
-    if let Some(n) = &name {
+    if let Some(n) = name.as_ref().filter(|n| n.as_str() != open.def.name.as_str()) {
         details.push(format!("name: {} -> {}", open.def.name.as_str(), n.as_str()));
     }
-    if description.is_some() {
+    if description.is_some_and(|d| d != open.def.description) {
         details.push("description changed".to_owned());
+    }
+    if details.is_empty() {
+        details.push("no change".to_owned());
     }
     let ev = ctx
         .event_by(&auth.principal, AuditAction::TableUpdate, Outcome::Success)
@@ -463,8 +467,30 @@ async fn restore_op(state: &AppState, ctx: &Ctx, auth: &Auth, table: &str, field
         Some(f) => (AuditAction::FieldRestore, format!("table:{t} field:{f}")),
         None => (AuditAction::TableRestore, format!("table:{t}")),
     };
-    let ev = ctx.event_by(&auth.principal, action, Outcome::Success).target(target);
+    let ev = ctx
+        .event_by(&auth.principal, action, Outcome::Success)
+        .target(target)
+        .details(trashed_name(state, &scope, t, f).await?);
     Ok(state.store.restore(&scope, t, f, ev).await?)
+}
+
+/// The name of a trash entry (the table's, or "table › field"), for the operation history: once
+/// an entry is purged its catalogue row is gone, and the event is all that says what it was.
+async fn trashed_name(
+    state: &AppState,
+    scope: &daicho_domain::Scope<ManageDesign>,
+    t: TableId,
+    f: Option<FieldId>,
+) -> AppResult<String> {
+    let items = state.store.list_trash(scope).await?;
+    let item = items.iter().find(|i| i.table == t && i.field.as_ref().map(|(id, _)| *id) == f);
+    Ok(match item {
+        Some(i) => match &i.field {
+            Some((_, name)) => format!("{} › {name}", i.table_name),
+            None => i.table_name.clone(),
+        },
+        None => String::new(),
+    })
 }
 
 async fn purge_op(state: &AppState, ctx: &Ctx, auth: &Auth, table: &str, field: Option<&str>) -> AppResult<()> {
@@ -474,7 +500,11 @@ async fn purge_op(state: &AppState, ctx: &Ctx, auth: &Auth, table: &str, field: 
         Some(f) => (AuditAction::FieldPurge, format!("table:{t} field:{f}")),
         None => (AuditAction::TablePurge, format!("table:{t}")),
     };
-    let ev = ctx.event_by(&auth.principal, action, Outcome::Success).target(target).details("deleted for good");
+    let name = trashed_name(state, &scope, t, f).await?;
+    let ev = ctx
+        .event_by(&auth.principal, action, Outcome::Success)
+        .target(target)
+        .details(format!("{name} (deleted for good)"));
     Ok(state.store.purge(&scope, t, f, ev).await?)
 }
 

@@ -1103,7 +1103,7 @@ pub async fn add_field(
             let ev = ctx
                 .event_by(&auth.principal, AuditAction::FieldCreate, Outcome::Success)
                 .target(format!("table:{} field:{}", t.id, field.id))
-                .details(format!("name={}; type={}", field.name.as_str(), field.kind.name()));
+                .details(crate::handlers::tables::field_created(&field));
             state.store.add_field(&scope, t.id, field, ev).await.map_err(crate::handlers::tables::limit_is_invalid)
         }
     };

@@ -726,6 +726,20 @@ fn linked_ids<'a>(field: FieldId, rows: impl Iterator<Item = &'a [(FieldId, Cell
     ids
 }
 
+/// A new field as the operation history records it: its name, type, the type's settings
+/// (choices, decimals, link target, number prefix) and its rules, so that the history shows
+/// what the field started with.
+pub(crate) fn field_created(field: &FieldDef) -> String {
+    let json = |v: Result<String, serde_json::Error>| v.unwrap_or_default();
+    format!(
+        "name={}; type={}; settings={}; rules={}",
+        field.name.as_str(),
+        field.kind.name(),
+        json(serde_json::to_string(&field.kind)),
+        json(serde_json::to_string(&field.rules))
+    )
+}
+
 /// User and link fields must name users of the tenant and records the user may see.
 /// A limit the store checks in its transaction (`tables` or `fields` `too_many`: 500 tables,
 /// 200 fields, those in the trash counted) is refused as invalid, 422, like every other limit.
@@ -1146,7 +1160,7 @@ pub async fn add_field(
     let ev = ctx
         .event_by(&auth.principal, AuditAction::FieldCreate, Outcome::Success)
         .target(format!("table:{} field:{}", t.id, field.id))
-        .details(format!("name={}; type={}", field.name.as_str(), field.kind.name()));
+        .details(field_created(&field));
     let t = state.store.add_field(&scope, t.id, field, ev).await.map_err(limit_is_invalid)?;
     Ok((StatusCode::CREATED, Json(json!({"table": table_json(&crate::tablecap::seen(&scope, t))}))).into_response())
 }
