@@ -200,3 +200,34 @@ async fn malformed_and_foreign_ids_in_paths_are_404_and_recorded_as_refusals() {
     assert_eq!(count("revoke of token:nope"), 1, "{details:?}");
     assert_eq!(count("not one of the user's sessions"), 2, "{details:?}");
 }
+
+#[tokio::test]
+async fn a_value_given_twice_in_one_body_is_refused_not_read_as_the_last() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "二重"})).await;
+    let t = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) =
+        a.post_json(&format!("/api/v1/tables/{t}/fields"), json!({"name": "金額", "kind": {"type": "integer"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let send = |path: String, body: &'static str| {
+        a.client
+            .post(a.url(&path))
+            .header("x-csrf-token", &a.csrf)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = send(format!("/api/v1/tables/{t}/records"), r#"{"values": {"金額": 1, "金額": 900}}"#).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["detail"].as_str().unwrap().contains("\"金額\" is given twice"), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/records")).await;
+    assert_eq!(v["records"], json!([]), "nothing written");
+    let r =
+        send(format!("/api/v1/tables/{t}/records/bulk-update"), r#"{"all": true, "values": {"金額": 1, "金額": 2}}"#)
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}

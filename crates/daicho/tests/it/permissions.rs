@@ -865,6 +865,10 @@ async fn link_fields_show_the_linked_record_only_to_users_who_may_see_it() {
     let (s, v) = a.post_json(&format!("/api/v1/tables/{orders}/records"), json!({"values": {"顧客": 9999}})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["error"]["fields"][0]["code"], "unknown_record");
+    // (Recorded: a link is a way to probe another table's record numbers.)
+    let (_, v) = a.get_json("/api/v1/audit?action=permission.denied").await;
+    let probe = format!("link to record:9999 of table:{cust}: not found or outside the reader's rows");
+    assert_eq!(v["events"][0]["details"], json!(probe), "{v}");
     let (_, v) = cast.other_admin.post_json("/api/v1/tables", json!({"name": "B"})).await;
     let btable = v["table"]["id"].as_str().unwrap();
     let (s, v) = a
@@ -888,7 +892,7 @@ async fn link_fields_show_the_linked_record_only_to_users_who_may_see_it() {
     assert!(!m.get(&format!("/tables/{orders}")).await.text().await.unwrap().contains("株式会社リンク"));
     assert!(!m.get(&format!("/tables/{orders}/records/{oid}")).await.text().await.unwrap().contains("株式会社リンク"));
     // Looking at orders asks nothing of customers: no refusal is recorded for the lookups.
-    let (_, v) = a.get_json("/api/v1/audit?action=permission.denied").await;
+    let (_, v) = a.get_json("/api/v1/audit?action=permission.denied&login=member1").await;
     assert!(!v.to_string().contains(&cust), "{v}");
     let (s, v) = m.post_json(&format!("/api/v1/tables/{orders}/records"), json!({"values": {"顧客": cid}})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "linking reads the target: {v}");

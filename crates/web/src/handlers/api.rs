@@ -48,6 +48,34 @@ impl ApiBody {
     }
 }
 
+/// A JSON object of values in which each key comes once: serde_json would keep the last of a
+/// key given twice (`{"金額": 1, "金額": 900}`), so a body that says two things is refused
+/// (400) rather than read as one of them.
+pub(crate) fn keys_once<'de, D>(d: D) -> Result<serde_json::Map<String, Value>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Once;
+    impl<'de> serde::de::Visitor<'de> for Once {
+        type Value = serde_json::Map<String, Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object of values")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = serde_json::Map::new();
+            while let Some((k, v)) = m.next_entry::<String, Value>()? {
+                if out.contains_key(&k) {
+                    let shown: String = k.chars().take(100).collect();
+                    return Err(serde::de::Error::custom(format!("the key \"{shown}\" is given twice")));
+                }
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Once)
+}
+
 /// serde's message about a body, without the server's own type names ("expected struct
 /// RecordBody" becomes "expected a JSON object"), at most 300 characters.
 fn json_problem(msg: &str) -> String {

@@ -44,7 +44,7 @@ pub struct NewFieldBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::handlers::api::keys_once")]
     pub values: Map<String, Value>,
     /// Required for updates: the version the edit was based on.
     pub version: Option<i64>,
@@ -825,7 +825,14 @@ pub(crate) async fn check_refs(
         for id in ids {
             match state.store.get_record(&view, &target.def, id).await {
                 Ok(_) => {}
+                // (Recorded as a record asked for by number is: a link is a way to probe
+                // another table's record numbers.)
                 Err(daicho_store::StoreError::NotFound) => {
+                    let what = format!(
+                        "link to record:{id} of table:{}: not found or outside the reader's rows",
+                        target.def.id
+                    );
+                    auth.record_refusal(state, ctx, what).await?;
                     errs.push_owned(f.id.to_string(), "unknown_record");
                     break;
                 }
@@ -1626,7 +1633,7 @@ pub struct BulkBody {
     /// Every record the right covers (with a query that narrows nothing, or none).
     #[serde(default)]
     pub all: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::handlers::api::keys_once")]
     pub values: Map<String, Value>,
     /// With a query: how many records it selected when the caller looked (see `BulkTarget`).
     #[serde(default)]
