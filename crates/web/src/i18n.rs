@@ -82,6 +82,16 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "一度に処理できる件数を超えています。条件を絞ってください。",
     ),
     ("history.title", "Change history", "変更履歴"),
+    (
+        "err.restore_field_name_taken",
+        "Another field of the table has this field's name now. Rename that field, then restore this one.",
+        "テーブルの別のフィールドが現在この名前を使っています。そのフィールドの名前を変えてから復元してください。",
+    ),
+    (
+        "err.restore_table_name_taken",
+        "Another table has this table's name now. Rename that table, then restore this one.",
+        "別のテーブルが現在この名前を使っています。そのテーブルの名前を変えてから復元してください。",
+    ),
     ("design.link_unseen", "a link field of a table you cannot open", "開く権限のないテーブルのリンクフィールド"),
     (
         "err.shown_by_link",

@@ -168,6 +168,7 @@ async fn a_deleted_field_vanishes_everywhere_and_comes_back_from_the_trash() {
     let restore = format!("/api/v1/trash/tables/{tid}/fields/{secret}/restore");
     let (s, v) = a.post_json(&restore, json!({})).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["fields"][0]["code"], "restore_field_name_taken", "{v}");
     a.send_json(Method::PATCH, &format!("/api/v1/tables/{tid}/fields/{newer}"), json!({"name": "新メモ"})).await;
     let (s, _) = a.post_json(&restore, json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);

@@ -471,7 +471,15 @@ async fn restore_op(state: &AppState, ctx: &Ctx, auth: &Auth, table: &str, field
         .event_by(&auth.principal, action, Outcome::Success)
         .target(target)
         .details(trashed_name(state, &scope, t, f).await?);
-    Ok(state.store.restore(&scope, t, f, ev).await?)
+    match state.store.restore(&scope, t, f, ev).await {
+        // Its name was given to another table or field meanwhile: the trash page says which
+        // to rename (the name alone would read as if the restore itself were misnamed).
+        Err(daicho_store::StoreError::Conflict(e)) if e.code_for("name") == Some("taken") => {
+            let code = if f.is_some() { "restore_field_name_taken" } else { "restore_table_name_taken" };
+            Err(AppError::Conflict(FieldErrors::single("name", code)))
+        }
+        other => Ok(other?),
+    }
 }
 
 /// The name of a trash entry (the table's, or "table › field"), for the operation history: once
