@@ -3084,6 +3084,17 @@ async fn a_link_is_written_and_filtered_by_the_text_its_record_shows() {
     let view = v["view"]["id"].as_str().unwrap().to_owned();
     let (_, v) = a.get_json(&format!("{list}?view={view}")).await;
     assert_eq!(v["records"].as_array().unwrap().len(), 2, "{v}");
+    // A text given many times is looked up once; more texts than a filter takes are refused
+    // before any is looked up (each is a query of the target table).
+    let twice = vec!["同名商事"; 50].join(",");
+    let (s, v) = a.get_json(&format!("{list}?filter.any_of.顧客={twice}")).await;
+    assert_eq!((s, v["records"].as_array().map(Vec::len)), (StatusCode::OK, Some(2)), "{v}");
+    let many = vec!["同名商事"; 101].join(",");
+    let (s, v) = a.get_json(&format!("{list}?filter.any_of.顧客={many}")).await;
+    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("too_many")));
+    let filters = vec!["filter.eq.顧客=同名商事"; 21].join("&");
+    let (s, v) = a.get_json(&format!("{list}?{filters}")).await;
+    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("too_many")));
     // More records showing the text than a filter takes: refused, not cut.
     let mut many = String::from("会社名\n");
     for _ in 0..101 {

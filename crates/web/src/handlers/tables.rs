@@ -50,6 +50,9 @@ pub struct RecordBody {
     pub version: Option<i64>,
 }
 
+/// The most filters one list takes.
+const MAX_FILTERS: usize = 20;
+
 /// Builds a record query from query-string pairs, the same for the API and the grid page:
 /// `q` (keyword), `sort` (field id or name) and `dir` (`asc`/`desc`), `after` (the cursor a
 /// previous page returned), `limit` (1 to 500), and any number of `filter.<op>.<field>=<value>`
@@ -129,7 +132,7 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
         q.descending = *desc;
         q.then = rest.to_vec();
     }
-    if q.filters.len() > 20 {
+    if q.filters.len() > MAX_FILTERS {
         errs.push("filter", "too_many");
     }
     if errs.is_empty() && !cursor_fits(t, &q) {
@@ -457,17 +460,31 @@ async fn with_link_filter_ids(
         matches!(op, "eq" | "any_of").then_some((op == "any_of", name.to_owned(), f))
     };
     let numeric = |v: &str| v.trim().is_empty() || v.trim().trim_start_matches('#').parse::<i64>().is_ok();
+    // The limits of a query are checked before any text is looked up: each text is a query of
+    // the target table, so a request of thousands of them would run thousands of queries.
+    // (The same limits `record_query` applies afterwards; texts given twice are looked up once,
+    // and one request looks up at most `MAX_ANY_OF` texts in all.)
+    let too_many = || AppError::Invalid(FieldErrors::single("filter", "too_many"));
+    if pairs.iter().filter(|(k, _)| k.starts_with("filter.")).count() > MAX_FILTERS {
+        return Err(too_many());
+    }
+    let mut looked_up = 0usize;
     let mut out = Vec::with_capacity(pairs.len());
     for (k, v) in pairs {
         let Some((many, name, f)) = link_filter(&k) else {
             out.push((k, v));
             continue;
         };
-        let parts: Vec<&str> = if many { v.split(',').collect() } else { vec![v.as_str()] };
+        let mut parts: Vec<&str> = if many { v.split(',').collect() } else { vec![v.as_str()] };
+        if parts.len() > daicho_domain::table::MAX_ANY_OF {
+            return Err(too_many());
+        }
         if parts.iter().all(|p| numeric(p)) {
             out.push((k, v));
             continue;
         }
+        let mut seen = std::collections::HashSet::new();
+        parts.retain(|p| seen.insert(p.trim()));
         let mut ids: Vec<String> = Vec::new();
         for p in parts {
             if numeric(p) {
@@ -475,6 +492,10 @@ async fn with_link_filter_ids(
             } else if let Some(n) = link_number(p) {
                 ids.push(n.to_string());
             } else {
+                looked_up += 1;
+                if looked_up > daicho_domain::table::MAX_ANY_OF {
+                    return Err(too_many());
+                }
                 // (One more than a filter takes: more records showing it are refused, not cut.)
                 let found =
                     linked_by_text(state, ctx, auth, &f, p, daicho_domain::table::MAX_ANY_OF as u32 + 1).await?;
