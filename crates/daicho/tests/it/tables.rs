@@ -2792,8 +2792,8 @@ async fn values_the_database_cannot_hold_are_refused_with_422_and_the_longest_te
     }
     let r = a.get(&format!("/tables/{tid}?filter.contains.会社名=a%00b")).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    // base64url of [{"t":"\u0000"},1]
-    let cursor = "W3sidCI6Ilx1MDAwMCJ9LDFd";
+    // base64url of [{"t":"\u0000"},1,[],"00000000"]
+    let cursor = "W3sidCI6Ilx1MDAwMCJ9LDEsW10sIjAwMDAwMDAwIl0";
     let (s, v) = a.get_json(&format!("{records}?sort=会社名&dir=asc&after={cursor}")).await;
     assert_eq!(
         (s, v["error"]["fields"][0]["code"].as_str()),
@@ -3777,4 +3777,37 @@ async fn a_history_names_who_made_each_change_by_id_not_by_a_login_id_given_agai
     assert!(page.contains("taro (a deleted user)"), "{page}");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{rid}/history")).await;
     assert_eq!(v["entries"][0]["actor_id"], json!(old_id), "{v}");
+}
+
+#[tokio::test]
+async fn a_page_cursor_is_taken_only_by_the_table_and_order_it_was_made_for() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, _) = customers(a).await;
+    for name in ["甲社", "乙社", "丙社"] {
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": name}})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let records = format!("/api/v1/tables/{tid}/records");
+    let (_, v) = a.get_json(&format!("{records}?limit=2")).await;
+    let by_number = v["next_after"].as_str().unwrap().to_owned();
+    let (s, v) = a.get_json(&format!("{records}?limit=2&after={by_number}")).await;
+    assert_eq!((s, v["records"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "in its own order: {v}");
+    // The list by number's cursor on a sorted list would read only the records with no value
+    // there; on the other direction it would start elsewhere; on another table, anywhere.
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "別表"})).await;
+    let other = v["table"]["id"].as_str().unwrap().to_owned();
+    for path in [
+        format!("{records}?sort=会社名&dir=asc&after={by_number}"),
+        format!("{records}?dir=asc&after={by_number}"),
+        format!("/api/v1/tables/{other}/records?after={by_number}"),
+    ] {
+        let (s, v) = a.get_json(&path).await;
+        assert_eq!(
+            (s, v["error"]["fields"][0]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("bad_cursor")),
+            "{path}: {v}"
+        );
+    }
 }

@@ -778,8 +778,9 @@ async fn show_page(
             deletable: v.owner == Some(me) || (v.owner.is_none() && can_design),
         })
         .collect();
-    let next =
-        (records.len() == query.limit as usize).then(|| records.last().map(|r| cursor_after(&query, r))).flatten();
+    let next = (records.len() == query.limit as usize)
+        .then(|| records.last().map(|r| cursor_after(t.id, &query, r)))
+        .flatten();
     let back: Vec<&str> = pairs.iter().filter(|(k, _)| k == "back").map(|(_, v)| v.as_str()).collect();
     let after = query.after.is_some().then(|| keep("after"));
     let (previous, older) = pager(&page_base, &back, after.as_deref(), next);

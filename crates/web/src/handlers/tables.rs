@@ -60,6 +60,7 @@ const MAX_FILTERS: usize = 20;
 pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResult<RecordQuery> {
     let mut q = RecordQuery::default();
     let mut errs = FieldErrors::new();
+    let mut mark: Option<String> = None;
     let field = |key: &str| find_field(t, key);
     let (mut sorts, mut dirs) = (Vec::new(), Vec::new());
     for (k, v) in pairs {
@@ -81,9 +82,10 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
                 _ => errs.push("limit", "out_of_range"),
             },
             "after" if !v.is_empty() => match decode_cursor(v) {
-                Some((c, then)) => {
+                Some((c, then, m)) => {
                     q.after = Some(c);
                     q.after_then = then;
+                    mark = Some(m);
                 }
                 None => errs.push("after", "bad_cursor"),
             },
@@ -135,7 +137,7 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
     if q.filters.len() > MAX_FILTERS {
         errs.push("filter", "too_many");
     }
-    if errs.is_empty() && !cursor_fits(t, &q) {
+    if errs.is_empty() && (!cursor_fits(t, &q) || mark.is_some_and(|m| m != order_mark(t.id, &q))) {
         errs.push("after", "bad_cursor");
     }
     if errs.is_empty() { Ok(q) } else { Err(AppError::Invalid(errs)) }
@@ -546,7 +548,17 @@ pub(crate) fn user_named(people: &[daicho_store::Person], p: &str) -> Option<dai
 }
 
 /// The cursor after a record: its sort values and id, opaque to clients.
-pub(crate) fn cursor_after(q: &RecordQuery, r: &Record) -> String {
+/// A short mark of the table and the order a cursor was made for: a cursor from another table
+/// or another order (the list by number, the other direction) would start the page at some
+/// other place, or read only the records whose sort value is empty, without a word.
+fn order_mark(table: daicho_domain::TableId, q: &RecordQuery) -> String {
+    // FNV-1a: not a secret (a cursor is the reader's own), only a check of fit.
+    let text = format!("{table}|{:?}|{}|{:?}", q.sort, q.descending, q.then);
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{:08x}", h >> 32)
+}
+
+pub(crate) fn cursor_after(table: daicho_domain::TableId, q: &RecordQuery, r: &Record) -> String {
     use base64::Engine as _;
     let value = |c: Cell| match c {
         Cell::Text(s) => json!({"t": s}),
@@ -555,14 +567,14 @@ pub(crate) fn cursor_after(q: &RecordQuery, r: &Record) -> String {
         Cell::Null => Value::Null,
     };
     let ((first, id), then) = r.position(q);
-    let mut c = vec![value(first), json!(id)];
-    if !q.then.is_empty() {
-        c.push(Value::Array(then.into_iter().map(value).collect()));
-    }
+    let c =
+        vec![value(first), json!(id), Value::Array(then.into_iter().map(value).collect()), json!(order_mark(table, q))];
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Value::Array(c).to_string())
 }
 
-fn decode_cursor(s: &str) -> Option<((Cell, i64), Vec<Cell>)> {
+/// A cursor's position (first sort value and id, then the further keys' values) and the mark
+/// of the order it was made for (`order_mark`).
+fn decode_cursor(s: &str) -> Option<((Cell, i64), Vec<Cell>, String)> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.as_bytes()).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
@@ -593,7 +605,8 @@ fn decode_cursor(s: &str) -> Option<((Cell, i64), Vec<Cell>)> {
         }
         Some(_) => return None,
     };
-    Some(((cell(v.get(0)?)?, id), then))
+    let mark = v.get(3)?.as_str()?.to_owned();
+    Some(((cell(v.get(0)?)?, id), then, mark))
 }
 
 pub(crate) fn table_json(t: &TableDef) -> Value {
@@ -1212,7 +1225,7 @@ pub async fn list_records(
     // sees; an unknown or hidden one is refused the same way).
     let t = crate::handlers::views::narrowed(&t, &crate::handlers::views::columns(&t, &pairs)?);
     let records = state.store.list_records(&scope, &open.def, &q).await?;
-    let next = (records.len() == q.limit as usize).then(|| records.last().map(|r| cursor_after(&q, r))).flatten();
+    let next = (records.len() == q.limit as usize).then(|| records.last().map(|r| cursor_after(t.id, &q, r))).flatten();
     let links = lookups(&state, &ctx, &auth, &t, &records, None).await?;
     // `count=true` adds how many records match, counted up to COUNT_CAP.
     let count = if pairs.iter().any(|(k, v)| k == "count" && v == "true") {
