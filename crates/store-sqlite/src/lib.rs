@@ -3763,18 +3763,13 @@ fn push_filters(
                 qb.push(format!(" AND {col} IS NOT NULL"));
             }
             FilterOp::Includes(values) => {
-                // Stored one choice per line: the whole value, or a first, last or
-                // middle line.
+                // Stored one choice per line: a whole line. (By `instr`, which tells case
+                // apart, as choices do: SQLite's LIKE would take "s" for "S".)
                 qb.push(" AND (1 = 0");
                 for v in values {
-                    let e = like_escape(v);
-                    qb.push(format!(" OR {col} = "));
-                    qb.push_bind(v.clone());
-                    for pattern in [format!("{e}\n%"), format!("%\n{e}"), format!("%\n{e}\n%")] {
-                        qb.push(format!(" OR {col} LIKE "));
-                        qb.push_bind(pattern);
-                        qb.push(" ESCAPE '\\'");
-                    }
+                    qb.push(format!(" OR instr(char(10) || {col} || char(10), "));
+                    qb.push_bind(format!("\n{v}\n"));
+                    qb.push(") > 0");
                 }
                 qb.push(")");
             }

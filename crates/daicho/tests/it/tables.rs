@@ -3811,3 +3811,37 @@ async fn a_page_cursor_is_taken_only_by_the_table_and_order_it_was_made_for() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_multiple_choice_filter_matches_whole_choices_as_written_on_both_stores() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "服"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    for (name, kind) in [
+        ("名", json!({"type": "text"})),
+        ("サイズ", json!({"type": "multi_choice", "choices": ["S", "s", "M", "50%_off", "5"]})),
+    ] {
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": kind})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    for (name, sizes) in [
+        ("小文字", json!(["s", "M"])),
+        ("大文字", json!(["S"])),
+        ("記号", json!(["50%_off"])),
+        ("中", json!(["M", "5"])),
+    ] {
+        let (s, v) = add_record(a, &tid, json!({"名": name, "サイズ": sizes})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (_, t) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    let title = t["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+    let list = |q: &'static str| titles_of(a, &tid, &title, q);
+    // "S" is not "s" (SQLite's LIKE took one for the other), and "5" is not part of "50%_off".
+    assert_eq!(list("filter.eq.サイズ=S").await, ["大文字"]);
+    assert_eq!(list("filter.eq.サイズ=s").await, ["小文字"]);
+    assert_eq!(list("filter.eq.サイズ=5").await, ["中"]);
+    assert_eq!(list("filter.eq.サイズ=50%25_off").await, ["記号"]);
+    assert_eq!(list("filter.any_of.サイズ=S,M&sort=名&dir=asc").await, ["中", "大文字", "小文字"]);
+}
