@@ -375,6 +375,17 @@ async fn filters_sort_and_keyset_pages_agree_on_both_stores() {
         ("sort=nope", "unknown_field"),
         ("after=@@@", "bad_cursor"),
         ("limit=0", "out_of_range"),
+        ("limit=501", "out_of_range"),
+        // The limits: four sort keys, 21 filters, a keyword of 201 characters.
+        ("sort=会社名&sort=従業員数&sort=契約日&sort=ランク", "too_many"),
+        (
+            "filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=&filter.not_empty.会社名=",
+            "too_many",
+        ),
+        (
+            "q=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "out_of_range",
+        ),
         // A misspelt filter, or another API's paging, is refused, not ignored (the answer
         // would be every record).
         ("filters.eq.会社名=x", "unknown_parameter"),
