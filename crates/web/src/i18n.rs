@@ -1143,6 +1143,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "このテーブルにはこれ以上フィールドを追加できません（フィールドの追加と削除が多すぎました）。新しいテーブルを作成してレコードを取り込んでください。",
     ),
     (
+        "err.delete_stale",
+        "Someone saved this record after you opened it, so it was not deleted. It is shown below as it is now: delete it again if you still want to.",
+        "開いた後に他の人がこのレコードを保存したため、削除していません。現在の内容を下に表示しています。それでも削除する場合は、もう一度削除してください。",
+    ),
+    (
         "err.stale",
         "Someone saved this record after you opened it. Reload it to see their change, then edit again.",
         "開いた後に他の人がこのレコードを保存しました。再読み込みして変更を確認してから、もう一度編集してください。",

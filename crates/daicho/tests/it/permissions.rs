@@ -2779,6 +2779,10 @@ async fn a_delete_of_a_record_changed_since_it_was_read_is_refused_and_the_histo
     let r =
         m.post_form(&format!("/tables/{t}/records/{}/delete", ids[0]), &[("confirm", "yes"), ("version", "1")]).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
+    // The page shows the record as it is now, and says why it was not deleted.
+    let body = r.text().await.unwrap();
+    assert!(body.contains("so it was not deleted") && body.contains("直した"), "{body}");
+    assert!(body.contains("name=\"version\" value=\"2\""), "its delete form now carries the new version");
     assert_eq!(cast.admin.get_json(&format!("/api/v1/tables/{t}/records/{}", ids[0])).await.0, StatusCode::OK);
     let r = del(ids[0], 2).await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);

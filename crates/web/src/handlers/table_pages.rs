@@ -1143,6 +1143,9 @@ pub struct InputField {
 #[template(path = "tables/record.html")]
 struct RecordPage {
     p: Page,
+    /// A problem the page reports above the form (an error code), such as a delete refused
+    /// because the record changed since it was shown.
+    notice: Option<&'static str>,
     table_id: String,
     table_name: String,
     record_id: Option<i64>,
@@ -1232,6 +1235,7 @@ fn record_page(
         None => format!("{} · {}", t.name.as_str(), crate::i18n::t(p.lang, "records.new")),
     };
     RecordPage {
+        notice: None,
         p: Page { named: Some(named), ..p },
         table_id: t.id.to_string(),
         table_name: t.name.as_str().to_owned(),
@@ -1563,9 +1567,24 @@ pub async fn edit_record(
     Query(query): Query<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
-    let view = auth.table_right::<View>(&state, &ctx, &open).await?;
+    let id = auth.record_id(&state, &ctx, &rid).await?;
+    Ok(render(&shown_record(&state, &ctx, &auth, &open, id, &query).await?))
+}
+
+/// The record page of record `id` as it is now: its form (read-only where the user may not
+/// edit it), when and by whom it was made and last changed, its delete form where allowed.
+async fn shown_record(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    open: &OpenTable,
+    id: i64,
+    query: &[(String, String)],
+) -> AppResult<RecordPage> {
+    let (state, ctx, auth) = (state.clone(), ctx.clone(), auth.clone());
+    let view = auth.table_right::<View>(&state, &ctx, open).await?;
     let t = open.seen_by(&view);
-    let r = auth.record(&state, &ctx, &view, &open.def, auth.record_id(&state, &ctx, &rid).await?).await?;
+    let r = auth.record(&state, &ctx, &view, &open.def, id).await?;
     // Whether this record may be edited or deleted (rights and row rules); the page shows the
     // form read-only otherwise.
     // The store judges the rows on the whole record: `r` lacks the fields view hides, which a
@@ -1613,8 +1632,8 @@ pub async fn edit_record(
         crate::views::fmt_time(r.updated_at, auth.tenant.policy.utc_offset_minutes),
         who(&r.updated_by),
     ));
-    page.from = from_of(&query);
-    Ok(render(&page))
+    page.from = from_of(query);
+    Ok(page)
 }
 
 pub async fn update_record(
@@ -1843,8 +1862,17 @@ pub async fn delete_record(
             .target(format!("table:{} record:{id}", t.id))
             .details(describe(t, &old.cells, None))
     };
-    if let Err(e) = state.store.delete_record(&scope, t, id, expected, &ev).await {
-        return Err(auth.refused(&state, &ctx, e.into(), format!("delete of table:{} record:{id}", t.id)).await);
+    match state.store.delete_record(&scope, t, id, expected, &ev).await {
+        Ok(()) => {}
+        // Changed since the page showed it: the page shows it as it is now, and says so.
+        Err(daicho_store::StoreError::Conflict(e)) if e.code_for("version") == Some("stale") => {
+            let mut page = shown_record(&state, &ctx, &auth, &open, id, &[]).await?;
+            page.notice = Some("delete_stale");
+            return Ok(render_status(StatusCode::CONFLICT, &page));
+        }
+        Err(e) => {
+            return Err(auth.refused(&state, &ctx, e.into(), format!("delete of table:{} record:{id}", t.id)).await);
+        }
     }
     Ok(redirect_see_other(&format!("/tables/{}?done=record_deleted", t.id)))
 }
