@@ -194,11 +194,26 @@ struct ErrorPage<'a> {
     status: u16,
     heading: &'a str,
     message: &'a str,
+    /// What the refusal says of itself (its first error code's message), where it says
+    /// something: "conflict" alone reads as "that value is taken", whatever the conflict was.
+    specific: Option<&'static str>,
 }
 
 pub fn error_page(status: StatusCode, info: &ErrorInfo, lang: Lang, request_id: &str) -> Response {
     let (heading, message) = i18n::error_heading_and_message(info.code);
-    let page = ErrorPage { p: Page::anonymous(lang, heading, request_id), status: status.as_u16(), heading, message };
+    let specific = info
+        .fields
+        .0
+        .first()
+        .filter(|f| i18n::has_key(&format!("err.{}", f.code)))
+        .map(|f| i18n::error_message(lang, f.code));
+    let page = ErrorPage {
+        p: Page::anonymous(lang, heading, request_id),
+        status: status.as_u16(),
+        heading,
+        message,
+        specific,
+    };
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         // The error page itself failed: answer with the bare status rather than loop.

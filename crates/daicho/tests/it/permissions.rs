@@ -2784,6 +2784,10 @@ async fn a_delete_of_a_record_changed_since_it_was_read_is_refused_and_the_histo
     assert!(body.contains("so it was not deleted") && body.contains("直した"), "{body}");
     assert!(body.contains("name=\"version\" value=\"2\""), "its delete form now carries the new version");
     assert_eq!(cast.admin.get_json(&format!("/api/v1/tables/{t}/records/{}", ids[0])).await.0, StatusCode::OK);
+    // An error page says what the refusal was, not only its kind.
+    let r = m.post_form(&format!("/tables/{t}/records/{}/delete", ids[0]), &[("version", "2")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("Tick the box to confirm."));
     let r = del(ids[0], 2).await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r =
