@@ -1098,3 +1098,28 @@ async fn a_field_a_link_shows_and_a_table_links_point_into_are_not_deleted_while
     let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}"), json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn a_field_change_through_the_api_based_on_an_older_read_is_refused_not_applied() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, ids) = table(a).await;
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    let token = v["table"]["fields"][2]["token"].as_str().unwrap().to_owned();
+    let retype = format!("/api/v1/tables/{tid}/fields/{}/retype", ids[2]);
+    // Someone else sets a maximum meanwhile.
+    let (s, v) = a.post_json(&retype, json!({"kind": {"type": "integer"}, "rules": {"max": "100"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The older read's change is refused, and the maximum stays.
+    let body = json!({"kind": {"type": "integer"}, "rules": {"required": true}, "was": token});
+    let (s, v) = a.post_json(&retype, body).await;
+    assert_eq!((s, &v["error"]["fields"][0]["code"]), (StatusCode::CONFLICT, &json!("design_changed")), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    assert_eq!(v["table"]["fields"][2]["rules"]["max"], "100", "{v}");
+    // With the token read now, it goes through.
+    let token = v["table"]["fields"][2]["token"].as_str().unwrap().to_owned();
+    let body = json!({"kind": {"type": "integer"}, "rules": {"required": true, "max": "100"}, "was": token});
+    let (s, v) = a.post_json(&retype, body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}

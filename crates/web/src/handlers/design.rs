@@ -280,7 +280,7 @@ fn rules_text(r: &daicho_domain::table::FieldRules) -> String {
 }
 
 /// A short digest of a field's kind and rules, for a form to say which settings it showed.
-fn field_token(f: &daicho_domain::table::FieldDef) -> String {
+pub(crate) fn field_token(f: &daicho_domain::table::FieldDef) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
     serde_json::to_string(&f.kind).unwrap_or_default().hash(&mut h);
@@ -334,6 +334,11 @@ struct RetypeBody {
     /// change is refused (422, the code naming the loss) and a check reports it.
     #[serde(default)]
     accept_loss: bool,
+    /// The field's `token` as the caller read it (from the table): when given, a field changed
+    /// since (its kind or rules) is refused, 409 `design_changed`, rather than changed back
+    /// unseen, as the settings page's form is.
+    #[serde(default)]
+    was: Option<String>,
 }
 
 fn yes() -> bool {
@@ -352,8 +357,13 @@ pub async fn api_retype(
     designing(&state, &ctx, &auth, &open).await?;
     let b: RetypeBody = body.parse()?;
     let (_, t) = designing(&state, &ctx, &auth, &open).await?;
-    let own = field_of(&t, &fid).ok().and_then(|id| t.fields.iter().find(|f| f.id == id)).map(|f| f.kind.clone());
-    let loses = own.and_then(|own| daicho_domain::table::retype_loses(&own, &b.kind));
+    let own = field_of(&t, &fid).ok().and_then(|id| t.fields.iter().find(|f| f.id == id));
+    if let (Some(was), Some(f)) = (&b.was, own)
+        && *was != field_token(f)
+    {
+        return Err(AppError::Conflict(FieldErrors::single("values", "design_changed")));
+    }
+    let loses = own.and_then(|own| daicho_domain::table::retype_loses(&own.kind, &b.kind));
     if let Some(code) = loses
         && b.apply
         && !b.accept_loss

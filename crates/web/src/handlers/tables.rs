@@ -616,6 +616,7 @@ pub(crate) fn table_json(t: &TableDef) -> Value {
         "description": t.description,
         "fields": t.fields.iter().map(|f| json!({
             "id": f.id, "name": f.name.as_str(), "kind": f.kind, "rules": f.rules, "position": f.position,
+            "token": crate::handlers::design::field_token(f),
         })).collect::<Vec<_>>(),
     })
 }
