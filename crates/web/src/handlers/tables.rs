@@ -2057,22 +2057,8 @@ fn decode_csv<'a>(bytes: &'a [u8], encoding: &str) -> Result<Cow<'a, str>, &'sta
             Err("choose_encoding")
         }
     };
-    // A file that is good UTF-8 and good Shift_JIS at once, without a BOM, whose UTF-8 reading
-    // holds no character from U+0800 up (no Japanese) while its Shift_JIS reading holds
-    // half-width kana, cannot be told either: "ﾃｽ" in Shift_JIS is "ý" in UTF-8, and "é" in
-    // UTF-8 is "ﾃｩ" in Shift_JIS. The user chooses.
-    let two_ways = |text: &str| {
-        !bytes.starts_with(&[0xEF, 0xBB, 0xBF])
-            && !text.is_ascii()
-            && text.chars().all(|c| (c as u32) < 0x800)
-            && sjis(bytes).is_ok_and(|t| t.chars().any(|c| ('\u{FF61}'..='\u{FF9F}').contains(&c)))
-    };
     match encoding {
-        "" | "auto" => match utf8(bytes) {
-            Ok(text) if two_ways(&text) => Err("choose_encoding"),
-            Ok(text) => Ok(text),
-            Err(_) => guess(bytes),
-        },
+        "" | "auto" => utf8(bytes).or_else(|_| guess(bytes)),
         "utf-8" => utf8(bytes).map_err(|_| "bad_encoding"),
         "shift_jis" => sjis(bytes),
         _ => Err("choice"),
@@ -3062,25 +3048,6 @@ pub async fn import_records(
 
 #[cfg(test)]
 mod sjis_tests {
-    #[test]
-    fn a_file_that_reads_both_ways_without_japanese_in_utf8_is_asked_about() {
-        use super::decode_csv;
-        // Half-width kana in Shift_JIS that happen to be UTF-8: "ﾃｽﾄ" is C3 BD C4; C4 alone
-        // breaks UTF-8, so a pair: "ﾃｽ" (C3 BD) reads as "ý".
-        let (kana, _, _) = encoding_rs::SHIFT_JIS.encode("名前\nﾃｽ\n");
-        assert!(std::str::from_utf8(&kana).is_err(), "the header's kanji are no UTF-8");
-        let (only_kana, _, _) = encoding_rs::SHIFT_JIS.encode("name\nﾃｽ\n");
-        assert!(std::str::from_utf8(&only_kana).is_ok());
-        assert_eq!(decode_csv(&only_kana, "auto"), Err("choose_encoding"));
-        assert_eq!(decode_csv(&only_kana, "shift_jis").as_deref(), Ok("name\nﾃｽ\n"));
-        // The same for accented UTF-8 without a BOM; with one (as Excel writes), it is UTF-8.
-        assert_eq!(decode_csv("name\nCafé\n".as_bytes(), "auto"), Err("choose_encoding"));
-        let bom = [&[0xEF, 0xBB, 0xBF][..], "name\nCafé\n".as_bytes()].concat();
-        assert_eq!(decode_csv(&bom, "auto").as_deref(), Ok("name\nCafé\n"));
-        // Japanese in UTF-8 is UTF-8.
-        assert_eq!(decode_csv("名前\nテスト\n".as_bytes(), "auto").as_deref(), Ok("名前\nテスト\n"));
-    }
-
     #[test]
     fn a_key_read_from_a_shift_jis_file_is_also_looked_for_in_its_jis_spellings() {
         use super::{shift_jis_image, shift_jis_twins};
