@@ -79,6 +79,33 @@ pub fn safe_next(path: &str) -> Option<&str> {
     ok.then_some(path)
 }
 
+/// Query keys that make a page announce something (a notice and its counts, a saved view's
+/// refusal): only our own redirects after a change write them.
+const NOTICE_KEYS: &[&str] =
+    &["done", "inserted", "updated", "unchanged", "not_written", "n", "view_error", "view_name"];
+
+/// A query string without the keys that make a page announce something, for a query the
+/// server carries on to a page of its own (a record page's way back to its list, the page to
+/// open after signing in): a link made elsewhere cannot so have a notice shown on a page that
+/// came from our own.
+pub fn without_notices(query: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| !NOTICE_KEYS.contains(&k.as_ref())))
+        .finish()
+}
+
+/// A local path to go to after signing in (see `safe_next`), without notice keys in its query.
+pub fn next_target(path: &str) -> Option<String> {
+    let p = safe_next(path)?;
+    Some(match p.split_once('?') {
+        Some((path, q)) => match without_notices(q) {
+            q if q.is_empty() => path.to_owned(),
+            q => format!("{path}?{q}"),
+        },
+        None => p.to_owned(),
+    })
+}
+
 /// The outermost layer: gives the request an id, renders every error body in one place, and
 /// puts the security headers on every response (pages, errors, assets, redirects).
 pub async fn edge(State(_state): State<AppState>, mut req: Request, next: Next) -> Response {

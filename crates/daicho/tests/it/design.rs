@@ -1123,3 +1123,36 @@ async fn a_field_change_through_the_api_based_on_an_older_read_is_refused_not_ap
     let (s, v) = a.post_json(&retype, body).await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
+
+#[tokio::test]
+async fn a_required_field_made_a_checkbox_drops_required_and_says_so() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "同意書"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": "同意", "kind": {"type": "text"}, "rules": {"required": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let fid = v["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"同意": "true"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // Without rules given, the rules a checkbox does not take are dropped and named.
+    let (s, v) =
+        a.post_json(&format!("/api/v1/tables/{tid}/fields/{fid}/retype"), json!({"kind": {"type": "checkbox"}})).await;
+    assert_eq!((s, &v["rules_dropped"], &v["applied"]), (StatusCode::OK, &json!(["required"]), &json!(true)), "{v}");
+    let (_, t) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    assert_ne!(t["table"]["fields"][0]["rules"]["required"], true, "{t}");
+    // Given explicitly, "required" on a checkbox is refused.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields/{fid}/retype"),
+            json!({"kind": {"type": "checkbox"}, "rules": {"required": true}}),
+        )
+        .await;
+    assert_eq!((s, &v["error"]["fields"][0]["code"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("not_for_this_type")));
+}

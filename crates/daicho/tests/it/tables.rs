@@ -3856,3 +3856,40 @@ async fn a_multiple_choice_filter_matches_whole_choices_as_written_on_both_store
     assert_eq!(list("filter.eq.サイズ=50%25_off").await, ["記号"]);
     assert_eq!(list("filter.any_of.サイズ=S,M&sort=名&dir=asc").await, ["中", "大文字", "小文字"]);
 }
+
+#[tokio::test]
+async fn an_address_made_elsewhere_cannot_carry_a_notice_through_our_own_redirects() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let (_, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "通知社"}})).await;
+    let rid = v["record"]["id"].as_i64().unwrap();
+    // A record page opened with a "way back" that holds a notice and its counts: neither its
+    // link back nor its save carry them on.
+    let from = "done%3Dimported%26inserted%3D999999%26updated%3D0%26q%3D%E9%80%9A%E7%9F%A5";
+    let page = a.get(&format!("/tables/{tid}/records/{rid}?from={from}")).await.text().await.unwrap();
+    assert!(!page.contains("999999") && page.contains("q=%E9%80%9A%E7%9F%A5"), "{page}");
+    let name = field_id(&table, "会社名");
+    let r = a
+        .post_form(&format!("/tables/{tid}/records/{rid}?from={from}"), &[("version", "1"), (name.as_str(), "通知社2")])
+        .await;
+    let to = crate::location(&r);
+    assert!(!to.contains("inserted") && to.contains("done=record_saved"), "{to}");
+    // Nor does the page to open after signing in.
+    let pw = app.user("acme", "flash", "member").await;
+    let r = app
+        .client()
+        .post(app.url("/login"))
+        .form(&[
+            ("tenant", "acme"),
+            ("login_id", "flash"),
+            ("password", pw.as_str()),
+            ("next", &format!("/tables/{tid}?done=imported&inserted=999999&updated=0&q=x")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let to = crate::location(&r);
+    assert!(!to.contains("inserted") && !to.contains("done") && to.ends_with("?q=x"), "{to}");
+}

@@ -60,8 +60,9 @@ pub async fn login_submit(
     }
     match outcome {
         LoginOutcome::Success { token } => {
-            let to = safe_next(&f.next).filter(|n| *n != "/login").unwrap_or("/");
-            let mut res = redirect_see_other(to);
+            let to =
+                crate::middleware::next_target(&f.next).filter(|n| n != "/login").unwrap_or_else(|| "/".to_owned());
+            let mut res = redirect_see_other(&to);
             if let Ok(v) = HeaderValue::from_str(&session_cookie(&token)) {
                 res.headers_mut().append(header::SET_COOKIE, v);
             }

@@ -159,6 +159,8 @@ fn carry_rules(
                 "max" => rules.max.take().is_some(),
                 "default" => rules.default.take().is_some(),
                 "unique" => std::mem::take(&mut rules.unique),
+                // (A checkbox takes no "required": dropped like the rules other kinds refuse.)
+                "required" => std::mem::take(&mut rules.required),
                 "rules" => {
                     let any = rules.required || rules.unique || rules.default.is_some();
                     rules.required = false;

@@ -1169,7 +1169,8 @@ fn from_of(pairs: &[(String, String)]) -> String {
     pairs
         .iter()
         .find(|(k, _)| k == "from")
-        .map(|(_, v)| crate::middleware::reencode_query(v))
+        // (Without notice keys: the way back must not announce what the link's maker wrote.)
+        .map(|(_, v)| crate::middleware::without_notices(v))
         // (Whole or not at all: a query cut short could name half a field. The request's
         // limits bound it anyway.)
         .filter(|q| q.len() <= 8_000)
