@@ -591,8 +591,13 @@ impl FieldDef {
 /// keeps its kind: its values are user ids, which as text would mean nothing to a reader (and
 /// could not be made users again).
 pub fn retype_allowed(from: &FieldKind, to: &FieldKind) -> bool {
+    // (A link may show another field of the records it links to: its values stay the same
+    // record numbers.)
+    let same_target =
+        matches!((from, to), (FieldKind::Link { table: a, .. }, FieldKind::Link { table: b, .. }) if a == b);
     !from.is_generated()
         && (from == to
+            || same_target
             || (!matches!(from, FieldKind::User)
                 && !matches!(to, FieldKind::Link { .. } | FieldKind::User | FieldKind::AutoNumber { .. })))
 }

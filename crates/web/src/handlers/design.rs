@@ -229,6 +229,11 @@ pub(crate) async fn retype_op(
     if !daicho_domain::table::retype_allowed(&old.kind, &kind) {
         return Err(invalid("kind", "not_for_this_type"));
     }
+    // A link made to show another field: that field is checked as for a new link (one the
+    // designer may see of a table they may view).
+    if kind != old.kind {
+        crate::handlers::tables::check_link_kind(state, ctx, auth, &kind).await?;
+    }
     let (rules, dropped) = match rules {
         Some(rules) => {
             daicho_domain::table::FieldDef::validate(&kind, &rules).map_err(AppError::Invalid)?;
@@ -394,8 +399,9 @@ pub async fn api_retype(
 
 /// The link fields that would break if `field` of `table` (or, without a field, the whole
 /// table) went to the trash: those linking to the table and showing the field (or, for the
-/// table, every link into it from another table). Named "table › field" where the user may open
-/// that table, else without a name (a design must not tell what one may not see).
+/// table, every link into it from another table). Named "table › field" where the user may view
+/// that table and sees the link field, else without a name (a design must not tell what one
+/// may not see).
 async fn links_into(
     state: &AppState,
     ctx: &Ctx,
@@ -409,7 +415,7 @@ async fn links_into(
         if field.is_none() && t.id == table {
             continue;
         }
-        let linking: Vec<&str> = t
+        let linking: Vec<(FieldId, &str)> = t
             .fields
             .iter()
             .filter(|f| match &f.kind {
@@ -418,15 +424,23 @@ async fn links_into(
                 }
                 _ => false,
             })
-            .map(|f| f.name.as_str())
+            .map(|f| (f.id, f.name.as_str()))
             .collect();
         if linking.is_empty() {
             continue;
         }
-        let named = t.id == table || auth.peek_table(state, ctx, &t.id.to_string()).await.is_ok();
+        // Named only where the user may view that table and sees the link field there.
+        let seen = match auth.peek_table(state, ctx, &t.id.to_string()).await {
+            Ok(open) => match auth.principal.authorize_table::<daicho_domain::access::View>(&open.access) {
+                Ok(view) => open.seen_by(&view).fields.iter().map(|f| f.id).collect(),
+                Err(_) => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        };
         let code = if field.is_some() { "shown_by_link" } else { "linked_to" };
-        for f in linking {
-            let label = if named { format!("link:{} › {f}", t.name.as_str()) } else { "link:".to_owned() };
+        for (id, name) in linking {
+            let label =
+                if seen.contains(&id) { format!("link:{} › {name}", t.name.as_str()) } else { "link:".to_owned() };
             out.push_owned(label, code);
         }
     }
