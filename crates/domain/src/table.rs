@@ -645,9 +645,11 @@ pub fn convert(old: &FieldDef, new: &FieldDef, c: &Cell, offset: i32) -> Result<
         Json::Bool(b) => b.to_string(),
         // (Choices one per line; on one line, as a single-line text holds them, by commas,
         // as a multiple choice also reads them back.)
+        // (A choice holding a comma keeps one per line: on one line it would read back as two.)
         Json::Array(items) => {
-            let sep = if matches!(new.kind, FieldKind::Text) { ", " } else { "\n" };
-            items.iter().filter_map(Json::as_str).collect::<Vec<_>>().join(sep)
+            let items: Vec<&str> = items.iter().filter_map(Json::as_str).collect();
+            let one_line = matches!(new.kind, FieldKind::Text) && !items.iter().any(|i| i.contains(','));
+            items.join(if one_line { ", " } else { "\n" })
         }
         Json::Object(_) => return Err("wrong_type"),
     };
@@ -1109,6 +1111,15 @@ mod tests {
             FieldDef { kind: FieldKind::MultiChoice { choices: vec!["赤".into(), "青".into()] }, ..two.clone() };
         assert_eq!(convert(&multi, &text, &Cell::Text("赤\n青".into()), 0), Ok(Cell::Text("赤, 青".into())));
         assert_eq!(convert(&text, &multi, &Cell::Text("赤, 青".into()), 0), Ok(Cell::Text("赤\n青".into())));
+        let comma = FieldDef {
+            kind: FieldKind::MultiChoice { choices: vec!["東京, 日本".into(), "大阪".into()] },
+            ..two.clone()
+        };
+        assert_eq!(
+            convert(&comma, &text, &Cell::Text("東京, 日本\n大阪".into()), 0),
+            Err("control_chars"),
+            "reported, not joined into three"
+        );
         // More decimals, or text: as shown.
         assert_eq!(convert(&one, &two, &Cell::Int(15), 0), Ok(Cell::Int(150)));
         assert_eq!(convert(&two, &text, &Cell::Int(150), 0), Ok(Cell::Text("1.50".into())));

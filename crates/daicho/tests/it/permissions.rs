@@ -2768,6 +2768,26 @@ async fn a_delete_of_a_record_changed_since_it_was_read_is_refused_and_the_histo
             .header("x-csrf-token", &m.csrf)
             .send()
     };
+    // A version that is no number, or another key, is refused with the API's error.
+    let r = m
+        .client
+        .delete(m.url(&format!("/api/v1/tables/{t}/records/{}?version=x", ids[0])))
+        .header("x-csrf-token", &m.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["fields"][0]["code"], "not_a_number", "{v}");
+    let r = m
+        .client
+        .delete(m.url(&format!("/api/v1/tables/{t}/records/{}?vers=1", ids[0])))
+        .header("x-csrf-token", &m.csrf)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["fields"][0]["code"], "unknown_parameter", "{v}");
     let r = del(ids[0], 1).await.unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let v: Value = r.json().await.unwrap();

@@ -3805,6 +3805,9 @@ async fn a_page_cursor_is_taken_only_by_the_table_and_order_it_was_made_for() {
     let by_number = v["next_after"].as_str().unwrap().to_owned();
     let (s, v) = a.get_json(&format!("{records}?limit=2&after={by_number}")).await;
     assert_eq!((s, v["records"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "in its own order: {v}");
+    // A cursor made before cursors carried their mark still pages on (base64url of [null,3]).
+    let (s, v) = a.get_json(&format!("{records}?after=W251bGwsM10")).await;
+    assert_eq!((s, v["records"].as_array().map(Vec::len)), (StatusCode::OK, Some(2)), "{v}");
     // The list by number's cursor on a sorted list would read only the records with no value
     // there; on the other direction it would start elsewhere; on another table, anywhere.
     let (_, v) = a.post_json("/api/v1/tables", json!({"name": "別表"})).await;

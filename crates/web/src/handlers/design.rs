@@ -288,11 +288,14 @@ fn rules_text(r: &daicho_domain::table::FieldRules) -> String {
 
 /// A short digest of a field's kind and rules, for a form to say which settings it showed.
 pub(crate) fn field_token(f: &daicho_domain::table::FieldDef) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    serde_json::to_string(&f.kind).unwrap_or_default().hash(&mut h);
-    serde_json::to_string(&f.rules).unwrap_or_default().hash(&mut h);
-    format!("{:016x}", h.finish())
+    // (A hash defined once for all releases: nodes of two builds in a rolling upgrade, and an
+    // API client holding a token across one, agree.)
+    let text = format!(
+        "{}\n{}",
+        serde_json::to_string(&f.kind).unwrap_or_default(),
+        serde_json::to_string(&f.rules).unwrap_or_default()
+    );
+    format!("{:016x}", crate::handlers::tables::fnv1a(text.as_bytes()))
 }
 
 /// A field's rules as the settings page shows them, in the reader's language ("必須, 最大値 100").

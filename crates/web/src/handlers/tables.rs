@@ -85,7 +85,7 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
                 Some((c, then, m)) => {
                     q.after = Some(c);
                     q.after_then = then;
-                    mark = Some(m);
+                    mark = m;
                 }
                 None => errs.push("after", "bad_cursor"),
             },
@@ -552,10 +552,15 @@ pub(crate) fn user_named(people: &[daicho_store::Person], p: &str) -> Option<dai
 /// or another order (the list by number, the other direction) would start the page at some
 /// other place, or read only the records whose sort value is empty, without a word.
 fn order_mark(table: daicho_domain::TableId, q: &RecordQuery) -> String {
-    // FNV-1a: not a secret (a cursor is the reader's own), only a check of fit.
+    // Not a secret (a cursor is the reader's own), only a check of fit.
     let text = format!("{table}|{:?}|{}|{:?}", q.sort, q.descending, q.then);
-    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("{:08x}", h >> 32)
+    format!("{:08x}", fnv1a(text.as_bytes()) >> 32)
+}
+
+/// FNV-1a, 64 bits: a hash whose definition does not change with the compiler (the standard
+/// library's may), for marks that pass between nodes and releases.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 pub(crate) fn cursor_after(table: daicho_domain::TableId, q: &RecordQuery, r: &Record) -> String {
@@ -574,7 +579,7 @@ pub(crate) fn cursor_after(table: daicho_domain::TableId, q: &RecordQuery, r: &R
 
 /// A cursor's position (first sort value and id, then the further keys' values) and the mark
 /// of the order it was made for (`order_mark`).
-fn decode_cursor(s: &str) -> Option<((Cell, i64), Vec<Cell>, String)> {
+fn decode_cursor(s: &str) -> Option<((Cell, i64), Vec<Cell>, Option<String>)> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.as_bytes()).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
@@ -605,7 +610,12 @@ fn decode_cursor(s: &str) -> Option<((Cell, i64), Vec<Cell>, String)> {
         }
         Some(_) => return None,
     };
-    let mark = v.get(3)?.as_str()?.to_owned();
+    // (A cursor made before cursors carried their mark has none: taken as before, by its
+    // values' types alone, so that a page open across an upgrade still pages on.)
+    let mark = match v.get(3) {
+        None => None,
+        Some(m) => Some(m.as_str()?.to_owned()),
+    };
     Some(((cell(v.get(0)?)?, id), then, mark))
 }
 
@@ -1382,12 +1392,27 @@ pub async fn update_record(
 }
 
 /// `DELETE …/records/{id}?version=N`: the version makes the delete conditional (409 `stale` when
-/// the record has changed since it was read).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteQuery {
-    #[serde(default)]
-    pub version: Option<i64>,
+/// the record has changed since it was read). Another key is refused as lists refuse one.
+fn delete_version(pairs: &[(String, String)]) -> AppResult<Option<i64>> {
+    let mut version = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "version" if v.trim().is_empty() => {}
+            "version" => {
+                version = Some(
+                    v.trim()
+                        .parse::<i64>()
+                        .map_err(|_| AppError::Invalid(FieldErrors::single("version", "not_a_number")))?,
+                )
+            }
+            other => {
+                let mut e = FieldErrors::new();
+                e.push_owned(other.chars().take(100).collect(), "unknown_parameter");
+                return Err(AppError::Invalid(e));
+            }
+        }
+    }
+    Ok(version)
 }
 
 pub async fn delete_record(
@@ -1395,8 +1420,9 @@ pub async fn delete_record(
     ctx: Ctx,
     auth: Auth,
     Path((tid, rid)): Path<(String, String)>,
-    Query(q): Query<DeleteQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> AppResult<StatusCode> {
+    let version = delete_version(&pairs)?;
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let view = auth.table_right::<View>(&state, &ctx, &open).await?;
     let scope = auth.table_right::<Delete>(&state, &ctx, &open).await?;
@@ -1408,7 +1434,7 @@ pub async fn delete_record(
             .target(format!("table:{} record:{id}", open.def.id))
             .details(describe(&open.def, &old.cells, None))
     };
-    if let Err(e) = state.store.delete_record(&scope, &open.def, id, q.version, &ev).await {
+    if let Err(e) = state.store.delete_record(&scope, &open.def, id, version, &ev).await {
         return Err(auth.refused(&state, &ctx, e.into(), format!("delete of table:{} record:{id}", open.def.id)).await);
     }
     Ok(StatusCode::NO_CONTENT)
