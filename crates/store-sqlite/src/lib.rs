@@ -1777,9 +1777,11 @@ impl Store for SqliteStore {
         template: NewAuditEvent,
     ) -> StoreResult<u64> {
         let rows = sqlx::query(
-            "SELECT t.tenant_id AS tenant_id, t.id AS table_id, NULL AS field_id FROM user_tables t \
+            "SELECT t.tenant_id AS tenant_id, t.id AS table_id, NULL AS field_id, \
+             COALESCE(t.trashed_name, t.name) AS name FROM user_tables t \
              WHERE t.deleted_at IS NOT NULL AND t.deleted_at < ? \
-             UNION ALL SELECT t.tenant_id, t.id, f.id FROM user_fields f JOIN user_tables t ON t.id = f.table_id \
+             UNION ALL SELECT t.tenant_id, t.id, f.id, t.name || ' › ' || COALESCE(f.trashed_name, f.name) \
+             FROM user_fields f JOIN user_tables t ON t.id = f.table_id \
              WHERE t.deleted_at IS NULL AND f.deleted_at IS NOT NULL AND f.deleted_at < ?",
         )
         .bind(ms(before))
@@ -1801,6 +1803,11 @@ impl Store for SqliteStore {
                 Some(f) => format!("table:{table} field:{f}"),
                 None => format!("table:{table}"),
             };
+            // (Named: once purged, the catalogue no longer says what it was.)
+            let name: Option<String> = r.try_get("name").map_err(internal)?;
+            if let Some(name) = name {
+                ev.details = format!("{name} ({})", ev.details);
+            }
             // Each item on its own: one restored meanwhile (not found) or one whose lock is busy
             // leaves the others to be purged; a failure is reported after the rest ran.
             match self.purge_in(tenant, table, field, ms(before), ev).await {

@@ -293,6 +293,10 @@ async fn a_deleted_table_is_gone_for_everyone_until_restored_and_purged_after_th
         2,
         "each purge is in its tenant's history"
     );
+    // Named: the catalogue no longer says what was purged.
+    let named = "SELECT COUNT(*) FROM audit_events WHERE action = 'table.purge' \
+                 AND details LIKE '問い合わせ (in the trash for more than 30 days%'";
+    assert_eq!(app.raw_i64(named).await, 2, "both were named so");
     let (lines, ok) = daicho::operator::verify_audit(app.store()).await.unwrap();
     assert!(ok, "{lines:?}");
 }

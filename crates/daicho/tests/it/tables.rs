@@ -1144,6 +1144,10 @@ async fn an_imports_links_are_reported_by_row_and_a_target_out_of_view_is_a_reco
         v["error"]["fields"],
         json!([{"field": format!("row:3:{link}"), "code": "unknown_record", "message": v["error"]["fields"][0]["message"]}])
     );
+    // (Recorded, as a link to a record that is not there is anywhere: a file probes many.)
+    let (_, v) = a.get_json("/api/v1/audit?action=permission.denied").await;
+    let probe = format!("import links to 1 records of table:{cust} not found or outside the reader's rows: 99");
+    assert_eq!(v["events"][0]["details"], json!(probe), "{v}");
     // With another problem after it (row 4 is no number), both are reported in one go: the
     // rows that read well are still checked for their links.
     let (s, v) = import(a, &orders, "", "件名,顧客\nA,1\nB,99\nC,x\n".into()).await;

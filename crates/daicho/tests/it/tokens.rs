@@ -124,11 +124,23 @@ async fn tokens_expire_can_be_revoked_and_die_with_their_user() {
     let (s, _) = cast.member.send_json(Method::DELETE, &format!("/api/v1/me/tokens/{id}"), json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(with_token(&app, &revocable, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);
-    // Nobody else's token can be revoked by id.
+    // Revoked twice (the form sent again): 404, and no probe recorded.
+    let (s, _) = cast.member.send_json(Method::DELETE, &format!("/api/v1/me/tokens/{id}"), json!({})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Nobody else's token can be revoked by id: that is recorded.
     assert_eq!(
         cast.admin.send_json(Method::DELETE, &format!("/api/v1/me/tokens/{id}"), json!({})).await.0,
         StatusCode::NOT_FOUND
     );
+    let (_, v) = cast.admin.get_json("/api/v1/audit?action=permission.denied").await;
+    let probes: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"].as_str().is_some_and(|d| d.starts_with("revoke of token:")))
+        .map(|e| e["actor_login"].as_str().unwrap())
+        .collect();
+    assert_eq!(probes, ["admin"], "{v}");
     // Unknown, malformed, or presented next to a valid cookie: the token decides.
     let fake = format!("dct_{}", "A".repeat(43));
     assert_eq!(with_token(&app, &fake, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);

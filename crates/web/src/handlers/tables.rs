@@ -949,6 +949,19 @@ async fn ref_problems(
                         Err(e) => return Err(e.into()),
                     }
                 }
+                // (Recorded once for the part, as links elsewhere are one by one: a file is a
+                // way to probe many record numbers at once.)
+                if !missing.is_empty() {
+                    let mut some: Vec<i64> = missing.iter().copied().collect();
+                    some.sort_unstable();
+                    let shown: Vec<String> = some.iter().take(20).map(i64::to_string).collect();
+                    refusals.push(format!(
+                        "import links to {} records of table:{table} not found or outside the reader's rows: {}{}",
+                        some.len(),
+                        shown.join(","),
+                        if some.len() > 20 { ",…" } else { "" }
+                    ));
+                }
                 missing
             }
         };

@@ -81,8 +81,15 @@ async fn revoke(state: &AppState, ctx: &Ctx, auth: &Auth, raw: &str) -> AppResul
         }
         Err(_) => Err(daicho_store::StoreError::NotFound),
     };
-    // Another user's token (or none) is the same 404, recorded as a refusal.
-    if let Err(daicho_store::StoreError::NotFound) = r {
+    // Another user's token (or none) is the same 404, recorded as a refusal; one's own token
+    // revoked already (the form sent twice, two tabs) is no probe, and not recorded.
+    let own = |id: &TokenId, tokens: &[daicho_store::ApiToken]| tokens.iter().any(|t| t.id == *id);
+    if let Err(daicho_store::StoreError::NotFound) = r
+        && !match raw.parse::<TokenId>() {
+            Ok(id) => own(&id, &state.store.list_own_tokens(&scope).await?),
+            Err(_) => false,
+        }
+    {
         let shown: String = raw.chars().filter(|c| !c.is_control()).take(40).collect();
         auth.record_refusal(state, ctx, format!("revoke of token:{shown}: no token of the user's in use by that id"))
             .await?;
