@@ -39,6 +39,12 @@ pub struct Ctx {
     pub from_own_page: bool,
 }
 
+/// An id as a request gave it, for the operation history: without control characters and at
+/// most 40 characters (it comes from the address, and may be anything).
+pub fn shown_id(raw: &str) -> String {
+    raw.chars().filter(|c| !c.is_control()).take(40).collect()
+}
+
 impl Ctx {
     pub fn event(&self, action: AuditAction, outcome: Outcome) -> NewAuditEvent {
         NewAuditEvent {

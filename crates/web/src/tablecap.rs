@@ -201,7 +201,7 @@ impl Auth {
         let uses = self.authorize::<UseTables>(state, ctx).await?;
         let Ok(id) = raw_id.parse::<TableId>() else {
             if record {
-                let shown: String = raw_id.chars().filter(|c| !c.is_control()).take(40).collect();
+                let shown = crate::ctx::shown_id(raw_id);
                 self.record_refusal(state, ctx, format!("table:{shown}: not a table id")).await?;
             }
             return Err(AppError::NotFound);
@@ -334,7 +334,7 @@ impl Auth {
         if let Some(id) = raw.parse::<i64>().ok().filter(|n| *n > 0) {
             return Ok(id);
         }
-        let shown: String = raw.chars().filter(|c| !c.is_control()).take(40).collect();
+        let shown = crate::ctx::shown_id(raw);
         self.record_refusal(state, ctx, format!("record:{shown}: not a record number")).await?;
         Err(AppError::NotFound)
     }

@@ -165,7 +165,7 @@ pub async fn revoke_session(
     };
     // Another user's session (or none) is the same 404, recorded as a refusal.
     if let Err(daicho_store::StoreError::NotFound) = r {
-        let shown: String = id.chars().filter(|c| !c.is_control()).take(40).collect();
+        let shown = crate::ctx::shown_id(&id);
         auth.record_refusal(&state, &ctx, format!("end of session:{shown}: not one of the user's sessions")).await?;
     }
     r?;

@@ -90,7 +90,7 @@ async fn revoke(state: &AppState, ctx: &Ctx, auth: &Auth, raw: &str) -> AppResul
             Err(_) => false,
         }
     {
-        let shown: String = raw.chars().filter(|c| !c.is_control()).take(40).collect();
+        let shown = crate::ctx::shown_id(raw);
         auth.record_refusal(state, ctx, format!("revoke of token:{shown}: no token of the user's in use by that id"))
             .await?;
     }

@@ -65,7 +65,7 @@ pub(crate) async fn resolve(
 
 /// What a refusal of a view id records (the id as given, cut short: it comes from the address).
 fn not_offered(vid: &str, table: daicho_domain::TableId) -> String {
-    let shown: String = vid.chars().filter(|c| !c.is_control()).take(40).collect();
+    let shown = crate::ctx::shown_id(vid);
     format!("view:{shown} of table:{table}: not found or not offered to the reader")
 }
 
