@@ -754,7 +754,7 @@ fn design_page(
 ) -> DesignPage {
     let n = t.fields.len();
     DesignPage {
-        p: Page::for_user(auth, "design.title", "tables", &ctx.request_id).with_flash(&ctx, done),
+        p: Page::for_user(auth, "design.title", "tables", &ctx.request_id).with_flash(ctx, done),
         id: t.id.to_string(),
         name: t.name.as_str().to_owned(),
         description: t.description.clone(),
@@ -896,7 +896,7 @@ async fn trash_page_for(
     };
     let fmt = |t| crate::views::fmt_time(t, auth.tenant.policy.utc_offset_minutes);
     Ok(TrashPage {
-        p: Page::for_user(auth, "trash.title", "tables", &ctx.request_id).with_flash(&ctx, done),
+        p: Page::for_user(auth, "trash.title", "tables", &ctx.request_id).with_flash(ctx, done),
         rows: items
             .iter()
             .map(|i| TrashRow {

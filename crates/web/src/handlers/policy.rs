@@ -109,7 +109,7 @@ fn page(
         })
         .collect();
     PolicyPage {
-        p: Page::for_user(auth, "policy.title", "policy", &ctx.request_id).with_flash(&ctx, done),
+        p: Page::for_user(auth, "policy.title", "policy", &ctx.request_id).with_flash(ctx, done),
         fields,
         offsets: offsets(offset),
         allowlist,

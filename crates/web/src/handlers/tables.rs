@@ -577,9 +577,12 @@ pub(crate) fn cursor_after(table: daicho_domain::TableId, q: &RecordQuery, r: &R
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Value::Array(c).to_string())
 }
 
-/// A cursor's position (first sort value and id, then the further keys' values) and the mark
-/// of the order it was made for (`order_mark`).
-fn decode_cursor(s: &str) -> Option<((Cell, i64), Vec<Cell>, Option<String>)> {
+/// A cursor as read: the last row's first sort value and id, the further keys' values, and
+/// the mark of the order it was made for (`order_mark`; none in a cursor from before marks).
+type Cursor = ((Cell, i64), Vec<Cell>, Option<String>);
+
+/// Reads a page cursor (`next_after`); `None` when it is not one.
+fn decode_cursor(s: &str) -> Option<Cursor> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.as_bytes()).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
