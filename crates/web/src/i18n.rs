@@ -63,6 +63,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("flash.record_saved", "Record saved.", "レコードを保存しました。"),
     ("flash.record_deleted", "Record deleted.", "レコードを削除しました。"),
     ("flash.field_added", "Field added.", "フィールドを追加しました。"),
+    (
+        "flash.required_empty",
+        "It is required, and {n} records hold no value in it yet: each must be given one when it is next saved.",
+        "このフィールドは必須ですが、{n} 件のレコードにはまだ値がありません。次に保存するときに入力が必要です。",
+    ),
     ("flash.bulk_updated", "Records updated.", "レコードを更新しました。"),
     ("err.nothing_selected", "Tick at least one record.", "レコードを1件以上選んでください。"),
     (

@@ -1041,7 +1041,19 @@ async fn a_required_field_added_to_records_that_lack_it_does_not_block_its_later
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["records_without_value"], 3, "the designer is told how many: {v}");
     let dept = v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    // The page says so too, after adding one through its form.
+    let r = a
+        .post_form(&format!("/tables/{tid}/fields"), &[("name", "担当者名"), ("kind", "text"), ("required", "on")])
+        .await;
+    assert_eq!(crate::location(&r), format!("/tables/{tid}?done=field_added&n=3"));
+    let page = a.get(&crate::location(&r)).await.text().await.unwrap();
+    assert!(page.contains("It is required, and 3 records hold no value in it yet"), "{page}");
+    // A field not required says nothing of it.
+    let (_, v) =
+        a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": "備考欄", "kind": {"type": "text"}})).await;
+    assert!(v.get("records_without_value").is_none(), "{v}");
     let retype = format!("/api/v1/tables/{tid}/fields/{dept}/retype");
     // Another rule, and another type, keeping "required": the empties are not this change's.
     let (s, v) =

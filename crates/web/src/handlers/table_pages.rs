@@ -1105,11 +1105,22 @@ pub async fn add_field(
                 .event_by(&auth.principal, AuditAction::FieldCreate, Outcome::Success)
                 .target(format!("table:{} field:{}", t.id, field.id))
                 .details(crate::handlers::tables::field_created(&field));
-            state.store.add_field(&scope, t.id, field, ev).await.map_err(crate::handlers::tables::limit_is_invalid)
+            let fid = field.id;
+            state
+                .store
+                .add_field(&scope, t.id, field, ev)
+                .await
+                .map_err(crate::handlers::tables::limit_is_invalid)
+                .map(|t| (t, fid))
         }
     };
     match result {
-        Ok(t) => Ok(redirect_see_other(&format!("/tables/{}?done=field_added", t.id))),
+        // (A required field added to records: the notice says how many hold no value in it.)
+        Ok((t, fid)) => match crate::handlers::tables::empty_in_new_required(&state, &auth, &open, &t, fid).await {
+            // (A count that reached the cap is the cap: the notice says "or more".)
+            Some((n, _)) => Ok(redirect_see_other(&format!("/tables/{}?done=field_added&n={n}", t.id))),
+            None => Ok(redirect_see_other(&format!("/tables/{}?done=field_added", t.id))),
+        },
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
             let page = show_page(&state, &ctx, &auth, &open, &[], Errors(e), f).await?;
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
@@ -1963,6 +1974,13 @@ pub(crate) fn imported(ctx: &Ctx, p: Page, pairs: &[(String, String)]) -> Page {
         && let Some(n) = count("n")
     {
         p.flash_detail = Some(crate::i18n::t(p.lang, "flash.bulk_count").replace("{n}", &grouped(n)));
+    }
+    // A required field added to records: how many hold no value in it yet.
+    if done == Some("field_added")
+        && let Some(n) = count("n")
+    {
+        let shown = if n >= crate::handlers::tables::COUNT_CAP { format!("{}+", grouped(n)) } else { grouped(n) };
+        p.flash_detail = Some(crate::i18n::t(p.lang, "flash.required_empty").replace("{n}", &shown));
     }
     p
 }

@@ -1229,8 +1229,38 @@ pub async fn add_field(
         .event_by(&auth.principal, AuditAction::FieldCreate, Outcome::Success)
         .target(format!("table:{} field:{}", t.id, field.id))
         .details(field_created(&field));
+    let fid = field.id;
     let t = state.store.add_field(&scope, t.id, field, ev).await.map_err(limit_is_invalid)?;
-    Ok((StatusCode::CREATED, Json(json!({"table": table_json(&crate::tablecap::seen(&scope, t))}))).into_response())
+    let empty = empty_in_new_required(&state, &auth, &open, &t, fid).await;
+    let mut out = json!({"table": table_json(&crate::tablecap::seen(&scope, t))});
+    if let Some((n, capped)) = empty {
+        out["records_without_value"] = json!(n);
+        out["records_without_value_capped"] = json!(capped);
+    }
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// For a required field just added: how many records (as the designer may view them, up to
+/// `COUNT_CAP`) hold no value in it. A new field is empty in every record made before it, and
+/// each must be given a value when it is next saved: the designer is told how many. `None`
+/// for a field not required, or a count the designer may not make.
+pub(crate) async fn empty_in_new_required(
+    state: &AppState,
+    auth: &Auth,
+    open: &OpenTable,
+    t: &TableDef,
+    field: FieldId,
+) -> Option<(u64, bool)> {
+    let f = t.fields.iter().find(|f| f.id == field)?;
+    if !f.rules.required || f.kind.is_generated() {
+        return None;
+    }
+    let view = auth.principal.authorize_table::<View>(&open.access).ok()?;
+    let q = RecordQuery {
+        filters: vec![daicho_domain::table::Filter { field, op: daicho_domain::table::FilterOp::Empty }],
+        ..Default::default()
+    };
+    state.store.count_records(&view, t, &q, COUNT_CAP).await.ok().filter(|(n, _)| *n > 0)
 }
 
 pub async fn list_records(
