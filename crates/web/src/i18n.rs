@@ -287,6 +287,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("flash.field_deleted", "Field moved to the trash.", "フィールドをごみ箱に移しました。"),
     ("flash.table_deleted", "Table moved to the trash.", "テーブルをごみ箱に移しました。"),
     ("flash.restored", "Restored.", "元に戻しました。"),
+    (
+        "flash.restored_broken_link",
+        "Restored. A link field in it points at a table or field deleted meanwhile and shows nothing: make it show another field (through the API), change its type, or delete it.",
+        "元に戻しました。その中のリンクフィールドは、その間に削除されたテーブルまたはフィールドを指しているため何も表示しません。別のフィールドを表示するよう変更する（API）か、種類を変更するか、削除してください。",
+    ),
     ("flash.purged", "Deleted for good.", "完全に削除しました。"),
     ("trash.title", "Trash", "ごみ箱"),
     ("trash.open", "Trash", "ごみ箱"),

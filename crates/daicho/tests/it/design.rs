@@ -1145,6 +1145,23 @@ async fn a_field_a_link_shows_and_a_table_links_point_into_are_not_deleted_while
     // Once the link is gone, both may go.
     let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{other}/fields/{link}"), json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
+    // With the link in the trash, what it shows may go; restored then, the link is said to
+    // point at nothing.
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}/fields/{}", ids[2]), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = a.post_json(&format!("/api/v1/trash/tables/{other}/fields/{link}/restore"), json!({})).await;
+    assert_eq!((s, &v["broken_links"]), (StatusCode::OK, &json!(["対応 <履歴> › 元の問い合わせ"])), "{v}");
+    // The trash page says so too.
+    a.send_json(Method::DELETE, &format!("/api/v1/tables/{other}/fields/{link}"), json!({})).await;
+    let r = a.post_form("/tables/trash", &[("action", "restore"), ("table", &other), ("field", &link)]).await;
+    assert_eq!(crate::location(&r), "/tables/trash?done=restored_broken_link");
+    let page = a.get(&crate::location(&r)).await.text().await.unwrap();
+    assert!(page.contains("points at a table or field deleted meanwhile"), "{page}");
+    // A restore with nothing broken is 204, as before.
+    let (s, _) = a.post_json(&format!("/api/v1/trash/tables/{tid}/fields/{}/restore", ids[2]), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{other}/fields/{link}"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}"), json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 }

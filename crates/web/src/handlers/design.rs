@@ -489,7 +489,42 @@ fn trash_target(table: &str, field: Option<&str>) -> AppResult<(TableId, Option<
     Ok((t, f))
 }
 
-async fn restore_op(state: &AppState, ctx: &Ctx, auth: &Auth, table: &str, field: Option<&str>) -> AppResult<()> {
+/// The links of what was just restored (table `t`, or its field `f`) whose target is no longer
+/// there: a table or shown field deleted while they were in the trash (deleting them was not
+/// refused then, as the link was not live). Named "table › field".
+async fn broken_links(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    t: TableId,
+    f: Option<FieldId>,
+) -> AppResult<Vec<String>> {
+    let uses = auth.authorize::<daicho_domain::UseTables>(state, ctx).await?;
+    let live = state.store.list_tables(&uses).await?;
+    let Some(restored) = live.iter().find(|x| x.id == t) else { return Ok(Vec::new()) };
+    Ok(restored
+        .fields
+        .iter()
+        .filter(|d| f.is_none_or(|f| f == d.id))
+        .filter(|d| match &d.kind {
+            daicho_domain::table::FieldKind::Link { table, show } => {
+                !live.iter().any(|x| x.id == *table && x.fields.iter().any(|s| s.id == *show))
+            }
+            _ => false,
+        })
+        .map(|d| format!("{} › {}", restored.name.as_str(), d.name.as_str()))
+        .collect())
+}
+
+/// Restores a table or field from the trash; answers the links in it that now point at nothing
+/// (see `broken_links`), to be said to the user.
+async fn restore_op(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    table: &str,
+    field: Option<&str>,
+) -> AppResult<Vec<String>> {
     let scope = auth.authorize::<ManageDesign>(state, ctx).await?;
     let (t, f) = trash_target(table, field)?;
     let (action, target) = match f {
@@ -507,7 +542,8 @@ async fn restore_op(state: &AppState, ctx: &Ctx, auth: &Auth, table: &str, field
             let code = if f.is_some() { "restore_field_name_taken" } else { "restore_table_name_taken" };
             Err(AppError::Conflict(FieldErrors::single("name", code)))
         }
-        other => Ok(other?),
+        Err(e) => Err(e.into()),
+        Ok(()) => broken_links(state, ctx, auth, t, f).await,
     }
 }
 
@@ -657,14 +693,23 @@ pub async fn api_trash(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> A
     Ok(Json(trash_json(&state.store.list_trash(&scope).await?)))
 }
 
+/// 204, or 200 naming the restored links that point at nothing (`broken_links`).
+fn restored(broken: Vec<String>) -> Response {
+    use axum::response::IntoResponse as _;
+    if broken.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (StatusCode::OK, Json(json!({"broken_links": broken}))).into_response()
+    }
+}
+
 pub async fn api_restore_table(
     State(state): State<AppState>,
     ctx: Ctx,
     auth: Auth,
     Path(tid): Path<String>,
-) -> AppResult<StatusCode> {
-    restore_op(&state, &ctx, &auth, &tid, None).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> AppResult<Response> {
+    Ok(restored(restore_op(&state, &ctx, &auth, &tid, None).await?))
 }
 
 pub async fn api_restore_field(
@@ -672,9 +717,8 @@ pub async fn api_restore_field(
     ctx: Ctx,
     auth: Auth,
     Path((tid, fid)): Path<(String, String)>,
-) -> AppResult<StatusCode> {
-    restore_op(&state, &ctx, &auth, &tid, Some(&fid)).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> AppResult<Response> {
+    Ok(restored(restore_op(&state, &ctx, &auth, &tid, Some(&fid)).await?))
 }
 
 pub async fn api_purge_table(
@@ -935,7 +979,9 @@ pub async fn trash_submit(
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
     let field = Some(get("field")).filter(|f| !f.is_empty());
     let result = match get("action") {
-        "restore" => restore_op(&state, &ctx, &auth, get("table"), field).await.map(|_| "restored"),
+        "restore" => restore_op(&state, &ctx, &auth, get("table"), field)
+            .await
+            .map(|broken| if broken.is_empty() { "restored" } else { "restored_broken_link" }),
         "purge" if get("confirm") != "yes" => Err(invalid("confirm", "confirm_required")),
         "purge" => purge_op(&state, &ctx, &auth, get("table"), field).await.map(|_| "purged"),
         _ => Err(AppError::BadRequest("bad_action")),
