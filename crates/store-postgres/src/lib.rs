@@ -276,12 +276,7 @@ impl PgStore {
         let mut events = Vec::new();
         for &id in ids {
             let old = Self::check_covered(&mut tx, scope, table, id).await?;
-            if expected.is_some_and(|v| v != old.version) {
-                return Err(StoreError::Conflict(FieldErrors::single("version", "stale")));
-            }
-            if let Some(each) = each {
-                events.push(each(&old));
-            }
+            events.extend(guard::deleting(&old, expected, each)?);
             sqlx::query("DELETE FROM record_history WHERE table_id = $1 AND record_id = $2")
                 .bind(table.id.to_string())
                 .bind(id)

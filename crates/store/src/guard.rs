@@ -6,9 +6,22 @@
 use daicho_domain::access::{Right, TableScope, View};
 use daicho_domain::table::{Cell, FieldDef, RecordQuery, TableDef};
 use daicho_domain::view::SavedView;
-use daicho_domain::{FieldId, RowRule};
+use daicho_domain::{FieldErrors, FieldId, NewAuditEvent, RowRule};
 
 use crate::{Record, StoreError, StoreResult};
+
+/// A record about to be deleted, as the delete's transaction read it: refused as stale when the
+/// caller named another version, else its event, when the caller makes one per record.
+pub fn deleting(
+    old: &Record,
+    expected: Option<i64>,
+    each: Option<&crate::RecordEvent<'_>>,
+) -> StoreResult<Option<NewAuditEvent>> {
+    if expected.is_some_and(|v| v != old.version) {
+        return Err(StoreError::Conflict(FieldErrors::single("version", "stale")));
+    }
+    Ok(each.map(|each| each(old)))
+}
 
 /// The details of a record update's event when the values sent were those stored (no new
 /// version is made).
