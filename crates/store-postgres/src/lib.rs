@@ -263,6 +263,7 @@ impl PgStore {
         table: &TableDef,
         ids: &[i64],
         expected: Option<i64>,
+        since: Option<i64>,
         event: Option<NewAuditEvent>,
         each: Option<&RecordEvent<'_>>,
     ) -> StoreResult<u64> {
@@ -276,7 +277,7 @@ impl PgStore {
         let mut events = Vec::new();
         for &id in ids {
             let old = Self::check_covered(&mut tx, scope, table, id).await?;
-            events.extend(guard::deleting(&old, expected, each)?);
+            events.extend(guard::deleting(&old, expected, since, each)?);
             sqlx::query("DELETE FROM record_history WHERE table_id = $1 AND record_id = $2")
                 .bind(table.id.to_string())
                 .bind(id)
@@ -628,8 +629,8 @@ impl PgStore {
     }
 
     /// Overwrites the given cells of a record the scope covers (no version check: imports and
-    /// bulk edits are deliberate), with its search text and history, inside the caller's
-    /// transaction.
+    /// bulk edits are deliberate; a bulk edit's `since`, see `guard::check_unchanged_for_bulk`),
+    /// with its search text and history, inside the caller's transaction.
     #[allow(clippy::too_many_arguments)]
     async fn overwrite_in<R: Right>(
         tx: &mut Transaction<'static, Postgres>,
@@ -640,8 +641,10 @@ impl PgStore {
         at: OffsetDateTime,
         who: &str,
         event: &NewAuditEvent,
+        since: Option<i64>,
     ) -> StoreResult<()> {
         let old = Self::check_covered(tx, scope, table, id).await?;
+        guard::check_unchanged_for_bulk(&old, since)?;
         // (A write that changes nothing is not made: no new version, no history entry.)
         let cells = &guard::changed_cells(&old, cells)[..];
         if cells.is_empty() {
@@ -1212,7 +1215,7 @@ impl Store for PgStore {
         expected_version: Option<i64>,
         event: &RecordEvent<'_>,
     ) -> StoreResult<()> {
-        self.delete_in(scope, table, &[id], expected_version, None, Some(event)).await.map(|_| ())
+        self.delete_in(scope, table, &[id], expected_version, None, None, Some(event)).await.map(|_| ())
     }
 
     async fn delete_records(
@@ -1220,10 +1223,11 @@ impl Store for PgStore {
         scope: &TableScope<Delete>,
         table: &TableDef,
         ids: &[i64],
+        unchanged_since: Option<i64>,
         event: NewAuditEvent,
         each: Option<&RecordEvent<'_>>,
     ) -> StoreResult<u64> {
-        self.delete_in(scope, table, ids, None, Some(event), each).await
+        self.delete_in(scope, table, ids, None, unchanged_since, Some(event), each).await
     }
 
     async fn update_records(
@@ -1233,6 +1237,7 @@ impl Store for PgStore {
         ids: &[i64],
         cells: Vec<(FieldId, Cell)>,
         at: OffsetDateTime,
+        unchanged_since: Option<i64>,
         event: NewAuditEvent,
     ) -> StoreResult<u64> {
         guard::check_table(scope, table)?;
@@ -1241,7 +1246,7 @@ impl Store for PgStore {
         let mut tx = self.write_tx().await?;
         check_design(&mut tx, table).await?;
         for &id in ids {
-            Self::overwrite_in(&mut tx, scope, table, id, &cells, at, &who, &event).await?;
+            Self::overwrite_in(&mut tx, scope, table, id, &cells, at, &who, &event, unchanged_since).await?;
         }
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
@@ -4538,7 +4543,7 @@ async fn overwrite_many(
             let r = now.get(id).ok_or(StoreError::NotFound)?;
             guard::check_update_row(scope, r, expects.get(i), seen.insert(*id))?;
             n += u64::from(!guard::changed_cells(r, cells).is_empty());
-            PgStore::overwrite_in(tx, scope, table, *id, cells, w.at, w.who, w.event).await?;
+            PgStore::overwrite_in(tx, scope, table, *id, cells, w.at, w.who, w.event, None).await?;
         }
         return Ok(n);
     }

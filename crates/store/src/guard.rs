@@ -15,12 +15,26 @@ use crate::{Record, StoreError, StoreResult};
 pub fn deleting(
     old: &Record,
     expected: Option<i64>,
+    since: Option<i64>,
     each: Option<&crate::RecordEvent<'_>>,
 ) -> StoreResult<Option<NewAuditEvent>> {
     if expected.is_some_and(|v| v != old.version) {
         return Err(StoreError::Conflict(FieldErrors::single("version", "stale")));
     }
+    check_unchanged_for_bulk(old, since)?;
     Ok(each.map(|each| each(old)))
+}
+
+/// Refuses a bulk edit or delete of a record, as stored (read inside the write's transaction),
+/// updated after `since` (unix ms): the time of the page the records were chosen on, which
+/// showed them (or counted them) as they were then. Without this, a record changed meanwhile
+/// (its value now other than the one the user saw, or its way into the filter new) would be
+/// overwritten or deleted unseen. Refused as 409 `changed_since_shown` on `ids`.
+pub fn check_unchanged_for_bulk(old: &Record, since: Option<i64>) -> StoreResult<()> {
+    if since.is_some_and(|at| daicho_domain::audit::unix_ms(old.updated_at) > at) {
+        return Err(StoreError::Conflict(FieldErrors::single("ids", "changed_since_shown")));
+    }
+    Ok(())
 }
 
 /// The details of a record update's event when the values sent were those stored (no new

@@ -852,17 +852,20 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes several records in one transaction, all or none (NotFound or Forbidden if any is
     /// missing or not covered). Returns how many. `each`, when given, makes an event for every
     /// record deleted, from the record as the transaction read it (its values, which its
-    /// history no longer holds), recorded with `event`.
+    /// history no longer holds), recorded with `event`. With `unchanged_since` (unix ms), a
+    /// record updated after it is refused (409 `changed_since_shown`: the page the user chose
+    /// them on showed them as they were then), checked inside the transaction.
     async fn delete_records(
         &self,
         scope: &TableScope<Delete>,
         table: &TableDef,
         ids: &[i64],
+        unchanged_since: Option<i64>,
         event: NewAuditEvent,
         each: Option<&RecordEvent<'_>>,
     ) -> StoreResult<u64>;
     /// Sets the same cells on several records in one transaction, all or none, each change in
-    /// the record's history. Returns how many.
+    /// the record's history. Returns how many. `unchanged_since` as for `delete_records`.
     #[allow(clippy::too_many_arguments)]
     async fn update_records(
         &self,
@@ -871,6 +874,7 @@ pub trait Store: Send + Sync + 'static {
         ids: &[i64],
         cells: Vec<(FieldId, Cell)>,
         at: OffsetDateTime,
+        unchanged_since: Option<i64>,
         event: NewAuditEvent,
     ) -> StoreResult<u64>;
     /// Writes an import in one transaction, all rows or none, part by part as the caller sends

@@ -517,6 +517,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "取り込み中に、このファイルのレコードのキーが他の人によって変更されました。何も取り込んでいません。もう一度取り込んでください。",
     ),
     (
+        "err.changed_since_shown",
+        "A record chosen was changed by someone after the page was shown; nothing was changed. Look at the list again, then repeat.",
+        "ページ表示後に、選んだレコードが他の人によって変更されました。何も変更していません。一覧を確認してからもう一度実行してください。",
+    ),
+    (
         "err.changed_since_export",
         "This record was changed after the file was exported (its \"updated at\" is later); export it again, or leave the column out to overwrite it.",
         "ファイルの書き出し後にこのレコードが変更されています（更新日時が新しい）。書き出し直すか、上書きする場合は更新日時の列を外してください。",

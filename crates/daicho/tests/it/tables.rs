@@ -3668,6 +3668,107 @@ async fn every_record_matching_is_refused_when_the_records_matching_changed_sinc
 }
 
 #[tokio::test]
+async fn a_bulk_action_leaves_alone_records_changed_after_the_page_showed_them_even_when_the_count_is_the_same() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let (memo, active) = (field_id(&table, "メモ"), field_id(&table, "有効"));
+    let mut ids = Vec::new();
+    for name in ["一社", "二社"] {
+        let (s, v) = a
+            .post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": name, "メモ": "対象"}}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["record"]["id"].as_i64().unwrap());
+    }
+    let shown_at = |page: &str| {
+        let at = page.split("name=\"shown_at\" value=\"").nth(1).unwrap();
+        at[..at.find('"').unwrap()].to_owned()
+    };
+    let page = a.get(&format!("/tables/{tid}?filter.eq.{memo}=対象")).await.text().await.unwrap();
+    assert!(page.contains("name=\"expect\" value=\"2\""), "{page}");
+    let at = shown_at(&page);
+    let query = format!("filter.eq.{memo}=%E5%AF%BE%E8%B1%A1");
+    let url = format!("/tables/{tid}/bulk");
+    let post = |at: String, extra: Vec<(&'static str, String)>| {
+        let mut form = vec![
+            ("query", query.clone()),
+            ("shown_at", at),
+            ("action", "set".to_owned()),
+            ("field", active.clone()),
+            ("value", "✓".to_owned()),
+        ];
+        form.extend(extra);
+        let url = url.clone();
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            a.post_form(&url, &form).await
+        }
+    };
+    // Later, one record leaves the selection and another comes in: still two match.
+    app.clock.advance(time::Duration::minutes(1));
+    let (s, v) = a
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tables/{tid}/records/{}", ids[1]),
+            json!({"version": 1, "values": {"メモ": "対象外"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "三社", "メモ": "対象"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let count_ticked = || async {
+        let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.{active}=true&count=true")).await;
+        v["count"].as_u64()
+    };
+    // "Every record matching" as the page counted it (2) is not what it showed: refused.
+    let r = post(at.clone(), vec![("all_matching", "on".into()), ("expect", "2".into())]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("A record chosen was changed by someone after the page was shown"), "{page}");
+    assert_eq!(count_ticked().await, Some(0), "nothing changed");
+    // A record ticked and changed since the page showed it is not overwritten either.
+    let r = post(at.clone(), vec![("id", ids[0].to_string()), ("id", ids[1].to_string())]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(count_ticked().await, Some(0), "nothing changed");
+    // The page shown again (the refusal's own) carries its own time: as the records are now.
+    let again = shown_at(&page);
+    assert_ne!(again, at);
+    let r = post(again, vec![("all_matching", "on".into()), ("expect", "2".into())]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(count_ticked().await, Some(2));
+
+    // The API: `unchanged_since` as RFC 3339.
+    let bulk_delete = format!("/api/v1/tables/{tid}/records/bulk-delete");
+    let del = |since: &str| {
+        let body = json!({"ids": [ids[0]], "unchanged_since": since});
+        a.post_json(&bulk_delete, body)
+    };
+    let (s, v) = del("2026-13-01").await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("not_a_date_time")),
+        "{v}"
+    );
+    let before = (daicho_domain::Clock::now(&app.clock) - time::Duration::seconds(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (s, v) = del(&before).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("changed_since_shown")),
+        "{v}"
+    );
+    assert_eq!(record_count(a, &tid).await, 3, "nothing deleted");
+    let now = daicho_domain::Clock::now(&app.clock).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let (s, v) = del(&now).await;
+    assert_eq!((s, &v["deleted"]), (StatusCode::OK, &json!(1)), "{v}");
+}
+
+#[tokio::test]
 async fn a_file_of_new_records_without_a_required_column_is_told_so_once_by_the_field() {
     let app = TestApp::start().await;
     let cast = app.cast().await;

@@ -303,6 +303,8 @@ struct ShowPage {
     bulk_max: usize,
     /// The grid's count when exact, sent back by the bulk form (see `BulkTarget::expect`).
     expect: Option<u64>,
+    /// When the page was shown (unix ms), sent back by the bulk form (`BulkTarget::shown_at`).
+    shown_at: i64,
     /// `?from=…` for the links to records: this page of the grid, to come back to.
     from: String,
     /// For a new link field: every (table, field) it may show, as "table id:field id".
@@ -902,6 +904,7 @@ async fn show_page(
         bulk_kept: BulkKept::default(),
         bulk_max: crate::handlers::tables::BULK_MAX,
         expect: (!capped).then_some(count),
+        shown_at: daicho_domain::audit::unix_ms(ctx.now),
         from: {
             let here = match (&query.after, keep("after")) {
                 (Some(_), after) if !after.is_empty() => {
@@ -965,9 +968,12 @@ pub async fn bulk(
     // "Every record matching" (the box ticked, which says so) instead of the records ticked.
     // (The grid's count as the page showed it, when it was exact.)
     let expect = get("expect").parse::<usize>().ok();
+    // (When the page was shown: a record changed since is not touched. A form without it, or
+    // with one altered, only takes from its sender a check made for them.)
+    let shown_at = get("shown_at").parse::<i64>().ok();
     let target = || match get("all_matching") == "on" {
-        true => BulkTarget { ids: Vec::new(), query: Some(query.as_str()), all: true, expect },
-        false => BulkTarget { ids: ids.clone(), query: None, all: false, expect: None },
+        true => BulkTarget { ids: Vec::new(), query: Some(query.as_str()), all: true, expect, shown_at },
+        false => BulkTarget { ids: ids.clone(), query: None, all: false, expect: None, shown_at },
     };
     let nothing = ids.is_empty() && get("all_matching") != "on";
     let result = match get("action") {

@@ -1509,6 +1509,11 @@ pub(crate) struct BulkTarget<'a> {
     /// A different number now is refused: records came or went meanwhile, and "every record
     /// matching" would not be what the user saw.
     pub expect: Option<usize>,
+    /// When the records were shown (unix ms): one updated since is refused, inside the write's
+    /// transaction (`guard::check_unchanged_for_bulk`). With `expect`, this also tells a swap
+    /// (one record left the selection and another came in, the count unchanged): the newcomer
+    /// was created or changed since.
+    pub shown_at: Option<i64>,
 }
 
 /// The records a bulk operation applies to, and how they were chosen (for the operation
@@ -1636,6 +1641,7 @@ pub(crate) async fn bulk_delete_op(
 ) -> AppResult<u64> {
     let scope = auth.table_right::<Delete>(state, ctx, open).await?;
     let reading = scope.reading();
+    let since = target.shown_at;
     let (ids, chosen) = bulk_ids(state, ctx, auth, &reading, open, target).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
@@ -1651,7 +1657,7 @@ pub(crate) async fn bulk_delete_op(
             .target(format!("table:{} record:{}", open.def.id, r.id))
             .details(format!("in a bulk delete: {}", describe(&open.def, &seen.cells, None)))
     };
-    match state.store.delete_records(&scope, &open.def, &ids, ev, Some(&each)).await {
+    match state.store.delete_records(&scope, &open.def, &ids, since, ev, Some(&each)).await {
         Ok(n) => Ok(n),
         Err(e) => Err(bulk_refused(state, ctx, auth, open, &ids, e, "bulk delete").await),
     }
@@ -1713,6 +1719,7 @@ pub(crate) async fn bulk_update_op(
         return Err(AppError::Invalid(FieldErrors::single("values", "required")));
     }
     check_refs(state, ctx, auth, &t, &[&cells]).await?;
+    let since = target.shown_at;
     let (ids, chosen) = bulk_ids(state, ctx, auth, &scope.reading(), open, target).await?;
     let ev = ctx
         .event_by(&auth.principal, AuditAction::RecordUpdate, Outcome::Success)
@@ -1723,7 +1730,7 @@ pub(crate) async fn bulk_update_op(
             id_list(&ids),
             describe(&t, &cells, None)
         ));
-    match state.store.update_records(&scope, &open.def, &ids, cells, ctx.now, ev).await {
+    match state.store.update_records(&scope, &open.def, &ids, cells, ctx.now, since, ev).await {
         Ok(n) => Ok(n),
         Err(e) => Err(bulk_refused(state, ctx, auth, open, &ids, e, "bulk edit").await),
     }
@@ -1745,11 +1752,29 @@ pub struct BulkBody {
     /// With a query: how many records it selected when the caller looked (see `BulkTarget`).
     #[serde(default)]
     pub expect: Option<usize>,
+    /// When the caller read the records (RFC 3339): a record updated since is refused (409
+    /// `changed_since_shown`) and nothing is changed (see `BulkTarget::shown_at`).
+    #[serde(default)]
+    pub unchanged_since: Option<String>,
 }
 
 impl BulkBody {
-    fn target(&self) -> BulkTarget<'_> {
-        BulkTarget { ids: self.ids.clone(), query: self.query.as_deref(), all: self.all, expect: self.expect }
+    fn target(&self) -> AppResult<BulkTarget<'_>> {
+        let shown_at = match &self.unchanged_since {
+            None => None,
+            Some(s) => {
+                let at = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| AppError::Invalid(FieldErrors::single("unchanged_since", "not_a_date_time")))?;
+                Some(daicho_domain::audit::unix_ms(at))
+            }
+        };
+        Ok(BulkTarget {
+            ids: self.ids.clone(),
+            query: self.query.as_deref(),
+            all: self.all,
+            expect: self.expect,
+            shown_at,
+        })
     }
 }
 
@@ -1763,7 +1788,7 @@ pub async fn bulk_delete(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let _scope = auth.table_right::<Delete>(&state, &ctx, &open).await?;
     let b: BulkBody = body.parse()?;
-    let n = bulk_delete_op(&state, &ctx, &auth, &open, b.target()).await?;
+    let n = bulk_delete_op(&state, &ctx, &auth, &open, b.target()?).await?;
     Ok(Json(json!({"deleted": n})))
 }
 
@@ -1777,8 +1802,7 @@ pub async fn bulk_update(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let _scope = auth.table_right::<Edit>(&state, &ctx, &open).await?;
     let b: BulkBody = body.parse()?;
-    let target = BulkTarget { ids: b.ids, query: b.query.as_deref(), all: b.all, expect: b.expect };
-    let n = bulk_update_op(&state, &ctx, &auth, &open, target, &b.values).await?;
+    let n = bulk_update_op(&state, &ctx, &auth, &open, b.target()?, &b.values).await?;
     Ok(Json(json!({"updated": n})))
 }
 
