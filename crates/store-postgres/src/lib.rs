@@ -147,6 +147,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/0015_checkbox_multi_choice.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            16,
+            Cow::Borrowed("system column indexes"),
+            MigrationType::Simple,
+            include_str!("../migrations/0016_system_column_indexes.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -4321,6 +4328,9 @@ async fn create_storage(tx: &mut Transaction<'static, Postgres>, id: TableId) ->
         ut::table_ident(id)
     );
     sqlx::query(AssertSqlSafe(idx)).persistent(false).execute(&mut **tx).await.map_err(internal)?;
+    for ddl in ut::system_indexes(id) {
+        sqlx::query(AssertSqlSafe(ddl)).persistent(false).execute(&mut **tx).await.map_err(internal)?;
+    }
     Ok(())
 }
 

@@ -277,7 +277,55 @@ impl SqliteStore {
 
     pub async fn migrate(&self) -> StoreResult<()> {
         migrator().run(&self.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
-        self.untick_empty_checkboxes().await
+        self.untick_empty_checkboxes().await?;
+        self.index_system_columns().await
+    }
+
+    /// Tables made before their system columns were indexed get those indexes (see
+    /// `ut::system_indexes`). SQLite's migrations cannot name tables from the catalogue, so
+    /// this runs at every start: once the indexes exist, each statement does nothing. (The
+    /// first start after the upgrade builds them: about a second for each index on a million
+    /// records.)
+    async fn index_system_columns(&self) -> StoreResult<()> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM user_tables").fetch_all(&self.pool).await.map_err(internal)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut wanted = Vec::new();
+        for id in ids {
+            let id: TableId = id.parse().map_err(|_| StoreError::Internal("bad catalogue id".into()))?;
+            let last = ut::INDEXED_SYSTEM_COLUMNS[ut::INDEXED_SYSTEM_COLUMNS.len() - 1];
+            let present: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?")
+                    .bind(ut::system_index_ident(id, last))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(internal)?;
+            if present == 0 {
+                wanted.push(id);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for id in wanted {
+            let exists: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
+                    .bind(ut::table_ident(id))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(internal)?;
+            if exists == 0 {
+                continue;
+            }
+            tracing::info!(table = %id, "indexing the table's system columns (once, after an upgrade)");
+            for ddl in ut::system_indexes(id) {
+                sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(internal)?;
+            }
+        }
+        tx.commit().await.map_err(internal)
     }
 
     /// A checkbox is never empty: records made before the field was added to their table (or,
@@ -4057,6 +4105,9 @@ async fn create_storage(tx: &mut Transaction<'_, Sqlite>, id: TableId) -> StoreR
     // The keyword index: FTS5 with the trigram tokenizer finds substrings, also in Japanese.
     let fts = format!("CREATE VIRTUAL TABLE {}_fts USING fts5(body, tokenize = 'trigram')", ut::table_ident(id));
     sqlx::query(AssertSqlSafe(fts)).execute(&mut **tx).await.map_err(internal)?;
+    for ddl in ut::system_indexes(id) {
+        sqlx::query(AssertSqlSafe(ddl)).execute(&mut **tx).await.map_err(internal)?;
+    }
     Ok(())
 }
 

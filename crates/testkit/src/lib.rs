@@ -276,7 +276,7 @@ impl TestApp {
 
     /// Makes data as an older version left it: runs `sql` (one statement, no parameters, the
     /// same text for both stores), then the store's upgrade of existing user tables again
-    /// (SQLite's start-up step; PostgreSQL's migration 15, run again by hand).
+    /// (SQLite's start-up step; PostgreSQL's migrations 15 and 16, run again by hand).
     pub async fn upgrade_after(&self, sql: &str) {
         match &self.running.store {
             daicho::StoreHandle::Sqlite(s) => {
@@ -287,8 +287,33 @@ impl TestApp {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(s.pool_for_tests()).await.unwrap();
                 let upgrade = include_str!("../../store-postgres/migrations/0015_checkbox_multi_choice.sql");
                 sqlx::raw_sql(upgrade).execute(s.pool_for_tests()).await.unwrap();
+                let upgrade = include_str!("../../store-postgres/migrations/0016_system_column_indexes.sql");
+                sqlx::raw_sql(upgrade).execute(s.pool_for_tests()).await.unwrap();
             }
         }
+    }
+
+    /// The names of the indexes of user table `table_id`'s SQL table, sorted.
+    pub async fn user_table_indexes(&self, table_id: &str) -> Vec<String> {
+        let t = format!("t_{}", table_id.replace('-', ""));
+        let mut names: Vec<String> = match &self.running.store {
+            daicho::StoreHandle::Sqlite(s) => sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+            )
+            .bind(t)
+            .fetch_all(s.pool_for_tests())
+            .await
+            .unwrap(),
+            daicho::StoreHandle::Postgres(s) => sqlx::query_scalar(
+                "SELECT indexname::text FROM pg_indexes WHERE tablename = $1 AND indexname NOT LIKE '%_pkey'",
+            )
+            .bind(t)
+            .fetch_all(s.pool_for_tests())
+            .await
+            .unwrap(),
+        };
+        names.sort();
+        names
     }
 
     /// On PostgreSQL, runs `sql` (several statements allowed, no parameters) on the store's

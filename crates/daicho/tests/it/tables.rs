@@ -3769,6 +3769,29 @@ async fn a_bulk_action_leaves_alone_records_changed_after_the_page_showed_them_e
 }
 
 #[tokio::test]
+async fn every_table_indexes_its_system_columns_and_an_upgrade_gives_older_tables_those_indexes() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, _) = customers(a).await;
+    let hex = tid.replace('-', "");
+    let system: Vec<String> =
+        ["created_at", "created_by", "updated_at", "updated_by"].iter().map(|c| format!("i_{hex}_{c}")).collect();
+    let indexes = app.user_table_indexes(&tid).await;
+    assert!(system.iter().all(|n| indexes.contains(n)), "{indexes:?}");
+    // A table made before: its system columns had no index.
+    let (_, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "一社"}})).await;
+    assert!(v["record"]["id"].is_i64(), "{v}");
+    let drop = system.iter().map(|n| format!("DROP INDEX {n};")).collect::<String>();
+    app.upgrade_after(&drop).await;
+    assert_eq!(app.user_table_indexes(&tid).await, indexes, "the upgrade made them again");
+    // Sorting and filtering by them still gives the records.
+    let updated_at = "00000000-0000-0000-0000-000000000003";
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?sort={updated_at}&dir=desc")).await;
+    assert_eq!((s, v["records"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{v}");
+}
+
+#[tokio::test]
 async fn a_file_of_new_records_without_a_required_column_is_told_so_once_by_the_field() {
     let app = TestApp::start().await;
     let cast = app.cast().await;

@@ -1,0 +1,22 @@
+-- Every user table indexes its system columns as (column, id), as a field's index: the grid
+-- sorts and filters by them ("updated at", newest first), and the row rule "records they
+-- created" selects by created_by (see ut::system_indexes, which new tables get).
+DO $$
+DECLARE
+    r RECORD;
+    t TEXT;
+    h TEXT;
+    c TEXT;
+BEGIN
+    FOR r IN SELECT id FROM user_tables LOOP
+        h := replace(r.id, '-', '');
+        t := 't_' || h;
+        IF to_regclass(quote_ident(t)) IS NULL THEN
+            CONTINUE;
+        END IF;
+        FOREACH c IN ARRAY ARRAY['created_at', 'created_by', 'updated_at', 'updated_by'] LOOP
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (%I, id)', 'i_' || h || '_' || c, t, c);
+        END LOOP;
+    END LOOP;
+END
+$$;
