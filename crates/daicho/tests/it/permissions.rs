@@ -1672,6 +1672,80 @@ async fn a_field_restored_from_the_trash_stays_hidden_from_a_grant_given_meanwhi
 /// whose field stopped being a user field stays chosen on the table page, and saving the page
 /// does not widen it to every record.
 #[tokio::test]
+async fn the_field_rules_page_does_not_undo_a_rule_set_meanwhile_nor_one_of_a_field_restored_since() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    grant(a, &d, json!({"rights": ["view"]})).await;
+    let (s, v) = add(a, &d, json!({"件名": "one", "金額": 100})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let records = format!("/api/v1/tables/{}/records", d.tid);
+    let amount_seen = || async { m.get_json(&records).await.1["records"][0]["values"].get(&d.amount).is_some() };
+    assert!(amount_seen().await);
+    let table_page = format!("/admin/groups/{}/tables/{}", d.group, d.tid);
+    let was_of = |page: &str| {
+        let w = page.split("name=\"was\" value=\"").nth(1).unwrap();
+        w[..w.find('"').unwrap()].to_owned()
+    };
+    // Admin A opens the page: every field editable.
+    let shown = was_of(&a.get(&table_page).await.text().await.unwrap());
+    // Meanwhile another admin hides the amount.
+    grant(a, &d, json!({"rights": ["view"], "fields": {d.amount.clone(): "hidden"}})).await;
+    assert!(!amount_seen().await);
+    // A's form, as the page showed it (amount editable), makes the memo read-only: refused,
+    // and the page shows the rules as they are now.
+    let (f_amount, f_memo, f_title) =
+        (format!("field.{}", d.amount), format!("field.{}", d.memo), format!("field.{}", d.title));
+    let form = |was: String| {
+        vec![
+            ("was".to_owned(), was),
+            ("rows".to_owned(), "all".to_owned()),
+            (f_title.clone(), "editable".to_owned()),
+            (f_amount.clone(), "editable".to_owned()),
+            (f_memo.clone(), "read_only".to_owned()),
+        ]
+    };
+    let post = |form: Vec<(String, String)>| {
+        let table_page = table_page.clone();
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            a.post_form(&table_page, &form).await
+        }
+    };
+    let r = post(form(shown)).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Someone changed these rights meanwhile"), "{page}");
+    assert!(!amount_seen().await, "the amount stays hidden");
+    let (_, v) = a.get_json(&format!("/api/v1/users/{}/access", d.member_id)).await;
+    let row = v["tables"].as_array().unwrap().iter().find(|r| r["table"] == d.tid.as_str()).unwrap().clone();
+    assert_eq!(row["read_only_fields"], json!([]), "nothing saved: {row}");
+    // Saved from the page as it is now, it is what the admin chose there.
+    let r = post(form(was_of(&page))).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(amount_seen().await, "shown again, as chosen on a page that showed it hidden");
+
+    // A field in the trash when the page was shown, restored before it is saved, keeps its rule.
+    grant(a, &d, json!({"rights": ["view"], "fields": {d.amount.clone(): "hidden"}})).await;
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{}/fields/{}", d.tid, d.amount), json!({})).await;
+    assert!(s.is_success(), "{s}");
+    let page = a.get(&table_page).await.text().await.unwrap();
+    assert!(!page.contains(&f_amount), "the page does not show a field in the trash");
+    let restore = format!("/api/v1/trash/tables/{}/fields/{}/restore", d.tid, d.amount);
+    assert_eq!(a.post_json(&restore, json!({})).await.0, StatusCode::NO_CONTENT);
+    let form = vec![
+        ("was".to_owned(), was_of(&page)),
+        ("rows".to_owned(), "all".to_owned()),
+        (f_title.clone(), "editable".to_owned()),
+        (f_memo.clone(), "read_only".to_owned()),
+    ];
+    let r = post(form).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(!amount_seen().await, "the restored amount is still hidden");
+}
+
+#[tokio::test]
 async fn grant_rules_on_trashed_or_changed_fields_are_kept_when_the_grant_is_saved_again() {
     let app = TestApp::start().await;
     let cast = app.cast().await;

@@ -227,17 +227,45 @@ async fn set_members(
     Ok(state.store.set_group_members(&scope, id, members, shown, ev).await?)
 }
 
-async fn set_grant(state: &AppState, ctx: &Ctx, auth: &Auth, mut grant: TableGrant) -> AppResult<()> {
+/// Sets one group's grant on one table. With `was` (a page's [`grant_digest`] of the grant it
+/// showed), only while the stored grant still reads so, compared again inside the transaction:
+/// otherwise nothing is saved (409 `matrix` `changed_meanwhile`).
+async fn set_grant(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    mut grant: TableGrant,
+    was: Option<&str>,
+) -> AppResult<()> {
     let scope = auth.authorize::<ManageGroups>(state, ctx).await?;
     let tables = tables_of(state, auth, ctx).await?;
     let t = tables.iter().find(|t| t.id == grant.table).ok_or(AppError::NotFound)?;
     let group = find_group(state, &scope, grant.group).await?;
     let old = group.grants.iter().find(|g| g.table == grant.table);
+    if was.is_some_and(|was| was != grant_digest(old)) {
+        return Err(AppError::Conflict(FieldErrors::single("matrix", "changed_meanwhile")));
+    }
     keep_absent_field_rules(t, old, &mut grant);
     check_grant(t, old, &grant).map_err(AppError::Invalid)?;
     hide_trashed_in_new_grant(&trashed_fields(state, auth, t).await?, old, &mut grant);
     let ev = grant_event(ctx, auth, t, &grant);
-    Ok(state.store.set_table_grant(&scope, grant, ev).await?)
+    let change = daicho_store::GrantChange { grant, expected: was.map(|_| old.cloned()), event: ev };
+    Ok(state.store.set_table_grants(&scope, vec![change]).await?)
+}
+
+/// A grant as a page shows it, whole (rights, records and every field rule, those of fields
+/// in the trash included), as a short digest the page's form sends back: a save from a page
+/// showing another grant than the stored one is refused rather than undoing that change.
+fn grant_digest(grant: Option<&TableGrant>) -> String {
+    let Some(g) = grant else { return "none".to_owned() };
+    let rows = match g.rows {
+        RowRule::UserIsMe { field } => format!("user_is_me:{field}"),
+        r => r.name().to_owned(),
+    };
+    // (`fields` is a BTreeMap: the same rules give the same text.)
+    let fields: Vec<String> = g.fields.iter().map(|(f, a)| format!("{f}={}", a.name())).collect();
+    let text = format!("{}|{rows}|{}", g.rights.bits(), fields.join(","));
+    format!("{:016x}", crate::handlers::tables::fnv1a(text.as_bytes()))
 }
 
 /// The operation history's entry for setting a grant: which group and table, and the grant.
@@ -734,6 +762,8 @@ struct GroupTablePage {
     rows: String,
     user_fields: Vec<(String, String)>,
     fields: Vec<FieldRow>,
+    /// The grant as shown ([`grant_digest`]), sent back by the form.
+    was: String,
     errors: Errors,
 }
 
@@ -799,6 +829,7 @@ fn group_table_page(
                 access: grant.map(|gr| gr.field(f.id)).unwrap_or_default().name(),
             })
             .collect(),
+        was: grant_digest(grant),
         errors,
     }
 }
@@ -842,22 +873,37 @@ pub async fn table_submit(
         },
     };
     let mut fields = BTreeMap::new();
+    let mut sent = std::collections::HashSet::new();
     for (k, v) in &pairs {
         if let Some(f) = k.strip_prefix("field.") {
             let f: FieldId = f.parse().map_err(|_| AppError::BadRequest("bad_field"))?;
             let a = FieldAccess::parse(v).ok_or(AppError::BadRequest("bad_access"))?;
+            sent.insert(f);
             if a != FieldAccess::Editable {
                 fields.insert(f, a);
             }
         }
     }
+    // A field the form did not show (in the trash then, restored since) keeps its rule: its
+    // absence is no choice of "editable".
+    for (f, a) in &old.fields {
+        if !sent.contains(f) {
+            fields.entry(*f).or_insert(*a);
+        }
+    }
     let grant = TableGrant { group: g.id, table: t.id, rights: old.rights, rows, fields };
-    match set_grant(&state, &ctx, &auth, grant.clone()).await {
+    let was = pairs.iter().find(|(k, _)| k == "was").map(|(_, v)| v.as_str());
+    match set_grant(&state, &ctx, &auth, grant.clone(), was).await {
         Ok(()) => Ok(redirect_see_other(&format!("/admin/groups/{}?done=group_saved", g.id))),
         Err(AppError::Invalid(e)) => Ok(render_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             &group_table_page(&auth, &ctx, &g, &t, Some(&grant), Errors(e)),
         )),
+        // Someone changed this grant meanwhile: nothing saved; the page shows it as it is now.
+        Err(AppError::Conflict(e)) => {
+            let (g, t, now) = group_table(&state, &ctx, &auth, &gid, &tid).await?;
+            Ok(render_status(StatusCode::CONFLICT, &group_table_page(&auth, &ctx, &g, &t, now.as_ref(), Errors(e))))
+        }
         Err(e) => Err(e),
     }
 }
@@ -1058,8 +1104,14 @@ pub async fn api_grant(
     let id = group_id(&gid)?;
     find_group(&state, &scope, id).await?;
     let table: TableId = tid.parse().map_err(|_| AppError::NotFound)?;
-    set_grant(&state, &ctx, &auth, TableGrant { group: id, table, rights: b.rights, rows: b.rows, fields: b.fields })
-        .await?;
+    set_grant(
+        &state,
+        &ctx,
+        &auth,
+        TableGrant { group: id, table, rights: b.rights, rows: b.rows, fields: b.fields },
+        None,
+    )
+    .await?;
     Ok(Json(json!({"group": group_json(&find_group(&state, &scope, id).await?)})))
 }
 
