@@ -3318,6 +3318,10 @@ async fn an_import_refuses_an_unclosed_quote_a_key_it_lacks_and_a_record_number_
     let (s, v) = import(a, &tid, "", "会社名,メモ\nC社,\"1\n2\n3\"\n\nD社,\"open\n".into()).await;
     assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, (json!("row:4"), json!("unclosed_quote"))));
     assert_eq!(record_count(a, &tid).await, 2, "nothing of the refused files");
+    // A misspelt key (`Key=`) is refused, not read as an import of new records.
+    let (s, v) = import(a, &tid, "?Key=会社名", "会社名,メモ\nC社,x\n".into()).await;
+    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, (json!("Key"), json!("unknown_parameter"))));
+    assert_eq!(record_count(a, &tid).await, 2, "nothing imported");
     // Updating by a key the file has no column for is refused, not turned into inserts.
     let (s, v) = import(a, &tid, "?key=会社名", "メモ\nchanged\n".into()).await;
     assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, (json!("key"), json!("key_not_in_file"))));
