@@ -3214,6 +3214,17 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(internal)?;
+        // The user's tokens end with the old password (they are refused from now on): said so
+        // in the list of tokens, which no longer counts them against the limit.
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(&user)
+        .bind(&tenant)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
     }

@@ -2939,6 +2939,15 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(internal)?;
+        // The user's tokens end with the old password (they are refused from now on): said so
+        // in the list of tokens, which no longer counts them against the limit.
+        sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND tenant_id = ? AND revoked_at IS NULL")
+            .bind(ms(at))
+            .bind(&user)
+            .bind(&tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
     }

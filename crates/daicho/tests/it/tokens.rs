@@ -246,6 +246,9 @@ async fn the_tokens_page_shows_a_new_token_once_and_refuses_bad_input() {
     assert_eq!(cast.other_admin.post_form(&revoke, &yes).await.status(), StatusCode::NOT_FOUND, "another tenant");
     assert_eq!(with_token(&app, secret, Method::GET, "/api/v1/me", None).await.0, StatusCode::OK);
     assert_eq!(cast.other_admin.post_form(&revoke, &[]).await.status(), StatusCode::NOT_FOUND, "unticked too");
+    let probes =
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'permission.denied' AND details LIKE 'revoke of token:%'";
+    assert_eq!(app.raw_i64(probes).await, 3, "each probe recorded, unticked too");
     // Without the tick nothing is revoked, and the page says why.
     let r = cast.member.post_form(&revoke, &[]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -281,13 +284,15 @@ async fn a_token_made_before_the_password_changed_is_refused_and_tokens_read_unl
     assert_eq!(s.as_u16() / 100, 2, "{v}");
     assert_eq!(with_token(&app, &old, Method::GET, "/api/v1/me", None).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        app.raw_i64(
-            "SELECT COUNT(*) FROM audit_events WHERE action = 'token.refused' \
-             AND details = 'password changed since the token was made'"
-        )
-        .await,
+        app.raw_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'token.refused' AND details = 'revoked'").await,
         1
     );
+    // The list says so (the tokens are revoked with the change), and they no longer count
+    // against the limit of tokens.
+    let (_, v) = m.get_json("/api/v1/me/tokens").await;
+    let tokens = v["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 2, "{v}");
+    assert!(tokens.iter().all(|t| t["active"] == json!(false) && t["revoked_at"].is_string()), "{v}");
     // An administrator's read-write token reads users and groups but changes neither: a leaked
     // token must not make itself an account or widen anyone's rights.
     let (_, admin_rw) = new_token(&cast.admin, "admin sync", false, 30).await;

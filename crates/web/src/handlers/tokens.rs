@@ -223,6 +223,10 @@ pub async fn revoke_page(
         let scope = auth.authorize::<OwnAccount>(&state, &ctx).await?;
         let own = state.store.list_own_tokens(&scope).await?;
         if !own.iter().any(|t| t.id.to_string() == id) {
+            // (Recorded, as when confirmed: a guessed id is a probe either way.)
+            let shown = crate::ctx::shown_id(&id);
+            auth.record_refusal(&state, &ctx, format!("revoke of token:{shown}: no token of the user's by that id"))
+                .await?;
             return Err(AppError::NotFound);
         }
         let errors = Errors(FieldErrors::single("confirm", "confirm_required"));
