@@ -1197,6 +1197,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("err.unknown_field", "There is no such field.", "そのようなフィールドはありません。"),
     (
+        "err.view_outdated",
+        "This saved view filters by a field that has since been deleted, so it cannot be shown. Delete the view and save it again as wanted.",
+        "この保存済みビューは、削除されたフィールドで絞り込んでいるため表示できません。ビューを削除し、必要に応じて保存し直してください。",
+    ),
+    (
         "err.bad_choice",
         "A choice is empty, too long or has control characters.",
         "空・長すぎる・制御文字を含む選択肢があります。",

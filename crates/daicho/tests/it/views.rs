@@ -404,3 +404,98 @@ async fn views_saved_at_once_under_one_name_make_one_view() {
     let named = v["views"].as_array().unwrap().iter().filter(|v| v["name"] == "同時").count();
     assert_eq!(named, 1, "{v}");
 }
+
+#[tokio::test]
+async fn a_view_naming_a_field_deleted_since_runs_without_its_column_and_sort_or_says_it_is_out_of_date() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let d = setup(a).await;
+    let t = &d.tid;
+    let save = |name: &'static str, body: Value| async move {
+        let mut body = body;
+        body["name"] = json!(name);
+        body["shared"] = json!(true);
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{t}/views"), body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["view"]["id"].as_str().unwrap().to_owned()
+    };
+    let by_amount = save(
+        "金額順",
+        json!({"sort": [{"field": "金額", "dir": "desc"}], "columns": ["件名", "金額"],
+               "filters": [{"field": "段階", "op": "eq", "value": "受注"}]}),
+    )
+    .await;
+    let over = save("大口", json!({"filters": [{"field": "金額", "op": "gte", "value": "500"}]})).await;
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/fields/{}", d.amount), json!({})).await;
+    assert!(s.is_success(), "{s}");
+    // Its sort and column on the deleted field are left out: the view runs on the rest.
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/views")).await;
+    let listed = v["views"].as_array().unwrap();
+    let shown = listed.iter().find(|v| v["id"] == by_amount.as_str()).unwrap();
+    assert_eq!((shown["sort"].as_array().unwrap().len(), &shown["columns"]), (0, &json!([d.title])), "{shown}");
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={by_amount}")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(titles(&v, &d), ["案件11 <b>", "案件08 <b>", "案件05 <b>", "案件02 <b>"], "newest first, the default");
+    let r = a.get(&format!("/tables/{t}?view={by_amount}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // A filter on it cannot run nor be left out: still listed (to be deleted), and says why.
+    assert!(listed.iter().any(|v| v["id"] == over.as_str()), "{v}");
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={over}")).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("view_outdated"))
+    );
+    let r = a.get(&format!("/tables/{t}?view={over}")).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("filters by a field that has since been deleted"), "{page}");
+    assert!(!page.contains("案件01"), "no records listed");
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/views/{over}"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_shared_view_naming_a_linked_record_by_its_text_is_not_offered_to_who_may_not_read_that_text() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(a).await;
+    let t = &d.tid;
+    // A customers table the member may not view, and a link to it from the deals.
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "顧客"})).await;
+    let customers = v["table"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = a
+        .post_json(&format!("/api/v1/tables/{customers}/fields"), json!({"name": "会社名", "kind": {"type": "text"}}))
+        .await;
+    let company = v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    let (s, v) =
+        a.post_json(&format!("/api/v1/tables/{customers}/records"), json!({"values": {"会社名": "秘密商事"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/fields"),
+            json!({"name": "顧客", "kind": {"type": "link", "table": customers, "show": company}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let save = |name: &'static str, value: &'static str| async move {
+        let body = json!({"name": name, "shared": true, "filters": [{"field": "顧客", "op": "eq", "value": value}]});
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{t}/views"), body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    };
+    save("秘密商事の案件", "秘密商事").await;
+    save("顧客1の案件", "#1").await;
+    let names = |v: &Value| {
+        v["views"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/views")).await;
+    assert_eq!(names(&v), ["秘密商事の案件", "顧客1の案件"]);
+    // The member may view the deals but not the customers: the customer's name is not shown
+    // to them by the list of views (nor the grid); a view by number is.
+    let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/views")).await;
+    assert_eq!(names(&v), ["顧客1の案件"], "{v}");
+    assert!(!v.to_string().contains("秘密商事"));
+    let page = m.get(&format!("/tables/{t}")).await.text().await.unwrap();
+    assert!(!page.contains("秘密商事"), "{page}");
+}

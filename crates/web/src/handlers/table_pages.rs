@@ -185,7 +185,9 @@ fn grid_pairs(pairs: &[(String, String)]) -> Vec<(String, String)> {
 
 /// A saved view's error code from the redirect, if it is one this page explains.
 fn view_error_code(v: &str) -> Option<&'static str> {
-    ["required", "too_long", "control_chars", "taken", "too_many", "unknown_field"].into_iter().find(|c| *c == v)
+    ["required", "too_long", "control_chars", "taken", "too_many", "unknown_field", "view_outdated"]
+        .into_iter()
+        .find(|c| *c == v)
 }
 
 pub struct GridRow {
@@ -625,16 +627,16 @@ async fn show_page(
     let t = &open.seen_by(&scope);
 
     let view_error = pairs.iter().find(|(k, _)| k == "view_error").and_then(|(_, v)| view_error_code(v));
-    let saved = state.store.list_views(&scope).await?;
+    let saved = crate::handlers::views::offered(state, ctx, auth, &scope, open).await?;
     let grid = grid_pairs(pairs);
     // A saved view with other list parameters is refused as the API refuses it (the grid
     // would otherwise show the wider list under "All").
-    let (resolved, current, view_refused) = match crate::handlers::views::resolve(state, ctx, auth, &scope, &grid).await
-    {
-        Ok((r, c)) => (r, c, None),
-        Err(AppError::Invalid(e)) => (grid.clone(), None, e.0.first().map(|fe| fe.code)),
-        Err(e) => return Err(e),
-    };
+    let (resolved, current, view_refused) =
+        match crate::handlers::views::resolve(state, ctx, auth, &scope, open, &grid).await {
+            Ok((r, c)) => (r, c, None),
+            Err(AppError::Invalid(e)) => (grid.clone(), None, e.0.first().map(|fe| fe.code)),
+            Err(e) => return Err(e),
+        };
     // The first problem of a query that cannot run, and the name of its field when that is a
     // field this reader sees (`t` holds only those: a saved view's filter on a hidden field
     // must not name it).

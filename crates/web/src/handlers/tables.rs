@@ -1026,6 +1026,24 @@ pub(crate) async fn lookups(
 
 /// The records of link field `f`'s target whose shown field holds `text`, as the user may see
 /// them (none when they may not view the target or its shown field): at most `limit` ids.
+/// Whether a link filter's value names a linked record by the text it shows (not only by
+/// record numbers: "12", "#12", blank).
+pub(crate) fn names_link_by_text(value: &str) -> bool {
+    value.split(',').any(|p| {
+        let p = p.trim();
+        !(p.is_empty() || p.trim_start_matches('#').parse::<i64>().is_ok() || link_number(p).is_some())
+    })
+}
+
+/// Whether the reader may read the text a link field shows: may view the link's table and
+/// sees the field it shows.
+pub(crate) async fn reads_link_text(state: &AppState, ctx: &Ctx, auth: &Auth, f: &FieldDef) -> bool {
+    let FieldKind::Link { table, show } = &f.kind else { return false };
+    let Ok(target) = auth.peek_table(state, ctx, &table.to_string()).await else { return false };
+    let Ok(view) = auth.principal.authorize_table::<View>(&target.access) else { return false };
+    target.def.fields.iter().any(|d| d.id == *show && view.sees(d.id))
+}
+
 async fn linked_by_text(
     state: &AppState,
     ctx: &Ctx,
@@ -1275,7 +1293,7 @@ pub async fn list_records(
     let t = open.seen_by(&scope);
     check_list_keys(&pairs, false)?;
     auth.note_hidden_in_query(&state, &ctx, &open, &t, &pairs).await?;
-    let (pairs, _) = crate::handlers::views::resolve(&state, &ctx, &auth, &scope, &pairs).await?;
+    let (pairs, _) = crate::handlers::views::resolve(&state, &ctx, &auth, &scope, &open, &pairs).await?;
     let pairs = with_named_ids(&state, &ctx, &auth, &t, pairs).await?;
     let q = record_query(&t, &pairs)?;
     // `col` chooses the fields answered, as on the grid and in the export (each one the reader
@@ -1558,7 +1576,7 @@ pub(crate) async fn bulk_ids(
             if let Ok(view) = auth.principal.authorize_table::<View>(&open.access) {
                 auth.note_hidden_in_query(state, ctx, open, &open.seen_by(&view), &selecting).await?;
             }
-            let (pairs, _) = crate::handlers::views::resolve(state, ctx, auth, reading, &selecting).await?;
+            let (pairs, _) = crate::handlers::views::resolve(state, ctx, auth, reading, open, &selecting).await?;
             let pairs: Vec<(String, String)> =
                 pairs.into_iter().filter(|(k, _)| k == "q" || k.starts_with("filter.")).collect();
             let seen = open.seen_by(reading);
@@ -1871,7 +1889,7 @@ pub async fn export_records(
     // (Recorded only for fields view hides: the grid's own export link may name a field view
     // shows and the export hides, which the query refuses.)
     auth.note_hidden_in_query(&state, &ctx, &open, &open.seen_by(&view), &pairs).await?;
-    let (pairs, _) = crate::handlers::views::resolve(&state, &ctx, &auth, &scope, &pairs).await?;
+    let (pairs, _) = crate::handlers::views::resolve(&state, &ctx, &auth, &scope, &open, &pairs).await?;
     let pairs = with_named_ids(&state, &ctx, &auth, &t, pairs).await?;
     let mut q = record_query(&t, &pairs)?;
     q.limit = 1000;

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use daicho_domain::access::{Design, View};
-use daicho_domain::table::{Name, TableDef};
+use daicho_domain::table::{FieldKind, Name, TableDef};
 use daicho_domain::view::{FilterSpec, SavedView, SortSpec, ViewSpec};
 use daicho_domain::{AuditAction, FieldErrors, FieldId, Outcome, TableScope, ViewId};
 use serde::Deserialize;
@@ -37,6 +37,7 @@ pub(crate) async fn resolve(
     ctx: &Ctx,
     auth: &Auth,
     scope: &TableScope<View>,
+    open: &OpenTable,
     pairs: &[(String, String)],
 ) -> AppResult<(Vec<(String, String)>, Option<SavedView>)> {
     let Some((_, vid)) = pairs.iter().find(|(k, v)| k == "view" && !v.is_empty()) else {
@@ -48,7 +49,7 @@ pub(crate) async fn resolve(
         return Err(AppError::Invalid(e));
     }
     let found = match vid.parse::<ViewId>() {
-        Ok(id) => state.store.list_views(scope).await?.into_iter().find(|v| v.id == id),
+        Ok(id) => offered(state, ctx, auth, scope, open).await?.into_iter().find(|v| v.id == id),
         Err(_) => None,
     };
     // A view one may not use (another's own, one using a field hidden from one) and one that
@@ -58,9 +59,62 @@ pub(crate) async fn resolve(
         auth.record_refusal(state, ctx, not_offered(vid, scope.table())).await?;
         return Err(AppError::NotFound);
     };
+    // A filter on a field deleted since cannot run, nor be left out (the view would show more
+    // than it says): the view is out of date, and said so.
+    if view.spec.filters.iter().any(|f| !is_live(&open.def, f.field)) {
+        return Err(AppError::Invalid(FieldErrors::single("view", "view_outdated")));
+    }
     let mut out = view.spec.to_pairs();
     out.extend(pairs.iter().filter(|(k, _)| k != "view").cloned());
     Ok((out, Some(view)))
+}
+
+/// Whether a field is one of the table's now (or a system field): not deleted, nor purged.
+fn is_live(def: &TableDef, f: FieldId) -> bool {
+    def.fields.iter().any(|d| d.id == f) || daicho_domain::table::system_column(f).is_some()
+}
+
+/// The saved views offered to the reader of `open` (the store's, `guard::offered_views`),
+/// further narrowed here, where the other tables and the live design are known:
+/// - sort keys and columns on a field no longer in the table (deleted, purged) are left out,
+///   as those on a hidden field are (the view used to fail whole for a column it named);
+/// - a shared view someone else saved whose filter names a linked record by the text it shows
+///   is offered only to a reader who may read that text (may view the link's table and sees
+///   its shown field): the text is a value of that other table, which the list of views would
+///   otherwise show to anyone who may view this one.
+pub(crate) async fn offered(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    scope: &TableScope<View>,
+    open: &OpenTable,
+) -> AppResult<Vec<SavedView>> {
+    let mut views = state.store.list_views(scope).await?;
+    for v in &mut views {
+        v.spec.sort.retain(|s| is_live(&open.def, s.field));
+        v.spec.columns.retain(|c| is_live(&open.def, *c));
+    }
+    let mut out = Vec::with_capacity(views.len());
+    for v in views {
+        if v.owner.is_none() && v.created_by != scope.actor() {
+            let mut readable = true;
+            for f in &v.spec.filters {
+                let Some(def) = open.def.fields.iter().find(|d| d.id == f.field) else { continue };
+                if matches!(def.kind, FieldKind::Link { .. })
+                    && crate::handlers::tables::names_link_by_text(&f.value)
+                    && !crate::handlers::tables::reads_link_text(state, ctx, auth, def).await
+                {
+                    readable = false;
+                    break;
+                }
+            }
+            if !readable {
+                continue;
+            }
+        }
+        out.push(v);
+    }
+    Ok(out)
 }
 
 /// What a refusal of a view id records (the id as given, cut short: it comes from the address).
@@ -205,7 +259,7 @@ async fn remove(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTable, vid:
         auth.record_refusal(state, ctx, not_offered(vid, open.def.id)).await?;
         return Err(AppError::NotFound);
     };
-    let Some(view) = state.store.list_views(&scope).await?.into_iter().find(|v| v.id == id) else {
+    let Some(view) = offered(state, ctx, auth, &scope, open).await?.into_iter().find(|v| v.id == id) else {
         // One's own view that uses a field since hidden from one is not offered any more, but
         // stays one's own to delete (the store deletes only a view the actor owns); so does a
         // shared one for a designer (whose name it holds, and whose place among the table's).
@@ -265,7 +319,7 @@ pub async fn api_list(
 ) -> AppResult<Json<Value>> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<View>(&state, &ctx, &open).await?;
-    let views = state.store.list_views(&scope).await?;
+    let views = offered(&state, &ctx, &auth, &scope, &open).await?;
     Ok(Json(json!({"views": views.iter().map(|v| view_json(v, auth.principal.user_id)).collect::<Vec<_>>()})))
 }
 
