@@ -3875,6 +3875,23 @@ async fn a_date_time_given_as_a_date_is_that_days_start_in_the_tenants_time_zone
     assert_eq!((s, v["updated"].as_i64(), v["unchanged"].as_i64()), (StatusCode::OK, Some(0), Some(1)), "{v}");
     let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.会社名=朝")).await;
     assert_eq!(v["records"][0]["values"][&last], "2026-04-01T00:30:00Z", "09:30 at UTC+09:00 kept");
+    // So does a file that shows the time to the minute or the second (as a spreadsheet saves
+    // 09:30:12.110): the stored seconds are kept, and the row is no change.
+    for shown in ["2026/4/1 9:30", "2026-04-01 09:30:12"] {
+        let file = format!("会社名,最終連絡\n秒,{shown}\n").into_bytes();
+        let (s, v) = import(&cast.admin, &tid, "?key=%E4%BC%9A%E7%A4%BE%E5%90%8D", file).await;
+        assert_eq!(
+            (s, v["updated"].as_i64(), v["unchanged"].as_i64()),
+            (StatusCode::OK, Some(0), Some(1)),
+            "{shown}: {v}"
+        );
+    }
+    let (_, v) = cast.admin.get_json(&format!("/api/v1/tables/{tid}/records?filter.eq.会社名=秒")).await;
+    assert_eq!(v["records"][0]["values"][&last], "2026-04-01T00:30:12.11Z", "{v}");
+    // Another minute is a change.
+    let file = "会社名,最終連絡\n秒,2026/4/1 9:31\n".as_bytes().to_vec();
+    let (s, v) = import(&cast.admin, &tid, "?key=%E4%BC%9A%E7%A4%BE%E5%90%8D", file).await;
+    assert_eq!((s, v["updated"].as_i64()), (StatusCode::OK, Some(1)), "{v}");
 }
 
 #[tokio::test]

@@ -2675,15 +2675,21 @@ pub(crate) async fn import_csv(
                 // A text a Shift_JIS export could not hold as stored ("𠮷田" written "?田", "10〜20"
                 // "10～20") comes back as that export wrote it: no change, not a new value
                 // that would overwrite the record's.
-                // A date-time the file shows as its day only (a spreadsheet set to show dates)
-                // is no change while the stored time falls on that day, in the tenant's time
-                // zone: read as midnight, it would overwrite every row's time.
-                if let (FieldKind::DateTime, Cell::Int(ms), Some(day)) =
-                    (&f.kind, &stored, v.as_str().and_then(date_alone))
-                    && daicho_domain::table::local_text(*ms, auth.tenant.policy.utc_offset_minutes, false)
-                        .is_some_and(|t| t.starts_with(&day.to_string()))
+                // A date-time the file shows less precisely than it is stored (a spreadsheet
+                // shows and saves "2026/4/1 9:30" for 09:30:12.110, or the day only) is no
+                // change while the stored time falls within what it shows (that minute, second
+                // or day, in the tenant's time zone), as filters read it: read as the minute's
+                // start, it would overwrite every row's seconds.
+                if let (FieldKind::DateTime, Cell::Int(ms), Some((start, end))) =
+                    (&f.kind, &stored, v.as_str().and_then(|v| time_span(v, auth.tenant.policy.utc_offset_minutes)))
                 {
-                    return false;
+                    let rfc = &time::format_description::well_known::Rfc3339;
+                    let at = |t: &str| time::OffsetDateTime::parse(t, rfc).ok().map(daicho_domain::audit::unix_ms);
+                    if let (Some(start), Some(end)) = (at(&start), at(&end))
+                        && (start..end).contains(ms)
+                    {
+                        return false;
+                    }
                 }
                 if maybe_shift_jis
                     && !f.kind.is_generated()
