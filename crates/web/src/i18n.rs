@@ -503,6 +503,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("import.examples", "First values", "先頭の値"),
     ("import.to_field", "Field", "フィールド"),
     ("import.skip_column", "(do not import)", "（読み込まない）"),
+    ("import.read_not_written", "(checked, not written)", "（照合のみ・書き込まない）"),
     ("import.no_header", "column", "列"),
     ("import.columns", "Columns", "列の対応"),
     ("import.again", "Choose another file", "別のファイルを選ぶ"),

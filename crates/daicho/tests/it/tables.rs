@@ -3600,6 +3600,31 @@ async fn an_exported_file_with_its_updated_at_column_does_not_undo_a_later_edit(
     assert!(v["error"]["fields"][0]["field"].as_str().unwrap().starts_with("row:2:"), "{v}");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{id}")).await;
     assert_eq!(v["record"]["values"][&memo], "他の人の変更");
+    // The import page, too: the file goes straight to the import (its columns all name
+    // fields, "updated at" included), and is refused by row.
+    let upload = |csv: String, key: String| {
+        use daicho_testkit::reqwest::multipart::{Form, Part};
+        let form = Form::new()
+            .text("csrf", a.csrf.clone())
+            .part("file", Part::bytes(csv.into_bytes()).file_name("edited.csv"))
+            .text("encoding", "auto")
+            .text("key", key);
+        a.client.post(a.url(&format!("/tables/{tid}/import"))).multipart(form).send()
+    };
+    let key = field_id(&table, "会社名");
+    let r = upload(file.replace("初め", "私の変更"), key.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("This record was changed after the file was exported"), "{page}");
+    // A file with another column goes to the mapping of its columns, "updated at" chosen for
+    // its own column (read, not written).
+    let other = file.replacen("メモ", "備考欄", 1);
+    let r = upload(other, key.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("selected>更新日時 Updated at (checked, not written)</option>"), "{page}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{id}")).await;
+    assert_eq!(v["record"]["values"][&memo], "他の人の変更");
     // As a spreadsheet saves the time again (to the minute), the same.
     let minutes = file.lines().map(|l| l.strip_suffix(":00").unwrap_or(l).to_owned()).collect::<Vec<_>>().join("\n");
     let (s, v) = import(a, &tid, "?key=会社名", minutes.replace("初め", "私の変更").into_bytes()).await;

@@ -2074,7 +2074,7 @@ fn import_map_page(
     problems: Vec<(String, &'static str)>,
 ) -> ImportMapPage {
     let (headers, rows) = preview;
-    let named = |h: &str| t.fields.iter().find(|f| f.name.as_str() == h).map(|f| f.id.to_string()).unwrap_or_default();
+    let named = |h: &str| crate::handlers::tables::header_field(t, h).map(|f| f.id.to_string()).unwrap_or_default();
     ImportMapPage {
         p: Page::for_user(auth, "import.map_title", "tables", &ctx.request_id),
         table_id: t.id.to_string(),
@@ -2092,7 +2092,12 @@ fn import_map_page(
             .iter()
             .enumerate()
             .map(|(i, h)| MapColumn {
-                header: h.clone(),
+                // (Shown cut, as the examples are: the page does not grow with the file.)
+                header: if h.chars().count() > 100 {
+                    format!("{}…", h.chars().take(100).collect::<String>())
+                } else {
+                    h.clone()
+                },
                 examples: rows.iter().filter_map(|r| r.get(i)).filter(|v| !v.is_empty()).cloned().collect(),
                 chosen: if chosen.len() == headers.len() { chosen[i].clone() } else { named(h) },
             })
@@ -2104,6 +2109,14 @@ fn import_map_page(
             // when it is the key: offered then.
             .filter(|f| !f.kind.is_generated() || f.id.to_string() == key)
             .map(|f| (f.id.to_string(), f.name.as_str().to_owned()))
+            // The system fields an export holds are read, never written: "updated at" keeps
+            // an import from undoing an edit made after the export.
+            .chain(daicho_domain::table::system_fields().into_iter().map(|f| {
+                (
+                    f.id.to_string(),
+                    format!("{} {}", f.name.as_str(), crate::i18n::t(auth.lang, "import.read_not_written")),
+                )
+            }))
             .collect(),
         problems,
     }
@@ -2145,7 +2158,7 @@ pub async fn import_upload(
         // A file whose headers do not all name fields goes to the mapping of its columns first,
         // kept in the database meanwhile. (A file that does not decode is reported below.)
         if let Some((headers, rows)) = crate::handlers::tables::csv_preview(&file, &encoding)
-            && !headers.iter().all(|h| t.fields.iter().any(|f| f.name.as_str() == h || f.id.to_string() == *h))
+            && !headers.iter().all(|h| crate::handlers::tables::header_field(&t, h).is_some())
         {
             // Time-ordered, so that the oldest of a user's waiting files is known (they go first,
             // `STAGED_PER_USER`); only its uploader may use it, for this table.

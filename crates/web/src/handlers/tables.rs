@@ -2300,6 +2300,26 @@ pub(crate) fn csv_preview(bytes: &[u8], encoding: &str) -> Option<(Vec<String>, 
     Some((headers, rows))
 }
 
+/// The field a column of an import goes to, by the name or id its header (or the mapping)
+/// gives: one of the table's, or a system field (read, never written).
+fn import_field<'a>(t: &'a TableDef, system: &'a [FieldDef], target: &str) -> Option<&'a FieldDef> {
+    t.fields.iter().find(|f| f.name.as_str() == target || f.id.to_string() == target).or_else(|| {
+        system.iter().find(|f| {
+            f.name.as_str() == target
+                || f.id.to_string() == target
+                || daicho_domain::table::system_column(f.id) == Some(target)
+        })
+    })
+}
+
+/// The field a file's header names, as an import reads it (`import_field`, after undoing the
+/// export's neutralisation of the header): the import page sends a file whose headers all
+/// name fields straight to the import, and preselects these on its mapping of columns.
+pub(crate) fn header_field(t: &TableDef, header: &str) -> Option<FieldDef> {
+    let system = daicho_domain::table::system_fields();
+    import_field(t, &system, header_name(header)).cloned()
+}
+
 /// A column's name as the file's header holds it: without the spaces and invisible characters
 /// around it (a second BOM, a zero-width space copied along: no field name holds them, and
 /// the column would be "no such field" with a name that looks right), and without the
@@ -2418,13 +2438,7 @@ pub(crate) async fn import_csv(
             columns.push(None);
             continue;
         }
-        let found = t.fields.iter().find(|f| f.name.as_str() == target || f.id.to_string() == target).or_else(|| {
-            system.iter().find(|f| {
-                f.name.as_str() == target
-                    || f.id.to_string() == target
-                    || daicho_domain::table::system_column(f.id) == Some(target)
-            })
-        });
+        let found = import_field(t, &system, target);
         match found {
             Some(f) if columns.iter().flatten().any(|c| c.id == f.id) => {
                 errs.push_owned(format!("{header_row}:{}", h.chars().take(100).collect::<String>()), "duplicate_column")
