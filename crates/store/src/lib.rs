@@ -62,9 +62,11 @@ pub enum ImportPart {
     /// transaction before its rows are written: a second import of the same file (the form
     /// posted twice) finds it gone and writes nothing.
     Staged(String),
-    /// Every part was sent: commit, with these details in the import's audit event (the row
-    /// counts, known only now).
-    Done { details: String },
+    /// Every part was sent: commit, with these details in the import's audit event. With
+    /// `unchanged` (the rows the caller found equal to their records and did not send), the
+    /// details are the row counts as written (inserted, updated, unchanged: the rows sent that
+    /// the store found no change in among them), then `details` when not empty.
+    Done { details: String, unchanged: Option<u64> },
 }
 
 /// What an import's update row expects of its record as stored, read inside the import's
@@ -220,7 +222,7 @@ pub async fn write_parts(
     parts: &mut ImportParts,
     sink: &mut dyn ImportSink,
 ) -> StoreResult<(u64, u64, String)> {
-    let (mut inserted, mut updated) = (0u64, 0u64);
+    let (mut inserted, mut updated, mut sent) = (0u64, 0u64, 0u64);
     let defaults = guard::defaults(w.table);
     let mut next = Some(first);
     loop {
@@ -246,13 +248,28 @@ pub async fn write_parts(
                     guard::check_writes(&both, cells)?;
                 }
                 updated += sink.update(w, &both, &rows, &expects).await?;
+                sent += rows.len() as u64;
             }
             ImportPart::Staged(id) => {
                 if !sink.take_staged(w.scope, &id).await? {
                     return Err(StoreError::Conflict(FieldErrors::single("file", "staged_taken")));
                 }
             }
-            ImportPart::Done { details } => return Ok((inserted, updated, details)),
+            ImportPart::Done { details, unchanged: None } => return Ok((inserted, updated, details)),
+            // The counts as written: a row the store found no change in (its values those
+            // stored, a field view hides among them) is not counted as updated.
+            ImportPart::Done { details, unchanged: Some(n) } => {
+                let mut counted = format!("{inserted} rows inserted, {updated} updated");
+                let unchanged = n + sent.saturating_sub(updated);
+                if unchanged > 0 {
+                    counted.push_str(&format!(", {unchanged} unchanged"));
+                }
+                if !details.is_empty() {
+                    counted.push_str("; ");
+                    counted.push_str(&details);
+                }
+                return Ok((inserted, updated, counted));
+            }
         }
     }
 }
@@ -269,7 +286,7 @@ pub async fn import_all(
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let details = event.details.clone();
     // Both fit in the channel: neither send waits.
-    for part in [ImportPart::Insert(inserts), ImportPart::Done { details }] {
+    for part in [ImportPart::Insert(inserts), ImportPart::Done { details, unchanged: None }] {
         tx.try_send(part).map_err(|_| import_abandoned())?;
     }
     drop(tx);

@@ -4070,3 +4070,37 @@ async fn an_address_made_elsewhere_cannot_carry_a_notice_through_our_own_redirec
     let to = crate::location(&r);
     assert!(!to.contains("inserted") && !to.contains("done") && to.ends_with("?q=x"), "{to}");
 }
+
+#[tokio::test]
+async fn an_import_finds_records_by_a_date_time_key_as_exported_and_reports_a_bad_key_with_every_other_problem() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, _) = customers(a).await;
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": "受付", "kind": {"type": "date_time"}, "rules": {"unique": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/records"),
+            json!({"values": {"会社名": "受付社", "受付": "2026-04-01T09:30:12.110+09:00", "メモ": "前"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // The export writes the key in the tenant's time, without offset: read back, it finds
+    // its record (it was refused whole as "not a date-time").
+    let file = a.get(&format!("/api/v1/tables/{tid}/export.csv?col=受付&col=メモ")).await.text().await.unwrap();
+    assert!(file.contains("2026-04-01 09:30:12.110,前"), "{file}");
+    let (s, v) = import(a, &tid, "?key=受付", file.replace(",前", ",後").into_bytes()).await;
+    assert_eq!((s, &v["updated"], &v["inserted"]), (StatusCode::OK, &json!(1), &json!(0)), "{v}");
+    // A key that does not read is its row's problem, listed with the other rows' problems.
+    let (s, v) = import(a, &tid, "?key=受付", "受付,ランク\nabc,A\n2026-05-01 10:00,Z\n".into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let fields: Vec<&str> =
+        v["error"]["fields"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["bad_datetime", "required", "choice"], "{v}");
+}

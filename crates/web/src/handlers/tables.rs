@@ -2540,7 +2540,10 @@ pub(crate) async fn import_csv(
     };
     for (i, rec) in rdr.records().enumerate() {
         if i >= IMPORT_MAX_ROWS {
-            return Err(bad("file", "too_many_rows"));
+            // (With the problems found so far, and the refusals noted so far recorded.)
+            errs.push("file", "too_many_rows");
+            sender = None;
+            break;
         }
         let at = match &rec {
             Ok(r) => r.position(),
@@ -2588,7 +2591,9 @@ pub(crate) async fn import_csv(
                 // are a record number with and without its prefix ("INQ-000042" and "42").
                 let as_stored = || match &kf.kind {
                     FieldKind::AutoNumber { .. } => kf.filter("eq", &v).map(|f| format!("{:?}", f.op)).ok(),
-                    _ => kf.parse(&Value::String(v.clone())).map(|c| format!("{c:?}")).ok(),
+                    _ => parse_at(kf, &Value::String(v.clone()), auth.tenant.policy.utc_offset_minutes)
+                        .map(|c| format!("{c:?}"))
+                        .ok(),
                 };
                 if v.is_empty() {
                     Ok(None)
@@ -2596,39 +2601,58 @@ pub(crate) async fn import_csv(
                     errs.push_owned(format!("row:{row}:{}", kf.id), "duplicate_key");
                     Err(())
                 } else {
-                    let prefetched = match (&mut ahead, kf.parse(&Value::String(v.clone()))) {
-                        (Some(a), Ok(c)) => a.find(state, view, &open.def, kf, i, &c).await?,
+                    let key = parse_at(kf, &Value::String(v.clone()), auth.tenant.policy.utc_offset_minutes);
+                    let prefetched = match (&mut ahead, &key) {
+                        (Some(a), Ok(c)) => a.find(state, view, &open.def, kf, i, c).await?,
+                        _ => None,
+                    };
+                    // (A date-time key as the file writes it, without offset, looked up as the
+                    // instant it is in the tenant's time zone.)
+                    let key_text = match (&kf.kind, &key) {
+                        (FieldKind::DateTime, Ok(Cell::Int(ms))) => {
+                            daicho_domain::table::local_text(*ms, 0, true).map(|t| t.replace(' ', "T") + "Z")
+                        }
                         _ => None,
                     };
                     let looked = match prefetched {
-                        Some(found) => found,
-                        None => {
-                            let filter = kf.filter("eq", &v).map_err(|c| bad(&format!("row:{row}:{}", kf.id), c))?;
-                            let q = RecordQuery { filters: vec![filter], limit: 1, ..Default::default() };
-                            state.store.list_records(view, &open.def, &q).await?.into_iter().next()
-                        }
+                        Some(found) => Ok(found),
+                        None => match kf.filter("eq", key_text.as_deref().unwrap_or(&v)) {
+                            Ok(filter) => {
+                                let q = RecordQuery { filters: vec![filter], limit: 1, ..Default::default() };
+                                Ok(state.store.list_records(view, &open.def, &q).await?.into_iter().next())
+                            }
+                            Err(code) => Err(code),
+                        },
                     };
-                    match looked.as_ref() {
-                        // Within the rows of edit and of import alike, as the store will check.
-                        // (Judged here only when the record read through view holds the
-                        // fields the rules name; else the store judges the whole record.)
-                        Some(r)
-                            if (judged(edit.rows(), view) && !daicho_store::guard::covers(edit, r))
-                                || (judged(scope.rows(), view) && !daicho_store::guard::covers(&scope, r)) =>
-                        {
-                            errs.push_owned(format!("row:{row}:{}", kf.id), "not_editable");
+                    match looked {
+                        // A key that does not read is this row's problem, reported with the
+                        // others (it ended the whole report, and the refusals noted so far).
+                        Err(code) => {
+                            errs.push_owned(format!("row:{row}:{}", kf.id), code);
                             Err(())
                         }
-                        // A record number is the server's: one the table does not have (deleted,
-                        // or never made) names no record to update, and is not made anew.
-                        None if kf.kind.is_generated() => {
-                            errs.push_owned(format!("row:{row}:{}", kf.id), "no_such_record");
-                            Err(())
-                        }
-                        found => {
-                            found_record = found.cloned();
-                            Ok(found.map(|r| r.id))
-                        }
+                        Ok(looked) => match looked.as_ref() {
+                            // Within the rows of edit and of import alike, as the store will check.
+                            // (Judged here only when the record read through view holds the
+                            // fields the rules name; else the store judges the whole record.)
+                            Some(r)
+                                if (judged(edit.rows(), view) && !daicho_store::guard::covers(edit, r))
+                                    || (judged(scope.rows(), view) && !daicho_store::guard::covers(&scope, r)) =>
+                            {
+                                errs.push_owned(format!("row:{row}:{}", kf.id), "not_editable");
+                                Err(())
+                            }
+                            // A record number is the server's: one the table does not have (deleted,
+                            // or never made) names no record to update, and is not made anew.
+                            None if kf.kind.is_generated() => {
+                                errs.push_owned(format!("row:{row}:{}", kf.id), "no_such_record");
+                                Err(())
+                            }
+                            found => {
+                                found_record = found.cloned();
+                                Ok(found.map(|r| r.id))
+                            }
+                        },
                     }
                 }
             }
@@ -2865,7 +2889,7 @@ pub(crate) async fn import_csv(
         }
         return auth.noting_refusal(state, ctx, open, t, Err(AppError::Invalid(errs))).await;
     }
-    let (inserted, updated) = (part.inserted + part.inserts.len(), part.updated + part.updates.len());
+    let updated = part.updated + part.updates.len();
     if let Err(e) = part.send(state, ctx, auth, open, t, key_field.as_ref().map(|(_, _, e)| e), &mut sender).await {
         drop(sender);
         let _ = writer.await;
@@ -2875,13 +2899,11 @@ pub(crate) async fn import_csv(
         return Err(e);
     }
     if let Some(s) = sender.take() {
-        let mut details = format!("{inserted} rows inserted, {updated} updated");
-        if part.unchanged > 0 {
-            details.push_str(&format!(", {} unchanged", part.unchanged));
-        }
+        // (The store writes the counts, as written: a row sent may change nothing.)
+        let done = ImportPart::Done { details: String::new(), unchanged: Some(part.unchanged as u64) };
         // A failed send means the writer has already ended with its error, awaited below.
         // (The staged file is taken first, also when the file held no rows.)
-        let mut last = vec![ImportPart::Done { details }];
+        let mut last = vec![done];
         if let Some(id) = part.staged.take() {
             last.insert(0, ImportPart::Staged(id));
         }
