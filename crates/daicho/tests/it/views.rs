@@ -498,4 +498,14 @@ async fn a_shared_view_naming_a_linked_record_by_its_text_is_not_offered_to_who_
     assert!(!v.to_string().contains("秘密商事"));
     let page = m.get(&format!("/tables/{t}")).await.text().await.unwrap();
     assert!(!page.contains("秘密商事"), "{page}");
+    // Nor does the table's design tell them the id of a table they may not view.
+    for (who, told) in [(a, true), (m, false)] {
+        let (_, v) = who.get_json(&format!("/api/v1/tables/{t}")).await;
+        let link = v["table"]["fields"].as_array().unwrap().iter().find(|f| f["name"] == "顧客").unwrap().clone();
+        assert_eq!(link["kind"]["type"], "link", "{link}");
+        assert_eq!(link["kind"]["table"] == customers.as_str(), told, "{link}");
+        assert_eq!(v.to_string().contains(&customers), told, "{v}");
+        let (_, v) = who.get_json("/api/v1/tables").await;
+        assert_eq!(v.to_string().contains(&customers), told, "{v}");
+    }
 }

@@ -635,8 +635,25 @@ pub(crate) fn table_json(t: &TableDef) -> Value {
 }
 
 /// A table as this user sees it, with their rights and the fields they may not change.
-fn table_json_for(auth: &Auth, t: &OpenTable) -> Value {
-    let mut v = table_json(&t.visible(auth));
+/// `all`: every table the user may open, to tell which links' targets they may read: a link
+/// field whose table (or shown field) the user may not view shows only that it is a link, not
+/// the ids of a table whose existence is not theirs to know.
+fn table_json_for(auth: &Auth, t: &OpenTable, all: &[OpenTable]) -> Value {
+    let seen = t.visible(auth);
+    let mut v = table_json(&seen);
+    let readable = |f: &FieldDef| match &f.kind {
+        FieldKind::Link { table, show } => all.iter().any(|o| {
+            o.def.id == *table && auth.principal.authorize_table::<View>(&o.access).is_ok_and(|view| view.sees(*show))
+        }),
+        _ => true,
+    };
+    if let Some(fields) = v["fields"].as_array_mut() {
+        for (json, f) in fields.iter_mut().zip(&seen.fields) {
+            if !readable(f) {
+                json["kind"] = json!({"type": "link"});
+            }
+        }
+    }
     v["my_rights"] = json!(t.access.rights());
     let read_only: Vec<String> = match auth.principal.authorize_table::<Edit>(&t.access) {
         Ok(s) => t.def.fields.iter().filter(|f| s.sees(f.id) && !s.writes(f.id)).map(|f| f.id.to_string()).collect(),
@@ -1195,7 +1212,8 @@ fn with_links(v: &mut Value, r: &Record, links: &std::collections::HashMap<(Fiel
 }
 
 pub async fn list_tables(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Json<Value>> {
-    let out: Vec<Value> = auth.open_tables(&state, &ctx).await?.iter().map(|o| table_json_for(&auth, o)).collect();
+    let all = auth.open_tables(&state, &ctx).await?;
+    let out: Vec<Value> = all.iter().map(|o| table_json_for(&auth, o, &all)).collect();
     Ok(Json(json!({"tables": out})))
 }
 
@@ -1224,7 +1242,8 @@ pub async fn get_table(
     Path(tid): Path<String>,
 ) -> AppResult<Json<Value>> {
     let t = auth.open_table(&state, &ctx, &tid).await?;
-    Ok(Json(json!({"table": table_json_for(&auth, &t)})))
+    let all = auth.open_tables(&state, &ctx).await?;
+    Ok(Json(json!({"table": table_json_for(&auth, &t, &all)})))
 }
 
 pub async fn add_field(
