@@ -538,6 +538,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "ページ表示後に該当するレコードが変わりました。何も変更していません。一覧を確認してからもう一度実行してください。",
     ),
     (
+        "err.empty_file",
+        "The file is empty: it holds no header row and no records.",
+        "ファイルが空です（見出し行もレコードもありません）。",
+    ),
+    (
         "err.choose_encoding",
         "The file's character encoding could not be told; choose UTF-8 or Shift_JIS.",
         "ファイルの文字コードを判別できませんでした。UTF-8 か Shift_JIS を選んでください。",

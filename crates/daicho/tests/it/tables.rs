@@ -3318,6 +3318,13 @@ async fn an_import_refuses_an_unclosed_quote_a_key_it_lacks_and_a_record_number_
     let (s, v) = import(a, &tid, "", "会社名,メモ\nC社,\"1\n2\n3\"\n\nD社,\"open\n".into()).await;
     assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, (json!("row:4"), json!("unclosed_quote"))));
     assert_eq!(record_count(a, &tid).await, 2, "nothing of the refused files");
+    // An empty file (or its BOM alone) is said to be empty.
+    for empty in [&b""[..], &b"\xEF\xBB\xBF"[..], &b"\r\n\r\n"[..]] {
+        let (s, v) = import(a, &tid, "", empty.to_vec()).await;
+        assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, (json!("file"), json!("empty_file"))), "{v}");
+    }
+    let (s, v) = import(a, &tid, "?encoding=shift_jis", b"\r\n".to_vec()).await;
+    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, (json!("file"), json!("empty_file"))), "{v}");
     // A misspelt key (`Key=`) is refused, not read as an import of new records.
     let (s, v) = import(a, &tid, "?Key=会社名", "会社名,メモ\nC社,x\n".into()).await;
     assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, (json!("Key"), json!("unknown_parameter"))));
@@ -4103,4 +4110,17 @@ async fn an_import_finds_records_by_a_date_time_key_as_exported_and_reports_a_ba
     let fields: Vec<&str> =
         v["error"]["fields"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
     assert_eq!(fields, ["bad_datetime", "required", "choice"], "{v}");
+}
+
+#[tokio::test]
+async fn a_shift_jis_file_with_a_utf8_bom_before_it_reads_when_chosen_as_shift_jis() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let mut sjis = b"\xEF\xBB\xBF".to_vec();
+    sjis.extend(encoding_rs::SHIFT_JIS.encode("会社名,メモ\nＳ社,ｶﾅ\n").0.iter());
+    let (s, v) = import(a, &tid, "?encoding=shift_jis", sjis).await;
+    assert_eq!((s, &v["inserted"]), (StatusCode::OK, &json!(1)), "{v}");
+    assert_eq!(titles_of(a, &tid, &field_id(&table, "会社名"), "").await, ["Ｓ社"]);
 }

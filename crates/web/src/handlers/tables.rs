@@ -2193,7 +2193,9 @@ fn decode_csv<'a>(bytes: &'a [u8], encoding: &str) -> Result<Cow<'a, str>, &'sta
     match encoding {
         "" | "auto" => utf8(bytes).or_else(|_| guess(bytes)),
         "utf-8" => utf8(bytes).map_err(|_| "bad_encoding"),
-        "shift_jis" => sjis(bytes),
+        // (A UTF-8 BOM before Shift_JIS text, as a tool that adds one to every file writes
+        // it, is no character of the file.)
+        "shift_jis" => sjis(bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes)),
         _ => Err("choice"),
     }
 }
@@ -2399,6 +2401,11 @@ pub(crate) async fn import_csv(
         AppError::Invalid(e)
     };
     let text = decode_csv(bytes, encoding).map_err(|c| bad("file", c))?;
+    // A file of nothing (or of its BOM, or blank lines) is said to be empty, not told to map
+    // columns it does not have.
+    if text.trim().is_empty() {
+        return Err(bad("file", "empty_file"));
+    }
     // Whether the file may have been exported as Shift_JIS (read as it, or plain ASCII): a
     // character that encoding cannot hold came out as "?", and 〜 or − as their Windows twins.
     let maybe_shift_jis = encoding == "shift_jis"
