@@ -471,12 +471,13 @@ impl Auth {
         now: OffsetDateTime,
         checked: &mut OffsetDateTime,
         every: Duration,
+        watch: Option<&daicho_domain::access::TableAccess>,
     ) -> Option<&'static str> {
         if now - *checked < every {
             return None;
         }
         *checked = now;
-        match self.ended_since(state, now).await {
+        match self.ended_since(state, now, watch).await {
             Ok(why) => why,
             Err(e) => {
                 tracing::error!(error = %e, "could not check an export's session");
@@ -490,30 +491,48 @@ impl Auth {
     /// user disabled or their password changed. A response that runs on after its handler
     /// returned (an export) asks this as it goes, so that disabling a leaver or revoking a
     /// token also stops a download under way. (Idleness is not asked: the download is use.)
+    /// With `watch` (the user's access to the table read as the request began), a change of
+    /// the user's grants on that table (removed from a group, a right or a field rule changed)
+    /// ends it too: the download goes on only under the rights it began with.
     pub async fn ended_since(
         &self,
         state: &AppState,
         now: OffsetDateTime,
+        watch: Option<&daicho_domain::access::TableAccess>,
     ) -> daicho_store::StoreResult<Option<&'static str>> {
         let flow = LoginFlow::new();
-        Ok(match &self.credential {
+        let (why, version) = match &self.credential {
             Credential::Session(hash) => match state.store.session_by_token_hash(&flow, hash).await? {
-                None => Some("session ended"),
-                Some(sc) if sc.user.status != UserStatus::Active => Some("user disabled"),
+                None => (Some("session ended"), None),
+                Some(sc) if sc.user.status != UserStatus::Active => (Some("user disabled"), None),
                 Some(sc) if now - sc.session.created_at >= sc.tenant.policy.absolute_timeout() => {
-                    Some("session timed out")
+                    (Some("session timed out"), None)
                 }
-                Some(_) => None,
+                Some(sc) => (None, Some(sc.design_version)),
             },
             Credential::Token(hash) => match state.store.token_by_hash(&flow, hash).await? {
-                None => Some("token deleted"),
-                Some(tc) if tc.token.revoked_at.is_some() => Some("token revoked"),
-                Some(tc) if now >= tc.token.expires_at => Some("token expired"),
-                Some(tc) if tc.user.status != UserStatus::Active => Some("user disabled"),
-                Some(tc) if tc.token.created_at < tc.user.password_changed_at => Some("password changed"),
-                Some(_) => None,
+                None => (Some("token deleted"), None),
+                Some(tc) if tc.token.revoked_at.is_some() => (Some("token revoked"), None),
+                Some(tc) if now >= tc.token.expires_at => (Some("token expired"), None),
+                Some(tc) if tc.user.status != UserStatus::Active => (Some("user disabled"), None),
+                Some(tc) if tc.token.created_at < tc.user.password_changed_at => (Some("password changed"), None),
+                Some(tc) => (None, Some(tc.design_version)),
             },
-        })
+        };
+        // (The tenant's design version moves with every change of groups, members and grants:
+        // only then are the grants read again.)
+        if let (None, Some(version), Some(was)) = (why, version, watch)
+            && version != self.design_version
+        {
+            let Ok(uses) = self.principal.authorize::<daicho_domain::UseTables>() else {
+                return Ok(Some("rights changed"));
+            };
+            let now = self.principal.table_access(was.table, state.store.my_grants(&uses).await?);
+            if now != *was {
+                return Ok(Some("rights changed"));
+            }
+        }
+        Ok(why)
     }
 }
 

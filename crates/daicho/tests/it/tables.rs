@@ -576,6 +576,29 @@ async fn an_export_under_way_stops_when_its_token_is_revoked_or_its_session_ends
     assert!(!clean);
     let end = export_end(a, |d| d.ends_with(" rows: session ended")).await;
     assert!(end.starts_with("stopped after "), "{end}");
+
+    // A member whose export right is taken away while their export is under way.
+    let m = &cast.member;
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let member =
+        users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == m.login.as_str()).unwrap()["id"].clone();
+    let (_, v) = a.post_json("/api/v1/groups", json!({"name": "書き出し"})).await;
+    let gid = v["group"]["id"].as_str().unwrap().to_owned();
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/members"), json!({"members": [member]})).await;
+    let grant = |rights: Value| {
+        let url = format!("/api/v1/groups/{gid}/grants/{tid}");
+        async move { a.send_json(Method::PUT, &url, json!({ "rights": rights })).await.0 }
+    };
+    assert_eq!(grant(json!(["view", "export"])).await, StatusCode::OK);
+    let mut r = m.get(&format!("/api/v1/tables/{tid}/export.csv")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.chunk().await.unwrap();
+    assert_eq!(grant(json!(["view"])).await, StatusCode::OK);
+    app.clock.advance(time::Duration::seconds(2));
+    let (clean, _) = drain(r).await;
+    assert!(!clean, "the rest is not sent under a right the member no longer holds");
+    let end = export_end(a, |d| d.ends_with(" rows: rights changed")).await;
+    assert!(end.starts_with("stopped after "), "{end}");
 }
 
 #[tokio::test]

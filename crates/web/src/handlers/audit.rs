@@ -215,7 +215,8 @@ pub async fn export_audit(
             loop {
                 // As a record export does: the session or token is asked again as the export
                 // goes, so that ending it stops a download under way (the file is cut).
-                stopped = auth.still_signed_in(&state, clock.now(), &mut checked, super::tables::EXPORT_RECHECK).await;
+                stopped =
+                    auth.still_signed_in(&state, clock.now(), &mut checked, super::tables::EXPORT_RECHECK, None).await;
                 if stopped.is_some() {
                     let _ = tx.send(Err(std::io::Error::other("export stopped"))).await;
                     break 'export "stopped after";

@@ -1937,6 +1937,8 @@ pub async fn export_records(
     let mut finished =
         ctx.event_by(&auth.principal, AuditAction::RecordExport, Outcome::Success).target(format!("table:{}", t.id));
     let clock = state.clock.clone();
+    // (The user's access as the export began: a change of it stops the export, see below.)
+    let access = open.access.clone();
     let (state, auth) = (state.clone(), auth.clone());
     // Two tasks, so that reading the next batch overlaps writing this one as CSV: the reader
     // pages through the store (keyset), the writer turns batches into bytes. Both channels are
@@ -1984,8 +1986,9 @@ pub async fn export_records(
             let Some(batch) = batches_rx.recv().await else { break };
             // The session or token is asked again as the export goes (at most every
             // EXPORT_RECHECK): disabling the user, ending the session or revoking the token
-            // stops a download under way, however slowly its client reads.
-            stopped = auth.still_signed_in(&state, clock.now(), &mut checked, EXPORT_RECHECK).await;
+            // stops a download under way, however slowly its client reads; so does a change
+            // of the user's rights on the table (the export right taken away, a field hidden).
+            stopped = auth.still_signed_in(&state, clock.now(), &mut checked, EXPORT_RECHECK, Some(&access)).await;
             if stopped.is_some() {
                 ok = false;
                 break;
