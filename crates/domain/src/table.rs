@@ -771,7 +771,8 @@ pub fn local_text(ms: i64, offset: i32, seconds: bool) -> Option<String> {
 fn date_at(text: &str, offset: i32) -> Option<String> {
     let t = OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).ok()?;
     let off = time::UtcOffset::from_whole_seconds(offset.checked_mul(60)?).ok()?;
-    Some(t.to_offset(off).date().to_string())
+    // (Checked: an instant late on 9999-12-31 is past that year at an offset east of UTC.)
+    Some(t.checked_to_offset(off)?.date().to_string())
 }
 
 /// An offset from UTC in minutes as RFC 3339 writes it: "+09:00", "-05:30", "+00:00".
@@ -885,6 +886,18 @@ pub fn check_field_count(existing: usize) -> Result<(), FieldErrors> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_late_date_time_retyped_to_a_date_east_of_utc_does_not_panic() {
+        // 9999-12-31 20:00 UTC is in the year 10000 at +09:00: no date to give, kept as text
+        // (which a date field then refuses), not a panic.
+        let text = retyped_text(&FieldKind::DateTime, &FieldKind::Date, "9999-12-31T20:00:00Z".into(), 540);
+        assert_eq!(text, "9999-12-31T20:00:00Z");
+        assert_eq!(
+            retyped_text(&FieldKind::DateTime, &FieldKind::Date, "2026-03-31T20:00:00Z".into(), 540),
+            "2026-04-01"
+        );
+    }
     use serde_json::json;
 
     fn field(kind: FieldKind, rules: FieldRules) -> FieldDef {

@@ -152,7 +152,8 @@ fn migrator() -> Migrator {
             Cow::Borrowed("system column indexes"),
             MigrationType::Simple,
             include_str!("../migrations/0016_system_column_indexes.sql").into_sql_str(),
-            false,
+            // Outside a transaction: it commits table by table (see the file).
+            true,
         ),
     ])
 }

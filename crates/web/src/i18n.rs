@@ -430,6 +430,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.read_only", "You may not change this field.", "このフィールドは変更できません。"),
     ("err.unknown_user", "Choose a user of this organisation.", "この組織のユーザーを選んでください。"),
     (
+        "err.user_disabled",
+        "This user is disabled and can no longer be chosen; choose someone else.",
+        "このユーザーは無効化されているため選べません。別のユーザーを選んでください。",
+    ),
+    (
         "err.phone_format",
         "Enter a phone number (digits, spaces, + - ( )).",
         "電話番号を入力してください（数字・空白・+ - ( )）。",
@@ -536,6 +541,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "err.selection_changed",
         "The records matching have changed since the page was shown; nothing was changed. Look at the list again, then repeat.",
         "ページ表示後に該当するレコードが変わりました。何も変更していません。一覧を確認してからもう一度実行してください。",
+    ),
+    (
+        "err.key_matches_several",
+        "This key, written to the minute or the second, matches more than one record; write it as the export does (with seconds and milliseconds).",
+        "このキーは分または秒までの表記で、複数のレコードに該当します。書き出したファイルと同じく秒とミリ秒まで書いてください。",
     ),
     (
         "err.empty_file",

@@ -521,14 +521,23 @@ impl Auth {
         };
         // (The tenant's design version moves with every change of groups, members and grants:
         // only then are the grants read again.)
+        // (An administrator's rights come from the role, not from groups: a change of role ends
+        // the session or token, asked above.)
         if let (None, Some(version), Some(was)) = (why, version, watch)
             && version != self.design_version
+            && !was.admin
         {
             let Ok(uses) = self.principal.authorize::<daicho_domain::UseTables>() else {
                 return Ok(Some("rights changed"));
             };
             let now = self.principal.table_access(was.table, state.store.my_grants(&uses).await?);
-            if now != *was {
+            // (Compared in one order: the store gives a user's grants in none in particular.)
+            let sorted = |a: &daicho_domain::access::TableAccess| {
+                let mut g = a.grants.clone();
+                g.sort_by_key(|g| g.group.to_string());
+                g
+            };
+            if sorted(&now) != sorted(was) {
                 return Ok(Some("rights changed"));
             }
         }

@@ -1223,3 +1223,38 @@ async fn a_required_field_made_a_checkbox_drops_required_and_says_so() {
         .await;
     assert_eq!((s, &v["error"]["fields"][0]["code"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("not_for_this_type")));
 }
+
+#[tokio::test]
+async fn a_date_time_default_is_written_and_shown_in_the_tenants_time_as_the_forms_write_date_times() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "予定"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    // The add-field form, with the default written as its hint says (UTC+09:00 by default).
+    let r = a
+        .post_form(
+            &format!("/tables/{tid}/fields"),
+            &[("name", "開始"), ("kind", "date_time"), ("default", "2026-04-01 09:30")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+    // The API, too.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": "終了", "kind": {"type": "date_time"}, "rules": {"default": "2026/4/1 18:00"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let fields = v["table"]["fields"].as_array().unwrap().clone();
+    assert_eq!(fields[0]["rules"]["default"], "2026-04-01T09:30:00+09:00", "{v}");
+    assert_eq!(fields[1]["rules"]["default"], "2026-04-01T18:00:00+09:00", "{v}");
+    // A new record gets them; the settings page shows the default as it was written.
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let fid = fields[0]["id"].as_str().unwrap();
+    assert_eq!(v["record"]["values"][fid], "2026-04-01T00:30:00Z", "{v}");
+    let page = a.get(&format!("/tables/{tid}/design/fields/{fid}/type")).await.text().await.unwrap();
+    assert!(page.contains("value=\"2026-04-01 09:30\""), "{page}");
+}

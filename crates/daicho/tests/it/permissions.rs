@@ -1666,11 +1666,6 @@ async fn a_field_restored_from_the_trash_stays_hidden_from_a_grant_given_meanwhi
     assert!(memo_seen().await);
 }
 
-/// A group's rules survive changes to the design made while they stand: a field rule whose
-/// field is in the trash is kept when the grant is saved again (from the table page, the matrix
-/// or the API, none of which show that field) and applies again on restore; a "user is me" rule
-/// whose field stopped being a user field stays chosen on the table page, and saving the page
-/// does not widen it to every record.
 #[tokio::test]
 async fn the_field_rules_page_does_not_undo_a_rule_set_meanwhile_nor_one_of_a_field_restored_since() {
     let app = TestApp::start().await;
@@ -1745,6 +1740,11 @@ async fn the_field_rules_page_does_not_undo_a_rule_set_meanwhile_nor_one_of_a_fi
     assert!(!amount_seen().await, "the restored amount is still hidden");
 }
 
+/// A group's rules survive changes to the design made while they stand: a field rule whose
+/// field is in the trash is kept when the grant is saved again (from the table page, the matrix
+/// or the API, none of which show that field) and applies again on restore; a "user is me" rule
+/// whose field stopped being a user field stays chosen on the table page, and saving the page
+/// does not widen it to every record.
 #[tokio::test]
 async fn grant_rules_on_trashed_or_changed_fields_are_kept_when_the_grant_is_saved_again() {
     let app = TestApp::start().await;

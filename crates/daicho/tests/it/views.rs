@@ -486,11 +486,16 @@ async fn a_shared_view_naming_a_linked_record_by_its_text_is_not_offered_to_who_
     };
     save("秘密商事の案件", "秘密商事").await;
     save("顧客1の案件", "#1").await;
+    // As the grid's link input writes a record: its number and its text.
+    save("番号と名前", "#1 秘密商事").await;
     let names = |v: &Value| {
-        v["views"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        let mut n =
+            v["views"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+        n.sort();
+        n
     };
     let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/views")).await;
-    assert_eq!(names(&v), ["秘密商事の案件", "顧客1の案件"]);
+    assert_eq!(names(&v), ["番号と名前", "秘密商事の案件", "顧客1の案件"]);
     // The member may view the deals but not the customers: the customer's name is not shown
     // to them by the list of views (nor the grid); a view by number is.
     let (_, v) = m.get_json(&format!("/api/v1/tables/{t}/views")).await;
@@ -508,4 +513,21 @@ async fn a_shared_view_naming_a_linked_record_by_its_text_is_not_offered_to_who_
         let (_, v) = who.get_json("/api/v1/tables").await;
         assert_eq!(v.to_string().contains(&customers), told, "{v}");
     }
+    // Nor does an answer to a change of the design, for a member who may design the deals.
+    let (_, v) = a.get_json("/api/v1/groups").await;
+    let gid = v["groups"].as_array().unwrap().iter().find(|g| g["name"] == "営業").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, v) = a
+        .send_json(Method::PUT, &format!("/api/v1/groups/{gid}/grants/{t}"), json!({"rights": ["view", "design"]}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = m.send_json(Method::PATCH, &format!("/api/v1/tables/{t}"), json!({"description": "案件一覧"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(!v.to_string().contains(&customers), "{v}");
+    let (s, v) =
+        m.post_json(&format!("/api/v1/tables/{t}/fields"), json!({"name": "備考", "kind": {"type": "text"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert!(!v.to_string().contains(&customers), "{v}");
 }

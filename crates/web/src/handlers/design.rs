@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::ctx::{Ctx, EventExt};
 use crate::error::{AppError, AppResult};
 use crate::handlers::api::ApiBody;
-use crate::handlers::tables::table_json;
+use crate::handlers::tables::design_json;
 use crate::middleware::redirect_see_other;
 use crate::session::Auth;
 use crate::state::AppState;
@@ -395,7 +395,7 @@ pub async fn api_retype(
         });
     } else if report.applied {
         let open = auth.reopen_table(&state, &ctx, &tid).await?;
-        out["table"] = table_json(&designing(&state, &ctx, &auth, &open).await?.1);
+        out["table"] = design_json(&state, &ctx, &auth, &designing(&state, &ctx, &auth, &open).await?.1).await?;
     }
     Ok((status, Json(out)).into_response())
 }
@@ -617,7 +617,7 @@ pub async fn api_update_table(
     designing(&state, &ctx, &auth, &open).await?;
     let b: TableUpdateBody = body.parse()?;
     let t = update_table_op(&state, &ctx, &auth, &open, b.name.as_deref(), b.description.as_deref()).await?;
-    Ok(Json(json!({"table": table_json(&t)})))
+    Ok(Json(json!({"table": design_json(&state, &ctx, &auth, &t).await?})))
 }
 
 pub async fn api_delete_table(
@@ -648,7 +648,7 @@ pub async fn api_update_field(
     designing(&state, &ctx, &auth, &open).await?;
     let b: FieldUpdateBody = body.parse()?;
     let t = rename_field_op(&state, &ctx, &auth, &open, &fid, &b.name).await?;
-    Ok(Json(json!({"table": table_json(&t)})))
+    Ok(Json(json!({"table": design_json(&state, &ctx, &auth, &t).await?})))
 }
 
 pub async fn api_delete_field(
@@ -685,7 +685,7 @@ pub async fn api_reorder(
         order.push(field_of(&t, f).map_err(|_| invalid("fields", "unknown_field"))?);
     }
     let t = reorder_op(&state, &ctx, &auth, &open, order).await?;
-    Ok(Json(json!({"table": table_json(&t)})))
+    Ok(Json(json!({"table": design_json(&state, &ctx, &auth, &t).await?})))
 }
 
 pub async fn api_trash(State(state): State<AppState>, ctx: Ctx, auth: Auth) -> AppResult<Json<Value>> {
@@ -1090,7 +1090,14 @@ fn retype_page(
         max_length: text("max_length", r.max_length.map(|n| n.to_string())),
         min: text("min", r.min.clone()),
         max: text("max", r.max.clone()),
-        default: text("default", r.default.clone()),
+        default: text(
+            "default",
+            crate::handlers::table_pages::shown_default(
+                &f.kind,
+                r.default.clone(),
+                auth.tenant.policy.utc_offset_minutes,
+            ),
+        ),
         errors,
         report: None,
         loses: None,
@@ -1146,7 +1153,11 @@ pub async fn retype_submit(
         get("min"),
         get("max"),
         get("default"),
-    );
+    )
+    .map(|r| match &kind {
+        Ok(k) => crate::handlers::table_pages::local_default(k, r, auth.tenant.policy.utc_offset_minutes),
+        Err(_) => r,
+    });
     // A change that loses part of every value is applied only once that is accepted: until
     // then it is checked, and the page says what it loses.
     let loses = kind.as_ref().ok().and_then(|k| {

@@ -895,10 +895,13 @@ pub async fn table_submit(
     let was = pairs.iter().find(|(k, _)| k == "was").map(|(_, v)| v.as_str());
     match set_grant(&state, &ctx, &auth, grant.clone(), was).await {
         Ok(()) => Ok(redirect_see_other(&format!("/admin/groups/{}?done=group_saved", g.id))),
-        Err(AppError::Invalid(e)) => Ok(render_status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &group_table_page(&auth, &ctx, &g, &t, Some(&grant), Errors(e)),
-        )),
+        Err(AppError::Invalid(e)) => {
+            // The form as sent, to fix; its digest still that of the grant as stored (which
+            // nothing changed), so that saving it fixed is not taken for a stale page.
+            let mut page = group_table_page(&auth, &ctx, &g, &t, Some(&grant), Errors(e));
+            page.was = grant_digest(Some(&old));
+            Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
         // Someone changed this grant meanwhile: nothing saved; the page shows it as it is now.
         Err(AppError::Conflict(e)) => {
             let (g, t, now) = group_table(&state, &ctx, &auth, &gid, &tid).await?;

@@ -596,6 +596,32 @@ pub(crate) fn rules_from_form(
     Ok(FieldRules { required, unique, max_length, min: given(min), max: given(max), default: given(default) })
 }
 
+/// A date-time field's default as the forms write date-times ("2026-04-01 09:30", the
+/// tenant's time), made into the instant the field keeps (RFC 3339); a default with an offset
+/// of its own, or of any other kind, as given (the field's rules judge it).
+pub(crate) fn local_default(kind: &FieldKind, mut rules: FieldRules, offset: i32) -> FieldRules {
+    if matches!(kind, FieldKind::DateTime)
+        && let Some(at) = rules.default.as_deref().and_then(|d| daicho_domain::table::local_datetime(d, offset))
+    {
+        rules.default = Some(at);
+    }
+    rules
+}
+
+/// A date-time field's default as the forms show date-times (the tenant's time, as
+/// `local_default` reads it back); any other as kept.
+pub(crate) fn shown_default(kind: &FieldKind, default: Option<String>, offset: i32) -> Option<String> {
+    match (kind, &default) {
+        (FieldKind::DateTime, Some(d)) => {
+            time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .and_then(|t| daicho_domain::table::local_text(daicho_domain::audit::unix_ms(t), offset, false))
+                .or(default)
+        }
+        _ => default,
+    }
+}
+
 /// 12345 as "12,345".
 fn grouped(n: u64) -> String {
     let digits = n.to_string();
@@ -1046,7 +1072,8 @@ pub async fn show_table(
     Ok(render(&page))
 }
 
-fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), FieldErrors> {
+/// `offset`: the tenant's, for a date-time default written as the forms write date-times.
+fn field_from_form(f: &NewFieldForm, offset: i32) -> Result<(Name, FieldKind, FieldRules), FieldErrors> {
     let mut errs = FieldErrors::new();
     let name = Name::parse_field(&f.name).map_err(|c| errs.push("name", c)).ok();
     let kind = match f.kind.as_str() {
@@ -1069,7 +1096,10 @@ fn field_from_form(f: &NewFieldForm) -> Result<(Name, FieldKind, FieldRules), Fi
     };
     let rules =
         match rules_from_form(f.required.is_some(), f.unique.is_some(), &f.max_length, &f.min, &f.max, &f.default) {
-            Ok(r) => r,
+            Ok(r) => match &kind {
+                Some(k) => local_default(k, r, offset),
+                None => r,
+            },
             Err(e) => {
                 errs.0.extend(e.0);
                 FieldRules::default()
@@ -1096,7 +1126,8 @@ pub async fn add_field(
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<Design>(&state, &ctx, &open).await?;
     let t = &open.def;
-    let parsed = check_field_count(t.fields.len()).and_then(|()| field_from_form(&f));
+    let parsed =
+        check_field_count(t.fields.len()).and_then(|()| field_from_form(&f, auth.tenant.policy.utc_offset_minutes));
     let parsed = match parsed {
         Ok((n, k, r)) => match check_link_kind(&state, &ctx, &auth, &k).await {
             Ok(()) => Ok((n, k, r)),

@@ -281,7 +281,8 @@ fn time_span(v: &str, offset: i32) -> Option<(String, String)> {
         }
     };
     let rfc = &time::format_description::well_known::Rfc3339;
-    let end = (time::OffsetDateTime::parse(&start, rfc).ok()? + step).format(rfc).ok()?;
+    // (Checked: the span after 9999-12-31 is past what a date-time holds, and `+` panics.)
+    let end = time::OffsetDateTime::parse(&start, rfc).ok()?.checked_add(step)?.format(rfc).ok()?;
     Some((start, end))
 }
 
@@ -641,19 +642,7 @@ pub(crate) fn table_json(t: &TableDef) -> Value {
 fn table_json_for(auth: &Auth, t: &OpenTable, all: &[OpenTable]) -> Value {
     let seen = t.visible(auth);
     let mut v = table_json(&seen);
-    let readable = |f: &FieldDef| match &f.kind {
-        FieldKind::Link { table, show } => all.iter().any(|o| {
-            o.def.id == *table && auth.principal.authorize_table::<View>(&o.access).is_ok_and(|view| view.sees(*show))
-        }),
-        _ => true,
-    };
-    if let Some(fields) = v["fields"].as_array_mut() {
-        for (json, f) in fields.iter_mut().zip(&seen.fields) {
-            if !readable(f) {
-                json["kind"] = json!({"type": "link"});
-            }
-        }
-    }
+    hide_unreadable_links(&mut v, &seen, auth, all);
     v["my_rights"] = json!(t.access.rights());
     let read_only: Vec<String> = match auth.principal.authorize_table::<Edit>(&t.access) {
         Ok(s) => t.def.fields.iter().filter(|f| s.sees(f.id) && !s.writes(f.id)).map(|f| f.id.to_string()).collect(),
@@ -661,6 +650,34 @@ fn table_json_for(auth: &Auth, t: &OpenTable, all: &[OpenTable]) -> Value {
     };
     v["read_only_fields"] = json!(read_only);
     v
+}
+
+/// In a table's JSON (`table_json(t)`), a link field whose target table (or shown field) the
+/// user may not view (`all`: the tables they may open) becomes `{"type": "link"}`: the ids of
+/// a table whose existence is not theirs to know are not given.
+fn hide_unreadable_links(v: &mut Value, t: &TableDef, auth: &Auth, all: &[OpenTable]) {
+    let readable = |f: &FieldDef| match &f.kind {
+        FieldKind::Link { table, show } => all.iter().any(|o| {
+            o.def.id == *table && auth.principal.authorize_table::<View>(&o.access).is_ok_and(|view| view.sees(*show))
+        }),
+        _ => true,
+    };
+    if let Some(fields) = v["fields"].as_array_mut() {
+        for (json, f) in fields.iter_mut().zip(&t.fields) {
+            if !readable(f) {
+                json["kind"] = json!({"type": "link"});
+            }
+        }
+    }
+}
+
+/// A table's JSON as an answer to a change of its design gives it (`table_json`, the links the
+/// user may not read reduced as `hide_unreadable_links` does).
+pub(crate) async fn design_json(state: &AppState, ctx: &Ctx, auth: &Auth, t: &TableDef) -> AppResult<Value> {
+    let mut v = table_json(t);
+    let all = auth.open_tables(state, ctx).await?;
+    hide_unreadable_links(&mut v, t, auth, &all);
+    Ok(v)
 }
 
 fn record_json(t: &TableDef, r: &Record) -> Value {
@@ -763,20 +780,36 @@ pub(crate) async fn check_users(
     if user_fields.is_empty() {
         return Ok(());
     }
-    let known: std::collections::HashSet<String> =
-        auth.directory(state, ctx).await?.into_iter().map(|p| p.id.to_string()).collect();
+    let known = known_users(state, ctx, auth).await?;
     let mut errs = FieldErrors::new();
     for cells in rows {
         for (f, c) in cells.iter() {
             if let Cell::Text(s) = c
                 && user_fields.contains(f)
-                && !known.contains(s)
+                && let Some(code) = user_problem(&known, s)
             {
-                errs.push_owned(f.to_string(), "unknown_user");
+                errs.push_owned(f.to_string(), code);
             }
         }
     }
     if errs.is_empty() { Ok(()) } else { Err(AppError::Invalid(errs)) }
+}
+
+/// The tenant's users by id, and whether each is active.
+async fn known_users(state: &AppState, ctx: &Ctx, auth: &Auth) -> AppResult<std::collections::HashMap<String, bool>> {
+    Ok(auth.directory(state, ctx).await?.into_iter().map(|p| (p.id.to_string(), p.active)).collect())
+}
+
+/// Why a user id may not be written into a user field now: not one of the tenant's users
+/// (`unknown_user`), or disabled (`user_disabled`: a leaver is no longer given records, as
+/// the form no longer offers them; a value a record already holds is not written again, so
+/// it stays).
+fn user_problem(known: &std::collections::HashMap<String, bool>, id: &str) -> Option<&'static str> {
+    match known.get(id) {
+        None => Some("unknown_user"),
+        Some(false) => Some("user_disabled"),
+        Some(true) => None,
+    }
 }
 
 /// The distinct record ids a link field holds across some rows of cells.
@@ -928,15 +961,14 @@ async fn ref_problems(
     let names_users =
         rows.iter().any(|cells| cells.iter().any(|(f, c)| user_fields.contains(f) && matches!(c, Cell::Text(_))));
     if names_users {
-        let known: std::collections::HashSet<String> =
-            auth.directory(state, ctx).await?.into_iter().map(|p| p.id.to_string()).collect();
+        let known = known_users(state, ctx, auth).await?;
         for (i, cells) in rows.iter().enumerate() {
             for (f, c) in cells.iter() {
                 if let Cell::Text(s) = c
                     && user_fields.contains(f)
-                    && !known.contains(s)
+                    && let Some(code) = user_problem(&known, s)
                 {
-                    out.push((i, *f, "unknown_user"));
+                    out.push((i, *f, code));
                 }
             }
         }
@@ -1041,14 +1073,13 @@ pub(crate) async fn lookups(
     Ok(out)
 }
 
-/// The records of link field `f`'s target whose shown field holds `text`, as the user may see
-/// them (none when they may not view the target or its shown field): at most `limit` ids.
-/// Whether a link filter's value names a linked record by the text it shows (not only by
-/// record numbers: "12", "#12", blank).
+/// Whether a link filter's value holds any text of a linked record (not only record numbers:
+/// "12", "#12", blank): "#12 株式会社テスト", as the grid's link input writes it, holds the
+/// record's text too.
 pub(crate) fn names_link_by_text(value: &str) -> bool {
     value.split(',').any(|p| {
         let p = p.trim();
-        !(p.is_empty() || p.trim_start_matches('#').parse::<i64>().is_ok() || link_number(p).is_some())
+        !(p.is_empty() || p.trim_start_matches('#').parse::<i64>().is_ok())
     })
 }
 
@@ -1061,6 +1092,8 @@ pub(crate) async fn reads_link_text(state: &AppState, ctx: &Ctx, auth: &Auth, f:
     target.def.fields.iter().any(|d| d.id == *show && view.sees(d.id))
 }
 
+/// The records of link field `f`'s target whose shown field holds `text`, as the user may see
+/// them (none when they may not view the target or its shown field): at most `limit` ids.
 async fn linked_by_text(
     state: &AppState,
     ctx: &Ctx,
@@ -1255,7 +1288,9 @@ pub async fn add_field(
 ) -> AppResult<Response> {
     let open = auth.open_table(&state, &ctx, &tid).await?;
     let scope = auth.table_right::<Design>(&state, &ctx, &open).await?;
-    let b: NewFieldBody = body.parse()?;
+    let mut b: NewFieldBody = body.parse()?;
+    // (A date-time default may be written as the forms write date-times, in the tenant's time.)
+    b.rules = crate::handlers::table_pages::local_default(&b.kind, b.rules, auth.tenant.policy.utc_offset_minutes);
     let t = &open.def;
     check_field_count(t.fields.len()).map_err(AppError::Invalid)?;
     let name = Name::parse_field(&b.name).map_err(|c| AppError::Invalid(FieldErrors::single("name", c)))?;
@@ -1269,7 +1304,7 @@ pub async fn add_field(
     let fid = field.id;
     let t = state.store.add_field(&scope, t.id, field, ev).await.map_err(limit_is_invalid)?;
     let empty = empty_in_new_required(&state, &auth, &open, &t, fid).await;
-    let mut out = json!({"table": table_json(&crate::tablecap::seen(&scope, t))});
+    let mut out = json!({"table": design_json(&state, &ctx, &auth, &crate::tablecap::seen(&scope, t)).await?});
     if let Some((n, capped)) = empty {
         out["records_without_value"] = json!(n);
         out["records_without_value_capped"] = json!(capped);
@@ -2560,8 +2595,9 @@ pub(crate) async fn import_csv(
     // bytes before each record (the reader's line count is off after CRLF line ends).
     let mut blank = blank_lines_at(text.as_bytes(), 0);
     // The records the file's keys name, found ahead of the rows in batches (see `KeysAhead`).
+    // (Not for a date-time key: one written to the minute names a span, looked up by row.)
     let mut ahead = match &key_field {
-        Some((kf, _, _)) if !kf.kind.is_generated() => columns
+        Some((kf, _, _)) if !kf.kind.is_generated() && !matches!(kf.kind, FieldKind::DateTime) => columns
             .iter()
             .position(|c| c.is_some_and(|c| c.id == kf.id))
             .map(|col| KeysAhead::new(text.as_bytes(), col, maybe_shift_jis)),
@@ -2635,20 +2671,31 @@ pub(crate) async fn import_csv(
                         (Some(a), Ok(c)) => a.find(state, view, &open.def, kf, i, c).await?,
                         _ => None,
                     };
-                    // (A date-time key as the file writes it, without offset, looked up as the
-                    // instant it is in the tenant's time zone.)
-                    let key_text = match (&kf.kind, &key) {
+                    // A date-time key as the file writes it, without offset, is the tenant's time;
+                    // written to the minute or the second (a spreadsheet saved it so), it names
+                    // the one record within that minute or second, as filters read it: taken as
+                    // the minute's start, it found none, and every row became a new record.
+                    let span = match (&kf.kind, &key) {
+                        (FieldKind::DateTime, Ok(_)) => time_span(&v, auth.tenant.policy.utc_offset_minutes),
+                        _ => None,
+                    };
+                    let exact = match (&kf.kind, &key) {
                         (FieldKind::DateTime, Ok(Cell::Int(ms))) => {
                             daicho_domain::table::local_text(*ms, 0, true).map(|t| t.replace(' ', "T") + "Z")
                         }
                         _ => None,
                     };
+                    let filters = match &span {
+                        Some((start, end)) => kf.filter("gte", start).and_then(|a| Ok(vec![a, kf.filter("lt", end)?])),
+                        None => kf.filter("eq", exact.as_deref().unwrap_or(&v)).map(|f| vec![f]),
+                    };
                     let looked = match prefetched {
                         Some(found) => Ok(found),
-                        None => match kf.filter("eq", key_text.as_deref().unwrap_or(&v)) {
-                            Ok(filter) => {
-                                let q = RecordQuery { filters: vec![filter], limit: 1, ..Default::default() };
-                                Ok(state.store.list_records(view, &open.def, &q).await?.into_iter().next())
+                        None => match filters {
+                            Ok(filters) => {
+                                let q = RecordQuery { filters, limit: 2, ..Default::default() };
+                                let mut found = state.store.list_records(view, &open.def, &q).await?;
+                                if found.len() > 1 { Err("key_matches_several") } else { Ok(found.pop()) }
                             }
                             Err(code) => Err(code),
                         },
@@ -3316,6 +3363,14 @@ mod sjis_tests {
         let short = encoding_rs::SHIFT_JIS.encode("a\nﾃｽﾄ\n").0.into_owned();
         assert_eq!(decode_csv(&short, "auto"), Err("choose_encoding"));
         assert_eq!(decode_csv(&short, "shift_jis").as_deref(), Ok("a\nﾃｽﾄ\n"), "chosen, it reads");
+    }
+
+    #[test]
+    fn a_span_past_the_last_day_a_date_time_holds_is_none_not_a_panic() {
+        for v in ["9999-12-31", "9999-12-31 23:59", "9999-12-31 23:59:59"] {
+            assert_eq!(super::time_span(v, 0), None, "{v}");
+        }
+        assert!(super::time_span("9999-12-30", 540).is_some());
     }
 
     #[test]
