@@ -178,6 +178,26 @@ pub async fn edge(State(_state): State<AppState>, mut req: Request, next: Next) 
     res
 }
 
+/// A panic in a handler (a bug: bad input is a 4xx by design) answered as a server error, which
+/// `edge` logs with the request id and shows as its error page, instead of a connection dropped
+/// without an answer and without a trace of which request it was.
+pub async fn catch_panics(req: Request, next: Next) -> Response {
+    match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(next.run(req))).await {
+        Ok(res) => res,
+        Err(_) => {
+            let mut res = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            res.extensions_mut().insert(ErrorInfo {
+                code: generic_code(StatusCode::INTERNAL_SERVER_ERROR),
+                fields: Default::default(),
+                redirect_reason: None,
+                detail: None,
+                internal: Some("the handler panicked".to_owned()),
+            });
+            res
+        }
+    }
+}
+
 /// A query string parsed and serialised again: every pair kept, every byte that is not plain
 /// ASCII percent-encoded (a form field may carry control characters or line breaks).
 pub fn reencode_query(q: &str) -> String {
@@ -324,6 +344,27 @@ pub fn empty(status: StatusCode) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_with_a_server_error_not_a_dropped_connection() {
+        use tower::ServiceExt;
+        async fn boom() -> &'static str {
+            panic!("a bug")
+        }
+        let app = axum::Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .route("/ok", axum::routing::get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(catch_panics));
+        let get = |p: &str| Request::builder().uri(p).body(axum::body::Body::empty()).unwrap();
+        let res = app.clone().oneshot(get("/boom")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            res.extensions().get::<ErrorInfo>().and_then(|i| i.internal.clone()).as_deref(),
+            Some("the handler panicked")
+        );
+        let res = app.oneshot(get("/ok")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
 
     #[test]
     fn form_text_must_decode_to_utf8() {

@@ -200,6 +200,7 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), middleware::origin_check))
         .layer(from_fn_with_state(state.clone(), middleware::client_ip))
         .layer(from_fn_with_state(state.clone(), middleware::host_and_headers))
+        .layer(axum::middleware::from_fn(middleware::catch_panics))
         .layer(from_fn_with_state(state.clone(), middleware::edge))
         .with_state(state)
 }

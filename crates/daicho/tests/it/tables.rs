@@ -4191,3 +4191,21 @@ async fn a_shift_jis_file_with_a_utf8_bom_before_it_reads_when_chosen_as_shift_j
     assert_eq!((s, &v["inserted"]), (StatusCode::OK, &json!(1)), "{v}");
     assert_eq!(titles_of(a, &tid, &field_id(&table, "会社名"), "").await, ["Ｓ社"]);
 }
+
+#[tokio::test]
+async fn a_date_time_filter_on_the_last_day_a_date_time_holds_is_answered_not_a_dropped_connection() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, _) = customers(a).await;
+    for q in [
+        "filter.eq.created_at=9999-12-31",
+        "filter.gte.updated_at=9999-12-31 23:59",
+        "filter.lt.最終連絡=9999-12-31 23:59:59",
+    ] {
+        let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?{q}")).await;
+        assert!(s == StatusCode::OK || s == StatusCode::UNPROCESSABLE_ENTITY, "{q}: {s} {v}");
+        let r = a.get(&format!("/tables/{tid}?{q}")).await;
+        assert!(r.status().is_success() || r.status() == StatusCode::UNPROCESSABLE_ENTITY, "{q}: {}", r.status());
+    }
+}
