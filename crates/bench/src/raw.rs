@@ -338,6 +338,10 @@ impl Raw {
                 self.execute(&format!("CREATE INDEX i_{name}_{c} ON {name} ({c}, id)")).await?;
             }
         }
+        // The system columns' indexes every user table has (`ut::system_indexes`).
+        for c in ["created_at", "created_by", "updated_at", "updated_by"] {
+            self.execute(&format!("CREATE INDEX i_{name}_{c} ON {name} ({c}, id)")).await?;
+        }
         Ok(name)
     }
 

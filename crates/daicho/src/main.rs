@@ -152,7 +152,11 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         );
         println!("  tenant code : {}", creds.tenant);
         println!("  admin       : {}  password: {}", creds.admin_login, creds.admin_password);
-        println!("  staff       : {}  password: {}\n", creds.member_login, creds.member_password);
+        println!("  staff       : {}  password: {}", creds.member_login, creds.member_password);
+        if let Some((login, password)) = &creds.support {
+            println!("  support     : {login}  password: {password}");
+        }
+        println!();
     }
     let running = daicho::start(&config, clock).await?;
     tracing::info!(https = %running.https.addr, http = ?running.http.as_ref().map(|h| h.addr), "Daicho is serving");

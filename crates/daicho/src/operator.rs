@@ -173,6 +173,8 @@ pub struct DemoCredentials {
     pub admin_password: String,
     pub member_login: String,
     pub member_password: String,
+    /// The support group's member (a demo made before it had one has none).
+    pub support: Option<(String, String)>,
 }
 
 /// Creates the demo tenant (once) and gives its two accounts fresh passwords on every start,
@@ -194,16 +196,30 @@ pub async fn seed_demo(
         .await?;
         create_user(store, hasher, now, "demo", "staff", "現場 花子 (Demo staff)", "staff@demo.example", "member")
             .await?;
+        create_user(
+            store,
+            hasher,
+            now,
+            "demo",
+            "support",
+            "窓口 次郎 (Demo support)",
+            "support@demo.example",
+            "member",
+        )
+        .await?;
     }
     seed_demo_tables(store, now).await?;
     let admin_password = reset_password(store, hasher, now, "demo", "admin", false).await?;
     let member_password = reset_password(store, hasher, now, "demo", "staff", false).await?;
+    let support =
+        reset_password(store, hasher, now, "demo", "support", false).await.ok().map(|p| ("support".to_owned(), p));
     Ok(DemoCredentials {
         tenant: "demo".into(),
         admin_login: "admin".into(),
         admin_password,
         member_login: "staff".into(),
         member_password,
+        support,
     })
 }
 
@@ -577,11 +593,13 @@ async fn seed_demo_groups(
     use daicho_domain::table::Name;
     let err = |e: daicho_store::StoreError| anyhow::anyhow!("{e:?}");
     let scope = admin.authorize::<daicho_domain::ManageGroups>().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let staff = store
-        .credential(&LoginFlow::new(), admin.tenant_id, &LoginId::parse("staff").map_err(|c| anyhow::anyhow!(c))?)
-        .await
-        .map_err(err)?
-        .map(|c| c.user.id);
+    // Each group's member: the staff account in sales, the support account in support.
+    let member = |login: &'static str| async move {
+        let id = LoginId::parse(login).map_err(|c| anyhow::anyhow!(c))?;
+        Ok::<_, anyhow::Error>(
+            store.credential(&LoginFlow::new(), admin.tenant_id, &id).await.map_err(err)?.map(|c| c.user.id),
+        )
+    };
     let event = |action: AuditAction, target: String, details: String| NewAuditEvent {
         at: now,
         tenant_id: Some(admin.tenant_id),
@@ -597,11 +615,11 @@ async fn seed_demo_groups(
     let field =
         |t: usize, prefix: &str| tables[t].fields.iter().find(|f| f.name.as_str().starts_with(prefix)).map(|f| f.id);
     type Spec = (usize, Rights, RowRule, Vec<(Option<daicho_domain::FieldId>, FieldAccess)>);
-    let groups: Vec<(&str, &str, bool, Vec<Spec>)> = vec![
+    let groups: Vec<(&str, &str, &'static str, Vec<Spec>)> = vec![
         (
             "営業 Sales",
             "顧客と受注を担当 / customers and orders",
-            true,
+            "staff",
             vec![
                 (0, Rights::of([View, Create, Edit, Export]), RowRule::All, vec![]),
                 (1, Rights::of([View, Edit]), RowRule::All, vec![(field(1, "単価"), FieldAccess::ReadOnly)]),
@@ -612,20 +630,20 @@ async fn seed_demo_groups(
         (
             "サポート Support",
             "問い合わせ対応 / customer inquiries",
-            false,
+            "support",
             vec![
                 (0, Rights::of([View]), RowRule::All, vec![(field(0, "従業員数"), FieldAccess::Hidden)]),
                 (3, Rights::of([View, Create, Edit, Delete]), RowRule::CreatedByMe, vec![]),
             ],
         ),
     ];
-    for (name, desc, with_staff, grants) in groups {
+    for (name, desc, login, grants) in groups {
         let id = daicho_domain::GroupId::new_random();
         let n = Name::parse(name).map_err(|c| anyhow::anyhow!(c))?;
         let ev = event(AuditAction::GroupCreate, format!("group:{id}"), format!("name={name}"));
         store.create_group(&scope, id, n, desc.into(), now, ev).await.map_err(err)?;
-        if with_staff && let Some(u) = staff {
-            let ev = event(AuditAction::GroupMembers, format!("group:{id}"), "members=staff".into());
+        if let Some(u) = member(login).await? {
+            let ev = event(AuditAction::GroupMembers, format!("group:{id}"), format!("members={login}"));
             store.set_group_members(&scope, id, vec![u], None, ev).await.map_err(err)?;
         }
         for (t, rights, rows, fields) in grants {

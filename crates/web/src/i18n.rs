@@ -82,6 +82,11 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("err.unknown_parameter", "This parameter is not known here.", "このパラメーターはここでは使えません。"),
     (
+        "err.not_a_date_time",
+        "Give a date and time in RFC 3339, such as 2026-04-01T09:30:00+09:00.",
+        "2026-04-01T09:30:00+09:00 のような RFC 3339 の日時で指定してください。",
+    ),
+    (
         "err.too_many_records",
         "Too many records at once: narrow the search.",
         "一度に処理できる件数を超えています。条件を絞ってください。",

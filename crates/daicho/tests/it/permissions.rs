@@ -2894,3 +2894,39 @@ async fn a_delete_of_a_record_changed_since_it_was_read_is_refused_and_the_histo
     assert_eq!(details.len(), 2, "{v}");
     assert!(details.iter().all(|d| d.contains("7654321") || d.contains("7,654,321")), "{details:?}");
 }
+
+#[tokio::test]
+async fn without_the_design_right_every_design_route_is_refused_to_someone_who_may_view() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let d = setup(&app, a).await;
+    grant(a, &d, json!({"rights": ["view", "create", "edit", "delete"]})).await;
+    let t = &d.tid;
+    let f = &d.title;
+    let api = [
+        (Method::PATCH, format!("/api/v1/tables/{t}"), json!({"name": "乗っ取り"})),
+        (Method::PATCH, format!("/api/v1/tables/{t}/fields/{f}"), json!({"name": "x"})),
+        (Method::DELETE, format!("/api/v1/tables/{t}/fields/{f}"), json!({})),
+        (Method::PUT, format!("/api/v1/tables/{t}/fields/order"), json!({"fields": [f]})),
+        (Method::POST, format!("/api/v1/tables/{t}/fields/{f}/retype"), json!({"kind": {"type": "multiline"}})),
+        (Method::POST, format!("/api/v1/tables/{t}/fields"), json!({"name": "z", "kind": {"type": "text"}})),
+    ];
+    for (method, path, body) in api {
+        let (s, v) = m.send_json(method.clone(), &path, body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path}: {v}");
+    }
+    for page in [format!("/tables/{t}/design"), format!("/tables/{t}/design/fields/{f}/type")] {
+        assert_eq!(m.get(&page).await.status(), StatusCode::FORBIDDEN, "{page}");
+    }
+    let r = m
+        .post_form(&format!("/tables/{t}/design/fields/{f}/type"), &[("kind", "multiline"), ("action", "apply")])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Nothing changed.
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}")).await;
+    assert_eq!(v["table"]["name"], "案件 Deals", "{v}");
+    let field = v["table"]["fields"].as_array().unwrap().iter().find(|x| x["id"] == f.as_str()).unwrap().clone();
+    assert_eq!((field["name"].as_str(), field["kind"]["type"].as_str()), (Some("件名"), Some("text")), "{field}");
+    assert_eq!(v["table"]["fields"].as_array().map(Vec::len), Some(4), "{v}");
+}

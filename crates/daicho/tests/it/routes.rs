@@ -114,6 +114,21 @@ struct Objects {
 }
 
 impl Objects {
+    /// The same ids, to be changed in part (`Objects { field: …, ..o.clone_ids() }`).
+    fn clone_ids(&self) -> Objects {
+        Objects {
+            table: self.table.clone(),
+            field: self.field.clone(),
+            view: self.view.clone(),
+            group: self.group.clone(),
+            user: self.user.clone(),
+            token: self.token.clone(),
+            session: self.session.clone(),
+            trashed_table: self.trashed_table.clone(),
+            trashed_field: self.trashed_field.clone(),
+        }
+    }
+
     /// `path` with its placeholders replaced by A's ids. The trash routes name A's table in
     /// the trash (or A's field in the trash of a live table).
     fn path(&self, path: &str) -> String {
@@ -286,4 +301,142 @@ async fn every_route_naming_another_tenants_object_answers_404_and_changes_nothi
         .filter(|e| e["details"].as_str().unwrap_or("").starts_with(&format!("no table:{} ", o.table)))
         .count();
     assert!(probes >= 20, "every route naming A's table is recorded in B's history: {probes}: {v}");
+}
+
+/// A route naming one of the user's own objects and another tenant's (their own table with
+/// another tenant's field or view; their own group with another tenant's table) answers 404 and
+/// changes nothing; so do bodies that name another tenant's object (a table in the trash form,
+/// a user for a group or a user field).
+#[tokio::test]
+async fn a_route_naming_ones_own_object_and_another_tenants_answers_404_and_changes_nothing() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, b) = (&cast.admin, &cast.other_admin);
+    let oa = tenant_objects(a).await;
+    let ob = tenant_objects(b).await;
+    // B's own table with A's field, view or field in the trash; B's own group with A's table.
+    let mixed_fields = Objects {
+        field: oa.field.clone(),
+        view: oa.view.clone(),
+        trashed_field: oa.trashed_field.clone(),
+        ..ob.clone_ids()
+    };
+    let mixed_group = Objects { table: oa.table.clone(), ..ob.clone_ids() };
+    let mut wrong = Vec::new();
+    let mut tried = 0;
+    for r in inventory().iter() {
+        let o = if r.path.contains("{tid}") && (r.path.contains("{fid}") || r.path.contains("{vid}")) {
+            &mixed_fields
+        } else if r.path.contains("{gid}") && r.path.contains("{tid}") {
+            &mixed_group
+        } else {
+            continue;
+        };
+        let path = o.path(r.path);
+        let (ct, body) = body_for(r.method, r.path, o);
+        let body = if ct.starts_with("application/x-www-form-urlencoded") { format!("csrf={}", b.csrf) } else { body };
+        let resp = b
+            .client
+            .request(Method::from_bytes(r.method.as_bytes()).unwrap(), b.url(&path))
+            .header("x-csrf-token", &b.csrf)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        tried += 1;
+        if resp.status() != StatusCode::NOT_FOUND {
+            wrong.push(format!("{} {} -> {}", r.method, path, resp.status()));
+        }
+    }
+    assert!(tried >= 10, "{tried}");
+    assert!(wrong.is_empty(), "not 404 for another tenant's object under one's own:\n{}", wrong.join("\n"));
+    // Bodies naming A's objects: the trash page's restore and purge of A's table, A's user as a
+    // member of B's group (page form and API) and in B's user field.
+    for action in ["restore", "purge"] {
+        let r = b
+            .post_form("/tables/trash", &[("table", oa.trashed_table.as_str()), ("action", action), ("confirm", "yes")])
+            .await;
+        assert!(
+            r.status() == StatusCode::NOT_FOUND || r.status() == StatusCode::UNPROCESSABLE_ENTITY,
+            "{action}: {}",
+            r.status()
+        );
+    }
+    let r = b.post_form(&format!("/admin/groups/{}/members", ob.group), &[("member", oa.user.as_str())]).await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let (s, _) = b
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/groups/{}/members", ob.group),
+            serde_json::json!({"members": [oa.user]}),
+        )
+        .await;
+    assert!(s == StatusCode::NOT_FOUND || s == StatusCode::UNPROCESSABLE_ENTITY, "{s}");
+    let (_, v) = b.get_json(&format!("/api/v1/groups/{}", ob.group)).await;
+    assert_eq!(v["group"]["members"].as_array().map(Vec::len), Some(0), "{v}");
+    let (s, v) = b
+        .post_json(&format!("/api/v1/tables/{}/records", ob.table), serde_json::json!({"values": {"担当": oa.user}}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_user")),
+        "{v}"
+    );
+    // A's objects are as they were: the trash holds both, the view and the field stand.
+    let (_, v) = a.get_json("/api/v1/trash").await;
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(2), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{}/views", oa.table)).await;
+    assert_eq!(v["views"].as_array().map(Vec::len), Some(1), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{}", oa.table)).await;
+    assert_eq!(v["table"]["fields"].as_array().map(Vec::len), Some(2), "{v}");
+}
+
+/// One tenant's objects for `a_route_naming_ones_own_object_and_another_tenants…`: a table with
+/// a text field, a user field and a record, a shared view, a group, a field and a table in the
+/// trash (no token or session).
+async fn tenant_objects(p: &daicho_testkit::Persona) -> Objects {
+    let (_, v) = p.post_json("/api/v1/tables", serde_json::json!({"name": "顧客"})).await;
+    let table = v["table"]["id"].as_str().unwrap().to_owned();
+    let mut fields = Vec::new();
+    for (name, kind) in [("名前", "text"), ("担当", "user"), ("旧欄", "text")] {
+        let (s, v) = p
+            .post_json(
+                &format!("/api/v1/tables/{table}/fields"),
+                serde_json::json!({"name": name, "kind": {"type": kind}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        fields.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let (s, v) =
+        p.post_json(&format!("/api/v1/tables/{table}/records"), serde_json::json!({"values": {"名前": "山田"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, v) = p
+        .post_json(&format!("/api/v1/tables/{table}/views"), serde_json::json!({"name": "全件", "shared": true}))
+        .await;
+    let view = v["view"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = p.post_json("/api/v1/groups", serde_json::json!({"name": "営業", "description": ""})).await;
+    let group = v["group"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = p.get_json("/api/v1/users").await;
+    let user = v["users"][0]["id"].as_str().unwrap().to_owned();
+    let (s, _) = p
+        .send_json(Method::DELETE, &format!("/api/v1/tables/{table}/fields/{}", fields[2]), serde_json::json!({}))
+        .await;
+    assert!(s.is_success(), "{s}");
+    let (_, v) = p.post_json("/api/v1/tables", serde_json::json!({"name": "廃止"})).await;
+    let trashed_table = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, _) = p.send_json(Method::DELETE, &format!("/api/v1/tables/{trashed_table}"), serde_json::json!({})).await;
+    assert!(s.is_success(), "{s}");
+    Objects {
+        table,
+        field: fields[0].clone(),
+        view,
+        group,
+        user,
+        token: String::new(),
+        session: String::new(),
+        trashed_table,
+        trashed_field: fields[2].clone(),
+    }
 }

@@ -352,6 +352,22 @@ async fn filters_sort_and_keyset_pages_agree_on_both_stores() {
     assert_eq!(names(&v, &table), ["大阪精機"]);
     let (_, v) = admin.get_json(&format!("{base}?filter.starts_with.会社名=大阪")).await;
     assert_eq!(names(&v, &table), ["大阪精機"]);
+    // "Contains" finds a substring of Japanese text (one character too), ASCII in any case, and
+    // takes % and _ as themselves; "not empty" is the other side of "empty".
+    for (q, want) in [
+        ("filter.contains.会社名=東京", vec!["名古屋東京物流", "東京システム株式会社"]),
+        ("filter.contains.会社名=京", vec!["名古屋東京物流", "東京システム株式会社"]),
+        ("filter.contains.会社名=software", vec!["Kyoto Software GmbH"]),
+        ("filter.contains.会社名=0%25", vec!["札幌データ 100% 合同会社"]),
+        ("filter.contains.会社名=%25", vec!["札幌データ 100% 合同会社"]),
+        ("filter.contains.会社名=_", vec![]),
+        ("filter.starts_with.会社名=%25", vec![]),
+        ("filter.not_empty.契約日=", vec!["Kyoto Software GmbH", "大阪精機", "名古屋東京物流", "東京システム株式会社"]),
+    ] {
+        let (s, v) = admin.get_json(&format!("{base}?{q}&sort=従業員数&dir=asc")).await;
+        assert_eq!(s, StatusCode::OK, "{q}: {v}");
+        assert_eq!(names(&v, &table), want, "{q}");
+    }
     // Sorting by a date puts empty values last; keyset pages of two walk the same order.
     let (_, all) = admin.get_json(&format!("{base}?sort=契約日&dir=asc")).await;
     let order = names(&all, &table);
@@ -1003,6 +1019,34 @@ async fn a_large_import_is_all_or_nothing_although_it_is_written_while_it_is_rea
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["fields"][0]["field"], format!("row:2300:{}", field_id(&table, "会社名")));
     assert_eq!(v["error"]["fields"][0]["code"], "taken");
+    assert_eq!(record_count(a, &tid).await, 1, "nothing half-imported");
+    // A row the reader cannot take (too few cells, too many), or a cell with a character no
+    // value may hold (NUL, which PostgreSQL cannot store; ESC), late in the file: named by row,
+    // and nothing of the parts already sent is kept.
+    for (bad, field, code) in [
+        ("会社3400", "row:3400".to_owned(), "ragged_row"),
+        ("会社3400,1,2", "row:3400".to_owned(), "ragged_row"),
+        ("会社\u{0}3400,1", format!("row:3400:{}", field_id(&table, "会社名")), "control_chars"),
+        ("会社\u{1b}[31m3400,1", format!("row:3400:{}", field_id(&table, "会社名")), "control_chars"),
+    ] {
+        let (s, v) = import(a, &tid, "", file(Some((3_400, bad)))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}: {v}");
+        assert_eq!(
+            (v["error"]["fields"][0]["field"].as_str(), v["error"]["fields"][0]["code"].as_str()),
+            (Some(field.as_str()), Some(code)),
+            "{bad:?}: {v}"
+        );
+        assert_eq!(record_count(a, &tid).await, 1, "nothing half-imported: {bad:?}");
+    }
+    // Bytes that are not Shift_JIS, in a file chosen as Shift_JIS.
+    let mut sjis = encoding_rs::SHIFT_JIS.encode("会社名,従業員数\n正常,1\n").0.into_owned();
+    sjis.extend_from_slice(b"\x81\x20bad,2\n");
+    let (s, v) = import(a, &tid, "?encoding=shift_jis", sjis).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("bad_encoding")),
+        "{v}"
+    );
     assert_eq!(record_count(a, &tid).await, 1, "nothing half-imported");
     // On PostgreSQL the import's 500-row INSERTs (2.8 MB each in a backend) were kept prepared
     // while it ran, and let go when it failed.
@@ -1679,6 +1723,25 @@ async fn the_demo_tenant_has_a_small_business_to_explore_and_reseeding_adds_noth
     );
     let (_, groups) = admin.get_json("/api/v1/groups").await;
     assert_eq!(groups["groups"].as_array().unwrap().len(), 2, "two demo groups, seeded once");
+    // The support account is in the Support group: customers without their staff numbers,
+    // inquiries (their own), nothing else.
+    let (login, password) = again.support.clone().expect("a support account");
+    let support = app.login("demo", &login, &password).await;
+    let (_, v) = support.get_json("/api/v1/tables").await;
+    let theirs: Vec<&str> = v["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(theirs.len(), 2, "{theirs:?}");
+    let customers_seen = v["tables"].as_array().unwrap().iter().find(|t| t["id"] == cid).unwrap();
+    assert_eq!(customers_seen["my_rights"], json!(["view"]), "{customers_seen}");
+    assert!(!customers_seen.to_string().contains("従業員数"), "{customers_seen}");
+    // English text is found too, as is each table's share of the records.
+    let (_, v) = admin.get_json(&format!("/api/v1/tables/{cid}/records?q=Trading&limit=5")).await;
+    assert!(!v["records"].as_array().unwrap().is_empty(), "English keyword search finds customers: {v}");
+    for (prefix, at_least) in [("製品", 20), ("問い合わせ", 200), ("顧客", 200)] {
+        let t = tables.iter().find(|t| t["name"].as_str().unwrap().starts_with(prefix)).unwrap();
+        let (_, v) =
+            admin.get_json(&format!("/api/v1/tables/{}/records?count=true&limit=1", t["id"].as_str().unwrap())).await;
+        assert!(v["count"].as_u64().unwrap() >= at_least, "{prefix}: {v}");
+    }
 }
 
 #[tokio::test]
@@ -4207,5 +4270,51 @@ async fn a_date_time_filter_on_the_last_day_a_date_time_holds_is_answered_not_a_
         assert!(s == StatusCode::OK || s == StatusCode::UNPROCESSABLE_ENTITY, "{q}: {s} {v}");
         let r = a.get(&format!("/tables/{tid}?{q}")).await;
         assert!(r.status().is_success() || r.status() == StatusCode::UNPROCESSABLE_ENTITY, "{q}: {}", r.status());
+    }
+}
+
+#[tokio::test]
+async fn an_export_neutralises_a_formula_in_a_users_name_a_choice_and_the_created_by_column() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, _) = customers(a).await;
+    for f in [
+        json!({"name": "担当", "kind": {"type": "user"}}),
+        json!({"name": "区分", "kind": {"type": "choice", "choices": ["=1+1", "普通"]}}),
+    ] {
+        let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/fields"), f).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    // The administrator names themself like a formula, and makes a record naming them.
+    let evil = "=HYPERLINK(\"http://evil.example/\",\"x\")";
+    let (_, v) = a.get_json("/api/v1/users").await;
+    let me = v["users"].as_array().unwrap().iter().find(|u| u["login_id"] == a.login.as_str()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, v) = a.send_json(Method::PATCH, &format!("/api/v1/users/{me}"), json!({"display_name": evil})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/records"),
+            json!({"values": {"会社名": "式社", "担当": me, "区分": "=1+1"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for query in ["?col=担当&col=区分&col=created_by", "?col=担当&col=区分&col=created_by&encoding=shift_jis"] {
+        let csv = a.get(&format!("/api/v1/tables/{tid}/export.csv{query}")).await.bytes().await.unwrap();
+        let text = if query.contains("shift_jis") {
+            encoding_rs::SHIFT_JIS.decode(&csv).0.into_owned()
+        } else {
+            String::from_utf8(csv.to_vec()).unwrap()
+        };
+        let mut reader = csv::ReaderBuilder::new().from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+        let row: Vec<String> = reader.records().next().unwrap().unwrap().iter().map(str::to_owned).collect();
+        assert!(row.iter().all(|c| !c.starts_with('=')), "{query}: no live formula: {row:?}");
+        assert!(
+            row[0].starts_with("'=HYPERLINK") && row[1] == "'=1+1" && row[2].starts_with("'=HYPERLINK"),
+            "{query}: {row:?}"
+        );
     }
 }
