@@ -328,6 +328,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("views.share", "Share with everyone who may view this table", "このテーブルを閲覧できる全員と共有する"),
     ("views.save_button", "Save view", "ビューを保存"),
     ("views.delete", "Delete", "削除"),
+    ("views.delete_this", "Delete this view", "このビューを削除"),
     ("flash.view_saved", "View saved.", "ビューを保存しました。"),
     ("flash.view_deleted", "View deleted.", "ビューを削除しました。"),
     ("records.then_by", "Then by", "次に"),
@@ -529,8 +530,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     (
         "err.changed_since_shown",
-        "A record chosen was changed by someone after the page was shown; nothing was changed. Look at the list again, then repeat.",
-        "ページ表示後に、選んだレコードが他の人によって変更されました。何も変更していません。一覧を確認してからもう一度実行してください。",
+        "A record chosen was changed by someone after the page was shown. Look at the list again, then repeat.",
+        "ページ表示後に、選んだレコードが他の人によって変更されました。一覧を確認してからもう一度実行してください。",
     ),
     (
         "err.changed_since_export",
@@ -544,8 +545,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     (
         "err.selection_changed",
-        "The records matching have changed since the page was shown; nothing was changed. Look at the list again, then repeat.",
-        "ページ表示後に該当するレコードが変わりました。何も変更していません。一覧を確認してからもう一度実行してください。",
+        "The records matching have changed since the page was shown. Look at the list again, then repeat.",
+        "ページ表示後に該当するレコードが変わりました。一覧を確認してからもう一度実行してください。",
     ),
     (
         "err.key_matches_several",

@@ -450,6 +450,15 @@ async fn a_view_naming_a_field_deleted_since_runs_without_its_column_and_sort_or
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = r.text().await.unwrap();
     assert!(page.contains("filters by a field that has since been deleted"), "{page}");
+    // The page shows that view as the one asked for, and offers to delete it right there.
+    assert!(
+        page.contains(&format!(
+            "action=\"/tables/{t}/views/{over}/delete\" class=\"inline-form\"><input type=\"hidden\" name=\"csrf\""
+        )),
+        "{page}"
+    );
+    assert!(page.contains("Delete this view"), "{page}");
+    assert!(page.contains(&format!("href=\"/tables/{t}?view={over}\" aria-current=\"page\"")), "{page}");
     assert!(!page.contains("案件01"), "no records listed");
     let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/views/{over}"), json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);

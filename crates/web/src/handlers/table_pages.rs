@@ -266,9 +266,13 @@ struct ShowPage {
     count_capped: bool,
     count_cap: String,
     any_deletable: bool,
+    /// "All records" is the current list (no view asked for, or none shown as current).
+    all_active: bool,
+    /// The view refused as out of date, when the reader may delete it (offered beside the
+    /// refusal).
+    outdated_view: Option<String>,
     columns_chosen: bool,
     refine_active: usize,
-    current_view: Option<String>,
     view_error: Option<&'static str>,
     /// The name a refused "save view" was sent with.
     view_name: String,
@@ -798,16 +802,23 @@ async fn show_page(
     filter_rows.push(FilterRow { field: String::new(), op: "contains".into(), value: String::new() });
     let me = auth.principal.user_id;
     let can_design = open.access.has(TableRight::Design);
+    // A view refused as out of date is still the one asked for: shown as the current one, and
+    // offered for deletion beside the refusal, which asks for that.
+    let outdated = (query_error == Some("view_outdated"))
+        .then(|| grid.iter().find(|(k, _)| k == "view").map(|(_, v)| v.clone()))
+        .flatten();
     let views: Vec<ViewLink> = saved
         .iter()
         .map(|v| ViewLink {
             id: v.id.to_string(),
             name: v.name.as_str().to_owned(),
             shared: v.owner.is_none(),
-            active: current.as_ref().is_some_and(|c| c.id == v.id),
+            active: current.as_ref().is_some_and(|c| c.id == v.id)
+                || outdated.as_deref() == Some(v.id.to_string().as_str()),
             deletable: v.owner == Some(me) || (v.owner.is_none() && can_design),
         })
         .collect();
+    let outdated_view = views.iter().find(|v| v.active && outdated.is_some() && v.deletable).map(|v| v.id.clone());
     let next = (records.len() == query.limit as usize)
         .then(|| records.last().map(|r| cursor_after(t.id, &query, r)))
         .flatten();
@@ -880,10 +891,11 @@ async fn show_page(
         count_capped: capped,
         count_cap: grouped(crate::handlers::tables::COUNT_CAP),
         any_deletable: views.iter().any(|v| v.deletable),
+        all_active: current.is_none() && !views.iter().any(|v| v.active),
+        outdated_view,
         columns_chosen: !chosen.is_empty(),
         refine_active,
         views,
-        current_view: current.map(|c| c.name.as_str().to_owned()),
         view_error,
         view_name: if view_error.is_some() {
             pairs.iter().find(|(k, _)| k == "view_name").map(|(_, v)| v.chars().take(100).collect()).unwrap_or_default()
