@@ -1499,10 +1499,22 @@ fn values_of(t: &TableDef, r: &daicho_store::Record, offset: i32) -> Map<String,
     let mut values = Map::new();
     for (fid, c) in &r.cells {
         if let Some(f) = t.fields.iter().find(|f| f.id == *fid) {
-            values.insert(fid.to_string(), on_page(f, c, offset));
+            values.insert(fid.to_string(), on_form(f, c, offset));
         }
     }
     values
+}
+
+/// A cell's value as a form holds it: a date-time as its hint asks for it ("2026-04-01 09:30",
+/// with seconds and milliseconds when it has them, in the tenant's time zone, which the form
+/// reads back as the same instant); anything else as `on_page`.
+fn on_form(f: &FieldDef, c: &daicho_domain::table::Cell, offset: i32) -> Value {
+    if let (FieldKind::DateTime, daicho_domain::table::Cell::Int(ms)) = (&f.kind, c)
+        && let Some(s) = daicho_domain::table::local_text(*ms, offset, false)
+    {
+        return Value::String(s);
+    }
+    on_page(f, c, offset)
 }
 
 /// A record form's spec for table `t` (the fields `writes` lets the user write, the form's
@@ -1540,7 +1552,7 @@ pub async fn new_record(
         if let Some(d) = &f.rules.default
             && let Ok(c) = f.parse(&Value::String(d.clone()))
         {
-            defaults.insert(f.id.to_string(), on_page(f, &c, auth.tenant.policy.utc_offset_minutes));
+            defaults.insert(f.id.to_string(), on_form(f, &c, auth.tenant.policy.utc_offset_minutes));
         }
     }
     // A right over "records whose <user field> is them" makes only such records: the form
