@@ -4418,3 +4418,63 @@ async fn every_writable_field_type_round_trips_through_the_record_form() {
     }
     assert_eq!(record_count(a, &tid).await, 1, "nothing written");
 }
+
+#[tokio::test]
+async fn hostile_names_are_escaped_on_the_settings_group_access_audit_and_home_pages_and_in_reflected_inputs() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let evil = "<img src=x onerror=alert(1)>\"'&";
+    let shown = "&#60;img src=x onerror=alert(1)&#62;";
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": format!("{evil}表"), "description": evil})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields"),
+            json!({"name": format!("{evil}欄"), "kind": {"type": "choice", "choices": [evil, "普通"]}, "rules": {"default": evil}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let fid = v["table"]["fields"][0]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{tid}/views"), json!({"name": format!("{evil}ビュー"), "shared": true}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, v) = a.post_json("/api/v1/groups", json!({"name": format!("{evil}班"), "description": evil})).await;
+    let gid = v["group"]["id"].as_str().unwrap().to_owned();
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let member = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) = a.send_json(Method::PATCH, &format!("/api/v1/users/{member}"), json!({"display_name": evil})).await;
+    assert_eq!(s, StatusCode::OK);
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/members"), json!({"members": [member]})).await;
+    let (s, _) =
+        a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/grants/{tid}"), json!({"rights": ["view"]})).await;
+    assert_eq!(s, StatusCode::OK);
+    let q: String = form_urlencoded::byte_serialize(evil.as_bytes()).collect();
+    let home = a.get("/").await.text().await.unwrap();
+    assert!(!home.contains("<img src=x"), "the home page shows markup unescaped");
+    for page in [
+        format!("/tables/{tid}/design/fields/{fid}/type"),
+        format!("/admin/groups/{gid}"),
+        format!("/admin/groups/{gid}/tables/{tid}"),
+        format!("/admin/users/{member}/access"),
+        "/admin/users".to_owned(),
+        "/admin/audit".to_owned(),
+        // What the address carries comes back escaped: the keyword, a filter value, a view name.
+        format!("/tables/{tid}?q={q}&filter.eq.{fid}={q}"),
+        format!("/tables/{tid}?view_name={q}&q={q}"),
+    ] {
+        let r = a.get(&page).await;
+        assert!(
+            r.status() == StatusCode::OK || r.status() == StatusCode::UNPROCESSABLE_ENTITY,
+            "{page}: {}",
+            r.status()
+        );
+        let html = r.text().await.unwrap();
+        assert!(!html.contains("<img src=x"), "{page} shows markup unescaped");
+        assert!(html.contains(shown), "{page} shows the text, escaped");
+    }
+}
