@@ -526,6 +526,30 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     wait_text(&c, "Change history #1").await;
     shot(&c, "18-history").await;
 
+    // A second order, for the other customer; then the orders are filtered by the customer's
+    // name as the grid shows it, sorted by the link, and that view exported.
+    c.goto(&app.url(&format!("{orders_path}/records/new"))).await.unwrap();
+    click_on(&c, Locator::XPath("//form[contains(@action,'/records')]//select/option[contains(., '株式会社テスト')]"))
+        .await;
+    click(&c, "form[action$='/records'] button[type=submit]").await;
+    wait_path(&c, &format!("{orders_path}?done=record_created")).await;
+    wait_text(&c, "2 records").await;
+    click_on(&c, Locator::XPath("//select[@name='ff']/option[contains(., '顧客')]")).await;
+    click_on(&c, Locator::Css("select[name=fo] option[value='eq']")).await;
+    fill(&c, "input[name=fv]", "大阪精機").await;
+    click_on(&c, Locator::XPath("//select[@id='sort']/option[contains(., '顧客')]")).await;
+    click(&c, "form[role=search] button[type=submit]").await;
+    wait_query(&c, "fv=").await;
+    wait_text(&c, "1 record").await;
+    let rows = c.find_all(Locator::Css("table.grid-table tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].text().await.unwrap().contains("大阪精機"));
+    shot(&c, "18b-orders-by-customer").await;
+    let href = c.find(Locator::Css("a[href*='/export.csv']")).await.unwrap().attr("href").await.unwrap().unwrap();
+    assert!(href.contains("fv=") || href.contains("filter."), "{href}");
+    let csv = fetch_as_browser(&c, &app, &href).await;
+    assert_eq!(csv.trim_end().lines().count(), 2, "the header and the one order: {csv}");
+
     // The permission matrix: a group, its members and its rights per table.
     app.user("acme", "taro", "member").await;
     c.goto(&app.url("/admin/groups")).await.unwrap();
