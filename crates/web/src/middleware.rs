@@ -184,14 +184,20 @@ pub async fn edge(State(_state): State<AppState>, mut req: Request, next: Next) 
 pub async fn catch_panics(req: Request, next: Next) -> Response {
     match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(next.run(req))).await {
         Ok(res) => res,
-        Err(_) => {
+        Err(panic) => {
+            // (The panic's own message, for the log line `edge` writes with the request id.)
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
             let mut res = StatusCode::INTERNAL_SERVER_ERROR.into_response();
             res.extensions_mut().insert(ErrorInfo {
                 code: generic_code(StatusCode::INTERNAL_SERVER_ERROR),
                 fields: Default::default(),
                 redirect_reason: None,
                 detail: None,
-                internal: Some("the handler panicked".to_owned()),
+                internal: Some(format!("the handler panicked: {why}")),
             });
             res
         }
@@ -360,7 +366,7 @@ mod tests {
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(
             res.extensions().get::<ErrorInfo>().and_then(|i| i.internal.clone()).as_deref(),
-            Some("the handler panicked")
+            Some("the handler panicked: a bug")
         );
         let res = app.oneshot(get("/ok")).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);

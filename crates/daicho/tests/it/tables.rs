@@ -4478,3 +4478,38 @@ async fn hostile_names_are_escaped_on_the_settings_group_access_audit_and_home_p
         assert!(html.contains(shown), "{page} shows the text, escaped");
     }
 }
+
+#[tokio::test]
+async fn a_record_form_keeps_its_date_times_when_the_time_zone_changes_while_it_is_open() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let (name, last) = (field_id(&table, "会社名"), field_id(&table, "最終連絡"));
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{tid}/records"),
+            json!({"values": {"会社名": "時差社", "最終連絡": "2026-04-01T09:30:00+09:00"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let rid = v["record"]["id"].as_i64().unwrap();
+    // The form is shown in Japan's time (the default) ...
+    let page = a.get(&format!("/tables/{tid}/records/{rid}")).await.text().await.unwrap();
+    assert!(page.contains("value=\"2026-04-01 09:30\"") && page.contains("name=\"tz\" value=\"540\""), "{page}");
+    // ... the administrator moves the tenant to UTC-05:00 meanwhile ...
+    let form = crate::network::policy("");
+    let mut f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    f.push(("utc_offset_minutes", "-300"));
+    assert_eq!(a.post_form("/admin/policy", &f).await.status(), StatusCode::SEE_OTHER);
+    // ... and the form, saved with another field changed, leaves the date-time where it was.
+    let sent = [("version", "1"), ("tz", "540"), (name.as_str(), "時差社2"), (last.as_str(), "2026-04-01 09:30")];
+    let r = a.post_form(&format!("/tables/{tid}/records/{rid}"), &sent).await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{rid}")).await;
+    assert_eq!(
+        (&v["record"]["values"][&name], &v["record"]["values"][&last]),
+        (&json!("時差社2"), &json!("2026-04-01T00:30:00Z")),
+        "{v}"
+    );
+}

@@ -203,6 +203,10 @@ pub async fn export_audit(
     let mut finished = ctx.event_by(&auth.principal, AuditAction::AuditExport, Outcome::Success).target("audit_log");
     let clock = state.clock.clone();
     let (state, auth) = (state.clone(), auth.clone());
+    // Set when the file is whole (see `export_body`): a writer that stops otherwise, a panic
+    // among the ways, cuts the body off.
+    let whole = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let whole_seen = whole.clone();
     tokio::spawn(async move {
         let mut f = filter;
         let mut sent = 0usize;
@@ -255,6 +259,10 @@ pub async fn export_audit(
                 }
             }
         };
+        if matches!(end, "finished:" | "cut at the limit after") {
+            whole.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        drop(tx);
         finished.at = clock.now();
         finished.details = match stopped {
             Some(why) => format!("{end} {sent} events: {why}"),
@@ -264,8 +272,7 @@ pub async fn export_audit(
             tracing::error!(error = %e, "could not record the end of a history export");
         }
     });
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let mut res = Body::from_stream(stream).into_response();
+    let mut res = Body::from_stream(super::tables::export_body(rx, whole_seen)).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
     let name = format!("attachment; filename=\"daicho-audit-{}.csv\"", ctx.now.date());

@@ -371,7 +371,7 @@ fn shown(f: &FieldDef, c: &daicho_domain::table::Cell, users: &[Person], offset:
     display(&on_page(f, c, offset))
 }
 
-/// A cell's value as a page shows it (and its form sends it back): a date-time in RFC 3339 at
+/// A cell's value as a page shows it (a record form shows it as `on_form` does): a date-time in RFC 3339 at
 /// `offset` minutes from UTC, the tenant's (the same instant; the API and CSV files keep UTC);
 /// one that cannot be written there (past the year 9999) in UTC; anything else as the API has it.
 pub(crate) fn on_page(f: &FieldDef, c: &daicho_domain::table::Cell, offset: i32) -> Value {
@@ -805,7 +805,7 @@ async fn show_page(
     // A view refused as out of date is still the one asked for: shown as the current one, and
     // offered for deletion beside the refusal, which asks for that.
     let outdated = (query_error == Some("view_outdated"))
-        .then(|| grid.iter().find(|(k, _)| k == "view").map(|(_, v)| v.clone()))
+        .then(|| grid.iter().find(|(k, _)| k == "view").and_then(|(_, v)| v.parse::<daicho_domain::ViewId>().ok()))
         .flatten();
     let views: Vec<ViewLink> = saved
         .iter()
@@ -813,8 +813,7 @@ async fn show_page(
             id: v.id.to_string(),
             name: v.name.as_str().to_owned(),
             shared: v.owner.is_none(),
-            active: current.as_ref().is_some_and(|c| c.id == v.id)
-                || outdated.as_deref() == Some(v.id.to_string().as_str()),
+            active: current.as_ref().is_some_and(|c| c.id == v.id) || outdated == Some(v.id),
             deletable: v.owner == Some(me) || (v.owner.is_none() && can_design),
         })
         .collect();
@@ -1213,6 +1212,8 @@ struct RecordPage {
     record_id: Option<i64>,
     action: String,
     version: i64,
+    /// The offset from UTC (minutes) the form's date-times are written in, sent back with it.
+    tz: i32,
     stale: bool,
     errors: Errors,
     fields: Vec<InputField>,
@@ -1305,6 +1306,7 @@ fn record_page(
         record_id: record.map(|(id, _)| id),
         action,
         version: record.map(|(_, v)| v).unwrap_or(0),
+        tz: auth.tenant.policy.utc_offset_minutes,
         stale,
         fields: input_fields(spec, values, &errors, auth.tenant.policy.utc_offset_minutes),
         errors,
@@ -1570,6 +1572,18 @@ pub async fn new_record(
     Ok(render(&page))
 }
 
+/// The offset from UTC (minutes) a record form's date-times were written in: the one the form
+/// was shown with (`tz`, sent back with it), so that a change of the tenant's time zone while
+/// the form was open does not move every date-time on it; else the tenant's.
+fn form_offset(pairs: &[(String, String)], auth: &Auth) -> i32 {
+    pairs
+        .iter()
+        .find(|(k, _)| k == "tz")
+        .and_then(|(_, v)| v.trim().parse::<i32>().ok())
+        .filter(|m| m.abs() < 24 * 60)
+        .unwrap_or(auth.tenant.policy.utc_offset_minutes)
+}
+
 pub async fn create_record(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -1588,16 +1602,16 @@ pub async fn create_record(
         })
     };
     let mut values = form_values(&t, &pairs, &writes, &has_default);
+    let offset = form_offset(&pairs, &auth);
     // A field now read-only that a form shown before sends back at its default (the new
     // record's form starts with the defaults) is no change.
     values.retain(|k, v| {
         let Some(f) = t.fields.iter().find(|f| f.id.to_string() == *k && !writes(f.id)) else { return true };
         let default = defaults.iter().find(|(d, _)| *d == f.id).map(|(_, c)| c);
-        f.parse(v).map_or(true, |c| Some(&c) != default)
+        crate::handlers::tables::parse_at(f, v, offset).map_or(true, |c| Some(&c) != default)
     });
     let (resolved, link_errs) = crate::handlers::tables::with_link_ids(&state, &ctx, &auth, &t, &values).await?;
-    let parsed = check_fillable(&open.def, &writes)
-        .and_then(|()| parse_values(&t, &resolved, true, &writes, auth.tenant.policy.utc_offset_minutes));
+    let parsed = check_fillable(&open.def, &writes).and_then(|()| parse_values(&t, &resolved, true, &writes, offset));
     let parsed = crate::handlers::tables::with_errors(parsed, link_errs);
     // (A field the form did not offer, sent all the same, is refused by name and recorded.)
     let parsed = auth.noting_refusal(&state, &ctx, &open, &t, parsed).await;
@@ -1740,7 +1754,8 @@ pub async fn update_record(
     // The form sends every field it showed: a value sent back as it is stored is not a change,
     // and is not checked again (a value stored under an older, wider rule stays editable
     // around).
-    let stored = values_of(&t, &old, auth.tenant.policy.utc_offset_minutes);
+    let offset = form_offset(&pairs, &auth);
+    let stored = values_of(&t, &old, offset);
     values.retain(|k, v| {
         if stored.get(k) == Some(v) {
             return false;
@@ -1757,14 +1772,15 @@ pub async fn update_record(
             Some(n) if matches!(f.kind, FieldKind::Link { .. }) => &Value::String(n.to_string()),
             _ => v,
         };
-        f.parse(v).map_or(true, |c| lf(c) != lf(cell(f.id).unwrap_or(daicho_domain::table::Cell::Null)))
+        crate::handlers::tables::parse_at(f, v, offset)
+            .map_or(true, |c| lf(c) != lf(cell(f.id).unwrap_or(daicho_domain::table::Cell::Null)))
     });
     // Back to the grid as it was left (search, filters, sort, view, page).
     let from = from_of(&pairs);
     let sep = if from.is_empty() { "" } else { "&" };
     // Only what the form holds is written (`form_values` sets every field it showed).
     let (resolved, link_errs) = crate::handlers::tables::with_link_ids(&state, &ctx, &auth, &t, &values).await?;
-    let parsed = parse_values(&t, &resolved, false, &writes, auth.tenant.policy.utc_offset_minutes);
+    let parsed = parse_values(&t, &resolved, false, &writes, offset);
     let parsed = crate::handlers::tables::with_errors(parsed, link_errs);
     let result = match auth.noting_refusal(&state, &ctx, &open, &t, parsed).await {
         // A form with nothing to write (nothing changed, or every field it showed is gone):

@@ -1897,15 +1897,21 @@ async fn send_within(tx: &tokio::sync::mpsc::Sender<Piece>, bytes: Vec<u8>, stal
     matches!(tokio::time::timeout(stall, tx.send(Ok(bytes))).await, Ok(Ok(())))
 }
 
-/// An export's body: its pieces as queued, then, when `cut` was set before the last sender
+/// An export's body: its pieces as queued, then, unless `whole` was set before the last sender
 /// went, an error, so that an export which did not finish is cut off rather than ended like
-/// a whole file.
-fn export_body(
+/// a whole file: also one whose writer stopped without a word (a panic drops the sender with
+/// nothing set).
+pub(crate) fn export_body(
     rx: tokio::sync::mpsc::Receiver<Piece>,
-    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    whole: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> impl tokio_stream::Stream<Item = Piece> {
+    let mut ended = false;
     let end = tokio_stream::iter(std::iter::from_fn(move || {
-        cut.swap(false, std::sync::atomic::Ordering::SeqCst).then(|| Err(std::io::Error::other("export interrupted")))
+        if ended {
+            return None;
+        }
+        ended = true;
+        (!whole.load(std::sync::atomic::Ordering::SeqCst)).then(|| Err(std::io::Error::other("export interrupted")))
     }));
     tokio_stream::StreamExt::chain(tokio_stream::wrappers::ReceiverStream::new(rx), end)
 }
@@ -1966,8 +1972,8 @@ pub async fn export_records(
     state.store.append_audit(started).await?;
     let stall = state.settings.export_stall;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let cut_seen = cut.clone();
+    let whole = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let whole_seen = whole.clone();
     let store = state.store.clone();
     let mut finished =
         ctx.event_by(&auth.principal, AuditAction::RecordExport, Outcome::Success).target(format!("table:{}", t.id));
@@ -2066,11 +2072,11 @@ pub async fn export_records(
         if failed {
             ok = false;
         }
-        // An export that did not finish must not end like a whole file: the body then ends
-        // with an error (the connection is cut, not closed cleanly), even when its client has
-        // stopped reading and nothing more can be queued for it.
-        if !ok {
-            cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Only an export that finished ends like a whole file; any other body ends with an
+        // error (the connection is cut, not closed cleanly), even when its client has stopped
+        // reading and nothing more can be queued for it.
+        if ok {
+            whole.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         drop(tx);
         finished.at = clock.now();
@@ -2085,7 +2091,7 @@ pub async fn export_records(
             tracing::error!(error = %e, "could not record the end of an export");
         }
     });
-    let mut res = axum::body::Body::from_stream(export_body(rx, cut_seen)).into_response();
+    let mut res = axum::body::Body::from_stream(export_body(rx, whole_seen)).into_response();
     let h = res.headers_mut();
     let ct = if sjis { "text/csv; charset=shift_jis" } else { "text/csv; charset=utf-8" };
     h.insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static(ct));
@@ -3451,7 +3457,8 @@ mod export_tests {
             let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let body = export_body(rx, flag.clone());
             tx.send(Ok(b"head".to_vec())).await.unwrap_or_default();
-            flag.store(cut, std::sync::atomic::Ordering::SeqCst);
+            // (A writer that ends without saying the file is whole, a panic among them, cuts it.)
+            flag.store(!cut, std::sync::atomic::Ordering::SeqCst);
             drop(tx);
             let pieces: Vec<Piece> = body.collect().await;
             assert_eq!(pieces.len(), if cut { 2 } else { 1 });
