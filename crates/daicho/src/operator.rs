@@ -424,7 +424,11 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
                     FieldKind::Link { table: TableId::new_random(), show: FieldId::new_random() },
                     rules(true, false),
                 ),
-                ("品番 SKU", FieldKind::Text, rules(true, false)),
+                (
+                    "製品 Product",
+                    FieldKind::Link { table: TableId::new_random(), show: FieldId::new_random() },
+                    rules(true, false),
+                ),
                 ("数量 Quantity", FieldKind::Integer, rules(true, false)),
                 ("受注日 Ordered", FieldKind::Date, rules(true, false)),
                 ("状態 Status", choice(&["受付", "出荷済", "請求済", "完了"]), rules(true, false)),
@@ -467,10 +471,12 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
             .authorize_table::<daicho_domain::access::Design>(&table_scope(id))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for (fname, kind, r) in fields {
-            // Orders link to their customer and show its company name.
-            let kind = match (&kind, tables.first()) {
-                (FieldKind::Link { .. }, Some(customers)) => {
-                    let c: &daicho_domain::table::TableDef = customers;
+            // Orders link to their customer (showing its company name) and to their product
+            // (showing its SKU).
+            let target = if fname.starts_with("製品") { tables.get(1) } else { tables.first() };
+            let kind = match (&kind, target) {
+                (FieldKind::Link { .. }, Some(linked)) => {
+                    let c: &daicho_domain::table::TableDef = linked;
                     FieldKind::Link { table: c.id, show: c.fields[0].id }
                 }
                 _ => kind,
@@ -536,7 +542,8 @@ pub async fn seed_demo_tables(store: &dyn Store, now: OffsetDateTime) -> anyhow:
             (o[0], text(format!("SO-{:06}", i + 1))),
             // customers were imported first into a fresh table, so their ids are 1..=400
             (o[1], Cell::Int(((i * 7) % customers.len() + 1) as i64)),
-            (o[2], text(format!("P-{:04}", (i * 11) % 60 + 1))),
+            // (products too were imported into a fresh table: ids 1..=60)
+            (o[2], Cell::Int(((i * 11) % 60 + 1) as i64)),
             (o[3], Cell::Int(((i * 13) % 50 + 1) as i64)),
             (o[4], date((i % 365) as i64)),
             (o[5], text(["受付", "出荷済", "請求済", "完了"][i % 4].into())),

@@ -1702,6 +1702,8 @@ async fn the_demo_tenant_has_a_small_business_to_explore_and_reseeding_adds_noth
     let (_, v) = admin.get_json(&format!("/api/v1/tables/{tid}/records?limit=1")).await;
     let lookups = v["records"][0]["lookups"].as_object().unwrap();
     assert!(lookups.values().next().unwrap().as_str().unwrap().len() > 3, "{v}");
+    // And to their product, showing its SKU.
+    assert!(lookups.values().any(|l| l.as_str().is_some_and(|s| s.starts_with("P-"))), "{v}");
     let customers = tables.iter().find(|t| t["name"].as_str().unwrap().starts_with("顧客")).unwrap();
     let cid = customers["id"].as_str().unwrap();
     let (_, v) = admin.get_json(&format!("/api/v1/tables/{cid}/records?q=%E6%9D%B1%E4%BA%AC&limit=5")).await;
