@@ -114,6 +114,11 @@ impl Errors {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// Whether the form's only problem is that its data changed meanwhile (nothing to correct
+    /// in what was typed: the page shows the data as it is now).
+    pub fn only_conflict(&self) -> bool {
+        !self.0.is_empty() && self.0.0.iter().all(|e| matches!(e.code, "changed_meanwhile" | "stale"))
+    }
     /// The link fields named by errors of `code` ("link:受注 › 顧客"), without their prefix; an
     /// empty name for one the user may not see.
     pub fn links_with(&self, code: &str) -> Vec<String> {
