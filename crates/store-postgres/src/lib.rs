@@ -847,12 +847,22 @@ impl PgStore {
             .execute(&mut **tx)
             .await
             .map_err(internal)?;
+        Self::revoke_tokens_in(tx, &tenant.to_string(), &id.to_string(), at).await
+    }
+
+    /// Revokes every API token of a user still in use, at `at`, inside the caller's transaction.
+    async fn revoke_tokens_in(
+        tx: &mut Transaction<'static, Postgres>,
+        tenant: &str,
+        user: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
         )
         .bind(ms(at))
-        .bind(id.to_string())
-        .bind(tenant.to_string())
+        .bind(user)
+        .bind(tenant)
         .execute(&mut **tx)
         .await
         .map_err(internal)?;
@@ -3217,15 +3227,7 @@ impl Store for PgStore {
             .map_err(internal)?;
         // The user's tokens end with the old password (they are refused from now on): said so
         // in the list of tokens, which no longer counts them against the limit.
-        sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
-        )
-        .bind(ms(at))
-        .bind(&user)
-        .bind(&tenant)
-        .execute(&mut *tx)
-        .await
-        .map_err(internal)?;
+        Self::revoke_tokens_in(&mut tx, &tenant, &user, at).await?;
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)
     }

@@ -155,6 +155,22 @@ impl Objects {
     }
 }
 
+/// `method path` as `who` sends it, its placeholders filled from `o`, with a well-formed body
+/// (`body_for`) and their CSRF token: the answer's status.
+async fn request_naming(who: &daicho_testkit::Persona, method: &str, path: &str, o: &Objects) -> StatusCode {
+    let (ct, body) = body_for(method, path, o);
+    let body = if ct.starts_with("application/x-www-form-urlencoded") { format!("csrf={}", who.csrf) } else { body };
+    who.client
+        .request(Method::from_bytes(method.as_bytes()).unwrap(), who.url(&o.path(path)))
+        .header("x-csrf-token", &who.csrf)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 /// A well-formed request body for `method path`, so that only the tenancy can refuse it.
 fn body_for(method: &str, path: &str, o: &Objects) -> (&'static str, String) {
     let json = |v: serde_json::Value| ("application/json", v.to_string());
@@ -247,21 +263,10 @@ async fn every_route_naming_another_tenants_object_answers_404_and_changes_nothi
     let mut wrong = Vec::new();
     let mut tried = 0;
     for r in inventory().iter().filter(|r| r.path.contains('{')) {
-        let path = o.path(r.path);
-        let (ct, body) = body_for(r.method, r.path, &o);
-        let body = if ct.starts_with("application/x-www-form-urlencoded") { format!("csrf={}", b.csrf) } else { body };
-        let resp = b
-            .client
-            .request(Method::from_bytes(r.method.as_bytes()).unwrap(), b.url(&path))
-            .header("x-csrf-token", &b.csrf)
-            .header("content-type", ct)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let status = request_naming(b, r.method, r.path, &o).await;
         tried += 1;
-        if resp.status() != StatusCode::NOT_FOUND {
-            wrong.push(format!("{} {} -> {}", r.method, r.path, resp.status()));
+        if status != StatusCode::NOT_FOUND {
+            wrong.push(format!("{} {} -> {status}", r.method, r.path));
         }
     }
     assert!(tried >= 50, "{tried}");
@@ -332,21 +337,10 @@ async fn a_route_naming_ones_own_object_and_another_tenants_answers_404_and_chan
         } else {
             continue;
         };
-        let path = o.path(r.path);
-        let (ct, body) = body_for(r.method, r.path, o);
-        let body = if ct.starts_with("application/x-www-form-urlencoded") { format!("csrf={}", b.csrf) } else { body };
-        let resp = b
-            .client
-            .request(Method::from_bytes(r.method.as_bytes()).unwrap(), b.url(&path))
-            .header("x-csrf-token", &b.csrf)
-            .header("content-type", ct)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let status = request_naming(b, r.method, r.path, o).await;
         tried += 1;
-        if resp.status() != StatusCode::NOT_FOUND {
-            wrong.push(format!("{} {} -> {}", r.method, path, resp.status()));
+        if status != StatusCode::NOT_FOUND {
+            wrong.push(format!("{} {} -> {status}", r.method, o.path(r.path)));
         }
     }
     assert!(tried >= 10, "{tried}");
