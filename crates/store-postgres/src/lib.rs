@@ -3712,6 +3712,37 @@ impl PgStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(internal)?;
+                // Nor does a saved view keep it: its sort keys and columns on it go, and a view
+                // that filters by it goes with it (see `guard::spec_without_field`).
+                let views: Vec<(String, String)> =
+                    sqlx::query_as("SELECT id, spec FROM saved_views WHERE table_id = $1 AND strpos(spec, $2) > 0")
+                        .bind(table.to_string())
+                        .bind(f.to_string())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(internal)?;
+                for (id, spec) in views {
+                    let spec: daicho_domain::view::ViewSpec =
+                        serde_json::from_str(&spec).map_err(|_| StoreError::Internal("bad view spec".into()))?;
+                    match guard::spec_without_field(&spec, f) {
+                        Some(kept) => {
+                            let kept = serde_json::to_string(&kept).map_err(|e| StoreError::Internal(e.to_string()))?;
+                            sqlx::query("UPDATE saved_views SET spec = $1 WHERE id = $2")
+                                .bind(kept)
+                                .bind(id)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(internal)?;
+                        }
+                        None => {
+                            sqlx::query("DELETE FROM saved_views WHERE id = $1")
+                                .bind(id)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(internal)?;
+                        }
+                    }
+                }
             }
         }
         Self::append_in(&mut tx, event).await?;

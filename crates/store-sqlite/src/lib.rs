@@ -3501,6 +3501,37 @@ impl SqliteStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(internal)?;
+                // Nor does a saved view keep it: its sort keys and columns on it go, and a view
+                // that filters by it goes with it (see `guard::spec_without_field`).
+                let views: Vec<(String, String)> =
+                    sqlx::query_as("SELECT id, spec FROM saved_views WHERE table_id = ? AND instr(spec, ?) > 0")
+                        .bind(table.to_string())
+                        .bind(f.to_string())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(internal)?;
+                for (id, spec) in views {
+                    let spec: daicho_domain::view::ViewSpec =
+                        serde_json::from_str(&spec).map_err(|_| StoreError::Internal("bad view spec".into()))?;
+                    match guard::spec_without_field(&spec, f) {
+                        Some(kept) => {
+                            let kept = serde_json::to_string(&kept).map_err(|e| StoreError::Internal(e.to_string()))?;
+                            sqlx::query("UPDATE saved_views SET spec = ? WHERE id = ?")
+                                .bind(kept)
+                                .bind(id)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(internal)?;
+                        }
+                        None => {
+                            sqlx::query("DELETE FROM saved_views WHERE id = ?")
+                                .bind(id)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(internal)?;
+                        }
+                    }
+                }
             }
         }
         Self::append_in(&mut tx, event).await?;

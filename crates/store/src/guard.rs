@@ -37,6 +37,22 @@ pub fn check_unchanged_for_bulk(old: &Record, since: Option<i64>) -> StoreResult
     Ok(())
 }
 
+/// A saved view's spec once field `f` is purged (deleted for good): without its sort keys and
+/// columns; `None` when a filter names it (the view cannot run, nor be widened unseen: it is
+/// deleted with the field, so that no filter value on a field deleted for good stays behind).
+pub fn spec_without_field(
+    spec: &daicho_domain::view::ViewSpec,
+    f: daicho_domain::FieldId,
+) -> Option<daicho_domain::view::ViewSpec> {
+    if spec.filters.iter().any(|x| x.field == f) {
+        return None;
+    }
+    let mut out = spec.clone();
+    out.sort.retain(|s| s.field != f);
+    out.columns.retain(|c| *c != f);
+    Some(out)
+}
+
 /// The details of a record update's event when the values sent were those stored (no new
 /// version is made).
 pub const NO_CHANGE: &str = "no change: every value sent was the one stored";

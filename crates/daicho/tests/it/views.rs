@@ -460,8 +460,20 @@ async fn a_view_naming_a_field_deleted_since_runs_without_its_column_and_sort_or
     assert!(page.contains("Delete this view"), "{page}");
     assert!(page.contains(&format!("href=\"/tables/{t}?view={over}\" aria-current=\"page\"")), "{page}");
     assert!(!page.contains("案件01"), "no records listed");
+    // Deleted for good (purged from the trash), the field leaves no trace in saved views: the
+    // view filtering by it goes with it, the other keeps its other columns and filter.
+    let (s, v) = a.send_json(Method::DELETE, &format!("/api/v1/trash/tables/{t}/fields/{}", d.amount), json!({})).await;
+    assert!(s.is_success(), "{s} {v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{t}/views")).await;
+    let names: Vec<&str> = v["views"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["金額順"], "{v}");
+    let sql: &'static str =
+        Box::leak(format!("SELECT COUNT(*) FROM saved_views WHERE spec LIKE '%{}%'", d.amount).into_boxed_str());
+    assert_eq!(app.raw_i64(sql).await, 0, "no view spec names the purged field");
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={by_amount}")).await;
+    assert_eq!((s, titles(&v, &d).len()), (StatusCode::OK, 4), "{v}");
     let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{t}/views/{over}"), json!({})).await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(s, StatusCode::NOT_FOUND, "gone with the field");
 }
 
 #[tokio::test]
