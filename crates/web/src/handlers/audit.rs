@@ -262,7 +262,6 @@ pub async fn export_audit(
         if matches!(end, "finished:" | "cut at the limit after") {
             whole.store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        drop(tx);
         finished.at = clock.now();
         finished.details = match stopped {
             Some(why) => format!("{end} {sent} events: {why}"),
@@ -271,6 +270,9 @@ pub async fn export_audit(
         if let Err(e) = store.append_audit(finished).await {
             tracing::error!(error = %e, "could not record the end of a history export");
         }
+        // The body ends only now, so that a client which has the whole file finds its end in
+        // the history.
+        drop(tx);
     });
     let mut res = Body::from_stream(super::tables::export_body(rx, whole_seen)).into_response();
     let h = res.headers_mut();

@@ -2078,7 +2078,6 @@ pub async fn export_records(
         if ok {
             whole.store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        drop(tx);
         finished.at = clock.now();
         finished.details = match stopped {
             Some(why) => format!("stopped after {rows} rows: {why}"),
@@ -2090,6 +2089,9 @@ pub async fn export_records(
         if let Err(e) = store.append_audit(finished).await {
             tracing::error!(error = %e, "could not record the end of an export");
         }
+        // The body ends only now, so that a client which has the whole file finds its end in
+        // the history.
+        drop(tx);
     });
     let mut res = axum::body::Body::from_stream(export_body(rx, whole_seen)).into_response();
     let h = res.headers_mut();
