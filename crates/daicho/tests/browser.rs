@@ -142,7 +142,6 @@ async fn wait_path(c: &Client, want: &str) {
     panic!("expected {want}, at {} showing:\n{}", path(c).await, c.source().await.unwrap());
 }
 
-/// Waits until the page shows `text`.
 /// Waits until the current URL's query contains `part` (a form submission has navigated).
 async fn wait_query(c: &Client, part: &str) {
     for _ in 0..100 {
@@ -154,6 +153,7 @@ async fn wait_query(c: &Client, part: &str) {
     panic!("never reached a URL with {part}: at {}", path(c).await);
 }
 
+/// Waits until the page shows `text`.
 async fn wait_text(c: &Client, text: &str) {
     for _ in 0..100 {
         if c.source().await.unwrap().contains(text) {
@@ -534,6 +534,29 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     click(&c, "form[action$='/records'] button[type=submit]").await;
     wait_path(&c, &format!("{orders_path}?done=record_created")).await;
     wait_text(&c, "2 records").await;
+    // Sorted by the link (by the linked record: 株式会社テスト is customer 1, 大阪精機 came
+    // later) both ways: the other way first, as the grid's own order (newest order first)
+    // lists them as ascending does.
+    let customers_in_order = || async {
+        let mut out = Vec::new();
+        for row in c.find_all(Locator::Css("table.grid-table tbody tr")).await.unwrap() {
+            let text = row.text().await.unwrap();
+            out.push(if text.contains("大阪精機") { "大阪精機" } else if text.contains("株式会社テスト") { "テスト" } else { "?" });
+        }
+        out
+    };
+    assert_eq!(customers_in_order().await, ["テスト", "大阪精機"], "the grid's own order");
+    click_on(&c, Locator::XPath("//select[@id='sort']/option[contains(., '顧客')]")).await;
+    click_on(&c, Locator::Css("#dir option[value='desc']")).await;
+    click(&c, "form[role=search] button[type=submit]").await;
+    wait_query(&c, "dir=desc").await;
+    wait_text(&c, "2 records").await;
+    assert_eq!(customers_in_order().await, ["大阪精機", "テスト"], "sorted by the customer, last first");
+    click_on(&c, Locator::Css("#dir option[value='asc']")).await;
+    click(&c, "form[role=search] button[type=submit]").await;
+    wait_query(&c, "dir=asc").await;
+    wait_text(&c, "2 records").await;
+    assert_eq!(customers_in_order().await, ["テスト", "大阪精機"], "and first first");
     click_on(&c, Locator::XPath("//select[@name='ff']/option[contains(., '顧客')]")).await;
     click_on(&c, Locator::Css("select[name=fo] option[value='eq']")).await;
     fill(&c, "input[name=fv]", "大阪精機").await;
