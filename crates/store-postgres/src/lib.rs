@@ -1368,6 +1368,12 @@ impl Store for PgStore {
             sqlx::Connection::begin_with(&mut **lease, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 .await
                 .map_err(internal)?;
+        // The design its records are read with is the one they were written with (an export
+        // that began as the field's type was being changed would otherwise write 5 made 5.00
+        // as "500"). The table's lock first, before the snapshot is taken: no change of its
+        // columns commits until the export ends, and the catalogue and the records are then
+        // read in one snapshot.
+        check_design_read(&mut snapshot, table).await?;
         loop {
             let page = self.list_page(&mut snapshot, true, scope, table, &query).await?;
             let full = page.len() >= query.limit as usize;
@@ -4142,8 +4148,22 @@ fn storage_letters(storages: impl Iterator<Item = Storage>) -> String {
 /// after it is the committed one, and no change can begin before this write ends. A writer
 /// waits at most 5 s for a change under way, then gets the same 409.
 async fn check_design(tx: &mut Transaction<'static, Postgres>, table: &TableDef) -> StoreResult<()> {
+    lock_user_table(tx, table, "ROW EXCLUSIVE").await?;
+    design_stands_in(tx, table).await
+}
+
+/// The design check of a read of many records in one snapshot (an export): the table's
+/// lock that a change of its columns waits for (ACCESS SHARE, as any read takes; 5 s at most
+/// behind one under way), then its catalogue, read in the transaction's snapshot.
+async fn check_design_read(tx: &mut Transaction<'_, Postgres>, table: &TableDef) -> StoreResult<()> {
+    lock_user_table(tx, table, "ACCESS SHARE").await?;
+    design_stands_in(tx, table).await
+}
+
+/// Locks user table `table` in `mode`, waiting 5 s at most.
+async fn lock_user_table(tx: &mut Transaction<'_, Postgres>, table: &TableDef, mode: &'static str) -> StoreResult<()> {
     let lock = format!(
-        "SET LOCAL lock_timeout = '5s'; LOCK TABLE {} IN ROW EXCLUSIVE MODE; SET LOCAL lock_timeout = DEFAULT",
+        "SET LOCAL lock_timeout = '5s'; LOCK TABLE {} IN {mode} MODE; SET LOCAL lock_timeout = DEFAULT",
         ut::table_ident(table.id)
     );
     sqlx::raw_sql(AssertSqlSafe(lock)).execute(&mut **tx).await.map_err(|e| {
@@ -4153,6 +4173,11 @@ async fn check_design(tx: &mut Transaction<'static, Postgres>, table: &TableDef)
             _ => internal(e),
         }
     })?;
+    Ok(())
+}
+
+/// [`daicho_store::design_stands`] on the catalogue as `tx` reads it.
+async fn design_stands_in(tx: &mut Transaction<'_, Postgres>, table: &TableDef) -> StoreResult<()> {
     let rows: Vec<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT f.id, f.kind, f.rules FROM user_tables t \
          LEFT JOIN user_fields f ON f.table_id = t.id AND f.deleted_at IS NULL \

@@ -1171,6 +1171,10 @@ impl Store for SqliteStore {
         });
         let mut lease = self.reader().await?;
         let mut snapshot = sqlx::Connection::begin(&mut **lease).await.map_err(internal)?;
+        // The snapshot's first read: the design its records are read with is the one they
+        // were written with (an export that began as the field's type was being changed, and
+        // waited for that change, would otherwise write 5 made 5.00 as "500").
+        check_design(&mut snapshot, table).await?;
         let read = async {
             loop {
                 let texts = self.page_json(&mut snapshot, scope, table, &query).await?;

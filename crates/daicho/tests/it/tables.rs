@@ -1436,6 +1436,43 @@ async fn an_export_reads_one_snapshot_while_records_move_across_its_position() {
     assert_eq!(v["records"][0]["id"], before[29].0);
 }
 
+/// An export whose request read the table's design before a change of a field's type committed
+/// (on SQLite it waits behind that change to record its start) reads no record with the old
+/// design: its snapshot begins with the design check, and the export is refused (409) rather
+/// than writing 5 made 5.00 as "500".
+#[tokio::test]
+async fn an_export_reads_its_records_only_with_the_design_they_were_written_with() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let staff = field_id(&table, "従業員数");
+    assert_eq!(import(a, &tid, "", "会社名,従業員数\n甲,5\n乙,7\n".as_bytes().to_vec()).await.0, StatusCode::OK);
+    // The design as a request read it, then the type changed.
+    let (scope, def) = app.admin_view("acme", "admin", &tid).await;
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{tid}/fields/{staff}/retype"), json!({"kind": {"type": "decimal", "scale": 2}}))
+        .await;
+    assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    let (pages, mut rx) = tokio::sync::mpsc::channel(4);
+    let query = daicho_domain::table::RecordQuery { limit: 1000, ..Default::default() };
+    let read = app.store().scan_records(&scope, &def, query, pages).await;
+    match read {
+        Err(daicho_store::StoreError::Conflict(e)) => assert_eq!(e.code_for("values"), Some("design_changed")),
+        other => panic!("{other:?}"),
+    }
+    assert!(rx.recv().await.is_none(), "no page read with the old design");
+    // Read with the design as it stands, the export holds the values as they are now.
+    let r = a.get(&format!("/api/v1/tables/{tid}/export.csv")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let bytes = r.bytes().await.unwrap();
+    let mut rdr = csv::Reader::from_reader(&bytes[3..]);
+    let column = rdr.headers().unwrap().iter().position(|h| h == "従業員数").unwrap();
+    let mut values: Vec<String> = rdr.records().map(|r| r.unwrap()[column].to_owned()).collect();
+    values.sort();
+    assert_eq!(values, ["5.00", "7.00"]);
+}
+
 /// A node reads two import uploads (each up to 64 MiB) at once: a third waits for a place
 /// before its body is read, other requests are answered meanwhile, and an upload that ends,
 /// finished or broken off by its client, gives its place back.

@@ -1991,6 +1991,23 @@ pub async fn export_records(
         drop(place);
         read
     });
+    // The first page is awaited before the answer: a design changed since this request read
+    // it (found as the export's snapshot begins) is answered 409, not sent as a file cut off
+    // after its header.
+    let (mut first_batch, reader) = match batches_rx.recv().await {
+        Some(batch) => (Some(batch), futures_util::future::Either::Left(reader)),
+        None => {
+            let read = reader.await;
+            if let Ok(Err(e @ daicho_store::StoreError::Conflict(_))) = read {
+                finished.at = clock.now();
+                finished.outcome = Outcome::Failure;
+                finished.details = "refused before the first row: the table's design changed".into();
+                state.store.append_audit(finished).await?;
+                return Err(e.into());
+            }
+            (None, futures_util::future::Either::Right(std::future::ready(read)))
+        }
+    };
     tokio::spawn(async move {
         // The CSV writer's output is UTF-8 already (every cell is a `str`): only Shift_JIS
         // needs it as text, to convert it.
@@ -2024,7 +2041,11 @@ pub async fn export_records(
         let mut w = chunk();
         let (mut checked, mut stopped) = (clock.now(), None);
         while ok {
-            let Some(batch) = batches_rx.recv().await else { break };
+            let next = match first_batch.take() {
+                Some(batch) => Some(batch),
+                None => batches_rx.recv().await,
+            };
+            let Some(batch) = next else { break };
             // The session or token is asked again as the export goes (at most every
             // EXPORT_RECHECK): disabling the user, ending the session or revoking the token
             // stops a download under way, however slowly its client reads; so does a change
