@@ -36,6 +36,9 @@ pub struct PasswordHasher {
     /// A hash of a random password, verified against when the user does not exist so that an
     /// unknown login ID costs the same time as a wrong password (no user enumeration by timing).
     dummy: String,
+    /// Verifications made (of a stored hash or the dummy), shared by the clones: each sign-in
+    /// attempt makes exactly one, whatever its outcome, which tests count.
+    verifications: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -48,7 +51,7 @@ impl PasswordHasher {
     pub fn new() -> Result<Self, HashError> {
         let params = Params::new(19 * 1024, 2, 1, None).map_err(|_| HashError)?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let mut this = Self { argon, dummy: String::new() };
+        let mut this = Self { argon, dummy: String::new(), verifications: Default::default() };
         this.dummy = this.hash(&crate::token::Token::generate().plain)?;
         Ok(this)
     }
@@ -57,18 +60,28 @@ impl PasswordHasher {
         self.argon.hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|_| HashError)
     }
 
-    /// True when `password` matches `hash`. A malformed stored hash never matches.
+    /// True when `password` matches `hash`. A malformed stored hash never matches. A password
+    /// longer than any that may be set never matches either, and costs the time of one
+    /// verification all the same: answered at once, it would tell a known login ID (refused
+    /// at once) from an unknown one (whose dummy verification takes its time).
     pub fn verify(&self, hash: &str, password: &str) -> bool {
         if password.chars().count() > MAX_PASSWORD_CHARS {
-            return false;
+            return self.verify_dummy(password);
         }
+        self.verifications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.argon.verify_password(password.as_bytes(), hash).is_ok()
     }
 
     /// Spends the time of one verification and returns false.
     pub fn verify_dummy(&self, password: &str) -> bool {
+        self.verifications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = self.argon.verify_password(password.as_bytes(), self.dummy.as_str());
         false
+    }
+
+    /// How many verifications this hasher and its clones have made.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

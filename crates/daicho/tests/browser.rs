@@ -541,7 +541,13 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
         let mut out = Vec::new();
         for row in c.find_all(Locator::Css("table.grid-table tbody tr")).await.unwrap() {
             let text = row.text().await.unwrap();
-            out.push(if text.contains("大阪精機") { "大阪精機" } else if text.contains("株式会社テスト") { "テスト" } else { "?" });
+            out.push(if text.contains("大阪精機") {
+                "大阪精機"
+            } else if text.contains("株式会社テスト") {
+                "テスト"
+            } else {
+                "?"
+            });
         }
         out
     };

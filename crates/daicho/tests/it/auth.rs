@@ -1,7 +1,5 @@
 //! Sign-in: one generic answer, no enumeration, lockout and unlock, throttling, audit.
 
-use std::time::Instant;
-
 use daicho_testkit::reqwest::StatusCode;
 use daicho_testkit::{Persona, TestApp};
 use serde_json::{Value, json};
@@ -103,44 +101,32 @@ async fn every_login_failure_gets_the_same_answer_so_users_cannot_be_enumerated(
     assert_eq!(v["error"]["code"], "unauthenticated");
 }
 
+/// Every refused sign-in costs one argon2 verification, whatever was wrong: an unknown tenant
+/// or user, a malformed login ID, a wrong password, or a password longer than any that may be
+/// set (it was refused at once for a known user, while an unknown one took a verification's
+/// time: a way to tell known login IDs apart). Counted, not timed: a verification is the whole
+/// of an attempt's cost that depends on the account (about 25 ms against 4 ms without one),
+/// and a count does not move with the machine's load as wall-clock medians did.
 #[tokio::test]
 async fn an_unknown_user_costs_the_same_time_as_a_wrong_password() {
     let app = TestApp::start().await;
     let (_, pw) = app.tenant("acme").await;
-    // A high threshold so that the wrong passwords below do not lock the account.
-    let admin = app.login("acme", "admin", &pw).await;
-    let f = [
-        ("password_min_length", "12"),
-        ("password_history", "5"),
-        ("password_max_age_days", "0"),
-        ("password_expiry_warning_days", "14"),
-        ("lockout_threshold", "100"),
-        ("lockout_minutes", "15"),
-        ("idle_timeout_minutes", "30"),
-        ("absolute_timeout_hours", "12"),
+    let long = "x".repeat(300);
+    let cases = [
+        ("acme", "nobody", "wrong-password"),
+        ("acme", "admin", "wrong-password"),
+        ("acme", "admin", long.as_str()),
+        ("acme", "nobody", long.as_str()),
+        ("nosuchtenant", "admin", "wrong-password"),
+        ("acme", "not a login id!", "wrong-password"),
+        ("acme", "admin", pw.as_str()),
     ];
-    assert_eq!(admin.post_form("/admin/policy", &f).await.status(), StatusCode::SEE_OTHER);
-    // Interleaved pairs, so that both kinds see the same machine load; compare medians.
-    let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
-    form_login(&app, "acme", "nobody", "warm-up").await;
-    for i in 0..11 {
-        let t = Instant::now();
-        form_login(&app, "acme", "nobody", &format!("wrong-password-{i}")).await;
-        unknown.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        form_login(&app, "acme", "admin", &format!("wrong-password-{i}")).await;
-        wrong.push(t.elapsed().as_secs_f64());
+    for (tenant, login, password) in cases {
+        let before = app.hasher.verifications();
+        let (s, _) = form_login(&app, tenant, login, password).await;
+        let spent = app.hasher.verifications() - before;
+        assert_eq!(spent, 1, "{tenant} / {login} / {} characters: {s}", password.len());
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        v[v.len() / 2]
-    };
-    // Without the dummy verification an unknown user was measured at 4.3 ms against 24.9 ms
-    // for a wrong password (a ratio of 0.17, which fails this test); the band leaves room for
-    // the load of the rest of the suite on two cores, which has put the medians 2.4 times
-    // apart the other way.
-    let (u, w) = (median(&mut unknown), median(&mut wrong));
-    assert!((0.33..3.0).contains(&(u / w)), "unknown user {u:.4}s vs wrong password {w:.4}s");
 }
 
 #[tokio::test]

@@ -1451,7 +1451,10 @@ async fn an_export_reads_its_records_only_with_the_design_they_were_written_with
     // The design as a request read it, then the type changed.
     let (scope, def) = app.admin_view("acme", "admin", &tid).await;
     let (s, v) = a
-        .post_json(&format!("/api/v1/tables/{tid}/fields/{staff}/retype"), json!({"kind": {"type": "decimal", "scale": 2}}))
+        .post_json(
+            &format!("/api/v1/tables/{tid}/fields/{staff}/retype"),
+            json!({"kind": {"type": "decimal", "scale": 2}}),
+        )
         .await;
     assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
     let (pages, mut rx) = tokio::sync::mpsc::channel(4);
