@@ -148,6 +148,25 @@ pub struct SqliteStore {
     /// The task that checkpoints the WAL off the request path (see `checkpoint`); it stops
     /// when the last clone of the store is dropped.
     checkpointer: Arc<Checkpointer>,
+    /// Writers waiting for the database's write lock now (`write_tx`), for tests that make
+    /// a request wait behind a transaction they hold.
+    writers_waiting: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts one writer waiting while it lives (also when its wait is abandoned).
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// How long a plan decision is reused; and how many are kept (the memo starts again when full).
@@ -270,6 +289,7 @@ impl SqliteStore {
             import_turn: Arc::new(tokio::sync::Semaphore::new(1)),
             warm: Arc::new(Warm::new(settings.max_connections.max(1), recheck)),
             checkpointer: Arc::new(Checkpointer::start(pool)),
+            writers_waiting: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -381,6 +401,11 @@ impl SqliteStore {
     /// How many of the checkpoint task's passes left the WAL fully copied (for tests).
     pub fn checkpoint_passes_for_tests(&self) -> u64 {
         self.checkpointer.passes()
+    }
+
+    /// How many writers wait for the database's write lock now (for tests).
+    pub fn writers_waiting_for_tests(&self) -> usize {
+        self.writers_waiting.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How many connections are kept warm now (for tests).
@@ -541,6 +566,7 @@ impl SqliteStore {
     }
 
     async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        let _waiting = Waiting::new(&self.writers_waiting);
         self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(internal)
     }
 
@@ -1068,6 +1094,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<(u64, u64)> {
         guard::check_table(scope, table)?;
         let Some(first) = parts.recv().await else { return Err(daicho_store::import_abandoned()) };
+        // (Waiting for the database's write lock until its transaction begins, its turn first.)
+        let waiting = Waiting::new(&self.writers_waiting);
         let _turn = self.import_turn.acquire().await.map_err(|e| StoreError::Internal(e.to_string()))?;
         // A connection of its own with a large page cache: an import dirties pages all over
         // every index, and with the default 2 MB SQLite spills them to the WAL and reads them
@@ -1082,7 +1110,7 @@ impl Store for SqliteStore {
             .connect()
             .await
             .map_err(internal)?;
-        let written = import_on(&mut conn, scope, table, first, &mut parts, at, event).await;
+        let written = import_on(&mut conn, waiting, scope, table, first, &mut parts, at, event).await;
         drop(parts);
         if let Err(e) = conn.close().await {
             tracing::warn!(error = %e, "closing an import's connection failed");
@@ -4258,8 +4286,10 @@ const IMPORT_CACHE_KIB: u32 = 64 * 1024;
 /// The transaction of one import on `conn`: every part as it arrives, the keyword index of the
 /// new records filled once at the end, then the event and the commit. Returns early (the
 /// transaction rolled back on drop) when a part fails or the parts end without `Done`.
+#[allow(clippy::too_many_arguments)]
 async fn import_on(
     conn: &mut SqliteConnection,
+    waiting: Waiting<'_>,
     scope: &TableScope<Import>,
     table: &TableDef,
     first: ImportPart,
@@ -4270,6 +4300,7 @@ async fn import_on(
     let who = scope.actor().to_string();
     let t = ut::table_ident(table.id);
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(internal)?;
+    drop(waiting);
     check_design(&mut tx, table).await?;
     let before: i64 = sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)")
         .bind(&t)

@@ -238,6 +238,36 @@ impl TestApp {
         }
     }
 
+    /// Waits (10 s at most) until `n` writers wait behind a change held by
+    /// [`TestApp::hold_design_change`] or [`TestApp::hold_record_change`]: on SQLite, for the
+    /// database's write lock (an import for its turn too); on PostgreSQL, backends of this
+    /// test's database waiting for a lock (a table's or a row's). So a test commits the held
+    /// change only once the requests have read what they read before they write, without a
+    /// sleep.
+    pub async fn wait_for_waiting_writers(&self, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let waiting = match &self.running.store {
+                daicho::StoreHandle::Sqlite(s) => s.writers_waiting_for_tests(),
+                daicho::StoreHandle::Postgres(s) => {
+                    let count: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    )
+                    .fetch_one(s.pool_for_tests())
+                    .await
+                    .unwrap();
+                    usize::try_from(count).unwrap_or(0)
+                }
+            };
+            if waiting >= n {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{waiting} writers waiting, not {n}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Another writer's change of record `id` (text field `field_id` set to `text`, version
     /// bumped), its transaction held open until committed: on PostgreSQL the row stays locked,
     /// on SQLite the database's write lock is held (`BEGIN IMMEDIATE`).
