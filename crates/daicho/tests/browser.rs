@@ -153,6 +153,17 @@ async fn wait_query(c: &Client, part: &str) {
     panic!("never reached a URL with {part}: at {}", path(c).await);
 }
 
+/// Waits until the page has an element `at`.
+async fn wait_found(c: &Client, at: Locator<'_>) {
+    for _ in 0..100 {
+        if c.find(at).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    panic!("no {at:?} at {}", path(c).await);
+}
+
 /// Waits until the page shows `text`.
 async fn wait_text(c: &Client, text: &str) {
     for _ in 0..100 {
@@ -194,6 +205,7 @@ async fn a_user_signs_in_changes_the_password_signs_out_and_an_idle_session_ends
     wait_text(&c, "Chrome · Linux").await;
     shot(&c, "03-account").await;
     click(&c, "a[href='/account/password']").await;
+    wait_path(&c, "/account/password").await;
     fill(&c, "#current_password", &pw).await;
     fill(&c, "#new_password", "short").await;
     fill(&c, "#confirm_password", "short").await;
@@ -300,6 +312,7 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
 
     // A record with a bad number is explained; then it is saved and listed.
     click(&c, "a[href$='/records/new']").await;
+    wait_path(&c, &format!("{table_path}/records/new")).await;
     wait_text(&c, "New record").await;
     let inputs = c.find_all(Locator::Css("form[action$='/records'] input[type=text]")).await.unwrap();
     inputs[0].send_keys("株式会社テスト").await.unwrap();
@@ -319,6 +332,7 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
 
     // A duplicate name is refused with the unique rule's message.
     click(&c, "a[href$='/records/new']").await;
+    wait_path(&c, &format!("{table_path}/records/new")).await;
     wait_text(&c, "New record").await;
     c.find(Locator::Css("form[action$='/records'] input[type=text]"))
         .await
@@ -507,6 +521,7 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     click(&c, "form[action$='/fields'] button[type=submit]").await;
     wait_text(&c, ">顧客</th>").await;
     click(&c, "a[href$='/records/new']").await;
+    wait_path(&c, &format!("{orders_path}/records/new")).await;
     wait_text(&c, "New record").await;
     click_on(&c, Locator::XPath("//form[contains(@action,'/records')]//select/option[contains(., '株式会社テスト')]"))
         .await;
@@ -592,6 +607,8 @@ async fn an_admin_builds_a_table_adds_records_imports_a_csv_and_searches() {
     wait_text(&c, "Group saved.").await;
     click_on(&c, Locator::XPath("//label[contains(., 'taro')]/input")).await;
     click(&c, "form[action$='/members'] button[type=submit]").await;
+    // (The page before said "Group saved." too: the member shown ticked is this save's.)
+    wait_found(&c, Locator::XPath("//label[contains(., 'taro')]/input[@checked]")).await;
     wait_text(&c, "Group saved.").await;
     shot(&c, "19-group-matrix").await;
     c.goto(&app.url("/admin/users")).await.unwrap();

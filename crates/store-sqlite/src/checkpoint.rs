@@ -67,6 +67,12 @@ impl Checkpointer {
     pub(crate) fn passes(&self) -> u64 {
         self.passes.load(Ordering::Relaxed)
     }
+
+    /// Stops the task (for a test that counts what commits leave in the WAL).
+    #[cfg(test)]
+    pub(crate) fn stop(&self) {
+        self.task.abort();
+    }
 }
 
 impl Drop for Checkpointer {
