@@ -1220,8 +1220,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.unknown_field", "There is no such field.", "そのようなフィールドはありません。"),
     (
         "err.view_outdated",
-        "This saved view filters by a field that has since been deleted, so it cannot be shown. Delete the view and save it again as wanted.",
-        "この保存済みビューは、削除されたフィールドで絞り込んでいるため表示できません。ビューを削除し、必要に応じて保存し直してください。",
+        "This saved view filters by a field that has since been deleted, or whose type or choices changed so that the filter no longer fits, so it cannot be shown. Delete the view and save it again as wanted.",
+        "この保存済みビューは、その後削除されたフィールド、または種類や選択肢が変わって条件が合わなくなったフィールドで絞り込んでいるため表示できません。ビューを削除し、必要に応じて保存し直してください。",
     ),
     (
         "err.bad_choice",

@@ -476,6 +476,59 @@ async fn a_view_naming_a_field_deleted_since_runs_without_its_column_and_sort_or
     assert_eq!(s, StatusCode::NOT_FOUND, "gone with the field");
 }
 
+/// A view whose filter no longer fits its field (the field's type changed: "at least 500" on
+/// a number made text) is out of date as one on a deleted field is, with its delete button,
+/// not a mistake in the reader's query; its other filters and views run on.
+#[tokio::test]
+async fn a_view_whose_filter_no_longer_fits_its_retyped_field_says_it_is_out_of_date() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let d = setup(a).await;
+    let t = &d.tid;
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "大口", "shared": true, "filters": [{"field": "金額", "op": "gte", "value": "500"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let over = v["view"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "受注", "shared": true, "filters": [{"field": "段階", "op": "eq", "value": "受注"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let won = v["view"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={over}")).await;
+    assert_eq!((s, titles(&v, &d).len()), (StatusCode::OK, 7), "{v}");
+    let (s, v) =
+        a.post_json(&format!("/api/v1/tables/{t}/fields/{}/retype", d.amount), json!({"kind": {"type": "text"}})).await;
+    assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={over}")).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("view_outdated")),
+        "{v}"
+    );
+    let r = a.get(&format!("/tables/{t}?view={over}")).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("whose type or choices changed"), "{page}");
+    assert!(page.contains("Delete this view"), "{page}");
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={won}")).await;
+    assert_eq!((s, titles(&v, &d).len()), (StatusCode::OK, 4), "{v}");
+    // The same filter typed into a query is the reader's mistake, said as such.
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?filter.gte.{}=500", d.amount)).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("bad_operator")),
+        "{v}"
+    );
+}
+
 #[tokio::test]
 async fn a_shared_view_naming_a_linked_record_by_its_text_is_not_offered_to_who_may_not_read_that_text() {
     let app = TestApp::start().await;

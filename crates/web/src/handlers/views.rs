@@ -61,12 +61,27 @@ pub(crate) async fn resolve(
     };
     // A filter on a field deleted since cannot run, nor be left out (the view would show more
     // than it says): the view is out of date, and said so.
-    if view.spec.filters.iter().any(|f| !is_live(&open.def, f.field)) {
+    // So is one whose filter no longer fits its field, whose type or choices changed since
+    // ("at least 10" on a field made text, "equals 東京" once that choice went): refused as
+    // out of date, with the way to delete it, rather than as a mistake in the reader's query.
+    if view.spec.filters.iter().any(|f| !is_live(&open.def, f.field) || !still_fits(&open.def, f)) {
         return Err(AppError::Invalid(FieldErrors::single("view", "view_outdated")));
     }
     let mut out = view.spec.to_pairs();
     out.extend(pairs.iter().filter(|(k, _)| k != "view").cloned());
     Ok((out, Some(view)))
+}
+
+/// Whether a saved filter still reads as its field now takes filters. Fields whose filter
+/// values are turned into stored ones before (a link's record text, a user's login ID or name,
+/// a date-time in the tenant's time) are judged when the query is read, as typed ones are.
+fn still_fits(def: &TableDef, f: &daicho_domain::view::FilterSpec) -> bool {
+    use daicho_domain::table::FieldKind;
+    match def.fields.iter().find(|d| d.id == f.field) {
+        Some(d) if matches!(d.kind, FieldKind::Link { .. } | FieldKind::User | FieldKind::DateTime) => true,
+        Some(d) => d.filter(&f.op, &f.value).is_ok(),
+        None => true,
+    }
 }
 
 /// Whether a field is one of the table's now (or a system field): not deleted, nor purged.
