@@ -139,8 +139,8 @@ async fn job_runs(db: &str, job: &str) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'system.job' AND target = $1")
         .bind(format!("job:{job}"))
         .fetch_one(pg.pool_for_tests())
-    .await
-    .unwrap()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

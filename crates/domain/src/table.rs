@@ -614,6 +614,34 @@ pub fn retype_loses(from: &FieldKind, to: &FieldKind) -> Option<&'static str> {
     }
 }
 
+/// Whether converting `original`, a value of field `old`, into `converted`, of `new` (the same
+/// field retyped), changes what the value says rather than only how the new kind writes it:
+/// converted back, it is not what it was. "00123" made the number 123 reads back "123", a
+/// phone number loses its leading zero, "はい" ticked reads back "true", "2026/4/1" made a date
+/// reads back "2026-04-01"; 5 made 5.00 reads back 5. Never for an empty value, within one
+/// kind (its values stay), nor for a change whose loss of every value is said already
+/// ([`retype_loses`]). The old field's rules are left out of the way back: only the reading
+/// counts, not whether the old rules would take the value again.
+pub fn conversion_alters(old: &FieldDef, new: &FieldDef, original: &Cell, converted: &Cell, offset: i32) -> bool {
+    if old.kind == new.kind || matches!(original, Cell::Null) || retype_loses(&old.kind, &new.kind).is_some() {
+        return false;
+    }
+    let back = FieldDef { rules: FieldRules::default(), ..old.clone() };
+    convert(new, &back, converted, offset).map_or(true, |b| b != *original)
+}
+
+/// A value as a report of a change of type shows it: text as it is, a date-time at the
+/// tenant's offset (`offset` minutes from UTC, as its pages show it), an empty value as
+/// nothing, anything else as its JSON ("true", 5, a list of choices).
+pub fn shown_text(f: &FieldDef, c: &Cell, offset: i32) -> String {
+    match f.present(c) {
+        Json::Null => String::new(),
+        Json::String(s) if matches!(f.kind, FieldKind::DateTime) => time_at(&s, offset).unwrap_or(s),
+        Json::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
 /// A minimum or maximum as the field stores it (decimals scaled), if it is one for this kind.
 fn bound_of(kind: &FieldKind, b: &Option<String>) -> Option<i64> {
     // (Typed in full width as well, as values are.)
@@ -902,6 +930,40 @@ mod tests {
 
     fn field(kind: FieldKind, rules: FieldRules) -> FieldDef {
         FieldDef { id: crate::ids::FieldId::new_random(), name: Name::parse("f").unwrap(), kind, rules, position: 0 }
+    }
+
+    #[test]
+    fn a_conversion_that_changes_what_a_value_says_is_told_from_one_that_only_rewrites_it() {
+        let plain = FieldRules::default();
+        let alters = |from: FieldKind, to: FieldKind, value: Cell| {
+            let (old, new) = (field(from, plain.clone()), field(to, plain.clone()));
+            let converted = convert(&old, &new, &value, 540).expect("converts");
+            conversion_alters(&old, &new, &value, &converted, 540)
+        };
+        let text = |s: &str| Cell::Text(s.into());
+        // What the value says changes.
+        assert!(alters(FieldKind::Text, FieldKind::Integer, text("00123")));
+        assert!(alters(FieldKind::Phone, FieldKind::Integer, text("0312345678")));
+        assert!(alters(FieldKind::Text, FieldKind::Integer, text("１２３")));
+        assert!(alters(FieldKind::Text, FieldKind::Date, text("2026/4/1")));
+        // Only how the new kind writes it.
+        assert!(!alters(FieldKind::Text, FieldKind::Integer, text("123")));
+        assert!(!alters(FieldKind::Integer, FieldKind::Decimal { scale: 2 }, Cell::Int(5)));
+        assert!(!alters(FieldKind::Decimal { scale: 2 }, FieldKind::Integer, Cell::Int(300)));
+        assert!(!alters(FieldKind::Integer, FieldKind::Text, Cell::Int(-5)));
+        assert!(!alters(FieldKind::Date, FieldKind::Text, text("2026-04-01")));
+        assert!(!alters(FieldKind::Date, FieldKind::DateTime, text("2026-04-01")));
+        assert!(!alters(FieldKind::Text, FieldKind::Multiline, text("東京都")));
+        assert!(!alters(FieldKind::Checkbox, FieldKind::Text, Cell::Bool(true)));
+        assert!(!alters(FieldKind::Text, FieldKind::Integer, Cell::Null));
+        // A loss said for every value is not counted value by value.
+        // (A date-time is stored as milliseconds since 1970.)
+        assert!(!alters(FieldKind::DateTime, FieldKind::Date, Cell::Int(1_780_000_000_000)));
+        assert!(!alters(FieldKind::DateTime, FieldKind::Text, Cell::Int(1_780_000_000_123)));
+        assert_eq!(shown_text(&field(FieldKind::Integer, plain.clone()), &Cell::Null, 540), "");
+        assert_eq!(shown_text(&field(FieldKind::Checkbox, plain.clone()), &Cell::Bool(true), 540), "true");
+        let at = Cell::Int(1_780_000_000_000);
+        assert_eq!(shown_text(&field(FieldKind::DateTime, plain.clone()), &at, 540), "2026-05-29T05:26:40+09:00");
     }
 
     #[test]

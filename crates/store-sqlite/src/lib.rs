@@ -1570,6 +1570,7 @@ impl Store for SqliteStore {
         field: FieldDef,
         offset: i32,
         apply: bool,
+        accept_altered: bool,
         event: NewAuditEvent,
     ) -> StoreResult<RetypeReport> {
         guard::check_field_seen(scope, field.id)?;
@@ -1596,20 +1597,13 @@ impl Store for SqliteStore {
             after = last.try_get("id").map_err(internal)?;
             for r in &rows {
                 let rec = record_from_row(r, &one)?;
-                report.records += 1;
                 let cell = rec.cells.first().map(|(_, c)| c.clone()).unwrap_or(Cell::Null);
-                if let Err(code) = daicho_domain::table::convert(&old, &field, &cell, offset) {
-                    report.failed += 1;
-                    if report.failures.len() < daicho_store::RETYPE_REPORT_MAX {
-                        let shown = match old.present(&cell) {
-                            serde_json::Value::String(s) => s,
-                            other => other.to_string(),
-                        };
-                        report.failures.push((rec.id, shown, code));
-                    }
-                }
+                guard::judge_conversion(&mut report, &old, &field, rec.id, &cell, offset);
             }
         }
+        // A value that would say something else once converted: applied only when accepted
+        // (checked, with the new values in place for a unique rule, as any check is).
+        let apply = apply && (report.altered == 0 || accept_altered);
         let same_kind = old.kind == field.kind;
         // A change that makes the field unique (or changes the type of a unique field) is
         // checked with the new values in place, then undone, so that the check can name the

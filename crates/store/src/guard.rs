@@ -343,6 +343,37 @@ pub fn changes_json(changes: &[(FieldId, Cell, Cell)]) -> String {
     .to_string()
 }
 
+/// Pass one of a change of type, for one record's value: counts it, and a value that does not
+/// convert (`failed`, the first [`crate::RETYPE_REPORT_MAX`] listed) or would say something else
+/// once converted (`altered`, listed alike, before and after: see
+/// `daicho_domain::table::conversion_alters`).
+pub fn judge_conversion(
+    report: &mut crate::RetypeReport,
+    old: &FieldDef,
+    new: &FieldDef,
+    id: i64,
+    cell: &Cell,
+    offset: i32,
+) {
+    use daicho_domain::table::{conversion_alters, convert, shown_text};
+    report.records += 1;
+    match convert(old, new, cell, offset) {
+        Err(code) => {
+            report.failed += 1;
+            if report.failures.len() < crate::RETYPE_REPORT_MAX {
+                report.failures.push((id, shown_text(old, cell, offset), code));
+            }
+        }
+        Ok(converted) if conversion_alters(old, new, cell, &converted, offset) => {
+            report.altered += 1;
+            if report.alterations.len() < crate::RETYPE_REPORT_MAX {
+                report.alterations.push((id, shown_text(old, cell, offset), shown_text(new, &converted, offset)));
+            }
+        }
+        Ok(_) => {}
+    }
+}
+
 /// A history entry's stored changes after field `old` became `new` (a change of type or of its
 /// stored form): its before and after values converted as the records' values were, so that the
 /// history keeps reading as it was written. A past value that would not convert is kept as the

@@ -610,12 +610,16 @@ pub struct RecordHistoryRow {
 }
 
 /// What a change of type found: how many records were read and, for the first
-/// [`RETYPE_REPORT_MAX`] values that do not convert, the record id, the value as it was and why.
+/// [`RETYPE_REPORT_MAX`] values that do not convert, the record id, the value as it was and why;
+/// and those that convert but would then say something else (`altered`: "00123" made 123),
+/// with the value before and after, which the change applies only when told to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetypeReport {
     pub records: u64,
     pub failed: u64,
     pub failures: Vec<(i64, String, &'static str)>,
+    pub altered: u64,
+    pub alterations: Vec<(i64, String, String)>,
     pub applied: bool,
 }
 
@@ -1044,7 +1048,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<TableDef>;
     /// Changes a field's type and rules, converting every record's value with
     /// `daicho_domain::table::convert`, in one transaction. With `apply` false, or when any
-    /// value does not convert, nothing changes and the report lists what would not convert.
+    /// value does not convert, nothing changes and the report lists what would not convert;
+    /// nor when a value would say something else once converted (the report lists those too)
+    /// unless `accept_altered`.
     /// `seen` is the field as the request saw it: a field whose kind or rules changed since is
     /// refused (`design_changed`), as the change was judged (and its rules carried) from them,
     /// and would otherwise undo another designer's change of rules.
@@ -1055,6 +1061,7 @@ pub trait Store: Send + Sync + 'static {
         field: FieldDef,
         utc_offset_minutes: i32,
         apply: bool,
+        accept_altered: bool,
         event: NewAuditEvent,
     ) -> StoreResult<RetypeReport>;
     /// Moves a field to the trash: it disappears from every page, list, search and export, its

@@ -223,6 +223,23 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "各値にはレコード番号が残りますが、リンクではなくなります。リンクに戻すことはできません。",
     ),
     ("retype.some_fail", "Values that do not fit (nothing was changed)", "合わない値（何も変更していません）"),
+    (
+        "retype.some_change",
+        "Values that would read differently once converted (nothing was changed yet)",
+        "変換すると内容が変わる値（まだ何も変更していません）",
+    ),
+    ("retype.before", "Now", "現在"),
+    ("retype.after", "After the change", "変更後"),
+    (
+        "retype.accept_change",
+        "Change these values as shown (the old ones are not kept, in the records nor in their history)",
+        "表示のとおり値を変更する（元の値はレコードにも変更履歴にも残りません）",
+    ),
+    (
+        "err.values_change",
+        "Some values would read differently once converted. Tick the box to change them as shown.",
+        "変換すると内容が変わる値があります。表示のとおり変更してよければチェックを入れてください。",
+    ),
     ("retype.value", "Value", "値"),
     ("retype.reason", "Why", "理由"),
     (

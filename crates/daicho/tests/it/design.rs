@@ -514,6 +514,86 @@ async fn changing_a_type_converts_every_value_or_reports_those_that_do_not_and_c
     );
 }
 
+/// A change of type whose values all convert, some of them into something else ("00123" made the
+/// number 123, a phone number without its leading zero, "2026/4/1" written as a date): the
+/// check lists those before and after, and the change is applied only once that is accepted
+/// (through the API and the settings page); values that only take the new kind's form (5 and
+/// "5") are not listed.
+#[tokio::test]
+async fn a_change_of_type_that_would_change_what_values_say_is_applied_only_once_accepted() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "受付"})).await;
+    let tid = v["table"]["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (name, kind) in [("コード", "text"), ("電話", "phone"), ("届出日", "text")] {
+        let (s, v) =
+            a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": {"type": kind}})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let mut recs = Vec::new();
+    for (code, phone, day) in [("00123", "0312345678", "2026/4/1"), ("5", "312345678", "2026-04-02"), ("", "", "")] {
+        let (s, v) = a
+            .post_json(
+                &format!("/api/v1/tables/{tid}/records"),
+                json!({"values": {"コード": code, "電話": phone, "届出日": day}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        recs.push(v["record"]["id"].as_i64().unwrap());
+    }
+    let retype = |f: &str| format!("/api/v1/tables/{tid}/fields/{f}/retype");
+    let list = format!("/api/v1/tables/{tid}/records?sort=id&dir=asc");
+    let list = &list;
+    let values = |f: String| async move {
+        let (_, v) = a.get_json(list).await;
+        v["records"].as_array().unwrap().iter().map(|r| r["values"][&f].clone()).collect::<Vec<Value>>()
+    };
+    // Asked to apply: refused, nothing changed, the values that would change listed.
+    let (s, v) = a.post_json(&retype(&ids[0]), json!({"kind": {"type": "integer"}})).await;
+    assert_eq!(
+        (s, v["applied"].as_bool(), v["failed"].as_i64()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some(false), Some(0)),
+        "{v}"
+    );
+    assert_eq!(v["error"]["code"], "values_change", "{v}");
+    assert_eq!((v["records"].as_i64(), v["altered"].as_i64()), (Some(3), Some(1)), "{v}");
+    assert_eq!(v["alterations"], json!([{"record": recs[0], "before": "00123", "after": "123"}]));
+    let (_, t) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    assert_eq!(t["table"]["fields"][0]["kind"]["type"], "text", "nothing changed");
+    assert_eq!(values(ids[0].clone()).await, [json!("00123"), json!("5"), Value::Null]);
+    // A check says the same without refusing.
+    let (s, v) = a.post_json(&retype(&ids[1]), json!({"kind": {"type": "integer"}, "apply": false})).await;
+    assert_eq!((s, v["applied"].as_bool(), v["altered"].as_i64()), (StatusCode::OK, Some(false), Some(1)), "{v}");
+    assert_eq!(v["alterations"][0], json!({"record": recs[0], "before": "0312345678", "after": "312345678"}));
+    // Accepted, applied.
+    let (s, v) = a.post_json(&retype(&ids[0]), json!({"kind": {"type": "integer"}, "accept_loss": true})).await;
+    assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    assert_eq!(values(ids[0].clone()).await, [json!(123), json!(5), Value::Null]);
+    // The settings page: apply lists them with a box to accept; ticked, the change is made.
+    let page = format!("/tables/{tid}/design/fields/{}/type", ids[2]);
+    let html = a.get(&page).await.text().await.unwrap();
+    let was = html.split("name=\"was\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let form = [("kind", "date"), ("action", "apply"), ("was", was.as_str())];
+    let r = a.post_form(&page, &form).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Values that would read differently once converted (nothing was changed yet): 1 / 3"),
+        "{html}"
+    );
+    assert!(html.contains("<td>2026/4/1</td><td>2026-04-01</td>"), "{html}");
+    assert!(html.contains("name=\"accept_loss\""), "{html}");
+    assert_eq!(values(ids[2].clone()).await, [json!("2026/4/1"), json!("2026-04-02"), Value::Null]);
+    let r = a.post_form(&page, &[&form[..], &[("accept_loss", "on")]].concat()).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, t) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
+    assert_eq!(t["table"]["fields"][2]["kind"]["type"], "date");
+    assert_eq!(values(ids[2].clone()).await, [json!("2026-04-01"), json!("2026-04-02"), Value::Null]);
+}
+
 #[tokio::test]
 async fn a_field_s_rules_change_after_it_is_built_and_every_record_is_checked_against_them_first() {
     let app = TestApp::start().await;
@@ -560,7 +640,7 @@ async fn a_field_s_rules_change_after_it_is_built_and_every_record_is_checked_ag
     assert_eq!((s, v["records"].as_i64(), v["failed"].as_i64()), (StatusCode::UNPROCESSABLE_ENTITY, Some(3), Some(2)));
     assert_eq!(
         v["failures"],
-        json!([{"record": recs[1], "value": "50", "code": "above_max"}, {"record": recs[2], "value": "null", "code": "required"}])
+        json!([{"record": recs[1], "value": "50", "code": "above_max"}, {"record": recs[2], "value": "", "code": "required"}])
     );
     assert_eq!(
         fields().await[1]["rules"],

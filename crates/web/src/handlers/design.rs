@@ -202,6 +202,7 @@ pub(crate) async fn retype_op(
     kind: daicho_domain::table::FieldKind,
     rules: Option<daicho_domain::table::FieldRules>,
     apply: bool,
+    accept_altered: bool,
 ) -> AppResult<(daicho_store::RetypeReport, Vec<&'static str>)> {
     let (scope, t) = designing(state, ctx, auth, open).await?;
     let id = field_of(&t, field)?;
@@ -257,7 +258,7 @@ pub(crate) async fn retype_op(
             new.kind.name(),
             if dropped.is_empty() { String::new() } else { format!("; rules dropped: {}", dropped.join(", ")) }
         ));
-    let report = state.store.retype_field(&scope, &old, new, offset, apply, ev).await?;
+    let report = state.store.retype_field(&scope, &old, new, offset, apply, accept_altered, ev).await?;
     Ok((report, dropped))
 }
 
@@ -327,6 +328,12 @@ pub(crate) fn report_json(r: &daicho_store::RetypeReport, dropped: &[&'static st
         "records": r.records,
         "failed": r.failed,
         "failures": r.failures.iter().map(|(id, v, code)| json!({"record": id, "value": v, "code": code})).collect::<Vec<_>>(),
+        "altered": r.altered,
+        "alterations": r
+            .alterations
+            .iter()
+            .map(|(id, before, after)| json!({"record": id, "before": before, "after": after}))
+            .collect::<Vec<_>>(),
         "rules_dropped": dropped,
     })
 }
@@ -340,8 +347,9 @@ struct RetypeBody {
     rules: Option<daicho_domain::table::FieldRules>,
     #[serde(default = "yes")]
     apply: bool,
-    /// Said when the change loses part of every value (see `retype_loses`): without it, such a
-    /// change is refused (422, the code naming the loss) and a check reports it.
+    /// Said when the change loses part of every value (see `retype_loses`), or changes what
+    /// some values say (`altered`, "00123" made 123): without it, such a change is refused
+    /// (422, the code naming the loss, `values_change` for the second) and a check reports it.
     #[serde(default)]
     accept_loss: bool,
     /// The field's `token` as the caller read it (from the table): when given, a field changed
@@ -380,8 +388,10 @@ pub async fn api_retype(
     {
         return Err(AppError::Invalid(FieldErrors::single("accept_loss", code)));
     }
-    let (report, dropped) = retype_op(&state, &ctx, &auth, &open, &fid, b.kind, b.rules, b.apply).await?;
-    let status = if report.failed > 0 { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let (report, dropped) =
+        retype_op(&state, &ctx, &auth, &open, &fid, b.kind, b.rules, b.apply, b.accept_loss).await?;
+    let unaccepted = b.apply && report.failed == 0 && report.altered > 0 && !report.applied;
+    let status = if report.failed > 0 || unaccepted { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let mut out = report_json(&report, &dropped);
     out["loses"] = json!(loses);
     if report.failed > 0 {
@@ -391,6 +401,14 @@ pub async fn api_retype(
             "message": "Some values do not convert; nothing was changed.",
             "request_id": ctx.request_id,
             "fields": [{"field": fid, "code": "values_do_not_convert"}],
+            "detail": null,
+        });
+    } else if unaccepted {
+        out["error"] = json!({
+            "code": "values_change",
+            "message": "Some values would say something else once converted (listed in alterations); nothing was changed. Send accept_loss to apply the change all the same.",
+            "request_id": ctx.request_id,
+            "fields": [{"field": "accept_loss", "code": "values_change"}],
             "detail": null,
         });
     } else if report.applied {
@@ -1035,6 +1053,10 @@ struct RetypePage {
     /// What the change checked loses of every value (`retype_loses`): said, and applied only
     /// with the box that accepts it ticked.
     loses: Option<&'static str>,
+    /// Values that would read differently once converted, and the first of them (record,
+    /// before, after): applied only with the box that accepts them ticked.
+    altered: u64,
+    alterations: Vec<(i64, String, String)>,
 }
 
 fn retype_page(
@@ -1101,6 +1123,8 @@ fn retype_page(
         errors,
         report: None,
         loses: None,
+        altered: 0,
+        alterations: Vec::new(),
         dropped: Vec::new(),
         checked_ok: false,
         // Kept from the first showing through "check only", so that a change made meanwhile
@@ -1173,7 +1197,9 @@ pub async fn retype_submit(
         _ if !get("was").is_empty() && get("was") != seen => {
             Err(AppError::Conflict(FieldErrors::single("values", "design_changed")))
         }
-        (Ok(k), Ok(r)) => retype_op(&state, &ctx, &auth, &open, &id.to_string(), k, Some(r), apply).await,
+        (Ok(k), Ok(r)) => {
+            retype_op(&state, &ctx, &auth, &open, &id.to_string(), k, Some(r), apply, ticked("accept_loss")).await
+        }
         (Err(e), _) | (_, Err(e)) => Err(AppError::Invalid(e)),
     };
     match result {
@@ -1185,9 +1211,13 @@ pub async fn retype_submit(
             page.target = link_targets(&state, &ctx, &auth, &t).await.remove(&id);
             page.checked_ok = r.failed == 0;
             page.loses = loses;
+            // (Asked to apply, and not applied for values it would change: refused until accepted.)
+            let unaccepted = apply && r.failed == 0 && r.altered > 0;
+            page.altered = r.altered;
+            page.alterations = r.alterations;
             page.report = Some((r.records, r.failed, r.failures));
             page.dropped = dropped;
-            let status = if page.checked_ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+            let status = if page.checked_ok && !unaccepted { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
             Ok(render_status(status, &page))
         }
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
