@@ -1081,6 +1081,7 @@ impl Store for PgStore {
         let def = load_def(&mut tx, scope.tenant_id(), table, false).await?;
         guard::check_table(scope, &def)?;
         count_fields(&mut tx, table).await?;
+        link_target_live(&mut tx, scope.tenant_id(), &field.kind).await?;
         let kind = serde_json::to_string(&field.kind).map_err(|e| StoreError::Internal(e.to_string()))?;
         let rules = serde_json::to_string(&field.rules).map_err(|e| StoreError::Internal(e.to_string()))?;
         sqlx::query(
@@ -1746,6 +1747,9 @@ impl Store for PgStore {
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
         guard::check_retype(&old, seen, &field)?;
+        if field.kind != old.kind {
+            link_target_live(&mut tx, scope.tenant_id(), &field.kind).await?;
+        }
         let t = ut::table_ident(def.id);
         let col = ut::field_ident(field.id);
         let tmp = format!("r_{}", field.id.as_uuid().simple());
@@ -1936,6 +1940,7 @@ impl Store for PgStore {
         guard::check_field_seen(scope, field)?;
         let mut tx = self.write_tx().await?;
         lock_for_design(&mut tx, scope.tenant_id(), scope.table()).await?;
+        no_links_into(&mut tx, scope.tenant_id(), scope.table(), Some(field)).await?;
         let n = sqlx::query(
             "UPDATE user_fields SET deleted_at = $1, deleted_by = $2, trashed_name = name, name = $3 \
              WHERE id = $4 AND table_id = $5 AND deleted_at IS NULL \
@@ -1973,6 +1978,7 @@ impl Store for PgStore {
         // flight on another node commits before the table goes to the trash, never after.
         let mut tx = self.write_tx().await?;
         lock_for_design(&mut tx, scope.tenant_id(), table).await?;
+        no_links_into(&mut tx, scope.tenant_id(), table, None).await?;
         let n = q.execute(&mut *tx).await.map_err(internal)?.rows_affected();
         Self::check_affected(n)?;
         Self::append_in(&mut tx, event).await?;
@@ -2105,6 +2111,10 @@ impl Store for PgStore {
             match self.purge_in(tenant, table, field, ms(before), ev).await {
                 Ok(()) => n += 1,
                 Err(StoreError::NotFound) => {}
+                // A live link still points at it: kept until the link goes or it is restored.
+                Err(StoreError::Conflict(e)) if e.0.iter().any(|x| x.field.starts_with("link:")) => {
+                    tracing::warn!(%tenant, %table, ?field, links = ?e, "a trashed item past its time is kept: links point at it");
+                }
                 Err(e) => {
                     tracing::warn!(%tenant, %table, error = %e, "purge of a trashed item failed; the next run retries it");
                     failed.get_or_insert(e);
@@ -3663,6 +3673,9 @@ impl PgStore {
         let mut tx = self.write_tx().await?;
         // (With the tenant's row, before the catalogue and the table's grants.)
         lock_for_design(&mut tx, tenant, table).await?;
+        // (Read after the tenant's row is locked: a link being added meanwhile, which takes it
+        // too, is either seen here or waits for this purge and then finds no table.)
+        no_links_into(&mut tx, tenant, table, field).await?;
         match field {
             None => {
                 let n = sqlx::query("DELETE FROM user_tables WHERE id = $1 AND tenant_id = $2 AND deleted_at < $3")
@@ -4133,6 +4146,43 @@ fn storage_letters(storages: impl Iterator<Item = Storage>) -> String {
             Storage::Bool => 'b',
         })
         .collect()
+}
+
+/// A link's target, as a field of kind `kind` would point at it, is live in `tx`'s catalogue
+/// (its table and the field it shows, neither in the trash): else 409 `unknown_table`. Read in
+/// the change's own transaction: a target trashed at the same moment is seen, never linked to.
+async fn link_target_live(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: TenantId,
+    kind: &daicho_domain::table::FieldKind,
+) -> StoreResult<()> {
+    let daicho_domain::table::FieldKind::Link { table, show } = kind else { return Ok(()) };
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM user_fields f JOIN user_tables t ON t.id = f.table_id \
+         WHERE t.id = $1 AND t.tenant_id = $2 AND t.deleted_at IS NULL AND f.id = $3 AND f.deleted_at IS NULL",
+    )
+    .bind(table.to_string())
+    .bind(tenant.to_string())
+    .bind(show.to_string())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(internal)?;
+    if n == 1 { Ok(()) } else { Err(StoreError::Conflict(FieldErrors::single("link", "unknown_table"))) }
+}
+
+/// [`guard::check_no_links_into`] on the catalogue as `tx` reads it.
+async fn no_links_into(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: TenantId,
+    table: TableId,
+    field: Option<FieldId>,
+) -> StoreResult<()> {
+    let links: Vec<(String, String, String, String)> = sqlx::query_as(AssertSqlSafe(guard::live_links_sql("$1")))
+        .bind(tenant.to_string())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(internal)?;
+    guard::check_no_links_into(&links, table, field)
 }
 
 /// Refuses a write of records whose values were checked against a design that no longer stands

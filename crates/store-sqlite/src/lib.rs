@@ -896,6 +896,7 @@ impl Store for SqliteStore {
         let def = load_def(&mut tx, scope.tenant_id(), table, false).await?;
         guard::check_table(scope, &def)?;
         count_fields(&mut tx, table).await?;
+        link_target_live(&mut tx, scope.tenant_id(), &field.kind).await?;
         let kind = serde_json::to_string(&field.kind).map_err(|e| StoreError::Internal(e.to_string()))?;
         let rules = serde_json::to_string(&field.rules).map_err(|e| StoreError::Internal(e.to_string()))?;
         sqlx::query(
@@ -1582,6 +1583,9 @@ impl Store for SqliteStore {
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
         guard::check_retype(&old, seen, &field)?;
+        if field.kind != old.kind {
+            link_target_live(&mut tx, scope.tenant_id(), &field.kind).await?;
+        }
         let t = ut::table_ident(def.id);
         let col = ut::field_ident(field.id);
         let tmp = format!("r_{}", field.id.as_uuid().simple());
@@ -1736,6 +1740,7 @@ impl Store for SqliteStore {
     async fn trash_field(&self, scope: &TableScope<Design>, field: FieldId, event: NewAuditEvent) -> StoreResult<()> {
         guard::check_field_seen(scope, field)?;
         let mut tx = self.write_tx().await?;
+        no_links_into(&mut tx, scope.tenant_id(), scope.table(), Some(field)).await?;
         let n = sqlx::query(
             "UPDATE user_fields SET deleted_at = ?, deleted_by = ?, trashed_name = name, name = ? \
              WHERE id = ? AND table_id = ? AND deleted_at IS NULL \
@@ -1769,7 +1774,12 @@ impl Store for SqliteStore {
         .bind(ut::trash_placeholder(&table.to_string()))
         .bind(table.to_string())
         .bind(scope.tenant_id().to_string());
-        self.write_one(q, event).await
+        let mut tx = self.write_tx().await?;
+        no_links_into(&mut tx, scope.tenant_id(), table, None).await?;
+        let n = q.execute(&mut *tx).await.map_err(internal)?.rows_affected();
+        Self::check_affected(n)?;
+        Self::append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(internal)
     }
 
     async fn list_trash(&self, scope: &Scope<ManageDesign>) -> StoreResult<Vec<TrashItem>> {
@@ -1897,6 +1907,10 @@ impl Store for SqliteStore {
             match self.purge_in(tenant, table, field, ms(before), ev).await {
                 Ok(()) => n += 1,
                 Err(StoreError::NotFound) => {}
+                // A live link still points at it: kept until the link goes or it is restored.
+                Err(StoreError::Conflict(e)) if e.0.iter().any(|x| x.field.starts_with("link:")) => {
+                    tracing::warn!(%tenant, %table, ?field, links = ?e, "a trashed item past its time is kept: links point at it");
+                }
                 Err(e) => {
                     tracing::warn!(%tenant, %table, error = %e, "purge of a trashed item failed; the next run retries it");
                     failed.get_or_insert(e);
@@ -3478,6 +3492,7 @@ impl SqliteStore {
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        no_links_into(&mut tx, tenant, table, field).await?;
         match field {
             None => {
                 let n = sqlx::query("DELETE FROM user_tables WHERE id = ? AND tenant_id = ? AND deleted_at < ?")
@@ -4316,6 +4331,43 @@ async fn import_on(
     SqliteStore::append_in(&mut tx, event).await?;
     tx.commit().await.map_err(internal)?;
     Ok((inserted, updated))
+}
+
+/// A link's target, as a field of kind `kind` would point at it, is live in `tx`'s catalogue
+/// (its table and the field it shows, neither in the trash): else 409 `unknown_table`. Read in
+/// the change's own transaction: a target trashed at the same moment is seen, never linked to.
+async fn link_target_live(
+    tx: &mut Transaction<'_, Sqlite>,
+    tenant: TenantId,
+    kind: &daicho_domain::table::FieldKind,
+) -> StoreResult<()> {
+    let daicho_domain::table::FieldKind::Link { table, show } = kind else { return Ok(()) };
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM user_fields f JOIN user_tables t ON t.id = f.table_id \
+         WHERE t.id = ? AND t.tenant_id = ? AND t.deleted_at IS NULL AND f.id = ? AND f.deleted_at IS NULL",
+    )
+    .bind(table.to_string())
+    .bind(tenant.to_string())
+    .bind(show.to_string())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(internal)?;
+    if n == 1 { Ok(()) } else { Err(StoreError::Conflict(FieldErrors::single("link", "unknown_table"))) }
+}
+
+/// [`guard::check_no_links_into`] on the catalogue as `tx` reads it.
+async fn no_links_into(
+    tx: &mut Transaction<'_, Sqlite>,
+    tenant: TenantId,
+    table: TableId,
+    field: Option<FieldId>,
+) -> StoreResult<()> {
+    let links: Vec<(String, String, String, String)> = sqlx::query_as(AssertSqlSafe(guard::live_links_sql("?")))
+        .bind(tenant.to_string())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(internal)?;
+    guard::check_no_links_into(&links, table, field)
 }
 
 /// Refuses a write of records whose values were checked against a design that no longer stands

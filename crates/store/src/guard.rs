@@ -343,6 +343,45 @@ pub fn changes_json(changes: &[(FieldId, Cell, Cell)]) -> String {
     .to_string()
 }
 
+/// The catalogue query that [`check_no_links_into`] reads: the live link fields of a tenant
+/// (their table's id and name, their name, their kind as stored), `?`/`$1` for the tenant id.
+pub fn live_links_sql(placeholder: &str) -> String {
+    format!(
+        "SELECT t.id, t.name, f.name, f.kind FROM user_fields f JOIN user_tables t ON t.id = f.table_id \
+         WHERE t.tenant_id = {placeholder} AND t.deleted_at IS NULL AND f.deleted_at IS NULL \
+         AND f.kind LIKE '%\"link\"%'"
+    )
+}
+
+/// Refuses (409, naming the links as the web's own check does: `link:table › field`,
+/// `linked_to` for a table, `shown_by_link` for a field) to take table `table`, or its field
+/// `field`, away (to the trash, or for good) while a live link field of another table (or, for
+/// a field, any table) points at it: it would point at nothing, and for good once purged (it
+/// could not be pointed elsewhere). `rows` come from [`live_links_sql`], read in the change's
+/// own transaction, so a link added at the same moment is either seen or finds no table. A
+/// link restored from the trash after its table went there (said to the user as broken) is
+/// such a link: the trash keeps the table until the link goes or the table is restored.
+pub fn check_no_links_into(
+    rows: &[(String, String, String, String)],
+    table: daicho_domain::TableId,
+    field: Option<FieldId>,
+) -> StoreResult<()> {
+    use daicho_domain::table::FieldKind;
+    let own = table.to_string();
+    let mut e = FieldErrors::new();
+    for (from, table_name, field_name, kind) in rows {
+        if field.is_none() && *from == own {
+            continue;
+        }
+        let Ok(FieldKind::Link { table: to, show }) = serde_json::from_str::<FieldKind>(kind) else { continue };
+        if to == table && field.is_none_or(|f| f == show) {
+            let code = if field.is_some() { "shown_by_link" } else { "linked_to" };
+            e.push_owned(format!("link:{table_name} › {field_name}"), code);
+        }
+    }
+    if e.is_empty() { Ok(()) } else { Err(StoreError::Conflict(e)) }
+}
+
 /// Pass one of a change of type, for one record's value: counts it, and a value that does not
 /// convert (`failed`, the first [`crate::RETYPE_REPORT_MAX`] listed) or would say something else
 /// once converted (`altered`, listed alike, before and after: see

@@ -268,6 +268,29 @@ impl TestApp {
         }
     }
 
+    /// Runs `statements` (test SQL, for the backend in use) in a transaction held open until
+    /// committed, as a design change of another node would be: on SQLite with the write lock
+    /// (`BEGIN IMMEDIATE`); on PostgreSQL a change of the catalogue locks the tenant's row
+    /// through its trigger, as every design change does.
+    pub async fn hold_sql(&self, statements: &[String]) -> HeldChange {
+        match &self.running.store {
+            daicho::StoreHandle::Sqlite(s) => {
+                let mut tx = s.pool_for_tests().begin_with("BEGIN IMMEDIATE").await.unwrap();
+                for sql in statements {
+                    sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(&mut *tx).await.unwrap();
+                }
+                HeldChange::Sqlite(tx)
+            }
+            daicho::StoreHandle::Postgres(s) => {
+                let mut tx = s.pool_for_tests().begin().await.unwrap();
+                for sql in statements {
+                    sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(&mut *tx).await.unwrap();
+                }
+                HeldChange::Postgres(tx)
+            }
+        }
+    }
+
     /// Another writer's change of record `id` (text field `field_id` set to `text`, version
     /// bumped), its transaction held open until committed: on PostgreSQL the row stays locked,
     /// on SQLite the database's write lock is held (`BEGIN IMMEDIATE`).

@@ -1231,6 +1231,11 @@ async fn a_field_a_link_shows_and_a_table_links_point_into_are_not_deleted_while
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, v) = a.post_json(&format!("/api/v1/trash/tables/{other}/fields/{link}/restore"), json!({})).await;
     assert_eq!((s, &v["broken_links"]), (StatusCode::OK, &json!(["対応 <履歴> › 元の問い合わせ"])), "{v}");
+    // What a live link shows is not deleted for good while it stands (it would show nothing
+    // for good): the trash keeps it.
+    let (s, v) = a.send_json(Method::DELETE, &format!("/api/v1/trash/tables/{tid}/fields/{}", ids[2]), json!({})).await;
+    assert_eq!((s, &v["error"]["fields"][0]["code"]), (StatusCode::CONFLICT, &json!("shown_by_link")), "{v}");
+    assert_eq!(v["error"]["fields"][0]["field"], "link:対応 <履歴> › 元の問い合わせ", "{v}");
     // The trash page says so too.
     a.send_json(Method::DELETE, &format!("/api/v1/tables/{other}/fields/{link}"), json!({})).await;
     let r = a.post_form("/tables/trash", &[("action", "restore"), ("table", &other), ("field", &link)]).await;
@@ -1244,6 +1249,74 @@ async fn a_field_a_link_shows_and_a_table_links_point_into_are_not_deleted_while
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}"), json!({})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
+    // The link restored while its table is in the trash (said to be broken): the table is not
+    // purged while the link stands, neither by hand nor by the daily job past its 30 days.
+    let (s, v) = a.post_json(&format!("/api/v1/trash/tables/{other}/fields/{link}/restore"), json!({})).await;
+    assert_eq!((s, &v["broken_links"]), (StatusCode::OK, &json!(["対応 <履歴> › 元の問い合わせ"])), "{v}");
+    let (s, v) = a.send_json(Method::DELETE, &format!("/api/v1/trash/tables/{tid}"), json!({})).await;
+    assert_eq!((s, &v["error"]["fields"][0]["code"]), (StatusCode::CONFLICT, &json!("linked_to")), "{v}");
+    let r = a.post_form("/tables/trash", &[("action", "purge"), ("table", &tid), ("confirm", "yes")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Link fields of other tables link to this table"), "{page}");
+    assert!(page.contains("対応 &#60;履歴&#62; › 元の問い合わせ"), "{page}");
+    let runner = JobRunner::new(
+        app.running.store.clone(),
+        Arc::new(app.clock.clone()),
+        "node".into(),
+        Arc::new(app.config.clone()),
+    );
+    app.clock.advance(Duration::days(31));
+    assert!(runner.tick().await.unwrap().contains(&"trash.purge"), "the job runs, and does not fail");
+    // (A month on, signed in again.)
+    let again = app.login(&a.tenant, &a.login, &a.password).await;
+    let a = &again;
+    let trash = a.get_json("/api/v1/trash").await.1;
+    assert!(
+        trash["items"].as_array().unwrap().iter().any(|i| i["table"] == tid.as_str() && i["field"].is_null()),
+        "{trash}"
+    );
+    // Restored, the table mends the link; the link gone, the table may go for good.
+    let (s, v) = a.post_json(&format!("/api/v1/trash/tables/{tid}/restore"), json!({})).await;
+    assert!(s.is_success(), "{s} {v}");
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{other}/fields/{link}"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = a.send_json(Method::DELETE, &format!("/api/v1/tables/{tid}"), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = a.send_json(Method::DELETE, &format!("/api/v1/trash/tables/{tid}"), json!({})).await;
+    assert!(s.is_success(), "{s} {v}");
+}
+
+/// A link added at the same moment as its table goes to the trash (the request checked the
+/// table before, the trash was committed while it waited to write): refused in the store's
+/// transaction, not a live link into the trash.
+#[tokio::test]
+async fn a_link_added_as_its_table_goes_to_the_trash_is_refused() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (target, ids) = table(a).await;
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "受注"})).await;
+    let orders = v["table"]["id"].as_str().unwrap().to_owned();
+    let trash = format!(
+        "UPDATE user_tables SET deleted_at = 1, trashed_name = name, name = 'trashed {target}' WHERE id = '{target}'"
+    );
+    let held = app.hold_sql(&[trash]).await;
+    let request = {
+        let (client, url, csrf) = (a.client.clone(), a.url(&format!("/api/v1/tables/{orders}/fields")), a.csrf.clone());
+        let body = json!({"name": "顧客", "kind": {"type": "link", "table": target, "show": ids[0]}});
+        tokio::spawn(async move {
+            let r = client.post(url).header("x-csrf-token", csrf).json(&body).send().await.unwrap();
+            let s = r.status();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        })
+    };
+    app.wait_for_waiting_writers(1).await;
+    held.commit().await;
+    let (s, v) = request.await.unwrap();
+    assert_eq!((s, &v["error"]["fields"][0]["code"]), (StatusCode::CONFLICT, &json!("unknown_table")), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{orders}")).await;
+    assert_eq!(v["table"]["fields"], json!([]), "no field added");
 }
 
 #[tokio::test]
