@@ -1727,7 +1727,7 @@ impl Store for PgStore {
         offset: i32,
         apply: bool,
         accept_altered: bool,
-        event: NewAuditEvent,
+        mut event: NewAuditEvent,
     ) -> StoreResult<RetypeReport> {
         guard::check_field_seen(scope, field.id)?;
         let mut tx = self.write_tx().await?;
@@ -1907,6 +1907,7 @@ impl Store for PgStore {
             .await
             .map_err(internal)?;
         let new_def = load_def(&mut tx, scope.tenant_id(), def.id, false).await?;
+        let mut histories = 0u64;
         if rewritten > 0 {
             rebuild_search(&mut tx, &new_def).await?;
             // The records' histories keep reading as written: their values of this field are
@@ -1927,9 +1928,11 @@ impl Store for PgStore {
                         .execute(&mut *tx)
                         .await
                         .map_err(internal)?;
+                    histories += 1;
                 }
             }
         }
+        event.details.push_str(&guard::retype_counts(report.records, rewritten, report.altered, histories));
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
         report.applied = true;

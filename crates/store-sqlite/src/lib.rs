@@ -1572,13 +1572,14 @@ impl Store for SqliteStore {
         offset: i32,
         apply: bool,
         accept_altered: bool,
-        event: NewAuditEvent,
+        mut event: NewAuditEvent,
     ) -> StoreResult<RetypeReport> {
         guard::check_field_seen(scope, field.id)?;
         // A check that writes nothing (no change applied, no uniqueness to test with the new
         // values in place) reads in a read transaction: its scan of the whole table must not
         // hold the database's one write lock, every tenant's writes waiting behind it.
-        let writes = apply || field.rules.unique;
+        // (Judged from the field as the request saw it: one changed since is refused below.)
+        let writes = apply || (field.rules.unique && (!seen.rules.unique || seen.kind != field.kind));
         let mut tx = if writes { self.write_tx().await? } else { self.pool.begin().await.map_err(internal)? };
         let def = load_def(&mut tx, scope.tenant_id(), scope.table(), false).await?;
         let old = def.fields.iter().find(|f| f.id == field.id).cloned().ok_or(StoreError::NotFound)?;
@@ -1709,6 +1710,7 @@ impl Store for SqliteStore {
             .await
             .map_err(internal)?;
         let new_def = load_def(&mut tx, scope.tenant_id(), def.id, false).await?;
+        let mut histories = 0u64;
         if rewritten > 0 {
             rebuild_search(&mut tx, &new_def).await?;
             // The records' histories keep reading as written: their values of this field are
@@ -1728,9 +1730,11 @@ impl Store for SqliteStore {
                         .execute(&mut *tx)
                         .await
                         .map_err(internal)?;
+                    histories += 1;
                 }
             }
         }
+        event.details.push_str(&guard::retype_counts(report.records, rewritten, report.altered, histories));
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
         report.applied = true;

@@ -382,6 +382,18 @@ pub fn check_no_links_into(
     if e.is_empty() { Ok(()) } else { Err(StoreError::Conflict(e)) }
 }
 
+/// What a change of type applied wrote, for its event in the operation history: the records
+/// read, the values written again, those that now read differently (accepted), the history
+/// entries converted with them.
+pub fn retype_counts(records: u64, rewritten: u64, altered: u64, histories: u64) -> String {
+    let mut out = format!("; {records} records, {rewritten} values written again");
+    if altered > 0 {
+        out.push_str(&format!(" ({altered} reading differently, accepted)"));
+    }
+    out.push_str(&format!(", {histories} history entries converted"));
+    out
+}
+
 /// Pass one of a change of type, for one record's value: counts it, and a value that does not
 /// convert (`failed`, the first [`crate::RETYPE_REPORT_MAX`] listed) or would say something else
 /// once converted (`altered`, listed alike, before and after: see

@@ -572,6 +572,10 @@ async fn a_change_of_type_that_would_change_what_values_say_is_applied_only_once
     let (s, v) = a.post_json(&retype(&ids[0]), json!({"kind": {"type": "integer"}, "accept_loss": true})).await;
     assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
     assert_eq!(values(ids[0].clone()).await, [json!(123), json!(5), Value::Null]);
+    // The operation history says what the change wrote.
+    let (_, h) = a.get_json("/api/v1/audit?action=field.retype").await;
+    let details = h["events"][0]["details"].as_str().unwrap();
+    assert!(details.contains("; 3 records, 3 values written again (1 reading differently, accepted)"), "{details}");
     // The settings page: apply lists them with a box to accept; ticked, the change is made.
     let page = format!("/tables/{tid}/design/fields/{}/type", ids[2]);
     let html = a.get(&page).await.text().await.unwrap();
