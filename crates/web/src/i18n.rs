@@ -203,8 +203,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("retype.current", "Now", "現在"),
     (
         "retype.hint",
-        "Every record's value is checked against the new type and rules, as if typed again. If any value does not fit, nothing is changed and those values are listed here. Check first to see the report without changing anything. A date-time becomes the date it falls on in the tenant's time zone (set in the security policy), and a date the start of its day there.",
-        "すべてのレコードの値を、入力し直したものとして新しい種類とルールで確認します。合わない値が一つでもあれば何も変更せず、その値を一覧にします。まず「確認」で、変更せずに結果だけを見られます。日時はテナントのタイムゾーン（セキュリティポリシーで設定）での日付に、日付はそのタイムゾーンでのその日の 0 時になります。",
+        "Every record's value is checked against the new type and rules, as if typed again. If any value does not fit, nothing is changed and those values are listed here. Check first to see the report without changing anything. Values that would read differently once converted (00123 as the number 123) are listed too, and changed only once you tick the box that accepts them. A date-time becomes the date it falls on in the tenant's time zone (set in the security policy), and a date the start of its day there.",
+        "すべてのレコードの値を、入力し直したものとして新しい種類とルールで確認します。合わない値が一つでもあれば何も変更せず、その値を一覧にします。まず「確認」で、変更せずに結果だけを見られます。変換すると内容が変わる値（00123 が数値の 123 になるなど）も一覧にし、それを認めるチェックを入れたときだけ変更します。日時はテナントのタイムゾーン（セキュリティポリシーで設定）での日付に、日付はそのタイムゾーンでのその日の 0 時になります。",
     ),
     ("retype.all_convert", "Every value fits the new settings.", "すべての値が新しい設定に合います。"),
     (
