@@ -1296,6 +1296,27 @@ mod tests {
     }
 
     #[test]
+    fn filter_values_are_read_as_a_user_types_them() {
+        let price = field(FieldKind::Decimal { scale: 1 }, FieldRules::default());
+        assert_eq!(price.filter("eq", "1.50").map(|f| f.op), Ok(FilterOp::Eq(Cell::Int(15))));
+        assert_eq!(price.filter("gte", "３．００").map(|f| f.op), Ok(FilterOp::Gte(Cell::Int(30))));
+        assert_eq!(price.filter("gt", "1.25").err(), Some("not_a_decimal"), "more than the field holds");
+        let name = field(FieldKind::Text, FieldRules::default());
+        assert_eq!(name.filter("contains", "東京 ").map(|f| f.op), Ok(FilterOp::Contains("東京".into())));
+        assert_eq!(name.filter("starts_with", " 株式").map(|f| f.op), Ok(FilterOp::StartsWith("株式".into())));
+        assert_eq!(name.filter("contains", "  ").err(), Some("out_of_range"));
+        let at = field(FieldKind::DateTime, FieldRules::default());
+        assert_eq!(at.filter("any_of", "2026-04-01T00:00:00Z").err(), Some("bad_operator"));
+        assert_eq!(check_keyword("東京\t大阪"), Err("control_chars"));
+        let kind = field(FieldKind::Choice { choices: vec!["新規".into(), "継続".into()] }, FieldRules::default());
+        let both = FilterOp::AnyOf(vec![Cell::Text("新規".into()), Cell::Text("継続".into())]);
+        for typed in ["新規,継続", "新規、継続", "新規，継続", "新規, 継続"] {
+            assert_eq!(kind.filter("any_of", typed).map(|f| f.op), Ok(both.clone()), "{typed}");
+        }
+        assert_eq!(check_keyword(&"あ".repeat(201)), Err("out_of_range"));
+    }
+
+    #[test]
     fn each_kind_takes_the_filter_operators_it_lists_and_refuses_the_others() {
         let all = ["eq", "contains", "starts_with", "gt", "gte", "lt", "lte", "any_of", "empty", "not_empty"];
         let user = crate::ids::UserId::new_random().to_string();
@@ -1468,9 +1489,12 @@ impl FieldDef {
             FieldKind::AutoNumber { .. } => &["eq", "gt", "gte", "lt", "lte", "any_of"],
             // (Never empty: unticked is false.)
             FieldKind::Checkbox => &["eq", "any_of"],
-            FieldKind::Integer | FieldKind::Decimal { .. } | FieldKind::Date | FieldKind::DateTime => {
+            FieldKind::Integer | FieldKind::Decimal { .. } | FieldKind::Date => {
                 &["eq", "gt", "gte", "lt", "lte", "any_of", "empty", "not_empty"]
             }
+            // (No "any of": a date-time is matched by its span, "equals 2026-04-01" being that
+            // whole day; a list of instants would find only records stamped at exactly one.)
+            FieldKind::DateTime => &["eq", "gt", "gte", "lt", "lte", "empty", "not_empty"],
             k if k.storage() == Storage::Text && !matches!(k, FieldKind::User) => {
                 &["eq", "contains", "starts_with", "any_of", "empty", "not_empty"]
             }
@@ -1486,11 +1510,15 @@ impl FieldDef {
         }
         // "Any of" takes at most MAX_ANY_OF values (each is a bound parameter, and for a
         // multiple choice several): a longer list is refused rather than sent to the database.
-        if op == "any_of" && operand.split(',').count() > MAX_ANY_OF {
+        if op == "any_of" && list_items(operand).count() > MAX_ANY_OF {
             return Err("too_many");
         }
         let plain = FieldDef { rules: FieldRules::default(), ..self.clone() };
-        let value = |s: &str| match plain.parse(&Json::String(s.to_owned()))? {
+        // (A decimal's trailing zeros say nothing: 1.50 is 1.5 in a field of one decimal.)
+        let value = |s: &str| match plain.parse(&Json::String(match self.kind {
+            FieldKind::Decimal { .. } => trim_decimal_zeros(&halfwidth(s)),
+            _ => s.to_owned(),
+        }))? {
             Cell::Null => Err("required"),
             c => Ok(c),
         };
@@ -1502,7 +1530,7 @@ impl FieldDef {
             };
             let op = match op {
                 "eq" => FilterOp::Includes(vec![one(operand)?]),
-                "any_of" => FilterOp::Includes(operand.split(',').map(one).collect::<Result<_, _>>()?),
+                "any_of" => FilterOp::Includes(list_items(operand).map(one).collect::<Result<_, _>>()?),
                 "empty" => FilterOp::Empty,
                 "not_empty" => FilterOp::NotEmpty,
                 _ => return Err("bad_operator"),
@@ -1522,7 +1550,7 @@ impl FieldDef {
                 "gte" => FilterOp::Gte(n(operand)?),
                 "lt" => FilterOp::Lt(n(operand)?),
                 "lte" => FilterOp::Lte(n(operand)?),
-                "any_of" => FilterOp::AnyOf(operand.split(',').map(n).collect::<Result<_, _>>()?),
+                "any_of" => FilterOp::AnyOf(list_items(operand).map(n).collect::<Result<_, _>>()?),
                 _ => return Err("bad_operator"),
             };
             return Ok(Filter { field: self.id, op });
@@ -1532,15 +1560,17 @@ impl FieldDef {
             matches!(self.kind, FieldKind::Integer | FieldKind::Decimal { .. } | FieldKind::Date | FieldKind::DateTime);
         let op = match op {
             "eq" => FilterOp::Eq(value(operand)?),
-            "contains" if textual => FilterOp::Contains(operand.to_owned()),
-            "starts_with" if textual => FilterOp::StartsWith(operand.to_owned()),
+            // (Trimmed as a keyword is: a space a Japanese input method leaves would otherwise
+            // find nothing.)
+            "contains" if textual => FilterOp::Contains(operand.trim().to_owned()),
+            "starts_with" if textual => FilterOp::StartsWith(operand.trim().to_owned()),
             "gt" if ordered => FilterOp::Gt(value(operand)?),
             "gte" if ordered => FilterOp::Gte(value(operand)?),
             "lt" if ordered => FilterOp::Lt(value(operand)?),
             "lte" if ordered => FilterOp::Lte(value(operand)?),
             "empty" => FilterOp::Empty,
             "not_empty" => FilterOp::NotEmpty,
-            "any_of" => FilterOp::AnyOf(operand.split(',').map(|s| value(s.trim())).collect::<Result<_, _>>()?),
+            "any_of" => FilterOp::AnyOf(list_items(operand).map(|s| value(s.trim())).collect::<Result<_, _>>()?),
             _ => return Err("bad_operator"),
         };
         let mut op = op;
@@ -1588,6 +1618,12 @@ pub fn search_text(table: &TableDef, cells: &[(crate::ids::FieldId, Cell)]) -> S
     out
 }
 
+/// The values of an "any of" filter: separated by commas, the ASCII one or a Japanese one
+/// (、 or ，, as a Japanese input method writes them).
+pub fn list_items(s: &str) -> impl Iterator<Item = &str> {
+    s.split([',', '、', '，'])
+}
+
 /// Keyword rule: at least two characters (one character would match nearly everything and
 /// cannot use the trigram index), at most 200.
 pub fn check_keyword(k: &str) -> Result<String, &'static str> {
@@ -1596,8 +1632,12 @@ pub fn check_keyword(k: &str) -> Result<String, &'static str> {
     if n < 2 {
         return Err("keyword_too_short");
     }
-    if n > 200 || k.chars().any(char::is_control) {
+    if n > 200 {
         return Err("out_of_range");
+    }
+    // (A tab pasted from two spreadsheet cells among them: said as what it is.)
+    if k.chars().any(char::is_control) {
+        return Err("control_chars");
     }
     Ok(k.to_owned())
 }

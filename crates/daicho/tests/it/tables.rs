@@ -428,16 +428,15 @@ async fn filters_sort_and_keyset_pages_agree_on_both_stores() {
     let page = admin.get(&format!("/tables/{tid}?filter.gt.会社名=x")).await.text().await.unwrap();
     assert!(
         page.contains("会社名: This condition cannot be used with this type of field")
-            && page.contains(
-                "This field takes: contains, equals, starts with, any of (comma-separated), is empty, is not empty."
-            ),
+            && page
+                .contains("This field takes: contains, equals, starts with, any of (a, b, …), is empty, is not empty."),
         "{page}"
     );
     // A query that cannot run shows no count and no "no records" (it did not run).
     assert!(!page.contains("class=\"count\"") && !page.contains("No records to show"), "{page}");
     let page = admin.get(&format!("/tables/{tid}?filter.contains.従業員数=1")).await.text().await.unwrap();
     assert!(
-        page.contains("This field takes: equals, at least, at most, greater than, less than, any of (comma-separated), is empty, is not empty."),
+        page.contains("This field takes: equals, at least, at most, greater than, less than, any of (a, b, …), is empty, is not empty."),
         "{page}"
     );
 }
@@ -1474,6 +1473,23 @@ async fn an_export_reads_its_records_only_with_the_design_they_were_written_with
     let mut values: Vec<String> = rdr.records().map(|r| r.unwrap()[column].to_owned()).collect();
     values.sort();
     assert_eq!(values, ["5.00", "7.00"]);
+}
+
+/// A query holds at most 20 filters as typed: a date-time's "equals" (a whole day, read as
+/// its start and end) counts once, the 21st is refused.
+#[tokio::test]
+async fn twenty_filters_as_typed_are_taken_a_date_time_equals_counting_once() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, _) = customers(a).await;
+    let mut q = vec!["filter.eq.最終連絡=2026-04-01".to_owned()];
+    q.extend((0..19).map(|_| "filter.contains.会社名=会".to_owned()));
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?{}", q.join("&"))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    q.push("filter.contains.会社名=社".to_owned());
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{tid}/records?{}", q.join("&"))).await;
+    assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("too_many")));
 }
 
 /// A node reads two import uploads (each up to 64 MiB) at once: a third waits for a place
@@ -3366,7 +3382,7 @@ async fn the_grid_pages_forward_by_its_links_and_back_to_the_first_page() {
         let cell = page
             .split("<td class=\"num\"><a href=\"")
             .nth(1)
-            .and_then(|c| c.split("</td><td class=\"nowrap\">").nth(1));
+            .and_then(|c| c.split("</td><td class=\"nowrap number\">").nth(1));
         cell.and_then(|c| c.split('<').next()).and_then(|n| n.parse().ok()).unwrap_or(-1)
     };
     let start = format!("/tables/{tid}?sort=%E7%95%AA&dir=asc");
@@ -4472,10 +4488,13 @@ async fn every_writable_field_type_round_trips_through_the_record_form() {
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = r.text().await.unwrap();
     for f in ["従業員数", "与信枠", "契約日", "メール", "Web", "電話"] {
-        assert!(
-            page.contains(&format!("aria-invalid=\"true\" aria-describedby=\"{}-err\"", id(f))),
-            "{f} explained: {page}"
-        );
+        // The input is marked invalid and described by its message (after its hint and limits,
+        // if it has them).
+        let at = page.find(&format!("id=\"{}\"", id(f))).unwrap_or_else(|| panic!("{f}'s input: {page}"));
+        let tag = &page[at..at + page[at..].find('>').unwrap()];
+        assert!(tag.contains("aria-invalid=\"true\""), "{f}: {tag}");
+        let described = tag.split("aria-describedby=\"").nth(1).and_then(|d| d.split('"').next()).unwrap_or("");
+        assert!(described.split(' ').any(|d| d == format!("{}-err", id(f))), "{f} explained: {tag}");
         assert!(page.contains(&format!("id=\"{}-err\"", id(f))), "{f}'s message: {page}");
     }
     assert_eq!(record_count(a, &tid).await, 1, "nothing written");

@@ -243,9 +243,10 @@ struct ShowPage {
     description: String,
     has_fields: bool,
     headers: Vec<String>,
-    /// For each column, whether its values keep to one line (numbers, dates, codes, phone
-    /// numbers: a date broken over two lines on a phone reads as two values).
-    one_line: Vec<bool>,
+    /// For each column, the class of its cells: values that keep to one line (numbers, dates,
+    /// codes, phone numbers: a date broken over two lines on a phone reads as two values),
+    /// numbers also right-aligned, and long texts given room (`column_class`).
+    col_class: Vec<&'static str>,
     rows: Vec<GridRow>,
     older: Option<String>,
     /// The page before this one, where the links that led here tell it (`pager`).
@@ -545,6 +546,16 @@ const KINDS: &[(&str, &str)] = &[
 /// The kinds a field may be changed into (see `daicho_domain::table::retype_allowed`).
 pub(crate) fn retype_kinds() -> Vec<(&'static str, &'static str)> {
     KINDS.iter().filter(|(k, _)| !matches!(*k, "link" | "user" | "auto_number")).copied().collect()
+}
+
+/// The class of a grid column's cells (see `GridPage::col_class`).
+fn column_class(kind: &FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Integer | FieldKind::Decimal { .. } => "nowrap number",
+        FieldKind::Date | FieldKind::DateTime | FieldKind::AutoNumber { .. } | FieldKind::Phone => "nowrap",
+        FieldKind::Multiline => "long",
+        _ => "",
+    }
 }
 
 /// Whether the field settings page offers this kind to change into (a link or user field keeps
@@ -857,21 +868,7 @@ async fn show_page(
         description: t.description.clone(),
         has_fields: !t.fields.is_empty(),
         headers: t.fields.iter().map(|f| f.name.as_str().to_owned()).collect(),
-        one_line: t
-            .fields
-            .iter()
-            .map(|f| {
-                matches!(
-                    f.kind,
-                    FieldKind::Integer
-                        | FieldKind::Decimal { .. }
-                        | FieldKind::Date
-                        | FieldKind::DateTime
-                        | FieldKind::AutoNumber { .. }
-                        | FieldKind::Phone
-                )
-            })
-            .collect(),
+        col_class: t.fields.iter().map(|f| column_class(&f.kind)).collect(),
         older,
         previous,
         first: query.after.is_some().then(|| page_base.clone()),
@@ -1200,6 +1197,24 @@ pub struct InputField {
     pub limits: Vec<(&'static str, String)>,
 }
 
+impl InputField {
+    /// The ids of what describes the input (its hint, its limits, its error), for
+    /// `aria-describedby`; empty when nothing does.
+    pub fn described_by(&self) -> String {
+        let mut ids = Vec::new();
+        if !self.hint.is_empty() {
+            ids.push(format!("{}-hint", self.key));
+        }
+        if !self.limits.is_empty() {
+            ids.push(format!("{}-limits", self.key));
+        }
+        if self.error.is_some() {
+            ids.push(format!("{}-err", self.key));
+        }
+        ids.join(" ")
+    }
+}
+
 #[derive(Template)]
 #[template(path = "tables/record.html")]
 struct RecordPage {
@@ -1241,6 +1256,12 @@ fn from_of(pairs: &[(String, String)]) -> String {
 }
 
 impl RecordPage {
+    /// Whether the form has a required field the user may fill in (its label's "*" is then
+    /// explained above the form).
+    fn any_required(&self) -> bool {
+        self.fields.iter().any(|f| f.required && !f.read_only)
+    }
+
     /// Whether the summary has anything to list.
     fn has_summary(&self) -> bool {
         self.fields.iter().any(|f| f.error.is_some()) || !self.other_errors().is_empty()

@@ -134,7 +134,10 @@ pub(crate) fn record_query(t: &TableDef, pairs: &[(String, String)]) -> AppResul
         q.descending = *desc;
         q.then = rest.to_vec();
     }
-    if q.filters.len() > MAX_FILTERS {
+    // (The filters as typed are counted against MAX_FILTERS before they get here, by
+    // `with_named_ids`, which also makes a date-time's "equals" two: its span's start and end.
+    // Here, the bound of what a query holds at most.)
+    if q.filters.len() > 2 * MAX_FILTERS {
         errs.push("filter", "too_many");
     }
     if errs.is_empty() && (!cursor_fits(t, &q) || mark.is_some_and(|m| m != order_mark(t.id, &q))) {
@@ -419,7 +422,11 @@ pub(crate) async fn with_user_ids(
     let values_of = |k: &str, v: &str| -> Option<Vec<String>> {
         let (op, name) = k.strip_prefix("filter.").and_then(|rest| rest.split_once('.'))?;
         find_field(t, name).filter(|f| matches!(f.kind, FieldKind::User))?;
-        Some(if op == "any_of" { v.split(',').map(str::to_owned).collect() } else { vec![v.to_owned()] })
+        Some(if op == "any_of" {
+            daicho_domain::table::list_items(v).map(str::to_owned).collect()
+        } else {
+            vec![v.to_owned()]
+        })
     };
     let names_someone = |k: &str, v: &str| {
         values_of(k, v).is_some_and(|vs| {
@@ -478,7 +485,7 @@ async fn with_link_filter_ids(
             out.push((k, v));
             continue;
         };
-        let mut parts: Vec<&str> = if many { v.split(',').collect() } else { vec![v.as_str()] };
+        let mut parts: Vec<&str> = if many { daicho_domain::table::list_items(&v).collect() } else { vec![v.as_str()] };
         if parts.len() > daicho_domain::table::MAX_ANY_OF {
             return Err(too_many());
         }
@@ -1077,7 +1084,7 @@ pub(crate) async fn lookups(
 /// "12", "#12", blank): "#12 株式会社テスト", as the grid's link input writes it, holds the
 /// record's text too.
 pub(crate) fn names_link_by_text(value: &str) -> bool {
-    value.split(',').any(|p| {
+    daicho_domain::table::list_items(value).any(|p| {
         let p = p.trim();
         !(p.is_empty() || p.trim_start_matches('#').parse::<i64>().is_ok())
     })
