@@ -1165,7 +1165,10 @@ pub async fn add_field(
         // (A required field added to records: the notice says how many hold no value in it.)
         Ok((t, fid)) => match crate::handlers::tables::empty_in_new_required(&state, &auth, &open, &t, fid).await {
             // (A count that reached the cap is the cap: the notice says "or more".)
-            Some((n, _)) => Ok(redirect_see_other(&format!("/tables/{}?done=field_added&n={n}", t.id))),
+            Some((n, capped)) => {
+                let more = if capped { "&more=1" } else { "" };
+                Ok(redirect_see_other(&format!("/tables/{}?done=field_added&n={n}{more}", t.id)))
+            }
             None => Ok(redirect_see_other(&format!("/tables/{}?done=field_added", t.id))),
         },
         Err(AppError::Invalid(e) | AppError::Conflict(e)) => {
@@ -2079,7 +2082,8 @@ pub(crate) fn imported(ctx: &Ctx, p: Page, pairs: &[(String, String)]) -> Page {
     if done == Some("field_added")
         && let Some(n) = count("n")
     {
-        let shown = if n >= crate::handlers::tables::COUNT_CAP { format!("{}+", grouped(n)) } else { grouped(n) };
+        // (Exactly the cap is a count; "+" only where counting stopped there.)
+        let shown = if count("more") == Some(1) { format!("{}+", grouped(n)) } else { grouped(n) };
         p.flash_detail = Some(crate::i18n::t(p.lang, "flash.required_empty").replace("{n}", &shown));
     }
     p
