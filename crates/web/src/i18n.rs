@@ -636,6 +636,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("import.no_key", "Always add new records", "常に新しいレコードとして追加"),
     ("import.submit", "Import", "読み込む"),
     ("import.row", "Row", "行"),
+    ("import.at_row", "Row {r}", "{r}行目"),
+    ("import.at_row_field", "Row {r}, {f}", "{r}行目「{f}」"),
     ("records.export_sjis", "CSV for Excel (Shift_JIS)", "Excel用CSV（Shift_JIS）"),
     ("records.search", "Keyword", "キーワード"),
     ("records.sort", "Sort by", "並べ替え"),

@@ -1120,13 +1120,15 @@ async fn the_import_page_takes_a_file_upload_with_its_csrf_token_and_lists_probl
         .admin
         .client
         .post(&url)
-        .multipart(form(Some(&cast.admin.csrf), "会社名,従業員数\nA,1\nB,many\n"))
+        .multipart(form(Some(&cast.admin.csrf), "会社名,従業員数,ランク\nA,1,A\nB,many,Z\n"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = r.text().await.unwrap();
     assert!(page.contains("Row 3, 従業員数: Enter a whole number."), "problems listed");
+    // A value outside the choices is said with the choices it may take.
+    assert!(page.contains("Row 3, ランク: ") && page.contains(" (A, B, C)</li>"), "the choices named: {page}");
     // A good file lands and the grid says so.
     let r = cast
         .admin

@@ -1999,7 +1999,7 @@ struct ImportPage {
     table_id: String,
     table_name: String,
     keys: Vec<(String, String)>,
-    problems: Vec<(String, &'static str)>,
+    problems: Vec<(String, String)>,
     max_mib: usize,
 }
 
@@ -2009,7 +2009,7 @@ fn import_page(
     auth: &Auth,
     open: &OpenTable,
     t: &TableDef,
-    problems: Vec<(String, &'static str)>,
+    problems: Vec<(String, String)>,
 ) -> ImportPage {
     // The keys an update may use: unique fields and record numbers the importer may view (an
     // update finds its records by reading them); none without view and edit.
@@ -2089,11 +2089,41 @@ pub(crate) fn imported(ctx: &Ctx, p: Page, pairs: &[(String, String)]) -> Page {
     p
 }
 
+/// The rule an import's value broke, when its message alone does not say it: " (at most
+/// 100)", " (A, B, C)" for a choice; empty otherwise. `field` as the import names it
+/// (`row:4:<field id>`).
+fn limit_of(t: &TableDef, field: &str, code: &str, lang: daicho_domain::Lang) -> String {
+    let Some(f) = field.rsplit(':').next().and_then(|id| t.fields.iter().find(|f| f.id.to_string() == id)) else {
+        return String::new();
+    };
+    let tr = |k| crate::i18n::t(lang, k);
+    let (label, value) = match code {
+        "above_max" => (tr("limit.max"), f.rules.max.clone()),
+        "below_min" => (tr("limit.min"), f.rules.min.clone()),
+        "too_long" => (tr("limit.max_length"), f.rules.max_length.map(|n| n.to_string())),
+        "choice" => match &f.kind {
+            FieldKind::Choice { choices } | FieldKind::MultiChoice { choices } => {
+                let mut shown: Vec<&str> = choices.iter().take(10).map(String::as_str).collect();
+                if choices.len() > 10 {
+                    shown.push("…");
+                }
+                ("", Some(shown.join(tr("list.sep"))))
+            }
+            _ => return String::new(),
+        },
+        _ => return String::new(),
+    };
+    match value {
+        Some(v) if label.is_empty() => format!(" ({v})"),
+        Some(v) => format!(" ({label} {v})"),
+        None => String::new(),
+    }
+}
+
 /// "row 3, 従業員数" for an import error's location.
 fn where_of(t: &TableDef, field: &str, lang: daicho_domain::Lang) -> String {
     let mut parts = field.splitn(3, ':');
     let (_, row, rest) = (parts.next(), parts.next(), parts.next());
-    let row_word = crate::i18n::t(lang, "import.row");
     let name = rest.map(|r| {
         t.fields
             .iter()
@@ -2102,8 +2132,8 @@ fn where_of(t: &TableDef, field: &str, lang: daicho_domain::Lang) -> String {
             .unwrap_or_else(|| r.to_owned())
     });
     match (row, name) {
-        (Some(r), Some(n)) => format!("{row_word} {r}, {n}"),
-        (Some(r), None) => format!("{row_word} {r}"),
+        (Some(r), Some(n)) => crate::i18n::t(lang, "import.at_row_field").replace("{r}", r).replace("{f}", &n),
+        (Some(r), None) => crate::i18n::t(lang, "import.at_row").replace("{r}", r),
         _ if field == "mapping" => crate::i18n::t(lang, "import.columns").to_owned(),
         // A field of no one row (a value the database already holds, for a unique field).
         _ => t.fields.iter().find(|f| f.id.to_string() == field).map(|f| f.name.as_str().to_owned()).unwrap_or_else(
@@ -2153,7 +2183,7 @@ struct ImportMapPage {
     columns: Vec<MapColumn>,
     /// (id, name) of the fields a column may go to.
     fields: Vec<(String, String)>,
-    problems: Vec<(String, &'static str)>,
+    problems: Vec<(String, String)>,
 }
 
 /// The page where the columns of a staged file are mapped to fields: each column preselects
@@ -2167,7 +2197,7 @@ fn import_map_page(
     (encoding, key): (&str, &str),
     preview: (Vec<String>, Vec<Vec<String>>),
     chosen: &[String],
-    problems: Vec<(String, &'static str)>,
+    problems: Vec<(String, String)>,
 ) -> ImportMapPage {
     let (headers, rows) = preview;
     let named = |h: &str| crate::handlers::tables::header_field(t, h).map(|f| f.id.to_string()).unwrap_or_default();
@@ -2245,9 +2275,15 @@ pub async fn import_upload(
             _ => {}
         }
     }
-    let problems_of = |e: FieldErrors| -> Vec<(String, &'static str)> {
+    let problems_of = |e: FieldErrors| -> Vec<(String, String)> {
         e.0.iter()
-            .map(|fe| (where_of(&t, &fe.field, auth.lang), crate::i18n::error_message(auth.lang, fe.code)))
+            .map(|fe| {
+                let message = crate::i18n::error_message(auth.lang, fe.code);
+                (
+                    where_of(&t, &fe.field, auth.lang),
+                    format!("{message}{}", limit_of(&t, &fe.field, fe.code, auth.lang)),
+                )
+            })
             .collect()
     };
     if staged.is_empty() {
