@@ -334,6 +334,16 @@ async fn the_design_and_trash_pages_rename_move_delete_and_restore() {
         body.contains("role=\"alert\"") && body.contains("Tick the box to confirm."),
         "the summary says why: {body}"
     );
+    // And the field's own row says which box.
+    assert!(
+        body.contains(&format!("aria-invalid=\"true\" aria-describedby=\"confirm-{}-err\"", ids[1]))
+            && body.contains(&format!(
+                "<span class=\"field-error\" id=\"confirm-{}-err\">Tick the box to confirm.",
+                ids[1]
+            )),
+        "{body}"
+    );
+    assert_eq!(body.matches("class=\"field-error\" id=\"confirm-").count(), 1, "that row only");
     // A field's name that is taken is said, and not beside the table's own name.
     let r =
         a.post_form(&design, &[("action", "rename"), ("field", &ids[1]), (&format!("name_{}", ids[1]), "件数")]).await;

@@ -806,6 +806,13 @@ struct DesignPage {
     trash_days: i64,
 }
 
+impl DesignPage {
+    /// Whether field `id`'s delete was asked for without its box ticked (its row says so).
+    fn unconfirmed(&self, id: &str) -> bool {
+        self.errors.0.0.iter().any(|e| e.code == "confirm_required" && e.field.strip_prefix("confirm_") == Some(id))
+    }
+}
+
 fn design_page(
     auth: &Auth,
     ctx: &Ctx,
@@ -900,7 +907,12 @@ pub async fn submit(
                 None => Ok("fields_reordered"),
             }
         }
-        "delete_field" if !confirmed => Err(invalid("confirm", "confirm_required")),
+        // (Named by the field, so that its row says which box to tick.)
+        "delete_field" if !confirmed => {
+            let mut e = FieldErrors::new();
+            e.push_owned(format!("confirm_{}", get("field").chars().take(40).collect::<String>()), "confirm_required");
+            Err(AppError::Invalid(e))
+        }
         "delete_field" => delete_field_op(&state, &ctx, &auth, &open, get("field")).await.map(|_| "field_deleted"),
         "delete_table" if !confirmed => Err(invalid("confirm", "confirm_required")),
         // (Refused while links point into it: said on the design page, as other refusals are.)
