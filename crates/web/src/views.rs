@@ -78,6 +78,13 @@ impl Page {
         }
     }
 
+    /// The tab's title names what the page is about as well: "`what` · <page title>"
+    /// ("顧客 Customers · 設計"), so that tabs of several tables' pages tell apart.
+    pub fn about(mut self, what: &str) -> Self {
+        self.named = Some(format!("{what} · {}", i18n::t(self.lang, self.title)));
+        self
+    }
+
     pub fn with_flash(mut self, ctx: &crate::ctx::Ctx, done: Option<&str>) -> Self {
         self.flash = done.filter(|_| ctx.from_own_page).and_then(i18n::flash_key);
         self

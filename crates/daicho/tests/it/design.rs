@@ -334,6 +334,8 @@ async fn the_design_and_trash_pages_rename_move_delete_and_restore() {
         body.contains("role=\"alert\"") && body.contains("Tick the box to confirm."),
         "the summary says why: {body}"
     );
+    // The tab names the table (tabs of several tables' designs tell apart).
+    assert!(body.contains("<title>窓口 &#60;b&#62; · Design · Daicho</title>"), "{body}");
     // And the field's own row says which box.
     assert!(
         body.contains(&format!("aria-invalid=\"true\" aria-describedby=\"confirm-{}-err\"", ids[1]))

@@ -823,7 +823,7 @@ fn design_page(
 ) -> DesignPage {
     let n = t.fields.len();
     DesignPage {
-        p: Page::for_user(auth, "design.title", "tables", &ctx.request_id).with_flash(ctx, done),
+        p: Page::for_user(auth, "design.title", "tables", &ctx.request_id).with_flash(ctx, done).about(t.name.as_str()),
         id: t.id.to_string(),
         name: t.name.as_str().to_owned(),
         description: t.description.clone(),
@@ -1096,7 +1096,11 @@ fn retype_page(
     let r = &f.rules;
     let text = |k: &str, now: Option<String>| get(k).unwrap_or_else(|| now.unwrap_or_default());
     Ok(RetypePage {
-        p: Page::for_user(auth, "retype.title", "tables", &ctx.request_id),
+        p: Page::for_user(auth, "retype.title", "tables", &ctx.request_id).about(&format!(
+            "{} › {}",
+            t.name.as_str(),
+            f.name.as_str()
+        )),
         id: t.id.to_string(),
         table_name: t.name.as_str().to_owned(),
         field_id: f.id.to_string(),

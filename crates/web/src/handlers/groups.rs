@@ -547,7 +547,7 @@ async fn group_page(state: &AppState, ctx: &Ctx, auth: &Auth, id: GroupId, error
     let users = auth.directory(state, ctx).await?;
     let tables = tables_of(state, auth, ctx).await?;
     Ok(GroupPage {
-        p: Page::for_user(auth, "groups.title", "groups", &ctx.request_id),
+        p: Page::for_user(auth, "groups.title", "groups", &ctx.request_id).about(g.name.as_str()),
         id: g.id.to_string(),
         name: g.name.as_str().to_owned(),
         description: g.description.clone(),
@@ -796,7 +796,11 @@ fn group_table_page(
         None => "all".into(),
     };
     GroupTablePage {
-        p: Page::for_user(auth, "groups.title", "groups", &ctx.request_id),
+        p: Page::for_user(auth, "groups.title", "groups", &ctx.request_id).about(&format!(
+            "{} › {}",
+            g.name.as_str(),
+            t.name.as_str()
+        )),
         group_id: g.id.to_string(),
         group_name: g.name.as_str().to_owned(),
         table_id: t.id.to_string(),

@@ -1906,7 +1906,8 @@ pub async fn record_history(
     let cut = history_cut(&r, &history);
     Ok(render(&HistoryPage {
         cut,
-        p: Page::for_user(&auth, "history.title", "tables", &ctx.request_id),
+        p: Page::for_user(&auth, "history.title", "tables", &ctx.request_id)
+            .about(&format!("{} #{id}", t.name.as_str())),
         table_id: t.id.to_string(),
         table_name: t.name.as_str().to_owned(),
         record_id: id,
@@ -2019,7 +2020,7 @@ fn import_page(
         .ok()
         .filter(|_| auth.principal.authorize_table::<Edit>(&open.access).is_ok());
     ImportPage {
-        p: Page::for_user(auth, "import.title", "tables", &ctx.request_id),
+        p: Page::for_user(auth, "import.title", "tables", &ctx.request_id).about(t.name.as_str()),
         table_id: t.id.to_string(),
         table_name: t.name.as_str().to_owned(),
         keys: t
