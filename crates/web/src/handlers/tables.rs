@@ -1726,15 +1726,13 @@ pub(crate) async fn bulk_delete_op(
         .event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
         .target(format!("table:{} records:{}", open.def.id, ids.len()))
         .details(format!("bulk delete of {} records ({chosen}): {}", ids.len(), id_list(&ids)));
-    // Each record deleted is recorded with its values, as a single delete is (its history goes
-    // with it): what a bulk delete removed can be read back from the operation history.
-    // (What the deleter sees of it, as for a single delete: no hidden field.)
+    // Each record deleted is recorded with every value it held, as a single delete is (its
+    // history goes with it): what a bulk delete removed can be read back from the operation
+    // history, which only administrators read, also of fields hidden from the deleter.
     let each = |r: &daicho_store::Record| {
-        let mut seen = r.clone();
-        daicho_store::guard::redact(&reading, &mut seen);
         ctx.event_by(&auth.principal, AuditAction::RecordDelete, Outcome::Success)
             .target(format!("table:{} record:{}", open.def.id, r.id))
-            .details(format!("in a bulk delete: {}", describe(&open.def, &seen.cells, None)))
+            .details(format!("in a bulk delete: {}", describe(&open.def, &r.cells, None)))
     };
     match state.store.delete_records(&scope, &open.def, &ids, since, ev, Some(&each)).await {
         Ok(n) => Ok(n),
