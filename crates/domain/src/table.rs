@@ -615,19 +615,46 @@ pub fn retype_loses(from: &FieldKind, to: &FieldKind) -> Option<&'static str> {
 }
 
 /// Whether converting `original`, a value of field `old`, into `converted`, of `new` (the same
-/// field retyped), changes what the value says rather than only how the new kind writes it:
-/// converted back, it is not what it was. "00123" made the number 123 reads back "123", a
-/// phone number loses its leading zero, "はい" ticked reads back "true", "2026/4/1" made a date
-/// reads back "2026-04-01"; 5 made 5.00 reads back 5. Never for an empty value, within one
-/// kind (its values stay), nor for a change whose loss of every value is said already
-/// ([`retype_loses`]). The old field's rules are left out of the way back: only the reading
-/// counts, not whether the old rules would take the value again.
+/// field retyped), loses part of what the value says rather than only how it is written: a
+/// number that held more than its digits ("00123" made 123: a code's leading zeros; a phone
+/// number's), a text that comes back other than it was (trimmed, its case or form changed).
+/// Not the form alone: "+5", "1,200" and "5" made numbers read back as the same numbers
+/// (5.00 is 5); a date or a date-time keeps its day or instant however it was written
+/// ("2026/4/1", an instant in UTC shown at the tenant's offset); a box takes "はい" for ticked
+/// and a choice its own text. Never for an empty value, within one kind (its values stay), nor
+/// for a change whose loss of every value is said already ([`retype_loses`]). The old field's
+/// rules are left out of the way back: only the reading counts, not whether the old rules
+/// would take the value again.
 pub fn conversion_alters(old: &FieldDef, new: &FieldDef, original: &Cell, converted: &Cell, offset: i32) -> bool {
     if old.kind == new.kind || matches!(original, Cell::Null) || retype_loses(&old.kind, &new.kind).is_some() {
         return false;
     }
+    match new.kind {
+        FieldKind::Date
+        | FieldKind::DateTime
+        | FieldKind::Checkbox
+        | FieldKind::Choice { .. }
+        | FieldKind::MultiChoice { .. } => return false,
+        _ => {}
+    }
     let back = FieldDef { rules: FieldRules::default(), ..old.clone() };
-    convert(new, &back, converted, offset).map_or(true, |b| b != *original)
+    let Ok(back) = convert(new, &back, converted, offset) else { return true };
+    if matches!(new.kind, FieldKind::Integer | FieldKind::Decimal { .. }) {
+        let text = |c: &Cell, f: &FieldDef| match f.present(c) {
+            Json::String(s) => s,
+            other => other.to_string(),
+        };
+        return number_text(&text(original, old)) != number_text(&text(&back, old));
+    }
+    back != *original
+}
+
+/// A number's text without what does not change its value: width, a plus sign, thousands
+/// separators, trailing decimal zeros. Leading zeros stay (they are what a code loses).
+fn number_text(s: &str) -> String {
+    let s = halfwidth(s.trim());
+    let s = s.strip_prefix('+').unwrap_or(&s).replace(',', "");
+    trim_decimal_zeros(&s)
 }
 
 /// A value as a report of a change of type shows it: text as it is, a date-time at the
@@ -944,10 +971,19 @@ mod tests {
         // What the value says changes.
         assert!(alters(FieldKind::Text, FieldKind::Integer, text("00123")));
         assert!(alters(FieldKind::Phone, FieldKind::Integer, text("0312345678")));
-        assert!(alters(FieldKind::Text, FieldKind::Integer, text("１２３")));
-        assert!(alters(FieldKind::Text, FieldKind::Date, text("2026/4/1")));
+        assert!(alters(FieldKind::Text, FieldKind::Integer, text("007")));
+        assert!(alters(FieldKind::Text, FieldKind::Decimal { scale: 2 }, text("00.50")));
+        assert!(alters(FieldKind::Multiline, FieldKind::Text, text("東京都 ")));
         // Only how the new kind writes it.
         assert!(!alters(FieldKind::Text, FieldKind::Integer, text("123")));
+        assert!(!alters(FieldKind::Text, FieldKind::Integer, text("１２３")));
+        assert!(!alters(FieldKind::Text, FieldKind::Integer, text("+5")));
+        assert!(!alters(FieldKind::Text, FieldKind::Integer, text("1,200")));
+        assert!(!alters(FieldKind::Text, FieldKind::Decimal { scale: 2 }, text("5")));
+        assert!(!alters(FieldKind::Text, FieldKind::Decimal { scale: 2 }, text("0.5")));
+        assert!(!alters(FieldKind::Text, FieldKind::Date, text("2026/4/1")));
+        assert!(!alters(FieldKind::Text, FieldKind::DateTime, text("2026-04-01T00:00:00Z")));
+        assert!(!alters(FieldKind::Text, FieldKind::Checkbox, text("はい")));
         assert!(!alters(FieldKind::Integer, FieldKind::Decimal { scale: 2 }, Cell::Int(5)));
         assert!(!alters(FieldKind::Decimal { scale: 2 }, FieldKind::Integer, Cell::Int(300)));
         assert!(!alters(FieldKind::Integer, FieldKind::Text, Cell::Int(-5)));
@@ -1308,11 +1344,25 @@ mod tests {
         let at = field(FieldKind::DateTime, FieldRules::default());
         assert_eq!(at.filter("any_of", "2026-04-01T00:00:00Z").err(), Some("bad_operator"));
         assert_eq!(check_keyword("東京\t大阪"), Err("control_chars"));
-        let kind = field(FieldKind::Choice { choices: vec!["新規".into(), "継続".into()] }, FieldRules::default());
+        let kind = field(
+            FieldKind::Choice { choices: vec!["新規".into(), "継続".into(), "はい、確認済み".into()] },
+            FieldRules::default(),
+        );
         let both = FilterOp::AnyOf(vec![Cell::Text("新規".into()), Cell::Text("継続".into())]);
         for typed in ["新規,継続", "新規、継続", "新規，継続", "新規, 継続"] {
             assert_eq!(kind.filter("any_of", typed).map(|f| f.op), Ok(both.clone()), "{typed}");
         }
+        // A choice that holds 、 is that choice, alone or with others.
+        let one = FilterOp::AnyOf(vec![Cell::Text("はい、確認済み".into()), Cell::Text("新規".into())]);
+        assert_eq!(kind.filter("any_of", "はい、確認済み,新規").map(|f| f.op), Ok(one));
+        // Numbers take 、 too; a text's any-of splits on commas only (a name may hold 、).
+        let n = field(FieldKind::Integer, FieldRules::default());
+        assert_eq!(n.filter("any_of", "1、2").map(|f| f.op), Ok(FilterOp::AnyOf(vec![Cell::Int(1), Cell::Int(2)])));
+        let t = field(FieldKind::Text, FieldRules::default());
+        assert_eq!(
+            t.filter("any_of", "山田商事、東京支店").map(|f| f.op),
+            Ok(FilterOp::AnyOf(vec![Cell::Text("山田商事、東京支店".into())]))
+        );
         assert_eq!(check_keyword(&"あ".repeat(201)), Err("out_of_range"));
     }
 
@@ -1483,6 +1533,32 @@ pub const MAX_ANY_OF: usize = 100;
 impl FieldDef {
     /// The filter operators this field takes (what `filter` accepts), so that a refusal can
     /// name them.
+    /// The values of an "any of" filter on this field: separated by commas; for values that
+    /// cannot hold one, by a Japanese list mark too (、, as a Japanese input method writes a
+    /// list: numbers, dates, record numbers, boxes), and for a choice by 、 or ， where the
+    /// text between commas is not itself one of the choices ("新規、継続", but "はい、確認済み"
+    /// when that is a choice). Texts, links and users split on commas only: a name may hold 、.
+    pub fn any_of_items<'a>(&self, operand: &'a str) -> Vec<&'a str> {
+        match &self.kind {
+            FieldKind::Choice { choices } | FieldKind::MultiChoice { choices } => operand
+                .split(',')
+                .flat_map(|piece| {
+                    if choices.iter().any(|c| c.trim() == piece.trim()) {
+                        vec![piece]
+                    } else {
+                        piece.split(['、', '，']).collect()
+                    }
+                })
+                .collect(),
+            FieldKind::Integer
+            | FieldKind::Decimal { .. }
+            | FieldKind::Date
+            | FieldKind::AutoNumber { .. }
+            | FieldKind::Checkbox => operand.split([',', '、']).collect(),
+            _ => operand.split(',').collect(),
+        }
+    }
+
     pub fn filter_ops(&self) -> &'static [&'static str] {
         match &self.kind {
             FieldKind::MultiChoice { .. } => &["eq", "any_of", "empty", "not_empty"],
@@ -1510,7 +1586,7 @@ impl FieldDef {
         }
         // "Any of" takes at most MAX_ANY_OF values (each is a bound parameter, and for a
         // multiple choice several): a longer list is refused rather than sent to the database.
-        if op == "any_of" && list_items(operand).count() > MAX_ANY_OF {
+        if op == "any_of" && self.any_of_items(operand).len() > MAX_ANY_OF {
             return Err("too_many");
         }
         let plain = FieldDef { rules: FieldRules::default(), ..self.clone() };
@@ -1530,7 +1606,9 @@ impl FieldDef {
             };
             let op = match op {
                 "eq" => FilterOp::Includes(vec![one(operand)?]),
-                "any_of" => FilterOp::Includes(list_items(operand).map(one).collect::<Result<_, _>>()?),
+                "any_of" => {
+                    FilterOp::Includes(self.any_of_items(operand).into_iter().map(one).collect::<Result<_, _>>()?)
+                }
                 "empty" => FilterOp::Empty,
                 "not_empty" => FilterOp::NotEmpty,
                 _ => return Err("bad_operator"),
@@ -1550,7 +1628,7 @@ impl FieldDef {
                 "gte" => FilterOp::Gte(n(operand)?),
                 "lt" => FilterOp::Lt(n(operand)?),
                 "lte" => FilterOp::Lte(n(operand)?),
-                "any_of" => FilterOp::AnyOf(list_items(operand).map(n).collect::<Result<_, _>>()?),
+                "any_of" => FilterOp::AnyOf(self.any_of_items(operand).into_iter().map(n).collect::<Result<_, _>>()?),
                 _ => return Err("bad_operator"),
             };
             return Ok(Filter { field: self.id, op });
@@ -1570,7 +1648,9 @@ impl FieldDef {
             "lte" if ordered => FilterOp::Lte(value(operand)?),
             "empty" => FilterOp::Empty,
             "not_empty" => FilterOp::NotEmpty,
-            "any_of" => FilterOp::AnyOf(list_items(operand).map(|s| value(s.trim())).collect::<Result<_, _>>()?),
+            "any_of" => FilterOp::AnyOf(
+                self.any_of_items(operand).into_iter().map(|s| value(s.trim())).collect::<Result<_, _>>()?,
+            ),
             _ => return Err("bad_operator"),
         };
         let mut op = op;
@@ -1616,12 +1696,6 @@ pub fn search_text(table: &TableDef, cells: &[(crate::ids::FieldId, Cell)]) -> S
         }
     }
     out
-}
-
-/// The values of an "any of" filter: separated by commas, the ASCII one or a Japanese one
-/// (、 or ，, as a Japanese input method writes them).
-pub fn list_items(s: &str) -> impl Iterator<Item = &str> {
-    s.split([',', '、', '，'])
 }
 
 /// Keyword rule: at least two characters (one character would match nearly everything and

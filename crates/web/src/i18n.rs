@@ -372,7 +372,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("op.lte", "at most", "以下"),
     ("op.gt", "greater than", "より大きい"),
     ("op.lt", "less than", "より小さい"),
-    ("op.any_of", "any of (a, b, …)", "いずれか（、区切り）"),
+    ("op.any_of", "any of (a, b, …)", "いずれか（「,」区切り）"),
     ("op.empty", "is empty", "空"),
     ("op.not_empty", "is not empty", "空でない"),
     ("flash.token_revoked", "Token revoked.", "トークンを無効にしました。"),

@@ -526,11 +526,11 @@ async fn changing_a_type_converts_every_value_or_reports_those_that_do_not_and_c
     );
 }
 
-/// A change of type whose values all convert, some of them into something else ("00123" made the
-/// number 123, a phone number without its leading zero, "2026/4/1" written as a date): the
-/// check lists those before and after, and the change is applied only once that is accepted
-/// (through the API and the settings page); values that only take the new kind's form (5 and
-/// "5") are not listed.
+/// A change of type whose values all convert, some of them losing part of what they say
+/// ("00123" made the number 123, a phone number without its leading zero): the check lists
+/// those before and after, and the change is applied only once that is accepted (through the
+/// API and the settings page); values that only take the new kind's form ("5" as 5, a date
+/// written "2026/4/1") are not listed.
 #[tokio::test]
 async fn a_change_of_type_that_would_change_what_values_say_is_applied_only_once_accepted() {
     let app = TestApp::start().await;
@@ -539,18 +539,20 @@ async fn a_change_of_type_that_would_change_what_values_say_is_applied_only_once
     let (_, v) = a.post_json("/api/v1/tables", json!({"name": "受付"})).await;
     let tid = v["table"]["id"].as_str().unwrap().to_owned();
     let mut ids = Vec::new();
-    for (name, kind) in [("コード", "text"), ("電話", "phone"), ("届出日", "text")] {
+    for (name, kind) in [("コード", "text"), ("電話", "phone"), ("区分", "text"), ("届出日", "text")] {
         let (s, v) =
             a.post_json(&format!("/api/v1/tables/{tid}/fields"), json!({"name": name, "kind": {"type": kind}})).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         ids.push(v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned());
     }
     let mut recs = Vec::new();
-    for (code, phone, day) in [("00123", "0312345678", "2026/4/1"), ("5", "312345678", "2026-04-02"), ("", "", "")] {
+    for (code, phone, kind, day) in
+        [("00123", "0312345678", "01", "2026/4/1"), ("5", "312345678", "2", "2026-04-02"), ("", "", "", "")]
+    {
         let (s, v) = a
             .post_json(
                 &format!("/api/v1/tables/{tid}/records"),
-                json!({"values": {"コード": code, "電話": phone, "届出日": day}}),
+                json!({"values": {"コード": code, "電話": phone, "区分": kind, "届出日": day}}),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -589,10 +591,14 @@ async fn a_change_of_type_that_would_change_what_values_say_is_applied_only_once
     let details = h["events"][0]["details"].as_str().unwrap();
     assert!(details.contains("; 3 records, 3 values written again (1 reading differently, accepted)"), "{details}");
     // The settings page: apply lists them with a box to accept; ticked, the change is made.
+    // A date written "2026/4/1" keeps its day: nothing to accept.
+    let (s, v) = a.post_json(&retype(&ids[3]), json!({"kind": {"type": "date"}})).await;
+    assert_eq!((s, v["applied"].as_bool(), v["altered"].as_i64()), (StatusCode::OK, Some(true), Some(0)), "{v}");
+    assert_eq!(values(ids[3].clone()).await, [json!("2026-04-01"), json!("2026-04-02"), Value::Null]);
     let page = format!("/tables/{tid}/design/fields/{}/type", ids[2]);
     let html = a.get(&page).await.text().await.unwrap();
     let was = html.split("name=\"was\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
-    let form = [("kind", "date"), ("action", "apply"), ("was", was.as_str())];
+    let form = [("kind", "integer"), ("action", "apply"), ("was", was.as_str())];
     let r = a.post_form(&page, &form).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text().await.unwrap();
@@ -600,14 +606,14 @@ async fn a_change_of_type_that_would_change_what_values_say_is_applied_only_once
         html.contains("Values that would read differently once converted (nothing was changed yet): 1 / 3"),
         "{html}"
     );
-    assert!(html.contains("<td>2026/4/1</td><td>2026-04-01</td>"), "{html}");
+    assert!(html.contains("<td>01</td><td>1</td>"), "{html}");
     assert!(html.contains("name=\"accept_loss\""), "{html}");
-    assert_eq!(values(ids[2].clone()).await, [json!("2026/4/1"), json!("2026-04-02"), Value::Null]);
+    assert_eq!(values(ids[2].clone()).await, [json!("01"), json!("2"), Value::Null]);
     let r = a.post_form(&page, &[&form[..], &[("accept_loss", "on")]].concat()).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (_, t) = a.get_json(&format!("/api/v1/tables/{tid}")).await;
-    assert_eq!(t["table"]["fields"][2]["kind"]["type"], "date");
-    assert_eq!(values(ids[2].clone()).await, [json!("2026-04-01"), json!("2026-04-02"), Value::Null]);
+    assert_eq!(t["table"]["fields"][2]["kind"]["type"], "integer");
+    assert_eq!(values(ids[2].clone()).await, [json!(1), json!(2), Value::Null]);
 }
 
 #[tokio::test]

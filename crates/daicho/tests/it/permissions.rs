@@ -1771,7 +1771,10 @@ async fn a_deleted_record_is_recorded_whole_also_when_the_deleter_may_not_see_a_
     let (_, v) = a.get_json("/api/v1/audit?action=record.delete").await;
     let details: Vec<&str> = v["events"].as_array().unwrap().iter().filter_map(|e| e["details"].as_str()).collect();
     assert!(details.iter().any(|d| d.contains("7777001")), "the single delete: {details:?}");
-    assert!(details.iter().any(|d| d.starts_with("in a bulk delete") && d.contains("7777002")), "the bulk one: {details:?}");
+    assert!(
+        details.iter().any(|d| d.starts_with("in a bulk delete") && d.contains("7777002")),
+        "the bulk one: {details:?}"
+    );
 }
 
 #[tokio::test]

@@ -520,6 +520,29 @@ async fn a_view_whose_filter_no_longer_fits_its_retyped_field_says_it_is_out_of_
     assert!(page.contains("Delete this view"), "{page}");
     let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={won}")).await;
     assert_eq!((s, titles(&v, &d).len()), (StatusCode::OK, 4), "{v}");
+    // A field made a date-time since: "contains" is no operator of it, the view out of date.
+    let (s, v) =
+        a.post_json(&format!("/api/v1/tables/{t}/fields"), json!({"name": "予定", "kind": {"type": "text"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let planned = v["table"]["fields"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "予定あり", "shared": true, "filters": [{"field": "予定", "op": "contains", "value": "2026"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let planned_view = v["view"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{t}/fields/{planned}/retype"), json!({"kind": {"type": "date_time"}}))
+        .await;
+    assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={planned_view}")).await;
+    assert_eq!(
+        (s, v["error"]["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("view_outdated")),
+        "{v}"
+    );
     // The same filter typed into a query is the reader's mistake, said as such.
     let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?filter.gte.{}=500", d.amount)).await;
     assert_eq!(

@@ -422,11 +422,7 @@ pub(crate) async fn with_user_ids(
     let values_of = |k: &str, v: &str| -> Option<Vec<String>> {
         let (op, name) = k.strip_prefix("filter.").and_then(|rest| rest.split_once('.'))?;
         find_field(t, name).filter(|f| matches!(f.kind, FieldKind::User))?;
-        Some(if op == "any_of" {
-            daicho_domain::table::list_items(v).map(str::to_owned).collect()
-        } else {
-            vec![v.to_owned()]
-        })
+        Some(if op == "any_of" { v.split(',').map(str::to_owned).collect() } else { vec![v.to_owned()] })
     };
     let names_someone = |k: &str, v: &str| {
         values_of(k, v).is_some_and(|vs| {
@@ -485,7 +481,7 @@ async fn with_link_filter_ids(
             out.push((k, v));
             continue;
         };
-        let mut parts: Vec<&str> = if many { daicho_domain::table::list_items(&v).collect() } else { vec![v.as_str()] };
+        let mut parts: Vec<&str> = if many { v.split(',').collect() } else { vec![v.as_str()] };
         if parts.len() > daicho_domain::table::MAX_ANY_OF {
             return Err(too_many());
         }
@@ -1084,7 +1080,7 @@ pub(crate) async fn lookups(
 /// "12", "#12", blank): "#12 株式会社テスト", as the grid's link input writes it, holds the
 /// record's text too.
 pub(crate) fn names_link_by_text(value: &str) -> bool {
-    daicho_domain::table::list_items(value).any(|p| {
+    value.split(',').any(|p| {
         let p = p.trim();
         !(p.is_empty() || p.trim_start_matches('#').parse::<i64>().is_ok())
     })

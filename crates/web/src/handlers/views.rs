@@ -72,13 +72,18 @@ pub(crate) async fn resolve(
     Ok((out, Some(view)))
 }
 
-/// Whether a saved filter still reads as its field now takes filters. Fields whose filter
+/// Whether a saved filter still reads as its field now takes filters. Of fields whose filter
 /// values are turned into stored ones before (a link's record text, a user's login ID or name,
-/// a date-time in the tenant's time) are judged when the query is read, as typed ones are.
+/// a date-time in the tenant's time) only the operator is judged here; their values are
+/// judged when the query is read, as typed ones are.
 fn still_fits(def: &TableDef, f: &daicho_domain::view::FilterSpec) -> bool {
     use daicho_domain::table::FieldKind;
     match def.fields.iter().find(|d| d.id == f.field) {
-        Some(d) if matches!(d.kind, FieldKind::Link { .. } | FieldKind::User | FieldKind::DateTime) => true,
+        // (Their operator at least: "any of" went from date-times, and a field may have been
+        // made one since.)
+        Some(d) if matches!(d.kind, FieldKind::Link { .. } | FieldKind::User | FieldKind::DateTime) => {
+            d.filter_ops().contains(&f.op.as_str())
+        }
         Some(d) => d.filter(&f.op, &f.value).is_ok(),
         None => true,
     }
