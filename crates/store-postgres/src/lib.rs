@@ -1796,6 +1796,11 @@ impl Store for PgStore {
         // with nothing to change.
         if apply {
             lock_tenant(&mut tx, scope.tenant_id()).await?;
+            // A link's target read again under the tenant's row: a trash of that field, which
+            // takes the row, committed during the first pass would otherwise go unseen.
+            if field.kind != old.kind {
+                link_target_live(&mut tx, scope.tenant_id(), &field.kind).await?;
+            }
         }
         if reindex {
             for ddl in [

@@ -482,7 +482,34 @@ async fn delete_field_op(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTa
         .event_by(&auth.principal, AuditAction::FieldDelete, Outcome::Success)
         .target(format!("table:{} field:{id}", open.def.id))
         .details(format!("{name} (to the trash for {TRASH_DAYS} days)"));
-    Ok(state.store.trash_field(&scope, id, ev).await?)
+    let trashed = state.store.trash_field(&scope, id, ev).await;
+    named_as_seen(state, ctx, auth, open.def.id, Some(id), trashed).await
+}
+
+/// A refusal of the store's own link check (a link made after the check above, inside the
+/// trash's transaction), named as `links_into` names links: only those the user may see.
+async fn named_as_seen(
+    state: &AppState,
+    ctx: &Ctx,
+    auth: &Auth,
+    table: TableId,
+    field: Option<FieldId>,
+    result: daicho_store::StoreResult<()>,
+) -> AppResult<()> {
+    match result {
+        Err(daicho_store::StoreError::Conflict(e)) if e.0.iter().any(|x| x.field.starts_with("link:")) => {
+            let seen = links_into(state, ctx, auth, table, field).await?;
+            if !seen.is_empty() {
+                return Err(AppError::Conflict(seen));
+            }
+            let mut unnamed = FieldErrors::new();
+            for x in &e.0 {
+                unnamed.push("link:", x.code);
+            }
+            Err(AppError::Conflict(unnamed))
+        }
+        r => Ok(r?),
+    }
 }
 
 async fn delete_table_op(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTable) -> AppResult<()> {
@@ -496,7 +523,8 @@ async fn delete_table_op(state: &AppState, ctx: &Ctx, auth: &Auth, open: &OpenTa
         .event_by(&auth.principal, AuditAction::TableDelete, Outcome::Success)
         .target(format!("table:{}", open.def.id))
         .details(format!("{} (to the trash for {TRASH_DAYS} days)", open.def.name.as_str()));
-    Ok(state.store.trash_table(&scope, open.def.id, ev).await?)
+    let trashed = state.store.trash_table(&scope, open.def.id, ev).await;
+    named_as_seen(state, ctx, auth, open.def.id, None, trashed).await
 }
 
 /// A trash entry named by its table id and, for a field, its field id.

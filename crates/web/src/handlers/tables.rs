@@ -1994,22 +1994,28 @@ pub async fn export_records(
     });
     // The first page is awaited before the answer: a design changed since this request read
     // it (found as the export's snapshot begins) is answered 409, not sent as a file cut off
-    // after its header.
-    let (mut first_batch, reader) = match batches_rx.recv().await {
-        Some(batch) => (Some(batch), futures_util::future::Either::Left(reader)),
-        None => {
-            let read = reader.await;
-            if let Ok(Err(e @ daicho_store::StoreError::Conflict(_))) = read {
-                finished.at = clock.now();
-                finished.outcome = Outcome::Failure;
-                finished.details = "refused before the first row: the table's design changed".into();
-                state.store.append_audit(finished).await?;
-                return Err(e.into());
-            }
-            (None, futures_util::future::Either::Right(std::future::ready(read)))
-        }
-    };
+    // after its header. The writer waits for it and says which (a client gone meanwhile still
+    // leaves the export's end in the history, written by the writer).
+    let (first_said, first_heard) = tokio::sync::oneshot::channel::<Option<FieldErrors>>();
     tokio::spawn(async move {
+        let (mut first_batch, reader) = match batches_rx.recv().await {
+            Some(batch) => (Some(batch), futures_util::future::Either::Left(reader)),
+            None => {
+                let read = reader.await;
+                if let Ok(Err(daicho_store::StoreError::Conflict(e))) = &read {
+                    finished.at = clock.now();
+                    finished.outcome = Outcome::Failure;
+                    finished.details = "refused before the first row: the table's design changed".into();
+                    if let Err(e) = store.append_audit(finished).await {
+                        tracing::error!(error = %e, "could not record the end of an export");
+                    }
+                    let _ = first_said.send(Some(e.clone()));
+                    return;
+                }
+                (None, futures_util::future::Either::Right(std::future::ready(read)))
+            }
+        };
+        let _ = first_said.send(None);
         // The CSV writer's output is UTF-8 already (every cell is a `str`): only Shift_JIS
         // needs it as text, to convert it.
         // (Characters Shift_JIS cannot hold are written as "?" and counted for the history.)
@@ -2115,6 +2121,9 @@ pub async fn export_records(
         // the history.
         drop(tx);
     });
+    if let Ok(Some(e)) = first_heard.await {
+        return Err(AppError::Conflict(e));
+    }
     let mut res = axum::body::Body::from_stream(export_body(rx, whole_seen)).into_response();
     let h = res.headers_mut();
     let ct = if sjis { "text/csv; charset=shift_jis" } else { "text/csv; charset=utf-8" };
