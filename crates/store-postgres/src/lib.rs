@@ -1316,13 +1316,24 @@ impl Store for PgStore {
 
     async fn record_history(&self, scope: &TableScope<View>, table: &TableDef, id: i64) -> StoreResult<RecordHistory> {
         self.get_record(scope, table, id).await?;
-        let rows = sqlx::query("SELECT version, at, actor_id, actor_login, changes FROM record_history WHERE table_id = $1 AND record_id = $2 ORDER BY id DESC LIMIT 500")
+        // The sizes first: the newest entries that fit in HISTORY_BYTES are read.
+        let lengths: Vec<i64> = sqlx::query_scalar(
+            "SELECT octet_length(changes) FROM record_history WHERE table_id = $1 AND record_id = $2 ORDER BY id DESC LIMIT 500",
+        )
+        .bind(table.id.to_string())
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)?;
+        let fit = daicho_store::history_fits(&lengths);
+        let rows = sqlx::query("SELECT version, at, actor_id, actor_login, changes FROM record_history WHERE table_id = $1 AND record_id = $2 ORDER BY id DESC LIMIT $3")
             .bind(table.id.to_string())
             .bind(id)
+            .bind(i64::try_from(fit).unwrap_or(1))
             .fetch_all(&self.pool)
             .await
             .map_err(internal)?;
-        let mut out = RecordHistory { read: rows.len(), ..RecordHistory::default() };
+        let mut out = RecordHistory { read: rows.len(), cut_for_size: fit < lengths.len(), ..RecordHistory::default() };
         for r in rows {
             let version: i64 = r.try_get("version").map_err(internal)?;
             out.oldest_read = Some(version);

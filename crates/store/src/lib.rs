@@ -332,6 +332,22 @@ pub struct TokenContext {
 /// The most entries of a record's history read at once (the newest).
 pub const HISTORY_MAX: usize = 500;
 
+/// The most bytes of changes a record's history reads at once (the newest entries that fit,
+/// at least one): 500 entries of long texts saved again and again would otherwise be read,
+/// held and sent whole (a gigabyte for a record of fifty 20,000-character fields).
+pub const HISTORY_BYTES: i64 = 4 * 1024 * 1024;
+
+/// How many of the newest history entries, whose changes are `lengths` bytes long (newest
+/// first), are read: as many as fit in [`HISTORY_BYTES`], at least one.
+pub fn history_fits(lengths: &[i64]) -> usize {
+    let mut total = 0i64;
+    let fit = lengths.iter().take_while(|n| {
+        total = total.saturating_add(**n);
+        total <= HISTORY_BYTES
+    });
+    fit.count().max(1).min(lengths.len())
+}
+
 /// One change to a record, with the fields the reader may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
@@ -352,6 +368,8 @@ pub struct RecordHistory {
     pub entries: Vec<HistoryEntry>,
     /// How many entries were read (at most [`HISTORY_MAX`]).
     pub read: usize,
+    /// Whether older entries were left unread for their size ([`HISTORY_BYTES`]).
+    pub cut_for_size: bool,
     /// The version of the oldest entry read.
     pub oldest_read: Option<i64>,
 }
@@ -1313,6 +1331,16 @@ pub trait Store: Send + Sync + 'static {
 mod list_tests {
     use super::*;
     use daicho_domain::table::{FieldKind, FieldRules};
+
+    #[test]
+    fn a_history_reads_the_newest_entries_that_fit_and_at_least_one() {
+        let mb = 1024 * 1024;
+        assert_eq!(history_fits(&[]), 0);
+        assert_eq!(history_fits(&[10, 20, 30]), 3);
+        assert_eq!(history_fits(&[mb, mb, mb, mb, mb]), 4, "4 MiB");
+        assert_eq!(history_fits(&[5 * mb, 1]), 1, "the newest even when larger");
+        assert_eq!(history_fits(&[i64::MAX, i64::MAX]), 1, "no overflow");
+    }
 
     fn table() -> TableDef {
         let field = |name: &str, kind: FieldKind, position: u32| FieldDef {

@@ -894,8 +894,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("records.ticked", "ticked", "チェックあり"),
     (
         "history.cut",
-        "Only the newest 500 changes are shown; older ones are left out.",
-        "新しい500件の変更だけを表示しています。それより古い変更は省いています。",
+        "Only the newest changes are shown (at most 500, and 4 MiB of values); older ones are left out.",
+        "新しい変更だけを表示しています（最大500件・値の合計4 MiBまで）。それより古い変更は省いています。",
     ),
     ("limit.min", "Minimum:", "最小:"),
     ("limit.max", "Maximum:", "最大:"),

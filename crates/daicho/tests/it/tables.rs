@@ -1517,6 +1517,36 @@ async fn twenty_filters_as_typed_are_taken_a_date_time_equals_counting_once() {
     assert_eq!((s, v["error"]["fields"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("too_many")));
 }
 
+/// A record's history is read up to a size (HISTORY_BYTES, 4 MiB of changes), the newest
+/// entries first, and says it is cut: a record whose long texts were saved again and again is
+/// not read, held and sent whole.
+#[tokio::test]
+async fn a_records_history_of_long_texts_is_read_up_to_a_size_and_says_it_is_cut() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let memo = field_id(&table, "メモ");
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "長文商事"}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["record"]["id"].as_i64().unwrap();
+    // 40 saves, each entry about 120 KB (two texts of 20,000 three-byte characters).
+    let texts = ["あ".repeat(20_000), "い".repeat(20_000)];
+    for version in 1..=40 {
+        let url = format!("/api/v1/tables/{tid}/records/{id}");
+        let body = json!({"version": version, "values": {&memo: texts[version as usize % 2]}});
+        let (s, v) = a.send_json(Method::PATCH, &url, body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, h) = a.get_json(&format!("/api/v1/tables/{tid}/records/{id}/history")).await;
+    assert_eq!(s, StatusCode::OK);
+    let n = h["entries"].as_array().unwrap().len();
+    assert!((25..40).contains(&n), "the newest that fit in 4 MiB: {n}");
+    assert_eq!((&h["cut"], &h["entries"][0]["version"]), (&json!(true), &json!(41)), "the newest first, said cut");
+    let page = a.get(&format!("/tables/{tid}/records/{id}/history")).await.text().await.unwrap();
+    assert!(page.contains("Only the newest changes are shown"), "the page says so too");
+}
+
 /// A node reads two import uploads (each up to 64 MiB) at once: a third waits for a place
 /// before its body is read, other requests are answered meanwhile, and an upload that ends,
 /// finished or broken off by its client, gives its place back.

@@ -1867,9 +1867,22 @@ struct HistoryPage {
 /// Whether a record's history as read may leave older changes out: the newest
 /// `HISTORY_MAX` entries were read, or the record has more versions than that and the oldest
 /// shown is not its first change.
+/// `r` without its values, to carry others (the history's link values to look up).
+fn bare(r: &daicho_store::Record) -> daicho_store::Record {
+    daicho_store::Record {
+        id: r.id,
+        version: r.version,
+        created_at: r.created_at,
+        created_by: r.created_by.clone(),
+        updated_at: r.updated_at,
+        updated_by: r.updated_by.clone(),
+        cells: Vec::new(),
+    }
+}
+
 pub(crate) fn history_cut(r: &daicho_store::Record, h: &daicho_store::RecordHistory) -> bool {
     let max = daicho_store::HISTORY_MAX;
-    h.read >= max || (r.version > max as i64 + 1 && h.oldest_read.is_some_and(|v| v > 2))
+    h.cut_for_size || h.read >= max || (r.version > max as i64 + 1 && h.oldest_read.is_some_and(|v| v > 2))
 }
 
 pub async fn record_history(
@@ -1890,11 +1903,16 @@ pub async fn record_history(
         |uid: &str| users.iter().find(|p| p.id.to_string() == uid).map(Person::label).unwrap_or_else(|| uid.to_owned());
     let field = |f: FieldId| t.fields.iter().find(|d| d.id == f);
     // Link values show their linked record as the reader may see it.
+    // (Only link values, each in a bare record: a copy of the whole record for every value
+    // changed cost its size a thousand times over.)
+    let is_link = |f: &FieldId| field(*f).is_some_and(|d| matches!(d.kind, FieldKind::Link { .. }));
+    let base = bare(&r);
     let pseudo: Vec<daicho_store::Record> = entries
         .iter()
         .flat_map(|e| e.changes.iter())
+        .filter(|(f, _, _)| is_link(f))
         .flat_map(|(f, b, a)| [(*f, b.clone()), (*f, a.clone())])
-        .map(|cell| daicho_store::Record { cells: vec![cell], ..r.clone() })
+        .map(|cell| daicho_store::Record { cells: vec![cell], ..base.clone() })
         .collect();
     let links = lookups(&state, &ctx, &auth, &t, &pseudo, Some(auth.tenant.policy.utc_offset_minutes)).await?;
     let shown_h = |d: &FieldDef, c: &daicho_domain::table::Cell| match (c, &d.kind) {
@@ -2398,7 +2416,12 @@ mod tests {
                     changes: Vec::new(),
                 })
                 .collect();
-            RecordHistory { read: entries.len(), oldest_read: entries.last().map(|e| e.version), entries }
+            RecordHistory {
+                read: entries.len(),
+                cut_for_size: false,
+                oldest_read: entries.last().map(|e| e.version),
+                entries,
+            }
         };
         let max = HISTORY_MAX as i64;
         assert!(!history_cut(&record(3), &entries(2, 3)), "a short history, whole");
