@@ -1318,7 +1318,7 @@ impl Store for PgStore {
         self.get_record(scope, table, id).await?;
         // The sizes first: the newest entries that fit in HISTORY_BYTES are read.
         let lengths: Vec<i64> = sqlx::query_scalar(
-            "SELECT octet_length(changes) FROM record_history WHERE table_id = $1 AND record_id = $2 ORDER BY id DESC LIMIT 500",
+            "SELECT octet_length(changes)::bigint FROM record_history WHERE table_id = $1 AND record_id = $2 ORDER BY id DESC LIMIT 500",
         )
         .bind(table.id.to_string())
         .bind(id)
