@@ -1547,6 +1547,53 @@ async fn a_records_history_of_long_texts_is_read_up_to_a_size_and_says_it_is_cut
     assert!(page.contains("Only the newest changes are shown"), "the page says so too");
 }
 
+/// A link the reader may not change reads on the record page as the grid shows it, and leads
+/// to the linked record where the reader may view that table; else its number alone.
+#[tokio::test]
+async fn a_read_only_link_shows_its_record_and_leads_to_it_where_the_reader_may_view_it() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let (a, m) = (&cast.admin, &cast.member);
+    let (cust, table) = customers(a).await;
+    let company = field_id(&table, "会社名");
+    let (_, v) =
+        a.post_json(&format!("/api/v1/tables/{cust}/records"), json!({"values": {"会社名": "株式会社テスト"}})).await;
+    let cid = v["record"]["id"].as_i64().unwrap();
+    let (_, v) = a.post_json("/api/v1/tables", json!({"name": "受注"})).await;
+    let orders = v["table"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{orders}/fields"),
+            json!({"name": "顧客", "kind": {"type": "link", "table": cust, "show": company}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = a.post_json(&format!("/api/v1/tables/{orders}/records"), json!({"values": {"顧客": cid}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let oid = v["record"]["id"].as_i64().unwrap();
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let member =
+        users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == m.login.as_str()).unwrap()["id"].clone();
+    let (_, g) = a.post_json("/api/v1/groups", json!({"name": "閲覧"})).await;
+    let gid = g["group"]["id"].as_str().unwrap().to_owned();
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/members"), json!({"members": [member]})).await;
+    let view = |t: String| {
+        let url = format!("/api/v1/groups/{gid}/grants/{t}");
+        async move { a.send_json(Method::PUT, &url, json!({"rights": ["view"]})).await.0 }
+    };
+    assert_eq!(view(orders.clone()).await, StatusCode::OK);
+    let page = m.get(&format!("/tables/{orders}/records/{oid}")).await.text().await.unwrap();
+    assert!(page.contains(&format!("<p class=\"ro-value\">#{cid}</p>")), "the number alone: {page}");
+    assert_eq!(view(cust.clone()).await, StatusCode::OK);
+    let page = m.get(&format!("/tables/{orders}/records/{oid}")).await.text().await.unwrap();
+    assert!(
+        page.contains(&format!(
+            "<p class=\"ro-value\"><a href=\"/tables/{cust}/records/{cid}\">株式会社テスト (#{cid})</a></p>"
+        )),
+        "{page}"
+    );
+}
+
 /// A node reads two import uploads (each up to 64 MiB) at once: a third waits for a place
 /// before its body is read, other requests are answered meanwhile, and an upload that ends,
 /// finished or broken off by its client, gives its place back.

@@ -1193,6 +1193,8 @@ pub struct InputField {
     /// Shown as text, not as an input: the user may see but not change it.
     pub read_only: bool,
     pub shown: String,
+    /// Where a value shown read-only leads (a linked record the reader may view).
+    pub href: Option<String>,
     /// The ticked choices of a multiple choice.
     pub selected: Vec<String>,
     /// The field's rules a value must keep, shown under the input (so that "above the
@@ -1388,6 +1390,21 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                 Some(v) => f.parse(v).map(|c| shown(f, &c, &spec.users, offset)).unwrap_or_else(|_| display(v)),
                 None => String::new(),
             };
+            // A link shown read-only reads as the grid shows it ("株式会社テスト (#12)"), and
+            // leads to its record where the reader may view the target (whose records were
+            // then listed or looked up for the form); else its number alone ("#12").
+            let (shown, href) = match &f.kind {
+                FieldKind::Link { table, .. } if !shown.is_empty() => {
+                    let n = values.get(&key).map(display_input).unwrap_or_default().trim().to_owned();
+                    let listed =
+                        spec.links.get(&f.id).and_then(|l| l.iter().find(|(v, _)| *v == n)).map(|(_, l)| l.clone());
+                    let label = listed.clone().or_else(|| spec.link_labels.get(&f.id).cloned());
+                    let viewable = spec.links.contains_key(&f.id) || spec.link_labels.contains_key(&f.id);
+                    let href = (viewable && n.parse::<i64>().is_ok()).then(|| format!("/tables/{table}/records/{n}"));
+                    (label.unwrap_or_else(|| format!("#{n}")), href)
+                }
+                _ => (shown, None),
+            };
             let mut choices: Vec<(String, String)> = match &f.kind {
                 FieldKind::Choice { choices } | FieldKind::MultiChoice { choices } => {
                     choices.iter().map(|c| (c.trim().to_owned(), c.clone())).collect()
@@ -1421,6 +1438,7 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
             InputField {
                 value,
                 shown,
+                href,
                 error: errors.get(&key),
                 read_only: !(spec.writes)(f.id) || f.kind.is_generated(),
                 selected,
