@@ -650,13 +650,13 @@ impl PgStore {
         who: &str,
         event: &NewAuditEvent,
         since: Option<i64>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let old = Self::check_covered(tx, scope, table, id).await?;
         guard::check_unchanged_for_bulk(&old, since)?;
         // (A write that changes nothing is not made: no new version, no history entry.)
         let cells = &guard::changed_cells(&old, cells)[..];
         if cells.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         guard::check_writes_on(scope, &old, cells)?;
         let mut sets = vec![format!("version = version + 1, updated_at = {}, updated_by = {}", ph(1), ph(2))];
@@ -681,7 +681,7 @@ impl PgStore {
             .execute(&mut **tx)
             .await
             .map_err(internal)?;
-        Ok(())
+        Ok(true)
     }
 
     /// Records a change to a record (when anything changed) inside the caller's transaction.
@@ -1264,12 +1264,16 @@ impl Store for PgStore {
         let who = scope.actor().to_string();
         let mut tx = self.write_tx().await?;
         check_design(&mut tx, table).await?;
+        // (Counted as changed: a record that already held the values is left as it is.)
+        let mut changed = 0u64;
         for &id in ids {
-            Self::overwrite_in(&mut tx, scope, table, id, &cells, at, &who, &event, unchanged_since).await?;
+            if Self::overwrite_in(&mut tx, scope, table, id, &cells, at, &who, &event, unchanged_since).await? {
+                changed += 1;
+            }
         }
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
-        Ok(ids.len() as u64)
+        Ok(changed)
     }
 
     async fn import_records(

@@ -904,7 +904,8 @@ pub trait Store: Send + Sync + 'static {
         each: Option<&RecordEvent<'_>>,
     ) -> StoreResult<u64>;
     /// Sets the same cells on several records in one transaction, all or none, each change in
-    /// the record's history. Returns how many. `unchanged_since` as for `delete_records`.
+    /// the record's history. Returns how many changed (a record that held the values already
+    /// is left as it is). `unchanged_since` as for `delete_records`.
     #[allow(clippy::too_many_arguments)]
     async fn update_records(
         &self,

@@ -1594,6 +1594,29 @@ async fn a_read_only_link_shows_its_record_and_leads_to_it_where_the_reader_may_
     );
 }
 
+/// A bulk edit counts the records it changed: one that held the value already is left as it
+/// was (no new version, no history entry) and not counted.
+#[tokio::test]
+async fn a_bulk_edit_counts_only_the_records_it_changed() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, table) = customers(a).await;
+    let memo = field_id(&table, "メモ");
+    let mut ids = Vec::new();
+    for (name, m) in [("甲", "a"), ("乙", "a"), ("丙", "b")] {
+        let (_, v) =
+            a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": name, "メモ": m}})).await;
+        ids.push(v["record"]["id"].as_i64().unwrap());
+    }
+    let (s, v) = a
+        .post_json(&format!("/api/v1/tables/{tid}/records/bulk-update"), json!({"ids": ids, "values": {&memo: "a"}}))
+        .await;
+    assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
+    let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{}", ids[0])).await;
+    assert_eq!(v["record"]["version"], 1, "left as it was");
+}
+
 /// A node reads two import uploads (each up to 64 MiB) at once: a third waits for a place
 /// before its body is read, other requests are answered meanwhile, and an upload that ends,
 /// finished or broken off by its client, gives its place back.
