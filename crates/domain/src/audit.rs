@@ -132,8 +132,14 @@ impl NewAuditEvent {
         // unrecorded and uncounted) becomes U+FFFD, so that every event can be written.
         fn cap(s: &mut String, n: usize) {
             let odd = crate::table::is_stray_control;
-            if s.chars().count() > n || s.chars().any(odd) {
-                *s = s.chars().take(n).map(|c| if odd(c) { '\u{FFFD}' } else { c }).collect();
+            let long = s.chars().count() > n;
+            if long || s.chars().any(odd) {
+                // (A text cut says so: its last character is "…".)
+                let keep = if long { n - 1 } else { n };
+                *s = s.chars().take(keep).map(|c| if odd(c) { '\u{FFFD}' } else { c }).collect();
+                if long {
+                    s.push('…');
+                }
             }
         }
         cap(&mut self.actor_login, 128);
@@ -277,6 +283,26 @@ pub struct AuditFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_text_is_cut_and_says_so_and_stray_controls_are_replaced() {
+        let e = NewAuditEvent {
+            at: OffsetDateTime::UNIX_EPOCH,
+            tenant_id: None,
+            actor_id: None,
+            actor_login: "a\u{0}b".into(),
+            ip: String::new(),
+            user_agent: String::new(),
+            action: AuditAction::RecordDelete,
+            target: String::new(),
+            outcome: Outcome::Success,
+            details: "あ".repeat(2500),
+        }
+        .bounded();
+        assert_eq!(e.details.chars().count(), 2000);
+        assert!(e.details.ends_with("あ…"));
+        assert_eq!(e.actor_login, "a\u{FFFD}b", "not cut, so no mark");
+    }
 
     fn event(seq: i64, prev: &str, action: &str) -> AuditEvent {
         let at = OffsetDateTime::UNIX_EPOCH;

@@ -1257,7 +1257,7 @@ impl Store for PgStore {
         cells: Vec<(FieldId, Cell)>,
         at: OffsetDateTime,
         unchanged_since: Option<i64>,
-        event: NewAuditEvent,
+        mut event: NewAuditEvent,
     ) -> StoreResult<u64> {
         guard::check_table(scope, table)?;
         guard::check_writes(scope, &cells)?;
@@ -1271,6 +1271,7 @@ impl Store for PgStore {
                 changed += 1;
             }
         }
+        event.details.push_str(&format!("; {changed} changed"));
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
         Ok(changed)

@@ -1070,7 +1070,7 @@ impl Store for SqliteStore {
         cells: Vec<(FieldId, Cell)>,
         at: OffsetDateTime,
         unchanged_since: Option<i64>,
-        event: NewAuditEvent,
+        mut event: NewAuditEvent,
     ) -> StoreResult<u64> {
         guard::check_table(scope, table)?;
         guard::check_writes(scope, &cells)?;
@@ -1084,6 +1084,7 @@ impl Store for SqliteStore {
                 changed += 1;
             }
         }
+        event.details.push_str(&format!("; {changed} changed"));
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
         Ok(changed)

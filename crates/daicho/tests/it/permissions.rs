@@ -1740,11 +1740,6 @@ async fn the_field_rules_page_does_not_undo_a_rule_set_meanwhile_nor_one_of_a_fi
     assert!(!amount_seen().await, "the restored amount is still hidden");
 }
 
-/// A group's rules survive changes to the design made while they stand: a field rule whose
-/// field is in the trash is kept when the grant is saved again (from the table page, the matrix
-/// or the API, none of which show that field) and applies again on restore; a "user is me" rule
-/// whose field stopped being a user field stays chosen on the table page, and saving the page
-/// does not widen it to every record.
 /// A record deleted by someone who may not see one of its fields is recorded with every value
 /// it held, by a bulk delete as by a single one: the operation history (read by administrators
 /// only) is where a deleted record's values can be read back.
@@ -1777,6 +1772,11 @@ async fn a_deleted_record_is_recorded_whole_also_when_the_deleter_may_not_see_a_
     );
 }
 
+/// A group's rules survive changes to the design made while they stand: a field rule whose
+/// field is in the trash is kept when the grant is saved again (from the table page, the matrix
+/// or the API, none of which show that field) and applies again on restore; a "user is me" rule
+/// whose field stopped being a user field stays chosen on the table page, and saving the page
+/// does not widen it to every record.
 #[tokio::test]
 async fn grant_rules_on_trashed_or_changed_fields_are_kept_when_the_grant_is_saved_again() {
     let app = TestApp::start().await;

@@ -1592,6 +1592,13 @@ async fn a_read_only_link_shows_its_record_and_leads_to_it_where_the_reader_may_
         )),
         "{page}"
     );
+    // A linked record outside the reader's rows (they see only the customers they made): its
+    // number alone, no way to a page that would refuse them.
+    let url = format!("/api/v1/groups/{gid}/grants/{cust}");
+    let (s, v) = a.send_json(Method::PUT, &url, json!({"rights": ["view"], "rows": {"type": "created_by_me"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let page = m.get(&format!("/tables/{orders}/records/{oid}")).await.text().await.unwrap();
+    assert!(page.contains(&format!("<p class=\"ro-value\">#{cid}</p>")), "{page}");
 }
 
 /// A bulk edit counts the records it changed: one that held the value already is left as it
@@ -1615,6 +1622,9 @@ async fn a_bulk_edit_counts_only_the_records_it_changed() {
     assert_eq!((s, &v["updated"]), (StatusCode::OK, &json!(1)), "{v}");
     let (_, v) = a.get_json(&format!("/api/v1/tables/{tid}/records/{}", ids[0])).await;
     assert_eq!(v["record"]["version"], 1, "left as it was");
+    let (_, h) = a.get_json("/api/v1/audit?action=record.update").await;
+    let details = h["events"][0]["details"].as_str().unwrap_or_default();
+    assert!(details.starts_with("bulk edit of 3 records") && details.ends_with("; 1 changed"), "{h}");
 }
 
 /// A node reads two import uploads (each up to 64 MiB) at once: a third waits for a place

@@ -534,15 +534,35 @@ async fn a_view_whose_filter_no_longer_fits_its_retyped_field_says_it_is_out_of_
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let planned_view = v["view"]["id"].as_str().unwrap().to_owned();
     let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "未定", "shared": true, "filters": [{"field": "予定", "op": "eq", "value": "未定"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let undecided = v["view"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a
         .post_json(&format!("/api/v1/tables/{t}/fields/{planned}/retype"), json!({"kind": {"type": "date_time"}}))
         .await;
     assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
-    let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={planned_view}")).await;
-    assert_eq!(
-        (s, v["error"]["fields"][0]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("view_outdated")),
-        "{v}"
-    );
+    for view in [&planned_view, &undecided] {
+        let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={view}")).await;
+        assert_eq!(
+            (s, v["error"]["fields"][0]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("view_outdated")),
+            "{v}"
+        );
+    }
+    // One saved on the date-time as it is now, a day in the tenant's time, runs.
+    let (s, v) = a
+        .post_json(
+            &format!("/api/v1/tables/{t}/views"),
+            json!({"name": "四月一日", "shared": true, "filters": [{"field": "予定", "op": "eq", "value": "2026-04-01"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?view={}", v["view"]["id"].as_str().unwrap())).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     // The same filter typed into a query is the reader's mistake, said as such.
     let (s, v) = a.get_json(&format!("/api/v1/tables/{t}/records?filter.gte.{}=500", d.amount)).await;
     assert_eq!(

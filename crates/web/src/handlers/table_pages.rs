@@ -1398,9 +1398,11 @@ fn input_fields(spec: &FormSpec<'_>, values: &Map<String, Value>, errors: &Error
                     let n = values.get(&key).map(display_input).unwrap_or_default().trim().to_owned();
                     let listed =
                         spec.links.get(&f.id).and_then(|l| l.iter().find(|(v, _)| *v == n)).map(|(_, l)| l.clone());
-                    let label = listed.clone().or_else(|| spec.link_labels.get(&f.id).cloned());
-                    let viewable = spec.links.contains_key(&f.id) || spec.link_labels.contains_key(&f.id);
-                    let href = (viewable && n.parse::<i64>().is_ok()).then(|| format!("/tables/{table}/records/{n}"));
+                    let label = listed.or_else(|| spec.link_labels.get(&f.id).cloned());
+                    // (Only to a record the reader was shown: one outside their rows, or gone,
+                    // would answer 404 and record a refusal the page itself caused.)
+                    let href =
+                        (label.is_some() && n.parse::<i64>().is_ok()).then(|| format!("/tables/{table}/records/{n}"));
                     (label.unwrap_or_else(|| format!("#{n}")), href)
                 }
                 _ => (shown, None),

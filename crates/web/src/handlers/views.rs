@@ -64,7 +64,8 @@ pub(crate) async fn resolve(
     // So is one whose filter no longer fits its field, whose type or choices changed since
     // ("at least 10" on a field made text, "equals 東京" once that choice went): refused as
     // out of date, with the way to delete it, rather than as a mistake in the reader's query.
-    if view.spec.filters.iter().any(|f| !is_live(&open.def, f.field) || !still_fits(&open.def, f)) {
+    let offset = auth.tenant.policy.utc_offset_minutes;
+    if view.spec.filters.iter().any(|f| !is_live(&open.def, f.field) || !still_fits(&open.def, f, offset)) {
         return Err(AppError::Invalid(FieldErrors::single("view", "view_outdated")));
     }
     let mut out = view.spec.to_pairs();
@@ -72,17 +73,19 @@ pub(crate) async fn resolve(
     Ok((out, Some(view)))
 }
 
-/// Whether a saved filter still reads as its field now takes filters. Of fields whose filter
-/// values are turned into stored ones before (a link's record text, a user's login ID or name,
-/// a date-time in the tenant's time) only the operator is judged here; their values are
-/// judged when the query is read, as typed ones are.
-fn still_fits(def: &TableDef, f: &daicho_domain::view::FilterSpec) -> bool {
+/// Whether a saved filter still reads as its field now takes filters. A date-time's value is
+/// read as the query reads it (in the tenant's time, `offset` minutes from UTC); of fields
+/// whose filter values are looked up before (a link's record text, a user's login ID or name)
+/// only the operator is judged here, their values when the query is read, as typed ones are.
+fn still_fits(def: &TableDef, f: &daicho_domain::view::FilterSpec, offset: i32) -> bool {
     use daicho_domain::table::FieldKind;
     match def.fields.iter().find(|d| d.id == f.field) {
-        // (Their operator at least: "any of" went from date-times, and a field may have been
-        // made one since.)
-        Some(d) if matches!(d.kind, FieldKind::Link { .. } | FieldKind::User | FieldKind::DateTime) => {
+        Some(d) if matches!(d.kind, FieldKind::Link { .. } | FieldKind::User) => {
             d.filter_ops().contains(&f.op.as_str())
+        }
+        Some(d) if matches!(d.kind, FieldKind::DateTime) => {
+            let value = daicho_domain::table::local_datetime(&f.value, offset).unwrap_or_else(|| f.value.clone());
+            d.filter(&f.op, &value).is_ok()
         }
         Some(d) => d.filter(&f.op, &f.value).is_ok(),
         None => true,
