@@ -25,10 +25,10 @@ use daicho_domain::{
 use daicho_store::guard::{self, RowCond};
 use daicho_store::warm::{Lease, Warm};
 use daicho_store::{
-    ApiToken, BaseDump, CatalogueDump, Credential, GrantChange, HistoryEntry, ImportParts, ImportWrite, JobRow,
-    LoginFailure, NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record, RecordEvent,
-    RecordHistory, RecordHistoryRow, RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult,
-    TABLES, TenantRow, TokenContext, TrashItem, UserRow,
+    ApiToken, BaseDump, CatalogueDump, Credential, GrantChange, ImportParts, ImportWrite, JobRow, LoginFailure,
+    NewApiToken, NewSession, NewTenant, NewUser, PasswordHistoryRow, PoolSettings, Record, RecordEvent, RecordHistory,
+    RecordHistoryRow, RetypeReport, Session, SessionContext, SessionRow, Store, StoreError, StoreResult, TABLES,
+    TenantRow, TokenContext, TrashItem, UserRow,
 };
 use daicho_store::{ListPart, copy, ut};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -1321,40 +1321,43 @@ impl Store for PgStore {
 
     async fn record_history(&self, scope: &TableScope<View>, table: &TableDef, id: i64) -> StoreResult<RecordHistory> {
         self.get_record(scope, table, id).await?;
-        // The sizes first: the newest entries that fit in HISTORY_BYTES are read.
-        let lengths: Vec<i64> = sqlx::query_scalar(
-            "SELECT octet_length(changes)::bigint FROM record_history WHERE table_id = $1 AND record_id = $2 ORDER BY id DESC LIMIT 500",
-        )
-        .bind(table.id.to_string())
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(internal)?;
-        let fit = daicho_store::history_fits(&lengths);
-        let rows = sqlx::query("SELECT version, at, actor_id, actor_login, changes FROM record_history WHERE table_id = $1 AND record_id = $2 ORDER BY id DESC LIMIT $3")
+        // Page by page, newest first, until the history has what it gives (its count, its size
+        // in what the reader sees, or the bound of what it reads).
+        let mut taker = daicho_store::HistoryTaker::default();
+        let mut before = i64::MAX;
+        while !taker.done {
+            let rows = sqlx::query(
+                "SELECT id, version, at, actor_id, actor_login, changes FROM record_history \
+                 WHERE table_id = $1 AND record_id = $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+            )
             .bind(table.id.to_string())
             .bind(id)
-            .bind(i64::try_from(fit).unwrap_or(1))
+            .bind(before)
+            .bind(daicho_store::HISTORY_PAGE)
             .fetch_all(&self.pool)
             .await
             .map_err(internal)?;
-        let mut out = RecordHistory { read: rows.len(), cut_for_size: fit < lengths.len(), ..RecordHistory::default() };
-        for r in rows {
-            let version: i64 = r.try_get("version").map_err(internal)?;
-            out.oldest_read = Some(version);
-            let changes = guard::visible_changes(scope, table, &r.try_get::<String, _>("changes").map_err(internal)?)?;
-            if changes.is_empty() {
-                continue;
+            let full = rows.len() as i64 == daicho_store::HISTORY_PAGE;
+            for r in rows {
+                before = r.try_get("id").map_err(internal)?;
+                taker.take(
+                    scope,
+                    table,
+                    r.try_get("version").map_err(internal)?,
+                    r.try_get("at").map_err(internal)?,
+                    r.try_get("actor_id").map_err(internal)?,
+                    r.try_get("actor_login").map_err(internal)?,
+                    &r.try_get::<String, _>("changes").map_err(internal)?,
+                )?;
+                if taker.done {
+                    break;
+                }
             }
-            out.entries.push(HistoryEntry {
-                version,
-                at: daicho_store::rows::time_ms(r.try_get("at").map_err(internal)?)?,
-                actor_id: r.try_get("actor_id").map_err(internal)?,
-                actor_login: r.try_get("actor_login").map_err(internal)?,
-                changes,
-            });
+            if !full {
+                break;
+            }
         }
-        Ok(out)
+        Ok(taker.out)
     }
 
     async fn list_records(

@@ -332,20 +332,74 @@ pub struct TokenContext {
 /// The most entries of a record's history read at once (the newest).
 pub const HISTORY_MAX: usize = 500;
 
-/// The most bytes of changes a record's history reads at once (the newest entries that fit,
-/// at least one): 500 entries of long texts saved again and again would otherwise be read,
-/// held and sent whole (a gigabyte for a record of fifty 20,000-character fields).
-pub const HISTORY_BYTES: i64 = 4 * 1024 * 1024;
+/// The most bytes of changes a record's history gives at once, counted on what the reader
+/// sees (the newest entries that fit, at least one): 500 entries of long texts saved again and
+/// again would otherwise be read, held and sent whole (a gigabyte for a record of fifty
+/// 20,000-character fields). Counted on the visible changes only, so that where the history is
+/// cut tells nothing of fields hidden from the reader.
+pub const HISTORY_BYTES: usize = 4 * 1024 * 1024;
 
-/// How many of the newest history entries, whose changes are `lengths` bytes long (newest
-/// first), are read: as many as fit in [`HISTORY_BYTES`], at least one.
-pub fn history_fits(lengths: &[i64]) -> usize {
-    let mut total = 0i64;
-    let fit = lengths.iter().take_while(|n| {
-        total = total.saturating_add(**n);
-        total <= HISTORY_BYTES
-    });
-    fit.count().max(1).min(lengths.len())
+/// The most bytes of stored changes a history reads, hidden ones included, however few it
+/// gives (entries of hidden fields only are read and left out): the bound of the work.
+pub const HISTORY_READ_BYTES: usize = 64 * 1024 * 1024;
+
+/// How many history entries a store reads per statement (newest first, until the history
+/// has what it gives).
+pub const HISTORY_PAGE: i64 = 20;
+
+/// A record's history as a store reads it, page by page, newest first: [`HistoryTaker::take`]
+/// each row; `done` once it has what it gives.
+#[derive(Debug, Default)]
+pub struct HistoryTaker {
+    pub out: RecordHistory,
+    pub done: bool,
+    shown: usize,
+    read_bytes: usize,
+}
+
+impl HistoryTaker {
+    /// Takes one stored entry (the next older one) as `scope` sees it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn take<R: daicho_domain::access::Right>(
+        &mut self,
+        scope: &TableScope<R>,
+        table: &TableDef,
+        version: i64,
+        at_ms: i64,
+        actor_id: Option<String>,
+        actor_login: String,
+        stored: &str,
+    ) -> StoreResult<()> {
+        self.read_bytes = self.read_bytes.saturating_add(stored.len());
+        let changes = guard::visible_changes(scope, table, stored)?;
+        let size: usize = changes.iter().map(|(_, b, a)| cell_bytes(b) + cell_bytes(a)).sum();
+        if !changes.is_empty() && !self.out.entries.is_empty() && self.shown.saturating_add(size) > HISTORY_BYTES {
+            self.out.cut_for_size = true;
+            self.done = true;
+            return Ok(());
+        }
+        self.out.read += 1;
+        self.out.oldest_read = Some(version);
+        if !changes.is_empty() {
+            self.shown = self.shown.saturating_add(size);
+            self.out.entries.push(HistoryEntry { version, at: rows::time_ms(at_ms)?, actor_id, actor_login, changes });
+        }
+        if self.out.read >= HISTORY_MAX {
+            self.done = true;
+        } else if self.read_bytes > HISTORY_READ_BYTES {
+            self.out.cut_for_size = true;
+            self.done = true;
+        }
+        Ok(())
+    }
+}
+
+/// About how many bytes a value takes in a history's answer.
+fn cell_bytes(c: &daicho_domain::table::Cell) -> usize {
+    match c {
+        daicho_domain::table::Cell::Text(s) => s.len(),
+        _ => 8,
+    }
 }
 
 /// One change to a record, with the fields the reader may see.
@@ -368,7 +422,8 @@ pub struct RecordHistory {
     pub entries: Vec<HistoryEntry>,
     /// How many entries were read (at most [`HISTORY_MAX`]).
     pub read: usize,
-    /// Whether older entries were left unread for their size ([`HISTORY_BYTES`]).
+    /// Whether older entries were left out for their size ([`HISTORY_BYTES`],
+    /// [`HISTORY_READ_BYTES`]).
     pub cut_for_size: bool,
     /// The version of the oldest entry read.
     pub oldest_read: Option<i64>,
@@ -1332,16 +1387,6 @@ pub trait Store: Send + Sync + 'static {
 mod list_tests {
     use super::*;
     use daicho_domain::table::{FieldKind, FieldRules};
-
-    #[test]
-    fn a_history_reads_the_newest_entries_that_fit_and_at_least_one() {
-        let mb = 1024 * 1024;
-        assert_eq!(history_fits(&[]), 0);
-        assert_eq!(history_fits(&[10, 20, 30]), 3);
-        assert_eq!(history_fits(&[mb, mb, mb, mb, mb]), 4, "4 MiB");
-        assert_eq!(history_fits(&[5 * mb, 1]), 1, "the newest even when larger");
-        assert_eq!(history_fits(&[i64::MAX, i64::MAX]), 1, "no overflow");
-    }
 
     fn table() -> TableDef {
         let field = |name: &str, kind: FieldKind, position: u32| FieldDef {

@@ -1545,6 +1545,25 @@ async fn a_records_history_of_long_texts_is_read_up_to_a_size_and_says_it_is_cut
     assert_eq!((&h["cut"], &h["entries"][0]["version"]), (&json!(true), &json!(41)), "the newest first, said cut");
     let page = a.get(&format!("/tables/{tid}/records/{id}/history")).await.text().await.unwrap();
     assert!(page.contains("Only the newest changes are shown"), "the page says so too");
+    // Counted on what the reader sees: for one who may not see the long texts, nothing is cut
+    // (where a history is cut tells nothing of fields hidden from its reader).
+    let m = &cast.member;
+    let url = format!("/api/v1/tables/{tid}/records/{id}");
+    let (s, v) = a.send_json(Method::PATCH, &url, json!({"version": 41, "values": {"会社名": "長文商事２"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let member =
+        users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == m.login.as_str()).unwrap()["id"].clone();
+    let (_, g) = a.post_json("/api/v1/groups", json!({"name": "閲覧"})).await;
+    let gid = g["group"]["id"].as_str().unwrap().to_owned();
+    a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/members"), json!({"members": [member]})).await;
+    let mut hidden = serde_json::Map::new();
+    hidden.insert(memo.clone(), json!("hidden"));
+    let body = json!({"rights": ["view"], "fields": hidden});
+    assert_eq!(a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/grants/{tid}"), body).await.0, StatusCode::OK);
+    let (s, h) = m.get_json(&format!("/api/v1/tables/{tid}/records/{id}/history")).await;
+    assert_eq!(s, StatusCode::OK, "{h}");
+    assert_eq!((h["entries"].as_array().unwrap().len(), &h["cut"]), (1, &json!(false)), "{h}");
 }
 
 /// A link the reader may not change reads on the record page as the grid shows it, and leads
