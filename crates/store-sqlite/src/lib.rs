@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio_stream::StreamExt as _;
 
 use async_trait::async_trait;
 use daicho_domain::access::{Create, Delete, Design, Edit, Group, Import, Right, TableGrant, View};
@@ -1084,7 +1085,8 @@ impl Store for SqliteStore {
                 changed += 1;
             }
         }
-        event.details.push_str(&format!("; {changed} changed"));
+        // (At its head: the details may be cut at the history's limit.)
+        event.details = format!("{changed} changed: {}", event.details);
         Self::append_in(&mut tx, event).await?;
         tx.commit().await.map_err(internal)?;
         Ok(changed)
@@ -1134,41 +1136,33 @@ impl Store for SqliteStore {
 
     async fn record_history(&self, scope: &TableScope<View>, table: &TableDef, id: i64) -> StoreResult<RecordHistory> {
         self.get_record(scope, table, id).await?;
-        // Page by page, newest first, until the history has what it gives (its count, its size
-        // in what the reader sees, or the bound of what it reads).
+        // Row by row, newest first, until the history has what it gives (its count, its size
+        // in what the reader sees, or the bound of what it reads): a row held at a time. One
+        // more than HISTORY_MAX says whether older entries were left out.
         let mut taker = daicho_store::HistoryTaker::default();
-        let mut before = i64::MAX;
-        while !taker.done {
-            let rows = sqlx::query(
-                "SELECT id, version, at, actor_id, actor_login, changes FROM record_history \
-                 WHERE table_id = ? AND record_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
-            )
-            .bind(table.id.to_string())
-            .bind(id)
-            .bind(before)
-            .bind(daicho_store::HISTORY_PAGE)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(internal)?;
-            let full = rows.len() as i64 == daicho_store::HISTORY_PAGE;
-            for r in rows {
-                before = r.try_get("id").map_err(internal)?;
-                taker.take(
-                    scope,
-                    table,
-                    r.try_get("version").map_err(internal)?,
-                    r.try_get("at").map_err(internal)?,
-                    r.try_get("actor_id").map_err(internal)?,
-                    r.try_get("actor_login").map_err(internal)?,
-                    &r.try_get::<String, _>("changes").map_err(internal)?,
-                )?;
-                if taker.done {
-                    break;
-                }
-            }
-            if !full {
+        let mut rows = sqlx::query(
+            "SELECT version, at, actor_id, actor_login, changes FROM record_history \
+             WHERE table_id = ? AND record_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(table.id.to_string())
+        .bind(id)
+        .bind(daicho_store::HISTORY_MAX as i64 + 1)
+        .fetch(&self.pool);
+        while let Some(r) = rows.next().await {
+            let r = r.map_err(internal)?;
+            if taker.done {
+                taker.left();
                 break;
             }
+            taker.take(
+                scope,
+                table,
+                r.try_get("version").map_err(internal)?,
+                r.try_get("at").map_err(internal)?,
+                r.try_get("actor_id").map_err(internal)?,
+                r.try_get("actor_login").map_err(internal)?,
+                &r.try_get::<String, _>("changes").map_err(internal)?,
+            )?;
         }
         Ok(taker.out)
     }

@@ -336,19 +336,16 @@ pub const HISTORY_MAX: usize = 500;
 /// sees (the newest entries that fit, at least one): 500 entries of long texts saved again and
 /// again would otherwise be read, held and sent whole (a gigabyte for a record of fifty
 /// 20,000-character fields). Counted on the visible changes only, so that where the history is
-/// cut tells nothing of fields hidden from the reader.
+/// cut tells nothing of fields hidden from the reader (but past [`HISTORY_READ_BYTES`]).
 pub const HISTORY_BYTES: usize = 4 * 1024 * 1024;
 
 /// The most bytes of stored changes a history reads, hidden ones included, however few it
 /// gives (entries of hidden fields only are read and left out): the bound of the work.
 pub const HISTORY_READ_BYTES: usize = 64 * 1024 * 1024;
 
-/// How many history entries a store reads per statement (newest first, until the history
-/// has what it gives).
-pub const HISTORY_PAGE: i64 = 20;
-
-/// A record's history as a store reads it, page by page, newest first: [`HistoryTaker::take`]
-/// each row; `done` once it has what it gives.
+/// A record's history as a store reads it, row by row from a stream of the newest
+/// [`HISTORY_MAX`] + 1 entries, newest first: [`HistoryTaker::take`] each row while not `done`;
+/// a row left once it is done means older entries were left out (`older_left`).
 #[derive(Debug, Default)]
 pub struct HistoryTaker {
     pub out: RecordHistory,
@@ -374,7 +371,8 @@ impl HistoryTaker {
         let changes = guard::visible_changes(scope, table, stored)?;
         let size: usize = changes.iter().map(|(_, b, a)| cell_bytes(b) + cell_bytes(a)).sum();
         if !changes.is_empty() && !self.out.entries.is_empty() && self.shown.saturating_add(size) > HISTORY_BYTES {
-            self.out.cut_for_size = true;
+            // (This entry is older than those given, and left out.)
+            self.out.older_left = true;
             self.done = true;
             return Ok(());
         }
@@ -384,13 +382,15 @@ impl HistoryTaker {
             self.shown = self.shown.saturating_add(size);
             self.out.entries.push(HistoryEntry { version, at: rows::time_ms(at_ms)?, actor_id, actor_login, changes });
         }
-        if self.out.read >= HISTORY_MAX {
-            self.done = true;
-        } else if self.read_bytes > HISTORY_READ_BYTES {
-            self.out.cut_for_size = true;
+        if self.out.read >= HISTORY_MAX || self.read_bytes > HISTORY_READ_BYTES {
             self.done = true;
         }
         Ok(())
+    }
+
+    /// A row read after it was done: an older entry left out.
+    pub fn left(&mut self) {
+        self.out.older_left = true;
     }
 }
 
@@ -422,9 +422,9 @@ pub struct RecordHistory {
     pub entries: Vec<HistoryEntry>,
     /// How many entries were read (at most [`HISTORY_MAX`]).
     pub read: usize,
-    /// Whether older entries were left out for their size ([`HISTORY_BYTES`],
-    /// [`HISTORY_READ_BYTES`]).
-    pub cut_for_size: bool,
+    /// Whether older entries exist than those read (left out for their number, their size
+    /// or the bound of the work): the history the reader is given is not whole.
+    pub older_left: bool,
     /// The version of the oldest entry read.
     pub oldest_read: Option<i64>,
 }
@@ -1012,8 +1012,10 @@ pub trait Store: Send + Sync + 'static {
         query: &RecordQuery,
         cap: u64,
     ) -> StoreResult<(u64, bool)>;
-    /// A record's changes, newest first, the newest [`HISTORY_MAX`] entries at most, limited to
-    /// the fields the scope sees (entries that changed only hidden fields are left out).
+    /// A record's changes, newest first, limited to the fields the scope sees (entries that
+    /// changed only hidden fields are left out), as far back as [`HistoryTaker`] reads: at most
+    /// [`HISTORY_MAX`] entries, [`HISTORY_BYTES`] of what the scope sees, [`HISTORY_READ_BYTES`]
+    /// read; `older_left` says whether older entries were left out.
     /// NotFound unless the scope covers the record.
     async fn record_history(&self, scope: &TableScope<View>, table: &TableDef, id: i64) -> StoreResult<RecordHistory>;
     /// Records matching the query's filters and keyword, in its order, keyset-paged.

@@ -1656,7 +1656,54 @@ async fn a_bulk_edit_counts_only_the_records_it_changed() {
     assert_eq!(v["record"]["version"], 1, "left as it was");
     let (_, h) = a.get_json("/api/v1/audit?action=record.update").await;
     let details = h["events"][0]["details"].as_str().unwrap_or_default();
-    assert!(details.starts_with("bulk edit of 3 records") && details.ends_with("; 1 changed"), "{h}");
+    assert!(details.starts_with("1 changed: bulk edit of 3 records"), "{h}");
+}
+
+/// A record's history says it is cut exactly when older entries exist than those given: one
+/// of exactly the most read (500) is whole, one more is cut; entries of hidden fields only
+/// count as read.
+#[tokio::test]
+async fn a_history_of_exactly_the_most_read_is_whole_and_one_more_is_cut() {
+    let app = TestApp::start().await;
+    let cast = app.cast().await;
+    let a = &cast.admin;
+    let (tid, _) = customers(a).await;
+    let (_, v) = a.post_json(&format!("/api/v1/tables/{tid}/records"), json!({"values": {"会社名": "履歴商事"}})).await;
+    let id = v["record"]["id"].as_i64().unwrap();
+    let url = format!("/api/v1/tables/{tid}/records/{id}");
+    let (s, v) = a.send_json(Method::PATCH, &url, json!({"version": 1, "values": {"会社名": "履歴商事２"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // 499 older entries that change nothing the reader sees (as if their field had gone).
+    let insert = |n: u32, first: u32| {
+        let cols = "INSERT INTO record_history (table_id, record_id, version, at, actor_id, actor_login, changes)";
+        let sqlite = format!(
+            "{cols} WITH RECURSIVE n(i) AS (SELECT {first} UNION ALL SELECT i + 1 FROM n WHERE i < {}) \
+             SELECT '{tid}', {id}, i, 0, NULL, 'x', '[]' FROM n",
+            first + n - 1
+        );
+        let postgres = format!(
+            "{cols} SELECT '{tid}', {id}, i, 0, NULL, 'x', '[]' FROM generate_series({first}, {}) AS i",
+            first + n - 1
+        );
+        (&*Box::leak(sqlite.into_boxed_str()), &*Box::leak(postgres.into_boxed_str()))
+    };
+    // (Older: their ids must be lower, so the real entry is moved after them.)
+    let (s, p) = insert(499, 1000);
+    assert_eq!(app.raw_sql(s, p).await, Ok(499));
+    let bump: &'static str = Box::leak(
+        format!(
+            "UPDATE record_history SET id = id + 100000 WHERE table_id = '{tid}' AND record_id = {id} AND version = 2"
+        )
+        .into_boxed_str(),
+    );
+    assert_eq!(app.raw_sql(bump, bump).await, Ok(1));
+    let history = format!("{url}/history");
+    let (_, h) = a.get_json(&history).await;
+    assert_eq!((h["entries"].as_array().unwrap().len(), &h["cut"]), (1, &json!(false)), "500 entries, all read: {h}");
+    let (s, p) = insert(1, 1);
+    assert_eq!(app.raw_sql(s, p).await, Ok(1));
+    let (_, h) = a.get_json(&history).await;
+    assert_eq!((h["entries"].as_array().unwrap().len(), &h["cut"]), (1, &json!(true)), "501: one left out: {h}");
 }
 
 /// A node reads two import uploads (each up to 64 MiB) at once: a third waits for a place

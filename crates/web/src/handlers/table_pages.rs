@@ -1880,13 +1880,10 @@ struct HistoryPage {
     created_at: String,
     created_by: String,
     entries: Vec<HistoryRow>,
-    /// Whether older changes may be left out (the newest `HISTORY_MAX` are shown).
+    /// Whether older changes were left out (`history_cut`).
     cut: bool,
 }
 
-/// Whether a record's history as read may leave older changes out: the newest
-/// `HISTORY_MAX` entries were read, or the record has more versions than that and the oldest
-/// shown is not its first change.
 /// `r` without its values, to carry others (the history's link values to look up).
 fn bare(r: &daicho_store::Record) -> daicho_store::Record {
     daicho_store::Record {
@@ -1900,9 +1897,11 @@ fn bare(r: &daicho_store::Record) -> daicho_store::Record {
     }
 }
 
-pub(crate) fn history_cut(r: &daicho_store::Record, h: &daicho_store::RecordHistory) -> bool {
-    let max = daicho_store::HISTORY_MAX;
-    h.cut_for_size || h.read >= max || (r.version > max as i64 + 1 && h.oldest_read.is_some_and(|v| v > 2))
+/// Whether a history was given whole: the store says whether older entries exist than those
+/// it read (`older_left`), so a history of exactly the most it reads is whole, and one whose
+/// entries went with a deleted field is not taken for cut.
+pub(crate) fn history_cut(h: &daicho_store::RecordHistory) -> bool {
+    h.older_left
 }
 
 pub async fn record_history(
@@ -1941,7 +1940,7 @@ pub async fn record_history(
         }
         _ => shown(d, c, &users, auth.tenant.policy.utc_offset_minutes),
     };
-    let cut = history_cut(&r, &history);
+    let cut = history_cut(&history);
     Ok(render(&HistoryPage {
         cut,
         p: Page::for_user(&auth, "history.title", "tables", &ctx.request_id)
@@ -2405,51 +2404,5 @@ pub async fn import_upload(
             Ok(render_status(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
         Err(e) => Err(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::history_cut;
-    use daicho_store::{HISTORY_MAX, HistoryEntry, Record, RecordHistory};
-
-    #[test]
-    fn a_history_says_when_older_changes_may_be_left_out() {
-        let at = time::OffsetDateTime::UNIX_EPOCH;
-        let record = |version: i64| Record {
-            id: 1,
-            version,
-            cells: Vec::new(),
-            created_at: at,
-            created_by: String::new(),
-            updated_at: at,
-            updated_by: String::new(),
-        };
-        let entries = |from: i64, to: i64| -> RecordHistory {
-            let entries: Vec<HistoryEntry> = (from..=to)
-                .rev()
-                .map(|version| HistoryEntry {
-                    version,
-                    at,
-                    actor_id: None,
-                    actor_login: String::new(),
-                    changes: Vec::new(),
-                })
-                .collect();
-            RecordHistory {
-                read: entries.len(),
-                cut_for_size: false,
-                oldest_read: entries.last().map(|e| e.version),
-                entries,
-            }
-        };
-        let max = HISTORY_MAX as i64;
-        assert!(!history_cut(&record(3), &entries(2, 3)), "a short history, whole");
-        assert!(history_cut(&record(max + 1), &entries(2, max + 1)), "as many as are read: maybe more");
-        assert!(history_cut(&record(max + 50), &entries(60, max + 50)), "older versions not shown");
-        assert!(!history_cut(&record(max + 50), &entries(2, 40)), "the first change shown: whole");
-        // As many read, every one hidden from the reader: still cut.
-        let hidden = RecordHistory { entries: Vec::new(), ..entries(12, max + 11) };
-        assert!(history_cut(&record(max + 11), &hidden), "the read reached its limit");
     }
 }

@@ -1460,8 +1460,8 @@ pub async fn record_history(
         |f: FieldId, c: &Cell| t.fields.iter().find(|d| d.id == f).map(|d| d.present(c)).unwrap_or(Value::Null);
     Ok(Json(json!({
         "record": id,
-        // Older changes may be left out: the newest `HISTORY_MAX` are given.
-        "cut": crate::handlers::table_pages::history_cut(&r, &history),
+        // Older changes were left out (for their number, their size or the bound of the work).
+        "cut": crate::handlers::table_pages::history_cut(&history),
         "created_at": fmt(r.created_at),
         "created_by": r.created_by,
         "entries": entries.iter().map(|e| json!({
