@@ -708,6 +708,19 @@ pub(crate) async fn import(admin: &Persona, tid: &str, query: &str, body: Vec<u8
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
+/// A new group `name` whose one member is the user `login`, made by the administrator `a`:
+/// its id, for grants.
+async fn group_of(a: &Persona, login: &str, name: &str) -> String {
+    let (_, users) = a.get_json("/api/v1/users").await;
+    let member = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == login).unwrap()["id"].clone();
+    let (s, g) = a.post_json("/api/v1/groups", json!({"name": name})).await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    let gid = g["group"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/members"), json!({"members": [member]})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    gid
+}
+
 /// How many records of the table the persona sees (counted by the API, up to its cap).
 async fn record_count(p: &Persona, tid: &str) -> u64 {
     let (s, v) = p.get_json(&format!("/api/v1/tables/{tid}/records?count=true&limit=1")).await;
@@ -1240,11 +1253,7 @@ async fn an_imports_links_are_reported_by_row_and_a_target_out_of_view_is_a_reco
     assert_eq!(got[1].0, row4, "in the file's order: {got:?}");
     // A member who may import orders but not view customers: the links from row 1,002 on,
     // in the file's second part.
-    let (_, users) = a.get_json("/api/v1/users").await;
-    let member = users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == "member1").unwrap()["id"].clone();
-    let (_, g) = a.post_json("/api/v1/groups", json!({"name": "受注係"})).await;
-    let group = g["group"]["id"].as_str().unwrap().to_owned();
-    a.send_json(Method::PUT, &format!("/api/v1/groups/{group}/members"), json!({"members": [member]})).await;
+    let group = group_of(a, "member1", "受注係").await;
     let (s, _) = a
         .send_json(
             Method::PUT,
@@ -1564,12 +1573,7 @@ async fn a_records_history_of_long_texts_is_read_up_to_a_size_and_says_it_is_cut
     let url = format!("/api/v1/tables/{tid}/records/{id}");
     let (s, v) = a.send_json(Method::PATCH, &url, json!({"version": 41, "values": {"会社名": "長文商事２"}})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (_, users) = a.get_json("/api/v1/users").await;
-    let member =
-        users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == m.login.as_str()).unwrap()["id"].clone();
-    let (_, g) = a.post_json("/api/v1/groups", json!({"name": "閲覧"})).await;
-    let gid = g["group"]["id"].as_str().unwrap().to_owned();
-    a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/members"), json!({"members": [member]})).await;
+    let gid = group_of(a, &m.login, "閲覧").await;
     let mut hidden = serde_json::Map::new();
     hidden.insert(memo.clone(), json!("hidden"));
     let body = json!({"rights": ["view"], "fields": hidden});
@@ -1603,12 +1607,7 @@ async fn a_read_only_link_shows_its_record_and_leads_to_it_where_the_reader_may_
     let (s, v) = a.post_json(&format!("/api/v1/tables/{orders}/records"), json!({"values": {"顧客": cid}})).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let oid = v["record"]["id"].as_i64().unwrap();
-    let (_, users) = a.get_json("/api/v1/users").await;
-    let member =
-        users["users"].as_array().unwrap().iter().find(|u| u["login_id"] == m.login.as_str()).unwrap()["id"].clone();
-    let (_, g) = a.post_json("/api/v1/groups", json!({"name": "閲覧"})).await;
-    let gid = g["group"]["id"].as_str().unwrap().to_owned();
-    a.send_json(Method::PUT, &format!("/api/v1/groups/{gid}/members"), json!({"members": [member]})).await;
+    let gid = group_of(a, &m.login, "閲覧").await;
     let view = |t: String| {
         let url = format!("/api/v1/groups/{gid}/grants/{t}");
         async move { a.send_json(Method::PUT, &url, json!({"rights": ["view"]})).await.0 }
